@@ -1,0 +1,9 @@
+//! Per-kernel offsets profiles: the facts a probe needs about one kernel build
+//! (struct field offsets, a function's signature), and the generators that
+//! derive them from a kernel source tree, vmlinux DWARF or BTF.
+//!
+//! Readers here are pure: bytes or paths in, typed data or a typed error out.
+
+pub mod profile;
+
+pub use profile::{Field, Function, NameArgType, Profile, ProfileError, UnlinkArg, UnlinkFacts};

@@ -1,0 +1,171 @@
+# Shared by the nobtf scripts: cache layout, Debian package fetching, kernels.
+# shellcheck shell=bash
+
+NOBTF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+NOBTF_CACHE=${NOBTF_CACHE:-$HOME/.cache/nobtf}
+KERNELS_DIR=$NOBTF_CACHE/kernels
+
+log() { printf '[nobtf] %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 2; }
+
+# The machine's own Debian mirror, read from its apt configuration, so no
+# registry host name lives in this repository.
+debian_mirror() {
+    local uri
+    uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' \
+        /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+    if [ -z "$uri" ]; then
+        uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /:\/\// && $i !~ /security/) { print $i; exit } }' \
+            /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n1)
+    fi
+    [ -n "$uri" ] || die "no Debian mirror in this machine's apt configuration (/etc/apt/sources.list*)"
+    printf '%s\n' "$uri"
+}
+
+# apt-get/apt-cache against a private state for one suite; the machine's
+# own apt sources and state are never touched.
+suite_apt() {
+    local suite=$1 tool=$2; shift 2
+    local dir=$NOBTF_CACHE/apt/$suite
+    "$tool" -q -o Dir::State="$dir" -o Dir::State::Lists="$dir/lists" \
+        -o Dir::State::status="$dir/status" -o Dir::Cache="$dir/cache" \
+        -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/nonexistent \
+        -o Debug::NoLocking=1 -o APT::Sandbox::User=root "$@"
+}
+
+suite_update() {
+    local suite=$1 dir=$NOBTF_CACHE/apt/$1
+    # Lists younger than a day are good enough: package names, not freshness, matter.
+    if [ -n "$(find "$dir/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
+        return 0
+    fi
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+    touch "$dir/status"
+    printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' \
+        "$(debian_mirror)" "$suite" >"$dir/sources.list"
+    log "updating the private package list for Debian $suite"
+    suite_apt "$suite" apt-get update >/dev/null || die "apt-get update for Debian $suite failed"
+}
+
+# Download one package of a suite into DEST_DIR; prints the .deb path.
+suite_download() {
+    local suite=$1 pkg=$2 dest=$3
+    suite_update "$suite"
+    mkdir -p "$dest"
+    (cd "$dest" && suite_apt "$suite" apt-get download "$pkg" >/dev/null) \
+        || die "could not download $pkg from Debian $suite"
+    ls -t "$dest"/"${pkg}"_*.deb | head -n1
+}
+
+# The versioned image package a suite's linux-image-amd64 points to.
+suite_image_package() {
+    local suite=$1
+    suite_update "$suite"
+    suite_apt "$suite" apt-cache show --no-all-versions linux-image-amd64 \
+        | sed -n 's/^Depends: *\(linux-image-[^ ,]*\).*/\1/p' | head -n1
+}
+
+# name -> Debian suite for the prebuilt images.
+kernel_suite() {
+    case $1 in
+        debian-5.10) echo bullseye ;;
+        debian-6.1) echo bookworm ;;
+        debian-6.12) echo trixie ;;
+        *) return 1 ;;
+    esac
+}
+
+KNOWN_KERNELS="debian-6.1 debian-5.10 debian-6.12 nobtf-5.10"
+
+kernel_ready() { [ -f "$KERNELS_DIR/$1/bzImage" ]; }
+
+# Atomically publish a prepared directory: nothing half-done ever looks ready.
+publish_dir() {
+    local tmp=$1 final=$2
+    rm -rf "$final.old"
+    [ -e "$final" ] && mv "$final" "$final.old"
+    mv "$tmp" "$final"
+    rm -rf "$final.old"
+}
+
+fetch_debian_image() {
+    local name=$1 suite pkg deb tmp
+    suite=$(kernel_suite "$name") || die "unknown kernel $name"
+    pkg=$(suite_image_package "$suite")
+    [ -n "$pkg" ] || die "Debian $suite has no linux-image-amd64 dependency to follow"
+    tmp=$(mktemp -d "$KERNELS_DIR/.$name.XXXXXX")
+    log "fetching $pkg from Debian $suite"
+    deb=$(suite_download "$suite" "$pkg" "$tmp/deb")
+    dpkg-deb -x "$deb" "$tmp/root"
+    cp "$tmp"/root/boot/vmlinuz-* "$tmp/bzImage"
+    cp "$tmp"/root/boot/config-* "$tmp/config"
+    basename "$tmp"/root/boot/vmlinuz-* | sed 's/^vmlinuz-//' >"$tmp/release"
+    echo "$pkg" >"$tmp/package"
+    rm -rf "$tmp/root" "$tmp/deb"
+    publish_dir "$tmp" "$KERNELS_DIR/$name"
+}
+
+# Debian's linux-source-X tarball, unpacked once under the cache; prints the tree.
+fetch_linux_source() {
+    local version=$1 suite=$2 dir=$NOBTF_CACHE/src/linux-source-$1 tmp deb
+    if [ ! -f "$dir/Makefile" ]; then
+        mkdir -p "$NOBTF_CACHE/src"
+        tmp=$(mktemp -d "$NOBTF_CACHE/src/.linux-source-$version.XXXXXX")
+        log "fetching linux-source-$version from Debian $suite"
+        deb=$(suite_download "$suite" "linux-source-$version" "$tmp/deb")
+        dpkg-deb -x "$deb" "$tmp/root"
+        log "unpacking linux-source-$version"
+        tar -C "$tmp" -xf "$tmp"/root/usr/src/linux-source-"$version".tar.*
+        mv "$tmp/linux-source-$version" "$tmp/tree"
+        rm -rf "$tmp/root" "$tmp/deb"
+        rm -rf "$dir"
+        mv "$tmp/tree" "$dir"
+        rmdir "$tmp"
+    fi
+    printf '%s\n' "$dir"
+}
+
+# The BTF-less 5.10 the harness builds itself: a trimmed config from
+# tinyconfig plus what nobtf needs, with DWARF kept for the offsets work.
+build_nobtf_5_10() {
+    local src tmp jobs
+    src=$(fetch_linux_source 5.10 bullseye)
+    tmp=$(mktemp -d "$KERNELS_DIR/.nobtf-5.10.XXXXXX")
+    jobs=$(nproc)
+    log "configuring nobtf-5.10 (out of tree, in $tmp/build)"
+    make -s -C "$src" O="$tmp/build" tinyconfig >/dev/null
+    "$src/scripts/kconfig/merge_config.sh" -m -O "$tmp/build" "$tmp/build/.config" \
+        "$NOBTF_ROOT/scripts/lib/nobtf-5.10.config" >/dev/null
+    make -s -C "$src" O="$tmp/build" olddefconfig >/dev/null
+    local opt
+    for opt in KPROBES KPROBE_EVENTS BPF_SYSCALL BPF_EVENTS DEBUG_INFO SERIAL_8250_CONSOLE; do
+        grep -q "^CONFIG_$opt=y" "$tmp/build/.config" || die "nobtf-5.10 config lost CONFIG_$opt"
+    done
+    ! grep -q '^CONFIG_DEBUG_INFO_BTF=y' "$tmp/build/.config" || die "nobtf-5.10 config has BTF"
+    log "building nobtf-5.10 with $jobs jobs (several minutes, once)"
+    local start=$SECONDS
+    if ! make -C "$src" O="$tmp/build" -j"$jobs" bzImage >"$tmp/build.log" 2>&1; then
+        tail -n 30 "$tmp/build.log" >&2
+        die "building nobtf-5.10 failed; full log in $tmp/build.log"
+    fi
+    log "built nobtf-5.10 in $((SECONDS - start)) s"
+    cp "$tmp/build/arch/x86/boot/bzImage" "$tmp/bzImage"
+    cp "$tmp/build/.config" "$tmp/config"
+    ln -s build/vmlinux "$tmp/vmlinux"
+    cat "$tmp/build/include/config/kernel.release" >"$tmp/release"
+    echo "$src" >"$tmp/source"
+    publish_dir "$tmp" "$KERNELS_DIR/nobtf-5.10"
+}
+
+fetch_kernel() {
+    mkdir -p "$KERNELS_DIR"
+    case $1 in
+        debian-*) fetch_debian_image "$1" ;;
+        nobtf-5.10) build_nobtf_5_10 ;;
+        *) die "unknown kernel '$1' (known: $KNOWN_KERNELS)" ;;
+    esac
+}
+
+ensure_kernel() {
+    kernel_ready "$1" || fetch_kernel "$1"
+}
