@@ -15,11 +15,8 @@ pub mod cmd {
     pub const BPF_PROG_LOAD: u32 = 5;
 }
 
-/// `enum bpf_prog_type`: the one nobtf loads.
-pub const BPF_PROG_TYPE_KPROBE: u32 = 2;
-
-/// Length of `prog_name`/`map_name`, including the terminating NUL (4.15+).
-pub const BPF_OBJ_NAME_LEN: usize = 16;
+// Program and map types and the object name length live in `crate::bpf`.
+use crate::bpf::OBJ_NAME_LEN as BPF_OBJ_NAME_LEN;
 
 /// `flags` of BPF_MAP_UPDATE_ELEM: create or overwrite.
 pub const BPF_ANY: u64 = 0;

@@ -2,7 +2,8 @@
 //! built as values without a kernel so tests can check every field. `sys`
 //! only adds the pointers to buffers it borrows during the call.
 
-use kernel_headers::bpf_attr::{self, BPF_OBJ_NAME_LEN, MapCreateAttr, ProgLoadAttr};
+use kernel_headers::bpf::{OBJ_NAME_LEN as BPF_OBJ_NAME_LEN, prog_type};
+use kernel_headers::bpf_attr::{MapCreateAttr, ProgLoadAttr};
 use kernel_headers::perf::{self, PerfEventAttr};
 
 /// A NUL-terminated object name, cut to what the kernel accepts; only
@@ -42,7 +43,7 @@ pub fn map_create(
 /// is what kernels before 5.0 compare with LINUX_VERSION_CODE.
 pub fn prog_load_kprobe(kern_version: u32, name: Option<&str>, log_level: u32) -> ProgLoadAttr {
     ProgLoadAttr {
-        prog_type: bpf_attr::BPF_PROG_TYPE_KPROBE,
+        prog_type: prog_type::KPROBE,
         kern_version,
         log_level,
         prog_name: name.map(obj_name).unwrap_or_default(),
