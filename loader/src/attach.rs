@@ -90,6 +90,13 @@ pub struct Attachment {
     pub description: String,
 }
 
+impl Attachment {
+    /// The tracefs event (`nobtf/<name>`) behind this attachment, if any.
+    pub fn tracefs_event(&self) -> Option<String> {
+        self.event.as_ref().map(|e| format!("{GROUP}/{}", e.name))
+    }
+}
+
 impl Drop for Attachment {
     fn drop(&mut self) {
         if let Err(err) = sys::perf_disable(self.perf.as_fd()) {
