@@ -46,11 +46,13 @@ pub fn message(event: &Event) -> String {
     }
 }
 
-/// `comm-tid [cpu] secs.usecs: message`, laid out as the trace pipe does.
+/// `comm-tid [cpu] secs.usecs: message`, laid out as the trace pipe does
+/// (`%16s-%-7d [%03d] %5lu.%06lu: `).
 pub fn text_line(event: &Event) -> String {
-    let task = format!("{}-{}", event.comm, event.tid);
     format!(
-        "{task:>22} [{:03}] {:>5}.{:06}: {}",
+        "{:>16}-{:<7} [{:03}] {:>5}.{:06}: {}",
+        event.comm,
+        event.tid,
         event.cpu,
         event.ts_ns / 1_000_000_000,
         event.ts_ns % 1_000_000_000 / 1000,
@@ -111,7 +113,7 @@ mod tests {
     fn text_lines_match_the_trace_pipe() {
         assert_eq!(
             text_line(&entry()),
-            "                rm-123 [001]  4188.004100: KPROBE ENTRY pid = 123, filename = /tmp/a.txt"
+            "              rm-123     [001]  4188.004100: KPROBE ENTRY pid = 123, filename = /tmp/a.txt"
         );
         let exit = Event {
             kind: EventKind::Exit { ret: -2 },

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use kernel_headers::bpf::Helper;
 use offsets::Profile;
 use probes::event::{self as probe_event, EventKind as ProbeEventKind};
-use probes::program::{MaxEntries, ProbeKind as ProgKind, Program};
+use probes::{MaxEntries, ProbeKind as ProgKind, Program};
 use probes::unlink::{self, Choices, Output, ReadHelper};
 
 use crate::attach::{self, AttachError, AttachMode, Attachment, ProbeKind};
@@ -50,7 +50,7 @@ pub enum RunError {
     #[error(transparent)]
     Profile(#[from] ProfileChoiceError),
     #[error("building the probes: {0}")]
-    Build(#[from] probes::program::BuildError),
+    Build(#[from] probes::BuildError),
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error(transparent)]
