@@ -54,7 +54,9 @@ pub enum AttachError {
     },
     #[error("reading the id of kprobe event {path}: {err}")]
     EventId { path: String, err: String },
-    #[error("the kprobe PMU is not available on this kernel (/sys/bus/event_source/devices/kprobe is missing: it arrived in 4.17); use --attach tracefs")]
+    #[error(
+        "the kprobe PMU is not available on this kernel (/sys/bus/event_source/devices/kprobe is missing: it arrived in 4.17); use --attach tracefs"
+    )]
     NoPmu,
     #[error("tracefs is needed to attach on this kernel: {0}")]
     NoTracefs(String),
@@ -138,7 +140,13 @@ fn write_kprobe_events(tracefs: &Path, line: &str) -> std::io::Result<()> {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn finish(perf: OwnedFd, event: Option<TracefsEvent>, prog: BorrowedFd<'_>, description: String, function: &str) -> Result<Attachment, AttachError> {
+fn finish(
+    perf: OwnedFd,
+    event: Option<TracefsEvent>,
+    prog: BorrowedFd<'_>,
+    description: String,
+    function: &str,
+) -> Result<Attachment, AttachError> {
     let attachment = Attachment {
         perf,
         event,
@@ -154,7 +162,12 @@ fn finish(perf: OwnedFd, event: Option<TracefsEvent>, prog: BorrowedFd<'_>, desc
     Ok(attachment)
 }
 
-pub fn attach_pmu(pmu: KprobePmu, kind: ProbeKind, function: &str, prog: BorrowedFd<'_>) -> Result<Attachment, AttachError> {
+pub fn attach_pmu(
+    pmu: KprobePmu,
+    kind: ProbeKind,
+    function: &str,
+    prog: BorrowedFd<'_>,
+) -> Result<Attachment, AttachError> {
     let retprobe = (kind == ProbeKind::Return).then_some(pmu.retprobe_bit);
     let attr = attrs::kprobe_pmu(pmu.pmu_type, retprobe);
     let name = CString::new(function).map_err(|_| AttachError::Sys {
@@ -172,7 +185,12 @@ pub fn attach_pmu(pmu: KprobePmu, kind: ProbeKind, function: &str, prog: Borrowe
     finish(perf, None, prog, description, function)
 }
 
-pub fn attach_tracefs(tracefs: &Path, kind: ProbeKind, function: &str, prog: BorrowedFd<'_>) -> Result<Attachment, AttachError> {
+pub fn attach_tracefs(
+    tracefs: &Path,
+    kind: ProbeKind,
+    function: &str,
+    prog: BorrowedFd<'_>,
+) -> Result<Attachment, AttachError> {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = event_name(std::process::id(), kind, function, n);
     let definition = event_definition(kind, &name, function);
@@ -189,14 +207,20 @@ pub fn attach_tracefs(tracefs: &Path, kind: ProbeKind, function: &str, prog: Bor
     let id_path = tracefs.join("events").join(GROUP).join(&name).join("id");
     let id: u64 = fs::read_to_string(&id_path)
         .map_err(|e| e.to_string())
-        .and_then(|t| t.trim().parse().map_err(|_| format!("not a number: `{}`", t.trim())))
+        .and_then(|t| {
+            t.trim()
+                .parse()
+                .map_err(|_| format!("not a number: `{}`", t.trim()))
+        })
         .map_err(|err| AttachError::EventId {
             path: id_path.display().to_string(),
             err,
         })?;
-    let perf = sys::perf_event_open(&attrs::tracepoint(id), None, -1, 0).map_err(|err| AttachError::Sys {
-        function: function.to_string(),
-        err,
+    let perf = sys::perf_event_open(&attrs::tracepoint(id), None, -1, 0).map_err(|err| {
+        AttachError::Sys {
+            function: function.to_string(),
+            err,
+        }
     })?;
     let description = format!("tracefs {GROUP}/{name}");
     finish(perf, Some(event), prog, description, function)
@@ -232,7 +256,10 @@ mod tests {
         let listing = "p:kprobes/other do_sys_open\np:nobtf/nobtf_1_p_do_unlinkat_0 do_unlinkat\nr4:nobtf/nobtf_1_r_do_unlinkat_1 do_unlinkat\n";
         assert_eq!(
             our_events(listing),
-            vec!["nobtf/nobtf_1_p_do_unlinkat_0", "nobtf/nobtf_1_r_do_unlinkat_1"]
+            vec![
+                "nobtf/nobtf_1_p_do_unlinkat_0",
+                "nobtf/nobtf_1_r_do_unlinkat_1"
+            ]
         );
     }
 }

@@ -119,7 +119,10 @@ mod tests {
                 map_name: [0; 16],
             }
         );
-        assert_eq!(&map_create(4, 4, 4, 2, Some("events")).map_name[..7], b"events\0");
+        assert_eq!(
+            &map_create(4, 4, 4, 2, Some("events")).map_name[..7],
+            b"events\0"
+        );
     }
 
     #[test]
@@ -143,7 +146,10 @@ mod tests {
         assert_eq!(out.wakeup_events, 1);
 
         let entry = kprobe_pmu(6, None);
-        assert_eq!((entry.type_, entry.config, entry.config1, entry.config2), (6, 0, 0, 0));
+        assert_eq!(
+            (entry.type_, entry.config, entry.config1, entry.config2),
+            (6, 0, 0, 0)
+        );
         let ret = kprobe_pmu(6, Some(0));
         assert_eq!(ret.config, 1);
 

@@ -17,7 +17,9 @@ use crate::sys::{self, SysError};
 pub enum ReadChoice {
     /// `bpf_probe_read_kernel` where it loads, else `bpf_probe_read`.
     Auto,
+    #[value(name = "probe_read")]
     ProbeRead,
+    #[value(name = "probe_read_kernel")]
     ProbeReadKernel,
 }
 
@@ -44,9 +46,15 @@ pub enum PlanError {
     Kernel(String),
     #[error("nobtf must run as root (CAP_SYS_ADMIN) to load BPF programs: {0}")]
     NotRoot(SysError),
+    #[error(
+        "the kernel refused bpf(2) to root ({0}): kernel lockdown, an LSM, or RLIMIT_MEMLOCK that cannot be raised"
+    )]
+    Denied(SysError),
     #[error("this kernel has no bpf(2) system call (CONFIG_BPF_SYSCALL is off): {0}")]
     NoBpf(SysError),
-    #[error("this kernel does not load kprobe BPF programs ({0}); it needs CONFIG_BPF_EVENTS and CONFIG_KPROBE_EVENTS")]
+    #[error(
+        "this kernel does not load kprobe BPF programs ({0}); it needs CONFIG_BPF_EVENTS and CONFIG_KPROBE_EVENTS"
+    )]
     NoKprobeProgs(SysError),
     #[error("{FUNCTION} cannot be probed: {0}")]
     Function(String),
@@ -65,6 +73,9 @@ fn since(helper: Helper) -> String {
 impl Report {
     /// Looks at everything; never fails (failures are recorded).
     pub fn detect(probe_all_helpers: bool) -> Report {
+        // Before 5.11 BPF memory is charged to RLIMIT_MEMLOCK (EPERM when
+        // over); lift it as libbpf users do. Failure shows up as EPERM below.
+        let _ = sys::raise_memlock_limit();
         let kernel = features::kernel().map_err(|e| e.to_string());
         let kern_version = kernel.as_ref().map_or(0, |k| k.version.code());
         let bpf = load::probe_basic(kern_version);
@@ -100,7 +111,10 @@ impl Report {
     }
 
     pub fn helper(&self, helper: Helper) -> Option<&Support> {
-        self.helpers.iter().find(|(h, _)| *h == helper).map(|(_, s)| s)
+        self.helpers
+            .iter()
+            .find(|(h, _)| *h == helper)
+            .map(|(_, s)| s)
     }
 
     /// A helper is usable unless a probe said it is absent.
@@ -109,14 +123,17 @@ impl Report {
     }
 
     pub fn basic(&self) -> Result<&BasicLoad, PlanError> {
-        self.kernel.as_ref().map_err(|e| PlanError::Kernel(e.clone()))?;
+        self.kernel
+            .as_ref()
+            .map_err(|e| PlanError::Kernel(e.clone()))?;
         self.bpf.as_ref().map_err(|err| {
             let err = SysError {
                 call: err.call,
                 err: std::io::Error::from_raw_os_error(err.errno().unwrap_or(0)),
             };
             match err.errno() {
-                Some(libc::EPERM) => PlanError::NotRoot(err),
+                Some(libc::EPERM) if self.euid != 0 => PlanError::NotRoot(err),
+                Some(libc::EPERM) => PlanError::Denied(err),
                 Some(libc::ENOSYS) => PlanError::NoBpf(err),
                 _ => PlanError::NoKprobeProgs(err),
             }
@@ -127,11 +144,14 @@ impl Report {
         match &self.function {
             Ok(Probeable::Yes) => Ok(()),
             Ok(Probeable::NotTraceable) => Err(PlanError::Function(
-                "it is in kallsyms but not in available_filter_functions (notrace or blacklisted)".into(),
+                "it is in kallsyms but not in available_filter_functions (notrace or blacklisted)"
+                    .into(),
             )),
-            Ok(Probeable::Missing { candidates }) if candidates.is_empty() => Err(PlanError::Function(
-                "it is not in /proc/kallsyms (inlined?); no clone of it either".into(),
-            )),
+            Ok(Probeable::Missing { candidates }) if candidates.is_empty() => {
+                Err(PlanError::Function(
+                    "it is not in /proc/kallsyms (inlined?); no clone of it either".into(),
+                ))
+            }
             Ok(Probeable::Missing { candidates }) => Err(PlanError::Function(format!(
                 "it is not in /proc/kallsyms; the compiler's clones are: {} (their arguments may differ: generate a profile with `offsets gen`)",
                 candidates.join(", ")
@@ -219,7 +239,11 @@ impl fmt::Display for Report {
         let bpf = match &self.bpf {
             Ok(b) => format!(
                 "yes (kprobe programs load; object names {})",
-                if b.names { "accepted" } else { "rejected: pre-4.15" }
+                if b.names {
+                    "accepted"
+                } else {
+                    "rejected: pre-4.15"
+                }
             ),
             Err(e) => format!("NO: {e}"),
         };
@@ -247,7 +271,12 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  possible CPUs      {}",
-            show(&self.possible_cpus.as_ref().map(|c| format!("{} ({c:?})", c.len())))
+            show(
+                &self
+                    .possible_cpus
+                    .as_ref()
+                    .map(|c| format!("{} ({c:?})", c.len()))
+            )
         )?;
         if !self.helpers.is_empty() {
             writeln!(f, "helpers (by test load)")?;

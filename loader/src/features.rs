@@ -30,7 +30,11 @@ impl KernelVersion {
                 digits.parse().ok()
             })
             .unwrap_or(0);
-        Some(KernelVersion { major, minor, patch })
+        Some(KernelVersion {
+            major,
+            minor,
+            patch,
+        })
     }
 
     /// LINUX_VERSION_CODE, with the sublevel clamped to 255 as the kernel
@@ -54,7 +58,11 @@ impl std::fmt::Display for KernelVersion {
 /// Ubuntu puts the upstream version in /proc/version_signature
 /// (`Ubuntu 5.4.0-42.46-generic 5.4.44`), Debian in uname's version string
 /// (`#1 SMP Debian 5.10.209-2 (2024-01-31)`) while the release says `5.10.0`.
-pub fn build_version(release: &str, uts_version: &str, signature: Option<&str>) -> Option<KernelVersion> {
+pub fn build_version(
+    release: &str,
+    uts_version: &str,
+    signature: Option<&str>,
+) -> Option<KernelVersion> {
     if let Some(sig) = signature
         && let Some(v) = sig.split_whitespace().last().and_then(KernelVersion::parse)
     {
@@ -141,7 +149,10 @@ pub fn kprobe_pmu() -> Result<Option<KprobePmu>, FeatureError> {
         path: format_path.display().to_string(),
         text: text.trim().into(),
     })?;
-    Ok(Some(KprobePmu { pmu_type, retprobe_bit }))
+    Ok(Some(KprobePmu {
+        pmu_type,
+        retprobe_bit,
+    }))
 }
 
 /// Where tracefs is, from /proc/mounts: a tracefs mount, or `tracing/` under
@@ -229,7 +240,9 @@ pub enum Probeable {
     Yes,
     /// Not in kallsyms (inlined or renamed); `candidates` are compiler clones
     /// such as `do_unlinkat.isra.0` a profile could name instead.
-    Missing { candidates: Vec<String> },
+    Missing {
+        candidates: Vec<String>,
+    },
     /// A symbol, but ftrace/kprobes refuse it (e.g. `notrace` or blacklisted).
     NotTraceable,
 }
@@ -269,9 +282,13 @@ pub fn probeable(function: &str, kallsyms: &str, filter_functions: Option<&str>)
     }
 }
 
-pub fn function_probeable(function: &str, tracefs: Option<&Path>) -> Result<Probeable, FeatureError> {
+pub fn function_probeable(
+    function: &str,
+    tracefs: Option<&Path>,
+) -> Result<Probeable, FeatureError> {
     let kallsyms = read("/proc/kallsyms")?;
-    let filter = tracefs.and_then(|dir| fs::read_to_string(dir.join("available_filter_functions")).ok());
+    let filter =
+        tracefs.and_then(|dir| fs::read_to_string(dir.join("available_filter_functions")).ok());
     Ok(probeable(function, &kallsyms, filter.as_deref()))
 }
 
@@ -282,8 +299,18 @@ mod tests {
     #[test]
     fn versions_and_codes() {
         let v = KernelVersion::parse("5.10.0-32-amd64").unwrap();
-        assert_eq!(v, KernelVersion { major: 5, minor: 10, patch: 0 });
-        assert_eq!(KernelVersion::parse("4.19.260").unwrap().code(), (4 << 16) + (19 << 8) + 255);
+        assert_eq!(
+            v,
+            KernelVersion {
+                major: 5,
+                minor: 10,
+                patch: 0
+            }
+        );
+        assert_eq!(
+            KernelVersion::parse("4.19.260").unwrap().code(),
+            (4 << 16) + (19 << 8) + 255
+        );
         assert_eq!(KernelVersion::parse("5.4").unwrap().code(), 0x050400);
         assert_eq!(KernelVersion::parse("6.1.0-rc1").unwrap().patch, 0);
         assert_eq!(KernelVersion::parse("4.14.5").unwrap().code(), 0x040e05);
@@ -292,9 +319,17 @@ mod tests {
 
     #[test]
     fn build_version_prefers_vendor_sources() {
-        let ubuntu = build_version("5.4.0-42-generic", "#46-Ubuntu SMP", Some("Ubuntu 5.4.0-42.46-generic 5.4.44\n"));
+        let ubuntu = build_version(
+            "5.4.0-42-generic",
+            "#46-Ubuntu SMP",
+            Some("Ubuntu 5.4.0-42.46-generic 5.4.44\n"),
+        );
         assert_eq!(ubuntu.unwrap().to_string(), "5.4.44");
-        let debian = build_version("5.10.0-32-amd64", "#1 SMP Debian 5.10.223-1 (2024-08-10)", None);
+        let debian = build_version(
+            "5.10.0-32-amd64",
+            "#1 SMP Debian 5.10.223-1 (2024-08-10)",
+            None,
+        );
         assert_eq!(debian.unwrap().to_string(), "5.10.223");
         let plain = build_version("6.1.0", "#1 SMP PREEMPT", None);
         assert_eq!(plain.unwrap().to_string(), "6.1.0");
@@ -314,9 +349,15 @@ mod tests {
     #[test]
     fn tracefs_from_mounts() {
         let mounts = "debugfs /sys/kernel/debug debugfs rw 0 0\ntracefs /sys/kernel/tracing tracefs rw 0 0\n";
-        assert_eq!(find_tracefs(mounts), Some(PathBuf::from("/sys/kernel/tracing")));
+        assert_eq!(
+            find_tracefs(mounts),
+            Some(PathBuf::from("/sys/kernel/tracing"))
+        );
         let old = "debugfs /sys/kernel/debug debugfs rw 0 0\n";
-        assert_eq!(find_tracefs(old), Some(PathBuf::from("/sys/kernel/debug/tracing")));
+        assert_eq!(
+            find_tracefs(old),
+            Some(PathBuf::from("/sys/kernel/debug/tracing"))
+        );
         assert_eq!(find_tracefs("proc /proc proc rw 0 0\n"), None);
     }
 
@@ -324,12 +365,20 @@ mod tests {
     fn probeable_function() {
         let syms = "ffffffff81300000 T do_unlinkat\nffffffff81300100 t do_rmdir\n";
         assert_eq!(probeable("do_unlinkat", syms, None), Probeable::Yes);
-        assert_eq!(probeable("do_unlinkat", syms, Some("do_rmdir\n")), Probeable::NotTraceable);
-        assert_eq!(probeable("do_unlinkat", syms, Some("do_unlinkat\ndo_rmdir\n")), Probeable::Yes);
+        assert_eq!(
+            probeable("do_unlinkat", syms, Some("do_rmdir\n")),
+            Probeable::NotTraceable
+        );
+        assert_eq!(
+            probeable("do_unlinkat", syms, Some("do_unlinkat\ndo_rmdir\n")),
+            Probeable::Yes
+        );
         let clones = "ffffffff81300000 t do_unlinkat.isra.0\nffffffff81300200 d do_unlinkat_data\n";
         assert_eq!(
             probeable("do_unlinkat", clones, None),
-            Probeable::Missing { candidates: vec!["do_unlinkat.isra.0".into()] }
+            Probeable::Missing {
+                candidates: vec!["do_unlinkat.isra.0".into()]
+            }
         );
     }
 }

@@ -125,7 +125,12 @@ fn load_with_log(
         match sys::prog_load(&attr, insns, LICENSE, Some(&mut buf)) {
             // Loading with a log succeeded where it failed without: report
             // the first error; nothing else to show.
-            Ok(_) => return (first, String::from("(the load succeeded when retried with a log)")),
+            Ok(_) => {
+                return (
+                    first,
+                    String::from("(the load succeeded when retried with a log)"),
+                );
+            }
             Err(err) if err.errno() == Some(libc::ENOSPC) && size < LOG_SIZE_MAX as usize => {
                 size = (size * 4).min(LOG_SIZE_MAX as usize);
             }

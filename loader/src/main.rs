@@ -27,8 +27,14 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
         Cmd::Dump {
             probe: DumpProbe::Unlink(args),
         } => {
-            let text = run::dump(args.probe.offsets.as_ref(), args.probe.read_helper, args.probe.trace_pipe)?;
-            std::io::stdout().write_all(text.as_bytes()).context("writing to stdout")?;
+            let text = run::dump(
+                args.probe.offsets.as_ref(),
+                args.probe.read_helper,
+                args.probe.trace_pipe,
+            )?;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing to stdout")?;
             Ok(())
         }
         Cmd::Run {

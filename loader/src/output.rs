@@ -135,12 +135,17 @@ mod tests {
             ..entry()
         };
         let v: serde_json::Value = serde_json::from_str(&json_line(&exit)).unwrap();
-        assert_eq!((v["kind"].as_str(), v["ret"].as_i64()), (Some("exit"), Some(0)));
+        assert_eq!(
+            (v["kind"].as_str(), v["ret"].as_i64()),
+            (Some("exit"), Some(0))
+        );
     }
 
     #[test]
     fn probe_lines() {
-        assert!(is_probe_line("rm-1 [000] d... 1.0: 0: KPROBE EXIT: pid = 1, ret = 0"));
+        assert!(is_probe_line(
+            "rm-1 [000] d... 1.0: 0: KPROBE EXIT: pid = 1, ret = 0"
+        ));
         assert!(!is_probe_line("sh-2 [000] .... 1.0: sched_switch"));
     }
 }

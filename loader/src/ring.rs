@@ -51,7 +51,11 @@ pub fn records(bytes: &[u8]) -> impl Iterator<Item = Result<Record<'_>, RingErro
 
 fn parse_one(bytes: &[u8], at: usize, left: usize) -> Result<(Record<'_>, usize), RingError> {
     if left < PERF_EVENT_HEADER_SIZE {
-        return Err(RingError::Truncated { at, left, size: PERF_EVENT_HEADER_SIZE });
+        return Err(RingError::Truncated {
+            at,
+            left,
+            size: PERF_EVENT_HEADER_SIZE,
+        });
     }
     let type_ = u32_at(bytes, at).unwrap_or_default();
     let size = u16::from_ne_bytes([bytes[at + 6], bytes[at + 7]]) as usize;
@@ -65,7 +69,9 @@ fn parse_one(bytes: &[u8], at: usize, left: usize) -> Result<(Record<'_>, usize)
     let record = match type_ {
         PERF_RECORD_SAMPLE => {
             let len = u32_at(body, 0).ok_or(RingError::BadSize { at, size })? as usize;
-            let data = body.get(4..4 + len).ok_or(RingError::BadSize { at, size })?;
+            let data = body
+                .get(4..4 + len)
+                .ok_or(RingError::BadSize { at, size })?;
             Record::Sample(data)
         }
         // Body: u64 id, u64 lost.
@@ -107,7 +113,9 @@ mod tests {
         bytes.extend(header(99, 8));
         let got: Vec<_> = records(&bytes).collect::<Result<_, _>>().unwrap();
         assert_eq!(got.len(), 3);
-        let Record::Sample(data) = got[0] else { panic!("{got:?}") };
+        let Record::Sample(data) = got[0] else {
+            panic!("{got:?}")
+        };
         assert_eq!(&data[..5], b"hello");
         assert_eq!(got[1], Record::Lost(42));
         assert_eq!(got[2], Record::Other(99));
@@ -116,9 +124,15 @@ mod tests {
     #[test]
     fn truncated_and_bad_records_are_errors() {
         let bytes = sample(b"hello");
-        let err = records(&bytes[..bytes.len() - 1]).next().unwrap().unwrap_err();
+        let err = records(&bytes[..bytes.len() - 1])
+            .next()
+            .unwrap()
+            .unwrap_err();
         assert!(matches!(err, RingError::Truncated { at: 0, .. }), "{err}");
-        let err = records(&header(PERF_RECORD_SAMPLE, 4)).next().unwrap().unwrap_err();
+        let err = records(&header(PERF_RECORD_SAMPLE, 4))
+            .next()
+            .unwrap()
+            .unwrap_err();
         assert_eq!(err, RingError::BadSize { at: 0, size: 4 });
         // A bad record ends the iteration instead of looping.
         assert_eq!(records(&header(PERF_RECORD_SAMPLE, 4)).count(), 1);

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use kernel_headers::bpf::Helper;
 use offsets::Profile;
 use probes::event::{self as probe_event, EventKind as ProbeEventKind};
-use probes::{MaxEntries, ProbeKind as ProgKind, Program};
 use probes::unlink::{self, Choices, Output, ReadHelper};
+use probes::{MaxEntries, ProbeKind as ProgKind, Program};
 
 use crate::attach::{self, AttachError, AttachMode, Attachment, ProbeKind};
 use crate::check::{Attach, PlanError, ReadChoice, Report};
@@ -73,7 +73,7 @@ pub enum RunError {
 pub enum ProfileChoiceError {
     #[error("reading offsets profile {path}: {err}")]
     Read { path: String, err: io::Error },
-    #[error("offsets profile {path}: {err}")]
+    #[error("offsets profile {path}: {}", one_line(&err.to_string()))]
     Parse {
         path: String,
         err: offsets::ProfileError,
@@ -82,6 +82,21 @@ pub enum ProfileChoiceError {
         "no offsets profile for kernel {release}: the builtin one is only known to fit 4.19 and later; generate one with `offsets gen` and pass it with --offsets FILE"
     )]
     NoBuiltin { release: String },
+}
+
+/// Parser messages (TOML's) draw the input over several lines; keep the
+/// first line (where) and the last (what), so an error stays one line.
+fn one_line(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines.as_slice() {
+        [] => String::new(),
+        [only] => (*only).to_string(),
+        [first, .., last] => format!("{first}: {last}"),
+    }
 }
 
 /// The profile to build the probes from: the given file, else the builtin
@@ -93,9 +108,13 @@ pub fn choose_profile(offsets: Option<&PathBuf>, report: &Report) -> Result<Prof
             path: shown.clone(),
             err,
         })?;
-        return Ok(Profile::from_toml_str(&text).map_err(|err| ProfileChoiceError::Parse { path: shown, err })?);
+        return Ok(Profile::from_toml_str(&text)
+            .map_err(|err| ProfileChoiceError::Parse { path: shown, err })?);
     }
-    let kernel = report.kernel.as_ref().map_err(|e| PlanError::Kernel(e.clone()))?;
+    let kernel = report
+        .kernel
+        .as_ref()
+        .map_err(|e| PlanError::Kernel(e.clone()))?;
     if !kernel.version.at_least(4, 19) {
         return Err(ProfileChoiceError::NoBuiltin {
             release: kernel.release.clone(),
@@ -115,7 +134,10 @@ fn read_helper(helper: Helper) -> ReadHelper {
 
 /// The entry and exit programs for these choices.
 pub fn build(profile: &Profile, choices: &Choices) -> Result<[Program; 2], RunError> {
-    Ok([unlink::entry(profile, choices)?, unlink::exit(profile, choices)?])
+    Ok([
+        unlink::entry(profile, choices)?,
+        unlink::exit(profile, choices)?,
+    ])
 }
 
 /// Counts at the end of a run.
@@ -135,7 +157,11 @@ impl std::fmt::Display for Summary {
         write!(f, "nobtf: {} events delivered", self.delivered)?;
         if !self.trace_pipe {
             write!(f, ", {lost} lost")?;
-            let per_cpu: Vec<String> = self.lost.iter().map(|(cpu, n)| format!("cpu{cpu}={n}")).collect();
+            let per_cpu: Vec<String> = self
+                .lost
+                .iter()
+                .map(|(cpu, n)| format!("cpu{cpu}={n}"))
+                .collect();
             write!(f, " ({})", per_cpu.join(" "))?;
         }
         if self.bad > 0 {
@@ -169,7 +195,11 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     let profile = choose_profile(opts.offsets.as_ref(), &report)?;
     let attach_plan = report.attach_plan(opts.attach)?;
     let reader = report.read_plan(opts.read)?;
-    let output = if opts.trace_pipe { Output::TracePrintk } else { Output::PerfEvents };
+    let output = if opts.trace_pipe {
+        Output::TracePrintk
+    } else {
+        Output::PerfEvents
+    };
     let choices = Choices {
         read: read_helper(reader),
         output,
@@ -177,7 +207,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     let programs = build(&profile, &choices)?;
     // A missing helper fails the load with a long verifier log; name it instead.
     for helper in programs.iter().flat_map(Program::helpers) {
-        if !report.has_helper(helper) || load::probe_helper(helper, report.kern_version()) == load::Support::No {
+        if !report.has_helper(helper)
+            || load::probe_helper(helper, report.kern_version()) == load::Support::No
+        {
             return Err(PlanError::Helper(helper).into());
         }
     }
@@ -204,16 +236,31 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
                 cpus.iter().max().map_or(1, |&m| m + 1)
             }
         };
-        let map = load::create_map(spec.name, spec.map_type, spec.key_size, spec.value_size, entries, load_opts.names)?;
+        let map = load::create_map(
+            spec.name,
+            spec.map_type,
+            spec.key_size,
+            spec.value_size,
+            entries,
+            load_opts.names,
+        )?;
         session.maps.push((spec.name, map));
     }
-    if let Some((_, events)) = session.maps.iter().find(|(name, _)| *name == unlink::EVENTS_MAP) {
+    if let Some((_, events)) = session
+        .maps
+        .iter()
+        .find(|(name, _)| *name == unlink::EVENTS_MAP)
+    {
         let possible = features::possible_cpus()?;
         let online = features::online_cpus().unwrap_or_else(|_| possible.clone());
         for cpu in online {
             let fd = sys::perf_event_open(&crate::attrs::perf_output(), None, -1, cpu as i32)?;
             let ring = PerfRing::map(fd, opts.buffer_pages)?;
-            events.update(&cpu.to_ne_bytes(), &(ring_fd(&ring) as u32).to_ne_bytes(), kernel_headers::bpf_attr::BPF_ANY)?;
+            events.update(
+                &cpu.to_ne_bytes(),
+                &(ring_fd(&ring) as u32).to_ne_bytes(),
+                kernel_headers::bpf_attr::BPF_ANY,
+            )?;
             session.rings.push((cpu, ring));
         }
     }
@@ -243,8 +290,12 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
             ProgKind::Kretprobe => ProbeKind::Return,
         };
         let attachment = match &attach_plan {
-            Attach::Pmu(pmu) => attach::attach_pmu(*pmu, kind, program.function(), prog_fd.as_fd())?,
-            Attach::Tracefs(dir) => attach::attach_tracefs(dir, kind, program.function(), prog_fd.as_fd())?,
+            Attach::Pmu(pmu) => {
+                attach::attach_pmu(*pmu, kind, program.function(), prog_fd.as_fd())?
+            }
+            Attach::Tracefs(dir) => {
+                attach::attach_tracefs(dir, kind, program.function(), prog_fd.as_fd())?
+            }
         };
         session.attachments.push(attachment);
     }
@@ -252,7 +303,11 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         "nobtf: attached to {} entry and return ({attach_plan}, {}, {}) in {} ms",
         unlink::FUNCTION,
         reader.name(),
-        if opts.trace_pipe { "trace pipe" } else { "perf events" },
+        if opts.trace_pipe {
+            "trace pipe"
+        } else {
+            "perf events"
+        },
         started.elapsed().as_millis()
     );
 
@@ -346,7 +401,9 @@ impl Loop<'_> {
                 fds.push(p.as_fd());
             }
             let timeout = deadline.map_or(200, |d| {
-                d.saturating_duration_since(Instant::now()).as_millis().min(200) as i32
+                d.saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(200) as i32
             });
             sys::poll_readable(&fds, timeout)?;
 
@@ -357,7 +414,12 @@ impl Loop<'_> {
                 }
             }
             if let Some(c) = child.as_deref_mut()
-                && c.try_wait().map_err(|err| RunError::Io { what: "waiting for the command".into(), err })?.is_some()
+                && c.try_wait()
+                    .map_err(|err| RunError::Io {
+                        what: "waiting for the command".into(),
+                        err,
+                    })?
+                    .is_some()
             {
                 // The command's unlinks all happened before it exited; the
                 // drain below sees every event they produced.
@@ -371,7 +433,10 @@ impl Loop<'_> {
                 None => self.drain_rings(session)?,
             };
             if stop || matches!(flow, Flow::Stop) {
-                self.out.flush().map_err(|err| RunError::Io { what: "writing output".into(), err })?;
+                self.out.flush().map_err(|err| RunError::Io {
+                    what: "writing output".into(),
+                    err,
+                })?;
                 return Ok(());
             }
         }
@@ -403,7 +468,9 @@ impl Loop<'_> {
             for record in ring::records(&bytes) {
                 match record? {
                     Record::Sample(data) => {
-                        let Some(event) = self.decode(*cpu, data) else { continue };
+                        let Some(event) = self.decode(*cpu, data) else {
+                            continue;
+                        };
                         if self.opts.pid.is_some_and(|p| p != event.pid) {
                             continue;
                         }
@@ -490,21 +557,35 @@ impl Loop<'_> {
 /// The `pid = N` of a probe line.
 fn pipe_pid(line: &str) -> Option<u32> {
     let (_, after) = line.split_once("pid = ")?;
-    after.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// `nobtf dump unlink`: the programs that would be loaded, disassembled.
-pub fn dump(offsets: Option<&PathBuf>, read: ReadChoice, trace_pipe: bool) -> Result<String, RunError> {
+pub fn dump(
+    offsets: Option<&PathBuf>,
+    read: ReadChoice,
+    trace_pipe: bool,
+) -> Result<String, RunError> {
     // Dump needs no privilege: decide from what can be read without loading.
     let report = Report::detect(false);
     let profile = choose_profile(offsets, &report)?;
     let reader = match read {
-        ReadChoice::Auto => report.read_plan(ReadChoice::Auto).unwrap_or(Helper::ProbeRead),
+        ReadChoice::Auto => report
+            .read_plan(ReadChoice::Auto)
+            .unwrap_or(Helper::ProbeRead),
         other => report.read_plan(other).unwrap_or(Helper::ProbeRead),
     };
     let choices = Choices {
         read: read_helper(reader),
-        output: if trace_pipe { Output::TracePrintk } else { Output::PerfEvents },
+        output: if trace_pipe {
+            Output::TracePrintk
+        } else {
+            Output::PerfEvents
+        },
     };
     let mut text = String::new();
     for program in build(&profile, &choices)? {
@@ -537,8 +618,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parse_errors_fit_one_line() {
+        let err = Profile::from_toml_str("format = 99").unwrap_err();
+        let text = ProfileChoiceError::Parse {
+            path: "p.toml".into(),
+            err,
+        }
+        .to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.starts_with("offsets profile p.toml: "), "{text}");
+    }
+
+    #[test]
     fn pipe_pids() {
-        assert_eq!(pipe_pid("rm-12 [000] d... 1.0: 0: KPROBE EXIT: pid = 12, ret = 0"), Some(12));
+        assert_eq!(
+            pipe_pid("rm-12 [000] d... 1.0: 0: KPROBE EXIT: pid = 12, ret = 0"),
+            Some(12)
+        );
         assert_eq!(pipe_pid("nothing"), None);
     }
 
@@ -550,7 +646,10 @@ mod tests {
             bad: 0,
             trace_pipe: false,
         };
-        assert_eq!(s.to_string(), "nobtf: 2 events delivered, 3 lost (cpu0=0 cpu1=3)");
+        assert_eq!(
+            s.to_string(),
+            "nobtf: 2 events delivered, 3 lost (cpu0=0 cpu1=3)"
+        );
     }
 
     #[test]

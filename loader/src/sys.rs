@@ -139,7 +139,13 @@ impl MapFd {
 pub fn map_create(attr: &MapCreateAttr) -> SysResult<MapFd> {
     let mut attr = *attr;
     // SAFETY: a map-create attr holds no pointers.
-    let fd = unsafe { bpf(bpf_attr::cmd::BPF_MAP_CREATE, &mut attr, "bpf(BPF_MAP_CREATE)") }?;
+    let fd = unsafe {
+        bpf(
+            bpf_attr::cmd::BPF_MAP_CREATE,
+            &mut attr,
+            "bpf(BPF_MAP_CREATE)",
+        )
+    }?;
     Ok(MapFd {
         fd: owned(fd),
         key_size: attr.key_size,
@@ -174,7 +180,13 @@ pub fn prog_load(
     }
     // SAFETY: insns/license/log_buf point into borrowed slices that outlive
     // the call, with the counts and sizes set just above.
-    let fd = unsafe { bpf(bpf_attr::cmd::BPF_PROG_LOAD, &mut attr, "bpf(BPF_PROG_LOAD)") }?;
+    let fd = unsafe {
+        bpf(
+            bpf_attr::cmd::BPF_PROG_LOAD,
+            &mut attr,
+            "bpf(BPF_PROG_LOAD)",
+        )
+    }?;
     Ok(owned(fd))
 }
 
@@ -209,7 +221,12 @@ pub fn perf_event_open(
     Ok(owned(ret))
 }
 
-fn perf_ioctl(fd: BorrowedFd<'_>, request: u64, arg: libc::c_int, call: &'static str) -> SysResult<()> {
+fn perf_ioctl(
+    fd: BorrowedFd<'_>,
+    request: u64,
+    arg: libc::c_int,
+    call: &'static str,
+) -> SysResult<()> {
     // SAFETY: the perf ioctls used here take an int by value (or nothing); no
     // memory is passed to the kernel.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
@@ -221,11 +238,21 @@ fn perf_ioctl(fd: BorrowedFd<'_>, request: u64, arg: libc::c_int, call: &'static
 }
 
 pub fn perf_enable(fd: BorrowedFd<'_>) -> SysResult<()> {
-    perf_ioctl(fd, perf::PERF_EVENT_IOC_ENABLE, 0, "ioctl(PERF_EVENT_IOC_ENABLE)")
+    perf_ioctl(
+        fd,
+        perf::PERF_EVENT_IOC_ENABLE,
+        0,
+        "ioctl(PERF_EVENT_IOC_ENABLE)",
+    )
 }
 
 pub fn perf_disable(fd: BorrowedFd<'_>) -> SysResult<()> {
-    perf_ioctl(fd, perf::PERF_EVENT_IOC_DISABLE, 0, "ioctl(PERF_EVENT_IOC_DISABLE)")
+    perf_ioctl(
+        fd,
+        perf::PERF_EVENT_IOC_DISABLE,
+        0,
+        "ioctl(PERF_EVENT_IOC_DISABLE)",
+    )
 }
 
 pub fn perf_set_bpf(fd: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> SysResult<()> {
@@ -279,7 +306,8 @@ impl PerfRing {
         if ptr == libc::MAP_FAILED {
             return Err(SysError::last("mmap(perf ring)"));
         }
-        let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| SysError::last("mmap(perf ring)"))?;
+        let base =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| SysError::last("mmap(perf ring)"))?;
         let mut ring = PerfRing {
             base,
             map_len,
@@ -288,7 +316,9 @@ impl PerfRing {
             fd,
         };
         // 4.1+ say where the data starts; older kernels leave 0 (= one page).
-        let offset = ring.meta(perf::MMAP_PAGE_DATA_OFFSET).load(Ordering::Relaxed) as usize;
+        let offset = ring
+            .meta(perf::MMAP_PAGE_DATA_OFFSET)
+            .load(Ordering::Relaxed) as usize;
         let size = ring.meta(perf::MMAP_PAGE_DATA_SIZE).load(Ordering::Relaxed) as usize;
         if offset != 0 && size != 0 && offset + size <= map_len {
             ring.data_offset = offset;
@@ -359,10 +389,28 @@ pub fn uname() -> SysResult<(String, String)> {
         return Err(SysError::last("uname"));
     }
     let text = |field: &[libc::c_char]| {
-        let bytes: Vec<u8> = field.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = field
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     Ok((text(&uts.release), text(&uts.version)))
+}
+
+/// Sets RLIMIT_MEMLOCK to unlimited: kernels before 5.11 charge maps and
+/// programs to it and fail with EPERM beyond it.
+pub fn raise_memlock_limit() -> SysResult<()> {
+    let limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: `limit` is a valid rlimit read by the kernel.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) } < 0 {
+        return Err(SysError::last("setrlimit(RLIMIT_MEMLOCK)"));
+    }
+    Ok(())
 }
 
 pub fn geteuid() -> u32 {
@@ -443,7 +491,10 @@ impl SignalFd {
             if err.kind() == io::ErrorKind::WouldBlock {
                 return Ok(None);
             }
-            return Err(SysError { call: "read(signalfd)", err });
+            return Err(SysError {
+                call: "read(signalfd)",
+                err,
+            });
         }
         if n as usize != size {
             return Ok(None);
