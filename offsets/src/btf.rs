@@ -353,7 +353,7 @@ impl Btf {
         }
         for m in members.iter().filter(|m| m.name_off == 0) {
             if let Some((off, found)) = self.find_member(m.ty, member, depth + 1)? {
-                return Ok(Some((m.bit_offset + off, found)));
+                return Ok(Some((m.bit_offset.saturating_add(off), found)));
             }
         }
         Ok(None)
@@ -375,11 +375,11 @@ impl Btf {
             if m.bitfield_size != 0 {
                 return Err(GenError::BitField(where_));
             }
-            bits += u64::from(off);
+            bits = bits.saturating_add(u64::from(off));
             size = self.size_of(m.ty, 0)?;
             ty = m.ty;
         }
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             return Err(GenError::BitField(path.key()));
         }
         if size == 0 {

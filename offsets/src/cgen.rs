@@ -209,11 +209,7 @@ pub fn find_definition(text: &str, name: &str) -> Option<SourceDef> {
             .split(',')
             .map(|p| {
                 let p = p.split_whitespace().collect::<Vec<_>>().join(" ");
-                let name = p
-                    .rsplit(|c: char| c == '*' || c == ' ')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
+                let name = p.rsplit(['*', ' ']).next().unwrap_or_default().to_string();
                 let ty = if p.contains("struct filename") && p.contains('*') {
                     ParamType::StructPtr("filename".into())
                 } else if p.contains("char") && p.contains('*') {

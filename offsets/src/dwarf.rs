@@ -259,7 +259,7 @@ fn find_member(
     }
     for (base, ty) in anonymous {
         if let Some(mut hit) = find_member(dwarf, unit, ty, name, depth + 1)? {
-            hit.offset += base;
+            hit.offset = hit.offset.saturating_add(base);
             return Ok(Some(hit));
         }
     }
@@ -280,7 +280,7 @@ fn field(dwarf: &Dwarf, unit: &Unit, off: UnitOffset, path: &FieldPath) -> Resul
         if hit.bitfield {
             return Err(GenError::BitField(where_));
         }
-        offset += hit.offset;
+        offset = offset.saturating_add(hit.offset);
         size = size_of(unit, hit.ty, 0)?;
         ty = hit.ty;
     }
