@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Generate a profile from a kernel source tree, a vmlinux (DWARF) or BTF.
-    Gen(GenArgs),
+    Gen(Box<GenArgs>),
     /// Check a profile and print it.
     Show { file: PathBuf },
     /// Compare two profiles; exit 1 when what a probe reads differs.
@@ -130,7 +130,7 @@ fn gen_cmd(args: GenArgs) -> Result<()> {
 
 fn run() -> Result<ExitCode> {
     match Cli::parse().command {
-        Cmd::Gen(args) => gen_cmd(args)?,
+        Cmd::Gen(args) => gen_cmd(*args)?,
         Cmd::Show { file } => {
             let profile = load(&file)?;
             print!("{}", profile.to_toml_string());
