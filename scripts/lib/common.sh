@@ -130,6 +130,7 @@ fetch_linux_source() {
 build_nobtf_5_10() {
     local src tmp jobs
     src=$(fetch_linux_source 5.10 bullseye)
+    rm -rf "$KERNELS_DIR"/.nobtf-5.10.*  # leftovers of an interrupted build
     tmp=$(mktemp -d "$KERNELS_DIR/.nobtf-5.10.XXXXXX")
     jobs=$(nproc)
     log "configuring nobtf-5.10 (out of tree, in $tmp/build)"
@@ -138,8 +139,8 @@ build_nobtf_5_10() {
         "$NOBTF_ROOT/scripts/lib/nobtf-5.10.config" >/dev/null
     make -s -C "$src" O="$tmp/build" olddefconfig >/dev/null
     local opt
-    for opt in KPROBES KPROBE_EVENTS BPF_SYSCALL BPF_EVENTS DEBUG_INFO SERIAL_8250_CONSOLE; do
-        grep -q "^CONFIG_$opt=y" "$tmp/build/.config" || die "nobtf-5.10 config lost CONFIG_$opt"
+    for opt in $(sed -n 's/^\(CONFIG_[A-Z0-9_]*\)=y$/\1/p' "$NOBTF_ROOT/scripts/lib/nobtf-5.10.config"); do
+        grep -q "^$opt=y" "$tmp/build/.config" || die "nobtf-5.10 config lost $opt (a dependency is missing from scripts/lib/nobtf-5.10.config)"
     done
     ! grep -q '^CONFIG_DEBUG_INFO_BTF=y' "$tmp/build/.config" || die "nobtf-5.10 config has BTF"
     log "building nobtf-5.10 with $jobs jobs (several minutes, once)"

@@ -1,0 +1,38 @@
+# Assertions and the `vm` helper for tests/vm/*.sh and tests/host/*.sh.
+# A test function returns 0 (pass), 1 (fail: say why on stderr) or 77 (skip: say why).
+# shellcheck shell=bash
+
+SKIP=77
+
+fail() { printf '%s\n' "$*" >&2; return 1; }
+skip() { printf 'skipped: %s\n' "$*" >&2; return $SKIP; }
+
+assert_contains() {
+    case $1 in *"$2"*) return 0 ;; esac
+    printf 'expected to find: %s\n--- in:\n%s\n---\n' "$2" "$1" >&2
+    return 1
+}
+
+assert_not_contains() {
+    case $1 in *"$2"*) printf 'expected NOT to find: %s\n--- in:\n%s\n---\n' "$2" "$1" >&2; return 1 ;; esac
+    return 0
+}
+
+assert_match() {
+    printf '%s\n' "$1" | grep -Eq -- "$2" && return 0
+    printf 'expected a line matching: %s\n--- in:\n%s\n---\n' "$2" "$1" >&2
+    return 1
+}
+
+assert_eq() {
+    [ "$1" = "$2" ] && return 0
+    printf 'expected: %s\n     got: %s\n' "$2" "$1" >&2
+    return 1
+}
+
+# Run a command in a VM of the kernel under test (scripts/vm options first, then -- CMD).
+vm() { "$NOBTF_ROOT/scripts/vm" --kernel "$KERNEL" "$@"; }
+
+# The tracefs directory inside the VM, for shell snippets run there.
+# shellcheck disable=SC2016
+VM_TRACEFS='$( [ -e /sys/kernel/tracing/kprobe_events ] && echo /sys/kernel/tracing || echo /sys/kernel/debug/tracing )'
