@@ -1,4 +1,4 @@
-//! The profile format (TOML). See README.md, "Offsets profiles".
+//! The profile format (TOML). See docs/offsets.md.
 
 use std::collections::BTreeMap;
 
