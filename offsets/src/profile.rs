@@ -119,16 +119,11 @@ pub enum ProfileError {
     Invalid(String),
 }
 
-/// Arguments a kprobe can read from registers on x86-64 (di, si, dx, cx, r8, r9).
-pub const MAX_REGISTER_ARGS: u8 = 6;
+/// Arguments a kprobe can read from registers (x86-64: di, si, dx, cx, r8, r9).
+pub const MAX_REGISTER_ARGS: u8 = kernel_headers::pt_regs::ARGS.len() as u8;
 
-/// The x86-64 System V argument registers, as `struct pt_regs` member names,
-/// in argument order (argument 1 is `di`).
-pub const X86_64_ARG_REGISTERS: [&str; MAX_REGISTER_ARGS as usize] =
-    ["di", "si", "dx", "cx", "r8", "r9"];
-
-/// The x86-64 register holding a function's return value (`pt_regs.ax`).
-pub const X86_64_RETURN_REGISTER: &str = "ax";
+/// The register holding a function's return value (x86-64: `pt_regs.ax`).
+pub const X86_64_RETURN_REGISTER: &str = kernel_headers::pt_regs::RETURN.0;
 
 /// `pt_regs` keys for `do_unlinkat`: the register carrying the path, and the
 /// one carrying the return value (read by the kretprobe).
@@ -137,9 +132,7 @@ pub const DO_UNLINKAT_RET_REG: &str = "do_unlinkat.ret";
 
 /// The `pt_regs` member carrying 1-based argument `n` on x86-64.
 pub fn arg_register(n: u8) -> Option<&'static str> {
-    X86_64_ARG_REGISTERS
-        .get(usize::from(n).checked_sub(1)?)
-        .copied()
+    kernel_headers::pt_regs::arg(n).map(|(name, _)| name)
 }
 
 impl Profile {
