@@ -155,6 +155,11 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
 
 /// The exit probe (kretprobe on `do_unlinkat`): pid, tid, comm, time and the
 /// return value.
+///
+/// `do_unlinkat` returns `long` up to 5.x and `int` since 6.0; for an `int`
+/// the upper half of rax is not defined (-2 reads as 4294967294). Its values,
+/// 0 or -errno, fit in 32 bits on every kernel, so the probe sign-extends the
+/// low half and both outputs carry the right number.
 pub fn exit(profile: &Profile, choices: &Choices) -> Result<Program, BuildError> {
     // Nothing of the profile is read at exit, but a profile that cannot
     // drive the entry probe should not half-load.
@@ -166,6 +171,7 @@ pub fn exit(profile: &Profile, choices: &Choices) -> Result<Program, BuildError>
         Output::PerfEvents => {
             start_event(&mut b, EventKind::Exit, EVENT);
             b.load(Size::DW, R1, R6, ret);
+            sign_extend_low_half(&mut b, R1);
             b.store(Size::DW, R10, ev(offset_of!(UnlinkEvent, ret)), R1);
             output(&mut b);
         }
@@ -174,12 +180,19 @@ pub fn exit(profile: &Profile, choices: &Choices) -> Result<Program, BuildError>
             b.mov(R3, R0);
             b.alu(AluOp::Rsh, R3, 32);
             b.load(Size::DW, R4, R6, ret);
+            sign_extend_low_half(&mut b, R4);
             trace_printk(&mut b, 0, EXIT_FORMAT);
         }
     }
     b.mov(R0, 0);
     b.exit();
     finish(b, "unlink_exit", ProbeKind::Kretprobe, choices.output)
+}
+
+/// `reg = (s64)(s32)reg`, with the shifts every kernel's verifier knows.
+fn sign_extend_low_half(b: &mut Builder, reg: Reg) {
+    b.alu(AluOp::Lsh, reg, 32);
+    b.alu(AluOp::Arsh, reg, 32);
 }
 
 fn finish(

@@ -168,6 +168,27 @@ fn exit_event_carries_the_return_value() {
     }
 }
 
+/// 6.x's `int do_unlinkat` leaves the upper half of rax zero: -2 arrives as
+/// 0xffff_fffe and must still come out as -2, in both outputs.
+#[test]
+fn int_return_is_sign_extended() {
+    for output in [Output::PerfEvents, Output::TracePrintk] {
+        let mut vm = machine(Layout::V54);
+        let c = choices(output, ReadHelper::ProbeReadKernel);
+        run(
+            &mut vm,
+            unlink::exit(&profile_5_4(), &c).unwrap(),
+            &[("ax", 0xffff_fffe)],
+        );
+        match output {
+            Output::PerfEvents => assert_eq!(event::parse(&vm.perf_output[0]).unwrap().ret, -2),
+            Output::TracePrintk => {
+                assert_eq!(vm.trace_pipe, ["KPROBE EXIT: pid = 4242, ret = -2\n"])
+            }
+        }
+    }
+}
+
 #[test]
 fn printk_variants_print_the_reference_lines() {
     for read in READS {

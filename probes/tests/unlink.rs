@@ -52,6 +52,8 @@ fn printk_exit_is_the_reference_kretprobe() {
         mov(R3, R0),                                       // %d: pid = tgid, the upper half
         Insn::Alu { width: Width::W64, op: AluOp::Rsh, dst: R3, src: 32.into() },
         Insn::Load { size: Size::DW, dst: R4, src: R6, off: 80 }, // %ld: pt_regs->ax
+        Insn::Alu { width: Width::W64, op: AluOp::Lsh, dst: R4, src: 32.into() },  // sign-extend
+        Insn::Alu { width: Width::W64, op: AluOp::Arsh, dst: R4, src: 32.into() }, // the int half
         // "KPROBE EXIT: pid = %d, ret = %ld\n\0", padded to 40 bytes
         store_w(-40, b"KPRO"), store_w(-36, b"BE E"), store_w(-32, b"XIT:"),
         store_w(-28, b" pid"), store_w(-24, b" = %"), store_w(-20, b"d, r"),
