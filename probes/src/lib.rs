@@ -1,1 +1,13 @@
-//! (to be written: see issue 4)
+//! nobtf's kprobe programs, written in Rust as typed BPF instructions and
+//! bound to a kernel's offsets profile when they are built (at load time).
+//!
+//! - [`asm`]: instructions as values, labels, encoder, decoder, disassembler;
+//! - [`check`]: the static check run on the encoded bytes before any load;
+//! - [`event`]: the record the probes emit and the loader parses;
+//! - [`unlink`]: the `do_unlinkat` entry and exit probes;
+//! - [`interp`]: a userspace interpreter to run the programs in tests.
+//!
+//! Nothing here makes a syscall or uses `unsafe`.
+#![forbid(unsafe_code)]
+
+pub mod asm;
