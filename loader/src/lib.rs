@@ -1,1 +1,14 @@
+//! nobtf's loader: feature detection, loading, attaching, reading events.
+//! The `nobtf` binary (main.rs) is a thin front end over this library.
+
+pub mod attach;
+pub mod attrs;
+pub mod check;
+pub mod cli;
+pub mod features;
 pub mod legacy;
+pub mod load;
+pub mod output;
+pub mod ring;
+pub mod run;
+pub mod sys;

@@ -99,7 +99,9 @@ pub enum UnlinkArg {
 pub enum ProfileError {
     #[error("profile is not valid TOML for this format: {0}")]
     Parse(#[from] toml::de::Error),
-    #[error("profile format {found} is not supported (this nobtf reads format {FORMAT_VERSION}); regenerate it with `offsets gen`")]
+    #[error(
+        "profile format {found} is not supported (this nobtf reads format {FORMAT_VERSION}); regenerate it with `offsets gen`"
+    )]
     Format { found: u32 },
     #[error("profile has no field `{0}`; regenerate it with `offsets gen`")]
     MissingField(String),
@@ -216,7 +218,13 @@ impl Profile {
     pub fn builtin(release: &str) -> Profile {
         let mut fields = BTreeMap::new();
         fields.insert(FILENAME_NAME.into(), Field { offset: 0, size: 8 });
-        fields.insert(FILENAME_REFCNT.into(), Field { offset: 16, size: 4 });
+        fields.insert(
+            FILENAME_REFCNT.into(),
+            Field {
+                offset: 16,
+                size: 4,
+            },
+        );
         let mut functions = BTreeMap::new();
         functions.insert(
             DO_UNLINKAT.into(),
@@ -259,7 +267,10 @@ mod tests {
             facts.kind,
             UnlinkArg::Filename {
                 name: Field { offset: 0, size: 8 },
-                refcnt: Field { offset: 16, size: 4 }
+                refcnt: Field {
+                    offset: 16,
+                    size: 4
+                }
             }
         );
     }

@@ -443,12 +443,21 @@ impl fmt::Display for Insn {
                 dst,
                 off,
                 src,
-            } => write!(
-                f,
-                "*({} *)({dst} {off:+}) = {}",
-                size.c_type(),
-                operand(src)
-            ),
+            } => {
+                write!(
+                    f,
+                    "*({} *)({dst} {off:+}) = {}",
+                    size.c_type(),
+                    operand(src)
+                )?;
+                if let Operand::Imm(imm) = src
+                    && let Some(text) = as_text(&imm.to_le_bytes()[..size.bytes().min(4)])
+                {
+                    // Strings are built on the stack a word at a time.
+                    write!(f, " ; \"{text}\"")?;
+                }
+                Ok(())
+            }
             Insn::Ja { off } => write!(f, "goto pc{off:+}"),
             Insn::Jump { op, dst, src, off } => {
                 let src = match src {
@@ -462,6 +471,15 @@ impl fmt::Display for Insn {
             Insn::Exit => write!(f, "exit"),
         }
     }
+}
+
+/// The bytes as escaped text, if they are printable ASCII followed only by NULs.
+fn as_text(bytes: &[u8]) -> Option<String> {
+    let end = bytes.iter().rposition(|&b| b != 0)? + 1;
+    let text = &bytes[..end];
+    text.iter()
+        .all(|&b| b == b'\n' || b.is_ascii_graphic() || b == b' ')
+        .then(|| text.escape_ascii().to_string())
 }
 
 /// Errors of assembling and encoding; `index` is the slot index.

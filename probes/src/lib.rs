@@ -11,3 +11,10 @@
 #![forbid(unsafe_code)]
 
 pub mod asm;
+pub mod check;
+pub mod event;
+pub mod interp;
+mod program;
+pub mod unlink;
+
+pub use program::{BuildError, MapSpec, MaxEntries, ProbeKind, Program};

@@ -1,0 +1,265 @@
+//! Attaching a loaded program to a kprobe, by the perf kprobe PMU (4.17+) or
+//! through tracefs `kprobe_events` (any kernel with kprobe events). What is
+//! attached is owned by an `Attachment` whose `Drop` detaches it and removes
+//! what nobtf created; failures there are reported on stderr, not dropped.
+
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::attrs;
+use crate::features::KprobePmu;
+use crate::sys::{self, SysError};
+
+/// Group of every tracefs event nobtf creates.
+pub const GROUP: &str = "nobtf";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    /// The kprobe PMU where the kernel has it, else tracefs.
+    Auto,
+    /// perf_event_open on the kprobe PMU (4.17+).
+    Pmu,
+    /// tracefs kprobe_events (any kernel with CONFIG_KPROBE_EVENTS).
+    Tracefs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    Entry,
+    Return,
+}
+
+impl ProbeKind {
+    fn letter(self) -> char {
+        match self {
+            ProbeKind::Entry => 'p',
+            ProbeKind::Return => 'r',
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("attaching to {function}: {err}")]
+    Sys { function: String, err: SysError },
+    #[error("creating kprobe event `{definition}` in {path}: {err}")]
+    Define {
+        definition: String,
+        path: String,
+        err: std::io::Error,
+    },
+    #[error("reading the id of kprobe event {path}: {err}")]
+    EventId { path: String, err: String },
+    #[error(
+        "the kprobe PMU is not available on this kernel (/sys/bus/event_source/devices/kprobe is missing: it arrived in 4.17); use --attach tracefs"
+    )]
+    NoPmu,
+    #[error("tracefs is needed to attach on this kernel: {0}")]
+    NoTracefs(String),
+}
+
+/// A tracefs `kprobe_events` entry nobtf created; removed on drop.
+#[derive(Debug)]
+struct TracefsEvent {
+    tracefs: PathBuf,
+    name: String,
+}
+
+impl Drop for TracefsEvent {
+    fn drop(&mut self) {
+        let removal = format!("-:{GROUP}/{}", self.name);
+        if let Err(err) = write_kprobe_events(&self.tracefs, &removal) {
+            eprintln!(
+                "warning: could not remove kprobe event {GROUP}/{} ({err}); remove it with: echo '{removal}' >> {}",
+                self.name,
+                self.tracefs.join("kprobe_events").display()
+            );
+        }
+    }
+}
+
+/// One program attached to one probe point.
+#[derive(Debug)]
+pub struct Attachment {
+    // Field order is drop order: the perf event goes before its tracefs
+    // event, which the kernel refuses to remove while it is open.
+    perf: OwnedFd,
+    event: Option<TracefsEvent>,
+    pub description: String,
+}
+
+impl Attachment {
+    /// The tracefs event (`nobtf/<name>`) behind this attachment, if any.
+    pub fn tracefs_event(&self) -> Option<String> {
+        self.event.as_ref().map(|e| format!("{GROUP}/{}", e.name))
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if let Err(err) = sys::perf_disable(self.perf.as_fd()) {
+            eprintln!("warning: detaching {}: {err}", self.description);
+        }
+    }
+}
+
+/// `nobtf_<pid>_<p|r>_<function>_<n>`: unique per process and parseable,
+/// so a later cleanup can tell whose event it is.
+pub fn event_name(pid: u32, kind: ProbeKind, function: &str, n: u32) -> String {
+    let clean: String = function
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{GROUP}_{pid}_{}_{clean}_{n}", kind.letter())
+}
+
+/// The `kprobe_events` line that creates the event.
+pub fn event_definition(kind: ProbeKind, name: &str, function: &str) -> String {
+    format!("{}:{GROUP}/{name} {function}", kind.letter())
+}
+
+fn write_kprobe_events(tracefs: &Path, line: &str) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(tracefs.join("kprobe_events"))?;
+    // One definition per write: the kernel parses each write as whole lines.
+    let line = format!("{line}\n");
+    let written = file.write(line.as_bytes())?;
+    if written != line.len() {
+        return Err(std::io::Error::other(format!(
+            "short write ({written} of {} bytes)",
+            line.len()
+        )));
+    }
+    Ok(())
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn finish(
+    perf: OwnedFd,
+    event: Option<TracefsEvent>,
+    prog: BorrowedFd<'_>,
+    description: String,
+    function: &str,
+) -> Result<Attachment, AttachError> {
+    let attachment = Attachment {
+        perf,
+        event,
+        description,
+    };
+    let wrap = |err| AttachError::Sys {
+        function: function.to_string(),
+        err,
+    };
+    // On error `attachment` drops here, undoing the open and the event.
+    sys::perf_set_bpf(attachment.perf.as_fd(), prog).map_err(wrap)?;
+    sys::perf_enable(attachment.perf.as_fd()).map_err(wrap)?;
+    Ok(attachment)
+}
+
+pub fn attach_pmu(
+    pmu: KprobePmu,
+    kind: ProbeKind,
+    function: &str,
+    prog: BorrowedFd<'_>,
+) -> Result<Attachment, AttachError> {
+    let retprobe = (kind == ProbeKind::Return).then_some(pmu.retprobe_bit);
+    let attr = attrs::kprobe_pmu(pmu.pmu_type, retprobe);
+    let name = CString::new(function).map_err(|_| AttachError::Sys {
+        function: function.to_string(),
+        err: SysError {
+            call: "perf_event_open",
+            err: std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in function name"),
+        },
+    })?;
+    let perf = sys::perf_event_open(&attr, Some(&name), -1, 0).map_err(|err| AttachError::Sys {
+        function: function.to_string(),
+        err,
+    })?;
+    let description = format!("{} kprobe PMU {function}", kind.letter());
+    finish(perf, None, prog, description, function)
+}
+
+pub fn attach_tracefs(
+    tracefs: &Path,
+    kind: ProbeKind,
+    function: &str,
+    prog: BorrowedFd<'_>,
+) -> Result<Attachment, AttachError> {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = event_name(std::process::id(), kind, function, n);
+    let definition = event_definition(kind, &name, function);
+    write_kprobe_events(tracefs, &definition).map_err(|err| AttachError::Define {
+        definition: definition.clone(),
+        path: tracefs.join("kprobe_events").display().to_string(),
+        err,
+    })?;
+    // From here on the event exists and is removed if anything fails.
+    let event = TracefsEvent {
+        tracefs: tracefs.to_path_buf(),
+        name: name.clone(),
+    };
+    let id_path = tracefs.join("events").join(GROUP).join(&name).join("id");
+    let id: u64 = fs::read_to_string(&id_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| {
+            t.trim()
+                .parse()
+                .map_err(|_| format!("not a number: `{}`", t.trim()))
+        })
+        .map_err(|err| AttachError::EventId {
+            path: id_path.display().to_string(),
+            err,
+        })?;
+    let perf = sys::perf_event_open(&attrs::tracepoint(id), None, -1, 0).map_err(|err| {
+        AttachError::Sys {
+            function: function.to_string(),
+            err,
+        }
+    })?;
+    let description = format!("tracefs {GROUP}/{name}");
+    finish(perf, Some(event), prog, description, function)
+}
+
+/// Parses a `kprobe_events` listing into (group/name) of nobtf's events.
+pub fn our_events(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter_map(|def| def.split_once(':').map(|(_, name)| name))
+        .filter(|name| name.starts_with(&format!("{GROUP}/")))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_definitions() {
+        let name = event_name(123, ProbeKind::Return, "do_unlinkat.isra.0", 4);
+        assert_eq!(name, "nobtf_123_r_do_unlinkat_isra_0_4");
+        assert_eq!(
+            event_definition(ProbeKind::Entry, "nobtf_1_p_do_unlinkat_0", "do_unlinkat"),
+            "p:nobtf/nobtf_1_p_do_unlinkat_0 do_unlinkat"
+        );
+    }
+
+    #[test]
+    fn listing_filter() {
+        let listing = "p:kprobes/other do_sys_open\np:nobtf/nobtf_1_p_do_unlinkat_0 do_unlinkat\nr4:nobtf/nobtf_1_r_do_unlinkat_1 do_unlinkat\n";
+        assert_eq!(
+            our_events(listing),
+            vec![
+                "nobtf/nobtf_1_p_do_unlinkat_0",
+                "nobtf/nobtf_1_r_do_unlinkat_1"
+            ]
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! What this kernel offers nobtf, detected once, and the decisions made from
+//! it (attach mode, read helper), each with the reason when something cannot
+//! work. `nobtf check` prints it; `nobtf run` uses it to fail early.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use kernel_headers::bpf::Helper;
+
+use crate::attach::AttachMode;
+use crate::features::{self, Kernel, KprobePmu, Probeable};
+use crate::load::{self, BasicLoad, Support};
+use crate::sys::{self, SysError};
+
+/// Which memory reader the probes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadChoice {
+    /// `bpf_probe_read_kernel` where it loads, else `bpf_probe_read`.
+    Auto,
+    #[value(name = "probe_read")]
+    ProbeRead,
+    #[value(name = "probe_read_kernel")]
+    ProbeReadKernel,
+}
+
+/// The function nobtf probes.
+pub const FUNCTION: &str = offsets::profile::DO_UNLINKAT;
+
+#[derive(Debug)]
+pub struct Report {
+    pub kernel: Result<Kernel, String>,
+    pub euid: u32,
+    /// A trivial kprobe program loaded (and whether with a name).
+    pub bpf: Result<BasicLoad, SysError>,
+    pub pmu: Result<Option<KprobePmu>, String>,
+    pub tracefs: Result<PathBuf, String>,
+    pub function: Result<Probeable, String>,
+    /// Probed by test loads; empty when nothing can load.
+    pub helpers: Vec<(Helper, Support)>,
+    pub possible_cpus: Result<Vec<u32>, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot tell the kernel version: {0}")]
+    Kernel(String),
+    #[error("nobtf must run as root (CAP_SYS_ADMIN) to load BPF programs: {0}")]
+    NotRoot(SysError),
+    #[error(
+        "the kernel refused bpf(2) to root ({0}): kernel lockdown, an LSM, or RLIMIT_MEMLOCK that cannot be raised"
+    )]
+    Denied(SysError),
+    #[error("this kernel has no bpf(2) system call (CONFIG_BPF_SYSCALL is off): {0}")]
+    NoBpf(SysError),
+    #[error(
+        "this kernel does not load kprobe BPF programs ({0}); it needs CONFIG_BPF_EVENTS and CONFIG_KPROBE_EVENTS"
+    )]
+    NoKprobeProgs(SysError),
+    #[error("{FUNCTION} cannot be probed: {0}")]
+    Function(String),
+    #[error("no way to attach: {0}")]
+    Attach(String),
+    #[error("helper {} is not available on this kernel (needed by the probes){}", .0.name(), since(*.0))]
+    Helper(Helper),
+    #[error("cannot read {0}")]
+    Cpus(String),
+}
+
+fn since(helper: Helper) -> String {
+    format!("; mainline has it since {}", helper.since())
+}
+
+impl Report {
+    /// Looks at everything; never fails (failures are recorded).
+    pub fn detect(probe_all_helpers: bool) -> Report {
+        // Before 5.11 BPF memory is charged to RLIMIT_MEMLOCK (EPERM when
+        // over); lift it as libbpf users do. Failure shows up as EPERM below.
+        let _ = sys::raise_memlock_limit();
+        let kernel = features::kernel().map_err(|e| e.to_string());
+        let kern_version = kernel.as_ref().map_or(0, |k| k.version.code());
+        let bpf = load::probe_basic(kern_version);
+        let helpers = if bpf.is_ok() {
+            let list: Vec<Helper> = if probe_all_helpers {
+                Helper::ALL.to_vec()
+            } else {
+                vec![Helper::ProbeReadKernel]
+            };
+            list.into_iter()
+                .map(|h| (h, load::probe_helper(h, kern_version)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let tracefs = features::tracefs().map_err(|e| e.to_string());
+        let function = features::function_probeable(FUNCTION, tracefs.as_deref().ok())
+            .map_err(|e| e.to_string());
+        Report {
+            kernel,
+            euid: sys::geteuid(),
+            bpf,
+            pmu: features::kprobe_pmu().map_err(|e| e.to_string()),
+            tracefs,
+            function,
+            helpers,
+            possible_cpus: features::possible_cpus().map_err(|e| e.to_string()),
+        }
+    }
+
+    pub fn kern_version(&self) -> u32 {
+        self.kernel.as_ref().map_or(0, |k| k.version.code())
+    }
+
+    pub fn helper(&self, helper: Helper) -> Option<&Support> {
+        self.helpers
+            .iter()
+            .find(|(h, _)| *h == helper)
+            .map(|(_, s)| s)
+    }
+
+    /// A helper is usable unless a probe said it is absent.
+    pub fn has_helper(&self, helper: Helper) -> bool {
+        !matches!(self.helper(helper), Some(Support::No))
+    }
+
+    pub fn basic(&self) -> Result<&BasicLoad, PlanError> {
+        self.kernel
+            .as_ref()
+            .map_err(|e| PlanError::Kernel(e.clone()))?;
+        self.bpf.as_ref().map_err(|err| {
+            let err = SysError {
+                call: err.call,
+                err: std::io::Error::from_raw_os_error(err.errno().unwrap_or(0)),
+            };
+            match err.errno() {
+                Some(libc::EPERM) if self.euid != 0 => PlanError::NotRoot(err),
+                Some(libc::EPERM) => PlanError::Denied(err),
+                Some(libc::ENOSYS) => PlanError::NoBpf(err),
+                _ => PlanError::NoKprobeProgs(err),
+            }
+        })
+    }
+
+    pub fn check_function(&self) -> Result<(), PlanError> {
+        match &self.function {
+            Ok(Probeable::Yes) => Ok(()),
+            Ok(Probeable::NotTraceable) => Err(PlanError::Function(
+                "it is in kallsyms but not in available_filter_functions (notrace or blacklisted)"
+                    .into(),
+            )),
+            Ok(Probeable::Missing { candidates }) if candidates.is_empty() => {
+                Err(PlanError::Function(
+                    "it is not in /proc/kallsyms (inlined?); no clone of it either".into(),
+                ))
+            }
+            Ok(Probeable::Missing { candidates }) => Err(PlanError::Function(format!(
+                "it is not in /proc/kallsyms; the compiler's clones are: {} (their arguments may differ: generate a profile with `offsets gen`)",
+                candidates.join(", ")
+            ))),
+            Err(e) => Err(PlanError::Function(e.clone())),
+        }
+    }
+
+    /// The attach mechanism `mode` resolves to here.
+    pub fn attach_plan(&self, mode: AttachMode) -> Result<Attach, PlanError> {
+        let pmu = self.pmu.as_ref().map_err(|e| PlanError::Attach(e.clone()));
+        let tracefs = || {
+            self.tracefs
+                .clone()
+                .map(Attach::Tracefs)
+                .map_err(|e| PlanError::Attach(format!("no kprobe PMU and no tracefs: {e}")))
+        };
+        match mode {
+            AttachMode::Pmu => match pmu? {
+                Some(p) => Ok(Attach::Pmu(*p)),
+                None => Err(PlanError::Attach(
+                    "the kprobe PMU (/sys/bus/event_source/devices/kprobe, 4.17+) is missing; use --attach tracefs".into(),
+                )),
+            },
+            AttachMode::Tracefs => tracefs(),
+            AttachMode::Auto => match pmu {
+                Ok(Some(p)) => Ok(Attach::Pmu(*p)),
+                _ => tracefs(),
+            },
+        }
+    }
+
+    /// The reader the probes use.
+    pub fn read_plan(&self, choice: ReadChoice) -> Result<Helper, PlanError> {
+        match choice {
+            ReadChoice::ProbeRead => Ok(Helper::ProbeRead),
+            ReadChoice::ProbeReadKernel if self.has_helper(Helper::ProbeReadKernel) => {
+                Ok(Helper::ProbeReadKernel)
+            }
+            ReadChoice::ProbeReadKernel => Err(PlanError::Helper(Helper::ProbeReadKernel)),
+            ReadChoice::Auto => Ok(match self.helper(Helper::ProbeReadKernel) {
+                Some(Support::Yes) => Helper::ProbeReadKernel,
+                _ => Helper::ProbeRead,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attach {
+    Pmu(KprobePmu),
+    Tracefs(PathBuf),
+}
+
+impl fmt::Display for Attach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Attach::Pmu(p) => write!(f, "kprobe PMU (type {})", p.pmu_type),
+            Attach::Tracefs(dir) => write!(f, "tracefs {}", dir.join("kprobe_events").display()),
+        }
+    }
+}
+
+fn show<T: fmt::Display, E: fmt::Display>(r: &Result<T, E>) -> String {
+    match r {
+        Ok(v) => v.to_string(),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "kernel")?;
+        match &self.kernel {
+            Ok(k) => writeln!(
+                f,
+                "  release            {} (built as {}, kern_version {:#x})",
+                k.release,
+                k.version,
+                k.version.code()
+            )?,
+            Err(e) => writeln!(f, "  release            unknown: {e}")?,
+        }
+        writeln!(f, "  running as uid     {}", self.euid)?;
+        let bpf = match &self.bpf {
+            Ok(b) => format!(
+                "yes (kprobe programs load; object names {})",
+                if b.names {
+                    "accepted"
+                } else {
+                    "rejected: pre-4.15"
+                }
+            ),
+            Err(e) => format!("NO: {e}"),
+        };
+        writeln!(f, "  bpf(2)             {bpf}")?;
+        let pmu = match &self.pmu {
+            Ok(Some(p)) => format!("yes (type {}, retprobe bit {})", p.pmu_type, p.retprobe_bit),
+            Ok(None) => "no (pre-4.17 or CONFIG_KPROBE_EVENTS off)".into(),
+            Err(e) => format!("unknown ({e})"),
+        };
+        writeln!(f, "  kprobe PMU         {pmu}")?;
+        writeln!(
+            f,
+            "  tracefs            {}",
+            self.tracefs
+                .as_ref()
+                .map_or_else(|e| format!("NO: {e}"), |d| d.display().to_string())
+        )?;
+        let function = match &self.function {
+            Ok(Probeable::Yes) => "probeable".into(),
+            Ok(Probeable::NotTraceable) => "in kallsyms, not traceable".into(),
+            Ok(Probeable::Missing { candidates }) => format!("missing (clones: {candidates:?})"),
+            Err(e) => format!("unknown ({e})"),
+        };
+        writeln!(f, "  {FUNCTION:<18} {function}")?;
+        writeln!(
+            f,
+            "  possible CPUs      {}",
+            show(
+                &self
+                    .possible_cpus
+                    .as_ref()
+                    .map(|c| format!("{} ({c:?})", c.len()))
+            )
+        )?;
+        if !self.helpers.is_empty() {
+            writeln!(f, "helpers (by test load)")?;
+            for (helper, support) in &self.helpers {
+                let s = match support {
+                    Support::Yes => "yes".to_string(),
+                    Support::No => "no".to_string(),
+                    Support::Unknown(e) => format!("unknown ({e})"),
+                };
+                writeln!(f, "  {:<28} {s}", helper.name())?;
+            }
+        }
+        writeln!(f, "nobtf will use")?;
+        let mut problems = Vec::new();
+        if let Err(e) = self.basic() {
+            problems.push(e.to_string());
+        }
+        if let Err(e) = self.check_function() {
+            problems.push(e.to_string());
+        }
+        match self.attach_plan(AttachMode::Auto) {
+            Ok(a) => writeln!(f, "  attach             {a}")?,
+            Err(e) => problems.push(e.to_string()),
+        }
+        match self.read_plan(ReadChoice::Auto) {
+            Ok(h) => writeln!(f, "  read helper        {}", h.name())?,
+            Err(e) => problems.push(e.to_string()),
+        }
+        let output = if self.has_helper(Helper::PerfEventOutput) {
+            "perf event array (bpf_perf_event_output)"
+        } else {
+            problems.push(PlanError::Helper(Helper::PerfEventOutput).to_string());
+            "none"
+        };
+        writeln!(f, "  output             {output}")?;
+        if problems.is_empty() {
+            writeln!(f, "nobtf run unlink can work here")
+        } else {
+            writeln!(f, "nobtf run unlink cannot work here:")?;
+            for p in problems {
+                writeln!(f, "  - {p}")?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! What the running kernel offers, found by looking (files, tiny test loads)
+//! rather than trusting version numbers, which vendor kernels bend. The text
+//! parsers are pure and tested here; the readers around them only do I/O.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::sys;
+
+/// A kernel version as in LINUX_VERSION_CODE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KernelVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl KernelVersion {
+    /// Parses the leading `X.Y[.Z]` of a release string such as
+    /// `5.10.0-32-amd64` or `4.19.260`.
+    pub fn parse(text: &str) -> Option<KernelVersion> {
+        let mut nums = text.split(|c: char| !c.is_ascii_digit());
+        let major = nums.next()?.parse().ok()?;
+        let minor = nums.next()?.parse().ok()?;
+        // The third number only counts when it follows a dot directly.
+        let rest = text.split_once('.')?.1.split_once('.').map(|(_, r)| r);
+        let patch = rest
+            .and_then(|r| {
+                let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .unwrap_or(0);
+        Some(KernelVersion {
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    /// LINUX_VERSION_CODE, with the sublevel clamped to 255 as the kernel
+    /// does since 4.9.256/4.14.218 overflowed it.
+    pub fn code(self) -> u32 {
+        (self.major << 16) + (self.minor << 8) + self.patch.min(255)
+    }
+
+    pub fn at_least(self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+}
+
+impl std::fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The version the kernel was built as. uname's release is not always it:
+/// Ubuntu puts the upstream version in /proc/version_signature
+/// (`Ubuntu 5.4.0-42.46-generic 5.4.44`), Debian in uname's version string
+/// (`#1 SMP Debian 5.10.209-2 (2024-01-31)`) while the release says `5.10.0`.
+pub fn build_version(
+    release: &str,
+    uts_version: &str,
+    signature: Option<&str>,
+) -> Option<KernelVersion> {
+    if let Some(sig) = signature
+        && let Some(v) = sig.split_whitespace().last().and_then(KernelVersion::parse)
+    {
+        return Some(v);
+    }
+    if let Some((_, after)) = uts_version.split_once("Debian ")
+        && let Some(v) = KernelVersion::parse(after)
+    {
+        return Some(v);
+    }
+    KernelVersion::parse(release)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kernel {
+    /// `uname -r`.
+    pub release: String,
+    pub version: KernelVersion,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error(transparent)]
+    Sys(#[from] sys::SysError),
+    #[error("kernel release `{0}` is not X.Y.Z")]
+    Release(String),
+    #[error(
+        "no tracefs: not mounted at /sys/kernel/tracing or /sys/kernel/debug/tracing and mounting it failed ({0}); is CONFIG_FTRACE set?"
+    )]
+    NoTracefs(String),
+    #[error("reading {path}: {err}")]
+    Read { path: String, err: std::io::Error },
+    #[error("cannot parse {path}: `{text}`")]
+    Parse { path: String, text: String },
+}
+
+pub fn read(path: impl AsRef<Path>) -> Result<String, FeatureError> {
+    let path = path.as_ref();
+    fs::read_to_string(path).map_err(|err| FeatureError::Read {
+        path: path.display().to_string(),
+        err,
+    })
+}
+
+pub fn kernel() -> Result<Kernel, FeatureError> {
+    let (release, uts_version) = sys::uname()?;
+    let signature = fs::read_to_string("/proc/version_signature").ok();
+    let version = build_version(&release, &uts_version, signature.as_deref())
+        .ok_or_else(|| FeatureError::Release(release.clone()))?;
+    Ok(Kernel { release, version })
+}
+
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
+
+/// The perf kprobe PMU (4.17+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KprobePmu {
+    pub pmu_type: u32,
+    /// Bit of `config` that makes a return probe.
+    pub retprobe_bit: u32,
+}
+
+/// Parses a PMU format file such as `config:0`.
+pub fn parse_format_bit(text: &str) -> Option<u32> {
+    let bits = text.trim().strip_prefix("config:")?;
+    bits.split('-').next()?.parse().ok()
+}
+
+/// `Ok(None)` when the kernel has no kprobe PMU.
+pub fn kprobe_pmu() -> Result<Option<KprobePmu>, FeatureError> {
+    let dir = Path::new(KPROBE_PMU);
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let type_path = dir.join("type");
+    let text = read(&type_path)?;
+    let pmu_type = text.trim().parse().map_err(|_| FeatureError::Parse {
+        path: type_path.display().to_string(),
+        text: text.trim().into(),
+    })?;
+    let format_path = dir.join("format/retprobe");
+    let text = read(&format_path)?;
+    let retprobe_bit = parse_format_bit(&text).ok_or_else(|| FeatureError::Parse {
+        path: format_path.display().to_string(),
+        text: text.trim().into(),
+    })?;
+    Ok(Some(KprobePmu {
+        pmu_type,
+        retprobe_bit,
+    }))
+}
+
+/// Where tracefs is, from /proc/mounts: a tracefs mount, or `tracing/` under
+/// a debugfs mount.
+pub fn find_tracefs(mounts: &str) -> Option<PathBuf> {
+    let mut debugfs = None;
+    for line in mounts.lines() {
+        let mut cols = line.split_whitespace();
+        let (Some(_dev), Some(dir), Some(fstype)) = (cols.next(), cols.next(), cols.next()) else {
+            continue;
+        };
+        match fstype {
+            "tracefs" => return Some(PathBuf::from(dir)),
+            "debugfs" if debugfs.is_none() => debugfs = Some(Path::new(dir).join("tracing")),
+            _ => {}
+        }
+    }
+    debugfs
+}
+
+/// tracefs, mounted at /sys/kernel/tracing if nothing has it yet.
+pub fn tracefs() -> Result<PathBuf, FeatureError> {
+    let mounts = read("/proc/mounts")?;
+    if let Some(dir) = find_tracefs(&mounts)
+        && dir.join("kprobe_events").exists()
+    {
+        return Ok(dir);
+    }
+    let tracing = c"/sys/kernel/tracing";
+    match sys::mount_pseudo(c"tracefs", tracing) {
+        Ok(()) => Ok(PathBuf::from("/sys/kernel/tracing")),
+        // Before 4.1 tracefs is debugfs' `tracing` directory.
+        Err(first) => match sys::mount_pseudo(c"debugfs", c"/sys/kernel/debug") {
+            Ok(()) if Path::new("/sys/kernel/debug/tracing/kprobe_events").exists() => {
+                Ok(PathBuf::from("/sys/kernel/debug/tracing"))
+            }
+            Ok(()) => Err(FeatureError::NoTracefs(first.to_string())),
+            Err(second) => Err(FeatureError::NoTracefs(format!("{first}; {second}"))),
+        },
+    }
+}
+
+/// Parses a CPU list such as `0-3,6,8-9`.
+pub fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    (!cpus.is_empty()).then_some(cpus)
+}
+
+const POSSIBLE_CPUS: &str = "/sys/devices/system/cpu/possible";
+const ONLINE_CPUS: &str = "/sys/devices/system/cpu/online";
+
+fn cpu_list(path: &str) -> Result<Vec<u32>, FeatureError> {
+    let text = read(path)?;
+    parse_cpu_list(&text).ok_or_else(|| FeatureError::Parse {
+        path: path.into(),
+        text: text.trim().into(),
+    })
+}
+
+/// CPUs that may ever exist: the perf event array is indexed by CPU number.
+pub fn possible_cpus() -> Result<Vec<u32>, FeatureError> {
+    cpu_list(POSSIBLE_CPUS)
+}
+
+/// CPUs that can run the probes now: each gets a perf ring.
+pub fn online_cpus() -> Result<Vec<u32>, FeatureError> {
+    cpu_list(ONLINE_CPUS)
+}
+
+/// Whether a kprobe can attach to a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probeable {
+    Yes,
+    /// Not in kallsyms (inlined or renamed); `candidates` are compiler clones
+    /// such as `do_unlinkat.isra.0` a profile could name instead.
+    Missing {
+        candidates: Vec<String>,
+    },
+    /// A symbol, but ftrace/kprobes refuse it (e.g. `notrace` or blacklisted).
+    NotTraceable,
+}
+
+/// Decides from /proc/kallsyms and (if readable) available_filter_functions.
+pub fn probeable(function: &str, kallsyms: &str, filter_functions: Option<&str>) -> Probeable {
+    let clone_prefix = format!("{function}.");
+    let mut found = false;
+    let mut candidates = Vec::new();
+    for line in kallsyms.lines() {
+        let mut cols = line.split_whitespace();
+        let (Some(_addr), Some(kind), Some(name)) = (cols.next(), cols.next(), cols.next()) else {
+            continue;
+        };
+        // Only text symbols can be probed.
+        if !matches!(kind, "t" | "T") {
+            continue;
+        }
+        if name == function {
+            found = true;
+        } else if name.starts_with(&clone_prefix) && !candidates.iter().any(|c| c == name) {
+            candidates.push(name.to_string());
+        }
+    }
+    if !found {
+        return Probeable::Missing { candidates };
+    }
+    match filter_functions {
+        Some(list)
+            if !list
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(function)) =>
+        {
+            Probeable::NotTraceable
+        }
+        _ => Probeable::Yes,
+    }
+}
+
+pub fn function_probeable(
+    function: &str,
+    tracefs: Option<&Path>,
+) -> Result<Probeable, FeatureError> {
+    let kallsyms = read("/proc/kallsyms")?;
+    let filter =
+        tracefs.and_then(|dir| fs::read_to_string(dir.join("available_filter_functions")).ok());
+    Ok(probeable(function, &kallsyms, filter.as_deref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_codes() {
+        let v = KernelVersion::parse("5.10.0-32-amd64").unwrap();
+        assert_eq!(
+            v,
+            KernelVersion {
+                major: 5,
+                minor: 10,
+                patch: 0
+            }
+        );
+        assert_eq!(
+            KernelVersion::parse("4.19.260").unwrap().code(),
+            (4 << 16) + (19 << 8) + 255
+        );
+        assert_eq!(KernelVersion::parse("5.4").unwrap().code(), 0x050400);
+        assert_eq!(KernelVersion::parse("6.1.0-rc1").unwrap().patch, 0);
+        assert_eq!(KernelVersion::parse("4.14.5").unwrap().code(), 0x040e05);
+        assert!(KernelVersion::parse("linux").is_none());
+    }
+
+    #[test]
+    fn build_version_prefers_vendor_sources() {
+        let ubuntu = build_version(
+            "5.4.0-42-generic",
+            "#46-Ubuntu SMP",
+            Some("Ubuntu 5.4.0-42.46-generic 5.4.44\n"),
+        );
+        assert_eq!(ubuntu.unwrap().to_string(), "5.4.44");
+        let debian = build_version(
+            "5.10.0-32-amd64",
+            "#1 SMP Debian 5.10.223-1 (2024-08-10)",
+            None,
+        );
+        assert_eq!(debian.unwrap().to_string(), "5.10.223");
+        let plain = build_version("6.1.0", "#1 SMP PREEMPT", None);
+        assert_eq!(plain.unwrap().to_string(), "6.1.0");
+    }
+
+    #[test]
+    fn pmu_format_and_cpus() {
+        assert_eq!(parse_format_bit("config:0\n"), Some(0));
+        assert_eq!(parse_format_bit("config:3-4"), Some(3));
+        assert_eq!(parse_format_bit("garbage"), None);
+        assert_eq!(parse_cpu_list("0-3,6\n"), Some(vec![0, 1, 2, 3, 6]));
+        assert_eq!(parse_cpu_list("0"), Some(vec![0]));
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list(""), None);
+    }
+
+    #[test]
+    fn tracefs_from_mounts() {
+        let mounts = "debugfs /sys/kernel/debug debugfs rw 0 0\ntracefs /sys/kernel/tracing tracefs rw 0 0\n";
+        assert_eq!(
+            find_tracefs(mounts),
+            Some(PathBuf::from("/sys/kernel/tracing"))
+        );
+        let old = "debugfs /sys/kernel/debug debugfs rw 0 0\n";
+        assert_eq!(
+            find_tracefs(old),
+            Some(PathBuf::from("/sys/kernel/debug/tracing"))
+        );
+        assert_eq!(find_tracefs("proc /proc proc rw 0 0\n"), None);
+    }
+
+    #[test]
+    fn probeable_function() {
+        let syms = "ffffffff81300000 T do_unlinkat\nffffffff81300100 t do_rmdir\n";
+        assert_eq!(probeable("do_unlinkat", syms, None), Probeable::Yes);
+        assert_eq!(
+            probeable("do_unlinkat", syms, Some("do_rmdir\n")),
+            Probeable::NotTraceable
+        );
+        assert_eq!(
+            probeable("do_unlinkat", syms, Some("do_unlinkat\ndo_rmdir\n")),
+            Probeable::Yes
+        );
+        let clones = "ffffffff81300000 t do_unlinkat.isra.0\nffffffff81300200 d do_unlinkat_data\n";
+        assert_eq!(
+            probeable("do_unlinkat", clones, None),
+            Probeable::Missing {
+                candidates: vec!["do_unlinkat.isra.0".into()]
+            }
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! Creating maps and loading programs, with the verifier log on rejection,
+//! and the feature probes that need a test load (helpers, object names).
+
+use std::fmt;
+use std::os::fd::OwnedFd;
+
+use kernel_headers::bpf::{Helper, RawInsn};
+use kernel_headers::bpf_attr::{LOG_SIZE_MAX, log_level};
+use probes::asm::{Builder, Reg};
+
+use crate::attrs;
+use crate::sys::{self, MapFd, SysError};
+
+const LICENSE: &std::ffi::CStr = c"GPL";
+/// First verifier log buffer; doubled on ENOSPC up to `LOG_SIZE_MAX`.
+const LOG_START: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("creating map `{name}`: {err}")]
+    Map { name: String, err: SysError },
+    #[error(transparent)]
+    Rejected(Box<Rejection>),
+    #[error("loading program `{name}`: {err}")]
+    Load { name: String, err: SysError },
+}
+
+/// A verifier rejection: the kernel's own log next to what nobtf sent.
+#[derive(Debug)]
+pub struct Rejection {
+    pub name: String,
+    pub err: SysError,
+    pub log: String,
+    pub disassembly: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "the kernel's verifier rejected program `{}` ({})",
+            self.name, self.err
+        )?;
+        writeln!(f, "--- verifier log ---")?;
+        writeln!(f, "{}", self.log.trim_end())?;
+        writeln!(f, "--- program ---")?;
+        write!(f, "{}", self.disassembly.trim_end())
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// How a program is loaded on this kernel.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// LINUX_VERSION_CODE, checked for kprobes before 5.0.
+    pub kern_version: u32,
+    /// Whether the kernel takes `prog_name`/`map_name` (4.15+).
+    pub names: bool,
+}
+
+pub fn create_map(
+    name: &str,
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    names: bool,
+) -> Result<MapFd, LoadError> {
+    let attr = attrs::map_create(
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        names.then_some(name),
+    );
+    sys::map_create(&attr).map_err(|err| LoadError::Map {
+        name: name.into(),
+        err,
+    })
+}
+
+/// Loads with no log first (cheap, and what succeeds nearly always); on
+/// failure loads again with a log, growing the buffer until it fits.
+pub fn load_program(
+    name: &str,
+    insns: &[RawInsn],
+    disassembly: &dyn fmt::Display,
+    opts: LoadOptions,
+) -> Result<OwnedFd, LoadError> {
+    let prog_name = opts.names.then_some(name);
+    let attr = attrs::prog_load_kprobe(opts.kern_version, prog_name, log_level::OFF);
+    let first = match sys::prog_load(&attr, insns, LICENSE, None) {
+        Ok(fd) => return Ok(fd),
+        Err(err) => err,
+    };
+    // Only a verifier rejection (EACCES/EINVAL) has a log worth fetching.
+    if !matches!(first.errno(), Some(libc::EACCES | libc::EINVAL)) {
+        return Err(LoadError::Load {
+            name: name.into(),
+            err: first,
+        });
+    }
+    let (err, log) = load_with_log(&attr, insns, first);
+    Err(LoadError::Rejected(Box::new(Rejection {
+        name: name.into(),
+        err,
+        log,
+        disassembly: disassembly.to_string(),
+    })))
+}
+
+/// Retries a failed load with `log_level` 1; returns the final error and the
+/// log as the kernel wrote it.
+fn load_with_log(
+    attr: &kernel_headers::bpf_attr::ProgLoadAttr,
+    insns: &[RawInsn],
+    first: SysError,
+) -> (SysError, String) {
+    let mut attr = *attr;
+    attr.log_level = log_level::BASIC;
+    let mut size = LOG_START;
+    loop {
+        let mut buf = vec![0u8; size];
+        match sys::prog_load(&attr, insns, LICENSE, Some(&mut buf)) {
+            // Loading with a log succeeded where it failed without: report
+            // the first error; nothing else to show.
+            Ok(_) => {
+                return (
+                    first,
+                    String::from("(the load succeeded when retried with a log)"),
+                );
+            }
+            Err(err) if err.errno() == Some(libc::ENOSPC) && size < LOG_SIZE_MAX as usize => {
+                size = (size * 4).min(LOG_SIZE_MAX as usize);
+            }
+            Err(err) => {
+                let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+                return (err, String::from_utf8_lossy(&buf[..end]).into_owned());
+            }
+        }
+    }
+}
+
+/// Whether a helper can be called from a kprobe program on this kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Support {
+    Yes,
+    No,
+    /// The probe itself failed (e.g. no permission to load anything).
+    Unknown(String),
+}
+
+/// A test program that calls only `helper`. The verifier looks the helper up
+/// before it checks arguments, so "unknown/invalid func" means absent and any
+/// other outcome means present (libbpf probes the same way).
+fn helper_probe(helper: Helper) -> Vec<RawInsn> {
+    let mut b = Builder::new();
+    b.call(helper);
+    b.mov(Reg::R0, 0);
+    b.exit();
+    b.finish()
+        .and_then(|insns| insns.encode(|_| None))
+        .expect("a call, a mov and an exit always assemble")
+}
+
+pub fn probe_helper(helper: Helper, kern_version: u32) -> Support {
+    let insns = helper_probe(helper);
+    let attr = attrs::prog_load_kprobe(kern_version, None, log_level::BASIC);
+    let mut buf = vec![0u8; LOG_START];
+    match sys::prog_load(&attr, &insns, LICENSE, Some(&mut buf)) {
+        Ok(_) => Support::Yes,
+        Err(err) => {
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            let log = String::from_utf8_lossy(&buf[..end]);
+            if log.contains("invalid func") || log.contains("unknown func") {
+                Support::No
+            } else if log.is_empty() {
+                Support::Unknown(err.to_string())
+            } else {
+                Support::Yes
+            }
+        }
+    }
+}
+
+/// The smallest valid kprobe program: `r0 = 0; exit`.
+fn trivial_program() -> Vec<RawInsn> {
+    let mut b = Builder::new();
+    b.mov(Reg::R0, 0);
+    b.exit();
+    b.finish()
+        .and_then(|insns| insns.encode(|_| None))
+        .expect("a mov and an exit always assemble")
+}
+
+/// What loading the trivial program says about this kernel.
+#[derive(Debug)]
+pub struct BasicLoad {
+    /// Whether object names are accepted (4.15+).
+    pub names: bool,
+}
+
+/// Loads `r0 = 0; exit` with a name, then without: tells whether bpf(2)
+/// works at all (ENOSYS, EPERM), whether kern_version is right, and names.
+pub fn probe_basic(kern_version: u32) -> Result<BasicLoad, SysError> {
+    let insns = trivial_program();
+    let named = attrs::prog_load_kprobe(kern_version, Some("nobtf_probe"), log_level::OFF);
+    match sys::prog_load(&named, &insns, LICENSE, None) {
+        Ok(_) => Ok(BasicLoad { names: true }),
+        Err(err) if matches!(err.errno(), Some(libc::EINVAL | libc::E2BIG)) => {
+            let plain = attrs::prog_load_kprobe(kern_version, None, log_level::OFF);
+            sys::prog_load(&plain, &insns, LICENSE, None)?;
+            Ok(BasicLoad { names: false })
+        }
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_programs_are_tiny() {
+        let insns = helper_probe(Helper::ProbeReadKernel);
+        assert_eq!(insns.len(), 3);
+        assert_eq!(insns[0].imm, 113);
+        assert_eq!(trivial_program().len(), 2);
+    }
+
+    #[test]
+    fn rejection_shows_log_and_program() {
+        let rejection = Rejection {
+            name: "unlink_entry".into(),
+            err: SysError {
+                call: "bpf(BPF_PROG_LOAD)",
+                err: std::io::Error::from_raw_os_error(libc::EACCES),
+            },
+            log: "0: (85) call bpf_probe_read_kernel#113\nunknown func\n".into(),
+            disassembly: "0: (85) call bpf_probe_read_kernel#113\n".into(),
+        };
+        let text = rejection.to_string();
+        assert!(text.starts_with("the kernel's verifier rejected program `unlink_entry` (bpf(BPF_PROG_LOAD): Permission denied"));
+        assert!(text.contains("--- verifier log ---\n0: (85)"));
+        assert!(text.contains("--- program ---\n0: (85)"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Perf ring records, parsed from bytes already copied out of the ring (the
+//! copy in `sys::PerfRing::drain_into` undoes the wrap-around), so this part
+//! is pure and tested without a kernel.
+
+use kernel_headers::perf::{PERF_EVENT_HEADER_SIZE, PERF_RECORD_LOST, PERF_RECORD_SAMPLE};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record<'a> {
+    /// A PERF_SAMPLE_RAW sample: what the program passed to `perf_event_output`.
+    /// The kernel pads it to 8 bytes, so it may be longer than what was written.
+    Sample(&'a [u8]),
+    /// The kernel dropped this many samples because the ring was full.
+    Lost(u64),
+    /// Any other record type, skipped.
+    Other(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RingError {
+    #[error("perf ring record at byte {at} is cut short ({left} bytes left, header says {size})")]
+    Truncated { at: usize, left: usize, size: usize },
+    #[error("perf ring record at byte {at} has impossible size {size}")]
+    BadSize { at: usize, size: usize },
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Iterates the records in `bytes`, which holds whole records back to back.
+pub fn records(bytes: &[u8]) -> impl Iterator<Item = Result<Record<'_>, RingError>> {
+    let mut at = 0usize;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || at >= bytes.len() {
+            return None;
+        }
+        let left = bytes.len() - at;
+        let parsed = parse_one(bytes, at, left);
+        match &parsed {
+            Ok((_, size)) => at += size,
+            Err(_) => failed = true,
+        }
+        Some(parsed.map(|(record, _)| record))
+    })
+}
+
+fn parse_one(bytes: &[u8], at: usize, left: usize) -> Result<(Record<'_>, usize), RingError> {
+    if left < PERF_EVENT_HEADER_SIZE {
+        return Err(RingError::Truncated {
+            at,
+            left,
+            size: PERF_EVENT_HEADER_SIZE,
+        });
+    }
+    let type_ = u32_at(bytes, at).unwrap_or_default();
+    let size = u16::from_ne_bytes([bytes[at + 6], bytes[at + 7]]) as usize;
+    if size < PERF_EVENT_HEADER_SIZE {
+        return Err(RingError::BadSize { at, size });
+    }
+    if size > left {
+        return Err(RingError::Truncated { at, left, size });
+    }
+    let body = &bytes[at + PERF_EVENT_HEADER_SIZE..at + size];
+    let record = match type_ {
+        PERF_RECORD_SAMPLE => {
+            let len = u32_at(body, 0).ok_or(RingError::BadSize { at, size })? as usize;
+            let data = body
+                .get(4..4 + len)
+                .ok_or(RingError::BadSize { at, size })?;
+            Record::Sample(data)
+        }
+        // Body: u64 id, u64 lost.
+        PERF_RECORD_LOST => Record::Lost(u64_at(body, 8).ok_or(RingError::BadSize { at, size })?),
+        other => Record::Other(other),
+    };
+    Ok((record, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(type_: u32, size: u16) -> Vec<u8> {
+        let mut out = type_.to_ne_bytes().to_vec();
+        out.extend_from_slice(&0u16.to_ne_bytes());
+        out.extend_from_slice(&size.to_ne_bytes());
+        out
+    }
+
+    fn sample(data: &[u8]) -> Vec<u8> {
+        // header + u32 size + data, padded to 8 as the kernel does.
+        let raw = 4 + data.len();
+        let padded = raw.div_ceil(8) * 8;
+        let mut out = header(PERF_RECORD_SAMPLE, (8 + padded) as u16);
+        out.extend_from_slice(&((padded - 4) as u32).to_ne_bytes());
+        out.extend_from_slice(data);
+        out.resize(8 + padded, 0);
+        out
+    }
+
+    #[test]
+    fn samples_lost_and_others() {
+        let mut bytes = sample(b"hello");
+        let mut lost = header(PERF_RECORD_LOST, 24);
+        lost.extend_from_slice(&7u64.to_ne_bytes());
+        lost.extend_from_slice(&42u64.to_ne_bytes());
+        bytes.extend(lost);
+        bytes.extend(header(99, 8));
+        let got: Vec<_> = records(&bytes).collect::<Result<_, _>>().unwrap();
+        assert_eq!(got.len(), 3);
+        let Record::Sample(data) = got[0] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(&data[..5], b"hello");
+        assert_eq!(got[1], Record::Lost(42));
+        assert_eq!(got[2], Record::Other(99));
+    }
+
+    #[test]
+    fn truncated_and_bad_records_are_errors() {
+        let bytes = sample(b"hello");
+        let err = records(&bytes[..bytes.len() - 1])
+            .next()
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, RingError::Truncated { at: 0, .. }), "{err}");
+        let err = records(&header(PERF_RECORD_SAMPLE, 4))
+            .next()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err, RingError::BadSize { at: 0, size: 4 });
+        // A bad record ends the iteration instead of looping.
+        assert_eq!(records(&header(PERF_RECORD_SAMPLE, 4)).count(), 1);
+    }
+}

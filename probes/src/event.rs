@@ -1,0 +1,208 @@
+//! The record the unlink probes write into the perf ring, defined once: the
+//! program builder takes field offsets from this struct and the loader parses
+//! samples with [`parse`].
+
+use core::mem::{offset_of, size_of};
+use std::borrow::Cow;
+
+use thiserror::Error;
+
+/// Layout version, the first field of every record; bumped on any change.
+pub const VERSION: u32 = 1;
+
+/// Comm length in the kernel (`TASK_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+/// Bytes of path kept, NUL included.
+pub const FILENAME_LEN: usize = 256;
+
+/// `flags`: `refcnt` holds a value read from `struct filename`.
+pub const HAS_REFCNT: u32 = 1;
+
+/// One unlink event, as laid out on the BPF stack and in the perf sample.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnlinkEvent {
+    /// [`VERSION`].
+    pub version: u32,
+    /// [`EventKind`] as a number.
+    pub kind: u32,
+    /// `bpf_ktime_get_ns()`: monotonic nanoseconds since boot.
+    pub ts_ns: u64,
+    /// Thread group id (what userspace calls the pid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// `struct filename`'s refcnt at entry; meaningful with [`HAS_REFCNT`].
+    pub refcnt: i32,
+    pub flags: u32,
+    /// `do_unlinkat`'s return value (exit events).
+    pub ret: i64,
+    pub comm: [u8; COMM_LEN],
+    /// The path, NUL-terminated (entry events).
+    pub filename: [u8; FILENAME_LEN],
+}
+
+/// Size of [`UnlinkEvent`] in bytes.
+pub const SIZE: usize = size_of::<UnlinkEvent>();
+
+// The program writes these fields at these offsets; pin them so a layout
+// change is a deliberate version bump.
+const _: () = {
+    assert!(offset_of!(UnlinkEvent, version) == 0);
+    assert!(offset_of!(UnlinkEvent, kind) == 4);
+    assert!(offset_of!(UnlinkEvent, ts_ns) == 8);
+    assert!(offset_of!(UnlinkEvent, pid) == 16);
+    assert!(offset_of!(UnlinkEvent, tid) == 20);
+    assert!(offset_of!(UnlinkEvent, refcnt) == 24);
+    assert!(offset_of!(UnlinkEvent, flags) == 28);
+    assert!(offset_of!(UnlinkEvent, ret) == 32);
+    assert!(offset_of!(UnlinkEvent, comm) == 40);
+    assert!(offset_of!(UnlinkEvent, filename) == 56);
+    assert!(SIZE == 312);
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum EventKind {
+    Entry = 1,
+    Exit = 2,
+}
+
+impl EventKind {
+    pub fn from_u32(n: u32) -> Option<EventKind> {
+        [EventKind::Entry, EventKind::Exit]
+            .into_iter()
+            .find(|&k| k as u32 == n)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum EventError {
+    #[error("event is {len} bytes, shorter than the {SIZE} of an unlink event")]
+    TooShort { len: usize },
+    #[error(
+        "event version {found}, this nobtf reads version {VERSION}: load probes and reader from the same build"
+    )]
+    Version { found: u32 },
+    #[error("event kind {found} is neither entry (1) nor exit (2)")]
+    Kind { found: u32 },
+}
+
+/// Parse one record. Perf pads raw samples to 8 bytes, so trailing bytes
+/// after [`SIZE`] are ignored.
+pub fn parse(bytes: &[u8]) -> Result<UnlinkEvent, EventError> {
+    let Some(bytes) = bytes.get(..SIZE) else {
+        return Err(EventError::TooShort { len: bytes.len() });
+    };
+    let field = |offset: usize, len: usize| &bytes[offset..offset + len];
+    let u32_at = |offset| u32::from_ne_bytes(field(offset, 4).try_into().unwrap_or_default());
+    let u64_at = |offset| u64::from_ne_bytes(field(offset, 8).try_into().unwrap_or_default());
+    let mut comm = [0; COMM_LEN];
+    comm.copy_from_slice(field(offset_of!(UnlinkEvent, comm), COMM_LEN));
+    let mut filename = [0; FILENAME_LEN];
+    filename.copy_from_slice(field(offset_of!(UnlinkEvent, filename), FILENAME_LEN));
+    let event = UnlinkEvent {
+        version: u32_at(offset_of!(UnlinkEvent, version)),
+        kind: u32_at(offset_of!(UnlinkEvent, kind)),
+        ts_ns: u64_at(offset_of!(UnlinkEvent, ts_ns)),
+        pid: u32_at(offset_of!(UnlinkEvent, pid)),
+        tid: u32_at(offset_of!(UnlinkEvent, tid)),
+        refcnt: u32_at(offset_of!(UnlinkEvent, refcnt)) as i32,
+        flags: u32_at(offset_of!(UnlinkEvent, flags)),
+        ret: u64_at(offset_of!(UnlinkEvent, ret)) as i64,
+        comm,
+        filename,
+    };
+    if event.version != VERSION {
+        return Err(EventError::Version {
+            found: event.version,
+        });
+    }
+    if EventKind::from_u32(event.kind).is_none() {
+        return Err(EventError::Kind { found: event.kind });
+    }
+    Ok(event)
+}
+
+/// Bytes up to the first NUL, as text (invalid UTF-8 replaced).
+fn c_str(bytes: &[u8]) -> Cow<'_, str> {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end])
+}
+
+impl UnlinkEvent {
+    /// The kind; `None` only for a record that did not come from [`parse`].
+    pub fn kind(&self) -> Option<EventKind> {
+        EventKind::from_u32(self.kind)
+    }
+
+    pub fn comm_str(&self) -> Cow<'_, str> {
+        c_str(&self.comm)
+    }
+
+    pub fn filename_str(&self) -> Cow<'_, str> {
+        c_str(&self.filename)
+    }
+
+    /// The refcnt, if the probe read one.
+    pub fn refcnt(&self) -> Option<i32> {
+        (self.flags & HAS_REFCNT != 0).then_some(self.refcnt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let mut bytes = vec![0u8; SIZE + 4];
+        bytes[0..4].copy_from_slice(&VERSION.to_ne_bytes());
+        bytes[4..8].copy_from_slice(&1u32.to_ne_bytes());
+        bytes[8..16].copy_from_slice(&123_456u64.to_ne_bytes());
+        bytes[16..20].copy_from_slice(&4242u32.to_ne_bytes());
+        bytes[20..24].copy_from_slice(&4243u32.to_ne_bytes());
+        bytes[24..28].copy_from_slice(&1i32.to_ne_bytes());
+        bytes[28..32].copy_from_slice(&HAS_REFCNT.to_ne_bytes());
+        bytes[32..40].copy_from_slice(&(-2i64).to_ne_bytes());
+        bytes[40..42].copy_from_slice(b"rm");
+        bytes[56..61].copy_from_slice(b"a.txt");
+        bytes
+    }
+
+    #[test]
+    fn parses_every_field() {
+        let event = parse(&sample()).unwrap();
+        assert_eq!(event.kind(), Some(EventKind::Entry));
+        assert_eq!(event.ts_ns, 123_456);
+        assert_eq!((event.pid, event.tid), (4242, 4243));
+        assert_eq!(event.refcnt(), Some(1));
+        assert_eq!(event.ret, -2);
+        assert_eq!(event.comm_str(), "rm");
+        assert_eq!(event.filename_str(), "a.txt");
+    }
+
+    #[test]
+    fn refcnt_is_absent_without_the_flag() {
+        let mut bytes = sample();
+        bytes[28..32].copy_from_slice(&0u32.to_ne_bytes());
+        assert_eq!(parse(&bytes).unwrap().refcnt(), None);
+    }
+
+    #[test]
+    fn bad_records_are_errors() {
+        assert_eq!(parse(&[0; 10]), Err(EventError::TooShort { len: 10 }));
+        let mut bytes = sample();
+        bytes[0] = 9;
+        assert_eq!(parse(&bytes), Err(EventError::Version { found: 9 }));
+        let mut bytes = sample();
+        bytes[4] = 3;
+        assert_eq!(parse(&bytes), Err(EventError::Kind { found: 3 }));
+    }
+
+    #[test]
+    fn strings_stop_at_nul_and_survive_bad_utf8() {
+        let mut bytes = sample();
+        bytes[40..44].copy_from_slice(&[b'r', 0xff, 0, b'x']);
+        assert_eq!(parse(&bytes).unwrap().comm_str(), "r\u{fffd}");
+    }
+}

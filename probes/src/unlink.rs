@@ -1,0 +1,324 @@
+//! The `do_unlinkat` probes: what the reference C program does, built from a
+//! profile so the same binary reads the right offsets on every kernel.
+//!
+//! Every program starts with `r6 = r1` (the `pt_regs` context, kept across
+//! calls) and keeps the path argument in `r7`. The event is assembled on the
+//! BPF stack, zeroed first: helpers that read stack memory (and
+//! `probe_read` itself before 4.6) need it initialized.
+//!
+//! Offsets into `struct filename` come from the profile and only ever appear
+//! as immediates, so programs for two kernels differ in immediates alone.
+
+use core::mem::offset_of;
+
+use kernel_headers::bpf::{self, Helper, Release, map_type};
+use kernel_headers::pt_regs;
+use offsets::{Field, Profile, UnlinkArg};
+
+use crate::asm::{AluOp, Builder, JmpOp, Reg, Reg::*, Size};
+use crate::event::{self, EventKind, UnlinkEvent};
+use crate::program::{BuildError, MapSpec, MaxEntries, ProbeKind, Program};
+
+/// Name of the perf event array the perf variants write to.
+pub const EVENTS_MAP: &str = "events";
+/// The function both probes attach to.
+pub const FUNCTION: &str = offsets::profile::DO_UNLINKAT;
+
+/// The lines the trace-pipe variant prints, as in the reference program.
+pub const ENTRY_FORMAT: &str = "KPROBE ENTRY pid = %d, filename = %s\n";
+pub const EXIT_FORMAT: &str = "KPROBE EXIT: pid = %d, ret = %ld\n";
+
+/// Choices the loader makes for the running kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choices {
+    pub read: ReadHelper,
+    pub output: Output,
+}
+
+/// Which memory readers to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadHelper {
+    /// `probe_read` and `probe_read_str` (4.11): the only readers before 5.5.
+    ProbeRead,
+    /// `probe_read_kernel(_str)`, and `probe_read_user_str` for user paths (5.5).
+    ProbeReadKernel,
+}
+
+impl ReadHelper {
+    /// The newest readers a kernel release has.
+    pub fn for_release(release: Release) -> ReadHelper {
+        if release >= Helper::ProbeReadKernel.since() {
+            ReadHelper::ProbeReadKernel
+        } else {
+            ReadHelper::ProbeRead
+        }
+    }
+
+    fn kernel(self) -> Helper {
+        match self {
+            ReadHelper::ProbeRead => Helper::ProbeRead,
+            ReadHelper::ProbeReadKernel => Helper::ProbeReadKernel,
+        }
+    }
+
+    fn kernel_str(self) -> Helper {
+        match self {
+            ReadHelper::ProbeRead => Helper::ProbeReadStr,
+            ReadHelper::ProbeReadKernel => Helper::ProbeReadKernelStr,
+        }
+    }
+
+    fn user_str(self) -> Helper {
+        match self {
+            ReadHelper::ProbeRead => Helper::ProbeReadStr,
+            ReadHelper::ProbeReadKernel => Helper::ProbeReadUserStr,
+        }
+    }
+}
+
+/// Where events go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// [`UnlinkEvent`] records into the [`EVENTS_MAP`] perf event array.
+    PerfEvents,
+    /// Text lines into the trace pipe with `bpf_trace_printk`, no map.
+    TracePrintk,
+}
+
+// Stack layout (offsets from r10). Perf variants: the event, then the
+// `struct filename` string pointer below it.
+const EVENT: i16 = -(event::SIZE as i16);
+const EVENT_NAME_PTR: i16 = EVENT - 8;
+// Trace-pipe entry variant: the path buffer, the pointer, then the format.
+const PRINTK_BUF: i16 = -(event::FILENAME_LEN as i16);
+const PRINTK_NAME_PTR: i16 = PRINTK_BUF - 8;
+
+/// Stack offset of an event field.
+const fn ev(field: usize) -> i16 {
+    EVENT + field as i16
+}
+
+/// The entry probe (kprobe on `do_unlinkat`).
+pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError> {
+    let facts = profile.unlink()?;
+    let (_, arg) = pt_regs::arg(facts.name_arg).ok_or(BuildError::ArgRegister(facts.name_arg))?;
+    let arg = ctx_offset(arg)?;
+    let read = choices.read;
+    let mut b = Builder::new();
+    b.mov(R6, R1);
+    match choices.output {
+        Output::PerfEvents => {
+            let zero_from = match facts.kind {
+                UnlinkArg::Filename { .. } => EVENT_NAME_PTR,
+                UnlinkArg::UserPath => EVENT,
+            };
+            start_event(&mut b, EventKind::Entry, zero_from);
+            b.load(Size::DW, R7, R6, arg);
+            let filename = ev(offset_of!(UnlinkEvent, filename));
+            match facts.kind {
+                UnlinkArg::Filename { name, refcnt } => {
+                    let refcnt_at = ev(offset_of!(UnlinkEvent, refcnt));
+                    read_field(&mut b, read, refcnt_at, refcnt, "refcnt")?;
+                    b.jump(JmpOp::Ne, R0, 0, "read_name");
+                    let flags = ev(offset_of!(UnlinkEvent, flags));
+                    b.store(Size::W, R10, flags, event::HAS_REFCNT as i32);
+                    b.label("read_name");
+                    read_filename(&mut b, read, EVENT_NAME_PTR, name, filename)?;
+                }
+                UnlinkArg::UserPath => read_str(&mut b, read.user_str(), filename, R7),
+            }
+            output(&mut b);
+        }
+        Output::TracePrintk => {
+            zero(&mut b, PRINTK_NAME_PTR);
+            b.call(Helper::GetCurrentPidTgid);
+            b.mov(R8, R0);
+            b.alu(AluOp::Rsh, R8, 32);
+            b.load(Size::DW, R7, R6, arg);
+            match facts.kind {
+                UnlinkArg::Filename { name, .. } => {
+                    read_filename(&mut b, read, PRINTK_NAME_PTR, name, PRINTK_BUF)?;
+                }
+                UnlinkArg::UserPath => read_str(&mut b, read.user_str(), PRINTK_BUF, R7),
+            }
+            // %d = pid (r3), %s = the path buffer (r4).
+            b.mov(R4, R10);
+            b.add(R4, i32::from(PRINTK_BUF));
+            b.mov(R3, R8);
+            trace_printk(&mut b, PRINTK_NAME_PTR, ENTRY_FORMAT);
+        }
+    }
+    b.mov(R0, 0);
+    b.exit();
+    finish(b, "unlink_entry", ProbeKind::Kprobe, choices.output)
+}
+
+/// The exit probe (kretprobe on `do_unlinkat`): pid, tid, comm, time and the
+/// return value.
+pub fn exit(profile: &Profile, choices: &Choices) -> Result<Program, BuildError> {
+    // Nothing of the profile is read at exit, but a profile that cannot
+    // drive the entry probe should not half-load.
+    profile.unlink()?;
+    let ret = ctx_offset(pt_regs::RETURN.1)?;
+    let mut b = Builder::new();
+    b.mov(R6, R1);
+    match choices.output {
+        Output::PerfEvents => {
+            start_event(&mut b, EventKind::Exit, EVENT);
+            b.load(Size::DW, R1, R6, ret);
+            b.store(Size::DW, R10, ev(offset_of!(UnlinkEvent, ret)), R1);
+            output(&mut b);
+        }
+        Output::TracePrintk => {
+            b.call(Helper::GetCurrentPidTgid);
+            b.mov(R3, R0);
+            b.alu(AluOp::Rsh, R3, 32);
+            b.load(Size::DW, R4, R6, ret);
+            trace_printk(&mut b, 0, EXIT_FORMAT);
+        }
+    }
+    b.mov(R0, 0);
+    b.exit();
+    finish(b, "unlink_exit", ProbeKind::Kretprobe, choices.output)
+}
+
+fn finish(
+    b: Builder,
+    name: &'static str,
+    kind: ProbeKind,
+    output: Output,
+) -> Result<Program, BuildError> {
+    let maps = match output {
+        Output::PerfEvents => vec![MapSpec {
+            name: EVENTS_MAP,
+            map_type: map_type::PERF_EVENT_ARRAY,
+            key_size: 4,
+            value_size: 4,
+            max_entries: MaxEntries::PossibleCpus,
+        }],
+        Output::TracePrintk => vec![],
+    };
+    Ok(Program {
+        name,
+        kind,
+        function: FUNCTION,
+        maps,
+        insns: b.finish()?,
+    })
+}
+
+fn ctx_offset(offset: usize) -> Result<i16, BuildError> {
+    i16::try_from(offset).map_err(|_| BuildError::Offset {
+        what: "pt_regs",
+        offset: offset as u32,
+    })
+}
+
+fn field_offset(field: Field, what: &'static str) -> Result<i32, BuildError> {
+    i32::try_from(field.offset).map_err(|_| BuildError::Offset {
+        what,
+        offset: field.offset,
+    })
+}
+
+/// Zero the stack from `from` up to the frame pointer.
+fn zero(b: &mut Builder, from: i16) {
+    for off in (from..0).step_by(8) {
+        b.store(Size::DW, R10, off, 0);
+    }
+}
+
+/// Zero the stack from `zero_from`, then fill the event header: version,
+/// kind, time, pid, tid and comm.
+fn start_event(b: &mut Builder, kind: EventKind, zero_from: i16) {
+    zero(b, zero_from);
+    let version = ev(offset_of!(UnlinkEvent, version));
+    b.store(Size::W, R10, version, event::VERSION as i32);
+    b.store(Size::W, R10, ev(offset_of!(UnlinkEvent, kind)), kind as i32);
+    b.call(Helper::KtimeGetNs);
+    b.store(Size::DW, R10, ev(offset_of!(UnlinkEvent, ts_ns)), R0);
+    // Upper half: thread group id (pid); lower half: thread id.
+    b.call(Helper::GetCurrentPidTgid);
+    b.store(Size::W, R10, ev(offset_of!(UnlinkEvent, tid)), R0);
+    b.alu(AluOp::Rsh, R0, 32);
+    b.store(Size::W, R10, ev(offset_of!(UnlinkEvent, pid)), R0);
+    b.mov(R1, R10);
+    b.add(R1, i32::from(ev(offset_of!(UnlinkEvent, comm))));
+    b.mov(R2, event::COMM_LEN as i32);
+    b.call(Helper::GetCurrentComm);
+}
+
+/// Read `field` of the `struct filename` at r7 into the stack at `to`.
+fn read_field(
+    b: &mut Builder,
+    read: ReadHelper,
+    to: i16,
+    field: Field,
+    what: &'static str,
+) -> Result<(), BuildError> {
+    b.mov(R1, R10);
+    b.add(R1, i32::from(to));
+    b.mov(R2, field.size as i32);
+    b.mov(R3, R7);
+    b.add(R3, field_offset(field, what)?);
+    b.call(read.kernel());
+    Ok(())
+}
+
+/// Read the string pointer at `name` of the `struct filename` at r7 (through
+/// the stack slot `ptr_slot`), then the string into `to`.
+fn read_filename(
+    b: &mut Builder,
+    read: ReadHelper,
+    ptr_slot: i16,
+    name: Field,
+    to: i16,
+) -> Result<(), BuildError> {
+    read_field(b, read, ptr_slot, name, "name")?;
+    b.load(Size::DW, R3, R10, ptr_slot);
+    read_str(b, read.kernel_str(), to, R3);
+    Ok(())
+}
+
+/// `helper(fp + to, FILENAME_LEN, src)`: a bounded string read.
+fn read_str(b: &mut Builder, helper: Helper, to: i16, src: Reg) {
+    if src != R3 {
+        b.mov(R3, src);
+    }
+    b.mov(R1, R10);
+    b.add(R1, i32::from(to));
+    b.mov(R2, event::FILENAME_LEN as i32);
+    b.call(helper);
+}
+
+/// `perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, fp + EVENT, SIZE)`.
+fn output(b: &mut Builder) {
+    b.mov(R1, R6);
+    b.ld_map(R2, EVENTS_MAP);
+    // 0xffffffff must not be sign-extended: the kernel rejects other bits.
+    b.ld_imm64(R3, bpf::F_CURRENT_CPU as i64);
+    b.mov(R4, R10);
+    b.add(R4, i32::from(EVENT));
+    b.mov(R5, event::SIZE as i32);
+    b.call(Helper::PerfEventOutput);
+}
+
+/// Write `format` (NUL-terminated) on the stack just below `below`, then
+/// `trace_printk(format, size, r3, r4, r5)`; r3..r5 are set by the caller.
+fn trace_printk(b: &mut Builder, below: i16, format: &str) {
+    let mut bytes = format.as_bytes().to_vec();
+    bytes.push(0);
+    let size = bytes.len() as i32;
+    // Whole 8-byte slots, padding included, so every byte is initialized.
+    bytes.resize(bytes.len().next_multiple_of(8), 0);
+    let at = below - bytes.len() as i16;
+    for (i, chunk) in bytes.chunks(4).enumerate() {
+        // BPF stores are little-endian on x86-64, like the text in memory.
+        let word = i32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        b.store(Size::W, R10, at + 4 * i as i16, word);
+    }
+    b.mov(R1, R10);
+    b.add(R1, i32::from(at));
+    b.mov(R2, size);
+    b.call(Helper::TracePrintk);
+}

@@ -1,0 +1,39 @@
+//! Profiles and variants shared by the integration tests.
+#![allow(dead_code)]
+
+use offsets::{Field, NameArgType, Profile};
+use probes::unlink::{Choices, Output, ReadHelper};
+
+/// 4.19..6.x (and the reference's 5.4): `name` at +0, `refcnt` at +16.
+pub fn profile_5_4() -> Profile {
+    Profile::builtin("5.4.0")
+}
+
+/// A 4.x layout with `aname` before `refcnt`: `refcnt` at +24.
+pub fn profile_4_x() -> Profile {
+    let mut profile = Profile::builtin("4.x");
+    profile.fields.insert(
+        offsets::profile::FILENAME_REFCNT.into(),
+        Field {
+            offset: 24,
+            size: 4,
+        },
+    );
+    profile
+}
+
+/// 4.14 and earlier: `do_unlinkat(int dfd, const char __user *pathname)`.
+pub fn profile_user_path() -> Profile {
+    let mut profile = Profile::builtin("4.14.0");
+    if let Some(f) = profile.functions.get_mut(offsets::profile::DO_UNLINKAT) {
+        f.name_arg_type = NameArgType::UserPath;
+    }
+    profile
+}
+
+pub const OUTPUTS: [Output; 2] = [Output::PerfEvents, Output::TracePrintk];
+pub const READS: [ReadHelper; 2] = [ReadHelper::ProbeRead, ReadHelper::ProbeReadKernel];
+
+pub fn choices(output: Output, read: ReadHelper) -> Choices {
+    Choices { read, output }
+}

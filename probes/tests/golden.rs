@@ -1,0 +1,83 @@
+//! The disassembly of every variant, compared with probes/tests/golden/*.txt.
+//!
+//! After an intended change, regenerate with
+//! `UPDATE_GOLDEN=1 cargo test -p probes --test golden` and review the diff.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use probes::unlink::{self, Output, ReadHelper};
+
+fn slug(output: Output, read: ReadHelper) -> &'static str {
+    match (output, read) {
+        (Output::PerfEvents, ReadHelper::ProbeRead) => "perf-probe_read",
+        (Output::PerfEvents, ReadHelper::ProbeReadKernel) => "perf-probe_read_kernel",
+        (Output::TracePrintk, ReadHelper::ProbeRead) => "printk-probe_read",
+        (Output::TracePrintk, ReadHelper::ProbeReadKernel) => "printk-probe_read_kernel",
+    }
+}
+
+fn variants() -> Vec<(String, probes::Program)> {
+    let mut out = Vec::new();
+    for output in OUTPUTS {
+        for read in READS {
+            let c = choices(output, read);
+            let slug = slug(output, read);
+            for (arg, profile) in [
+                ("filename", profile_5_4()),
+                ("user_path", profile_user_path()),
+            ] {
+                let entry = unlink::entry(&profile, &c).unwrap();
+                out.push((format!("entry-{slug}-{arg}"), entry));
+                let exit = unlink::exit(&profile, &c).unwrap();
+                out.push((format!("exit-{slug}-{arg}"), exit));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn disassembly_matches_golden_files() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut mismatched = Vec::new();
+    for (name, program) in variants() {
+        let path = dir.join(format!("{name}.txt"));
+        let text = program.to_string();
+        if update {
+            std::fs::write(&path, &text).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1", path.display()));
+        if expected != text {
+            eprintln!(
+                "--- {} (expected)\n{expected}+++ actual\n{text}",
+                path.display()
+            );
+            mismatched.push(name);
+        }
+    }
+    assert!(
+        mismatched.is_empty(),
+        "differ from golden: {mismatched:?}; UPDATE_GOLDEN=1 regenerates"
+    );
+}
+
+#[test]
+fn every_variant_passes_the_static_check_and_fits_old_kernels() {
+    for (name, program) in variants() {
+        let raw = program
+            .encode(|_| Some(3))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(raw.len(), program.len(), "{name}");
+        assert!(
+            program.name().len() < kernel_headers::bpf::OBJ_NAME_LEN,
+            "{name}"
+        );
+        assert_eq!(program.function(), "do_unlinkat");
+    }
+}

@@ -1,0 +1,210 @@
+//! The encoded programs run in the userspace interpreter against fake
+//! `pt_regs` and fake kernel memory holding a `struct filename` laid out as
+//! on 5.4 (refcnt at +16) and as on 4.x (refcnt at +24): each layout gives
+//! the right event with its own profile and a wrong one with the other's.
+
+mod common;
+
+use common::*;
+use offsets::Profile;
+use probes::event::{self, EventKind, UnlinkEvent};
+use probes::interp::{Space, Vm, fake_pt_regs};
+use probes::unlink::{self, Output, ReadHelper};
+
+const FILENAME: u64 = 0xffff_8880_0100_0000; // struct filename
+const NAME: u64 = 0xffff_8880_0200_0000; // its kernel copy of the path
+const ANAME: u64 = 0xffff_8880_0000_0abc; // struct audit_names *
+const USER_PATH: u64 = 0x7ffd_0000_1000; // the path as the user passed it
+const PID: u32 = 4242;
+const TID: u32 = 4243;
+const REFCNT: i32 = 1;
+const EVENTS_FD: i32 = 5;
+const AT_FDCWD: i64 = -100;
+
+#[derive(Clone, Copy)]
+enum Layout {
+    /// `{ name; uptr; refcnt; aname; iname[] }`
+    V54,
+    /// `{ name; uptr; aname; refcnt; iname[] }`
+    V4x,
+}
+
+fn struct_filename(layout: Layout) -> Vec<u8> {
+    let mut bytes = vec![0u8; 40];
+    bytes[0..8].copy_from_slice(&NAME.to_ne_bytes());
+    bytes[8..16].copy_from_slice(&USER_PATH.to_ne_bytes());
+    let (refcnt_at, aname_at) = match layout {
+        Layout::V54 => (16, 24),
+        Layout::V4x => (24, 16),
+    };
+    bytes[refcnt_at..refcnt_at + 4].copy_from_slice(&REFCNT.to_ne_bytes());
+    bytes[aname_at..aname_at + 8].copy_from_slice(&ANAME.to_ne_bytes());
+    bytes
+}
+
+fn machine(layout: Layout) -> Vm {
+    let mut vm = Vm::new();
+    vm.pid_tgid = (u64::from(PID) << 32) | u64::from(TID);
+    vm.comm[..2].copy_from_slice(b"rm");
+    vm.ktime_ns = 4_188_004_100_000;
+    vm.perf_map_fd = EVENTS_FD;
+    vm.map(Space::Kernel, FILENAME, struct_filename(layout))
+        .unwrap();
+    vm.map(Space::Kernel, NAME, b"a.txt\0".to_vec()).unwrap();
+    vm.map(Space::User, USER_PATH, b"/tmp/a.txt\0".to_vec())
+        .unwrap();
+    vm
+}
+
+/// Build, encode and run a program; return what it emitted.
+fn run(vm: &mut Vm, program: probes::Program, ctx: &[(&str, u64)]) {
+    let raw = program
+        .encode(|name| (name == unlink::EVENTS_MAP).then_some(EVENTS_FD))
+        .unwrap();
+    let ret = vm.run(&raw, &fake_pt_regs(ctx).unwrap()).unwrap();
+    assert_eq!(ret, 0);
+}
+
+fn entry_event(layout: Layout, profile: &Profile, read: ReadHelper, arg: u64) -> UnlinkEvent {
+    let mut vm = machine(layout);
+    let program = unlink::entry(profile, &choices(Output::PerfEvents, read)).unwrap();
+    run(&mut vm, program, &[("di", AT_FDCWD as u64), ("si", arg)]);
+    assert_eq!(vm.perf_output.len(), 1);
+    assert_eq!(vm.perf_output[0].len(), event::SIZE);
+    event::parse(&vm.perf_output[0]).unwrap()
+}
+
+fn assert_task(event: &UnlinkEvent, kind: EventKind) {
+    assert_eq!(event.version, event::VERSION);
+    assert_eq!(event.kind(), Some(kind));
+    assert_eq!((event.pid, event.tid), (PID, TID));
+    assert_eq!(event.comm_str(), "rm");
+    assert_eq!(event.ts_ns, 4_188_004_100_000);
+}
+
+#[test]
+fn each_layout_with_its_own_profile_gives_the_right_event() {
+    for read in READS {
+        for (layout, profile) in [(Layout::V54, profile_5_4()), (Layout::V4x, profile_4_x())] {
+            let event = entry_event(layout, &profile, read, FILENAME);
+            assert_task(&event, EventKind::Entry);
+            assert_eq!(event.filename_str(), "a.txt");
+            assert_eq!(event.refcnt(), Some(REFCNT));
+            assert_eq!(event.ret, 0);
+        }
+    }
+}
+
+#[test]
+fn each_layout_with_the_other_profile_gives_a_wrong_refcnt() {
+    let wrong = ANAME as u32 as i32; // the low half of the aname pointer
+    for read in READS {
+        for (layout, profile) in [(Layout::V54, profile_4_x()), (Layout::V4x, profile_5_4())] {
+            let event = entry_event(layout, &profile, read, FILENAME);
+            assert_eq!(event.refcnt(), Some(wrong));
+            assert_ne!(wrong, REFCNT);
+        }
+    }
+}
+
+#[test]
+fn the_name_offset_drives_the_string_read() {
+    // A profile that puts `name` at +8 reads `uptr`, a user pointer.
+    let mut profile = profile_5_4();
+    profile.fields.insert(
+        offsets::profile::FILENAME_NAME.into(),
+        offsets::Field { offset: 8, size: 8 },
+    );
+    // probe_read reads user memory as well: the user's path, not the kernel copy.
+    let event = entry_event(Layout::V54, &profile, ReadHelper::ProbeRead, FILENAME);
+    assert_eq!(event.filename_str(), "/tmp/a.txt");
+    // probe_read_kernel_str refuses a user address: nothing.
+    let event = entry_event(Layout::V54, &profile, ReadHelper::ProbeReadKernel, FILENAME);
+    assert_eq!(event.filename_str(), "");
+}
+
+#[test]
+fn a_missing_struct_gives_an_empty_event_not_a_fault() {
+    let event = entry_event(
+        Layout::V54,
+        &profile_5_4(),
+        ReadHelper::ProbeReadKernel,
+        0x10,
+    );
+    assert_task(&event, EventKind::Entry);
+    assert_eq!(event.filename_str(), "");
+    assert_eq!(event.refcnt(), None);
+}
+
+#[test]
+fn user_path_variant_reads_user_memory_without_refcnt() {
+    for read in READS {
+        let event = entry_event(Layout::V54, &profile_user_path(), read, USER_PATH);
+        assert_task(&event, EventKind::Entry);
+        assert_eq!(event.filename_str(), "/tmp/a.txt");
+        assert_eq!(event.refcnt(), None);
+    }
+    // With probe_read_user_str, a kernel address is refused.
+    let event = entry_event(
+        Layout::V54,
+        &profile_user_path(),
+        ReadHelper::ProbeReadKernel,
+        NAME,
+    );
+    assert_eq!(event.filename_str(), "");
+}
+
+#[test]
+fn exit_event_carries_the_return_value() {
+    for read in READS {
+        let mut vm = machine(Layout::V54);
+        let program = unlink::exit(&profile_5_4(), &choices(Output::PerfEvents, read)).unwrap();
+        run(&mut vm, program, &[("ax", -2i64 as u64)]);
+        let event = event::parse(&vm.perf_output[0]).unwrap();
+        assert_task(&event, EventKind::Exit);
+        assert_eq!(event.ret, -2);
+        assert_eq!(event.filename_str(), "");
+        assert_eq!(event.refcnt(), None);
+    }
+}
+
+#[test]
+fn printk_variants_print_the_reference_lines() {
+    for read in READS {
+        let c = choices(Output::TracePrintk, read);
+        for (layout, profile) in [(Layout::V54, profile_5_4()), (Layout::V4x, profile_4_x())] {
+            let mut vm = machine(layout);
+            run(
+                &mut vm,
+                unlink::entry(&profile, &c).unwrap(),
+                &[("si", FILENAME)],
+            );
+            assert_eq!(
+                vm.trace_pipe,
+                ["KPROBE ENTRY pid = 4242, filename = a.txt\n"]
+            );
+            assert!(vm.perf_output.is_empty());
+        }
+
+        let mut vm = machine(Layout::V54);
+        let program = unlink::entry(&profile_user_path(), &c).unwrap();
+        run(&mut vm, program, &[("si", USER_PATH)]);
+        assert_eq!(
+            vm.trace_pipe,
+            ["KPROBE ENTRY pid = 4242, filename = /tmp/a.txt\n"]
+        );
+
+        for (ret, line) in [
+            (0i64, "KPROBE EXIT: pid = 4242, ret = 0\n"),
+            (-2, "KPROBE EXIT: pid = 4242, ret = -2\n"),
+        ] {
+            let mut exit_vm = machine(Layout::V54);
+            run(
+                &mut exit_vm,
+                unlink::exit(&profile_5_4(), &c).unwrap(),
+                &[("ax", ret as u64)],
+            );
+            assert_eq!(exit_vm.trace_pipe, [line]);
+        }
+    }
+}
