@@ -22,6 +22,7 @@
 mod btf_ext;
 mod elf;
 mod error;
+pub mod load;
 mod maps;
 mod program;
 
