@@ -523,7 +523,10 @@ impl Stream<'_> {
             self.rest.push_str(&String::from_utf8_lossy(&buf[..n]));
             while let Some(end) = self.rest.find('\n') {
                 let line: String = self.rest.drain(..=end).collect();
-                self.emit(line.trim_end())?;
+                // Formats ending in "\n" leave an empty line on kernels that add their own.
+                if !line.trim().is_empty() {
+                    self.emit(line.trim_end())?;
+                }
             }
         }
     }

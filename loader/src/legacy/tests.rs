@@ -291,6 +291,33 @@ fn a_section_with_two_programs_and_larger_map_definitions() {
 }
 
 #[test]
+fn perf_event_array_without_size_is_left_for_the_loader() {
+    let Some(data) = built("perf_output") else {
+        return;
+    };
+    let obj = Object::parse(&data).unwrap();
+    let [events] = &obj.maps[..] else {
+        panic!("{obj}")
+    };
+    assert_eq!(
+        (events.map_type, events.max_entries),
+        (map_type::PERF_EVENT_ARRAY, 0)
+    );
+    let calls = helper_calls(&obj.programs[0].insns);
+    assert_eq!(
+        calls,
+        [Helper::GetCurrentPidTgid.id(), Helper::PerfEventOutput.id()]
+    );
+    assert_eq!(
+        obj.programs[0].map_relocs,
+        [MapReloc {
+            insn: obj.programs[0].map_relocs[0].insn,
+            map: 0
+        }]
+    );
+}
+
+#[test]
 fn debug_info_and_btf_are_ignored() {
     let source = std::fs::read_to_string(repo_root().join("tests/c/unlink.bpf.c")).unwrap();
     let (Some(plain), Some(with_btf)) = (built("unlink"), compile("unlink_g", &source, &["-g"]))
