@@ -506,7 +506,9 @@ impl Loop<'_> {
                 filename: raw.filename_str().into_owned(),
                 refcnt: raw.refcnt(),
             },
-            ProbeEventKind::Exit => EventKind::Exit { ret: raw.ret },
+            ProbeEventKind::Exit => EventKind::Exit {
+                ret: unlink_ret(raw.ret),
+            },
         };
         Some(Event {
             ts_ns: raw.ts_ns,
@@ -552,6 +554,14 @@ impl Loop<'_> {
             }
         }
     }
+}
+
+/// do_unlinkat returns `long` up to 5.x and `int` since; for an `int` the
+/// upper half of rax is undefined (zero in practice: -2 reads 4294967294).
+/// Its values, 0 or -errno, fit in 32 bits either way, so the low half is
+/// the answer on every kernel.
+fn unlink_ret(rax: i64) -> i64 {
+    i64::from(rax as i32)
 }
 
 /// The `pid = N` of a probe line.
@@ -627,6 +637,13 @@ mod tests {
         .to_string();
         assert!(!text.contains('\n'), "{text}");
         assert!(text.starts_with("offsets profile p.toml: "), "{text}");
+    }
+
+    #[test]
+    fn int_and_long_returns() {
+        assert_eq!(unlink_ret(0xffff_fffe), -2);
+        assert_eq!(unlink_ret(-2), -2);
+        assert_eq!(unlink_ret(0), 0);
     }
 
     #[test]

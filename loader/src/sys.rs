@@ -281,8 +281,8 @@ pub struct PerfRing {
     fd: OwnedFd,
 }
 
-// The mapping belongs to this value alone; the kernel side is synchronized
-// through data_head/data_tail.
+// SAFETY: the mapping belongs to this value alone (no aliases are handed
+// out); the kernel side is synchronized through data_head/data_tail.
 unsafe impl Send for PerfRing {}
 
 impl PerfRing {

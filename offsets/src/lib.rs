@@ -4,6 +4,16 @@
 //!
 //! Readers here are pure: bytes or paths in, typed data or a typed error out.
 
+pub mod btf;
+pub mod cgen;
+pub mod diff;
+pub mod dwarf;
+pub mod elf;
+pub mod error;
+pub mod generate;
+pub mod kbuild;
+pub mod model;
 pub mod profile;
 
+pub use error::GenError;
 pub use profile::{Field, Function, NameArgType, Profile, ProfileError, UnlinkArg, UnlinkFacts};

@@ -1,4 +1,4 @@
-//! The profile format (TOML). See README.md, "Offsets profiles".
+//! The profile format (TOML). See docs/offsets.md.
 
 use std::collections::BTreeMap;
 
@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// Format version written into every profile; bumped on incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The `generator` string of profiles this crate writes.
+pub const GENERATOR: &str = concat!("offsets ", env!("CARGO_PKG_VERSION"));
 
 /// Field keys the unlink probes read.
 pub const FILENAME_NAME: &str = "filename.name";
@@ -25,6 +28,11 @@ pub struct Profile {
     /// function name -> what its signature is on this kernel.
     #[serde(default)]
     pub functions: BTreeMap<String, Function>,
+    /// `function.role` -> the x86-64 `struct pt_regs` member (register name,
+    /// e.g. "si") a probe reads it from. Names only: the byte offsets live in
+    /// `kernel_headers::pt_regs`, looked up by the loader.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pt_regs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,8 +119,21 @@ pub enum ProfileError {
     Invalid(String),
 }
 
-/// Arguments a kprobe can read from registers on x86-64 (di, si, dx, cx, r8, r9).
-pub const MAX_REGISTER_ARGS: u8 = 6;
+/// Arguments a kprobe can read from registers (x86-64: di, si, dx, cx, r8, r9).
+pub const MAX_REGISTER_ARGS: u8 = kernel_headers::pt_regs::ARGS.len() as u8;
+
+/// The register holding a function's return value (x86-64: `pt_regs.ax`).
+pub const X86_64_RETURN_REGISTER: &str = kernel_headers::pt_regs::RETURN.0;
+
+/// `pt_regs` keys for `do_unlinkat`: the register carrying the path, and the
+/// one carrying the return value (read by the kretprobe).
+pub const DO_UNLINKAT_NAME_REG: &str = "do_unlinkat.name";
+pub const DO_UNLINKAT_RET_REG: &str = "do_unlinkat.ret";
+
+/// The `pt_regs` member carrying 1-based argument `n` on x86-64.
+pub fn arg_register(n: u8) -> Option<&'static str> {
+    kernel_headers::pt_regs::arg(n).map(|(name, _)| name)
+}
 
 impl Profile {
     pub fn from_toml_str(text: &str) -> Result<Profile, ProfileError> {
@@ -167,7 +188,51 @@ impl Profile {
                 )));
             }
         }
+        for (key, reg) in &self.pt_regs {
+            let Some((function, role)) = key.split_once('.') else {
+                return Err(ProfileError::Invalid(format!(
+                    "pt_regs key `{key}` is not `function.role`"
+                )));
+            };
+            let Some(f) = self.functions.get(function) else {
+                return Err(ProfileError::Invalid(format!(
+                    "pt_regs key `{key}` names function `{function}`, which is not in [functions]"
+                )));
+            };
+            let expected = match role {
+                "name" => arg_register(f.name_arg),
+                "ret" => Some(X86_64_RETURN_REGISTER),
+                _ => {
+                    return Err(ProfileError::Invalid(format!(
+                        "pt_regs key `{key}`: role `{role}` is not `name` or `ret`"
+                    )));
+                }
+            };
+            if expected != Some(reg.as_str()) {
+                return Err(ProfileError::Invalid(format!(
+                    "pt_regs `{key}` = `{reg}`, but on x86_64 that value is in `{}`",
+                    expected.unwrap_or("?")
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The `pt_regs` member name recorded for `key` (e.g. `do_unlinkat.name`).
+    pub fn register(&self, key: &str) -> Option<&str> {
+        self.pt_regs.get(key).map(String::as_str)
+    }
+
+    /// Fill `pt_regs` from the functions, as every generator does.
+    pub fn record_registers(&mut self) {
+        if let Some(f) = self.functions.get(DO_UNLINKAT)
+            && let Some(reg) = arg_register(f.name_arg)
+        {
+            self.pt_regs
+                .insert(DO_UNLINKAT_NAME_REG.into(), reg.to_string());
+            self.pt_regs
+                .insert(DO_UNLINKAT_RET_REG.into(), X86_64_RETURN_REGISTER.into());
+        }
     }
 
     pub fn field(&self, key: &str) -> Result<Field, ProfileError> {
@@ -235,7 +300,7 @@ impl Profile {
                 decided_by: "builtin".into(),
             },
         );
-        Profile {
+        let mut profile = Profile {
             format: FORMAT_VERSION,
             kernel: KernelInfo {
                 release: release.into(),
@@ -244,11 +309,14 @@ impl Profile {
             source: Provenance {
                 method: "builtin".into(),
                 detail: "struct filename as on 4.19..6.x".into(),
-                generator: concat!("offsets ", env!("CARGO_PKG_VERSION")).into(),
+                generator: GENERATOR.into(),
             },
             fields,
             functions,
-        }
+            pt_regs: BTreeMap::new(),
+        };
+        profile.record_registers();
+        profile
     }
 }
 

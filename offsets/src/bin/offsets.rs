@@ -1,1 +1,173 @@
-fn main() {}
+//! `offsets`: make, show and compare per-kernel offsets profiles.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use offsets::Profile;
+use offsets::generate::{self, Generated, Request};
+use offsets::kbuild::{self, SrcOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "offsets",
+    version,
+    about = "Per-kernel offsets profiles for nobtf"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate a profile from a kernel source tree, a vmlinux (DWARF) or BTF.
+    Gen(Box<GenArgs>),
+    /// Check a profile and print it.
+    Show { file: PathBuf },
+    /// Compare two profiles; exit 1 when what a probe reads differs.
+    Diff { a: PathBuf, b: PathBuf },
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["kernel_src", "vmlinux", "btf"]))]
+struct GenArgs {
+    /// A kernel source tree (pristine, or configured in place).
+    #[arg(long, value_name = "DIR")]
+    kernel_src: Option<PathBuf>,
+    /// A vmlinux or module (.ko) with DWARF.
+    #[arg(long, value_name = "FILE")]
+    vmlinux: Option<PathBuf>,
+    /// Raw BTF (e.g. /sys/kernel/btf/vmlinux) or an ELF with a .BTF section.
+    #[arg(long, value_name = "FILE")]
+    btf: Option<PathBuf>,
+    /// The kernel's .config (with --kernel-src).
+    #[arg(long, value_name = "FILE", requires = "kernel_src")]
+    config: Option<PathBuf>,
+    /// The kernel build's output dir (O=) to create or reuse (with --kernel-src).
+    #[arg(long, value_name = "DIR", requires = "kernel_src")]
+    build_dir: Option<PathBuf>,
+    /// Target architecture.
+    #[arg(long, default_value = "x86_64")]
+    arch: String,
+    /// Parallel make jobs for preparing the tree.
+    #[arg(long, short = 'j', default_value_t = 2)]
+    jobs: u32,
+    /// Extra make variable for the kernel build, e.g. CC=gcc-10 (repeatable).
+    #[arg(long = "make-var", value_name = "VAR=VALUE", requires = "kernel_src")]
+    make_vars: Vec<String>,
+    /// Extra header to include for --field structs, e.g. linux/netdevice.h (repeatable).
+    #[arg(long = "include", value_name = "HEADER", requires = "kernel_src")]
+    headers: Vec<String>,
+    /// Extra field `struct.member` to record (repeatable).
+    #[arg(long = "field", value_name = "STRUCT.MEMBER")]
+    fields: Vec<String>,
+    /// The kernel release to record when the input lacks one (raw BTF).
+    #[arg(long)]
+    release: Option<String>,
+    /// Write the profile here instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn load(path: &Path) -> Result<Profile> {
+    let text = String::from_utf8(read(path)?)
+        .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+    Profile::from_toml_str(&text).with_context(|| format!("{}", path.display()))
+}
+
+fn gen_cmd(args: GenArgs) -> Result<()> {
+    let mut request = Request {
+        fields: args.fields,
+        release: args.release,
+    };
+    let progress = &mut |msg: &str| eprintln!("offsets: {msg}");
+    let generated: Generated = if let Some(tree) = args.kernel_src {
+        let opts = SrcOptions {
+            tree,
+            config: args.config,
+            build_dir: args.build_dir,
+            arch: args.arch,
+            jobs: args.jobs,
+            make_vars: args.make_vars,
+            headers: args.headers,
+            request,
+        };
+        kbuild::generate(&opts, progress)?
+    } else if let Some(path) = args.vmlinux {
+        offsets::model::check_arch(&args.arch)?;
+        progress(&format!("reading DWARF from {}", path.display()));
+        generate::from_vmlinux(&read(&path)?, &path.display().to_string(), &request)?
+    } else if let Some(path) = args.btf {
+        offsets::model::check_arch(&args.arch)?;
+        // The running kernel's BTF carries no release; the running kernel does.
+        if request.release.is_none() && path == Path::new("/sys/kernel/btf/vmlinux") {
+            request.release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|s| s.trim().to_string());
+        }
+        generate::from_btf(&read(&path)?, &path.display().to_string(), &request)?
+    } else {
+        bail!("give one of --kernel-src, --vmlinux, --btf");
+    };
+    for w in &generated.warnings {
+        eprintln!("offsets: warning: {w}");
+    }
+    let text = generated.profile.to_toml_string();
+    match args.output {
+        Some(path) => std::fs::write(&path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn run() -> Result<ExitCode> {
+    match Cli::parse().command {
+        Cmd::Gen(args) => gen_cmd(*args)?,
+        Cmd::Show { file } => {
+            let profile = load(&file)?;
+            print!("{}", profile.to_toml_string());
+            match profile.unlink() {
+                Ok(facts) => eprintln!("offsets: unlink probes: {facts:?}"),
+                Err(e) => eprintln!("offsets: unlink probes cannot use this profile: {e}"),
+            }
+        }
+        Cmd::Diff { a, b } => {
+            let d = offsets::diff::diff(&load(&a)?, &load(&b)?);
+            for n in &d.notes {
+                println!("note: {n}");
+            }
+            for x in &d.differences {
+                println!("differs: {x}");
+            }
+            if !d.differences.is_empty() {
+                println!(
+                    "{} difference(s) between {} and {}",
+                    d.differences.len(),
+                    a.display(),
+                    b.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            println!("same offsets: {} and {}", a.display(), b.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("offsets: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,152 @@
+// The measuring side of scripts/bench, run inside the VM.
+//   benchctl loop N PATH
+//       unlink PATH (which does not exist) N times; prints ns_per_unlink.
+//   benchctl trace N PATH NEEDLE -- CMD...
+//       start the tracer CMD with its stdout on a pipe; unlink a marker file
+//       every 2 ms until a line containing NEEDLE comes back (attach_ms, from
+//       start to first event seen); then drain the pipe in a child counting
+//       entry lines naming PATH (or any entry line when NEEDLE is not the
+//       marker), exit lines, and the sum of "Lost N events" lines; unlink
+//       PATH N times (ns_per_unlink), give the tracer 2 s to catch up, stop
+//       it with SIGINT and report its peak_rss_kb.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static double unlink_loop(long n, const char *path)
+{
+	long long start = now_ns();
+
+	for (long i = 0; i < n; i++)
+		unlink(path);
+	return (double)(now_ns() - start) / n;
+}
+
+#define MARKER "/tmp/bench-marker"
+
+struct counts {
+	long entries, exits, lost;
+};
+
+// Count the event lines of fd until EOF, and what the tracer said it lost.
+static void count_lines(int fd, const char *entry_needle, struct counts *c)
+{
+	static char buf[1 << 16];
+	char line[4096];
+	size_t len = 0;
+	ssize_t got;
+
+	while ((got = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < got; i++) {
+			if (buf[i] == '\n') {
+				line[len] = 0;
+				if (strstr(line, "KPROBE ENTRY") && strstr(line, entry_needle))
+					c->entries++;
+				else if (strstr(line, "KPROBE EXIT"))
+					c->exits++;
+				else if (!strncmp(line, "Lost ", 5))
+					c->lost += atol(line + 5);
+				len = 0;
+			} else if (len < sizeof(line) - 1) {
+				line[len++] = buf[i];
+			}
+		}
+	}
+}
+
+static int trace(long n, const char *path, const char *needle, char **cmd)
+{
+	int fds[2];
+	char buf[8192];
+	size_t used = 0;
+
+	if (pipe(fds))
+		return perror("benchctl: pipe"), 1;
+	long long start = now_ns();
+	pid_t tracer = fork();
+	if (tracer == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execvp(cmd[0], cmd);
+		perror("benchctl: exec");
+		_exit(127);
+	}
+	close(fds[1]);
+	for (;;) {
+		struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+
+		unlink(MARKER);
+		if (poll(&pfd, 1, 2) > 0) {
+			ssize_t got = read(fds[0], buf + used, sizeof(buf) - 1 - used);
+			if (got <= 0) {
+				fprintf(stderr, "benchctl: %s exited before an event was seen\n", cmd[0]);
+				return 1;
+			}
+			used += got;
+			buf[used] = 0;
+			if (strstr(buf, needle))
+				break;
+			char *nl = strrchr(buf, '\n');
+			if (nl) {
+				used = strlen(nl + 1);
+				memmove(buf, nl + 1, used + 1);
+			} else if (used > sizeof(buf) / 2) {
+				used = 0;
+			}
+		}
+		if (now_ns() - start > 300000000000LL) {
+			fprintf(stderr, "benchctl: no event from %s within 300 s\n", cmd[0]);
+			kill(tracer, SIGKILL);
+			return 1;
+		}
+	}
+	printf("attach_ms %.1f\n", (double)(now_ns() - start) / 1e6);
+	pid_t drain = fork();
+	if (drain == 0) {
+		struct counts c = { 0 };
+
+		count_lines(fds[0], strstr(needle, MARKER) ? path : "", &c);
+		printf("entries %ld\nexits %ld\nlost_stdout %ld\n", c.entries, c.exits, c.lost);
+		_exit(0);
+	}
+	close(fds[0]);
+	printf("ns_per_unlink %.1f\n", unlink_loop(n, path));
+	sleep(2);
+	kill(tracer, SIGINT);
+	int status;
+	struct rusage ru;
+	wait4(tracer, &status, 0, &ru);
+	waitpid(drain, NULL, 0);
+	printf("peak_rss_kb %ld\n", ru.ru_maxrss);
+	printf("tracer_exit %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 4 && !strcmp(argv[1], "loop")) {
+		printf("ns_per_unlink %.1f\n", unlink_loop(atol(argv[2]), argv[3]));
+		return 0;
+	}
+	if (argc > 6 && !strcmp(argv[1], "trace") && !strcmp(argv[5], "--"))
+		return trace(atol(argv[2]), argv[3], argv[4], argv + 6);
+	fprintf(stderr, "usage: benchctl loop N PATH | benchctl trace N PATH NEEDLE -- CMD...\n");
+	return 2;
+}

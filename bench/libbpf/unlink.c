@@ -1,0 +1,96 @@
+// User side of the libbpf peer: open the embedded object, attach both
+// probes, print one line per event (as `nobtf run unlink` does) until
+// SIGINT/SIGTERM or, with -c CMD, until CMD exits.
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/types.h>
+#include <bpf/libbpf.h>
+
+#include "unlink.h"
+
+extern const char unlink_bpf_start[], unlink_bpf_end[];
+
+static volatile sig_atomic_t stop;
+static unsigned long long delivered, lost;
+
+static void on_signal(int sig) { (void)sig; stop = 1; }
+
+static void on_event(void *ctx, int cpu, void *data, __u32 size)
+{
+	const struct unlink_event *e = data;
+
+	(void)ctx; (void)cpu;
+	if (size < sizeof(*e))
+		return;
+	delivered++;
+	if (e->kind == UNLINK_ENTRY)
+		printf("%s-%u KPROBE ENTRY pid = %u, filename = %s\n", e->comm, e->pid, e->pid, e->filename);
+	else
+		printf("%s-%u KPROBE EXIT: pid = %u, ret = %lld\n", e->comm, e->pid, e->pid, (long long)e->ret);
+}
+
+static void on_lost(void *ctx, int cpu, __u64 count) { (void)ctx; (void)cpu; lost += count; }
+
+int main(int argc, char **argv)
+{
+	const char *cmd = NULL;
+	pid_t child = 0;
+	int opt, err;
+
+	while ((opt = getopt(argc, argv, "c:")) != -1) {
+		if (opt == 'c')
+			cmd = optarg;
+		else {
+			fprintf(stderr, "usage: %s [-c CMD]\n", argv[0]);
+			return 2;
+		}
+	}
+	struct bpf_object *obj = bpf_object__open_mem(unlink_bpf_start, unlink_bpf_end - unlink_bpf_start, NULL);
+	if (!obj || bpf_object__load(obj)) {
+		fprintf(stderr, "libbpf-unlink: load failed: %s\n", strerror(errno));
+		return 1;
+	}
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, obj) {
+		if (!bpf_program__attach(prog)) {
+			fprintf(stderr, "libbpf-unlink: attach %s failed: %s\n", bpf_program__name(prog), strerror(errno));
+			return 1;
+		}
+	}
+	int map_fd = bpf_object__find_map_fd_by_name(obj, "events");
+	struct perf_buffer *pb = perf_buffer__new(map_fd, 64, on_event, on_lost, NULL, NULL);
+	if (!pb) {
+		fprintf(stderr, "libbpf-unlink: perf buffer: %s\n", strerror(errno));
+		return 1;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	fprintf(stderr, "libbpf-unlink: attached\n");
+	if (cmd) {
+		child = fork();
+		if (child == 0) {
+			execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+			_exit(127);
+		}
+	}
+	while (!stop) {
+		err = perf_buffer__poll(pb, 100);
+		if (err < 0 && err != -EINTR)
+			break;
+		if (child > 0 && waitpid(child, NULL, WNOHANG) == child) {
+			while (perf_buffer__consume(pb) > 0)
+				;
+			break;
+		}
+	}
+	fflush(stdout);
+	fprintf(stderr, "libbpf-unlink: %llu events delivered, %llu lost\n", delivered, lost);
+	perf_buffer__free(pb);
+	bpf_object__close(obj);
+	return 0;
+}

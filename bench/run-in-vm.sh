@@ -1,0 +1,54 @@
+#!/bin/sh
+# Runs inside the benchmark VM (scripts/bench): each tool in the same boot.
+# Prints "RESULT tool metric value" lines; everything else is commentary.
+set -u
+N=${1:-200000}
+STORM=/tmp/nobtf-bench-storm
+export PATH=/usr/local/bin:$PATH
+
+result() { echo "RESULT $1 $2 $3"; }
+
+echo "kernel $(uname -r)"
+echo "cpu $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "cpus $(grep -c ^processor /proc/cpuinfo)"
+
+# Sizes on the target: the binary plus every shared library it loads.
+size_of() {
+    total=$(stat -L -c %s "$1")
+    for lib in $(/lib64/ld-linux-x86-64.so.2 --list "$1" 2>/dev/null | awk '/=>/ { print $3 } /^\t\// { print $1 }'); do
+        [ -f "$lib" ] && total=$((total + $(stat -L -c %s "$lib")))
+    done
+    echo "$total"
+}
+
+BPFTRACE_PROG='kprobe:do_unlinkat { printf("%s-%d KPROBE ENTRY pid = %d, filename = %s\n", comm, pid, pid, str(*(uint64 *)arg1)); }
+kretprobe:do_unlinkat { printf("%s-%d KPROBE EXIT: pid = %d, ret = %d\n", comm, pid, pid, retval); }'
+# ply has no casts, so without kernel headers it cannot follow struct
+# filename's name pointer: it prints comm and pid only (less work per event).
+PLY_PROG='kprobe:do_unlinkat { printf("%v-%v KPROBE ENTRY pid = %v\n", comm, pid, pid); }
+kretprobe:do_unlinkat { printf("%v-%v KPROBE EXIT: pid = %v, ret = %v\n", comm, pid, pid, retval); }'
+
+# run_tool NAME NEEDLE CMD...: NEEDLE is what shows the tracer's first event.
+run_tool() {
+    name=$1 needle=$2; shift 2
+    command -v "$1" >/dev/null || { echo "$name: not installed, skipped"; return; }
+    result "$name" size_bytes "$(size_of "$(command -v "$1")")"
+    benchctl trace "$N" "$STORM" "$needle" -- "$@" >/tmp/$name.out 2>/tmp/$name.err
+    cat /tmp/$name.out
+    sed "s/^/$name stderr: /" /tmp/$name.err | tail -n 5
+    for metric in attach_ms ns_per_unlink peak_rss_kb entries exits lost_stdout tracer_exit; do
+        value=$(awk -v m=$metric '$1 == m { print $2 }' /tmp/$name.out)
+        [ -n "$value" ] && result "$name" "$metric" "$value"
+    done
+    lost=$(grep -Eio '([0-9]+) (events )?lost|lost ([0-9]+)' /tmp/$name.err | grep -Eo '[0-9]+' | awk '{ s += $1 } END { print s + 0 }')
+    result "$name" lost_reported "$lost"
+}
+
+# Warm up, then the baseline with no probe: before and after the tools, to see drift.
+benchctl loop 2000 "$STORM" >/dev/null
+result none ns_per_unlink "$(benchctl loop "$N" "$STORM" | awk '{ print $2 }')"
+run_tool nobtf /tmp/bench-marker nobtf run unlink
+run_tool libbpf /tmp/bench-marker libbpf-unlink
+run_tool bpftrace /tmp/bench-marker bpftrace -e "$BPFTRACE_PROG"
+run_tool ply "KPROBE ENTRY" ply "$PLY_PROG"
+result none_after ns_per_unlink "$(benchctl loop "$N" "$STORM" | awk '{ print $2 }')"

@@ -1,0 +1,145 @@
+//! Compare two profiles on what a probe consumes.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
+use crate::profile::Profile;
+
+/// The differences that change what a probe would do (arch, fields,
+/// functions' signatures, registers), one line each; and notes on the rest
+/// (release, provenance, how a signature was decided), which do not count.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Diff {
+    pub differences: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+fn compare_maps<V: PartialEq + Debug>(
+    what: &str,
+    a: &std::collections::BTreeMap<String, V>,
+    b: &std::collections::BTreeMap<String, V>,
+    out: &mut Vec<String>,
+    same: impl Fn(&V, &V) -> bool,
+    show: impl Fn(&V) -> String,
+) {
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for key in keys {
+        match (a.get(key), b.get(key)) {
+            (Some(x), Some(y)) if !same(x, y) => {
+                out.push(format!("{what} `{key}`: {} vs {}", show(x), show(y)));
+            }
+            (Some(x), None) => out.push(format!("{what} `{key}` only in A ({})", show(x))),
+            (None, Some(y)) => out.push(format!("{what} `{key}` only in B ({})", show(y))),
+            _ => {}
+        }
+    }
+}
+
+pub fn diff(a: &Profile, b: &Profile) -> Diff {
+    let mut d = Diff::default();
+    if a.kernel.arch != b.kernel.arch {
+        d.differences.push(format!(
+            "kernel.arch: {} vs {}",
+            a.kernel.arch, b.kernel.arch
+        ));
+    }
+    compare_maps(
+        "field",
+        &a.fields,
+        &b.fields,
+        &mut d.differences,
+        |x, y| x == y,
+        |f| format!("offset {} size {}", f.offset, f.size),
+    );
+    compare_maps(
+        "function",
+        &a.functions,
+        &b.functions,
+        &mut d.differences,
+        |x, y| (x.symbol, x.name_arg, x.name_arg_type) == (y.symbol, y.name_arg, y.name_arg_type),
+        |f| {
+            let ty = toml::Value::try_from(f.name_arg_type)
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .unwrap_or_default();
+            format!("symbol {} name_arg {} `{ty}`", f.symbol, f.name_arg)
+        },
+    );
+    compare_maps(
+        "pt_regs",
+        &a.pt_regs,
+        &b.pt_regs,
+        &mut d.differences,
+        |x, y| x == y,
+        |r| r.clone(),
+    );
+    if a.kernel.release != b.kernel.release {
+        d.notes.push(format!(
+            "kernel.release: {} vs {}",
+            a.kernel.release, b.kernel.release
+        ));
+    }
+    if a.source != b.source {
+        d.notes.push(format!(
+            "source: {} ({}) vs {} ({})",
+            a.source.method, a.source.detail, b.source.method, b.source.detail
+        ));
+    }
+    for (name, fa) in &a.functions {
+        if let Some(fb) = b.functions.get(name)
+            && fa.decided_by != fb.decided_by
+        {
+            d.notes.push(format!(
+                "function `{name}` decided by {} vs {}",
+                fa.decided_by, fb.decided_by
+            ));
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Field, NameArgType};
+
+    #[test]
+    fn provenance_is_not_a_difference() {
+        let a = Profile::builtin("5.10.0");
+        let mut b = Profile::builtin("5.10.0-x");
+        b.source.method = "btf".into();
+        b.functions.get_mut("do_unlinkat").unwrap().decided_by = "btf".into();
+        let d = diff(&a, &b);
+        assert!(d.differences.is_empty(), "{d:?}");
+        assert_eq!(d.notes.len(), 3, "{d:?}");
+    }
+
+    #[test]
+    fn each_difference_is_named() {
+        let a = Profile::builtin("4.14");
+        let mut b = a.clone();
+        b.fields.insert(
+            "filename.refcnt".into(),
+            Field {
+                offset: 24,
+                size: 4,
+            },
+        );
+        b.fields.insert(
+            "inode.i_ino".into(),
+            Field {
+                offset: 64,
+                size: 8,
+            },
+        );
+        b.functions.get_mut("do_unlinkat").unwrap().name_arg_type = NameArgType::UserPath;
+        let d = diff(&a, &b);
+        assert_eq!(
+            d.differences,
+            [
+                "field `filename.refcnt`: offset 16 size 4 vs offset 24 size 4",
+                "field `inode.i_ino` only in B (offset 64 size 8)",
+                "function `do_unlinkat`: symbol true name_arg 2 `struct filename *` vs symbol true name_arg 2 `const char __user *`",
+            ]
+        );
+    }
+}

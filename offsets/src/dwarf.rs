@@ -1,0 +1,380 @@
+//! Struct layouts and one function signature from DWARF, through `gimli`.
+
+use std::collections::BTreeMap;
+
+use gimli::{AttributeValue, DwAt, DwTag, EndianSlice, LittleEndian, UnitOffset, constants as dw};
+
+use crate::error::GenError;
+use crate::model::{FieldPath, FnSig, ParamType};
+use crate::profile::Field;
+
+type R<'a> = EndianSlice<'a, LittleEndian>;
+type Unit<'a> = gimli::Unit<R<'a>>;
+type Dwarf<'a> = gimli::Dwarf<R<'a>>;
+
+const MAX_DEPTH: usize = 64;
+
+fn err(e: impl std::fmt::Display) -> GenError {
+    GenError::Dwarf(e.to_string())
+}
+
+/// What a scan found: each requested field (or why it failed), and the
+/// function's signature if some unit declares or defines it.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub fields: BTreeMap<FieldPath, Result<Field, String>>,
+    pub function: Option<FnSig>,
+}
+
+/// Scan `dwarf` (sections already loaded) until every struct in `paths` and
+/// `function` are found, or the units run out.
+pub fn scan(dwarf: &Dwarf, paths: &[FieldPath], function: &str) -> Result<Found, GenError> {
+    let mut found = Found::default();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next().map_err(err)? {
+        let unit = dwarf.unit(header).map_err(err)?;
+        scan_unit(dwarf, &unit, paths, function, &mut found)?;
+        if found.fields.len() == paths.len() && found.function.is_some() {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+fn scan_unit(
+    dwarf: &Dwarf,
+    unit: &Unit,
+    paths: &[FieldPath],
+    function: &str,
+    found: &mut Found,
+) -> Result<(), GenError> {
+    let mut cursor = unit.entries();
+    let mut depth: isize = 0;
+    while let Some((delta, entry)) = cursor.next_dfs().map_err(err)? {
+        depth += delta;
+        if depth != 1 {
+            continue;
+        }
+        let tag = entry.tag();
+        if tag != dw::DW_TAG_structure_type && tag != dw::DW_TAG_subprogram {
+            continue;
+        }
+        let Some(name) = name_of(dwarf, unit, entry)? else {
+            continue;
+        };
+        if tag == dw::DW_TAG_structure_type {
+            if entry.attr(dw::DW_AT_declaration).map_err(err)?.is_some() {
+                continue;
+            }
+            for path in paths.iter().filter(|p| p.strukt == name) {
+                if found.fields.contains_key(path) {
+                    continue;
+                }
+                let result = field(dwarf, unit, entry.offset(), path);
+                let result = match result {
+                    Ok(f) => Ok(f),
+                    Err(e @ GenError::Dwarf(_)) => return Err(e),
+                    Err(e) => Err(e.to_string()),
+                };
+                found.fields.insert(path.clone(), result);
+            }
+        } else if name == function && found.function.is_none() {
+            let external = entry.attr(dw::DW_AT_external).map_err(err)?.is_some();
+            let code = entry.attr(dw::DW_AT_low_pc).map_err(err)?.is_some();
+            let params = params(dwarf, unit, entry.offset())?;
+            // A declaration with no parameter DIEs says nothing about the
+            // signature; keep looking for a better one.
+            if !params.is_empty() {
+                found.function = Some(FnSig {
+                    params,
+                    symbol: external || code,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn name_of(
+    dwarf: &Dwarf,
+    unit: &Unit,
+    entry: &gimli::DebuggingInformationEntry<R>,
+) -> Result<Option<String>, GenError> {
+    match entry.attr_value(dw::DW_AT_name).map_err(err)? {
+        Some(value) => {
+            let s = dwarf.attr_string(unit, value).map_err(err)?;
+            Ok(Some(String::from_utf8_lossy(s.slice()).into_owned()))
+        }
+        None => Ok(None),
+    }
+}
+
+fn type_ref(entry: &gimli::DebuggingInformationEntry<R>) -> Result<Option<UnitOffset>, GenError> {
+    match entry.attr_value(dw::DW_AT_type).map_err(err)? {
+        None => Ok(None),
+        Some(AttributeValue::UnitRef(off)) => Ok(Some(off)),
+        Some(other) => Err(err(format!(
+            "type reference form {other:?} is not supported (only unit-local references)"
+        ))),
+    }
+}
+
+fn udata(entry: &gimli::DebuggingInformationEntry<R>, at: DwAt) -> Result<Option<u64>, GenError> {
+    Ok(entry.attr(at).map_err(err)?.and_then(|a| a.udata_value()))
+}
+
+fn is_alias(tag: DwTag) -> bool {
+    matches!(
+        tag,
+        dw::DW_TAG_typedef
+            | dw::DW_TAG_const_type
+            | dw::DW_TAG_volatile_type
+            | dw::DW_TAG_restrict_type
+            | dw::DW_TAG_atomic_type
+    )
+}
+
+/// Follow typedefs and qualifiers.
+fn strip(unit: &Unit, mut off: UnitOffset) -> Result<UnitOffset, GenError> {
+    for _ in 0..MAX_DEPTH {
+        let entry = unit.entry(off).map_err(err)?;
+        if !is_alias(entry.tag()) {
+            return Ok(off);
+        }
+        match type_ref(&entry)? {
+            Some(next) => off = next,
+            None => return Ok(off), // `const void`
+        }
+    }
+    Err(err("typedef chain does not end"))
+}
+
+fn size_of(unit: &Unit, off: UnitOffset, depth: usize) -> Result<u64, GenError> {
+    if depth > MAX_DEPTH {
+        return Err(err("type nesting too deep"));
+    }
+    let off = strip(unit, off)?;
+    let entry = unit.entry(off).map_err(err)?;
+    if let Some(size) = udata(&entry, dw::DW_AT_byte_size)? {
+        return Ok(size);
+    }
+    match entry.tag() {
+        dw::DW_TAG_pointer_type | dw::DW_TAG_reference_type => {
+            Ok(u64::from(unit.encoding().address_size))
+        }
+        dw::DW_TAG_array_type => {
+            let elem = type_ref(&entry)?.ok_or_else(|| err("array without element type"))?;
+            let mut size = size_of(unit, elem, depth + 1)?;
+            let mut tree = unit.entries_tree(Some(off)).map_err(err)?;
+            let mut children = tree.root().map_err(err)?.children();
+            while let Some(child) = children.next().map_err(err)? {
+                let e = child.entry();
+                if e.tag() != dw::DW_TAG_subrange_type {
+                    continue;
+                }
+                let count = match (udata(e, dw::DW_AT_count)?, udata(e, dw::DW_AT_upper_bound)?) {
+                    (Some(c), _) => c,
+                    (None, Some(u)) => u.wrapping_add(1),
+                    (None, None) => 0, // a flexible array
+                };
+                size = size.saturating_mul(count);
+            }
+            Ok(size)
+        }
+        _ => Ok(0),
+    }
+}
+
+fn member_offset(entry: &gimli::DebuggingInformationEntry<R>) -> Result<u64, GenError> {
+    match entry
+        .attr_value(dw::DW_AT_data_member_location)
+        .map_err(err)?
+    {
+        None => Ok(0), // union members
+        Some(AttributeValue::Exprloc(expr)) => {
+            // DWARF 2/3: `DW_OP_plus_uconst N`.
+            let mut r = expr.0;
+            let op = gimli::Reader::read_u8(&mut r).map_err(err)?;
+            if op != dw::DW_OP_plus_uconst.0 {
+                return Err(err(format!(
+                    "member location op {op:#x} is not plus_uconst"
+                )));
+            }
+            gimli::Reader::read_uleb128(&mut r).map_err(err)
+        }
+        Some(v) => v
+            .udata_value()
+            .ok_or_else(|| err(format!("member location {v:?} is not a constant"))),
+    }
+}
+
+struct MemberHit {
+    offset: u64,
+    ty: UnitOffset,
+    bitfield: bool,
+}
+
+/// Find `name` among the members of struct/union `off`, looking through
+/// anonymous struct/union members.
+fn find_member(
+    dwarf: &Dwarf,
+    unit: &Unit,
+    off: UnitOffset,
+    name: &str,
+    depth: usize,
+) -> Result<Option<MemberHit>, GenError> {
+    if depth > MAX_DEPTH {
+        return Err(err("anonymous member nesting too deep"));
+    }
+    let off = strip(unit, off)?;
+    let mut anonymous = Vec::new();
+    let mut tree = unit.entries_tree(Some(off)).map_err(err)?;
+    let root = tree.root().map_err(err)?;
+    if !matches!(
+        root.entry().tag(),
+        dw::DW_TAG_structure_type | dw::DW_TAG_union_type
+    ) {
+        return Ok(None);
+    }
+    let mut children = root.children();
+    while let Some(child) = children.next().map_err(err)? {
+        let e = child.entry();
+        if e.tag() != dw::DW_TAG_member {
+            continue;
+        }
+        let Some(ty) = type_ref(e)? else { continue };
+        let offset = member_offset(e)?;
+        match name_of(dwarf, unit, e)? {
+            Some(n) if n == name => {
+                let bitfield = e.attr(dw::DW_AT_bit_size).map_err(err)?.is_some();
+                return Ok(Some(MemberHit {
+                    offset,
+                    ty,
+                    bitfield,
+                }));
+            }
+            Some(_) => {}
+            None => anonymous.push((offset, ty)),
+        }
+    }
+    for (base, ty) in anonymous {
+        if let Some(mut hit) = find_member(dwarf, unit, ty, name, depth + 1)? {
+            hit.offset = hit.offset.saturating_add(base);
+            return Ok(Some(hit));
+        }
+    }
+    Ok(None)
+}
+
+fn field(dwarf: &Dwarf, unit: &Unit, off: UnitOffset, path: &FieldPath) -> Result<Field, GenError> {
+    let mut ty = off;
+    let mut offset = 0u64;
+    let mut size = 0u64;
+    let mut where_ = path.strukt.clone();
+    for member in &path.members {
+        let hit = find_member(dwarf, unit, ty, member, 0)?.ok_or_else(|| GenError::NoMember {
+            strukt: where_.clone(),
+            member: member.clone(),
+        })?;
+        where_ = format!("{where_}.{member}");
+        if hit.bitfield {
+            return Err(GenError::BitField(where_));
+        }
+        offset = offset.saturating_add(hit.offset);
+        size = size_of(unit, hit.ty, 0)?;
+        ty = hit.ty;
+    }
+    if size == 0 {
+        return Err(GenError::Unsized(path.key()));
+    }
+    let conv = |v: u64| u32::try_from(v).map_err(|_| err(format!("{} is too large", path.key())));
+    Ok(Field {
+        offset: conv(offset)?,
+        size: conv(size)?,
+    })
+}
+
+fn params(
+    dwarf: &Dwarf,
+    unit: &Unit,
+    off: UnitOffset,
+) -> Result<Vec<(String, ParamType)>, GenError> {
+    let mut out = Vec::new();
+    let mut tree = unit.entries_tree(Some(off)).map_err(err)?;
+    let mut children = tree.root().map_err(err)?.children();
+    while let Some(child) = children.next().map_err(err)? {
+        let e = child.entry();
+        if e.tag() != dw::DW_TAG_formal_parameter {
+            continue;
+        }
+        let name = name_of(dwarf, unit, e)?.unwrap_or_default();
+        let ty = match type_ref(e)? {
+            Some(t) => param_type(dwarf, unit, t)?,
+            None => ParamType::Other("?".into()),
+        };
+        out.push((name, ty));
+    }
+    Ok(out)
+}
+
+fn param_type(dwarf: &Dwarf, unit: &Unit, off: UnitOffset) -> Result<ParamType, GenError> {
+    let off = strip(unit, off)?;
+    let entry = unit.entry(off).map_err(err)?;
+    if entry.tag() != dw::DW_TAG_pointer_type {
+        return Ok(ParamType::Other(
+            name_of(dwarf, unit, &entry)?.unwrap_or_default(),
+        ));
+    }
+    let Some(target) = type_ref(&entry)? else {
+        return Ok(ParamType::Other("void *".into()));
+    };
+    let target = unit.entry(strip(unit, target)?).map_err(err)?;
+    let name = name_of(dwarf, unit, &target)?.unwrap_or_default();
+    Ok(match target.tag() {
+        dw::DW_TAG_structure_type => ParamType::StructPtr(name),
+        dw::DW_TAG_base_type if name.contains("char") => ParamType::CharPtr,
+        _ => ParamType::Other(format!("{name} *")),
+    })
+}
+
+/// Load the DWARF sections of an ELF (through `crate::elf`) and scan them.
+pub fn scan_elf(
+    elf: &crate::elf::Elf,
+    paths: &[FieldPath],
+    function: &str,
+) -> Result<Found, GenError> {
+    let mut owned: Vec<(gimli::SectionId, std::borrow::Cow<[u8]>)> = Vec::new();
+    for id in [
+        gimli::SectionId::DebugAbbrev,
+        gimli::SectionId::DebugInfo,
+        gimli::SectionId::DebugStr,
+        gimli::SectionId::DebugLineStr,
+        gimli::SectionId::DebugStrOffsets,
+        gimli::SectionId::DebugAddr,
+        // Parsing a unit reads its line program header and range bases.
+        gimli::SectionId::DebugLine,
+        gimli::SectionId::DebugRanges,
+        gimli::SectionId::DebugRngLists,
+    ] {
+        if let Some(data) = elf.section(id.name())? {
+            owned.push((id, data));
+        }
+    }
+    if !owned
+        .iter()
+        .any(|(id, _)| *id == gimli::SectionId::DebugInfo)
+    {
+        return Err(GenError::Dwarf(
+            "no .debug_info section: this file has no DWARF (build with CONFIG_DEBUG_INFO, or use --btf)".into(),
+        ));
+    }
+    let dwarf = gimli::Dwarf::load(|id| -> Result<R, GenError> {
+        let data = owned
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, d)| d.as_ref())
+            .unwrap_or(&[]);
+        Ok(EndianSlice::new(data, LittleEndian))
+    })?;
+    scan(&dwarf, paths, function)
+}

@@ -1,0 +1,143 @@
+//! `offsets gen --vmlinux` and `--btf`: profiles from DWARF or BTF bytes.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::btf::Btf;
+use crate::elf::Elf;
+use crate::error::GenError;
+use crate::model::{self, FieldPath};
+use crate::profile::{DO_UNLINKAT, Field, Profile, Provenance};
+
+/// What the caller asks for beyond the built-in facts.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Extra `struct.member` fields (`--field`).
+    pub fields: Vec<String>,
+    /// The kernel release, when the input does not carry it (raw BTF).
+    pub release: Option<String>,
+}
+
+/// A generated profile, plus warnings worth showing the user.
+#[derive(Debug)]
+pub struct Generated {
+    pub profile: Profile,
+    pub warnings: Vec<String>,
+}
+
+pub fn short_hash(data: &[u8]) -> String {
+    let digest = Sha256::digest(data);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn release_or(req: &Request, found: Option<String>) -> String {
+    req.release
+        .clone()
+        .or(found)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// From a vmlinux (or a `.ko`) with DWARF.
+pub fn from_vmlinux(data: &[u8], label: &str, req: &Request) -> Result<Generated, GenError> {
+    let elf = Elf::parse(data)?;
+    let paths = model::wanted_fields(&req.fields)?;
+    let found = crate::dwarf::scan_elf(&elf, &paths, DO_UNLINKAT)?;
+    let mut fields = BTreeMap::new();
+    for path in &paths {
+        match found.fields.get(path) {
+            Some(Ok(f)) => {
+                fields.insert(path.key(), *f);
+            }
+            Some(Err(e)) => return Err(GenError::Dwarf(e.clone())),
+            None => return Err(GenError::NoStruct(path.strukt.clone())),
+        }
+    }
+    let mut warnings = Vec::new();
+    let sig = match found.function {
+        Some(mut sig) => {
+            if let Some(sym) = elf.has_function(DO_UNLINKAT) {
+                sig.symbol = sym;
+            }
+            sig
+        }
+        None => {
+            return Err(GenError::SymbolMissing {
+                name: DO_UNLINKAT.into(),
+                why: if elf.is_relocatable() {
+                    "is not described in this module's DWARF; use the kernel's vmlinux".into()
+                } else {
+                    "has no DW_TAG_subprogram in this file's DWARF".into()
+                },
+            });
+        }
+    };
+    if !sig.symbol {
+        warnings.push(format!(
+            "{DO_UNLINKAT} has no function symbol in {label}: a kprobe cannot attach to it"
+        ));
+    }
+    let unlink = model::unlink_function(&sig, "dwarf")?;
+    let detail = match elf.build_id() {
+        Some(id) => format!("{label} build-id {id}"),
+        None => format!("{label} sha256 {}", short_hash(data)),
+    };
+    let profile = model::assemble(
+        release_or(req, elf.release()),
+        Provenance {
+            method: "vmlinux".into(),
+            detail,
+            generator: String::new(),
+        },
+        fields,
+        unlink,
+    )?;
+    Ok(Generated { profile, warnings })
+}
+
+/// From raw BTF, or an ELF (vmlinux) carrying a `.BTF` section.
+pub fn from_btf(data: &[u8], label: &str, req: &Request) -> Result<Generated, GenError> {
+    let (btf_bytes, release) = if data.starts_with(b"\x7fELF") {
+        let elf = Elf::parse(data)?;
+        let section = elf.section(".BTF")?.ok_or_else(|| {
+            GenError::Btf(format!(
+                "{label} has no .BTF section (a kernel without CONFIG_DEBUG_INFO_BTF); use --vmlinux or --kernel-src"
+            ))
+        })?;
+        (section.into_owned(), elf.release())
+    } else {
+        (data.to_vec(), None)
+    };
+    let btf = Btf::parse(&btf_bytes)?;
+    let paths = model::wanted_fields(&req.fields)?;
+    let fields = paths
+        .iter()
+        .map(|p| Ok((p.key(), btf.field(p)?)))
+        .collect::<Result<BTreeMap<String, Field>, GenError>>()?;
+    let sig = btf
+        .function(DO_UNLINKAT)?
+        .ok_or_else(|| GenError::SymbolMissing {
+            name: DO_UNLINKAT.into(),
+            why: "has no BTF FUNC in this BTF".into(),
+        })?;
+    let unlink = model::unlink_function(&sig, "btf")?;
+    let profile = model::assemble(
+        release_or(req, release),
+        Provenance {
+            method: "btf".into(),
+            detail: format!("{label} sha256 {}", short_hash(&btf_bytes)),
+            generator: String::new(),
+        },
+        fields,
+        unlink,
+    )?;
+    Ok(Generated {
+        profile,
+        warnings: Vec::new(),
+    })
+}
+
+/// Parse a field list for callers that only validate.
+pub fn parse_fields(fields: &[String]) -> Result<Vec<FieldPath>, GenError> {
+    model::wanted_fields(fields)
+}

@@ -1,0 +1,214 @@
+//! What every generator agrees on: which facts a profile holds, how a
+//! function signature becomes a `Function`, and how the profile is assembled.
+
+use std::collections::BTreeMap;
+
+use crate::error::GenError;
+use crate::profile::{
+    DO_UNLINKAT, FILENAME_NAME, FILENAME_REFCNT, FORMAT_VERSION, Field, Function, GENERATOR,
+    KernelInfo, NameArgType, Profile, Provenance,
+};
+
+/// `struct.member[.member...]`, as given to `--field`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FieldPath {
+    pub strukt: String,
+    pub members: Vec<String>,
+}
+
+impl FieldPath {
+    pub fn parse(text: &str) -> Result<FieldPath, GenError> {
+        let bad = || GenError::FieldSyntax(text.to_string());
+        let mut parts = text.split('.');
+        let strukt = parts.next().ok_or_else(bad)?;
+        let members: Vec<String> = parts.map(str::to_string).collect();
+        let ident = |s: &str| {
+            !s.is_empty()
+                && !s.starts_with(|c: char| c.is_ascii_digit())
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !ident(strukt) || members.is_empty() || !members.iter().all(|m| ident(m)) {
+            return Err(bad());
+        }
+        Ok(FieldPath {
+            strukt: strukt.to_string(),
+            members,
+        })
+    }
+
+    /// The profile key, `struct.member`.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.strukt, self.members.join("."))
+    }
+
+    /// `member.member` as C `offsetof` takes it.
+    pub fn member_path(&self) -> String {
+        self.members.join(".")
+    }
+}
+
+/// The fields every profile carries, then the requested ones, deduplicated.
+pub fn wanted_fields(extra: &[String]) -> Result<Vec<FieldPath>, GenError> {
+    let mut out: Vec<FieldPath> = Vec::new();
+    for text in [FILENAME_NAME, FILENAME_REFCNT]
+        .into_iter()
+        .chain(extra.iter().map(String::as_str))
+    {
+        let path = FieldPath::parse(text)?;
+        if !out.contains(&path) {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// A parameter type, reduced to what decides the unlink probe's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamType {
+    /// `struct NAME *` (qualifiers dropped).
+    StructPtr(String),
+    /// `char *` or `const char *` (`__user` is invisible to the compiler).
+    CharPtr,
+    Other(String),
+}
+
+/// A function's signature as a reader found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FnSig {
+    pub params: Vec<(String, ParamType)>,
+    /// Whether the function exists as a symbol a kprobe can attach to.
+    pub symbol: bool,
+}
+
+/// Decide the unlink facts from `do_unlinkat`'s parameters: the first
+/// `struct filename *` carries the name (4.19+), else the first `char *`
+/// (4.14 and older).
+pub fn unlink_function(sig: &FnSig, decided_by: &str) -> Result<Function, GenError> {
+    let index = |want: &dyn Fn(&ParamType) -> bool| {
+        sig.params.iter().position(|(_, t)| want(t)).map(|i| i + 1)
+    };
+    let (pos, ty) =
+        if let Some(i) = index(&|t| matches!(t, ParamType::StructPtr(s) if s == "filename")) {
+            (i, NameArgType::Filename)
+        } else if let Some(i) = index(&|t| matches!(t, ParamType::CharPtr)) {
+            (i, NameArgType::UserPath)
+        } else {
+            return Err(GenError::Signature {
+                name: DO_UNLINKAT.into(),
+                signature: describe(sig),
+            });
+        };
+    let name_arg = u8::try_from(pos)
+        .ok()
+        .filter(|&n| n <= crate::profile::MAX_REGISTER_ARGS)
+        .ok_or_else(|| GenError::Signature {
+            name: DO_UNLINKAT.into(),
+            signature: format!("{} (the name is not in a register argument)", describe(sig)),
+        })?;
+    Ok(Function {
+        symbol: sig.symbol,
+        name_arg,
+        name_arg_type: ty,
+        decided_by: decided_by.into(),
+    })
+}
+
+fn describe(sig: &FnSig) -> String {
+    let params: Vec<String> = sig
+        .params
+        .iter()
+        .map(|(n, t)| {
+            let t = match t {
+                ParamType::StructPtr(s) => format!("struct {s} *"),
+                ParamType::CharPtr => "char *".into(),
+                ParamType::Other(o) => o.clone(),
+            };
+            format!("{t} {n}").trim().to_string()
+        })
+        .collect();
+    format!("({})", params.join(", "))
+}
+
+/// Assemble and validate a profile from the generator's findings.
+pub fn assemble(
+    release: String,
+    source: Provenance,
+    fields: BTreeMap<String, Field>,
+    unlink: Function,
+) -> Result<Profile, GenError> {
+    let mut functions = BTreeMap::new();
+    functions.insert(DO_UNLINKAT.to_string(), unlink);
+    let mut profile = Profile {
+        format: FORMAT_VERSION,
+        kernel: KernelInfo {
+            release,
+            arch: "x86_64".into(),
+        },
+        source: Provenance {
+            generator: GENERATOR.into(),
+            ..source
+        },
+        fields,
+        functions,
+        pt_regs: BTreeMap::new(),
+    };
+    profile.record_registers();
+    profile.validate()?;
+    Ok(profile)
+}
+
+/// Only x86_64 is known to the probes (pt_regs, calling convention).
+pub fn check_arch(arch: &str) -> Result<(), GenError> {
+    match arch {
+        "x86_64" | "x86-64" | "amd64" => Ok(()),
+        other => Err(GenError::Arch(other.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths() {
+        let p = FieldPath::parse("task_struct.se.vruntime").unwrap();
+        assert_eq!(p.strukt, "task_struct");
+        assert_eq!(p.member_path(), "se.vruntime");
+        assert_eq!(p.key(), "task_struct.se.vruntime");
+        for bad in ["", "filename", ".x", "a.", "a..b", "a.b c", "1a.b", "a.b;"] {
+            assert!(FieldPath::parse(bad).is_err(), "{bad}");
+        }
+        let w = wanted_fields(&["filename.refcnt".into(), "inode.i_ino".into()]).unwrap();
+        let keys: Vec<_> = w.iter().map(FieldPath::key).collect();
+        assert_eq!(keys, ["filename.name", "filename.refcnt", "inode.i_ino"]);
+    }
+
+    #[test]
+    fn unlink_shapes() {
+        let new = FnSig {
+            params: vec![
+                ("dfd".into(), ParamType::Other("int".into())),
+                ("name".into(), ParamType::StructPtr("filename".into())),
+            ],
+            symbol: true,
+        };
+        let f = unlink_function(&new, "dwarf").unwrap();
+        assert_eq!((f.name_arg, f.name_arg_type), (2, NameArgType::Filename));
+        let old = FnSig {
+            params: vec![
+                ("dfd".into(), ParamType::Other("int".into())),
+                ("pathname".into(), ParamType::CharPtr),
+            ],
+            symbol: false,
+        };
+        let f = unlink_function(&old, "source").unwrap();
+        assert_eq!((f.name_arg, f.name_arg_type), (2, NameArgType::UserPath));
+        assert!(!f.symbol);
+        let odd = FnSig {
+            params: vec![("x".into(), ParamType::Other("int".into()))],
+            symbol: true,
+        };
+        let e = unlink_function(&odd, "btf").unwrap_err().to_string();
+        assert!(e.contains("(int x)"), "{e}");
+    }
+}

@@ -1,0 +1,251 @@
+//! The DWARF, BTF and profile readers on small synthetic inputs, and
+//! property tests that arbitrary or damaged bytes give errors, never panics.
+
+use std::path::PathBuf;
+
+use offsets::btf::Btf;
+use offsets::generate::{Request, from_btf, from_vmlinux};
+use offsets::model::FieldPath;
+use offsets::{Field, NameArgType, Profile};
+use proptest::prelude::*;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(p).unwrap()
+}
+
+/// A BTF blob: int, char, const char, const char *, struct filename,
+/// struct filename *, a FUNC_PROTO and FUNC `do_unlinkat`.
+fn synthetic_btf(user_path: bool) -> Vec<u8> {
+    let mut strings = b"\0int\0char\0filename\0name\0uptr\0refcnt\0dfd\0do_unlinkat\0".to_vec();
+    let off = |s: &str, strings: &[u8]| {
+        let needle = format!("\0{s}\0");
+        (strings
+            .windows(needle.len())
+            .position(|w| w == needle.as_bytes())
+            .unwrap()
+            + 1) as u32
+    };
+    strings.extend_from_slice(b"pathname\0");
+    let mut t: Vec<u32> = Vec::new();
+    let info = |kind: u32, vlen: u32| (kind << 24) | vlen;
+    // 1 int
+    t.extend([off("int", &strings), info(1, 0), 4, (1 << 24) | 32]);
+    // 2 char
+    t.extend([off("char", &strings), info(1, 0), 1, 8]);
+    // 3 const char
+    t.extend([0, info(10, 0), 2]);
+    // 4 const char *
+    t.extend([0, info(2, 0), 3]);
+    // 5 struct filename { name; uptr; refcnt; } size 32
+    t.extend([off("filename", &strings), info(4, 3), 32]);
+    t.extend([off("name", &strings), 4, 0]);
+    t.extend([off("uptr", &strings), 4, 64]);
+    t.extend([off("refcnt", &strings), 1, 128]);
+    // 6 struct filename *
+    t.extend([0, info(2, 0), 5]);
+    // 7 proto long (int dfd, X)
+    let (pname, pty) = if user_path {
+        (off("pathname", &strings), 4)
+    } else {
+        (off("name", &strings), 6)
+    };
+    t.extend([0, info(13, 2), 1, off("dfd", &strings), 1, pname, pty]);
+    // 8 func
+    t.extend([off("do_unlinkat", &strings), info(12, 1), 7]);
+    let types: Vec<u8> = t.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut out = Vec::new();
+    out.extend(0xeb9fu16.to_le_bytes());
+    out.extend([1, 0]);
+    for v in [
+        24u32,
+        0,
+        types.len() as u32,
+        types.len() as u32,
+        strings.len() as u32,
+    ] {
+        out.extend(v.to_le_bytes());
+    }
+    out.extend(types);
+    out.extend(strings);
+    out
+}
+
+#[test]
+fn btf_synthetic_both_shapes() {
+    let req = Request {
+        fields: vec![],
+        release: Some("5.4.0-test".into()),
+    };
+    let p = from_btf(&synthetic_btf(false), "synthetic", &req)
+        .unwrap()
+        .profile;
+    assert_eq!(p.kernel.release, "5.4.0-test");
+    assert_eq!(
+        p.field("filename.refcnt").unwrap(),
+        Field {
+            offset: 16,
+            size: 4
+        }
+    );
+    assert_eq!(
+        p.field("filename.name").unwrap(),
+        Field { offset: 0, size: 8 }
+    );
+    let f = p.function("do_unlinkat").unwrap();
+    assert_eq!(
+        (f.name_arg, f.name_arg_type, f.decided_by.as_str()),
+        (2, NameArgType::Filename, "btf")
+    );
+
+    let p = from_btf(&synthetic_btf(true), "synthetic", &req)
+        .unwrap()
+        .profile;
+    assert_eq!(
+        p.function("do_unlinkat").unwrap().name_arg_type,
+        NameArgType::UserPath
+    );
+
+    let btf = Btf::parse(&synthetic_btf(false)).unwrap();
+    let e = btf
+        .field(&FieldPath::parse("filename.nope").unwrap())
+        .unwrap_err();
+    assert_eq!(e.to_string(), "struct `filename` has no member `nope`");
+    let e = btf
+        .field(&FieldPath::parse("inode.i_ino").unwrap())
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("struct `inode` is not defined"),
+        "{e}"
+    );
+}
+
+#[test]
+fn dwarf_of_relocatable_objects_both_shapes() {
+    let req = Request::default();
+    let p = from_vmlinux(&fixture("namei-5.4.o"), "namei-5.4.o", &req)
+        .unwrap()
+        .profile;
+    assert_eq!(
+        p.field("filename.refcnt").unwrap(),
+        Field {
+            offset: 16,
+            size: 4
+        }
+    );
+    let f = p.function("do_unlinkat").unwrap();
+    assert_eq!(
+        (f.name_arg, f.name_arg_type, f.symbol),
+        (2, NameArgType::Filename, true)
+    );
+    assert_eq!(f.decided_by, "dwarf");
+
+    let req = Request {
+        fields: vec!["filename.uptr".into()],
+        release: None,
+    };
+    let p = from_vmlinux(&fixture("namei-4.14-dwarf4.o"), "namei-4.14", &req)
+        .unwrap()
+        .profile;
+    assert_eq!(
+        p.field("filename.refcnt").unwrap(),
+        Field {
+            offset: 24,
+            size: 4
+        }
+    );
+    assert_eq!(
+        p.field("filename.uptr").unwrap(),
+        Field { offset: 8, size: 8 }
+    );
+    let f = p.function("do_unlinkat").unwrap();
+    assert_eq!((f.name_arg, f.name_arg_type), (2, NameArgType::UserPath));
+    // Static but out of line: a (local) function symbol, so a kprobe can attach.
+    assert!(f.symbol);
+}
+
+#[test]
+fn no_btf_in_an_elf_is_a_clear_error() {
+    let e = from_btf(&fixture("namei-5.4.o"), "namei-5.4.o", &Request::default()).unwrap_err();
+    assert!(e.to_string().contains("no .BTF section"), "{e}");
+}
+
+#[test]
+fn profile_impossible_values_are_errors() {
+    let good = Profile::builtin("5.10.0").to_toml_string();
+    for (from, to, why) in [
+        ("offset = 16", "offset = 99999999", "beyond any struct"),
+        ("size = 4", "size = 0", "size 0"),
+        ("name_arg = 2", "name_arg = 7", "name_arg 7"),
+        (
+            "\"do_unlinkat.name\" = \"si\"",
+            "\"do_unlinkat.name\" = \"di\"",
+            "in `si`",
+        ),
+        ("arch = \"x86_64\"", "arch = \"arm64\"", "only x86_64"),
+        ("format = 1", "format = 9", "format 9"),
+        (
+            "\"struct filename *\"",
+            "\"struct inode *\"",
+            "unknown variant",
+        ),
+    ] {
+        let text = good.replacen(from, to, 1);
+        assert_ne!(text, good, "{from}");
+        let e = Profile::from_toml_str(&text).unwrap_err().to_string();
+        assert!(e.contains(why), "{to}: {e}");
+    }
+}
+
+fn no_panic_on(data: &[u8]) {
+    let req = Request {
+        fields: vec!["inode.i_ino".into()],
+        release: None,
+    };
+    let _ = Btf::parse(data);
+    let _ = from_btf(data, "fuzz", &req);
+    let _ = from_vmlinux(data, "fuzz", &req);
+    let _ = Profile::from_toml_str(&String::from_utf8_lossy(data));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        no_panic_on(&data);
+    }
+
+    #[test]
+    fn damaged_btf_never_panics(cut in 0usize..400, flips in proptest::collection::vec((0usize..400, any::<u8>()), 0..8)) {
+        let mut data = synthetic_btf(false);
+        for (at, v) in flips {
+            let n = data.len();
+            data[at % n] = v;
+        }
+        data.truncate(cut.min(data.len()));
+        no_panic_on(&data);
+    }
+
+    #[test]
+    fn damaged_elf_dwarf_never_panics(cut in 0usize..4096, flips in proptest::collection::vec((0usize..4096, any::<u8>()), 0..8)) {
+        let mut data = fixture("namei-5.4.o");
+        for (at, v) in flips {
+            let n = data.len();
+            data[at % n] = v;
+        }
+        data.truncate(cut.min(data.len()));
+        no_panic_on(&data);
+    }
+
+    #[test]
+    fn damaged_profile_text_never_panics(cut in 0usize..800, at in 0usize..800, c in any::<char>()) {
+        let mut text: Vec<char> = Profile::builtin("5.10.0").to_toml_string().chars().collect();
+        let n = text.len();
+        text[at % n] = c;
+        text.truncate(cut.min(n));
+        let _ = Profile::from_toml_str(&text.iter().collect::<String>());
+    }
+}

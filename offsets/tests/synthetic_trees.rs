@@ -1,0 +1,133 @@
+//! `gen --kernel-src` end to end on tiny synthetic trees (a Makefile standing
+//! in for kbuild, headers with the 4.14 and 5.4 shapes), with the host gcc.
+
+use std::path::PathBuf;
+
+use offsets::generate::Request;
+use offsets::kbuild::{SrcOptions, generate};
+use offsets::{Field, GenError, NameArgType, UnlinkArg};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("nobtf-offsets-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn options(tree: &str, fields: &[&str]) -> (SrcOptions, PathBuf) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = scratch(&format!("{tree}-{}", N.fetch_add(1, Ordering::Relaxed)));
+    let config = dir.join("config");
+    std::fs::write(&config, "CONFIG_SYNTHETIC=y\n").unwrap();
+    let opts = SrcOptions {
+        tree: fixture(tree),
+        config: Some(config),
+        build_dir: Some(dir.join("build")),
+        arch: "x86_64".into(),
+        jobs: 1,
+        make_vars: Vec::new(),
+        headers: Vec::new(),
+        request: Request {
+            fields: fields.iter().map(|s| s.to_string()).collect(),
+            release: None,
+        },
+    };
+    (opts, dir)
+}
+
+#[test]
+fn old_shape_refcnt_after_aname_and_static_user_path() {
+    let (opts, dir) = options("tree-4.14", &[]);
+    let generated = generate(&opts, &mut |_| {}).unwrap();
+    let p = &generated.profile;
+    assert_eq!(p.kernel.release, "4.14.0-synthetic");
+    assert_eq!(
+        p.field("filename.refcnt").unwrap(),
+        Field {
+            offset: 24,
+            size: 4
+        }
+    );
+    assert_eq!(
+        p.field("filename.name").unwrap(),
+        Field { offset: 0, size: 8 }
+    );
+    let f = p.function("do_unlinkat").unwrap();
+    assert_eq!(f.name_arg, 2);
+    assert_eq!(f.name_arg_type, NameArgType::UserPath);
+    // No header declares it: decided from fs/namei.c's text.
+    assert_eq!(f.decided_by, "source");
+    // Static, but compiled out of line (-O0), so it is a symbol.
+    assert!(f.symbol);
+    assert_eq!(p.unlink().unwrap().kind, UnlinkArg::UserPath);
+    assert_eq!(p.register("do_unlinkat.name"), Some("si"));
+    // The tree is left untouched; outputs are in the build dir.
+    assert!(!fixture("tree-4.14").join("include/generated").exists());
+    assert!(dir.join("build/fs/namei.s").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn new_shape_type_checked_against_the_declaration() {
+    let (opts, dir) = options("tree-5.4", &["inode.i_ino"]);
+    let mut steps = Vec::new();
+    let generated = generate(&opts, &mut |m| steps.push(m.to_string())).unwrap();
+    let p = &generated.profile;
+    assert_eq!(
+        p.field("filename.refcnt").unwrap(),
+        Field {
+            offset: 16,
+            size: 4
+        }
+    );
+    // A member of an anonymous union.
+    assert_eq!(
+        p.field("inode.i_ino").unwrap(),
+        Field { offset: 8, size: 8 }
+    );
+    let f = p.function("do_unlinkat").unwrap();
+    assert_eq!((f.name_arg, f.name_arg_type), (2, NameArgType::Filename));
+    assert_eq!(f.decided_by, "type-check");
+    assert!(steps.iter().any(|s| s.contains("prepar")), "{steps:?}");
+
+    // A second run reuses the prepared dir.
+    let mut steps = Vec::new();
+    let again = generate(&opts, &mut |m| steps.push(m.to_string())).unwrap();
+    assert_eq!(again.profile, generated.profile);
+    assert!(steps.iter().any(|s| s.contains("reusing")), "{steps:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn errors_name_the_cause() {
+    let (opts, dir) = options("tree-5.4", &["filename.nosuch"]);
+    let e = generate(&opts, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, GenError::Compile(_)), "{e}");
+    assert!(e.to_string().contains("nosuch"), "{e}");
+
+    let (mut opts, dir2) = options("tree-5.4", &[]);
+    opts.config = None;
+    let e = generate(&opts, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, GenError::NoConfig(_)), "{e}");
+
+    let (mut opts, dir3) = options("tree-5.4", &[]);
+    opts.arch = "arm64".into();
+    let e = generate(&opts, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, GenError::Arch(_)), "{e}");
+
+    let (mut opts, dir4) = options("tree-5.4", &[]);
+    opts.tree = dir4.clone();
+    let e = generate(&opts, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, GenError::NotATree(_)), "{e}");
+    for d in [dir, dir2, dir3, dir4] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -1,0 +1,70 @@
+# Host integration tests of `offsets gen` on real kernel trees (minutes each:
+# they fetch sources and images once, then prepare a fresh O= dir).
+# shellcheck shell=bash
+
+offsets_bin() {
+    (cd "$NOBTF_ROOT" && cargo build --quiet --release -p offsets --bin offsets) >&2 || return 1
+    printf '%s\n' "$NOBTF_ROOT/target/release/offsets"
+}
+
+# The tree nobtf-5.10 is built from, with that build's config, against the
+# DWARF of the vmlinux it produced.
+hosttest_offsets_src_5_10_equals_vmlinux() {
+    local off src start
+    off=$(offsets_bin) || return 1
+    ensure_kernel nobtf-5.10
+    src=$(fetch_linux_source 5.10 bullseye)
+    start=$SECONDS
+    "$off" gen --kernel-src "$src" --config "$KERNELS_DIR/nobtf-5.10/config" \
+        --build-dir "$TEST_TMP/build" -o "$TEST_TMP/src.toml" || return 1
+    echo "offsets gen --kernel-src on a pristine 5.10 tree: $((SECONDS - start)) s" >&2
+    [ -z "$(ls -A "$src/include/generated" 2>/dev/null)" ] || fail "the source tree was written to" || return 1
+    "$off" gen --vmlinux "$KERNELS_DIR/nobtf-5.10/vmlinux" -o "$TEST_TMP/vmlinux.toml" || return 1
+    local out
+    out=$("$off" diff "$TEST_TMP/src.toml" "$TEST_TMP/vmlinux.toml") || { fail "$out"; return 1; }
+    assert_contains "$(cat "$TEST_TMP/src.toml")" 'decided_by = "type-check"' || return 1
+    assert_contains "$(cat "$TEST_TMP/vmlinux.toml")" 'offset = 16' || return 1
+    # A second run reuses the prepared dir.
+    start=$SECONDS
+    "$off" gen --kernel-src "$src" --build-dir "$TEST_TMP/build" -o "$TEST_TMP/again.toml" 2>"$TEST_TMP/err" || return 1
+    assert_contains "$(cat "$TEST_TMP/err")" reusing || return 1
+    echo "offsets gen --kernel-src on the prepared dir: $((SECONDS - start)) s" >&2
+}
+
+# Debian's linux-source-6.1 with the config of Debian's 6.1 image, against
+# the BTF in that image (also some extra fields, to compare more than two).
+hosttest_offsets_src_6_1_equals_btf() {
+    local off src image_ver tree_ver fields=(--field task_struct.pid --field task_struct.se.vruntime
+        --field inode.i_ino --field file.f_inode --field mm_struct.arg_start)
+    off=$(offsets_bin) || return 1
+    ensure_kernel debian-6.1
+    src=$(fetch_linux_source 6.1 bookworm)
+    "$src/scripts/extract-vmlinux" "$KERNELS_DIR/debian-6.1/bzImage" >"$TEST_TMP/vmlinux" \
+        || fail "extract-vmlinux could not decompress the debian-6.1 bzImage" || return 1
+    # The image and the source package are built from the same Debian version?
+    image_ver=$(grep -a -o -m1 'Debian 6\.1\.[0-9]*' "$TEST_TMP/vmlinux" | head -n1 | cut -d' ' -f2)
+    tree_ver=$(make -s -C "$src" kernelversion 2>/dev/null)
+    echo "debian-6.1 image: $image_ver, linux-source-6.1: $tree_ver" >&2
+    "$off" gen --btf "$TEST_TMP/vmlinux" "${fields[@]}" -o "$TEST_TMP/btf.toml" || return 1
+    "$off" gen --kernel-src "$src" --config "$KERNELS_DIR/debian-6.1/config" \
+        --build-dir "$TEST_TMP/build" "${fields[@]}" -o "$TEST_TMP/src.toml" || return 1
+    local out
+    out=$("$off" diff "$TEST_TMP/src.toml" "$TEST_TMP/btf.toml") || { fail "$out"; return 1; }
+    assert_contains "$(cat "$TEST_TMP/btf.toml")" 'name_arg_type = "struct filename *"'
+}
+
+# Errors on real trees name the cause.
+hosttest_offsets_src_errors() {
+    local off src out
+    off=$(offsets_bin) || return 1
+    src=$(fetch_linux_source 5.10 bullseye)
+    out=$("$off" gen --kernel-src "$src" --build-dir "$TEST_TMP/empty" 2>&1) && fail "no config accepted" && return 1
+    assert_contains "$out" "no kernel config" || return 1
+    out=$("$off" gen --kernel-src "$src" --arch arm64 --config /dev/null 2>&1) && return 1
+    assert_contains "$out" "unsupported arch" || return 1
+    ensure_kernel nobtf-5.10
+    out=$("$off" gen --kernel-src "$src" --config "$KERNELS_DIR/nobtf-5.10/config" \
+        --build-dir "$TEST_TMP/b" --field filename.no_such_member 2>&1) && return 1
+    assert_contains "$out" "compiler failure" || return 1
+    assert_contains "$out" "no_such_member"
+}
