@@ -26,6 +26,8 @@ pub enum Cmd {
     },
     /// Print what this kernel supports, what nobtf will use, and what cannot work.
     Check,
+    /// Load a legacy BPF C object (kprobe/kretprobe sections, `maps`), attach it, stream its output.
+    Load(crate::legacy::load::LoadArgs),
     /// Print the bytecode that would be loaded.
     Dump {
         #[command(subcommand)]

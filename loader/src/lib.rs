@@ -6,6 +6,7 @@ pub mod attrs;
 pub mod check;
 pub mod cli;
 pub mod features;
+pub mod legacy;
 pub mod load;
 pub mod output;
 pub mod ring;

@@ -20,6 +20,11 @@ fn main() {
 
 fn real_main(cli: Cli, started: Instant) -> Result<()> {
     match cli.command {
+        Cmd::Load(args) => Ok(loader::legacy::load::main(
+            args,
+            &mut std::io::stdout().lock(),
+            started,
+        )?),
         Cmd::Check => {
             print!("{}", Report::detect(true));
             Ok(())

@@ -1,0 +1,97 @@
+# nobtf load: legacy BPF C objects from tests/c (built on the host with
+# clang) loaded unchanged, on a BTF kernel and on one without BTF.
+# shellcheck shell=bash
+
+# Kernels the legacy objects are checked on (struct filename: name +0,
+# refcnt +16; do_unlinkat(int, struct filename *)).
+legacy_kernel_ok() {
+    case $KERNEL in
+        debian-6.1|nobtf-5.10) return 0 ;;
+        *) echo "skipped: legacy objects are checked on debian-6.1 and nobtf-5.10 only"; return 77 ;;
+    esac
+}
+
+legacy_build() {
+    bash "$NOBTF_ROOT/tests/c/build.sh" "$TEST_TMP/obj" || fail "tests/c/build.sh failed"
+}
+
+# A VM-side script: for each object and attach mode, remove /tmp/a.txt from
+# a shell that execs rm (so its pid is known), print a header with nobtf's
+# status and that pid, then nobtf's stdout and stderr; finally what is left
+# in kprobe_events.
+legacy_script() {
+    cat <<'EOF2'
+T=$( [ -e /sys/kernel/tracing/kprobe_events ] && echo /sys/kernel/tracing || echo /sys/kernel/debug/tracing )
+for obj in unlink unlink_kernel; do
+    for a in pmu tracefs; do
+        touch /tmp/a.txt
+        nobtf load "/tmp/$obj.o" --attach "$a" \
+            -c 'echo "RMPID=$$" >/tmp/rmpid; exec rm /tmp/a.txt' >/tmp/out 2>/tmp/err
+        echo "== obj=$obj mode=$a rc=$? $(cat /tmp/rmpid)"
+        cat /tmp/out
+        sed 's/^/stderr: /' /tmp/err
+    done
+done
+echo "== left"
+grep nobtf "$T/kprobe_events" || true
+EOF2
+}
+
+vmtest_legacy_unlink_object_prints_the_reference_lines() {
+    legacy_kernel_ok || return 77
+    legacy_build || return 1
+    legacy_script >"$TEST_TMP/legacy.sh"
+    local out
+    out=$(vm --timeout 300 --file "$TEST_TMP/legacy.sh:/tmp/legacy.sh" \
+        --file "$TEST_TMP/obj/unlink.o:/tmp/unlink.o" \
+        --file "$TEST_TMP/obj/unlink_kernel.o:/tmp/unlink_kernel.o" -- sh /tmp/legacy.sh) || {
+        printf '%s\n' "$out" >&2
+        fail "the VM script failed"
+        return 1
+    }
+    local blocks=0 header block pid
+    # The trace shows comm as <...> when its comm cache missed the process.
+    while IFS= read -r header; do
+        blocks=$((blocks + 1))
+        block=$(printf '%s\n' "$out" | awk -v h="$header" '$0 == h { on = 1; next } /^== / { on = 0 } on')
+        pid=${header##*RMPID=}
+        assert_match "$header" ' rc=0 ' || { printf '%s\n' "$block" >&2; return 1; }
+        assert_match "$block" "^ *(rm|<\\.\\.\\.>)-$pid +\\[[0-9]+\\] .*: KPROBE ENTRY pid = $pid, refcnt=[1-9][0-9]* filename = /tmp/a.txt\$" \
+            || { printf '%s\n' "$block" >&2; return 1; }
+        assert_match "$block" "^ *(rm|<\\.\\.\\.>)-$pid +\\[[0-9]+\\] .*: KPROBE EXIT: pid = $pid, ret = 0\$" \
+            || { printf '%s\n' "$block" >&2; return 1; }
+        assert_match "$block" "^stderr: nobtf: attached unlink_entry \\(kprobe/do_unlinkat\\), unlink_exit \\(kretprobe/do_unlinkat\\) by " \
+            || return 1
+    done < <(printf '%s\n' "$out" | grep '^== obj=')
+    assert_eq "$blocks" 4 || return 1
+    # Everything nobtf created is gone.
+    assert_eq "$(printf '%s\n' "$out" | sed -n '/^== left/,$p' | tail -n +2)" ""
+}
+
+vmtest_legacy_malformed_object_is_one_clear_line() {
+    legacy_kernel_ok || return 77
+    legacy_build || return 1
+    # The first 200 bytes of a good object: cut short.
+    head -c 200 "$TEST_TMP/obj/unlink.o" >"$TEST_TMP/cut.o"
+    local out rc=0
+    out=$(vm --file "$TEST_TMP/cut.o:/tmp/cut.o" -- nobtf load /tmp/cut.o 2>&1) || rc=$?
+    assert_eq "$rc" 1 || return 1
+    assert_match "$out" '^error: /tmp/cut.o: truncated ELF: the section header table needs bytes up to [0-9]+ but the file has 200: '
+    assert_eq "$(printf '%s\n' "$out" | wc -l)" 1
+}
+
+vmtest_legacy_perf_event_array_samples_are_printed_raw() {
+    legacy_kernel_ok || return 77
+    legacy_build || return 1
+    local out pid le
+    out=$(vm --file "$TEST_TMP/obj/perf_output.o:/tmp/p.o" -- sh -c \
+        'touch /tmp/a.txt; nobtf load /tmp/p.o -c "echo PID=\$\$; exec rm /tmp/a.txt"') || {
+        printf '%s\n' "$out" >&2
+        fail "nobtf load failed"
+        return 1
+    }
+    pid=$(printf '%s\n' "$out" | sed -n 's/^PID=//p')
+    # The sample: marker "tbon", then the pid as a little-endian u32.
+    le=$(printf '%02x %02x %02x %02x' $((pid & 255)) $((pid >> 8 & 255)) $((pid >> 16 & 255)) $((pid >> 24 & 255)))
+    assert_match "$out" "^cpu [0-9]+: 74 62 6f 6e $le( 00)*\$"
+}
