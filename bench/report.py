@@ -18,6 +18,15 @@ def parse(path):
     return meta, results
 
 
+def exit_text(code):
+    if code is None:
+        return "n/a"
+    code = int(code)
+    if code > 128:
+        return {139: "SIGSEGV", 134: "SIGABRT", 137: "SIGKILL", 130: "SIGINT"}.get(code, f"signal {code - 128}")
+    return str(code)
+
+
 def main():
     ap = argparse.ArgumentParser()
     for flag in ("--raw", "--json", "--markdown", "--host-cpu", "--command"):
@@ -68,25 +77,27 @@ def main():
         "",
         "| tool | ns per unlink | added ns | added vs libbpf | start to first event (ms) "
         "| events delivered | events lost (reported) | events unaccounted | peak RSS (KiB) "
-        "| size on target (bytes) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| size on target (bytes) | exit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for tool in TOOLS:
         if tool not in results:
-            lines.append(f"| {tool} | not run | | | | | | | | |")
+            lines.append(f"| {tool} | not run | | | | | | | | | |")
             continue
         lines.append(
             f"| {tool} | {cell(tool, 'ns_per_unlink')} | {cell(tool, 'added_ns_per_unlink')} "
             f"| {cell(tool, 'added_cost_vs_libbpf', '{:.2f}x')} | {cell(tool, 'attach_ms', '{:.1f}')} "
             f"| {cell(tool, 'delivered')} | {cell(tool, 'lost')} | {cell(tool, 'unaccounted')} "
-            f"| {cell(tool, 'peak_rss_kb')} | {cell(tool, 'size_bytes')} |"
+            f"| {cell(tool, 'peak_rss_kb')} | {cell(tool, 'size_bytes')} "
+            f"| {exit_text(results.get(tool, {}).get('tracer_exit'))} |"
         )
     lines.append("")
     lines.append(
         f"Each unlink makes an entry and an exit event ({2 * args.unlinks} expected per tool); "
         "unaccounted = expected - delivered - reported lost (a few exits of the attach probe's own "
         "unlinks may land in the delivered count). ply prints comm and pid only: it has no casts to "
-        "follow struct filename's name pointer without kernel headers."
+        "follow struct filename's name pointer without kernel headers. "
+        "exit is how each tracer ended when stopped with SIGINT after the storm."
     )
     lines.append("")
     lines.append(f"Made by `{args.command}`.")
