@@ -141,9 +141,10 @@ pub fn verify(expected: &Expected, seen: &[Seen], note: &str) -> Result<(), Cana
 /// (`... KPROBE ENTRY pid = N, filename = F` or `... KPROBE EXIT: pid = N, ret = R`).
 pub fn seen_in_line(line: &str) -> Option<(u32, Seen)> {
     if let Some((_, rest)) = line.split_once("KPROBE ENTRY pid = ") {
-        let (pid, filename) = rest.split_once(", filename = ")?;
+        // An empty filename loses its space to the line's trim.
+        let (pid, filename) = rest.split_once(", filename =")?;
         let seen = Seen::Entry {
-            filename: filename.to_string(),
+            filename: filename.strip_prefix(' ').unwrap_or(filename).to_string(),
             refcnt: None,
         };
         return Some((pid.parse().ok()?, seen));
@@ -260,6 +261,16 @@ mod tests {
         assert_eq!(
             seen_in_line("x-7 [001] d... 1.0: 0: KPROBE EXIT: pid = 7, ret = -2"),
             Some((7, Seen::Exit { ret: -2 }))
+        );
+        assert_eq!(
+            seen_in_line("x-7 [001] d... 1.0: 0: KPROBE ENTRY pid = 7, filename ="),
+            Some((
+                7,
+                Seen::Entry {
+                    filename: String::new(),
+                    refcnt: None
+                }
+            ))
         );
         assert_eq!(seen_in_line("KPROBE EXIT: pid = x, ret = 0"), None);
         assert_eq!(seen_in_line("sched_switch"), None);

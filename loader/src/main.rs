@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use loader::check::{self, Report};
 use loader::cli::{Cli, Cmd, DumpProbe, RunProbe};
@@ -51,7 +51,13 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
             Ok(())
         }
         Cmd::Cleanup => {
-            let tracefs = features::tracefs()?;
+            let tracefs = features::tracefs().map_err(|e| {
+                if sys::geteuid() != 0 {
+                    anyhow!("nobtf cleanup must run as root to read and change kprobe_events ({e})")
+                } else {
+                    e.into()
+                }
+            })?;
             let sweep = run::sweep_stale(&tracefs, true);
             if let Some((event, why)) = sweep.failed.first() {
                 bail!(
