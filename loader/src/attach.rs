@@ -244,7 +244,9 @@ pub fn owner_pid(event: &str) -> Option<u32> {
     if !kind_and_more.starts_with("p_") && !kind_and_more.starts_with("r_") {
         return None;
     }
-    pid.parse().ok()
+    // Exactly as `event_name` writes it: digits, no sign, no leading zero.
+    let canonical = pid.parse::<u32>().ok().filter(|p| p.to_string() == pid);
+    canonical
 }
 
 /// What a stale-event sweep found.
@@ -298,6 +300,8 @@ mod tests {
         assert_eq!(owner_pid("nobtf/custom"), None);
         assert_eq!(owner_pid("nobtf/nobtf_x_p_f_0"), None);
         assert_eq!(owner_pid("nobtf/nobtf_12_q_f_0"), None);
+        assert_eq!(owner_pid("nobtf/nobtf_+12_p_f_0"), None);
+        assert_eq!(owner_pid("nobtf/nobtf_012_p_f_0"), None);
         assert_eq!(owner_pid("foreign/nobtf_12_p_f_0"), None);
     }
 
