@@ -245,8 +245,7 @@ pub fn owner_pid(event: &str) -> Option<u32> {
         return None;
     }
     // Exactly as `event_name` writes it: digits, no sign, no leading zero.
-    let canonical = pid.parse::<u32>().ok().filter(|p| p.to_string() == pid);
-    canonical
+    pid.parse::<u32>().ok().filter(|p| p.to_string() == pid)
 }
 
 /// What a stale-event sweep found.
