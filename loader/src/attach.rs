@@ -315,6 +315,32 @@ mod tests {
     }
 
     #[test]
+    fn stale_sweep_touches_only_dead_owners_events() {
+        // A plain file stands in for kprobe_events: removals are appended.
+        let dir = std::env::temp_dir().join(format!("nobtf-sweep-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let listing = "p:foreign/x do_unlinkat\n\
+                       p:nobtf/nobtf_10_p_do_unlinkat_0 do_unlinkat\n\
+                       r16:nobtf/nobtf_10_r_do_unlinkat_1 do_unlinkat\n\
+                       p:nobtf/nobtf_20_p_do_unlinkat_0 do_unlinkat\n\
+                       p:nobtf/handmade do_unlinkat\n";
+        fs::write(dir.join("kprobe_events"), listing).unwrap();
+        let sweep = remove_stale(&dir, &|pid| pid == 20).unwrap();
+        let written = fs::read_to_string(dir.join("kprobe_events")).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            written.strip_prefix(listing).unwrap(),
+            "-:nobtf/nobtf_10_p_do_unlinkat_0\n-:nobtf/nobtf_10_r_do_unlinkat_1\n"
+        );
+        assert_eq!(sweep.removed.len(), 2);
+        assert_eq!(
+            sweep.kept,
+            vec![("nobtf/nobtf_20_p_do_unlinkat_0".to_string(), 20)]
+        );
+        assert!(sweep.failed.is_empty());
+    }
+
+    #[test]
     fn listing_filter() {
         let listing = "p:kprobes/other do_sys_open\np:nobtf/nobtf_1_p_do_unlinkat_0 do_unlinkat\nr4:nobtf/nobtf_1_r_do_unlinkat_1 do_unlinkat\n";
         assert_eq!(

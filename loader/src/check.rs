@@ -341,3 +341,75 @@ impl fmt::Display for Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(bpf_errno: Option<i32>, euid: u32) -> Report {
+        Report {
+            kernel: Ok(Kernel {
+                release: "5.10.0-test".into(),
+                version: features::KernelVersion::parse("5.10.0").unwrap(),
+            }),
+            euid,
+            bpf: match bpf_errno {
+                None => Ok(BasicLoad { names: true }),
+                Some(errno) => Err(SysError {
+                    call: "bpf(BPF_PROG_LOAD)",
+                    err: std::io::Error::from_raw_os_error(errno),
+                }),
+            },
+            pmu: Ok(None),
+            tracefs: Err("no tracefs".into()),
+            function: Ok(Probeable::Yes),
+            helpers: Vec::new(),
+            possible_cpus: Ok(vec![0]),
+        }
+    }
+
+    fn first_error(r: &Report) -> String {
+        r.basic().map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_missing_capability_is_named_with_its_fix() {
+        let text = first_error(&report(Some(libc::EPERM), 1000));
+        assert!(
+            text.starts_with(
+                "not allowed to load BPF programs (bpf(BPF_PROG_LOAD): Operation not permitted"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("run as root or with CAP_BPF+CAP_PERFMON (CAP_SYS_ADMIN before 5.8)"),
+            "{text}"
+        );
+        assert!(first_error(&report(Some(libc::EPERM), 0)).contains("lockdown"));
+        assert!(first_error(&report(Some(libc::ENOSYS), 0)).contains("CONFIG_BPF_SYSCALL"));
+        assert!(first_error(&report(Some(libc::EINVAL), 0)).contains("CONFIG_BPF_EVENTS"));
+        let text = report(None, 0)
+            .attach_plan(AttachMode::Auto)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            text,
+            "no way to attach: no kprobe PMU and no tracefs kprobe_events (no tracefs); the kernel needs CONFIG_KPROBE_EVENTS"
+        );
+    }
+
+    #[test]
+    fn unprobeable_functions_list_their_clones() {
+        let missing = Probeable::Missing {
+            candidates: vec!["f.isra.0".into(), "f.constprop.1".into()],
+        };
+        let text = explain_probeable("f", &missing).unwrap_err().to_string();
+        assert!(
+            text.starts_with("f cannot be probed: it is not in /proc/kallsyms, but the compiler's clones are: f.isra.0, f.constprop.1"),
+            "{text}"
+        );
+        let none = Probeable::Missing { candidates: vec![] };
+        assert!(explain_probeable("f", &none).is_err());
+        assert!(explain_probeable("f", &Probeable::Yes).is_ok());
+    }
+}
