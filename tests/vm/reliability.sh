@@ -111,6 +111,7 @@ vmtest_reliability_signals_detach_everything() {
 T=$VM_TRACEFS
 $RELIABILITY_WAIT_FOR
 for sig in INT TERM HUP; do
+    rm -f /tmp/err  # not to find the last run's line before this one starts
     nobtf run unlink --attach tracefs >/dev/null 2>/tmp/err & p=\$!
     wait_for /tmp/err 'canary passed' || echo "run never attached: \$(cat /tmp/err)"
     attached=\$(grep -c "nobtf_\${p}_" \$T/kprobe_events)
@@ -118,11 +119,14 @@ for sig in INT TERM HUP; do
     echo "== run sig=\$sig rc=\$rc attached=\$attached left=\$(grep -c nobtf \$T/kprobe_events)"
 done
 # A signal during set-up waits until the loop and is honoured there.
+# Once nobtf holds the signals (SigBlk), set-up is still going on (~0.5 s).
 nobtf run unlink --attach tracefs >/dev/null 2>/tmp/err & p=\$!
-sleep 0.2; kill -TERM \$p; wait \$p; rc=\$?
+i=0; while ! grep -q '^SigBlk:.*[1-9a-f]' /proc/\$p/status 2>/dev/null && [ \$i -lt 400 ]; do i=\$((i + 1)); sleep 0.01; done
+kill -TERM \$p; wait \$p; rc=\$?
 echo "== early rc=\$rc left=\$(grep -c nobtf \$T/kprobe_events)"
 if [ -e /tmp/unlink.o ]; then
     for sig in INT TERM HUP; do
+        rm -f /tmp/err
         nobtf load /tmp/unlink.o --attach tracefs >/dev/null 2>/tmp/err & p=\$!
         wait_for /tmp/err 'attached' || echo "load never attached: \$(cat /tmp/err)"
         attached=\$(grep -c "nobtf_\${p}_" \$T/kprobe_events)
