@@ -44,7 +44,9 @@ pub struct Report {
 pub enum PlanError {
     #[error("cannot tell the kernel version: {0}")]
     Kernel(String),
-    #[error("nobtf must run as root (CAP_SYS_ADMIN) to load BPF programs: {0}")]
+    #[error(
+        "not allowed to load BPF programs ({0}): run as root or with CAP_BPF+CAP_PERFMON (CAP_SYS_ADMIN before 5.8)"
+    )]
     NotRoot(SysError),
     #[error(
         "the kernel refused bpf(2) to root ({0}): kernel lockdown, an LSM, or RLIMIT_MEMLOCK that cannot be raised"
@@ -56,8 +58,8 @@ pub enum PlanError {
         "this kernel does not load kprobe BPF programs ({0}); it needs CONFIG_BPF_EVENTS and CONFIG_KPROBE_EVENTS"
     )]
     NoKprobeProgs(SysError),
-    #[error("{FUNCTION} cannot be probed: {0}")]
-    Function(String),
+    #[error("{name} cannot be probed: {why}")]
+    Function { name: String, why: String },
     #[error("no way to attach: {0}")]
     Attach(String),
     #[error("helper {} is not available on this kernel (needed by the probes){}", .0.name(), since(*.0))]
@@ -142,21 +144,11 @@ impl Report {
 
     pub fn check_function(&self) -> Result<(), PlanError> {
         match &self.function {
-            Ok(Probeable::Yes) => Ok(()),
-            Ok(Probeable::NotTraceable) => Err(PlanError::Function(
-                "it is in kallsyms but not in available_filter_functions (notrace or blacklisted)"
-                    .into(),
-            )),
-            Ok(Probeable::Missing { candidates }) if candidates.is_empty() => {
-                Err(PlanError::Function(
-                    "it is not in /proc/kallsyms (inlined?); no clone of it either".into(),
-                ))
-            }
-            Ok(Probeable::Missing { candidates }) => Err(PlanError::Function(format!(
-                "it is not in /proc/kallsyms; the compiler's clones are: {} (their arguments may differ: generate a profile with `offsets gen`)",
-                candidates.join(", ")
-            ))),
-            Err(e) => Err(PlanError::Function(e.clone())),
+            Ok(p) => explain_probeable(FUNCTION, p),
+            Err(why) => Err(PlanError::Function {
+                name: FUNCTION.into(),
+                why: why.clone(),
+            }),
         }
     }
 
@@ -167,7 +159,11 @@ impl Report {
             self.tracefs
                 .clone()
                 .map(Attach::Tracefs)
-                .map_err(|e| PlanError::Attach(format!("no kprobe PMU and no tracefs: {e}")))
+                .map_err(|e| {
+                    PlanError::Attach(format!(
+                        "no kprobe PMU and no tracefs kprobe_events ({e}); the kernel needs CONFIG_KPROBE_EVENTS"
+                    ))
+                })
         };
         match mode {
             AttachMode::Pmu => match pmu? {
@@ -198,6 +194,28 @@ impl Report {
             }),
         }
     }
+}
+
+/// `Ok` when a kprobe can attach to `name`, else why not and what to try.
+pub fn explain_probeable(name: &str, probeable: &Probeable) -> Result<(), PlanError> {
+    let why = match probeable {
+        Probeable::Yes => return Ok(()),
+        Probeable::NotTraceable => {
+            "it is in /proc/kallsyms but not in available_filter_functions (notrace or blacklisted)"
+                .to_string()
+        }
+        Probeable::Missing { candidates } if candidates.is_empty() => {
+            "it is not in /proc/kallsyms (misspelt, inlined, or not built) and no compiler clone of it is either".into()
+        }
+        Probeable::Missing { candidates } => format!(
+            "it is not in /proc/kallsyms, but the compiler's clones are: {} (a clone's arguments may differ: generate a profile with `offsets gen`)",
+            candidates.join(", ")
+        ),
+    };
+    Err(PlanError::Function {
+        name: name.into(),
+        why,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,5 +339,77 @@ impl fmt::Display for Report {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(bpf_errno: Option<i32>, euid: u32) -> Report {
+        Report {
+            kernel: Ok(Kernel {
+                release: "5.10.0-test".into(),
+                version: features::KernelVersion::parse("5.10.0").unwrap(),
+            }),
+            euid,
+            bpf: match bpf_errno {
+                None => Ok(BasicLoad { names: true }),
+                Some(errno) => Err(SysError {
+                    call: "bpf(BPF_PROG_LOAD)",
+                    err: std::io::Error::from_raw_os_error(errno),
+                }),
+            },
+            pmu: Ok(None),
+            tracefs: Err("no tracefs".into()),
+            function: Ok(Probeable::Yes),
+            helpers: Vec::new(),
+            possible_cpus: Ok(vec![0]),
+        }
+    }
+
+    fn first_error(r: &Report) -> String {
+        r.basic().map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_missing_capability_is_named_with_its_fix() {
+        let text = first_error(&report(Some(libc::EPERM), 1000));
+        assert!(
+            text.starts_with(
+                "not allowed to load BPF programs (bpf(BPF_PROG_LOAD): Operation not permitted"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("run as root or with CAP_BPF+CAP_PERFMON (CAP_SYS_ADMIN before 5.8)"),
+            "{text}"
+        );
+        assert!(first_error(&report(Some(libc::EPERM), 0)).contains("lockdown"));
+        assert!(first_error(&report(Some(libc::ENOSYS), 0)).contains("CONFIG_BPF_SYSCALL"));
+        assert!(first_error(&report(Some(libc::EINVAL), 0)).contains("CONFIG_BPF_EVENTS"));
+        let text = report(None, 0)
+            .attach_plan(AttachMode::Auto)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            text,
+            "no way to attach: no kprobe PMU and no tracefs kprobe_events (no tracefs); the kernel needs CONFIG_KPROBE_EVENTS"
+        );
+    }
+
+    #[test]
+    fn unprobeable_functions_list_their_clones() {
+        let missing = Probeable::Missing {
+            candidates: vec!["f.isra.0".into(), "f.constprop.1".into()],
+        };
+        let text = explain_probeable("f", &missing).unwrap_err().to_string();
+        assert!(
+            text.starts_with("f cannot be probed: it is not in /proc/kallsyms, but the compiler's clones are: f.isra.0, f.constprop.1"),
+            "{text}"
+        );
+        let none = Probeable::Missing { candidates: vec![] };
+        assert!(explain_probeable("f", &none).is_err());
+        assert!(explain_probeable("f", &Probeable::Yes).is_ok());
     }
 }

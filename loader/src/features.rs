@@ -263,7 +263,12 @@ pub fn probeable(function: &str, kallsyms: &str, filter_functions: Option<&str>)
         }
         if name == function {
             found = true;
-        } else if name.starts_with(&clone_prefix) && !candidates.iter().any(|c| c == name) {
+        } else if name.starts_with(&clone_prefix)
+            // A `.cold` part is the function's unlikely path split off, not
+            // an entry point a probe could use.
+            && !name.contains(".cold")
+            && !candidates.iter().any(|c| c == name)
+        {
             candidates.push(name.to_string());
         }
     }
@@ -373,7 +378,7 @@ mod tests {
             probeable("do_unlinkat", syms, Some("do_unlinkat\ndo_rmdir\n")),
             Probeable::Yes
         );
-        let clones = "ffffffff81300000 t do_unlinkat.isra.0\nffffffff81300200 d do_unlinkat_data\n";
+        let clones = "ffffffff81300000 t do_unlinkat.isra.0\nffffffff81300100 t do_unlinkat.cold\nffffffff81300200 d do_unlinkat_data\n";
         assert_eq!(
             probeable("do_unlinkat", clones, None),
             Probeable::Missing {

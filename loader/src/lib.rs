@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod attrs;
+pub mod canary;
 pub mod check;
 pub mod cli;
 pub mod features;

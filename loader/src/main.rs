@@ -3,11 +3,12 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
-use loader::check::Report;
+use loader::check::{self, Report};
 use loader::cli::{Cli, Cmd, DumpProbe, RunProbe};
 use loader::run::{self, RunOptions};
+use loader::{features, sys};
 
 fn main() {
     let started = Instant::now();
@@ -19,14 +20,51 @@ fn main() {
 }
 
 fn real_main(cli: Cli, started: Instant) -> Result<()> {
+    if matches!(cli.command, Cmd::Run { .. } | Cmd::Load(_)) {
+        // Whatever gets attached is detached again even if a signal comes.
+        sys::hold_termination_signals().context("holding termination signals")?;
+    }
     match cli.command {
-        Cmd::Load(args) => Ok(loader::legacy::load::main(
-            args,
-            &mut std::io::stdout().lock(),
-            started,
-        )?),
-        Cmd::Check => {
+        Cmd::Load(args) => {
+            if let Ok(tracefs) = features::tracefs() {
+                run::sweep_stale(&tracefs, false);
+            }
+            Ok(loader::legacy::load::main(
+                args,
+                &mut std::io::stdout().lock(),
+                started,
+            )?)
+        }
+        Cmd::Check { function: None } => {
             print!("{}", Report::detect(true));
+            Ok(())
+        }
+        Cmd::Check {
+            function: Some(name),
+        } => {
+            let tracefs = features::tracefs().ok();
+            let probeable = features::function_probeable(&name, tracefs.as_deref())?;
+            check::explain_probeable(&name, &probeable)?;
+            println!(
+                "{name}: probeable (in /proc/kallsyms and, where readable, available_filter_functions)"
+            );
+            Ok(())
+        }
+        Cmd::Cleanup => {
+            let tracefs = features::tracefs().map_err(|e| {
+                if sys::geteuid() != 0 {
+                    anyhow!("nobtf cleanup must run as root to read and change kprobe_events ({e})")
+                } else {
+                    e.into()
+                }
+            })?;
+            let sweep = run::sweep_stale(&tracefs, true);
+            if let Some((event, why)) = sweep.failed.first() {
+                bail!(
+                    "could not remove {} stale kprobe event(s), first {event}: {why}",
+                    sweep.failed.len()
+                );
+            }
             Ok(())
         }
         Cmd::Dump {
@@ -63,6 +101,7 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
                 read: args.probe.read_helper,
                 trace_pipe: args.probe.trace_pipe,
                 buffer_pages: args.buffer_pages,
+                verify: !args.no_verify,
             };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();

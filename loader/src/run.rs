@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use probes::unlink::{self, Choices, Output, ReadHelper};
 use probes::{MaxEntries, ProbeKind as ProgKind, Program};
 
 use crate::attach::{self, AttachError, AttachMode, Attachment, ProbeKind};
+use crate::canary::{self, CanaryError, Expected, Seen};
 use crate::check::{Attach, PlanError, ReadChoice, Report};
 use crate::features::{self, FeatureError};
 use crate::load::{self, LoadError, LoadOptions};
@@ -41,6 +42,8 @@ pub struct RunOptions {
     pub trace_pipe: bool,
     /// Data pages per CPU ring (a power of two).
     pub buffer_pages: usize,
+    /// Run the canary before showing events.
+    pub verify: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,8 @@ pub enum RunError {
     Io { what: String, err: io::Error },
     #[error("{0}")]
     Ring(#[from] ring::RingError),
+    #[error(transparent)]
+    Canary(#[from] CanaryError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,10 +194,23 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     if !is_pow2(opts.buffer_pages) {
         return Err(RunError::BufferPages(opts.buffer_pages));
     }
+    // First, so a signal during set-up is seen by the loop, not lost.
+    let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD])?;
     let report = Report::detect(false);
     let basic = report.basic()?;
     report.check_function()?;
+    if let Ok(tracefs) = &report.tracefs {
+        sweep_stale(tracefs, false);
+    }
     let profile = choose_profile(opts.offsets.as_ref(), &report)?;
+    if let Ok(kernel) = &report.kernel
+        && profile.kernel.release != kernel.release
+    {
+        eprintln!(
+            "warning: the offsets profile is for kernel {}, this kernel is {}",
+            profile.kernel.release, kernel.release
+        );
+    }
     let attach_plan = report.attach_plan(opts.attach)?;
     let reader = report.read_plan(opts.read)?;
     let output = if opts.trace_pipe {
@@ -311,11 +329,6 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         started.elapsed().as_millis()
     );
 
-    let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD])?;
-    let mut child = match &opts.command {
-        Some(command) => Some(spawn(command)?),
-        None => None,
-    };
     let mut state = Loop {
         opts,
         out,
@@ -325,9 +338,55 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
             ..Summary::default()
         },
         scratch: Vec::new(),
+        me: std::process::id(),
+        own: Vec::new(),
+        held: None,
+        pipe_rest: String::new(),
+        stopping: false,
+    };
+    if opts.verify {
+        let expected_field = |key: &str| {
+            profile
+                .field(key)
+                .map(|f| format!("{key} (offset {})", f.offset))
+        };
+        let (name_field, refcnt_field) = match profile.unlink() {
+            Ok(offsets::profile::UnlinkFacts {
+                kind: offsets::profile::UnlinkArg::Filename { .. },
+                ..
+            }) => (
+                expected_field(offsets::profile::FILENAME_NAME).unwrap_or_default(),
+                expected_field(offsets::profile::FILENAME_REFCNT).ok(),
+            ),
+            Ok(facts) => (format!("the path argument ({})", facts.name_arg), None),
+            Err(e) => (e.to_string(), None),
+        };
+        let shown = opts
+            .offsets
+            .as_ref()
+            .map_or_else(|| "builtin".to_string(), |p| p.display().to_string());
+        let expected = Expected {
+            filename: String::new(),
+            name_field,
+            refcnt_field,
+            profile: shown,
+        };
+        let verdict = state.canary(&session, pipe.as_mut(), &signals, expected);
+        if let Err(err) = verdict {
+            drop(session);
+            return Err(err);
+        }
+    }
+    let mut child = match (&opts.command, state.stopping) {
+        (Some(command), false) => Some(spawn(command)?),
+        _ => None,
     };
     let deadline = opts.duration.map(|d| Instant::now() + d);
-    let result = state.run(&session, pipe.as_mut(), &signals, child.as_mut(), deadline);
+    let result = if state.stopping {
+        Ok(())
+    } else {
+        state.run(&session, pipe.as_mut(), &signals, child.as_mut(), deadline)
+    };
     if let Some(child) = child.as_mut()
         && child.try_wait().ok().flatten().is_none()
     {
@@ -335,9 +394,61 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         let _ = child.kill();
         let _ = child.wait();
     }
-    drop(signals);
+    if result.is_ok() && !opts.trace_pipe {
+        state.flush_lost(&session);
+    }
+    // Detach before the signals are unblocked (sys::hold_termination_signals
+    // keeps a late one from killing the process meanwhile).
     drop(session);
+    drop(signals);
     result.map(|()| state.summary)
+}
+
+/// Removes stale nobtf kprobe events (their process is gone) and says so on
+/// stderr; `verbose` also reports what was kept and when nothing was found.
+pub fn sweep_stale(tracefs: &Path, verbose: bool) -> attach::Sweep {
+    let sweep = match attach::remove_stale(tracefs, &attach::process_exists) {
+        Ok(sweep) => sweep,
+        Err(err) => {
+            eprintln!(
+                "warning: reading {}: {err}",
+                tracefs.join("kprobe_events").display()
+            );
+            return attach::Sweep::default();
+        }
+    };
+    for (event, pid) in &sweep.removed {
+        eprintln!("nobtf: removed stale kprobe event {event} (process {pid} is gone)");
+    }
+    for (event, why) in &sweep.failed {
+        eprintln!("warning: could not remove stale kprobe event {event}: {why}");
+    }
+    if verbose {
+        for (event, pid) in &sweep.kept {
+            eprintln!("nobtf: kept kprobe event {event} (process {pid} is running)");
+        }
+        if sweep.removed.is_empty() && sweep.failed.is_empty() {
+            eprintln!("nobtf: no stale kprobe events");
+        }
+    }
+    sweep
+}
+
+/// A fresh file for the canary to remove: in /tmp, else in the current
+/// directory (by a relative name: the probe sees the path as passed).
+fn canary_file(me: u32) -> Result<PathBuf, RunError> {
+    let name = format!(".nobtf-canary-{me}-{:x}", sys::monotonic_ns());
+    let mut last = None;
+    for path in [Path::new("/tmp").join(&name), PathBuf::from(&name)] {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => return Ok(path),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(RunError::Io {
+        what: format!("creating the canary file {name} in /tmp or the current directory"),
+        err: last.unwrap_or_else(|| io::Error::other("no directory to try")),
+    })
 }
 
 fn ring_fd(ring: &PerfRing) -> i32 {
@@ -377,6 +488,16 @@ struct Loop<'a> {
     out: &'a mut dyn Write,
     summary: Summary,
     scratch: Vec<u8>,
+    /// nobtf's own pid: its events (the canary's, the loss flush's) are
+    /// collected in `own`, never shown or counted.
+    me: u32,
+    own: Vec<Seen>,
+    /// While the canary runs, the lines to show later.
+    held: Option<Vec<String>>,
+    /// A partial trace_pipe line.
+    pipe_rest: String,
+    /// A termination signal came (or --count was reached) before the loop.
+    stopping: bool,
 }
 
 enum Flow {
@@ -393,26 +514,13 @@ impl Loop<'_> {
         mut child: Option<&mut Child>,
         deadline: Option<Instant>,
     ) -> Result<(), RunError> {
-        let mut pipe_rest = String::new();
         loop {
-            let mut fds: Vec<BorrowedFd<'_>> = vec![signals.fd()];
-            fds.extend(session.rings.iter().map(|(_, r)| r.fd()));
-            if let Some(p) = pipe.as_deref() {
-                fds.push(p.as_fd());
-            }
             let timeout = deadline.map_or(200, |d| {
                 d.saturating_duration_since(Instant::now())
                     .as_millis()
                     .min(200) as i32
             });
-            sys::poll_readable(&fds, timeout)?;
-
-            let mut stop = false;
-            while let Some(sig) = signals.read()? {
-                if sig != libc::SIGCHLD {
-                    stop = true;
-                }
-            }
+            let (mut stop, flow) = self.step(session, pipe.as_deref_mut(), signals, timeout)?;
             if let Some(c) = child.as_deref_mut()
                 && c.try_wait()
                     .map_err(|err| RunError::Io {
@@ -428,9 +536,12 @@ impl Loop<'_> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 stop = true;
             }
-            let flow = match pipe.as_deref_mut() {
-                Some(p) => self.drain_pipe(p, &mut pipe_rest)?,
-                None => self.drain_rings(session)?,
+            // Events the command made before it exited are in the rings
+            // already: drain once more before stopping.
+            let flow = if stop && matches!(flow, Flow::Continue) {
+                self.drain(session, pipe.as_deref_mut())?
+            } else {
+                flow
             };
             if stop || matches!(flow, Flow::Stop) {
                 self.out.flush().map_err(|err| RunError::Io {
@@ -442,12 +553,141 @@ impl Loop<'_> {
         }
     }
 
+    /// Waits up to `timeout_ms` for data or a signal, then drains. Returns
+    /// whether a termination signal came.
+    fn step(
+        &mut self,
+        session: &Session,
+        pipe: Option<&mut File>,
+        signals: &SignalFd,
+        timeout_ms: i32,
+    ) -> Result<(bool, Flow), RunError> {
+        let mut fds: Vec<BorrowedFd<'_>> = vec![signals.fd()];
+        fds.extend(session.rings.iter().map(|(_, r)| r.fd()));
+        if let Some(p) = pipe.as_deref() {
+            fds.push(p.as_fd());
+        }
+        sys::poll_readable(&fds, timeout_ms)?;
+        let mut signalled = false;
+        while let Some(sig) = signals.read()? {
+            if sig != libc::SIGCHLD {
+                signalled = true;
+            }
+        }
+        let flow = self.drain(session, pipe)?;
+        Ok((signalled, flow))
+    }
+
+    fn drain(&mut self, session: &Session, pipe: Option<&mut File>) -> Result<Flow, RunError> {
+        match pipe {
+            Some(p) => self.drain_pipe(p),
+            None => self.drain_rings(session),
+        }
+    }
+
+    /// Removes a file of nobtf's own and checks what the probes saw of it.
+    /// Events of other processes meanwhile are held, shown once it passed.
+    fn canary(
+        &mut self,
+        session: &Session,
+        mut pipe: Option<&mut File>,
+        signals: &SignalFd,
+        mut expected: Expected,
+    ) -> Result<(), RunError> {
+        self.held = Some(Vec::new());
+        let path = canary_file(self.me)?;
+        expected.filename = path.display().to_string();
+        std::fs::remove_file(&path).map_err(|err| RunError::Io {
+            what: format!("removing the canary file {}", path.display()),
+            err,
+        })?;
+        let deadline = Instant::now() + canary::TIMEOUT;
+        loop {
+            let entry = self.own.iter().any(|s| matches!(s, Seen::Entry { .. }));
+            let exit = self.own.iter().any(|s| matches!(s, Seen::Exit { .. }));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if (entry && exit) || left.is_zero() {
+                break;
+            }
+            let (signalled, _) = self.step(
+                session,
+                pipe.as_deref_mut(),
+                signals,
+                left.as_millis().min(200) as i32,
+            )?;
+            if signalled {
+                // Asked to stop: nothing was shown yet, nothing to judge.
+                self.stopping = true;
+                self.held = None;
+                return Ok(());
+            }
+        }
+        let lost: u64 = self.summary.lost.iter().map(|(_, n)| n).sum();
+        let note = if lost > 0 {
+            format!(" ({lost} samples were lost: the rings were full; try a larger --buffer-pages)")
+        } else {
+            String::new()
+        };
+        canary::verify(&expected, &self.own, &note)?;
+        self.own.clear();
+        eprintln!(
+            "nobtf: canary passed: read back {}{} and a return of 0",
+            expected.filename,
+            if expected.refcnt_field.is_some() && !self.opts.trace_pipe {
+                format!(", refcnt {}", canary::FRESH_REFCNT)
+            } else {
+                String::new()
+            }
+        );
+        for line in self.held.take().unwrap_or_default() {
+            self.emit(&line)?;
+            if let Flow::Stop = self.counted() {
+                self.stopping = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernel reports a full ring's losses (PERF_RECORD_LOST) only with
+    /// the next sample that fits: make one on each CPU (a failed unlink of
+    /// nobtf's own, never shown) so the summary counts every loss.
+    fn flush_lost(&mut self, session: &Session) {
+        let Ok(before) = sys::affinity() else {
+            return;
+        };
+        let path = format!("/tmp/.nobtf-flush-{}", self.me);
+        for (cpu, _) in &session.rings {
+            if sys::set_affinity(&sys::CpuSet::only(*cpu)).is_ok() {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        if let Err(err) = sys::set_affinity(&before) {
+            eprintln!("warning: {err}");
+        }
+        // After the stop: count losses, show nothing more.
+        self.stopping = true;
+        if let Err(err) = self.drain_rings(session) {
+            eprintln!("warning: {err}");
+        }
+    }
+
     fn counted(&mut self) -> Flow {
         self.summary.delivered += 1;
         match self.opts.count {
             Some(n) if self.summary.delivered >= n => Flow::Stop,
             _ => Flow::Continue,
         }
+    }
+
+    /// Shows a line (or holds it while the canary runs).
+    fn deliver(&mut self, line: String) -> Result<Flow, RunError> {
+        if let Some(held) = self.held.as_mut() {
+            held.push(line);
+            return Ok(Flow::Continue);
+        }
+        self.emit(&line)?;
+        Ok(self.counted())
     }
 
     fn emit(&mut self, line: &str) -> Result<(), RunError> {
@@ -471,14 +711,22 @@ impl Loop<'_> {
                         let Some(event) = self.decode(*cpu, data) else {
                             continue;
                         };
-                        if self.opts.pid.is_some_and(|p| p != event.pid) {
+                        if event.pid == self.me {
+                            self.own.push(match event.kind {
+                                EventKind::Entry { filename, refcnt } => {
+                                    Seen::Entry { filename, refcnt }
+                                }
+                                EventKind::Exit { ret } => Seen::Exit { ret },
+                            });
                             continue;
                         }
-                        if matches!(flow, Flow::Stop) {
+                        if self.opts.pid.is_some_and(|p| p != event.pid)
+                            || self.stopping
+                            || matches!(flow, Flow::Stop)
+                        {
                             continue;
                         }
-                        self.emit(&output::line(self.opts.format, &event))?;
-                        flow = self.counted();
+                        flow = self.deliver(output::line(self.opts.format, &event))?;
                     }
                     Record::Lost(n) => self.summary.lost[index].1 += n,
                     Record::Other(_) => {}
@@ -518,7 +766,7 @@ impl Loop<'_> {
         })
     }
 
-    fn drain_pipe(&mut self, pipe: &mut File, rest: &mut String) -> Result<Flow, RunError> {
+    fn drain_pipe(&mut self, pipe: &mut File) -> Result<Flow, RunError> {
         let mut buf = [0u8; 8192];
         loop {
             let n = match pipe.read(&mut buf) {
@@ -533,20 +781,28 @@ impl Loop<'_> {
                     });
                 }
             };
-            rest.push_str(&String::from_utf8_lossy(&buf[..n]));
-            while let Some(end) = rest.find('\n') {
-                let line: String = rest.drain(..=end).collect();
+            self.pipe_rest.push_str(&String::from_utf8_lossy(&buf[..n]));
+            while let Some(end) = self.pipe_rest.find('\n') {
+                let line: String = self.pipe_rest.drain(..=end).collect();
                 let line = line.trim_end();
                 if !output::is_probe_line(line) {
                     continue;
                 }
-                if let Some(want) = self.opts.pid
-                    && pipe_pid(line) != Some(want)
+                if let Some((pid, seen)) = canary::seen_in_line(line)
+                    && pid == self.me
+                {
+                    self.own.push(seen);
+                    continue;
+                }
+                if self
+                    .opts
+                    .pid
+                    .is_some_and(|want| pipe_pid(line) != Some(want))
+                    || self.stopping
                 {
                     continue;
                 }
-                self.emit(line)?;
-                if let Flow::Stop = self.counted() {
+                if let Flow::Stop = self.deliver(line.to_string())? {
                     return Ok(Flow::Stop);
                 }
             }

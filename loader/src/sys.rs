@@ -543,3 +543,72 @@ pub fn monotonic_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Makes SIGINT, SIGTERM and SIGHUP unable to kill the process before it
+/// has detached: they are blocked (one arriving during set-up waits for the
+/// event loop's signalfd), and their action becomes a handler that does
+/// nothing (one arriving after the signalfd is gone no longer kills, so the
+/// clean-up still runs). exec resets the handler, so children get the default.
+pub fn hold_termination_signals() -> SysResult<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: sigaction is plain data; zeroed means no flags, empty mask.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        // SAFETY: `action` is initialized and the handler touches nothing.
+        if unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) } < 0 {
+            return Err(SysError::last("sigaction"));
+        }
+    }
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialize it.
+    let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `mask` is a valid sigset_t; the signal numbers are valid.
+    unsafe {
+        libc::sigemptyset(&mut mask);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut mask, sig);
+        }
+    }
+    // SAFETY: blocks signals for the calling (only) thread.
+    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) } != 0 {
+        return Err(SysError::last("pthread_sigmask"));
+    }
+    Ok(())
+}
+
+/// The set of CPUs this thread may run on.
+#[derive(Clone, Copy)]
+pub struct CpuSet(libc::cpu_set_t);
+
+impl CpuSet {
+    /// The set holding only `cpu`.
+    pub fn only(cpu: u32) -> CpuSet {
+        // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: CPU_SET ignores a cpu beyond the set's size.
+        unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+        CpuSet(set)
+    }
+}
+
+/// `sched_getaffinity(0)`.
+pub fn affinity() -> SysResult<CpuSet> {
+    // SAFETY: cpu_set_t is plain data.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: writes at most size_of::<cpu_set_t>() bytes into `set`.
+    if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } < 0 {
+        return Err(SysError::last("sched_getaffinity"));
+    }
+    Ok(CpuSet(set))
+}
+
+/// `sched_setaffinity(0, set)`: the calling thread runs only there from now.
+pub fn set_affinity(set: &CpuSet) -> SysResult<()> {
+    // SAFETY: reads size_of::<cpu_set_t>() bytes from a valid set.
+    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set.0) } < 0 {
+        return Err(SysError::last("sched_setaffinity"));
+    }
+    Ok(())
+}
