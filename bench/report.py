@@ -45,7 +45,7 @@ def main():
             # delivered nor reported lost went missing without a word.
             if "entries" in r and "exits" in r:
                 r["delivered"] = r["entries"] + r["exits"]
-                r["unaccounted"] = max(0.0, 2 * args.unlinks - r["entries"] - r["exits"] - r["lost"])
+                r["unaccounted"] = 2 * args.unlinks - r["entries"] - r["exits"] - r["lost"]
     ref = results.get("libbpf", {}).get("added_ns_per_unlink")
     for tool in TOOLS:
         r = results.get(tool)
@@ -94,8 +94,7 @@ def main():
     lines.append("")
     lines.append(
         f"Each unlink makes an entry and an exit event ({2 * args.unlinks} expected per tool); "
-        "unaccounted = expected - delivered - reported lost (a few exits of the attach probe's own "
-        "unlinks may land in the delivered count). ply prints comm and pid only: it has no casts to "
+        "unaccounted = expected - delivered - reported lost. ply prints comm and pid only: it has no casts to "
         "follow struct filename's name pointer without kernel headers. "
         "exit is how each tracer ended when stopped with SIGINT after the storm."
     )
