@@ -195,7 +195,7 @@ fn trivial_program() -> Vec<RawInsn> {
 }
 
 /// What loading the trivial program says about this kernel.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct BasicLoad {
     /// Whether object names are accepted (4.15+).
     pub names: bool,

@@ -36,7 +36,7 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
             )?)
         }
         Cmd::Check { function: None } => {
-            print!("{}", Report::detect(true));
+            print!("{}", Report::detect(check::Scope::Everything));
             Ok(())
         }
         Cmd::Check {

@@ -21,7 +21,7 @@ use probes::{MaxEntries, ProbeKind as ProgKind, Program};
 
 use crate::attach::{self, AttachError, AttachMode, Attachment, ProbeKind};
 use crate::canary::{self, CanaryError, Expected, Seen};
-use crate::check::{Attach, PlanError, ReadChoice, Report};
+use crate::check::{self, Attach, PlanError, ReadChoice, Report, Scope};
 use crate::features::{self, FeatureError};
 use crate::load::{self, LoadError, LoadOptions};
 use crate::output::{self, Event, EventKind, Format};
@@ -196,9 +196,8 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     }
     // First, so a signal during set-up is seen by the loop, not lost.
     let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD])?;
-    let report = Report::detect(false);
-    let basic = report.basic()?;
-    report.check_function()?;
+    let mut report = Report::detect(Scope::Start);
+    let basic = *report.basic()?;
     if let Ok(tracefs) = &report.tracefs {
         sweep_stale(tracefs, false);
     }
@@ -212,6 +211,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         );
     }
     let attach_plan = report.attach_plan(opts.attach)?;
+    if opts.read == ReadChoice::Auto {
+        report.probe(Helper::ProbeReadKernel);
+    }
     let reader = report.read_plan(opts.read)?;
     let output = if opts.trace_pipe {
         Output::TracePrintk
@@ -223,14 +225,6 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         output,
     };
     let programs = build(&profile, &choices)?;
-    // A missing helper fails the load with a long verifier log; name it instead.
-    for helper in programs.iter().flat_map(Program::helpers) {
-        if !report.has_helper(helper)
-            || load::probe_helper(helper, report.kern_version()) == load::Support::No
-        {
-            return Err(PlanError::Helper(helper).into());
-        }
-    }
     let load_opts = LoadOptions {
         kern_version: report.kern_version(),
         names: basic.names,
@@ -291,7 +285,13 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
                 .find(|(n, _)| *n == name)
                 .map(|(_, m)| m.raw())
         })?;
-        let fd = load::load_program(program.name(), &insns, program, load_opts)?;
+        let fd = load::load_program(program.name(), &insns, program, load_opts).map_err(|err| {
+            // A missing helper fails the load with a long verifier log; name it instead.
+            match report.missing_helper(&program.helpers()) {
+                Some(helper) => RunError::from(PlanError::Helper(helper)),
+                None => err.into(),
+            }
+        })?;
         session.progs.push(fd);
     }
 
@@ -307,14 +307,27 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
             ProgKind::Kprobe => ProbeKind::Entry,
             ProgKind::Kretprobe => ProbeKind::Return,
         };
-        let attachment = match &attach_plan {
-            Attach::Pmu(pmu) => {
-                attach::attach_pmu(*pmu, kind, program.function(), prog_fd.as_fd())?
-            }
+        let attached = match &attach_plan {
+            Attach::Pmu(pmu) => attach::attach_pmu(*pmu, kind, program.function(), prog_fd.as_fd()),
             Attach::Tracefs(dir) => {
-                attach::attach_tracefs(dir, kind, program.function(), prog_fd.as_fd())?
+                attach::attach_tracefs(dir, kind, program.function(), prog_fd.as_fd())
             }
         };
+        let attachment = attached.map_err(|err| {
+            let tracefs = report.tracefs.as_deref().ok();
+            match check::explain_attach_failure(
+                program.function(),
+                &err,
+                tracefs,
+                check::PROFILE_FIX,
+            ) {
+                Some(why) => RunError::from(PlanError::Function {
+                    name: program.function().into(),
+                    why,
+                }),
+                None => err.into(),
+            }
+        })?;
         session.attachments.push(attachment);
     }
     eprintln!(
@@ -826,8 +839,12 @@ pub fn dump(
     read: ReadChoice,
     trace_pipe: bool,
 ) -> Result<String, RunError> {
-    // Dump needs no privilege: decide from what can be read without loading.
-    let report = Report::detect(false);
+    // Dump needs no privilege: without it the probe says "unknown" and the
+    // reader falls back to bpf_probe_read.
+    let mut report = Report::detect(Scope::Start);
+    if read == ReadChoice::Auto {
+        report.probe(Helper::ProbeReadKernel);
+    }
     let profile = choose_profile(offsets, &report)?;
     let reader = match read {
         ReadChoice::Auto => report

@@ -95,3 +95,31 @@ vmtest_legacy_perf_event_array_samples_are_printed_raw() {
     le=$(printf '%02x %02x %02x %02x' $((pid & 255)) $((pid >> 8 & 255)) $((pid >> 16 & 255)) $((pid >> 24 & 255)))
     assert_match "$out" "^cpu [0-9]+: 74 62 6f 6e $le( 00)*\$"
 }
+
+# kallsyms is read only when an attach fails: a missing function still gets
+# the clear reason, and nothing is left behind.
+vmtest_legacy_missing_function_is_explained_after_the_attach_fails() {
+    legacy_kernel_ok || return 77
+    command -v clang >/dev/null || { skip "no clang"; return; }
+    cat >"$TEST_TMP/missing.bpf.c" <<'EOC'
+#define SEC(name) __attribute__((section(name), used))
+SEC("kprobe/nobtf_no_such_function")
+int missing(void *ctx)
+{
+	return 0;
+}
+char _license[] SEC("license") = "GPL";
+EOC
+    clang -target bpf -O2 -g0 -c "$TEST_TMP/missing.bpf.c" -o "$TEST_TMP/missing.o" || { fail "clang failed"; return 1; }
+    local out
+    out=$(vm --file "$TEST_TMP/missing.o:/tmp/m.o" -- sh -c "
+        for a in pmu tracefs; do nobtf load /tmp/m.o --attach \$a -c true 2>&1; echo \"== \$a rc=\$?\"; done
+        T=$VM_TRACEFS; echo \"== left \$(grep -c nobtf \$T/kprobe_events)\"") || return 1
+    local a
+    for a in pmu tracefs; do
+        assert_contains "$out" "== $a rc=1" || return 1
+    done
+    [ "$(printf '%s\n' "$out" | grep -c "^error: program \`missing\` attaches to nobtf_no_such_function, which cannot be probed: it is not in /proc/kallsyms (misspelt, inlined, or not built)")" = 2 ] \
+        || { printf '%s\n' "$out" >&2; fail "expected the kallsyms explanation for both attach modes"; return 1; }
+    assert_contains "$out" "== left 0"
+}

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use kernel_headers::bpf::{Helper, RawInsn, class, jmp, map_type};
 
-use super::{ObjError, ObjProgram, Object, ProbeKind};
+use super::{ObjError, Object, ProbeKind};
 use crate::attach::{self, AttachError, AttachMode, Attachment};
-use crate::check::{Attach, PlanError, Report};
-use crate::features::{self, FeatureError, Probeable};
+use crate::check::{self, Attach, PlanError, Report, Scope};
+use crate::features::{self, FeatureError};
 use crate::load::{self, LoadError, LoadOptions};
 use crate::ring::{self, Record, RingError};
 use crate::sys::{self, MapFd, PerfRing, SignalFd, SysError};
@@ -200,13 +200,9 @@ fn run(
     out: &mut dyn Write,
     started: Instant,
 ) -> Result<(), LegacyLoadError> {
-    let report = Report::detect(false);
-    let basic = report.basic()?;
+    let mut report = Report::detect(Scope::Start);
+    let basic = *report.basic()?;
     let attach_plan = report.attach_plan(args.attach)?;
-    let tracefs = report.tracefs.as_ref().ok().map(PathBuf::as_path);
-    for program in &object.programs {
-        check_function(program, tracefs)?;
-    }
     let opts = LoadOptions {
         kern_version: report.kern_version(),
         names: basic.names,
@@ -245,16 +241,6 @@ fn run(
     }
 
     let fds: Vec<i32> = session.maps.iter().map(MapFd::raw).collect();
-    let mut probed: Vec<(Helper, bool)> = Vec::new();
-    let mut available = |helper: Helper| {
-        if let Some(&(_, known)) = probed.iter().find(|(h, _)| *h == helper) {
-            return known;
-        }
-        let known = report.has_helper(helper)
-            && load::probe_helper(helper, report.kern_version()) != load::Support::No;
-        probed.push((helper, known));
-        known
-    };
     for program in &object.programs {
         let mut insns = program
             .relocated(&fds)
@@ -262,7 +248,22 @@ fn run(
                 path: args.file.display().to_string(),
                 err,
             })?;
-        for (newer, older) in adapt_helpers(&program.name, &mut insns, &mut available)? {
+        let first = match load::load_program(&program.name, &insns, &Disassembly(&insns), opts) {
+            Ok(fd) => {
+                session.progs.push(fd);
+                continue;
+            }
+            Err(err) => err,
+        };
+        // Only now ask which helpers this kernel lacks: a newer reader may
+        // have an older form to call instead (before 5.5).
+        let replaced = adapt_helpers(&program.name, &mut insns, &mut |helper| {
+            *report.probe(helper) != load::Support::No
+        })?;
+        if replaced.is_empty() {
+            return Err(first.into());
+        }
+        for (newer, older) in replaced {
             eprintln!(
                 "nobtf: {}: this kernel has no {}, calling {} instead",
                 program.name,
@@ -270,8 +271,7 @@ fn run(
                 older.name()
             );
         }
-        let listing = Disassembly(&insns);
-        let fd = load::load_program(&program.name, &insns, &listing, opts)?;
+        let fd = load::load_program(&program.name, &insns, &Disassembly(&insns), opts)?;
         session.progs.push(fd);
     }
 
@@ -288,12 +288,24 @@ fn run(
             ProbeKind::Kprobe => attach::ProbeKind::Entry,
             ProbeKind::Kretprobe => attach::ProbeKind::Return,
         };
-        let attachment = match &attach_plan {
-            Attach::Pmu(pmu) => attach::attach_pmu(*pmu, kind, &program.function, prog.as_fd())?,
+        let attached = match &attach_plan {
+            Attach::Pmu(pmu) => attach::attach_pmu(*pmu, kind, &program.function, prog.as_fd()),
             Attach::Tracefs(dir) => {
-                attach::attach_tracefs(dir, kind, &program.function, prog.as_fd())?
+                attach::attach_tracefs(dir, kind, &program.function, prog.as_fd())
             }
         };
+        let attachment = attached.map_err(|err| {
+            let tracefs = report.tracefs.as_deref().ok();
+            let fix = "name one in the section";
+            match check::explain_attach_failure(&program.function, &err, tracefs, fix) {
+                Some(why) => LegacyLoadError::Function {
+                    program: program.name.clone(),
+                    function: program.function.clone(),
+                    why,
+                },
+                None => err.into(),
+            }
+        })?;
         session.attachments.push(attachment);
     }
     let names: Vec<String> = object
@@ -332,30 +344,6 @@ fn run(
     drop(signals);
     drop(session);
     result
-}
-
-fn check_function(program: &ObjProgram, tracefs: Option<&Path>) -> Result<(), LegacyLoadError> {
-    let why = match features::function_probeable(&program.function, tracefs) {
-        Ok(Probeable::Yes) => return Ok(()),
-        // Without kallsyms the attach itself will tell.
-        Err(_) => return Ok(()),
-        Ok(Probeable::NotTraceable) => {
-            "it is in kallsyms but not in available_filter_functions (notrace or blacklisted)"
-                .to_string()
-        }
-        Ok(Probeable::Missing { candidates }) if candidates.is_empty() => {
-            "it is not in /proc/kallsyms (inlined or renamed on this kernel)".to_string()
-        }
-        Ok(Probeable::Missing { candidates }) => format!(
-            "it is not in /proc/kallsyms; its compiler clones are {}: name one in the section",
-            candidates.join(", ")
-        ),
-    };
-    Err(LegacyLoadError::Function {
-        program: program.name.clone(),
-        function: program.function.clone(),
-        why,
-    })
 }
 
 /// Slots for a perf event array sized to the CPUs: the highest possible
