@@ -23,7 +23,7 @@ use crate::check::{self, Attach, PlanError, Report, Scope};
 use crate::features::{self, FeatureError};
 use crate::load::{self, LoadError, LoadOptions};
 use crate::ring::{self, Record, RingError};
-use crate::sys::{self, MapFd, PerfRing, SignalFd, SysError};
+use crate::sys::{self, MapFd, PerfRing, PollSet, SignalFd, SysError};
 
 /// Data pages per CPU for a perf event array's rings.
 const RING_PAGES: usize = 8;
@@ -329,6 +329,7 @@ fn run(
         out,
         rest: String::new(),
         lost: 0,
+        scratch: Vec::new(),
     };
     let result = stream.run(&session, pipe.as_mut(), &signals, child.as_mut(), deadline);
     if let Some(child) = child.as_mut()
@@ -344,6 +345,13 @@ fn run(
     drop(signals);
     drop(session);
     result
+}
+
+fn write_error(err: io::Error) -> LegacyLoadError {
+    LegacyLoadError::Io {
+        what: "writing output".into(),
+        err,
+    }
 }
 
 /// Slots for a perf event array sized to the CPUs: the highest possible
@@ -432,6 +440,8 @@ struct Stream<'a> {
     /// A trace pipe line not yet ended.
     rest: String,
     lost: u64,
+    /// Ring bytes, reused.
+    scratch: Vec<u8>,
 }
 
 impl Stream<'_> {
@@ -443,18 +453,20 @@ impl Stream<'_> {
         mut child: Option<&mut Child>,
         deadline: Option<Instant>,
     ) -> Result<(), LegacyLoadError> {
+        let mut fds: Vec<BorrowedFd<'_>> = vec![signals.fd()];
+        fds.extend(session.rings.iter().map(|(_, r)| r.fd()));
+        if let Some(p) = pipe.as_deref() {
+            fds.push(p.as_fd());
+        }
+        let mut poll = PollSet::new(&fds);
+        drop(fds);
         loop {
-            let mut fds: Vec<BorrowedFd<'_>> = vec![signals.fd()];
-            fds.extend(session.rings.iter().map(|(_, r)| r.fd()));
-            if let Some(p) = pipe.as_deref() {
-                fds.push(p.as_fd());
-            }
             let timeout = deadline.map_or(POLL_MS, |d| {
                 d.saturating_duration_since(Instant::now())
                     .as_millis()
                     .min(POLL_MS as u128) as i32
             });
-            sys::poll_readable(&fds, timeout)?;
+            poll.wait(timeout)?;
 
             let mut stop = false;
             while let Some(sig) = signals.read()? {
@@ -473,6 +485,8 @@ impl Stream<'_> {
                 self.drain_pipe(p)?;
             }
             self.drain_rings(session)?;
+            // Both drained dry: show what came at once.
+            self.out.flush().map_err(write_error)?;
             if stop {
                 if !self.rest.is_empty() {
                     let rest = std::mem::take(&mut self.rest);
@@ -487,10 +501,7 @@ impl Stream<'_> {
     }
 
     fn emit(&mut self, line: &str) -> Result<(), LegacyLoadError> {
-        writeln!(self.out, "{line}").map_err(|err| LegacyLoadError::Io {
-            what: "writing output".into(),
-            err,
-        })
+        writeln!(self.out, "{line}").map_err(write_error)
     }
 
     fn drain_pipe(&mut self, pipe: &mut File) -> Result<(), LegacyLoadError> {
@@ -521,7 +532,7 @@ impl Stream<'_> {
 
     /// Perf samples have no format nobtf knows: one hex line each.
     fn drain_rings(&mut self, session: &Session) -> Result<(), LegacyLoadError> {
-        let mut bytes = Vec::new();
+        let mut bytes = std::mem::take(&mut self.scratch);
         for (cpu, ring) in &session.rings {
             bytes.clear();
             if ring.drain_into(&mut bytes) == 0 {
@@ -530,14 +541,18 @@ impl Stream<'_> {
             for record in ring::records(&bytes) {
                 match record? {
                     Record::Sample(data) => {
-                        let hex: Vec<String> = data.iter().map(|b| format!("{b:02x}")).collect();
-                        self.emit(&format!("cpu {cpu}: {}", hex.join(" ")))?;
+                        write!(self.out, "cpu {cpu}:").map_err(write_error)?;
+                        for byte in data {
+                            write!(self.out, " {byte:02x}").map_err(write_error)?;
+                        }
+                        writeln!(self.out).map_err(write_error)?;
                     }
                     Record::Lost(n) => self.lost += n,
                     Record::Other(_) => {}
                 }
             }
         }
+        self.scratch = bytes;
         Ok(())
     }
 }
