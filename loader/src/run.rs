@@ -248,14 +248,14 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
                 cpus.iter().max().map_or(1, |&m| m + 1)
             }
         };
-        let map = load::create_map(
-            spec.name,
-            spec.map_type,
-            spec.key_size,
-            spec.value_size,
-            entries,
-            load_opts.names,
-        )?;
+        let shape = load::MapShape {
+            map_type: spec.map_type,
+            key_size: spec.key_size,
+            value_size: spec.value_size,
+            max_entries: entries,
+            map_flags: 0,
+        };
+        let map = load::create_map(spec.name, shape, load_opts.names)?;
         session.maps.push((spec.name, map));
     }
     if let Some((_, events)) = session
@@ -285,13 +285,14 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
                 .find(|(n, _)| *n == name)
                 .map(|(_, m)| m.raw())
         })?;
-        let fd = load::load_program(program.name(), &insns, program, load_opts).map_err(|err| {
-            // A missing helper fails the load with a long verifier log; name it instead.
-            match report.missing_helper(&program.helpers()) {
-                Some(helper) => RunError::from(PlanError::Helper(helper)),
-                None => err.into(),
-            }
-        })?;
+        let fd = load::load_program(program.name(), &insns, load::GPL, program, load_opts)
+            .map_err(|err| {
+                // A missing helper fails the load with a long verifier log; name it instead.
+                match report.missing_helper(&program.helpers()) {
+                    Some(helper) => RunError::from(PlanError::Helper(helper)),
+                    None => err.into(),
+                }
+            })?;
         session.progs.push(fd);
     }
 

@@ -123,3 +123,32 @@ EOC
         || { printf '%s\n' "$out" >&2; fail "expected the kallsyms explanation for both attach modes"; return 1; }
     assert_contains "$out" "== left 0"
 }
+
+# map_flags reach the kernel (a hash map with BPF_F_NO_PREALLOC), and a
+# non-GPL license goes to the kernel as written: the verifier refuses its
+# GPL-only helper, and the error says why.
+vmtest_legacy_map_flags_and_license_go_to_the_kernel() {
+    legacy_kernel_ok || return 77
+    legacy_build || return 1
+    cat >"$TEST_TMP/not_gpl.bpf.c" <<'EOC'
+#define SEC(name) __attribute__((section(name), used))
+static long (*bpf_probe_read)(void *dst, int size, const void *src) = (void *)4;
+SEC("kprobe/do_unlinkat")
+int not_gpl(void *ctx)
+{
+	long x = 0;
+	bpf_probe_read(&x, sizeof(x), ctx);
+	return x;
+}
+char _license[] SEC("license") = "Proprietary";
+EOC
+    clang -target bpf -O2 -g0 -c "$TEST_TMP/not_gpl.bpf.c" -o "$TEST_TMP/not_gpl.o" || { fail "clang failed"; return 1; }
+    local out
+    out=$(vm --file "$TEST_TMP/obj/two_in_one.o:/tmp/two.o" --file "$TEST_TMP/not_gpl.o:/tmp/not_gpl.o" -- sh -c "
+        nobtf load /tmp/two.o -c true 2>&1; echo \"== two rc=\$?\"
+        nobtf load /tmp/not_gpl.o -c true 2>&1; echo \"== not_gpl rc=\$?\"") || return 1
+    assert_contains "$out" "== two rc=0" \
+        && assert_match "$out" '^nobtf: attached first \(kprobe/vfs_read\), second \(kprobe/vfs_read\) by ' \
+        && assert_contains "$out" "== not_gpl rc=1" \
+        && assert_match "$out" "^error: the kernel's verifier rejected program \`not_gpl\` \\(.*\\): the license is \"Proprietary\": GPL-only helpers need a GPL-compatible license\$"
+}
