@@ -62,6 +62,17 @@ pub enum AttachError {
     NoTracefs(String),
 }
 
+impl AttachError {
+    /// The errno of the system call or `kprobe_events` write that failed.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            AttachError::Sys { err, .. } => err.errno(),
+            AttachError::Define { err, .. } => err.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
 /// A tracefs `kprobe_events` entry nobtf created; removed on drop.
 #[derive(Debug)]
 struct TracefsEvent {

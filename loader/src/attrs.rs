@@ -27,6 +27,7 @@ pub fn map_create(
     key_size: u32,
     value_size: u32,
     max_entries: u32,
+    map_flags: u32,
     name: Option<&str>,
 ) -> MapCreateAttr {
     MapCreateAttr {
@@ -34,6 +35,7 @@ pub fn map_create(
         key_size,
         value_size,
         max_entries,
+        map_flags,
         map_name: name.map(obj_name).unwrap_or_default(),
         ..MapCreateAttr::default()
     }
@@ -105,7 +107,7 @@ mod tests {
 
     #[test]
     fn map_without_name_has_zero_tail() {
-        let attr = map_create(4, 4, 4, 2, None);
+        let attr = map_create(4, 4, 4, 2, 0, None);
         assert_eq!(
             attr,
             MapCreateAttr {
@@ -120,9 +122,10 @@ mod tests {
             }
         );
         assert_eq!(
-            &map_create(4, 4, 4, 2, Some("events")).map_name[..7],
+            &map_create(4, 4, 4, 2, 0, Some("events")).map_name[..7],
             b"events\0"
         );
+        assert_eq!(map_create(1, 4, 8, 64, 1, None).map_flags, 1);
     }
 
     #[test]

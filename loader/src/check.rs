@@ -1,13 +1,19 @@
 //! What this kernel offers nobtf, detected once, and the decisions made from
 //! it (attach mode, read helper), each with the reason when something cannot
 //! work. `nobtf check` prints it; `nobtf run` uses it to fail early.
+//!
+//! `nobtf run` and `nobtf load` look only at what the start needs (small
+//! files, no helper probes): whether a function is probeable (kallsyms,
+//! available_filter_functions: megabytes, about a second each under
+//! emulation) and which helpers a program lacks are asked only to explain a
+//! failed attach or load.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kernel_headers::bpf::Helper;
 
-use crate::attach::AttachMode;
+use crate::attach::{AttachError, AttachMode};
 use crate::features::{self, Kernel, KprobePmu, Probeable};
 use crate::load::{self, BasicLoad, Support};
 use crate::sys::{self, SysError};
@@ -34,8 +40,9 @@ pub struct Report {
     pub bpf: Result<BasicLoad, SysError>,
     pub pmu: Result<Option<KprobePmu>, String>,
     pub tracefs: Result<PathBuf, String>,
-    pub function: Result<Probeable, String>,
-    /// Probed by test loads; empty when nothing can load.
+    /// `None` when not looked at (only `nobtf check` reads kallsyms up front).
+    pub function: Option<Result<Probeable, String>>,
+    /// Helpers probed by test loads so far, each once.
     pub helpers: Vec<(Helper, Support)>,
     pub possible_cpus: Result<Vec<u32>, String>,
 }
@@ -72,40 +79,70 @@ fn since(helper: Helper) -> String {
     format!("; mainline has it since {}", helper.since())
 }
 
+/// How much `Report::detect` looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// For `nobtf check`: every helper, and whether the unlink function is
+    /// probeable.
+    Everything,
+    /// For starting a probe: small files and one tiny test load only.
+    Start,
+}
+
 impl Report {
-    /// Looks at everything; never fails (failures are recorded).
-    pub fn detect(probe_all_helpers: bool) -> Report {
+    /// Looks at what `scope` asks for; never fails (failures are recorded).
+    pub fn detect(scope: Scope) -> Report {
         // Before 5.11 BPF memory is charged to RLIMIT_MEMLOCK (EPERM when
         // over); lift it as libbpf users do. Failure shows up as EPERM below.
         let _ = sys::raise_memlock_limit();
         let kernel = features::kernel().map_err(|e| e.to_string());
         let kern_version = kernel.as_ref().map_or(0, |k| k.version.code());
-        let bpf = load::probe_basic(kern_version);
-        let helpers = if bpf.is_ok() {
-            let list: Vec<Helper> = if probe_all_helpers {
-                Helper::ALL.to_vec()
-            } else {
-                vec![Helper::ProbeReadKernel]
-            };
-            list.into_iter()
-                .map(|h| (h, load::probe_helper(h, kern_version)))
-                .collect()
-        } else {
-            Vec::new()
-        };
         let tracefs = features::tracefs().map_err(|e| e.to_string());
-        let function = features::function_probeable(FUNCTION, tracefs.as_deref().ok())
-            .map_err(|e| e.to_string());
-        Report {
+        let function = (scope == Scope::Everything).then(|| {
+            features::function_probeable(FUNCTION, tracefs.as_deref().ok())
+                .map_err(|e| e.to_string())
+        });
+        let mut report = Report {
             kernel,
             euid: sys::geteuid(),
-            bpf,
+            bpf: load::probe_basic(kern_version),
             pmu: features::kprobe_pmu().map_err(|e| e.to_string()),
             tracefs,
             function,
-            helpers,
+            helpers: Vec::new(),
             possible_cpus: features::possible_cpus().map_err(|e| e.to_string()),
+        };
+        if scope == Scope::Everything {
+            for &helper in Helper::ALL {
+                report.probe(helper);
+            }
         }
+        report
+    }
+
+    /// Whether `helper` loads here, by a test load the first time it is
+    /// asked, from memory after that.
+    pub fn probe(&mut self, helper: Helper) -> &Support {
+        let at = match self.helpers.iter().position(|(h, _)| *h == helper) {
+            Some(at) => at,
+            None => {
+                let support = match &self.bpf {
+                    Ok(_) => load::probe_helper(helper, self.kern_version()),
+                    Err(e) => Support::Unknown(e.to_string()),
+                };
+                self.helpers.push((helper, support));
+                self.helpers.len() - 1
+            }
+        };
+        &self.helpers[at].1
+    }
+
+    /// The first of `helpers` this kernel lacks, probing each (once).
+    pub fn missing_helper(&mut self, helpers: &[Helper]) -> Option<Helper> {
+        helpers
+            .iter()
+            .copied()
+            .find(|&h| *self.probe(h) == Support::No)
     }
 
     pub fn kern_version(&self) -> u32 {
@@ -144,8 +181,9 @@ impl Report {
 
     pub fn check_function(&self) -> Result<(), PlanError> {
         match &self.function {
-            Ok(p) => explain_probeable(FUNCTION, p),
-            Err(why) => Err(PlanError::Function {
+            None => Ok(()),
+            Some(Ok(p)) => explain_probeable(FUNCTION, p),
+            Some(Err(why)) => Err(PlanError::Function {
                 name: FUNCTION.into(),
                 why: why.clone(),
             }),
@@ -196,10 +234,26 @@ impl Report {
     }
 }
 
+/// What to do with a clone of the unlink function.
+pub const PROFILE_FIX: &str =
+    "a clone's arguments may differ: generate a profile with `offsets gen`";
+
 /// `Ok` when a kprobe can attach to `name`, else why not and what to try.
 pub fn explain_probeable(name: &str, probeable: &Probeable) -> Result<(), PlanError> {
-    let why = match probeable {
-        Probeable::Yes => return Ok(()),
+    match why_unprobeable(probeable, PROFILE_FIX) {
+        None => Ok(()),
+        Some(why) => Err(PlanError::Function {
+            name: name.into(),
+            why,
+        }),
+    }
+}
+
+/// Why a kprobe cannot attach, naming the compiler's clones (and `fix`, what
+/// to do with one); `None` if it can.
+pub fn why_unprobeable(probeable: &Probeable, fix: &str) -> Option<String> {
+    Some(match probeable {
+        Probeable::Yes => return None,
         Probeable::NotTraceable => {
             "it is in /proc/kallsyms but not in available_filter_functions (notrace or blacklisted)"
                 .to_string()
@@ -208,14 +262,26 @@ pub fn explain_probeable(name: &str, probeable: &Probeable) -> Result<(), PlanEr
             "it is not in /proc/kallsyms (misspelt, inlined, or not built) and no compiler clone of it is either".into()
         }
         Probeable::Missing { candidates } => format!(
-            "it is not in /proc/kallsyms, but the compiler's clones are: {} (a clone's arguments may differ: generate a profile with `offsets gen`)",
+            "it is not in /proc/kallsyms, but the compiler's clones are: {} ({fix})",
             candidates.join(", ")
         ),
-    };
-    Err(PlanError::Function {
-        name: name.into(),
-        why,
     })
+}
+
+/// After attaching to `function` failed (the kernel answers ENOENT or
+/// EINVAL for a symbol it does not know or refuses; any failed call is
+/// looked into): why, from kallsyms and available_filter_functions, read
+/// only now. `None` when they do not
+/// explain it (the attach error itself is then the best answer).
+pub fn explain_attach_failure(
+    function: &str,
+    err: &AttachError,
+    tracefs: Option<&Path>,
+    fix: &str,
+) -> Option<String> {
+    err.errno()?;
+    let probeable = features::function_probeable(function, tracefs).ok()?;
+    why_unprobeable(&probeable, fix)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,12 +346,17 @@ impl fmt::Display for Report {
                 .map_or_else(|e| format!("NO: {e}"), |d| d.display().to_string())
         )?;
         let function = match &self.function {
-            Ok(Probeable::Yes) => "probeable".into(),
-            Ok(Probeable::NotTraceable) => "in kallsyms, not traceable".into(),
-            Ok(Probeable::Missing { candidates }) => format!("missing (clones: {candidates:?})"),
-            Err(e) => format!("unknown ({e})"),
+            None => None,
+            Some(Ok(Probeable::Yes)) => Some("probeable".into()),
+            Some(Ok(Probeable::NotTraceable)) => Some("in kallsyms, not traceable".into()),
+            Some(Ok(Probeable::Missing { candidates })) => {
+                Some(format!("missing (clones: {candidates:?})"))
+            }
+            Some(Err(e)) => Some(format!("unknown ({e})")),
         };
-        writeln!(f, "  {FUNCTION:<18} {function}")?;
+        if let Some(function) = function {
+            writeln!(f, "  {FUNCTION:<18} {function}")?;
+        }
         writeln!(
             f,
             "  possible CPUs      {}",
@@ -362,7 +433,7 @@ mod tests {
             },
             pmu: Ok(None),
             tracefs: Err("no tracefs".into()),
-            function: Ok(Probeable::Yes),
+            function: Some(Ok(Probeable::Yes)),
             helpers: Vec::new(),
             possible_cpus: Ok(vec![0]),
         }

@@ -1,6 +1,7 @@
 //! Creating maps and loading programs, with the verifier log on rejection,
 //! and the feature probes that need a test load (helpers, object names).
 
+use std::ffi::CStr;
 use std::fmt;
 use std::os::fd::OwnedFd;
 
@@ -11,7 +12,9 @@ use probes::asm::{Builder, Reg};
 use crate::attrs;
 use crate::sys::{self, MapFd, SysError};
 
-const LICENSE: &std::ffi::CStr = c"GPL";
+/// The license of nobtf's own programs (and its feature probes): the
+/// helpers they call are GPL-only.
+pub const GPL: &CStr = c"GPL";
 /// First verifier log buffer; doubled on ENOSPC up to `LOG_SIZE_MAX`.
 const LOG_START: usize = 64 * 1024;
 
@@ -30,17 +33,27 @@ pub enum LoadError {
 pub struct Rejection {
     pub name: String,
     pub err: SysError,
+    /// The license the program was loaded with.
+    pub license: String,
     pub log: String,
     pub disassembly: String,
 }
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        write!(
             f,
             "the kernel's verifier rejected program `{}` ({})",
             self.name, self.err
         )?;
+        if self.log.contains(NOT_GPL) {
+            write!(
+                f,
+                ": the license is {:?}: GPL-only helpers need a GPL-compatible license",
+                self.license
+            )?;
+        }
+        writeln!(f)?;
         writeln!(f, "--- verifier log ---")?;
         writeln!(f, "{}", self.log.trim_end())?;
         writeln!(f, "--- program ---")?;
@@ -49,6 +62,11 @@ impl fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
+
+/// What the verifier says of a GPL-only helper called under another
+/// license ("cannot call GPL-restricted function from non-GPL compatible
+/// program"; "GPL only function" on old kernels).
+const NOT_GPL: &str = "from non-GPL compatible program";
 
 /// How a program is loaded on this kernel.
 #[derive(Debug, Clone, Copy)]
@@ -59,19 +77,23 @@ pub struct LoadOptions {
     pub names: bool,
 }
 
-pub fn create_map(
-    name: &str,
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    names: bool,
-) -> Result<MapFd, LoadError> {
+/// The shape of a map to create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapShape {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+}
+
+pub fn create_map(name: &str, shape: MapShape, names: bool) -> Result<MapFd, LoadError> {
     let attr = attrs::map_create(
-        map_type,
-        key_size,
-        value_size,
-        max_entries,
+        shape.map_type,
+        shape.key_size,
+        shape.value_size,
+        shape.max_entries,
+        shape.map_flags,
         names.then_some(name),
     );
     sys::map_create(&attr).map_err(|err| LoadError::Map {
@@ -81,16 +103,18 @@ pub fn create_map(
 }
 
 /// Loads with no log first (cheap, and what succeeds nearly always); on
-/// failure loads again with a log, growing the buffer until it fits.
+/// failure loads again with a log, growing the buffer until it fits. The
+/// kernel itself decides whether `license` is GPL-compatible.
 pub fn load_program(
     name: &str,
     insns: &[RawInsn],
+    license: &CStr,
     disassembly: &dyn fmt::Display,
     opts: LoadOptions,
 ) -> Result<OwnedFd, LoadError> {
     let prog_name = opts.names.then_some(name);
     let attr = attrs::prog_load_kprobe(opts.kern_version, prog_name, log_level::OFF);
-    let first = match sys::prog_load(&attr, insns, LICENSE, None) {
+    let first = match sys::prog_load(&attr, insns, license, None) {
         Ok(fd) => return Ok(fd),
         Err(err) => err,
     };
@@ -101,10 +125,11 @@ pub fn load_program(
             err: first,
         });
     }
-    let (err, log) = load_with_log(&attr, insns, first);
+    let (err, log) = load_with_log(&attr, insns, license, first);
     Err(LoadError::Rejected(Box::new(Rejection {
         name: name.into(),
         err,
+        license: license.to_string_lossy().into_owned(),
         log,
         disassembly: disassembly.to_string(),
     })))
@@ -115,6 +140,7 @@ pub fn load_program(
 fn load_with_log(
     attr: &kernel_headers::bpf_attr::ProgLoadAttr,
     insns: &[RawInsn],
+    license: &CStr,
     first: SysError,
 ) -> (SysError, String) {
     let mut attr = *attr;
@@ -122,7 +148,7 @@ fn load_with_log(
     let mut size = LOG_START;
     loop {
         let mut buf = vec![0u8; size];
-        match sys::prog_load(&attr, insns, LICENSE, Some(&mut buf)) {
+        match sys::prog_load(&attr, insns, license, Some(&mut buf)) {
             // Loading with a log succeeded where it failed without: report
             // the first error; nothing else to show.
             Ok(_) => {
@@ -168,7 +194,7 @@ pub fn probe_helper(helper: Helper, kern_version: u32) -> Support {
     let insns = helper_probe(helper);
     let attr = attrs::prog_load_kprobe(kern_version, None, log_level::BASIC);
     let mut buf = vec![0u8; LOG_START];
-    match sys::prog_load(&attr, &insns, LICENSE, Some(&mut buf)) {
+    match sys::prog_load(&attr, &insns, GPL, Some(&mut buf)) {
         Ok(_) => Support::Yes,
         Err(err) => {
             let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
@@ -195,7 +221,7 @@ fn trivial_program() -> Vec<RawInsn> {
 }
 
 /// What loading the trivial program says about this kernel.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct BasicLoad {
     /// Whether object names are accepted (4.15+).
     pub names: bool,
@@ -206,11 +232,11 @@ pub struct BasicLoad {
 pub fn probe_basic(kern_version: u32) -> Result<BasicLoad, SysError> {
     let insns = trivial_program();
     let named = attrs::prog_load_kprobe(kern_version, Some("nobtf_probe"), log_level::OFF);
-    match sys::prog_load(&named, &insns, LICENSE, None) {
+    match sys::prog_load(&named, &insns, GPL, None) {
         Ok(_) => Ok(BasicLoad { names: true }),
         Err(err) if matches!(err.errno(), Some(libc::EINVAL | libc::E2BIG)) => {
             let plain = attrs::prog_load_kprobe(kern_version, None, log_level::OFF);
-            sys::prog_load(&plain, &insns, LICENSE, None)?;
+            sys::prog_load(&plain, &insns, GPL, None)?;
             Ok(BasicLoad { names: false })
         }
         Err(err) => Err(err),
@@ -237,6 +263,7 @@ mod tests {
                 call: "bpf(BPF_PROG_LOAD)",
                 err: std::io::Error::from_raw_os_error(libc::EACCES),
             },
+            license: "GPL".into(),
             log: "0: (85) call bpf_probe_read_kernel#113\nunknown func\n".into(),
             disassembly: "0: (85) call bpf_probe_read_kernel#113\n".into(),
         };
@@ -244,5 +271,12 @@ mod tests {
         assert!(text.starts_with("the kernel's verifier rejected program `unlink_entry` (bpf(BPF_PROG_LOAD): Permission denied"));
         assert!(text.contains("--- verifier log ---\n0: (85)"));
         assert!(text.contains("--- program ---\n0: (85)"));
+        assert!(!text.contains("license"));
+        let not_gpl = Rejection {
+            license: "Proprietary".into(),
+            log: "0: (85) call bpf_trace_printk#6\ncannot call GPL-restricted function from non-GPL compatible program\n".into(),
+            ..rejection
+        };
+        assert!(not_gpl.to_string().starts_with("the kernel's verifier rejected program `unlink_entry` (bpf(BPF_PROG_LOAD): Permission denied (os error 13)): the license is \"Proprietary\": GPL-only helpers need a GPL-compatible license\n"), "{not_gpl}");
     }
 }

@@ -1,6 +1,6 @@
 //! `nobtf`: parse the command line, call the library, print one error line.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -9,6 +9,9 @@ use loader::check::{self, Report};
 use loader::cli::{Cli, Cmd, DumpProbe, RunProbe};
 use loader::run::{self, RunOptions};
 use loader::{features, sys};
+
+/// Bytes of event output gathered before a write(2).
+const OUTPUT_BUFFER: usize = 64 * 1024;
 
 fn main() {
     let started = Instant::now();
@@ -29,14 +32,11 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
             if let Ok(tracefs) = features::tracefs() {
                 run::sweep_stale(&tracefs, false);
             }
-            Ok(loader::legacy::load::main(
-                args,
-                &mut std::io::stdout().lock(),
-                started,
-            )?)
+            let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
+            Ok(loader::legacy::load::main(args, &mut out, started)?)
         }
         Cmd::Check { function: None } => {
-            print!("{}", Report::detect(true));
+            print!("{}", Report::detect(check::Scope::Everything));
             Ok(())
         }
         Cmd::Check {
@@ -103,8 +103,9 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
                 buffer_pages: args.buffer_pages,
                 verify: !args.no_verify,
             };
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
+            // One write(2) per batch, not per line (stdout's own LineWriter):
+            // run flushes whenever the rings run dry.
+            let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
             let summary = run::run(&opts, &mut out, started)?;
             eprintln!("{summary}");
             Ok(())

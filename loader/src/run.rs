@@ -21,12 +21,12 @@ use probes::{MaxEntries, ProbeKind as ProgKind, Program};
 
 use crate::attach::{self, AttachError, AttachMode, Attachment, ProbeKind};
 use crate::canary::{self, CanaryError, Expected, Seen};
-use crate::check::{Attach, PlanError, ReadChoice, Report};
+use crate::check::{self, Attach, PlanError, ReadChoice, Report, Scope};
 use crate::features::{self, FeatureError};
 use crate::load::{self, LoadError, LoadOptions};
 use crate::output::{self, Event, EventKind, Format};
 use crate::ring::{self, Record};
-use crate::sys::{self, MapFd, PerfRing, SignalFd, SysError};
+use crate::sys::{self, MapFd, PerfRing, PollSet, SignalFd, SysError};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -196,9 +196,8 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     }
     // First, so a signal during set-up is seen by the loop, not lost.
     let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD])?;
-    let report = Report::detect(false);
-    let basic = report.basic()?;
-    report.check_function()?;
+    let mut report = Report::detect(Scope::Start);
+    let basic = *report.basic()?;
     if let Ok(tracefs) = &report.tracefs {
         sweep_stale(tracefs, false);
     }
@@ -212,6 +211,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         );
     }
     let attach_plan = report.attach_plan(opts.attach)?;
+    if opts.read == ReadChoice::Auto {
+        report.probe(Helper::ProbeReadKernel);
+    }
     let reader = report.read_plan(opts.read)?;
     let output = if opts.trace_pipe {
         Output::TracePrintk
@@ -223,14 +225,6 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         output,
     };
     let programs = build(&profile, &choices)?;
-    // A missing helper fails the load with a long verifier log; name it instead.
-    for helper in programs.iter().flat_map(Program::helpers) {
-        if !report.has_helper(helper)
-            || load::probe_helper(helper, report.kern_version()) == load::Support::No
-        {
-            return Err(PlanError::Helper(helper).into());
-        }
-    }
     let load_opts = LoadOptions {
         kern_version: report.kern_version(),
         names: basic.names,
@@ -254,14 +248,14 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
                 cpus.iter().max().map_or(1, |&m| m + 1)
             }
         };
-        let map = load::create_map(
-            spec.name,
-            spec.map_type,
-            spec.key_size,
-            spec.value_size,
-            entries,
-            load_opts.names,
-        )?;
+        let shape = load::MapShape {
+            map_type: spec.map_type,
+            key_size: spec.key_size,
+            value_size: spec.value_size,
+            max_entries: entries,
+            map_flags: 0,
+        };
+        let map = load::create_map(spec.name, shape, load_opts.names)?;
         session.maps.push((spec.name, map));
     }
     if let Some((_, events)) = session
@@ -291,7 +285,14 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
                 .find(|(n, _)| *n == name)
                 .map(|(_, m)| m.raw())
         })?;
-        let fd = load::load_program(program.name(), &insns, program, load_opts)?;
+        let fd = load::load_program(program.name(), &insns, load::GPL, program, load_opts)
+            .map_err(|err| {
+                // A missing helper fails the load with a long verifier log; name it instead.
+                match report.missing_helper(&program.helpers()) {
+                    Some(helper) => RunError::from(PlanError::Helper(helper)),
+                    None => err.into(),
+                }
+            })?;
         session.progs.push(fd);
     }
 
@@ -307,14 +308,27 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
             ProgKind::Kprobe => ProbeKind::Entry,
             ProgKind::Kretprobe => ProbeKind::Return,
         };
-        let attachment = match &attach_plan {
-            Attach::Pmu(pmu) => {
-                attach::attach_pmu(*pmu, kind, program.function(), prog_fd.as_fd())?
-            }
+        let attached = match &attach_plan {
+            Attach::Pmu(pmu) => attach::attach_pmu(*pmu, kind, program.function(), prog_fd.as_fd()),
             Attach::Tracefs(dir) => {
-                attach::attach_tracefs(dir, kind, program.function(), prog_fd.as_fd())?
+                attach::attach_tracefs(dir, kind, program.function(), prog_fd.as_fd())
             }
         };
+        let attachment = attached.map_err(|err| {
+            let tracefs = report.tracefs.as_deref().ok();
+            match check::explain_attach_failure(
+                program.function(),
+                &err,
+                tracefs,
+                check::PROFILE_FIX,
+            ) {
+                Some(why) => RunError::from(PlanError::Function {
+                    name: program.function().into(),
+                    why,
+                }),
+                None => err.into(),
+            }
+        })?;
         session.attachments.push(attachment);
     }
     eprintln!(
@@ -329,9 +343,17 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         started.elapsed().as_millis()
     );
 
+    let mut fds: Vec<BorrowedFd<'_>> = vec![signals.fd()];
+    fds.extend(session.rings.iter().map(|(_, r)| r.fd()));
+    if let Some(p) = pipe.as_ref() {
+        fds.push(p.as_fd());
+    }
+    let poll = PollSet::new(&fds);
+    drop(fds);
     let mut state = Loop {
         opts,
         out,
+        poll,
         summary: Summary {
             trace_pipe: opts.trace_pipe,
             lost: session.rings.iter().map(|(cpu, _)| (*cpu, 0)).collect(),
@@ -485,7 +507,10 @@ fn open_trace_pipe(report: &Report) -> Result<File, RunError> {
 
 struct Loop<'a> {
     opts: &'a RunOptions,
+    /// Buffered by the caller: flushed here whenever the rings run dry.
     out: &'a mut dyn Write,
+    /// The signalfd, the rings, the trace pipe.
+    poll: PollSet,
     summary: Summary,
     scratch: Vec<u8>,
     /// nobtf's own pid: its events (the canary's, the loss flush's) are
@@ -544,11 +569,7 @@ impl Loop<'_> {
                 flow
             };
             if stop || matches!(flow, Flow::Stop) {
-                self.out.flush().map_err(|err| RunError::Io {
-                    what: "writing output".into(),
-                    err,
-                })?;
-                return Ok(());
+                return self.flush();
             }
         }
     }
@@ -562,12 +583,7 @@ impl Loop<'_> {
         signals: &SignalFd,
         timeout_ms: i32,
     ) -> Result<(bool, Flow), RunError> {
-        let mut fds: Vec<BorrowedFd<'_>> = vec![signals.fd()];
-        fds.extend(session.rings.iter().map(|(_, r)| r.fd()));
-        if let Some(p) = pipe.as_deref() {
-            fds.push(p.as_fd());
-        }
-        sys::poll_readable(&fds, timeout_ms)?;
+        self.poll.wait(timeout_ms)?;
         let mut signalled = false;
         while let Some(sig) = signals.read()? {
             if sig != libc::SIGCHLD {
@@ -681,98 +697,113 @@ impl Loop<'_> {
     }
 
     /// Shows a line (or holds it while the canary runs).
-    fn deliver(&mut self, line: String) -> Result<Flow, RunError> {
+    fn deliver(&mut self, line: &str) -> Result<Flow, RunError> {
         if let Some(held) = self.held.as_mut() {
-            held.push(line);
+            held.push(line.to_string());
             return Ok(Flow::Continue);
         }
-        self.emit(&line)?;
+        self.emit(line)?;
+        Ok(self.counted())
+    }
+
+    /// Shows an event, written straight into the output buffer (or holds
+    /// its line while the canary runs).
+    fn deliver_event(&mut self, event: &Event<'_>) -> Result<Flow, RunError> {
+        if let Some(held) = self.held.as_mut() {
+            held.push(output::line(self.opts.format, event));
+            return Ok(Flow::Continue);
+        }
+        output::write_line(self.out, self.opts.format, event).map_err(write_error)?;
         Ok(self.counted())
     }
 
     fn emit(&mut self, line: &str) -> Result<(), RunError> {
-        writeln!(self.out, "{line}").map_err(|err| RunError::Io {
-            what: "writing output".into(),
-            err,
-        })
+        writeln!(self.out, "{line}").map_err(write_error)
     }
 
+    fn flush(&mut self) -> Result<(), RunError> {
+        self.out.flush().map_err(write_error)
+    }
+
+    /// Drains the rings until a pass finds them all empty (then flushes the
+    /// output, so a quiet trace shows each event at once) or for at most
+    /// `DRAIN_PASSES` passes under a storm (the buffer then flushes when
+    /// full), so signals and the command's exit are still seen.
     fn drain_rings(&mut self, session: &Session) -> Result<Flow, RunError> {
-        for (index, (cpu, ring)) in session.rings.iter().enumerate() {
-            self.scratch.clear();
-            if ring.drain_into(&mut self.scratch) == 0 {
-                continue;
-            }
-            let bytes = std::mem::take(&mut self.scratch);
-            let mut flow = Flow::Continue;
-            for record in ring::records(&bytes) {
-                match record? {
-                    Record::Sample(data) => {
-                        let Some(event) = self.decode(*cpu, data) else {
-                            continue;
-                        };
-                        if event.pid == self.me {
-                            self.own.push(match event.kind {
-                                EventKind::Entry { filename, refcnt } => {
-                                    Seen::Entry { filename, refcnt }
-                                }
-                                EventKind::Exit { ret } => Seen::Exit { ret },
-                            });
-                            continue;
-                        }
-                        if self.opts.pid.is_some_and(|p| p != event.pid)
-                            || self.stopping
-                            || matches!(flow, Flow::Stop)
-                        {
-                            continue;
-                        }
-                        flow = self.deliver(output::line(self.opts.format, &event))?;
-                    }
-                    Record::Lost(n) => self.summary.lost[index].1 += n,
-                    Record::Other(_) => {}
+        for _ in 0..DRAIN_PASSES {
+            let mut got = false;
+            for (index, (cpu, ring)) in session.rings.iter().enumerate() {
+                self.scratch.clear();
+                if ring.drain_into(&mut self.scratch) == 0 {
+                    continue;
+                }
+                got = true;
+                let bytes = std::mem::take(&mut self.scratch);
+                let flow = self.records(index, *cpu, &bytes);
+                self.scratch = bytes;
+                if matches!(flow?, Flow::Stop) {
+                    return Ok(Flow::Stop);
                 }
             }
-            self.scratch = bytes;
-            if matches!(flow, Flow::Stop) {
-                return Ok(Flow::Stop);
+            if !got {
+                self.flush()?;
+                break;
             }
         }
         Ok(Flow::Continue)
     }
 
-    fn decode(&mut self, cpu: u32, data: &[u8]) -> Option<Event> {
-        let raw = match probe_event::parse(data) {
-            Ok(raw) => raw,
-            Err(err) => {
-                self.summary.bad += 1;
-                eprintln!("warning: {err}");
-                return None;
+    /// The records of one ring's drain.
+    fn records(&mut self, index: usize, cpu: u32, bytes: &[u8]) -> Result<Flow, RunError> {
+        let mut flow = Flow::Continue;
+        for record in ring::records(bytes) {
+            let data = match record? {
+                Record::Sample(data) => data,
+                Record::Lost(n) => {
+                    self.summary.lost[index].1 += n;
+                    continue;
+                }
+                Record::Other(_) => continue,
+            };
+            let raw = match probe_event::parse(data) {
+                Ok(raw) => raw,
+                Err(err) => {
+                    self.summary.bad += 1;
+                    eprintln!("warning: {err}");
+                    continue;
+                }
+            };
+            let Some(event) = event(cpu, &raw) else {
+                continue;
+            };
+            if event.pid == self.me {
+                self.own.push(match event.kind {
+                    EventKind::Entry { filename, refcnt } => Seen::Entry {
+                        filename: filename.into_owned(),
+                        refcnt,
+                    },
+                    EventKind::Exit { ret } => Seen::Exit { ret },
+                });
+                continue;
             }
-        };
-        let kind = match raw.kind()? {
-            ProbeEventKind::Entry => EventKind::Entry {
-                filename: raw.filename_str().into_owned(),
-                refcnt: raw.refcnt(),
-            },
-            ProbeEventKind::Exit => EventKind::Exit { ret: raw.ret },
-        };
-        Some(Event {
-            ts_ns: raw.ts_ns,
-            cpu,
-            pid: raw.pid,
-            tid: raw.tid,
-            comm: raw.comm_str().into_owned(),
-            kind,
-        })
+            if self.opts.pid.is_some_and(|p| p != event.pid)
+                || self.stopping
+                || matches!(flow, Flow::Stop)
+            {
+                continue;
+            }
+            flow = self.deliver_event(&event)?;
+        }
+        Ok(flow)
     }
 
     fn drain_pipe(&mut self, pipe: &mut File) -> Result<Flow, RunError> {
         let mut buf = [0u8; 8192];
         loop {
             let n = match pipe.read(&mut buf) {
-                Ok(0) => return Ok(Flow::Continue),
+                Ok(0) => break,
                 Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Flow::Continue),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => {
                     return Err(RunError::Io {
@@ -802,12 +833,44 @@ impl Loop<'_> {
                 {
                     continue;
                 }
-                if let Flow::Stop = self.deliver(line.to_string())? {
+                if let Flow::Stop = self.deliver(line)? {
                     return Ok(Flow::Stop);
                 }
             }
         }
+        self.flush()?;
+        Ok(Flow::Continue)
     }
+}
+
+/// How many passes over the rings one drain makes at most.
+const DRAIN_PASSES: usize = 16;
+
+fn write_error(err: io::Error) -> RunError {
+    RunError::Io {
+        what: "writing output".into(),
+        err,
+    }
+}
+
+/// The event a record holds, borrowing its strings; `None` for a kind
+/// nobtf does not know.
+fn event(cpu: u32, raw: &probe_event::UnlinkEvent) -> Option<Event<'_>> {
+    let kind = match raw.kind()? {
+        ProbeEventKind::Entry => EventKind::Entry {
+            filename: raw.filename_str(),
+            refcnt: raw.refcnt(),
+        },
+        ProbeEventKind::Exit => EventKind::Exit { ret: raw.ret },
+    };
+    Some(Event {
+        ts_ns: raw.ts_ns,
+        cpu,
+        pid: raw.pid,
+        tid: raw.tid,
+        comm: raw.comm_str(),
+        kind,
+    })
 }
 
 /// The `pid = N` of a probe line.
@@ -826,8 +889,12 @@ pub fn dump(
     read: ReadChoice,
     trace_pipe: bool,
 ) -> Result<String, RunError> {
-    // Dump needs no privilege: decide from what can be read without loading.
-    let report = Report::detect(false);
+    // Dump needs no privilege: without it the probe says "unknown" and the
+    // reader falls back to bpf_probe_read.
+    let mut report = Report::detect(Scope::Start);
+    if read == ReadChoice::Auto {
+        report.probe(Helper::ProbeReadKernel);
+    }
     let profile = choose_profile(offsets, &report)?;
     let reader = match read {
         ReadChoice::Auto => report

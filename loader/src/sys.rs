@@ -510,29 +510,39 @@ impl Drop for SignalFd {
     }
 }
 
-/// `poll(2)` for readability; returns which fds are readable (or hung up).
-pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> SysResult<Vec<bool>> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|fd| libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs.
-    let ret = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
-    if ret < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(vec![false; fds.len()]);
-        }
-        return Err(SysError { call: "poll", err });
+/// A `poll(2)` set for readability, built once for an event loop. It holds
+/// fd numbers only: an fd closed meanwhile makes poll report POLLNVAL for
+/// it, nothing worse.
+#[derive(Debug)]
+pub struct PollSet(Vec<libc::pollfd>);
+
+impl PollSet {
+    pub fn new(fds: &[BorrowedFd<'_>]) -> PollSet {
+        PollSet(
+            fds.iter()
+                .map(|fd| libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect(),
+        )
     }
-    Ok(pfds
-        .iter()
-        .map(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
-        .collect())
+
+    /// Waits until one fd is readable (or hung up), or `timeout_ms`, or a
+    /// signal interrupts.
+    pub fn wait(&mut self, timeout_ms: i32) -> SysResult<()> {
+        let fds = &mut self.0;
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+        let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(SysError { call: "poll", err });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The kernel's monotonic clock in ns, the clock `bpf_ktime_get_ns` reads.

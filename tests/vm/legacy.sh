@@ -95,3 +95,60 @@ vmtest_legacy_perf_event_array_samples_are_printed_raw() {
     le=$(printf '%02x %02x %02x %02x' $((pid & 255)) $((pid >> 8 & 255)) $((pid >> 16 & 255)) $((pid >> 24 & 255)))
     assert_match "$out" "^cpu [0-9]+: 74 62 6f 6e $le( 00)*\$"
 }
+
+# kallsyms is read only when an attach fails: a missing function still gets
+# the clear reason, and nothing is left behind.
+vmtest_legacy_missing_function_is_explained_after_the_attach_fails() {
+    legacy_kernel_ok || return 77
+    command -v clang >/dev/null || { skip "no clang"; return; }
+    cat >"$TEST_TMP/missing.bpf.c" <<'EOC'
+#define SEC(name) __attribute__((section(name), used))
+SEC("kprobe/nobtf_no_such_function")
+int missing(void *ctx)
+{
+	return 0;
+}
+char _license[] SEC("license") = "GPL";
+EOC
+    clang -target bpf -O2 -g0 -c "$TEST_TMP/missing.bpf.c" -o "$TEST_TMP/missing.o" || { fail "clang failed"; return 1; }
+    local out
+    out=$(vm --file "$TEST_TMP/missing.o:/tmp/m.o" -- sh -c "
+        for a in pmu tracefs; do nobtf load /tmp/m.o --attach \$a -c true 2>&1; echo \"== \$a rc=\$?\"; done
+        T=$VM_TRACEFS; echo \"== left \$(grep -c nobtf \$T/kprobe_events)\"") || return 1
+    local a
+    for a in pmu tracefs; do
+        assert_contains "$out" "== $a rc=1" || return 1
+    done
+    [ "$(printf '%s\n' "$out" | grep -c "^error: program \`missing\` attaches to nobtf_no_such_function, which cannot be probed: it is not in /proc/kallsyms (misspelt, inlined, or not built)")" = 2 ] \
+        || { printf '%s\n' "$out" >&2; fail "expected the kallsyms explanation for both attach modes"; return 1; }
+    assert_contains "$out" "== left 0"
+}
+
+# map_flags reach the kernel (a hash map with BPF_F_NO_PREALLOC), and a
+# non-GPL license goes to the kernel as written: the verifier refuses its
+# GPL-only helper, and the error says why.
+vmtest_legacy_map_flags_and_license_go_to_the_kernel() {
+    legacy_kernel_ok || return 77
+    legacy_build || return 1
+    cat >"$TEST_TMP/not_gpl.bpf.c" <<'EOC'
+#define SEC(name) __attribute__((section(name), used))
+static long (*bpf_probe_read)(void *dst, int size, const void *src) = (void *)4;
+SEC("kprobe/do_unlinkat")
+int not_gpl(void *ctx)
+{
+	long x = 0;
+	bpf_probe_read(&x, sizeof(x), ctx);
+	return x;
+}
+char _license[] SEC("license") = "Proprietary";
+EOC
+    clang -target bpf -O2 -g0 -c "$TEST_TMP/not_gpl.bpf.c" -o "$TEST_TMP/not_gpl.o" || { fail "clang failed"; return 1; }
+    local out
+    out=$(vm --file "$TEST_TMP/obj/two_in_one.o:/tmp/two.o" --file "$TEST_TMP/not_gpl.o:/tmp/not_gpl.o" -- sh -c "
+        nobtf load /tmp/two.o -c true 2>&1; echo \"== two rc=\$?\"
+        nobtf load /tmp/not_gpl.o -c true 2>&1; echo \"== not_gpl rc=\$?\"") || return 1
+    assert_contains "$out" "== two rc=0" \
+        && assert_match "$out" '^nobtf: attached first \(kprobe/vfs_read\), second \(kprobe/vfs_read\) by ' \
+        && assert_contains "$out" "== not_gpl rc=1" \
+        && assert_match "$out" "^error: the kernel's verifier rejected program \`not_gpl\` \\(.*\\): the license is \"Proprietary\": GPL-only helpers need a GPL-compatible license\$"
+}

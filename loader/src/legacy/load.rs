@@ -7,6 +7,7 @@
 //! Everything created lives in a `Session` whose fields drop in the reverse
 //! order of creation: attachments, rings, programs, maps.
 
+use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -17,13 +18,13 @@ use std::time::{Duration, Instant};
 
 use kernel_headers::bpf::{Helper, RawInsn, class, jmp, map_type};
 
-use super::{ObjError, ObjProgram, Object, ProbeKind};
+use super::{ObjError, Object, ProbeKind};
 use crate::attach::{self, AttachError, AttachMode, Attachment};
-use crate::check::{Attach, PlanError, Report};
-use crate::features::{self, FeatureError, Probeable};
+use crate::check::{self, Attach, PlanError, Report, Scope};
+use crate::features::{self, FeatureError};
 use crate::load::{self, LoadError, LoadOptions};
 use crate::ring::{self, Record, RingError};
-use crate::sys::{self, MapFd, PerfRing, SignalFd, SysError};
+use crate::sys::{self, MapFd, PerfRing, PollSet, SignalFd, SysError};
 
 /// Data pages per CPU for a perf event array's rings.
 const RING_PAGES: usize = 8;
@@ -54,16 +55,6 @@ pub enum LegacyLoadError {
     Read { path: String, err: io::Error },
     #[error("{path}: {err}")]
     Object { path: String, err: ObjError },
-    #[error(
-        "{path}: license {license:?} is not GPL-compatible, and the helpers such programs \
-         call (bpf_trace_printk, bpf_probe_read) are GPL-only: use \"GPL\" or \"Dual BSD/GPL\""
-    )]
-    License { path: String, license: String },
-    #[error(
-        "map `{map}` has map_flags {flags:#x}, which nobtf does not pass to the kernel \
-         yet: define it with map_flags 0"
-    )]
-    MapFlags { map: String, flags: u32 },
     #[error(
         "program `{program}` calls {} (instruction {insn}), which this kernel does not \
          have (mainline has it since {}){}",
@@ -100,16 +91,6 @@ pub enum LegacyLoadError {
     #[error("{0}")]
     Ring(#[from] RingError),
 }
-
-/// The licenses the kernel counts as GPL-compatible (license_is_gpl_compatible).
-const GPL_COMPATIBLE: &[&str] = &[
-    "GPL",
-    "GPL v2",
-    "GPL and additional rights",
-    "Dual BSD/GPL",
-    "Dual MIT/GPL",
-    "Dual MPL/GPL",
-];
 
 /// The older helper that reads kernel memory the same way on x86-64, for
 /// kernels before 5.5 that lack the `_kernel`/`_user` split.
@@ -177,12 +158,6 @@ pub fn main(args: LoadArgs, out: &mut dyn Write, started: Instant) -> Result<(),
         path: path.clone(),
         err,
     })?;
-    if !GPL_COMPATIBLE.contains(&object.license.as_str()) {
-        return Err(LegacyLoadError::License {
-            path,
-            license: object.license,
-        });
-    }
     run(&object, &args, duration, out, started)
 }
 
@@ -200,13 +175,9 @@ fn run(
     out: &mut dyn Write,
     started: Instant,
 ) -> Result<(), LegacyLoadError> {
-    let report = Report::detect(false);
-    let basic = report.basic()?;
+    let mut report = Report::detect(Scope::Start);
+    let basic = *report.basic()?;
     let attach_plan = report.attach_plan(args.attach)?;
-    let tracefs = report.tracefs.as_ref().ok().map(PathBuf::as_path);
-    for program in &object.programs {
-        check_function(program, tracefs)?;
-    }
     let opts = LoadOptions {
         kern_version: report.kern_version(),
         names: basic.names,
@@ -219,42 +190,29 @@ fn run(
     };
 
     for def in &object.maps {
-        if def.map_flags != 0 {
-            return Err(LegacyLoadError::MapFlags {
-                map: def.name.clone(),
-                flags: def.map_flags,
-            });
-        }
         // As libbpf did: a perf event array without a size gets one slot per CPU.
         let entries = match (def.map_type, def.max_entries) {
             (map_type::PERF_EVENT_ARRAY, 0) => cpu_slots()?,
             (_, n) => n,
         };
-        let map = load::create_map(
-            &def.name,
-            def.map_type,
-            def.key_size,
-            def.value_size,
-            entries,
-            opts.names,
-        )?;
+        let shape = load::MapShape {
+            map_type: def.map_type,
+            key_size: def.key_size,
+            value_size: def.value_size,
+            max_entries: entries,
+            map_flags: def.map_flags,
+        };
+        let map = load::create_map(&def.name, shape, opts.names)?;
         if def.map_type == map_type::PERF_EVENT_ARRAY {
             open_rings(&map, &mut session.rings)?;
         }
         session.maps.push(map);
     }
 
+    // The kernel decides whether it is GPL-compatible; the section was read
+    // up to its NUL, so there is none inside.
+    let license = CString::new(object.license.as_str()).unwrap_or_default();
     let fds: Vec<i32> = session.maps.iter().map(MapFd::raw).collect();
-    let mut probed: Vec<(Helper, bool)> = Vec::new();
-    let mut available = |helper: Helper| {
-        if let Some(&(_, known)) = probed.iter().find(|(h, _)| *h == helper) {
-            return known;
-        }
-        let known = report.has_helper(helper)
-            && load::probe_helper(helper, report.kern_version()) != load::Support::No;
-        probed.push((helper, known));
-        known
-    };
     for program in &object.programs {
         let mut insns = program
             .relocated(&fds)
@@ -262,7 +220,23 @@ fn run(
                 path: args.file.display().to_string(),
                 err,
             })?;
-        for (newer, older) in adapt_helpers(&program.name, &mut insns, &mut available)? {
+        let first =
+            match load::load_program(&program.name, &insns, &license, &Disassembly(&insns), opts) {
+                Ok(fd) => {
+                    session.progs.push(fd);
+                    continue;
+                }
+                Err(err) => err,
+            };
+        // Only now ask which helpers this kernel lacks: a newer reader may
+        // have an older form to call instead (before 5.5).
+        let replaced = adapt_helpers(&program.name, &mut insns, &mut |helper| {
+            *report.probe(helper) != load::Support::No
+        })?;
+        if replaced.is_empty() {
+            return Err(first.into());
+        }
+        for (newer, older) in replaced {
             eprintln!(
                 "nobtf: {}: this kernel has no {}, calling {} instead",
                 program.name,
@@ -270,8 +244,7 @@ fn run(
                 older.name()
             );
         }
-        let listing = Disassembly(&insns);
-        let fd = load::load_program(&program.name, &insns, &listing, opts)?;
+        let fd = load::load_program(&program.name, &insns, &license, &Disassembly(&insns), opts)?;
         session.progs.push(fd);
     }
 
@@ -288,12 +261,24 @@ fn run(
             ProbeKind::Kprobe => attach::ProbeKind::Entry,
             ProbeKind::Kretprobe => attach::ProbeKind::Return,
         };
-        let attachment = match &attach_plan {
-            Attach::Pmu(pmu) => attach::attach_pmu(*pmu, kind, &program.function, prog.as_fd())?,
+        let attached = match &attach_plan {
+            Attach::Pmu(pmu) => attach::attach_pmu(*pmu, kind, &program.function, prog.as_fd()),
             Attach::Tracefs(dir) => {
-                attach::attach_tracefs(dir, kind, &program.function, prog.as_fd())?
+                attach::attach_tracefs(dir, kind, &program.function, prog.as_fd())
             }
         };
+        let attachment = attached.map_err(|err| {
+            let tracefs = report.tracefs.as_deref().ok();
+            let fix = "name one in the section";
+            match check::explain_attach_failure(&program.function, &err, tracefs, fix) {
+                Some(why) => LegacyLoadError::Function {
+                    program: program.name.clone(),
+                    function: program.function.clone(),
+                    why,
+                },
+                None => err.into(),
+            }
+        })?;
         session.attachments.push(attachment);
     }
     let names: Vec<String> = object
@@ -317,6 +302,7 @@ fn run(
         out,
         rest: String::new(),
         lost: 0,
+        scratch: Vec::new(),
     };
     let result = stream.run(&session, pipe.as_mut(), &signals, child.as_mut(), deadline);
     if let Some(child) = child.as_mut()
@@ -326,6 +312,9 @@ fn run(
         let _ = child.kill();
         let _ = child.wait();
     }
+    // Unlike `nobtf run`, no loss flush: the kernel reports a full ring's
+    // losses only with the ring's next sample, and only the object's own
+    // programs write there, so losses in the last moments may go uncounted.
     if stream.lost > 0 {
         eprintln!("nobtf: {} perf samples lost (ring full)", stream.lost);
     }
@@ -334,28 +323,11 @@ fn run(
     result
 }
 
-fn check_function(program: &ObjProgram, tracefs: Option<&Path>) -> Result<(), LegacyLoadError> {
-    let why = match features::function_probeable(&program.function, tracefs) {
-        Ok(Probeable::Yes) => return Ok(()),
-        // Without kallsyms the attach itself will tell.
-        Err(_) => return Ok(()),
-        Ok(Probeable::NotTraceable) => {
-            "it is in kallsyms but not in available_filter_functions (notrace or blacklisted)"
-                .to_string()
-        }
-        Ok(Probeable::Missing { candidates }) if candidates.is_empty() => {
-            "it is not in /proc/kallsyms (inlined or renamed on this kernel)".to_string()
-        }
-        Ok(Probeable::Missing { candidates }) => format!(
-            "it is not in /proc/kallsyms; its compiler clones are {}: name one in the section",
-            candidates.join(", ")
-        ),
-    };
-    Err(LegacyLoadError::Function {
-        program: program.name.clone(),
-        function: program.function.clone(),
-        why,
-    })
+fn write_error(err: io::Error) -> LegacyLoadError {
+    LegacyLoadError::Io {
+        what: "writing output".into(),
+        err,
+    }
 }
 
 /// Slots for a perf event array sized to the CPUs: the highest possible
@@ -444,6 +416,8 @@ struct Stream<'a> {
     /// A trace pipe line not yet ended.
     rest: String,
     lost: u64,
+    /// Ring bytes, reused.
+    scratch: Vec<u8>,
 }
 
 impl Stream<'_> {
@@ -455,18 +429,20 @@ impl Stream<'_> {
         mut child: Option<&mut Child>,
         deadline: Option<Instant>,
     ) -> Result<(), LegacyLoadError> {
+        let mut fds: Vec<BorrowedFd<'_>> = vec![signals.fd()];
+        fds.extend(session.rings.iter().map(|(_, r)| r.fd()));
+        if let Some(p) = pipe.as_deref() {
+            fds.push(p.as_fd());
+        }
+        let mut poll = PollSet::new(&fds);
+        drop(fds);
         loop {
-            let mut fds: Vec<BorrowedFd<'_>> = vec![signals.fd()];
-            fds.extend(session.rings.iter().map(|(_, r)| r.fd()));
-            if let Some(p) = pipe.as_deref() {
-                fds.push(p.as_fd());
-            }
             let timeout = deadline.map_or(POLL_MS, |d| {
                 d.saturating_duration_since(Instant::now())
                     .as_millis()
                     .min(POLL_MS as u128) as i32
             });
-            sys::poll_readable(&fds, timeout)?;
+            poll.wait(timeout)?;
 
             let mut stop = false;
             while let Some(sig) = signals.read()? {
@@ -485,6 +461,8 @@ impl Stream<'_> {
                 self.drain_pipe(p)?;
             }
             self.drain_rings(session)?;
+            // Both drained dry: show what came at once.
+            self.out.flush().map_err(write_error)?;
             if stop {
                 if !self.rest.is_empty() {
                     let rest = std::mem::take(&mut self.rest);
@@ -499,10 +477,7 @@ impl Stream<'_> {
     }
 
     fn emit(&mut self, line: &str) -> Result<(), LegacyLoadError> {
-        writeln!(self.out, "{line}").map_err(|err| LegacyLoadError::Io {
-            what: "writing output".into(),
-            err,
-        })
+        writeln!(self.out, "{line}").map_err(write_error)
     }
 
     fn drain_pipe(&mut self, pipe: &mut File) -> Result<(), LegacyLoadError> {
@@ -533,7 +508,7 @@ impl Stream<'_> {
 
     /// Perf samples have no format nobtf knows: one hex line each.
     fn drain_rings(&mut self, session: &Session) -> Result<(), LegacyLoadError> {
-        let mut bytes = Vec::new();
+        let mut bytes = std::mem::take(&mut self.scratch);
         for (cpu, ring) in &session.rings {
             bytes.clear();
             if ring.drain_into(&mut bytes) == 0 {
@@ -542,14 +517,18 @@ impl Stream<'_> {
             for record in ring::records(&bytes) {
                 match record? {
                     Record::Sample(data) => {
-                        let hex: Vec<String> = data.iter().map(|b| format!("{b:02x}")).collect();
-                        self.emit(&format!("cpu {cpu}: {}", hex.join(" ")))?;
+                        write!(self.out, "cpu {cpu}:").map_err(write_error)?;
+                        for byte in data {
+                            write!(self.out, " {byte:02x}").map_err(write_error)?;
+                        }
+                        writeln!(self.out).map_err(write_error)?;
                     }
                     Record::Lost(n) => self.lost += n,
                     Record::Other(_) => {}
                 }
             }
         }
+        self.scratch = bytes;
         Ok(())
     }
 }
@@ -616,12 +595,5 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(insns, before);
-    }
-
-    #[test]
-    fn licenses_the_kernel_calls_gpl() {
-        assert!(GPL_COMPATIBLE.contains(&"GPL"));
-        assert!(GPL_COMPATIBLE.contains(&"Dual BSD/GPL"));
-        assert!(!GPL_COMPATIBLE.contains(&"Proprietary"));
     }
 }
