@@ -77,7 +77,15 @@ kernel_suite() {
 
 KNOWN_KERNELS="debian-6.1 debian-5.10 debian-6.12 nobtf-5.10"
 
-kernel_ready() { [ -f "$KERNELS_DIR/$1/bzImage" ]; }
+# The built kernel is ready only if it was built from today's config fragment.
+fragment_hash() { sha256sum "$NOBTF_ROOT/scripts/lib/nobtf-5.10.config" | cut -c1-16; }
+
+kernel_ready() {
+    [ -f "$KERNELS_DIR/$1/bzImage" ] || return 1
+    case $1 in
+        nobtf-5.10) [ "$(cat "$KERNELS_DIR/$1/fragment" 2>/dev/null)" = "$(fragment_hash)" ] ;;
+    esac
+}
 
 # Atomically publish a prepared directory: nothing half-done ever looks ready.
 publish_dir() {
@@ -155,6 +163,7 @@ build_nobtf_5_10() {
     ln -s build/vmlinux "$tmp/vmlinux"
     cat "$tmp/build/include/config/kernel.release" >"$tmp/release"
     echo "$src" >"$tmp/source"
+    fragment_hash >"$tmp/fragment"
     publish_dir "$tmp" "$KERNELS_DIR/nobtf-5.10"
 }
 
