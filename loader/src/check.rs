@@ -9,11 +9,12 @@
 //! failed attach or load.
 
 use std::fmt;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use kernel_headers::bpf::Helper;
 
-use crate::attach::{AttachError, AttachMode};
+use crate::attach::{self, AttachError, AttachMode, Attachment, ProbeKind};
 use crate::features::{self, Kernel, KprobePmu, Probeable};
 use crate::load::{self, BasicLoad, Support};
 use crate::sys::{self, SysError};
@@ -288,6 +289,21 @@ pub fn explain_attach_failure(
 pub enum Attach {
     Pmu(KprobePmu),
     Tracefs(PathBuf),
+}
+
+impl Attach {
+    /// Attaches `prog` to `function`'s entry or return this way.
+    pub fn attach(
+        &self,
+        kind: ProbeKind,
+        function: &str,
+        prog: BorrowedFd<'_>,
+    ) -> Result<Attachment, AttachError> {
+        match self {
+            Attach::Pmu(pmu) => attach::attach_pmu(*pmu, kind, function, prog),
+            Attach::Tracefs(dir) => attach::attach_tracefs(dir, kind, function, prog),
+        }
+    }
 }
 
 impl fmt::Display for Attach {

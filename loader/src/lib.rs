@@ -12,4 +12,5 @@ pub mod load;
 pub mod output;
 pub mod ring;
 pub mod run;
+pub mod session;
 pub mod sys;

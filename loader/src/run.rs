@@ -5,12 +5,11 @@
 //! order of creation: attachments first, then rings, programs, maps. A
 //! failure half-way drops what exists so far in that same order.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use kernel_headers::bpf::Helper;
@@ -19,14 +18,15 @@ use probes::event::{self as probe_event, EventKind as ProbeEventKind};
 use probes::unlink::{self, Choices, Output, ReadHelper};
 use probes::{MaxEntries, ProbeKind as ProgKind, Program};
 
-use crate::attach::{self, AttachError, AttachMode, Attachment, ProbeKind};
+use crate::attach::{self, AttachError, AttachMode, ProbeKind};
 use crate::canary::{self, CanaryError, Expected, Seen};
-use crate::check::{self, Attach, PlanError, ReadChoice, Report, Scope};
-use crate::features::{self, FeatureError};
+use crate::check::{self, PlanError, ReadChoice, Report, Scope};
+use crate::features::FeatureError;
 use crate::load::{self, LoadError, LoadOptions};
 use crate::output::{self, Event, EventKind, Format};
 use crate::ring::{self, Record};
-use crate::sys::{self, MapFd, PerfRing, PollSet, SignalFd, SysError};
+use crate::session::{self, Flow, Session, SessionError, TracePipe, write_error};
+use crate::sys::{self, PollSet, SignalFd, SysError};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -64,10 +64,10 @@ pub enum RunError {
     Sys(#[from] SysError),
     #[error("--buffer-pages {0}: the kernel needs a power of two")]
     BufferPages(usize),
-    #[error("running `{command}`: {err}")]
-    Command { command: String, err: io::Error },
     #[error("{what}: {err}")]
     Io { what: String, err: io::Error },
+    #[error(transparent)]
+    Session(#[from] SessionError),
     #[error("{0}")]
     Ring(#[from] ring::RingError),
     #[error(transparent)]
@@ -176,14 +176,6 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// What was set up, dropped in field order = reverse order of creation.
-struct Session {
-    attachments: Vec<Attachment>,
-    rings: Vec<(u32, PerfRing)>,
-    progs: Vec<OwnedFd>,
-    maps: Vec<(&'static str, MapFd)>,
-}
-
 fn is_pow2(n: usize) -> bool {
     n != 0 && n & (n - 1) == 0
 }
@@ -229,24 +221,16 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         kern_version: report.kern_version(),
         names: basic.names,
     };
-    let mut session = Session {
-        attachments: Vec::new(),
-        rings: Vec::new(),
-        progs: Vec::new(),
-        maps: Vec::new(),
-    };
+    let mut session = Session::default();
 
     // Maps, then the rings they point to.
     for spec in programs.iter().flat_map(|p| p.maps().iter().copied()) {
-        if session.maps.iter().any(|(name, _)| *name == spec.name) {
+        if session.maps.iter().any(|(name, _)| name == spec.name) {
             continue;
         }
         let entries = match spec.max_entries {
             MaxEntries::Fixed(n) => n,
-            MaxEntries::PossibleCpus => {
-                let cpus = features::possible_cpus()?;
-                cpus.iter().max().map_or(1, |&m| m + 1)
-            }
+            MaxEntries::PossibleCpus => session::cpu_slots()?,
         };
         let shape = load::MapShape {
             map_type: spec.map_type,
@@ -256,25 +240,14 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
             map_flags: 0,
         };
         let map = load::create_map(spec.name, shape, load_opts.names)?;
-        session.maps.push((spec.name, map));
+        session.maps.push((spec.name.to_string(), map));
     }
     if let Some((_, events)) = session
         .maps
         .iter()
-        .find(|(name, _)| *name == unlink::EVENTS_MAP)
+        .find(|(name, _)| name == unlink::EVENTS_MAP)
     {
-        let possible = features::possible_cpus()?;
-        let online = features::online_cpus().unwrap_or_else(|_| possible.clone());
-        for cpu in online {
-            let fd = sys::perf_event_open(&crate::attrs::perf_output(), None, -1, cpu as i32)?;
-            let ring = PerfRing::map(fd, opts.buffer_pages)?;
-            events.update(
-                &cpu.to_ne_bytes(),
-                &(ring_fd(&ring) as u32).to_ne_bytes(),
-                kernel_headers::bpf_attr::BPF_ANY,
-            )?;
-            session.rings.push((cpu, ring));
-        }
+        session::open_rings(events, opts.buffer_pages, &mut session.rings)?;
     }
 
     for program in &programs {
@@ -282,7 +255,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
             session
                 .maps
                 .iter()
-                .find(|(n, _)| *n == name)
+                .find(|(n, _)| n == name)
                 .map(|(_, m)| m.raw())
         })?;
         let fd = load::load_program(program.name(), &insns, load::GPL, program, load_opts)
@@ -298,7 +271,11 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
 
     // The trace pipe is opened before attaching so no line is missed.
     let mut pipe = if opts.trace_pipe {
-        Some(open_trace_pipe(&report)?)
+        let dir = report
+            .tracefs
+            .as_ref()
+            .map_err(|e| PlanError::Attach(format!("--trace-pipe needs tracefs: {e}")))?;
+        Some(TracePipe::open(dir)?)
     } else {
         None
     };
@@ -308,12 +285,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
             ProgKind::Kprobe => ProbeKind::Entry,
             ProgKind::Kretprobe => ProbeKind::Return,
         };
-        let attached = match &attach_plan {
-            Attach::Pmu(pmu) => attach::attach_pmu(*pmu, kind, program.function(), prog_fd.as_fd()),
-            Attach::Tracefs(dir) => {
-                attach::attach_tracefs(dir, kind, program.function(), prog_fd.as_fd())
-            }
-        };
+        let attached = attach_plan.attach(kind, program.function(), prog_fd.as_fd());
         let attachment = attached.map_err(|err| {
             let tracefs = report.tracefs.as_deref().ok();
             match check::explain_attach_failure(
@@ -343,17 +315,10 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         started.elapsed().as_millis()
     );
 
-    let mut fds: Vec<BorrowedFd<'_>> = vec![signals.fd()];
-    fds.extend(session.rings.iter().map(|(_, r)| r.fd()));
-    if let Some(p) = pipe.as_ref() {
-        fds.push(p.as_fd());
-    }
-    let poll = PollSet::new(&fds);
-    drop(fds);
+    let mut poll = session::poll_set(&signals, &session.rings, pipe.as_ref());
     let mut state = Loop {
         opts,
         out,
-        poll,
         summary: Summary {
             trace_pipe: opts.trace_pipe,
             lost: session.rings.iter().map(|(cpu, _)| (*cpu, 0)).collect(),
@@ -363,7 +328,6 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         me: std::process::id(),
         own: Vec::new(),
         held: None,
-        pipe_rest: String::new(),
         stopping: false,
     };
     if opts.verify {
@@ -393,29 +357,24 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
             refcnt_field,
             profile: shown,
         };
-        let verdict = state.canary(&session, pipe.as_mut(), &signals, expected);
+        let verdict = state.canary(&mut poll, &session, pipe.as_mut(), &signals, expected);
         if let Err(err) = verdict {
             drop(session);
             return Err(err);
         }
     }
     let mut child = match (&opts.command, state.stopping) {
-        (Some(command), false) => Some(spawn(command)?),
+        (Some(command), false) => Some(session::spawn(command)?),
         _ => None,
     };
     let deadline = opts.duration.map(|d| Instant::now() + d);
     let result = if state.stopping {
         Ok(())
     } else {
-        state.run(&session, pipe.as_mut(), &signals, child.as_mut(), deadline)
+        let (pipe, child) = (pipe.as_mut(), child.as_mut());
+        state.run(&mut poll, &session, pipe, &signals, child, deadline)
     };
-    if let Some(child) = child.as_mut()
-        && child.try_wait().ok().flatten().is_none()
-    {
-        // Stopped for another reason (count, signal): do not leave it behind.
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    session::end_command(child.as_mut());
     if result.is_ok() && !opts.trace_pipe {
         state.flush_lost(&session);
     }
@@ -473,44 +432,10 @@ fn canary_file(me: u32) -> Result<PathBuf, RunError> {
     })
 }
 
-fn ring_fd(ring: &PerfRing) -> i32 {
-    use std::os::fd::AsRawFd;
-    ring.fd().as_raw_fd()
-}
-
-fn spawn(command: &str) -> Result<Child, RunError> {
-    Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .spawn()
-        .map_err(|err| RunError::Command {
-            command: command.into(),
-            err,
-        })
-}
-
-fn open_trace_pipe(report: &Report) -> Result<File, RunError> {
-    let dir = report
-        .tracefs
-        .as_ref()
-        .map_err(|e| PlanError::Attach(format!("--trace-pipe needs tracefs: {e}")))?;
-    let path = dir.join("trace_pipe");
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&path)
-        .map_err(|err| RunError::Io {
-            what: format!("opening {}", path.display()),
-            err,
-        })
-}
-
 struct Loop<'a> {
     opts: &'a RunOptions,
     /// Buffered by the caller: flushed here whenever the rings run dry.
     out: &'a mut dyn Write,
-    /// The signalfd, the rings, the trace pipe.
-    poll: PollSet,
     summary: Summary,
     scratch: Vec<u8>,
     /// nobtf's own pid: its events (the canary's, the loss flush's) are
@@ -519,82 +444,27 @@ struct Loop<'a> {
     own: Vec<Seen>,
     /// While the canary runs, the lines to show later.
     held: Option<Vec<String>>,
-    /// A partial trace_pipe line.
-    pipe_rest: String,
     /// A termination signal came (or --count was reached) before the loop.
     stopping: bool,
-}
-
-enum Flow {
-    Continue,
-    Stop,
 }
 
 impl Loop<'_> {
     fn run(
         &mut self,
+        poll: &mut PollSet,
         session: &Session,
-        mut pipe: Option<&mut File>,
+        mut pipe: Option<&mut TracePipe>,
         signals: &SignalFd,
-        mut child: Option<&mut Child>,
+        child: Option<&mut Child>,
         deadline: Option<Instant>,
     ) -> Result<(), RunError> {
-        loop {
-            let timeout = deadline.map_or(200, |d| {
-                d.saturating_duration_since(Instant::now())
-                    .as_millis()
-                    .min(200) as i32
-            });
-            let (mut stop, flow) = self.step(session, pipe.as_deref_mut(), signals, timeout)?;
-            if let Some(c) = child.as_deref_mut()
-                && c.try_wait()
-                    .map_err(|err| RunError::Io {
-                        what: "waiting for the command".into(),
-                        err,
-                    })?
-                    .is_some()
-            {
-                // The command's unlinks all happened before it exited; the
-                // drain below sees every event they produced.
-                stop = true;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                stop = true;
-            }
-            // Events the command made before it exited are in the rings
-            // already: drain once more before stopping.
-            let flow = if stop && matches!(flow, Flow::Continue) {
-                self.drain(session, pipe.as_deref_mut())?
-            } else {
-                flow
-            };
-            if stop || matches!(flow, Flow::Stop) {
-                return self.flush();
-            }
-        }
+        session::stream(poll, signals, child, deadline, || {
+            self.drain(session, pipe.as_deref_mut())
+        })?;
+        self.flush()
     }
 
-    /// Waits up to `timeout_ms` for data or a signal, then drains. Returns
-    /// whether a termination signal came.
-    fn step(
-        &mut self,
-        session: &Session,
-        pipe: Option<&mut File>,
-        signals: &SignalFd,
-        timeout_ms: i32,
-    ) -> Result<(bool, Flow), RunError> {
-        self.poll.wait(timeout_ms)?;
-        let mut signalled = false;
-        while let Some(sig) = signals.read()? {
-            if sig != libc::SIGCHLD {
-                signalled = true;
-            }
-        }
-        let flow = self.drain(session, pipe)?;
-        Ok((signalled, flow))
-    }
-
-    fn drain(&mut self, session: &Session, pipe: Option<&mut File>) -> Result<Flow, RunError> {
+    fn drain(&mut self, session: &Session, pipe: Option<&mut TracePipe>) -> Result<Flow, RunError> {
         match pipe {
             Some(p) => self.drain_pipe(p),
             None => self.drain_rings(session),
@@ -605,8 +475,9 @@ impl Loop<'_> {
     /// Events of other processes meanwhile are held, shown once it passed.
     fn canary(
         &mut self,
+        poll: &mut PollSet,
         session: &Session,
-        mut pipe: Option<&mut File>,
+        mut pipe: Option<&mut TracePipe>,
         signals: &SignalFd,
         mut expected: Expected,
     ) -> Result<(), RunError> {
@@ -625,12 +496,8 @@ impl Loop<'_> {
             if (entry && exit) || left.is_zero() {
                 break;
             }
-            let (signalled, _) = self.step(
-                session,
-                pipe.as_deref_mut(),
-                signals,
-                left.as_millis().min(200) as i32,
-            )?;
+            let signalled = session::wait(poll, signals, left.as_millis().min(200) as i32)?;
+            self.drain(session, pipe.as_deref_mut())?;
             if signalled {
                 // Asked to stop: nothing was shown yet, nothing to judge.
                 self.stopping = true;
@@ -718,11 +585,11 @@ impl Loop<'_> {
     }
 
     fn emit(&mut self, line: &str) -> Result<(), RunError> {
-        writeln!(self.out, "{line}").map_err(write_error)
+        Ok(writeln!(self.out, "{line}").map_err(write_error)?)
     }
 
     fn flush(&mut self) -> Result<(), RunError> {
-        self.out.flush().map_err(write_error)
+        Ok(self.out.flush().map_err(write_error)?)
     }
 
     /// Drains the rings until a pass finds them all empty (then flushes the
@@ -797,61 +664,36 @@ impl Loop<'_> {
         Ok(flow)
     }
 
-    fn drain_pipe(&mut self, pipe: &mut File) -> Result<Flow, RunError> {
-        let mut buf = [0u8; 8192];
-        loop {
-            let n = match pipe.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => {
-                    return Err(RunError::Io {
-                        what: "reading trace_pipe".into(),
-                        err,
-                    });
-                }
-            };
-            self.pipe_rest.push_str(&String::from_utf8_lossy(&buf[..n]));
-            while let Some(end) = self.pipe_rest.find('\n') {
-                let line: String = self.pipe_rest.drain(..=end).collect();
-                let line = line.trim_end();
-                if !output::is_probe_line(line) {
-                    continue;
-                }
-                if let Some((pid, seen)) = canary::seen_in_line(line)
-                    && pid == self.me
-                {
-                    self.own.push(seen);
-                    continue;
-                }
-                if self
-                    .opts
-                    .pid
-                    .is_some_and(|want| pipe_pid(line) != Some(want))
-                    || self.stopping
-                {
-                    continue;
-                }
-                if let Flow::Stop = self.deliver(line)? {
-                    return Ok(Flow::Stop);
-                }
+    fn drain_pipe(&mut self, pipe: &mut TracePipe) -> Result<Flow, RunError> {
+        let flow = pipe.drain(|line| {
+            if !output::is_probe_line(line) {
+                return Ok(Flow::Continue);
             }
+            if let Some((pid, seen)) = canary::seen_in_line(line)
+                && pid == self.me
+            {
+                self.own.push(seen);
+                return Ok(Flow::Continue);
+            }
+            if self
+                .opts
+                .pid
+                .is_some_and(|want| pipe_pid(line) != Some(want))
+                || self.stopping
+            {
+                return Ok(Flow::Continue);
+            }
+            self.deliver(line)
+        })?;
+        if let Flow::Continue = flow {
+            self.flush()?;
         }
-        self.flush()?;
-        Ok(Flow::Continue)
+        Ok(flow)
     }
 }
 
 /// How many passes over the rings one drain makes at most.
 const DRAIN_PASSES: usize = 16;
-
-fn write_error(err: io::Error) -> RunError {
-    RunError::Io {
-        what: "writing output".into(),
-        err,
-    }
-}
 
 /// The event a record holds, borrowing its strings; `None` for a kind
 /// nobtf does not know.

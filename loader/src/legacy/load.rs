@@ -4,32 +4,29 @@
 //! then the trace pipe (and any perf event array, raw) is streamed until the
 //! command ends, the duration passes, or a signal comes.
 //!
-//! Everything created lives in a `Session` whose fields drop in the reverse
-//! order of creation: attachments, rings, programs, maps.
+//! Everything created lives in a `Session` (crate::session) whose fields
+//! drop in the reverse order of creation: attachments, rings, programs, maps.
 
 use std::ffi::CString;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use kernel_headers::bpf::{Helper, RawInsn, class, jmp, map_type};
 
 use super::{ObjError, Object, ProbeKind};
-use crate::attach::{self, AttachError, AttachMode, Attachment};
-use crate::check::{self, Attach, PlanError, Report, Scope};
-use crate::features::{self, FeatureError};
+use crate::attach::{self, AttachError, AttachMode};
+use crate::check::{self, PlanError, Report, Scope};
+use crate::features::FeatureError;
 use crate::load::{self, LoadError, LoadOptions};
 use crate::ring::{self, Record, RingError};
-use crate::sys::{self, MapFd, PerfRing, PollSet, SignalFd, SysError};
+use crate::session::{self, Flow, Session, SessionError, TracePipe, write_error};
+use crate::sys::{SignalFd, SysError};
 
 /// Data pages per CPU for a perf event array's rings.
 const RING_PAGES: usize = 8;
-/// How long one poll waits before the stop conditions are checked again.
-const POLL_MS: i32 = 200;
 const CALL: u8 = class::JMP | jmp::CALL;
 
 /// `nobtf load` arguments.
@@ -84,10 +81,8 @@ pub enum LegacyLoadError {
     Feature(#[from] FeatureError),
     #[error("{0}")]
     Sys(#[from] SysError),
-    #[error("running `{command}`: {err}")]
-    Command { command: String, err: io::Error },
-    #[error("{what}: {err}")]
-    Io { what: String, err: io::Error },
+    #[error(transparent)]
+    Session(#[from] SessionError),
     #[error("{0}")]
     Ring(#[from] RingError),
 }
@@ -161,13 +156,6 @@ pub fn main(args: LoadArgs, out: &mut dyn Write, started: Instant) -> Result<(),
     run(&object, &args, duration, out, started)
 }
 
-struct Session {
-    attachments: Vec<Attachment>,
-    rings: Vec<(u32, PerfRing)>,
-    progs: Vec<OwnedFd>,
-    maps: Vec<MapFd>,
-}
-
 fn run(
     object: &Object,
     args: &LoadArgs,
@@ -182,17 +170,12 @@ fn run(
         kern_version: report.kern_version(),
         names: basic.names,
     };
-    let mut session = Session {
-        attachments: Vec::new(),
-        rings: Vec::new(),
-        progs: Vec::new(),
-        maps: Vec::new(),
-    };
+    let mut session = Session::default();
 
     for def in &object.maps {
         // As libbpf did: a perf event array without a size gets one slot per CPU.
         let entries = match (def.map_type, def.max_entries) {
-            (map_type::PERF_EVENT_ARRAY, 0) => cpu_slots()?,
+            (map_type::PERF_EVENT_ARRAY, 0) => session::cpu_slots()?,
             (_, n) => n,
         };
         let shape = load::MapShape {
@@ -204,15 +187,15 @@ fn run(
         };
         let map = load::create_map(&def.name, shape, opts.names)?;
         if def.map_type == map_type::PERF_EVENT_ARRAY {
-            open_rings(&map, &mut session.rings)?;
+            session::open_rings(&map, RING_PAGES, &mut session.rings)?;
         }
-        session.maps.push(map);
+        session.maps.push((def.name.clone(), map));
     }
 
     // The kernel decides whether it is GPL-compatible; the section was read
     // up to its NUL, so there is none inside.
     let license = CString::new(object.license.as_str()).unwrap_or_default();
-    let fds: Vec<i32> = session.maps.iter().map(MapFd::raw).collect();
+    let fds: Vec<i32> = session.maps.iter().map(|(_, m)| m.raw()).collect();
     for program in &object.programs {
         let mut insns = program
             .relocated(&fds)
@@ -250,7 +233,7 @@ fn run(
 
     // Opened before attaching so no line is missed.
     let mut pipe = match &report.tracefs {
-        Ok(dir) => Some(open_trace_pipe(dir)?),
+        Ok(dir) => Some(TracePipe::open(dir)?),
         Err(e) => {
             eprintln!("nobtf: warning: no trace pipe to stream ({e})");
             None
@@ -261,12 +244,7 @@ fn run(
             ProbeKind::Kprobe => attach::ProbeKind::Entry,
             ProbeKind::Kretprobe => attach::ProbeKind::Return,
         };
-        let attached = match &attach_plan {
-            Attach::Pmu(pmu) => attach::attach_pmu(*pmu, kind, &program.function, prog.as_fd()),
-            Attach::Tracefs(dir) => {
-                attach::attach_tracefs(dir, kind, &program.function, prog.as_fd())
-            }
-        };
+        let attached = attach_plan.attach(kind, &program.function, prog.as_fd());
         let attachment = attached.map_err(|err| {
             let tracefs = report.tracefs.as_deref().ok();
             let fix = "name one in the section";
@@ -294,24 +272,17 @@ fn run(
 
     let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD])?;
     let mut child = match &args.command {
-        Some(command) => Some(spawn(command)?),
+        Some(command) => Some(session::spawn(command)?),
         None => None,
     };
     let deadline = duration.map(|d| Instant::now() + d);
     let mut stream = Stream {
         out,
-        rest: String::new(),
         lost: 0,
         scratch: Vec::new(),
     };
     let result = stream.run(&session, pipe.as_mut(), &signals, child.as_mut(), deadline);
-    if let Some(child) = child.as_mut()
-        && child.try_wait().ok().flatten().is_none()
-    {
-        // Stopped by a signal or the duration: do not leave the command behind.
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    session::end_command(child.as_mut());
     // Unlike `nobtf run`, no loss flush: the kernel reports a full ring's
     // losses only with the ring's next sample, and only the object's own
     // programs write there, so losses in the last moments may go uncounted.
@@ -321,38 +292,6 @@ fn run(
     drop(signals);
     drop(session);
     result
-}
-
-fn write_error(err: io::Error) -> LegacyLoadError {
-    LegacyLoadError::Io {
-        what: "writing output".into(),
-        err,
-    }
-}
-
-/// Slots for a perf event array sized to the CPUs: the highest possible
-/// CPU number plus one.
-fn cpu_slots() -> Result<u32, LegacyLoadError> {
-    let cpus = features::possible_cpus()?;
-    Ok(cpus.iter().max().map_or(1, |&m| m + 1))
-}
-
-/// One ring per online CPU, its fd stored in the perf event array.
-fn open_rings(map: &MapFd, rings: &mut Vec<(u32, PerfRing)>) -> Result<(), LegacyLoadError> {
-    let possible = features::possible_cpus()?;
-    let online = features::online_cpus().unwrap_or(possible);
-    for cpu in online {
-        let fd = sys::perf_event_open(&crate::attrs::perf_output(), None, -1, cpu as i32)?;
-        let ring = PerfRing::map(fd, RING_PAGES)?;
-        let ring_fd = ring.fd().as_raw_fd() as u32;
-        map.update(
-            &cpu.to_ne_bytes(),
-            &ring_fd.to_ne_bytes(),
-            kernel_headers::bpf_attr::BPF_ANY,
-        )?;
-        rings.push((cpu, ring));
-    }
-    Ok(())
 }
 
 /// The program as sent, for the verifier's rejection report.
@@ -387,34 +326,9 @@ impl std::fmt::Display for Disassembly<'_> {
     }
 }
 
-fn spawn(command: &str) -> Result<Child, LegacyLoadError> {
-    Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .spawn()
-        .map_err(|err| LegacyLoadError::Command {
-            command: command.into(),
-            err,
-        })
-}
-
-fn open_trace_pipe(tracefs: &Path) -> Result<File, LegacyLoadError> {
-    let path = tracefs.join("trace_pipe");
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&path)
-        .map_err(|err| LegacyLoadError::Io {
-            what: format!("opening {}", path.display()),
-            err,
-        })
-}
-
 /// Copies trace pipe lines and perf samples to the output.
 struct Stream<'a> {
     out: &'a mut dyn Write,
-    /// A trace pipe line not yet ended.
-    rest: String,
     lost: u64,
     /// Ring bytes, reused.
     scratch: Vec<u8>,
@@ -424,86 +338,41 @@ impl Stream<'_> {
     fn run(
         &mut self,
         session: &Session,
-        mut pipe: Option<&mut File>,
+        mut pipe: Option<&mut TracePipe>,
         signals: &SignalFd,
-        mut child: Option<&mut Child>,
+        child: Option<&mut Child>,
         deadline: Option<Instant>,
     ) -> Result<(), LegacyLoadError> {
-        let mut fds: Vec<BorrowedFd<'_>> = vec![signals.fd()];
-        fds.extend(session.rings.iter().map(|(_, r)| r.fd()));
-        if let Some(p) = pipe.as_deref() {
-            fds.push(p.as_fd());
-        }
-        let mut poll = PollSet::new(&fds);
-        drop(fds);
-        loop {
-            let timeout = deadline.map_or(POLL_MS, |d| {
-                d.saturating_duration_since(Instant::now())
-                    .as_millis()
-                    .min(POLL_MS as u128) as i32
-            });
-            poll.wait(timeout)?;
-
-            let mut stop = false;
-            while let Some(sig) = signals.read()? {
-                stop |= sig != libc::SIGCHLD;
-            }
-            if let Some(c) = child.as_deref_mut() {
-                let exited = c.try_wait().map_err(|err| LegacyLoadError::Io {
-                    what: "waiting for the command".into(),
-                    err,
-                })?;
-                // Its probes fired before it exited: the drain below sees them.
-                stop |= exited.is_some();
-            }
-            stop |= deadline.is_some_and(|d| Instant::now() >= d);
+        let mut poll = session::poll_set(signals, &session.rings, pipe.as_deref());
+        session::stream(&mut poll, signals, child, deadline, || {
             if let Some(p) = pipe.as_deref_mut() {
                 self.drain_pipe(p)?;
             }
             self.drain_rings(session)?;
             // Both drained dry: show what came at once.
             self.out.flush().map_err(write_error)?;
-            if stop {
-                if !self.rest.is_empty() {
-                    let rest = std::mem::take(&mut self.rest);
-                    self.emit(&rest)?;
-                }
-                return self.out.flush().map_err(|err| LegacyLoadError::Io {
-                    what: "writing output".into(),
-                    err,
-                });
-            }
+            Ok::<_, LegacyLoadError>(Flow::Continue)
+        })?;
+        let rest = pipe.map(TracePipe::take_rest).unwrap_or_default();
+        if !rest.is_empty() {
+            self.emit(&rest)?;
         }
+        Ok(self.out.flush().map_err(write_error)?)
     }
 
     fn emit(&mut self, line: &str) -> Result<(), LegacyLoadError> {
-        writeln!(self.out, "{line}").map_err(write_error)
+        Ok(writeln!(self.out, "{line}").map_err(write_error)?)
     }
 
-    fn drain_pipe(&mut self, pipe: &mut File) -> Result<(), LegacyLoadError> {
-        let mut buf = [0u8; 8192];
-        loop {
-            let n = match pipe.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => {
-                    return Err(LegacyLoadError::Io {
-                        what: "reading trace_pipe".into(),
-                        err,
-                    });
-                }
-            };
-            self.rest.push_str(&String::from_utf8_lossy(&buf[..n]));
-            while let Some(end) = self.rest.find('\n') {
-                let line: String = self.rest.drain(..=end).collect();
-                // Formats ending in "\n" leave an empty line on kernels that add their own.
-                if !line.trim().is_empty() {
-                    self.emit(line.trim_end())?;
-                }
+    fn drain_pipe(&mut self, pipe: &mut TracePipe) -> Result<(), LegacyLoadError> {
+        pipe.drain(|line| {
+            // Formats ending in "\n" leave an empty line on kernels that add their own.
+            if !line.trim().is_empty() {
+                self.emit(line)?;
             }
-        }
+            Ok::<_, LegacyLoadError>(Flow::Continue)
+        })?;
+        Ok(())
     }
 
     /// Perf samples have no format nobtf knows: one hex line each.
