@@ -82,6 +82,8 @@ int main(int argc, char **argv)
 		err = perf_buffer__poll(pb, 100);
 		if (err < 0 && err != -EINTR)
 			break;
+		// As nobtf does: batch lines while events come, flush once drained.
+		fflush(stdout);
 		if (child > 0 && waitpid(child, NULL, WNOHANG) == child) {
 			while (perf_buffer__consume(pb) > 0)
 				;
