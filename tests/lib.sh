@@ -30,6 +30,12 @@ assert_eq() {
     return 1
 }
 
+# The lines of a VM script's OUTPUT that follow the line HEADER, up to the
+# next "== " header: one case of a script that runs several.
+output_block() {
+    printf '%s\n' "$1" | awk -v h="$2" '$0 == h { on = 1; next } /^== / { on = 0 } on'
+}
+
 # Run a command in a VM of the kernel under test (scripts/vm options first, then -- CMD).
 vm() { "$NOBTF_ROOT/scripts/vm" --kernel "$KERNEL" "$@"; }
 

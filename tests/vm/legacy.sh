@@ -53,7 +53,7 @@ vmtest_legacy_unlink_object_prints_the_reference_lines() {
     # The trace shows comm as <...> when its comm cache missed the process.
     while IFS= read -r header; do
         blocks=$((blocks + 1))
-        block=$(printf '%s\n' "$out" | awk -v h="$header" '$0 == h { on = 1; next } /^== / { on = 0 } on')
+        block=$(output_block "$out" "$header")
         pid=${header##*RMPID=}
         assert_match "$header" ' rc=0 ' || { printf '%s\n' "$block" >&2; return 1; }
         assert_match "$block" "^ *(rm|<\\.\\.\\.>)-$pid +\\[[0-9]+\\] .*: KPROBE ENTRY pid = $pid, refcnt=[1-9][0-9]* filename = /tmp/a.txt\$" \

@@ -40,7 +40,7 @@ vmtest_loader_unlink_every_mode() {
     # Each block starts with "== mode=...": check it on its own.
     while IFS= read -r header; do
         blocks=$((blocks + 1))
-        block=$(printf '%s\n' "$out" | awk -v h="$header" '$0 == h { on = 1; next } /^== / { on = 0 } on')
+        block=$(output_block "$out" "$header")
         pid=${header##*RMPID=}
         assert_match "$header" 'rc=0 ' || { printf '%s\n' "$block" >&2; return 1; }
         assert_match "$block" "^ *rm-$pid +\\[[0-9]{3}\\] +[0-9]+\\.[0-9]{6}: KPROBE ENTRY pid = $pid, filename = /tmp/a.txt\$" || return 1
