@@ -2,18 +2,39 @@
 # `<kind>test_*` function, once per kernel for VM tests.
 # shellcheck shell=bash
 
-TESTS_PASSED=0 TESTS_FAILED=0 TESTS_SKIPPED=0 FAILED_NAMES=()
+TESTS_PASSED=0 TESTS_FAILED=0 TESTS_SKIPPED=0 FAILED_NAMES=() RETRIED_NAMES=()
 
-run_one() {
-    local label=$1 fn=$2 log rc start
-    log=$(mktemp)
+# What scripts/vm prints when the VM itself failed (no boot, guest crash,
+# timeout), as opposed to the command in it failing.
+VM_FAILURE_PATTERN='^scripts/vm: (the VM on .* ended without a command status|timed out after|the kernel reported a bug)'
+
+run_once() {
+    local fn=$1 log=$2
     TEST_TMP=$(mktemp -d)
     export TEST_TMP
-    start=$SECONDS
     set +e
     ( set +e; "$fn" ) >"$log" 2>&1
-    rc=$?
+    local rc=$?
     set -e
+    rm -rf "$TEST_TMP"
+    return $rc
+}
+
+run_one() {
+    local label=$1 fn=$2 log rc=0 start
+    log=$(mktemp)
+    start=$SECONDS
+    run_once "$fn" "$log" || rc=$?
+    # A VM that failed under emulation gets one more try; the first failure
+    # is shown in full and the test is named in the summary, so a crash that
+    # nobtf causes is still seen, and one that repeats still fails the run.
+    if [ "$rc" != 0 ] && [ "$rc" != 77 ] && grep -qE "$VM_FAILURE_PATTERN" "$log"; then
+        printf 'RETRY %-50s %3ss: the VM failed; its output:\n' "$label" $((SECONDS - start))
+        tail -n 60 "$log" | sed 's/^/      /'
+        RETRIED_NAMES+=("$label")
+        start=$SECONDS rc=0
+        run_once "$fn" "$log" || rc=$?
+    fi
     case $rc in
         0) TESTS_PASSED=$((TESTS_PASSED + 1)); printf 'PASS  %-50s %3ss\n' "$label" $((SECONDS - start)) ;;
         77) TESTS_SKIPPED=$((TESTS_SKIPPED + 1)); printf 'SKIP  %-50s %s\n' "$label" "$(grep -m1 '^skipped:' "$log" | cut -c10-)" ;;
@@ -21,7 +42,7 @@ run_one() {
            printf 'FAIL  %-50s %3ss (exit %s)\n' "$label" $((SECONDS - start)) "$rc"
            tail -n 40 "$log" | sed 's/^/      /' ;;
     esac
-    rm -rf "$log" "$TEST_TMP"
+    rm -f "$log"
 }
 
 # run_tests KIND FILTER [KERNEL...]
@@ -47,6 +68,7 @@ run_tests() {
 
 print_summary() {
     local name
+    for name in ${RETRIED_NAMES[@]+"${RETRIED_NAMES[@]}"}; do printf 'retried after a VM failure: %s\n' "$name"; done
     for name in ${FAILED_NAMES[@]+"${FAILED_NAMES[@]}"}; do printf 'failed: %s\n' "$name"; done
-    printf '%d passed, %d failed, %d skipped\n' "$TESTS_PASSED" "$TESTS_FAILED" "$TESTS_SKIPPED"
+    printf '%d passed, %d failed, %d skipped, %d retried\n' "$TESTS_PASSED" "$TESTS_FAILED" "$TESTS_SKIPPED" "${#RETRIED_NAMES[@]}"
 }
