@@ -8,7 +8,8 @@
 //       marker's events are gone; then drain the pipe in a child counting
 //       entry and exit lines and the sum of "Lost N events" lines; unlink
 //       PATH N times (ns_per_unlink), give the tracer 2 s to catch up, stop
-//       it with SIGINT and report its peak_rss_kb. Nothing else unlinks in
+//       it with SIGINT and report its peak_rss_kb and the CPU time it used
+//       from the loop's start to the stop (storm_cpu_ms). Nothing else unlinks in
 //       the VM, so every counted event is one of the N unlinks'.
 #include <fcntl.h>
 #include <poll.h>
@@ -36,6 +37,26 @@ static double unlink_loop(long n, const char *path)
 	for (long i = 0; i < n; i++)
 		unlink(path);
 	return (double)(now_ns() - start) / n;
+}
+
+// CPU time (user + system, all threads) a process has used, in ms; -1 if unknown.
+static double cpu_ms(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long utime, stime;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = 0;
+	// Fields 14 and 15, counted from after the parenthesised comm.
+	char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+		return -1;
+	return (double)(utime + stime) * 1000.0 / sysconf(_SC_CLK_TCK);
 }
 
 #define MARKER "/tmp/bench-marker"
@@ -134,8 +155,12 @@ static int trace(long n, const char *path, const char *needle, char **cmd)
 		_exit(0);
 	}
 	close(fds[0]);
+	double cpu_before = cpu_ms(tracer);
 	printf("ns_per_unlink %.1f\n", unlink_loop(n, path));
 	sleep(2);
+	double cpu_after = cpu_ms(tracer);
+	if (cpu_before >= 0 && cpu_after >= 0)
+		printf("storm_cpu_ms %.0f\n", cpu_after - cpu_before);
 	kill(tracer, SIGINT);
 	int status;
 	struct rusage ru;

@@ -46,6 +46,9 @@ def main():
             if "entries" in r and "exits" in r:
                 r["delivered"] = r["entries"] + r["exits"]
                 r["unaccounted"] = 2 * args.unlinks - r["entries"] - r["exits"] - r["lost"]
+                # The tracer's own CPU per event it delivered: its reader's cost.
+                if r.get("storm_cpu_ms") is not None and r["delivered"] > 0:
+                    r["reader_us_per_event"] = r["storm_cpu_ms"] * 1000 / r["delivered"]
     ref = results.get("libbpf", {}).get("added_ns_per_unlink")
     for tool in TOOLS:
         r = results.get(tool)
@@ -76,25 +79,26 @@ def main():
         f"({cell('none_after', 'ns_per_unlink')} ns after the tools).",
         "",
         "| tool | ns per unlink | added ns | added vs libbpf | start to first event (ms) "
-        "| events delivered | events lost (reported) | events unaccounted | peak RSS (KiB) "
-        "| size on target (bytes) | exit |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| events delivered | events lost (reported) | events unaccounted | tracer CPU per event (µs) "
+        "| peak RSS (KiB) | size on target (bytes) | exit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for tool in TOOLS:
         if tool not in results:
-            lines.append(f"| {tool} | not run | | | | | | | | | |")
+            lines.append(f"| {tool} | not run | | | | | | | | | | |")
             continue
         lines.append(
             f"| {tool} | {cell(tool, 'ns_per_unlink')} | {cell(tool, 'added_ns_per_unlink')} "
             f"| {cell(tool, 'added_cost_vs_libbpf', '{:.2f}x')} | {cell(tool, 'attach_ms', '{:.1f}')} "
             f"| {cell(tool, 'delivered')} | {cell(tool, 'lost')} | {cell(tool, 'unaccounted')} "
-            f"| {cell(tool, 'peak_rss_kb')} | {cell(tool, 'size_bytes')} "
+            f"| {cell(tool, 'reader_us_per_event', '{:.1f}')} | {cell(tool, 'peak_rss_kb')} | {cell(tool, 'size_bytes')} "
             f"| {exit_text(results.get(tool, {}).get('tracer_exit'))} |"
         )
     lines.append("")
     lines.append(
         f"Each unlink makes an entry and an exit event ({2 * args.unlinks} expected per tool); "
-        "unaccounted = expected - delivered - reported lost. ply prints comm and pid only: it has no casts to "
+        "unaccounted = expected - delivered - reported lost; tracer CPU per event is the user and system "
+        "time the tracer process used from the storm's start to its stop, over the events it delivered. ply prints comm and pid only: it has no casts to "
         "follow struct filename's name pointer without kernel headers. "
         "exit is how each tracer ended when stopped with SIGINT after the storm."
     )

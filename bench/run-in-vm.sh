@@ -15,6 +15,8 @@ echo "cpus $(grep -c ^processor /proc/cpuinfo)"
 # Sizes on the target: the binary plus every shared library it loads.
 size_of() {
     total=$(stat -L -c %s "$1")
+    # Static files have no libraries; trixie's loader segfaults on --list of one.
+    /lib64/ld-linux-x86-64.so.2 --verify "$1" >/dev/null 2>&1 || { echo "$total"; return; }
     for lib in $(/lib64/ld-linux-x86-64.so.2 --list "$1" 2>/dev/null | awk '/=>/ { print $3 } /^\t\// { print $1 }'); do
         [ -f "$lib" ] && total=$((total + $(stat -L -c %s "$lib")))
     done
@@ -36,7 +38,7 @@ run_tool() {
     benchctl trace "$N" "$STORM" "$needle" -- "$@" >/tmp/$name.out 2>/tmp/$name.err
     cat /tmp/$name.out
     sed "s/^/$name stderr: /" /tmp/$name.err | tail -n 5
-    for metric in attach_ms ns_per_unlink peak_rss_kb entries exits lost_stdout tracer_exit; do
+    for metric in attach_ms ns_per_unlink storm_cpu_ms peak_rss_kb entries exits lost_stdout tracer_exit; do
         value=$(awk -v m=$metric '$1 == m { print $2 }' /tmp/$name.out)
         [ -n "$value" ] && result "$name" "$metric" "$value"
     done

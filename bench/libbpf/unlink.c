@@ -24,14 +24,17 @@ static void on_event(void *ctx, int cpu, void *data, __u32 size)
 {
 	const struct unlink_event *e = data;
 
-	(void)ctx; (void)cpu;
+	(void)ctx;
 	if (size < sizeof(*e))
 		return;
 	delivered++;
+	// The line nobtf prints by default: the trace pipe's prefix, then the message.
+	printf("%16s-%-7u [%03d] %5llu.%06llu: ", e->comm, e->tid, cpu,
+	       (unsigned long long)(e->ts_ns / 1000000000), (unsigned long long)(e->ts_ns % 1000000000 / 1000));
 	if (e->kind == UNLINK_ENTRY)
-		printf("%s-%u KPROBE ENTRY pid = %u, filename = %s\n", e->comm, e->pid, e->pid, e->filename);
+		printf("KPROBE ENTRY pid = %u, filename = %s\n", e->pid, e->filename);
 	else
-		printf("%s-%u KPROBE EXIT: pid = %u, ret = %lld\n", e->comm, e->pid, e->pid, (long long)e->ret);
+		printf("KPROBE EXIT: pid = %u, ret = %lld\n", e->pid, (long long)e->ret);
 }
 
 static void on_lost(void *ctx, int cpu, __u64 count) { (void)ctx; (void)cpu; lost += count; }

@@ -166,12 +166,16 @@ impl TracePipe {
     }
 }
 
+/// Where the signalfd is in a `poll_set`.
+const SIGNALS_INDEX: usize = 0;
+
 /// The poll set of an event loop: the signalfd, the rings, the trace pipe.
 pub fn poll_set(
     signals: &SignalFd,
     rings: &[(u32, PerfRing)],
     pipe: Option<&TracePipe>,
 ) -> PollSet {
+    // First, at SIGNALS_INDEX.
     let mut fds: Vec<BorrowedFd<'_>> = vec![signals.fd()];
     fds.extend(rings.iter().map(|(_, r)| r.fd()));
     if let Some(p) = pipe {
@@ -183,10 +187,14 @@ pub fn poll_set(
 /// Waits up to `timeout_ms` for data or a signal; returns whether a
 /// termination signal came (SIGCHLD only wakes the loop).
 pub fn wait(poll: &mut PollSet, signals: &SignalFd, timeout_ms: i32) -> Result<bool, SessionError> {
-    poll.wait(timeout_ms)?;
+    let interrupted = poll.wait(timeout_ms)?;
     let mut signalled = false;
-    while let Some(sig) = signals.read()? {
-        signalled |= sig != libc::SIGCHLD;
+    // The signalfd is read only when it has something: under a storm each
+    // wakeup is then one poll(2), not a poll and a failed read.
+    if interrupted || poll.ready(SIGNALS_INDEX) {
+        while let Some(sig) = signals.read()? {
+            signalled |= sig != libc::SIGCHLD;
+        }
     }
     Ok(signalled)
 }

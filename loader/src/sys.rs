@@ -530,8 +530,8 @@ impl PollSet {
     }
 
     /// Waits until one fd is readable (or hung up), or `timeout_ms`, or a
-    /// signal interrupts.
-    pub fn wait(&mut self, timeout_ms: i32) -> SysResult<()> {
+    /// signal interrupts; returns whether a signal interrupted it.
+    pub fn wait(&mut self, timeout_ms: i32) -> SysResult<bool> {
         let fds = &mut self.0;
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
         let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
@@ -540,8 +540,14 @@ impl PollSet {
             if err.kind() != io::ErrorKind::Interrupted {
                 return Err(SysError { call: "poll", err });
             }
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
+    }
+
+    /// Whether the last `wait` found the `index`th fd ready.
+    pub fn ready(&self, index: usize) -> bool {
+        self.0.get(index).is_some_and(|fd| fd.revents != 0)
     }
 }
 
