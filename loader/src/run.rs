@@ -496,7 +496,11 @@ impl Loop<'_> {
             if (entry && exit) || left.is_zero() {
                 break;
             }
-            let signalled = session::wait(poll, signals, left.as_millis().min(200) as i32)?;
+            let signalled = session::wait(
+                poll,
+                signals,
+                left.as_millis().min(session::LATENCY_MS as u128) as i32,
+            )?;
             self.drain(session, pipe.as_deref_mut())?;
             if signalled {
                 // Asked to stop: nothing was shown yet, nothing to judge.
@@ -593,7 +597,7 @@ impl Loop<'_> {
     }
 
     /// Drains the rings until a pass finds them all empty (then flushes the
-    /// output, so a quiet trace shows each event at once) or for at most
+    /// output, so a quiet trace shows each event within a poll) or for at most
     /// `DRAIN_PASSES` passes under a storm (the buffer then flushes when
     /// full), so signals and the command's exit are still seen.
     fn drain_rings(&mut self, session: &Session) -> Result<Flow, RunError> {
@@ -697,7 +701,7 @@ const DRAIN_PASSES: usize = 16;
 
 /// The event a record holds, borrowing its strings; `None` for a kind
 /// nobtf does not know.
-fn event(cpu: u32, raw: &probe_event::UnlinkEvent) -> Option<Event<'_>> {
+pub fn event(cpu: u32, raw: &probe_event::UnlinkEvent) -> Option<Event<'_>> {
     let kind = match raw.kind()? {
         ProbeEventKind::Entry => EventKind::Entry {
             filename: raw.filename_str(),

@@ -17,8 +17,16 @@ use crate::features::{self, FeatureError};
 use crate::ring::RingError;
 use crate::sys::{self, MapFd, PerfRing, PollSet, SignalFd, SysError};
 
-/// How long one poll waits before the stop conditions are checked again.
-const POLL_MS: i32 = 200;
+/// How late a quiet event may be shown: the rings wake the reader only
+/// once `wakeup_bytes` wait (see `attrs::perf_output`), so the poll times
+/// out this often to pick up the rest (and to check the stop conditions).
+pub const LATENCY_MS: i32 = 10;
+
+/// Bytes waiting in a ring before it wakes the reader: a page (about a
+/// dozen unlink records), at most half the ring.
+fn wakeup_bytes(ring_bytes: usize) -> u32 {
+    (sys::page_size().min(ring_bytes / 2)).max(1) as u32
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -72,7 +80,8 @@ pub fn open_rings(
     let possible = features::possible_cpus()?;
     let online = features::online_cpus().unwrap_or(possible);
     for cpu in online {
-        let fd = sys::perf_event_open(&crate::attrs::perf_output(), None, -1, cpu as i32)?;
+        let attr = crate::attrs::perf_output(wakeup_bytes(pages * sys::page_size()));
+        let fd = sys::perf_event_open(&attr, None, -1, cpu as i32)?;
         let ring = PerfRing::map(fd, pages)?;
         let ring_fd = ring.fd().as_raw_fd() as u32;
         map.update(
@@ -211,10 +220,10 @@ pub fn stream<E: From<SessionError>>(
     mut drain: impl FnMut() -> Result<Flow, E>,
 ) -> Result<(), E> {
     loop {
-        let timeout = deadline.map_or(POLL_MS, |d| {
+        let timeout = deadline.map_or(LATENCY_MS, |d| {
             d.saturating_duration_since(Instant::now())
                 .as_millis()
-                .min(POLL_MS as u128) as i32
+                .min(LATENCY_MS as u128) as i32
         });
         let mut stop = wait(poll, signals, timeout)?;
         if let Some(c) = child.as_deref_mut() {

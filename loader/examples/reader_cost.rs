@@ -1,0 +1,96 @@
+//! The reader's userspace work per event, with no kernel: perf records of
+//! unlink events are parsed and printed as `nobtf run unlink` does, into
+//! /dev/null through the same buffered writer. Run under
+//! `valgrind --tool=callgrind` for instructions per event (scripts/bench
+//! measures the whole tracer in a VM; this isolates the printing path).
+//!   cargo run --release -p loader --example reader_cost -- [EVENTS] [text|json]
+
+use std::io::{BufWriter, Write};
+
+use kernel_headers::perf::{PERF_EVENT_HEADER_SIZE, PERF_RECORD_SAMPLE};
+use loader::output::{self, Format};
+use loader::ring::{self, Record};
+use probes::event::{self, EventKind, HAS_REFCNT, SIZE, UnlinkEvent, VERSION};
+
+/// One perf sample record holding `raw`, as the kernel lays it out.
+fn sample_record(raw: &UnlinkEvent) -> Vec<u8> {
+    let mut body = Vec::with_capacity(SIZE);
+    body.extend_from_slice(&raw.version.to_ne_bytes());
+    body.extend_from_slice(&raw.kind.to_ne_bytes());
+    body.extend_from_slice(&raw.ts_ns.to_ne_bytes());
+    body.extend_from_slice(&raw.pid.to_ne_bytes());
+    body.extend_from_slice(&raw.tid.to_ne_bytes());
+    body.extend_from_slice(&raw.refcnt.to_ne_bytes());
+    body.extend_from_slice(&raw.flags.to_ne_bytes());
+    body.extend_from_slice(&raw.ret.to_ne_bytes());
+    body.extend_from_slice(&raw.comm);
+    body.extend_from_slice(&raw.filename);
+    let padded = (4 + body.len()).div_ceil(8) * 8;
+    let size = PERF_EVENT_HEADER_SIZE + padded;
+    let mut out = PERF_RECORD_SAMPLE.to_ne_bytes().to_vec();
+    out.extend_from_slice(&0u16.to_ne_bytes());
+    out.extend_from_slice(&(size as u16).to_ne_bytes());
+    out.extend_from_slice(&((padded - 4) as u32).to_ne_bytes());
+    out.extend_from_slice(&body);
+    out.resize(size, 0);
+    out
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let events: usize = args
+        .next()
+        .map_or(100_000, |n| n.parse().expect("EVENTS is a number"));
+    let format = match args.next().as_deref() {
+        Some("json") => Format::Json,
+        _ => Format::Text,
+    };
+    let mut comm = [0u8; event::COMM_LEN];
+    comm[..9].copy_from_slice(b"benchctl\0");
+    let mut filename = [0u8; event::FILENAME_LEN];
+    filename[..22].copy_from_slice(b"/tmp/nobtf-bench-storm");
+    let entry = UnlinkEvent {
+        version: VERSION,
+        kind: EventKind::Entry as u32,
+        ts_ns: 12_345_678_901_234,
+        pid: 4242,
+        tid: 4242,
+        refcnt: 1,
+        flags: HAS_REFCNT,
+        ret: 0,
+        comm,
+        filename,
+    };
+    let exit = UnlinkEvent {
+        kind: EventKind::Exit as u32,
+        ret: -2,
+        flags: 0,
+        ..entry
+    };
+    // A drain's worth of records, as one 64-page ring would hold.
+    let mut batch = Vec::new();
+    while batch.len() < 64 * 4096 - 2 * 400 {
+        batch.extend(sample_record(&entry));
+        batch.extend(sample_record(&exit));
+    }
+    let per_batch = ring::records(&batch).count();
+    let sink = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let mut out = BufWriter::with_capacity(64 * 1024, sink);
+    let mut done = 0;
+    while done < events {
+        for record in ring::records(&batch).take(events - done) {
+            let Ok(Record::Sample(data)) = record else {
+                panic!("bad record")
+            };
+            let raw = event::parse(data).expect("a valid event");
+            let shown = loader::run::event(1, &raw).expect("a known kind");
+            output::write_line(&mut out, format, &shown).expect("writing to /dev/null");
+            done += 1;
+        }
+    }
+    out.flush().expect("flush");
+    eprintln!("{done} events ({per_batch} per 64-page batch)");
+}
