@@ -1,21 +1,64 @@
-"""Turn the RESULT lines of bench/run-in-vm.sh into results.json and a Markdown table."""
+"""Turn the RESULT lines of bench/run-in-vm.sh into results.json and a Markdown table.
+
+With several rounds in one boot, each round's figures are derived on their
+own, then the table shows every figure's median and, for the ratios to
+libbpf, the range over the rounds.
+"""
 
 import argparse
 import json
+import statistics
 
 TOOLS = ["nobtf", "libbpf", "bpftrace", "ply"]
 
 
 def parse(path):
-    meta, results = {}, {}
+    """Returns (meta, rounds): rounds is a list of {tool: {metric: value}}."""
+    meta, rounds = {}, []
     with open(path) as raw:
         for line in raw:
             words = line.split()
-            if len(words) == 4 and words[0] == "RESULT":
-                results.setdefault(words[1], {})[words[2]] = float(words[3])
+            if len(words) == 2 and words[0] == "round":
+                rounds.append({})
+            elif len(words) == 4 and words[0] == "RESULT":
+                if not rounds:
+                    rounds.append({})
+                rounds[-1].setdefault(words[1], {})[words[2]] = float(words[3])
             elif len(words) >= 2 and words[0] in ("kernel", "cpu", "cpus"):
                 meta[words[0]] = line.split(maxsplit=1)[1].strip()
-    return meta, results
+    return meta, rounds
+
+
+def derive(results, unlinks):
+    """Adds the figures computed from one round's measurements."""
+    base = results.get("none", {}).get("ns_per_unlink")
+    for tool in TOOLS:
+        r = results.get(tool)
+        if not r:
+            continue
+        if base and "ns_per_unlink" in r:
+            r["added_ns_per_unlink"] = r["ns_per_unlink"] - base
+        r["lost"] = r.get("lost_reported", 0) + r.get("lost_stdout", 0)
+        # Every unlink makes an entry and an exit event: what was neither
+        # delivered nor reported lost went missing without a word.
+        if "entries" in r and "exits" in r:
+            r["delivered"] = r["entries"] + r["exits"]
+            r["unaccounted"] = 2 * unlinks - r["entries"] - r["exits"] - r["lost"]
+            if r["delivered"] > 0:
+                # A tool that drops events does less work for them: its
+                # added time over what it delivered is the fairer cost.
+                if "added_ns_per_unlink" in r and r["delivered"] >= 0.01 * 2 * unlinks:
+                    r["added_ns_per_delivered"] = r["added_ns_per_unlink"] * unlinks / r["delivered"]
+                # The tracer's own CPU per event it delivered: its reader's cost.
+                if r.get("storm_cpu_ms") is not None:
+                    r["reader_us_per_event"] = r["storm_cpu_ms"] * 1000 / r["delivered"]
+    for key, ratio in (("added_ns_per_unlink", "added_cost_vs_libbpf"),
+                       ("added_ns_per_delivered", "delivered_cost_vs_libbpf")):
+        ref = results.get("libbpf", {}).get(key)
+        for tool in TOOLS:
+            r = results.get(tool)
+            if r and ref and ref > 0 and key in r:
+                r[ratio] = r[key] / ref
 
 
 def exit_text(code):
@@ -27,79 +70,92 @@ def exit_text(code):
     return str(code)
 
 
+def summarize(rounds):
+    """Median of every figure over the rounds, plus min and max of each."""
+    summary = {}
+    for tool in ["none", "none_after"] + TOOLS:
+        keys = {k for r in rounds for k in r.get(tool, {})}
+        for key in keys:
+            values = [r[tool][key] for r in rounds if key in r.get(tool, {})]
+            entry = summary.setdefault(tool, {})
+            entry[key] = statistics.median(values)
+            entry[key + "_range"] = (min(values), max(values))
+    return summary
+
+
 def main():
     ap = argparse.ArgumentParser()
     for flag in ("--raw", "--json", "--markdown", "--host-cpu", "--command"):
         ap.add_argument(flag, required=True)
     ap.add_argument("--unlinks", type=int, required=True)
     args = ap.parse_args()
-    meta, results = parse(args.raw)
-    base = results.get("none", {}).get("ns_per_unlink")
-    for tool in TOOLS:
-        r = results.get(tool)
-        if r and base and "ns_per_unlink" in r:
-            r["added_ns_per_unlink"] = r["ns_per_unlink"] - base
-        if r:
-            r["lost"] = r.get("lost_reported", 0) + r.get("lost_stdout", 0)
-            # Every unlink makes an entry and an exit event: what was neither
-            # delivered nor reported lost went missing without a word.
-            if "entries" in r and "exits" in r:
-                r["delivered"] = r["entries"] + r["exits"]
-                r["unaccounted"] = 2 * args.unlinks - r["entries"] - r["exits"] - r["lost"]
-                # The tracer's own CPU per event it delivered: its reader's cost.
-                if r.get("storm_cpu_ms") is not None and r["delivered"] > 0:
-                    r["reader_us_per_event"] = r["storm_cpu_ms"] * 1000 / r["delivered"]
-    ref = results.get("libbpf", {}).get("added_ns_per_unlink")
-    for tool in TOOLS:
-        r = results.get(tool)
-        if r and ref and "added_ns_per_unlink" in r:
-            r["added_cost_vs_libbpf"] = r["added_ns_per_unlink"] / ref
+    meta, rounds = parse(args.raw)
+    for results in rounds:
+        derive(results, args.unlinks)
+    summary = summarize(rounds)
     doc = {
         "command": args.command,
         "unlinks": args.unlinks,
+        "rounds": len(rounds),
         "kernel": meta.get("kernel"),
         "guest_cpu": meta.get("cpu"),
         "guest_cpus": meta.get("cpus"),
         "host_cpu": args.host_cpu,
         "emulation": "QEMU TCG (software emulation): absolute times are not native; compare ratios",
-        "results": results,
+        "median": {tool: {k: v for k, v in r.items() if not k.endswith("_range")} for tool, r in summary.items()},
+        "rounds_results": rounds,
     }
     with open(args.json, "w") as f:
         json.dump(doc, f, indent=2)
 
-    def cell(tool, key, fmt="{:.0f}"):
-        v = results.get(tool, {}).get(key)
-        return "n/a" if v is None else fmt.format(v)
+    def cell(tool, key, fmt="{:.0f}", spread=False):
+        r = summary.get(tool, {})
+        v = r.get(key)
+        if v is None:
+            return "n/a"
+        text = fmt.format(v)
+        lo, hi = r[key + "_range"]
+        if spread and len(rounds) > 1 and lo != hi:
+            text += f" ({fmt.format(lo)}–{fmt.format(hi)})"
+        return text
 
+    median = "medians of " + str(len(rounds)) + " rounds; ratios with their range" if len(rounds) > 1 else "one round"
     lines = [
         f"Kernel {doc['kernel']}, guest CPU {doc['guest_cpu']} x{doc['guest_cpus']}, "
         f"host CPU {doc['host_cpu']}; {doc['emulation']}.",
-        f"{args.unlinks} unlinks of a missing file per tool (one entry and one exit event each); "
-        f"no-probe baseline {cell('none', 'ns_per_unlink')} ns per unlink "
+        f"{args.unlinks} unlinks of a missing file per tool and round (one entry and one exit event each), "
+        f"{median}; no-probe baseline {cell('none', 'ns_per_unlink')} ns per unlink "
         f"({cell('none_after', 'ns_per_unlink')} ns after the tools).",
         "",
-        "| tool | ns per unlink | added ns | added vs libbpf | start to first event (ms) "
+        "| tool | ns per unlink | added ns | added vs libbpf | added ns per delivered event | "
+        "per delivered event vs libbpf | start to first event (ms) "
         "| events delivered | events lost (reported) | events unaccounted | tracer CPU per event (µs) "
         "| peak RSS (KiB) | size on target (bytes) | exit |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for tool in TOOLS:
-        if tool not in results:
-            lines.append(f"| {tool} | not run | | | | | | | | | | |")
+        if tool not in summary:
+            lines.append(f"| {tool} | not run |" + " |" * 12)
             continue
         lines.append(
             f"| {tool} | {cell(tool, 'ns_per_unlink')} | {cell(tool, 'added_ns_per_unlink')} "
-            f"| {cell(tool, 'added_cost_vs_libbpf', '{:.2f}x')} | {cell(tool, 'attach_ms', '{:.1f}')} "
+            f"| {cell(tool, 'added_cost_vs_libbpf', '{:.2f}x', spread=True)} "
+            f"| {cell(tool, 'added_ns_per_delivered')} "
+            f"| {cell(tool, 'delivered_cost_vs_libbpf', '{:.2f}x', spread=True)} "
+            f"| {cell(tool, 'attach_ms', '{:.1f}')} "
             f"| {cell(tool, 'delivered')} | {cell(tool, 'lost')} | {cell(tool, 'unaccounted')} "
-            f"| {cell(tool, 'reader_us_per_event', '{:.1f}')} | {cell(tool, 'peak_rss_kb')} | {cell(tool, 'size_bytes')} "
-            f"| {exit_text(results.get(tool, {}).get('tracer_exit'))} |"
+            f"| {cell(tool, 'reader_us_per_event', '{:.1f}')} | {cell(tool, 'peak_rss_kb')} "
+            f"| {cell(tool, 'size_bytes')} "
+            f"| {exit_text(summary.get(tool, {}).get('tracer_exit'))} |"
         )
     lines.append("")
     lines.append(
-        f"Each unlink makes an entry and an exit event ({2 * args.unlinks} expected per tool); "
-        "unaccounted = expected - delivered - reported lost; tracer CPU per event is the user and system "
-        "time the tracer process used from the storm's start to its stop, over the events it delivered. ply prints comm and pid only: it has no casts to "
-        "follow struct filename's name pointer without kernel headers. "
+        f"Each unlink makes an entry and an exit event ({2 * args.unlinks} expected per tool and round); "
+        "unaccounted = expected - delivered - reported lost. Added ns per delivered event = added ns per "
+        "unlink x unlinks / events delivered: a tool that drops events skips their printing, so its "
+        "added time per unlink flatters it. Tracer CPU per event is the user and system time the tracer "
+        "process used from the storm's start to its stop, over the events it delivered. ply prints comm "
+        "and pid only: it has no casts to follow struct filename's name pointer without kernel headers. "
         "exit is how each tracer ended when stopped with SIGINT after the storm."
     )
     lines.append("")

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs inside the benchmark VM (scripts/bench): each tool in the same boot.
+# Runs inside the benchmark VM (scripts/bench): one round, each tool in the same boot.
 # Prints "RESULT tool metric value" lines; everything else is commentary.
 set -u
 N=${1:-200000}

@@ -118,6 +118,9 @@ pub struct RunArgs {
     /// Skip the canary that checks the profile against this kernel first.
     #[arg(long)]
     pub no_verify: bool,
+    /// Say how long each start-up step took (on stderr).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -102,6 +102,7 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
                 trace_pipe: args.probe.trace_pipe,
                 buffer_pages: args.buffer_pages,
                 verify: !args.no_verify,
+                verbose: args.verbose,
             };
             // One write(2) per batch, not per line (stdout's own LineWriter):
             // run flushes whenever the rings run dry.

@@ -44,6 +44,27 @@ pub struct RunOptions {
     pub buffer_pages: usize,
     /// Run the canary before showing events.
     pub verify: bool,
+    /// Report the start-up steps' times.
+    pub verbose: bool,
+}
+
+/// With `--verbose`, each start-up step's time since the previous one.
+struct Steps {
+    verbose: bool,
+    last: Instant,
+}
+
+impl Steps {
+    fn done(&mut self, step: &str) {
+        if self.verbose {
+            let now = Instant::now();
+            eprintln!(
+                "nobtf: {step}: {:.1} ms",
+                now.duration_since(self.last).as_secs_f64() * 1000.0
+            );
+            self.last = now;
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +207,11 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     if !is_pow2(opts.buffer_pages) {
         return Err(RunError::BufferPages(opts.buffer_pages));
     }
+    let mut steps = Steps {
+        verbose: opts.verbose,
+        last: started,
+    };
+    steps.done("process start and arguments");
     // First, so a signal during set-up is seen by the loop, not lost.
     let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD])?;
     let mut report = Report::detect(Scope::Start);
@@ -194,6 +220,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         sweep_stale(tracefs, false);
     }
     let profile = choose_profile(opts.offsets.as_ref(), &report)?;
+    steps.done("kernel features, stale probes and profile");
     if let Ok(kernel) = &report.kernel
         && profile.kernel.release != kernel.release
     {
@@ -217,6 +244,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         output,
     };
     let programs = build(&profile, &choices)?;
+    steps.done("helper probes and building the programs");
     let load_opts = LoadOptions {
         kern_version: report.kern_version(),
         names: basic.names,
@@ -249,6 +277,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     {
         session::open_rings(events, opts.buffer_pages, &mut session.rings)?;
     }
+    steps.done("maps and perf rings");
 
     for program in &programs {
         let insns = program.encode(|name| {
@@ -268,6 +297,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
             })?;
         session.progs.push(fd);
     }
+    steps.done("loading the programs (verifier)");
 
     // The trace pipe is opened before attaching so no line is missed.
     let mut pipe = if opts.trace_pipe {
@@ -303,6 +333,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         })?;
         session.attachments.push(attachment);
     }
+    steps.done("attaching");
     eprintln!(
         "nobtf: attached to {} entry and return ({attach_plan}, {}, {}) in {} ms",
         unlink::FUNCTION,
@@ -362,6 +393,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
             drop(session);
             return Err(err);
         }
+        steps.done("canary");
     }
     let mut child = match (&opts.command, state.stopping) {
         (Some(command), false) => Some(session::spawn(command)?),
@@ -489,6 +521,9 @@ impl Loop<'_> {
             err,
         })?;
         let deadline = Instant::now() + canary::TIMEOUT;
+        // The probes ran inside unlink(2), so their records are usually in
+        // the ring already: read before waiting (they are too few to wake us).
+        self.drain(session, pipe.as_deref_mut())?;
         loop {
             let entry = self.own.iter().any(|s| matches!(s, Seen::Entry { .. }));
             let exit = self.own.iter().any(|s| matches!(s, Seen::Exit { .. }));
