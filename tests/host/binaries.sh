@@ -1,0 +1,17 @@
+# The release binaries as they ship: one static file each, nobtf under 2 MB.
+# shellcheck shell=bash
+
+hosttest_release_binaries_are_static_and_small() {
+    build_static nobtf offsets || return 1
+    local dir=$NOBTF_ROOT/target/x86_64-unknown-linux-gnu/release bin size
+    for bin in nobtf offsets; do
+        # No program interpreter and no dynamic section: nothing to load at exec.
+        if readelf -lW "$dir/$bin" | grep -q -e INTERP -e DYNAMIC; then
+            fail "$bin has a program interpreter or dynamic section:$(readelf -lW "$dir/$bin" | grep -e INTERP -e DYNAMIC)"
+            return 1
+        fi
+    done
+    size=$(stat -c %s "$dir/nobtf")
+    echo "nobtf: $size bytes" >&2
+    [ "$size" -lt 2000000 ] || fail "nobtf is $size bytes, over the 2 MB goal"
+}
