@@ -3,6 +3,9 @@
 # Prints "RESULT tool metric value" lines; everything else is commentary.
 set -u
 N=${1:-200000}
+# The round number rotates the tools' order: whoever goes first in a boot
+# pays the kernel's first-use costs (kprobe, JIT, text patching).
+ROUND=${2:-1}
 STORM=/tmp/nobtf-bench-storm
 export PATH=/usr/local/bin:$PATH
 
@@ -49,8 +52,13 @@ run_tool() {
 # Warm up, then the baseline with no probe: before and after the tools, to see drift.
 benchctl loop 2000 "$STORM" >/dev/null
 result none ns_per_unlink "$(benchctl loop "$N" "$STORM" | awk '{ print $2 }')"
-run_tool nobtf /tmp/bench-marker nobtf run unlink
-run_tool libbpf /tmp/bench-marker libbpf-unlink
-run_tool bpftrace /tmp/bench-marker bpftrace -e "$BPFTRACE_PROG"
-run_tool ply "KPROBE ENTRY" ply "$PLY_PROG"
+run_nth() {
+    case $1 in
+        0) run_tool nobtf /tmp/bench-marker nobtf run unlink ;;
+        1) run_tool libbpf /tmp/bench-marker libbpf-unlink ;;
+        2) run_tool bpftrace /tmp/bench-marker bpftrace -e "$BPFTRACE_PROG" ;;
+        3) run_tool ply "KPROBE ENTRY" ply "$PLY_PROG" ;;
+    esac
+}
+for i in 0 1 2 3; do run_nth $(((i + ROUND - 1) % 4)); done
 result none_after ns_per_unlink "$(benchctl loop "$N" "$STORM" | awk '{ print $2 }')"
