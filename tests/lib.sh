@@ -19,7 +19,9 @@ assert_not_contains() {
 }
 
 assert_match() {
-    printf '%s\n' "$1" | grep -Eq -- "$2" && return 0
+    # A here-string, not a pipe: under pipefail grep -q's early exit can
+    # SIGPIPE printf and fail a matching assertion (it did, once, in CI).
+    grep -Eq -- "$2" <<<"$1" && return 0
     printf 'expected a line matching: %s\n--- in:\n%s\n---\n' "$2" "$1" >&2
     return 1
 }

@@ -7,6 +7,13 @@ KERNELS_DIR=$NOBTF_CACHE/kernels
 
 log() { printf '[nobtf] %s\n' "$*" >&2; }
 
+# Whether Debian package $1 is installed. No `cmd | grep -q` in these
+# scripts: under pipefail, grep -q exiting at its first match can kill the
+# writer with SIGPIPE and fail the pipeline (seen: 2 in 3000 runs).
+installed() {
+    [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == *"ok installed"* ]]
+}
+
 # The release binaries, static and not position-independent: no .rela.dyn
 # (65 KB of the 2 MB budget) and no self-relocation at start. Under TCG a
 # non-PIE text also sits at the same address every run, so the emulator

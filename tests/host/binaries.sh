@@ -6,8 +6,10 @@ hosttest_release_binaries_are_static_and_small() {
     local dir=$NOBTF_ROOT/target/x86_64-unknown-linux-gnu/release bin size
     for bin in nobtf offsets; do
         # No program interpreter and no dynamic section: nothing to load at exec.
-        if readelf -lW "$dir/$bin" | grep -q -e INTERP -e DYNAMIC; then
-            fail "$bin has a program interpreter or dynamic section:$(readelf -lW "$dir/$bin" | grep -e INTERP -e DYNAMIC)"
+        local headers
+        headers=$(readelf -lW "$dir/$bin") || return 1
+        if grep -q -e INTERP -e DYNAMIC <<<"$headers"; then
+            fail "$bin has a program interpreter or dynamic section: $(grep -e INTERP -e DYNAMIC <<<"$headers")"
             return 1
         fi
     done
