@@ -79,8 +79,8 @@ pub fn open_rings(
 ) -> Result<(), SessionError> {
     let possible = features::possible_cpus()?;
     let online = features::online_cpus().unwrap_or(possible);
+    let attr = crate::attrs::perf_output(wakeup_bytes(pages * sys::page_size()));
     for cpu in online {
-        let attr = crate::attrs::perf_output(wakeup_bytes(pages * sys::page_size()));
         let fd = sys::perf_event_open(&attr, None, -1, cpu as i32)?;
         let ring = PerfRing::map(fd, pages)?;
         let ring_fd = ring.fd().as_raw_fd() as u32;

@@ -7,11 +7,34 @@ KERNELS_DIR=$NOBTF_CACHE/kernels
 
 log() { printf '[nobtf] %s\n' "$*" >&2; }
 
+# How scripts/vm's messages start when the VM itself failed (no boot, a
+# guest oops, a timeout), as opposed to the command in it: the test runner
+# retries on it.
+VM_FAILURE_PREFIX='scripts/vm: VM failure:'
+
 # Whether Debian package $1 is installed. No `cmd | grep -q` in these
 # scripts: under pipefail, grep -q exiting at its first match can kill the
 # writer with SIGPIPE and fail the pipeline (seen: 2 in 3000 runs).
 installed() {
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == *"ok installed"* ]]
+}
+
+# install_packages [--no-recommends] PKG...: installs those not installed
+# yet, in one apt run.
+install_packages() {
+    local flags=() missing=() p
+    if [ "${1:-}" = --no-recommends ]; then
+        flags=(--no-install-recommends)
+        shift
+    fi
+    for p in "$@"; do
+        installed "$p" || missing+=("$p")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    log "installing ${missing[*]}"
+    [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}: run as root or install them"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${flags[@]+"${flags[@]}"} "${missing[@]}" >/dev/null
 }
 
 # The release binaries, static and not position-independent: no .rela.dyn

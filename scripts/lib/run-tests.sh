@@ -4,10 +4,6 @@
 
 TESTS_PASSED=0 TESTS_FAILED=0 TESTS_SKIPPED=0 FAILED_NAMES=() RETRIED_NAMES=()
 
-# What scripts/vm prints when the VM itself failed (no boot, guest crash,
-# timeout), as opposed to the command in it failing.
-VM_FAILURE_PATTERN='^scripts/vm: (the VM on .* ended without a command status|timed out after|the kernel reported a bug)'
-
 run_once() {
     local fn=$1 log=$2
     TEST_TMP=$(mktemp -d)
@@ -28,7 +24,7 @@ run_one() {
     # A VM that failed under emulation gets one more try; the first failure
     # is shown in full and the test is named in the summary, so a crash that
     # nobtf causes is still seen, and one that repeats still fails the run.
-    if [ "$rc" != 0 ] && [ "$rc" != 77 ] && grep -qE "$VM_FAILURE_PATTERN" "$log"; then
+    if [ "$rc" != 0 ] && [ "$rc" != 77 ] && grep -qF "$VM_FAILURE_PREFIX" "$log"; then
         printf 'RETRY %-50s %3ss: the VM failed; its output:\n' "$label" $((SECONDS - start))
         tail -n 60 "$log" | sed 's/^/      /'
         RETRIED_NAMES+=("$label")
