@@ -9,3 +9,6 @@ pub mod bpf;
 pub mod bpf_attr;
 pub mod perf;
 pub mod pt_regs;
+pub mod version;
+
+pub use version::KernelVersion;

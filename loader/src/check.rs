@@ -31,7 +31,7 @@ pub enum ReadChoice {
 }
 
 /// The function nobtf probes.
-pub const FUNCTION: &str = offsets::profile::DO_UNLINKAT;
+pub const FUNCTION: &str = profile::DO_UNLINKAT;
 
 #[derive(Debug)]
 pub struct Report {

@@ -6,9 +6,9 @@
 use kernel_headers::perf::{PERF_EVENT_HEADER_SIZE, PERF_RECORD_LOST, PERF_RECORD_SAMPLE};
 use loader::ring::{self, Record};
 use loader::{attach, canary, features};
-use offsets::Profile;
 use probes::event;
 use probes::unlink::{self, Choices, Output, ReadHelper};
+use profile::Profile;
 use proptest::prelude::*;
 
 fn record(type_: u32, body: &[u8]) -> Vec<u8> {
@@ -59,7 +59,9 @@ fn drain(bytes: &[u8]) -> (usize, u64) {
 }
 
 fn profile_text() -> String {
-    Profile::builtin("6.1.0-test").to_toml_string()
+    profile::builtin::FILENAME
+        .profile("6.1.0-test")
+        .to_toml_string()
 }
 
 proptest! {

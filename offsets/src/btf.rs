@@ -8,7 +8,7 @@
 
 use crate::error::GenError;
 use crate::model::{FieldPath, FnSig, ParamType};
-use crate::profile::Field;
+use profile::Field;
 
 const MAGIC: u16 = 0xeb9f;
 const HEADER_LEN: usize = 24;

@@ -38,7 +38,7 @@ pub struct MapSpec {
 #[derive(Debug, Error)]
 pub enum BuildError {
     #[error("offsets profile: {0}")]
-    Profile(#[from] offsets::ProfileError),
+    Profile(#[from] profile::ProfileError),
     #[error(
         "profile says the path is argument {0}, which is not passed in a register on this architecture; fix the profile's `name_arg`"
     )]

@@ -13,7 +13,7 @@ use core::mem::offset_of;
 
 use kernel_headers::bpf::{self, Helper, Release, map_type};
 use kernel_headers::pt_regs;
-use offsets::{Field, Profile, UnlinkArg};
+use profile::{Field, Profile, UnlinkArg};
 
 use crate::asm::{AluOp, Builder, JmpOp, Reg, Reg::*, Size};
 use crate::event::{self, EventKind, UnlinkEvent};
@@ -22,7 +22,7 @@ use crate::program::{BuildError, MapSpec, MaxEntries, ProbeKind, Program};
 /// Name of the perf event array the perf variants write to.
 pub const EVENTS_MAP: &str = "events";
 /// The function both probes attach to.
-pub const FUNCTION: &str = offsets::profile::DO_UNLINKAT;
+pub const FUNCTION: &str = profile::DO_UNLINKAT;
 
 /// The lines the trace-pipe variant prints, as in the reference program.
 pub const ENTRY_FORMAT: &str = "KPROBE ENTRY pid = %d, filename = %s\n";

@@ -5,10 +5,10 @@ mod common;
 
 use common::*;
 use kernel_headers::bpf::Helper;
-use offsets::profile::{DO_UNLINKAT, FILENAME_NAME};
 use probes::asm::{AluOp, Insn, JmpOp, Operand, Reg::*, Size, Width};
 use probes::unlink::{self, Output, ReadHelper};
 use probes::{BuildError, MaxEntries, ProbeKind};
+use profile::{DO_UNLINKAT, FILENAME_NAME};
 
 fn mov(dst: probes::asm::Reg, src: impl Into<Operand>) -> Insn {
     Insn::Alu {
