@@ -7,8 +7,11 @@
 
 pub mod bpf;
 pub mod bpf_attr;
+pub mod btf;
+pub mod kprobe;
 pub mod perf;
 pub mod pt_regs;
+pub mod sched;
 pub mod version;
 
 pub use version::KernelVersion;

@@ -45,7 +45,7 @@ fn main() {
         Some("json") => Format::Json,
         _ => Format::Text,
     };
-    let mut comm = [0u8; event::COMM_LEN];
+    let mut comm = [0u8; kernel_headers::sched::TASK_COMM_LEN];
     comm[..9].copy_from_slice(b"benchctl\0");
     let mut filename = [0u8; event::FILENAME_LEN];
     filename[..22].copy_from_slice(b"/tmp/nobtf-bench-storm");

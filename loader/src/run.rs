@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use kernel_headers::bpf::Helper;
 use probes::event::{self as probe_event, EventKind as ProbeEventKind};
 use probes::unlink::{self, Choices, Output, ReadHelper};
-use probes::{MaxEntries, ProbeKind as ProgKind, Program};
+use probes::{MaxEntries, Program};
 use profile::Profile;
 
-use crate::attach::{self, AttachError, AttachMode, ProbeKind};
+use crate::attach::{self, AttachError, AttachMode};
 use crate::canary::{self, CanaryError, Expected, Seen};
 use crate::check::{self, PlanError, ReadChoice, Report, Scope};
 use crate::features::FeatureError;
@@ -311,11 +311,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     };
 
     for (program, prog_fd) in programs.iter().zip(&session.progs) {
-        let kind = match program.kind() {
-            ProgKind::Kprobe => ProbeKind::Entry,
-            ProgKind::Kretprobe => ProbeKind::Return,
-        };
-        let attached = attach_plan.attach(kind, program.function(), prog_fd.as_fd());
+        let attached = attach_plan.attach(program.kind(), program.function(), prog_fd.as_fd());
         let attachment = attached.map_err(|err| {
             let tracefs = report.tracefs.as_deref().ok();
             match check::explain_attach_failure(
@@ -793,10 +789,7 @@ pub fn dump(
     };
     let mut text = String::new();
     for program in build(&profile, &choices)? {
-        let kind = match program.kind() {
-            ProgKind::Kprobe => "kprobe",
-            ProgKind::Kretprobe => "kretprobe",
-        };
+        let kind = program.kind().prefix();
         text.push_str(&format!(
             "; {} ({kind} on {}, {} insns, profile {} from {})\n",
             program.name(),

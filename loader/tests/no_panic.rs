@@ -175,7 +175,7 @@ proptest! {
 
     #[test]
     fn event_names_parse_back(pid in any::<u32>(), entry in any::<bool>(), function in "[a-z_.0-9]{1,30}", n in any::<u32>()) {
-        let kind = if entry { attach::ProbeKind::Entry } else { attach::ProbeKind::Return };
+        let kind = if entry { attach::ProbeKind::Kprobe } else { attach::ProbeKind::Kretprobe };
         let name = attach::event_name(pid, kind, &function, n);
         prop_assert_eq!(attach::owner_pid(&format!("{}/{name}", attach::GROUP)), Some(pid));
     }

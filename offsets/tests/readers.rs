@@ -57,7 +57,7 @@ fn synthetic_btf(user_path: bool) -> Vec<u8> {
     t.extend([off("do_unlinkat", &strings), info(12, 1), 7]);
     let types: Vec<u8> = t.iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut out = Vec::new();
-    out.extend(0xeb9fu16.to_le_bytes());
+    out.extend(kernel_headers::btf::BTF_MAGIC.to_le_bytes());
     out.extend([1, 0]);
     for v in [
         24u32,

@@ -4,16 +4,11 @@
 use core::fmt;
 
 use kernel_headers::bpf::{Helper, RawInsn};
+use kernel_headers::kprobe::ProbeKind;
 use thiserror::Error;
 
 use crate::asm::{AsmError, Insn, Insns};
 use crate::check::{CheckError, check};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProbeKind {
-    Kprobe,
-    Kretprobe,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaxEntries {

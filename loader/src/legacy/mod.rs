@@ -34,6 +34,8 @@ use std::fmt;
 use kernel_headers::bpf::RawInsn;
 
 pub use error::{ObjError, RelocCause};
+/// Where a program attaches: its section is `kprobe/<fn>` or `kretprobe/<fn>`.
+pub use kernel_headers::kprobe::ProbeKind;
 
 /// A parsed legacy object: everything needed to create its maps and load,
 /// relocate and attach its programs.
@@ -60,25 +62,6 @@ pub struct MapDef {
     pub value_size: u32,
     pub max_entries: u32,
     pub map_flags: u32,
-}
-
-/// Where a program attaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProbeKind {
-    /// Function entry: `kprobe/<fn>`.
-    Kprobe,
-    /// Function return: `kretprobe/<fn>`.
-    Kretprobe,
-}
-
-impl ProbeKind {
-    /// The section prefix, which is also the tracefs event kind.
-    pub fn prefix(self) -> &'static str {
-        match self {
-            ProbeKind::Kprobe => "kprobe",
-            ProbeKind::Kretprobe => "kretprobe",
-        }
-    }
 }
 
 /// One program: a function symbol in a `kprobe/` or `kretprobe/` section.
