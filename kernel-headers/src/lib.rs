@@ -4,6 +4,7 @@
 //! constant or layout) lives here exactly once and is named; the other crates
 //! refer to these names instead of repeating numbers.
 #![no_std]
+#![forbid(unsafe_code)]
 
 pub mod bpf;
 pub mod bpf_attr;

@@ -4,6 +4,7 @@
 //! `valgrind --tool=callgrind` for instructions per event (scripts/bench
 //! measures the whole tracer in a VM; this isolates the printing path).
 //!   cargo run --release -p loader --example reader_cost -- [EVENTS] [text|json]
+#![forbid(unsafe_code)]
 
 use std::io::{BufWriter, Write};
 

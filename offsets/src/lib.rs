@@ -3,6 +3,7 @@
 //! function's signature) from a kernel source tree, vmlinux DWARF or BTF.
 //!
 //! Readers here are pure: bytes or paths in, typed data or a typed error out.
+#![forbid(unsafe_code)]
 
 pub mod btf;
 pub mod cgen;

@@ -3,6 +3,7 @@
 //! is a user pointer.
 //!
 //! `cargo run -p probes --example dump`
+#![forbid(unsafe_code)]
 
 use probes::unlink::{self, Choices, Output, ReadHelper};
 use profile::NameArgType;
