@@ -50,6 +50,19 @@ impl KernelVersion {
     pub fn at_least(self, major: u32, minor: u32) -> bool {
         (self.major, self.minor) >= (major, minor)
     }
+
+    /// `X.Y`, as a release series is named (a helper's first release).
+    pub fn series(self) -> impl fmt::Display {
+        Series(self)
+    }
+}
+
+struct Series(KernelVersion);
+
+impl fmt::Display for Series {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0.major, self.0.minor)
+    }
 }
 
 impl fmt::Display for KernelVersion {
@@ -60,7 +73,10 @@ impl fmt::Display for KernelVersion {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
+    use std::format;
 
     #[test]
     fn versions_and_codes() {
@@ -75,5 +91,8 @@ mod tests {
         assert_eq!(KernelVersion::parse("4.14.5").unwrap().code(), 0x040e05);
         assert_eq!(KernelVersion::parse("4.14.").unwrap().patch, 0);
         assert!(KernelVersion::parse("linux").is_none());
+        assert!(KernelVersion::new(4, 11, 0) > KernelVersion::new(4, 2, 9));
+        assert_eq!(format!("{}", KernelVersion::new(5, 5, 0)), "5.5.0");
+        assert_eq!(format!("{}", KernelVersion::new(5, 5, 0).series()), "5.5");
     }
 }

@@ -77,7 +77,7 @@ pub enum PlanError {
 }
 
 fn since(helper: Helper) -> String {
-    format!("; mainline has it since {}", helper.since())
+    format!("; mainline has it since {}", helper.since().series())
 }
 
 /// How much `Report::detect` looks at.

@@ -39,7 +39,7 @@ fn print(program: &probes::Program, variant: &str) {
     let helpers: Vec<String> = program
         .helpers()
         .iter()
-        .map(|h| format!("{} ({})", h.name(), h.since()))
+        .map(|h| format!("{} ({})", h.name(), h.since().series()))
         .collect();
     println!(
         "; {} ({:?} {}) [{variant}], {} instructions",

@@ -11,7 +11,8 @@
 
 use core::mem::offset_of;
 
-use kernel_headers::bpf::{self, Helper, Release, map_type};
+use kernel_headers::KernelVersion;
+use kernel_headers::bpf::{self, Helper, map_type};
 use kernel_headers::kprobe::ProbeKind;
 use kernel_headers::pt_regs;
 use kernel_headers::sched::TASK_COMM_LEN;
@@ -47,9 +48,9 @@ pub enum ReadHelper {
 }
 
 impl ReadHelper {
-    /// The newest readers a kernel release has.
-    pub fn for_release(release: Release) -> ReadHelper {
-        if release >= Helper::ProbeReadKernel.since() {
+    /// The newest readers a kernel version has.
+    pub fn for_release(version: KernelVersion) -> ReadHelper {
+        if version >= Helper::ProbeReadKernel.since() {
             ReadHelper::ProbeReadKernel
         } else {
             ReadHelper::ProbeRead

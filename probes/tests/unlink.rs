@@ -172,11 +172,11 @@ fn helpers_follow_the_choices() {
         [GetCurrentPidTgid, ProbeReadStr, TracePrintk]
     );
     assert_eq!(
-        unlink::ReadHelper::for_release(kernel_headers::bpf::Release(5, 4)),
+        unlink::ReadHelper::for_release(kernel_headers::KernelVersion::new(5, 4, 0)),
         ReadHelper::ProbeRead
     );
     assert_eq!(
-        unlink::ReadHelper::for_release(kernel_headers::bpf::Release(5, 5)),
+        unlink::ReadHelper::for_release(kernel_headers::KernelVersion::new(5, 5, 0)),
         ReadHelper::ProbeReadKernel
     );
 }

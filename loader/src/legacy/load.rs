@@ -55,7 +55,7 @@ pub enum LegacyLoadError {
     #[error(
         "program `{program}` calls {} (instruction {insn}), which this kernel does not \
          have (mainline has it since {}){}",
-        .helper.name(), .helper.since(),
+        .helper.name(), .helper.since().series(),
         fallback(*.helper).map_or(String::new(), |f| format!(", nor its older form {}", f.name()))
     )]
     Helper {
@@ -415,7 +415,7 @@ mod tests {
             call(Helper::ProbeReadKernel),
             RawInsn::new(class::JMP | jmp::EXIT, 0, 0, 0, 0),
         ];
-        let old_kernel = |h: Helper| h.since() < kernel_headers::bpf::Release(5, 5);
+        let old_kernel = |h: Helper| h.since() < kernel_headers::KernelVersion::new(5, 5, 0);
         let replaced = adapt_helpers("p", &mut insns, &mut { old_kernel }).unwrap();
         assert_eq!(
             replaced,
