@@ -2,6 +2,8 @@
 //! bpf_common.h), as numbers the kernel defines. Names follow the kernel's
 //! without the `BPF_` prefix.
 
+use crate::version::KernelVersion;
+
 /// Instruction classes: the low 3 bits of the opcode.
 pub mod class {
     pub const LD: u8 = 0x00;
@@ -147,16 +149,6 @@ pub const F_CURRENT_CPU: u64 = 0xffff_ffff;
 /// `perf_event_output` flags bits that select a CPU index.
 pub const F_INDEX_MASK: u64 = 0xffff_ffff;
 
-/// A kernel release as (major, minor).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Release(pub u16, pub u16);
-
-impl core::fmt::Display for Release {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}.{}", self.0, self.1)
-    }
-}
-
 macro_rules! helpers {
     ($($(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, since ($maj:literal, $min:literal);)*) => {
         /// Helper functions (`enum bpf_func_id`) nobtf knows, with their ids.
@@ -181,10 +173,10 @@ macro_rules! helpers {
                 }
             }
 
-            /// The first mainline release with this helper.
-            pub const fn since(self) -> Release {
+            /// The first mainline release with this helper (`X.Y.0`).
+            pub const fn since(self) -> KernelVersion {
                 match self {
-                    $(Helper::$variant => Release($maj, $min),)*
+                    $(Helper::$variant => KernelVersion::new($maj, $min, 0),)*
                 }
             }
 
@@ -255,17 +247,17 @@ mod tests {
     #[test]
     fn helper_ids_and_releases() {
         let expect = [
-            (Helper::ProbeRead, 4, Release(4, 1)),
-            (Helper::KtimeGetNs, 5, Release(4, 1)),
-            (Helper::TracePrintk, 6, Release(4, 1)),
-            (Helper::GetCurrentPidTgid, 14, Release(4, 2)),
-            (Helper::GetCurrentComm, 16, Release(4, 2)),
-            (Helper::PerfEventOutput, 25, Release(4, 4)),
-            (Helper::ProbeReadStr, 45, Release(4, 11)),
-            (Helper::ProbeReadUser, 112, Release(5, 5)),
-            (Helper::ProbeReadKernel, 113, Release(5, 5)),
-            (Helper::ProbeReadUserStr, 114, Release(5, 5)),
-            (Helper::ProbeReadKernelStr, 115, Release(5, 5)),
+            (Helper::ProbeRead, 4, KernelVersion::new(4, 1, 0)),
+            (Helper::KtimeGetNs, 5, KernelVersion::new(4, 1, 0)),
+            (Helper::TracePrintk, 6, KernelVersion::new(4, 1, 0)),
+            (Helper::GetCurrentPidTgid, 14, KernelVersion::new(4, 2, 0)),
+            (Helper::GetCurrentComm, 16, KernelVersion::new(4, 2, 0)),
+            (Helper::PerfEventOutput, 25, KernelVersion::new(4, 4, 0)),
+            (Helper::ProbeReadStr, 45, KernelVersion::new(4, 11, 0)),
+            (Helper::ProbeReadUser, 112, KernelVersion::new(5, 5, 0)),
+            (Helper::ProbeReadKernel, 113, KernelVersion::new(5, 5, 0)),
+            (Helper::ProbeReadUserStr, 114, KernelVersion::new(5, 5, 0)),
+            (Helper::ProbeReadKernelStr, 115, KernelVersion::new(5, 5, 0)),
         ];
         for (helper, id, since) in expect {
             assert_eq!(helper.id(), id, "{}", helper.name());
@@ -273,7 +265,7 @@ mod tests {
             assert_eq!(Helper::from_id(id), Some(helper));
         }
         assert_eq!(Helper::from_id(0), None);
-        assert!(Release(4, 11) > Release(4, 2));
+        assert!(KernelVersion::new(4, 11, 0) > KernelVersion::new(4, 2, 0));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `valgrind --tool=callgrind` for instructions per event (scripts/bench
 //! measures the whole tracer in a VM; this isolates the printing path).
 //!   cargo run --release -p loader --example reader_cost -- [EVENTS] [text|json]
+#![forbid(unsafe_code)]
 
 use std::io::{BufWriter, Write};
 
@@ -45,7 +46,7 @@ fn main() {
         Some("json") => Format::Json,
         _ => Format::Text,
     };
-    let mut comm = [0u8; event::COMM_LEN];
+    let mut comm = [0u8; kernel_headers::sched::TASK_COMM_LEN];
     comm[..9].copy_from_slice(b"benchctl\0");
     let mut filename = [0u8; event::FILENAME_LEN];
     filename[..22].copy_from_slice(b"/tmp/nobtf-bench-storm");

@@ -27,20 +27,7 @@ pub enum AttachMode {
     Tracefs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProbeKind {
-    Entry,
-    Return,
-}
-
-impl ProbeKind {
-    fn letter(self) -> char {
-        match self {
-            ProbeKind::Entry => 'p',
-            ProbeKind::Return => 'r',
-        }
-    }
-}
+pub use kernel_headers::kprobe::ProbeKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -179,7 +166,7 @@ pub fn attach_pmu(
     function: &str,
     prog: BorrowedFd<'_>,
 ) -> Result<Attachment, AttachError> {
-    let retprobe = (kind == ProbeKind::Return).then_some(pmu.retprobe_bit);
+    let retprobe = (kind == ProbeKind::Kretprobe).then_some(pmu.retprobe_bit);
     let attr = attrs::kprobe_pmu(pmu.pmu_type, retprobe);
     let name = CString::new(function).map_err(|_| AttachError::Sys {
         function: function.to_string(),
@@ -317,10 +304,10 @@ mod tests {
 
     #[test]
     fn names_and_definitions() {
-        let name = event_name(123, ProbeKind::Return, "do_unlinkat.isra.0", 4);
+        let name = event_name(123, ProbeKind::Kretprobe, "do_unlinkat.isra.0", 4);
         assert_eq!(name, "nobtf_123_r_do_unlinkat_isra_0_4");
         assert_eq!(
-            event_definition(ProbeKind::Entry, "nobtf_1_p_do_unlinkat_0", "do_unlinkat"),
+            event_definition(ProbeKind::Kprobe, "nobtf_1_p_do_unlinkat_0", "do_unlinkat"),
             "p:nobtf/nobtf_1_p_do_unlinkat_0 do_unlinkat"
         );
     }

@@ -31,7 +31,7 @@ pub enum ReadChoice {
 }
 
 /// The function nobtf probes.
-pub const FUNCTION: &str = offsets::profile::DO_UNLINKAT;
+pub const FUNCTION: &str = profile::DO_UNLINKAT;
 
 #[derive(Debug)]
 pub struct Report {
@@ -77,7 +77,7 @@ pub enum PlanError {
 }
 
 fn since(helper: Helper) -> String {
-    format!("; mainline has it since {}", helper.since())
+    format!("; mainline has it since {}", helper.since().series())
 }
 
 /// How much `Report::detect` looks at.

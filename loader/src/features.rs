@@ -7,52 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::sys;
 
-/// A kernel version as in LINUX_VERSION_CODE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct KernelVersion {
-    pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
-}
-
-impl KernelVersion {
-    /// Parses the leading `X.Y[.Z]` of a release string such as
-    /// `5.10.0-32-amd64` or `4.19.260`.
-    pub fn parse(text: &str) -> Option<KernelVersion> {
-        let mut nums = text.split(|c: char| !c.is_ascii_digit());
-        let major = nums.next()?.parse().ok()?;
-        let minor = nums.next()?.parse().ok()?;
-        // The third number only counts when it follows a dot directly.
-        let rest = text.split_once('.')?.1.split_once('.').map(|(_, r)| r);
-        let patch = rest
-            .and_then(|r| {
-                let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
-                digits.parse().ok()
-            })
-            .unwrap_or(0);
-        Some(KernelVersion {
-            major,
-            minor,
-            patch,
-        })
-    }
-
-    /// LINUX_VERSION_CODE, with the sublevel clamped to 255 as the kernel
-    /// does since 4.9.256/4.14.218 overflowed it.
-    pub fn code(self) -> u32 {
-        (self.major << 16) + (self.minor << 8) + self.patch.min(255)
-    }
-
-    pub fn at_least(self, major: u32, minor: u32) -> bool {
-        (self.major, self.minor) >= (major, minor)
-    }
-}
-
-impl std::fmt::Display for KernelVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
-    }
-}
+pub use kernel_headers::KernelVersion;
 
 /// The version the kernel was built as. uname's release is not always it:
 /// Ubuntu puts the upstream version in /proc/version_signature
@@ -300,27 +255,6 @@ pub fn function_probeable(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_and_codes() {
-        let v = KernelVersion::parse("5.10.0-32-amd64").unwrap();
-        assert_eq!(
-            v,
-            KernelVersion {
-                major: 5,
-                minor: 10,
-                patch: 0
-            }
-        );
-        assert_eq!(
-            KernelVersion::parse("4.19.260").unwrap().code(),
-            (4 << 16) + (19 << 8) + 255
-        );
-        assert_eq!(KernelVersion::parse("5.4").unwrap().code(), 0x050400);
-        assert_eq!(KernelVersion::parse("6.1.0-rc1").unwrap().patch, 0);
-        assert_eq!(KernelVersion::parse("4.14.5").unwrap().code(), 0x040e05);
-        assert!(KernelVersion::parse("linux").is_none());
-    }
 
     #[test]
     fn build_version_prefers_vendor_sources() {

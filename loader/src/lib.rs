@@ -1,5 +1,7 @@
 //! nobtf's loader: feature detection, loading, attaching, reading events.
 //! The `nobtf` binary (main.rs) is a thin front end over this library.
+//! `unsafe` is allowed in `sys` alone, each block with its SAFETY line.
+#![deny(unsafe_code)]
 
 pub mod attach;
 pub mod attrs;
@@ -13,4 +15,5 @@ pub mod output;
 pub mod ring;
 pub mod run;
 pub mod session;
+#[allow(unsafe_code)]
 pub mod sys;

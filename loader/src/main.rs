@@ -1,4 +1,5 @@
 //! `nobtf`: parse the command line, call the library, print one error line.
+#![forbid(unsafe_code)]
 
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};

@@ -2,7 +2,11 @@
 //! copy in `sys::PerfRing::drain_into` undoes the wrap-around), so this part
 //! is pure and tested without a kernel.
 
-use kernel_headers::perf::{PERF_EVENT_HEADER_SIZE, PERF_RECORD_LOST, PERF_RECORD_SAMPLE};
+use std::mem::offset_of;
+
+use kernel_headers::perf::{
+    PERF_EVENT_HEADER_SIZE, PERF_RECORD_LOST, PERF_RECORD_SAMPLE, PerfEventHeader,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -23,12 +27,25 @@ pub enum RingError {
     BadSize { at: usize, size: usize },
 }
 
+fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
+}
+
 fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The `perf_event_header` at `at`, field by field from the uapi struct.
+fn header_at(bytes: &[u8], at: usize) -> Option<PerfEventHeader> {
+    Some(PerfEventHeader {
+        type_: u32_at(bytes, at + offset_of!(PerfEventHeader, type_))?,
+        misc: u16_at(bytes, at + offset_of!(PerfEventHeader, misc))?,
+        size: u16_at(bytes, at + offset_of!(PerfEventHeader, size))?,
+    })
 }
 
 /// Iterates the records in `bytes`, which holds whole records back to back.
@@ -50,15 +67,12 @@ pub fn records(bytes: &[u8]) -> impl Iterator<Item = Result<Record<'_>, RingErro
 }
 
 fn parse_one(bytes: &[u8], at: usize, left: usize) -> Result<(Record<'_>, usize), RingError> {
-    if left < PERF_EVENT_HEADER_SIZE {
-        return Err(RingError::Truncated {
-            at,
-            left,
-            size: PERF_EVENT_HEADER_SIZE,
-        });
-    }
-    let type_ = u32_at(bytes, at).unwrap_or_default();
-    let size = u16::from_ne_bytes([bytes[at + 6], bytes[at + 7]]) as usize;
+    let header = header_at(bytes, at).ok_or(RingError::Truncated {
+        at,
+        left,
+        size: PERF_EVENT_HEADER_SIZE,
+    })?;
+    let size = usize::from(header.size);
     if size < PERF_EVENT_HEADER_SIZE {
         return Err(RingError::BadSize { at, size });
     }
@@ -66,7 +80,7 @@ fn parse_one(bytes: &[u8], at: usize, left: usize) -> Result<(Record<'_>, usize)
         return Err(RingError::Truncated { at, left, size });
     }
     let body = &bytes[at + PERF_EVENT_HEADER_SIZE..at + size];
-    let record = match type_ {
+    let record = match header.type_ {
         PERF_RECORD_SAMPLE => {
             let len = u32_at(body, 0).ok_or(RingError::BadSize { at, size })? as usize;
             let data = body
@@ -86,9 +100,11 @@ mod tests {
     use super::*;
 
     fn header(type_: u32, size: u16) -> Vec<u8> {
-        let mut out = type_.to_ne_bytes().to_vec();
-        out.extend_from_slice(&0u16.to_ne_bytes());
-        out.extend_from_slice(&size.to_ne_bytes());
+        let mut out = vec![0; PERF_EVENT_HEADER_SIZE];
+        let type_at = offset_of!(PerfEventHeader, type_);
+        out[type_at..type_at + 4].copy_from_slice(&type_.to_ne_bytes());
+        let size_at = offset_of!(PerfEventHeader, size);
+        out[size_at..size_at + 2].copy_from_slice(&size.to_ne_bytes());
         out
     }
 

@@ -13,12 +13,12 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use kernel_headers::bpf::Helper;
-use offsets::Profile;
 use probes::event::{self as probe_event, EventKind as ProbeEventKind};
 use probes::unlink::{self, Choices, Output, ReadHelper};
-use probes::{MaxEntries, ProbeKind as ProgKind, Program};
+use probes::{MaxEntries, Program};
+use profile::Profile;
 
-use crate::attach::{self, AttachError, AttachMode, ProbeKind};
+use crate::attach::{self, AttachError, AttachMode};
 use crate::canary::{self, CanaryError, Expected, Seen};
 use crate::check::{self, PlanError, ReadChoice, Report, Scope};
 use crate::features::FeatureError;
@@ -102,10 +102,11 @@ pub enum ProfileChoiceError {
     #[error("offsets profile {path}: {}", one_line(&err.to_string()))]
     Parse {
         path: String,
-        err: offsets::ProfileError,
+        err: profile::ProfileError,
     },
     #[error(
-        "no offsets profile for kernel {release}: the builtin one is only known to fit 4.19 and later; generate one with `offsets gen` and pass it with --offsets FILE"
+        "no offsets profile for kernel {release}: the builtin one is only known to fit {}; generate one with `offsets gen` and pass it with --offsets FILE",
+        profile::builtin::known_versions()
     )]
     NoBuiltin { release: String },
 }
@@ -126,7 +127,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// The profile to build the probes from: the given file, else the builtin
-/// layout on kernels known to have it (4.19+).
+/// one known to fit this kernel's version.
 pub fn choose_profile(offsets: Option<&PathBuf>, report: &Report) -> Result<Profile, RunError> {
     if let Some(path) = offsets {
         let shown = path.display().to_string();
@@ -141,13 +142,12 @@ pub fn choose_profile(offsets: Option<&PathBuf>, report: &Report) -> Result<Prof
         .kernel
         .as_ref()
         .map_err(|e| PlanError::Kernel(e.clone()))?;
-    if !kernel.version.at_least(4, 19) {
-        return Err(ProfileChoiceError::NoBuiltin {
+    let builtin = profile::builtin::for_version(kernel.version).ok_or_else(|| {
+        ProfileChoiceError::NoBuiltin {
             release: kernel.release.clone(),
         }
-        .into());
-    }
-    Ok(Profile::builtin(&kernel.release))
+    })?;
+    Ok(builtin.profile(&kernel.release))
 }
 
 fn read_helper(helper: Helper) -> ReadHelper {
@@ -311,11 +311,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     };
 
     for (program, prog_fd) in programs.iter().zip(&session.progs) {
-        let kind = match program.kind() {
-            ProgKind::Kprobe => ProbeKind::Entry,
-            ProgKind::Kretprobe => ProbeKind::Return,
-        };
-        let attached = attach_plan.attach(kind, program.function(), prog_fd.as_fd());
+        let attached = attach_plan.attach(program.kind(), program.function(), prog_fd.as_fd());
         let attachment = attached.map_err(|err| {
             let tracefs = report.tracefs.as_deref().ok();
             match check::explain_attach_failure(
@@ -368,12 +364,12 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
                 .map(|f| format!("{key} (offset {})", f.offset))
         };
         let (name_field, refcnt_field) = match profile.unlink() {
-            Ok(offsets::profile::UnlinkFacts {
-                kind: offsets::profile::UnlinkArg::Filename { .. },
+            Ok(profile::UnlinkFacts {
+                kind: profile::UnlinkArg::Filename { .. },
                 ..
             }) => (
-                expected_field(offsets::profile::FILENAME_NAME).unwrap_or_default(),
-                expected_field(offsets::profile::FILENAME_REFCNT).ok(),
+                expected_field(profile::FILENAME_NAME).unwrap_or_default(),
+                expected_field(profile::FILENAME_REFCNT).ok(),
             ),
             Ok(facts) => (format!("the path argument ({})", facts.name_arg), None),
             Err(e) => (e.to_string(), None),
@@ -793,10 +789,7 @@ pub fn dump(
     };
     let mut text = String::new();
     for program in build(&profile, &choices)? {
-        let kind = match program.kind() {
-            ProgKind::Kprobe => "kprobe",
-            ProgKind::Kretprobe => "kretprobe",
-        };
+        let kind = program.kind().prefix();
         text.push_str(&format!(
             "; {} ({kind} on {}, {} insns, profile {} from {})\n",
             program.name(),

@@ -6,9 +6,9 @@
 use kernel_headers::perf::{PERF_EVENT_HEADER_SIZE, PERF_RECORD_LOST, PERF_RECORD_SAMPLE};
 use loader::ring::{self, Record};
 use loader::{attach, canary, features};
-use offsets::Profile;
 use probes::event;
 use probes::unlink::{self, Choices, Output, ReadHelper};
+use profile::Profile;
 use proptest::prelude::*;
 
 fn record(type_: u32, body: &[u8]) -> Vec<u8> {
@@ -59,7 +59,9 @@ fn drain(bytes: &[u8]) -> (usize, u64) {
 }
 
 fn profile_text() -> String {
-    Profile::builtin("6.1.0-test").to_toml_string()
+    profile::builtin::FILENAME
+        .profile("6.1.0-test")
+        .to_toml_string()
 }
 
 proptest! {
@@ -173,7 +175,7 @@ proptest! {
 
     #[test]
     fn event_names_parse_back(pid in any::<u32>(), entry in any::<bool>(), function in "[a-z_.0-9]{1,30}", n in any::<u32>()) {
-        let kind = if entry { attach::ProbeKind::Entry } else { attach::ProbeKind::Return };
+        let kind = if entry { attach::ProbeKind::Kprobe } else { attach::ProbeKind::Kretprobe };
         let name = attach::event_name(pid, kind, &function, n);
         prop_assert_eq!(attach::owner_pid(&format!("{}/{name}", attach::GROUP)), Some(pid));
     }

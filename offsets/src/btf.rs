@@ -8,9 +8,9 @@
 
 use crate::error::GenError;
 use crate::model::{FieldPath, FnSig, ParamType};
-use crate::profile::Field;
+use kernel_headers::btf::BTF_MAGIC as MAGIC;
+use profile::Field;
 
-const MAGIC: u16 = 0xeb9f;
 const HEADER_LEN: usize = 24;
 /// Pointers are 8 bytes on the only arch profiles support; BTF does not say.
 const POINTER_SIZE: u32 = 8;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::error::GenError;
 use crate::model::{FieldPath, FnSig, ParamType};
-use crate::profile::{DO_UNLINKAT, Field};
+use profile::{DO_UNLINKAT, Field};
 
 /// Prefix of each marker line in the assembly.
 pub const MARKER: &str = "->nobtf ";

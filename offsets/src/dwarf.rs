@@ -6,7 +6,7 @@ use gimli::{AttributeValue, DwAt, DwTag, EndianSlice, LittleEndian, UnitOffset, 
 
 use crate::error::GenError;
 use crate::model::{FieldPath, FnSig, ParamType};
-use crate::profile::Field;
+use profile::Field;
 
 type R<'a> = EndianSlice<'a, LittleEndian>;
 type Unit<'a> = gimli::Unit<R<'a>>;

@@ -47,7 +47,7 @@ pub enum GenError {
     #[error("the compiler output lacks marker `{0}`; is this a gcc-compatible compiler?")]
     Marker(String),
     #[error(transparent)]
-    Profile(#[from] crate::profile::ProfileError),
+    Profile(#[from] profile::ProfileError),
 }
 
 impl GenError {

@@ -8,7 +8,7 @@ use crate::btf::Btf;
 use crate::elf::Elf;
 use crate::error::GenError;
 use crate::model::{self, FieldPath};
-use crate::profile::{DO_UNLINKAT, Field, Profile, Provenance};
+use profile::{DO_UNLINKAT, Field, Profile, Provenance};
 
 /// What the caller asks for beyond the built-in facts.
 #[derive(Debug, Clone, Default)]

@@ -23,7 +23,7 @@ use crate::cgen::{self, CRequest};
 use crate::error::GenError;
 use crate::generate::{Generated, Request};
 use crate::model::{self, FnSig};
-use crate::profile::{DO_UNLINKAT, Provenance};
+use profile::{DO_UNLINKAT, Provenance};
 
 /// Headers that may declare `do_unlinkat`, relative to the tree.
 const DECL_HEADERS: &[&str] = &[

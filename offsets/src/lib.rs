@@ -1,8 +1,9 @@
-//! Per-kernel offsets profiles: the facts a probe needs about one kernel build
-//! (struct field offsets, a function's signature), and the generators that
-//! derive them from a kernel source tree, vmlinux DWARF or BTF.
+//! The generators of offsets profiles (the `profile` crate): they derive
+//! the facts a probe needs about one kernel build (struct field offsets, a
+//! function's signature) from a kernel source tree, vmlinux DWARF or BTF.
 //!
 //! Readers here are pure: bytes or paths in, typed data or a typed error out.
+#![forbid(unsafe_code)]
 
 pub mod btf;
 pub mod cgen;
@@ -13,7 +14,6 @@ pub mod error;
 pub mod generate;
 pub mod kbuild;
 pub mod model;
-pub mod profile;
 
 pub use error::GenError;
 pub use profile::{Field, Function, NameArgType, Profile, ProfileError, UnlinkArg, UnlinkFacts};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::GenError;
-use crate::profile::{
+use profile::{
     DO_UNLINKAT, FILENAME_NAME, FILENAME_REFCNT, FORMAT_VERSION, Field, Function, GENERATOR,
     KernelInfo, NameArgType, Profile, Provenance,
 };
@@ -100,7 +100,7 @@ pub fn unlink_function(sig: &FnSig, decided_by: &str) -> Result<Function, GenErr
         };
     let name_arg = u8::try_from(pos)
         .ok()
-        .filter(|&n| n <= crate::profile::MAX_REGISTER_ARGS)
+        .filter(|&n| n <= profile::MAX_REGISTER_ARGS)
         .ok_or_else(|| GenError::Signature {
             name: DO_UNLINKAT.into(),
             signature: format!("{} (the name is not in a register argument)", describe(sig)),
@@ -138,7 +138,7 @@ pub fn assemble(
 ) -> Result<Profile, GenError> {
     let mut functions = BTreeMap::new();
     functions.insert(DO_UNLINKAT.to_string(), unlink);
-    let mut profile = Profile {
+    let profile = Profile {
         format: FORMAT_VERSION,
         kernel: KernelInfo {
             release,
@@ -150,9 +150,7 @@ pub fn assemble(
         },
         fields,
         functions,
-        pt_regs: BTreeMap::new(),
     };
-    profile.record_registers();
     profile.validate()?;
     Ok(profile)
 }

@@ -3,14 +3,15 @@
 //! is a user pointer.
 //!
 //! `cargo run -p probes --example dump`
+#![forbid(unsafe_code)]
 
-use offsets::{NameArgType, Profile};
 use probes::unlink::{self, Choices, Output, ReadHelper};
+use profile::NameArgType;
 
 fn main() -> Result<(), probes::BuildError> {
-    let filename = Profile::builtin("5.4.0");
-    let mut user_path = Profile::builtin("4.14.0");
-    if let Some(f) = user_path.functions.get_mut(offsets::profile::DO_UNLINKAT) {
+    let filename = profile::builtin::FILENAME.profile("5.4.0");
+    let mut user_path = profile::builtin::FILENAME.profile("4.14.0");
+    if let Some(f) = user_path.functions.get_mut(profile::DO_UNLINKAT) {
         f.name_arg_type = NameArgType::UserPath;
     }
     for output in [Output::PerfEvents, Output::TracePrintk] {
@@ -38,7 +39,7 @@ fn print(program: &probes::Program, variant: &str) {
     let helpers: Vec<String> = program
         .helpers()
         .iter()
-        .map(|h| format!("{} ({})", h.name(), h.since()))
+        .map(|h| format!("{} ({})", h.name(), h.since().series()))
         .collect();
     println!(
         "; {} ({:?} {}) [{variant}], {} instructions",

@@ -5,13 +5,12 @@
 use core::mem::{offset_of, size_of};
 use std::borrow::Cow;
 
+use kernel_headers::sched::TASK_COMM_LEN;
 use thiserror::Error;
 
 /// Layout version, the first field of every record; bumped on any change.
 pub const VERSION: u32 = 1;
 
-/// Comm length in the kernel (`TASK_COMM_LEN`).
-pub const COMM_LEN: usize = 16;
 /// Bytes of path kept, NUL included.
 pub const FILENAME_LEN: usize = 256;
 
@@ -37,7 +36,7 @@ pub struct UnlinkEvent {
     pub flags: u32,
     /// `do_unlinkat`'s return value (exit events).
     pub ret: i64,
-    pub comm: [u8; COMM_LEN],
+    pub comm: [u8; TASK_COMM_LEN],
     /// The path, NUL-terminated (entry events).
     pub filename: [u8; FILENAME_LEN],
 }
@@ -97,8 +96,8 @@ pub fn parse(bytes: &[u8]) -> Result<UnlinkEvent, EventError> {
     let field = |offset: usize, len: usize| &bytes[offset..offset + len];
     let u32_at = |offset| u32::from_ne_bytes(field(offset, 4).try_into().unwrap_or_default());
     let u64_at = |offset| u64::from_ne_bytes(field(offset, 8).try_into().unwrap_or_default());
-    let mut comm = [0; COMM_LEN];
-    comm.copy_from_slice(field(offset_of!(UnlinkEvent, comm), COMM_LEN));
+    let mut comm = [0; TASK_COMM_LEN];
+    comm.copy_from_slice(field(offset_of!(UnlinkEvent, comm), TASK_COMM_LEN));
     let mut filename = [0; FILENAME_LEN];
     filename.copy_from_slice(field(offset_of!(UnlinkEvent, filename), FILENAME_LEN));
     let event = UnlinkEvent {

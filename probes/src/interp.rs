@@ -16,6 +16,7 @@
 
 use kernel_headers::bpf::{F_CURRENT_CPU, Helper, RawInsn, STACK_SIZE};
 use kernel_headers::pt_regs;
+use kernel_headers::sched::TASK_COMM_LEN;
 use thiserror::Error;
 
 use crate::asm::{AluOp, DecodeError, Insn, JmpOp, MapRef, Operand, Reg, Width, decode};
@@ -104,7 +105,7 @@ pub struct Vm {
     /// `get_current_pid_tgid()`: tgid << 32 | tid.
     pub pid_tgid: u64,
     /// `get_current_comm()`, NUL-padded.
-    pub comm: [u8; 16],
+    pub comm: [u8; TASK_COMM_LEN],
     /// `ktime_get_ns()`.
     pub ktime_ns: u64,
     /// The fd of the perf event array `perf_event_output` accepts.

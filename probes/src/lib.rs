@@ -17,4 +17,5 @@ pub mod interp;
 mod program;
 pub mod unlink;
 
-pub use program::{BuildError, MapSpec, MaxEntries, ProbeKind, Program};
+pub use kernel_headers::kprobe::ProbeKind;
+pub use program::{BuildError, MapSpec, MaxEntries, Program};

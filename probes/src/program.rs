@@ -4,16 +4,11 @@
 use core::fmt;
 
 use kernel_headers::bpf::{Helper, RawInsn};
+use kernel_headers::kprobe::ProbeKind;
 use thiserror::Error;
 
 use crate::asm::{AsmError, Insn, Insns};
 use crate::check::{CheckError, check};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProbeKind {
-    Kprobe,
-    Kretprobe,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaxEntries {
@@ -38,7 +33,7 @@ pub struct MapSpec {
 #[derive(Debug, Error)]
 pub enum BuildError {
     #[error("offsets profile: {0}")]
-    Profile(#[from] offsets::ProfileError),
+    Profile(#[from] profile::ProfileError),
     #[error(
         "profile says the path is argument {0}, which is not passed in a register on this architecture; fix the profile's `name_arg`"
     )]

@@ -11,18 +11,21 @@
 
 use core::mem::offset_of;
 
-use kernel_headers::bpf::{self, Helper, Release, map_type};
+use kernel_headers::KernelVersion;
+use kernel_headers::bpf::{self, Helper, map_type};
+use kernel_headers::kprobe::ProbeKind;
 use kernel_headers::pt_regs;
-use offsets::{Field, Profile, UnlinkArg};
+use kernel_headers::sched::TASK_COMM_LEN;
+use profile::{Field, Profile, UnlinkArg};
 
 use crate::asm::{AluOp, Builder, JmpOp, Reg, Reg::*, Size};
 use crate::event::{self, EventKind, UnlinkEvent};
-use crate::program::{BuildError, MapSpec, MaxEntries, ProbeKind, Program};
+use crate::program::{BuildError, MapSpec, MaxEntries, Program};
 
 /// Name of the perf event array the perf variants write to.
 pub const EVENTS_MAP: &str = "events";
 /// The function both probes attach to.
-pub const FUNCTION: &str = offsets::profile::DO_UNLINKAT;
+pub const FUNCTION: &str = profile::DO_UNLINKAT;
 
 /// The lines the trace-pipe variant prints, as in the reference program.
 pub const ENTRY_FORMAT: &str = "KPROBE ENTRY pid = %d, filename = %s\n";
@@ -45,9 +48,9 @@ pub enum ReadHelper {
 }
 
 impl ReadHelper {
-    /// The newest readers a kernel release has.
-    pub fn for_release(release: Release) -> ReadHelper {
-        if release >= Helper::ProbeReadKernel.since() {
+    /// The newest readers a kernel version has.
+    pub fn for_release(version: KernelVersion) -> ReadHelper {
+        if version >= Helper::ProbeReadKernel.since() {
             ReadHelper::ProbeReadKernel
         } else {
             ReadHelper::ProbeRead
@@ -257,7 +260,7 @@ fn start_event(b: &mut Builder, kind: EventKind, zero_from: i16) {
     b.store(Size::W, R10, ev(offset_of!(UnlinkEvent, pid)), R0);
     b.mov(R1, R10);
     b.add(R1, i32::from(ev(offset_of!(UnlinkEvent, comm))));
-    b.mov(R2, event::COMM_LEN as i32);
+    b.mov(R2, TASK_COMM_LEN as i32);
     b.call(Helper::GetCurrentComm);
 }
 

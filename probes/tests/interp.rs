@@ -6,10 +6,10 @@
 mod common;
 
 use common::*;
-use offsets::Profile;
 use probes::event::{self, EventKind, UnlinkEvent};
 use probes::interp::{Space, Vm, fake_pt_regs};
 use probes::unlink::{self, Output, ReadHelper};
+use profile::Profile;
 
 const FILENAME: u64 = 0xffff_8880_0100_0000; // struct filename
 const NAME: u64 = 0xffff_8880_0200_0000; // its kernel copy of the path
@@ -112,8 +112,8 @@ fn the_name_offset_drives_the_string_read() {
     // A profile that puts `name` at +8 reads `uptr`, a user pointer.
     let mut profile = profile_5_4();
     profile.fields.insert(
-        offsets::profile::FILENAME_NAME.into(),
-        offsets::Field { offset: 8, size: 8 },
+        profile::FILENAME_NAME.into(),
+        profile::Field { offset: 8, size: 8 },
     );
     // probe_read reads user memory as well: the user's path, not the kernel copy.
     let event = entry_event(Layout::V54, &profile, ReadHelper::ProbeRead, FILENAME);

@@ -5,10 +5,10 @@ mod common;
 
 use common::*;
 use kernel_headers::bpf::Helper;
-use offsets::profile::{DO_UNLINKAT, FILENAME_NAME};
 use probes::asm::{AluOp, Insn, JmpOp, Operand, Reg::*, Size, Width};
 use probes::unlink::{self, Output, ReadHelper};
 use probes::{BuildError, MaxEntries, ProbeKind};
+use profile::{DO_UNLINKAT, FILENAME_NAME};
 
 fn mov(dst: probes::asm::Reg, src: impl Into<Operand>) -> Insn {
     Insn::Alu {
@@ -172,11 +172,11 @@ fn helpers_follow_the_choices() {
         [GetCurrentPidTgid, ProbeReadStr, TracePrintk]
     );
     assert_eq!(
-        unlink::ReadHelper::for_release(kernel_headers::bpf::Release(5, 4)),
+        unlink::ReadHelper::for_release(kernel_headers::KernelVersion::new(5, 4, 0)),
         ReadHelper::ProbeRead
     );
     assert_eq!(
-        unlink::ReadHelper::for_release(kernel_headers::bpf::Release(5, 5)),
+        unlink::ReadHelper::for_release(kernel_headers::KernelVersion::new(5, 5, 0)),
         ReadHelper::ProbeReadKernel
     );
 }

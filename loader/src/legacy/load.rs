@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use kernel_headers::bpf::{Helper, RawInsn, class, jmp, map_type};
 
-use super::{ObjError, Object, ProbeKind};
-use crate::attach::{self, AttachError, AttachMode};
+use super::{ObjError, Object};
+use crate::attach::{AttachError, AttachMode};
 use crate::check::{self, PlanError, Report, Scope};
 use crate::features::FeatureError;
 use crate::load::{self, LoadError, LoadOptions};
@@ -55,7 +55,7 @@ pub enum LegacyLoadError {
     #[error(
         "program `{program}` calls {} (instruction {insn}), which this kernel does not \
          have (mainline has it since {}){}",
-        .helper.name(), .helper.since(),
+        .helper.name(), .helper.since().series(),
         fallback(*.helper).map_or(String::new(), |f| format!(", nor its older form {}", f.name()))
     )]
     Helper {
@@ -240,11 +240,7 @@ fn run(
         }
     };
     for (program, prog) in object.programs.iter().zip(&session.progs) {
-        let kind = match program.kind {
-            ProbeKind::Kprobe => attach::ProbeKind::Entry,
-            ProbeKind::Kretprobe => attach::ProbeKind::Return,
-        };
-        let attached = attach_plan.attach(kind, &program.function, prog.as_fd());
+        let attached = attach_plan.attach(program.kind, &program.function, prog.as_fd());
         let attachment = attached.map_err(|err| {
             let tracefs = report.tracefs.as_deref().ok();
             let fix = "name one in the section";
@@ -419,7 +415,7 @@ mod tests {
             call(Helper::ProbeReadKernel),
             RawInsn::new(class::JMP | jmp::EXIT, 0, 0, 0, 0),
         ];
-        let old_kernel = |h: Helper| h.since() < kernel_headers::bpf::Release(5, 5);
+        let old_kernel = |h: Helper| h.since() < kernel_headers::KernelVersion::new(5, 5, 0);
         let replaced = adapt_helpers("p", &mut insns, &mut { old_kernel }).unwrap();
         assert_eq!(
             replaced,

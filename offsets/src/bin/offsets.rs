@@ -1,4 +1,5 @@
 //! `offsets`: make, show and compare per-kernel offsets profiles.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,19 +1,19 @@
 //! Profiles and variants shared by the integration tests.
 #![allow(dead_code)]
 
-use offsets::{Field, NameArgType, Profile};
 use probes::unlink::{Choices, Output, ReadHelper};
+use profile::{Field, NameArgType, Profile};
 
 /// 4.19..6.x (and the reference's 5.4): `name` at +0, `refcnt` at +16.
 pub fn profile_5_4() -> Profile {
-    Profile::builtin("5.4.0")
+    profile::builtin::FILENAME.profile("5.4.0")
 }
 
 /// A 4.x layout with `aname` before `refcnt`: `refcnt` at +24.
 pub fn profile_4_x() -> Profile {
-    let mut profile = Profile::builtin("4.x");
+    let mut profile = profile::builtin::FILENAME.profile("4.x");
     profile.fields.insert(
-        offsets::profile::FILENAME_REFCNT.into(),
+        profile::FILENAME_REFCNT.into(),
         Field {
             offset: 24,
             size: 4,
@@ -24,8 +24,8 @@ pub fn profile_4_x() -> Profile {
 
 /// 4.14 and earlier: `do_unlinkat(int dfd, const char __user *pathname)`.
 pub fn profile_user_path() -> Profile {
-    let mut profile = Profile::builtin("4.14.0");
-    if let Some(f) = profile.functions.get_mut(offsets::profile::DO_UNLINKAT) {
+    let mut profile = profile::builtin::FILENAME.profile("4.14.0");
+    if let Some(f) = profile.functions.get_mut(profile::DO_UNLINKAT) {
         f.name_arg_type = NameArgType::UserPath;
     }
     profile

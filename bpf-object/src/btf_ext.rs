@@ -2,13 +2,14 @@
 //! relocations. Everything else in `.BTF`/`.BTF.ext` (function and line
 //! info) is dropped: old kernels reject BTF they do not understand.
 //!
-//! Layout (little-endian): a header `magic: u16 = 0xeb9f, version: u8,
+//! Layout (little-endian): a header `magic: u16 (BTF_MAGIC), version: u8,
 //! flags: u8, hdr_len: u32, func_info_off/len, line_info_off/len: u32`, and
 //! from hdr_len 32 on `core_relo_off/len: u32`; offsets count from the end of
 //! the header. The CO-RE part is `record_size: u32` followed by per-section
 //! blocks `sec_name_off: u32, num_info: u32, num_info records`.
 
-const MAGIC: u16 = 0xeb9f;
+use kernel_headers::btf::BTF_MAGIC as MAGIC;
+
 /// The smallest header that has the CO-RE fields.
 const HDR_LEN_WITH_CORE: u32 = 32;
 const CORE_OFF_FIELD: usize = 24;

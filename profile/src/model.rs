@@ -1,0 +1,153 @@
+//! What a profile holds, and the questions the probes ask of it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::ProfileError;
+
+/// Format version written into every profile; bumped on incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The `generator` string of profiles made by this build.
+pub const GENERATOR: &str = concat!("offsets ", env!("CARGO_PKG_VERSION"));
+
+/// Field keys the unlink probes read.
+pub const FILENAME_NAME: &str = "filename.name";
+pub const FILENAME_REFCNT: &str = "filename.refcnt";
+/// The function the unlink probes attach to.
+pub const DO_UNLINKAT: &str = "do_unlinkat";
+
+/// Arguments a kprobe can read from registers (x86-64: di, si, dx, cx, r8, r9).
+pub const MAX_REGISTER_ARGS: u8 = kernel_headers::pt_regs::ARGS.len() as u8;
+
+/// The `pt_regs` member carrying 1-based argument `n` on x86-64.
+pub fn arg_register(n: u8) -> Option<&'static str> {
+    kernel_headers::pt_regs::arg(n).map(|(name, _)| name)
+}
+
+/// One kernel build's facts. Which register carries an argument is not
+/// stored: it follows from `name_arg` and the calling convention
+/// (`kernel_headers::pt_regs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    pub format: u32,
+    pub kernel: KernelInfo,
+    pub source: Provenance,
+    /// `struct.member` -> where it is.
+    pub fields: BTreeMap<String, Field>,
+    /// function name -> what its signature is on this kernel.
+    pub functions: BTreeMap<String, Function>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelInfo {
+    /// `uname -r` style release, e.g. "5.10.0-32-amd64".
+    pub release: String,
+    pub arch: String,
+}
+
+/// How a profile was made, so a user can judge it and remake it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// "kernel-src", "vmlinux", "btf" or "builtin".
+    pub method: String,
+    /// Method-specific identity: config hash and tree, build-id, BTF hash.
+    #[serde(default)]
+    pub detail: String,
+    /// e.g. "offsets 0.1.0".
+    pub generator: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    /// Byte offset from the start of the struct.
+    pub offset: u32,
+    /// Size in bytes of the member.
+    pub size: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum NameArgType {
+    /// `struct filename *` (4.19 and later).
+    #[serde(rename = "struct filename *")]
+    Filename,
+    /// `const char __user *pathname` (4.14 and earlier).
+    #[serde(rename = "const char __user *")]
+    UserPath,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Function {
+    /// Whether the function is a symbol a kprobe can attach to (not inlined away).
+    pub symbol: bool,
+    /// 1-based index of the argument that carries the path.
+    pub name_arg: u8,
+    pub name_arg_type: NameArgType,
+    /// How the signature was decided: "type-check", "source", "dwarf", "btf", "builtin".
+    pub decided_by: String,
+}
+
+/// What the unlink probes need, checked for consistency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnlinkFacts {
+    /// 1-based argument index carrying the path (x86-64: 1 = di, 2 = si, ...).
+    pub name_arg: u8,
+    pub kind: UnlinkArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlinkArg {
+    /// A `struct filename *`: the string pointer at `name`, the count at `refcnt`.
+    Filename { name: Field, refcnt: Field },
+    /// A user-space `const char *` path; there is no refcnt.
+    UserPath,
+}
+
+impl Profile {
+    pub fn field(&self, key: &str) -> Result<Field, ProfileError> {
+        self.fields
+            .get(key)
+            .copied()
+            .ok_or_else(|| ProfileError::MissingField(key.to_string()))
+    }
+
+    pub fn function(&self, name: &str) -> Result<&Function, ProfileError> {
+        self.functions
+            .get(name)
+            .ok_or_else(|| ProfileError::MissingFunction(name.to_string()))
+    }
+
+    /// The facts the unlink probes need, checked against each other.
+    pub fn unlink(&self) -> Result<UnlinkFacts, ProfileError> {
+        let function = self.function(DO_UNLINKAT)?;
+        let kind = match function.name_arg_type {
+            NameArgType::UserPath => UnlinkArg::UserPath,
+            NameArgType::Filename => {
+                let name = self.field(FILENAME_NAME)?;
+                let refcnt = self.field(FILENAME_REFCNT)?;
+                if name.size != 8 {
+                    return Err(ProfileError::Invalid(format!(
+                        "{FILENAME_NAME} has size {}, a pointer is 8 bytes",
+                        name.size
+                    )));
+                }
+                if refcnt.size != 4 {
+                    return Err(ProfileError::Invalid(format!(
+                        "{FILENAME_REFCNT} has size {}, an int is 4 bytes",
+                        refcnt.size
+                    )));
+                }
+                UnlinkArg::Filename { name, refcnt }
+            }
+        };
+        Ok(UnlinkFacts {
+            name_arg: function.name_arg,
+            kind,
+        })
+    }
+}

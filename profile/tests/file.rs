@@ -1,0 +1,81 @@
+//! Reading profile files: what is refused, with which message, and files
+//! written by earlier versions.
+
+use profile::{Profile, builtin};
+
+fn good() -> String {
+    builtin::FILENAME.profile("5.10.0").to_toml_string()
+}
+
+/// As `offsets gen` wrote it before the register was derived.
+fn with_registers(name: &str, ret: &str) -> String {
+    format!(
+        "{}\n[pt_regs]\n\"do_unlinkat.name\" = \"{name}\"\n\"do_unlinkat.ret\" = \"{ret}\"\n",
+        good()
+    )
+}
+
+#[test]
+fn impossible_values_are_errors() {
+    let good = good();
+    for (from, to, why) in [
+        ("offset = 16", "offset = 99999999", "beyond any struct"),
+        ("size = 4", "size = 0", "size 0"),
+        ("name_arg = 2", "name_arg = 7", "name_arg 7"),
+        ("name_arg = 2", "name_arg = 0", "name_arg 0"),
+        ("arch = \"x86_64\"", "arch = \"arm64\"", "only x86_64"),
+        ("format = 1", "format = 9", "format 9"),
+        (
+            "\"struct filename *\"",
+            "\"struct inode *\"",
+            "unknown variant",
+        ),
+        (
+            "[fields.\"filename.name\"]",
+            "[fields.\"filename\"]",
+            "not `struct.member`",
+        ),
+    ] {
+        let text = good.replacen(from, to, 1);
+        assert_ne!(text, good, "{from}");
+        let e = Profile::from_toml_str(&text).unwrap_err().to_string();
+        assert!(e.contains(why), "{to}: {e}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let text = format!("{}\nsurprise = 1\n", good());
+    let e = Profile::from_toml_str(&text).unwrap_err().to_string();
+    assert!(e.contains("surprise"), "{e}");
+}
+
+#[test]
+fn registers_are_derived_not_written() {
+    assert!(!good().contains("pt_regs"), "{}", good());
+}
+
+#[test]
+fn older_files_with_registers_still_read() {
+    let expected = Profile::from_toml_str(&good()).unwrap();
+    assert_eq!(
+        Profile::from_toml_str(&with_registers("si", "ax")).unwrap(),
+        expected
+    );
+}
+
+#[test]
+fn registers_that_disagree_with_the_convention_are_errors() {
+    for (name, ret, why) in [("di", "ax", "in `si`"), ("si", "dx", "in `ax`")] {
+        let e = Profile::from_toml_str(&with_registers(name, ret))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why), "{name} {ret}: {e}");
+    }
+    let unknown = good() + "\n[pt_regs]\n\"vfs_unlink.name\" = \"si\"\n";
+    let e = Profile::from_toml_str(&unknown).unwrap_err().to_string();
+    assert!(e.contains("not in [functions]"), "{e}");
+    let role = good() + "\n[pt_regs]\n\"do_unlinkat.flags\" = \"dx\"\n";
+    let e = Profile::from_toml_str(&role).unwrap_err().to_string();
+    assert!(e.contains("role `flags`"), "{e}");
+}
