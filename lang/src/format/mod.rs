@@ -23,3 +23,6 @@ pub mod text;
 pub use hist::{LhistError, LhistParams, hist_bucket};
 pub use map::{AvgState, Key, KeyPart, Map, MapValues};
 pub use printf::{Arg, ArgType, FormatError, FormatString};
+
+#[cfg(test)]
+mod tests;
