@@ -2,7 +2,7 @@
 //! its spacing (`{"type": "map", "data": {...}}`).
 
 use super::hist::{LhistParams, hist_range, lhist_range};
-use super::map::{Key, KeyPart, Map, MapValues, Rendered, rendered_entries};
+use super::map::{Key, KeyPart, Map, MapValues, Rendered, Scalar, rendered_entries};
 
 /// Appends `bytes` as the inside of a JSON string, escaped as bpftrace
 /// does: `"` `\` newline, carriage return and tab by name, other bytes
@@ -149,6 +149,18 @@ pub fn hist(buckets: &[u64], div: u32) -> Vec<u8> {
 pub fn lhist(buckets: &[u64], params: &LhistParams) -> Vec<u8> {
     let slots = &buckets[..buckets.len().min(params.slots())];
     bucket_list(slots, |i| lhist_range(params, i), 1)
+}
+
+/// `print(expr)` of a non-map value: `{"type": "value", "data": V}`.
+pub fn value(value: &Scalar) -> Vec<u8> {
+    let mut out = b"{\"type\": \"value\", \"data\": ".to_vec();
+    match value {
+        Scalar::Signed(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Scalar::Unsigned(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Scalar::Str(s) => quoted(s, &mut out),
+    }
+    out.extend_from_slice(b"}\n");
+    out
 }
 
 /// `{"type": "attached_probes", "data": {"probes": N}}`.

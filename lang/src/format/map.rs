@@ -70,6 +70,32 @@ pub enum MapValues {
     },
 }
 
+/// The bias bpftrace 0.17's `min()` stores values with: the map holds
+/// `MIN_BIAS - value` and keeps the greatest (signed compare against the
+/// stored value, 0 when the key is new), so the first value always lands
+/// (for values up to `MIN_BIAS`) and per-CPU copies combine by maximum.
+pub const MIN_BIAS: i64 = 0xffff_ffff;
+
+/// The `min()` value of a key from its stored per-CPU copies under the
+/// [`MIN_BIAS`] encoding, as bpftrace 0.17 decodes it (0 stays 0, the value
+/// `zero()` leaves).
+pub fn decode_min(stored_per_cpu: &[i64]) -> i64 {
+    let greatest = stored_per_cpu.iter().copied().fold(0, i64::max);
+    if greatest == 0 {
+        0
+    } else {
+        MIN_BIAS.wrapping_sub(greatest)
+    }
+}
+
+/// A single value as `print(expr)` shows it for a non-map expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scalar {
+    Signed(i64),
+    Unsigned(u64),
+    Str(Vec<u8>),
+}
+
 /// One map at print time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Map {

@@ -21,7 +21,7 @@ pub mod printf;
 pub mod text;
 
 pub use hist::{LhistError, LhistParams, hist_bucket};
-pub use map::{AvgState, Key, KeyPart, Map, MapValues};
+pub use map::{AvgState, Key, KeyPart, MIN_BIAS, Map, MapValues, Scalar, decode_min};
 pub use printf::{Arg, ArgType, FormatError, FormatString};
 
 #[cfg(test)]

@@ -468,6 +468,30 @@ fn json_printf_events_escape_as_bpftrace() {
 }
 
 #[test]
+fn print_of_a_non_map_value() {
+    // BEGIN { $x = 5; print($x) } and BEGIN { print(comm) }
+    assert_eq!(text::value(&Scalar::Signed(5)), b"5\n");
+    assert_eq!(
+        json::value(&Scalar::Signed(5)),
+        b"{\"type\": \"value\", \"data\": 5}\n"
+    );
+    assert_eq!(
+        json::value(&Scalar::Str(b"bpftrace".to_vec())),
+        b"{\"type\": \"value\", \"data\": \"bpftrace\"}\n"
+    );
+}
+
+#[test]
+fn min_decodes_bpftrace_0_17_storage() {
+    let store = |v: i64| MIN_BIAS - v;
+    assert_eq!(decode_min(&[store(7)]), 7);
+    assert_eq!(decode_min(&[store(7), store(3), 0]), 3);
+    assert_eq!(decode_min(&[store(-5)]), -5);
+    assert_eq!(decode_min(&[store(0)]), 0);
+    assert_eq!(decode_min(&[]), 0);
+}
+
+#[test]
 fn probe_and_lost_lines() {
     assert_eq!(text::attached_probes(1), "Attaching 1 probe...\n");
     assert_eq!(text::attached_probes(2), "Attaching 2 probes...\n");

@@ -2,7 +2,7 @@
 //! with its labels and 52-column bars, and the lines around them.
 
 use super::hist::{LhistParams, hist_label, lhist_bucket_label};
-use super::map::{Key, KeyPart, Map, MapValues, Rendered, rendered_entries};
+use super::map::{Key, KeyPart, Map, MapValues, Rendered, Scalar, rendered_entries};
 
 const BAR_WIDTH: usize = 52;
 
@@ -128,6 +128,17 @@ pub fn lhist(buckets: &[u64], params: &LhistParams) -> Vec<u8> {
             &mut out,
         );
     }
+    out
+}
+
+/// `print(expr)` of a non-map value: the value and a newline.
+pub fn value(value: &Scalar) -> Vec<u8> {
+    let mut out = match value {
+        Scalar::Signed(n) => n.to_string().into_bytes(),
+        Scalar::Unsigned(n) => n.to_string().into_bytes(),
+        Scalar::Str(s) => s.clone(),
+    };
+    out.push(b'\n');
     out
 }
 
