@@ -584,3 +584,180 @@ proptest! {
         let _ = LhistParams::new(min, max, step);
     }
 }
+
+fn map(name: &str, values: MapValues) -> Map {
+    Map {
+        name: name.into(),
+        values,
+    }
+}
+
+/// `BEGIN { @a = count(); @b["x"] = count(); @b["y"] = count();
+/// @b["y"] = count(); @c = avg(5); @d[1] = 1; delete(@d[1]); @e = hist(0);
+/// @e = hist(-5); @e = hist(1000); @f = lhist(15, 0, 100, 10); @g = "str";
+/// @h[-1] = "z"; @h[3] = "a"; @h[20] = "b"; @m = min(-3); @n = max(7);
+/// @s = sum(-4); exit(); }` as Debian 12's bpftrace 0.17.0-1 printed it.
+#[test]
+fn exit_text_as_debian_12_bpftrace_printed_it() {
+    let lhist = LhistParams::new(0, 100, 10).unwrap();
+    let maps = vec![
+        map(
+            "@s",
+            MapValues::Int {
+                signed: true,
+                entries: vec![(vec![], (-4i64) as u64)],
+            },
+        ),
+        map("@a", MapValues::Count(vec![(vec![], 1)])),
+        map(
+            "@b",
+            MapValues::Count(vec![(vec![s("y")], 2), (vec![s("x")], 1)]),
+        ),
+        map("@c", MapValues::Avg(vec![(vec![], avg_of(&[5]))])),
+        map(
+            "@d",
+            MapValues::Int {
+                signed: true,
+                entries: vec![],
+            },
+        ),
+        map(
+            "@e",
+            MapValues::Hist(vec![(vec![], hist_of(&[0, -5, 1000]))]),
+        ),
+        map(
+            "@f",
+            MapValues::Lhist {
+                params: lhist,
+                entries: vec![(vec![], lhist_of(&lhist, &[15]))],
+            },
+        ),
+        map("@g", MapValues::Str(vec![(vec![], b"str".to_vec())])),
+        map(
+            "@h",
+            MapValues::Str(vec![
+                (vec![KeyPart::Int(-1)], b"z".to_vec()),
+                (vec![KeyPart::Int(3)], b"a".to_vec()),
+                (vec![KeyPart::Int(20)], b"b".to_vec()),
+            ]),
+        ),
+        map("@m", MapValues::Min(vec![(vec![], -3)])),
+        map("@n", MapValues::Max(vec![(vec![], 7)])),
+    ];
+    let empty = format!("|{}|", " ".repeat(52));
+    let full = format!("|{}|", "@".repeat(52));
+    let mut expected = String::from("\n\n@a: 1\n@b[x]: 1\n@b[y]: 2\n@c: 5\n\n\n@e: \n");
+    expected += &format!("(..., 0)               1 {full}\n[0]                    1 {full}\n");
+    for label in [
+        "[1]",
+        "[2, 4)",
+        "[4, 8)",
+        "[8, 16)",
+        "[16, 32)",
+        "[32, 64)",
+        "[64, 128)",
+        "[128, 256)",
+        "[256, 512)",
+    ] {
+        expected += &format!("{label:<16}       0 {empty}\n");
+    }
+    expected += &format!("[512, 1K)              1 {full}\n\n");
+    expected += &format!("@f: \n[10, 20)               1 {full}\n\n");
+    expected += "@g: str\n@h[3]: a\n@h[20]: b\n@h[-1]: z\n@m: -3\n@n: 7\n@s: -4\n";
+    assert_eq!(String::from_utf8(text::exit_maps(&maps)).unwrap(), expected);
+}
+
+/// `BEGIN { @big = hist(8589934592); @neg = max(-5); @l = lhist(5000, 0,
+/// 10240, 1024); @k[1] = hist(5); @k[2] = hist(5); @k[2] = hist(6);
+/// @mn = min(5000000000); exit(); }` on bpftrace 0.17.0-1: 2^33 counts in
+/// `[2G, 4G)`, and neither a negative max() nor a min() above 2^32 is ever
+/// stored, so both maps print as empty lines.
+#[test]
+fn exit_text_quirks_as_debian_12_bpftrace_printed_them() {
+    let lhist = LhistParams::new(0, 10240, 1024).unwrap();
+    let maps = vec![
+        map(
+            "@big",
+            MapValues::Hist(vec![(vec![], hist_of(&[8589934592]))]),
+        ),
+        map("@neg", MapValues::Max(vec![])),
+        map(
+            "@l",
+            MapValues::Lhist {
+                params: lhist,
+                entries: vec![(vec![], lhist_of(&lhist, &[5000]))],
+            },
+        ),
+        map(
+            "@k",
+            MapValues::Hist(vec![
+                (vec![KeyPart::Int(2)], hist_of(&[5, 6])),
+                (vec![KeyPart::Int(1)], hist_of(&[5])),
+            ]),
+        ),
+        map("@mn", MapValues::Min(vec![])),
+    ];
+    let full = format!("|{}|", "@".repeat(52));
+    let expected = format!(
+        "\n\n@big: \n[2G, 4G)               1 {full}\n\n\
+         @k[1]: \n[4, 8)                 1 {full}\n\n\
+         @k[2]: \n[4, 8)                 2 {full}\n\n\
+         @l: \n[4K, 5K)               1 {full}\n\n\
+         \n\n"
+    );
+    assert_eq!(String::from_utf8(text::exit_maps(&maps)).unwrap(), expected);
+}
+
+/// `-f json` of `BEGIN { printf("a\"b\x01\n"); @a = count();
+/// @b["x", 2] = count(); @c = avg(-7); @c = avg(2); @e[1] = hist(5);
+/// @e[2] = hist(5); @e[2] = hist(6); @f = lhist(15, 0, 100, 10);
+/// @g = "s\tr"; @z[1] = 1; delete(@z[1]); exit(); }` on bpftrace 0.17.0-1.
+#[test]
+fn json_as_debian_12_bpftrace_printed_it() {
+    let lhist = LhistParams::new(0, 100, 10).unwrap();
+    let maps = vec![
+        map("@a", MapValues::Count(vec![(vec![], 1)])),
+        map(
+            "@b",
+            MapValues::Count(vec![(vec![s("x"), KeyPart::Int(2)], 1)]),
+        ),
+        map("@c", MapValues::Avg(vec![(vec![], avg_of(&[-7, 2]))])),
+        map(
+            "@e",
+            MapValues::Hist(vec![
+                (vec![KeyPart::Int(1)], hist_of(&[5])),
+                (vec![KeyPart::Int(2)], hist_of(&[5, 6])),
+            ]),
+        ),
+        map(
+            "@f",
+            MapValues::Lhist {
+                params: lhist,
+                entries: vec![(vec![], lhist_of(&lhist, &[15]))],
+            },
+        ),
+        map("@g", MapValues::Str(vec![(vec![], b"s\tr".to_vec())])),
+        map(
+            "@z",
+            MapValues::Int {
+                signed: true,
+                entries: vec![],
+            },
+        ),
+    ];
+    let mut out = json::attached_probes(1).into_bytes();
+    out.extend(json::printf(b"a\"b\x01\n"));
+    out.extend(json::exit_maps(&maps));
+    let expected = r#"{"type": "attached_probes", "data": {"probes": 1}}
+{"type": "printf", "data": "a\"b\u0001\n"}
+
+
+{"type": "map", "data": {"@a": 1}}
+{"type": "map", "data": {"@b": {"x,2": 1}}}
+{"type": "stats", "data": {"@c": -2}}
+{"type": "hist", "data": {"@e": {"1": [{"min": 4, "max": 7, "count": 1}], "2": [{"min": 4, "max": 7, "count": 2}]}}}
+{"type": "hist", "data": {"@f": [{"min": 10, "max": 19, "count": 1}]}}
+{"type": "map", "data": {"@g": "s\tr"}}
+"#;
+    assert_eq!(String::from_utf8(out).unwrap(), expected);
+}

@@ -166,3 +166,58 @@ proptest! {
         prop_assert_eq!(out(&text, &[]), text);
     }
 }
+
+/// Outputs of Debian 12's bpftrace 0.17.0-1, run on BEGIN probes.
+#[test]
+fn as_debian_12_bpftrace_printed_them() {
+    use Arg::{Signed as N, Str};
+    assert_eq!(
+        out(
+            "%s|%-3c|%hhd|%hu|%llu|%08.3d|%5.2x|%X|%o|%-10s|\n",
+            &[
+                Str(b"x"),
+                N(66),
+                N(511),
+                N(-1),
+                N(-1),
+                N(7),
+                N(10),
+                N(48879),
+                N(8),
+                Str(b"left")
+            ]
+        ),
+        "x|B  |-1|65535|18446744073709551615|     007|   0a|BEEF|10|left      |\n"
+    );
+    assert_eq!(
+        out("%d %u %x %lx %ld|\n", &[N(-1), N(-1), N(-1), N(-1), N(-1)]),
+        "-1 4294967295 ffffffff ffffffffffffffff -1|\n"
+    );
+    assert_eq!(
+        out(
+            "[%05d][%-5d][%c][%p][%p][%.3s][%8s]\n",
+            &[
+                N(-42),
+                N(3),
+                N(65),
+                N(0),
+                N(4660),
+                Str(b"abcdef"),
+                Str(b"ab")
+            ]
+        ),
+        "[-0042][3    ][A][(nil)][0x1234][abc][      ab]\n"
+    );
+    assert_eq!(out("100%%\n", &[]), "100%%\n");
+    assert_eq!(out("%% %d\n", &[N(5)]), "% 5\n");
+    assert_eq!(out("[%%d]\n", &[N(7)]), "[%d]\n");
+    assert_eq!(out("%d%%\n", &[N(5)]), "5%%\n");
+    assert_eq!(out("%i\n", &[]), "%i\n");
+    assert_eq!(
+        check(
+            "%s|%-3c|%hhd|%hu|%llu|%08.3d|%#x|%+d\n",
+            &[S, I, I, I, I, I, I]
+        ),
+        "printf: Too many arguments for format string (7 supplied, 6 expected)"
+    );
+}
