@@ -761,3 +761,42 @@ fn json_as_debian_12_bpftrace_printed_it() {
 "#;
     assert_eq!(String::from_utf8(out).unwrap(), expected);
 }
+
+/// `BEGIN { @l = lhist(9, 1, 10, 4); @l = lhist(0, 1, 10, 4);
+/// @l = lhist(5, 1, 10, 4); @b["x"] = count(); @b["y"] = count() x2;
+/// @b["z"] = count() x3; print(@b); print(@b, 1, 2); @c = count();
+/// clear(@c); print(@c); ... }` on bpftrace 0.17.0-1: a range that is not a
+/// multiple of the step puts 9 in `[10, ...)`; clear() of a map without
+/// keys leaves it at 0.
+#[test]
+fn print_and_uneven_lhist_as_debian_12_bpftrace_printed_them() {
+    let b = map(
+        "@b",
+        MapValues::Count(vec![
+            (vec![s("z")], 3),
+            (vec![s("x")], 1),
+            (vec![s("y")], 2),
+        ]),
+    );
+    assert_eq!(text(&b, 0, 0), "@b[x]: 1\n@b[y]: 2\n@b[z]: 3\n");
+    assert_eq!(text(&b, 1, 2), "@b[z]: 1\n");
+    let c = map("@c", MapValues::Count(vec![(vec![], 0)]));
+    assert_eq!(text(&c, 0, 0), "@c: 0\n");
+    let params = LhistParams::new(1, 10, 4).unwrap();
+    let l = map(
+        "@l",
+        MapValues::Lhist {
+            params,
+            entries: vec![(vec![], lhist_of(&params, &[9, 0, 5]))],
+        },
+    );
+    let full = format!("|{}|", "@".repeat(52));
+    let empty = format!("|{}|", " ".repeat(52));
+    assert_eq!(
+        text(&l, 0, 0),
+        format!(
+            "@l: \n(..., 1)               1 {full}\n[1, 5)                 0 {empty}\n\
+             [5, 9)                 1 {full}\n[10, ...)              1 {full}\n\n"
+        )
+    );
+}
