@@ -12,7 +12,8 @@
 //! - the argument is 64 bits wide, so `%d`/`%u`/`%x` show its low 32 bits and
 //!   `%ld`/`%lu`/`%lx`/`%llu`/`%lld`/`%llx` all of it;
 //! - `%%` before a conversion prints `%`, but after the last conversion (or in
-//!   a format with no conversion) it prints `%%`.
+//!   a format with no conversion) it prints `%%`;
+//! - each part is written as a C string, so a `%c` of 0 ends its part.
 
 use std::fmt;
 
@@ -228,7 +229,11 @@ impl FormatString {
         let mut out = Vec::new();
         let mut part_start = 0;
         for (token, arg) in self.tokens.iter().zip(args) {
-            c_format_one(&self.text[part_start..token.end], *arg, &mut out);
+            let mut part = Vec::new();
+            c_format_one(&self.text[part_start..token.end], *arg, &mut part);
+            // bpftrace writes each part as a C string: a `%c` of 0 ends it.
+            let shown = part.iter().position(|&b| b == 0).unwrap_or(part.len());
+            out.extend_from_slice(&part[..shown]);
             part_start = token.end;
         }
         out.extend_from_slice(&self.text[part_start..]);

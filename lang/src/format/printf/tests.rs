@@ -213,6 +213,9 @@ fn as_debian_12_bpftrace_printed_them() {
     assert_eq!(out("[%%d]\n", &[N(7)]), "[%d]\n");
     assert_eq!(out("%d%%\n", &[N(5)]), "5%%\n");
     assert_eq!(out("%i\n", &[]), "%i\n");
+    // A NUL from `%c` ends the part it is in, not the rest of the format.
+    assert_eq!(out("<%-12c|%d\n", &[N(0), N(1)]), "<|1\n");
+    assert_eq!(out("<%5c%%\n", &[N(0)]), "<    %%\n");
     assert_eq!(
         check(
             "%s|%-3c|%hhd|%hu|%llu|%08.3d|%#x|%+d\n",
