@@ -800,3 +800,20 @@ fn print_and_uneven_lhist_as_debian_12_bpftrace_printed_them() {
         )
     );
 }
+
+/// Bar widths truncate `count / largest * 52` (single precision), as
+/// bpftrace 0.17.0-1 drew them for counts 100, 33, 7, 3, 1 and 51.
+#[test]
+fn bar_widths_as_debian_12_bpftrace_drew_them() {
+    let mut values = Vec::new();
+    for (value, times) in [(2, 100), (5, 33), (9, 7), (17, 3), (40, 1), (70, 51)] {
+        values.extend(std::iter::repeat_n(value, times));
+    }
+    let bars: Vec<usize> = text(&scalar_hist(&values), 0, 0)
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.matches('@').count())
+        .collect();
+    assert_eq!(bars, vec![52, 17, 3, 1, 0, 26]);
+}
