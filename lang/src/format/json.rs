@@ -1,13 +1,14 @@
-//! bpftrace 0.17's `-f json` output: one JSON object per line, written with
+//! bpftrace 0.23's `-f json` output: one JSON object per line, written with
 //! its spacing (`{"type": "map", "data": {...}}`).
 
-use super::hist::{LhistParams, hist_range, lhist_range};
+use super::hist::{HistParams, LhistParams};
 use super::map::{Key, KeyPart, Map, MapValues, Rendered, Scalar, rendered_entries};
 
 /// Appends `bytes` as the inside of a JSON string, escaped as bpftrace
 /// does: `"` `\` newline, carriage return and tab by name, other bytes
-/// below 0x20 as `\u00xx`. Other bytes pass unchanged (bpftrace 0.17 writes
-/// bytes >= 0x80 as a broken `\uffffffxx`; nobtf keeps UTF-8 intact).
+/// below 0x20 as `\u00xx`, and every byte from 0x80 up as `\uffffffxx`
+/// (bpftrace tests a signed `char` and prints it as an `int`, so UTF-8
+/// text comes out mangled; users' parsers see the same bytes from both).
 pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
     for &b in bytes {
         match b {
@@ -17,6 +18,7 @@ pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
             0..0x20 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            0x80.. => out.extend_from_slice(format!("\\u{:x}", i32::from(b as i8)).as_bytes()),
             _ => out.push(b),
         }
     }
@@ -53,7 +55,8 @@ pub fn exit_maps(maps: &[Map]) -> Vec<u8> {
 /// `{"type": T, "data": {"@name": V}}` where T is `hist` for hist/lhist,
 /// `stats` for avg and `map` otherwise, and V is the value of a map without
 /// keys or `{"k1,k2": value, ...}` (key parts joined by `,`, always
-/// quoted) in print order. A histogram value is a list of
+/// quoted) in print order. String key parts are escaped twice, as bpftrace
+/// 0.23 does: the key `a"b` is written `"a\\\"b"`. A histogram value is a list of
 /// `{"min": a, "max": b, "count": n}` from the first to the last non-zero
 /// bucket; the below-range bucket has no `min`, lhist's top one no `max`.
 pub fn map(map: &Map, top: u32, div: u32) -> Vec<u8> {
@@ -61,7 +64,7 @@ pub fn map(map: &Map, top: u32, div: u32) -> Vec<u8> {
         return Vec::new();
     }
     let kind = match map.values {
-        MapValues::Hist(_) | MapValues::Lhist { .. } => "hist",
+        MapValues::Hist { .. } | MapValues::Lhist { .. } => "hist",
         MapValues::Avg(_) => "stats",
         _ => "map",
     };
@@ -86,7 +89,8 @@ pub fn map(map: &Map, top: u32, div: u32) -> Vec<u8> {
             Rendered::Str(s) => quoted(s, &mut out),
             Rendered::Hist(buckets) => match &map.values {
                 MapValues::Lhist { params, .. } => out.extend(lhist(buckets, params)),
-                _ => out.extend(hist(buckets, div)),
+                MapValues::Hist { params, .. } => out.extend(hist(buckets, params, div)),
+                _ => {}
             },
         }
     }
@@ -97,7 +101,8 @@ pub fn map(map: &Map, top: u32, div: u32) -> Vec<u8> {
     out
 }
 
-/// Key parts joined by `,` with no space.
+/// Key parts joined by `,` with no space, string parts escaped (the
+/// caller quotes, and so escapes, the whole once more).
 fn key_text(key: &Key) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, part) in key.iter().enumerate() {
@@ -105,8 +110,8 @@ fn key_text(key: &Key) -> Vec<u8> {
             out.push(b',');
         }
         match part {
-            KeyPart::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
-            KeyPart::Str(s) => out.extend_from_slice(s),
+            KeyPart::Str(s) => escape_into(s, &mut out),
+            number => out.extend(number.text()),
         }
     }
     out
@@ -139,16 +144,16 @@ fn bucket_list(
 }
 
 /// A `hist()` value: its non-empty span of buckets, counts divided by
-/// `div` (0 means 1). bpftrace 0.17 computes the bounds in `int`, which
-/// breaks from `[2G, 4G)` up; these are the true bounds.
-pub fn hist(buckets: &[u64], div: u32) -> Vec<u8> {
-    bucket_list(buckets, hist_range, u64::from(div.max(1)))
+/// `div` (0 means 1).
+pub fn hist(buckets: &[u64], params: &HistParams, div: u32) -> Vec<u8> {
+    let slots = &buckets[..buckets.len().min(params.slots())];
+    bucket_list(slots, |i| params.range(i), u64::from(div.max(1)))
 }
 
 /// An `lhist()` value: its non-empty span of buckets (counts not divided).
 pub fn lhist(buckets: &[u64], params: &LhistParams) -> Vec<u8> {
     let slots = &buckets[..buckets.len().min(params.slots())];
-    bucket_list(slots, |i| lhist_range(params, i), 1)
+    bucket_list(slots, |i| params.range(i), 1)
 }
 
 /// `print(expr)` of a non-map value: `{"type": "value", "data": V}`.

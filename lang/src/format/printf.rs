@@ -1,7 +1,8 @@
-//! `printf` as bpftrace 0.17 runs it: the format string is cut into one part
+//! `printf` as bpftrace 0.23 runs it: the format string is cut into one part
 //! per conversion, each part goes through C `snprintf` with its single
-//! argument promoted to 64 bits, and the text after the last conversion is
-//! written out unchanged.
+//! argument cast to the type the length modifier names (from a 64-bit
+//! value), and the text after the last conversion is written out
+//! unchanged.
 //!
 //! Consequences users see and this module keeps:
 //! - conversions are `%[-][width][.precision]SPEC` with SPEC one of `s c d u
@@ -13,11 +14,22 @@
 //!   `%ld`/`%lu`/`%lx`/`%llu`/`%lld`/`%llx` all of it;
 //! - `%%` before a conversion prints `%`, but after the last conversion (or in
 //!   a format with no conversion) it prints `%%`;
-//! - each part is written as a C string, so a `%c` of 0 ends its part.
+//! - each part is written as a C string, so a `%c` of 0 ends its part;
+//! - a string argument exactly [`MAX_STRLEN`]` - 1` bytes long is taken as
+//!   cut short and gets [`STR_TRUNC_TRAILER`] appended before formatting.
 
 use std::fmt;
 
-/// What a conversion accepts, as bpftrace's checker names it.
+/// bpftrace 0.23's default string buffer size (`BPFTRACE_MAX_STRLEN`):
+/// `str()` reads up to this many bytes, NUL included.
+pub const MAX_STRLEN: usize = 1024;
+
+/// What bpftrace appends to a `printf` string argument that fills its
+/// [`MAX_STRLEN`] buffer (`BPFTRACE_STR_TRUNC_TRAILER`).
+pub const STR_TRUNC_TRAILER: &[u8] = b"..";
+
+/// What a conversion accepts, as bpftrace's checker names it (`int`,
+/// `string`, `buffer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgType {
     /// Integers of any size and sign, pointers, and characters.
@@ -32,7 +44,7 @@ pub enum ArgType {
 impl fmt::Display for ArgType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            ArgType::Integer => "integer",
+            ArgType::Integer => "int",
             ArgType::String => "string",
             ArgType::Buffer => "buffer",
         })
@@ -363,9 +375,13 @@ fn field(spec: &Spec, body: &[u8], out: &mut Vec<u8>) {
 fn render(spec: &Spec, arg: Arg<'_>, out: &mut Vec<u8>) {
     let bits = match arg {
         Arg::Str(bytes) => {
+            let mut text = bytes.to_vec();
+            if text.len() + 1 == MAX_STRLEN {
+                text.extend_from_slice(STR_TRUNC_TRAILER);
+            }
             let shown = spec
                 .precision
-                .map_or(bytes, |p| &bytes[..p.min(bytes.len())]);
+                .map_or(&text[..], |p| &text[..p.min(text.len())]);
             return field(spec, shown, out);
         }
         Arg::Signed(v) => v as u64,

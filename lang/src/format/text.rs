@@ -1,15 +1,16 @@
-//! bpftrace 0.17's text output: maps as `@name[key]: value`, histograms
+//! bpftrace 0.23's text output: maps as `@name[key]: value`, histograms
 //! with its labels and 52-column bars, and the lines around them.
 
-use super::hist::{LhistParams, hist_label, lhist_bucket_label};
-use super::map::{Key, KeyPart, Map, MapValues, Rendered, Scalar, rendered_entries};
+use super::hist::{HistParams, LhistParams};
+use super::map::{Key, Map, MapValues, Rendered, Scalar, rendered_entries};
 
 const BAR_WIDTH: usize = 52;
 
 /// Everything printed when the program ends (END, `exit()`, Ctrl-C, `-c`
 /// command exit, `--duration`): two newlines, then every map in name order
-/// as [`map`] prints it, empty ones included (an empty map prints an empty
-/// line, an empty `avg()` map two).
+/// (by bytes: `@B` before `@_` before `@a`) as [`map`] prints it, empty
+/// ones included (an empty map prints an empty line, an empty `avg()` map
+/// two).
 pub fn exit_maps(maps: &[Map]) -> Vec<u8> {
     let mut sorted: Vec<&Map> = maps.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
@@ -23,22 +24,28 @@ pub fn exit_maps(maps: &[Map]) -> Vec<u8> {
 /// One map as `print(@m, top, div)` and the end of the program print it:
 /// its entries in bpftrace's order, one per line, the last `top` when
 /// `top` is non-zero, values divided by `div` (0 means 1), then a newline
-/// (two for `avg()`). A histogram entry is `@name[key]: ` (with the space),
-/// a newline, its bucket lines and an empty line.
+/// (two for `avg()`). A histogram entry is `@name[key]:` (no space, unlike
+/// bpftrace 0.17), a newline, its bucket lines and an empty line.
 pub fn map(map: &Map, top: u32, div: u32) -> Vec<u8> {
     let entries = rendered_entries(&map.values, top, div);
     let mut lines: Vec<Vec<u8>> = Vec::with_capacity(entries.len());
     for (key, value) in entries {
         let mut line = key_text(&map.name, &key);
-        line.extend_from_slice(b": ");
         match value {
-            Rendered::Number(n) => line.extend_from_slice(n.as_bytes()),
-            Rendered::Str(s) => line.extend_from_slice(&s),
+            Rendered::Number(n) => {
+                line.extend_from_slice(b": ");
+                line.extend_from_slice(n.as_bytes());
+            }
+            Rendered::Str(s) => {
+                line.extend_from_slice(b": ");
+                line.extend_from_slice(&s);
+            }
             Rendered::Hist(buckets) => {
-                line.push(b'\n');
+                line.extend_from_slice(b":\n");
                 match &map.values {
                     MapValues::Lhist { params, .. } => line.extend(lhist(&buckets, params)),
-                    _ => line.extend(hist(&buckets, div)),
+                    MapValues::Hist { params, .. } => line.extend(hist(&buckets, params, div)),
+                    _ => {}
                 }
             }
         }
@@ -63,10 +70,7 @@ fn key_text(name: &str, key: &Key) -> Vec<u8> {
         if i > 0 {
             out.extend_from_slice(b", ");
         }
-        match part {
-            KeyPart::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
-            KeyPart::Str(s) => out.extend_from_slice(s),
-        }
+        out.extend(part.text());
     }
     out.push(b']');
     out
@@ -95,16 +99,18 @@ fn extent(buckets: &[u64]) -> Option<(usize, usize, u64)> {
 }
 
 /// A `hist()` body: the buckets from the first to the last non-zero one
-/// (inner empty ones shown), counts divided by `div` (0 means 1), the bars
-/// from the undivided counts. All-zero buckets print nothing.
-pub fn hist(buckets: &[u64], div: u32) -> Vec<u8> {
+/// among the `params.slots()` it can have (inner empty ones shown), counts
+/// divided by `div` (0 means 1), the bars from the undivided counts.
+/// All-zero buckets print nothing.
+pub fn hist(buckets: &[u64], params: &HistParams, div: u32) -> Vec<u8> {
     let mut out = Vec::new();
-    let Some((first, last, largest)) = extent(buckets) else {
+    let slots = &buckets[..buckets.len().min(params.slots())];
+    let Some((first, last, largest)) = extent(slots) else {
         return out;
     };
     let div = u64::from(div.max(1));
-    for (index, &count) in buckets.iter().enumerate().take(last + 1).skip(first) {
-        bucket_line(&hist_label(index), count / div, count, largest, &mut out);
+    for (index, &count) in slots.iter().enumerate().take(last + 1).skip(first) {
+        bucket_line(&params.label(index), count / div, count, largest, &mut out);
     }
     out
 }
@@ -120,13 +126,7 @@ pub fn lhist(buckets: &[u64], params: &LhistParams) -> Vec<u8> {
     };
     let largest = buckets.iter().copied().max().unwrap_or(0);
     for (index, &count) in slots.iter().enumerate().take(last + 1).skip(first) {
-        bucket_line(
-            &lhist_bucket_label(params, index),
-            count,
-            count,
-            largest,
-            &mut out,
-        );
+        bucket_line(&params.label(index), count, count, largest, &mut out);
     }
     out
 }

@@ -28,15 +28,15 @@ fn counts_and_types_in_bpftrace_words() {
     );
     assert_eq!(
         check("%d\n", &[S]),
-        "printf: %d specifier expects a value of type integer (string supplied)"
+        "printf: %d specifier expects a value of type int (string supplied)"
     );
     assert_eq!(
         check("%-10llu|%s\n", &[I, I]),
-        "printf: %s specifier expects a value of type string (integer supplied)"
+        "printf: %s specifier expects a value of type string (int supplied)"
     );
     assert_eq!(
         check("%r\n", &[I]),
-        "printf: %r specifier expects a value of type buffer (integer supplied)"
+        "printf: %r specifier expects a value of type buffer (int supplied)"
     );
 }
 
@@ -105,7 +105,7 @@ fn widths_flags_and_precision_as_glibc() {
 }
 
 #[test]
-fn text_and_percent_signs_as_bpftrace_0_17_prints_them() {
+fn text_and_percent_signs_as_bpftrace_prints_them() {
     assert_eq!(
         out(
             "%-6d %6d %s\n",
@@ -167,14 +167,34 @@ proptest! {
     }
 }
 
-/// Outputs of Debian 12's bpftrace 0.17.0-1, run on BEGIN probes.
+/// The outputs of `golden/NAME.bt` as Debian 13's bpftrace 0.23.2 printed
+/// them (`golden/regen`), split at the `\x1f` each case starts with (and a
+/// last one ends), or at lines when there is none.
+fn golden_pieces(out: &str) -> Vec<&str> {
+    let body = out
+        .strip_prefix("Attaching 1 probe...\n")
+        .expect("a BEGIN program's output starts with the attach line");
+    let body = body
+        .strip_suffix("\n\n")
+        .expect("and ends with exit()'s two newlines");
+    if body.contains('\x1f') {
+        let mut pieces: Vec<&str> = body.split('\x1f').skip(1).collect();
+        assert_eq!(pieces.pop(), Some(""), "the last \\x1f ends the output");
+        pieces
+    } else {
+        body.split_inclusive('\n').collect()
+    }
+}
+
+/// `golden/printf.bt` on bpftrace 0.23.2.
 #[test]
-fn as_debian_12_bpftrace_printed_them() {
-    use Arg::{Signed as N, Str};
-    assert_eq!(
-        out(
+fn as_bpftrace_0_23_printed_them() {
+    use Arg::{Signed as N, Str, Unsigned as U};
+    let lines = golden_pieces(include_str!("../golden/printf.out"));
+    let cases: Vec<(&str, Vec<Arg<'_>>)> = vec![
+        (
             "%s|%-3c|%hhd|%hu|%llu|%08.3d|%5.2x|%X|%o|%-10s|\n",
-            &[
+            vec![
                 Str(b"x"),
                 N(66),
                 N(511),
@@ -184,43 +204,123 @@ fn as_debian_12_bpftrace_printed_them() {
                 N(10),
                 N(48879),
                 N(8),
-                Str(b"left")
-            ]
+                Str(b"left"),
+            ],
         ),
-        "x|B  |-1|65535|18446744073709551615|     007|   0a|BEEF|10|left      |\n"
-    );
-    assert_eq!(
-        out("%d %u %x %lx %ld|\n", &[N(-1), N(-1), N(-1), N(-1), N(-1)]),
-        "-1 4294967295 ffffffff ffffffffffffffff -1|\n"
-    );
-    assert_eq!(
-        out(
+        ("%d %u %x %lx %ld|\n", vec![N(-1); 5]),
+        ("%d %u %x %lx %ld|\n", vec![U(u64::MAX); 5]),
+        (
             "[%05d][%-5d][%c][%p][%p][%.3s][%8s]\n",
-            &[
+            vec![
                 N(-42),
                 N(3),
                 N(65),
                 N(0),
                 N(4660),
                 Str(b"abcdef"),
-                Str(b"ab")
-            ]
+                Str(b"ab"),
+            ],
         ),
-        "[-0042][3    ][A][(nil)][0x1234][abc][      ab]\n"
-    );
-    assert_eq!(out("100%%\n", &[]), "100%%\n");
-    assert_eq!(out("%% %d\n", &[N(5)]), "% 5\n");
-    assert_eq!(out("[%%d]\n", &[N(7)]), "[%d]\n");
-    assert_eq!(out("%d%%\n", &[N(5)]), "5%%\n");
-    assert_eq!(out("%i\n", &[]), "%i\n");
-    // A NUL from `%c` ends the part it is in, not the rest of the format.
-    assert_eq!(out("<%-12c|%d\n", &[N(0), N(1)]), "<|1\n");
-    assert_eq!(out("<%5c%%\n", &[N(0)]), "<    %%\n");
+        ("100%%\n", vec![]),
+        ("%% %d\n", vec![N(5)]),
+        ("[%%d]\n", vec![N(7)]),
+        ("%d%%\n", vec![N(5)]),
+        ("%i %+d % d %#x\n", vec![]),
+        // A NUL from `%c` ends the part it is in, not the rest of the format.
+        ("<%-12c|%d\n", vec![N(0), N(1)]),
+        ("<%5c%%\n", vec![N(0)]),
+        ("Elapsed: %ds\n", vec![N(4)]),
+        (
+            "%s|%.3s|%-9s|\n",
+            vec![Str(b"bpftrace"), Str(b"bpftrace"), Str(b"bpftrace")],
+        ),
+    ];
+    // "<%-12c|%d\n" prints as one line.
+    assert_eq!(lines.len(), cases.len());
+    for ((format, args), expected) in cases.iter().zip(lines) {
+        assert_eq!(out(format, args), expected, "format {format:?}");
+    }
+}
+
+/// Refusals as bpftrace 0.23.2 worded them (after `stdin:1:9-28: ERROR: `).
+#[test]
+fn refusals_as_bpftrace_0_23_worded_them() {
     assert_eq!(
-        check(
-            "%s|%-3c|%hhd|%hu|%llu|%08.3d|%#x|%+d\n",
-            &[S, I, I, I, I, I, I]
-        ),
-        "printf: Too many arguments for format string (7 supplied, 6 expected)"
+        check("%d\n", &[S]),
+        "printf: %d specifier expects a value of type int (string supplied)"
     );
+    assert_eq!(
+        check("%s\n", &[I]),
+        "printf: %s specifier expects a value of type string (int supplied)"
+    );
+    assert_eq!(
+        check("%ld\n", &[S]),
+        "printf: %ld specifier expects a value of type int (string supplied)"
+    );
+    assert_eq!(
+        check("%c\n", &[S]),
+        "printf: %c specifier expects a value of type int (string supplied)"
+    );
+    assert_eq!(
+        check("%+d|%#x\n", &[I, I]),
+        "printf: Too many arguments for format string (2 supplied, 0 expected)"
+    );
+    assert_eq!(
+        check("%i\n", &[I]),
+        "printf: Too many arguments for format string (1 supplied, 0 expected)"
+    );
+    assert_eq!(
+        check("%5.d\n", &[I]),
+        "printf: Too many arguments for format string (1 supplied, 0 expected)"
+    );
+}
+
+/// A string argument of `MAX_STRLEN - 1` bytes gets `..`, as bpftrace
+/// 0.23.2 printed `printf("%s|%5.3s|\n", S, S)` for a 63-byte S with
+/// `BPFTRACE_MAX_STRLEN=64` (`S..|  aaa|`); one byte shorter or longer is
+/// printed as it is.
+#[test]
+fn strings_filling_the_buffer_get_the_trailer() {
+    let full = vec![b'a'; MAX_STRLEN - 1];
+    let expected = format!("{}..|  aaa|", "a".repeat(MAX_STRLEN - 1));
+    assert_eq!(
+        out("%s|%5.3s|", &[Arg::Str(&full), Arg::Str(&full)]),
+        expected
+    );
+    let shorter = vec![b'a'; MAX_STRLEN - 2];
+    assert_eq!(out("%s", &[Arg::Str(&shorter)]), "a".repeat(MAX_STRLEN - 2));
+}
+
+/// One argument of a `golden/printf_random.cases` line.
+fn case_arg(text: &str) -> Arg<'_> {
+    let (kind, value) = text.split_at(2);
+    match kind {
+        "i:" => Arg::Signed(value.parse().unwrap()),
+        "u:" => Arg::Unsigned(value.parse::<i64>().unwrap() as u64),
+        "s:" => Arg::Str(value.as_bytes()),
+        _ => panic!("bad case argument {text:?}"),
+    }
+}
+
+/// Random formats and arguments (`golden/printf-random`) against what
+/// bpftrace 0.23.2 printed for them.
+#[test]
+fn random_formats_as_bpftrace_0_23_printed_them() {
+    let cases: Vec<&str> = include_str!("../golden/printf_random.cases")
+        .lines()
+        .collect();
+    let outputs = golden_pieces(include_str!("../golden/printf_random.out"));
+    assert_eq!(cases.len(), outputs.len());
+    assert!(cases.len() >= 200);
+    let mut wrong = Vec::new();
+    for (case, expected) in cases.iter().zip(outputs) {
+        let mut fields = case.split('\t');
+        let format = fields.next().unwrap().replace("\\n", "\n");
+        let args: Vec<Arg<'_>> = fields.map(case_arg).collect();
+        let got = out(&format, &args);
+        if got != expected {
+            wrong.push(format!("{case:?}: got {got:?}, bpftrace {expected:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
