@@ -23,7 +23,9 @@
 //!   per-CPU array); every argument is first sign- or zero-extended to 64
 //!   bits as its type says;
 //! - `count()`, `sum()`: a u64 per CPU, added to; `sum()` is signed when
-//!   its argument is;
+//!   its argument is. A `count()` map without keys is an array, so it
+//!   always has its entry and prints `@c: 0` at exit even when nothing
+//!   counted; other maps nothing wrote to are empty (an empty line);
 //! - `min()`/`max()`: per CPU `{ value: u64, is_set: u64 }`; a new key is
 //!   created as `{ x, 1 }`; an existing one takes `x` when `is_set != 1`
 //!   or `x` is at most (`min`) / at least (`max`) the stored value, signed

@@ -694,3 +694,27 @@ fn order_as_bpftrace_0_23_printed_it() {
     out.extend(text::exit_maps(&maps));
     golden(&out, include_str!("golden/order.out"));
 }
+
+/// `golden/untouched.bt`: maps whose statements never ran. A `count()`
+/// without keys lives in a per-CPU array, so it always has its entry and
+/// prints `@c: 0`; the other maps are empty (an empty line, two for avg()).
+#[test]
+fn untouched_maps_as_bpftrace_0_23_printed_them() {
+    let c = map("@c", MapValues::Count(vec![(vec![], 0)]));
+    let a = map("@a", MapValues::Avg(vec![]));
+    let maps = vec![
+        c.clone(),
+        map("@s", signed(vec![])),
+        map("@k", MapValues::Count(vec![])),
+        map("@h", hist(vec![])),
+        map("@m", max(vec![])),
+        a.clone(),
+        map("@v", signed(vec![])),
+    ];
+    let mut out = text::attached_probes(2).into_bytes();
+    out.extend(text::map(&c, 0, 0));
+    out.extend(text::map(&a, 0, 0));
+    out.extend(text::value(&Scalar::Str(b"x".to_vec())));
+    out.extend(text::exit_maps(&maps));
+    golden(&out, include_str!("golden/untouched.out"));
+}
