@@ -1,0 +1,49 @@
+//! What the target kernel can do, as the loader found it: the generator
+//! adapts to these and refuses what the kernel cannot run.
+
+use kernel_headers::bpf::{MAXINSNS, Release};
+use kernel_headers::pt_regs::Abi;
+
+/// Which memory readers the kernel has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readers {
+    /// `bpf_probe_read` only (before 4.11): strings are read at full length.
+    ProbeRead,
+    /// `bpf_probe_read` and `bpf_probe_read_str` (4.11 to 5.4).
+    ProbeReadStr,
+    /// The `_kernel`/`_user` split (5.5+).
+    Split,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kernel {
+    pub readers: Readers,
+    /// `BPF_MAP_TYPE_PERCPU_HASH` (4.6+): aggregations need no atomics.
+    pub percpu_hash: bool,
+    /// Most instructions a program may have (4096 before 5.2).
+    pub max_insns: usize,
+    pub abi: &'static Abi,
+}
+
+impl Kernel {
+    /// The capabilities mainline `release` has, on `abi`.
+    pub fn for_release(release: Release, abi: &'static Abi) -> Kernel {
+        let readers = if release >= Release(5, 5) {
+            Readers::Split
+        } else if release >= Release(4, 11) {
+            Readers::ProbeReadStr
+        } else {
+            Readers::ProbeRead
+        };
+        Kernel {
+            readers,
+            percpu_hash: release >= Release(4, 6),
+            max_insns: if release >= Release(5, 2) {
+                1_000_000
+            } else {
+                MAXINSNS
+            },
+            abi,
+        }
+    }
+}
