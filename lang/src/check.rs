@@ -80,6 +80,17 @@ pub struct Checker<'a> {
     pub used_fields: BTreeSet<String>,
     /// Fields the source lacks, in order of first use.
     pub missing_fields: Vec<(String, Span)>,
+    /// Members of unknown type read as integers, by span: `.member` after
+    /// one is looked up as the nested path (`task_struct.se.vruntime`).
+    untyped: Vec<(Span, Untyped)>,
+}
+
+#[derive(Clone)]
+struct Untyped {
+    strukt: String,
+    path: String,
+    outer: TExpr,
+    user: bool,
 }
 
 /// The probe being checked.
@@ -108,6 +119,7 @@ impl<'a> Checker<'a> {
             events: Vec::new(),
             used_fields: BTreeSet::new(),
             missing_fields: Vec::new(),
+            untyped: Vec::new(),
         }
     }
 
@@ -617,8 +629,63 @@ impl<'a> Checker<'a> {
         {
             return self.tracepoint_field(scope, member, member_span);
         }
+        // `outer->a.b`: a source may know `S.a.b` by path without knowing
+        // the type of `a`; prefer that lookup when it answers.
+        if !arrow
+            && let ExprKind::Member {
+                base: inner,
+                member: outer_member,
+                arrow: inner_arrow,
+                ..
+            } = &base.kind
+        {
+            let inner = self.expr(scope, inner)?;
+            let strukt = match (&inner.ty, inner_arrow) {
+                (
+                    Ty::Ptr {
+                        to: Pointee::Struct(s),
+                        user,
+                    },
+                    true,
+                )
+                | (
+                    Ty::Place {
+                        place: Place::Struct(s),
+                        user,
+                    },
+                    false,
+                ) => Some((s.clone(), *user)),
+                _ => None,
+            };
+            if let Some((strukt, user)) = strukt {
+                let path = format!("{outer_member}.{member}");
+                if let Some(field) = self.fields.field(&strukt, &path) {
+                    self.used_fields.insert(format!("{strukt}.{path}"));
+                    let c_type = field
+                        .c_type
+                        .as_deref()
+                        .map_or(CType::Other, |t| CType::parse(t, field.size));
+                    return Ok(member_value(
+                        inner,
+                        (field.offset, field.size),
+                        c_type,
+                        user,
+                        (strukt, path),
+                        span,
+                    ));
+                }
+            }
+        }
         let base = self.expr(scope, base)?;
+        let untyped = self
+            .untyped
+            .iter()
+            .find(|(s, _)| *s == base.span)
+            .map(|(_, u)| u.clone());
         let (strukt, path, base_addr, user, off_base) = match (&base.ty, arrow) {
+            (Ty::Int { .. }, false) if let Some(u) = untyped => {
+                (u.strukt, format!("{}.{member}", u.path), u.outer, u.user, 0)
+            }
             (
                 Ty::Ptr {
                     to: Pointee::Struct(s),
@@ -690,6 +757,17 @@ impl<'a> Checker<'a> {
             }
         };
         let field = self.field(&strukt, &path, member_span)?;
+        if field.c_type.is_none() {
+            self.untyped.push((
+                span,
+                Untyped {
+                    strukt: strukt.clone(),
+                    path: path.clone(),
+                    outer: base_addr.clone(),
+                    user,
+                },
+            ));
+        }
         let c_type = field
             .c_type
             .as_deref()
@@ -1060,8 +1138,8 @@ impl<'a> Checker<'a> {
                                 format!("str's length must be 1..={STR_MAX}"),
                             ));
                         }
-                        // The NUL takes one byte of bpftrace's length.
-                        n as u32 + 1
+                        // bpftrace's length includes the NUL.
+                        n as u32
                     }
                 };
                 let addr = self.expr(scope, &args[0])?;

@@ -90,9 +90,21 @@ impl<'a> Lexer<'a> {
     pub fn attach_word(&mut self) -> Result<(String, Span), Error> {
         self.skip_trivia()?;
         let start = self.pos;
+        // A `/` right after `:` starts a path (`uprobe:/bin/sh:main`), which
+        // runs to the next `:`; elsewhere `/` starts a predicate.
+        let mut in_path = false;
+        let mut prev = ' ';
         let len = self
             .rest()
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "_:*.-".contains(c)))
+            .find(|c: char| {
+                if c == '/' && prev == ':' {
+                    in_path = true;
+                } else if c == ':' {
+                    in_path = false;
+                }
+                prev = c;
+                !(c.is_ascii_alphanumeric() || "_:*.-".contains(c) || in_path && c == '/')
+            })
             .unwrap_or(self.rest().len());
         self.pos += len;
         Ok((
