@@ -797,6 +797,15 @@ impl<'a> Checker<'a> {
                 format!("tracepoint `{}` has no field `{member}`", scope.point),
             ));
         };
+        if field.offset < 8 {
+            // The verifier refuses reads of a record's first 8 bytes.
+            return Err(Error::at(
+                span,
+                format!(
+                    "tracepoint field `{member}` is in the common header BPF may not read; use `pid`, `comm` or `cpu`"
+                ),
+            ));
+        }
         let user = scope.point.to_string().starts_with("tracepoint:syscalls:");
         let ty_kind = if field.data_loc {
             (
@@ -818,7 +827,7 @@ impl<'a> Checker<'a> {
                 CType::Ptr { to, .. } => (
                     TKind::CtxLoad {
                         off: field.offset,
-                        bytes: 8,
+                        bytes: field.size as u8,
                         signed: false,
                     },
                     Ty::Ptr {
@@ -890,7 +899,7 @@ impl<'a> Checker<'a> {
             return e(
                 TKind::CtxLoad {
                     off: off as u32,
-                    bytes: 8,
+                    bytes: abi.pointer_bytes,
                     signed: false,
                 },
                 int(false),
@@ -904,7 +913,7 @@ impl<'a> Checker<'a> {
                 e(
                     TKind::CtxLoad {
                         off: abi.ret.1 as u32,
-                        bytes: 8,
+                        bytes: abi.pointer_bytes,
                         signed: true,
                     },
                     int(true),
@@ -1230,7 +1239,8 @@ fn member_value(
                 CType::Int { bytes: 1, .. } => Pointee::Char,
                 _ => Pointee::Other,
             };
-            read(8, false, Ty::Ptr { to, user: to_user })
+            // A pointer is as wide as the source says (the target's, not ours).
+            read(size.clamp(1, 8) as u8, false, Ty::Ptr { to, user: to_user })
         }
         CType::Struct(s) => address(Place::Struct(s)),
         CType::CharArray(n) => address(Place::CharArray(n.max(1))),

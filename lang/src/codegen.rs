@@ -137,7 +137,8 @@ impl Gen<'_> {
 
     fn read_helper(&self, user: bool) -> Helper {
         match (self.kernel.readers, user) {
-            (Readers::Split, false) => Helper::ProbeReadKernel,
+            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernel,
+            (Readers::Split, false) => Helper::ProbeRead,
             (Readers::Split, true) => Helper::ProbeReadUser,
             _ => Helper::ProbeRead,
         }
@@ -145,7 +146,8 @@ impl Gen<'_> {
 
     fn read_str_helper(&self, user: bool) -> Helper {
         match (self.kernel.readers, user) {
-            (Readers::Split, false) => Helper::ProbeReadKernelStr,
+            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernelStr,
+            (Readers::Split, false) => Helper::ProbeReadStr,
             (Readers::Split, true) => Helper::ProbeReadUserStr,
             (Readers::ProbeReadStr, _) => Helper::ProbeReadStr,
             // Before 4.11 a string is read at full length; the decoder

@@ -30,11 +30,22 @@ pub struct Compiled {
     /// like decoded records, before attaching and after detaching.
     pub begin: Vec<Event>,
     pub end: Vec<Event>,
+    /// `interval` probes whose bodies need no BPF (print, clear, exit,
+    /// printf of constants: the usual `interval:s:1 { print(@); clear(@); }`):
+    /// the loader runs them on a timer, which works on every kernel.
+    /// Intervals that read kernel state are BPF programs in `probes`.
+    pub timers: Vec<Timer>,
     /// Maps to create, by symbolic name; plus [`crate::output::EVENTS_MAP`]
     /// (a perf event array) when `events` is not empty.
     pub maps: Vec<MapSpec>,
     /// Record formats: a record's first u64 indexes this table.
     pub events: Vec<EventFormat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    pub nanos: u64,
+    pub events: Vec<Event>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +98,7 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
     let program = crate::parser::parse(source)?;
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     let mut checked = Vec::new();
-    let (mut begin, mut end) = (Vec::new(), Vec::new());
+    let (mut begin, mut end, mut timers) = (Vec::new(), Vec::new(), Vec::new());
     for probe in &program.probes {
         for attach in &probe.attach {
             let (point, context) = resolve(attach)?;
@@ -101,6 +112,13 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
                     AttachPoint::Begin => begin.extend(events),
                     _ => end.extend(events),
                 }
+            } else if let (AttachPoint::Interval { nanos }, None) = (&point, &probe.predicate)
+                && let Ok(events) = user_space(&typed.body, &checker.events, probe)
+            {
+                timers.push(Timer {
+                    nanos: *nanos,
+                    events,
+                });
             } else {
                 checked.push((point, typed));
             }
@@ -122,6 +140,7 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
         probes,
         begin,
         end,
+        timers,
         maps: checker.maps,
         events: checker.events,
     })

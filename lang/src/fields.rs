@@ -96,8 +96,7 @@ impl CType {
             "short" | "short int" | "s16" | "u16" | "__u16" | "__s16" => Some(2),
             "int" | "" | "s32" | "u32" | "__u32" | "__s32" => Some(4),
             "long long" | "long long int" | "s64" | "u64" | "__u64" | "__s64" => Some(8),
-            // Pointer width: the only architectures nobtf knows are LP64.
-            "long" | "long int" | "size_t" | "ssize_t" => Some(8),
+            // `long` is as wide as the target's pointers: take the size given.
             _ => None,
         };
         let plain_name = text
@@ -131,6 +130,7 @@ mod tests {
         assert_eq!(CType::parse("u64", 8), int(8, false));
         assert_eq!(CType::parse("pid_t", 4), int(4, true));
         assert_eq!(CType::parse("long", 8), int(8, true));
+        assert_eq!(CType::parse("long", 4), int(4, true));
         assert_eq!(CType::parse("char[16]", 16), CType::CharArray(16));
         assert_eq!(CType::parse("__data_loc char[]", 4), CType::CharArray(0));
         assert_eq!(

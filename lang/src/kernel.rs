@@ -22,6 +22,13 @@ pub struct Kernel {
     pub percpu_hash: bool,
     /// Most instructions a program may have (4096 before 5.2).
     pub max_insns: usize,
+    /// `bpf_probe_read`/`_str` still read either address space after the
+    /// 5.5 split (architectures whose user and kernel addresses never
+    /// overlap, x86 among them). Then a pointer of unknown space (`arg1`, a
+    /// member without `__user`) is read with them, as bpftrace does, so
+    /// `str(arg1)` of a user path works; elsewhere it is read as kernel
+    /// memory.
+    pub compat_readers: bool,
     pub abi: &'static Abi,
 }
 
@@ -43,6 +50,7 @@ impl Kernel {
             } else {
                 MAXINSNS
             },
+            compat_readers: abi.arch == "x86_64",
             abi,
         }
     }

@@ -23,6 +23,6 @@ pub mod providers;
 pub mod tracepoint;
 pub mod typed;
 
-pub use compile::{Compiled, CompiledProbe, Target, compile, fields_used};
+pub use compile::{Compiled, CompiledProbe, Target, Timer, compile, fields_used};
 pub use diag::{Error, Span};
 pub use parser::parse;

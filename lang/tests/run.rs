@@ -404,13 +404,46 @@ fn begin_and_end_are_evaluated_here() {
 }
 
 #[test]
+fn intervals_that_only_print_run_on_a_timer() {
+    let src = "kprobe:f { @c = count(); } interval:s:2 { print(@c); clear(@c); } interval:ms:100 { @t = nsecs; }";
+    let compiled = build(src, Release(4, 14));
+    assert_eq!(
+        compiled.timers,
+        [lang::Timer {
+            nanos: 2_000_000_000,
+            events: vec![
+                Event::Print { map: "@c".into() },
+                Event::Clear { map: "@c".into() }
+            ],
+        }]
+    );
+    let attach: Vec<String> = compiled
+        .probes
+        .iter()
+        .map(|p| p.attach.to_string())
+        .collect();
+    assert_eq!(attach, ["kprobe:f", "interval:ms:100"]);
+}
+
+#[test]
 fn old_kernels_get_old_helpers() {
     let src = r#"kprobe:f { printf("%s\n", str(arg0)); }"#;
     let helpers = |r| build(src, r).probes[0].helpers();
     use kernel_headers::bpf::Helper::*;
     assert!(helpers(Release(4, 9)).contains(&ProbeRead));
     assert!(helpers(Release(4, 14)).contains(&ProbeReadStr));
-    assert!(helpers(Release(5, 10)).contains(&ProbeReadKernelStr));
+    // A pointer of unknown space on x86 after 5.5: the compat reader.
+    assert!(helpers(Release(5, 10)).contains(&ProbeReadStr));
+    let fields = fields();
+    let mut kernel = kernel(Release(5, 10));
+    kernel.compat_readers = false;
+    let target = Target {
+        fields: &fields,
+        tracepoints: &Openat,
+        kernel,
+    };
+    let compiled = compile(src, &target).unwrap();
+    assert!(compiled.probes[0].helpers().contains(&ProbeReadKernelStr));
     for r in [Release(4, 9), Release(4, 14), Release(5, 10)] {
         assert!(helpers(r).iter().all(|h| h.since() <= r), "{r}");
     }
