@@ -97,6 +97,7 @@ impl CompiledProbe {
 pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
     let program = crate::parser::parse(source)?;
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
+    checker.maps = discover_maps(&program, target);
     let mut checked = Vec::new();
     let (mut begin, mut end, mut timers) = (Vec::new(), Vec::new(), Vec::new());
     for probe in &program.probes {
@@ -144,6 +145,24 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
         maps: checker.maps,
         events: checker.events,
     })
+}
+
+/// The maps every probe assigns, so that a probe may print, clear, delete
+/// or read a map another probe, later in the text, assigns (as in
+/// bpftrace). Errors are left to the real pass.
+fn discover_maps(program: &Program, target: &Target) -> Vec<MapSpec> {
+    let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
+    // Twice: a probe reading a map assigned later needs it on the second round.
+    for _ in 0..2 {
+        for probe in &program.probes {
+            for attach in &probe.attach {
+                if let Ok((point, context)) = resolve(attach) {
+                    let _ = checker.probe(probe, &point, context, attach.span);
+                }
+            }
+        }
+    }
+    checker.maps
 }
 
 /// BEGIN and END run in user space (nothing to attach to on 4.14 without
@@ -218,7 +237,13 @@ pub fn fields_used(
         }
     }
     let program: Program = crate::parser::parse(source)?;
+    let target = Target {
+        fields: &Anything,
+        tracepoints,
+        kernel,
+    };
     let mut checker = Checker::new(&Anything, tracepoints, kernel);
+    checker.maps = discover_maps(&program, &target);
     for probe in &program.probes {
         for attach in &probe.attach {
             let (point, context) = resolve(attach)?;

@@ -336,10 +336,10 @@ fn histograms_use_bpftraces_buckets() {
 
 #[test]
 fn delete_print_clear_exit_are_records_or_map_ops() {
-    let src = "kprobe:f { @m[arg0] = 1; delete(@m[arg0]); print(@m); clear(@m); exit(); }";
+    let src = "kprobe:g { print(@m); } kprobe:f { @m[arg0] = 1; delete(@m[arg0]); print(@m); clear(@m); exit(); }";
     let compiled = build(src, Release(5, 4));
     let (mut vm, fd) = vm_for(&compiled);
-    run(&compiled, &mut vm, fd, 0, &args_regs(&[7]));
+    run(&compiled, &mut vm, fd, 1, &args_regs(&[7]));
     assert!(map_values(&compiled, &vm, "@m").is_empty());
     assert_eq!(
         printed(&compiled, &vm),
