@@ -282,17 +282,18 @@ impl Gen<'_> {
     ) -> Result<(), Error> {
         let kind = self.maps[map].kind;
         let value_size = self.maps[map].value_size as usize;
+        // The value is computed once, before the key, and kept on the stack
+        // across the helper calls.
         let v = self.alloc(8, span, "the aggregated value")?;
         let arg = match agg {
             Agg::Count => None,
             Agg::Sum(e) | Agg::Min(e) | Agg::Max(e) | Agg::Avg(e) | Agg::Hist(e) => Some(e),
             Agg::Lhist { value, .. } => Some(value),
         };
-        match arg {
-            Some(e) => self.expr(e)?,
-            None => self.b.mov(R0, 0),
+        if let Some(e) = arg {
+            self.expr(e)?;
+            self.b.store(Size::DW, R10, v, R0);
         }
-        self.b.store(Size::DW, R10, v, R0);
         let key = self.key(map, keys, span)?;
         match kind {
             MapKind::Hist => {

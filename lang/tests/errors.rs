@@ -126,6 +126,10 @@ fn one_line_causes() {
             "`$y` is used before it is assigned",
         ),
         (
+            "kprobe:f { $x = $1; }",
+            "positional parameter `$1` is not supported",
+        ),
+        (
             "kprobe:f { print(@nope); }",
             "map `@nope` is used but never assigned",
         ),
