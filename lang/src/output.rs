@@ -204,6 +204,16 @@ pub enum MapValue {
 }
 
 impl MapSpec {
+    /// `BPF_MAP_TYPE_HASH` or `BPF_MAP_TYPE_PERCPU_HASH`.
+    pub fn map_type(&self) -> u32 {
+        use kernel_headers::bpf::map_type;
+        if self.per_cpu {
+            map_type::PERCPU_HASH
+        } else {
+            map_type::HASH
+        }
+    }
+
     /// The user's key values of a kernel key.
     pub fn decode_key(&self, key: &[u8]) -> Result<Vec<Value>, DecodeError> {
         decode_slots(key, &self.key)
@@ -281,5 +291,99 @@ impl MapSpec {
             MapKind::Max => MapValue::Max(best),
             _ => MapValue::Count(total),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: MapKind) -> MapSpec {
+        MapSpec {
+            name: "@m".into(),
+            kind,
+            key: vec![Slot {
+                ty: ValueType::Str { len: 16 },
+                offset: 0,
+            }],
+            key_size: 16,
+            value_size: 16,
+            per_cpu: true,
+            max_entries: MAP_ENTRIES,
+        }
+    }
+
+    fn words(values: &[u64]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_ne_bytes()).collect()
+    }
+
+    #[test]
+    fn per_cpu_values_combine_as_bpftrace_prints_them() {
+        let cpu0 = words(&[5, 1]);
+        let cpu1 = words(&[(-3i64) as u64, 1]);
+        let unset = words(&[0, 0]);
+        let all: [&[u8]; 3] = [&cpu0, &cpu1, &unset];
+        assert_eq!(
+            spec(MapKind::Min).combine(&all),
+            Ok(MapValue::Min(Some(-3)))
+        );
+        assert_eq!(spec(MapKind::Max).combine(&all), Ok(MapValue::Max(Some(5))));
+        assert_eq!(
+            spec(MapKind::Max).combine(&[&unset]),
+            Ok(MapValue::Max(None))
+        );
+        assert_eq!(
+            spec(MapKind::Avg).combine(&all),
+            Ok(MapValue::Avg { sum: 2, count: 2 })
+        );
+        assert_eq!(spec(MapKind::Count).combine(&all), Ok(MapValue::Count(2)));
+        let mut key = b"bash".to_vec();
+        key.resize(16, 0);
+        assert_eq!(
+            spec(MapKind::Count).decode_key(&key),
+            Ok(vec![Value::Str("bash".into())])
+        );
+    }
+
+    #[test]
+    fn records_decode_against_the_table() {
+        let events = [
+            EventFormat::Exit,
+            EventFormat::Printf {
+                format: "%d %s\n".into(),
+                args: vec![
+                    Slot {
+                        ty: ValueType::Int { signed: true },
+                        offset: 8,
+                    },
+                    Slot {
+                        ty: ValueType::Str { len: 8 },
+                        offset: 16,
+                    },
+                ],
+            },
+        ];
+        let mut record = words(&[1, (-2i64) as u64]);
+        record.extend_from_slice(b"ok\0\0\0\0\0\0");
+        assert_eq!(
+            decode_event(&events, &record),
+            Ok(Event::Printf {
+                format: "%d %s\n".into(),
+                args: vec![Value::Int(-2), Value::Str("ok".into())],
+            })
+        );
+        assert_eq!(decode_event(&events, &words(&[0])), Ok(Event::Exit));
+        assert_eq!(
+            decode_event(&events, &words(&[7])),
+            Err(DecodeError::UnknownEvent(7))
+        );
+        assert_eq!(decode_event(&events, &[1, 0]), Err(DecodeError::Short(2)));
+        assert_eq!(
+            decode_event(&events, &record[..20]),
+            Err(DecodeError::Truncated {
+                len: 20,
+                offset: 16
+            })
+        );
     }
 }
