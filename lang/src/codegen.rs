@@ -458,6 +458,16 @@ impl Gen<'_> {
                 self.b.mov(R2, (*want).min(len) as i32);
                 self.b.call(self.read_str_helper(*user));
             }
+            TKind::Ternary(c, a, b) => {
+                let (other, end) = (self.label(), self.label());
+                self.expr(c)?;
+                self.b.jump(JmpOp::Eq, R0, 0, other);
+                self.str_into(a, off, len)?;
+                self.b.ja(end);
+                self.b.label(other);
+                self.str_into(b, off, len)?;
+                self.b.label(end);
+            }
             TKind::Var(slot) => {
                 let (from, ty) = self.vars[*slot].clone();
                 let Ty::Str { len: have } = ty else {
@@ -523,6 +533,10 @@ impl Gen<'_> {
     fn expr(&mut self, e: &TExpr) -> Result<(), Error> {
         match &e.kind {
             TKind::Const(n) => self.imm(R0, *n),
+            TKind::Ternary(..) if matches!(e.ty, Ty::Str { .. }) => {
+                let (off, _) = self.str_buffer(e)?;
+                self.stack_ptr(R0, off);
+            }
             TKind::ConstStr(_) | TKind::Comm | TKind::StrRead { .. } => {
                 let (off, _) = self.str_buffer(e)?;
                 self.stack_ptr(R0, off);

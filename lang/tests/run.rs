@@ -404,6 +404,49 @@ fn begin_and_end_are_evaluated_here() {
 }
 
 #[test]
+fn strings_in_ternaries_and_comparisons() {
+    let src = r#"kretprobe:f { $s = retval < 0 ? "fail" : comm; printf("%s %d\n", $s, $s == "rm"); @r[retval < 0 ? "fail" : "ok"] = count(); }"#;
+    let compiled = build(src, Release(5, 4));
+    let (mut vm, fd) = vm_for(&compiled);
+    let ret = NATIVE.ret.0;
+    run(
+        &compiled,
+        &mut vm,
+        fd.clone(),
+        0,
+        &fake_pt_regs(&[(ret, 3)]).unwrap(),
+    );
+    run(
+        &compiled,
+        &mut vm,
+        fd,
+        0,
+        &fake_pt_regs(&[(ret, (-1i64) as u64)]).unwrap(),
+    );
+    let lines: Vec<Vec<Value>> = printed(&compiled, &vm)
+        .into_iter()
+        .map(|e| match e {
+            Event::Printf { args, .. } => args,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    use Value::*;
+    assert_eq!(
+        lines,
+        [
+            vec![Str("rm".into()), Int(1)],
+            vec![Str("fail".into()), Int(0)]
+        ]
+    );
+    let mut keys: Vec<Vec<Value>> = map_values(&compiled, &vm, "@r")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(keys, [vec![Str("fail".into())], vec![Str("ok".into())]]);
+}
+
+#[test]
 fn intervals_that_only_print_run_on_a_timer() {
     let src = "kprobe:f { @c = count(); } interval:s:2 { print(@c); clear(@c); } interval:ms:100 { @t = nsecs; }";
     let compiled = build(src, Release(4, 14));

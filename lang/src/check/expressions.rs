@@ -134,9 +134,22 @@ impl Checker<'_> {
                 let c = self.scalar(c, "a condition")?;
                 let a = self.expr(scope, a)?;
                 let b = self.expr(scope, b)?;
-                let a = self.scalar(a, "a `?:` branch (strings are not supported there yet)")?;
-                let b = self.scalar(b, "a `?:` branch (strings are not supported there yet)")?;
-                let ty = a.ty.clone();
+                let a = self.storable(a)?;
+                let b = self.storable(b)?;
+                let ty = match (&a.ty, &b.ty) {
+                    (Ty::Str { len: x }, Ty::Str { len: y }) => Ty::Str { len: *x.max(y) },
+                    (Ty::Str { .. }, _) | (_, Ty::Str { .. }) => {
+                        return Err(Error::at(
+                            span,
+                            "the branches of `?:` must both be strings or both integers",
+                        ));
+                    }
+                    _ => {
+                        let a = self.scalar(a.clone(), "a `?:` branch")?;
+                        self.scalar(b.clone(), "a `?:` branch")?;
+                        a.ty
+                    }
+                };
                 t(TKind::Ternary(Box::new(c), Box::new(a), Box::new(b)), ty)
             }
             ExprKind::Cast { target, value } => {
