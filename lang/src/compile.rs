@@ -152,6 +152,7 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
 /// bpftrace). Errors are left to the real pass.
 fn discover_maps(program: &Program, target: &Target) -> Vec<MapSpec> {
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
+    checker.lenient = true;
     // Twice: a probe reading a map assigned later needs it on the second round.
     for _ in 0..2 {
         for probe in &program.probes {

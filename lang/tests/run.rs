@@ -447,6 +447,21 @@ fn strings_in_ternaries_and_comparisons() {
 }
 
 #[test]
+fn a_predicate_may_read_a_map_its_body_assigns() {
+    let src = "kprobe:f / @budget[cpu] < 2 / { @budget[cpu] = @budget[cpu] + 1; exit(); }";
+    let compiled = build(src, Release(4, 14));
+    let (mut vm, fd) = vm_for(&compiled);
+    for _ in 0..4 {
+        run(&compiled, &mut vm, fd.clone(), 0, &args_regs(&[]));
+    }
+    assert_eq!(printed(&compiled, &vm), [Event::Exit, Event::Exit]);
+    assert_eq!(
+        map_values(&compiled, &vm, "@budget"),
+        [(vec![Value::Uint(1)], MapValue::Value(Value::Uint(2)))]
+    );
+}
+
+#[test]
 fn intervals_that_only_print_run_on_a_timer() {
     let src = "kprobe:f { @c = count(); } interval:s:2 { print(@c); clear(@c); } interval:ms:100 { @t = nsecs; }";
     let compiled = build(src, Release(4, 14));

@@ -88,6 +88,9 @@ pub struct Checker<'a> {
     /// Members of unknown type read as integers, by span: `.member` after
     /// one is looked up as the nested path (`task_struct.se.vruntime`).
     untyped: Vec<(Span, Untyped)>,
+    /// Skip what fails and go on: the discovery pass that finds every map
+    /// before the real one (which reports the errors).
+    pub lenient: bool,
 }
 
 #[derive(Clone)]
@@ -125,6 +128,7 @@ impl<'a> Checker<'a> {
             used_fields: BTreeSet::new(),
             missing_fields: Vec::new(),
             untyped: Vec::new(),
+            lenient: false,
         }
     }
 
@@ -155,15 +159,19 @@ impl<'a> Checker<'a> {
         };
         let predicate = match &probe.predicate {
             None => None,
-            Some(p) => {
-                let e = self.expr(&mut scope, p)?;
-                Some(self.scalar(e, "a predicate")?)
-            }
+            Some(p) => match self.expr(&mut scope, p) {
+                Ok(e) => Some(self.scalar(e, "a predicate")?),
+                Err(_) if self.lenient => None,
+                Err(e) => return Err(e),
+            },
         };
         let mut body = Vec::new();
         for stmt in &probe.body {
-            if let Some(s) = self.stmt(&mut scope, stmt)? {
-                body.push(s);
+            match self.stmt(&mut scope, stmt) {
+                Ok(Some(s)) => body.push(s),
+                Ok(None) => {}
+                Err(_) if self.lenient => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(TProbe {
