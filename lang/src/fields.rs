@@ -33,6 +33,19 @@ impl FieldSource for offsets::Profile {
     }
 }
 
+/// BTF knows offsets, sizes and types; `member` may be a dotted path.
+impl FieldSource for offsets::btf::Btf {
+    fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
+        let path = offsets::model::FieldPath::parse(&format!("{strukt}.{member}")).ok()?;
+        let field = offsets::btf::Btf::field(self, &path).ok()?;
+        Some(FieldInfo {
+            offset: field.offset,
+            size: field.size,
+            c_type: self.field_type(&path).ok(),
+        })
+    }
+}
+
 /// A fixed list of `("struct.member", info)`: tests, and sources built by hand.
 impl FieldSource for Vec<(&str, FieldInfo)> {
     fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
