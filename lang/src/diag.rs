@@ -55,7 +55,8 @@ impl Error {
             .find('\n')
             .map_or(source.len(), |i| start + i);
         let line_no = source[..line_start].matches('\n').count() + 1;
-        let text = &source[line_start..line_end];
+        // Tabs print as one space so that the caret lines up.
+        let text = source[line_start..line_end].replace('\t', " ");
         let col = source[line_start..start].chars().count();
         let end = floor_char_boundary(source, span.end.clamp(start, line_end));
         let width = source[start..end].chars().count().max(1);
@@ -97,6 +98,12 @@ mod tests {
             error.render(source),
             "2:16: unknown variable `$x`\n  printf(\"%d\", $x);\n               ^^"
         );
+    }
+
+    #[test]
+    fn tabs_do_not_shift_the_caret() {
+        let error = Error::at(Span::new(3, 4), "here");
+        assert_eq!(error.render("\t\tx y"), "1:4: here\n  x y\n   ^");
     }
 
     #[test]

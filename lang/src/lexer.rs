@@ -63,6 +63,14 @@ impl<'a> Lexer<'a> {
         &self.src[self.pos..]
     }
 
+    /// Only blanks between the start of the line and `pos`.
+    fn at_line_start(&self) -> bool {
+        let before = &self.src[..self.pos];
+        before[before.rfind('\n').map_or(0, |i| i + 1)..]
+            .trim()
+            .is_empty()
+    }
+
     /// Skip blanks and `//`, `/* */` comments.
     fn skip_trivia(&mut self) -> Result<(), Error> {
         loop {
@@ -70,6 +78,10 @@ impl<'a> Lexer<'a> {
             let trimmed = rest.trim_start();
             self.pos += rest.len() - trimmed.len();
             if trimmed.starts_with("//") {
+                self.pos += trimmed.find('\n').unwrap_or(trimmed.len());
+            } else if trimmed.starts_with('#') && self.at_line_start() {
+                // `#!` and `#include` lines: struct layouts come from the
+                // profile or BTF, not from headers.
                 self.pos += trimmed.find('\n').unwrap_or(trimmed.len());
             } else if trimmed.starts_with("/*") {
                 let Some(end) = trimmed.find("*/") else {
@@ -226,6 +238,12 @@ impl<'a> Lexer<'a> {
 mod tests {
     use super::*;
 
+    impl Lexer<'_> {
+        fn nth_is_err(mut self, n: usize) -> bool {
+            (0..n).all(|_| self.next_token().is_ok()) && self.next_token().is_err()
+        }
+    }
+
     fn tokens(src: &str) -> Vec<Tok> {
         let mut lexer = Lexer::new(src);
         let mut out = Vec::new();
@@ -261,11 +279,19 @@ mod tests {
     }
 
     #[test]
+    fn shebang_and_include_lines_are_skipped() {
+        assert_eq!(
+            tokens("#!/usr/bin/env bpftrace\n#include <linux/sched.h>\n  # define X\nBEGIN"),
+            [Tok::Ident("BEGIN".into())]
+        );
+    }
+
+    #[test]
     fn bad_input_is_an_error_with_a_span() {
         let error = Lexer::new("  \"abc").next_token().unwrap_err();
         assert_eq!(error.span, Some(Span::new(2, 3)));
         assert!(Lexer::new("99999999999999999999").next_token().is_err());
-        assert!(Lexer::new("#").next_token().is_err());
+        assert!(Lexer::new("a #").nth_is_err(1));
         assert!(Lexer::new("/* x").next_token().is_err());
     }
 }

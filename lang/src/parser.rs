@@ -109,6 +109,14 @@ impl Parser<'_> {
             if word.is_empty() {
                 return Err(self.unexpected("a probe such as `kprobe:FUNC`")?);
             }
+            if word == "struct" || word == "union" || word == "config" {
+                return Err(Error::at(
+                    span,
+                    format!(
+                        "`{word}` definitions are not supported by nobtf trace: struct layouts come from the offsets profile or BTF"
+                    ),
+                ));
+            }
             attach.push(Attach {
                 parts: word.split(':').map(str::to_string).collect(),
                 span,
