@@ -434,7 +434,7 @@ impl Gen<'_> {
         match &e.kind {
             TKind::ConstStr(s) => {
                 let bytes = s.as_bytes();
-                let n = bytes.len().min(len as usize - 1);
+                let n = bytes.len().min((len as usize).saturating_sub(1));
                 for (i, chunk) in bytes[..n].chunks(4).enumerate() {
                     let mut word = [0u8; 4];
                     word[..chunk.len()].copy_from_slice(chunk);
@@ -609,7 +609,7 @@ impl Gen<'_> {
             TKind::Unary(op, v) => {
                 self.expr(v)?;
                 match op {
-                    UnOp::Not => self.bool_of(JmpOp::Eq, R0, 0),
+                    UnOp::Not => self.bool_of(JmpOp::Eq, R0, 0, false),
                     UnOp::Neg => {
                         self.b.mov(R1, 0);
                         self.b.alu(AluOp::Sub, R1, R0);
@@ -691,17 +691,17 @@ impl Gen<'_> {
         Ok(())
     }
 
-    /// r0 = (dst op src) as 0 or 1.
-    fn bool_of(&mut self, op: JmpOp, dst: Reg, src: impl Into<probes::asm::Operand>) {
+    /// r0 = (dst op src) as 0 or 1, or its negation when `negate`.
+    fn bool_of(&mut self, op: JmpOp, dst: Reg, src: impl Into<probes::asm::Operand>, negate: bool) {
         let yes = self.label();
         let src = src.into();
         let tmp = if dst == R0 { R1 } else { dst };
         if dst == R0 {
             self.b.mov(R1, R0);
         }
-        self.b.mov(R0, 1);
+        self.b.mov(R0, i32::from(!negate));
         self.b.jump(op, tmp, src, yes);
-        self.b.mov(R0, 0);
+        self.b.mov(R0, i32::from(negate));
         self.b.label(yes);
     }
 
@@ -769,19 +769,21 @@ impl Gen<'_> {
             BinOp::Shr if signed => AluOp::Arsh,
             BinOp::Shr => AluOp::Rsh,
             _ => {
-                let jop = match (op, signed) {
-                    (BinOp::Eq, _) => JmpOp::Eq,
-                    (BinOp::Ne, _) => JmpOp::Ne,
-                    (BinOp::Lt, false) => JmpOp::Lt,
-                    (BinOp::Le, false) => JmpOp::Le,
-                    (BinOp::Gt, false) => JmpOp::Gt,
-                    (BinOp::Ge, false) => JmpOp::Ge,
-                    (BinOp::Lt, true) => JmpOp::Slt,
-                    (BinOp::Le, true) => JmpOp::Sle,
-                    (BinOp::Gt, true) => JmpOp::Sgt,
-                    _ => JmpOp::Sge,
+                // `<` and `<=` are the negations of `>=` and `>`: the
+                // JLT family is 4.14+, and the immediate must be on the right.
+                let (jop, negate) = match (op, signed) {
+                    (BinOp::Eq, _) => (JmpOp::Eq, false),
+                    (BinOp::Ne, _) => (JmpOp::Ne, false),
+                    (BinOp::Lt, false) => (JmpOp::Ge, true),
+                    (BinOp::Le, false) => (JmpOp::Gt, true),
+                    (BinOp::Gt, false) => (JmpOp::Gt, false),
+                    (BinOp::Ge, false) => (JmpOp::Ge, false),
+                    (BinOp::Lt, true) => (JmpOp::Sge, true),
+                    (BinOp::Le, true) => (JmpOp::Sgt, true),
+                    (BinOp::Gt, true) => (JmpOp::Sgt, false),
+                    _ => (JmpOp::Sge, false),
                 };
-                self.bool_of(jop, R1, right);
+                self.bool_of(jop, R1, right, negate);
                 return Ok(());
             }
         };

@@ -505,5 +505,22 @@ fn old_kernels_get_old_helpers() {
     for r in [Release(4, 9), Release(4, 14), Release(5, 10)] {
         assert!(helpers(r).iter().all(|h| h.since() <= r), "{r}");
     }
+    // No jump needs 4.14 (JLT and friends): comparisons use their negations.
+    let src = "kprobe:f { @a = (int64)arg0 < 5; @b = arg0 <= arg1; @c = hist(arg0); @d = lhist(arg0, 0, 10, 1); }";
+    let compiled = build(src, Release(4, 9));
+    use probes::asm::{Insn, JmpOp};
+    assert!(
+        compiled.probes[0]
+            .insns
+            .as_slice()
+            .iter()
+            .all(|i| !matches!(
+                i,
+                Insn::Jump {
+                    op: JmpOp::Lt | JmpOp::Le | JmpOp::Slt | JmpOp::Sle,
+                    ..
+                }
+            ))
+    );
     let _ = (FIELDS, pt_regs::SIZE, NoTracepoints);
 }
