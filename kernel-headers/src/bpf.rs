@@ -140,6 +140,12 @@ pub const PSEUDO_MAP_FD: u8 = 1;
 /// Most instructions a program may have before 5.2 (and for unprivileged
 /// loaders after).
 pub const MAXINSNS: usize = 4096;
+/// From 5.2 the verifier takes programs up to its complexity limit instead.
+pub const COMPLEXITY_LIMIT_INSNS: usize = 1_000_000;
+/// The release that raised the limit from [`MAXINSNS`].
+pub const LARGE_PROGRAMS_SINCE: KernelVersion = KernelVersion::new(5, 2, 0);
+/// The release that added `BPF_MAP_TYPE_PERCPU_HASH`.
+pub const PERCPU_HASH_SINCE: KernelVersion = KernelVersion::new(4, 6, 0);
 /// Bytes of stack a program may use.
 pub const STACK_SIZE: usize = 512;
 /// Length of `prog_name`/`map_name`, including the terminating NUL (4.15+).

@@ -76,10 +76,47 @@ pub mod x86_64 {
 
     /// The register holding a function's return value, as a kretprobe sees it.
     pub const RETURN: (&str, usize) = ("ax", offset_of!(PtRegs, ax));
+
+    pub const ABI: super::Abi = super::Abi {
+        arch: "x86_64",
+        args: &ARGS,
+        ret: RETURN,
+        pointer_bytes: 8,
+        pt_regs_size: SIZE,
+    };
+}
+
+/// What code generation needs of an architecture's calling convention, so
+/// that a generator reads registers through this table and a new
+/// architecture is one more row (see [`abi`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abi {
+    /// As Rust's `target_arch` spells it.
+    pub arch: &'static str,
+    /// Integer argument registers (name, pt_regs offset), argument 1 first.
+    pub args: &'static [(&'static str, usize)],
+    /// The return-value register as a kretprobe sees it.
+    pub ret: (&'static str, usize),
+    /// Width of a kernel pointer and of `long`.
+    pub pointer_bytes: u8,
+    /// Size of `struct pt_regs`, the kprobe context.
+    pub pt_regs_size: usize,
+}
+
+/// Every architecture nobtf knows, by `target_arch` name.
+pub const ABIS: &[&Abi] = &[&x86_64::ABI];
+
+/// The calling convention of `arch` (a `target_arch` name), if known.
+pub fn abi(arch: &str) -> Option<&'static Abi> {
+    ABIS.iter().copied().find(|a| a.arch == arch)
 }
 
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{ARGS, PtRegs, REGISTERS, RETURN, SIZE};
+
+/// The calling convention of the architecture nobtf is built for.
+#[cfg(target_arch = "x86_64")]
+pub const NATIVE: &Abi = &x86_64::ABI;
 
 /// Byte offset of the register called `name` (e.g. `"di"` -> 112).
 pub fn offset_of_register(name: &str) -> Option<usize> {
@@ -122,5 +159,15 @@ mod tests {
         assert_eq!(arg(6), Some(("r9", 64)));
         assert_eq!(arg(0), None);
         assert_eq!(arg(7), None);
+    }
+
+    #[test]
+    fn abi_table_agrees_with_the_constants() {
+        let abi = abi("x86_64").unwrap();
+        assert_eq!(abi.args, &ARGS);
+        assert_eq!(abi.ret, RETURN);
+        assert_eq!(abi.pointer_bytes, 8);
+        assert_eq!(NATIVE, abi);
+        assert_eq!(super::abi("sparc"), None);
     }
 }

@@ -1,5 +1,57 @@
-//! `nobtf trace`: the bpftrace-compatible one-liner language. Pure code, no
-//! syscalls.
+//! `nobtf trace`: a subset of bpftrace's language, with bpftrace's meaning,
+//! compiled to BPF through `probes`' builder. Pure: no syscalls.
+//!
+//! Phases, each its own module: [`lexer`] -> [`parser`] ([`ast`], spans on
+//! every node) -> [`check`] against struct [`fields`], [`tracepoint`]
+//! formats and the [`providers`] table, into the [`typed`] program ->
+//! [`codegen`] for the [`kernel`]'s capabilities. [`compile`] runs them all;
+//! [`output`] describes and decodes what the programs write.
+//!
+//! # What the loader does with it
+//! 1. Build a [`Target`]: a [`fields::FieldSource`] (a `profile::Profile`
+//!    implements it; BTF can too), a [`tracepoint::TracepointSource`] that
+//!    reads tracefs `events/CAT/NAME/format` and hands the text to
+//!    [`tracepoint::parse_format`], and a [`kernel::Kernel`] (readers,
+//!    per-CPU hash, instruction limit, [`kernel_headers::pt_regs::Abi`]),
+//!    e.g. [`kernel::Kernel::for_release`] adjusted by feature probes.
+//! 2. [`compile`] the text; on error print [`Error::render`] (the source line
+//!    and a caret) and stop before touching the kernel.
+//! 3. Create each [`output::MapSpec`] (`map_type()`, sizes, `max_entries`)
+//!    and, when [`Compiled::events`] is not empty, a perf event array named
+//!    [`output::EVENTS_MAP`] with one entry per possible CPU.
+//! 4. Handle [`Compiled::begin`] like decoded records, then for each
+//!    [`CompiledProbe`]: [`CompiledProbe::encode`] with the map fds, load
+//!    with `attach.prog_type()` and [`CompiledProbe::name`], attach per
+//!    [`providers::AttachPoint`] (kprobe, kretprobe, tracepoint by id, or an
+//!    interval as a `cpu-clock` software event on one CPU), and run each
+//!    [`Timer`] on a user-space timer.
+//! 5. Decode each perf sample's data with [`output::decode_event`]: printf
+//!    (format and typed values), print, clear, exit.
+//! 6. At exit run [`Compiled::end`], then print every non-empty map: keys
+//!    by [`output::MapSpec::decode_key`], values (all CPUs' slices) by
+//!    [`output::MapSpec::combine`], histogram buckets by
+//!    [`output::MapSpec::bucket`]; formatting as bpftrace does is the
+//!    printers' job.
+//!
+//! [`fields_used`] lists the `struct.member` keys a program needs, for
+//! `offsets gen --fields-from PROGRAM`.
 #![forbid(unsafe_code)]
 
+pub mod ast;
+pub mod check;
+pub mod codegen;
+mod compile;
+pub mod diag;
+pub mod fields;
 pub mod format;
+pub mod kernel;
+pub mod lexer;
+pub mod output;
+pub mod parser;
+pub mod providers;
+pub mod tracepoint;
+pub mod typed;
+
+pub use compile::{Compiled, CompiledProbe, Target, Timer, compile, fields_used};
+pub use diag::{Error, Span};
+pub use parser::parse;

@@ -389,6 +389,55 @@ impl Btf {
         Ok(Field { offset, size })
     }
 
+    /// The C type of the member `path` names, as text (`struct mm_struct *`,
+    /// `int`, `char[16]`, `const char *`): for `nobtf trace`, which follows
+    /// members by their type.
+    pub fn field_type(&self, path: &FieldPath) -> Result<String, GenError> {
+        let mut ty = self.find_struct(&path.strukt)?;
+        let mut where_ = path.strukt.clone();
+        for member in &path.members {
+            let (_, m) = self
+                .find_member(ty, member, 0)?
+                .ok_or_else(|| GenError::NoMember {
+                    strukt: where_.clone(),
+                    member: member.clone(),
+                })?;
+            where_ = format!("{where_}.{member}");
+            ty = m.ty;
+        }
+        self.type_text(ty, 0)
+    }
+
+    fn type_text(&self, id: u32, depth: usize) -> Result<String, GenError> {
+        if depth > MAX_CHAIN {
+            return Err(err("type nesting too deep"));
+        }
+        let t = self.get(id)?;
+        let name = self.name(t.name_off)?;
+        Ok(match &t.kind {
+            Kind::Void => "void".into(),
+            Kind::Int { .. } | Kind::Float { .. } => name.into(),
+            Kind::Enum { .. } => format!("enum {name}"),
+            Kind::Struct { .. } | Kind::Fwd => format!("struct {name}"),
+            Kind::Union { .. } => format!("union {name}"),
+            // A typedef keeps its name (`pid_t`, `atomic_t`) unless it names
+            // a pointer or an array, whose shape matters more.
+            Kind::Alias { ty, qualifier } => {
+                let inner = self.type_text(*ty, depth + 1)?;
+                if *qualifier || inner.ends_with('*') || inner.ends_with(']') {
+                    inner
+                } else {
+                    name.into()
+                }
+            }
+            Kind::Ptr { ty } => format!("{} *", self.type_text(*ty, depth + 1)?),
+            Kind::Array { elem, nelems } => {
+                format!("{}[{nelems}]", self.type_text(*elem, depth + 1)?)
+            }
+            Kind::Func { .. } | Kind::FuncProto { .. } | Kind::Other => "void (*)()".into(),
+        })
+    }
+
     fn param_type(&self, id: u32) -> Result<ParamType, GenError> {
         let id = self.strip(id)?;
         let t = self.get(id)?;
@@ -429,5 +478,18 @@ impl Btf {
             }));
         }
         Ok(None)
+    }
+}
+
+/// BTF knows offsets, sizes and types; `member` may be a dotted path.
+impl lang::fields::FieldSource for Btf {
+    fn field(&self, strukt: &str, member: &str) -> Option<lang::fields::FieldInfo> {
+        let path = crate::model::FieldPath::parse(&format!("{strukt}.{member}")).ok()?;
+        let field = Btf::field(self, &path).ok()?;
+        Some(lang::fields::FieldInfo {
+            offset: field.offset,
+            size: field.size,
+            c_type: self.field_type(&path).ok(),
+        })
     }
 }

@@ -109,6 +109,9 @@ fn btf_synthetic_both_shapes() {
     );
 
     let btf = Btf::parse(&synthetic_btf(false)).unwrap();
+    let ty = |key: &str| btf.field_type(&FieldPath::parse(key).unwrap()).unwrap();
+    assert_eq!(ty("filename.name"), "char *");
+    assert_eq!(ty("filename.refcnt"), "int");
     let e = btf
         .field(&FieldPath::parse("filename.nope").unwrap())
         .unwrap_err();

@@ -12,7 +12,9 @@
 //! `-EFAULT` and zero the destination on a bad source; string readers
 //! return the length including the NUL; `perf_event_output` captures the
 //! record; `trace_printk` captures the formatted line, with `%s` limited to
-//! 63 bytes like the kernel's 64-byte buffer.
+//! 63 bytes like the kernel's 64-byte buffer. Hash maps added with
+//! [`Vm::add_hash_map`] serve `map_lookup_elem`/`update`/`delete`, their
+//! values memory the program may load from and store to.
 
 use kernel_headers::bpf::{F_CURRENT_CPU, Helper, RawInsn, STACK_SIZE};
 use kernel_headers::pt_regs;
@@ -27,6 +29,9 @@ pub const CTX_ADDR: u64 = 0xffff_c900_0000_0000;
 pub const STACK_ADDR: u64 = 0xffff_c900_1000_0000;
 /// A map's value in a register is `MAP_ADDR + fd`: not readable memory.
 pub const MAP_ADDR: u64 = 0xffff_a000_0000_0000;
+/// Hash map values live from here, each in its own region.
+pub const MAP_VALUE_ADDR: u64 = 0xffff_b000_0000_0000;
+const ENOENT: i64 = 2;
 
 const EFAULT: i64 = 14;
 /// No probe loops, so this only stops a broken program.
@@ -50,13 +55,33 @@ enum Kind {
     Stack,
     Kernel,
     User,
+    /// A hash map entry's value: the program may load and store.
+    MapValue,
 }
 
-const PROGRAM_READ: &[Kind] = &[Kind::Ctx, Kind::Stack];
+const PROGRAM_READ: &[Kind] = &[Kind::Ctx, Kind::Stack, Kind::MapValue];
 const STACK_ONLY: &[Kind] = &[Kind::Stack];
-const KERNEL: &[Kind] = &[Kind::Ctx, Kind::Stack, Kind::Kernel];
+const PROGRAM_WRITE: &[Kind] = &[Kind::Stack, Kind::MapValue];
+const KERNEL: &[Kind] = &[Kind::Ctx, Kind::Stack, Kind::Kernel, Kind::MapValue];
 const USER: &[Kind] = &[Kind::User];
-const ANY: &[Kind] = &[Kind::Ctx, Kind::Stack, Kind::Kernel, Kind::User];
+const ANY: &[Kind] = &[
+    Kind::Ctx,
+    Kind::Stack,
+    Kind::Kernel,
+    Kind::User,
+    Kind::MapValue,
+];
+
+/// A `BPF_MAP_TYPE_HASH` as the program sees it (per-CPU maps look the
+/// same from one CPU).
+#[derive(Debug, Clone)]
+struct HashMap {
+    fd: i32,
+    key_size: usize,
+    value_size: usize,
+    /// Key and the base address of its value's region.
+    entries: Vec<(Vec<u8>, u64)>,
+}
 
 #[derive(Debug, Clone)]
 struct Region {
@@ -114,6 +139,12 @@ pub struct Vm {
     pub perf_output: Vec<Vec<u8>>,
     /// Lines passed to `trace_printk`, formatted.
     pub trace_pipe: Vec<String>,
+    /// `get_current_uid_gid()`: gid << 32 | uid.
+    pub uid_gid: u64,
+    /// `get_smp_processor_id()`.
+    pub cpu: u32,
+    hash_maps: Vec<HashMap>,
+    next_value_addr: u64,
 }
 
 /// A zeroed `pt_regs` with the named registers set, e.g. `[("si", addr)]`.
@@ -155,9 +186,32 @@ impl Vm {
         Ok(())
     }
 
+    /// Serve `fd` as a hash map with these sizes.
+    pub fn add_hash_map(&mut self, fd: i32, key_size: usize, value_size: usize) {
+        self.hash_maps.push(HashMap {
+            fd,
+            key_size,
+            value_size,
+            entries: Vec::new(),
+        });
+    }
+
+    /// The entries of hash map `fd` (key, value), in insertion order.
+    pub fn map_entries(&self, fd: i32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let Some(map) = self.hash_maps.iter().find(|m| m.fd == fd) else {
+            return Vec::new();
+        };
+        map.entries
+            .iter()
+            .filter_map(|(key, addr)| {
+                let value = self.read(*addr, map.value_size, &[Kind::MapValue])?;
+                Some((key.clone(), value.to_vec()))
+            })
+            .collect()
+    }
+
     /// Run an encoded program with `ctx` as its context; returns r0.
     pub fn run(&mut self, program: &[RawInsn], ctx: &[u8]) -> Result<u64, InterpError> {
-        let mapped = self.regions.len();
         self.regions.push(Region {
             base: CTX_ADDR,
             bytes: ctx.to_vec(),
@@ -169,7 +223,8 @@ impl Vm {
             kind: Kind::Stack,
         });
         let result = self.execute(program);
-        self.regions.truncate(mapped);
+        self.regions
+            .retain(|r| !matches!(r.kind, Kind::Ctx | Kind::Stack));
         result
     }
 
@@ -248,7 +303,7 @@ impl Vm {
                 } => {
                     let addr = r[usize::from(dst.number())].wrapping_add(off as u64);
                     let bytes = value(src).to_le_bytes();
-                    self.write(addr, &bytes[..size.bytes()]).ok_or(fault(
+                    self.store(addr, &bytes[..size.bytes()]).ok_or(fault(
                         pc,
                         addr,
                         size.bytes(),
@@ -285,7 +340,14 @@ impl Vm {
         Some(&self.regions[n].bytes[start..start + len])
     }
 
-    /// Programs and helpers write only to the stack.
+    /// Programs write to the stack and map values, helpers to the stack.
+    fn store(&mut self, addr: u64, data: &[u8]) -> Option<()> {
+        let (n, start) = self.find(addr, data.len(), PROGRAM_WRITE)?;
+        self.regions[n].bytes[start..start + data.len()].copy_from_slice(data);
+        Some(())
+    }
+
+    /// Helpers write only to the stack.
     fn write(&mut self, addr: u64, data: &[u8]) -> Option<()> {
         let (n, start) = self.find(addr, data.len(), STACK_ONLY)?;
         self.regions[n].bytes[start..start + data.len()].copy_from_slice(data);
@@ -324,7 +386,64 @@ impl Vm {
             ))
         };
         let efault = (-EFAULT) as u64;
+        let map_at = |vm: &Vm| {
+            vm.hash_maps
+                .iter()
+                .position(|m| MAP_ADDR + u64::from(m.fd as u32) == r[1])
+                .ok_or_else(|| fail(format!("{:#x} is not a hash map", r[1])))
+        };
+        let stack_bytes = |vm: &Vm, addr: u64, len: usize, what: &str| {
+            vm.read(addr, len, STACK_ONLY)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| fail(format!("{what} at {addr:#x} ({len} bytes) is not stack")))
+        };
         match helper {
+            Helper::MapLookupElem => {
+                let m = map_at(self)?;
+                let key = stack_bytes(self, r[2], self.hash_maps[m].key_size, "key")?;
+                let found = self.hash_maps[m].entries.iter().find(|(k, _)| *k == key);
+                Ok(found.map_or(0, |&(_, addr)| addr))
+            }
+            Helper::MapUpdateElem => {
+                let m = map_at(self)?;
+                let (key_size, value_size) =
+                    (self.hash_maps[m].key_size, self.hash_maps[m].value_size);
+                let key = stack_bytes(self, r[2], key_size, "key")?;
+                let value = stack_bytes(self, r[3], value_size, "value")?;
+                let existing = self.hash_maps[m].entries.iter().find(|(k, _)| *k == key);
+                if let Some(&(_, addr)) = existing {
+                    let (n, _) = self
+                        .find(addr, value_size, &[Kind::MapValue])
+                        .ok_or_else(|| fail("map value vanished".into()))?;
+                    self.regions[n].bytes = value;
+                } else {
+                    let addr = MAP_VALUE_ADDR + self.next_value_addr;
+                    self.next_value_addr += value_size.next_multiple_of(8).max(8) as u64;
+                    self.regions.push(Region {
+                        base: addr,
+                        bytes: value,
+                        kind: Kind::MapValue,
+                    });
+                    self.hash_maps[m].entries.push((key, addr));
+                }
+                Ok(0)
+            }
+            Helper::MapDeleteElem => {
+                let m = map_at(self)?;
+                let key = stack_bytes(self, r[2], self.hash_maps[m].key_size, "key")?;
+                let entries = &mut self.hash_maps[m].entries;
+                match entries.iter().position(|(k, _)| *k == key) {
+                    Some(i) => {
+                        let (_, addr) = entries.remove(i);
+                        self.regions
+                            .retain(|r| r.base != addr || r.kind != Kind::MapValue);
+                        Ok(0)
+                    }
+                    None => Ok((-ENOENT) as u64),
+                }
+            }
+            Helper::GetCurrentUidGid => Ok(self.uid_gid),
+            Helper::GetSmpProcessorId => Ok(u64::from(self.cpu)),
             Helper::KtimeGetNs => Ok(self.ktime_ns),
             Helper::GetCurrentPidTgid => Ok(self.pid_tgid),
             Helper::GetCurrentComm => {
@@ -397,7 +516,6 @@ impl Vm {
                 self.trace_pipe.push(line);
                 Ok(n)
             }
-            _ => Err(fail("not implemented by the interpreter".into())),
         }
     }
 

@@ -1,0 +1,349 @@
+//! Expressions: builtins, operators, casts and `str()`.
+
+use super::*;
+
+impl Checker<'_> {
+    pub(super) fn ident(&mut self, scope: &Scope, name: &str, span: Span) -> Result<TExpr, Error> {
+        let e = |kind, ty| Ok(TExpr { kind, ty, span });
+        let abi = self.kernel.abi;
+        if scope.context == Context::UserSpace {
+            return Err(Error::at(
+                span,
+                format!(
+                    "`{name}` cannot be read in BEGIN or END: nobtf runs them in user space (constants only)"
+                ),
+            ));
+        }
+        if let Some(n) = name
+            .strip_prefix("arg")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            if scope.context != Context::Entry {
+                return Err(Error::at(span, format!("`{name}` exists only in kprobes")));
+            }
+            let Some(&(_, off)) = abi.args.get(n) else {
+                return Err(Error::at(
+                    span,
+                    format!(
+                        "`{name}`: {} passes only {} arguments in registers",
+                        abi.arch,
+                        abi.args.len()
+                    ),
+                ));
+            };
+            return e(
+                TKind::CtxLoad {
+                    off: off as u32,
+                    bytes: abi.pointer_bytes,
+                    signed: false,
+                },
+                int(false),
+            );
+        }
+        match name {
+            "retval" => {
+                if scope.context != Context::Return {
+                    return Err(Error::at(span, "`retval` exists only in kretprobes"));
+                }
+                e(
+                    TKind::CtxLoad {
+                        off: abi.ret.1 as u32,
+                        bytes: abi.pointer_bytes,
+                        signed: true,
+                    },
+                    int(true),
+                )
+            }
+            "pid" => e(TKind::Builtin(Builtin::Pid), int(false)),
+            "tid" => e(TKind::Builtin(Builtin::Tid), int(false)),
+            "uid" => e(TKind::Builtin(Builtin::Uid), int(false)),
+            "gid" => e(TKind::Builtin(Builtin::Gid), int(false)),
+            "nsecs" => e(TKind::Builtin(Builtin::Nsecs), int(false)),
+            "cpu" => e(TKind::Builtin(Builtin::Cpu), int(false)),
+            "comm" => e(TKind::Comm, Ty::Str { len: COMM_LEN }),
+            "func" => e(
+                TKind::ConstStr(scope.point.func()),
+                Ty::Str { len: STR_LEN },
+            ),
+            "probe" => e(
+                TKind::ConstStr(scope.point.to_string()),
+                Ty::Str { len: STR_LEN },
+            ),
+            "args" => Err(Error::at(span, "`args` is read by field: `args->NAME`")),
+            _ if UNSUPPORTED.contains(&name) => Err(Error::at(
+                span,
+                format!("`{name}` is a bpftrace builtin nobtf trace does not support yet"),
+            )),
+            _ => Err(Error::at(span, format!("unknown builtin `{name}`"))),
+        }
+    }
+
+    pub(super) fn expr(&mut self, scope: &mut Scope, e: &Expr) -> Result<TExpr, Error> {
+        let span = e.span;
+        let t = |kind, ty| Ok(TExpr { kind, ty, span });
+        match &e.kind {
+            ExprKind::Int(n) => t(TKind::Const(*n), int(*n > i64::MAX as u64)),
+            ExprKind::Str(s) => {
+                let len = (s.len() as u32 + 1).next_multiple_of(8).min(STR_MAX);
+                t(TKind::ConstStr(s.clone()), Ty::Str { len })
+            }
+            ExprKind::Ident(name) => self.ident(scope, name, span),
+            ExprKind::Var(name) => match scope.vars.iter().position(|(n, _)| n == name) {
+                Some(slot) => t(TKind::Var(slot), scope.vars[slot].1.clone()),
+                None if name.bytes().all(|b| b.is_ascii_digit()) => Err(Error::at(
+                    span,
+                    format!("positional parameter `${name}` is not supported by nobtf trace yet"),
+                )),
+                None => Err(Error::at(
+                    span,
+                    format!("`${name}` is used before it is assigned"),
+                )),
+            },
+            ExprKind::Map(m) => {
+                let map = self.map_index(&m.name, m.span)?;
+                let keys = self.keys(scope, m)?;
+                self.check_keys(map, &keys, m.span)?;
+                let ty = match self.maps[map].kind {
+                    MapKind::Assign(ValueType::Int { signed }) => int(signed),
+                    MapKind::Assign(ValueType::Str { len }) => Ty::Str { len },
+                    _ => {
+                        return Err(Error::at(
+                            span,
+                            format!(
+                                "reading the aggregation `{}` in a probe is not supported; print it",
+                                self.maps[map].name
+                            ),
+                        ));
+                    }
+                };
+                t(TKind::MapGet { map, keys }, ty)
+            }
+            ExprKind::Call { name, args } => self.call(scope, name, args, span),
+            ExprKind::Unary(op, v) => {
+                let v = self.expr(scope, v)?;
+                let v = self.scalar(v, "an operand")?;
+                let ty = match op {
+                    UnOp::Not => int(false),
+                    _ => v.ty.clone(),
+                };
+                t(TKind::Unary(*op, Box::new(v)), ty)
+            }
+            ExprKind::Binary(op, l, r) => self.binary(scope, *op, l, r, span),
+            ExprKind::Ternary(c, a, b) => {
+                let c = self.expr(scope, c)?;
+                let c = self.scalar(c, "a condition")?;
+                let a = self.expr(scope, a)?;
+                let b = self.expr(scope, b)?;
+                let a = self.storable(a)?;
+                let b = self.storable(b)?;
+                let ty = match (&a.ty, &b.ty) {
+                    (Ty::Str { len: x }, Ty::Str { len: y }) => Ty::Str { len: *x.max(y) },
+                    (Ty::Str { .. }, _) | (_, Ty::Str { .. }) => {
+                        return Err(Error::at(
+                            span,
+                            "the branches of `?:` must both be strings or both integers",
+                        ));
+                    }
+                    _ => {
+                        let a = self.scalar(a.clone(), "a `?:` branch")?;
+                        self.scalar(b.clone(), "a `?:` branch")?;
+                        a.ty
+                    }
+                };
+                t(TKind::Ternary(Box::new(c), Box::new(a), Box::new(b)), ty)
+            }
+            ExprKind::Cast { target, value } => {
+                let v = self.expr(scope, value)?;
+                match target {
+                    CastTarget::Struct { name, pointers: 1 } => match v.ty {
+                        Ty::Int { .. } | Ty::Ptr { .. } => t(
+                            v.kind,
+                            Ty::Ptr {
+                                to: Pointee::Struct(name.clone()),
+                                user: false,
+                            },
+                        ),
+                        _ => Err(Error::at(
+                            v.span,
+                            format!("cannot cast {} to a pointer", v.ty.describe()),
+                        )),
+                    },
+                    CastTarget::Struct { .. } => Err(Error::at(
+                        span,
+                        "only casts to `struct NAME *` are supported",
+                    )),
+                    CastTarget::Int { bytes, signed } => {
+                        let v = self.scalar(v, "a cast's operand")?;
+                        t(
+                            TKind::Trunc {
+                                value: Box::new(v),
+                                bytes: *bytes,
+                                signed: *signed,
+                            },
+                            int(*signed),
+                        )
+                    }
+                }
+            }
+            ExprKind::Member {
+                base,
+                member,
+                arrow,
+                member_span,
+            } => self.member(scope, base, member, *arrow, *member_span, span),
+        }
+    }
+
+    pub(super) fn binary(
+        &mut self,
+        scope: &mut Scope,
+        op: BinOp,
+        l: &Expr,
+        r: &Expr,
+        span: Span,
+    ) -> Result<TExpr, Error> {
+        let l = self.expr(scope, l)?;
+        let r = self.expr(scope, r)?;
+        let l = self.storable(l)?;
+        let r = self.storable(r)?;
+        let is_str = |e: &TExpr| matches!(e.ty, Ty::Str { .. });
+        if is_str(&l) || is_str(&r) {
+            let (value, literal) = match (&l.kind, &r.kind) {
+                (_, TKind::ConstStr(s)) if !matches!(l.kind, TKind::ConstStr(_)) => (l, s.clone()),
+                (TKind::ConstStr(s), _) => (r, s.clone()),
+                _ => {
+                    return Err(Error::at(
+                        span,
+                        "strings can only be compared with `==`/`!=` against a string literal",
+                    ));
+                }
+            };
+            let negate = match op {
+                BinOp::Eq => false,
+                BinOp::Ne => true,
+                _ => {
+                    return Err(Error::at(
+                        span,
+                        "strings can only be compared with `==`/`!=`",
+                    ));
+                }
+            };
+            if !is_str(&value) {
+                return Err(Error::at(
+                    value.span,
+                    format!("{} cannot be compared with a string", value.ty.describe()),
+                ));
+            }
+            return Ok(TExpr {
+                kind: TKind::StrEq {
+                    value: Box::new(value),
+                    literal,
+                    negate,
+                },
+                ty: int(false),
+                span,
+            });
+        }
+        let l = self.scalar(l, "an operand")?;
+        let r = self.scalar(r, "an operand")?;
+        // Signed when both are, or one is and the other a literal.
+        let signed_or_const = |e: &TExpr| {
+            matches!(e.ty, Ty::Int { signed: true }) || matches!(e.kind, TKind::Const(_))
+        };
+        let signed = (matches!(l.ty, Ty::Int { signed: true })
+            || matches!(r.ty, Ty::Int { signed: true }))
+            && signed_or_const(&l)
+            && signed_or_const(&r);
+        let ty = match op {
+            BinOp::Eq
+            | BinOp::Ne
+            | BinOp::Lt
+            | BinOp::Le
+            | BinOp::Gt
+            | BinOp::Ge
+            | BinOp::LogAnd
+            | BinOp::LogOr => int(false),
+            _ => int(signed),
+        };
+        Ok(TExpr {
+            kind: TKind::Binary(op, Box::new(l), Box::new(r)),
+            ty,
+            span,
+        })
+    }
+
+    pub(super) fn call(
+        &mut self,
+        scope: &mut Scope,
+        name: &str,
+        args: &[Expr],
+        span: Span,
+    ) -> Result<TExpr, Error> {
+        match name {
+            "str" => {
+                if args.is_empty() || args.len() > 2 {
+                    return Err(Error::at(
+                        span,
+                        "str takes an address and an optional length: str(EXPR [, LEN])",
+                    ));
+                }
+                let len = match args.get(1) {
+                    None => STR_LEN,
+                    Some(a) => {
+                        let n = constant(a).ok_or_else(|| {
+                            Error::at(a.span, "str's length must be an integer constant")
+                        })?;
+                        if n < 1 || n > i64::from(STR_MAX) {
+                            return Err(Error::at(
+                                a.span,
+                                format!("str's length must be 1..={STR_MAX}"),
+                            ));
+                        }
+                        // bpftrace's length includes the NUL.
+                        n as u32
+                    }
+                };
+                let addr = self.expr(scope, &args[0])?;
+                let user = match &addr.ty {
+                    Ty::Ptr { user, .. } | Ty::Place { user, .. } => *user,
+                    Ty::Int { .. } => false,
+                    Ty::Str { .. } => {
+                        return Err(Error::at(
+                            addr.span,
+                            "str() of a string: use the string itself",
+                        ));
+                    }
+                };
+                let len = match &addr.ty {
+                    Ty::Place {
+                        place: Place::CharArray(n),
+                        ..
+                    } if args.get(1).is_none() => (*n).clamp(1, STR_MAX),
+                    _ => len,
+                };
+                Ok(TExpr {
+                    kind: TKind::StrRead {
+                        addr: Box::new(addr),
+                        len,
+                        user,
+                    },
+                    ty: Ty::Str { len },
+                    span,
+                })
+            }
+            "count" | "sum" | "min" | "max" | "avg" | "hist" | "lhist" => Err(Error::at(
+                span,
+                format!("{name}() is assigned to a map: `@m = {name}(...)`"),
+            )),
+            "printf" | "print" | "exit" | "clear" | "delete" => Err(Error::at(
+                span,
+                format!("{name}() is a statement, not a value"),
+            )),
+            _ if UNSUPPORTED.contains(&name) => Err(Error::at(
+                span,
+                format!("`{name}()` is a bpftrace function nobtf trace does not support yet"),
+            )),
+            _ => Err(Error::at(span, format!("unknown function `{name}()`"))),
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Maps: keys, kinds agreed across probes, aggregations and plain values.
+
+use super::*;
+
+impl Checker<'_> {
+    pub(super) fn map_index(&self, name: &str, span: Span) -> Result<usize, Error> {
+        let full = format!("@{name}");
+        self.maps
+            .iter()
+            .position(|m| m.name == full)
+            .ok_or_else(|| Error::at(span, format!("map `{full}` is used but never assigned")))
+    }
+
+    pub(super) fn keys(&mut self, scope: &mut Scope, m: &MapAccess) -> Result<Vec<TExpr>, Error> {
+        m.keys
+            .iter()
+            .map(|k| {
+                let value = self.expr(scope, k)?;
+                let value = self.storable(value)?;
+                match value.ty {
+                    Ty::Place { .. } => Err(Error::at(
+                        value.span,
+                        format!("a map key cannot be {}", value.ty.describe()),
+                    )),
+                    _ => Ok(value),
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn key_slots(keys: &[TExpr]) -> Vec<Slot> {
+        let mut offset = 0;
+        keys.iter()
+            .map(|k| {
+                let ty = value_type(&k.ty);
+                let slot = Slot { ty, offset };
+                offset += ty.size();
+                slot
+            })
+            .collect()
+    }
+
+    pub(super) fn check_keys(&self, map: usize, keys: &[TExpr], span: Span) -> Result<(), Error> {
+        let expected = &self.maps[map].key;
+        let got = Checker::key_slots(keys);
+        let same = expected.len() == got.len()
+            && expected.iter().zip(&got).all(|(a, b)| match (a.ty, b.ty) {
+                (ValueType::Int { .. }, ValueType::Int { .. }) => true,
+                (a, b) => a == b,
+            });
+        if same {
+            Ok(())
+        } else {
+            Err(Error::at(
+                span,
+                format!(
+                    "`{}` is used with different keys elsewhere",
+                    self.maps[map].name
+                ),
+            ))
+        }
+    }
+
+    pub(super) fn map_assign(
+        &mut self,
+        scope: &mut Scope,
+        target: &MapAccess,
+        value: &Expr,
+        span: Span,
+    ) -> Result<Option<TStmt>, Error> {
+        let keys = self.keys(scope, target)?;
+        let name = format!("@{}", target.name);
+        // `@n = @n + 1` (and `@n++`) reads a map as it creates it: an
+        // absent entry reads as 0, as in bpftrace.
+        let provisional = !self.maps.iter().any(|m| m.name == name) && !is_aggregation(value);
+        if provisional {
+            self.maps.push(MapSpec {
+                name: name.clone(),
+                kind: MapKind::Assign(ValueType::Int { signed: false }),
+                key: Checker::key_slots(&keys),
+                key_size: 8,
+                value_size: 8,
+                per_cpu: false,
+                max_entries: MAP_ENTRIES,
+            });
+        }
+        let (kind, agg_or_value) = self.map_value(scope, value)?;
+        if provisional {
+            self.maps.pop();
+        }
+        let key = Checker::key_slots(&keys);
+        let user_key: u32 = key.iter().map(|s| s.ty.size()).sum();
+        let bucket = matches!(kind, MapKind::Hist | MapKind::Lhist { .. });
+        let key_size = (user_key + if bucket { 8 } else { 0 }).max(8);
+        let (value_size, per_cpu) = match kind {
+            MapKind::Assign(ty) => (ty.size(), false),
+            MapKind::Min | MapKind::Max | MapKind::Avg => (16, self.kernel.percpu_hash),
+            _ => (8, self.kernel.percpu_hash),
+        };
+        let spec = MapSpec {
+            name: name.clone(),
+            kind,
+            key,
+            key_size,
+            value_size,
+            per_cpu,
+            max_entries: MAP_ENTRIES,
+        };
+        let map = match self.maps.iter().position(|m| m.name == name) {
+            Some(i) => {
+                let old = &self.maps[i];
+                let compatible = old.kind == kind
+                    || matches!(
+                        (old.kind, kind),
+                        (
+                            MapKind::Assign(ValueType::Int { .. }),
+                            MapKind::Assign(ValueType::Int { .. })
+                        )
+                    );
+                if !compatible {
+                    return Err(Error::at(
+                        span,
+                        format!("`{name}` is assigned a different kind of value elsewhere"),
+                    ));
+                }
+                self.check_keys(i, &keys, target.span)?;
+                i
+            }
+            None => {
+                self.maps.push(spec);
+                self.maps.len() - 1
+            }
+        };
+        Ok(Some(match agg_or_value {
+            Ok(agg) => TStmt::MapAgg {
+                map,
+                keys,
+                agg,
+                span,
+            },
+            Err(value) => TStmt::MapAssign {
+                map,
+                keys,
+                value,
+                span,
+            },
+        }))
+    }
+
+    /// The map kind a value gives, and the aggregation or the plain value.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn map_value(
+        &mut self,
+        scope: &mut Scope,
+        value: &Expr,
+    ) -> Result<(MapKind, Result<Agg, TExpr>), Error> {
+        if let ExprKind::Call { name, args } = &value.kind {
+            let span = value.span;
+            let mut one = |c: &mut Checker, what: &str| -> Result<TExpr, Error> {
+                expect_args(name, args, 1, span)?;
+                let e = c.expr(scope, &args[0])?;
+                c.scalar(e, what)
+            };
+            let agg = match name.as_str() {
+                "count" => {
+                    expect_args(name, args, 0, span)?;
+                    Some((MapKind::Count, Agg::Count))
+                }
+                "sum" => Some((MapKind::Sum, Agg::Sum(one(self, "sum's argument")?))),
+                "min" => Some((MapKind::Min, Agg::Min(one(self, "min's argument")?))),
+                "max" => Some((MapKind::Max, Agg::Max(one(self, "max's argument")?))),
+                "avg" => Some((MapKind::Avg, Agg::Avg(one(self, "avg's argument")?))),
+                "hist" => Some((MapKind::Hist, Agg::Hist(one(self, "hist's argument")?))),
+                "lhist" => {
+                    expect_args(name, args, 4, span)?;
+                    let e = self.expr(scope, &args[0])?;
+                    let value = self.scalar(e, "lhist's value")?;
+                    let mut consts = [0i64; 3];
+                    for (c, a) in consts.iter_mut().zip(&args[1..]) {
+                        *c = constant(a).ok_or_else(|| {
+                            Error::at(
+                                a.span,
+                                "lhist's min, max and step must be integer constants",
+                            )
+                        })?;
+                    }
+                    let [min, max, step] = consts;
+                    if step <= 0 || max <= min {
+                        return Err(Error::at(span, "lhist needs min < max and step > 0"));
+                    }
+                    if (max - min) / step > 1000 {
+                        return Err(Error::at(span, "lhist would have more than 1000 buckets"));
+                    }
+                    Some((
+                        MapKind::Lhist { min, max, step },
+                        Agg::Lhist {
+                            value,
+                            min,
+                            max,
+                            step,
+                        },
+                    ))
+                }
+                _ => None,
+            };
+            if let Some((kind, agg)) = agg {
+                return Ok((kind, Ok(agg)));
+            }
+        }
+        let e = self.expr(scope, value)?;
+        let e = self.storable(e)?;
+        if let Ty::Place { .. } = e.ty {
+            return Err(Error::at(
+                e.span,
+                format!("a map cannot hold {}", e.ty.describe()),
+            ));
+        }
+        Ok((MapKind::Assign(value_type(&e.ty)), Err(e)))
+    }
+}

@@ -1,0 +1,294 @@
+//! The type check: names resolved against the providers, the field source
+//! and tracepoint formats; maps' kinds and key types agreed across probes;
+//! printf formats matched to their arguments.
+
+use std::collections::BTreeSet;
+
+use crate::ast::*;
+use crate::diag::{Error, Span};
+use crate::fields::{CType, FieldSource};
+use crate::kernel::Kernel;
+use crate::output::{EventFormat, MAP_ENTRIES, MapKind, MapSpec, Slot, ValueType};
+use crate::providers::{AttachPoint, Context};
+use crate::tracepoint::{TracepointFormat, TracepointSource};
+use crate::typed::*;
+
+mod expressions;
+mod maps;
+mod members;
+mod statements;
+
+/// bpftrace's default string length.
+pub const STR_LEN: u32 = 64;
+/// `TASK_COMM_LEN`.
+pub const COMM_LEN: u32 = 16;
+/// Longest `str()` a program may ask for: its buffer lives on the stack.
+pub const STR_MAX: u32 = 200;
+
+/// bpftrace builtins and functions nobtf trace does not offer yet: named so
+/// that their use is "not supported", not "unknown".
+const UNSUPPORTED: &[&str] = &[
+    "kstack",
+    "ustack",
+    "curtask",
+    "rand",
+    "cgroup",
+    "elapsed",
+    "username",
+    "ctx",
+    "cpid",
+    "sarg0",
+    "jiffies",
+    "numaid",
+    "ksym",
+    "usym",
+    "kaddr",
+    "uaddr",
+    "ntop",
+    "join",
+    "system",
+    "cat",
+    "signal",
+    "override",
+    "strncmp",
+    "buf",
+    "time",
+    "stats",
+    "zero",
+    "len",
+    "reg",
+    "macaddr",
+    "cgroupid",
+    "strftime",
+    "path",
+    "skboutput",
+    "unwatch",
+    "kptr",
+    "uptr",
+    "sizeof",
+    "offsetof",
+    "percpu_kaddr",
+    "pton",
+    "strcontains",
+    "has_key",
+    "print_tuple",
+];
+
+/// Everything the checker knows about the program as a whole.
+pub struct Checker<'a> {
+    pub fields: &'a dyn FieldSource,
+    pub tracepoints: &'a dyn TracepointSource,
+    pub kernel: Kernel,
+    pub maps: Vec<MapSpec>,
+    pub events: Vec<EventFormat>,
+    /// `struct.member` of every field looked up.
+    pub used_fields: BTreeSet<String>,
+    /// Fields the source lacks, in order of first use.
+    pub missing_fields: Vec<(String, Span)>,
+    /// Members of unknown type read as integers, by span: `.member` after
+    /// one is looked up as the nested path (`task_struct.se.vruntime`).
+    untyped: Vec<(Span, Untyped)>,
+    /// Skip what fails and go on: the discovery pass that finds every map
+    /// before the real one (which reports the errors).
+    pub lenient: bool,
+}
+
+#[derive(Clone)]
+struct Untyped {
+    strukt: String,
+    path: String,
+    outer: TExpr,
+    user: bool,
+}
+
+/// The probe being checked.
+struct Scope<'p> {
+    point: &'p AttachPoint,
+    context: Context,
+    tracepoint: Option<TracepointFormat>,
+    vars: Vec<(String, Ty)>,
+}
+
+fn int(signed: bool) -> Ty {
+    Ty::Int { signed }
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(
+        fields: &'a dyn FieldSource,
+        tracepoints: &'a dyn TracepointSource,
+        kernel: Kernel,
+    ) -> Checker<'a> {
+        Checker {
+            fields,
+            tracepoints,
+            kernel,
+            maps: Vec::new(),
+            events: Vec::new(),
+            used_fields: BTreeSet::new(),
+            missing_fields: Vec::new(),
+            untyped: Vec::new(),
+            lenient: false,
+        }
+    }
+
+    /// Check one probe's body for one of its attach points.
+    pub fn probe(
+        &mut self,
+        probe: &Probe,
+        point: &AttachPoint,
+        context: Context,
+        attach_span: Span,
+    ) -> Result<TProbe, Error> {
+        let tracepoint = match point {
+            AttachPoint::Tracepoint { category, name } => Some(
+                self.tracepoints.format(category, name).ok_or_else(|| {
+                    Error::at(
+                        attach_span,
+                        format!("unknown tracepoint `{category}:{name}`: the kernel has no events/{category}/{name} in tracefs"),
+                    )
+                })?,
+            ),
+            _ => None,
+        };
+        let mut scope = Scope {
+            point,
+            context,
+            tracepoint,
+            vars: Vec::new(),
+        };
+        let predicate = match &probe.predicate {
+            None => None,
+            Some(p) => match self.expr(&mut scope, p) {
+                Ok(e) => Some(self.scalar(e, "a predicate")?),
+                Err(_) if self.lenient => None,
+                Err(e) => return Err(e),
+            },
+        };
+        let mut body = Vec::new();
+        for stmt in &probe.body {
+            match self.stmt(&mut scope, stmt) {
+                Ok(Some(s)) => body.push(s),
+                Ok(None) => {}
+                Err(_) if self.lenient => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(TProbe {
+            predicate,
+            body,
+            vars: scope.vars.into_iter().map(|(_, ty)| ty).collect(),
+        })
+    }
+
+    fn scalar(&self, e: TExpr, what: &str) -> Result<TExpr, Error> {
+        match e.ty {
+            Ty::Int { .. } | Ty::Ptr { .. } => Ok(e),
+            _ => Err(Error::at(
+                e.span,
+                format!("{what} must be an integer, found {}", e.ty.describe()),
+            )),
+        }
+    }
+
+    fn stmt(&mut self, scope: &mut Scope, stmt: &Stmt) -> Result<Option<TStmt>, Error> {
+        match &stmt.kind {
+            StmtKind::AssignVar { name, value } => {
+                let value = self.expr(scope, value)?;
+                let value = self.storable(value)?;
+                let slot = match scope.vars.iter().position(|(n, _)| n == name) {
+                    Some(slot) => {
+                        let ty = &scope.vars[slot].1;
+                        if !same_storage(ty, &value.ty) {
+                            return Err(Error::at(
+                                value.span,
+                                format!(
+                                    "`${name}` holds {}; it cannot be assigned {}",
+                                    ty.describe(),
+                                    value.ty.describe()
+                                ),
+                            ));
+                        }
+                        slot
+                    }
+                    None => {
+                        scope.vars.push((name.clone(), value.ty.clone()));
+                        scope.vars.len() - 1
+                    }
+                };
+                Ok(Some(TStmt::AssignVar { slot, value }))
+            }
+            StmtKind::AssignMap { map, value } => self.map_assign(scope, map, value, stmt.span),
+            StmtKind::Expr(e) => self.call_stmt(scope, e),
+        }
+    }
+
+    /// A value a variable or map can hold: strings are buffers, the rest 64 bits.
+    fn storable(&self, value: TExpr) -> Result<TExpr, Error> {
+        match &value.ty {
+            Ty::Place {
+                place: Place::CharArray(n),
+                user,
+            } => {
+                let len = (*n).clamp(1, STR_MAX);
+                let user = *user;
+                let span = value.span;
+                Ok(TExpr {
+                    kind: TKind::StrRead {
+                        addr: Box::new(value),
+                        len,
+                        user,
+                    },
+                    ty: Ty::Str { len },
+                    span,
+                })
+            }
+            _ => Ok(value),
+        }
+    }
+}
+
+fn is_aggregation(e: &Expr) -> bool {
+    matches!(&e.kind, ExprKind::Call { name, .. }
+        if ["count", "sum", "min", "max", "avg", "hist", "lhist"].contains(&name.as_str()))
+}
+
+/// How a checked value is stored in a record or map.
+pub fn value_type(ty: &Ty) -> ValueType {
+    match ty {
+        Ty::Str { len } => ValueType::Str { len: *len },
+        Ty::Int { signed } => ValueType::Int { signed: *signed },
+        _ => ValueType::Int { signed: false },
+    }
+}
+
+fn same_storage(a: &Ty, b: &Ty) -> bool {
+    match (a, b) {
+        (Ty::Str { len: x }, Ty::Str { len: y }) => x == y,
+        (Ty::Str { .. }, _) | (_, Ty::Str { .. }) => false,
+        _ => true,
+    }
+}
+
+fn expect_args(name: &str, args: &[Expr], n: usize, span: Span) -> Result<(), Error> {
+    if args.len() == n {
+        Ok(())
+    } else {
+        Err(Error::at(
+            span,
+            format!(
+                "{name}() takes {n} argument{}",
+                if n == 1 { "" } else { "s" }
+            ),
+        ))
+    }
+}
+
+/// An integer constant, possibly negated.
+fn constant(e: &Expr) -> Option<i64> {
+    match &e.kind {
+        ExprKind::Int(n) => i64::try_from(*n).ok(),
+        ExprKind::Unary(UnOp::Neg, inner) => constant(inner).map(|n| -n),
+        _ => None,
+    }
+}

@@ -1,0 +1,794 @@
+//! Code generation: a checked probe to BPF instructions through `probes`'
+//! builder.
+//!
+//! Simple and loop-free by construction: every expression leaves its value
+//! in r0; a binary operation spills its left side to a stack slot while the
+//! right side is computed (helpers clobber r1-r5); r6 holds the context for
+//! the whole program. Strings live in zeroed stack buffers (zeroed so that
+//! equal strings are equal map keys). Stack is allocated per statement and
+//! refused past the kernel's 512 bytes, naming the construct.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+use kernel_headers::bpf::{F_CURRENT_CPU, Helper, STACK_SIZE};
+use probes::asm::{AluOp, Builder, Insn, Insns, JmpOp, Reg, Size, Width};
+
+use crate::ast::{BinOp, UnOp};
+use crate::check::value_type;
+use crate::diag::{Error, Span};
+use crate::kernel::{Kernel, Readers};
+use crate::output::{EVENTS_MAP, MapKind, MapSpec, ValueType};
+use crate::typed::*;
+
+use Reg::*;
+
+/// `BPF_ANY` for `map_update_elem`.
+const BPF_ANY: i32 = 0;
+
+/// Names the builder keeps as `&'static str` (labels, maps), interned once
+/// per process: a program's labels are `L0`..`Ln`, so the set stays as small
+/// as the largest program compiled.
+fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(&known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+struct Gen<'a> {
+    b: Builder,
+    kernel: Kernel,
+    maps: &'a [MapSpec],
+    /// Bytes of stack in use below r10, and the most ever used.
+    used: usize,
+    labels: usize,
+    /// Stack offset of each scratch variable.
+    vars: Vec<(i16, Ty)>,
+}
+
+/// Generate one probe's instructions.
+pub fn generate(probe: &TProbe, maps: &[MapSpec], kernel: Kernel) -> Result<Insns, Error> {
+    let mut g = Gen {
+        b: Builder::new(),
+        kernel,
+        maps,
+        used: 0,
+        labels: 0,
+        vars: Vec::new(),
+    };
+    let span = Span::default();
+    for ty in &probe.vars {
+        let size = match ty {
+            Ty::Str { len } => *len as usize,
+            _ => 8,
+        };
+        let off = g.alloc(size, span, "scratch variables")?;
+        g.zero(off, size);
+        g.vars.push((off, ty.clone()));
+    }
+    g.b.mov(R6, R1);
+    let exit = g.label();
+    if let Some(p) = &probe.predicate {
+        g.expr(p)?;
+        g.b.jump(JmpOp::Eq, R0, 0, exit);
+    }
+    let base = g.used;
+    for stmt in &probe.body {
+        g.stmt(stmt)?;
+        g.used = base;
+    }
+    g.b.label(exit);
+    g.b.mov(R0, 0);
+    g.b.exit();
+    g.b.finish()
+        .map_err(|e| Error::whole(format!("internal error assembling the program: {e}")))
+}
+
+fn fits_i32(n: u64) -> Option<i32> {
+    i32::try_from(n as i64).ok()
+}
+
+impl Gen<'_> {
+    fn label(&mut self) -> &'static str {
+        self.labels += 1;
+        intern(&format!("L{}", self.labels))
+    }
+
+    /// Reserve `size` bytes (rounded to 8) of stack; the offset from r10.
+    fn alloc(&mut self, size: usize, span: Span, what: &str) -> Result<i16, Error> {
+        self.used += size.next_multiple_of(8);
+        if self.used > STACK_SIZE {
+            return Err(Error::at(
+                span,
+                format!(
+                    "{what} here needs {} bytes of BPF stack; kernels allow {STACK_SIZE} (use shorter strings: str(x, LEN))",
+                    self.used
+                ),
+            ));
+        }
+        Ok(-(self.used as i16))
+    }
+
+    fn zero(&mut self, off: i16, size: usize) {
+        for i in (0..size.next_multiple_of(8)).step_by(8) {
+            self.b.store(Size::DW, R10, off + i as i16, 0);
+        }
+    }
+
+    fn imm(&mut self, dst: Reg, n: u64) {
+        match fits_i32(n) {
+            Some(imm) => self.b.mov(dst, imm),
+            None => self.b.ld_imm64(dst, n as i64),
+        }
+    }
+
+    fn stack_ptr(&mut self, dst: Reg, off: i16) {
+        self.b.mov(dst, R10);
+        self.b.add(dst, i32::from(off));
+    }
+
+    fn read_helper(&self, user: bool) -> Helper {
+        match (self.kernel.readers, user) {
+            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernel,
+            (Readers::Split, false) => Helper::ProbeRead,
+            (Readers::Split, true) => Helper::ProbeReadUser,
+            _ => Helper::ProbeRead,
+        }
+    }
+
+    fn read_str_helper(&self, user: bool) -> Helper {
+        match (self.kernel.readers, user) {
+            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernelStr,
+            (Readers::Split, false) => Helper::ProbeReadStr,
+            (Readers::Split, true) => Helper::ProbeReadUserStr,
+            (Readers::ProbeReadStr, _) => Helper::ProbeReadStr,
+            // Before 4.11 a string is read at full length; the decoder
+            // stops at the NUL.
+            (Readers::ProbeRead, _) => Helper::ProbeRead,
+        }
+    }
+
+    /// Extend the low `bytes` of r0 to 64 bits.
+    fn extend(&mut self, reg: Reg, bytes: u8, signed: bool) {
+        if bytes >= 8 {
+            return;
+        }
+        let shift = 64 - 8 * i32::from(bytes);
+        self.b.alu(AluOp::Lsh, reg, shift);
+        self.b
+            .alu(if signed { AluOp::Arsh } else { AluOp::Rsh }, reg, shift);
+    }
+
+    fn stmt(&mut self, stmt: &TStmt) -> Result<(), Error> {
+        match stmt {
+            TStmt::AssignVar { slot, value } => {
+                let (off, ty) = self.vars[*slot].clone();
+                match ty {
+                    Ty::Str { len } => {
+                        self.zero(off, len as usize);
+                        self.str_into(value, off, len)?;
+                    }
+                    _ => {
+                        self.expr(value)?;
+                        self.b.store(Size::DW, R10, off, R0);
+                    }
+                }
+                Ok(())
+            }
+            TStmt::MapAssign {
+                map,
+                keys,
+                value,
+                span,
+            } => {
+                let value_size = self.maps[*map].value_size;
+                let key = self.key(*map, keys, *span)?;
+                let val = self.alloc(value_size as usize, *span, "the map value")?;
+                self.zero(val, value_size as usize);
+                match value_type(&value.ty) {
+                    ValueType::Str { len } => self.str_into(value, val, len)?,
+                    ValueType::Int { .. } => {
+                        self.expr(value)?;
+                        self.b.store(Size::DW, R10, val, R0);
+                    }
+                }
+                self.update(*map, key, val);
+                Ok(())
+            }
+            TStmt::MapAgg {
+                map,
+                keys,
+                agg,
+                span,
+            } => self.aggregate(*map, keys, agg, *span),
+            TStmt::Delete { map, keys, span } => {
+                let key = self.key(*map, keys, *span)?;
+                self.b.ld_map(R1, intern(&self.maps[*map].name));
+                self.stack_ptr(R2, key);
+                self.b.call(Helper::MapDeleteElem);
+                Ok(())
+            }
+            TStmt::Emit { event, args, span } => {
+                let sizes: Vec<u32> = args.iter().map(|a| value_type(&a.ty).size()).collect();
+                let size = 8 + sizes.iter().sum::<u32>() as usize;
+                let rec = self.alloc(size, *span, "this record")?;
+                self.zero(rec, size);
+                self.b.store(Size::DW, R10, rec, *event as i32);
+                let mut at = rec + 8;
+                for (arg, len) in args.iter().zip(sizes) {
+                    match value_type(&arg.ty) {
+                        ValueType::Str { len } => self.str_into(arg, at, len)?,
+                        ValueType::Int { .. } => {
+                            self.expr(arg)?;
+                            self.b.store(Size::DW, R10, at, R0);
+                        }
+                    }
+                    at += len as i16;
+                }
+                self.b.mov(R1, R6);
+                self.b.ld_map(R2, EVENTS_MAP);
+                self.b.ld_imm64(R3, F_CURRENT_CPU as i64);
+                self.stack_ptr(R4, rec);
+                self.b.mov(R5, size as i32);
+                self.b.call(Helper::PerfEventOutput);
+                Ok(())
+            }
+        }
+    }
+
+    /// Build a map key on the stack; its offset. Room for a trailing
+    /// histogram bucket is included when the map has one.
+    fn key(&mut self, map: usize, keys: &[TExpr], span: Span) -> Result<i16, Error> {
+        let spec = &self.maps[map];
+        let key_size = spec.key_size as usize;
+        let slots = spec.key.clone();
+        let off = self.alloc(key_size, span, "the map key")?;
+        self.zero(off, key_size);
+        for (k, slot) in keys.iter().zip(slots) {
+            let at = off + slot.offset as i16;
+            match slot.ty {
+                ValueType::Str { len } => self.str_into(k, at, len)?,
+                ValueType::Int { .. } => {
+                    self.expr(k)?;
+                    self.b.store(Size::DW, R10, at, R0);
+                }
+            }
+        }
+        Ok(off)
+    }
+
+    fn update(&mut self, map: usize, key: i16, val: i16) {
+        self.b.ld_map(R1, intern(&self.maps[map].name));
+        self.stack_ptr(R2, key);
+        self.stack_ptr(R3, val);
+        self.b.mov(R4, BPF_ANY);
+        self.b.call(Helper::MapUpdateElem);
+    }
+
+    fn aggregate(
+        &mut self,
+        map: usize,
+        keys: &[TExpr],
+        agg: &Agg,
+        span: Span,
+    ) -> Result<(), Error> {
+        let kind = self.maps[map].kind;
+        let value_size = self.maps[map].value_size as usize;
+        // The value is computed once, before the key, and kept on the stack
+        // across the helper calls.
+        let v = self.alloc(8, span, "the aggregated value")?;
+        let arg = match agg {
+            Agg::Count => None,
+            Agg::Sum(e) | Agg::Min(e) | Agg::Max(e) | Agg::Avg(e) | Agg::Hist(e) => Some(e),
+            Agg::Lhist { value, .. } => Some(value),
+        };
+        if let Some(e) = arg {
+            self.expr(e)?;
+            self.b.store(Size::DW, R10, v, R0);
+        }
+        let key = self.key(map, keys, span)?;
+        match kind {
+            MapKind::Hist => {
+                self.b.load(Size::DW, R0, R10, v);
+                self.log2_bucket();
+                let at = key + self.maps[map].key_size as i16 - 8;
+                self.b.store(Size::DW, R10, at, R0);
+            }
+            MapKind::Lhist { min, max, step } => {
+                self.b.load(Size::DW, R0, R10, v);
+                self.linear_bucket(min, max, step);
+                let at = key + self.maps[map].key_size as i16 - 8;
+                self.b.store(Size::DW, R10, at, R0);
+            }
+            _ => {}
+        }
+        let (init, done) = (self.label(), self.label());
+        self.b.ld_map(R1, intern(&self.maps[map].name));
+        self.stack_ptr(R2, key);
+        self.b.call(Helper::MapLookupElem);
+        self.b.jump(JmpOp::Eq, R0, 0, init);
+        // The entry exists: update it in place (per CPU, so no atomics).
+        match kind {
+            MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => {
+                self.b.load(Size::DW, R1, R0, 0);
+                self.b.add(R1, 1);
+                self.b.store(Size::DW, R0, 0, R1);
+            }
+            MapKind::Sum | MapKind::Avg => {
+                self.b.load(Size::DW, R1, R0, 0);
+                self.b.load(Size::DW, R2, R10, v);
+                self.b.add(R1, R2);
+                self.b.store(Size::DW, R0, 0, R1);
+                if kind == MapKind::Avg {
+                    self.b.load(Size::DW, R1, R0, 8);
+                    self.b.add(R1, 1);
+                    self.b.store(Size::DW, R0, 8, R1);
+                }
+            }
+            MapKind::Min | MapKind::Max => {
+                let set = self.label();
+                self.b.load(Size::DW, R1, R0, 8);
+                self.b.jump(JmpOp::Eq, R1, 0, set);
+                self.b.load(Size::DW, R1, R0, 0);
+                self.b.load(Size::DW, R2, R10, v);
+                let keep = if kind == MapKind::Min {
+                    JmpOp::Sge
+                } else {
+                    JmpOp::Sgt
+                };
+                // Keep the old value unless the new one beats it.
+                if kind == MapKind::Min {
+                    self.b.jump(keep, R2, R1, done);
+                } else {
+                    self.b.jump(keep, R1, R2, done);
+                }
+                self.b.label(set);
+                self.b.load(Size::DW, R2, R10, v);
+                self.b.store(Size::DW, R0, 0, R2);
+                self.b.store(Size::DW, R0, 8, 1);
+            }
+            MapKind::Assign(_) => {}
+        }
+        self.b.ja(done);
+        self.b.label(init);
+        let val = self.alloc(value_size, span, "the map value")?;
+        self.zero(val, value_size);
+        match kind {
+            MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => {
+                self.b.store(Size::DW, R10, val, 1);
+            }
+            MapKind::Sum => {
+                self.b.load(Size::DW, R1, R10, v);
+                self.b.store(Size::DW, R10, val, R1);
+            }
+            MapKind::Min | MapKind::Max | MapKind::Avg => {
+                self.b.load(Size::DW, R1, R10, v);
+                self.b.store(Size::DW, R10, val, R1);
+                self.b.store(Size::DW, R10, val + 8, 1);
+            }
+            MapKind::Assign(_) => {}
+        }
+        self.update(map, key, val);
+        self.b.label(done);
+        Ok(())
+    }
+
+    /// r0 = bpftrace's log2 bucket of the signed value in r0: 0 for
+    /// negatives, 1 for 0, else 2 + floor(log2 r0). Unrolled: no loops.
+    fn log2_bucket(&mut self) {
+        let (negative, zero, end) = (self.label(), self.label(), self.label());
+        self.b.mov(R1, 0);
+        self.b.jump(JmpOp::Sgt, R1, R0, negative);
+        self.b.jump(JmpOp::Eq, R0, 0, zero);
+        for shift in [32, 16, 8, 4, 2, 1] {
+            let skip = self.label();
+            self.b.ld_imm64(R2, 1i64 << shift);
+            self.b.jump(JmpOp::Gt, R2, R0, skip);
+            self.b.alu(AluOp::Rsh, R0, shift);
+            self.b.add(R1, shift);
+            self.b.label(skip);
+        }
+        self.b.mov(R0, R1);
+        self.b.add(R0, 2);
+        self.b.ja(end);
+        self.b.label(negative);
+        self.b.mov(R0, 0);
+        self.b.ja(end);
+        self.b.label(zero);
+        self.b.mov(R0, 1);
+        self.b.label(end);
+    }
+
+    /// r0 = bpftrace's lhist bucket of the signed value in r0.
+    fn linear_bucket(&mut self, min: i64, max: i64, step: i64) {
+        let (below, above, end) = (self.label(), self.label(), self.label());
+        self.b.ld_imm64(R1, min);
+        self.b.jump(JmpOp::Sgt, R1, R0, below);
+        self.b.ld_imm64(R1, max);
+        self.b.jump(JmpOp::Sge, R0, R1, above);
+        self.b.ld_imm64(R1, min);
+        self.b.alu(AluOp::Sub, R0, R1);
+        self.b.ld_imm64(R1, step);
+        self.b.alu(AluOp::Div, R0, R1);
+        self.b.add(R0, 1);
+        self.b.ja(end);
+        self.b.label(below);
+        self.b.mov(R0, 0);
+        self.b.ja(end);
+        self.b.label(above);
+        self.imm(R0, (1 + (max - min) / step) as u64);
+        self.b.label(end);
+    }
+
+    /// Write a string-typed expression into the zeroed stack buffer at
+    /// `off` of `len` bytes.
+    fn str_into(&mut self, e: &TExpr, off: i16, len: u32) -> Result<(), Error> {
+        match &e.kind {
+            TKind::ConstStr(s) => {
+                let bytes = s.as_bytes();
+                let n = bytes.len().min((len as usize).saturating_sub(1));
+                for (i, chunk) in bytes[..n].chunks(4).enumerate() {
+                    let mut word = [0u8; 4];
+                    word[..chunk.len()].copy_from_slice(chunk);
+                    self.b
+                        .store(Size::W, R10, off + 4 * i as i16, i32::from_le_bytes(word));
+                }
+            }
+            TKind::Comm => {
+                self.stack_ptr(R1, off);
+                self.b.mov(R2, len.min(crate::check::COMM_LEN) as i32);
+                self.b.call(Helper::GetCurrentComm);
+            }
+            TKind::StrRead {
+                addr,
+                len: want,
+                user,
+            } => {
+                self.expr(addr)?;
+                self.b.mov(R3, R0);
+                self.stack_ptr(R1, off);
+                self.b.mov(R2, (*want).min(len) as i32);
+                self.b.call(self.read_str_helper(*user));
+            }
+            TKind::Ternary(c, a, b) => {
+                let (other, end) = (self.label(), self.label());
+                self.expr(c)?;
+                self.b.jump(JmpOp::Eq, R0, 0, other);
+                self.str_into(a, off, len)?;
+                self.b.ja(end);
+                self.b.label(other);
+                self.str_into(b, off, len)?;
+                self.b.label(end);
+            }
+            TKind::Var(slot) => {
+                let (from, ty) = self.vars[*slot].clone();
+                let Ty::Str { len: have } = ty else {
+                    return Err(Error::at(e.span, "internal: string variable expected"));
+                };
+                self.copy(R10, from, off, have.min(len));
+            }
+            TKind::MapGet { .. } => {
+                let absent = self.label();
+                self.lookup(e)?;
+                self.b.jump(JmpOp::Eq, R0, 0, absent);
+                let Ty::Str { len: have } = e.ty else {
+                    return Err(Error::at(e.span, "internal: string map expected"));
+                };
+                self.copy(R0, 0, off, have.min(len));
+                self.b.label(absent);
+            }
+            _ => {
+                return Err(Error::at(
+                    e.span,
+                    format!("internal: {} is not a string", e.ty.describe()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy `len` bytes (rounded down to whole words) from `src + from` to the stack.
+    fn copy(&mut self, src: Reg, from: i16, to: i16, len: u32) {
+        for i in (0..len as i16 / 8 * 8).step_by(8) {
+            self.b.load(Size::DW, R1, src, from + i);
+            self.b.store(Size::DW, R10, to + i, R1);
+        }
+    }
+
+    /// r0 = pointer to the value of `@m[keys]`, or 0.
+    fn lookup(&mut self, e: &TExpr) -> Result<(), Error> {
+        let TKind::MapGet { map, keys } = &e.kind else {
+            return Err(Error::at(e.span, "internal: map read expected"));
+        };
+        let key = self.key(*map, keys, e.span)?;
+        self.b.ld_map(R1, intern(&self.maps[*map].name));
+        self.stack_ptr(R2, key);
+        self.b.call(Helper::MapLookupElem);
+        Ok(())
+    }
+
+    /// A string value as a stack buffer: its offset.
+    fn str_buffer(&mut self, e: &TExpr) -> Result<(i16, u32), Error> {
+        let Ty::Str { len } = e.ty else {
+            return Err(Error::at(e.span, "internal: string expected"));
+        };
+        if let TKind::Var(slot) = e.kind {
+            return Ok((self.vars[slot].0, len));
+        }
+        let off = self.alloc(len as usize, e.span, "this string")?;
+        self.zero(off, len as usize);
+        self.str_into(e, off, len)?;
+        Ok((off, len))
+    }
+
+    /// Evaluate into r0.
+    fn expr(&mut self, e: &TExpr) -> Result<(), Error> {
+        match &e.kind {
+            TKind::Const(n) => self.imm(R0, *n),
+            TKind::Ternary(..) if matches!(e.ty, Ty::Str { .. }) => {
+                let (off, _) = self.str_buffer(e)?;
+                self.stack_ptr(R0, off);
+            }
+            TKind::ConstStr(_) | TKind::Comm | TKind::StrRead { .. } => {
+                let (off, _) = self.str_buffer(e)?;
+                self.stack_ptr(R0, off);
+            }
+            TKind::CtxLoad { off, bytes, signed } => {
+                let size = match bytes {
+                    1 => Size::B,
+                    2 => Size::H,
+                    4 => Size::W,
+                    _ => Size::DW,
+                };
+                self.b.load(size, R0, R6, *off as i16);
+                self.extend(R0, *bytes, *signed);
+            }
+            TKind::CtxAddr { off } => {
+                self.b.mov(R0, R6);
+                self.b.add(R0, *off as i32);
+            }
+            TKind::DataLoc { off } => {
+                self.b.load(Size::W, R0, R6, *off as i16);
+                self.b.alu(AluOp::And, R0, 0xffff);
+                self.b.add(R0, R6);
+            }
+            TKind::Builtin(builtin) => match builtin {
+                Builtin::Pid => {
+                    self.b.call(Helper::GetCurrentPidTgid);
+                    self.b.alu(AluOp::Rsh, R0, 32);
+                }
+                Builtin::Tid | Builtin::Uid => {
+                    let helper = if *builtin == Builtin::Tid {
+                        Helper::GetCurrentPidTgid
+                    } else {
+                        Helper::GetCurrentUidGid
+                    };
+                    self.b.call(helper);
+                    // A 32-bit move zero-extends: the low half.
+                    self.b.push(Insn::Alu {
+                        width: Width::W32,
+                        op: AluOp::Mov,
+                        dst: R0,
+                        src: R0.into(),
+                    });
+                }
+                Builtin::Gid => {
+                    self.b.call(Helper::GetCurrentUidGid);
+                    self.b.alu(AluOp::Rsh, R0, 32);
+                }
+                Builtin::Nsecs => self.b.call(Helper::KtimeGetNs),
+                Builtin::Cpu => self.b.call(Helper::GetSmpProcessorId),
+            },
+            TKind::Var(slot) => {
+                let (off, ty) = self.vars[*slot].clone();
+                match ty {
+                    Ty::Str { .. } => self.stack_ptr(R0, off),
+                    _ => self.b.load(Size::DW, R0, R10, off),
+                }
+            }
+            TKind::MapGet { .. } => {
+                if let Ty::Str { .. } = e.ty {
+                    let (off, _) = self.str_buffer(e)?;
+                    self.stack_ptr(R0, off);
+                } else {
+                    let absent = self.label();
+                    self.lookup(e)?;
+                    self.b.jump(JmpOp::Eq, R0, 0, absent);
+                    self.b.load(Size::DW, R0, R0, 0);
+                    self.b.label(absent);
+                }
+            }
+            TKind::Unary(op, v) => {
+                self.expr(v)?;
+                match op {
+                    UnOp::Not => self.bool_of(JmpOp::Eq, R0, 0, false),
+                    UnOp::Neg => {
+                        self.b.mov(R1, 0);
+                        self.b.alu(AluOp::Sub, R1, R0);
+                        self.b.mov(R0, R1);
+                    }
+                    UnOp::BitNot => self.b.alu(AluOp::Xor, R0, -1),
+                }
+            }
+            TKind::Binary(op, l, r) => self.binary(*op, l, r, e.span)?,
+            TKind::Ternary(c, a, b) => {
+                let (other, end) = (self.label(), self.label());
+                self.expr(c)?;
+                self.b.jump(JmpOp::Eq, R0, 0, other);
+                self.expr(a)?;
+                self.b.ja(end);
+                self.b.label(other);
+                self.expr(b)?;
+                self.b.label(end);
+            }
+            TKind::StrEq {
+                value,
+                literal,
+                negate,
+            } => {
+                let (off, len) = self.str_buffer(value)?;
+                let (differ, end) = (self.label(), self.label());
+                let mut bytes = literal.as_bytes().to_vec();
+                bytes.push(0);
+                if bytes.len() > len as usize {
+                    // The buffer cannot hold the literal: never equal.
+                    self.b.ja(differ);
+                } else {
+                    for (i, &byte) in bytes.iter().enumerate() {
+                        self.b.load(Size::B, R1, R10, off + i as i16);
+                        self.b.jump(JmpOp::Ne, R1, i32::from(byte), differ);
+                    }
+                }
+                self.b.mov(R0, i32::from(!negate));
+                self.b.ja(end);
+                self.b.label(differ);
+                self.b.mov(R0, i32::from(*negate));
+                self.b.label(end);
+            }
+            TKind::Read {
+                addr,
+                off,
+                bytes,
+                signed,
+                user,
+            } => {
+                self.expr(addr)?;
+                let tmp = self.alloc(8, e.span, "this read")?;
+                self.b.store(Size::DW, R10, tmp, 0);
+                self.b.mov(R3, R0);
+                if *off != 0 {
+                    self.b.add(R3, *off as i32);
+                }
+                self.stack_ptr(R1, tmp);
+                self.b.mov(R2, i32::from(*bytes));
+                self.b.call(self.read_helper(*user));
+                self.b.load(Size::DW, R0, R10, tmp);
+                self.extend(R0, *bytes, *signed);
+            }
+            TKind::Offset { base, off } => {
+                self.expr(base)?;
+                if *off != 0 {
+                    self.b.add(R0, *off as i32);
+                }
+            }
+            TKind::Trunc {
+                value,
+                bytes,
+                signed,
+            } => {
+                self.expr(value)?;
+                self.extend(R0, *bytes, *signed);
+            }
+        }
+        Ok(())
+    }
+
+    /// r0 = (dst op src) as 0 or 1, or its negation when `negate`.
+    fn bool_of(&mut self, op: JmpOp, dst: Reg, src: impl Into<probes::asm::Operand>, negate: bool) {
+        let yes = self.label();
+        let src = src.into();
+        let tmp = if dst == R0 { R1 } else { dst };
+        if dst == R0 {
+            self.b.mov(R1, R0);
+        }
+        self.b.mov(R0, i32::from(!negate));
+        self.b.jump(op, tmp, src, yes);
+        self.b.mov(R0, i32::from(negate));
+        self.b.label(yes);
+    }
+
+    fn binary(&mut self, op: BinOp, l: &TExpr, r: &TExpr, span: Span) -> Result<(), Error> {
+        if let BinOp::LogAnd | BinOp::LogOr = op {
+            let (short, end) = (self.label(), self.label());
+            let short_when = if op == BinOp::LogAnd {
+                JmpOp::Eq
+            } else {
+                JmpOp::Ne
+            };
+            self.expr(l)?;
+            self.b.jump(short_when, R0, 0, short);
+            self.expr(r)?;
+            self.b.jump(short_when, R0, 0, short);
+            self.b.mov(R0, i32::from(op == BinOp::LogAnd));
+            self.b.ja(end);
+            self.b.label(short);
+            self.b.mov(R0, i32::from(op == BinOp::LogOr));
+            self.b.label(end);
+            return Ok(());
+        }
+        // Signed when one side is and the other is too or is a literal (as
+        // the checker typed it).
+        let signed_or_const = |e: &TExpr| {
+            matches!(e.ty, Ty::Int { signed: true }) || matches!(e.kind, TKind::Const(_))
+        };
+        let signed = (matches!(l.ty, Ty::Int { signed: true })
+            || matches!(r.ty, Ty::Int { signed: true }))
+            && signed_or_const(l)
+            && signed_or_const(r);
+        // Left in r1, right in r2 (or an immediate).
+        self.expr(l)?;
+        let right: probes::asm::Operand = match r.kind {
+            TKind::Const(n) if fits_i32(n).is_some() => {
+                let imm = fits_i32(n).unwrap_or_default();
+                if imm == 0 && matches!(op, BinOp::Div | BinOp::Mod) {
+                    return Err(Error::at(r.span, "division by zero"));
+                }
+                if matches!(op, BinOp::Shl | BinOp::Shr) && !(0..64).contains(&imm) {
+                    return Err(Error::at(r.span, "shift by more than 63"));
+                }
+                self.b.mov(R1, R0);
+                imm.into()
+            }
+            _ => {
+                let tmp = self.alloc(8, span, "this operation")?;
+                self.b.store(Size::DW, R10, tmp, R0);
+                self.expr(r)?;
+                self.b.mov(R2, R0);
+                self.b.load(Size::DW, R1, R10, tmp);
+                R2.into()
+            }
+        };
+        let alu = match op {
+            BinOp::Add => AluOp::Add,
+            BinOp::Sub => AluOp::Sub,
+            BinOp::Mul => AluOp::Mul,
+            BinOp::Div => AluOp::Div,
+            BinOp::Mod => AluOp::Mod,
+            BinOp::And => AluOp::And,
+            BinOp::Or => AluOp::Or,
+            BinOp::Xor => AluOp::Xor,
+            BinOp::Shl => AluOp::Lsh,
+            BinOp::Shr if signed => AluOp::Arsh,
+            BinOp::Shr => AluOp::Rsh,
+            _ => {
+                // `<` and `<=` are the negations of `>=` and `>`: the
+                // JLT family is 4.14+, and the immediate must be on the right.
+                let (jop, negate) = match (op, signed) {
+                    (BinOp::Eq, _) => (JmpOp::Eq, false),
+                    (BinOp::Ne, _) => (JmpOp::Ne, false),
+                    (BinOp::Lt, false) => (JmpOp::Ge, true),
+                    (BinOp::Le, false) => (JmpOp::Gt, true),
+                    (BinOp::Gt, false) => (JmpOp::Gt, false),
+                    (BinOp::Ge, false) => (JmpOp::Ge, false),
+                    (BinOp::Lt, true) => (JmpOp::Sge, true),
+                    (BinOp::Le, true) => (JmpOp::Sgt, true),
+                    (BinOp::Gt, true) => (JmpOp::Sgt, false),
+                    _ => (JmpOp::Sge, false),
+                };
+                self.bool_of(jop, R1, right, negate);
+                return Ok(());
+            }
+        };
+        self.b.alu(alu, R1, right);
+        self.b.mov(R0, R1);
+        Ok(())
+    }
+}

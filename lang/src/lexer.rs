@@ -1,0 +1,297 @@
+//! Text to tokens. The parser pulls tokens one at a time because a probe's
+//! attach point (`tracepoint:syscalls:sys_enter_openat`, `interval:s:1`) is
+//! read as one raw word, in a mode only the parser knows it is in.
+
+use crate::diag::{Error, Span};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tok {
+    Ident(String),
+    /// `$name`.
+    Var(String),
+    /// `@name` (`@` alone is the map called `@`).
+    Map(String),
+    Int(u64),
+    Str(String),
+    /// Punctuation and operators, as written.
+    Punct(&'static str),
+    Eof,
+}
+
+impl Tok {
+    /// How a token is named in "expected X, found Y".
+    pub fn describe(&self) -> String {
+        match self {
+            Tok::Ident(name) => format!("`{name}`"),
+            Tok::Var(name) => format!("`${name}`"),
+            Tok::Map(name) => format!("`@{name}`"),
+            Tok::Int(n) => format!("`{n}`"),
+            Tok::Str(_) => "a string".into(),
+            Tok::Punct(p) => format!("`{p}`"),
+            Tok::Eof => "the end of the program".into(),
+        }
+    }
+}
+
+/// Longest first, so `<<` wins over `<`.
+const PUNCTS: &[&str] = &[
+    "<<=", ">>=", "->", "==", "!=", "<=", ">=", "&&", "||", "<<", ">>", "++", "--", "+=", "-=",
+    "*=", "/=", "%=", "&=", "|=", "^=", "{", "}", "(", ")", "[", "]", ",", ";", ":", "?", ".", "+",
+    "-", "*", "/", "%", "&", "|", "^", "!", "~", "<", ">", "=",
+];
+
+pub struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl<'a> Lexer<'a> {
+    pub fn new(src: &'a str) -> Lexer<'a> {
+        Lexer { src, pos: 0 }
+    }
+
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Go back to `pos`, a position this lexer returned.
+    pub fn rewind(&mut self, pos: usize) {
+        self.pos = pos.min(self.pos);
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.src[self.pos..]
+    }
+
+    /// Only blanks between the start of the line and `pos`.
+    fn at_line_start(&self) -> bool {
+        let before = &self.src[..self.pos];
+        before[before.rfind('\n').map_or(0, |i| i + 1)..]
+            .trim()
+            .is_empty()
+    }
+
+    /// Skip blanks and `//`, `/* */` comments.
+    fn skip_trivia(&mut self) -> Result<(), Error> {
+        loop {
+            let rest = self.rest();
+            let trimmed = rest.trim_start();
+            self.pos += rest.len() - trimmed.len();
+            if trimmed.starts_with("//") {
+                self.pos += trimmed.find('\n').unwrap_or(trimmed.len());
+            } else if trimmed.starts_with('#') && self.at_line_start() {
+                // `#!` and `#include` lines: struct layouts come from the
+                // profile or BTF, not from headers.
+                self.pos += trimmed.find('\n').unwrap_or(trimmed.len());
+            } else if trimmed.starts_with("/*") {
+                let Some(end) = trimmed.find("*/") else {
+                    return Err(Error::at(
+                        Span::new(self.pos, self.pos + 2),
+                        "comment never ends: expected `*/`",
+                    ));
+                };
+                self.pos += end + 2;
+            } else {
+                return Ok(());
+            }
+        }
+    }
+
+    /// An attach point: letters, digits and `_ : * . -` up to a blank, `,`,
+    /// `{` or `/`.
+    pub fn attach_word(&mut self) -> Result<(String, Span), Error> {
+        self.skip_trivia()?;
+        let start = self.pos;
+        // A `/` right after `:` starts a path (`uprobe:/bin/sh:main`), which
+        // runs to the next `:`; elsewhere `/` starts a predicate.
+        let mut in_path = false;
+        let mut prev = ' ';
+        let len = self
+            .rest()
+            .find(|c: char| {
+                if c == '/' && prev == ':' {
+                    in_path = true;
+                } else if c == ':' {
+                    in_path = false;
+                }
+                prev = c;
+                !(c.is_ascii_alphanumeric() || "_:*.-".contains(c) || in_path && c == '/')
+            })
+            .unwrap_or(self.rest().len());
+        self.pos += len;
+        Ok((
+            self.src[start..self.pos].to_string(),
+            Span::new(start, self.pos),
+        ))
+    }
+
+    /// The next token and its span.
+    pub fn next_token(&mut self) -> Result<(Tok, Span), Error> {
+        self.skip_trivia()?;
+        let start = self.pos;
+        let rest = self.rest();
+        let Some(c) = rest.chars().next() else {
+            return Ok((Tok::Eof, Span::new(start, start)));
+        };
+        let word_len = |s: &str| {
+            s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(s.len())
+        };
+        let tok = if c.is_ascii_alphabetic() || c == '_' {
+            let len = word_len(rest);
+            self.pos += len;
+            Tok::Ident(rest[..len].to_string())
+        } else if c == '$' || c == '@' {
+            let len = word_len(&rest[1..]);
+            self.pos += 1 + len;
+            let name = rest[1..1 + len].to_string();
+            if c == '$' {
+                if name.is_empty() {
+                    return Err(Error::at(
+                        Span::new(start, start + 1),
+                        "expected a variable name after `$`",
+                    ));
+                }
+                Tok::Var(name)
+            } else {
+                Tok::Map(name)
+            }
+        } else if c.is_ascii_digit() {
+            self.number()?
+        } else if c == '"' {
+            self.string()?
+        } else if let Some(p) = PUNCTS.iter().find(|p| rest.starts_with(**p)) {
+            self.pos += p.len();
+            Tok::Punct(p)
+        } else {
+            return Err(Error::at(
+                Span::new(start, start + c.len_utf8()),
+                format!("unexpected character `{c}`"),
+            ));
+        };
+        Ok((tok, Span::new(start, self.pos)))
+    }
+
+    fn number(&mut self) -> Result<Tok, Error> {
+        let start = self.pos;
+        let rest = self.rest();
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        self.pos += len;
+        let text = rest[..len].replace('_', "");
+        let parsed = if let Some(hex) = text.strip_prefix("0x").or(text.strip_prefix("0X")) {
+            u64::from_str_radix(hex, 16)
+        } else {
+            text.parse::<u64>()
+        };
+        parsed.map(Tok::Int).map_err(|_| {
+            Error::at(
+                Span::new(start, self.pos),
+                format!("`{}` is not a 64-bit integer", &rest[..len]),
+            )
+        })
+    }
+
+    fn string(&mut self) -> Result<Tok, Error> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            let Some(c) = self.rest().chars().next() else {
+                return Err(Error::at(
+                    Span::new(start, start + 1),
+                    "string never ends: expected `\"`",
+                ));
+            };
+            self.pos += c.len_utf8();
+            match c {
+                '"' => return Ok(Tok::Str(out)),
+                '\\' => {
+                    let at = self.pos - 1;
+                    let Some(e) = self.rest().chars().next() else {
+                        continue;
+                    };
+                    self.pos += e.len_utf8();
+                    out.push(match e {
+                        'n' => '\n',
+                        't' => '\t',
+                        'r' => '\r',
+                        '0' => '\0',
+                        '\\' => '\\',
+                        '"' => '"',
+                        other => {
+                            return Err(Error::at(
+                                Span::new(at, self.pos),
+                                format!("unknown escape `\\{other}`: expected \\n \\t \\r \\0 \\\\ or \\\""),
+                            ));
+                        }
+                    });
+                }
+                c => out.push(c),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Lexer<'_> {
+        fn nth_is_err(mut self, n: usize) -> bool {
+            (0..n).all(|_| self.next_token().is_ok()) && self.next_token().is_err()
+        }
+    }
+
+    fn tokens(src: &str) -> Vec<Tok> {
+        let mut lexer = Lexer::new(src);
+        let mut out = Vec::new();
+        loop {
+            let (tok, _) = lexer.next_token().unwrap();
+            if tok == Tok::Eof {
+                return out;
+            }
+            out.push(tok);
+        }
+    }
+
+    #[test]
+    fn operators_take_the_longest_match() {
+        assert_eq!(
+            tokens("a<<=b>>c->d // note\n /* x */ @m[$k] 0x1f \"a\\n\""),
+            [
+                Tok::Ident("a".into()),
+                Tok::Punct("<<="),
+                Tok::Ident("b".into()),
+                Tok::Punct(">>"),
+                Tok::Ident("c".into()),
+                Tok::Punct("->"),
+                Tok::Ident("d".into()),
+                Tok::Map("m".into()),
+                Tok::Punct("["),
+                Tok::Var("k".into()),
+                Tok::Punct("]"),
+                Tok::Int(31),
+                Tok::Str("a\n".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn shebang_and_include_lines_are_skipped() {
+        assert_eq!(
+            tokens("#!/usr/bin/env bpftrace\n#include <linux/sched.h>\n  # define X\nBEGIN"),
+            [Tok::Ident("BEGIN".into())]
+        );
+    }
+
+    #[test]
+    fn bad_input_is_an_error_with_a_span() {
+        let error = Lexer::new("  \"abc").next_token().unwrap_err();
+        assert_eq!(error.span, Some(Span::new(2, 3)));
+        assert!(Lexer::new("99999999999999999999").next_token().is_err());
+        assert!(Lexer::new("a #").nth_is_err(1));
+        assert!(Lexer::new("/* x").next_token().is_err());
+    }
+}

@@ -1,0 +1,389 @@
+//! What a compiled program tells the loader and the printers: the maps it
+//! uses and the records it writes to the perf ring, with a pure decoder from
+//! a record's bytes (or a map entry's) to typed values. Formatting them the
+//! way bpftrace does is the printers' job.
+
+use thiserror::Error;
+
+/// How a value is laid out in a record or a map key: integers take 8 bytes
+/// (sign- or zero-extended by the program), strings their buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    Int {
+        signed: bool,
+    },
+    /// NUL-padded text of at most `len` bytes.
+    Str {
+        len: u32,
+    },
+}
+
+impl ValueType {
+    pub fn size(self) -> u32 {
+        match self {
+            ValueType::Int { .. } => 8,
+            ValueType::Str { len } => len.next_multiple_of(8),
+        }
+    }
+}
+
+/// A decoded value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Int(i64),
+    Uint(u64),
+    Str(String),
+}
+
+/// A value at an offset in a record or key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub ty: ValueType,
+    pub offset: u32,
+}
+
+/// What a map holds, which decides how its per-CPU values combine and how
+/// bpftrace prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKind {
+    /// `@m = expr`: one value, not per-CPU.
+    Assign(ValueType),
+    /// `count()`: u64 per CPU, summed.
+    Count,
+    /// `sum(x)`: i64 per CPU, summed.
+    Sum,
+    /// `min(x)`/`max(x)`: per CPU `[i64 value, u64 set]`.
+    Min,
+    Max,
+    /// `avg(x)`: per CPU `[i64 sum, u64 count]`; bpftrace prints sum/count.
+    Avg,
+    /// `hist(x)`: the key ends in a u64 bucket (bpftrace's log2 buckets:
+    /// 0 for negatives, 1 for 0, `2 + floor(log2 x)` above); value u64 count.
+    Hist,
+    /// `lhist(x, min, max, step)`: the key ends in a u64 bucket: 0 below
+    /// `min`, `1 + (x - min) / step`, `1 + (max - min) / step` at or above
+    /// `max`; value u64 count.
+    Lhist {
+        min: i64,
+        max: i64,
+        step: i64,
+    },
+}
+
+/// One map, for the loader to create and the printers to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapSpec {
+    /// As written, with the `@` (`@bytes`); also the symbolic name in code.
+    pub name: String,
+    pub kind: MapKind,
+    /// The user's key parts (no bucket), in order.
+    pub key: Vec<Slot>,
+    /// Bytes of the kernel key (at least 8: a keyless map has a zero key).
+    pub key_size: u32,
+    pub value_size: u32,
+    /// `BPF_MAP_TYPE_PERCPU_HASH` rather than `HASH`.
+    pub per_cpu: bool,
+    pub max_entries: u32,
+}
+
+/// Entries a map holds, as bpftrace's default.
+pub const MAP_ENTRIES: u32 = 4096;
+
+/// The perf event array records are written to (one entry per CPU).
+pub const EVENTS_MAP: &str = "events";
+
+/// What a record in the perf ring means; its first u64 is the index into
+/// [`crate::Compiled::events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventFormat {
+    Printf {
+        format: String,
+        args: Vec<Slot>,
+    },
+    /// `print(@m)`: print the map now.
+    Print {
+        map: String,
+    },
+    /// `clear(@m)`: delete every entry (BPF cannot iterate a map).
+    Clear {
+        map: String,
+    },
+    /// `exit()`: stop tracing, print maps, run END.
+    Exit,
+}
+
+/// One decoded record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Printf { format: String, args: Vec<Value> },
+    Print { map: String },
+    Clear { map: String },
+    Exit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than its header")]
+    Short(usize),
+    #[error("record names event {0}, which this program does not have")]
+    UnknownEvent(u64),
+    #[error("record of {len} bytes ends before its value at {offset}")]
+    Truncated { len: usize, offset: u32 },
+}
+
+/// The values at `slots` in `bytes`.
+pub fn decode_slots(bytes: &[u8], slots: &[Slot]) -> Result<Vec<Value>, DecodeError> {
+    slots
+        .iter()
+        .map(|slot| {
+            let start = slot.offset as usize;
+            let truncated = DecodeError::Truncated {
+                len: bytes.len(),
+                offset: slot.offset,
+            };
+            match slot.ty {
+                ValueType::Int { signed } => {
+                    let word: [u8; 8] = bytes
+                        .get(start..start + 8)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or(truncated)?;
+                    let n = u64::from_ne_bytes(word);
+                    Ok(if signed {
+                        Value::Int(n as i64)
+                    } else {
+                        Value::Uint(n)
+                    })
+                }
+                ValueType::Str { len } => {
+                    let text = bytes.get(start..start + len as usize).ok_or(truncated)?;
+                    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+                    Ok(Value::Str(
+                        String::from_utf8_lossy(&text[..end]).into_owned(),
+                    ))
+                }
+            }
+        })
+        .collect()
+}
+
+/// Decode one perf record against the program's event table.
+pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, DecodeError> {
+    let header: [u8; 8] = record
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(DecodeError::Short(record.len()))?;
+    let id = u64::from_ne_bytes(header);
+    let format = usize::try_from(id)
+        .ok()
+        .and_then(|i| events.get(i))
+        .ok_or(DecodeError::UnknownEvent(id))?;
+    Ok(match format {
+        EventFormat::Printf { format, args } => Event::Printf {
+            format: format.clone(),
+            args: decode_slots(record, args)?,
+        },
+        EventFormat::Print { map } => Event::Print { map: map.clone() },
+        EventFormat::Clear { map } => Event::Clear { map: map.clone() },
+        EventFormat::Exit => Event::Exit,
+    })
+}
+
+/// A map's value for one key, its per-CPU values combined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapValue {
+    Value(Value),
+    Count(u64),
+    Sum(i64),
+    /// `None` when no CPU set it.
+    Min(Option<i64>),
+    Max(Option<i64>),
+    Avg {
+        sum: i64,
+        count: u64,
+    },
+}
+
+impl MapSpec {
+    /// `BPF_MAP_TYPE_HASH` or `BPF_MAP_TYPE_PERCPU_HASH`.
+    pub fn map_type(&self) -> u32 {
+        use kernel_headers::bpf::map_type;
+        if self.per_cpu {
+            map_type::PERCPU_HASH
+        } else {
+            map_type::HASH
+        }
+    }
+
+    /// The user's key values of a kernel key.
+    pub fn decode_key(&self, key: &[u8]) -> Result<Vec<Value>, DecodeError> {
+        decode_slots(key, &self.key)
+    }
+
+    /// The histogram bucket a `hist`/`lhist` key ends in.
+    pub fn bucket(&self, key: &[u8]) -> Result<u64, DecodeError> {
+        let offset = self.key_size - 8;
+        match decode_slots(
+            key,
+            &[Slot {
+                ty: ValueType::Int { signed: false },
+                offset,
+            }],
+        )?[..]
+        {
+            [Value::Uint(b)] => Ok(b),
+            _ => Err(DecodeError::Short(key.len())),
+        }
+    }
+
+    /// Combine the value of one key as read from each CPU (one slice for a
+    /// map that is not per-CPU). Histograms combine as counts.
+    pub fn combine(&self, per_cpu: &[&[u8]]) -> Result<MapValue, DecodeError> {
+        let int = |b: &[u8], offset| -> Result<u64, DecodeError> {
+            match decode_slots(
+                b,
+                &[Slot {
+                    ty: ValueType::Int { signed: false },
+                    offset,
+                }],
+            )?[..]
+            {
+                [Value::Uint(n)] => Ok(n),
+                _ => Err(DecodeError::Short(b.len())),
+            }
+        };
+        let mut total: u64 = 0;
+        let mut second: u64 = 0;
+        let mut best: Option<i64> = None;
+        for b in per_cpu {
+            match self.kind {
+                MapKind::Assign(ty) => {
+                    let value = decode_slots(b, &[Slot { ty, offset: 0 }])?;
+                    return Ok(MapValue::Value(
+                        value.into_iter().next().unwrap_or(Value::Uint(0)),
+                    ));
+                }
+                MapKind::Count | MapKind::Sum | MapKind::Hist | MapKind::Lhist { .. } => {
+                    total = total.wrapping_add(int(b, 0)?)
+                }
+                MapKind::Avg => {
+                    total = total.wrapping_add(int(b, 0)?);
+                    second = second.wrapping_add(int(b, 8)?);
+                }
+                MapKind::Min | MapKind::Max => {
+                    if int(b, 8)? != 0 {
+                        let v = int(b, 0)? as i64;
+                        best = Some(match (best, self.kind) {
+                            (Some(b), MapKind::Min) => b.min(v),
+                            (Some(b), _) => b.max(v),
+                            (None, _) => v,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(match self.kind {
+            MapKind::Sum => MapValue::Sum(total as i64),
+            MapKind::Avg => MapValue::Avg {
+                sum: total as i64,
+                count: second,
+            },
+            MapKind::Min => MapValue::Min(best),
+            MapKind::Max => MapValue::Max(best),
+            _ => MapValue::Count(total),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: MapKind) -> MapSpec {
+        MapSpec {
+            name: "@m".into(),
+            kind,
+            key: vec![Slot {
+                ty: ValueType::Str { len: 16 },
+                offset: 0,
+            }],
+            key_size: 16,
+            value_size: 16,
+            per_cpu: true,
+            max_entries: MAP_ENTRIES,
+        }
+    }
+
+    fn words(values: &[u64]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_ne_bytes()).collect()
+    }
+
+    #[test]
+    fn per_cpu_values_combine_as_bpftrace_prints_them() {
+        let cpu0 = words(&[5, 1]);
+        let cpu1 = words(&[(-3i64) as u64, 1]);
+        let unset = words(&[0, 0]);
+        let all: [&[u8]; 3] = [&cpu0, &cpu1, &unset];
+        assert_eq!(
+            spec(MapKind::Min).combine(&all),
+            Ok(MapValue::Min(Some(-3)))
+        );
+        assert_eq!(spec(MapKind::Max).combine(&all), Ok(MapValue::Max(Some(5))));
+        assert_eq!(
+            spec(MapKind::Max).combine(&[&unset]),
+            Ok(MapValue::Max(None))
+        );
+        assert_eq!(
+            spec(MapKind::Avg).combine(&all),
+            Ok(MapValue::Avg { sum: 2, count: 2 })
+        );
+        assert_eq!(spec(MapKind::Count).combine(&all), Ok(MapValue::Count(2)));
+        let mut key = b"bash".to_vec();
+        key.resize(16, 0);
+        assert_eq!(
+            spec(MapKind::Count).decode_key(&key),
+            Ok(vec![Value::Str("bash".into())])
+        );
+    }
+
+    #[test]
+    fn records_decode_against_the_table() {
+        let events = [
+            EventFormat::Exit,
+            EventFormat::Printf {
+                format: "%d %s\n".into(),
+                args: vec![
+                    Slot {
+                        ty: ValueType::Int { signed: true },
+                        offset: 8,
+                    },
+                    Slot {
+                        ty: ValueType::Str { len: 8 },
+                        offset: 16,
+                    },
+                ],
+            },
+        ];
+        let mut record = words(&[1, (-2i64) as u64]);
+        record.extend_from_slice(b"ok\0\0\0\0\0\0");
+        assert_eq!(
+            decode_event(&events, &record),
+            Ok(Event::Printf {
+                format: "%d %s\n".into(),
+                args: vec![Value::Int(-2), Value::Str("ok".into())],
+            })
+        );
+        assert_eq!(decode_event(&events, &words(&[0])), Ok(Event::Exit));
+        assert_eq!(
+            decode_event(&events, &words(&[7])),
+            Err(DecodeError::UnknownEvent(7))
+        );
+        assert_eq!(decode_event(&events, &[1, 0]), Err(DecodeError::Short(2)));
+        assert_eq!(
+            decode_event(&events, &record[..20]),
+            Err(DecodeError::Truncated {
+                len: 20,
+                offset: 16
+            })
+        );
+    }
+}

@@ -1,0 +1,541 @@
+//! Tokens to the syntax tree: recursive descent for statements, precedence
+//! climbing for expressions.
+//!
+//! Hand-written rather than generated: the grammar is small, every error
+//! must quote the source with a caret and say what was expected (which a
+//! hand-written parser knows at each point), attach points need their own
+//! lexing mode, and the crate keeps no parsing dependency.
+
+use crate::ast::*;
+use crate::diag::{Error, Span};
+use crate::lexer::{Lexer, Tok};
+
+/// Nesting a program may use; deeper input is refused rather than allowed
+/// to exhaust the parser's stack.
+const MAX_DEPTH: usize = 64;
+
+pub fn parse(src: &str) -> Result<Program, Error> {
+    let mut p = Parser {
+        lexer: Lexer::new(src),
+        peeked: None,
+        depth: 0,
+    };
+    let mut probes = Vec::new();
+    while p.peek()?.0 != Tok::Eof {
+        probes.push(p.probe()?);
+    }
+    if probes.is_empty() {
+        return Err(Error::at(
+            Span::new(0, 0),
+            "expected a probe, e.g. `kprobe:vfs_read { @n = count(); }`",
+        ));
+    }
+    Ok(Program { probes })
+}
+
+struct Parser<'a> {
+    lexer: Lexer<'a>,
+    peeked: Option<(Tok, Span)>,
+    depth: usize,
+}
+
+/// Binary operators by precedence, loosest first (C's order).
+const LEVELS: &[&[(&str, BinOp)]] = &[
+    &[("||", BinOp::LogOr)],
+    &[("&&", BinOp::LogAnd)],
+    &[("|", BinOp::Or)],
+    &[("^", BinOp::Xor)],
+    &[("&", BinOp::And)],
+    &[("==", BinOp::Eq), ("!=", BinOp::Ne)],
+    &[
+        ("<", BinOp::Lt),
+        ("<=", BinOp::Le),
+        (">", BinOp::Gt),
+        (">=", BinOp::Ge),
+    ],
+    &[("<<", BinOp::Shl), (">>", BinOp::Shr)],
+    &[("+", BinOp::Add), ("-", BinOp::Sub)],
+    &[("*", BinOp::Mul), ("/", BinOp::Div), ("%", BinOp::Mod)],
+];
+
+impl Parser<'_> {
+    fn peek(&mut self) -> Result<&(Tok, Span), Error> {
+        if self.peeked.is_none() {
+            self.peeked = Some(self.lexer.next_token()?);
+        }
+        Ok(self.peeked.as_ref().expect("just filled"))
+    }
+
+    fn next(&mut self) -> Result<(Tok, Span), Error> {
+        self.peek()?;
+        Ok(self.peeked.take().expect("just filled"))
+    }
+
+    fn at_punct(&mut self, p: &str) -> Result<bool, Error> {
+        Ok(matches!(self.peek()?.0, Tok::Punct(q) if q == p))
+    }
+
+    fn eat(&mut self, p: &str) -> Result<Option<Span>, Error> {
+        if self.at_punct(p)? {
+            Ok(Some(self.next()?.1))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn expect(&mut self, p: &str, context: &str) -> Result<Span, Error> {
+        match self.eat(p)? {
+            Some(span) => Ok(span),
+            None => Err(self.unexpected(&format!("`{p}` {context}"))?),
+        }
+    }
+
+    fn unexpected(&mut self, expected: &str) -> Result<Error, Error> {
+        let (tok, span) = self.peek()?.clone();
+        Ok(Error::at(
+            span,
+            format!("expected {expected}, found {}", tok.describe()),
+        ))
+    }
+
+    fn probe(&mut self) -> Result<Probe, Error> {
+        let mut attach = Vec::new();
+        loop {
+            // Attach points are raw words: re-read anything peeked as one.
+            if let Some((_, span)) = self.peeked.take() {
+                self.lexer.rewind(span.start);
+            }
+            let (word, span) = self.lexer.attach_word()?;
+            if word.is_empty() {
+                return Err(self.unexpected("a probe such as `kprobe:FUNC`")?);
+            }
+            if word == "struct" || word == "union" || word == "config" {
+                return Err(Error::at(
+                    span,
+                    format!(
+                        "`{word}` definitions are not supported by nobtf trace: struct layouts come from the offsets profile or BTF"
+                    ),
+                ));
+            }
+            attach.push(Attach {
+                parts: word.split(':').map(str::to_string).collect(),
+                span,
+            });
+            if self.eat(",")?.is_none() {
+                break;
+            }
+        }
+        let start = attach[0].span;
+        let predicate = if self.eat("/")?.is_some() {
+            let e = self.expr_no_div()?;
+            self.expect("/", "to end the predicate")?;
+            Some(e)
+        } else {
+            None
+        };
+        self.expect("{", "to start the probe's body")?;
+        let mut body = Vec::new();
+        loop {
+            if let Some(end) = self.eat("}")? {
+                return Ok(Probe {
+                    attach,
+                    predicate,
+                    body,
+                    span: start.to(end),
+                });
+            }
+            if self.eat(";")?.is_some() {
+                continue;
+            }
+            body.push(self.stmt()?);
+            if !self.at_punct("}")? {
+                self.expect(";", "between statements")?;
+            }
+        }
+    }
+
+    fn stmt(&mut self) -> Result<Stmt, Error> {
+        let (tok, span) = self.peek()?.clone();
+        if let Tok::Ident(word) = &tok
+            && ["if", "while", "unroll", "for", "return"].contains(&word.as_str())
+        {
+            return Err(Error::at(
+                span,
+                format!("`{word}` is not supported by nobtf trace yet"),
+            ));
+        }
+        let target = self.expr()?;
+        let compound = [
+            ("=", None),
+            ("+=", Some(BinOp::Add)),
+            ("-=", Some(BinOp::Sub)),
+            ("*=", Some(BinOp::Mul)),
+            ("/=", Some(BinOp::Div)),
+            ("%=", Some(BinOp::Mod)),
+            ("&=", Some(BinOp::And)),
+            ("|=", Some(BinOp::Or)),
+            ("^=", Some(BinOp::Xor)),
+            ("<<=", Some(BinOp::Shl)),
+            (">>=", Some(BinOp::Shr)),
+        ];
+        let mut assign = None;
+        for (p, op) in compound {
+            if let Some(s) = self.eat(p)? {
+                assign = Some((op, self.expr()?, s));
+                break;
+            }
+        }
+        for (p, op) in [("++", BinOp::Add), ("--", BinOp::Sub)] {
+            if let Some(s) = self.eat(p)? {
+                let one = Expr {
+                    kind: ExprKind::Int(1),
+                    span: s,
+                };
+                assign = Some((Some(op), one, s));
+            }
+        }
+        let Some((op, value, op_span)) = assign else {
+            let span = target.span;
+            return Ok(Stmt {
+                kind: StmtKind::Expr(target),
+                span,
+            });
+        };
+        let span = target.span.to(value.span);
+        let value = match op {
+            None => value,
+            Some(op) => Expr {
+                kind: ExprKind::Binary(op, Box::new(target.clone()), Box::new(value)),
+                span,
+            },
+        };
+        let kind = match target.kind {
+            ExprKind::Var(name) => StmtKind::AssignVar { name, value },
+            ExprKind::Map(map) => StmtKind::AssignMap { map, value },
+            _ => {
+                return Err(Error::at(
+                    op_span,
+                    "only a `$variable` or an `@map` can be assigned to",
+                ));
+            }
+        };
+        Ok(Stmt { kind, span })
+    }
+
+    fn expr(&mut self) -> Result<Expr, Error> {
+        self.ternary(true)
+    }
+
+    /// An expression in which a top-level `/` ends the predicate.
+    fn expr_no_div(&mut self) -> Result<Expr, Error> {
+        self.ternary(false)
+    }
+
+    fn enter(&mut self, span: Span) -> Result<(), Error> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Error::at(
+                span,
+                format!("expression nested more than {MAX_DEPTH} deep"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn ternary(&mut self, div: bool) -> Result<Expr, Error> {
+        let span = self.peek()?.1;
+        self.enter(span)?;
+        let cond = self.binary(0, div)?;
+        let result = if self.eat("?")?.is_some() {
+            let then = self.ternary(div)?;
+            self.expect(":", "between the branches of `?:`")?;
+            let other = self.ternary(div)?;
+            let span = cond.span.to(other.span);
+            Ok(Expr {
+                kind: ExprKind::Ternary(Box::new(cond), Box::new(then), Box::new(other)),
+                span,
+            })
+        } else {
+            Ok(cond)
+        };
+        self.depth -= 1;
+        result
+    }
+
+    fn binary(&mut self, level: usize, div: bool) -> Result<Expr, Error> {
+        let Some(ops) = LEVELS.get(level) else {
+            return self.unary(div);
+        };
+        let mut left = self.binary(level + 1, div)?;
+        'outer: loop {
+            for &(p, op) in *ops {
+                if p == "/" && !div {
+                    continue;
+                }
+                if self.eat(p)?.is_some() {
+                    let right = self.binary(level + 1, div)?;
+                    let span = left.span.to(right.span);
+                    left = Expr {
+                        kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
+                        span,
+                    };
+                    continue 'outer;
+                }
+            }
+            return Ok(left);
+        }
+    }
+
+    fn unary(&mut self, div: bool) -> Result<Expr, Error> {
+        for (p, op) in [("!", UnOp::Not), ("-", UnOp::Neg), ("~", UnOp::BitNot)] {
+            if let Some(start) = self.eat(p)? {
+                self.enter(start)?;
+                let value = self.unary(div)?;
+                self.depth -= 1;
+                let span = start.to(value.span);
+                return Ok(Expr {
+                    kind: ExprKind::Unary(op, Box::new(value)),
+                    span,
+                });
+            }
+        }
+        if self.at_punct("*")? || self.at_punct("&")? {
+            let span = self.peek()?.1;
+            return Err(Error::at(
+                span,
+                "pointer dereference `*` and address-of `&` are not supported by nobtf trace; use `->member`",
+            ));
+        }
+        let primary = self.primary(div)?;
+        self.postfix(primary)
+    }
+
+    fn postfix(&mut self, mut base: Expr) -> Result<Expr, Error> {
+        loop {
+            let arrow = if self.eat("->")?.is_some() {
+                true
+            } else if self.eat(".")?.is_some() {
+                false
+            } else {
+                return Ok(base);
+            };
+            let (tok, member_span) = self.next()?;
+            let Tok::Ident(member) = tok else {
+                return Err(Error::at(
+                    member_span,
+                    format!("expected a member name, found {}", tok.describe()),
+                ));
+            };
+            let span = base.span.to(member_span);
+            base = Expr {
+                kind: ExprKind::Member {
+                    base: Box::new(base),
+                    member,
+                    arrow,
+                    member_span,
+                },
+                span,
+            };
+        }
+    }
+
+    fn primary(&mut self, div: bool) -> Result<Expr, Error> {
+        let (tok, span) = self.next()?;
+        let kind = match tok {
+            Tok::Int(n) => ExprKind::Int(n),
+            Tok::Str(s) => ExprKind::Str(s),
+            Tok::Var(name) => ExprKind::Var(name),
+            Tok::Map(name) => {
+                let (keys, end) = if self.at_punct("[")? {
+                    self.next()?;
+                    self.list("]")?
+                } else {
+                    (Vec::new(), span)
+                };
+                let span = span.to(end);
+                return Ok(Expr {
+                    kind: ExprKind::Map(MapAccess { name, keys, span }),
+                    span,
+                });
+            }
+            Tok::Ident(name) => {
+                if self.at_punct("(")? {
+                    self.next()?;
+                    let (args, end) = self.list(")")?;
+                    return Ok(Expr {
+                        kind: ExprKind::Call { name, args },
+                        span: span.to(end),
+                    });
+                }
+                ExprKind::Ident(name)
+            }
+            Tok::Punct("(") => {
+                if let Some(target) = self.cast_target()? {
+                    let close = self.expect(")", "to end the cast")?;
+                    self.enter(close)?;
+                    let value = self.unary(div)?;
+                    self.depth -= 1;
+                    let span = span.to(value.span);
+                    return Ok(Expr {
+                        kind: ExprKind::Cast {
+                            target,
+                            value: Box::new(value),
+                        },
+                        span,
+                    });
+                }
+                // Inside parentheses `/` divides again.
+                let inner = self.expr()?;
+                let end = self.expect(")", "to close `(`")?;
+                return Ok(Expr {
+                    kind: inner.kind,
+                    span: span.to(end),
+                });
+            }
+            other => {
+                return Err(Error::at(
+                    span,
+                    format!("expected an expression, found {}", other.describe()),
+                ));
+            }
+        };
+        Ok(Expr { kind, span })
+    }
+
+    /// After `(`: a type name makes this a cast.
+    fn cast_target(&mut self) -> Result<Option<CastTarget>, Error> {
+        let Tok::Ident(word) = self.peek()?.0.clone() else {
+            return Ok(None);
+        };
+        let int = match word.as_str() {
+            "u8" | "uint8" => Some((1, false)),
+            "u16" | "uint16" => Some((2, false)),
+            "u32" | "uint32" => Some((4, false)),
+            "u64" | "uint64" => Some((8, false)),
+            "s8" | "int8" => Some((1, true)),
+            "s16" | "int16" => Some((2, true)),
+            "s32" | "int32" => Some((4, true)),
+            "s64" | "int64" => Some((8, true)),
+            _ => None,
+        };
+        if let Some((bytes, signed)) = int {
+            self.next()?;
+            return Ok(Some(CastTarget::Int { bytes, signed }));
+        }
+        if word != "struct" {
+            return Ok(None);
+        }
+        self.next()?;
+        let (tok, span) = self.next()?;
+        let Tok::Ident(name) = tok else {
+            return Err(Error::at(
+                span,
+                format!("expected a struct name, found {}", tok.describe()),
+            ));
+        };
+        let mut pointers = 0u8;
+        while self.eat("*")?.is_some() {
+            pointers = pointers.saturating_add(1);
+        }
+        Ok(Some(CastTarget::Struct { name, pointers }))
+    }
+
+    /// Comma-separated expressions up to `close`; returns the close's span.
+    fn list(&mut self, close: &str) -> Result<(Vec<Expr>, Span), Error> {
+        let mut items = Vec::new();
+        loop {
+            if let Some(end) = self.eat(close)? {
+                return Ok((items, end));
+            }
+            items.push(self.expr()?);
+            if !self.at_punct(close)? {
+                self.expect(",", &format!("or `{close}`"))?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(src: &str) -> String {
+        parse(src).unwrap_err().render(src)
+    }
+
+    #[test]
+    fn parses_the_unlink_one_liner() {
+        let src = r#"kprobe:do_unlinkat { $f = (struct filename *)arg1; printf("%s %d\n", str($f->name), $f->refcnt); }"#;
+        let program = parse(src).unwrap();
+        let probe = &program.probes[0];
+        assert_eq!(probe.attach[0].parts, ["kprobe", "do_unlinkat"]);
+        assert_eq!(probe.body.len(), 2);
+        let StmtKind::AssignVar { name, value } = &probe.body[0].kind else {
+            panic!("{:?}", probe.body[0]);
+        };
+        assert_eq!(name, "f");
+        assert!(matches!(
+            &value.kind,
+            ExprKind::Cast { target: CastTarget::Struct { name, pointers: 1 }, .. } if name == "filename"
+        ));
+        assert_eq!(
+            &src[value.span.start..value.span.end],
+            "(struct filename *)arg1"
+        );
+    }
+
+    #[test]
+    fn precedence_follows_c() {
+        let program = parse("BEGIN { $x = 1 + 2 * 3 == 7 && !0 ? 4 : 5 }").unwrap();
+        let StmtKind::AssignVar { value, .. } = &program.probes[0].body[0].kind else {
+            panic!()
+        };
+        let ExprKind::Ternary(cond, ..) = &value.kind else {
+            panic!("{value:?}")
+        };
+        let ExprKind::Binary(BinOp::LogAnd, eq, _) = &cond.kind else {
+            panic!("{cond:?}")
+        };
+        let ExprKind::Binary(BinOp::Eq, sum, _) = &eq.kind else {
+            panic!("{eq:?}")
+        };
+        assert!(matches!(sum.kind, ExprKind::Binary(BinOp::Add, _, _)));
+    }
+
+    #[test]
+    fn probe_lists_predicates_and_maps() {
+        let src = "kprobe:a,kretprobe:b / pid == 1 && $x / 2 / { @m[comm, pid] = count(); @n++ }\ninterval:s:1 { print(@m); clear(@m) }";
+        // `/` ends the predicate at top level...
+        assert!(parse(src).is_err());
+        // ...and divides inside parentheses.
+        let src = src.replace("$x / 2", "($x / 2)");
+        let program = parse(&src).unwrap();
+        assert_eq!(program.probes.len(), 2);
+        assert_eq!(program.probes[0].attach.len(), 2);
+        assert_eq!(program.probes[1].attach[0].parts, ["interval", "s", "1"]);
+        assert!(program.probes[0].predicate.is_some());
+    }
+
+    #[test]
+    fn errors_say_what_was_expected_with_a_caret() {
+        assert_eq!(
+            error("kprobe:f { printf(\"x\" }"),
+            "1:23: expected `,` or `)`, found `}`\nkprobe:f { printf(\"x\" }\n                      ^"
+        );
+        assert_eq!(
+            error("kprobe:f { $x = ; }"),
+            "1:17: expected an expression, found `;`\nkprobe:f { $x = ; }\n                ^"
+        );
+        assert!(error("kprobe:f { if (1) { } }").contains("`if` is not supported"));
+        assert!(error("kprobe:f").contains("expected `{` to start the probe's body"));
+        assert!(error("").contains("expected a probe"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let src = format!("BEGIN {{ $x = {}1{} }}", "(".repeat(5000), ")".repeat(5000));
+        assert!(error(&src).contains("nested more than"));
+        let src = format!("BEGIN {{ $x = {}1 }}", "- ".repeat(5000));
+        assert!(error(&src).contains("nested more than"));
+    }
+}

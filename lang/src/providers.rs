@@ -1,0 +1,183 @@
+//! Probe providers as one table: how each attach point is written, what it
+//! attaches to, what its context is, and which builtins it offers.
+
+use crate::ast::Attach;
+use crate::diag::Error;
+
+/// Where a compiled probe attaches, for the loader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachPoint {
+    Kprobe(String),
+    Kretprobe(String),
+    Tracepoint {
+        category: String,
+        name: String,
+    },
+    /// Run in user space by the loader before attaching anything.
+    Begin,
+    /// Run in user space by the loader after detaching.
+    End,
+    /// A timer: a software `cpu-clock` perf event on one CPU.
+    Interval {
+        nanos: u64,
+    },
+}
+
+impl AttachPoint {
+    /// `bpf_prog_type` of the program, or `None` for BEGIN/END.
+    pub fn prog_type(&self) -> Option<u32> {
+        use kernel_headers::bpf::prog_type;
+        match self {
+            AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_) => Some(prog_type::KPROBE),
+            AttachPoint::Tracepoint { .. } => Some(prog_type::TRACEPOINT),
+            AttachPoint::Interval { .. } => Some(prog_type::PERF_EVENT),
+            AttachPoint::Begin | AttachPoint::End => None,
+        }
+    }
+
+    /// `func`: the function name, or the probe's name where there is none.
+    pub fn func(&self) -> String {
+        match self {
+            AttachPoint::Kprobe(f) | AttachPoint::Kretprobe(f) => f.clone(),
+            _ => self.to_string(),
+        }
+    }
+}
+
+impl core::fmt::Display for AttachPoint {
+    /// bpftrace's `probe` builtin: the full probe name.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AttachPoint::Kprobe(func) => write!(f, "kprobe:{func}"),
+            AttachPoint::Kretprobe(func) => write!(f, "kretprobe:{func}"),
+            AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
+            AttachPoint::Begin => write!(f, "BEGIN"),
+            AttachPoint::End => write!(f, "END"),
+            AttachPoint::Interval { nanos } => match nanos % 1_000_000_000 {
+                0 => write!(f, "interval:s:{}", nanos / 1_000_000_000),
+                _ => write!(f, "interval:ms:{}", nanos / 1_000_000),
+            },
+        }
+    }
+}
+
+/// What a program's context is, which decides the builtins it can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// `struct pt_regs` at a function's entry: `arg0`..`arg5`.
+    Entry,
+    /// `struct pt_regs` at a function's return: `retval`.
+    Return,
+    /// The tracepoint's record: `args`.
+    Tracepoint,
+    /// `struct bpf_perf_event_data`: no arguments.
+    Timer,
+    /// Evaluated in user space: constants only.
+    UserSpace,
+}
+
+struct Provider {
+    names: &'static [&'static str],
+    /// What follows the provider name, for the error message.
+    usage: &'static str,
+    context: Context,
+    make: fn(&[String]) -> Option<AttachPoint>,
+}
+
+const PROVIDERS: &[Provider] = &[
+    Provider {
+        names: &["kprobe", "k"],
+        usage: "kprobe:FUNCTION",
+        context: Context::Entry,
+        make: |rest| match rest {
+            [f] if is_symbol(f) => Some(AttachPoint::Kprobe(f.clone())),
+            _ => None,
+        },
+    },
+    Provider {
+        names: &["kretprobe", "kr"],
+        usage: "kretprobe:FUNCTION",
+        context: Context::Return,
+        make: |rest| match rest {
+            [f] if is_symbol(f) => Some(AttachPoint::Kretprobe(f.clone())),
+            _ => None,
+        },
+    },
+    Provider {
+        names: &["tracepoint", "t"],
+        usage: "tracepoint:CATEGORY:NAME",
+        context: Context::Tracepoint,
+        make: |rest| match rest {
+            [c, n] if is_symbol(c) && is_symbol(n) => Some(AttachPoint::Tracepoint {
+                category: c.clone(),
+                name: n.clone(),
+            }),
+            _ => None,
+        },
+    },
+    Provider {
+        names: &["BEGIN"],
+        usage: "BEGIN",
+        context: Context::UserSpace,
+        make: |rest| rest.is_empty().then_some(AttachPoint::Begin),
+    },
+    Provider {
+        names: &["END"],
+        usage: "END",
+        context: Context::UserSpace,
+        make: |rest| rest.is_empty().then_some(AttachPoint::End),
+    },
+    Provider {
+        names: &["interval", "i"],
+        usage: "interval:s:N or interval:ms:N",
+        context: Context::Timer,
+        make: |rest| {
+            let [unit, n] = rest else { return None };
+            let per = match unit.as_str() {
+                "s" => 1_000_000_000,
+                "ms" => 1_000_000,
+                "us" => 1_000,
+                _ => return None,
+            };
+            let n: u64 = n.parse().ok().filter(|&n| n > 0)?;
+            Some(AttachPoint::Interval {
+                nanos: n.checked_mul(per)?,
+            })
+        },
+    },
+];
+
+fn is_symbol(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// Resolve an attach point as written through the provider table.
+pub fn resolve(attach: &Attach) -> Result<(AttachPoint, Context), Error> {
+    let written = attach.parts.join(":");
+    if written.contains('*') {
+        return Err(Error::at(
+            attach.span,
+            format!("`{written}`: wildcards are not supported by nobtf trace yet; name each probe"),
+        ));
+    }
+    let (name, rest) = attach.parts.split_first().expect("split yields one part");
+    let Some(provider) = PROVIDERS.iter().find(|p| p.names.contains(&name.as_str())) else {
+        let known: Vec<&str> = PROVIDERS.iter().map(|p| p.names[0]).collect();
+        return Err(Error::at(
+            attach.span,
+            format!(
+                "unknown probe type `{name}`: nobtf trace knows {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    let point = (provider.make)(rest).ok_or_else(|| {
+        Error::at(
+            attach.span,
+            format!("`{written}`: expected {}", provider.usage),
+        )
+    })?;
+    Ok((point, provider.context))
+}

@@ -1,0 +1,216 @@
+//! The checked program: every expression typed, every name resolved (fields
+//! to offsets, variables to slots, maps to indices). Code generation reads
+//! only this.
+
+use crate::ast::{BinOp, UnOp};
+use crate::diag::Span;
+
+/// What a pointer points to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pointee {
+    Struct(String),
+    Char,
+    Other,
+}
+
+/// A struct member's address that is not loaded (an embedded struct or
+/// array, or a member of unknown type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    Struct(String),
+    CharArray(u32),
+    /// Unknown type: `strukt.path` names it for a nested lookup.
+    Opaque {
+        strukt: String,
+        path: String,
+        size: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ty {
+    /// Held as 64 bits, sign- or zero-extended.
+    Int {
+        signed: bool,
+    },
+    /// A string in a stack buffer of `len` bytes.
+    Str {
+        len: u32,
+    },
+    Ptr {
+        to: Pointee,
+        user: bool,
+    },
+    /// An address of kernel memory (held as 64 bits).
+    Place {
+        place: Place,
+        user: bool,
+    },
+}
+
+impl Ty {
+    pub const U64: Ty = Ty::Int { signed: false };
+    pub const S64: Ty = Ty::Int { signed: true };
+
+    pub fn describe(&self) -> String {
+        match self {
+            Ty::Int { signed: true } => "a signed integer".into(),
+            Ty::Int { signed: false } => "an unsigned integer".into(),
+            Ty::Str { .. } => "a string".into(),
+            Ty::Ptr {
+                to: Pointee::Struct(s),
+                ..
+            } => format!("`struct {s} *`"),
+            Ty::Ptr { .. } => "a pointer".into(),
+            Ty::Place {
+                place: Place::Struct(s),
+                ..
+            } => format!("`struct {s}`"),
+            Ty::Place {
+                place: Place::CharArray(n),
+                ..
+            } => format!("`char[{n}]`"),
+            Ty::Place {
+                place: Place::Opaque { strukt, path, .. },
+                ..
+            } => {
+                format!("`{strukt}.{path}` (type unknown)")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    Pid,
+    Tid,
+    Uid,
+    Gid,
+    Nsecs,
+    Cpu,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TExpr {
+    pub kind: TKind,
+    pub ty: Ty,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TKind {
+    Const(u64),
+    ConstStr(String),
+    /// A load from the context (argument registers, tracepoint fields).
+    CtxLoad {
+        off: u32,
+        bytes: u8,
+        signed: bool,
+    },
+    /// The address of context bytes (a tracepoint's `char[N]`).
+    CtxAddr {
+        off: u32,
+    },
+    /// A tracepoint's `__data_loc` field: the address of its data.
+    DataLoc {
+        off: u32,
+    },
+    Builtin(Builtin),
+    Comm,
+    Var(usize),
+    /// Reading `@m[keys]` (0 when absent).
+    MapGet {
+        map: usize,
+        keys: Vec<TExpr>,
+    },
+    Unary(UnOp, Box<TExpr>),
+    Binary(BinOp, Box<TExpr>, Box<TExpr>),
+    Ternary(Box<TExpr>, Box<TExpr>, Box<TExpr>),
+    /// `s == "lit"` / `s != "lit"`.
+    StrEq {
+        value: Box<TExpr>,
+        literal: String,
+        negate: bool,
+    },
+    /// A member read through the probe-read helper: `*(addr + off)`.
+    Read {
+        addr: Box<TExpr>,
+        off: u32,
+        bytes: u8,
+        signed: bool,
+        user: bool,
+    },
+    /// A member's address: `addr + off`.
+    Offset {
+        base: Box<TExpr>,
+        off: u32,
+    },
+    /// `str(addr, len)`.
+    StrRead {
+        addr: Box<TExpr>,
+        len: u32,
+        user: bool,
+    },
+    /// `(u32)x`: keep the low bytes, extend by `signed`.
+    Trunc {
+        value: Box<TExpr>,
+        bytes: u8,
+        signed: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Agg {
+    Count,
+    Sum(TExpr),
+    Min(TExpr),
+    Max(TExpr),
+    Avg(TExpr),
+    Hist(TExpr),
+    Lhist {
+        value: TExpr,
+        min: i64,
+        max: i64,
+        step: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TStmt {
+    AssignVar {
+        slot: usize,
+        value: TExpr,
+    },
+    MapAssign {
+        map: usize,
+        keys: Vec<TExpr>,
+        value: TExpr,
+        span: Span,
+    },
+    MapAgg {
+        map: usize,
+        keys: Vec<TExpr>,
+        agg: Agg,
+        span: Span,
+    },
+    Delete {
+        map: usize,
+        keys: Vec<TExpr>,
+        span: Span,
+    },
+    /// Write record `event` with these values (none for print/clear/exit).
+    Emit {
+        event: usize,
+        args: Vec<TExpr>,
+        span: Span,
+    },
+}
+
+/// One BPF program's worth of checked code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TProbe {
+    pub predicate: Option<TExpr>,
+    pub body: Vec<TStmt>,
+    /// Type of each scratch variable slot.
+    pub vars: Vec<Ty>,
+}

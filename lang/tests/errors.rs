@@ -1,0 +1,226 @@
+//! Every error is one line naming the cause (plus the quoted source and a
+//! caret when it has a place), found before anything loads.
+
+use kernel_headers::KernelVersion;
+use kernel_headers::pt_regs::NATIVE;
+use lang::fields::FieldInfo;
+use lang::kernel::Kernel;
+use lang::tracepoint::NoTracepoints;
+use lang::{Target, compile, fields_used};
+
+fn fields() -> Vec<(&'static str, FieldInfo)> {
+    vec![
+        (
+            "task_struct.mm",
+            FieldInfo {
+                offset: 8,
+                size: 8,
+                c_type: None,
+            },
+        ),
+        (
+            "mm_struct.owner",
+            FieldInfo {
+                offset: 8,
+                size: 8,
+                c_type: Some("struct task_struct *".into()),
+            },
+        ),
+    ]
+}
+
+fn error_on(src: &str, release: KernelVersion) -> String {
+    let fields = fields();
+    let target = Target {
+        fields: &fields,
+        tracepoints: &NoTracepoints,
+        kernel: Kernel::for_release(release, NATIVE),
+    };
+    match compile(src, &target) {
+        Ok(_) => panic!("compiled: {src}"),
+        Err(e) => e.render(src),
+    }
+}
+
+fn error(src: &str) -> String {
+    error_on(src, KernelVersion::new(5, 4, 0))
+}
+
+#[test]
+fn an_unknown_field_names_the_command_that_adds_it() {
+    let src = "kprobe:f { $t = (struct task_struct *)arg0; printf(\"%d\\n\", $t->pid); }";
+    assert_eq!(
+        error(src),
+        "1:64: unknown field `task_struct.pid`: the offsets profile lacks it; add it with `offsets gen ... --field task_struct.pid`\n\
+         kprobe:f { $t = (struct task_struct *)arg0; printf(\"%d\\n\", $t->pid); }\n\
+         \x20                                                              ^^^"
+    );
+}
+
+#[test]
+fn a_member_of_unknown_type_needs_a_cast_to_be_followed() {
+    let src = "kprobe:f { $t = (struct task_struct *)arg0; printf(\"%d\\n\", $t->mm->owner); }";
+    assert!(
+        error(src).contains("has no members; cast it first"),
+        "{}",
+        error(src)
+    );
+    let ok = "kprobe:f { $t = (struct task_struct *)arg0; printf(\"%d\\n\", ((struct mm_struct *)$t->mm)->owner); }";
+    let fields = fields();
+    let target = Target {
+        fields: &fields,
+        tracepoints: &NoTracepoints,
+        kernel: Kernel::for_release(KernelVersion::new(5, 4, 0), NATIVE),
+    };
+    compile(ok, &target).unwrap();
+}
+
+#[test]
+fn one_line_causes() {
+    let cases = [
+        (
+            "kprobe:f { printf(\"%d\\n\", foo); }",
+            "unknown builtin `foo`",
+        ),
+        (
+            "kprobe:f { printf(\"%s\\n\", kstack); }",
+            "`kstack` is a bpftrace builtin nobtf trace does not support yet",
+        ),
+        (
+            "kprobe:f { $x = ksym(arg0); }",
+            "`ksym()` is a bpftrace function nobtf trace does not support yet",
+        ),
+        (
+            "tracepoint:sched:nope { }",
+            "unknown tracepoint `sched:nope`",
+        ),
+        ("uprobe:/bin/sh:main { }", "unknown probe type `uprobe`"),
+        ("kprobe:vfs_* { }", "wildcards are not supported"),
+        (
+            "kprobe:f { printf(\"%d\\n\", retval); }",
+            "`retval` exists only in kretprobes",
+        ),
+        (
+            "kretprobe:f { printf(\"%d\\n\", arg0); }",
+            "`arg0` exists only in kprobes",
+        ),
+        (
+            "kprobe:f { printf(\"%d\\n\", arg6); }",
+            "passes only 6 arguments in registers",
+        ),
+        (
+            "kprobe:f { printf(\"%d %d\\n\", 1); }",
+            "printf format has 2 conversions but 1 arguments",
+        ),
+        ("kprobe:f { printf(\"%s\\n\", arg0); }", "%s needs a string"),
+        (
+            "kprobe:f { printf(\"%d\\n\", comm); }",
+            "%d needs an integer, found a string",
+        ),
+        (
+            "kprobe:f { printf(\"%f\\n\", 1); }",
+            "printf conversion `%f` is not supported",
+        ),
+        (
+            "kprobe:f { $x = $y; }",
+            "`$y` is used before it is assigned",
+        ),
+        (
+            "kprobe:f { $x = $1; }",
+            "positional parameter `$1` is not supported",
+        ),
+        (
+            "kprobe:f { print(@nope); }",
+            "map `@nope` is used but never assigned",
+        ),
+        (
+            "kprobe:f { @a = count(); @a = sum(1); }",
+            "assigned a different kind of value",
+        ),
+        (
+            "kprobe:f { @a[1] = 1; @a[comm] = 2; }",
+            "used with different keys",
+        ),
+        (
+            "kprobe:f { @a = count(); $x = @a; }",
+            "reading the aggregation `@a`",
+        ),
+        (
+            "kprobe:f { $x = comm < \"a\"; }",
+            "strings can only be compared with `==`/`!=`",
+        ),
+        ("kprobe:f { $x = 1 / 0; }", "division by zero"),
+        (
+            "kprobe:f { @h = lhist(arg0, 10, 0, 1); }",
+            "lhist needs min < max",
+        ),
+        (
+            "BEGIN { printf(\"%d\\n\", pid); }",
+            "cannot be read in BEGIN or END",
+        ),
+        (
+            "BEGIN { @x = 1; }",
+            "nobtf runs BEGIN and END in user space",
+        ),
+        (
+            "kprobe:f { $x = args->foo; }",
+            "`args` exists only in tracepoint probes",
+        ),
+        ("interval:s:0 { }", "expected interval:s:N or interval:ms:N"),
+        ("kprobe:f { $x = *arg0; }", "pointer dereference"),
+        (
+            "kprobe:f { $x = 1; $x = comm; }",
+            "`$x` holds an unsigned integer; it cannot be assigned a string",
+        ),
+    ];
+    for (src, expected) in cases {
+        let message = error(src);
+        assert!(message.contains(expected), "{src}\n{message}");
+        // The first line is the cause; a caret follows when there is a place.
+        assert!(!message.lines().next().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn stack_and_instruction_limits_name_the_construct() {
+    let big = "kprobe:f { printf(\"%s %s %s %s %s %s %s %s\\n\", str(arg0), str(arg1), str(arg2), str(arg3), str(arg4), str(arg5), str(arg0), str(arg1)); }";
+    let message = error(big);
+    assert!(
+        message.contains("needs") && message.contains("bytes of BPF stack; kernels allow 512"),
+        "{message}"
+    );
+    assert!(message.starts_with("1:12: this record"), "{message}");
+
+    let mut long = String::from("kprobe:f { ");
+    for _ in 0..400 {
+        long.push_str("@a[comm] = count(); ");
+    }
+    long.push('}');
+    let message = error_on(&long, KernelVersion::new(4, 14, 0));
+    assert!(
+        message.starts_with("probe `kprobe:f` compiles to ")
+            && message
+                .ends_with("BPF instructions; this kernel accepts at most 4096 (4096 before 5.2)"),
+        "{message}"
+    );
+    assert!(!message.contains('\n'));
+}
+
+#[test]
+fn fields_used_lists_every_member() {
+    let src = "kprobe:f { $t = (struct task_struct *)arg0; @[((struct mm_struct *)$t->mm)->owner] = count(); printf(\"%d\\n\", $t->se.vruntime); }";
+    let fields = fields_used(
+        src,
+        &NoTracepoints,
+        Kernel::for_release(KernelVersion::new(5, 4, 0), NATIVE),
+    )
+    .unwrap();
+    assert_eq!(
+        fields,
+        [
+            "mm_struct.owner",
+            "task_struct.mm",
+            "task_struct.se.vruntime"
+        ]
+    );
+}

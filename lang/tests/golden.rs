@@ -1,0 +1,93 @@
+//! The disassembly of a few programs, compared with lang/tests/golden/*.txt.
+//!
+//! After an intended change, regenerate with
+//! `UPDATE_GOLDEN=1 cargo test -p lang --test golden` and review the diff.
+
+use std::path::PathBuf;
+
+use kernel_headers::KernelVersion;
+use kernel_headers::pt_regs::NATIVE;
+use lang::fields::FieldInfo;
+use lang::kernel::Kernel;
+use lang::tracepoint::{TracepointFormat, TracepointSource, parse_format};
+use lang::{Target, compile};
+
+const PROGRAMS: &[(&str, &str)] = &[
+    (
+        "unlink",
+        r#"kprobe:do_unlinkat { $f = (struct filename *)arg1; printf("%s %d\n", str($f->name), $f->refcnt); }"#,
+    ),
+    (
+        "count-by-comm",
+        r#"kprobe:vfs_read / comm != "sshd" / { @reads[comm] = count(); }"#,
+    ),
+    (
+        "hist-retval",
+        "kretprobe:vfs_read { @bytes = hist(retval); }",
+    ),
+    (
+        "tracepoint-openat",
+        r#"tracepoint:syscalls:sys_enter_openat { printf("%s %s\n", comm, str(args->filename)); }"#,
+    ),
+];
+
+struct Openat;
+impl TracepointSource for Openat {
+    fn format(&self, _: &str, _: &str) -> Option<TracepointFormat> {
+        parse_format("field:const char * filename;\toffset:24;\tsize:8;\tsigned:0;").ok()
+    }
+}
+
+#[test]
+fn disassembly_matches_golden_files() {
+    let fields = vec![
+        (
+            "filename.name",
+            FieldInfo {
+                offset: 0,
+                size: 8,
+                c_type: None,
+            },
+        ),
+        (
+            "filename.refcnt",
+            FieldInfo {
+                offset: 24,
+                size: 4,
+                c_type: Some("int".into()),
+            },
+        ),
+    ];
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut mismatched = Vec::new();
+    for (name, src) in PROGRAMS {
+        for (tag, release) in [
+            ("4.14", KernelVersion::new(4, 14, 0)),
+            ("5.10", KernelVersion::new(5, 10, 0)),
+        ] {
+            let target = Target {
+                fields: &fields,
+                tracepoints: &Openat,
+                kernel: Kernel::for_release(release, NATIVE),
+            };
+            let compiled = compile(src, &target).unwrap_or_else(|e| panic!("{}", e.render(src)));
+            let text = format!("; {src}\n{}", compiled.probes[0].insns);
+            let path = dir.join(format!("{name}-{tag}.txt"));
+            if update {
+                std::fs::write(&path, &text).unwrap();
+                continue;
+            }
+            let expected = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1", path.display()));
+            if expected != text {
+                eprintln!(
+                    "--- {} (expected)\n{expected}+++ actual\n{text}",
+                    path.display()
+                );
+                mismatched.push(path);
+            }
+        }
+    }
+    assert!(mismatched.is_empty(), "differ from golden: {mismatched:?}");
+}
