@@ -54,12 +54,6 @@ pub enum AttachError {
     },
     #[error("reading the id of kprobe event {path}: {err}")]
     EventId { path: String, err: String },
-    #[error(
-        "the kprobe PMU is not available on this kernel (/sys/bus/event_source/devices/kprobe is missing: it arrived in 4.17); use --attach tracefs"
-    )]
-    NoPmu,
-    #[error("tracefs is needed to attach on this kernel: {0}")]
-    NoTracefs(String),
 }
 
 impl AttachError {

@@ -72,8 +72,6 @@ pub enum PlanError {
     Attach(String),
     #[error("helper {} is not available on this kernel (needed by the probes){}", .0.name(), since(*.0))]
     Helper(Helper),
-    #[error("cannot read {0}")]
-    Cpus(String),
 }
 
 fn since(helper: Helper) -> String {

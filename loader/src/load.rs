@@ -15,7 +15,8 @@ use crate::sys::{self, MapFd, SysError};
 /// The license of nobtf's own programs (and its feature probes): the
 /// helpers they call are GPL-only.
 pub const GPL: &CStr = c"GPL";
-/// First verifier log buffer; doubled on ENOSPC up to `LOG_SIZE_MAX`.
+/// First verifier log buffer; four times larger on each ENOSPC, up to
+/// `LOG_SIZE_MAX`.
 const LOG_START: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +47,7 @@ impl fmt::Display for Rejection {
             "the kernel's verifier rejected program `{}` ({})",
             self.name, self.err
         )?;
-        if self.log.contains(NOT_GPL) {
+        if NOT_GPL.iter().any(|text| self.log.contains(text)) {
             write!(
                 f,
                 ": the license is {:?}: GPL-only helpers need a GPL-compatible license",
@@ -64,9 +65,13 @@ impl fmt::Display for Rejection {
 impl std::error::Error for Rejection {}
 
 /// What the verifier says of a GPL-only helper called under another
-/// license ("cannot call GPL-restricted function from non-GPL compatible
-/// program"; "GPL only function" on old kernels).
-const NOT_GPL: &str = "from non-GPL compatible program";
+/// license: "cannot call GPL-restricted function from non-GPL compatible
+/// program" on newer kernels, "cannot call GPL only function from
+/// proprietary program" on older ones (4.14 among them).
+const NOT_GPL: [&str; 2] = [
+    "from non-GPL compatible program",
+    "GPL only function from proprietary program",
+];
 
 /// How a program is loaded on this kernel.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +92,14 @@ pub struct MapShape {
     pub map_flags: u32,
 }
 
-pub fn create_map(name: &str, shape: MapShape, names: bool) -> Result<MapFd, LoadError> {
+/// Creates a map; `slots` is how many values one lookup returns (the
+/// possible CPUs for a per-CPU map, else 1).
+pub fn create_map(
+    name: &str,
+    shape: MapShape,
+    names: bool,
+    slots: u32,
+) -> Result<MapFd, LoadError> {
     let attr = attrs::map_create(
         shape.map_type,
         shape.key_size,
@@ -96,24 +108,26 @@ pub fn create_map(name: &str, shape: MapShape, names: bool) -> Result<MapFd, Loa
         shape.map_flags,
         names.then_some(name),
     );
-    sys::map_create(&attr).map_err(|err| LoadError::Map {
+    sys::map_create(&attr, slots).map_err(|err| LoadError::Map {
         name: name.into(),
         err,
     })
 }
 
-/// Loads with no log first (cheap, and what succeeds nearly always); on
-/// failure loads again with a log, growing the buffer until it fits. The
-/// kernel itself decides whether `license` is GPL-compatible.
+/// Loads a program of `prog_type` with no log first (cheap, and what
+/// succeeds nearly always); on a rejection loads again with a log, growing
+/// the buffer until it fits. The kernel itself decides whether `license` is
+/// GPL-compatible.
 pub fn load_program(
     name: &str,
+    prog_type: u32,
     insns: &[RawInsn],
     license: &CStr,
     disassembly: &dyn fmt::Display,
     opts: LoadOptions,
 ) -> Result<OwnedFd, LoadError> {
     let prog_name = opts.names.then_some(name);
-    let attr = attrs::prog_load_kprobe(opts.kern_version, prog_name, log_level::OFF);
+    let attr = attrs::prog_load(prog_type, opts.kern_version, prog_name, log_level::OFF);
     let first = match sys::prog_load(&attr, insns, license, None) {
         Ok(fd) => return Ok(fd),
         Err(err) => err,
@@ -277,6 +291,15 @@ mod tests {
             log: "0: (85) call bpf_trace_printk#6\ncannot call GPL-restricted function from non-GPL compatible program\n".into(),
             ..rejection
         };
-        assert!(not_gpl.to_string().starts_with("the kernel's verifier rejected program `unlink_entry` (bpf(BPF_PROG_LOAD): Permission denied (os error 13)): the license is \"Proprietary\": GPL-only helpers need a GPL-compatible license\n"), "{not_gpl}");
+        let hint =
+            "): the license is \"Proprietary\": GPL-only helpers need a GPL-compatible license\n";
+        assert!(not_gpl.to_string().contains(hint), "{not_gpl}");
+        // Before 4.15 the verifier words it differently.
+        let old_kernel = Rejection {
+            log: "0: (85) call bpf_trace_printk#6\ncannot call GPL only function from proprietary program\n".into(),
+            ..not_gpl
+        };
+        assert!(old_kernel.to_string().contains(hint), "{old_kernel}");
+        assert!(old_kernel.to_string().starts_with("the kernel's verifier rejected program `unlink_entry` (bpf(BPF_PROG_LOAD): Permission denied (os error 13)): the license is \"Proprietary\": GPL-only helpers need a GPL-compatible license\n"), "{old_kernel}");
     }
 }

@@ -267,7 +267,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
             max_entries: entries,
             map_flags: 0,
         };
-        let map = load::create_map(spec.name, shape, load_opts.names)?;
+        let map = load::create_map(spec.name, shape, load_opts.names, 1)?;
         session.maps.push((spec.name.to_string(), map));
     }
     if let Some((_, events)) = session
@@ -287,14 +287,21 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
                 .find(|(n, _)| n == name)
                 .map(|(_, m)| m.raw())
         })?;
-        let fd = load::load_program(program.name(), &insns, load::GPL, program, load_opts)
-            .map_err(|err| {
-                // A missing helper fails the load with a long verifier log; name it instead.
-                match report.missing_helper(&program.helpers()) {
-                    Some(helper) => RunError::from(PlanError::Helper(helper)),
-                    None => err.into(),
-                }
-            })?;
+        let fd = load::load_program(
+            program.name(),
+            kernel_headers::bpf::prog_type::KPROBE,
+            &insns,
+            load::GPL,
+            program,
+            load_opts,
+        )
+        .map_err(|err| {
+            // A missing helper fails the load with a long verifier log; name it instead.
+            match report.missing_helper(&program.helpers()) {
+                Some(helper) => RunError::from(PlanError::Helper(helper)),
+                None => err.into(),
+            }
+        })?;
         session.progs.push(fd);
     }
     steps.done("loading the programs (verifier)");

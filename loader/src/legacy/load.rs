@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use kernel_headers::bpf::{Helper, RawInsn, class, jmp, map_type};
+use kernel_headers::bpf::{Helper, RawInsn, class, jmp, map_type, prog_type};
 
 use super::{ObjError, Object, ProbeKind};
 use crate::attach::{self, AttachError, AttachMode};
@@ -185,7 +185,7 @@ fn run(
             max_entries: entries,
             map_flags: def.map_flags,
         };
-        let map = load::create_map(&def.name, shape, opts.names)?;
+        let map = load::create_map(&def.name, shape, opts.names, 1)?;
         if def.map_type == map_type::PERF_EVENT_ARRAY {
             session::open_rings(&map, RING_PAGES, &mut session.rings)?;
         }
@@ -203,14 +203,20 @@ fn run(
                 path: args.file.display().to_string(),
                 err,
             })?;
-        let first =
-            match load::load_program(&program.name, &insns, &license, &Disassembly(&insns), opts) {
-                Ok(fd) => {
-                    session.progs.push(fd);
-                    continue;
-                }
-                Err(err) => err,
-            };
+        let first = match load::load_program(
+            &program.name,
+            prog_type::KPROBE,
+            &insns,
+            &license,
+            &Disassembly(&insns),
+            opts,
+        ) {
+            Ok(fd) => {
+                session.progs.push(fd);
+                continue;
+            }
+            Err(err) => err,
+        };
         // Only now ask which helpers this kernel lacks: a newer reader may
         // have an older form to call instead (before 5.5).
         let replaced = adapt_helpers(&program.name, &mut insns, &mut |helper| {
@@ -227,7 +233,14 @@ fn run(
                 older.name()
             );
         }
-        let fd = load::load_program(&program.name, &insns, &license, &Disassembly(&insns), opts)?;
+        let fd = load::load_program(
+            &program.name,
+            prog_type::KPROBE,
+            &insns,
+            &license,
+            &Disassembly(&insns),
+            opts,
+        )?;
         session.progs.push(fd);
     }
 
