@@ -1,32 +1,26 @@
-//! `nobtf run unlink`: build the probes for this kernel, create the maps and
-//! perf rings, load, attach, then stream events until a stop condition.
-//!
-//! Everything created lives in a `Session` whose fields drop in the reverse
-//! order of creation: attachments first, then rings, programs, maps. A
-//! failure half-way drops what exists so far in that same order.
+//! `nobtf run unlink`: plan for this kernel, build the probes, set them up
+//! in a session, prove the profile with the canary, then print events until
+//! a stop condition. This module is the unlink front end's event handling:
+//! parsing records, filtering by pid, counting, holding lines while the
+//! canary runs, and accounting for losses.
 
-use std::fs::OpenOptions;
-use std::io::{self, Write};
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kernel_headers::bpf::Helper;
-use offsets::Profile;
 use probes::event::{self as probe_event, EventKind as ProbeEventKind};
-use probes::unlink::{self, Choices, Output, ReadHelper};
-use probes::{MaxEntries, ProbeKind as ProgKind, Program};
+use probes::unlink;
+use probes::{ProbeKind as ProgKind, Program};
 
-use crate::attach::{self, AttachError, AttachMode, ProbeKind};
-use crate::canary::{self, CanaryError, Expected, Seen};
-use crate::check::{self, PlanError, ReadChoice, Report, Scope};
-use crate::features::FeatureError;
-use crate::load::{self, LoadError, LoadOptions};
+use crate::attach::{AttachMode, AttachPoint, stale};
+use crate::canary::{self, CanaryError, Expected, Outcome, Seen, Witness};
+use crate::detect::{Report, Scope};
+use crate::load;
 use crate::output::{self, Event, EventKind, Format};
-use crate::ring::{self, Record};
-use crate::session::{self, Flow, Session, SessionError, TracePipe, write_error};
-use crate::sys::{self, PollSet, SignalFd, SysError};
+use crate::pipe_line;
+use crate::plan::{self, PROFILE_FIX, PlanError, ReadChoice, UnlinkRequest};
+use crate::session::{Events, Flow, ProgramSpec, Session, SessionError, Setup, write_error};
+use crate::sys;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -71,99 +65,30 @@ impl Steps {
 pub enum RunError {
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error(transparent)]
-    Profile(#[from] ProfileChoiceError),
-    #[error("building the probes: {0}")]
-    Build(#[from] probes::BuildError),
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    #[error(transparent)]
-    Attach(#[from] AttachError),
-    #[error(transparent)]
-    Feature(#[from] FeatureError),
     #[error("{0}")]
-    Sys(#[from] SysError),
+    Encode(#[from] probes::BuildError),
     #[error("--buffer-pages {0}: the kernel needs a power of two")]
     BufferPages(usize),
-    #[error("{what}: {err}")]
-    Io { what: String, err: io::Error },
     #[error(transparent)]
-    Session(#[from] SessionError),
-    #[error("{0}")]
-    Ring(#[from] ring::RingError),
+    Session(SessionError),
     #[error(transparent)]
     Canary(#[from] CanaryError),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileChoiceError {
-    #[error("reading offsets profile {path}: {err}")]
-    Read { path: String, err: io::Error },
-    #[error("offsets profile {path}: {}", one_line(&err.to_string()))]
-    Parse {
-        path: String,
-        err: offsets::ProfileError,
-    },
-    #[error(
-        "no offsets profile for kernel {release}: the builtin one is only known to fit 4.19 and later; generate one with `offsets gen` and pass it with --offsets FILE"
-    )]
-    NoBuiltin { release: String },
-}
-
-/// Parser messages (TOML's) draw the input over several lines; keep the
-/// first line (where) and the last (what), so an error stays one line.
-fn one_line(text: &str) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    match lines.as_slice() {
-        [] => String::new(),
-        [only] => (*only).to_string(),
-        [first, .., last] => format!("{first}: {last}"),
-    }
-}
-
-/// The profile to build the probes from: the given file, else the builtin
-/// layout on kernels known to have it (4.19+).
-pub fn choose_profile(offsets: Option<&PathBuf>, report: &Report) -> Result<Profile, RunError> {
-    if let Some(path) = offsets {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|err| ProfileChoiceError::Read {
-            path: shown.clone(),
-            err,
-        })?;
-        return Ok(Profile::from_toml_str(&text)
-            .map_err(|err| ProfileChoiceError::Parse { path: shown, err })?);
-    }
-    let kernel = report
-        .kernel
-        .as_ref()
-        .map_err(|e| PlanError::Kernel(e.clone()))?;
-    if !kernel.version.at_least(4, 19) {
-        return Err(ProfileChoiceError::NoBuiltin {
-            release: kernel.release.clone(),
+impl From<SessionError> for RunError {
+    /// A function that cannot be probed is named as `check` names it.
+    fn from(err: SessionError) -> RunError {
+        match err {
+            SessionError::Unprobeable { function, why, .. } => {
+                RunError::Plan(PlanError::Function {
+                    name: function,
+                    why,
+                })
+            }
+            SessionError::Plan(err) => RunError::Plan(err),
+            err => RunError::Session(err),
         }
-        .into());
     }
-    Ok(Profile::builtin(&kernel.release))
-}
-
-fn read_helper(helper: Helper) -> ReadHelper {
-    if helper == Helper::ProbeReadKernel {
-        ReadHelper::ProbeReadKernel
-    } else {
-        ReadHelper::ProbeRead
-    }
-}
-
-/// The entry and exit programs for these choices.
-pub fn build(profile: &Profile, choices: &Choices) -> Result<[Program; 2], RunError> {
-    Ok([
-        unlink::entry(profile, choices)?,
-        unlink::exit(profile, choices)?,
-    ])
 }
 
 /// Counts at the end of a run.
@@ -197,14 +122,10 @@ impl std::fmt::Display for Summary {
     }
 }
 
-fn is_pow2(n: usize) -> bool {
-    n != 0 && n & (n - 1) == 0
-}
-
 /// Run to completion, printing events to `out`. `started` is when the
 /// process began, for the time-to-attach report.
 pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<Summary, RunError> {
-    if !is_pow2(opts.buffer_pages) {
+    if !opts.buffer_pages.is_power_of_two() {
         return Err(RunError::BufferPages(opts.buffer_pages));
     }
     let mut steps = Steps {
@@ -212,139 +133,62 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         last: started,
     };
     steps.done("process start and arguments");
-    // First, so a signal during set-up is seen by the loop, not lost.
-    let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD])?;
     let mut report = Report::detect(Scope::Start);
-    let basic = *report.basic()?;
+    report.basic()?;
     if let Ok(tracefs) = &report.tracefs {
-        sweep_stale(tracefs, false);
+        stale::sweep(tracefs, false);
     }
-    let profile = choose_profile(opts.offsets.as_ref(), &report)?;
-    steps.done("kernel features, stale probes and profile");
+    let request = UnlinkRequest {
+        offsets: opts.offsets.clone(),
+        read: opts.read,
+        trace_pipe: opts.trace_pipe,
+    };
+    let plan = plan::run_plan(&mut report, &request, opts.attach)
+        .map_err(|problems| problems.into_iter().next().expect("a refusal names why"))?;
+    steps.done("kernel features, stale probes, profile and building the programs");
     if let Ok(kernel) = &report.kernel
-        && profile.kernel.release != kernel.release
+        && plan.probes.profile.kernel.release != kernel.release
     {
         eprintln!(
             "warning: the offsets profile is for kernel {}, this kernel is {}",
-            profile.kernel.release, kernel.release
+            plan.probes.profile.kernel.release, kernel.release
         );
     }
-    let attach_plan = report.attach_plan(opts.attach)?;
-    if opts.read == ReadChoice::Auto {
-        report.probe(Helper::ProbeReadKernel);
-    }
-    let reader = report.read_plan(opts.read)?;
-    let output = if opts.trace_pipe {
-        Output::TracePrintk
-    } else {
-        Output::PerfEvents
-    };
-    let choices = Choices {
-        read: read_helper(reader),
-        output,
-    };
-    let programs = build(&profile, &choices)?;
-    steps.done("helper probes and building the programs");
-    let load_opts = LoadOptions {
-        kern_version: report.kern_version(),
-        names: basic.names,
-    };
-    let mut session = Session::default();
-
-    // Maps, then the rings they point to.
-    for spec in programs.iter().flat_map(|p| p.maps().iter().copied()) {
-        if session.maps.iter().any(|(name, _)| name == spec.name) {
-            continue;
-        }
-        let entries = match spec.max_entries {
-            MaxEntries::Fixed(n) => n,
-            MaxEntries::PossibleCpus => session::cpu_slots()?,
-        };
-        let shape = load::MapShape {
-            map_type: spec.map_type,
-            key_size: spec.key_size,
-            value_size: spec.value_size,
-            max_entries: entries,
-            map_flags: 0,
-        };
-        let map = load::create_map(spec.name, shape, load_opts.names, 1)?;
-        session.maps.push((spec.name.to_string(), map));
-    }
-    if let Some((_, events)) = session
-        .maps
-        .iter()
-        .find(|(name, _)| name == unlink::EVENTS_MAP)
-    {
-        session::open_rings(events, opts.buffer_pages, &mut session.rings)?;
-    }
+    let mut session = Session::new(Setup {
+        attach: plan.attach.clone(),
+        load: plan.load,
+        tracefs: report.tracefs.clone(),
+        ring_pages: opts.buffer_pages,
+        clone_fix: PROFILE_FIX,
+    })?;
+    session.create_maps(
+        plan.programs
+            .iter()
+            .flat_map(|p| p.maps().iter().map(Into::into)),
+    )?;
     steps.done("maps and perf rings");
-
-    for program in &programs {
-        let insns = program.encode(|name| {
-            session
-                .maps
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, m)| m.raw())
-        })?;
-        let fd = load::load_program(
-            program.name(),
-            kernel_headers::bpf::prog_type::KPROBE,
-            &insns,
-            load::GPL,
-            program,
-            load_opts,
-        )
-        .map_err(|err| {
-            // A missing helper fails the load with a long verifier log; name it instead.
-            match report.missing_helper(&program.helpers()) {
-                Some(helper) => RunError::from(PlanError::Helper(helper)),
-                None => err.into(),
-            }
-        })?;
-        session.progs.push(fd);
+    for program in &plan.programs {
+        let insns = program.encode(|name| session.map(name).map(|m| m.raw()))?;
+        let spec = ProgramSpec {
+            name: program.name(),
+            point: attach_point(program),
+            insns: &insns,
+            license: load::GPL,
+            disassembly: program,
+        };
+        session.load(&spec, &mut report)?;
     }
     steps.done("loading the programs (verifier)");
-
-    // The trace pipe is opened before attaching so no line is missed.
-    let mut pipe = if opts.trace_pipe {
-        let dir = report
-            .tracefs
-            .as_ref()
-            .map_err(|e| PlanError::Attach(format!("--trace-pipe needs tracefs: {e}")))?;
-        Some(TracePipe::open(dir)?)
-    } else {
-        None
-    };
-
-    for (program, prog_fd) in programs.iter().zip(&session.progs) {
-        let kind = match program.kind() {
-            ProgKind::Kprobe => ProbeKind::Entry,
-            ProgKind::Kretprobe => ProbeKind::Return,
-        };
-        let attached = attach_plan.attach(kind, program.function(), prog_fd.as_fd());
-        let attachment = attached.map_err(|err| {
-            let tracefs = report.tracefs.as_deref().ok();
-            match check::explain_attach_failure(
-                program.function(),
-                &err,
-                tracefs,
-                check::PROFILE_FIX,
-            ) {
-                Some(why) => RunError::from(PlanError::Function {
-                    name: program.function().into(),
-                    why,
-                }),
-                None => err.into(),
-            }
-        })?;
-        session.attachments.push(attachment);
+    if opts.trace_pipe {
+        session.open_trace_pipe()?;
     }
+    session.attach_all()?;
     steps.done("attaching");
     eprintln!(
-        "nobtf: attached to {} entry and return ({attach_plan}, {}, {}) in {} ms",
+        "nobtf: attached to {} entry and return ({}, {}, {}) in {} ms",
         unlink::FUNCTION,
-        reader.name(),
+        plan.attach,
+        plan.probes.reader.name(),
         if opts.trace_pipe {
             "trace pipe"
         } else {
@@ -353,223 +197,127 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         started.elapsed().as_millis()
     );
 
-    let mut poll = session::poll_set(&signals, &session.rings, pipe.as_ref());
-    let mut state = Loop {
+    let mut printer = Printer {
         opts,
         out,
         summary: Summary {
             trace_pipe: opts.trace_pipe,
-            lost: session.rings.iter().map(|(cpu, _)| (*cpu, 0)).collect(),
+            lost: session
+                .ring_cpus()
+                .into_iter()
+                .map(|cpu| (cpu, 0))
+                .collect(),
             ..Summary::default()
         },
-        scratch: Vec::new(),
         me: std::process::id(),
         own: Vec::new(),
         held: None,
         stopping: false,
+        done: false,
     };
     if opts.verify {
-        let expected_field = |key: &str| {
-            profile
-                .field(key)
-                .map(|f| format!("{key} (offset {})", f.offset))
-        };
-        let (name_field, refcnt_field) = match profile.unlink() {
-            Ok(offsets::profile::UnlinkFacts {
-                kind: offsets::profile::UnlinkArg::Filename { .. },
-                ..
-            }) => (
-                expected_field(offsets::profile::FILENAME_NAME).unwrap_or_default(),
-                expected_field(offsets::profile::FILENAME_REFCNT).ok(),
-            ),
-            Ok(facts) => (format!("the path argument ({})", facts.name_arg), None),
-            Err(e) => (e.to_string(), None),
-        };
-        let shown = opts
-            .offsets
-            .as_ref()
-            .map_or_else(|| "builtin".to_string(), |p| p.display().to_string());
-        let expected = Expected {
-            filename: String::new(),
-            name_field,
-            refcnt_field,
-            profile: shown,
-        };
-        let verdict = state.canary(&mut poll, &session, pipe.as_mut(), &signals, expected);
-        if let Err(err) = verdict {
-            drop(session);
-            return Err(err);
+        printer.held = Some(Vec::new());
+        match canary::check(&mut session, &mut printer, expected(&plan.probes))? {
+            Outcome::Interrupted => {
+                // Asked to stop: nothing was shown yet, nothing to judge.
+                printer.stopping = true;
+                printer.held = None;
+            }
+            Outcome::Passed => printer.release_held()?,
         }
         steps.done("canary");
     }
-    let mut child = match (&opts.command, state.stopping) {
-        (Some(command), false) => Some(session::spawn(command)?),
-        _ => None,
-    };
+    if let (Some(command), false) = (&opts.command, printer.stopping) {
+        session.run_command(command)?;
+    }
     let deadline = opts.duration.map(|d| Instant::now() + d);
-    let result = if state.stopping {
+    let result = if printer.stopping {
         Ok(())
     } else {
-        let (pipe, child) = (pipe.as_mut(), child.as_mut());
-        state.run(&mut poll, &session, pipe, &signals, child, deadline)
+        session
+            .stream(&mut printer, deadline)
+            .and_then(|()| printer.flush())
     };
-    session::end_command(child.as_mut());
+    session.end_command();
     if result.is_ok() && !opts.trace_pipe {
-        state.flush_lost(&session);
+        printer.flush_lost(&mut session);
     }
-    // Detach before the signals are unblocked (sys::hold_termination_signals
-    // keeps a late one from killing the process meanwhile).
+    // Detach (dropping the session) before the signals are unblocked.
     drop(session);
-    drop(signals);
-    result.map(|()| state.summary)
+    result.map(|()| printer.summary)
 }
 
-/// Removes stale nobtf kprobe events (their process is gone) and says so on
-/// stderr; `verbose` also reports what was kept and when nothing was found.
-pub fn sweep_stale(tracefs: &Path, verbose: bool) -> attach::Sweep {
-    let sweep = match attach::remove_stale(tracefs, &attach::process_exists) {
-        Ok(sweep) => sweep,
-        Err(err) => {
-            eprintln!(
-                "warning: reading {}: {err}",
-                tracefs.join("kprobe_events").display()
-            );
-            return attach::Sweep::default();
-        }
+fn attach_point(program: &Program) -> AttachPoint {
+    let function = program.function().to_string();
+    match program.kind() {
+        ProgKind::Kprobe => AttachPoint::Kprobe(function),
+        ProgKind::Kretprobe => AttachPoint::Kretprobe(function),
+    }
+}
+
+/// What the canary will check, and where the profile says it is read.
+fn expected(probes: &plan::Probes) -> Expected {
+    let profile = &probes.profile;
+    let expected_field = |key: &str| {
+        profile
+            .field(key)
+            .map(|f| format!("{key} (offset {})", f.offset))
     };
-    for (event, pid) in &sweep.removed {
-        eprintln!("nobtf: removed stale kprobe event {event} (process {pid} is gone)");
+    let (name_field, refcnt_field) = match profile.unlink() {
+        Ok(offsets::profile::UnlinkFacts {
+            kind: offsets::profile::UnlinkArg::Filename { .. },
+            ..
+        }) => (
+            expected_field(offsets::profile::FILENAME_NAME).unwrap_or_default(),
+            expected_field(offsets::profile::FILENAME_REFCNT).ok(),
+        ),
+        Ok(facts) => (format!("the path argument ({})", facts.name_arg), None),
+        Err(e) => (e.to_string(), None),
+    };
+    Expected {
+        filename: String::new(),
+        name_field,
+        refcnt_field,
+        profile: probes.profile_shown.clone(),
     }
-    for (event, why) in &sweep.failed {
-        eprintln!("warning: could not remove stale kprobe event {event}: {why}");
-    }
-    if verbose {
-        for (event, pid) in &sweep.kept {
-            eprintln!("nobtf: kept kprobe event {event} (process {pid} is running)");
-        }
-        if sweep.removed.is_empty() && sweep.failed.is_empty() {
-            eprintln!("nobtf: no stale kprobe events");
-        }
-    }
-    sweep
 }
 
-/// A fresh file for the canary to remove: in /tmp, else in the current
-/// directory (by a relative name: the probe sees the path as passed).
-fn canary_file(me: u32) -> Result<PathBuf, RunError> {
-    let name = format!(".nobtf-canary-{me}-{:x}", sys::monotonic_ns());
-    let mut last = None;
-    for path in [Path::new("/tmp").join(&name), PathBuf::from(&name)] {
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(_) => return Ok(path),
-            Err(err) => last = Some(err),
-        }
-    }
-    Err(RunError::Io {
-        what: format!("creating the canary file {name} in /tmp or the current directory"),
-        err: last.unwrap_or_else(|| io::Error::other("no directory to try")),
-    })
-}
-
-struct Loop<'a> {
+/// The unlink front end's `Events`: shows other processes' events, keeps
+/// nobtf's own (the canary's, the loss flush's) apart.
+struct Printer<'a> {
     opts: &'a RunOptions,
-    /// Buffered by the caller: flushed here whenever the rings run dry.
+    /// Buffered by the caller: flushed whenever the session runs dry.
     out: &'a mut dyn Write,
     summary: Summary,
-    scratch: Vec<u8>,
-    /// nobtf's own pid: its events (the canary's, the loss flush's) are
-    /// collected in `own`, never shown or counted.
+    /// nobtf's own pid: its events are collected in `own`, never shown or
+    /// counted.
     me: u32,
     own: Vec<Seen>,
     /// While the canary runs, the lines to show later.
     held: Option<Vec<String>>,
-    /// A termination signal came (or --count was reached) before the loop.
+    /// A termination signal came (or --count was reached) before the
+    /// stream, or the stream is over: nothing more is shown.
     stopping: bool,
+    /// --count was reached: the rest of a batch is not shown.
+    done: bool,
 }
 
-impl Loop<'_> {
-    fn run(
-        &mut self,
-        poll: &mut PollSet,
-        session: &Session,
-        mut pipe: Option<&mut TracePipe>,
-        signals: &SignalFd,
-        child: Option<&mut Child>,
-        deadline: Option<Instant>,
-    ) -> Result<(), RunError> {
-        session::stream(poll, signals, child, deadline, || {
-            self.drain(session, pipe.as_deref_mut())
-        })?;
-        self.flush()
-    }
-
-    fn drain(&mut self, session: &Session, pipe: Option<&mut TracePipe>) -> Result<Flow, RunError> {
-        match pipe {
-            Some(p) => self.drain_pipe(p),
-            None => self.drain_rings(session),
+impl Printer<'_> {
+    fn counted(&mut self) -> Flow {
+        self.summary.delivered += 1;
+        match self.opts.count {
+            Some(n) if self.summary.delivered >= n => {
+                self.done = true;
+                Flow::Stop
+            }
+            _ => Flow::Continue,
         }
     }
 
-    /// Removes a file of nobtf's own and checks what the probes saw of it.
-    /// Events of other processes meanwhile are held, shown once it passed.
-    fn canary(
-        &mut self,
-        poll: &mut PollSet,
-        session: &Session,
-        mut pipe: Option<&mut TracePipe>,
-        signals: &SignalFd,
-        mut expected: Expected,
-    ) -> Result<(), RunError> {
-        self.held = Some(Vec::new());
-        let path = canary_file(self.me)?;
-        expected.filename = path.display().to_string();
-        std::fs::remove_file(&path).map_err(|err| RunError::Io {
-            what: format!("removing the canary file {}", path.display()),
-            err,
-        })?;
-        let deadline = Instant::now() + canary::TIMEOUT;
-        // The probes ran inside unlink(2), so their records are usually in
-        // the ring already: read before waiting (they are too few to wake us).
-        self.drain(session, pipe.as_deref_mut())?;
-        loop {
-            let entry = self.own.iter().any(|s| matches!(s, Seen::Entry { .. }));
-            let exit = self.own.iter().any(|s| matches!(s, Seen::Exit { .. }));
-            let left = deadline.saturating_duration_since(Instant::now());
-            if (entry && exit) || left.is_zero() {
-                break;
-            }
-            let signalled = session::wait(
-                poll,
-                signals,
-                left.as_millis().min(session::LATENCY_MS as u128) as i32,
-            )?;
-            self.drain(session, pipe.as_deref_mut())?;
-            if signalled {
-                // Asked to stop: nothing was shown yet, nothing to judge.
-                self.stopping = true;
-                self.held = None;
-                return Ok(());
-            }
-        }
-        let lost: u64 = self.summary.lost.iter().map(|(_, n)| n).sum();
-        let note = if lost > 0 {
-            format!(" ({lost} samples were lost: the rings were full; try a larger --buffer-pages)")
-        } else {
-            String::new()
-        };
-        canary::verify(&expected, &self.own, &note)?;
-        self.own.clear();
-        eprintln!(
-            "nobtf: canary passed: read back {}{} and a return of 0",
-            expected.filename,
-            if expected.refcnt_field.is_some() && !self.opts.trace_pipe {
-                format!(", refcnt {}", canary::FRESH_REFCNT)
-            } else {
-                String::new()
-            }
-        );
+    /// Shows the lines held while the canary ran.
+    fn release_held(&mut self) -> Result<(), RunError> {
         for line in self.held.take().unwrap_or_default() {
-            self.emit(&line)?;
+            writeln!(self.out, "{line}").map_err(write_error)?;
             if let Flow::Stop = self.counted() {
                 self.stopping = true;
                 break;
@@ -578,16 +326,20 @@ impl Loop<'_> {
         Ok(())
     }
 
+    fn flush(&mut self) -> Result<(), RunError> {
+        Ok(self.out.flush().map_err(write_error)?)
+    }
+
     /// The kernel reports a full ring's losses (PERF_RECORD_LOST) only with
     /// the next sample that fits: make one on each CPU (a failed unlink of
     /// nobtf's own, never shown) so the summary counts every loss.
-    fn flush_lost(&mut self, session: &Session) {
+    fn flush_lost(&mut self, session: &mut Session) {
         let Ok(before) = sys::affinity() else {
             return;
         };
         let path = format!("/tmp/.nobtf-flush-{}", self.me);
-        for (cpu, _) in &session.rings {
-            if sys::set_affinity(&sys::CpuSet::only(*cpu)).is_ok() {
+        for cpu in session.ring_cpus() {
+            if sys::set_affinity(&sys::CpuSet::only(cpu)).is_ok() {
                 let _ = std::fs::remove_file(&path);
             }
         }
@@ -596,150 +348,94 @@ impl Loop<'_> {
         }
         // After the stop: count losses, show nothing more.
         self.stopping = true;
-        if let Err(err) = self.drain_rings(session) {
+        if let Err(err) = session.drain(self) {
             eprintln!("warning: {err}");
         }
     }
+}
 
-    fn counted(&mut self) -> Flow {
-        self.summary.delivered += 1;
-        match self.opts.count {
-            Some(n) if self.summary.delivered >= n => Flow::Stop,
-            _ => Flow::Continue,
+impl Events for Printer<'_> {
+    type Error = RunError;
+
+    fn sample(&mut self, cpu: u32, data: &[u8]) -> Result<Flow, RunError> {
+        let raw = match probe_event::parse(data) {
+            Ok(raw) => raw,
+            Err(err) => {
+                self.summary.bad += 1;
+                eprintln!("warning: {err}");
+                return Ok(Flow::Continue);
+            }
+        };
+        let Some(event) = event(cpu, &raw) else {
+            return Ok(Flow::Continue);
+        };
+        if event.pid == self.me {
+            self.own.push(match event.kind {
+                EventKind::Entry { filename, refcnt } => Seen::Entry {
+                    filename: filename.into_owned(),
+                    refcnt,
+                },
+                EventKind::Exit { ret } => Seen::Exit { ret },
+            });
+            return Ok(Flow::Continue);
+        }
+        if self.opts.pid.is_some_and(|p| p != event.pid) || self.stopping || self.done {
+            return Ok(Flow::Continue);
+        }
+        if let Some(held) = self.held.as_mut() {
+            held.push(output::line(self.opts.format, &event));
+            return Ok(Flow::Continue);
+        }
+        output::write_line(self.out, self.opts.format, &event).map_err(write_error)?;
+        Ok(self.counted())
+    }
+
+    fn lost(&mut self, cpu: u32, count: u64) {
+        if let Some((_, n)) = self.summary.lost.iter_mut().find(|(c, _)| *c == cpu) {
+            *n += count;
         }
     }
 
-    /// Shows a line (or holds it while the canary runs).
-    fn deliver(&mut self, line: &str) -> Result<Flow, RunError> {
+    fn line(&mut self, line: &str) -> Result<Flow, RunError> {
+        let Some(probe_line) = pipe_line::parse(line) else {
+            return Ok(Flow::Continue);
+        };
+        if probe_line.pid == Some(self.me)
+            && let Some(seen) = probe_line.seen
+        {
+            self.own.push(seen);
+            return Ok(Flow::Continue);
+        }
+        if self
+            .opts
+            .pid
+            .is_some_and(|want| probe_line.pid != Some(want))
+            || self.stopping
+        {
+            return Ok(Flow::Continue);
+        }
         if let Some(held) = self.held.as_mut() {
             held.push(line.to_string());
             return Ok(Flow::Continue);
         }
-        self.emit(line)?;
+        writeln!(self.out, "{line}").map_err(write_error)?;
         Ok(self.counted())
     }
 
-    /// Shows an event, written straight into the output buffer (or holds
-    /// its line while the canary runs).
-    fn deliver_event(&mut self, event: &Event<'_>) -> Result<Flow, RunError> {
-        if let Some(held) = self.held.as_mut() {
-            held.push(output::line(self.opts.format, event));
-            return Ok(Flow::Continue);
-        }
-        output::write_line(self.out, self.opts.format, event).map_err(write_error)?;
-        Ok(self.counted())
-    }
-
-    fn emit(&mut self, line: &str) -> Result<(), RunError> {
-        Ok(writeln!(self.out, "{line}").map_err(write_error)?)
-    }
-
-    fn flush(&mut self) -> Result<(), RunError> {
-        Ok(self.out.flush().map_err(write_error)?)
-    }
-
-    /// Drains the rings until a pass finds them all empty (then flushes the
-    /// output, so a quiet trace shows each event within a poll) or for at most
-    /// `DRAIN_PASSES` passes under a storm (the buffer then flushes when
-    /// full), so signals and the command's exit are still seen.
-    fn drain_rings(&mut self, session: &Session) -> Result<Flow, RunError> {
-        for _ in 0..DRAIN_PASSES {
-            let mut got = false;
-            for (index, (cpu, ring)) in session.rings.iter().enumerate() {
-                self.scratch.clear();
-                if ring.drain_into(&mut self.scratch) == 0 {
-                    continue;
-                }
-                got = true;
-                let bytes = std::mem::take(&mut self.scratch);
-                let flow = self.records(index, *cpu, &bytes);
-                self.scratch = bytes;
-                if matches!(flow?, Flow::Stop) {
-                    return Ok(Flow::Stop);
-                }
-            }
-            if !got {
-                self.flush()?;
-                break;
-            }
-        }
-        Ok(Flow::Continue)
-    }
-
-    /// The records of one ring's drain.
-    fn records(&mut self, index: usize, cpu: u32, bytes: &[u8]) -> Result<Flow, RunError> {
-        let mut flow = Flow::Continue;
-        for record in ring::records(bytes) {
-            let data = match record? {
-                Record::Sample(data) => data,
-                Record::Lost(n) => {
-                    self.summary.lost[index].1 += n;
-                    continue;
-                }
-                Record::Other(_) => continue,
-            };
-            let raw = match probe_event::parse(data) {
-                Ok(raw) => raw,
-                Err(err) => {
-                    self.summary.bad += 1;
-                    eprintln!("warning: {err}");
-                    continue;
-                }
-            };
-            let Some(event) = event(cpu, &raw) else {
-                continue;
-            };
-            if event.pid == self.me {
-                self.own.push(match event.kind {
-                    EventKind::Entry { filename, refcnt } => Seen::Entry {
-                        filename: filename.into_owned(),
-                        refcnt,
-                    },
-                    EventKind::Exit { ret } => Seen::Exit { ret },
-                });
-                continue;
-            }
-            if self.opts.pid.is_some_and(|p| p != event.pid)
-                || self.stopping
-                || matches!(flow, Flow::Stop)
-            {
-                continue;
-            }
-            flow = self.deliver_event(&event)?;
-        }
-        Ok(flow)
-    }
-
-    fn drain_pipe(&mut self, pipe: &mut TracePipe) -> Result<Flow, RunError> {
-        let flow = pipe.drain(|line| {
-            if !output::is_probe_line(line) {
-                return Ok(Flow::Continue);
-            }
-            if let Some((pid, seen)) = canary::seen_in_line(line)
-                && pid == self.me
-            {
-                self.own.push(seen);
-                return Ok(Flow::Continue);
-            }
-            if self
-                .opts
-                .pid
-                .is_some_and(|want| pipe_pid(line) != Some(want))
-                || self.stopping
-            {
-                return Ok(Flow::Continue);
-            }
-            self.deliver(line)
-        })?;
-        if let Flow::Continue = flow {
-            self.flush()?;
-        }
-        Ok(flow)
+    fn idle(&mut self) -> Result<(), RunError> {
+        self.flush()
     }
 }
 
-/// How many passes over the rings one drain makes at most.
-const DRAIN_PASSES: usize = 16;
+impl Witness for Printer<'_> {
+    fn own(&mut self) -> &mut Vec<Seen> {
+        &mut self.own
+    }
+
+    fn lost_total(&self) -> u64 {
+        self.summary.lost.iter().map(|(_, n)| n).sum()
+    }
+}
 
 /// The event a record holds, borrowing its strings; `None` for a kind
 /// nobtf does not know.
@@ -761,93 +457,9 @@ pub fn event(cpu: u32, raw: &probe_event::UnlinkEvent) -> Option<Event<'_>> {
     })
 }
 
-/// The `pid = N` of a probe line.
-fn pipe_pid(line: &str) -> Option<u32> {
-    let (_, after) = line.split_once("pid = ")?;
-    after
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// `nobtf dump unlink`: the programs that would be loaded, disassembled.
-pub fn dump(
-    offsets: Option<&PathBuf>,
-    read: ReadChoice,
-    trace_pipe: bool,
-) -> Result<String, RunError> {
-    // Dump needs no privilege: without it the probe says "unknown" and the
-    // reader falls back to bpf_probe_read.
-    let mut report = Report::detect(Scope::Start);
-    if read == ReadChoice::Auto {
-        report.probe(Helper::ProbeReadKernel);
-    }
-    let profile = choose_profile(offsets, &report)?;
-    let reader = match read {
-        ReadChoice::Auto => report
-            .read_plan(ReadChoice::Auto)
-            .unwrap_or(Helper::ProbeRead),
-        other => report.read_plan(other).unwrap_or(Helper::ProbeRead),
-    };
-    let choices = Choices {
-        read: read_helper(reader),
-        output: if trace_pipe {
-            Output::TracePrintk
-        } else {
-            Output::PerfEvents
-        },
-    };
-    let mut text = String::new();
-    for program in build(&profile, &choices)? {
-        let kind = match program.kind() {
-            ProgKind::Kprobe => "kprobe",
-            ProgKind::Kretprobe => "kretprobe",
-        };
-        text.push_str(&format!(
-            "; {} ({kind} on {}, {} insns, profile {} from {})\n",
-            program.name(),
-            program.function(),
-            program.len(),
-            profile.kernel.release,
-            profile.source.method
-        ));
-        for map in program.maps() {
-            text.push_str(&format!(
-                "; map {}: type {}, key {} B, value {} B\n",
-                map.name, map.map_type, map.key_size, map.value_size
-            ));
-        }
-        text.push_str(&program.to_string());
-        text.push('\n');
-    }
-    Ok(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parse_errors_fit_one_line() {
-        let err = Profile::from_toml_str("format = 99").unwrap_err();
-        let text = ProfileChoiceError::Parse {
-            path: "p.toml".into(),
-            err,
-        }
-        .to_string();
-        assert!(!text.contains('\n'), "{text}");
-        assert!(text.starts_with("offsets profile p.toml: "), "{text}");
-    }
-
-    #[test]
-    fn pipe_pids() {
-        assert_eq!(
-            pipe_pid("rm-12 [000] d... 1.0: 0: KPROBE EXIT: pid = 12, ret = 0"),
-            Some(12)
-        );
-        assert_eq!(pipe_pid("nothing"), None);
-    }
 
     #[test]
     fn summary_text() {
@@ -864,7 +476,15 @@ mod tests {
     }
 
     #[test]
-    fn buffer_pages_power_of_two() {
-        assert!(is_pow2(1) && is_pow2(64) && !is_pow2(0) && !is_pow2(3));
+    fn unprobeable_functions_are_named_as_check_names_them() {
+        let err = RunError::from(SessionError::Unprobeable {
+            program: "unlink_entry".into(),
+            function: "do_unlinkat".into(),
+            why: "it is in /proc/kallsyms but not in available_filter_functions (notrace or blacklisted)".into(),
+        });
+        assert_eq!(
+            err.to_string(),
+            "do_unlinkat cannot be probed: it is in /proc/kallsyms but not in available_filter_functions (notrace or blacklisted)"
+        );
     }
 }
