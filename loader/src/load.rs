@@ -5,7 +5,7 @@ use std::ffi::CStr;
 use std::fmt;
 use std::os::fd::OwnedFd;
 
-use kernel_headers::bpf::{Helper, RawInsn};
+use kernel_headers::bpf::{Helper, RawInsn, class, jmp};
 use kernel_headers::bpf_attr::{LOG_SIZE_MAX, log_level};
 use probes::asm::{Builder, Reg};
 
@@ -182,6 +182,26 @@ fn load_with_log(
     }
 }
 
+/// The opcode of a call (a helper's, or BPF-to-BPF with `src` 1).
+pub const CALL: u8 = class::JMP | jmp::CALL;
+
+/// The helpers a program calls, each once (BPF-to-BPF calls and unknown
+/// ids are not helpers nobtf can name).
+pub fn called_helpers(insns: &[RawInsn]) -> Vec<Helper> {
+    let mut helpers = Vec::new();
+    for insn in insns {
+        if insn.code != CALL || insn.src() != 0 {
+            continue;
+        }
+        if let Some(helper) = Helper::from_id(insn.imm as u32)
+            && !helpers.contains(&helper)
+        {
+            helpers.push(helper);
+        }
+    }
+    helpers
+}
+
 /// Whether a helper can be called from a kprobe program on this kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Support {
@@ -301,5 +321,21 @@ mod tests {
         };
         assert!(old_kernel.to_string().contains(hint), "{old_kernel}");
         assert!(old_kernel.to_string().starts_with("the kernel's verifier rejected program `unlink_entry` (bpf(BPF_PROG_LOAD): Permission denied (os error 13)): the license is \"Proprietary\": GPL-only helpers need a GPL-compatible license\n"), "{old_kernel}");
+    }
+
+    #[test]
+    fn helpers_called_are_named_once() {
+        let call = |id: i32, src: u8| RawInsn::new(CALL, 0, src, 0, id);
+        let insns = [
+            call(Helper::ProbeRead.id() as i32, 0),
+            call(Helper::PerfEventOutput.id() as i32, 0),
+            call(Helper::ProbeRead.id() as i32, 0),
+            call(5, 1),
+            call(9999, 0),
+        ];
+        assert_eq!(
+            called_helpers(&insns),
+            [Helper::ProbeRead, Helper::PerfEventOutput]
+        );
     }
 }

@@ -12,13 +12,13 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kernel_headers::bpf::{Helper, RawInsn, class, jmp, map_type};
+use kernel_headers::bpf::{Helper, RawInsn, map_type};
 use probes::MaxEntries;
 
 use super::{ObjError, Object, ProbeKind};
 use crate::attach::{AttachMode, AttachPoint};
 use crate::detect::{Report, Scope};
-use crate::load::{self, LoadError};
+use crate::load::{self, CALL, LoadError};
 use crate::plan::{self, PlanError};
 use crate::session::{
     Events, Flow, MapSpec, ProgramSpec, Session, SessionError, Setup, write_error,
@@ -26,7 +26,6 @@ use crate::session::{
 
 /// Data pages per CPU for a perf event array's rings.
 const RING_PAGES: usize = 8;
-const CALL: u8 = class::JMP | jmp::CALL;
 
 /// What `nobtf load` was asked.
 #[derive(Debug, Clone)]
@@ -340,7 +339,13 @@ mod tests {
             call(Helper::ProbeReadKernel),
             call(Helper::ProbeReadKernelStr),
             call(Helper::ProbeReadKernel),
-            RawInsn::new(class::JMP | jmp::EXIT, 0, 0, 0, 0),
+            RawInsn::new(
+                kernel_headers::bpf::class::JMP | kernel_headers::bpf::jmp::EXIT,
+                0,
+                0,
+                0,
+                0,
+            ),
         ];
         let old_kernel = |h: Helper| h.since() < kernel_headers::bpf::Release(5, 5);
         let replaced = adapt_helpers("p", &mut insns, &mut { old_kernel }).unwrap();

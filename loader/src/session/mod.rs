@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use kernel_headers::bpf::{Helper, RawInsn, class, jmp, map_type};
+use kernel_headers::bpf::{RawInsn, map_type};
 use probes::MaxEntries;
 
 use crate::attach::{Attach, AttachError, AttachPoint, Attachment, diagnose};
@@ -311,7 +311,7 @@ impl Session {
         report: &mut Report,
     ) -> Result<(), SessionError> {
         self.load_raw(spec).map_err(|err| {
-            match report.missing_helper(&called_helpers(spec.insns)) {
+            match report.missing_helper(&load::called_helpers(spec.insns)) {
                 Some(helper) => SessionError::Plan(PlanError::Helper(helper)),
                 None => err.into(),
             }
@@ -391,25 +391,6 @@ impl Session {
     }
 }
 
-const CALL: u8 = class::JMP | jmp::CALL;
-
-/// The helpers a program calls, each once (BPF-to-BPF calls and unknown
-/// ids are not helpers nobtf can name).
-pub fn called_helpers(insns: &[RawInsn]) -> Vec<Helper> {
-    let mut helpers = Vec::new();
-    for insn in insns {
-        if insn.code != CALL || insn.src() != 0 {
-            continue;
-        }
-        if let Some(helper) = Helper::from_id(insn.imm as u32)
-            && !helpers.contains(&helper)
-        {
-            helpers.push(helper);
-        }
-    }
-    helpers
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,22 +412,6 @@ mod tests {
         assert_eq!(
             duration(Some(0.0)).unwrap_err().to_string(),
             "--duration 0: give a positive number of seconds"
-        );
-    }
-
-    #[test]
-    fn helpers_called_are_named_once() {
-        let call = |id: i32, src: u8| RawInsn::new(CALL, 0, src, 0, id);
-        let insns = [
-            call(Helper::ProbeRead.id() as i32, 0),
-            call(Helper::PerfEventOutput.id() as i32, 0),
-            call(Helper::ProbeRead.id() as i32, 0),
-            call(5, 1),
-            call(9999, 0),
-        ];
-        assert_eq!(
-            called_helpers(&insns),
-            [Helper::ProbeRead, Helper::PerfEventOutput]
         );
     }
 }
