@@ -64,7 +64,7 @@ impl Steps {
 pub enum RunError {
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("{0}")]
+    #[error("building the probes: {0}")]
     Encode(#[from] probes::BuildError),
     #[error("--buffer-pages {0}: the kernel needs a power of two")]
     BufferPages(usize),
