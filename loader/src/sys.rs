@@ -179,8 +179,8 @@ impl MapFd {
 
     /// BPF_MAP_GET_NEXT_KEY: the key after `key` into `next` (the first key
     /// when `key` is `None`); `Ok(false)` after the last one. Kernels before
-    /// 4.12 take no NULL key: a key that is not in the map also gives the
-    /// first, so iteration starts from one of zeros where that fails.
+    /// 4.12 refuse a NULL key (EFAULT); `Session::entries` then starts from a
+    /// key of zeros.
     pub fn next_key(&self, key: Option<&[u8]>, next: &mut [u8]) -> SysResult<bool> {
         const CALL: &str = "bpf(BPF_MAP_GET_NEXT_KEY)";
         if let Some(key) = key {

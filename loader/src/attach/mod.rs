@@ -198,17 +198,11 @@ impl Drop for TracefsEvent {
 #[derive(Debug)]
 pub struct Attachment {
     // Field order is drop order: the perf event goes before its tracefs
-    // event, which the kernel refuses to remove while it is open.
+    // event, which the kernel refuses to remove while it is open. The event
+    // is held only to be removed when dropped.
     perf: OwnedFd,
-    event: Option<TracefsEvent>,
+    _event: Option<TracefsEvent>,
     pub description: String,
-}
-
-impl Attachment {
-    /// The tracefs event (`nobtf/<name>`) behind this attachment, if any.
-    pub fn tracefs_event(&self) -> Option<String> {
-        self.event.as_ref().map(|e| format!("{GROUP}/{}", e.name))
-    }
 }
 
 impl Drop for Attachment {
@@ -261,7 +255,7 @@ fn finish(
 ) -> Result<Attachment, AttachError> {
     let attachment = Attachment {
         perf,
-        event,
+        _event: event,
         description,
     };
     let wrap = |err| AttachError::Sys {

@@ -200,10 +200,6 @@ impl Session {
         })
     }
 
-    pub fn setup(&self) -> &Setup {
-        &self.setup
-    }
-
     /// Creates each map not created yet (by name), in order; a perf event
     /// array also gets one ring per online CPU.
     pub fn create_maps(
