@@ -12,6 +12,7 @@ pub mod cmd {
     pub const BPF_MAP_LOOKUP_ELEM: u32 = 1;
     pub const BPF_MAP_UPDATE_ELEM: u32 = 2;
     pub const BPF_MAP_DELETE_ELEM: u32 = 3;
+    pub const BPF_MAP_GET_NEXT_KEY: u32 = 4;
     pub const BPF_PROG_LOAD: u32 = 5;
 }
 

@@ -9,6 +9,9 @@ pub const PERF_TYPE_TRACEPOINT: u32 = 2;
 // Dynamic PMUs such as `kprobe` (4.17+) have their type number in
 // `/sys/bus/event_source/devices/<pmu>/type`, not a constant.
 
+/// `config` of a PERF_TYPE_SOFTWARE event that counts CPU time: sampled
+/// by period (ns), what `interval:s:N`-style timers attach to.
+pub const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
 /// `config` of a PERF_TYPE_SOFTWARE event that carries `bpf_perf_event_output` data (4.4+).
 pub const PERF_COUNT_SW_BPF_OUTPUT: u64 = 10;
 

@@ -41,11 +41,22 @@ pub fn map_create(
     }
 }
 
-/// BPF_PROG_LOAD of a kprobe program, without the pointers. `kern_version`
-/// is what kernels before 5.0 compare with LINUX_VERSION_CODE.
+/// BPF_PROG_LOAD of a kprobe program, without the pointers.
 pub fn prog_load_kprobe(kern_version: u32, name: Option<&str>, log_level: u32) -> ProgLoadAttr {
+    prog_load(prog_type::KPROBE, kern_version, name, log_level)
+}
+
+/// BPF_PROG_LOAD of a program of `prog_type`, without the pointers.
+/// `kern_version` is what kernels before 5.0 compare with
+/// LINUX_VERSION_CODE for kprobes (others ignore it).
+pub fn prog_load(
+    prog_type: u32,
+    kern_version: u32,
+    name: Option<&str>,
+    log_level: u32,
+) -> ProgLoadAttr {
     ProgLoadAttr {
-        prog_type: prog_type::KPROBE,
+        prog_type,
         kern_version,
         log_level,
         prog_name: name.map(obj_name).unwrap_or_default(),
@@ -91,7 +102,16 @@ pub fn kprobe_pmu(pmu_type: u32, retprobe_bit: Option<u32>) -> PerfEventAttr {
     }
 }
 
-/// A tracefs event (a `kprobe_events` probe) by its id.
+/// A CPU-clock software event on one CPU that overflows every `period_ns`:
+/// a perf-event program attached to it runs on that CPU at that interval.
+pub fn cpu_clock(period_ns: u64) -> PerfEventAttr {
+    PerfEventAttr {
+        sample_period: period_ns,
+        ..base(perf::PERF_TYPE_SOFTWARE, perf::PERF_COUNT_SW_CPU_CLOCK)
+    }
+}
+
+/// A tracefs event (a `kprobe_events` probe or a tracepoint) by its id.
 pub fn tracepoint(id: u64) -> PerfEventAttr {
     PerfEventAttr {
         sample_period: 1,
@@ -143,6 +163,8 @@ mod tests {
         assert_eq!((attr.insns, attr.license, attr.log_buf), (0, 0, 0));
         assert_eq!(&attr.prog_name[..13], b"unlink_entry\0");
         assert_eq!(prog_load_kprobe(0, None, 0).prog_name, [0; 16]);
+        assert_eq!(prog_load(prog_type::TRACEPOINT, 0, None, 0).prog_type, 5);
+        assert_eq!(prog_load(prog_type::PERF_EVENT, 0, None, 0).prog_type, 7);
     }
 
     #[test]
@@ -167,5 +189,10 @@ mod tests {
 
         let tp = tracepoint(1234);
         assert_eq!((tp.type_, tp.config, tp.size), (2, 1234, 72));
+
+        let clock = cpu_clock(1_000_000_000);
+        assert_eq!((clock.type_, clock.config), (1, 0), "software cpu-clock");
+        assert_eq!(clock.sample_period, 1_000_000_000);
+        assert_eq!(clock.flags, 0, "opened enabled");
     }
 }

@@ -4,10 +4,16 @@
 //! return of 0). A wrong offset does not crash anything; it prints plausible
 //! garbage, so this is what turns a wrong profile into a refusal.
 //!
-//! The judgement is pure (tested here); run.rs does the unlink and the wait.
+//! `check` drives it through a session (the unlink, the wait); `verify`,
+//! the judgement, is pure and tested here.
 
 use std::fmt;
-use std::time::Duration;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::session::{Events, LATENCY_MS, Session};
+use crate::sys;
 
 /// How long to wait for the canary's events.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,6 +72,8 @@ pub enum CanaryError {
         expected: String,
         hint: &'static str,
     },
+    #[error("{what}: {err}")]
+    File { what: String, err: String },
 }
 
 struct Quoted<'a>(&'a str);
@@ -137,26 +145,102 @@ pub fn verify(expected: &Expected, seen: &[Seen], note: &str) -> Result<(), Cana
     Ok(())
 }
 
-/// The pid and content of one of the probes' trace-pipe lines
-/// (`... KPROBE ENTRY pid = N, filename = F` or `... KPROBE EXIT: pid = N, ret = R`).
-pub fn seen_in_line(line: &str) -> Option<(u32, Seen)> {
-    if let Some((_, rest)) = line.split_once("KPROBE ENTRY pid = ") {
-        // An empty filename loses its space to the line's trim.
-        let (pid, filename) = rest.split_once(", filename =")?;
-        let seen = Seen::Entry {
-            filename: filename.strip_prefix(' ').unwrap_or(filename).to_string(),
-            refcnt: None,
-        };
-        return Some((pid.parse().ok()?, seen));
+/// A front end that watches for the canary: the probes' reports for
+/// nobtf's own process are kept apart from what it shows.
+pub trait Witness: Events {
+    /// What the probes reported for nobtf's own process so far.
+    fn own(&mut self) -> &mut Vec<Seen>;
+    /// Samples the kernel dropped so far (they may hold the canary's).
+    fn lost_total(&self) -> u64;
+}
+
+/// How the canary ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    /// A termination signal came first: nothing to judge.
+    Interrupted,
+}
+
+/// Removes a file of nobtf's own while the probes are attached, waits (up
+/// to `TIMEOUT`) for their entry and return reports of it, and judges them.
+pub fn check<H>(
+    session: &mut Session,
+    events: &mut H,
+    mut expected: Expected,
+) -> Result<Outcome, H::Error>
+where
+    H: Witness,
+    H::Error: From<CanaryError>,
+{
+    let path = canary_file(std::process::id())?;
+    expected.filename = path.display().to_string();
+    std::fs::remove_file(&path).map_err(|err| CanaryError::File {
+        what: format!("removing the canary file {}", path.display()),
+        err: err.to_string(),
+    })?;
+    let deadline = Instant::now() + TIMEOUT;
+    // The probes ran inside unlink(2), so their records are usually in
+    // the ring already: read before waiting (they are too few to wake us).
+    session.drain(events)?;
+    loop {
+        let own = events.own();
+        let entry = own.iter().any(|s| matches!(s, Seen::Entry { .. }));
+        let exit = own.iter().any(|s| matches!(s, Seen::Exit { .. }));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if (entry && exit) || left.is_zero() {
+            break;
+        }
+        let signalled = session.wait(left.as_millis().min(LATENCY_MS as u128) as i32)?;
+        session.drain(events)?;
+        if signalled {
+            return Ok(Outcome::Interrupted);
+        }
     }
-    let (_, rest) = line.split_once("KPROBE EXIT: pid = ")?;
-    let (pid, ret) = rest.split_once(", ret = ")?;
-    Some((
-        pid.parse().ok()?,
-        Seen::Exit {
-            ret: ret.trim().parse().ok()?,
-        },
-    ))
+    let lost = events.lost_total();
+    let note = if lost > 0 {
+        format!(" ({lost} samples were lost: the rings were full; try a larger --buffer-pages)")
+    } else {
+        String::new()
+    };
+    let seen = std::mem::take(events.own());
+    verify(&expected, &seen, &note)?;
+    let refcnt_read = seen.iter().any(|s| {
+        matches!(
+            s,
+            Seen::Entry {
+                refcnt: Some(_),
+                ..
+            }
+        )
+    });
+    eprintln!(
+        "nobtf: canary passed: read back {}{} and a return of 0",
+        expected.filename,
+        if expected.refcnt_field.is_some() && refcnt_read {
+            format!(", refcnt {FRESH_REFCNT}")
+        } else {
+            String::new()
+        }
+    );
+    Ok(Outcome::Passed)
+}
+
+/// A fresh file for the canary to remove: in /tmp, else in the current
+/// directory (by a relative name: the probe sees the path as passed).
+fn canary_file(me: u32) -> Result<PathBuf, CanaryError> {
+    let name = format!(".nobtf-canary-{me}-{:x}", sys::monotonic_ns());
+    let mut last = None;
+    for path in [Path::new("/tmp").join(&name), PathBuf::from(&name)] {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => return Ok(path),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(CanaryError::File {
+        what: format!("creating the canary file {name} in /tmp or the current directory"),
+        err: last.map_or_else(|| "no directory to try".to_string(), |e| e.to_string()),
+    })
 }
 
 #[cfg(test)]
@@ -242,37 +326,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no return event"), "{err}");
-    }
-
-    #[test]
-    fn trace_pipe_lines() {
-        assert_eq!(
-            seen_in_line(
-                "nobtf-7 [001] d... 1.0: bpf_trace_printk: KPROBE ENTRY pid = 7, filename = /tmp/a b"
-            ),
-            Some((
-                7,
-                Seen::Entry {
-                    filename: "/tmp/a b".into(),
-                    refcnt: None
-                }
-            ))
-        );
-        assert_eq!(
-            seen_in_line("x-7 [001] d... 1.0: 0: KPROBE EXIT: pid = 7, ret = -2"),
-            Some((7, Seen::Exit { ret: -2 }))
-        );
-        assert_eq!(
-            seen_in_line("x-7 [001] d... 1.0: 0: KPROBE ENTRY pid = 7, filename ="),
-            Some((
-                7,
-                Seen::Entry {
-                    filename: String::new(),
-                    refcnt: None
-                }
-            ))
-        );
-        assert_eq!(seen_in_line("KPROBE EXIT: pid = x, ret = 0"), None);
-        assert_eq!(seen_in_line("sched_switch"), None);
     }
 }

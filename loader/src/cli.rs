@@ -1,12 +1,16 @@
-//! The command line (clap derive): parsing only; the work is in the library.
+//! The command line: every clap type, and the conversion of what was
+//! parsed into the library's options. The work is in the library.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::attach::AttachMode;
-use crate::check::ReadChoice;
+use crate::legacy::load::LoadRequest;
 use crate::output::Format;
+use crate::plan::ReadChoice;
+use crate::run::RunOptions;
+use crate::session::{self, SessionError};
 
 /// What the first line of each kind of error means; the README has the table.
 pub const ERRORS: &str = "\
@@ -54,11 +58,15 @@ pub enum Cmd {
         /// its compiler clones when it cannot).
         #[arg(long, value_name = "NAME")]
         function: Option<String>,
+        /// Judge `nobtf run unlink` with this offsets profile (default: the
+        /// builtin one, on 4.19+ only).
+        #[arg(long, value_name = "FILE", conflicts_with = "function")]
+        offsets: Option<PathBuf>,
     },
     /// Remove kprobe events left by nobtf processes that are gone (SIGKILL).
     Cleanup,
     /// Load a legacy BPF C object (kprobe/kretprobe sections, `maps`), attach it, stream its output.
-    Load(crate::legacy::load::LoadArgs),
+    Load(LoadArgs),
     /// Print the bytecode that would be loaded.
     Dump {
         #[command(subcommand)]
@@ -84,8 +92,8 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "FILE")]
     pub offsets: Option<PathBuf>,
     /// Memory reader the probes call.
-    #[arg(long, value_enum, default_value_t = ReadChoice::Auto)]
-    pub read_helper: ReadChoice,
+    #[arg(long, value_enum, default_value_t = ReadArg::Auto)]
+    pub read_helper: ReadArg,
     /// Use the bpf_trace_printk variant and stream the kernel's trace_pipe.
     #[arg(long)]
     pub trace_pipe: bool,
@@ -95,8 +103,8 @@ pub struct ProbeArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub probe: ProbeArgs,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
     /// Run `/bin/sh -c CMD` once attached; stop when it exits.
     #[arg(short = 'c', value_name = "CMD")]
     pub command: Option<String>,
@@ -110,8 +118,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
     /// How to attach the kprobes.
-    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
-    pub attach: AttachMode,
+    #[arg(long, value_enum, default_value_t = AttachArg::Auto)]
+    pub attach: AttachArg,
     /// Data pages per CPU perf ring (a power of two).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub buffer_pages: usize,
@@ -127,4 +135,152 @@ pub struct RunArgs {
 pub struct DumpArgs {
     #[command(flatten)]
     pub probe: ProbeArgs,
+}
+
+/// `nobtf load` arguments.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// The object, as `clang -target bpf -O2 -c prog.bpf.c -o prog.o` writes it.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// How to attach the kprobes.
+    #[arg(long, value_enum, default_value_t = AttachArg::Auto)]
+    pub attach: AttachArg,
+    /// Run `/bin/sh -c CMD` once attached; stop when it exits.
+    #[arg(short = 'c', value_name = "CMD")]
+    pub command: Option<String>,
+    /// Stop after SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttachArg {
+    /// The kprobe PMU where the kernel has it, else tracefs.
+    Auto,
+    /// perf_event_open on the kprobe PMU (4.17+).
+    Pmu,
+    /// tracefs kprobe_events (any kernel with CONFIG_KPROBE_EVENTS).
+    Tracefs,
+}
+
+impl From<AttachArg> for AttachMode {
+    fn from(arg: AttachArg) -> AttachMode {
+        match arg {
+            AttachArg::Auto => AttachMode::Auto,
+            AttachArg::Pmu => AttachMode::Pmu,
+            AttachArg::Tracefs => AttachMode::Tracefs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReadArg {
+    /// `bpf_probe_read_kernel` where it loads, else `bpf_probe_read`.
+    Auto,
+    #[value(name = "probe_read")]
+    ProbeRead,
+    #[value(name = "probe_read_kernel")]
+    ProbeReadKernel,
+}
+
+impl From<ReadArg> for ReadChoice {
+    fn from(arg: ReadArg) -> ReadChoice {
+        match arg {
+            ReadArg::Auto => ReadChoice::Auto,
+            ReadArg::ProbeRead => ReadChoice::ProbeRead,
+            ReadArg::ProbeReadKernel => ReadChoice::ProbeReadKernel,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Lines as the trace pipe shows them.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Format {
+        match arg {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+        }
+    }
+}
+
+impl RunArgs {
+    pub fn options(self) -> Result<RunOptions, SessionError> {
+        Ok(RunOptions {
+            duration: session::duration(self.duration)?,
+            offsets: self.probe.offsets,
+            format: self.format.into(),
+            command: self.command,
+            count: self.count,
+            pid: self.pid,
+            attach: self.attach.into(),
+            read: self.probe.read_helper.into(),
+            trace_pipe: self.probe.trace_pipe,
+            buffer_pages: self.buffer_pages,
+            verify: !self.no_verify,
+            verbose: self.verbose,
+        })
+    }
+}
+
+impl LoadArgs {
+    pub fn request(self) -> Result<LoadRequest, SessionError> {
+        Ok(LoadRequest {
+            duration: session::duration(self.duration)?,
+            file: self.file,
+            attach: self.attach.into(),
+            command: self.command,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_become_options() {
+        let cli = Cli::try_parse_from([
+            "nobtf",
+            "run",
+            "unlink",
+            "--attach",
+            "tracefs",
+            "--read-helper",
+            "probe_read",
+            "--format",
+            "json",
+            "--duration",
+            "1.5",
+        ])
+        .unwrap();
+        let Cmd::Run {
+            probe: RunProbe::Unlink(args),
+        } = cli.command
+        else {
+            panic!("not run unlink");
+        };
+        let opts = args.options().unwrap();
+        assert_eq!(opts.attach, AttachMode::Tracefs);
+        assert_eq!(opts.read, ReadChoice::ProbeRead);
+        assert_eq!(opts.format, Format::Json);
+        assert_eq!(opts.duration, Some(std::time::Duration::from_millis(1500)));
+        assert!(opts.verify);
+
+        let cli = Cli::try_parse_from(["nobtf", "load", "x.o", "--duration", "0"]).unwrap();
+        let Cmd::Load(args) = cli.command else {
+            panic!("not load");
+        };
+        assert_eq!(
+            args.request().unwrap_err().to_string(),
+            "--duration 0: give a positive number of seconds"
+        );
+    }
 }

@@ -1,5 +1,17 @@
-//! nobtf's loader: feature detection, loading, attaching, reading events.
-//! The `nobtf` binary (main.rs) is a thin front end over this library.
+//! nobtf's loader: feature detection, the plan, loading, attaching, reading
+//! events. The `nobtf` binary (main.rs) is a thin front end over this
+//! library; `cli` holds every command-line type.
+//!
+//! - `detect`: what this kernel offers; `plan`: the path each command takes
+//!   (profile, reader, attach, names, kern_version); `check` prints both.
+//! - `session`: maps, loading with diagnosis, attaching, the command, the
+//!   event stream and teardown, for every front end (`run`, `legacy::load`).
+//! - `attach`: kprobes (PMU, tracefs), tracepoints, CPU clocks; stale events.
+//! - `canary`: proving a profile on this kernel; `output`, `pipe_line`: the
+//!   unlink events' text and JSON lines, and the trace-pipe line.
+//! - `sys` (the only `unsafe`), `attrs`, `load`, `ring`, `features`: the
+//!   kernel interface.
+//!
 //! `unsafe` is allowed in `sys` alone, each block with its SAFETY line.
 #![deny(unsafe_code)]
 
@@ -8,10 +20,14 @@ pub mod attrs;
 pub mod canary;
 pub mod check;
 pub mod cli;
+pub mod detect;
+pub mod dump;
 pub mod features;
 pub mod legacy;
 pub mod load;
 pub mod output;
+pub mod pipe_line;
+pub mod plan;
 pub mod ring;
 pub mod run;
 pub mod session;

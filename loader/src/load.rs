@@ -5,7 +5,7 @@ use std::ffi::CStr;
 use std::fmt;
 use std::os::fd::OwnedFd;
 
-use kernel_headers::bpf::{Helper, RawInsn};
+use kernel_headers::bpf::{Helper, RawInsn, class, jmp};
 use kernel_headers::bpf_attr::{LOG_SIZE_MAX, log_level};
 use probes::asm::{Builder, Reg};
 
@@ -15,7 +15,8 @@ use crate::sys::{self, MapFd, SysError};
 /// The license of nobtf's own programs (and its feature probes): the
 /// helpers they call are GPL-only.
 pub const GPL: &CStr = c"GPL";
-/// First verifier log buffer; doubled on ENOSPC up to `LOG_SIZE_MAX`.
+/// First verifier log buffer; four times larger on each ENOSPC, up to
+/// `LOG_SIZE_MAX`.
 const LOG_START: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +47,7 @@ impl fmt::Display for Rejection {
             "the kernel's verifier rejected program `{}` ({})",
             self.name, self.err
         )?;
-        if self.log.contains(NOT_GPL) {
+        if NOT_GPL.iter().any(|text| self.log.contains(text)) {
             write!(
                 f,
                 ": the license is {:?}: GPL-only helpers need a GPL-compatible license",
@@ -64,9 +65,13 @@ impl fmt::Display for Rejection {
 impl std::error::Error for Rejection {}
 
 /// What the verifier says of a GPL-only helper called under another
-/// license ("cannot call GPL-restricted function from non-GPL compatible
-/// program"; "GPL only function" on old kernels).
-const NOT_GPL: &str = "from non-GPL compatible program";
+/// license: "cannot call GPL-restricted function from non-GPL compatible
+/// program" on newer kernels, "cannot call GPL only function from
+/// proprietary program" on older ones (4.14 among them).
+const NOT_GPL: [&str; 2] = [
+    "from non-GPL compatible program",
+    "GPL only function from proprietary program",
+];
 
 /// How a program is loaded on this kernel.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +92,14 @@ pub struct MapShape {
     pub map_flags: u32,
 }
 
-pub fn create_map(name: &str, shape: MapShape, names: bool) -> Result<MapFd, LoadError> {
+/// Creates a map; `slots` is how many values one lookup returns (the
+/// possible CPUs for a per-CPU map, else 1).
+pub fn create_map(
+    name: &str,
+    shape: MapShape,
+    names: bool,
+    slots: u32,
+) -> Result<MapFd, LoadError> {
     let attr = attrs::map_create(
         shape.map_type,
         shape.key_size,
@@ -96,24 +108,26 @@ pub fn create_map(name: &str, shape: MapShape, names: bool) -> Result<MapFd, Loa
         shape.map_flags,
         names.then_some(name),
     );
-    sys::map_create(&attr).map_err(|err| LoadError::Map {
+    sys::map_create(&attr, slots).map_err(|err| LoadError::Map {
         name: name.into(),
         err,
     })
 }
 
-/// Loads with no log first (cheap, and what succeeds nearly always); on
-/// failure loads again with a log, growing the buffer until it fits. The
-/// kernel itself decides whether `license` is GPL-compatible.
+/// Loads a program of `prog_type` with no log first (cheap, and what
+/// succeeds nearly always); on a rejection loads again with a log, growing
+/// the buffer until it fits. The kernel itself decides whether `license` is
+/// GPL-compatible.
 pub fn load_program(
     name: &str,
+    prog_type: u32,
     insns: &[RawInsn],
     license: &CStr,
     disassembly: &dyn fmt::Display,
     opts: LoadOptions,
 ) -> Result<OwnedFd, LoadError> {
     let prog_name = opts.names.then_some(name);
-    let attr = attrs::prog_load_kprobe(opts.kern_version, prog_name, log_level::OFF);
+    let attr = attrs::prog_load(prog_type, opts.kern_version, prog_name, log_level::OFF);
     let first = match sys::prog_load(&attr, insns, license, None) {
         Ok(fd) => return Ok(fd),
         Err(err) => err,
@@ -166,6 +180,26 @@ fn load_with_log(
             }
         }
     }
+}
+
+/// The opcode of a call (a helper's, or BPF-to-BPF with `src` 1).
+pub const CALL: u8 = class::JMP | jmp::CALL;
+
+/// The helpers a program calls, each once (BPF-to-BPF calls and unknown
+/// ids are not helpers nobtf can name).
+pub fn called_helpers(insns: &[RawInsn]) -> Vec<Helper> {
+    let mut helpers = Vec::new();
+    for insn in insns {
+        if insn.code != CALL || insn.src() != 0 {
+            continue;
+        }
+        if let Some(helper) = Helper::from_id(insn.imm as u32)
+            && !helpers.contains(&helper)
+        {
+            helpers.push(helper);
+        }
+    }
+    helpers
 }
 
 /// Whether a helper can be called from a kprobe program on this kernel.
@@ -277,6 +311,31 @@ mod tests {
             log: "0: (85) call bpf_trace_printk#6\ncannot call GPL-restricted function from non-GPL compatible program\n".into(),
             ..rejection
         };
-        assert!(not_gpl.to_string().starts_with("the kernel's verifier rejected program `unlink_entry` (bpf(BPF_PROG_LOAD): Permission denied (os error 13)): the license is \"Proprietary\": GPL-only helpers need a GPL-compatible license\n"), "{not_gpl}");
+        let hint =
+            "): the license is \"Proprietary\": GPL-only helpers need a GPL-compatible license\n";
+        assert!(not_gpl.to_string().contains(hint), "{not_gpl}");
+        // Before 4.15 the verifier words it differently.
+        let old_kernel = Rejection {
+            log: "0: (85) call bpf_trace_printk#6\ncannot call GPL only function from proprietary program\n".into(),
+            ..not_gpl
+        };
+        assert!(old_kernel.to_string().contains(hint), "{old_kernel}");
+        assert!(old_kernel.to_string().starts_with("the kernel's verifier rejected program `unlink_entry` (bpf(BPF_PROG_LOAD): Permission denied (os error 13)): the license is \"Proprietary\": GPL-only helpers need a GPL-compatible license\n"), "{old_kernel}");
+    }
+
+    #[test]
+    fn helpers_called_are_named_once() {
+        let call = |id: i32, src: u8| RawInsn::new(CALL, 0, src, 0, id);
+        let insns = [
+            call(Helper::ProbeRead.id() as i32, 0),
+            call(Helper::PerfEventOutput.id() as i32, 0),
+            call(Helper::ProbeRead.id() as i32, 0),
+            call(5, 1),
+            call(9999, 0),
+        ];
+        assert_eq!(
+            called_helpers(&insns),
+            [Helper::ProbeRead, Helper::PerfEventOutput]
+        );
     }
 }

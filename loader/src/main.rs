@@ -2,14 +2,15 @@
 #![forbid(unsafe_code)]
 
 use std::io::{BufWriter, Write};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
-use loader::check::{self, Report};
+use loader::attach::stale;
+use loader::check::Check;
 use loader::cli::{Cli, Cmd, DumpProbe, RunProbe};
-use loader::run::{self, RunOptions};
-use loader::{features, sys};
+use loader::plan::UnlinkRequest;
+use loader::{features, plan, sys};
 
 /// Bytes of event output gathered before a write(2).
 const OUTPUT_BUFFER: usize = 64 * 1024;
@@ -30,22 +31,27 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
     }
     match cli.command {
         Cmd::Load(args) => {
+            let request = args.request()?;
             if let Ok(tracefs) = features::tracefs() {
-                run::sweep_stale(&tracefs, false);
+                stale::sweep(&tracefs, false);
             }
             let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
-            Ok(loader::legacy::load::main(args, &mut out, started)?)
+            Ok(loader::legacy::load::main(&request, &mut out, started)?)
         }
-        Cmd::Check { function: None } => {
-            print!("{}", Report::detect(check::Scope::Everything));
+        Cmd::Check {
+            function: None,
+            offsets,
+        } => {
+            print!("{}", Check::run(offsets));
             Ok(())
         }
         Cmd::Check {
             function: Some(name),
+            ..
         } => {
             let tracefs = features::tracefs().ok();
             let probeable = features::function_probeable(&name, tracefs.as_deref())?;
-            check::explain_probeable(&name, &probeable)?;
+            plan::explain_probeable(&name, &probeable)?;
             println!(
                 "{name}: probeable (in /proc/kallsyms and, where readable, available_filter_functions)"
             );
@@ -59,7 +65,7 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
                     e.into()
                 }
             })?;
-            let sweep = run::sweep_stale(&tracefs, true);
+            let sweep = stale::sweep(&tracefs, true);
             if let Some((event, why)) = sweep.failed.first() {
                 bail!(
                     "could not remove {} stale kprobe event(s), first {event}: {why}",
@@ -71,11 +77,11 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
         Cmd::Dump {
             probe: DumpProbe::Unlink(args),
         } => {
-            let text = run::dump(
-                args.probe.offsets.as_ref(),
-                args.probe.read_helper,
-                args.probe.trace_pipe,
-            )?;
+            let text = loader::dump::dump(&UnlinkRequest {
+                offsets: args.probe.offsets,
+                read: args.probe.read_helper.into(),
+                trace_pipe: args.probe.trace_pipe,
+            })?;
             std::io::stdout()
                 .write_all(text.as_bytes())
                 .context("writing to stdout")?;
@@ -84,31 +90,11 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
         Cmd::Run {
             probe: RunProbe::Unlink(args),
         } => {
-            let duration = match args.duration {
-                Some(secs) if !(secs.is_finite() && secs > 0.0) => {
-                    bail!("--duration {secs}: give a positive number of seconds")
-                }
-                Some(secs) => Some(Duration::from_secs_f64(secs)),
-                None => None,
-            };
-            let opts = RunOptions {
-                offsets: args.probe.offsets,
-                format: args.format,
-                command: args.command,
-                count: args.count,
-                duration,
-                pid: args.pid,
-                attach: args.attach,
-                read: args.probe.read_helper,
-                trace_pipe: args.probe.trace_pipe,
-                buffer_pages: args.buffer_pages,
-                verify: !args.no_verify,
-                verbose: args.verbose,
-            };
+            let opts = args.options()?;
             // One write(2) per batch, not per line (stdout's own LineWriter):
-            // run flushes whenever the rings run dry.
+            // the session flushes whenever the rings run dry.
             let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
-            let summary = run::run(&opts, &mut out, started)?;
+            let summary = loader::run::run(&opts, &mut out, started)?;
             eprintln!("{summary}");
             Ok(())
         }

@@ -7,7 +7,9 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+use crate::pipe_line::WORDS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Lines as the trace pipe shows them.
     Text,
@@ -42,8 +44,8 @@ pub struct Event<'a> {
 }
 
 /// `comm-tid [cpu] secs.usecs: message`, laid out as the trace pipe does
-/// (`%16s-%-7d [%03d] %5lu.%06lu: `), then the message as the reference's
-/// `bpf_printk` writes it. Built by hand into one buffer and written once:
+/// (`%16s-%-7d [%03d] %5lu.%06lu: `), then the message as the probes'
+/// `bpf_trace_printk` writes it (`pipe_line::WORDS`). Built by hand into one buffer and written once:
 /// under a storm this is most of the reader's work, and `write!` with
 /// padding took about twice the instructions (a test pins the two equal).
 fn write_text(out: &mut dyn Write, event: &Event<'_>) -> io::Result<()> {
@@ -63,15 +65,15 @@ fn write_text(out: &mut dyn Write, event: &Event<'_>) -> io::Result<()> {
     line.extend_from_slice(b": ");
     match &event.kind {
         EventKind::Entry { filename, .. } => {
-            line.extend_from_slice(b"KPROBE ENTRY pid = ");
+            line.extend_from_slice(WORDS.entry.as_bytes());
             line.extend_from_slice(buf.format(event.pid).as_bytes());
-            line.extend_from_slice(b", filename = ");
+            line.extend_from_slice(WORDS.filename.as_bytes());
             line.extend_from_slice(filename.as_bytes());
         }
         EventKind::Exit { ret } => {
-            line.extend_from_slice(b"KPROBE EXIT: pid = ");
+            line.extend_from_slice(WORDS.exit.as_bytes());
             line.extend_from_slice(buf.format(event.pid).as_bytes());
-            line.extend_from_slice(b", ret = ");
+            line.extend_from_slice(WORDS.ret.as_bytes());
             line.extend_from_slice(buf.format(*ret).as_bytes());
         }
     }
@@ -146,11 +148,6 @@ pub fn line(format: Format, event: &Event<'_>) -> String {
     let _ = write_line(&mut buf, format, event);
     buf.pop();
     String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// Whether a trace_pipe line is one of nobtf's probe messages.
-pub fn is_probe_line(line: &str) -> bool {
-    line.contains("KPROBE ENTRY pid = ") || line.contains("KPROBE EXIT: pid = ")
 }
 
 #[cfg(test)]
@@ -243,13 +240,5 @@ mod tests {
             line(Format::Json, &entry()),
             r#"{"comm":"rm","cpu":1,"filename":"/tmp/a.txt","kind":"entry","pid":123,"refcnt":1,"ret":null,"tid":123,"ts":4188004100123}"#
         );
-    }
-
-    #[test]
-    fn probe_lines() {
-        assert!(is_probe_line(
-            "rm-1 [000] d... 1.0: 0: KPROBE EXIT: pid = 1, ret = 0"
-        ));
-        assert!(!is_probe_line("sh-2 [000] .... 1.0: sched_switch"));
     }
 }

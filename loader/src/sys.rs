@@ -66,13 +66,35 @@ fn owned(fd: i64) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
 }
 
-/// A BPF map fd with the key and value sizes it was created with, so updates
-/// can never make the kernel read past the buffers passed.
+/// A BPF map fd with the key and value sizes it was created with, so no
+/// call can make the kernel read or write past the buffers passed.
 #[derive(Debug)]
 pub struct MapFd {
     fd: OwnedFd,
     key_size: u32,
     value_size: u32,
+    /// Values one lookup returns: one per possible CPU for a per-CPU map.
+    slots: u32,
+}
+
+/// Bytes a lookup of a map with these sizes writes: a per-CPU map gives
+/// each CPU's value, each rounded up to 8 bytes.
+pub fn lookup_len(value_size: u32, slots: u32) -> usize {
+    if slots > 1 {
+        (value_size as usize).next_multiple_of(8) * slots as usize
+    } else {
+        value_size as usize
+    }
+}
+
+fn wrong_size(call: &'static str, what: &str, got: usize, want: usize) -> SysError {
+    SysError {
+        call,
+        err: io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} of {got} bytes for a map of {want}"),
+        ),
+    }
 }
 
 impl MapFd {
@@ -80,23 +102,28 @@ impl MapFd {
         self.fd.as_raw_fd()
     }
 
+    pub fn key_size(&self) -> u32 {
+        self.key_size
+    }
+
+    /// Bytes `lookup` needs for a value (every CPU's, for a per-CPU map).
+    pub fn lookup_len(&self) -> usize {
+        lookup_len(self.value_size, self.slots)
+    }
+
+    fn check_key(&self, call: &'static str, key: &[u8]) -> SysResult<()> {
+        if key.len() != self.key_size as usize {
+            return Err(wrong_size(call, "key", key.len(), self.key_size as usize));
+        }
+        Ok(())
+    }
+
     /// BPF_MAP_UPDATE_ELEM.
     pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> SysResult<()> {
         const CALL: &str = "bpf(BPF_MAP_UPDATE_ELEM)";
-        if key.len() != self.key_size as usize || value.len() != self.value_size as usize {
-            return Err(SysError {
-                call: CALL,
-                err: io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "key/value of {}/{} bytes for a map of {}/{}",
-                        key.len(),
-                        value.len(),
-                        self.key_size,
-                        self.value_size
-                    ),
-                ),
-            });
+        self.check_key(CALL, key)?;
+        if value.len() != self.lookup_len() {
+            return Err(wrong_size(CALL, "value", value.len(), self.lookup_len()));
         }
         let mut attr = MapElemAttr {
             map_fd: self.fd.as_raw_fd() as u32,
@@ -105,20 +132,19 @@ impl MapFd {
             flags,
             ..MapElemAttr::default()
         };
-        // SAFETY: key and value are live slices of exactly the map's sizes.
+        // SAFETY: key and value are live slices of exactly the sizes the
+        // kernel reads for this map.
         unsafe { bpf(bpf_attr::cmd::BPF_MAP_UPDATE_ELEM, &mut attr, CALL) }.map(drop)
     }
 
-    /// BPF_MAP_LOOKUP_ELEM; `Ok(None)` when the key is absent.
-    pub fn lookup(&self, key: &[u8]) -> SysResult<Option<Vec<u8>>> {
+    /// BPF_MAP_LOOKUP_ELEM into `value` (`lookup_len` bytes); `Ok(false)`
+    /// when the key is absent.
+    pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> SysResult<bool> {
         const CALL: &str = "bpf(BPF_MAP_LOOKUP_ELEM)";
-        if key.len() != self.key_size as usize {
-            return Err(SysError {
-                call: CALL,
-                err: io::Error::new(io::ErrorKind::InvalidInput, "wrong key size"),
-            });
+        self.check_key(CALL, key)?;
+        if value.len() != self.lookup_len() {
+            return Err(wrong_size(CALL, "value", value.len(), self.lookup_len()));
         }
-        let mut value = vec![0u8; self.value_size as usize];
         let mut attr = MapElemAttr {
             map_fd: self.fd.as_raw_fd() as u32,
             key: key.as_ptr() as u64,
@@ -126,17 +152,61 @@ impl MapFd {
             ..MapElemAttr::default()
         };
         // SAFETY: key is the map's key size; value is a writable buffer of
-        // the map's value size.
+        // exactly what the kernel writes for this map (all CPUs' values).
         match unsafe { bpf(bpf_attr::cmd::BPF_MAP_LOOKUP_ELEM, &mut attr, CALL) } {
-            Ok(_) => Ok(Some(value)),
-            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// BPF_MAP_DELETE_ELEM; `Ok(false)` when the key was absent.
+    pub fn delete(&self, key: &[u8]) -> SysResult<bool> {
+        const CALL: &str = "bpf(BPF_MAP_DELETE_ELEM)";
+        self.check_key(CALL, key)?;
+        let mut attr = MapElemAttr {
+            map_fd: self.fd.as_raw_fd() as u32,
+            key: key.as_ptr() as u64,
+            ..MapElemAttr::default()
+        };
+        // SAFETY: key is a live slice of the map's key size; nothing is written.
+        match unsafe { bpf(bpf_attr::cmd::BPF_MAP_DELETE_ELEM, &mut attr, CALL) } {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// BPF_MAP_GET_NEXT_KEY: the key after `key` into `next` (the first key
+    /// when `key` is `None`); `Ok(false)` after the last one. Kernels before
+    /// 4.12 refuse a NULL key (EFAULT); `Session::entries` then starts from a
+    /// key of zeros.
+    pub fn next_key(&self, key: Option<&[u8]>, next: &mut [u8]) -> SysResult<bool> {
+        const CALL: &str = "bpf(BPF_MAP_GET_NEXT_KEY)";
+        if let Some(key) = key {
+            self.check_key(CALL, key)?;
+        }
+        self.check_key(CALL, next)?;
+        let mut attr = MapElemAttr {
+            map_fd: self.fd.as_raw_fd() as u32,
+            key: key.map_or(0, |k| k.as_ptr() as u64),
+            value: next.as_mut_ptr() as u64,
+            ..MapElemAttr::default()
+        };
+        // SAFETY: key is NULL or a live slice of the map's key size; next is
+        // a writable slice of the map's key size.
+        match unsafe { bpf(bpf_attr::cmd::BPF_MAP_GET_NEXT_KEY, &mut attr, CALL) } {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
             Err(e) => Err(e),
         }
     }
 }
 
-/// BPF_MAP_CREATE with an attr built by `attrs::map_create`.
-pub fn map_create(attr: &MapCreateAttr) -> SysResult<MapFd> {
+/// BPF_MAP_CREATE with an attr built by `attrs::map_create`. `slots` is
+/// the number of values one lookup returns (possible CPUs for a per-CPU
+/// map, else 1).
+pub fn map_create(attr: &MapCreateAttr, slots: u32) -> SysResult<MapFd> {
     let mut attr = *attr;
     // SAFETY: a map-create attr holds no pointers.
     let fd = unsafe {
@@ -150,6 +220,7 @@ pub fn map_create(attr: &MapCreateAttr) -> SysResult<MapFd> {
         fd: owned(fd),
         key_size: attr.key_size,
         value_size: attr.value_size,
+        slots: slots.max(1),
     })
 }
 
@@ -280,10 +351,6 @@ pub struct PerfRing {
     data_len: usize,
     fd: OwnedFd,
 }
-
-// SAFETY: the mapping belongs to this value alone (no aliases are handed
-// out); the kernel side is synchronized through data_head/data_tail.
-unsafe impl Send for PerfRing {}
 
 impl PerfRing {
     /// mmap `1 + data_pages` pages of a perf event fd; `data_pages` must be a
@@ -458,9 +525,8 @@ impl SignalFd {
         }
         // SAFETY: blocks the signals for this thread (the only one reading them);
         // std's Command clears the mask again in the child before exec.
-        if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) } != 0 {
-            return Err(SysError::last("pthread_sigmask"));
-        }
+        let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) };
+        sigmask_result(ret)?;
         // SAFETY: `mask` is initialized; -1 asks for a new fd.
         let fd = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
         if fd < 0 {
@@ -560,6 +626,17 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// `pthread_sigmask` returns its error number rather than setting errno.
+fn sigmask_result(ret: libc::c_int) -> SysResult<()> {
+    if ret == 0 {
+        return Ok(());
+    }
+    Err(SysError {
+        call: "pthread_sigmask",
+        err: io::Error::from_raw_os_error(ret),
+    })
+}
+
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
 /// Makes SIGINT, SIGTERM and SIGHUP unable to kill the process before it
@@ -588,10 +665,8 @@ pub fn hold_termination_signals() -> SysResult<()> {
         }
     }
     // SAFETY: blocks signals for the calling (only) thread.
-    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) } != 0 {
-        return Err(SysError::last("pthread_sigmask"));
-    }
-    Ok(())
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) };
+    sigmask_result(ret)
 }
 
 /// The set of CPUs this thread may run on.
@@ -627,4 +702,61 @@ pub fn set_affinity(set: &CpuSet) -> SysResult<()> {
         return Err(SysError::last("sched_setaffinity"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A MapFd over /dev/null: every size check happens before a syscall.
+    fn map(key_size: u32, value_size: u32, slots: u32) -> MapFd {
+        MapFd {
+            fd: std::fs::File::open("/dev/null").unwrap().into(),
+            key_size,
+            value_size,
+            slots,
+        }
+    }
+
+    #[test]
+    fn per_cpu_lookups_take_every_cpus_value_rounded_to_8() {
+        assert_eq!(lookup_len(4, 1), 4);
+        assert_eq!(lookup_len(4, 3), 24);
+        assert_eq!(lookup_len(16, 2), 32);
+        assert_eq!(map(4, 12, 4).lookup_len(), 64);
+    }
+
+    #[test]
+    fn wrong_sizes_are_refused_before_the_kernel_sees_them() {
+        let m = map(4, 8, 2);
+        let mut value = [0u8; 8];
+        let err = m.lookup(&[0; 4], &mut value).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bpf(BPF_MAP_LOOKUP_ELEM): value of 8 bytes for a map of 16"
+        );
+        let err = m.delete(&[0; 8]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bpf(BPF_MAP_DELETE_ELEM): key of 8 bytes for a map of 4"
+        );
+        let err = m.next_key(None, &mut [0; 2]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bpf(BPF_MAP_GET_NEXT_KEY): key of 2 bytes for a map of 4"
+        );
+        let err = m.update(&[0; 4], &[0; 8], 0).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("value of 8 bytes for a map of 16")
+        );
+    }
+
+    #[test]
+    fn sigmask_errors_come_from_the_return_value() {
+        assert!(sigmask_result(0).is_ok());
+        let err = sigmask_result(libc::EINVAL).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::EINVAL));
+        assert_eq!(err.call, "pthread_sigmask");
+    }
 }

@@ -5,7 +5,7 @@
 
 use kernel_headers::perf::{PERF_EVENT_HEADER_SIZE, PERF_RECORD_LOST, PERF_RECORD_SAMPLE};
 use loader::ring::{self, Record};
-use loader::{attach, canary, features};
+use loader::{attach, features, pipe_line};
 use probes::event;
 use probes::unlink::{self, Choices, Output, ReadHelper};
 use profile::Profile;
@@ -157,16 +157,16 @@ proptest! {
         let _ = features::build_version(&text, &text, Some(&text));
         let _ = features::find_tracefs(&text);
         let _ = features::probeable("do_unlinkat", &text, Some(&text));
-        let _ = canary::seen_in_line(&text);
-        for event in attach::our_events(&text) {
-            let _ = attach::owner_pid(&event);
+        let _ = pipe_line::parse(&text);
+        for event in attach::stale::our_events(&text) {
+            let _ = attach::stale::owner_pid(&event);
         }
     }
 
     /// Only names nobtf makes (`nobtf_<pid>_<p|r>_...`) are ever claimed.
     #[test]
     fn only_our_names_are_claimed(group in "[a-z]{1,8}", name in "[a-z0-9_]{0,24}") {
-        if let Some(pid) = attach::owner_pid(&format!("{group}/{name}")) {
+        if let Some(pid) = attach::stale::owner_pid(&format!("{group}/{name}")) {
             prop_assert_eq!(group.as_str(), attach::GROUP);
             let prefix = format!("nobtf_{pid}_");
             prop_assert!(name.starts_with(&prefix));
@@ -177,6 +177,6 @@ proptest! {
     fn event_names_parse_back(pid in any::<u32>(), entry in any::<bool>(), function in "[a-z_.0-9]{1,30}", n in any::<u32>()) {
         let kind = if entry { attach::ProbeKind::Kprobe } else { attach::ProbeKind::Kretprobe };
         let name = attach::event_name(pid, kind, &function, n);
-        prop_assert_eq!(attach::owner_pid(&format!("{}/{name}", attach::GROUP)), Some(pid));
+        prop_assert_eq!(attach::stale::owner_pid(&format!("{}/{name}", attach::GROUP)), Some(pid));
     }
 }

@@ -4,46 +4,38 @@
 //! then the trace pipe (and any perf event array, raw) is streamed until the
 //! command ends, the duration passes, or a signal comes.
 //!
-//! Everything created lives in a `Session` (crate::session) whose fields
-//! drop in the reverse order of creation: attachments, rings, programs, maps.
+//! Everything created lives in a `crate::session::Session`, which `nobtf
+//! run` uses the same way and which tears it all down in reverse order.
 
 use std::ffi::CString;
 use std::io::{self, Write};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-use kernel_headers::bpf::{Helper, RawInsn, class, jmp, map_type};
+use kernel_headers::bpf::{Helper, RawInsn, map_type};
+use probes::MaxEntries;
 
-use super::{ObjError, Object};
-use crate::attach::{AttachError, AttachMode};
-use crate::check::{self, PlanError, Report, Scope};
-use crate::features::FeatureError;
-use crate::load::{self, LoadError, LoadOptions};
-use crate::ring::{self, Record, RingError};
-use crate::session::{self, Flow, Session, SessionError, TracePipe, write_error};
-use crate::sys::{SignalFd, SysError};
+use super::{ObjError, Object, ProbeKind};
+use crate::attach::{AttachMode, AttachPoint};
+use crate::detect::{Report, Scope};
+use crate::load::{self, CALL, LoadError};
+use crate::plan::{self, PlanError};
+use crate::session::{
+    Events, Flow, MapSpec, ProgramSpec, Session, SessionError, Setup, write_error,
+};
 
 /// Data pages per CPU for a perf event array's rings.
 const RING_PAGES: usize = 8;
-const CALL: u8 = class::JMP | jmp::CALL;
 
-/// `nobtf load` arguments.
-#[derive(Debug, clap::Args)]
-pub struct LoadArgs {
+/// What `nobtf load` was asked.
+#[derive(Debug, Clone)]
+pub struct LoadRequest {
     /// The object, as `clang -target bpf -O2 -c prog.bpf.c -o prog.o` writes it.
-    #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// How to attach the kprobes.
-    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
     pub attach: AttachMode,
     /// Run `/bin/sh -c CMD` once attached; stop when it exits.
-    #[arg(short = 'c', value_name = "CMD")]
     pub command: Option<String>,
-    /// Stop after SECS seconds.
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<f64>,
+    pub duration: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,28 +55,12 @@ pub enum LegacyLoadError {
         insn: usize,
         helper: Helper,
     },
-    #[error("program `{program}` attaches to {function}, which cannot be probed: {why}")]
-    Function {
-        program: String,
-        function: String,
-        why: String,
-    },
-    #[error("--duration {0}: give a positive number of seconds")]
-    Duration(f64),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error(transparent)]
-    Attach(#[from] AttachError),
-    #[error(transparent)]
-    Feature(#[from] FeatureError),
-    #[error("{0}")]
-    Sys(#[from] SysError),
-    #[error(transparent)]
     Session(#[from] SessionError),
-    #[error("{0}")]
-    Ring(#[from] RingError),
 }
 
 /// The older helper that reads kernel memory the same way on x86-64, for
@@ -135,17 +111,14 @@ pub fn adapt_helpers(
     Ok(replaced)
 }
 
-/// Parses the CLI's arguments and runs; the summary goes to stderr.
-pub fn main(args: LoadArgs, out: &mut dyn Write, started: Instant) -> Result<(), LegacyLoadError> {
-    let duration = match args.duration {
-        Some(secs) if !(secs.is_finite() && secs > 0.0) => {
-            return Err(LegacyLoadError::Duration(secs));
-        }
-        Some(secs) => Some(Duration::from_secs_f64(secs)),
-        None => None,
-    };
-    let path = args.file.display().to_string();
-    let data = std::fs::read(&args.file).map_err(|err| LegacyLoadError::Read {
+/// Reads the object and runs it; the summary goes to stderr.
+pub fn main(
+    request: &LoadRequest,
+    out: &mut dyn Write,
+    started: Instant,
+) -> Result<(), LegacyLoadError> {
+    let path = request.file.display().to_string();
+    let data = std::fs::read(&request.file).map_err(|err| LegacyLoadError::Read {
         path: path.clone(),
         err,
     })?;
@@ -153,64 +126,66 @@ pub fn main(args: LoadArgs, out: &mut dyn Write, started: Instant) -> Result<(),
         path: path.clone(),
         err,
     })?;
-    run(&object, &args, duration, out, started)
+    run(&object, request, out, started)
 }
 
 fn run(
     object: &Object,
-    args: &LoadArgs,
-    duration: Option<Duration>,
+    request: &LoadRequest,
     out: &mut dyn Write,
     started: Instant,
 ) -> Result<(), LegacyLoadError> {
     let mut report = Report::detect(Scope::Start);
     let basic = *report.basic()?;
-    let attach_plan = report.attach_plan(args.attach)?;
-    let opts = LoadOptions {
-        kern_version: report.kern_version(),
-        names: basic.names,
-    };
-    let mut session = Session::default();
-
-    for def in &object.maps {
+    let attach = plan::attach_mechanism(&report, request.attach)?;
+    let mut session = Session::new(Setup {
+        attach: attach.clone(),
+        load: load::LoadOptions {
+            kern_version: report.kern_version(),
+            names: basic.names,
+        },
+        tracefs: report.tracefs.clone(),
+        ring_pages: RING_PAGES,
+        clone_fix: "name one in the section",
+    })?;
+    session.create_maps(object.maps.iter().map(|def| MapSpec {
+        name: def.name.clone(),
+        map_type: def.map_type,
+        key_size: def.key_size,
+        value_size: def.value_size,
         // As libbpf did: a perf event array without a size gets one slot per CPU.
-        let entries = match (def.map_type, def.max_entries) {
-            (map_type::PERF_EVENT_ARRAY, 0) => session::cpu_slots()?,
-            (_, n) => n,
-        };
-        let shape = load::MapShape {
-            map_type: def.map_type,
-            key_size: def.key_size,
-            value_size: def.value_size,
-            max_entries: entries,
-            map_flags: def.map_flags,
-        };
-        let map = load::create_map(&def.name, shape, opts.names)?;
-        if def.map_type == map_type::PERF_EVENT_ARRAY {
-            session::open_rings(&map, RING_PAGES, &mut session.rings)?;
-        }
-        session.maps.push((def.name.clone(), map));
-    }
+        max_entries: match (def.map_type, def.max_entries) {
+            (map_type::PERF_EVENT_ARRAY, 0) => MaxEntries::PossibleCpus,
+            (_, n) => MaxEntries::Fixed(n),
+        },
+        flags: def.map_flags,
+    }))?;
 
     // The kernel decides whether it is GPL-compatible; the section was read
     // up to its NUL, so there is none inside.
     let license = CString::new(object.license.as_str()).unwrap_or_default();
-    let fds: Vec<i32> = session.maps.iter().map(|(_, m)| m.raw()).collect();
+    let fds = session.map_fds();
     for program in &object.programs {
         let mut insns = program
             .relocated(&fds)
             .map_err(|err| LegacyLoadError::Object {
-                path: args.file.display().to_string(),
+                path: request.file.display().to_string(),
                 err,
             })?;
-        let first =
-            match load::load_program(&program.name, &insns, &license, &Disassembly(&insns), opts) {
-                Ok(fd) => {
-                    session.progs.push(fd);
-                    continue;
-                }
-                Err(err) => err,
-            };
+        let point = match program.kind {
+            ProbeKind::Kprobe => AttachPoint::Kprobe(program.function.clone()),
+            ProbeKind::Kretprobe => AttachPoint::Kretprobe(program.function.clone()),
+        };
+        let first = match session.load_raw(&ProgramSpec {
+            name: &program.name,
+            point: point.clone(),
+            insns: &insns,
+            license: &license,
+            disassembly: &Disassembly(&insns),
+        }) {
+            Ok(()) => continue,
+            Err(err) => err,
+        };
         // Only now ask which helpers this kernel lacks: a newer reader may
         // have an older form to call instead (before 5.5).
         let replaced = adapt_helpers(&program.name, &mut insns, &mut |helper| {
@@ -227,65 +202,50 @@ fn run(
                 older.name()
             );
         }
-        let fd = load::load_program(&program.name, &insns, &license, &Disassembly(&insns), opts)?;
-        session.progs.push(fd);
+        session.load_raw(&ProgramSpec {
+            name: &program.name,
+            point,
+            insns: &insns,
+            license: &license,
+            disassembly: &Disassembly(&insns),
+        })?;
     }
 
-    // Opened before attaching so no line is missed.
-    let mut pipe = match &report.tracefs {
-        Ok(dir) => Some(TracePipe::open(dir)?),
-        Err(e) => {
-            eprintln!("nobtf: warning: no trace pipe to stream ({e})");
-            None
-        }
-    };
-    for (program, prog) in object.programs.iter().zip(&session.progs) {
-        let attached = attach_plan.attach(program.kind, &program.function, prog.as_fd());
-        let attachment = attached.map_err(|err| {
-            let tracefs = report.tracefs.as_deref().ok();
-            let fix = "name one in the section";
-            match check::explain_attach_failure(&program.function, &err, tracefs, fix) {
-                Some(why) => LegacyLoadError::Function {
-                    program: program.name.clone(),
-                    function: program.function.clone(),
-                    why,
-                },
-                None => err.into(),
-            }
-        })?;
-        session.attachments.push(attachment);
+    match &report.tracefs {
+        Ok(_) => session.open_trace_pipe()?,
+        Err(e) => eprintln!("nobtf: warning: no trace pipe to stream ({e})"),
     }
+    session.attach_all()?;
     let names: Vec<String> = object
         .programs
         .iter()
         .map(|p| format!("{} ({})", p.name, p.section))
         .collect();
     eprintln!(
-        "nobtf: attached {} by {attach_plan} in {} ms",
+        "nobtf: attached {} by {attach} in {} ms",
         names.join(", "),
         started.elapsed().as_millis()
     );
 
-    let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD])?;
-    let mut child = match &args.command {
-        Some(command) => Some(session::spawn(command)?),
-        None => None,
-    };
-    let deadline = duration.map(|d| Instant::now() + d);
-    let mut stream = Stream {
-        out,
-        lost: 0,
-        scratch: Vec::new(),
-    };
-    let result = stream.run(&session, pipe.as_mut(), &signals, child.as_mut(), deadline);
-    session::end_command(child.as_mut());
+    if let Some(command) = &request.command {
+        session.run_command(command)?;
+    }
+    let deadline = request.duration.map(|d| Instant::now() + d);
+    let mut copier = Copier { out, lost: 0 };
+    let result = session.stream(&mut copier, deadline).and_then(|()| {
+        let rest = session.take_pipe_rest();
+        if !rest.is_empty() {
+            copier.emit(&rest)?;
+        }
+        Ok(copier.out.flush().map_err(write_error)?)
+    });
+    session.end_command();
     // Unlike `nobtf run`, no loss flush: the kernel reports a full ring's
     // losses only with the ring's next sample, and only the object's own
     // programs write there, so losses in the last moments may go uncounted.
-    if stream.lost > 0 {
-        eprintln!("nobtf: {} perf samples lost (ring full)", stream.lost);
+    if copier.lost > 0 {
+        eprintln!("nobtf: {} perf samples lost (ring full)", copier.lost);
     }
-    drop(signals);
     drop(session);
     result
 }
@@ -323,78 +283,44 @@ impl std::fmt::Display for Disassembly<'_> {
 }
 
 /// Copies trace pipe lines and perf samples to the output.
-struct Stream<'a> {
+struct Copier<'a> {
     out: &'a mut dyn Write,
     lost: u64,
-    /// Ring bytes, reused.
-    scratch: Vec<u8>,
 }
 
-impl Stream<'_> {
-    fn run(
-        &mut self,
-        session: &Session,
-        mut pipe: Option<&mut TracePipe>,
-        signals: &SignalFd,
-        child: Option<&mut Child>,
-        deadline: Option<Instant>,
-    ) -> Result<(), LegacyLoadError> {
-        let mut poll = session::poll_set(signals, &session.rings, pipe.as_deref());
-        session::stream(&mut poll, signals, child, deadline, || {
-            if let Some(p) = pipe.as_deref_mut() {
-                self.drain_pipe(p)?;
-            }
-            self.drain_rings(session)?;
-            // Both drained dry: show what came at once.
-            self.out.flush().map_err(write_error)?;
-            Ok::<_, LegacyLoadError>(Flow::Continue)
-        })?;
-        let rest = pipe.map(TracePipe::take_rest).unwrap_or_default();
-        if !rest.is_empty() {
-            self.emit(&rest)?;
-        }
-        Ok(self.out.flush().map_err(write_error)?)
-    }
-
+impl Copier<'_> {
     fn emit(&mut self, line: &str) -> Result<(), LegacyLoadError> {
         Ok(writeln!(self.out, "{line}").map_err(write_error)?)
     }
+}
 
-    fn drain_pipe(&mut self, pipe: &mut TracePipe) -> Result<(), LegacyLoadError> {
-        pipe.drain(|line| {
-            // Formats ending in "\n" leave an empty line on kernels that add their own.
-            if !line.trim().is_empty() {
-                self.emit(line)?;
-            }
-            Ok::<_, LegacyLoadError>(Flow::Continue)
-        })?;
-        Ok(())
-    }
+impl Events for Copier<'_> {
+    type Error = LegacyLoadError;
 
     /// Perf samples have no format nobtf knows: one hex line each.
-    fn drain_rings(&mut self, session: &Session) -> Result<(), LegacyLoadError> {
-        let mut bytes = std::mem::take(&mut self.scratch);
-        for (cpu, ring) in &session.rings {
-            bytes.clear();
-            if ring.drain_into(&mut bytes) == 0 {
-                continue;
-            }
-            for record in ring::records(&bytes) {
-                match record? {
-                    Record::Sample(data) => {
-                        write!(self.out, "cpu {cpu}:").map_err(write_error)?;
-                        for byte in data {
-                            write!(self.out, " {byte:02x}").map_err(write_error)?;
-                        }
-                        writeln!(self.out).map_err(write_error)?;
-                    }
-                    Record::Lost(n) => self.lost += n,
-                    Record::Other(_) => {}
-                }
-            }
+    fn sample(&mut self, cpu: u32, data: &[u8]) -> Result<Flow, LegacyLoadError> {
+        write!(self.out, "cpu {cpu}:").map_err(write_error)?;
+        for byte in data {
+            write!(self.out, " {byte:02x}").map_err(write_error)?;
         }
-        self.scratch = bytes;
-        Ok(())
+        writeln!(self.out).map_err(write_error)?;
+        Ok(Flow::Continue)
+    }
+
+    fn lost(&mut self, _cpu: u32, count: u64) {
+        self.lost += count;
+    }
+
+    fn line(&mut self, line: &str) -> Result<Flow, LegacyLoadError> {
+        // Formats ending in "\n" leave an empty line on kernels that add their own.
+        if !line.trim().is_empty() {
+            self.emit(line)?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn idle(&mut self) -> Result<(), LegacyLoadError> {
+        Ok(self.out.flush().map_err(write_error)?)
     }
 }
 
@@ -413,7 +339,13 @@ mod tests {
             call(Helper::ProbeReadKernel),
             call(Helper::ProbeReadKernelStr),
             call(Helper::ProbeReadKernel),
-            RawInsn::new(class::JMP | jmp::EXIT, 0, 0, 0, 0),
+            RawInsn::new(
+                kernel_headers::bpf::class::JMP | kernel_headers::bpf::jmp::EXIT,
+                0,
+                0,
+                0,
+                0,
+            ),
         ];
         let old_kernel = |h: Helper| h.since() < kernel_headers::KernelVersion::new(5, 5, 0);
         let replaced = adapt_helpers("p", &mut insns, &mut { old_kernel }).unwrap();

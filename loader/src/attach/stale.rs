@@ -1,0 +1,155 @@
+//! Stale tracefs kprobe events: a SIGKILL'd nobtf cannot remove its own,
+//! so the next run (and `nobtf cleanup`) removes those whose owner is gone,
+//! recognized by the name `event_name` gives them.
+
+use std::fs;
+use std::path::Path;
+
+use super::{GROUP, write_kprobe_events};
+
+/// Parses a `kprobe_events` listing into (group/name) of nobtf's events.
+pub fn our_events(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter_map(|def| def.split_once(':').map(|(_, name)| name))
+        .filter(|name| name.starts_with(&format!("{GROUP}/")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The pid in a nobtf event name (`nobtf/nobtf_<pid>_...`), if it is one.
+pub fn owner_pid(event: &str) -> Option<u32> {
+    let rest = event.strip_prefix(&format!("{GROUP}/{GROUP}_"))?;
+    let (pid, kind_and_more) = rest.split_once('_')?;
+    if !kind_and_more.starts_with("p_") && !kind_and_more.starts_with("r_") {
+        return None;
+    }
+    // Exactly as `event_name` writes it: digits, no sign, no leading zero.
+    pid.parse::<u32>().ok().filter(|p| p.to_string() == pid)
+}
+
+/// What a stale-event sweep found.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// (event, owner pid) removed: their owner is gone.
+    pub removed: Vec<(String, u32)>,
+    /// (event, owner pid) left alone: their owner still runs.
+    pub kept: Vec<(String, u32)>,
+    /// (event, why) that could not be removed.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Removes nobtf's tracefs kprobe events whose owning process is gone (a
+/// tracefs event outlives a SIGKILL'd owner). Only names nobtf makes are
+/// considered; other groups, and nobtf events of live processes, are never
+/// touched. The kernel itself refuses to remove an event still in use.
+pub fn remove_stale(tracefs: &Path, alive: &dyn Fn(u32) -> bool) -> std::io::Result<Sweep> {
+    let listing = fs::read_to_string(tracefs.join("kprobe_events"))?;
+    let mut sweep = Sweep::default();
+    for event in our_events(&listing) {
+        let Some(pid) = owner_pid(&event) else {
+            continue;
+        };
+        if alive(pid) {
+            sweep.kept.push((event, pid));
+            continue;
+        }
+        match write_kprobe_events(tracefs, &format!("-:{event}")) {
+            Ok(()) => sweep.removed.push((event, pid)),
+            Err(err) => sweep.failed.push((event, err.to_string())),
+        }
+    }
+    Ok(sweep)
+}
+
+/// Whether a process of this pid exists (in this pid namespace).
+pub fn process_exists(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Removes stale nobtf kprobe events (their process is gone) and says so on
+/// stderr; `verbose` also reports what was kept and when nothing was found.
+pub fn sweep(tracefs: &Path, verbose: bool) -> Sweep {
+    let sweep = match remove_stale(tracefs, &process_exists) {
+        Ok(sweep) => sweep,
+        Err(err) => {
+            eprintln!(
+                "warning: reading {}: {err}",
+                tracefs.join("kprobe_events").display()
+            );
+            return Sweep::default();
+        }
+    };
+    for (event, pid) in &sweep.removed {
+        eprintln!("nobtf: removed stale kprobe event {event} (process {pid} is gone)");
+    }
+    for (event, why) in &sweep.failed {
+        eprintln!("warning: could not remove stale kprobe event {event}: {why}");
+    }
+    if verbose {
+        for (event, pid) in &sweep.kept {
+            eprintln!("nobtf: kept kprobe event {event} (process {pid} is running)");
+        }
+        if sweep.removed.is_empty() && sweep.failed.is_empty() {
+            eprintln!("nobtf: no stale kprobe events");
+        }
+    }
+    sweep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners() {
+        assert_eq!(owner_pid("nobtf/nobtf_123_p_do_unlinkat_0"), Some(123));
+        assert_eq!(owner_pid("nobtf/nobtf_9_r_do_unlinkat_isra_0_4"), Some(9));
+        // Not nobtf's naming: never claimed.
+        assert_eq!(owner_pid("nobtf/custom"), None);
+        assert_eq!(owner_pid("nobtf/nobtf_x_p_f_0"), None);
+        assert_eq!(owner_pid("nobtf/nobtf_12_q_f_0"), None);
+        assert_eq!(owner_pid("nobtf/nobtf_+12_p_f_0"), None);
+        assert_eq!(owner_pid("nobtf/nobtf_012_p_f_0"), None);
+        assert_eq!(owner_pid("foreign/nobtf_12_p_f_0"), None);
+    }
+
+    #[test]
+    fn stale_sweep_touches_only_dead_owners_events() {
+        // A plain file stands in for kprobe_events: removals are appended.
+        let dir = std::env::temp_dir().join(format!("nobtf-sweep-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let listing = "p:foreign/x do_unlinkat\n\
+                       p:nobtf/nobtf_10_p_do_unlinkat_0 do_unlinkat\n\
+                       r16:nobtf/nobtf_10_r_do_unlinkat_1 do_unlinkat\n\
+                       p:nobtf/nobtf_20_p_do_unlinkat_0 do_unlinkat\n\
+                       p:nobtf/handmade do_unlinkat\n";
+        fs::write(dir.join("kprobe_events"), listing).unwrap();
+        let sweep = remove_stale(&dir, &|pid| pid == 20).unwrap();
+        let written = fs::read_to_string(dir.join("kprobe_events")).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            written.strip_prefix(listing).unwrap(),
+            "-:nobtf/nobtf_10_p_do_unlinkat_0\n-:nobtf/nobtf_10_r_do_unlinkat_1\n"
+        );
+        assert_eq!(sweep.removed.len(), 2);
+        assert_eq!(
+            sweep.kept,
+            vec![("nobtf/nobtf_20_p_do_unlinkat_0".to_string(), 20)]
+        );
+        assert!(sweep.failed.is_empty());
+    }
+
+    #[test]
+    fn listing_filter() {
+        let listing = "p:kprobes/other do_sys_open\np:nobtf/nobtf_1_p_do_unlinkat_0 do_unlinkat\nr4:nobtf/nobtf_1_r_do_unlinkat_1 do_unlinkat\n";
+        assert_eq!(
+            our_events(listing),
+            vec![
+                "nobtf/nobtf_1_p_do_unlinkat_0",
+                "nobtf/nobtf_1_r_do_unlinkat_1"
+            ]
+        );
+    }
+}

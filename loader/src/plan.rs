@@ -1,0 +1,400 @@
+//! The plan: which path nobtf takes on this kernel, decided once from what
+//! `detect` found. `nobtf run` follows it, `nobtf check` prints its verdict
+//! (every reason `run` would refuse, from the same function), `nobtf dump`
+//! shows the programs it builds.
+//!
+//! The choices: the offsets profile (a file, or the builtin one where it is
+//! known to fit), the memory reader, the output (perf events or the trace
+//! pipe), the attach mechanism, object names and kern_version for loading.
+
+use std::io;
+use std::path::PathBuf;
+
+use kernel_headers::bpf::Helper;
+use probes::Program;
+use probes::unlink::{self, Choices, Output, ReadHelper};
+use profile::Profile;
+
+use crate::attach::{Attach, AttachMode, diagnose};
+use crate::detect::Report;
+use crate::features::Probeable;
+use crate::load::{LoadOptions, Support};
+use crate::sys::SysError;
+
+/// The function the unlink probes attach to.
+pub const FUNCTION: &str = unlink::FUNCTION;
+
+/// What to do with a clone of the unlink function.
+pub const PROFILE_FIX: &str =
+    "a clone's arguments may differ: generate a profile with `offsets gen`";
+
+/// Which memory reader the probes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadChoice {
+    /// `bpf_probe_read_kernel` where it loads, else `bpf_probe_read`.
+    Auto,
+    ProbeRead,
+    ProbeReadKernel,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot tell the kernel version: {0}")]
+    Kernel(String),
+    #[error(
+        "not allowed to load BPF programs ({0}): run as root or with CAP_BPF+CAP_PERFMON (CAP_SYS_ADMIN before 5.8)"
+    )]
+    NotRoot(SysError),
+    #[error(
+        "the kernel refused bpf(2) to root ({0}): kernel lockdown, an LSM, or RLIMIT_MEMLOCK that cannot be raised"
+    )]
+    Denied(SysError),
+    #[error("this kernel has no bpf(2) system call (CONFIG_BPF_SYSCALL is off): {0}")]
+    NoBpf(SysError),
+    #[error(
+        "this kernel does not load kprobe BPF programs ({0}); it needs CONFIG_BPF_EVENTS and CONFIG_KPROBE_EVENTS"
+    )]
+    NoKprobeProgs(SysError),
+    #[error("{name} cannot be probed: {why}")]
+    Function { name: String, why: String },
+    #[error("no way to attach: {0}")]
+    Attach(String),
+    #[error("helper {} is not available on this kernel (needed by the probes){}", .0.name(), since(*.0))]
+    Helper(Helper),
+    #[error(transparent)]
+    Profile(#[from] ProfileChoiceError),
+    #[error("building the probes: {0}")]
+    Build(#[from] probes::BuildError),
+}
+
+fn since(helper: Helper) -> String {
+    format!("; mainline has it since {}", helper.since().series())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileChoiceError {
+    #[error("reading offsets profile {path}: {err}")]
+    Read { path: String, err: io::Error },
+    #[error("offsets profile {path}: {err}")]
+    Parse {
+        path: String,
+        err: profile::ProfileError,
+    },
+    #[error(
+        "no offsets profile for kernel {release}: the builtin one is only known to fit {}; generate one with `offsets gen` and pass it with --offsets FILE",
+        profile::builtin::known_versions()
+    )]
+    NoBuiltin { release: String },
+}
+
+/// The profile to build the probes from: the given file, else the builtin
+/// one known to fit this kernel's version.
+pub fn choose_profile(offsets: Option<&PathBuf>, report: &Report) -> Result<Profile, PlanError> {
+    if let Some(path) = offsets {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| ProfileChoiceError::Read {
+            path: shown.clone(),
+            err,
+        })?;
+        return Ok(Profile::from_toml_str(&text)
+            .map_err(|err| ProfileChoiceError::Parse { path: shown, err })?);
+    }
+    let kernel = report
+        .kernel
+        .as_ref()
+        .map_err(|e| PlanError::Kernel(e.clone()))?;
+    let builtin = profile::builtin::for_version(kernel.version).ok_or_else(|| {
+        ProfileChoiceError::NoBuiltin {
+            release: kernel.release.clone(),
+        }
+    })?;
+    Ok(builtin.profile(&kernel.release))
+}
+
+/// The attach mechanism `mode` resolves to here.
+pub fn attach_mechanism(report: &Report, mode: AttachMode) -> Result<Attach, PlanError> {
+    let pmu = report
+        .pmu
+        .as_ref()
+        .map_err(|e| PlanError::Attach(e.clone()));
+    let tracefs = || {
+        report.tracefs.clone().map(Attach::Tracefs).map_err(|e| {
+            PlanError::Attach(format!(
+                "no kprobe PMU and no tracefs kprobe_events ({e}); the kernel needs CONFIG_KPROBE_EVENTS"
+            ))
+        })
+    };
+    match mode {
+        AttachMode::Pmu => match pmu? {
+            Some(p) => Ok(Attach::Pmu(*p)),
+            None => Err(PlanError::Attach(
+                "the kprobe PMU (/sys/bus/event_source/devices/kprobe, 4.17+) is missing; use --attach tracefs".into(),
+            )),
+        },
+        AttachMode::Tracefs => tracefs(),
+        AttachMode::Auto => match pmu {
+            Ok(Some(p)) => Ok(Attach::Pmu(*p)),
+            _ => tracefs(),
+        },
+    }
+}
+
+/// The reader the probes use.
+pub fn reader(report: &Report, choice: ReadChoice) -> Result<Helper, PlanError> {
+    match choice {
+        ReadChoice::ProbeRead => Ok(Helper::ProbeRead),
+        ReadChoice::ProbeReadKernel if report.has_helper(Helper::ProbeReadKernel) => {
+            Ok(Helper::ProbeReadKernel)
+        }
+        ReadChoice::ProbeReadKernel => Err(PlanError::Helper(Helper::ProbeReadKernel)),
+        ReadChoice::Auto => Ok(match report.helper(Helper::ProbeReadKernel) {
+            Some(Support::Yes) => Helper::ProbeReadKernel,
+            _ => Helper::ProbeRead,
+        }),
+    }
+}
+
+/// `Ok` when a kprobe can attach to `name`, else why not and what to try.
+pub fn explain_probeable(name: &str, probeable: &Probeable) -> Result<(), PlanError> {
+    match diagnose::why_unprobeable(probeable, PROFILE_FIX) {
+        None => Ok(()),
+        Some(why) => Err(PlanError::Function {
+            name: name.into(),
+            why,
+        }),
+    }
+}
+
+/// What the user asked of the unlink probes.
+#[derive(Debug, Clone)]
+pub struct UnlinkRequest {
+    /// `--offsets FILE`; `None` = the builtin profile where it fits.
+    pub offsets: Option<PathBuf>,
+    pub read: ReadChoice,
+    pub trace_pipe: bool,
+}
+
+/// What the unlink probes are built from.
+#[derive(Debug, Clone)]
+pub struct Probes {
+    pub profile: Profile,
+    /// The profile as the user named it: the file, or `builtin`.
+    pub profile_shown: String,
+    pub reader: Helper,
+    pub choices: Choices,
+}
+
+impl Probes {
+    /// The profile, the reader and the output for `request`. Asks the kernel
+    /// (once) whether `bpf_probe_read_kernel` loads when the reader is `Auto`.
+    pub fn choose(report: &mut Report, request: &UnlinkRequest) -> Result<Probes, PlanError> {
+        if request.read == ReadChoice::Auto {
+            report.probe(Helper::ProbeReadKernel);
+        }
+        let profile = choose_profile(request.offsets.as_ref(), report)?;
+        let reader = reader(report, request.read)?;
+        Ok(Probes {
+            profile,
+            profile_shown: request
+                .offsets
+                .as_ref()
+                .map_or_else(|| "builtin".to_string(), |p| p.display().to_string()),
+            reader,
+            choices: choices(reader, request.trace_pipe),
+        })
+    }
+
+    /// The entry and exit programs.
+    pub fn programs(&self) -> Result<[Program; 2], PlanError> {
+        build(&self.profile, &self.choices)
+    }
+}
+
+fn choices(reader: Helper, trace_pipe: bool) -> Choices {
+    Choices {
+        read: if reader == Helper::ProbeReadKernel {
+            ReadHelper::ProbeReadKernel
+        } else {
+            ReadHelper::ProbeRead
+        },
+        output: if trace_pipe {
+            Output::TracePrintk
+        } else {
+            Output::PerfEvents
+        },
+    }
+}
+
+fn build(profile: &Profile, choices: &Choices) -> Result<[Program; 2], PlanError> {
+    Ok([
+        unlink::entry(profile, choices)?,
+        unlink::exit(profile, choices)?,
+    ])
+}
+
+/// Everything `nobtf run unlink` does on this kernel.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    pub probes: Probes,
+    pub programs: [Program; 2],
+    pub attach: Attach,
+    pub load: LoadOptions,
+}
+
+/// The plan for `nobtf run unlink`, or every reason it cannot work here, in
+/// the order `run` meets them (`run` reports the first, `check` all).
+///
+/// Helpers count as missing only when a test load said so: `check` probes
+/// them all first; `run` probes none up front and names the missing one
+/// only if the load fails.
+pub fn run_plan(
+    report: &mut Report,
+    request: &UnlinkRequest,
+    mode: AttachMode,
+) -> Result<RunPlan, Vec<PlanError>> {
+    let mut problems = Vec::new();
+    let basic = report.basic().copied().map_err(|e| problems.push(e));
+    if let Err(e) = report.check_function() {
+        problems.push(e);
+    }
+    let probes = Probes::choose(report, request)
+        .map_err(|e| problems.push(e))
+        .ok();
+    let attach = attach_mechanism(report, mode).map_err(|e| problems.push(e));
+    // The helpers the programs call, from the chosen profile, else (to name
+    // them all at once) from the builtin one.
+    let programs = match &probes {
+        Some(p) => p.programs(),
+        None => {
+            let reader = reader(report, request.read).unwrap_or(Helper::ProbeRead);
+            let release = report.kernel.as_ref().map_or("", |k| &k.release);
+            build(
+                &profile::builtin::FILENAME.profile(release),
+                &choices(reader, request.trace_pipe),
+            )
+        }
+    };
+    let programs = programs.map_err(|e| problems.push(e));
+    if let Ok(programs) = &programs {
+        let mut missing = Vec::new();
+        for helper in programs.iter().flat_map(|p| p.helpers()) {
+            if !report.has_helper(helper) && !missing.contains(&helper) {
+                missing.push(helper);
+            }
+        }
+        problems.extend(missing.into_iter().map(PlanError::Helper));
+    }
+    match (basic, attach, probes, programs) {
+        (Ok(basic), Ok(attach), Some(probes), Ok(programs)) if problems.is_empty() => Ok(RunPlan {
+            probes,
+            programs,
+            attach,
+            load: LoadOptions {
+                kern_version: report.kern_version(),
+                names: basic.names,
+            },
+        }),
+        _ => Err(problems),
+    }
+}
+
+impl Report {
+    /// Whether the unlink function is probeable, where that was looked at.
+    pub fn check_function(&self) -> Result<(), PlanError> {
+        match &self.function {
+            None => Ok(()),
+            Some(Ok(p)) => explain_probeable(FUNCTION, p),
+            Some(Err(why)) => Err(PlanError::Function {
+                name: FUNCTION.into(),
+                why: why.clone(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::test_report;
+
+    #[test]
+    fn parse_errors_fit_one_line() {
+        let err = Profile::from_toml_str("format = 99").unwrap_err();
+        let text = ProfileChoiceError::Parse {
+            path: "p.toml".into(),
+            err,
+        }
+        .to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.starts_with("offsets profile p.toml: "), "{text}");
+    }
+
+    #[test]
+    fn no_attach_without_pmu_or_tracefs() {
+        let text = attach_mechanism(&test_report(None, 0), AttachMode::Auto)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            text,
+            "no way to attach: no kprobe PMU and no tracefs kprobe_events (no tracefs); the kernel needs CONFIG_KPROBE_EVENTS"
+        );
+    }
+
+    #[test]
+    fn unprobeable_functions_list_their_clones() {
+        let missing = Probeable::Missing {
+            candidates: vec!["f.isra.0".into(), "f.constprop.1".into()],
+        };
+        let text = explain_probeable("f", &missing).unwrap_err().to_string();
+        assert!(
+            text.starts_with("f cannot be probed: it is not in /proc/kallsyms, but the compiler's clones are: f.isra.0, f.constprop.1"),
+            "{text}"
+        );
+        let none = Probeable::Missing { candidates: vec![] };
+        assert!(explain_probeable("f", &none).is_err());
+        assert!(explain_probeable("f", &Probeable::Yes).is_ok());
+    }
+
+    fn request() -> UnlinkRequest {
+        UnlinkRequest {
+            offsets: None,
+            read: ReadChoice::ProbeRead,
+            trace_pipe: false,
+        }
+    }
+
+    /// A kernel before 4.11 has no bpf_probe_read_str: the plan that `check`
+    /// prints and `run` follows refuses it, naming the helper.
+    #[test]
+    fn a_helper_the_probes_call_that_a_test_load_found_absent_refuses_the_plan() {
+        let mut report = test_report(None, 0);
+        report.tracefs = Ok("/sys/kernel/tracing".into());
+        assert!(run_plan(&mut report, &request(), AttachMode::Auto).is_ok());
+        report.helpers.push((Helper::ProbeReadStr, Support::No));
+        let problems = run_plan(&mut report, &request(), AttachMode::Auto).unwrap_err();
+        let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            texts,
+            [
+                "helper bpf_probe_read_str is not available on this kernel (needed by the probes); mainline has it since 4.11"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_listed_in_runs_order() {
+        let mut report = test_report(Some(libc::EPERM), 1000);
+        report.kernel = Ok(crate::features::Kernel {
+            release: "4.14.177".into(),
+            version: crate::features::KernelVersion::parse("4.14.177").unwrap(),
+        });
+        report.helpers.push((Helper::PerfEventOutput, Support::No));
+        let problems = run_plan(&mut report, &request(), AttachMode::Auto).unwrap_err();
+        let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(texts.len(), 4, "{texts:#?}");
+        assert!(texts[0].starts_with("not allowed to load BPF programs"));
+        assert!(texts[1].starts_with("no offsets profile for kernel 4.14.177"));
+        assert!(texts[2].starts_with("no way to attach"));
+        assert!(texts[3].starts_with("helper bpf_perf_event_output is not available"));
+    }
+}

@@ -1,0 +1,249 @@
+//! `nobtf run unlink`: plan for this kernel, build the probes, set them up
+//! in a session, prove the profile with the canary, then print events until
+//! a stop condition. `printer` is what is done with each event.
+
+mod printer;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use probes::unlink;
+use probes::{ProbeKind as ProgKind, Program};
+
+use crate::attach::{AttachMode, AttachPoint, stale};
+use crate::canary::{self, CanaryError, Expected, Outcome};
+use crate::detect::{Report, Scope};
+use crate::load;
+use crate::output::Format;
+use crate::plan::{self, PROFILE_FIX, PlanError, ReadChoice, UnlinkRequest};
+use crate::session::{ProgramSpec, Session, SessionError, Setup};
+use printer::Printer;
+pub use printer::{Summary, event};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// `--offsets FILE`; `None` = the builtin profile where it fits.
+    pub offsets: Option<PathBuf>,
+    pub format: Format,
+    pub command: Option<String>,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    pub pid: Option<u32>,
+    pub attach: AttachMode,
+    pub read: ReadChoice,
+    pub trace_pipe: bool,
+    /// Data pages per CPU ring (a power of two).
+    pub buffer_pages: usize,
+    /// Run the canary before showing events.
+    pub verify: bool,
+    /// Report the start-up steps' times.
+    pub verbose: bool,
+}
+
+/// With `--verbose`, each start-up step's time since the previous one.
+struct Steps {
+    verbose: bool,
+    last: Instant,
+}
+
+impl Steps {
+    fn done(&mut self, step: &str) {
+        if self.verbose {
+            let now = Instant::now();
+            eprintln!(
+                "nobtf: {step}: {:.1} ms",
+                now.duration_since(self.last).as_secs_f64() * 1000.0
+            );
+            self.last = now;
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("building the probes: {0}")]
+    Encode(#[from] probes::BuildError),
+    #[error("--buffer-pages {0}: the kernel needs a power of two")]
+    BufferPages(usize),
+    #[error(transparent)]
+    Session(SessionError),
+    #[error(transparent)]
+    Canary(#[from] CanaryError),
+}
+
+impl From<SessionError> for RunError {
+    /// A function that cannot be probed is named as `check` names it.
+    fn from(err: SessionError) -> RunError {
+        match err {
+            SessionError::Unprobeable { function, why, .. } => {
+                RunError::Plan(PlanError::Function {
+                    name: function,
+                    why,
+                })
+            }
+            SessionError::Plan(err) => RunError::Plan(err),
+            err => RunError::Session(err),
+        }
+    }
+}
+
+/// Run to completion, printing events to `out`. `started` is when the
+/// process began, for the time-to-attach report.
+pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<Summary, RunError> {
+    if !opts.buffer_pages.is_power_of_two() {
+        return Err(RunError::BufferPages(opts.buffer_pages));
+    }
+    let mut steps = Steps {
+        verbose: opts.verbose,
+        last: started,
+    };
+    steps.done("process start and arguments");
+    let mut report = Report::detect(Scope::Start);
+    report.basic()?;
+    if let Ok(tracefs) = &report.tracefs {
+        stale::sweep(tracefs, false);
+    }
+    let request = UnlinkRequest {
+        offsets: opts.offsets.clone(),
+        read: opts.read,
+        trace_pipe: opts.trace_pipe,
+    };
+    let plan = plan::run_plan(&mut report, &request, opts.attach)
+        .map_err(|problems| problems.into_iter().next().expect("a refusal names why"))?;
+    steps.done("kernel features, stale probes, profile and building the programs");
+    if let Ok(kernel) = &report.kernel
+        && plan.probes.profile.kernel.release != kernel.release
+    {
+        eprintln!(
+            "warning: the offsets profile is for kernel {}, this kernel is {}",
+            plan.probes.profile.kernel.release, kernel.release
+        );
+    }
+    let mut session = Session::new(Setup {
+        attach: plan.attach.clone(),
+        load: plan.load,
+        tracefs: report.tracefs.clone(),
+        ring_pages: opts.buffer_pages,
+        clone_fix: PROFILE_FIX,
+    })?;
+    session.create_maps(
+        plan.programs
+            .iter()
+            .flat_map(|p| p.maps().iter().map(Into::into)),
+    )?;
+    steps.done("maps and perf rings");
+    for program in &plan.programs {
+        let insns = program.encode(|name| session.map(name).map(|m| m.raw()))?;
+        let spec = ProgramSpec {
+            name: program.name(),
+            point: attach_point(program),
+            insns: &insns,
+            license: load::GPL,
+            disassembly: program,
+        };
+        session.load(&spec, &mut report)?;
+    }
+    steps.done("loading the programs (verifier)");
+    if opts.trace_pipe {
+        session.open_trace_pipe()?;
+    }
+    session.attach_all()?;
+    steps.done("attaching");
+    eprintln!(
+        "nobtf: attached to {} entry and return ({}, {}, {}) in {} ms",
+        unlink::FUNCTION,
+        plan.attach,
+        plan.probes.reader.name(),
+        if opts.trace_pipe {
+            "trace pipe"
+        } else {
+            "perf events"
+        },
+        started.elapsed().as_millis()
+    );
+
+    let mut printer = Printer::new(opts, out, &session);
+    if opts.verify {
+        printer.hold();
+        match canary::check(&mut session, &mut printer, expected(&plan.probes))? {
+            // Asked to stop: nothing was shown yet, nothing to judge.
+            Outcome::Interrupted => printer.stop_holding(),
+            Outcome::Passed => printer.release_held()?,
+        }
+        steps.done("canary");
+    }
+    if let (Some(command), false) = (&opts.command, printer.stopping()) {
+        session.run_command(command)?;
+    }
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    let result = if printer.stopping() {
+        Ok(())
+    } else {
+        session
+            .stream(&mut printer, deadline)
+            .and_then(|()| printer.flush())
+    };
+    session.end_command();
+    if result.is_ok() && !opts.trace_pipe {
+        printer.flush_lost(&mut session);
+    }
+    // Detach (dropping the session) before the signals are unblocked.
+    drop(session);
+    result.map(|()| printer.into_summary())
+}
+
+fn attach_point(program: &Program) -> AttachPoint {
+    let function = program.function().to_string();
+    match program.kind() {
+        ProgKind::Kprobe => AttachPoint::Kprobe(function),
+        ProgKind::Kretprobe => AttachPoint::Kretprobe(function),
+    }
+}
+
+/// What the canary will check, and where the profile says it is read.
+fn expected(probes: &plan::Probes) -> Expected {
+    let profile = &probes.profile;
+    let expected_field = |key: &str| {
+        profile
+            .field(key)
+            .map(|f| format!("{key} (offset {})", f.offset))
+    };
+    let (name_field, refcnt_field) = match profile.unlink() {
+        Ok(profile::UnlinkFacts {
+            kind: profile::UnlinkArg::Filename { .. },
+            ..
+        }) => (
+            expected_field(profile::FILENAME_NAME).unwrap_or_default(),
+            expected_field(profile::FILENAME_REFCNT).ok(),
+        ),
+        Ok(facts) => (format!("the path argument ({})", facts.name_arg), None),
+        Err(e) => (e.to_string(), None),
+    };
+    Expected {
+        filename: String::new(),
+        name_field,
+        refcnt_field,
+        profile: probes.profile_shown.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unprobeable_functions_are_named_as_check_names_them() {
+        let err = RunError::from(SessionError::Unprobeable {
+            program: "unlink_entry".into(),
+            function: "do_unlinkat".into(),
+            why: "it is in /proc/kallsyms but not in available_filter_functions (notrace or blacklisted)".into(),
+        });
+        assert_eq!(
+            err.to_string(),
+            "do_unlinkat cannot be probed: it is in /proc/kallsyms but not in available_filter_functions (notrace or blacklisted)"
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! What `nobtf run unlink` does with each event: parse the record, keep
+//! nobtf's own (the canary's, the loss flush's) apart, filter by pid,
+//! print, count, hold lines while the canary runs, account for losses.
+
+use std::io::Write;
+
+use probes::event::{self as probe_event, EventKind as ProbeEventKind};
+
+use super::{RunError, RunOptions};
+use crate::canary::{Seen, Witness};
+use crate::output::{self, Event, EventKind};
+use crate::pipe_line;
+use crate::session::{Events, Flow, Session, write_error};
+use crate::sys;
+
+/// Counts at the end of a run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub delivered: u64,
+    /// (cpu, samples the kernel dropped because the ring was full).
+    pub lost: Vec<(u32, u64)>,
+    /// Records that did not parse (should be 0).
+    pub bad: u64,
+    pub trace_pipe: bool,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lost: u64 = self.lost.iter().map(|(_, n)| n).sum();
+        write!(f, "nobtf: {} events delivered", self.delivered)?;
+        if !self.trace_pipe {
+            write!(f, ", {lost} lost")?;
+            let per_cpu: Vec<String> = self
+                .lost
+                .iter()
+                .map(|(cpu, n)| format!("cpu{cpu}={n}"))
+                .collect();
+            write!(f, " ({})", per_cpu.join(" "))?;
+        }
+        if self.bad > 0 {
+            write!(f, ", {} unreadable records", self.bad)?;
+        }
+        Ok(())
+    }
+}
+
+/// The unlink front end's `Events`: shows other processes' events, keeps
+/// nobtf's own (the canary's, the loss flush's) apart.
+pub(super) struct Printer<'a> {
+    opts: &'a RunOptions,
+    /// Buffered by the caller: flushed whenever the session runs dry.
+    out: &'a mut dyn Write,
+    summary: Summary,
+    /// nobtf's own pid: its events are collected in `own`, never shown or
+    /// counted.
+    me: u32,
+    own: Vec<Seen>,
+    /// While the canary runs, the lines to show later.
+    held: Option<Vec<String>>,
+    /// A termination signal came (or --count was reached) before the
+    /// stream, or the stream is over: nothing more is shown.
+    stopping: bool,
+    /// --count was reached: the rest of a batch is not shown.
+    done: bool,
+}
+
+impl<'a> Printer<'a> {
+    pub(super) fn new(opts: &'a RunOptions, out: &'a mut dyn Write, session: &Session) -> Self {
+        Printer {
+            opts,
+            out,
+            summary: Summary {
+                trace_pipe: opts.trace_pipe,
+                lost: session
+                    .ring_cpus()
+                    .into_iter()
+                    .map(|cpu| (cpu, 0))
+                    .collect(),
+                ..Summary::default()
+            },
+            me: std::process::id(),
+            own: Vec::new(),
+            held: None,
+            stopping: false,
+            done: false,
+        }
+    }
+
+    fn counted(&mut self) -> Flow {
+        self.summary.delivered += 1;
+        match self.opts.count {
+            Some(n) if self.summary.delivered >= n => {
+                self.done = true;
+                Flow::Stop
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    /// Holds what would be shown until the canary passed.
+    pub(super) fn hold(&mut self) {
+        self.held = Some(Vec::new());
+    }
+
+    /// Drops the held lines and shows nothing more.
+    pub(super) fn stop_holding(&mut self) {
+        self.stopping = true;
+        self.held = None;
+    }
+
+    /// Whether nothing more is to be shown (a signal, --count).
+    pub(super) fn stopping(&self) -> bool {
+        self.stopping
+    }
+
+    pub(super) fn into_summary(self) -> Summary {
+        self.summary
+    }
+
+    /// Shows the lines held while the canary ran.
+    pub(super) fn release_held(&mut self) -> Result<(), RunError> {
+        for line in self.held.take().unwrap_or_default() {
+            writeln!(self.out, "{line}").map_err(write_error)?;
+            if let Flow::Stop = self.counted() {
+                self.stopping = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn flush(&mut self) -> Result<(), RunError> {
+        Ok(self.out.flush().map_err(write_error)?)
+    }
+
+    /// The kernel reports a full ring's losses (PERF_RECORD_LOST) only with
+    /// the next sample that fits: make one on each CPU (a failed unlink of
+    /// nobtf's own, never shown) so the summary counts every loss.
+    pub(super) fn flush_lost(&mut self, session: &mut Session) {
+        let Ok(before) = sys::affinity() else {
+            return;
+        };
+        let path = format!("/tmp/.nobtf-flush-{}", self.me);
+        for cpu in session.ring_cpus() {
+            if sys::set_affinity(&sys::CpuSet::only(cpu)).is_ok() {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        if let Err(err) = sys::set_affinity(&before) {
+            eprintln!("warning: {err}");
+        }
+        // After the stop: count losses, show nothing more.
+        self.stopping = true;
+        if let Err(err) = session.drain(self) {
+            eprintln!("warning: {err}");
+        }
+    }
+}
+
+impl Events for Printer<'_> {
+    type Error = RunError;
+
+    fn sample(&mut self, cpu: u32, data: &[u8]) -> Result<Flow, RunError> {
+        let raw = match probe_event::parse(data) {
+            Ok(raw) => raw,
+            Err(err) => {
+                self.summary.bad += 1;
+                eprintln!("warning: {err}");
+                return Ok(Flow::Continue);
+            }
+        };
+        let Some(event) = event(cpu, &raw) else {
+            return Ok(Flow::Continue);
+        };
+        if event.pid == self.me {
+            self.own.push(match event.kind {
+                EventKind::Entry { filename, refcnt } => Seen::Entry {
+                    filename: filename.into_owned(),
+                    refcnt,
+                },
+                EventKind::Exit { ret } => Seen::Exit { ret },
+            });
+            return Ok(Flow::Continue);
+        }
+        if self.opts.pid.is_some_and(|p| p != event.pid) || self.stopping || self.done {
+            return Ok(Flow::Continue);
+        }
+        if let Some(held) = self.held.as_mut() {
+            held.push(output::line(self.opts.format, &event));
+            return Ok(Flow::Continue);
+        }
+        output::write_line(self.out, self.opts.format, &event).map_err(write_error)?;
+        Ok(self.counted())
+    }
+
+    fn lost(&mut self, cpu: u32, count: u64) {
+        if let Some((_, n)) = self.summary.lost.iter_mut().find(|(c, _)| *c == cpu) {
+            *n += count;
+        }
+    }
+
+    fn line(&mut self, line: &str) -> Result<Flow, RunError> {
+        let Some(probe_line) = pipe_line::parse(line) else {
+            return Ok(Flow::Continue);
+        };
+        if probe_line.pid == Some(self.me)
+            && let Some(seen) = probe_line.seen
+        {
+            self.own.push(seen);
+            return Ok(Flow::Continue);
+        }
+        if self
+            .opts
+            .pid
+            .is_some_and(|want| probe_line.pid != Some(want))
+            || self.stopping
+        {
+            return Ok(Flow::Continue);
+        }
+        if let Some(held) = self.held.as_mut() {
+            held.push(line.to_string());
+            return Ok(Flow::Continue);
+        }
+        writeln!(self.out, "{line}").map_err(write_error)?;
+        Ok(self.counted())
+    }
+
+    fn idle(&mut self) -> Result<(), RunError> {
+        self.flush()
+    }
+}
+
+impl Witness for Printer<'_> {
+    fn own(&mut self) -> &mut Vec<Seen> {
+        &mut self.own
+    }
+
+    fn lost_total(&self) -> u64 {
+        self.summary.lost.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The event a record holds, borrowing its strings; `None` for a kind
+/// nobtf does not know.
+pub fn event(cpu: u32, raw: &probe_event::UnlinkEvent) -> Option<Event<'_>> {
+    let kind = match raw.kind()? {
+        ProbeEventKind::Entry => EventKind::Entry {
+            filename: raw.filename_str(),
+            refcnt: raw.refcnt(),
+        },
+        ProbeEventKind::Exit => EventKind::Exit { ret: raw.ret },
+    };
+    Some(Event {
+        ts_ns: raw.ts_ns,
+        cpu,
+        pid: raw.pid,
+        tid: raw.tid,
+        comm: raw.comm_str(),
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_text() {
+        let s = Summary {
+            delivered: 2,
+            lost: vec![(0, 0), (1, 3)],
+            bad: 0,
+            trace_pipe: false,
+        };
+        assert_eq!(
+            s.to_string(),
+            "nobtf: 2 events delivered, 3 lost (cpu0=0 cpu1=3)"
+        );
+    }
+}

@@ -1,0 +1,413 @@
+//! One session of programs on this kernel, whatever front end built them
+//! (`nobtf run`'s unlink probes, `nobtf load`'s legacy objects, a compiled
+//! trace script): it creates the maps (and a perf ring per CPU for each perf
+//! event array), loads the programs with the verifier's log on rejection,
+//! attaches each where it runs (naming why a function cannot be probed),
+//! runs the command, streams records and trace-pipe lines to the front
+//! end's `Events`, lets the front end read the maps, and tears everything
+//! down in reverse order when dropped.
+//!
+//! A front end's life with it:
+//! `Session::new` → `create_maps` → `load` (or `load_raw` to adapt and
+//! retry) per program → `open_trace_pipe` (optional) → `attach_all` →
+//! `run_command` (optional) → `stream` → `entries` (maps at exit) → drop.
+
+mod stream;
+
+use std::ffi::CStr;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use kernel_headers::bpf::{RawInsn, map_type};
+use probes::MaxEntries;
+
+use crate::attach::{Attach, AttachError, AttachPoint, Attachment, diagnose};
+use crate::detect::Report;
+use crate::features::{self, FeatureError};
+use crate::load::{self, LoadError, LoadOptions};
+use crate::plan::PlanError;
+use crate::ring::RingError;
+use crate::sys::{MapFd, PerfRing, PollSet, SignalFd, SysError};
+
+pub use stream::{Events, Flow, LATENCY_MS, TracePipe};
+
+/// What the plan decided for this kernel, as far as a session needs it.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// How kprobes attach.
+    pub attach: Attach,
+    pub load: LoadOptions,
+    /// Where tracefs is (or why not): the trace pipe, tracepoints and the
+    /// diagnosis of a failed kprobe need it.
+    pub tracefs: Result<PathBuf, String>,
+    /// Data pages per CPU ring of each perf event array (a power of two).
+    pub ring_pages: usize,
+    /// What to try when a probed function is missing but its compiler's
+    /// clones are there.
+    pub clone_fix: &'static str,
+}
+
+/// A map to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapSpec {
+    pub name: String,
+    /// `kernel_headers::bpf::map_type::*`: hash, array, their per-CPU
+    /// forms, a perf event array.
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: MaxEntries,
+    pub flags: u32,
+}
+
+impl From<&probes::MapSpec> for MapSpec {
+    fn from(spec: &probes::MapSpec) -> MapSpec {
+        MapSpec {
+            name: spec.name.to_string(),
+            map_type: spec.map_type,
+            key_size: spec.key_size,
+            value_size: spec.value_size,
+            max_entries: spec.max_entries,
+            flags: 0,
+        }
+    }
+}
+
+/// A program to load and where to attach it. `insns` are final: map
+/// references already carry the fds of this session's maps.
+pub struct ProgramSpec<'a> {
+    pub name: &'a str,
+    pub point: AttachPoint,
+    pub insns: &'a [RawInsn],
+    pub license: &'a CStr,
+    /// Shown next to the verifier's log when it rejects the program.
+    pub disassembly: &'a dyn fmt::Display,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("running `{command}`: {err}")]
+    Command { command: String, err: io::Error },
+    #[error("{what}: {err}")]
+    Io { what: String, err: io::Error },
+    #[error("{0}")]
+    Sys(#[from] SysError),
+    #[error("{0}")]
+    Ring(#[from] RingError),
+    #[error(transparent)]
+    Feature(#[from] FeatureError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    /// What a failed load or attach turned out to mean.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("program `{program}` attaches to {function}, which cannot be probed: {why}")]
+    Unprobeable {
+        program: String,
+        function: String,
+        why: String,
+    },
+    #[error("--duration {0}: give a positive number of seconds")]
+    Duration(f64),
+    #[error("no map `{0}` in this session")]
+    NoMap(String),
+}
+
+/// The output could not be written.
+pub fn write_error(err: io::Error) -> SessionError {
+    SessionError::Io {
+        what: "writing output".into(),
+        err,
+    }
+}
+
+/// `--duration SECS` as a duration: positive and finite, or an error.
+pub fn duration(secs: Option<f64>) -> Result<Option<Duration>, SessionError> {
+    match secs {
+        Some(secs) if !(secs.is_finite() && secs > 0.0) => Err(SessionError::Duration(secs)),
+        Some(secs) => Ok(Some(Duration::from_secs_f64(secs))),
+        None => Ok(None),
+    }
+}
+
+/// Slots for a perf event array sized to the CPUs: the highest possible
+/// CPU number plus one.
+pub fn cpu_slots() -> Result<u32, FeatureError> {
+    let cpus = features::possible_cpus()?;
+    Ok(cpus.iter().max().map_or(1, |&m| m + 1))
+}
+
+/// One (key, value) of a map, as the kernel's bytes.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// A loaded program and where it goes.
+struct Loaded {
+    name: String,
+    point: AttachPoint,
+    fd: OwnedFd,
+}
+
+/// What was set up. Fields drop in declaration order, the reverse of
+/// creation: (the command is ended first, in `Drop`) attachments, rings,
+/// programs, maps, the trace pipe, and last the signalfd, so signals stay
+/// held until everything is detached. A failure half-way drops what exists
+/// so far in that same order.
+pub struct Session {
+    setup: Setup,
+    child: Option<Child>,
+    attachments: Vec<Attachment>,
+    /// (cpu, its ring), for every perf event array.
+    rings: Vec<(u32, PerfRing)>,
+    progs: Vec<Loaded>,
+    /// (name, map), in order of creation.
+    maps: Vec<(String, MapFd)>,
+    pipe: Option<TracePipe>,
+    /// Built at the first wait, once every fd exists.
+    poll: Option<PollSet>,
+    /// Ring bytes, reused.
+    scratch: Vec<u8>,
+    signals: SignalFd,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.end_command();
+    }
+}
+
+impl Session {
+    /// Takes termination signals (and SIGCHLD) through a signalfd from now
+    /// on: a signal during set-up is seen by `stream`, not lost.
+    pub fn new(setup: Setup) -> Result<Session, SessionError> {
+        let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD])?;
+        Ok(Session {
+            setup,
+            child: None,
+            attachments: Vec::new(),
+            rings: Vec::new(),
+            progs: Vec::new(),
+            maps: Vec::new(),
+            pipe: None,
+            poll: None,
+            scratch: Vec::new(),
+            signals,
+        })
+    }
+
+    /// Creates each map not created yet (by name), in order; a perf event
+    /// array also gets one ring per online CPU.
+    pub fn create_maps(
+        &mut self,
+        specs: impl IntoIterator<Item = MapSpec>,
+    ) -> Result<(), SessionError> {
+        for spec in specs {
+            if self.map(&spec.name).is_some() {
+                continue;
+            }
+            let max_entries = match spec.max_entries {
+                MaxEntries::Fixed(n) => n,
+                MaxEntries::PossibleCpus => cpu_slots()?,
+            };
+            let slots = match spec.map_type {
+                map_type::PERCPU_HASH | map_type::PERCPU_ARRAY => {
+                    features::possible_cpus()?.len() as u32
+                }
+                _ => 1,
+            };
+            let shape = load::MapShape {
+                map_type: spec.map_type,
+                key_size: spec.key_size,
+                value_size: spec.value_size,
+                max_entries,
+                map_flags: spec.flags,
+            };
+            let map = load::create_map(&spec.name, shape, self.setup.load.names, slots)?;
+            if spec.map_type == map_type::PERF_EVENT_ARRAY {
+                stream::open_rings(&map, self.setup.ring_pages, &mut self.rings)?;
+                self.poll = None;
+            }
+            self.maps.push((spec.name, map));
+        }
+        Ok(())
+    }
+
+    pub fn map(&self, name: &str) -> Option<&MapFd> {
+        self.maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+    }
+
+    /// The maps' fds in order of creation (legacy relocations index them).
+    pub fn map_fds(&self) -> Vec<RawFd> {
+        self.maps.iter().map(|(_, m)| m.raw()).collect()
+    }
+
+    /// Every (key, value) of a map, by BPF_MAP_GET_NEXT_KEY and LOOKUP; a
+    /// per-CPU map's value holds each CPU's, 8-byte aligned. Keys deleted
+    /// meanwhile are skipped.
+    pub fn entries(&self, name: &str) -> Result<Vec<Entry>, SessionError> {
+        let map = self
+            .map(name)
+            .ok_or_else(|| SessionError::NoMap(name.into()))?;
+        let mut entries = Vec::new();
+        let mut key = vec![0u8; map.key_size() as usize];
+        let mut next = key.clone();
+        let first = match map.next_key(None, &mut next) {
+            // Before 4.12 the kernel takes no NULL key: a key of zeros gives
+            // the first key unless it is itself in the map.
+            Err(err) if err.errno() == Some(libc::EFAULT) => {
+                let mut value = vec![0u8; map.lookup_len()];
+                if map.lookup(&key, &mut value)? {
+                    entries.push((key.clone(), value));
+                }
+                map.next_key(Some(&key), &mut next)?
+            }
+            other => other?,
+        };
+        let mut more = first;
+        while more {
+            std::mem::swap(&mut key, &mut next);
+            let mut value = vec![0u8; map.lookup_len()];
+            if map.lookup(&key, &mut value)? && !entries.iter().any(|(k, _)| *k == key) {
+                entries.push((key.clone(), value));
+            }
+            more = map.next_key(Some(&key), &mut next)?;
+        }
+        Ok(entries)
+    }
+
+    /// Loads a program as given; the kernel's refusal comes back as is.
+    pub fn load_raw(&mut self, spec: &ProgramSpec<'_>) -> Result<(), LoadError> {
+        let fd = load::load_program(
+            spec.name,
+            spec.point.prog_type(),
+            spec.insns,
+            spec.license,
+            spec.disassembly,
+            self.setup.load,
+        )?;
+        self.progs.push(Loaded {
+            name: spec.name.to_string(),
+            point: spec.point.clone(),
+            fd,
+        });
+        Ok(())
+    }
+
+    /// Loads a program; when the kernel refuses it, names the first helper
+    /// it calls that this kernel lacks (by test loads, asked only now)
+    /// rather than showing the verifier's long log.
+    pub fn load(
+        &mut self,
+        spec: &ProgramSpec<'_>,
+        report: &mut Report,
+    ) -> Result<(), SessionError> {
+        self.load_raw(spec).map_err(|err| {
+            match report.missing_helper(&load::called_helpers(spec.insns)) {
+                Some(helper) => SessionError::Plan(PlanError::Helper(helper)),
+                None => err.into(),
+            }
+        })
+    }
+
+    /// Opens the kernel's trace pipe: before attaching, so no line is missed.
+    pub fn open_trace_pipe(&mut self) -> Result<(), SessionError> {
+        let tracefs = self
+            .setup
+            .tracefs
+            .as_deref()
+            .map_err(|e| PlanError::Attach(format!("--trace-pipe needs tracefs: {e}")))?;
+        self.pipe = Some(TracePipe::open(tracefs)?);
+        self.poll = None;
+        Ok(())
+    }
+
+    /// Attaches every loaded program, in order of loading. When attaching to
+    /// a function fails, kallsyms and available_filter_functions are read to
+    /// say why.
+    pub fn attach_all(&mut self) -> Result<(), SessionError> {
+        for prog in &self.progs {
+            let tracefs = self.setup.tracefs.as_deref().ok();
+            let cpus = match prog.point {
+                AttachPoint::CpuClock { .. } => features::online_cpus()?,
+                _ => Vec::new(),
+            };
+            let attached =
+                self.setup
+                    .attach
+                    .attach_point(&prog.point, prog.fd.as_fd(), tracefs, &cpus);
+            let attachments = attached.map_err(|err| {
+                let explained = prog.point.function().and_then(|function| {
+                    diagnose::explain_attach_failure(function, &err, tracefs, self.setup.clone_fix)
+                        .map(|why| SessionError::Unprobeable {
+                            program: prog.name.clone(),
+                            function: function.to_string(),
+                            why,
+                        })
+                });
+                explained.unwrap_or_else(|| err.into())
+            })?;
+            self.attachments.extend(attachments);
+        }
+        Ok(())
+    }
+
+    /// Runs `/bin/sh -c command`; `stream` stops when it exits.
+    pub fn run_command(&mut self, command: &str) -> Result<(), SessionError> {
+        let child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command)
+            .spawn()
+            .map_err(|err| SessionError::Command {
+                command: command.into(),
+                err,
+            })?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Ends the command if it still runs (the stream stopped for another
+    /// reason: count, signal, duration): it is not left behind.
+    pub fn end_command(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && child.try_wait().ok().flatten().is_none()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The CPUs with a ring, in ring order.
+    pub fn ring_cpus(&self) -> Vec<u32> {
+        self.rings.iter().map(|(cpu, _)| *cpu).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_must_be_positive_and_finite() {
+        assert_eq!(duration(None).unwrap(), None);
+        assert_eq!(
+            duration(Some(0.5)).unwrap(),
+            Some(Duration::from_millis(500))
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = duration(Some(bad)).unwrap_err().to_string();
+            assert!(
+                err.ends_with(": give a positive number of seconds"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            duration(Some(0.0)).unwrap_err().to_string(),
+            "--duration 0: give a positive number of seconds"
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! The session's event loop: perf rings per CPU, the trace pipe, the
+//! signalfd, polled together; records and lines handed to the front end's
+//! `Events` until a stop condition.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Instant;
+
+use super::{Session, SessionError};
+use crate::features;
+use crate::ring::{self, Record};
+use crate::sys::{self, MapFd, PerfRing, PollSet};
+
+/// How late a quiet event may be shown: the rings wake the reader only
+/// once `wakeup_bytes` wait (see `attrs::perf_output`), so the poll times
+/// out this often to pick up the rest (and to check the stop conditions).
+pub const LATENCY_MS: i32 = 10;
+
+/// How many passes over the rings one drain makes at most.
+const DRAIN_PASSES: usize = 16;
+
+/// Where the signalfd is in the poll set.
+const SIGNALS_INDEX: usize = 0;
+
+/// Whether the loop goes on after a drain.
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// What a front end does with what the programs send.
+pub trait Events {
+    type Error: From<SessionError>;
+    /// One perf sample (the bytes a program passed to `perf_event_output`,
+    /// padded to 8) from `cpu`'s ring. After a `Stop` the rest of the
+    /// batch still comes (to count losses); it is not to be shown.
+    fn sample(&mut self, cpu: u32, data: &[u8]) -> Result<Flow, Self::Error>;
+    /// The kernel dropped `count` samples on `cpu`: its ring was full.
+    fn lost(&mut self, cpu: u32, count: u64);
+    /// One trace-pipe line, its end trimmed.
+    fn line(&mut self, line: &str) -> Result<Flow, Self::Error>;
+    /// Everything is drained: a good moment to flush the output.
+    fn idle(&mut self) -> Result<(), Self::Error>;
+}
+
+/// Bytes waiting in a ring before it wakes the reader: a page (about a
+/// dozen unlink records), at most half the ring.
+fn wakeup_bytes(ring_bytes: usize) -> u32 {
+    (sys::page_size().min(ring_bytes / 2)).max(1) as u32
+}
+
+/// One ring of `pages` data pages per online CPU, its fd stored in the perf
+/// event array `map`.
+pub(super) fn open_rings(
+    map: &MapFd,
+    pages: usize,
+    rings: &mut Vec<(u32, PerfRing)>,
+) -> Result<(), SessionError> {
+    let possible = features::possible_cpus()?;
+    let online = features::online_cpus().unwrap_or(possible);
+    let attr = crate::attrs::perf_output(wakeup_bytes(pages * sys::page_size()));
+    for cpu in online {
+        let fd = sys::perf_event_open(&attr, None, -1, cpu as i32)?;
+        let ring = PerfRing::map(fd, pages)?;
+        let ring_fd = ring.fd().as_raw_fd() as u32;
+        map.update(
+            &cpu.to_ne_bytes(),
+            &ring_fd.to_ne_bytes(),
+            kernel_headers::bpf_attr::BPF_ANY,
+        )?;
+        rings.push((cpu, ring));
+    }
+    Ok(())
+}
+
+/// The kernel's trace pipe, read without blocking, split into lines.
+pub struct TracePipe {
+    file: File,
+    /// A line not yet ended.
+    rest: String,
+}
+
+impl TracePipe {
+    pub fn open(tracefs: &Path) -> Result<TracePipe, SessionError> {
+        let path = tracefs.join("trace_pipe");
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|err| SessionError::Io {
+                what: format!("opening {}", path.display()),
+                err,
+            })?;
+        Ok(TracePipe {
+            file,
+            rest: String::new(),
+        })
+    }
+
+    /// Reads what is there, giving each whole line (its end trimmed) to
+    /// `line` until the pipe is empty or `line` says stop; the lines after
+    /// a stop wait for the next drain.
+    fn drain<E: From<SessionError>>(
+        &mut self,
+        mut line: impl FnMut(&str) -> Result<Flow, E>,
+    ) -> Result<Flow, E> {
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = match self.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    return Err(SessionError::Io {
+                        what: "reading trace_pipe".into(),
+                        err,
+                    }
+                    .into());
+                }
+            };
+            self.rest.push_str(&String::from_utf8_lossy(&buf[..n]));
+            while let Some(end) = self.rest.find('\n') {
+                let whole: String = self.rest.drain(..=end).collect();
+                if let Flow::Stop = line(whole.trim_end())? {
+                    return Ok(Flow::Stop);
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+impl Session {
+    /// The last trace-pipe line, not ended by the kernel (yet).
+    pub fn take_pipe_rest(&mut self) -> String {
+        self.pipe
+            .as_mut()
+            .map(|p| std::mem::take(&mut p.rest))
+            .unwrap_or_default()
+    }
+
+    fn poll_set(&mut self) -> &mut PollSet {
+        if self.poll.is_none() {
+            // The signalfd first, at SIGNALS_INDEX.
+            let mut fds: Vec<BorrowedFd<'_>> = vec![self.signals.fd()];
+            fds.extend(self.rings.iter().map(|(_, r)| r.fd()));
+            if let Some(p) = &self.pipe {
+                fds.push(p.file.as_fd());
+            }
+            self.poll = Some(PollSet::new(&fds));
+        }
+        self.poll.as_mut().expect("built just above")
+    }
+
+    /// Waits up to `timeout_ms` for data or a signal; returns whether a
+    /// termination signal came (SIGCHLD only wakes the loop).
+    pub fn wait(&mut self, timeout_ms: i32) -> Result<bool, SessionError> {
+        let poll = self.poll_set();
+        let interrupted = poll.wait(timeout_ms)?;
+        let ready = poll.ready(SIGNALS_INDEX);
+        let mut signalled = false;
+        // The signalfd is read only when it has something: under a storm each
+        // wakeup is then one poll(2), not a poll and a failed read.
+        if interrupted || ready {
+            while let Some(sig) = self.signals.read()? {
+                signalled |= sig != libc::SIGCHLD;
+            }
+        }
+        Ok(signalled)
+    }
+
+    /// Hands `events` the trace pipe's lines, then the rings' records until
+    /// a pass finds them all empty (then `idle`, so a quiet trace shows each
+    /// event within a poll) or for at most `DRAIN_PASSES` passes under a
+    /// storm, so signals and the command's exit are still seen.
+    pub fn drain<H: Events>(&mut self, events: &mut H) -> Result<Flow, H::Error> {
+        if let Some(pipe) = self.pipe.as_mut()
+            && let Flow::Stop = pipe.drain(|line| events.line(line))?
+        {
+            return Ok(Flow::Stop);
+        }
+        let mut bytes = std::mem::take(&mut self.scratch);
+        let flow = drain_rings(&self.rings, &mut bytes, events);
+        self.scratch = bytes;
+        flow
+    }
+
+    /// Calls `drain` each time data may have come, until a termination
+    /// signal, the command's exit, the deadline, or `events` says stop. The
+    /// stop conditions are checked before the drain, so the last drain sees
+    /// everything the command's programs wrote before it exited.
+    pub fn stream<H: Events>(
+        &mut self,
+        events: &mut H,
+        deadline: Option<Instant>,
+    ) -> Result<(), H::Error> {
+        loop {
+            let timeout = deadline.map_or(LATENCY_MS, |d| {
+                d.saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(LATENCY_MS as u128) as i32
+            });
+            let mut stop = self.wait(timeout)?;
+            if let Some(c) = self.child.as_mut() {
+                let exited = c.try_wait().map_err(|err| SessionError::Io {
+                    what: "waiting for the command".into(),
+                    err,
+                })?;
+                stop |= exited.is_some();
+            }
+            stop |= deadline.is_some_and(|d| Instant::now() >= d);
+            let flow = self.drain(events)?;
+            if stop || matches!(flow, Flow::Stop) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn drain_rings<H: Events>(
+    rings: &[(u32, PerfRing)],
+    bytes: &mut Vec<u8>,
+    events: &mut H,
+) -> Result<Flow, H::Error> {
+    for _ in 0..DRAIN_PASSES {
+        let mut got = false;
+        for (cpu, ring) in rings {
+            bytes.clear();
+            if ring.drain_into(bytes) == 0 {
+                continue;
+            }
+            got = true;
+            let mut flow = Flow::Continue;
+            for record in ring::records(bytes) {
+                match record.map_err(SessionError::from)? {
+                    Record::Sample(data) => {
+                        if let Flow::Stop = events.sample(*cpu, data)? {
+                            flow = Flow::Stop;
+                        }
+                    }
+                    Record::Lost(n) => events.lost(*cpu, n),
+                    Record::Other(_) => {}
+                }
+            }
+            if let Flow::Stop = flow {
+                return Ok(Flow::Stop);
+            }
+        }
+        if !got {
+            events.idle()?;
+            break;
+        }
+    }
+    Ok(Flow::Continue)
+}
