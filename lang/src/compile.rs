@@ -188,7 +188,7 @@ fn user_space(
         for arg in args {
             values.push(match &arg.kind {
                 TKind::Const(n) => Value::Uint(*n),
-                TKind::ConstStr(s) => Value::Str(s.clone()),
+                TKind::ConstStr(s) => Value::Str(s.clone().into_bytes()),
                 _ => return Err(refuse(arg.span)),
             });
         }

@@ -49,6 +49,7 @@ pub mod lexer;
 pub mod output;
 pub mod parser;
 pub mod providers;
+pub mod report;
 pub mod tracepoint;
 pub mod typed;
 

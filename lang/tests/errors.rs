@@ -152,7 +152,7 @@ fn one_line_causes() {
         ("kprobe:f { $x = 1 / 0; }", "division by zero"),
         (
             "kprobe:f { @h = lhist(arg0, 10, 0, 1); }",
-            "lhist needs min < max",
+            "lhist() min must be less than max (provided min 10 and max 0)",
         ),
         (
             "BEGIN { printf(\"%d\\n\", pid); }",
