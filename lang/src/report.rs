@@ -146,10 +146,13 @@ pub fn find_map<'a>(compiled: &'a Compiled, name: &str) -> Result<&'a MapSpec, R
         .ok_or_else(|| ReportError::UnknownMap { map: name.into() })
 }
 
+/// bpftrace 0.23 prints every integer key as the signed value of its 64
+/// bits, whatever the key's type: `@[(uint64)-1]` is `@[-1]`, while a
+/// `uint32` key, zero-extended, stays positive.
 fn key_part(value: Value) -> KeyPart {
     match value {
         Value::Int(n) => KeyPart::Int(n),
-        Value::Uint(n) => KeyPart::Uint(n),
+        Value::Uint(n) => KeyPart::Int(n as i64),
         Value::Str(s) => KeyPart::Str(s),
     }
 }
