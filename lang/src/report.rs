@@ -137,6 +137,14 @@ pub fn attached_probes(count: u64, format: Format) -> String {
     }
 }
 
+/// The line printed when the kernel dropped `count` records.
+pub fn lost_events(count: u64, format: Format) -> String {
+    match format {
+        Format::Text => format::text::lost_events(count),
+        Format::Json => format::json::lost_events(count),
+    }
+}
+
 /// The spec of map `name` (as an event names it).
 pub fn find_map<'a>(compiled: &'a Compiled, name: &str) -> Result<&'a MapSpec, ReportError> {
     compiled
