@@ -17,6 +17,7 @@ use probes::asm::{AluOp, Builder, Insn, Insns, JmpOp, Reg, Size, Width};
 use crate::ast::{BinOp, UnOp};
 use crate::check::value_type;
 use crate::diag::{Error, Span};
+use crate::format::hist::HIST_SEARCH_STEPS;
 use crate::kernel::{Kernel, Readers};
 use crate::output::{EVENTS_MAP, MapKind, MapSpec, ValueType};
 use crate::typed::*;
@@ -322,7 +323,7 @@ impl Gen<'_> {
                 self.b.add(R1, 1);
                 self.b.store(Size::DW, R0, 0, R1);
             }
-            MapKind::Sum | MapKind::Avg => {
+            MapKind::Sum { .. } | MapKind::Avg => {
                 self.b.load(Size::DW, R1, R0, 0);
                 self.b.load(Size::DW, R2, R10, v);
                 self.b.add(R1, R2);
@@ -333,22 +334,20 @@ impl Gen<'_> {
                     self.b.store(Size::DW, R0, 8, R1);
                 }
             }
-            MapKind::Min | MapKind::Max => {
+            MapKind::Min { signed } | MapKind::Max { signed } => {
                 let set = self.label();
+                // bpftrace 0.23 takes the value unless is_set is exactly 1.
                 self.b.load(Size::DW, R1, R0, 8);
-                self.b.jump(JmpOp::Eq, R1, 0, set);
+                self.b.jump(JmpOp::Ne, R1, 1, set);
                 self.b.load(Size::DW, R1, R0, 0);
                 self.b.load(Size::DW, R2, R10, v);
-                let keep = if kind == MapKind::Min {
-                    JmpOp::Sge
+                // Keep the old value unless the new one beats it, compared
+                // with the argument's sign.
+                let beaten = if signed { JmpOp::Sgt } else { JmpOp::Gt };
+                if matches!(kind, MapKind::Min { .. }) {
+                    self.b.jump(beaten, R2, R1, done);
                 } else {
-                    JmpOp::Sgt
-                };
-                // Keep the old value unless the new one beats it.
-                if kind == MapKind::Min {
-                    self.b.jump(keep, R2, R1, done);
-                } else {
-                    self.b.jump(keep, R1, R2, done);
+                    self.b.jump(beaten, R1, R2, done);
                 }
                 self.b.label(set);
                 self.b.load(Size::DW, R2, R10, v);
@@ -365,11 +364,11 @@ impl Gen<'_> {
             MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => {
                 self.b.store(Size::DW, R10, val, 1);
             }
-            MapKind::Sum => {
+            MapKind::Sum { .. } => {
                 self.b.load(Size::DW, R1, R10, v);
                 self.b.store(Size::DW, R10, val, R1);
             }
-            MapKind::Min | MapKind::Max | MapKind::Avg => {
+            MapKind::Min { .. } | MapKind::Max { .. } | MapKind::Avg => {
                 self.b.load(Size::DW, R1, R10, v);
                 self.b.store(Size::DW, R10, val, R1);
                 self.b.store(Size::DW, R10, val + 8, 1);
@@ -381,19 +380,20 @@ impl Gen<'_> {
         Ok(())
     }
 
-    /// r0 = bpftrace's log2 bucket of the signed value in r0: 0 for
-    /// negatives, 1 for 0, else 2 + floor(log2 r0). Unrolled: no loops.
+    /// r0 = [`crate::format::HistParams::bucket`] (bits 0) of the signed
+    /// value in r0: 0 for negatives, 1 for 0, else 2 + floor(log2 r0),
+    /// the top bit found by [`HIST_SEARCH_STEPS`]. Unrolled: no loops.
     fn log2_bucket(&mut self) {
         let (negative, zero, end) = (self.label(), self.label(), self.label());
         self.b.mov(R1, 0);
         self.b.jump(JmpOp::Sgt, R1, R0, negative);
         self.b.jump(JmpOp::Eq, R0, 0, zero);
-        for shift in [32, 16, 8, 4, 2, 1] {
+        for (threshold, shift) in HIST_SEARCH_STEPS {
             let skip = self.label();
-            self.b.ld_imm64(R2, 1i64 << shift);
+            self.b.ld_imm64(R2, threshold as i64);
             self.b.jump(JmpOp::Gt, R2, R0, skip);
-            self.b.alu(AluOp::Rsh, R0, shift);
-            self.b.add(R1, shift);
+            self.b.alu(AluOp::Rsh, R0, shift as i32);
+            self.b.add(R1, shift as i32);
             self.b.label(skip);
         }
         self.b.mov(R0, R1);
@@ -407,7 +407,8 @@ impl Gen<'_> {
         self.b.label(end);
     }
 
-    /// r0 = bpftrace's lhist bucket of the signed value in r0.
+    /// r0 = [`crate::format::LhistParams::bucket`] of the signed value in
+    /// r0 (a value at `max` lands where one above it does).
     fn linear_bucket(&mut self, min: i64, max: i64, step: i64) {
         let (below, above, end) = (self.label(), self.label(), self.label());
         self.b.ld_imm64(R1, min);

@@ -7,11 +7,13 @@ use crate::ast::Program;
 use crate::check::Checker;
 use crate::codegen::generate;
 use crate::diag::Error;
+use crate::fields::CType;
 use crate::fields::{FieldInfo, FieldSource};
 use crate::kernel::Kernel;
+use crate::lexer::Tok;
 use crate::output::{Event, EventFormat, MapSpec, Value};
 use crate::providers::{AttachPoint, Context, resolve};
-use crate::tracepoint::TracepointSource;
+use crate::tracepoint::{TracepointField, TracepointFormat, TracepointSource};
 use crate::typed::{TKind, TStmt};
 
 /// What the program is checked and compiled against.
@@ -188,7 +190,7 @@ fn user_space(
         for arg in args {
             values.push(match &arg.kind {
                 TKind::Const(n) => Value::Uint(*n),
-                TKind::ConstStr(s) => Value::Str(s.clone()),
+                TKind::ConstStr(s) => Value::Str(s.clone().into_bytes()),
                 _ => return Err(refuse(arg.span)),
             });
         }
@@ -221,12 +223,10 @@ fn user_space(
 /// Every `struct.member` a program uses, sorted: what `offsets gen
 /// --fields-from PROGRAM` must generate. Members are looked up as if every
 /// one existed (a pointer-sized member of unknown type, so nested chains
-/// need their casts, as they do against a profile).
-pub fn fields_used(
-    source: &str,
-    tracepoints: &dyn TracepointSource,
-    kernel: Kernel,
-) -> Result<Vec<String>, Error> {
+/// need their casts, as they do against a profile). Tracepoint arguments
+/// are not struct fields: every tracepoint is taken to exist, with each
+/// `args->NAME` the program reads as an integer, so no tracefs is needed.
+pub fn fields_used(source: &str, kernel: Kernel) -> Result<Vec<String>, Error> {
     struct Anything;
     impl FieldSource for Anything {
         fn field(&self, _: &str, _: &str) -> Option<FieldInfo> {
@@ -238,12 +238,13 @@ pub fn fields_used(
         }
     }
     let program: Program = crate::parser::parse(source)?;
+    let tracepoints = AnyTracepoint(tracepoint_args(source));
     let target = Target {
         fields: &Anything,
-        tracepoints,
+        tracepoints: &tracepoints,
         kernel,
     };
-    let mut checker = Checker::new(&Anything, tracepoints, kernel);
+    let mut checker = Checker::new(&Anything, &tracepoints, kernel);
     checker.maps = discover_maps(&program, &target);
     for probe in &program.probes {
         for attach in &probe.attach {
@@ -252,4 +253,50 @@ pub fn fields_used(
         }
     }
     Ok(checker.used_fields.into_iter().collect())
+}
+
+/// Every tracepoint, each with the given argument names as 8-byte integers.
+struct AnyTracepoint(Vec<String>);
+
+impl TracepointSource for AnyTracepoint {
+    fn format(&self, _: &str, _: &str) -> Option<TracepointFormat> {
+        let fields = self
+            .0
+            .iter()
+            .zip(0u32..)
+            .map(|(name, i)| TracepointField {
+                name: name.clone(),
+                c_type: CType::parse("unsigned long", 8),
+                offset: 8 + 8 * i,
+                size: 8,
+                data_loc: false,
+            })
+            .collect();
+        Some(TracepointFormat { id: None, fields })
+    }
+}
+
+/// The names after `args->` (or `args.`) in `source`. A lexing error ends
+/// the scan: the parser reports it.
+fn tracepoint_args(source: &str) -> Vec<String> {
+    let mut lexer = crate::lexer::Lexer::new(source);
+    let mut tokens = Vec::new();
+    while let Ok((tok, _)) = lexer.next_token() {
+        if tok == Tok::Eof {
+            break;
+        }
+        tokens.push(tok);
+    }
+    let mut names: Vec<String> = tokens
+        .windows(3)
+        .filter_map(|w| match w {
+            [Tok::Ident(args), Tok::Punct("->" | "."), Tok::Ident(name)] if args == "args" => {
+                Some(name.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }

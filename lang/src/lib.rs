@@ -30,8 +30,8 @@
 //! 6. At exit run [`Compiled::end`], then print every non-empty map: keys
 //!    by [`output::MapSpec::decode_key`], values (all CPUs' slices) by
 //!    [`output::MapSpec::combine`], histogram buckets by
-//!    [`output::MapSpec::bucket`]; formatting as bpftrace does is the
-//!    printers' job.
+//!    [`output::MapSpec::bucket`]; [`report`] turns records and map
+//!    entries into bpftrace's text or JSON through the [`format`] printers.
 //!
 //! [`fields_used`] lists the `struct.member` keys a program needs, for
 //! `offsets gen --fields-from PROGRAM`.
@@ -49,6 +49,7 @@ pub mod lexer;
 pub mod output;
 pub mod parser;
 pub mod providers;
+pub mod report;
 pub mod tracepoint;
 pub mod typed;
 

@@ -32,7 +32,9 @@ impl ValueType {
 pub enum Value {
     Int(i64),
     Uint(u64),
-    Str(String),
+    /// The bytes before the first NUL (not necessarily UTF-8: bpftrace
+    /// prints the bytes).
+    Str(Vec<u8>),
 }
 
 /// A value at an offset in a record or key.
@@ -50,12 +52,20 @@ pub enum MapKind {
     Assign(ValueType),
     /// `count()`: u64 per CPU, summed.
     Count,
-    /// `sum(x)`: i64 per CPU, summed.
-    Sum,
-    /// `min(x)`/`max(x)`: per CPU `[i64 value, u64 set]`.
-    Min,
-    Max,
-    /// `avg(x)`: per CPU `[i64 sum, u64 count]`; bpftrace prints sum/count.
+    /// `sum(x)`: u64 per CPU, summed; printed signed when `x` is.
+    Sum {
+        signed: bool,
+    },
+    /// `min(x)`/`max(x)`: per CPU `[u64 value, u64 is_set]`, compared and
+    /// printed signed when `x` is (bpftrace 0.23).
+    Min {
+        signed: bool,
+    },
+    Max {
+        signed: bool,
+    },
+    /// `avg(x)`: per CPU `[u64 total, u64 count]`; bpftrace prints
+    /// total/count signed whatever `x`'s sign.
     Avg,
     /// `hist(x)`: the key ends in a u64 bucket (bpftrace's log2 buckets:
     /// 0 for negatives, 1 for 0, `2 + floor(log2 x)` above); value u64 count.
@@ -157,9 +167,7 @@ pub fn decode_slots(bytes: &[u8], slots: &[Slot]) -> Result<Vec<Value>, DecodeEr
                 ValueType::Str { len } => {
                     let text = bytes.get(start..start + len as usize).ok_or(truncated)?;
                     let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-                    Ok(Value::Str(
-                        String::from_utf8_lossy(&text[..end]).into_owned(),
-                    ))
+                    Ok(Value::Str(text[..end].to_vec()))
                 }
             }
         })
@@ -194,9 +202,10 @@ pub enum MapValue {
     Value(Value),
     Count(u64),
     Sum(i64),
-    /// `None` when no CPU set it.
-    Min(Option<i64>),
-    Max(Option<i64>),
+    /// As `x`'s type: signed values sign-extended. `None` when no CPU set
+    /// it.
+    Min(Option<u64>),
+    Max(Option<u64>),
     Avg {
         sum: i64,
         count: u64,
@@ -253,7 +262,7 @@ impl MapSpec {
         };
         let mut total: u64 = 0;
         let mut second: u64 = 0;
-        let mut best: Option<i64> = None;
+        let mut min_max: Vec<(u64, u64)> = Vec::new();
         for b in per_cpu {
             match self.kind {
                 MapKind::Assign(ty) => {
@@ -262,33 +271,30 @@ impl MapSpec {
                         value.into_iter().next().unwrap_or(Value::Uint(0)),
                     ));
                 }
-                MapKind::Count | MapKind::Sum | MapKind::Hist | MapKind::Lhist { .. } => {
+                MapKind::Count | MapKind::Sum { .. } | MapKind::Hist | MapKind::Lhist { .. } => {
                     total = total.wrapping_add(int(b, 0)?)
                 }
                 MapKind::Avg => {
                     total = total.wrapping_add(int(b, 0)?);
                     second = second.wrapping_add(int(b, 8)?);
                 }
-                MapKind::Min | MapKind::Max => {
-                    if int(b, 8)? != 0 {
-                        let v = int(b, 0)? as i64;
-                        best = Some(match (best, self.kind) {
-                            (Some(b), MapKind::Min) => b.min(v),
-                            (Some(b), _) => b.max(v),
-                            (None, _) => v,
-                        });
-                    }
+                MapKind::Min { .. } | MapKind::Max { .. } => {
+                    min_max.push((int(b, 0)?, int(b, 8)?));
                 }
             }
         }
+        let any_set = min_max.iter().any(|&(_, is_set)| is_set as u32 != 0);
+        let min_max = |signed, is_max| {
+            any_set.then(|| crate::format::combine_min_max(&min_max, signed, is_max))
+        };
         Ok(match self.kind {
-            MapKind::Sum => MapValue::Sum(total as i64),
+            MapKind::Sum { .. } => MapValue::Sum(total as i64),
             MapKind::Avg => MapValue::Avg {
                 sum: total as i64,
                 count: second,
             },
-            MapKind::Min => MapValue::Min(best),
-            MapKind::Max => MapValue::Max(best),
+            MapKind::Min { signed } => MapValue::Min(min_max(signed, false)),
+            MapKind::Max { signed } => MapValue::Max(min_max(signed, true)),
             _ => MapValue::Count(total),
         })
     }
@@ -324,12 +330,19 @@ mod tests {
         let unset = words(&[0, 0]);
         let all: [&[u8]; 3] = [&cpu0, &cpu1, &unset];
         assert_eq!(
-            spec(MapKind::Min).combine(&all),
-            Ok(MapValue::Min(Some(-3)))
+            spec(MapKind::Min { signed: true }).combine(&all),
+            Ok(MapValue::Min(Some(-3i64 as u64)))
         );
-        assert_eq!(spec(MapKind::Max).combine(&all), Ok(MapValue::Max(Some(5))));
         assert_eq!(
-            spec(MapKind::Max).combine(&[&unset]),
+            spec(MapKind::Max { signed: true }).combine(&all),
+            Ok(MapValue::Max(Some(5)))
+        );
+        assert_eq!(
+            spec(MapKind::Max { signed: false }).combine(&all),
+            Ok(MapValue::Max(Some(-3i64 as u64)))
+        );
+        assert_eq!(
+            spec(MapKind::Max { signed: true }).combine(&[&unset]),
             Ok(MapValue::Max(None))
         );
         assert_eq!(

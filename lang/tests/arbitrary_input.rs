@@ -200,7 +200,7 @@ fn statement() -> impl Strategy<Value = String> {
         1 => format!("@c[{a}] = count()"),
         2 => format!("@s = sum({a})"),
         3 => format!("@h = hist({a})"),
-        4 => format!("@l = lhist({a}, -10, 100, 7)"),
+        4 => format!("@l = lhist({a}, 0, 100, 7)"),
         5 => format!("printf(\"%d %u %s\\n\", {a}, {b}, comm)"),
         6 => format!("@mx[comm, {a}] = max({b})"),
         _ => format!("@v = {a}"),

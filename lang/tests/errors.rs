@@ -152,7 +152,7 @@ fn one_line_causes() {
         ("kprobe:f { $x = 1 / 0; }", "division by zero"),
         (
             "kprobe:f { @h = lhist(arg0, 10, 0, 1); }",
-            "lhist needs min < max",
+            "lhist() min must be less than max (provided min 10 and max 0)",
         ),
         (
             "BEGIN { printf(\"%d\\n\", pid); }",
@@ -211,7 +211,6 @@ fn fields_used_lists_every_member() {
     let src = "kprobe:f { $t = (struct task_struct *)arg0; @[((struct mm_struct *)$t->mm)->owner] = count(); printf(\"%d\\n\", $t->se.vruntime); }";
     let fields = fields_used(
         src,
-        &NoTracepoints,
         Kernel::for_release(KernelVersion::new(5, 4, 0), NATIVE),
     )
     .unwrap();
@@ -223,4 +222,12 @@ fn fields_used_lists_every_member() {
             "task_struct.se.vruntime"
         ]
     );
+    // Tracepoint arguments need no tracefs and are not fields.
+    let src = r#"tracepoint:syscalls:sys_enter_openat /args->flags & 1/ { $f = (struct file *)args->dfd; printf("%s %d\n", str(args->filename), $f->f_flags); }"#;
+    let fields = fields_used(
+        src,
+        Kernel::for_release(KernelVersion::new(5, 4, 0), NATIVE),
+    )
+    .unwrap();
+    assert_eq!(fields, ["file.f_flags"]);
 }

@@ -94,7 +94,9 @@ impl Checker<'_> {
         let key_size = (user_key + if bucket { 8 } else { 0 }).max(8);
         let (value_size, per_cpu) = match kind {
             MapKind::Assign(ty) => (ty.size(), false),
-            MapKind::Min | MapKind::Max | MapKind::Avg => (16, self.kernel.percpu_hash),
+            MapKind::Min { .. } | MapKind::Max { .. } | MapKind::Avg => {
+                (16, self.kernel.percpu_hash)
+            }
             _ => (8, self.kernel.percpu_hash),
         };
         let spec = MapSpec {
@@ -108,8 +110,17 @@ impl Checker<'_> {
         };
         let map = match self.maps.iter().position(|m| m.name == name) {
             Some(i) => {
+                let old = &mut self.maps[i];
+                // The same aggregation of values of either sign: signed
+                // wins, as bpftrace promotes to the signed type.
+                match (&mut old.kind, kind) {
+                    (MapKind::Sum { signed: a }, MapKind::Sum { signed: b })
+                    | (MapKind::Min { signed: a }, MapKind::Min { signed: b })
+                    | (MapKind::Max { signed: a }, MapKind::Max { signed: b }) => *a |= b,
+                    _ => {}
+                }
                 let old = &self.maps[i];
-                let compatible = old.kind == kind
+                let compatible = same_kind(old.kind, kind)
                     || matches!(
                         (old.kind, kind),
                         (
@@ -166,9 +177,33 @@ impl Checker<'_> {
                     expect_args(name, args, 0, span)?;
                     Some((MapKind::Count, Agg::Count))
                 }
-                "sum" => Some((MapKind::Sum, Agg::Sum(one(self, "sum's argument")?))),
-                "min" => Some((MapKind::Min, Agg::Min(one(self, "min's argument")?))),
-                "max" => Some((MapKind::Max, Agg::Max(one(self, "max's argument")?))),
+                "sum" => {
+                    let e = one(self, "sum's argument")?;
+                    Some((
+                        MapKind::Sum {
+                            signed: is_signed(&e),
+                        },
+                        Agg::Sum(e),
+                    ))
+                }
+                "min" => {
+                    let e = one(self, "min's argument")?;
+                    Some((
+                        MapKind::Min {
+                            signed: is_signed(&e),
+                        },
+                        Agg::Min(e),
+                    ))
+                }
+                "max" => {
+                    let e = one(self, "max's argument")?;
+                    Some((
+                        MapKind::Max {
+                            signed: is_signed(&e),
+                        },
+                        Agg::Max(e),
+                    ))
+                }
                 "avg" => Some((MapKind::Avg, Agg::Avg(one(self, "avg's argument")?))),
                 "hist" => Some((MapKind::Hist, Agg::Hist(one(self, "hist's argument")?))),
                 "lhist" => {
@@ -185,12 +220,9 @@ impl Checker<'_> {
                         })?;
                     }
                     let [min, max, step] = consts;
-                    if step <= 0 || max <= min {
-                        return Err(Error::at(span, "lhist needs min < max and step > 0"));
-                    }
-                    if (max - min) / step > 1000 {
-                        return Err(Error::at(span, "lhist would have more than 1000 buckets"));
-                    }
+                    // bpftrace's checks, so that the printer takes them too.
+                    crate::format::LhistParams::new(min, max, step)
+                        .map_err(|e| Error::at(span, e.to_string()))?;
                     Some((
                         MapKind::Lhist { min, max, step },
                         Agg::Lhist {
@@ -217,4 +249,21 @@ impl Checker<'_> {
         }
         Ok((MapKind::Assign(value_type(&e.ty)), Err(e)))
     }
+}
+
+/// Whether an aggregation's argument is signed (a constant is, as in
+/// bpftrace, where literals are `int64`).
+fn is_signed(e: &TExpr) -> bool {
+    matches!(e.ty, Ty::Int { signed: true }) || matches!(e.kind, TKind::Const(_))
+}
+
+/// Kinds that may share a map: equal up to the argument's sign.
+fn same_kind(a: MapKind, b: MapKind) -> bool {
+    let unsigned = |k| match k {
+        MapKind::Sum { .. } => MapKind::Sum { signed: false },
+        MapKind::Min { .. } => MapKind::Min { signed: false },
+        MapKind::Max { .. } => MapKind::Max { signed: false },
+        k => k,
+    };
+    unsigned(a) == unsigned(b)
 }

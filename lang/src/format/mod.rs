@@ -36,8 +36,11 @@
 //! - `hist(x[, bits])`, `lhist(x, min, max, step)`: the map key is the
 //!   user's key followed by a u64 bucket index, the value a u64 count per
 //!   CPU; the index is [`HistParams::bucket`] / [`LhistParams::bucket`];
-//! - integer map keys are 64 bits and keep the expression's sign
-//!   ([`KeyPart::Int`] / [`KeyPart::Uint`]);
+//! - integer map keys are 64 bits, sign- or zero-extended as the
+//!   expression's type says, and printed as signed 64-bit values whatever
+//!   that type (`@[(uint64)-1]` prints `@[-1]`, `@[(uint32)-1]`
+//!   `@[4294967295]`; checked against 0.23.2): `crate::report` hands them
+//!   over as [`KeyPart::Int`];
 //! - `str()` reads up to [`printf::MAX_STRLEN`] (1024) bytes by default.
 //!
 //! Where nobtf knowingly differs from bpftrace 0.23:

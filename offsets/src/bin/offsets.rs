@@ -65,6 +65,10 @@ struct GenArgs {
     /// Extra field `struct.member` to record (repeatable).
     #[arg(long = "field", value_name = "STRUCT.MEMBER")]
     fields: Vec<String>,
+    /// Record every field a `nobtf trace` program uses: the program's text
+    /// or a file holding it (repeatable).
+    #[arg(long = "fields-from", value_name = "PROGRAM")]
+    fields_from: Vec<String>,
     /// The kernel release to record when the input lacks one (raw BTF).
     #[arg(long)]
     release: Option<String>,
@@ -83,9 +87,41 @@ fn load(path: &Path) -> Result<Profile> {
     Profile::from_toml_str(&text).with_context(|| format!("{}", path.display()))
 }
 
+/// The `struct.member` fields a trace program (text, or a file path)
+/// reads.
+fn program_fields(program: &str) -> Result<Vec<String>> {
+    let path = Path::new(program);
+    let source = if path.is_file() {
+        String::from_utf8(read(path)?)
+            .with_context(|| format!("{} is not UTF-8 text", path.display()))?
+    } else {
+        program.to_string()
+    };
+    // Which fields a program reads does not depend on the kernel's BPF
+    // features; any kernel the language supports will do.
+    let kernel = lang::kernel::Kernel::for_release(
+        kernel_headers::KernelVersion::new(6, 1, 0),
+        kernel_headers::pt_regs::NATIVE,
+    );
+    lang::fields_used(&source, kernel).map_err(|e| {
+        anyhow::anyhow!(
+            "--fields-from: the program does not compile:\n{}",
+            e.render(&source)
+        )
+    })
+}
+
 fn gen_cmd(args: GenArgs) -> Result<()> {
+    let mut fields = args.fields;
+    for program in &args.fields_from {
+        for field in program_fields(program)? {
+            if !fields.contains(&field) {
+                fields.push(field);
+            }
+        }
+    }
     let mut request = Request {
-        fields: args.fields,
+        fields,
         release: args.release,
     };
     let progress = &mut |msg: &str| eprintln!("offsets: {msg}");
