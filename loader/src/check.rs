@@ -13,6 +13,7 @@ use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use kernel_headers::bpf::Helper;
+use probes::unlink::ReadHelper;
 
 use crate::attach::{self, AttachError, AttachMode, Attachment, ProbeKind};
 use crate::features::{self, Kernel, KprobePmu, Probeable};
@@ -28,6 +29,30 @@ pub enum ReadChoice {
     ProbeRead,
     #[value(name = "probe_read_kernel")]
     ProbeReadKernel,
+    /// `bpf_probe_read` alone, fixed-size path reads (for kernels before
+    /// 4.11, which have no `bpf_probe_read_str`).
+    #[value(name = "probe_read_fixed")]
+    ProbeReadFixed,
+}
+
+impl ReadChoice {
+    fn flag(self) -> &'static str {
+        match self {
+            ReadChoice::Auto => "auto",
+            ReadChoice::ProbeRead => "probe_read",
+            ReadChoice::ProbeReadKernel => "probe_read_kernel",
+            ReadChoice::ProbeReadFixed => "probe_read_fixed",
+        }
+    }
+}
+
+/// How `nobtf check` and the attach line name a reader.
+pub fn reader_name(read: ReadHelper) -> &'static str {
+    match read {
+        ReadHelper::ProbeReadKernel => "bpf_probe_read_kernel",
+        ReadHelper::ProbeRead => "bpf_probe_read",
+        ReadHelper::ProbeReadFixed => "bpf_probe_read (fixed-size reads)",
+    }
 }
 
 /// The function nobtf probes.
@@ -74,6 +99,11 @@ pub enum PlanError {
     Helper(Helper),
     #[error("cannot read {0}")]
     Cpus(String),
+    #[error(
+        "--read-helper {} needs helper {}, which this kernel does not have{}: use --read-helper auto",
+        .choice.flag(), .helper.name(), since(*.helper)
+    )]
+    ReadHelper { choice: ReadChoice, helper: Helper },
 }
 
 fn since(helper: Helper) -> String {
@@ -219,17 +249,34 @@ impl Report {
         }
     }
 
-    /// The reader the probes use.
-    pub fn read_plan(&self, choice: ReadChoice) -> Result<Helper, PlanError> {
-        match choice {
-            ReadChoice::ProbeRead => Ok(Helper::ProbeRead),
-            ReadChoice::ProbeReadKernel if self.has_helper(Helper::ProbeReadKernel) => {
-                Ok(Helper::ProbeReadKernel)
+    /// The helpers `auto` needs probed before [`Report::read_plan`] (a
+    /// second one only where the first is not there).
+    pub fn probe_readers(&mut self) {
+        if *self.probe(Helper::ProbeReadKernel) != Support::Yes {
+            self.probe(Helper::ProbeReadStr);
+        }
+    }
+
+    /// The reader the probes use: the newest the kernel has for `auto`, or
+    /// the one chosen, refused when a helper it needs is known absent.
+    pub fn read_plan(&self, choice: ReadChoice) -> Result<ReadHelper, PlanError> {
+        let needs = |helper: Helper, read: ReadHelper| {
+            if self.has_helper(helper) {
+                Ok(read)
+            } else {
+                Err(PlanError::ReadHelper { choice, helper })
             }
-            ReadChoice::ProbeReadKernel => Err(PlanError::Helper(Helper::ProbeReadKernel)),
+        };
+        match choice {
+            ReadChoice::ProbeReadFixed => needs(Helper::ProbeRead, ReadHelper::ProbeReadFixed),
+            ReadChoice::ProbeRead => needs(Helper::ProbeReadStr, ReadHelper::ProbeRead),
+            ReadChoice::ProbeReadKernel => {
+                needs(Helper::ProbeReadKernel, ReadHelper::ProbeReadKernel)
+            }
             ReadChoice::Auto => Ok(match self.helper(Helper::ProbeReadKernel) {
-                Some(Support::Yes) => Helper::ProbeReadKernel,
-                _ => Helper::ProbeRead,
+                Some(Support::Yes) => ReadHelper::ProbeReadKernel,
+                _ if self.has_helper(Helper::ProbeReadStr) => ReadHelper::ProbeRead,
+                _ => ReadHelper::ProbeReadFixed,
             }),
         }
     }
@@ -407,7 +454,7 @@ impl fmt::Display for Report {
             Err(e) => problems.push(e.to_string()),
         }
         match self.read_plan(ReadChoice::Auto) {
-            Ok(h) => writeln!(f, "  read helper        {}", h.name())?,
+            Ok(h) => writeln!(f, "  read helper        {}", reader_name(h))?,
             Err(e) => problems.push(e.to_string()),
         }
         let output = if self.has_helper(Helper::PerfEventOutput) {
@@ -482,6 +529,65 @@ mod tests {
         assert_eq!(
             text,
             "no way to attach: no kprobe PMU and no tracefs kprobe_events (no tracefs); the kernel needs CONFIG_KPROBE_EVENTS"
+        );
+    }
+
+    /// A kernel before 4.11: `bpf_probe_read` but no `bpf_probe_read_str`.
+    fn report_4_10() -> Report {
+        let mut r = report(None, 0);
+        r.helpers = vec![
+            (Helper::ProbeRead, Support::Yes),
+            (Helper::ProbeReadStr, Support::No),
+            (Helper::ProbeReadKernel, Support::No),
+        ];
+        r
+    }
+
+    #[test]
+    fn before_4_11_auto_reads_fixed_sizes_and_probe_read_is_refused() {
+        let r = report_4_10();
+        assert_eq!(
+            r.read_plan(ReadChoice::Auto).unwrap(),
+            ReadHelper::ProbeReadFixed
+        );
+        assert_eq!(
+            r.read_plan(ReadChoice::ProbeReadFixed).unwrap(),
+            ReadHelper::ProbeReadFixed
+        );
+        assert_eq!(
+            r.read_plan(ReadChoice::ProbeRead).unwrap_err().to_string(),
+            "--read-helper probe_read needs helper bpf_probe_read_str, which this kernel does not have; mainline has it since 4.11: use --read-helper auto"
+        );
+        assert_eq!(
+            r.read_plan(ReadChoice::ProbeReadKernel)
+                .unwrap_err()
+                .to_string(),
+            "--read-helper probe_read_kernel needs helper bpf_probe_read_kernel, which this kernel does not have; mainline has it since 5.5: use --read-helper auto"
+        );
+        let text = r.to_string();
+        assert!(
+            text.contains("read helper        bpf_probe_read (fixed-size reads)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn auto_takes_the_newest_reader_there_is() {
+        let mut r = report_4_10();
+        r.helpers[1].1 = Support::Yes;
+        assert_eq!(
+            r.read_plan(ReadChoice::Auto).unwrap(),
+            ReadHelper::ProbeRead
+        );
+        r.helpers[2].1 = Support::Yes;
+        assert_eq!(
+            r.read_plan(ReadChoice::Auto).unwrap(),
+            ReadHelper::ProbeReadKernel
+        );
+        // Not probed (no privilege for `nobtf dump`): the string helper is assumed.
+        assert_eq!(
+            report(None, 0).read_plan(ReadChoice::Auto).unwrap(),
+            ReadHelper::ProbeRead
         );
     }
 

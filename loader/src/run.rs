@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use kernel_headers::bpf::Helper;
 use offsets::Profile;
 use probes::event::{self as probe_event, EventKind as ProbeEventKind};
 use probes::unlink::{self, Choices, Output, ReadHelper};
@@ -150,14 +149,6 @@ pub fn choose_profile(offsets: Option<&PathBuf>, report: &Report) -> Result<Prof
     Ok(Profile::builtin(&kernel.release))
 }
 
-fn read_helper(helper: Helper) -> ReadHelper {
-    if helper == Helper::ProbeReadKernel {
-        ReadHelper::ProbeReadKernel
-    } else {
-        ReadHelper::ProbeRead
-    }
-}
-
 /// The entry and exit programs for these choices.
 pub fn build(profile: &Profile, choices: &Choices) -> Result<[Program; 2], RunError> {
     Ok([
@@ -231,7 +222,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     }
     let attach_plan = report.attach_plan(opts.attach)?;
     if opts.read == ReadChoice::Auto {
-        report.probe(Helper::ProbeReadKernel);
+        report.probe_readers();
     }
     let reader = report.read_plan(opts.read)?;
     let output = if opts.trace_pipe {
@@ -240,7 +231,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         Output::PerfEvents
     };
     let choices = Choices {
-        read: read_helper(reader),
+        read: reader,
         output,
     };
     let programs = build(&profile, &choices)?;
@@ -337,7 +328,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     eprintln!(
         "nobtf: attached to {} entry and return ({attach_plan}, {}, {}) in {} ms",
         unlink::FUNCTION,
-        reader.name(),
+        check::reader_name(reader),
         if opts.trace_pipe {
             "trace pipe"
         } else {
@@ -774,17 +765,12 @@ pub fn dump(
     // reader falls back to bpf_probe_read.
     let mut report = Report::detect(Scope::Start);
     if read == ReadChoice::Auto {
-        report.probe(Helper::ProbeReadKernel);
+        report.probe_readers();
     }
     let profile = choose_profile(offsets, &report)?;
-    let reader = match read {
-        ReadChoice::Auto => report
-            .read_plan(ReadChoice::Auto)
-            .unwrap_or(Helper::ProbeRead),
-        other => report.read_plan(other).unwrap_or(Helper::ProbeRead),
-    };
+    let reader = report.read_plan(read).unwrap_or(ReadHelper::ProbeRead);
     let choices = Choices {
-        read: read_helper(reader),
+        read: reader,
         output: if trace_pipe {
             Output::TracePrintk
         } else {
