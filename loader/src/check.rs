@@ -249,11 +249,25 @@ impl Report {
         }
     }
 
-    /// The helpers `auto` needs probed before [`Report::read_plan`] (a
-    /// second one only where the first is not there).
-    pub fn probe_readers(&mut self) {
-        if *self.probe(Helper::ProbeReadKernel) != Support::Yes {
-            self.probe(Helper::ProbeReadStr);
+    /// Probes the helpers [`Report::read_plan`] needs for `choice` (for
+    /// `auto`, a second one only where the first is not there), so a reader
+    /// the kernel lacks is refused before anything loads.
+    pub fn probe_readers(&mut self, choice: ReadChoice) {
+        match choice {
+            ReadChoice::Auto => {
+                if *self.probe(Helper::ProbeReadKernel) != Support::Yes {
+                    self.probe(Helper::ProbeReadStr);
+                }
+            }
+            ReadChoice::ProbeRead => {
+                self.probe(Helper::ProbeReadStr);
+            }
+            ReadChoice::ProbeReadKernel => {
+                self.probe(Helper::ProbeReadKernel);
+            }
+            ReadChoice::ProbeReadFixed => {
+                self.probe(Helper::ProbeRead);
+            }
         }
     }
 

@@ -81,7 +81,7 @@ pub enum DumpProbe {
 #[derive(Debug, clap::Args)]
 pub struct ProbeArgs {
     /// Offsets profile (from `offsets gen`); default: the builtin one, on 4.19+ only.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "NOBTF_OFFSETS")]
     pub offsets: Option<PathBuf>,
     /// Memory reader the probes call.
     #[arg(long, value_enum, default_value_t = ReadChoice::Auto)]

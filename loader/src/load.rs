@@ -46,7 +46,7 @@ impl fmt::Display for Rejection {
             "the kernel's verifier rejected program `{}` ({})",
             self.name, self.err
         )?;
-        if self.log.contains(NOT_GPL) {
+        if NOT_GPL.iter().any(|text| self.log.contains(text)) {
             write!(
                 f,
                 ": the license is {:?}: GPL-only helpers need a GPL-compatible license",
@@ -64,9 +64,13 @@ impl fmt::Display for Rejection {
 impl std::error::Error for Rejection {}
 
 /// What the verifier says of a GPL-only helper called under another
-/// license ("cannot call GPL-restricted function from non-GPL compatible
-/// program"; "GPL only function" on old kernels).
-const NOT_GPL: &str = "from non-GPL compatible program";
+/// license: "cannot call GPL-restricted function from non-GPL compatible
+/// program" (4.15+), "cannot call GPL only function from proprietary
+/// program" before.
+const NOT_GPL: [&str; 2] = [
+    "from non-GPL compatible program",
+    "GPL only function from proprietary program",
+];
 
 /// How a program is loaded on this kernel.
 #[derive(Debug, Clone, Copy)]
@@ -278,5 +282,16 @@ mod tests {
             ..rejection
         };
         assert!(not_gpl.to_string().starts_with("the kernel's verifier rejected program `unlink_entry` (bpf(BPF_PROG_LOAD): Permission denied (os error 13)): the license is \"Proprietary\": GPL-only helpers need a GPL-compatible license\n"), "{not_gpl}");
+        // Before 4.15 the verifier words it differently.
+        let old_kernel = Rejection {
+            log: "0: (85) call bpf_probe_read#4\ncannot call GPL only function from proprietary program\n".into(),
+            ..not_gpl
+        };
+        assert!(
+            old_kernel
+                .to_string()
+                .contains(": GPL-only helpers need a GPL-compatible license\n"),
+            "{old_kernel}"
+        );
     }
 }

@@ -221,9 +221,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         );
     }
     let attach_plan = report.attach_plan(opts.attach)?;
-    if opts.read == ReadChoice::Auto {
-        report.probe_readers();
-    }
+    report.probe_readers(opts.read);
     let reader = report.read_plan(opts.read)?;
     let output = if opts.trace_pipe {
         Output::TracePrintk
@@ -764,9 +762,7 @@ pub fn dump(
     // Dump needs no privilege: without it the probe says "unknown" and the
     // reader falls back to bpf_probe_read.
     let mut report = Report::detect(Scope::Start);
-    if read == ReadChoice::Auto {
-        report.probe_readers();
-    }
+    report.probe_readers(read);
     let profile = choose_profile(offsets, &report)?;
     let reader = report.read_plan(read).unwrap_or(ReadHelper::ProbeRead);
     let choices = Choices {
