@@ -288,7 +288,9 @@ fetch_kernel() {
         debian-*) fetch_debian_image "$1" ;;
         nobtf-5.10) build_nobtf_5_10 ;;
         linux-*) shared_kernel_file "$1" >/dev/null || die "unknown kernel '$1' (known: $KNOWN_KERNELS)"
-                 die "$1 is not built here: $(kernel_bzimage "$1") is missing (see shared/kernels/README.md beside the repository)" ;;
+                 kernel_ready "$1" \
+                     || die "$1 is not built here: $(kernel_bzimage "$1") is missing (see shared/kernels/README.md beside the repository)"
+                 log "$1: used in place from $(kernel_bzimage "$1")" ;;
         *) die "unknown kernel '$1' (known: $KNOWN_KERNELS)" ;;
     esac
 }
