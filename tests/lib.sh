@@ -38,8 +38,40 @@ output_block() {
     printf '%s\n' "$1" | awk -v h="$2" '$0 == h { on = 1; next } /^== / { on = 0 } on'
 }
 
-# Run a command in a VM of the kernel under test (scripts/vm options first, then -- CMD).
-vm() { "$NOBTF_ROOT/scripts/vm" --kernel "$KERNEL" "$@"; }
+# The offsets profile the kernel under test needs (no builtin one fits
+# before 4.19), or nothing.
+kernel_profile() {
+    case $KERNEL in
+        linux-4.14) printf '%s\n' "$NOBTF_ROOT/tests/profiles/linux-4.14.toml" ;;
+    esac
+}
+
+# Run a command in a VM of the kernel under test (scripts/vm options first,
+# then -- CMD). Where the kernel needs a profile, the VM has it at
+# /etc/nobtf/profile.toml and CMD runs with NOBTF_OFFSETS pointing there, as
+# a user of that kernel would set it up; a test that asks for no profile
+# runs `env -u NOBTF_OFFSETS nobtf ...`.
+vm() {
+    local opts=() profile
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        opts+=("$1")
+        shift
+    done
+    shift
+    profile=$(kernel_profile)
+    if [ -n "$profile" ]; then
+        "$NOBTF_ROOT/scripts/vm" --kernel "$KERNEL" ${opts[@]+"${opts[@]}"} \
+            --file "$profile:/etc/nobtf/profile.toml" -- env NOBTF_OFFSETS=/etc/nobtf/profile.toml "$@"
+    else
+        "$NOBTF_ROOT/scripts/vm" --kernel "$KERNEL" ${opts[@]+"${opts[@]}"} -- "$@"
+    fi
+}
+
+# Kernel facts the VM tests branch on, from what the kernel is.
+kernel_has_pmu() { [ "$KERNEL" != linux-4.14 ]; }            # the kprobe PMU: 4.17
+# do_unlinkat(int, const char __user *): 4.14 and older.
+kernel_passes_user_path() { [ "$KERNEL" = linux-4.14 ]; }
+kernel_has_probe_read_kernel() { case $KERNEL in linux-*) return 1 ;; esac; }  # 5.5
 
 # The tracefs directory inside the VM, for shell snippets run there.
 # shellcheck disable=SC2016

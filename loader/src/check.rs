@@ -119,7 +119,7 @@ impl fmt::Display for Check {
             writeln!(f, "  attach             {a}")?;
         }
         if let Ok(h) = plan::reader(report, ReadChoice::Auto) {
-            writeln!(f, "  read helper        {}", h.name())?;
+            writeln!(f, "  read helper        {}", plan::reader_name(h))?;
         }
         let output = if report.has_helper(Helper::PerfEventOutput) {
             "perf event array (bpf_perf_event_output)"

@@ -89,7 +89,7 @@ pub enum DumpProbe {
 #[derive(Debug, clap::Args)]
 pub struct ProbeArgs {
     /// Offsets profile (from `offsets gen`); default: the builtin one, on 4.19+ only.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "NOBTF_OFFSETS")]
     pub offsets: Option<PathBuf>,
     /// Memory reader the probes call.
     #[arg(long, value_enum, default_value_t = ReadArg::Auto)]
@@ -176,12 +176,17 @@ impl From<AttachArg> for AttachMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReadArg {
-    /// `bpf_probe_read_kernel` where it loads, else `bpf_probe_read`.
+    /// The newest reader the kernel has: `bpf_probe_read_kernel`, else
+    /// `bpf_probe_read` with `bpf_probe_read_str`, else fixed-size reads.
     Auto,
     #[value(name = "probe_read")]
     ProbeRead,
     #[value(name = "probe_read_kernel")]
     ProbeReadKernel,
+    /// `bpf_probe_read` alone, fixed-size path reads (for kernels before
+    /// 4.11, which have no `bpf_probe_read_str`).
+    #[value(name = "probe_read_fixed")]
+    ProbeReadFixed,
 }
 
 impl From<ReadArg> for ReadChoice {
@@ -190,6 +195,7 @@ impl From<ReadArg> for ReadChoice {
             ReadArg::Auto => ReadChoice::Auto,
             ReadArg::ProbeRead => ReadChoice::ProbeRead,
             ReadArg::ProbeReadKernel => ReadChoice::ProbeReadKernel,
+            ReadArg::ProbeReadFixed => ReadChoice::ProbeReadFixed,
         }
     }
 }

@@ -31,10 +31,35 @@ pub const PROFILE_FIX: &str =
 /// Which memory reader the probes use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadChoice {
-    /// `bpf_probe_read_kernel` where it loads, else `bpf_probe_read`.
+    /// The newest reader the kernel has: `bpf_probe_read_kernel`, else
+    /// `bpf_probe_read` with `bpf_probe_read_str`, else fixed-size reads.
     Auto,
     ProbeRead,
     ProbeReadKernel,
+    /// `bpf_probe_read` alone, fixed-size path reads (for kernels before
+    /// 4.11, which have no `bpf_probe_read_str`).
+    ProbeReadFixed,
+}
+
+impl ReadChoice {
+    /// The `--read-helper` value that asks for it.
+    fn flag(self) -> &'static str {
+        match self {
+            ReadChoice::Auto => "auto",
+            ReadChoice::ProbeRead => "probe_read",
+            ReadChoice::ProbeReadKernel => "probe_read_kernel",
+            ReadChoice::ProbeReadFixed => "probe_read_fixed",
+        }
+    }
+}
+
+/// How `nobtf check` and the attach line name a reader.
+pub fn reader_name(read: ReadHelper) -> &'static str {
+    match read {
+        ReadHelper::ProbeReadKernel => "bpf_probe_read_kernel",
+        ReadHelper::ProbeRead => "bpf_probe_read",
+        ReadHelper::ProbeReadFixed => "bpf_probe_read (fixed-size reads)",
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +80,11 @@ pub enum PlanError {
         "this kernel does not load kprobe BPF programs ({0}); it needs CONFIG_BPF_EVENTS and CONFIG_KPROBE_EVENTS"
     )]
     NoKprobeProgs(SysError),
+    #[error(
+        "--read-helper {} needs helper {}, which this kernel does not have{}: use --read-helper auto",
+        .choice.flag(), .helper.name(), since(*.helper)
+    )]
+    ReadHelper { choice: ReadChoice, helper: Helper },
     #[error("{name} cannot be probed: {why}")]
     Function { name: String, why: String },
     #[error("no way to attach: {0}")]
@@ -139,17 +169,46 @@ pub fn attach_mechanism(report: &Report, mode: AttachMode) -> Result<Attach, Pla
     }
 }
 
-/// The reader the probes use.
-pub fn reader(report: &Report, choice: ReadChoice) -> Result<Helper, PlanError> {
+/// Asks the kernel (once each) for the helpers [`reader`] needs for
+/// `choice` (for `auto`, a second one only where the first is missing), so
+/// a reader the kernel lacks is refused before anything loads.
+pub fn probe_readers(report: &mut Report, choice: ReadChoice) {
     match choice {
-        ReadChoice::ProbeRead => Ok(Helper::ProbeRead),
-        ReadChoice::ProbeReadKernel if report.has_helper(Helper::ProbeReadKernel) => {
-            Ok(Helper::ProbeReadKernel)
+        ReadChoice::Auto => {
+            if *report.probe(Helper::ProbeReadKernel) != Support::Yes {
+                report.probe(Helper::ProbeReadStr);
+            }
         }
-        ReadChoice::ProbeReadKernel => Err(PlanError::Helper(Helper::ProbeReadKernel)),
+        ReadChoice::ProbeRead => {
+            report.probe(Helper::ProbeReadStr);
+        }
+        ReadChoice::ProbeReadKernel => {
+            report.probe(Helper::ProbeReadKernel);
+        }
+        ReadChoice::ProbeReadFixed => {
+            report.probe(Helper::ProbeRead);
+        }
+    }
+}
+
+/// The reader the probes use: the newest the kernel has for `auto`, or the
+/// one chosen, refused when a helper it needs is known to be absent.
+pub fn reader(report: &Report, choice: ReadChoice) -> Result<ReadHelper, PlanError> {
+    let needs = |helper: Helper, read: ReadHelper| {
+        if report.has_helper(helper) {
+            Ok(read)
+        } else {
+            Err(PlanError::ReadHelper { choice, helper })
+        }
+    };
+    match choice {
+        ReadChoice::ProbeReadFixed => needs(Helper::ProbeRead, ReadHelper::ProbeReadFixed),
+        ReadChoice::ProbeRead => needs(Helper::ProbeReadStr, ReadHelper::ProbeRead),
+        ReadChoice::ProbeReadKernel => needs(Helper::ProbeReadKernel, ReadHelper::ProbeReadKernel),
         ReadChoice::Auto => Ok(match report.helper(Helper::ProbeReadKernel) {
-            Some(Support::Yes) => Helper::ProbeReadKernel,
-            _ => Helper::ProbeRead,
+            Some(Support::Yes) => ReadHelper::ProbeReadKernel,
+            _ if report.has_helper(Helper::ProbeReadStr) => ReadHelper::ProbeRead,
+            _ => ReadHelper::ProbeReadFixed,
         }),
     }
 }
@@ -180,17 +239,15 @@ pub struct Probes {
     pub profile: Profile,
     /// The profile as the user named it: the file, or `builtin`.
     pub profile_shown: String,
-    pub reader: Helper,
+    pub reader: ReadHelper,
     pub choices: Choices,
 }
 
 impl Probes {
-    /// The profile, the reader and the output for `request`. Asks the kernel
-    /// (once) whether `bpf_probe_read_kernel` loads when the reader is `Auto`.
+    /// The profile, the reader and the output for `request`, after asking
+    /// the kernel for the helpers the reader needs ([`probe_readers`]).
     pub fn choose(report: &mut Report, request: &UnlinkRequest) -> Result<Probes, PlanError> {
-        if request.read == ReadChoice::Auto {
-            report.probe(Helper::ProbeReadKernel);
-        }
+        probe_readers(report, request.read);
         let profile = choose_profile(request.offsets.as_ref(), report)?;
         let reader = reader(report, request.read)?;
         Ok(Probes {
@@ -210,13 +267,9 @@ impl Probes {
     }
 }
 
-fn choices(reader: Helper, trace_pipe: bool) -> Choices {
+fn choices(reader: ReadHelper, trace_pipe: bool) -> Choices {
     Choices {
-        read: if reader == Helper::ProbeReadKernel {
-            ReadHelper::ProbeReadKernel
-        } else {
-            ReadHelper::ProbeRead
-        },
+        read: reader,
         output: if trace_pipe {
             Output::TracePrintk
         } else {
@@ -266,7 +319,11 @@ pub fn run_plan(
     let programs = match &probes {
         Some(p) => p.programs(),
         None => {
-            let reader = reader(report, request.read).unwrap_or(Helper::ProbeRead);
+            // A refused reader is reported once, above: list the others' helpers
+            // with the reader `auto` would take.
+            let reader = reader(report, request.read)
+                .or_else(|_| reader(report, ReadChoice::Auto))
+                .unwrap_or(ReadHelper::ProbeRead);
             let release = report.kernel.as_ref().map_or("", |k| &k.release);
             build(
                 &profile::builtin::FILENAME.profile(release),
@@ -329,6 +386,61 @@ mod tests {
         assert!(text.starts_with("offsets profile p.toml: "), "{text}");
     }
 
+    /// A kernel before 4.11: `bpf_probe_read` but no `bpf_probe_read_str`.
+    fn report_4_10() -> Report {
+        let mut r = test_report(None, 0);
+        r.helpers = vec![
+            (Helper::ProbeRead, Support::Yes),
+            (Helper::ProbeReadStr, Support::No),
+            (Helper::ProbeReadKernel, Support::No),
+        ];
+        r
+    }
+
+    #[test]
+    fn before_4_11_auto_reads_fixed_sizes_and_probe_read_is_refused() {
+        let r = report_4_10();
+        assert_eq!(
+            reader(&r, ReadChoice::Auto).unwrap(),
+            ReadHelper::ProbeReadFixed
+        );
+        assert_eq!(
+            reader(&r, ReadChoice::ProbeReadFixed).unwrap(),
+            ReadHelper::ProbeReadFixed
+        );
+        assert_eq!(
+            reader(&r, ReadChoice::ProbeRead).unwrap_err().to_string(),
+            "--read-helper probe_read needs helper bpf_probe_read_str, which this kernel does not have; mainline has it since 4.11: use --read-helper auto"
+        );
+        assert_eq!(
+            reader(&r, ReadChoice::ProbeReadKernel)
+                .unwrap_err()
+                .to_string(),
+            "--read-helper probe_read_kernel needs helper bpf_probe_read_kernel, which this kernel does not have; mainline has it since 5.5: use --read-helper auto"
+        );
+        assert_eq!(
+            reader_name(ReadHelper::ProbeReadFixed),
+            "bpf_probe_read (fixed-size reads)"
+        );
+    }
+
+    #[test]
+    fn auto_takes_the_newest_reader_there_is() {
+        let mut r = report_4_10();
+        r.helpers[1].1 = Support::Yes;
+        assert_eq!(reader(&r, ReadChoice::Auto).unwrap(), ReadHelper::ProbeRead);
+        r.helpers[2].1 = Support::Yes;
+        assert_eq!(
+            reader(&r, ReadChoice::Auto).unwrap(),
+            ReadHelper::ProbeReadKernel
+        );
+        // Not probed (no privilege for `nobtf dump`): the string helper is assumed.
+        assert_eq!(
+            reader(&test_report(None, 0), ReadChoice::Auto).unwrap(),
+            ReadHelper::ProbeRead
+        );
+    }
+
     #[test]
     fn no_attach_without_pmu_or_tracefs() {
         let text = attach_mechanism(&test_report(None, 0), AttachMode::Auto)
@@ -364,19 +476,30 @@ mod tests {
     }
 
     /// A kernel before 4.11 has no bpf_probe_read_str: the plan that `check`
-    /// prints and `run` follows refuses it, naming the helper.
+    /// prints and `run` follows reads with fixed sizes there, and refuses an
+    /// explicit `--read-helper probe_read`, naming the helper.
     #[test]
-    fn a_helper_the_probes_call_that_a_test_load_found_absent_refuses_the_plan() {
+    fn without_probe_read_str_the_plan_reads_fixed_sizes() {
         let mut report = test_report(None, 0);
         report.tracefs = Ok("/sys/kernel/tracing".into());
-        assert!(run_plan(&mut report, &request(), AttachMode::Auto).is_ok());
-        report.helpers.push((Helper::ProbeReadStr, Support::No));
+        report.helpers = vec![
+            (Helper::ProbeReadKernel, Support::No),
+            (Helper::ProbeReadStr, Support::No),
+        ];
+        let auto = UnlinkRequest {
+            read: ReadChoice::Auto,
+            ..request()
+        };
+        let plan = run_plan(&mut report, &auto, AttachMode::Auto).unwrap();
+        assert_eq!(plan.probes.reader, ReadHelper::ProbeReadFixed);
+        let calls: Vec<Helper> = plan.programs.iter().flat_map(|p| p.helpers()).collect();
+        assert!(!calls.contains(&Helper::ProbeReadStr), "{calls:?}");
         let problems = run_plan(&mut report, &request(), AttachMode::Auto).unwrap_err();
         let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(
             texts,
             [
-                "helper bpf_probe_read_str is not available on this kernel (needed by the probes); mainline has it since 4.11"
+                "--read-helper probe_read needs helper bpf_probe_read_str, which this kernel does not have; mainline has it since 4.11: use --read-helper auto"
             ]
         );
     }

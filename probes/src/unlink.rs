@@ -45,6 +45,10 @@ pub enum ReadHelper {
     ProbeRead,
     /// `probe_read_kernel(_str)`, and `probe_read_user_str` for user paths (5.5).
     ProbeReadKernel,
+    /// `probe_read` alone (4.1), for kernels before 4.11 that have no
+    /// `probe_read_str`: the path is read whole into the fixed buffer,
+    /// shorter reads if that faults, and cut at its first NUL.
+    ProbeReadFixed,
 }
 
 impl ReadHelper {
@@ -52,32 +56,51 @@ impl ReadHelper {
     pub fn for_release(version: KernelVersion) -> ReadHelper {
         if version >= Helper::ProbeReadKernel.since() {
             ReadHelper::ProbeReadKernel
-        } else {
+        } else if version >= Helper::ProbeReadStr.since() {
             ReadHelper::ProbeRead
+        } else {
+            ReadHelper::ProbeReadFixed
         }
     }
 
     fn kernel(self) -> Helper {
         match self {
-            ReadHelper::ProbeRead => Helper::ProbeRead,
+            ReadHelper::ProbeRead | ReadHelper::ProbeReadFixed => Helper::ProbeRead,
             ReadHelper::ProbeReadKernel => Helper::ProbeReadKernel,
         }
     }
 
-    fn kernel_str(self) -> Helper {
+    /// The string reader for a kernel path; `None`: fixed-size reads.
+    fn kernel_str(self) -> Option<Helper> {
         match self {
-            ReadHelper::ProbeRead => Helper::ProbeReadStr,
-            ReadHelper::ProbeReadKernel => Helper::ProbeReadKernelStr,
+            ReadHelper::ProbeRead => Some(Helper::ProbeReadStr),
+            ReadHelper::ProbeReadKernel => Some(Helper::ProbeReadKernelStr),
+            ReadHelper::ProbeReadFixed => None,
         }
     }
 
-    fn user_str(self) -> Helper {
+    /// The string reader for a user path; `None`: fixed-size reads.
+    fn user_str(self) -> Option<Helper> {
         match self {
-            ReadHelper::ProbeRead => Helper::ProbeReadStr,
-            ReadHelper::ProbeReadKernel => Helper::ProbeReadUserStr,
+            ReadHelper::ProbeRead => Some(Helper::ProbeReadStr),
+            ReadHelper::ProbeReadKernel => Some(Helper::ProbeReadUserStr),
+            ReadHelper::ProbeReadFixed => None,
         }
     }
 }
+
+/// The read sizes [`ReadHelper::ProbeReadFixed`] tries in turn: the whole
+/// buffer, then halves, for a path that ends near the end of its mapping
+/// (a read past it faults and reads nothing). Unrolled: kernels before 5.3
+/// refuse any backward jump.
+pub const FIXED_READ_SIZES: [i32; 6] = [
+    event::FILENAME_LEN as i32,
+    event::FILENAME_LEN as i32 / 2,
+    event::FILENAME_LEN as i32 / 4,
+    event::FILENAME_LEN as i32 / 8,
+    event::FILENAME_LEN as i32 / 16,
+    event::FILENAME_LEN as i32 / 32,
+];
 
 /// Where events go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +151,9 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
                     b.label("read_name");
                     read_filename(&mut b, read, EVENT_NAME_PTR, name, filename)?;
                 }
-                UnlinkArg::UserPath => read_str(&mut b, read.user_str(), filename, R7),
+                UnlinkArg::UserPath => {
+                    read_path(&mut b, read.user_str(), filename, Source::Reg(R7))
+                }
             }
             output(&mut b);
         }
@@ -142,7 +167,9 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
                 UnlinkArg::Filename { name, .. } => {
                     read_filename(&mut b, read, PRINTK_NAME_PTR, name, PRINTK_BUF)?;
                 }
-                UnlinkArg::UserPath => read_str(&mut b, read.user_str(), PRINTK_BUF, R7),
+                UnlinkArg::UserPath => {
+                    read_path(&mut b, read.user_str(), PRINTK_BUF, Source::Reg(R7));
+                }
             }
             // %d = pid (r3), %s = the path buffer (r4).
             b.mov(R4, R10);
@@ -291,20 +318,61 @@ fn read_filename(
     to: i16,
 ) -> Result<(), BuildError> {
     read_field(b, read, ptr_slot, name, "name")?;
-    b.load(Size::DW, R3, R10, ptr_slot);
-    read_str(b, read.kernel_str(), to, R3);
+    read_path(b, read.kernel_str(), to, Source::Stack(ptr_slot));
     Ok(())
 }
 
-/// `helper(fp + to, FILENAME_LEN, src)`: a bounded string read.
-fn read_str(b: &mut Builder, helper: Helper, to: i16, src: Reg) {
-    if src != R3 {
-        b.mov(R3, src);
+/// Where a path's address is: a register the helpers keep (r6..r9), or a
+/// stack slot.
+#[derive(Clone, Copy)]
+enum Source {
+    Reg(Reg),
+    Stack(i16),
+}
+
+impl Source {
+    fn to_r3(self, b: &mut Builder) {
+        match self {
+            Source::Reg(reg) => {
+                b.mov(R3, reg);
+            }
+            Source::Stack(slot) => {
+                b.load(Size::DW, R3, R10, slot);
+            }
+        }
     }
+}
+
+/// Read the path at `src` into the (zeroed) buffer at `to`: with the string
+/// helper when there is one, else with fixed-size `probe_read`s.
+fn read_path(b: &mut Builder, helper: Option<Helper>, to: i16, src: Source) {
+    let Some(helper) = helper else {
+        return read_fixed(b, to, src);
+    };
+    src.to_r3(b);
     b.mov(R1, R10);
     b.add(R1, i32::from(to));
     b.mov(R2, event::FILENAME_LEN as i32);
     b.call(helper);
+}
+
+/// `probe_read(fp + to, size, src)` for each of [`FIXED_READ_SIZES`] until
+/// one succeeds; the last byte is then zeroed, so the buffer holds a
+/// NUL-terminated string however long the path was.
+fn read_fixed(b: &mut Builder, to: i16, src: Source) {
+    const DONE: &str = "fixed_read_done";
+    for (i, size) in FIXED_READ_SIZES.into_iter().enumerate() {
+        if i > 0 {
+            b.jump(JmpOp::Eq, R0, 0, DONE);
+        }
+        src.to_r3(b);
+        b.mov(R1, R10);
+        b.add(R1, i32::from(to));
+        b.mov(R2, size);
+        b.call(Helper::ProbeRead);
+    }
+    b.label(DONE);
+    b.store(Size::B, R10, to + event::FILENAME_LEN as i16 - 1, 0);
 }
 
 /// `perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, fp + EVENT, SIZE)`.

@@ -16,6 +16,8 @@ fn slug(output: Output, read: ReadHelper) -> &'static str {
         (Output::PerfEvents, ReadHelper::ProbeReadKernel) => "perf-probe_read_kernel",
         (Output::TracePrintk, ReadHelper::ProbeRead) => "printk-probe_read",
         (Output::TracePrintk, ReadHelper::ProbeReadKernel) => "printk-probe_read_kernel",
+        (Output::PerfEvents, ReadHelper::ProbeReadFixed) => "perf-probe_read_fixed",
+        (Output::TracePrintk, ReadHelper::ProbeReadFixed) => "printk-probe_read_fixed",
     }
 }
 

@@ -50,10 +50,20 @@ fn machine(layout: Layout) -> Vm {
     vm.perf_map_fd = EVENTS_FD;
     vm.map(Space::Kernel, FILENAME, struct_filename(layout))
         .unwrap();
-    vm.map(Space::Kernel, NAME, b"a.txt\0".to_vec()).unwrap();
-    vm.map(Space::User, USER_PATH, b"/tmp/a.txt\0".to_vec())
+    // Each path ends 64 bytes into its mapping: a whole-buffer read faults
+    // there, so the fixed-size reader must fall back to a shorter one.
+    vm.map(Space::Kernel, NAME, padded(b"a.txt\0", 64)).unwrap();
+    vm.map(Space::User, USER_PATH, padded(b"/tmp/a.txt\0", 64))
         .unwrap();
     vm
+}
+
+/// `bytes`, then filler that is not NUL, up to `len`: a reader that does
+/// not stop at the first NUL shows it.
+fn padded(bytes: &[u8], len: usize) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out.resize(len, b'#');
+    out
 }
 
 /// Build, encode and run a program; return what it emitted.
@@ -227,5 +237,56 @@ fn printk_variants_print_the_reference_lines() {
             );
             assert_eq!(exit_vm.trace_pipe, [line]);
         }
+    }
+}
+
+/// The fixed-size reader falls back to shorter reads when the whole buffer
+/// would cross the end of the mapping, down to the shortest size.
+#[test]
+fn fixed_reads_fall_back_near_the_end_of_a_mapping() {
+    const AT: u64 = 0x7ffd_0000_8000;
+    for (mapped, want) in [
+        (200, "/tmp/a.txt"), // 128 fits
+        (40, "/tmp/a.txt"),  // 32 fits
+        (11, "/tmp/a.t"),    // only the last, 8-byte, read fits: a prefix
+        (7, ""),             // nothing fits: an empty path, no fault
+    ] {
+        let mut vm = machine(Layout::V54);
+        let mut bytes = padded(b"/tmp/a.txt\0", mapped.max(11));
+        bytes.truncate(mapped);
+        vm.map(Space::User, AT, bytes).unwrap();
+        let program = unlink::entry(
+            &profile_user_path(),
+            &choices(Output::PerfEvents, ReadHelper::ProbeReadFixed),
+        )
+        .unwrap();
+        run(&mut vm, program, &[("di", AT_FDCWD as u64), ("si", AT)]);
+        let event = event::parse(&vm.perf_output[0]).unwrap();
+        assert_eq!(event.filename_str(), want, "{mapped} bytes mapped");
+    }
+}
+
+/// A path longer than the buffer is cut to its first FILENAME_LEN - 1
+/// bytes and NUL-terminated, as probe_read_str does.
+#[test]
+fn fixed_reads_of_a_long_path_end_in_nul() {
+    let long = vec![b'x'; event::FILENAME_LEN + 40];
+    for read in READS {
+        let mut vm = machine(Layout::V54);
+        vm.map(Space::User, 0x7ffd_0001_0000, long.clone()).unwrap();
+        let program =
+            unlink::entry(&profile_user_path(), &choices(Output::PerfEvents, read)).unwrap();
+        run(
+            &mut vm,
+            program,
+            &[("di", AT_FDCWD as u64), ("si", 0x7ffd_0001_0000)],
+        );
+        let event = event::parse(&vm.perf_output[0]).unwrap();
+        assert_eq!(event.filename[event::FILENAME_LEN - 1], 0, "{read:?}");
+        assert_eq!(
+            event.filename_str().len(),
+            event::FILENAME_LEN - 1,
+            "{read:?}"
+        );
     }
 }

@@ -171,6 +171,25 @@ fn helpers_follow_the_choices() {
         helpers(&user, Output::TracePrintk, ReadHelper::ProbeRead),
         [GetCurrentPidTgid, ProbeReadStr, TracePrintk]
     );
+    // Before 4.11: probe_read alone, whatever the path's address space.
+    for profile in [&filename, &user] {
+        let used = helpers(profile, Output::PerfEvents, ReadHelper::ProbeReadFixed);
+        assert!(used.contains(&ProbeRead), "{used:?}");
+        assert!(
+            !used
+                .iter()
+                .any(|h| matches!(h, ProbeReadStr | ProbeReadKernelStr | ProbeReadUserStr)),
+            "{used:?}"
+        );
+    }
+    assert_eq!(
+        unlink::ReadHelper::for_release(kernel_headers::KernelVersion::new(4, 10, 0)),
+        ReadHelper::ProbeReadFixed
+    );
+    assert_eq!(
+        unlink::ReadHelper::for_release(kernel_headers::KernelVersion::new(4, 11, 0)),
+        ReadHelper::ProbeRead
+    );
     assert_eq!(
         unlink::ReadHelper::for_release(kernel_headers::KernelVersion::new(5, 4, 0)),
         ReadHelper::ProbeRead

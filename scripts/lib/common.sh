@@ -54,6 +54,30 @@ build_static() {
 }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
 
+# with_progress LABEL CMD...: runs CMD; while it runs, says every
+# NOBTF_PROGRESS_SECS (60) seconds on stderr that LABEL is still going, so
+# a long build or download is never a silent wait.
+with_progress() {
+    local label=$1 start=$SECONDS every=${NOBTF_PROGRESS_SECS:-60} ticker rc=0
+    shift
+    # On stderr only, and taking its sleep with it when stopped: nothing
+    # keeps a caller's $(...) pipe open.
+    (
+        trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+        while :; do
+            sleep "$every" &
+            nap=$!
+            wait "$nap"
+            log "still $label ($((SECONDS - start)) s)"
+        done
+    ) >&2 </dev/null &
+    ticker=$!
+    "$@" || rc=$?
+    kill "$ticker" 2>/dev/null
+    wait "$ticker" 2>/dev/null || true
+    return $rc
+}
+
 # The machine's own Debian mirror, read from its apt configuration, so no
 # registry host name lives in this repository.
 debian_mirror() {
@@ -121,13 +145,57 @@ kernel_suite() {
     esac
 }
 
-KNOWN_KERNELS="debian-6.1 debian-5.10 debian-6.12 nobtf-5.10"
+KNOWN_KERNELS="debian-6.1 debian-5.10 debian-6.12 nobtf-5.10 linux-4.14 linux-5.4"
+
+# The upstream 4.14 and 5.4 images (no BTF) live beside the repository in
+# shared/kernels/ and are used in place: they are built once by hand (its
+# README.md says how), not by these scripts.
+SHARED_KERNELS_DIR=${NOBTF_SHARED_KERNELS:-$NOBTF_ROOT/../shared/kernels}
+
+# name -> the image file in $SHARED_KERNELS_DIR, for the upstream kernels.
+shared_kernel_file() {
+    case $1 in
+        linux-4.14) echo linux-4.14.177 ;;
+        linux-5.4) echo linux-5.4.286 ;;
+        *) return 1 ;;
+    esac
+}
+
+# kernel_bzimage NAME: the image scripts/vm boots for a kernel name.
+kernel_bzimage() {
+    local file
+    if file=$(shared_kernel_file "$1"); then
+        printf '%s\n' "$SHARED_KERNELS_DIR/$file.bzImage"
+    else
+        printf '%s\n' "$KERNELS_DIR/$1/bzImage"
+    fi
+}
+
+# kernel_release NAME: `uname -r` of a ready kernel.
+kernel_release() {
+    local file
+    if file=$(shared_kernel_file "$1"); then
+        printf '%s\n' "${file#linux-}"
+    else
+        cat "$KERNELS_DIR/$1/release"
+    fi
+}
+
+# kernel_config NAME: the .config a ready kernel was built with.
+kernel_config() {
+    local file
+    if file=$(shared_kernel_file "$1"); then
+        printf '%s\n' "$SHARED_KERNELS_DIR/$file.config"
+    else
+        printf '%s\n' "$KERNELS_DIR/$1/config"
+    fi
+}
 
 # The built kernel is ready only if it was built from today's config fragment.
 fragment_hash() { sha256sum "$NOBTF_ROOT/scripts/lib/nobtf-5.10.config" | cut -c1-16; }
 
 kernel_ready() {
-    [ -f "$KERNELS_DIR/$1/bzImage" ] || return 1
+    [ -f "$(kernel_bzimage "$1")" ] || return 1
     case $1 in
         nobtf-5.10) [ "$(cat "$KERNELS_DIR/$1/fragment" 2>/dev/null)" = "$(fragment_hash)" ] ;;
     esac
@@ -149,7 +217,7 @@ fetch_debian_image() {
     [ -n "$pkg" ] || die "Debian $suite has no linux-image-amd64 dependency to follow"
     tmp=$(mktemp -d "$KERNELS_DIR/.$name.XXXXXX")
     log "fetching $pkg from Debian $suite"
-    deb=$(suite_download "$suite" "$pkg" "$tmp/deb")
+    deb=$(with_progress "fetching $pkg" suite_download "$suite" "$pkg" "$tmp/deb")
     dpkg-deb -x "$deb" "$tmp/root"
     cp "$tmp"/root/boot/vmlinuz-* "$tmp/bzImage"
     cp "$tmp"/root/boot/config-* "$tmp/config"
@@ -166,10 +234,11 @@ fetch_linux_source() {
         mkdir -p "$NOBTF_CACHE/src"
         tmp=$(mktemp -d "$NOBTF_CACHE/src/.linux-source-$version.XXXXXX")
         log "fetching linux-source-$version from Debian $suite"
-        deb=$(suite_download "$suite" "linux-source-$version" "$tmp/deb")
+        deb=$(with_progress "fetching linux-source-$version" suite_download "$suite" "linux-source-$version" "$tmp/deb")
         dpkg-deb -x "$deb" "$tmp/root"
         log "unpacking linux-source-$version"
-        tar -C "$tmp" -xf "$tmp"/root/usr/src/linux-source-"$version".tar.*
+        with_progress "unpacking linux-source-$version" \
+            tar -C "$tmp" -xf "$tmp"/root/usr/src/linux-source-"$version".tar.*
         mv "$tmp/linux-source-$version" "$tmp/tree"
         rm -rf "$tmp/root" "$tmp/deb"
         rm -rf "$dir"
@@ -197,9 +266,9 @@ build_nobtf_5_10() {
         grep -q "^$opt=y" "$tmp/build/.config" || die "nobtf-5.10 config lost $opt (a dependency is missing from scripts/lib/nobtf-5.10.config)"
     done
     ! grep -q '^CONFIG_DEBUG_INFO_BTF=y' "$tmp/build/.config" || die "nobtf-5.10 config has BTF"
-    log "building nobtf-5.10 with $jobs jobs (several minutes, once)"
+    log "building nobtf-5.10 with $jobs jobs (several minutes, once; log: $tmp/build.log)"
     local start=$SECONDS
-    if ! make -C "$src" O="$tmp/build" -j"$jobs" bzImage >"$tmp/build.log" 2>&1; then
+    if ! with_progress "building nobtf-5.10" make -C "$src" O="$tmp/build" -j"$jobs" bzImage >"$tmp/build.log" 2>&1; then
         tail -n 30 "$tmp/build.log" >&2
         die "building nobtf-5.10 failed; full log in $tmp/build.log"
     fi
@@ -218,6 +287,10 @@ fetch_kernel() {
     case $1 in
         debian-*) fetch_debian_image "$1" ;;
         nobtf-5.10) build_nobtf_5_10 ;;
+        linux-*) shared_kernel_file "$1" >/dev/null || die "unknown kernel '$1' (known: $KNOWN_KERNELS)"
+                 kernel_ready "$1" \
+                     || die "$1 is not built here: $(kernel_bzimage "$1") is missing (see shared/kernels/README.md beside the repository)"
+                 log "$1: used in place from $(kernel_bzimage "$1")" ;;
         *) die "unknown kernel '$1' (known: $KNOWN_KERNELS)" ;;
     esac
 }

@@ -20,7 +20,9 @@ run_one() {
     local label=$1 fn=$2 log rc=0 start
     log=$(mktemp)
     start=$SECONDS
-    run_once "$fn" "$log" || rc=$?
+    # A long test (a kernel tree prepared, a profile generated) says it is
+    # still running, as the kernel preparation does.
+    with_progress "running $label" run_once "$fn" "$log" || rc=$?
     # A VM that failed under emulation gets one more try; the first failure
     # is shown in full and the test is named in the summary, so a crash that
     # nobtf causes is still seen, and one that repeats still fails the run.
@@ -29,7 +31,7 @@ run_one() {
         tail -n 60 "$log" | sed 's/^/      /'
         RETRIED_NAMES+=("$label")
         start=$SECONDS rc=0
-        run_once "$fn" "$log" || rc=$?
+        with_progress "running $label" run_once "$fn" "$log" || rc=$?
     fi
     case $rc in
         0) TESTS_PASSED=$((TESTS_PASSED + 1)); printf 'PASS  %-50s %3ss\n' "$label" $((SECONDS - start)) ;;

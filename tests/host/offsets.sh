@@ -58,13 +58,23 @@ hosttest_offsets_src_errors() {
     local off src out
     off=$(offsets_bin) || return 1
     src=$(fetch_linux_source 5.10 bullseye)
-    out=$("$off" gen --kernel-src "$src" --build-dir "$TEST_TMP/empty" 2>&1) && fail "no config accepted" && return 1
+    # `fail` returns 1: after it, only `|| return 1` or `; return 1` return.
+    if out=$("$off" gen --kernel-src "$src" --build-dir "$TEST_TMP/empty" 2>&1); then
+        fail "no config accepted: $out"
+        return 1
+    fi
     assert_contains "$out" "no kernel config" || return 1
-    out=$("$off" gen --kernel-src "$src" --arch arm64 --config /dev/null 2>&1) && return 1
+    if out=$("$off" gen --kernel-src "$src" --arch arm64 --config /dev/null 2>&1); then
+        fail "arm64 accepted: $out"
+        return 1
+    fi
     assert_contains "$out" "unsupported arch" || return 1
     ensure_kernel nobtf-5.10
-    out=$("$off" gen --kernel-src "$src" --config "$KERNELS_DIR/nobtf-5.10/config" \
-        --build-dir "$TEST_TMP/b" --field filename.no_such_member 2>&1) && return 1
+    if out=$("$off" gen --kernel-src "$src" --config "$KERNELS_DIR/nobtf-5.10/config" \
+        --build-dir "$TEST_TMP/b" --field filename.no_such_member 2>&1); then
+        fail "a missing member accepted: $out"
+        return 1
+    fi
     assert_contains "$out" "compiler failure" || return 1
     assert_contains "$out" "no_such_member"
 }

@@ -156,7 +156,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         "nobtf: attached to {} entry and return ({}, {}, {}) in {} ms",
         unlink::FUNCTION,
         plan.attach,
-        plan.probes.reader.name(),
+        plan::reader_name(plan.probes.reader),
         if opts.trace_pipe {
             "trace pipe"
         } else {

@@ -32,7 +32,11 @@ pub fn profile_user_path() -> Profile {
 }
 
 pub const OUTPUTS: [Output; 2] = [Output::PerfEvents, Output::TracePrintk];
-pub const READS: [ReadHelper; 2] = [ReadHelper::ProbeRead, ReadHelper::ProbeReadKernel];
+pub const READS: [ReadHelper; 3] = [
+    ReadHelper::ProbeRead,
+    ReadHelper::ProbeReadKernel,
+    ReadHelper::ProbeReadFixed,
+];
 
 pub fn choices(output: Output, read: ReadHelper) -> Choices {
     Choices { read, output }
