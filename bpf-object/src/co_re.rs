@@ -480,3 +480,165 @@ pub(super) fn needed<'a>(relocs: impl Iterator<Item = &'a CoreReloc>) -> Vec<Fie
     out.dedup();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use kernel_headers::bpf::{alu, reg};
+
+    use super::*;
+
+    const MOV_K: u8 = class::ALU64 | alu::MOV | source::K;
+    const LDX_W: u8 = class::LDX | mode::MEM | size::W;
+    const LDX_DW: u8 = class::LDX | mode::MEM | size::DW;
+    const STX_W: u8 = class::STX | mode::MEM | size::W;
+
+    fn i(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> RawInsn {
+        RawInsn::new(code, dst, src, off, imm)
+    }
+
+    #[test]
+    fn alu_immediates_are_patched() {
+        // r1 = 16 (the offset of filename.refcnt in the object) -> 24.
+        let mut insns = [i(MOV_K, reg::R1, 0, 0, 16)];
+        patch(&mut insns, 0, 16, 24, None).unwrap();
+        assert_eq!(insns, [i(MOV_K, reg::R1, 0, 0, 24)]);
+        let err = patch(&mut insns, 0, 16, 32, None).unwrap_err();
+        assert_eq!(
+            err,
+            "the instruction holds 24 where the object's BTF says 16"
+        );
+        assert!(patch(&mut insns, 0, 24, 1 << 40, None).is_err());
+    }
+
+    #[test]
+    fn load_and_store_offsets_are_patched_with_their_size() {
+        // r2 = *(u32 *)(r1 + 16) -> *(u64 *)(r1 + 24) for a field grown to 8 bytes.
+        let mut insns = [i(LDX_W, reg::R2, reg::R1, 16, 0)];
+        patch(&mut insns, 0, 16, 24, Some((4, 8))).unwrap();
+        assert_eq!(insns, [i(LDX_DW, reg::R2, reg::R1, 24, 0)]);
+        let mut stores = [i(STX_W, reg::R1, reg::R2, 8, 0)];
+        patch(&mut stores, 0, 8, 12, None).unwrap();
+        assert_eq!(stores, [i(STX_W, reg::R1, reg::R2, 12, 0)]);
+        // The access must be the field's, and the new size one a load has.
+        let mut insns = [i(LDX_W, reg::R2, reg::R1, 16, 0)];
+        assert!(patch(&mut insns, 0, 16, 24, Some((8, 4))).is_err());
+        assert!(patch(&mut insns, 0, 16, 24, Some((4, 3))).is_err());
+        assert!(patch(&mut insns, 0, 16, 40_000, None).is_err());
+    }
+
+    #[test]
+    fn ld_imm64_takes_both_halves() {
+        let mut insns = [i(0x18, reg::R1, 0, 0, 16), i(0, 0, 0, 0, 0)];
+        patch(&mut insns, 0, 16, 0x1_0000_0008, None).unwrap();
+        assert_eq!(insns, [i(0x18, reg::R1, 0, 0, 8), i(0, 0, 0, 0, 1)]);
+        assert!(patch(&mut insns[..1], 0, 0x1_0000_0008, 0, None).is_err());
+    }
+
+    #[test]
+    fn other_instructions_are_not_patched() {
+        let mut insns = [i(class::JMP | 0x90, 0, 0, 0, 0)];
+        assert_eq!(
+            patch(&mut insns, 0, 0, 1, None).unwrap_err(),
+            "instruction opcode 0x95 is not one a relocation patches"
+        );
+        assert!(patch(&mut insns, 3, 0, 1, None).is_err());
+    }
+
+    fn reloc(kind: CoreKind, strukt: &str, member: &str, local: LocalField) -> CoreReloc {
+        CoreReloc {
+            insn: 0,
+            kind,
+            field: FieldPath {
+                strukt: strukt.into(),
+                members: vec![member.into()],
+            },
+            local,
+        }
+    }
+
+    struct One(Lookup);
+    impl FieldSource for One {
+        fn field(&self, _: &FieldPath) -> Lookup {
+            self.0
+        }
+    }
+
+    const REFCNT: LocalField = LocalField {
+        offset: 16,
+        size: 4,
+        signed: true,
+    };
+
+    #[test]
+    fn each_kind_takes_its_value_from_the_source() {
+        let moved = One(Lookup::Found(FieldInfo {
+            offset: 24,
+            size: 8,
+            signed: None,
+        }));
+        let value = |kind: CoreKind, orig: i32, source: &dyn FieldSource| {
+            let mut insns = [i(MOV_K, reg::R1, 0, 0, orig)];
+            apply(
+                "p",
+                &mut insns,
+                &reloc(kind, "filename", "refcnt", REFCNT),
+                source,
+            )
+            .map(|r| (r.target, insns[0].imm))
+        };
+        assert_eq!(value(CoreKind::ByteOffset, 16, &moved), Ok((24, 24)));
+        assert_eq!(value(CoreKind::ByteSize, 4, &moved), Ok((8, 8)));
+        assert_eq!(value(CoreKind::Exists, 1, &moved), Ok((1, 1)));
+        // A profile does not say: the object's `int` decides.
+        assert_eq!(value(CoreKind::Signed, 1, &moved), Ok((1, 1)));
+        assert_eq!(value(CoreKind::LShiftU64, 32, &moved), Ok((0, 0)));
+        assert_eq!(value(CoreKind::RShiftU64, 32, &moved), Ok((0, 0)));
+        assert_eq!(value(CoreKind::Exists, 1, &One(Lookup::Absent)), Ok((0, 0)));
+        assert!(matches!(
+            value(CoreKind::ByteOffset, 16, &One(Lookup::Absent)),
+            Err(ObjError::CoreMissingField { .. })
+        ));
+        assert!(matches!(
+            value(CoreKind::Exists, 1, &One(Lookup::Unknown)),
+            Err(ObjError::CoreUnknownField { .. })
+        ));
+    }
+
+    #[test]
+    fn pt_regs_members_come_from_the_architecture() {
+        let si = LocalField {
+            offset: 104,
+            size: 8,
+            signed: false,
+        };
+        let mut insns = [i(LDX_DW, reg::R7, reg::R1, 104, 0)];
+        let r = apply(
+            "p",
+            &mut insns,
+            &reloc(CoreKind::ByteOffset, "pt_regs", "si", si),
+            &NoFields,
+        )
+        .unwrap();
+        assert_eq!((r.local, r.target), (104, 104));
+        let err = apply(
+            "p",
+            &mut insns,
+            &reloc(CoreKind::ByteOffset, "pt_regs", "esi", si),
+            &NoFields,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ObjError::CoreMissingField { .. }), "{err}");
+    }
+
+    #[test]
+    fn needed_fields_leave_out_pt_regs_and_repeat_none() {
+        let relocs = [
+            reloc(CoreKind::ByteOffset, "pt_regs", "si", REFCNT),
+            reloc(CoreKind::ByteOffset, "filename", "refcnt", REFCNT),
+            reloc(CoreKind::ByteSize, "filename", "refcnt", REFCNT),
+            reloc(CoreKind::ByteOffset, "filename", "name", REFCNT),
+        ];
+        let keys: Vec<String> = needed(relocs.iter()).iter().map(FieldPath::key).collect();
+        assert_eq!(keys, ["filename.name", "filename.refcnt"]);
+    }
+}

@@ -467,3 +467,206 @@ pub(super) fn attach_core(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use kernel_headers::bpf::{alu, class, jmp, mode, reg, size, source};
+
+    use super::*;
+    use crate::{DataSymbol, MapReloc, NoFields};
+
+    const LD_IMM64: u8 = class::LD | size::DW | mode::IMM;
+    const MOV_K: u8 = class::ALU64 | alu::MOV | source::K;
+    const MOV_X: u8 = class::ALU64 | alu::MOV | source::X;
+    const ADD_K: u8 = class::ALU64 | alu::ADD | source::K;
+    const STX_W: u8 = class::STX | mode::MEM | size::W;
+    const ST_W: u8 = class::ST | mode::MEM | size::W;
+    const ST_DW: u8 = class::ST | mode::MEM | size::DW;
+    const JEQ_K: u8 = class::JMP | jmp::JEQ | source::K;
+    const CALL: u8 = class::JMP | jmp::CALL;
+    const EXIT: u8 = class::JMP | jmp::EXIT;
+
+    fn i(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> RawInsn {
+        RawInsn::new(code, dst, src, off, imm)
+    }
+
+    /// `.rodata.str1.1` holding "hi %d\0" at 0 and "yes\0" at 6, and a
+    /// program that prints one or the other and counts in map 0.
+    fn object() -> Object {
+        let insns = vec![
+            /* 0 */ i(STX_W, reg::FP, reg::R1, -4, 0), // *(u32 *)(r10 - 4) = r1
+            /* 1 */ i(JEQ_K, reg::R1, 0, 3, 0), // if r1 == 0 goto 5
+            /* 2 */ i(LD_IMM64, reg::R1, 0, 0, 0), // r1 = .rodata.str1.1 + 0
+            /* 3 */ i(0, 0, 0, 0, 0),
+            /* 4 */ i(class::JMP | jmp::JA, 0, 0, 2, 0), // goto 7
+            /* 5 */ i(LD_IMM64, reg::R1, 0, 0, 6), // r1 = .rodata.str1.1 + 6
+            /* 6 */ i(0, 0, 0, 0, 0),
+            /* 7 */ i(MOV_K, reg::R2, 0, 0, 6), // r2 = 6
+            /* 8 */ i(CALL, 0, 0, 0, Helper::TracePrintk.id() as i32),
+            /* 9 */ i(LD_IMM64, reg::R1, 0, 0, 0), // r1 = map 0
+            /* 10 */ i(0, 0, 0, 0, 0),
+            /* 11 */ i(EXIT, 0, 0, 0, 0),
+        ];
+        Object {
+            license: "GPL".into(),
+            kern_version: None,
+            maps: vec![MapDef {
+                name: "counts".into(),
+                map_type: map_type::ARRAY,
+                key_size: 4,
+                value_size: 8,
+                max_entries: 1,
+                map_flags: 0,
+            }],
+            programs: vec![ObjProgram {
+                section: "kprobe/f".into(),
+                name: "p".into(),
+                kind: ProbeKind::Kprobe,
+                function: "f".into(),
+                offset: 0,
+                insns,
+                map_relocs: vec![MapReloc { insn: 9, map: 0 }],
+                data_relocs: vec![
+                    DataReloc {
+                        insn: 2,
+                        data: 0,
+                        offset: 0,
+                    },
+                    DataReloc {
+                        insn: 5,
+                        data: 0,
+                        offset: 6,
+                    },
+                ],
+                core_relocs: Vec::new(),
+            }],
+            data: vec![DataSection {
+                name: ".rodata.str1.1".into(),
+                bytes: b"hi %d\0yes\0".to_vec(),
+                read_only: true,
+                symbols: Vec::<DataSymbol>::new(),
+            }],
+        }
+    }
+
+    fn prepare_with(object: &Object, global_data: bool) -> Prepared {
+        let mut has = |_| true;
+        let mut kernel = KernelFacts {
+            global_data,
+            has_helper: &mut has,
+        };
+        prepare(object, &mut kernel, &NoFields).unwrap()
+    }
+
+    #[test]
+    fn strings_go_below_the_used_stack_and_jumps_still_land() {
+        let prepared = prepare_with(&object(), false);
+        let p = &prepared.programs[0];
+        // Below the 8 bytes the program uses: "hi %d\0" and padding at
+        // r10-16 is no sign-extended imm32, so two words; "yes\0" padded
+        // at r10-24 fits one doubleword.
+        let prologue = [
+            i(ST_W, reg::FP, 0, -16, i32::from_le_bytes(*b"hi %")),
+            i(ST_W, reg::FP, 0, -12, i32::from_le_bytes(*b"d\0\0\0")),
+            i(ST_DW, reg::FP, 0, -24, i32::from_le_bytes(*b"yes\0")),
+        ];
+        let body = [
+            /* 3 */ i(STX_W, reg::FP, reg::R1, -4, 0),
+            /* 4 */ i(JEQ_K, reg::R1, 0, 3, 0), // still -> 8
+            /* 5 */ i(MOV_X, reg::R1, reg::FP, 0, 0), // r1 = r10
+            /* 6 */ i(ADD_K, reg::R1, 0, 0, -16), // r1 += -16
+            /* 7 */ i(class::JMP | jmp::JA, 0, 0, 2, 0), // still -> 10
+            /* 8 */ i(MOV_X, reg::R1, reg::FP, 0, 0),
+            /* 9 */ i(ADD_K, reg::R1, 0, 0, -24),
+            /* 10 */ i(MOV_K, reg::R2, 0, 0, 6),
+            /* 11 */ i(CALL, 0, 0, 0, Helper::TracePrintk.id() as i32),
+            /* 12 */ i(LD_IMM64, reg::R1, 0, 0, 0),
+            /* 13 */ i(0, 0, 0, 0, 0),
+            /* 14 */ i(EXIT, 0, 0, 0, 0),
+        ];
+        let mut want = prologue.to_vec();
+        want.extend(body);
+        assert_eq!(p.insns, want);
+        // The map reference moved with its instruction.
+        assert_eq!(
+            p.map_refs,
+            [MapRef {
+                insn: 12,
+                map: 0,
+                value_offset: None
+            }]
+        );
+        assert_eq!(prepared.maps.len(), 1, "no map for the strings");
+        let log: Vec<String> = prepared.log.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            log,
+            [
+                "p: 6 bytes of .rodata.str1.1+0 copied to the stack at r10-16 by 2 store(s) (no global data maps before 5.2)",
+                "p: 4 bytes of .rodata.str1.1+6 copied to the stack at r10-24 by 1 store(s) (no global data maps before 5.2)",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_rewritten_program_prints_from_the_stack() {
+        use probes::interp::Vm;
+        let prepared = prepare_with(&object(), false);
+        let insns = prepared.programs[0].relocated(&[3]).unwrap();
+        // r1 is the context pointer, never 0: the first string, with r3 = 0.
+        let mut vm = Vm::new();
+        vm.run(&insns, &[0; 8]).unwrap();
+        assert_eq!(vm.trace_pipe, ["hi 0"]);
+    }
+
+    #[test]
+    fn with_global_data_each_reference_gets_the_map_and_its_offset() {
+        let object = object();
+        let prepared = prepare_with(&object, true);
+        let p = &prepared.programs[0];
+        assert_eq!(p.insns, object.programs[0].insns);
+        assert_eq!(
+            p.map_refs,
+            [
+                MapRef {
+                    insn: 2,
+                    map: 1,
+                    value_offset: Some(0)
+                },
+                MapRef {
+                    insn: 5,
+                    map: 1,
+                    value_offset: Some(6)
+                },
+                MapRef {
+                    insn: 9,
+                    map: 0,
+                    value_offset: None
+                },
+            ]
+        );
+        let insns = p.relocated(&[3, 4]).unwrap();
+        assert_eq!(
+            [
+                (insns[5].src(), insns[5].imm, insns[6].imm),
+                (insns[9].src(), insns[9].imm, insns[10].imm)
+            ],
+            [(PSEUDO_MAP_VALUE, 4, 6), (PSEUDO_MAP_FD, 3, 0)]
+        );
+        assert_eq!(
+            prepared.maps[1].data,
+            Some(DataMap {
+                section: ".rodata.str1.1".into(),
+                initial: b"hi %d\0yes\0".to_vec(),
+                read_only: true
+            })
+        );
+        assert_eq!(
+            p.relocated(&[3]),
+            Err(ObjError::MissingMapFd {
+                program: "p".into(),
+                map_index: 1,
+                fds: 1
+            })
+        );
+    }
+}

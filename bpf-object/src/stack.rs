@@ -177,3 +177,165 @@ fn relative(insn: RawInsn) -> Option<Relative> {
         _ => Some(Relative::Off),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kernel_headers::bpf::jmp;
+
+    use super::*;
+
+    const STX_DW: u8 = class::STX | mode::MEM | size::DW;
+    const ST_DW: u8 = class::ST | mode::MEM | size::DW;
+    const ST_W: u8 = class::ST | mode::MEM | size::W;
+    const LDX_W: u8 = class::LDX | mode::MEM | size::W;
+    const MOV_X: u8 = class::ALU64 | alu::MOV | source::X;
+    const MOV_K: u8 = class::ALU64 | alu::MOV | source::K;
+    const ADD_K: u8 = class::ALU64 | alu::ADD | source::K;
+    const ADD_X: u8 = class::ALU64 | alu::ADD | source::X;
+    const JEQ_K: u8 = class::JMP | jmp::JEQ | source::K;
+    const JA: u8 = class::JMP | jmp::JA;
+    const CALL: u8 = class::JMP | jmp::CALL;
+    const EXIT: u8 = class::JMP | jmp::EXIT;
+
+    fn i(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> RawInsn {
+        RawInsn::new(code, dst, src, off, imm)
+    }
+
+    #[test]
+    fn depth_is_the_deepest_slot_reached_any_way() {
+        let program = [
+            i(STX_DW, reg::FP, reg::R1, -8, 0), // *(u64 *)(r10 - 8) = r1
+            i(MOV_X, reg::R2, reg::FP, 0, 0),   // r2 = r10
+            i(ADD_K, reg::R2, 0, 0, -24),       // r2 += -24 (a helper's buffer)
+            i(CALL, 0, 0, 0, 4),
+            i(MOV_X, reg::R3, reg::FP, 0, 0), // r3 = r10
+            i(ST_DW, reg::R3, 0, -40, 0),     // *(u64 *)(r3 - 40) = 0
+            i(EXIT, 0, 0, 0, 0),
+        ];
+        assert_eq!(depth(&program), 40);
+        assert_eq!(depth(&program[..3]), 24);
+        assert_eq!(depth(&program[..1]), 8);
+        // After the call r2 is no stack pointer: accesses through it do not count.
+        let after_call = [
+            i(MOV_X, reg::R2, reg::FP, 0, 0),
+            i(CALL, 0, 0, 0, 4),
+            i(LDX_W, reg::R0, reg::R2, -100, 0),
+            i(EXIT, 0, 0, 0, 0),
+        ];
+        assert_eq!(depth(&after_call), 0);
+        // A stack pointer moved by a register: any slot may be reached.
+        let variable = [
+            i(MOV_X, reg::R2, reg::FP, 0, 0),
+            i(ADD_X, reg::R2, reg::R3, 0, 0),
+            i(EXIT, 0, 0, 0, 0),
+        ];
+        assert_eq!(depth(&variable), STACK_SIZE);
+        // The second slot of an ld_imm64 is not an instruction.
+        let ld = [
+            i(LD_IMM64, reg::R1, 0, 0, 0),
+            i(0, 0, 0, 0, -1000),
+            i(EXIT, 0, 0, 0, 0),
+        ];
+        assert_eq!(depth(&ld), 0);
+    }
+
+    #[test]
+    fn stores_use_one_doubleword_where_the_value_sign_extends() {
+        // "abc\0" then zero padding: 0x00636261 fits a sign-extended imm32.
+        assert_eq!(
+            stores(b"abc\0", -16),
+            [i(ST_DW, reg::FP, 0, -16, 0x0063_6261)]
+        );
+        // Eight bytes of text need two words, low then high.
+        assert_eq!(
+            stores(b"KPROBE E", -24),
+            [
+                i(ST_W, reg::FP, 0, -24, i32::from_le_bytes(*b"KPRO")),
+                i(ST_W, reg::FP, 0, -20, i32::from_le_bytes(*b"BE E")),
+            ]
+        );
+        // All ones is -1 sign-extended: one store.
+        assert_eq!(stores(&[0xff; 8], -8), [i(ST_DW, reg::FP, 0, -8, -1)]);
+        // Nine bytes: two words, then the ninth byte padded in its own doubleword.
+        let nine = stores(b"%d %s %x\0", -32);
+        assert_eq!(nine.len(), 3);
+        assert_eq!(nine[2], i(ST_DW, reg::FP, 0, -24, 0));
+    }
+
+    #[test]
+    fn address_is_r10_plus_a_negative_offset() {
+        assert_eq!(
+            address(reg::R1, -64),
+            [
+                i(MOV_X, reg::R1, reg::FP, 0, 0),
+                i(ADD_K, reg::R1, 0, 0, -64)
+            ]
+        );
+    }
+
+    #[test]
+    fn inserting_relinks_jumps_that_cross_the_point() {
+        let x = |n: i32| i(MOV_K, reg::R0, 0, 0, n);
+        let mut program = vec![
+            /* 0 */ i(JEQ_K, reg::R1, 0, 3, 0), // -> 4: crosses
+            /* 1 */ i(JA, 0, 0, 0, 0), // -> 2: before the point
+            /* 2 */ i(JEQ_K, reg::R1, 0, 0, 1), // -> 3: lands on the point
+            /* 3 */ x(3), // insertion point
+            /* 4 */ i(LD_IMM64, reg::R2, 0, 0, 7),
+            /* 5 */ i(0, 0, 0, 0, 0),
+            /* 6 */ i(JA, 0, 0, -7, 0), // -> 0: crosses backwards
+            /* 7 */ i(JA, 0, 0, -5, 0), // -> 3: back to the point
+            /* 8 */ i(JA, 0, 0, -5, 0), // -> 4: after the point
+            /* 9 */ i(EXIT, 0, 0, 0, 0),
+        ];
+        let new = [x(100), x(101)];
+        insert(&mut program, 3, &new).unwrap();
+        assert_eq!(
+            program,
+            [
+                /* 0 */ i(JEQ_K, reg::R1, 0, 5, 0), // -> 6 (old 4)
+                /* 1 */ i(JA, 0, 0, 0, 0),
+                /* 2 */ i(JEQ_K, reg::R1, 0, 0, 1), // -> 3: the inserted code
+                /* 3 */ x(100),
+                /* 4 */ x(101),
+                /* 5 */ x(3),
+                /* 6 */ i(LD_IMM64, reg::R2, 0, 0, 7),
+                /* 7 */ i(0, 0, 0, 0, 0),
+                /* 8 */ i(JA, 0, 0, -9, 0), // -> 0
+                /* 9 */ i(JA, 0, 0, -7, 0), // -> 3: the inserted code
+                /* 10 */ i(JA, 0, 0, -5, 0), // -> 6: unchanged
+                /* 11 */ i(EXIT, 0, 0, 0, 0),
+            ]
+        );
+        assert_eq!([0, 2, 3, 4, 9].map(|n| moved(n, 3, 2)), [0, 2, 5, 6, 11]);
+    }
+
+    #[test]
+    fn a_prologue_leaves_jumps_within_the_program_as_they_were() {
+        let mut program = vec![
+            i(JEQ_K, reg::R1, 0, 1, 0),
+            i(MOV_K, reg::R0, 0, 0, 1),
+            i(JA, 0, 0, -3, 0),
+            i(EXIT, 0, 0, 0, 0),
+        ];
+        let original = program.clone();
+        let prologue = stores(b"fmt\0", -8);
+        insert(&mut program, 0, &prologue).unwrap();
+        assert_eq!(program[..1], prologue[..]);
+        assert_eq!(program[1..3], original[..2]);
+        assert_eq!(program[4], original[3]);
+        // The backward jump to instruction 0 lands on the stores (inserted
+        // code belongs to the instruction it precedes): it reruns them, which
+        // writes the same bytes again.
+        assert_eq!(program[3], i(JA, 0, 0, -4, 0));
+    }
+
+    #[test]
+    fn a_jump_pushed_out_of_range_is_an_error() {
+        let mut program = vec![i(JA, 0, 0, i16::MAX, 0)];
+        program.extend(std::iter::repeat_n(i(MOV_K, 0, 0, 0, 0), i16::MAX as usize));
+        program.push(i(EXIT, 0, 0, 0, 0));
+        let err = insert(&mut program, 5, &[i(MOV_K, 0, 0, 0, 0)]).unwrap_err();
+        assert_eq!(err, "the jump at instruction 0 no longer fits 16 bits");
+    }
+}

@@ -441,3 +441,36 @@ fn type_relocations_are_refused_clearly() {
         "{err}"
     );
 }
+
+// ---- no input panics, prepared too ----
+
+fn core_seed_bytes() -> &'static [u8] {
+    static DATA: OnceLock<Vec<u8>> = OnceLock::new();
+    DATA.get_or_init(|| seed("seed_core"))
+}
+
+proptest! {
+    #[test]
+    fn mutated_co_re_objects_never_panic_when_prepared(
+        changes in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let mut data = core_seed_bytes().to_vec();
+        for (at, byte) in changes {
+            let at = at.index(data.len());
+            data[at] = byte;
+        }
+        if let Ok(obj) = Object::parse(&data) {
+            let profile = profile::builtin::for_version(KernelVersion::new(5, 4, 0))
+                .unwrap()
+                .profile("5.4");
+            for version in [OLD, KernelVersion::new(6, 1, 0)] {
+                if let Ok(prepared) = prepare_for(&obj, version, &profile) {
+                    for p in &prepared.programs {
+                        let _ = p.relocated(&[1, 2, 3]);
+                    }
+                }
+            }
+            let _ = obj.needed_fields();
+        }
+    }
+}
