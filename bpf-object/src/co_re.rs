@@ -366,7 +366,11 @@ pub(super) fn apply(
         }
     };
     let size_change = match (reloc.kind, new_size) {
-        (CoreKind::ByteOffset, Some(new)) if new != local.size => Some((local.size, new)),
+        (CoreKind::ByteOffset, Some(new)) if new != local.size => Some(SizeChange {
+            from: local.size,
+            to: new,
+            signed: local.signed,
+        }),
         _ => None,
     };
     patch(insns, reloc.insn, orig, target, size_change).map_err(patch_error)?;
@@ -378,16 +382,26 @@ pub(super) fn apply(
     })
 }
 
+/// A field whose size differs on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SizeChange {
+    pub from: u32,
+    pub to: u32,
+    /// A load of another size would not sign-extend a signed field, so its
+    /// accesses cannot follow (libbpf refuses them too).
+    pub signed: bool,
+}
+
 /// Writes `new` where the instruction holds `orig`, as libbpf does: the
 /// immediate of an ALU instruction, the offset of a load or store (whose
-/// access size follows the field's when a byte offset relocation sees the
-/// field change size), or both halves of an `ld_imm64`.
+/// access size follows the field's when a byte offset relocation sees an
+/// unsigned field or pointer change size), or both halves of an `ld_imm64`.
 pub(super) fn patch(
     insns: &mut [RawInsn],
     at: usize,
     orig: u64,
     new: u64,
-    size_change: Option<(u32, u32)>,
+    size_change: Option<SizeChange>,
 ) -> Result<(), String> {
     let insn = insns
         .get(at)
@@ -414,16 +428,23 @@ pub(super) fn patch(
             }
             let off = i16::try_from(new).map_err(|_| format!("{new} does not fit an offset"))?;
             insns[at].off = off;
-            if let Some((old_size, new_size)) = size_change {
-                let access = access_bytes(code);
-                if access != old_size {
+            if let Some(change) = size_change {
+                let (from, to) = (change.from, change.to);
+                if change.signed {
                     return Err(format!(
-                        "the field changes from {old_size} to {new_size} bytes and the \
+                        "the signed field changes from {from} to {to} bytes: read it with \
+                         BPF_CORE_READ (bpf_probe_read) instead of directly"
+                    ));
+                }
+                let access = access_bytes(code);
+                if access != from {
+                    return Err(format!(
+                        "the field changes from {from} to {to} bytes and the \
                          instruction accesses {access}"
                     ));
                 }
-                let bits = size_bits(new_size)
-                    .ok_or_else(|| format!("no load or store accesses {new_size} bytes"))?;
+                let bits =
+                    size_bits(to).ok_or_else(|| format!("no load or store accesses {to} bytes"))?;
                 insns[at].code = (code & !size::MASK) | bits;
             }
         }
@@ -432,6 +453,10 @@ pub(super) fn patch(
                 .get(at + 1)
                 .copied()
                 .ok_or("the ld_imm64 has no second slot")?;
+            if insn.src() != 0 || insn.off != 0 || next.code != 0 || next.regs != 0 || next.off != 0
+            {
+                return Err("the ld_imm64 is not a plain 64-bit constant".into());
+            }
             let held = u64::from(insn.imm as u32) | (u64::from(next.imm as u32) << 32);
             if held != orig {
                 return Err(format!(
@@ -513,16 +538,32 @@ mod tests {
     #[test]
     fn load_and_store_offsets_are_patched_with_their_size() {
         // r2 = *(u32 *)(r1 + 16) -> *(u64 *)(r1 + 24) for a field grown to 8 bytes.
+        let grown = |signed| {
+            Some(SizeChange {
+                from: 4,
+                to: 8,
+                signed,
+            })
+        };
         let mut insns = [i(LDX_W, reg::R2, reg::R1, 16, 0)];
-        patch(&mut insns, 0, 16, 24, Some((4, 8))).unwrap();
+        patch(&mut insns, 0, 16, 24, grown(false)).unwrap();
         assert_eq!(insns, [i(LDX_DW, reg::R2, reg::R1, 24, 0)]);
+        // A signed field would lose its sign extension.
+        let mut insns = [i(LDX_W, reg::R2, reg::R1, 16, 0)];
+        assert!(patch(&mut insns, 0, 16, 24, grown(true)).is_err());
         let mut stores = [i(STX_W, reg::R1, reg::R2, 8, 0)];
         patch(&mut stores, 0, 8, 12, None).unwrap();
         assert_eq!(stores, [i(STX_W, reg::R1, reg::R2, 12, 0)]);
         // The access must be the field's, and the new size one a load has.
-        let mut insns = [i(LDX_W, reg::R2, reg::R1, 16, 0)];
-        assert!(patch(&mut insns, 0, 16, 24, Some((8, 4))).is_err());
-        assert!(patch(&mut insns, 0, 16, 24, Some((4, 3))).is_err());
+        let change = |from, to| {
+            Some(SizeChange {
+                from,
+                to,
+                signed: false,
+            })
+        };
+        assert!(patch(&mut insns, 0, 16, 24, change(8, 4)).is_err());
+        assert!(patch(&mut insns, 0, 16, 24, change(4, 3)).is_err());
         assert!(patch(&mut insns, 0, 16, 40_000, None).is_err());
     }
 
@@ -532,6 +573,9 @@ mod tests {
         patch(&mut insns, 0, 16, 0x1_0000_0008, None).unwrap();
         assert_eq!(insns, [i(0x18, reg::R1, 0, 0, 8), i(0, 0, 0, 0, 1)]);
         assert!(patch(&mut insns[..1], 0, 0x1_0000_0008, 0, None).is_err());
+        // A map reference is no constant to patch.
+        let mut map = [i(0x18, reg::R1, 1, 0, 16), i(0, 0, 0, 0, 0)];
+        assert!(patch(&mut map, 0, 16, 8, None).is_err());
     }
 
     #[test]
