@@ -145,21 +145,15 @@ pub enum ObjError {
 
     #[error(
         "program `{program}` calls {} (instruction {insn}, mainline {}+), which this \
-         kernel lacks{}",
-        .helper.name(), .helper.since().series(),
-        match .fallback {
-            Some(f) => format!(
-                ", and its older form {} ({}+) is missing too: this kernel is too old for the program",
-                f.name(), f.since().series()
-            ),
-            None => ": no older helper does the same".to_string(),
-        }
+         kernel lacks, and its older form {} ({}+) is missing too: this kernel is too \
+         old for the program",
+        .helper.name(), .helper.since().series(), .fallback.name(), .fallback.since().series()
     )]
     MissingHelper {
         program: String,
         insn: usize,
         helper: kernel_headers::bpf::Helper,
-        fallback: Option<kernel_headers::bpf::Helper>,
+        fallback: kernel_headers::bpf::Helper,
     },
 
     #[error(

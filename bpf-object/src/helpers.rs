@@ -44,7 +44,7 @@ pub(super) fn fall_back(
                 program: program.to_string(),
                 insn: index,
                 helper,
-                fallback: Some(older),
+                fallback: older,
             });
         }
         insn.imm = older.id() as i32;
@@ -122,7 +122,7 @@ mod tests {
                 program: "p".into(),
                 insn: 1,
                 helper: Helper::ProbeReadKernelStr,
-                fallback: Some(Helper::ProbeReadStr)
+                fallback: Helper::ProbeReadStr
             }
         );
         assert_eq!(

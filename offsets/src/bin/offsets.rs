@@ -65,6 +65,10 @@ struct GenArgs {
     /// Extra field `struct.member` to record (repeatable).
     #[arg(long = "field", value_name = "STRUCT.MEMBER")]
     fields: Vec<String>,
+    /// Record every field a CO-RE BPF object (`clang -g`) reads, as
+    /// `nobtf load --offsets` will ask for them (repeatable).
+    #[arg(long = "fields-from", value_name = "OBJECT")]
+    fields_from: Vec<PathBuf>,
     /// The kernel release to record when the input lacks one (raw BTF).
     #[arg(long)]
     release: Option<String>,
@@ -84,8 +88,18 @@ fn load(path: &Path) -> Result<Profile> {
 }
 
 fn gen_cmd(args: GenArgs) -> Result<()> {
+    let mut fields = args.fields;
+    for path in &args.fields_from {
+        let object = bpf_object::Object::parse(&read(path)?)
+            .with_context(|| format!("{}", path.display()))?;
+        for key in object.needed_fields() {
+            if !fields.contains(&key) {
+                fields.push(key);
+            }
+        }
+    }
     let mut request = Request {
-        fields: args.fields,
+        fields,
         release: args.release,
     };
     let progress = &mut |msg: &str| eprintln!("offsets: {msg}");
