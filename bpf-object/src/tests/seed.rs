@@ -474,3 +474,76 @@ proptest! {
         }
     }
 }
+
+// ---- more of what clang writes ----
+
+#[test]
+fn string_literals_in_rodata_str_sections_go_to_the_stack_too() {
+    let data = snippet(
+        "literal",
+        "SEC(\"kprobe/do_unlinkat\") int p(void *ctx) {
+            bpf_trace_printk(\"first %d\\n\", 10, 1);
+            return bpf_trace_printk(\"second %d\\n\", 11, 2);
+        }",
+        &[],
+    );
+    let obj = Object::parse(&data).unwrap();
+    assert!(
+        obj.data.iter().any(|d| d.name.starts_with(".rodata.str")),
+        "{obj}"
+    );
+    let prepared = prepare_for(&obj, OLD, &NoFields).unwrap();
+    let mut vm = Vm::new();
+    vm.run(&prepared.programs[0].relocated(&[]).unwrap(), &[0; 8])
+        .unwrap();
+    assert_eq!(vm.trace_pipe, ["first 1\n", "second 2\n"]);
+}
+
+#[test]
+fn every_field_relocation_kind_from_clang() {
+    // offset * 10^6 + size * 10^4 + exists * 1000 + signed * 100 + rshift.
+    let data = snippet(
+        "field_info",
+        "struct filename { const char *name; const char *uptr; int refcnt; }
+            __attribute__((preserve_access_index));
+        SEC(\"kprobe/do_unlinkat\") int p(void *ctx) {
+            struct filename *f = 0;
+            return __builtin_preserve_field_info(f->refcnt, 0) * 1000000
+                + __builtin_preserve_field_info(f->refcnt, 1) * 10000
+                + __builtin_preserve_field_info(f->refcnt, 2) * 1000
+                + __builtin_preserve_field_info(f->refcnt, 3) * 100
+                + __builtin_preserve_field_info(f->refcnt, 5);
+        }",
+        &["-g"],
+    );
+    let obj = Object::parse(&data).unwrap();
+    let kinds: Vec<CoreKind> = obj.programs[0].core_relocs.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            CoreKind::ByteOffset,
+            CoreKind::ByteSize,
+            CoreKind::Exists,
+            CoreKind::Signed,
+            CoreKind::RShiftU64
+        ]
+    );
+    let run = |fields: &dyn FieldSource| {
+        let prepared = prepare_for(&obj, OLD, fields).unwrap();
+        let insns = prepared.programs[0].relocated(&[]).unwrap();
+        Vm::new().run(&insns, &[0; 8]).unwrap() as u32
+    };
+    let field = |offset, size| {
+        let mut profile = profile::builtin::for_version(KernelVersion::new(5, 4, 0))
+            .unwrap()
+            .profile("t");
+        profile
+            .fields
+            .insert("filename.refcnt".into(), profile::Field { offset, size });
+        profile
+    };
+    // As compiled: offset 16, size 4, exists, signed int, shift 32.
+    assert_eq!(run(&field(16, 4)), 16_041_132);
+    // A kernel with a 64-bit count at 24: the profile's size, the object's sign.
+    assert_eq!(run(&field(24, 8)), 24_081_100);
+}
