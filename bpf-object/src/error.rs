@@ -117,20 +117,102 @@ pub enum ObjError {
     BpfToBpfCall { program: String, insn: usize },
 
     #[error(
-        "program `{program}` instruction {insn} uses global data in `{section}`: \
-         that needs 5.2+ and map-value relocations, which nobtf does not do; keep \
-         constants on the stack (`char fmt[] = \"...\";` instead of `bpf_printk`) and state in maps"
+        "program `{program}` instruction {insn} uses global data, which only \
+         `Object::prepare` places (as a map on 5.2+, on the stack before): prepare \
+         the object for the kernel before relocating"
     )]
-    GlobalData {
+    GlobalData { program: String, insn: usize },
+
+    #[error(
+        "program `{program}` uses writable global data in `{section}`, which needs \
+         global data maps (BPF_PSEUDO_MAP_VALUE, 5.2+) and this kernel has none: \
+         keep state in a map (`struct bpf_map_def SEC(\"maps\")`) or make it `const`"
+    )]
+    WritableGlobal { program: String, section: String },
+
+    #[error(
+        "program `{program}`: its constants from `{section}` need {need} bytes of \
+         stack below the {used} it uses, and a program has {limit}: this kernel has no \
+         global data maps (5.2+), so shorten the strings or use fewer of them",
+        limit = kernel_headers::bpf::STACK_SIZE
+    )]
+    StackFull {
         program: String,
-        insn: usize,
         section: String,
+        used: usize,
+        need: usize,
     },
 
     #[error(
-        "the object needs CO-RE relocations (.BTF.ext lists {count}), and nobtf \
-         loads no BTF: build without CO-RE (no BPF_CORE_READ, no preserve_access_index) and read \
-         fields at fixed offsets with bpf_probe_read"
+        "program `{program}` calls {} (instruction {insn}, mainline {}+), which this \
+         kernel lacks, and its older form {} ({}+) is missing too: this kernel is too \
+         old for the program",
+        .helper.name(), .helper.since().series(), .fallback.name(), .fallback.since().series()
+    )]
+    MissingHelper {
+        program: String,
+        insn: usize,
+        helper: kernel_headers::bpf::Helper,
+        fallback: kernel_headers::bpf::Helper,
+    },
+
+    #[error(
+        "program `{program}`: inserting instructions: {cause}: the program is too long to rewrite"
+    )]
+    Relink { program: String, cause: String },
+
+    #[error("the object's BTF is unreadable ({cause}): rebuild it with `clang -g`")]
+    BadBtf { cause: String },
+
+    #[error("CO-RE record {index} in `.BTF.ext`: {cause}: the object is corrupt, rebuild it")]
+    BadCoreRecord { index: usize, cause: String },
+
+    #[error(
+        "program `{program}` instruction {insn}: CO-RE {kind} relocation on `{what}` is \
+         not supported without the kernel's BTF: read the field at a fixed offset instead"
+    )]
+    CoreUnsupported {
+        program: String,
+        insn: usize,
+        kind: &'static str,
+        what: String,
+    },
+
+    #[error(
+        "program `{program}` instruction {insn} needs field `{field}` ({kind}), which the \
+         offsets source does not know: `offsets gen --field {field}` adds it to the profile"
+    )]
+    CoreUnknownField {
+        program: String,
+        insn: usize,
+        field: String,
+        kind: &'static str,
+    },
+
+    #[error(
+        "program `{program}` instruction {insn} reads field `{field}`, which this kernel's \
+         `struct {strukt}` does not have: the program does not fit this kernel"
+    )]
+    CoreMissingField {
+        program: String,
+        insn: usize,
+        field: String,
+        strukt: String,
+    },
+
+    #[error("program `{program}` instruction {insn}: CO-RE {kind} on `{field}`: {cause}")]
+    CorePatch {
+        program: String,
+        insn: usize,
+        field: String,
+        kind: &'static str,
+        cause: String,
+    },
+
+    #[error(
+        "the program has {count} CO-RE relocation(s), which only `Object::prepare` \
+         resolves (from an offsets profile or the kernel's BTF): prepare the object \
+         for the kernel before relocating"
     )]
     CoRe { count: usize },
 
@@ -178,6 +260,12 @@ pub enum RelocCause {
     NoMapAtOffset { offset: u64 },
     #[error("relocations with addends (SHT_RELA) are not BPF's: build with `{BUILD}`")]
     Rela,
+    #[error("it points at byte {offset} of `{section}`, which has {size}: the object is corrupt")]
+    OutsideData {
+        section: String,
+        offset: u64,
+        size: u64,
+    },
 }
 
 /// Names of the machines a BPF object is most often confused with.

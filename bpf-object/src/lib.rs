@@ -8,24 +8,35 @@
 //!   reference patched to `PSEUDO_MAP_FD` and the fd of the map created for
 //!   it; the fds come in as plain numbers.
 //!
+//! - [`Object::prepare`]: the object adapted to one kernel, given what it
+//!   has ([`KernelFacts`]) and where its struct fields are
+//!   ([`FieldSource`]): global data as maps (5.2+) or copied to the stack,
+//!   helper fallback, CO-RE field relocations resolved; with a log of what
+//!   was rewritten ([`Rewrite`]).
+//! - [`Object::needed_fields`]: every `struct.member` its CO-RE relocations
+//!   need from an offsets profile.
+//!
 //! What is refused, and why (each with its own error):
 //! - programs other than `kprobe/<fn>` and `kretprobe/<fn>`;
 //! - BTF-defined maps (`.maps`): their layout is only described by BTF;
-//! - CO-RE relocations (`.BTF.ext`): they need the kernel's BTF;
-//! - global data (`.rodata*`, `.data*`, `.bss*` references, which is what
-//!   libbpf's `bpf_printk` makes): it needs 5.2 and map-value relocations;
+//! - CO-RE relocations other than on fields (type ids, enum values), and
+//!   field relocations through arrays or on bit-fields;
 //! - BPF-to-BPF calls: inline the callee instead.
 //!
-//! `.BTF` and `.BTF.ext` are otherwise ignored, so an object built with `-g`
-//! loads as one built without it.
+//! `.BTF` and `.BTF.ext` serve the CO-RE records only; no BTF is loaded, so
+//! an object built with `-g` loads as one built without it.
 
 #![forbid(unsafe_code)]
 
 mod btf_ext;
+mod co_re;
 mod elf;
 mod error;
+mod helpers;
 mod maps;
+mod prepare;
 mod program;
+mod stack;
 
 #[cfg(test)]
 mod tests;
@@ -34,9 +45,13 @@ use std::fmt;
 
 use kernel_headers::bpf::RawInsn;
 
+pub use co_re::{
+    CoreKind, CoreReloc, FieldInfo, FieldPath, FieldSource, LocalField, Lookup, NoFields, Resolved,
+};
 pub use error::{ObjError, RelocCause};
 /// Where a program attaches: its section is `kprobe/<fn>` or `kretprobe/<fn>`.
 pub use kernel_headers::kprobe::ProbeKind;
+pub use prepare::{DataMap, KernelFacts, MapRef, MapSpec, Prepared, ReadyProgram, Rewrite};
 
 /// A parsed legacy object: everything needed to create its maps and load,
 /// relocate and attach its programs.
@@ -51,6 +66,30 @@ pub struct Object {
     pub maps: Vec<MapDef>,
     /// In section order, then by offset in the section.
     pub programs: Vec<ObjProgram>,
+    /// Global data sections (`.rodata*`, `.data*`, `.bss*`), in section
+    /// order: a [`DataReloc`]'s index points here.
+    pub data: Vec<DataSection>,
+}
+
+/// One global data section, as libbpf would make a map of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSection {
+    /// e.g. `.rodata.str1.1`, `.bss`.
+    pub name: String,
+    /// The section's bytes; zeros for `.bss`.
+    pub bytes: Vec<u8>,
+    /// `.rodata*`: programs only read it.
+    pub read_only: bool,
+    /// Named objects in it (variables, `bpf_printk`'s format arrays), by
+    /// offset: they say how many bytes a reference to one needs.
+    pub symbols: Vec<DataSymbol>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSymbol {
+    pub name: String,
+    pub offset: u64,
+    pub size: u64,
 }
 
 /// One `struct bpf_map_def` from the `maps` section.
@@ -75,10 +114,25 @@ pub struct ObjProgram {
     pub kind: ProbeKind,
     /// The kernel function to attach to, from the section name.
     pub function: String,
+    /// Byte offset of the program in its section.
+    pub offset: u64,
     /// As in the object: map references still hold the object's addend.
     pub insns: Vec<RawInsn>,
     /// Which `ld_imm64` loads which map.
     pub map_relocs: Vec<MapReloc>,
+    /// Which `ld_imm64` loads an address in global data.
+    pub data_relocs: Vec<DataReloc>,
+    /// CO-RE field relocations, resolved against the object's own BTF.
+    pub core_relocs: Vec<CoreReloc>,
+}
+
+/// A global data reference: the `ld_imm64` at instruction `insn` loads the
+/// address of byte `offset` of `Object::data[data]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataReloc {
+    pub insn: usize,
+    pub data: usize,
+    pub offset: u32,
 }
 
 /// A map reference: the `ld_imm64` at instruction `insn` (its first slot)
@@ -94,6 +148,7 @@ const LICENSE: &str = "license";
 const VERSION: &str = "version";
 const MAPS: &str = "maps";
 const BTF_MAPS: &str = ".maps";
+const BTF: &str = ".BTF";
 const BTF_EXT: &str = ".BTF.ext";
 
 impl Object {
@@ -109,6 +164,8 @@ impl Object {
         let mut kern_version = None;
         let mut maps_section = None;
         let mut program_sections = Vec::new();
+        let mut data_sections = Vec::new();
+        let (mut btf, mut core_records) = (None, Vec::new());
         for section in &sections {
             match program::classify(section)? {
                 program::Role::Program(kind, function) => {
@@ -119,10 +176,13 @@ impl Object {
                     VERSION => kern_version = Some(read_version(elf.data(section)?)?),
                     MAPS => maps_section = Some(section),
                     BTF_MAPS if section_size(section) > 0 => return Err(ObjError::BtfMaps),
+                    BTF => btf = Some(elf.data(section)?),
                     BTF_EXT => {
-                        if let Some(count) = btf_ext::core_relocations(elf.data(section)?) {
-                            return Err(ObjError::CoRe { count });
-                        }
+                        core_records = btf_ext::core_records(elf.data(section)?)
+                            .map_err(|cause| ObjError::BadBtf { cause })?;
+                    }
+                    name if program::is_global_data(name) && section_size(section) > 0 => {
+                        data_sections.push(section)
                     }
                     _ => {}
                 },
@@ -140,11 +200,20 @@ impl Object {
             }
             None => Vec::new(),
         };
+        let mut data = Vec::with_capacity(data_sections.len());
+        for section in &data_sections {
+            data.push(read_data(&elf, section, &symbols)?);
+        }
+        let data_places: Vec<_> = data_sections
+            .iter()
+            .map(|s| (s.index, section_size(s)))
+            .collect();
         let context = program::Context {
             elf: &elf,
             sections: &sections,
             maps_section: maps_section.map(|s| s.index),
             maps: &maps,
+            data: &data_places,
         };
         let mut programs = Vec::new();
         for (section, kind, function) in program_sections {
@@ -153,14 +222,70 @@ impl Object {
         if programs.is_empty() {
             return Err(ObjError::NoPrograms);
         }
+        if !core_records.is_empty() {
+            let btf = btf::Btf::parse(btf.unwrap_or_default())
+                .map_err(|e| ObjError::BadBtf { cause: e.0 })?;
+            prepare::attach_core(&btf, &core_records, &mut programs)?;
+        }
         let license = license.ok_or(ObjError::MissingLicense)?;
         Ok(Object {
             license,
             kern_version,
             maps: maps.into_iter().map(|m| m.def).collect(),
             programs,
+            data,
         })
     }
+
+    /// Every `struct.member` the CO-RE relocations need from an offsets
+    /// profile (`offsets gen --fields-from OBJECT`); `pt_regs` members are
+    /// left out, the architecture answers them.
+    pub fn needed_fields(&self) -> Vec<String> {
+        co_re::needed(self.programs.iter().flat_map(|p| &p.core_relocs))
+            .iter()
+            .map(FieldPath::key)
+            .collect()
+    }
+
+    /// The object adapted to one kernel: see [`Prepared`].
+    pub fn prepare(
+        &self,
+        kernel: &mut KernelFacts<'_>,
+        fields: &dyn FieldSource,
+    ) -> Result<Prepared, ObjError> {
+        prepare::prepare(self, kernel, fields)
+    }
+}
+
+fn read_data(
+    elf: &elf::Elf<'_>,
+    section: &elf::Section<'_>,
+    symbols: &[elf::Symbol],
+) -> Result<DataSection, ObjError> {
+    let size = section_size(section);
+    let mut bytes = elf.data(section)?.to_vec();
+    // NOBITS (.bss) has no bytes in the file; the kernel's map starts zeroed.
+    let len = usize::try_from(size).map_err(|_| ObjError::Malformed {
+        what: format!("section `{}`", section.name),
+        cause: format!("{size} bytes"),
+    })?;
+    bytes.resize(len, 0);
+    let mut named: Vec<DataSymbol> = symbols
+        .iter()
+        .filter(|s| s.section == Some(section.index) && program::is_named_object(s))
+        .map(|s| DataSymbol {
+            name: s.name.clone(),
+            offset: s.value,
+            size: s.size,
+        })
+        .collect();
+    named.sort_by_key(|s| s.offset);
+    Ok(DataSection {
+        name: section.name.clone(),
+        bytes,
+        read_only: section.name.starts_with(".rodata"),
+        symbols: named,
+    })
 }
 
 impl ObjProgram {
@@ -206,6 +331,10 @@ impl fmt::Display for Object {
                 "map {i} {}: type {} key {} value {} entries {} flags {:#x}",
                 m.name, m.map_type, m.key_size, m.value_size, m.max_entries, m.map_flags
             )?;
+        }
+        for d in &self.data {
+            let kind = if d.read_only { "read-only" } else { "writable" };
+            writeln!(f, "data {}: {} bytes, {kind}", d.name, d.bytes.len())?;
         }
         for p in &self.programs {
             let maps: Vec<String> = p

@@ -10,7 +10,7 @@ use object::{SectionIndex, SymbolIndex, elf as E};
 use super::elf::{Elf, Section, Symbol};
 use super::error::{ObjError, RelocCause};
 use super::maps::Placed;
-use super::{MapReloc, ObjProgram, ProbeKind};
+use super::{DataReloc, MapReloc, ObjProgram, ProbeKind};
 
 /// Bytes in one instruction slot.
 const SLOT: usize = 8;
@@ -119,6 +119,8 @@ pub(super) struct Context<'e, 'a> {
     pub sections: &'e [Section<'a>],
     pub maps_section: Option<SectionIndex>,
     pub maps: &'e [Placed],
+    /// Global data sections, in `Object::data` order.
+    pub data: &'e [(SectionIndex, u64)],
 }
 
 /// A program's place in its section.
@@ -158,8 +160,11 @@ impl Context<'_, '_> {
                 name: span.name.clone(),
                 kind,
                 function: function.to_string(),
+                offset: span.start,
                 insns,
                 map_relocs: Vec::new(),
+                data_relocs: Vec::new(),
+                core_relocs: Vec::new(),
             });
         }
         for (offset, sym, r_type) in self.elf.relocations(section, &spans[0].name)? {
@@ -184,25 +189,33 @@ impl Context<'_, '_> {
             if offset % SLOT as u64 != 0 {
                 return Err(bad(RelocCause::Misaligned));
             }
-            let map = self
-                .map_of(&programs[at], insn, sym, r_type)
+            let target = self
+                .target_of(&programs[at], insn, sym, r_type)
                 .map_err(|e| match e {
                     Target::Refused(e) => e,
                     Target::Bad(cause) => bad(cause),
                 })?;
-            programs[at].map_relocs.push(MapReloc { insn, map });
+            match target {
+                Ref::Map(map) => programs[at].map_relocs.push(MapReloc { insn, map }),
+                Ref::Data { data, offset } => {
+                    programs[at]
+                        .data_relocs
+                        .push(DataReloc { insn, data, offset })
+                }
+            }
         }
         Ok(programs)
     }
 
-    /// The map index a relocation at instruction `insn` refers to.
-    fn map_of(
+    /// The map, or the global data, a relocation at instruction `insn`
+    /// refers to.
+    fn target_of(
         &self,
         program: &ObjProgram,
         insn: usize,
         sym: u32,
         r_type: u32,
-    ) -> Result<usize, Target> {
+    ) -> Result<Ref, Target> {
         let unknown = || Target::Bad(RelocCause::UnknownSymbol { index: sym });
         if sym == 0 {
             return Err(unknown());
@@ -221,14 +234,10 @@ impl Context<'_, '_> {
                 insn,
             }));
         }
-        if is_global_data(section_name) {
-            return Err(Target::Refused(ObjError::GlobalData {
-                program: program.name.clone(),
-                insn,
-                section: section_name.to_string(),
-            }));
-        }
-        if symbol.section.is_none() || symbol.section != self.maps_section {
+        let data = symbol
+            .section
+            .and_then(|index| self.data.iter().position(|&(s, _)| s == index));
+        if data.is_none() && (symbol.section.is_none() || symbol.section != self.maps_section) {
             return Err(Target::Bad(RelocCause::NotAMap {
                 symbol: symbol.name,
                 section: section_name.to_string(),
@@ -242,13 +251,34 @@ impl Context<'_, '_> {
             return Err(Target::Bad(RelocCause::NotLdImm64 { code: first.code }));
         }
         // REL relocations keep the addend in the instruction: the offset
-        // into `maps` is the symbol's plus `imm` (0 for a map symbol).
+        // into the section is the symbol's plus `imm` (0 for a map symbol;
+        // a string's offset for a reference through the section symbol).
         let offset = symbol.value.wrapping_add(first.imm as u32 as u64);
+        if let Some(data) = data {
+            let size = self.data[data].1;
+            return match u32::try_from(offset) {
+                Ok(offset) if u64::from(offset) < size => Ok(Ref::Data { data, offset }),
+                _ => Err(Target::Bad(RelocCause::OutsideData {
+                    section: section_name.to_string(),
+                    offset,
+                    size,
+                })),
+            };
+        }
         self.maps
             .iter()
             .position(|m| m.offset == offset)
+            .map(Ref::Map)
             .ok_or(Target::Bad(RelocCause::NoMapAtOffset { offset }))
     }
+}
+
+/// What an `ld_imm64` relocation points at.
+enum Ref {
+    /// `Object::maps[i]`.
+    Map(usize),
+    /// Byte `offset` of `Object::data[data]`.
+    Data { data: usize, offset: u32 },
 }
 
 /// Why a relocation target is not a map: refused by design, or corrupt.
@@ -257,7 +287,8 @@ enum Target {
     Bad(RelocCause),
 }
 
-fn is_global_data(section: &str) -> bool {
+/// Sections libbpf turns into global data maps.
+pub(super) fn is_global_data(section: &str) -> bool {
     [".rodata", ".data", ".bss"]
         .iter()
         .any(|p| section == *p || section.starts_with(&format!("{p}.")))
@@ -339,6 +370,19 @@ fn decode(slot: &[u8]) -> RawInsn {
 }
 
 pub(super) fn relocate(program: &ObjProgram, map_fds: &[i32]) -> Result<Vec<RawInsn>, ObjError> {
+    // Global data and CO-RE need `Object::prepare`; loading the program
+    // without it would pass addends off as pointers.
+    if let Some(reloc) = program.data_relocs.first() {
+        return Err(ObjError::GlobalData {
+            program: program.name.clone(),
+            insn: reloc.insn,
+        });
+    }
+    if !program.core_relocs.is_empty() {
+        return Err(ObjError::CoRe {
+            count: program.core_relocs.len(),
+        });
+    }
     let mut insns = program.insns.clone();
     for reloc in &program.map_relocs {
         let fd = *map_fds

@@ -526,16 +526,36 @@ fn bpf_printk_style_rodata_is_global_data() {
             }",
         &[],
     );
-    let err = parse_err(&data);
+    let obj = Object::parse(&data).unwrap();
+    let [rodata] = &obj.data[..] else {
+        panic!("{obj}")
+    };
     assert!(
-        matches!(err, ObjError::GlobalData { ref section, insn: 0, .. } if section.starts_with(".rodata")),
-        "{err}"
+        rodata.name.starts_with(".rodata") && rodata.read_only,
+        "{obj}"
     );
-    assert!(err.to_string().contains("needs 5.2+"), "{err}");
+    assert_eq!(
+        obj.programs[0].data_relocs,
+        [DataReloc {
+            insn: 0,
+            data: 0,
+            offset: rodata.symbols[0].offset as u32
+        }]
+    );
+    assert_eq!(&rodata.bytes[..10], b"hello %d\n\0");
+    // Only `prepare` may place it: loading the addend as a pointer would be wrong.
+    let err = obj.programs[0].relocated(&[]).unwrap_err();
+    assert_eq!(
+        err,
+        ObjError::GlobalData {
+            program: "p".into(),
+            insn: 0
+        }
+    );
 }
 
 #[test]
-fn co_re_relocations_are_refused() {
+fn co_re_relocations_are_read_and_left_for_prepare() {
     let source = "struct filename { const char *name; const char *uptr; int refcnt; }
             __attribute__((preserve_access_index));
         SEC(\"kprobe/do_unlinkat\") int p(unsigned long *ctx) {
@@ -545,10 +565,26 @@ fn co_re_relocations_are_refused() {
             return refcnt;
         }";
     let data = snippet("core", source, &["-g"]);
-    assert!(
-        matches!(parse_err(&data), ObjError::CoRe { count: 1 }),
-        "{}",
-        parse_err(&data)
+    let obj = Object::parse(&data).unwrap();
+    let [reloc] = &obj.programs[0].core_relocs[..] else {
+        panic!("{:?}", obj.programs[0].core_relocs)
+    };
+    assert_eq!(reloc.field.key(), "filename.refcnt");
+    assert_eq!(
+        (reloc.kind, reloc.local),
+        (
+            CoreKind::ByteOffset,
+            LocalField {
+                offset: 16,
+                size: 4,
+                signed: true
+            }
+        )
+    );
+    assert_eq!(obj.needed_fields(), ["filename.refcnt"]);
+    assert_eq!(
+        obj.programs[0].relocated(&[]),
+        Err(ObjError::CoRe { count: 1 })
     );
     // Without -g clang writes no BTF, so the offsets are fixed and it loads.
     let plain = snippet("core_g0", source, &["-g0"]);
@@ -672,3 +708,5 @@ proptest! {
         }
     }
 }
+
+mod seed;

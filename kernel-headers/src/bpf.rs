@@ -136,6 +136,16 @@ impl RawInsn {
 /// `src_reg` of an `ld_imm64` whose `imm` is a map fd to be replaced by the
 /// map's address at load time.
 pub const PSEUDO_MAP_FD: u8 = 1;
+/// `src_reg` of an `ld_imm64` whose `imm` is a map fd and whose second slot's
+/// `imm` an offset into the map's value (5.2+: global data).
+pub const PSEUDO_MAP_VALUE: u8 = 2;
+
+/// `map_flags` of BPF_MAP_CREATE nobtf sets.
+pub mod map_flags {
+    /// Programs may only read the map (5.2+): the verifier then knows the
+    /// bytes of a frozen map, e.g. a `bpf_printk` format in `.rodata`.
+    pub const F_RDONLY_PROG: u32 = 1 << 7;
+}
 
 /// Most instructions a program may have before 5.2 (and for unprivileged
 /// loaders after).
@@ -213,6 +223,18 @@ helpers! {
     ProbeReadKernelStr = 115, "bpf_probe_read_kernel_str", since (5, 5);
 }
 
+impl Helper {
+    /// The older helper that does the same on x86-64, for kernels before
+    /// 5.5 that lack the `_kernel`/`_user` split (as libbpf falls back).
+    pub const fn fallback(self) -> Option<Helper> {
+        match self {
+            Helper::ProbeReadKernel | Helper::ProbeReadUser => Some(Helper::ProbeRead),
+            Helper::ProbeReadKernelStr | Helper::ProbeReadUserStr => Some(Helper::ProbeReadStr),
+            _ => None,
+        }
+    }
+}
+
 /// Map types (`enum bpf_map_type`).
 pub mod map_type {
     pub const HASH: u32 = 1;
@@ -271,6 +293,12 @@ mod tests {
             assert_eq!(Helper::from_id(id), Some(helper));
         }
         assert_eq!(Helper::from_id(0), None);
+        assert_eq!(Helper::ProbeReadUser.fallback(), Some(Helper::ProbeRead));
+        assert_eq!(
+            Helper::ProbeReadKernelStr.fallback(),
+            Some(Helper::ProbeReadStr)
+        );
+        assert_eq!(Helper::ProbeRead.fallback(), None);
         assert!(KernelVersion::new(4, 11, 0) > KernelVersion::new(4, 2, 0));
     }
 
@@ -280,6 +308,8 @@ mod tests {
         assert_eq!(prog_type::KPROBE, 2);
         assert_eq!(MAXINSNS, 4096);
         assert_eq!(OBJ_NAME_LEN, 16);
+        assert_eq!((PSEUDO_MAP_FD, PSEUDO_MAP_VALUE), (1, 2));
+        assert_eq!(map_flags::F_RDONLY_PROG, 0x80);
         assert_eq!(F_CURRENT_CPU, 0xffff_ffff);
         assert_eq!(class::ALU64 | alu::MOV | source::X, 0xbf);
         assert_eq!(class::JMP | jmp::CALL, 0x85);

@@ -14,6 +14,9 @@ pub mod cmd {
     pub const BPF_MAP_DELETE_ELEM: u32 = 3;
     pub const BPF_MAP_GET_NEXT_KEY: u32 = 4;
     pub const BPF_PROG_LOAD: u32 = 5;
+    /// 5.2+: makes a map read-only for user space from now on (global
+    /// `.rodata` after its one update).
+    pub const BPF_MAP_FREEZE: u32 = 22;
 }
 
 // Program and map types and the object name length live in `crate::bpf`.

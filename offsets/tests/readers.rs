@@ -225,3 +225,51 @@ proptest! {
         let _ = Profile::from_toml_str(&text.iter().collect::<String>());
     }
 }
+
+/// `offsets gen --fields-from OBJECT`: the fields a CO-RE object reads
+/// become part of the profile. Needs clang (scripts/test installs it).
+#[test]
+fn fields_from_a_co_re_object() {
+    let dir = std::env::temp_dir().join(format!("offsets-fields-from-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (c, o, btf) = (dir.join("p.c"), dir.join("p.o"), dir.join("btf"));
+    std::fs::write(
+        &c,
+        "struct filename { const char *name; const char *uptr; int refcnt; }
+             __attribute__((preserve_access_index));
+         __attribute__((section(\"kprobe/do_unlinkat\"), used))
+         int p(unsigned long *ctx) {
+             struct filename *f = (void *)ctx[13];
+             return (long)f->uptr;
+         }
+         char LICENSE[] __attribute__((section(\"license\"), used)) = \"GPL\";",
+    )
+    .unwrap();
+    let clang = std::process::Command::new("clang")
+        .args(["-target", "bpf", "-O2", "-g", "-c"])
+        .arg(&c)
+        .arg("-o")
+        .arg(&o)
+        .status()
+        .expect("clang not found: this test compiles a CO-RE object; install clang");
+    assert!(clang.success());
+    std::fs::write(&btf, synthetic_btf(false)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_offsets"))
+        .args(["gen", "--release", "5.4.0-test", "--btf"])
+        .arg(&btf)
+        .arg("--fields-from")
+        .arg(&o)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let profile = Profile::from_toml_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(
+        profile.field("filename.uptr").unwrap(),
+        Field { offset: 8, size: 8 }
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -65,9 +65,10 @@ struct GenArgs {
     /// Extra field `struct.member` to record (repeatable).
     #[arg(long = "field", value_name = "STRUCT.MEMBER")]
     fields: Vec<String>,
-    /// Record every field a `nobtf trace` program uses: the program's text
-    /// or a file holding it (repeatable).
-    #[arg(long = "fields-from", value_name = "PROGRAM")]
+    /// Record every field a `nobtf trace` program uses (its text, or a file
+    /// holding it) or a CO-RE BPF object (`clang -g`) reads, as `nobtf load
+    /// --offsets` will ask for them (repeatable).
+    #[arg(long = "fields-from", value_name = "PROGRAM|OBJECT")]
     fields_from: Vec<String>,
     /// The kernel release to record when the input lacks one (raw BTF).
     #[arg(long)]
@@ -87,15 +88,20 @@ fn load(path: &Path) -> Result<Profile> {
     Profile::from_toml_str(&text).with_context(|| format!("{}", path.display()))
 }
 
-/// The `struct.member` fields a trace program (text, or a file path)
-/// reads.
-fn program_fields(program: &str) -> Result<Vec<String>> {
-    let path = Path::new(program);
+/// The `struct.member` fields a BPF object (an ELF file) or a trace program
+/// (a file holding it, or its text) reads.
+fn fields_from(source: &str) -> Result<Vec<String>> {
+    let path = Path::new(source);
     let source = if path.is_file() {
-        String::from_utf8(read(path)?)
-            .with_context(|| format!("{} is not UTF-8 text", path.display()))?
+        let bytes = read(path)?;
+        if bytes.starts_with(b"\x7fELF") {
+            let object =
+                bpf_object::Object::parse(&bytes).with_context(|| format!("{}", path.display()))?;
+            return Ok(object.needed_fields());
+        }
+        String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))?
     } else {
-        program.to_string()
+        source.to_string()
     };
     // Which fields a program reads does not depend on the kernel's BPF
     // features; any kernel the language supports will do.
@@ -113,8 +119,8 @@ fn program_fields(program: &str) -> Result<Vec<String>> {
 
 fn gen_cmd(args: GenArgs) -> Result<()> {
     let mut fields = args.fields;
-    for program in &args.fields_from {
-        for field in program_fields(program)? {
+    for source in &args.fields_from {
+        for field in fields_from(source)? {
             if !fields.contains(&field) {
                 fields.push(field);
             }
