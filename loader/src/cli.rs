@@ -59,8 +59,8 @@ pub enum Cmd {
         #[arg(long, value_name = "NAME")]
         function: Option<String>,
         /// Judge `nobtf run unlink` with this offsets profile (default: the
-        /// builtin one, on 4.19+ only).
-        #[arg(long, value_name = "FILE", conflicts_with = "function")]
+        /// builtin one, on 4.19+ only; not used with --function).
+        #[arg(long, value_name = "FILE", env = "NOBTF_OFFSETS")]
         offsets: Option<PathBuf>,
     },
     /// Remove kprobe events left by nobtf processes that are gone (SIGKILL).
