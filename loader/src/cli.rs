@@ -152,6 +152,14 @@ pub struct LoadArgs {
     /// Stop after SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Offsets profile (from `offsets gen --fields-from FILE`) for a CO-RE
+    /// object's field relocations; default: the kernel's BTF, else the
+    /// builtin profile where it fits.
+    #[arg(long, value_name = "FILE", env = "NOBTF_OFFSETS")]
+    pub offsets: Option<PathBuf>,
+    /// Say what was rewritten for this kernel (on stderr).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -243,6 +251,8 @@ impl LoadArgs {
             file: self.file,
             attach: self.attach.into(),
             command: self.command,
+            offsets: self.offsets,
+            verbose: self.verbose,
         })
     }
 }
