@@ -252,9 +252,7 @@ fn run(
     let mut copier = Copier { out, lost: 0 };
     let result = session.stream(&mut copier, deadline).and_then(|()| {
         let rest = session.take_pipe_rest();
-        if !rest.is_empty() {
-            copier.emit(&rest)?;
-        }
+        copier.line(&rest)?;
         Ok(copier.out.flush().map_err(write_error)?)
     });
     session.end_command();
@@ -391,9 +389,11 @@ impl Events for Copier<'_> {
     }
 
     fn line(&mut self, line: &str) -> Result<Flow, LegacyLoadError> {
-        // Formats ending in "\n" leave an empty line on kernels that add their own.
-        if !line.trim().is_empty() {
-            self.emit(line)?;
+        for record in super::records::split(line) {
+            // Formats ending in "\n" leave an empty line on kernels that add their own.
+            if !record.trim().is_empty() {
+                self.emit(record)?;
+            }
         }
         Ok(Flow::Continue)
     }
