@@ -33,6 +33,8 @@ Errors (one `error:` line first, details may follow; exit status 1):
       the verifier's log and the program's disassembly follow.
   no offsets profile for kernel R
       the builtin profile fits 4.19+ only: run `offsets gen`, pass --offsets FILE.
+  F has CO-RE relocations (...) and this kernel has neither BTF nor a builtin offsets profile
+      `nobtf load` of a CO-RE object: run `offsets gen --fields-from F`, pass --offsets FILE.
 Stale events: a SIGKILL'd nobtf leaves tracefs kprobe events behind; the
 next `nobtf run` and `nobtf cleanup` remove those whose process is gone.";
 
