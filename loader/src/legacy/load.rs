@@ -402,3 +402,61 @@ impl Events for Copier<'_> {
         Ok(self.out.flush().map_err(write_error)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpf_object::{DataMap, MapDef};
+
+    fn spec(map_type: u32, max_entries: u32, data: Option<bool>) -> bpf_object::MapSpec {
+        bpf_object::MapSpec {
+            def: MapDef {
+                name: ".rodata".into(),
+                map_type,
+                key_size: 4,
+                value_size: 48,
+                max_entries,
+                map_flags: 0x1,
+            },
+            data: data.map(|read_only| DataMap {
+                section: ".rodata".into(),
+                initial: vec![0; 48],
+                read_only,
+            }),
+        }
+    }
+
+    const SINCE_5_2: load::GlobalData = load::GlobalData {
+        map_values: true,
+        rdonly_prog: true,
+    };
+
+    #[test]
+    fn read_only_data_is_read_only_for_programs_where_the_kernel_says_so() {
+        let rodata = spec(map_type::ARRAY, 1, Some(true));
+        assert_eq!(map_spec(&rodata, SINCE_5_2).flags, 0x1 | 0x80);
+        let without = load::GlobalData {
+            map_values: true,
+            rdonly_prog: false,
+        };
+        assert_eq!(map_spec(&rodata, without).flags, 0x1);
+        // Writable data (.data, .bss) and the object's own maps keep their flags.
+        assert_eq!(
+            map_spec(&spec(map_type::ARRAY, 1, Some(false)), SINCE_5_2).flags,
+            0x1
+        );
+        assert_eq!(
+            map_spec(&spec(map_type::HASH, 8, None), SINCE_5_2).flags,
+            0x1
+        );
+    }
+
+    #[test]
+    fn a_perf_event_array_without_a_size_gets_a_slot_per_cpu() {
+        let perf = map_spec(&spec(map_type::PERF_EVENT_ARRAY, 0, None), SINCE_5_2);
+        assert_eq!(perf.max_entries, MaxEntries::PossibleCpus);
+        let sized = map_spec(&spec(map_type::PERF_EVENT_ARRAY, 4, None), SINCE_5_2);
+        assert_eq!(sized.max_entries, MaxEntries::Fixed(4));
+        assert_eq!(sized.name, ".rodata");
+    }
+}
