@@ -33,6 +33,8 @@ Errors (one `error:` line first, details may follow; exit status 1):
       the verifier's log and the program's disassembly follow.
   no offsets profile for kernel R
       the builtin profile fits 4.19+ only: run `offsets gen`, pass --offsets FILE.
+  F has CO-RE relocations (...) and this kernel has neither BTF nor a builtin offsets profile
+      `nobtf load` of a CO-RE object: run `offsets gen --fields-from F`, pass --offsets FILE.
 Stale events: a SIGKILL'd nobtf leaves tracefs kprobe events behind; the
 next `nobtf run` and `nobtf cleanup` remove those whose process is gone.";
 
@@ -152,6 +154,14 @@ pub struct LoadArgs {
     /// Stop after SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Offsets profile (from `offsets gen --fields-from FILE`) for a CO-RE
+    /// object's field relocations; default: the kernel's BTF, else the
+    /// builtin profile where it fits.
+    #[arg(long, value_name = "FILE", env = "NOBTF_OFFSETS")]
+    pub offsets: Option<PathBuf>,
+    /// Say what was rewritten for this kernel (on stderr).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -243,6 +253,8 @@ impl LoadArgs {
             file: self.file,
             attach: self.attach.into(),
             command: self.command,
+            offsets: self.offsets,
+            verbose: self.verbose,
         })
     }
 }

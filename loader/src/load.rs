@@ -5,9 +5,9 @@ use std::ffi::CStr;
 use std::fmt;
 use std::os::fd::OwnedFd;
 
-use kernel_headers::bpf::{Helper, RawInsn, class, jmp};
+use kernel_headers::bpf::{Helper, PSEUDO_MAP_VALUE, RawInsn, class, jmp, map_flags, map_type};
 use kernel_headers::bpf_attr::{LOG_SIZE_MAX, log_level};
-use probes::asm::{Builder, Reg};
+use probes::asm::{Builder, Reg, Size};
 
 use crate::attrs;
 use crate::sys::{self, MapFd, SysError};
@@ -277,9 +277,70 @@ pub fn probe_basic(kern_version: u32) -> Result<BasicLoad, SysError> {
     }
 }
 
+/// What global data needs of the kernel (5.2+ in mainline), asked by
+/// trying it rather than by version: backports and distro kernels differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalData {
+    /// A program may address an array map's value with `ld_imm64`
+    /// (`BPF_PSEUDO_MAP_VALUE`): global data as maps.
+    pub map_values: bool,
+    /// Maps take `BPF_F_RDONLY_PROG` (programs cannot write them).
+    pub rdonly_prog: bool,
+}
+
+/// The one-entry array map the global data probes use.
+fn probe_array(flags: u32) -> Result<MapFd, LoadError> {
+    let shape = MapShape {
+        map_type: map_type::ARRAY,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 1,
+        map_flags: flags,
+    };
+    create_map("nobtf_probe", shape, false, 1)
+}
+
+/// `r1 = &map[0] + 0; *(u64 *)(r1 + 0) = 0; r0 = 0; exit`, as libbpf probes
+/// global data: only a kernel with map-value relocations accepts it.
+fn map_value_probe(fd: i32) -> Vec<RawInsn> {
+    let mut b = Builder::new();
+    b.ld_map(Reg::R1, "probe");
+    b.store(Size::DW, Reg::R1, 0, 0);
+    b.mov(Reg::R0, 0);
+    b.exit();
+    let mut insns = b
+        .finish()
+        .and_then(|insns| insns.encode(|_| Some(fd)))
+        .expect("a map load, a store, a mov and an exit always assemble");
+    // The map load's first slot: a value address instead of the map itself
+    // (the second slot's imm, the offset, is already 0).
+    insns[0] = RawInsn::new(insns[0].code, insns[0].dst(), PSEUDO_MAP_VALUE, 0, fd);
+    insns
+}
+
+pub fn probe_global_data(kern_version: u32) -> GlobalData {
+    let map_values = probe_array(0).is_ok_and(|map| {
+        let attr = attrs::prog_load_kprobe(kern_version, None, log_level::OFF);
+        sys::prog_load(&attr, &map_value_probe(map.raw()), GPL, None).is_ok()
+    });
+    GlobalData {
+        map_values,
+        rdonly_prog: probe_array(map_flags::F_RDONLY_PROG).is_ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_global_data_probe_stores_through_a_map_value() {
+        let insns = map_value_probe(7);
+        assert_eq!(insns.len(), 5, "ld_imm64 is two slots");
+        assert_eq!((insns[0].code, insns[0].src(), insns[0].imm), (0x18, 2, 7));
+        assert_eq!(insns[1].imm, 0, "value offset 0");
+        assert_eq!((insns[2].code, insns[2].dst(), insns[2].off), (0x7a, 1, 0));
+    }
 
     #[test]
     fn probe_programs_are_tiny() {

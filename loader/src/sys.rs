@@ -137,6 +137,19 @@ impl MapFd {
         unsafe { bpf(bpf_attr::cmd::BPF_MAP_UPDATE_ELEM, &mut attr, CALL) }.map(drop)
     }
 
+    /// BPF_MAP_FREEZE (5.2+): user space can no longer change the map
+    /// (global `.rodata` once its value is written).
+    pub fn freeze(&self) -> SysResult<()> {
+        const CALL: &str = "bpf(BPF_MAP_FREEZE)";
+        // The command reads `map_fd` only; every later byte stays zero.
+        let mut attr = MapElemAttr {
+            map_fd: self.fd.as_raw_fd() as u32,
+            ..MapElemAttr::default()
+        };
+        // SAFETY: the attr holds no pointers; the kernel reads `map_fd` only.
+        unsafe { bpf(bpf_attr::cmd::BPF_MAP_FREEZE, &mut attr, CALL) }.map(drop)
+    }
+
     /// BPF_MAP_LOOKUP_ELEM into `value` (`lookup_len` bytes); `Ok(false)`
     /// when the key is absent.
     pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> SysResult<bool> {

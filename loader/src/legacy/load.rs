@@ -1,8 +1,10 @@
-//! `nobtf load FILE`: a legacy object's maps created, its programs
-//! relocated, adapted to this kernel (kern_version, object names, helpers)
-//! and loaded the way `nobtf run` loads its own, attached to their functions;
-//! then the trace pipe (and any perf event array, raw) is streamed until the
-//! command ends, the duration passes, or a signal comes.
+//! `nobtf load FILE`: a BPF C object prepared for this kernel by
+//! `bpf_object` (global data as maps or on the stack, helper fallback, CO-RE
+//! fields from a profile or the kernel's BTF), its maps created and filled,
+//! its programs relocated and loaded the way `nobtf run` loads its own
+//! (kern_version, object names), attached to their functions; then the
+//! trace pipe (and any perf event array, raw) is streamed until the command
+//! ends, the duration passes, or a signal comes.
 //!
 //! Everything created lives in a `crate::session::Session`, which `nobtf
 //! run` uses the same way and which tears it all down in reverse order.
@@ -12,17 +14,21 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kernel_headers::bpf::{Helper, RawInsn, map_type};
+use bpf_object::{FieldSource, KernelFacts, NoFields, Prepared};
+use kernel_headers::bpf::{RawInsn, map_flags, map_type};
+use kernel_headers::bpf_attr::BPF_ANY;
 use probes::MaxEntries;
+use profile::Profile;
 
 use super::{ObjError, Object, ProbeKind};
 use crate::attach::{AttachMode, AttachPoint};
 use crate::detect::{Report, Scope};
-use crate::load::{self, CALL, LoadError};
-use crate::plan::{self, PlanError};
+use crate::load::{self, LoadError};
+use crate::plan::{self, PlanError, ProfileChoiceError};
 use crate::session::{
     Events, Flow, MapSpec, ProgramSpec, Session, SessionError, Setup, write_error,
 };
+use crate::sys::SysError;
 
 /// Data pages per CPU for a perf event array's rings.
 const RING_PAGES: usize = 8;
@@ -36,6 +42,10 @@ pub struct LoadRequest {
     /// Run `/bin/sh -c CMD` once attached; stop when it exits.
     pub command: Option<String>,
     pub duration: Option<Duration>,
+    /// `--offsets FILE`: where CO-RE relocations find struct fields.
+    pub offsets: Option<PathBuf>,
+    /// `-v`: say what was rewritten for this kernel.
+    pub verbose: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,16 +55,17 @@ pub enum LegacyLoadError {
     #[error("{path}: {err}")]
     Object { path: String, err: ObjError },
     #[error(
-        "program `{program}` calls {} (instruction {insn}), which this kernel does not \
-         have (mainline has it since {}){}",
-        .helper.name(), .helper.since().series(),
-        fallback(*.helper).map_or(String::new(), |f| format!(", nor its older form {}", f.name()))
+        "{path} has CO-RE relocations (fields {fields}) and this kernel has neither BTF \
+         ({KERNEL_BTF}) nor a builtin offsets profile: generate one with `offsets gen \
+         --fields-from {path} ...` and pass it with --offsets FILE"
     )]
-    Helper {
-        program: String,
-        insn: usize,
-        helper: Helper,
-    },
+    NoFieldSource { path: String, fields: String },
+    #[error(
+        "reading the kernel's BTF {KERNEL_BTF}: {err}; pass an offsets profile with --offsets FILE"
+    )]
+    KernelBtf { err: String },
+    #[error("writing the initial value of global data map `{section}`: {err}")]
+    DataMap { section: String, err: SysError },
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -63,52 +74,75 @@ pub enum LegacyLoadError {
     Session(#[from] SessionError),
 }
 
-/// The older helper that reads kernel memory the same way on x86-64, for
-/// kernels before 5.5 that lack the `_kernel`/`_user` split.
-pub fn fallback(helper: Helper) -> Option<Helper> {
-    match helper {
-        Helper::ProbeReadKernel | Helper::ProbeReadUser => Some(Helper::ProbeRead),
-        Helper::ProbeReadKernelStr | Helper::ProbeReadUserStr => Some(Helper::ProbeReadStr),
-        _ => None,
+/// The running kernel's own BTF, where it was built with it (5.4+ with
+/// CONFIG_DEBUG_INFO_BTF).
+const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Where CO-RE relocations find this kernel's struct fields.
+enum Fields {
+    /// The object has none: nothing is looked up.
+    NotNeeded,
+    /// `--offsets FILE`, or the builtin profile where it fits.
+    Profile(Profile, String),
+    Btf(btf::Btf),
+}
+
+impl Fields {
+    /// `--offsets FILE` first (the user said so), then the kernel's BTF,
+    /// then the builtin profile where one is known to fit this kernel.
+    fn choose(
+        object: &Object,
+        path: &str,
+        offsets: Option<&PathBuf>,
+        report: &Report,
+    ) -> Result<Fields, LegacyLoadError> {
+        if object.programs.iter().all(|p| p.core_relocs.is_empty()) {
+            return Ok(Fields::NotNeeded);
+        }
+        if let Some(file) = offsets {
+            let profile = plan::choose_profile(Some(file), report)?;
+            return Ok(Fields::Profile(profile, file.display().to_string()));
+        }
+        match std::fs::read(KERNEL_BTF) {
+            Ok(bytes) => {
+                return btf::Btf::parse(&bytes)
+                    .map(Fields::Btf)
+                    .map_err(|e| LegacyLoadError::KernelBtf { err: e.to_string() });
+            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(LegacyLoadError::KernelBtf { err: e.to_string() });
+            }
+            Err(_) => {}
+        }
+        match plan::choose_profile(None, report) {
+            Ok(profile) => Ok(Fields::Profile(profile, "builtin".into())),
+            Err(PlanError::Profile(ProfileChoiceError::NoBuiltin { .. })) => {
+                Err(LegacyLoadError::NoFieldSource {
+                    path: path.to_string(),
+                    fields: object.needed_fields().join(", "),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn source(&self) -> &dyn FieldSource {
+        match self {
+            Fields::NotNeeded => &NoFields,
+            Fields::Profile(profile, _) => profile,
+            Fields::Btf(btf) => btf,
+        }
     }
 }
 
-/// Rewrites calls to helpers this kernel lacks into their older form where
-/// there is one; returns what was replaced, or the first call that cannot
-/// be served. Helpers nobtf does not know are left for the verifier to judge.
-pub fn adapt_helpers(
-    program: &str,
-    insns: &mut [RawInsn],
-    available: &mut dyn FnMut(Helper) -> bool,
-) -> Result<Vec<(Helper, Helper)>, LegacyLoadError> {
-    let mut replaced = Vec::new();
-    for (index, insn) in insns.iter_mut().enumerate() {
-        if insn.code != CALL || insn.src() != 0 {
-            continue;
-        }
-        let Some(helper) = Helper::from_id(insn.imm as u32) else {
-            continue;
-        };
-        if available(helper) {
-            continue;
-        }
-        match fallback(helper).filter(|&f| available(f)) {
-            Some(older) => {
-                insn.imm = older.id() as i32;
-                if !replaced.contains(&(helper, older)) {
-                    replaced.push((helper, older));
-                }
-            }
-            None => {
-                return Err(LegacyLoadError::Helper {
-                    program: program.to_string(),
-                    insn: index,
-                    helper,
-                });
-            }
+impl std::fmt::Display for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fields::NotNeeded => write!(f, "no CO-RE relocations"),
+            Fields::Profile(_, name) => write!(f, "CO-RE fields from offsets profile {name}"),
+            Fields::Btf(_) => write!(f, "CO-RE fields from the kernel's BTF ({KERNEL_BTF})"),
         }
     }
-    Ok(replaced)
 }
 
 /// Reads the object and runs it; the summary goes to stderr.
@@ -135,9 +169,26 @@ fn run(
     out: &mut dyn Write,
     started: Instant,
 ) -> Result<(), LegacyLoadError> {
+    let path = request.file.display().to_string();
     let mut report = Report::detect(Scope::Start);
     let basic = *report.basic()?;
     let attach = plan::attach_mechanism(&report, request.attach)?;
+    let fields = Fields::choose(object, &path, request.offsets.as_ref(), &report)?;
+    let global = load::probe_global_data(report.kern_version());
+    let prepared = object
+        .prepare(
+            &mut KernelFacts {
+                global_data: global.map_values,
+                has_helper: &mut |helper| *report.probe(helper) != load::Support::No,
+            },
+            fields.source(),
+        )
+        .map_err(|err| LegacyLoadError::Object {
+            path: path.clone(),
+            err,
+        })?;
+    tell(&prepared, &fields, request.verbose);
+
     let mut session = Session::new(Setup {
         attach: attach.clone(),
         load: load::LoadOptions {
@@ -148,67 +199,34 @@ fn run(
         ring_pages: RING_PAGES,
         clone_fix: "name one in the section",
     })?;
-    session.create_maps(object.maps.iter().map(|def| MapSpec {
-        name: def.name.clone(),
-        map_type: def.map_type,
-        key_size: def.key_size,
-        value_size: def.value_size,
-        // As libbpf did: a perf event array without a size gets one slot per CPU.
-        max_entries: match (def.map_type, def.max_entries) {
-            (map_type::PERF_EVENT_ARRAY, 0) => MaxEntries::PossibleCpus,
-            (_, n) => MaxEntries::Fixed(n),
-        },
-        flags: def.map_flags,
-    }))?;
+    session.create_maps(prepared.maps.iter().map(|spec| map_spec(spec, global)))?;
+    fill_data_maps(&session, &prepared, global)?;
 
     // The kernel decides whether it is GPL-compatible; the section was read
     // up to its NUL, so there is none inside.
     let license = CString::new(object.license.as_str()).unwrap_or_default();
     let fds = session.map_fds();
-    for program in &object.programs {
-        let mut insns = program
+    for program in &prepared.programs {
+        let insns = program
             .relocated(&fds)
             .map_err(|err| LegacyLoadError::Object {
-                path: request.file.display().to_string(),
+                path: path.clone(),
                 err,
             })?;
         let point = match program.kind {
             ProbeKind::Kprobe => AttachPoint::Kprobe(program.function.clone()),
             ProbeKind::Kretprobe => AttachPoint::Kretprobe(program.function.clone()),
         };
-        let first = match session.load_raw(&ProgramSpec {
-            name: &program.name,
-            point: point.clone(),
-            insns: &insns,
-            license: &license,
-            disassembly: &Disassembly(&insns),
-        }) {
-            Ok(()) => continue,
-            Err(err) => err,
-        };
-        // Only now ask which helpers this kernel lacks: a newer reader may
-        // have an older form to call instead (before 5.5).
-        let replaced = adapt_helpers(&program.name, &mut insns, &mut |helper| {
-            *report.probe(helper) != load::Support::No
-        })?;
-        if replaced.is_empty() {
-            return Err(first.into());
-        }
-        for (newer, older) in replaced {
-            eprintln!(
-                "nobtf: {}: this kernel has no {}, calling {} instead",
-                program.name,
-                newer.name(),
-                older.name()
-            );
-        }
-        session.load_raw(&ProgramSpec {
-            name: &program.name,
-            point,
-            insns: &insns,
-            license: &license,
-            disassembly: &Disassembly(&insns),
-        })?;
+        session.load(
+            &ProgramSpec {
+                name: &program.name,
+                point,
+                insns: &insns,
+                license: &license,
+                disassembly: &Disassembly(&insns),
+            },
+            &mut report,
+        )?;
     }
 
     match &report.tracefs {
@@ -216,7 +234,7 @@ fn run(
         Err(e) => eprintln!("nobtf: warning: no trace pipe to stream ({e})"),
     }
     session.attach_all()?;
-    let names: Vec<String> = object
+    let names: Vec<String> = prepared
         .programs
         .iter()
         .map(|p| format!("{} ({})", p.name, p.section))
@@ -234,9 +252,7 @@ fn run(
     let mut copier = Copier { out, lost: 0 };
     let result = session.stream(&mut copier, deadline).and_then(|()| {
         let rest = session.take_pipe_rest();
-        if !rest.is_empty() {
-            copier.emit(&rest)?;
-        }
+        copier.line(&rest)?;
         Ok(copier.out.flush().map_err(write_error)?)
     });
     session.end_command();
@@ -248,6 +264,67 @@ fn run(
     }
     drop(session);
     result
+}
+
+/// Helper fallbacks always (the program calls something other than it
+/// says); with `-v` every rewrite and where CO-RE fields came from.
+fn tell(prepared: &Prepared, fields: &Fields, verbose: bool) {
+    if verbose && !matches!(fields, Fields::NotNeeded) {
+        eprintln!("nobtf: {fields}");
+    }
+    for rewrite in &prepared.log {
+        if verbose || matches!(rewrite, bpf_object::Rewrite::Helper { .. }) {
+            eprintln!("nobtf: {rewrite}");
+        }
+    }
+}
+
+/// The session's form of a map `prepare` asked for. Read-only global data
+/// is `BPF_F_RDONLY_PROG` where the kernel takes it: programs cannot write it.
+fn map_spec(spec: &bpf_object::MapSpec, global: load::GlobalData) -> MapSpec {
+    let def = &spec.def;
+    let read_only = spec.data.as_ref().is_some_and(|d| d.read_only);
+    MapSpec {
+        name: def.name.clone(),
+        map_type: def.map_type,
+        key_size: def.key_size,
+        value_size: def.value_size,
+        // As libbpf did: a perf event array without a size gets one slot per CPU.
+        max_entries: match (def.map_type, def.max_entries) {
+            (map_type::PERF_EVENT_ARRAY, 0) => MaxEntries::PossibleCpus,
+            (_, n) => MaxEntries::Fixed(n),
+        },
+        flags: match read_only && global.rdonly_prog {
+            true => def.map_flags | map_flags::F_RDONLY_PROG,
+            false => def.map_flags,
+        },
+    }
+}
+
+/// Writes each global data map's initial value at key 0, then freezes the
+/// read-only ones so user space cannot change them either. Freezing came
+/// with global data (5.2); the read-only flag is the feature's witness.
+fn fill_data_maps(
+    session: &Session,
+    prepared: &Prepared,
+    global: load::GlobalData,
+) -> Result<(), LegacyLoadError> {
+    for spec in &prepared.maps {
+        let Some(data) = &spec.data else { continue };
+        let error = |err| LegacyLoadError::DataMap {
+            section: data.section.clone(),
+            err,
+        };
+        let map = session
+            .map(&spec.def.name)
+            .ok_or_else(|| SessionError::NoMap(spec.def.name.clone()))?;
+        map.update(&0u32.to_le_bytes(), &data.initial, BPF_ANY)
+            .map_err(error)?;
+        if data.read_only && global.rdonly_prog {
+            map.freeze().map_err(error)?;
+        }
+    }
+    Ok(())
 }
 
 /// The program as sent, for the verifier's rejection report.
@@ -312,9 +389,11 @@ impl Events for Copier<'_> {
     }
 
     fn line(&mut self, line: &str) -> Result<Flow, LegacyLoadError> {
-        // Formats ending in "\n" leave an empty line on kernels that add their own.
-        if !line.trim().is_empty() {
-            self.emit(line)?;
+        for record in super::records::split(line) {
+            // Formats ending in "\n" leave an empty line on kernels that add their own.
+            if !record.trim().is_empty() {
+                self.emit(record)?;
+            }
         }
         Ok(Flow::Continue)
     }
@@ -327,70 +406,57 @@ impl Events for Copier<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bpf_object::{DataMap, MapDef};
 
-    fn call(helper: Helper) -> RawInsn {
-        RawInsn::new(CALL, 0, 0, 0, helper.id() as i32)
+    fn spec(map_type: u32, max_entries: u32, data: Option<bool>) -> bpf_object::MapSpec {
+        bpf_object::MapSpec {
+            def: MapDef {
+                name: ".rodata".into(),
+                map_type,
+                key_size: 4,
+                value_size: 48,
+                max_entries,
+                map_flags: 0x1,
+            },
+            data: data.map(|read_only| DataMap {
+                section: ".rodata".into(),
+                initial: vec![0; 48],
+                read_only,
+            }),
+        }
     }
 
+    const SINCE_5_2: load::GlobalData = load::GlobalData {
+        map_values: true,
+        rdonly_prog: true,
+    };
+
     #[test]
-    fn newer_readers_fall_back_to_probe_read_before_5_5() {
-        let mut insns = [
-            call(Helper::GetCurrentPidTgid),
-            call(Helper::ProbeReadKernel),
-            call(Helper::ProbeReadKernelStr),
-            call(Helper::ProbeReadKernel),
-            RawInsn::new(
-                kernel_headers::bpf::class::JMP | kernel_headers::bpf::jmp::EXIT,
-                0,
-                0,
-                0,
-                0,
-            ),
-        ];
-        let old_kernel = |h: Helper| h.since() < kernel_headers::KernelVersion::new(5, 5, 0);
-        let replaced = adapt_helpers("p", &mut insns, &mut { old_kernel }).unwrap();
+    fn read_only_data_is_read_only_for_programs_where_the_kernel_says_so() {
+        let rodata = spec(map_type::ARRAY, 1, Some(true));
+        assert_eq!(map_spec(&rodata, SINCE_5_2).flags, 0x1 | 0x80);
+        let without = load::GlobalData {
+            map_values: true,
+            rdonly_prog: false,
+        };
+        assert_eq!(map_spec(&rodata, without).flags, 0x1);
+        // Writable data (.data, .bss) and the object's own maps keep their flags.
         assert_eq!(
-            replaced,
-            [
-                (Helper::ProbeReadKernel, Helper::ProbeRead),
-                (Helper::ProbeReadKernelStr, Helper::ProbeReadStr)
-            ]
+            map_spec(&spec(map_type::ARRAY, 1, Some(false)), SINCE_5_2).flags,
+            0x1
         );
-        let ids: Vec<i32> = insns[..4].iter().map(|i| i.imm).collect();
-        assert_eq!(ids, [14, 4, 45, 4]);
-    }
-
-    #[test]
-    fn a_helper_without_older_form_is_named() {
-        let mut insns = [call(Helper::ProbeRead), call(Helper::PerfEventOutput)];
-        let err =
-            adapt_helpers("p", &mut insns, &mut |h| h != Helper::PerfEventOutput).unwrap_err();
         assert_eq!(
-            err.to_string(),
-            "program `p` calls bpf_perf_event_output (instruction 1), which this kernel \
-             does not have (mainline has it since 4.4)"
-        );
-        let mut insns = [call(Helper::ProbeReadKernel)];
-        let err = adapt_helpers("p", &mut insns, &mut |_| false).unwrap_err();
-        assert!(
-            err.to_string()
-                .ends_with(", nor its older form bpf_probe_read"),
-            "{err}"
+            map_spec(&spec(map_type::HASH, 8, None), SINCE_5_2).flags,
+            0x1
         );
     }
 
     #[test]
-    fn bpf_to_bpf_calls_and_unknown_helpers_are_left_alone() {
-        let mut insns = [
-            RawInsn::new(CALL, 0, 1, 0, 5),
-            RawInsn::new(CALL, 0, 0, 0, 9999),
-        ];
-        let before = insns;
-        assert!(
-            adapt_helpers("p", &mut insns, &mut |_| false)
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(insns, before);
+    fn a_perf_event_array_without_a_size_gets_a_slot_per_cpu() {
+        let perf = map_spec(&spec(map_type::PERF_EVENT_ARRAY, 0, None), SINCE_5_2);
+        assert_eq!(perf.max_entries, MaxEntries::PossibleCpus);
+        let sized = map_spec(&spec(map_type::PERF_EVENT_ARRAY, 4, None), SINCE_5_2);
+        assert_eq!(sized.max_entries, MaxEntries::Fixed(4));
+        assert_eq!(sized.name, ".rodata");
     }
 }
