@@ -33,3 +33,4 @@ pub mod run;
 pub mod session;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod trace;
