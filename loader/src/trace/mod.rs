@@ -241,12 +241,15 @@ fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, TraceError>
     Ok(false)
 }
 
+/// A key and each CPU's value.
+type MapEntry = (Vec<u8>, Vec<Vec<u8>>);
+
 /// A map's entries as `lang::report` takes them: one value per CPU for a
 /// per-CPU map (the kernel pads each to 8 bytes).
 fn map_entries(
     session: &Session,
     spec: &lang::output::MapSpec,
-) -> Result<Vec<(Vec<u8>, Vec<Vec<u8>>)>, TraceError> {
+) -> Result<Vec<MapEntry>, TraceError> {
     let size = spec.value_size as usize;
     let stride = if spec.per_cpu {
         size.next_multiple_of(8)

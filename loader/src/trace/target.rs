@@ -22,7 +22,10 @@ pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Where struct members come from.
 pub enum Fields {
-    Profile { profile: Profile, shown: String },
+    Profile {
+        profile: Profile,
+        shown: String,
+    },
     Btf(Box<Btf>),
     /// No profile and no BTF: programs that read no struct still run; one
     /// that does is refused by the checker, naming the field.
