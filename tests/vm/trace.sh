@@ -36,24 +36,26 @@ t hist 'kretprobe:vfs_read /comm == "dd"/ { @h = hist(retval); }' -c 'exec dd if
 t lhist 'kretprobe:vfs_read /comm == "dd"/ { @l = lhist(retval, 0, 200, 50); }' -c 'exec dd if=/tmp/f250 of=/dev/null bs=100 2>/dev/null'
 t assign "kprobe:do_unlinkat /comm == \"rm\"/ { @last = $NAME; @flag[1, \"x\"] = 7; }" -c 'exec rm /tmp/o1'
 t delete "kprobe:do_unlinkat /comm == \"rm\"/ { @seen[$NAME] = 1; delete(@seen[$NAME]); @kept = 1; }" -c 'exec rm /tmp/o2'
-t print_clear 'kprobe:do_unlinkat /comm == "rm"/ { @c[comm] = count(); print(@c); clear(@c); }' -c 'exec rm /tmp/d1 /tmp/o3'
-t probe_list 'kprobe:do_unlinkat,kretprobe:do_unlinkat /comm == "rm"/ { @[probe] = count(); }' -c 'unlink /tmp/nothing-here 2>/dev/null; exec rm -f /tmp/nothing'
-t tracepoint 'tracepoint:sched:sched_process_exec /comm == "rm"/ { printf("exec %s %d\n", str(args->filename), args->pid == pid); }' -c 'exec rm -f /tmp/nothing'
-t tracepoint_count 'tracepoint:sched:sched_process_fork { @forks = count(); }' -c 'true & true & wait'
-t syscall_tracepoint 'tracepoint:syscalls:sys_enter_unlinkat /comm == "rm"/ { printf("%s\n", str(args->pathname)); }' -c 'touch /tmp/u1; exec rm /tmp/u1'
+t print_clear 'kprobe:do_unlinkat /comm == "rm"/ { @c[comm] = count(); print(@c); clear(@c); }' -c 'exec rm /tmp/d1'
+t probe_list 'kprobe:do_unlinkat,kretprobe:do_unlinkat /comm == "rm"/ { @[probe] = count(); }' -c 'exec rm /tmp/o3'
+t tracepoint 'tracepoint:sched:sched_process_exec { printf("exec %s %d\n", str(args->filename), args->pid == pid); }' -c 'exec /bin/rm -f /tmp/nothing'
+t tracepoint_count 'tracepoint:sched:sched_process_fork { @forks = count(); }' -c 'ls / >/dev/null; ls / >/dev/null'
+t syscall_tracepoint 'tracepoint:syscalls:sys_enter_unlink /comm == "rm"/ { printf("%s\n", str(args->pathname)); }' -c 'touch /tmp/u1; exec rm /tmp/u1'
 t begin_end 'BEGIN { printf("hello\n"); } END { printf("bye\n"); } kprobe:do_unlinkat { @c = count(); }' --duration 0.5
 t interval 'interval:ms:100 { @ticks = count(); } interval:ms:550 { exit(); }'
 t exit_once 'kprobe:do_unlinkat /comm == "rm"/ { printf("once\n"); exit(); }' -c 'touch /tmp/x1 /tmp/x2 /tmp/x3; exec rm /tmp/x1 /tmp/x2 /tmp/x3'
 t json "kprobe:do_unlinkat /comm == \"rm\"/ { printf(\"%s\\n\", $NAME); @c = count(); }" --format json -c 'exec rm /tmp/j1'
-t file_and_e -e "BEGIN { printf(\"from -e\\n\"); exit(); }"
-t nested 'kprobe:vfs_read /comm == "cat"/ { $f = (struct file *)arg0; printf("%s\n", str(((struct dentry *)$f->f_path.dentry)->d_name.name)); }' -c 'exec cat /etc/hostname >/dev/null'
+echo 'BEGIN { printf("from a file\n"); exit(); }' >/tmp/prog.bt
+t file /tmp/prog.bt
+t e_option -e 'BEGIN { printf("from -e\n"); exit(); }'
+t nested 'kprobe:vfs_read /comm == "cat"/ { $f = (struct file *)arg0; printf("%s\n", str(((struct dentry *)$f->f_path.dentry)->d_name.name)); }' -c 'exec cat /tmp/f250 >/dev/null'
 t caret 'kprobe:do_unlinkat { printf("%d\n", $nope); }'
 t unknown_field 'kprobe:do_unlinkat { $f = (struct filename *)arg1; printf("%d\n", $f->no_such_member); }'
 t unknown_function 'kprobe:no_such_function_here { printf("x\n"); }'
 # -p: only the given process's unlinks, though another process unlinks too.
 touch /tmp/p1 /tmp/p2
-sh -c 'sleep 1; rm /tmp/p1; sleep 1' & P=$!
-sh -c 'sleep 1; rm /tmp/p2' &
+sh -c 'sleep 2; exec rm /tmp/p1' & P=$!
+sh -c 'sleep 2; exec rm /tmp/p2' &
 t "pid P=$P" -p "$P" 'kprobe:do_unlinkat { printf("%d\n", pid); }' --duration 10
 wait
 # SIGTERM ends the trace and prints the maps.
@@ -143,22 +145,23 @@ vmtest_trace_corpus() {
     assert_contains "$b" "@kept: 1" && assert_not_contains "$b" "@seen" || return 1
     cases=$((cases + 1))
     b=$(block print_clear) || return 1
-    assert_eq "$b" $'Attaching 1 probe...\n@c[rm]: 1\n\n@c[rm]: 1\n\n' || return 1
+    assert_eq "$(printf '%s\n' "$b" | head -2)" $'Attaching 1 probe...\n@c[rm]: 1' \
+        && assert_eq "$(printf '%s\n' "$b" | grep -c '@c')" 1 || return 1
     cases=$((cases + 1))
     b=$(block probe_list) || return 1
     assert_match "$b" '^Attaching 2 probes\.\.\.$' \
         && assert_contains "$b" $'@[kprobe:do_unlinkat]: 1\n@[kretprobe:do_unlinkat]: 1' || return 1
     cases=$((cases + 1))
     b=$(block tracepoint) || return 1
-    assert_match "$b" '^exec (/usr)?/bin/rm 1$' || return 1
+    assert_match "$b" '^exec /bin/rm 1$' || return 1
     cases=$((cases + 1))
     b=$(block tracepoint_count) || return 1
-    assert_match "$b" '^@forks: [2-9]$' || return 1
+    assert_match "$b" '^@forks: [1-9][0-9]*$' || return 1
     cases=$((cases + 1))
     case $KERNEL in
         linux-4.14 | linux-5.4 | nobtf-5.10)
             b=$(block syscall_tracepoint 1) || return 1
-            assert_match "$b" '^stderr: error: .*syscalls:sys_enter_unlinkat' || return 1 ;;
+            assert_match "$b" '^stderr: error: .*syscalls:sys_enter_unlink' || return 1 ;;
         *)
             b=$(block syscall_tracepoint) || return 1
             assert_contains "$b" "/tmp/u1" || return 1 ;;
@@ -174,10 +177,13 @@ vmtest_trace_corpus() {
     assert_eq "$(printf '%s\n' "$b" | grep -c once)" 1 || return 1
     cases=$((cases + 1))
     b=$(block json) || return 1
-    assert_eq "$b" '{"type": "attached_probes", "data": {"probes": 1}}'$'\n''{"type": "printf", "data": "/tmp/j1\n"}'$'\n''{"type": "map", "data": {"@c": 1}}' || return 1
+    assert_eq "$(printf '%s\n' "$b" | grep .)" '{"type": "attached_probes", "data": {"probes": 1}}'$'\n''{"type": "printf", "data": "/tmp/j1\n"}'$'\n''{"type": "map", "data": {"@c": 1}}' || return 1
     cases=$((cases + 1))
-    b=$(block file_and_e) || return 1
-    assert_contains "$b" "from -e" || return 1
+    b=$(block file) || return 1
+    assert_eq "$b" $'Attaching 1 probe...\nfrom a file\n\n' || return 1
+    cases=$((cases + 1))
+    b=$(block e_option) || return 1
+    assert_eq "$b" $'Attaching 1 probe...\nfrom -e\n\n' || return 1
     cases=$((cases + 1))
     case $KERNEL in
         linux-4.14 | linux-5.4)
@@ -185,7 +191,7 @@ vmtest_trace_corpus() {
             assert_match "$b" '^stderr: error: 1:[0-9]+: unknown field `file\.f_path\.dentry`.*offsets gen .*--field file\.f_path\.dentry' || return 1 ;;
         *)
             b=$(block nested) || return 1
-            assert_match "$b" '^hostname$' || return 1 ;;
+            assert_match "$b" '^f250$' || return 1 ;;
     esac
     cases=$((cases + 1))
     b=$(block caret 1) || return 1
@@ -210,5 +216,5 @@ vmtest_trace_corpus() {
     cases=$((cases + 1))
     assert_eq "$(printf '%s\n' "$out" | sed -n '/^== left/,$p' | tail -n +2)" "" || return 1
     echo "trace corpus on $KERNEL: $cases cases" >&2
-    assert_eq "$cases" 28
+    assert_eq "$cases" 29
 }

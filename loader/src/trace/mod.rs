@@ -67,6 +67,22 @@ struct Steps {
     last: Instant,
 }
 
+impl From<SessionError> for TraceError {
+    /// A function that cannot be probed is named as `nobtf run` names it.
+    fn from(err: SessionError) -> TraceError {
+        match err {
+            SessionError::Unprobeable { function, why, .. } => {
+                TraceError::Plan(PlanError::Function {
+                    name: function,
+                    why,
+                })
+            }
+            SessionError::Plan(err) => TraceError::Plan(err),
+            err => TraceError::Session(err),
+        }
+    }
+}
+
 impl Steps {
     fn done(&mut self, step: &str) {
         if self.verbose {
@@ -101,8 +117,15 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         stale::sweep(tracefs, false);
     }
     let kernel = target::kernel(&mut report, opts.read)?;
-    let fields = Fields::choose(opts.offsets.as_ref(), &report)?;
-    if opts.verbose {
+    // Reading the kernel's BTF takes a while (megabytes of types): only
+    // for a program that reads struct members.
+    let needs_fields = lang::fields_used(&opts.program, kernel).map_or(true, |f| !f.is_empty());
+    let fields = if needs_fields {
+        Fields::choose(opts.offsets.as_ref(), &report)?
+    } else {
+        Fields::Nothing
+    };
+    if opts.verbose && needs_fields {
         eprintln!("nobtf: struct fields from {}", fields.describe());
     }
     let tracepoints = Tracepoints(report.tracefs.as_deref().ok());

@@ -11,7 +11,7 @@ use lang::Compiled;
 use lang::report::{self, Format, ReportError, Step};
 
 use super::TraceError;
-use crate::session::{Events, Flow, SessionError, write_error};
+use crate::session::{Events, Flow, write_error};
 
 pub struct Printer<'a> {
     compiled: &'a Compiled,
@@ -105,11 +105,5 @@ impl Events for Printer<'_> {
 impl From<ReportError> for TraceError {
     fn from(err: ReportError) -> TraceError {
         TraceError::Report(err)
-    }
-}
-
-impl From<SessionError> for TraceError {
-    fn from(err: SessionError) -> TraceError {
-        TraceError::Session(err)
     }
 }
