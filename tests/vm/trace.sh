@@ -125,7 +125,7 @@ vmtest_trace_corpus() {
     assert_eq "$b" $'Attaching 1 probe...\n\n\n@[rm]: 2\n@n: 2' || return 1
     cases=$((cases + 1))
     b=$(block aggregates) || return 1
-    assert_contains "$b" $'@a: 62\n@c: 4\n@mn: 0\n@mx: 100\n@s: 250' || return 1
+    assert_contains "$b" $'@a: 62\n\n@c: 4\n@mn: 0\n@mx: 100\n@s: 250' || return 1
     cases=$((cases + 1))
     b=$(block hist) || return 1
     assert_match "$b" '^@h: $' \
