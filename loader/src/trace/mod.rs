@@ -351,3 +351,38 @@ pub fn program_text(arg: &str) -> io::Result<String> {
         Ok(arg.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_attach_point_counts_as_bpftrace_counts_them() {
+        assert_eq!(probe_count("BEGIN { } kprobe:a,kretprobe:a { } END { }"), 4);
+        assert_eq!(probe_count("interval:s:1 { exit(); }"), 1);
+        assert_eq!(probe_count("kprobe:a {"), 0);
+    }
+
+    #[test]
+    fn a_program_argument_may_name_a_file() {
+        let path = std::env::temp_dir().join(format!("nobtf-prog-{}.bt", std::process::id()));
+        std::fs::write(&path, "BEGIN { exit(); }\n").unwrap();
+        let text = program_text(path.to_str().unwrap());
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(text.unwrap(), "BEGIN { exit(); }\n");
+        assert_eq!(program_text("kprobe:f { }").unwrap(), "kprobe:f { }");
+        assert_eq!(program_text("no-such-file").unwrap(), "no-such-file");
+    }
+
+    #[test]
+    fn interval_probes_attach_once() {
+        assert_eq!(
+            attach_point(&LangPoint::Interval { nanos: 1000 }),
+            AttachPoint::Interval { period_ns: 1000 }
+        );
+        assert_eq!(
+            attach_point(&LangPoint::Kretprobe("f".into())),
+            AttachPoint::Kretprobe("f".into())
+        );
+    }
+}
