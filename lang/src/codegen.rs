@@ -56,7 +56,14 @@ struct Gen<'a> {
 }
 
 /// Generate one probe's instructions.
-pub fn generate(probe: &TProbe, maps: &[MapSpec], kernel: Kernel) -> Result<Insns, Error> {
+/// `pid`: when set, the program does nothing unless the current process
+/// (thread group) is that one (`nobtf trace -p PID`), checked first.
+pub fn generate(
+    probe: &TProbe,
+    maps: &[MapSpec],
+    kernel: Kernel,
+    pid: Option<u32>,
+) -> Result<Insns, Error> {
     let mut g = Gen {
         b: Builder::new(),
         kernel,
@@ -77,6 +84,11 @@ pub fn generate(probe: &TProbe, maps: &[MapSpec], kernel: Kernel) -> Result<Insn
     }
     g.b.mov(R6, R1);
     let exit = g.label();
+    if let Some(pid) = pid {
+        g.b.call(Helper::GetCurrentPidTgid);
+        g.b.alu(AluOp::Rsh, R0, 32);
+        g.b.jump(JmpOp::Ne, R0, i64::from(pid) as i32, exit);
+    }
     if let Some(p) = &probe.predicate {
         g.expr(p)?;
         g.b.jump(JmpOp::Eq, R0, 0, exit);

@@ -23,6 +23,15 @@ pub struct Target<'a> {
     pub kernel: Kernel,
 }
 
+/// What the user asked beyond the program text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Only this process's events (`-p PID`): kprobes, kretprobes and
+    /// tracepoints check the current thread group first. Intervals and
+    /// BEGIN/END are not filtered.
+    pub pid: Option<u32>,
+}
+
 /// A compiled program, ready for the loader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compiled {
@@ -97,6 +106,11 @@ impl CompiledProbe {
 
 /// Parse, check and compile `source`.
 pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
+    compile_with(source, target, Options::default())
+}
+
+/// [`compile`] with the user's [`Options`].
+pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<Compiled, Error> {
     let program = crate::parser::parse(source)?;
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.maps = discover_maps(&program, target);
@@ -129,7 +143,11 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
     }
     let mut probes = Vec::new();
     for (attach, typed) in checked {
-        let insns = generate(&typed, &checker.maps, target.kernel)?;
+        let pid = match attach {
+            AttachPoint::Interval { .. } => None,
+            _ => options.pid,
+        };
+        let insns = generate(&typed, &checker.maps, target.kernel, pid)?;
         if insns.len() > target.kernel.max_insns {
             return Err(Error::whole(format!(
                 "probe `{attach}` compiles to {} BPF instructions; this kernel accepts at most {} (4096 before 5.2)",

@@ -53,6 +53,8 @@ pub mod report;
 pub mod tracepoint;
 pub mod typed;
 
-pub use compile::{Compiled, CompiledProbe, Target, Timer, compile, fields_used};
+pub use compile::{
+    Compiled, CompiledProbe, Options, Target, Timer, compile, compile_with, fields_used,
+};
 pub use diag::{Error, Span};
 pub use parser::parse;

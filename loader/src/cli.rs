@@ -11,6 +11,7 @@ use crate::output::Format;
 use crate::plan::ReadChoice;
 use crate::run::RunOptions;
 use crate::session::{self, SessionError};
+use crate::trace::{self, TraceOptions};
 
 /// What the first line of each kind of error means; the README has the table.
 pub const ERRORS: &str = "\
@@ -69,6 +70,8 @@ pub enum Cmd {
     Cleanup,
     /// Load a legacy BPF C object (kprobe/kretprobe sections, `maps`), attach it, stream its output.
     Load(LoadArgs),
+    /// Run a bpftrace-language program (text, or a file): kprobes, tracepoints, maps, printf.
+    Trace(TraceArgs),
     /// Print the bytecode that would be loaded.
     Dump {
         #[command(subcommand)]
@@ -129,6 +132,44 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_verify: bool,
     /// Say how long each start-up step took (on stderr).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// `nobtf trace` arguments.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// The program, or a file holding it.
+    #[arg(value_name = "PROGRAM", required_unless_present = "expr")]
+    pub program: Option<String>,
+    /// The program's text.
+    #[arg(short = 'e', value_name = "PROGRAM", conflicts_with = "program")]
+    pub expr: Option<String>,
+    /// Offsets profile for struct fields (default: the kernel's BTF, else
+    /// the builtin profile where it fits).
+    #[arg(long, value_name = "FILE", env = "NOBTF_OFFSETS")]
+    pub offsets: Option<PathBuf>,
+    /// Run `/bin/sh -c CMD` once attached; stop when it exits.
+    #[arg(short = 'c', value_name = "CMD")]
+    pub command: Option<String>,
+    /// Only events of this process id.
+    #[arg(short = 'p', value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Stop after SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+    /// How to attach the kprobes.
+    #[arg(long, value_enum, default_value_t = AttachArg::Auto)]
+    pub attach: AttachArg,
+    /// Memory reader the programs call.
+    #[arg(long, value_enum, default_value_t = ReadArg::Auto)]
+    pub read_helper: ReadArg,
+    /// Data pages per CPU perf ring (a power of two).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub buffer_pages: usize,
+    /// Say where fields come from and how long each start-up step took (on stderr).
     #[arg(short, long)]
     pub verbose: bool,
 }
@@ -241,6 +282,32 @@ impl RunArgs {
             trace_pipe: self.probe.trace_pipe,
             buffer_pages: self.buffer_pages,
             verify: !self.no_verify,
+            verbose: self.verbose,
+        })
+    }
+}
+
+impl TraceArgs {
+    pub fn options(self) -> anyhow::Result<TraceOptions> {
+        let program = match (self.expr, self.program) {
+            (Some(text), _) => text,
+            (None, Some(arg)) => trace::program_text(&arg)
+                .map_err(|e| anyhow::anyhow!("reading program file {arg}: {e}"))?,
+            (None, None) => anyhow::bail!("give a program: nobtf trace PROGRAM or -e PROGRAM"),
+        };
+        Ok(TraceOptions {
+            program,
+            offsets: self.offsets,
+            format: match self.format {
+                FormatArg::Text => lang::report::Format::Text,
+                FormatArg::Json => lang::report::Format::Json,
+            },
+            command: self.command,
+            duration: session::duration(self.duration)?,
+            pid: self.pid,
+            attach: self.attach.into(),
+            read: self.read_helper.into(),
+            buffer_pages: self.buffer_pages,
             verbose: self.verbose,
         })
     }

@@ -6,6 +6,9 @@
 //!   (profile, reader, attach, names, kern_version); `check` prints both.
 //! - `session`: maps, loading with diagnosis, attaching, the command, the
 //!   event stream and teardown, for every front end (`run`, `legacy::load`).
+//! - `trace`: `nobtf trace PROGRAM`, a `lang` program compiled for this
+//!   kernel (fields from a profile or BTF, tracefs tracepoint formats,
+//!   probed readers) and run in a session, printed through `lang::report`.
 //! - `attach`: kprobes (PMU, tracefs), tracepoints, CPU clocks; stale events.
 //! - `canary`: proving a profile on this kernel; `output`, `pipe_line`: the
 //!   unlink events' text and JSON lines, and the trace-pipe line.
@@ -33,3 +36,4 @@ pub mod run;
 pub mod session;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod trace;

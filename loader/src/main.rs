@@ -25,7 +25,7 @@ fn main() {
 }
 
 fn real_main(cli: Cli, started: Instant) -> Result<()> {
-    if matches!(cli.command, Cmd::Run { .. } | Cmd::Load(_)) {
+    if matches!(cli.command, Cmd::Run { .. } | Cmd::Load(_) | Cmd::Trace(_)) {
         // Whatever gets attached is detached again even if a signal comes.
         sys::hold_termination_signals().context("holding termination signals")?;
     }
@@ -37,6 +37,11 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
             }
             let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
             Ok(loader::legacy::load::main(&request, &mut out, started)?)
+        }
+        Cmd::Trace(args) => {
+            let opts = args.options()?;
+            let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
+            Ok(loader::trace::run(&opts, &mut out, started)?)
         }
         Cmd::Check {
             function: None,

@@ -37,6 +37,9 @@ pub enum AttachPoint {
     Tracepoint { category: String, name: String },
     /// Every `period_ns` of CPU time, on each online CPU.
     CpuClock { period_ns: u64 },
+    /// Every `period_ns`, once: a CPU clock on the first online CPU (a
+    /// trace program's `interval`).
+    Interval { period_ns: u64 },
 }
 
 impl AttachPoint {
@@ -45,7 +48,7 @@ impl AttachPoint {
         match self {
             AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_) => prog_type::KPROBE,
             AttachPoint::Tracepoint { .. } => prog_type::TRACEPOINT,
-            AttachPoint::CpuClock { .. } => prog_type::PERF_EVENT,
+            AttachPoint::CpuClock { .. } | AttachPoint::Interval { .. } => prog_type::PERF_EVENT,
         }
     }
 
@@ -65,6 +68,7 @@ impl fmt::Display for AttachPoint {
             AttachPoint::Kretprobe(function) => write!(f, "kretprobe:{function}"),
             AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
             AttachPoint::CpuClock { period_ns } => write!(f, "cpu-clock every {period_ns} ns"),
+            AttachPoint::Interval { period_ns } => write!(f, "interval of {period_ns} ns"),
         }
     }
 }
@@ -130,7 +134,7 @@ impl Attach {
     }
 
     /// Attaches `prog` at `point`: kprobes this way, tracepoints through
-    /// `tracefs`, a CPU clock on each of `cpus`.
+    /// `tracefs`, a CPU clock on each of `cpus` (an interval's: one).
     pub fn attach_point(
         &self,
         point: &AttachPoint,
@@ -149,7 +153,9 @@ impl Attach {
                 let tracefs = tracefs.ok_or_else(|| AttachError::NoTracefs(point.to_string()))?;
                 vec![attach_tracepoint(tracefs, category, name, prog)?]
             }
-            AttachPoint::CpuClock { period_ns } => attach_cpu_clock(*period_ns, cpus, prog)?,
+            AttachPoint::CpuClock { period_ns } | AttachPoint::Interval { period_ns } => {
+                attach_cpu_clock(*period_ns, cpus, prog)?
+            }
         })
     }
 }

@@ -334,6 +334,9 @@ impl Session {
             let tracefs = self.setup.tracefs.as_deref().ok();
             let cpus = match prog.point {
                 AttachPoint::CpuClock { .. } => features::online_cpus()?,
+                AttachPoint::Interval { .. } => {
+                    features::online_cpus()?.into_iter().take(1).collect()
+                }
                 _ => Vec::new(),
             };
             let attached =

@@ -1,0 +1,388 @@
+//! `nobtf trace PROGRAM`: compile a bpftrace-language program for this
+//! kernel (`lang`), load and attach it in a session, print its records as
+//! bpftrace does, and its maps at exit. `target` says what the program is
+//! compiled against; `printer` writes what the programs send.
+
+mod printer;
+mod target;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kernel_headers::bpf::map_type;
+use lang::output::EVENTS_MAP;
+use lang::providers::AttachPoint as LangPoint;
+use lang::report::{self, Entries, Format, ReportError, Step};
+use lang::{Compiled, Options, Target};
+use probes::MaxEntries;
+
+use crate::attach::{AttachMode, AttachPoint, stale};
+use crate::detect::{Report, Scope};
+use crate::load;
+use crate::plan::{self, PlanError, ReadChoice};
+use crate::session::{MapSpec, ProgramSpec, Session, SessionError, Setup};
+use printer::Printer;
+pub use target::{Fields, KERNEL_BTF, Tracepoints};
+
+#[derive(Debug, Clone)]
+pub struct TraceOptions {
+    /// The program's text.
+    pub program: String,
+    /// `--offsets FILE`; else the kernel's BTF, else the builtin profile.
+    pub offsets: Option<PathBuf>,
+    pub format: Format,
+    pub command: Option<String>,
+    pub duration: Option<Duration>,
+    pub pid: Option<u32>,
+    pub attach: AttachMode,
+    pub read: ReadChoice,
+    /// Data pages per CPU ring (a power of two).
+    pub buffer_pages: usize,
+    pub verbose: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// A parse or type error, rendered with the source line and a caret.
+    #[error("{0}")]
+    Program(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Session(SessionError),
+    #[error("{0}")]
+    Report(ReportError),
+    #[error("--buffer-pages {0}: the kernel needs a power of two")]
+    BufferPages(usize),
+    #[error("-p {0}: no such process")]
+    NoProcess(u32),
+    #[error("{0}")]
+    Encode(String),
+}
+
+/// With `-v`, each step's time since the previous one.
+struct Steps {
+    verbose: bool,
+    last: Instant,
+}
+
+impl From<SessionError> for TraceError {
+    /// A function that cannot be probed is named as `nobtf run` names it.
+    fn from(err: SessionError) -> TraceError {
+        match err {
+            SessionError::Unprobeable { function, why, .. } => {
+                TraceError::Plan(PlanError::Function {
+                    name: function,
+                    why,
+                })
+            }
+            SessionError::Plan(err) => TraceError::Plan(err),
+            err => TraceError::Session(err),
+        }
+    }
+}
+
+impl Steps {
+    fn done(&mut self, step: &str) {
+        if self.verbose {
+            let now = Instant::now();
+            eprintln!(
+                "nobtf: {step}: {:.1} ms",
+                now.duration_since(self.last).as_secs_f64() * 1000.0
+            );
+            self.last = now;
+        }
+    }
+}
+
+/// Compile `opts.program` for this kernel, run it until it ends, print
+/// records to `out` as they come and the maps at exit.
+pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result<(), TraceError> {
+    if !opts.buffer_pages.is_power_of_two() {
+        return Err(TraceError::BufferPages(opts.buffer_pages));
+    }
+    if let Some(pid) = opts.pid
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    {
+        return Err(TraceError::NoProcess(pid));
+    }
+    let mut steps = Steps {
+        verbose: opts.verbose,
+        last: started,
+    };
+    let mut report = Report::detect(Scope::Start);
+    report.basic()?;
+    if let Ok(tracefs) = &report.tracefs {
+        stale::sweep(tracefs, false);
+    }
+    let kernel = target::kernel(&mut report, opts.read)?;
+    // Reading the kernel's BTF takes a while (megabytes of types): only
+    // for a program that reads struct members.
+    let needs_fields = lang::fields_used(&opts.program, kernel).map_or(true, |f| !f.is_empty());
+    let fields = if needs_fields {
+        Fields::choose(opts.offsets.as_ref(), &report)?
+    } else {
+        Fields::Nothing
+    };
+    if opts.verbose && needs_fields {
+        eprintln!("nobtf: struct fields from {}", fields.describe());
+    }
+    let tracepoints = Tracepoints(report.tracefs.as_deref().ok());
+    let target = Target {
+        fields: &fields,
+        tracepoints: &tracepoints,
+        kernel,
+    };
+    let compiled = lang::compile_with(&opts.program, &target, Options { pid: opts.pid })
+        .map_err(|e| TraceError::Program(e.render(&opts.program)))?;
+    steps.done("kernel features and compiling");
+
+    let mut session = Session::new(Setup {
+        attach: plan::attach_mechanism(&report, opts.attach)?,
+        load: load::LoadOptions {
+            kern_version: report.kern_version(),
+            names: report.basic()?.names,
+        },
+        tracefs: report.tracefs.clone(),
+        ring_pages: opts.buffer_pages,
+        clone_fix: "",
+    })?;
+    session.create_maps(maps(&compiled))?;
+    steps.done("maps and perf rings");
+    for probe in &compiled.probes {
+        let insns = probe
+            .encode(|name| session.map(name).map(|m| m.raw()))
+            .map_err(TraceError::Encode)?;
+        let spec = ProgramSpec {
+            name: &probe.name(),
+            point: attach_point(&probe.attach),
+            insns: &insns,
+            license: load::GPL,
+            disassembly: &probe.insns,
+        };
+        session.load(&spec, &mut report)?;
+    }
+    steps.done("loading the programs (verifier)");
+    session.attach_all()?;
+    steps.done("attaching");
+
+    let mut printer = Printer::new(&compiled, opts.format, out, opts.pid);
+    printer.write(report::attached_probes(probe_count(&opts.program), opts.format).as_bytes())?;
+    let mut stopped = false;
+    for event in &compiled.begin {
+        printer.step(report::event(opts.format, event)?)?;
+    }
+    stopped |= act(&mut printer, &session)?;
+    printer.flush()?;
+    if let (Some(command), false) = (&opts.command, stopped) {
+        session.run_command(command)?;
+    }
+    let end = opts.duration.map(|d| Instant::now() + d);
+    let mut timers: Vec<(Instant, Duration, &lang::Timer)> = compiled
+        .timers
+        .iter()
+        .map(|t| {
+            let every = Duration::from_nanos(t.nanos);
+            (Instant::now() + every, every, t)
+        })
+        .collect();
+    while !stopped {
+        let tick = Instant::now() + Duration::from_millis(200);
+        let next_timer = timers.iter().map(|(due, ..)| *due).min();
+        let deadline = [end, next_timer, opts.pid.map(|_| tick)]
+            .into_iter()
+            .flatten()
+            .min();
+        session.stream(&mut printer, deadline)?;
+        let now = Instant::now();
+        let pending = !printer.pending.is_empty();
+        stopped |= act(&mut printer, &session)?;
+        let timed = deadline.is_some_and(|d| now >= d);
+        for (due, every, timer) in timers.iter_mut() {
+            if now >= *due && !stopped {
+                *due += *every;
+                for event in &timer.events {
+                    printer.step(report::event(opts.format, event)?)?;
+                }
+                stopped |= act(&mut printer, &session)?;
+            }
+        }
+        // Whatever else ended the stream (a signal, the command's exit)
+        // ends the trace.
+        stopped |= !timed && !pending;
+        stopped |= end.is_some_and(|e| now >= e) || printer.pid_gone;
+    }
+    session.end_command();
+    for event in &compiled.end {
+        printer.step(report::event(opts.format, event)?)?;
+    }
+    act(&mut printer, &session)?;
+    let mut entries = Vec::new();
+    for spec in &compiled.maps {
+        entries.push(map_entries(&session, spec)?);
+    }
+    let maps: Vec<(&lang::output::MapSpec, &Entries)> = compiled
+        .maps
+        .iter()
+        .zip(&entries)
+        .map(|(spec, e)| (spec, e.as_slice()))
+        .collect();
+    printer.write(&report::exit_maps(&maps, opts.format)?)?;
+    printer.flush()?;
+    if printer.lost > 0 {
+        eprint!("{}", report::lost_events(printer.lost, opts.format));
+    }
+    // Detach (dropping the session) before the signals are unblocked.
+    drop(session);
+    Ok(())
+}
+
+/// Acts on the printer's queued steps in order; whether one said stop.
+fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, TraceError> {
+    while let Some(step) = printer.pending.pop_front() {
+        match step {
+            Step::Write(bytes) => printer.write(&bytes)?,
+            Step::PrintMap(name) => {
+                let spec = report::find_map(printer.compiled(), &name)?.clone();
+                let entries = map_entries(session, &spec)?;
+                printer.write(&report::print_map(&spec, &entries, printer.format())?)?;
+            }
+            Step::ClearMap(name) => {
+                if let Some(map) = session.map(&name) {
+                    for (key, _) in session.entries(&name)? {
+                        map.delete(&key).map_err(SessionError::from)?;
+                    }
+                }
+            }
+            Step::Exit => {
+                printer.pending.clear();
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// A key and each CPU's value.
+type MapEntry = (Vec<u8>, Vec<Vec<u8>>);
+
+/// A map's entries as `lang::report` takes them: one value per CPU for a
+/// per-CPU map (the kernel pads each to 8 bytes).
+fn map_entries(
+    session: &Session,
+    spec: &lang::output::MapSpec,
+) -> Result<Vec<MapEntry>, TraceError> {
+    let size = spec.value_size as usize;
+    let stride = if spec.per_cpu {
+        size.next_multiple_of(8)
+    } else {
+        size.max(1)
+    };
+    Ok(session
+        .entries(&spec.name)?
+        .into_iter()
+        .map(|(key, value)| {
+            let values = value
+                .chunks(stride)
+                .map(|c| c[..size.min(c.len())].to_vec())
+                .collect();
+            (key, values)
+        })
+        .collect())
+}
+
+/// The session's maps: the program's, and the perf event array its records
+/// go through.
+fn maps(compiled: &Compiled) -> Vec<MapSpec> {
+    let mut out: Vec<MapSpec> = compiled
+        .maps
+        .iter()
+        .map(|m| MapSpec {
+            name: m.name.clone(),
+            map_type: m.map_type(),
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: MaxEntries::Fixed(m.max_entries),
+            flags: 0,
+        })
+        .collect();
+    if !compiled.events.is_empty() {
+        out.push(MapSpec {
+            name: EVENTS_MAP.into(),
+            map_type: map_type::PERF_EVENT_ARRAY,
+            key_size: 4,
+            value_size: 4,
+            max_entries: MaxEntries::PossibleCpus,
+            flags: 0,
+        });
+    }
+    out
+}
+
+fn attach_point(point: &LangPoint) -> AttachPoint {
+    match point {
+        LangPoint::Kprobe(f) => AttachPoint::Kprobe(f.clone()),
+        LangPoint::Kretprobe(f) => AttachPoint::Kretprobe(f.clone()),
+        LangPoint::Tracepoint { category, name } => AttachPoint::Tracepoint {
+            category: category.clone(),
+            name: name.clone(),
+        },
+        LangPoint::Interval { nanos } => AttachPoint::Interval { period_ns: *nanos },
+        // BEGIN and END run in user space and never reach here.
+        LangPoint::Begin | LangPoint::End => unreachable!("BEGIN and END are not compiled"),
+    }
+}
+
+/// What bpftrace counts in `Attaching N probes...`: every attach point,
+/// BEGIN and END included.
+fn probe_count(source: &str) -> u64 {
+    lang::parse(source).map_or(0, |p| {
+        p.probes.iter().map(|probe| probe.attach.len() as u64).sum()
+    })
+}
+
+/// `PROGRAM` as given: a file's text when it names a readable file.
+pub fn program_text(arg: &str) -> io::Result<String> {
+    let path = std::path::Path::new(arg);
+    if !arg.contains('{') && path.is_file() {
+        std::fs::read_to_string(path)
+    } else {
+        Ok(arg.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_attach_point_counts_as_bpftrace_counts_them() {
+        assert_eq!(probe_count("BEGIN { } kprobe:a,kretprobe:a { } END { }"), 4);
+        assert_eq!(probe_count("interval:s:1 { exit(); }"), 1);
+        assert_eq!(probe_count("kprobe:a {"), 0);
+    }
+
+    #[test]
+    fn a_program_argument_may_name_a_file() {
+        let path = std::env::temp_dir().join(format!("nobtf-prog-{}.bt", std::process::id()));
+        std::fs::write(&path, "BEGIN { exit(); }\n").unwrap();
+        let text = program_text(path.to_str().unwrap());
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(text.unwrap(), "BEGIN { exit(); }\n");
+        assert_eq!(program_text("kprobe:f { }").unwrap(), "kprobe:f { }");
+        assert_eq!(program_text("no-such-file").unwrap(), "no-such-file");
+    }
+
+    #[test]
+    fn interval_probes_attach_once() {
+        assert_eq!(
+            attach_point(&LangPoint::Interval { nanos: 1000 }),
+            AttachPoint::Interval { period_ns: 1000 }
+        );
+        assert_eq!(
+            attach_point(&LangPoint::Kretprobe("f".into())),
+            AttachPoint::Kretprobe("f".into())
+        );
+    }
+}

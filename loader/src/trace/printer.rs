@@ -1,0 +1,109 @@
+//! What `nobtf trace` does with the programs' records: bpftrace's text or
+//! JSON through `lang::report`. A record that asks for a map (print,
+//! clear) or to stop is queued with everything after it, and the stream
+//! stopped, so that the front end, which holds the session, acts on them
+//! in order.
+
+use std::collections::VecDeque;
+use std::io::Write;
+
+use lang::Compiled;
+use lang::report::{self, Format, ReportError, Step};
+
+use super::TraceError;
+use crate::session::{Events, Flow, write_error};
+
+pub struct Printer<'a> {
+    compiled: &'a Compiled,
+    format: Format,
+    out: &'a mut dyn Write,
+    /// Steps waiting for the front end, in order.
+    pub pending: VecDeque<Step>,
+    pub lost: u64,
+    /// `-p PID`: stop when it is gone.
+    pid: Option<u32>,
+    pub pid_gone: bool,
+}
+
+impl<'a> Printer<'a> {
+    pub fn new(
+        compiled: &'a Compiled,
+        format: Format,
+        out: &'a mut dyn Write,
+        pid: Option<u32>,
+    ) -> Printer<'a> {
+        Printer {
+            compiled,
+            format,
+            out,
+            pending: VecDeque::new(),
+            lost: 0,
+            pid,
+            pid_gone: false,
+        }
+    }
+
+    pub fn compiled(&self) -> &'a Compiled {
+        self.compiled
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), TraceError> {
+        self.out.write_all(bytes).map_err(write_error)?;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<(), TraceError> {
+        self.out.flush().map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Writes a step's bytes now, unless others wait before it.
+    pub fn step(&mut self, step: Step) -> Result<Flow, TraceError> {
+        match step {
+            Step::Write(bytes) if self.pending.is_empty() => {
+                self.write(&bytes)?;
+                Ok(Flow::Continue)
+            }
+            step => {
+                self.pending.push_back(step);
+                Ok(Flow::Stop)
+            }
+        }
+    }
+}
+
+impl Events for Printer<'_> {
+    type Error = TraceError;
+
+    fn sample(&mut self, _cpu: u32, data: &[u8]) -> Result<Flow, TraceError> {
+        let step = report::record(self.compiled, self.format, data)?;
+        self.step(step)
+    }
+
+    fn lost(&mut self, _cpu: u32, count: u64) {
+        self.lost += count;
+    }
+
+    fn line(&mut self, _line: &str) -> Result<Flow, TraceError> {
+        Ok(Flow::Continue)
+    }
+
+    fn idle(&mut self) -> Result<(), TraceError> {
+        if let Some(pid) = self.pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            self.pid_gone = true;
+        }
+        self.flush()
+    }
+}
+
+impl From<ReportError> for TraceError {
+    fn from(err: ReportError) -> TraceError {
+        TraceError::Report(err)
+    }
+}

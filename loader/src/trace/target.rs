@@ -1,0 +1,115 @@
+//! What a trace program is compiled against on this kernel: struct fields
+//! (a profile, else the kernel's BTF, else the builtin profile), the
+//! tracepoints' formats in tracefs, and the kernel's capabilities as
+//! `detect` found them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use kernel_headers::pt_regs;
+use lang::fields::{FieldInfo, FieldSource};
+use lang::kernel::{Kernel, Readers};
+use lang::tracepoint::{TracepointFormat, TracepointSource, parse_format};
+use offsets::btf::Btf;
+use probes::unlink::ReadHelper;
+use profile::Profile;
+
+use crate::detect::Report;
+use crate::plan::{self, PlanError, ReadChoice};
+
+/// Where the kernel's BTF is, when it has one.
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Where struct members come from.
+pub enum Fields {
+    Profile {
+        profile: Profile,
+        shown: String,
+    },
+    Btf(Box<Btf>),
+    /// No profile and no BTF: programs that read no struct still run; one
+    /// that does is refused by the checker, naming the field.
+    Nothing,
+}
+
+impl Fields {
+    /// `--offsets FILE`, else the kernel's BTF, else the builtin profile
+    /// known to fit this kernel, else nothing.
+    pub fn choose(offsets: Option<&PathBuf>, report: &Report) -> Result<Fields, PlanError> {
+        if let Some(path) = offsets {
+            return Ok(Fields::Profile {
+                profile: plan::choose_profile(Some(path), report)?,
+                shown: path.display().to_string(),
+            });
+        }
+        if let Ok(bytes) = fs::read(KERNEL_BTF)
+            && let Ok(btf) = Btf::parse(&bytes)
+        {
+            return Ok(Fields::Btf(Box::new(btf)));
+        }
+        Ok(match plan::choose_profile(None, report) {
+            Ok(profile) => Fields::Profile {
+                profile,
+                shown: "the builtin profile".into(),
+            },
+            Err(_) => Fields::Nothing,
+        })
+    }
+
+    /// For `-v`: where fields come from.
+    pub fn describe(&self) -> String {
+        match self {
+            Fields::Profile { shown, .. } => format!("offsets profile {shown}"),
+            Fields::Btf(_) => format!("the kernel's BTF ({KERNEL_BTF})"),
+            Fields::Nothing => "nowhere (no profile, no BTF, no builtin profile fits)".into(),
+        }
+    }
+}
+
+impl FieldSource for Fields {
+    fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
+        match self {
+            Fields::Profile { profile, .. } => FieldSource::field(profile, strukt, member),
+            Fields::Btf(btf) => FieldSource::field(btf.as_ref(), strukt, member),
+            Fields::Nothing => None,
+        }
+    }
+}
+
+/// Tracepoint formats from tracefs `events/CAT/NAME/format` (and `id`).
+pub struct Tracepoints<'a>(pub Option<&'a Path>);
+
+impl TracepointSource for Tracepoints<'_> {
+    fn format(&self, category: &str, name: &str) -> Option<TracepointFormat> {
+        let dir = self.0?.join("events").join(category).join(name);
+        let mut format = parse_format(&fs::read_to_string(dir.join("format")).ok()?).ok()?;
+        if format.id.is_none() {
+            format.id = fs::read_to_string(dir.join("id")).ok()?.trim().parse().ok();
+        }
+        Some(format)
+    }
+}
+
+/// The kernel's capabilities: its release's limits and per-CPU maps, the
+/// readers `read` resolves to here (probed), this machine's registers.
+pub fn kernel(report: &mut Report, read: ReadChoice) -> Result<Kernel, PlanError> {
+    let version = report
+        .kernel
+        .as_ref()
+        .map_err(|e| PlanError::Kernel(e.clone()))?
+        .version;
+    let abi = pt_regs::abi(std::env::consts::ARCH).ok_or_else(|| {
+        PlanError::Kernel(format!(
+            "no register layout for architecture {}",
+            std::env::consts::ARCH
+        ))
+    })?;
+    plan::probe_readers(report, read);
+    let mut kernel = Kernel::for_release(version, abi);
+    kernel.readers = match plan::reader(report, read)? {
+        ReadHelper::ProbeReadKernel => Readers::Split,
+        ReadHelper::ProbeRead => Readers::ProbeReadStr,
+        ReadHelper::ProbeReadFixed => Readers::ProbeRead,
+    };
+    Ok(kernel)
+}
