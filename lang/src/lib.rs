@@ -50,6 +50,7 @@ pub mod output;
 pub mod parser;
 pub mod providers;
 pub mod report;
+pub mod tracefs;
 pub mod tracepoint;
 pub mod typed;
 
