@@ -92,7 +92,9 @@ pub enum DefinitionError {
         function: String,
         arch: &'static str,
     },
-    #[error("$retval is only known at a function's return (a kretprobe), not at {function}'s entry")]
+    #[error(
+        "$retval is only known at a function's return (a kretprobe), not at {function}'s entry"
+    )]
     RetvalAtEntry { function: String },
     #[error("fetch argument `{0}`: a name is letters, digits and `_`, not starting with a digit")]
     Name(String),
@@ -122,7 +124,9 @@ impl ProbeEvent {
             self.function
         );
         for arg in &self.args {
-            let valid_name = arg.name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            let valid_name = arg
+                .name
+                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && arg
                     .name
                     .chars()
@@ -296,7 +300,10 @@ pub fn parse_args(args: &[FetchArg], text: &str) -> Result<Vec<Value>, ArgsError
             name: arg.name.clone(),
             text: text.to_string(),
         };
-        rest = rest.trim_start().strip_prefix(&prefix).ok_or_else(missing)?;
+        rest = rest
+            .trim_start()
+            .strip_prefix(&prefix)
+            .ok_or_else(missing)?;
         let next = args.get(i + 1).map(|a| format!(" {}=", a.name));
         if arg.ty.is_string()
             && let Some(quoted) = rest.strip_prefix('"')
@@ -417,7 +424,9 @@ mod tests {
         let mut ev = unlink_entry();
         ev.args[0].fetch = Fetch::Arg(7);
         assert_eq!(
-            ev.definition(&ABI, Syntax::default()).unwrap_err().to_string(),
+            ev.definition(&ABI, Syntax::default())
+                .unwrap_err()
+                .to_string(),
             "argument 7 of do_unlinkat is not passed in a register on x86_64"
         );
         ev.args[0].fetch = Fetch::Retval;
@@ -482,7 +491,10 @@ mod tests {
             fetch: Fetch::Retval,
             ty: FetchType::Signed(4),
         }];
-        assert_eq!(parse_args(&ret_args, parsed.args).unwrap(), [Value::Int(-2)]);
+        assert_eq!(
+            parse_args(&ret_args, parsed.args).unwrap(),
+            [Value::Int(-2)]
+        );
         // No flags column (irq-info off).
         let plain = "rm-5 [003] 1.5: ev: (f+0x0/0x10) x=0x1f";
         let parsed = parse_line(plain).unwrap();

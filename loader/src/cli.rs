@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::attach::AttachMode;
+use crate::backend::BackendChoice;
 use crate::legacy::load::LoadRequest;
 use crate::output::Format;
 use crate::plan::ReadChoice;
@@ -62,6 +63,9 @@ pub enum Cmd {
         /// builtin one, on 4.19+ only).
         #[arg(long, value_name = "FILE", conflicts_with = "function")]
         offsets: Option<PathBuf>,
+        /// Judge this back end (default: the one `run` would take).
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto, conflicts_with = "function")]
+        backend: BackendArg,
     },
     /// Remove kprobe events left by nobtf processes that are gone (SIGKILL).
     Cleanup,
@@ -129,6 +133,10 @@ pub struct RunArgs {
     /// Say how long each start-up step took (on stderr).
     #[arg(short, long)]
     pub verbose: bool,
+    /// What traces: nobtf's BPF programs, or tracefs kprobe events with
+    /// fetch arguments (kernels without bpf(2)).
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -170,6 +178,26 @@ impl From<AttachArg> for AttachMode {
             AttachArg::Auto => AttachMode::Auto,
             AttachArg::Pmu => AttachMode::Pmu,
             AttachArg::Tracefs => AttachMode::Tracefs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// BPF where bpf(2) loads kprobe programs, else tracefs kprobe events.
+    Auto,
+    /// nobtf's BPF programs on kprobes.
+    Bpf,
+    /// tracefs kprobe events whose fetch arguments the kernel reads (no BPF).
+    Tracefs,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(arg: BackendArg) -> BackendChoice {
+        match arg {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Bpf => BackendChoice::Bpf,
+            BackendArg::Tracefs => BackendChoice::Tracefs,
         }
     }
 }
@@ -232,6 +260,7 @@ impl RunArgs {
             buffer_pages: self.buffer_pages,
             verify: !self.no_verify,
             verbose: self.verbose,
+            backend: self.backend.into(),
         })
     }
 }
