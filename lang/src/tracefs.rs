@@ -20,6 +20,9 @@ pub enum Fetch {
     Arg(u8),
     /// The return value (return probes only).
     Retval,
+    /// The current task's name, when the probe fired (`$comm`; the trace
+    /// line's own comm column is looked up later, when the line is read).
+    Comm,
     /// The memory at `offset` bytes from the address `of` holds.
     Deref { offset: i64, of: Box<Fetch> },
 }
@@ -60,11 +63,14 @@ pub struct Syntax {
     /// `ustring` (5.5+); before it a user string is fetched as `string`,
     /// which reads user memory on x86 kernels of that age.
     pub ustring: bool,
+    /// `$comm`.
+    pub comm: bool,
 }
 
 impl Syntax {
     pub fn from_readme(readme: &str) -> Syntax {
         Syntax {
+            comm: readme.contains("$comm"),
             ustring: readme
                 .lines()
                 .filter(|l| l.contains("type:") || l.contains("string"))
@@ -172,6 +178,7 @@ impl ProbeEvent {
                 });
             }
             Fetch::Retval => "$retval".into(),
+            Fetch::Comm => "$comm".into(),
             Fetch::Deref { offset, of } => format!("{offset:+}({})", self.fetch_text(of, abi)?),
         })
     }
@@ -388,7 +395,14 @@ mod tests {
             "p:nobtf/ev do_unlinkat path=+0(%si):string"
         );
         assert_eq!(
-            user.definition(&ABI, Syntax { ustring: true }).unwrap(),
+            user.definition(
+                &ABI,
+                Syntax {
+                    ustring: true,
+                    comm: false
+                }
+            )
+            .unwrap(),
             "p:nobtf/ev do_unlinkat path=+0(%si):ustring"
         );
         let ret = ProbeEvent {
@@ -446,10 +460,16 @@ mod tests {
 
     #[test]
     fn readme_tells_ustring() {
-        let new = "     type: s8/16/32/64, u8/16/32/64, x8/16/32/64, string, symbol,\n           b<bit-width>@<bit-offset>/<container-size>, ustring,\n";
-        assert_eq!(Syntax::from_readme(new), Syntax { ustring: true });
+        let new = "           $stack<index>, $stack, $retval, $comm, $arg<N>,\n     type: s8/16/32/64, u8/16/32/64, x8/16/32/64, string, symbol,\n           b<bit-width>@<bit-offset>/<container-size>, ustring,\n";
+        assert_eq!(
+            Syntax::from_readme(new),
+            Syntax {
+                ustring: true,
+                comm: true
+            }
+        );
         let old = "     type: s8/16/32/64, u8/16/32/64, x8/16/32/64, string, symbol\n";
-        assert_eq!(Syntax::from_readme(old), Syntax { ustring: false });
+        assert_eq!(Syntax::from_readme(old), Syntax::default());
     }
 
     #[test]

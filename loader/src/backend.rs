@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use kernel_headers::kprobe::ProbeKind;
-use lang::tracefs::{Fetch, FetchArg, FetchType, ProbeEvent};
+use lang::tracefs::{Fetch, FetchArg, FetchType, ProbeEvent, Syntax};
 use profile::{Profile, UnlinkArg};
 
 use crate::attach::{self, GROUP};
@@ -76,6 +76,8 @@ pub struct TracefsPlan {
     pub profile: Profile,
     /// The profile as the user named it: the file, or `builtin`.
     pub profile_shown: String,
+    /// What this kernel's kprobe events understand.
+    pub syntax: Syntax,
     /// The entry event, then the return event.
     pub entry: ProbeEvent,
     pub exit: ProbeEvent,
@@ -107,11 +109,16 @@ pub fn tracefs_plan(
     let profile = plan::choose_profile(request.offsets.as_ref(), report)
         .map_err(|e| problems.push(e))
         .ok();
+    let syntax = tracefs.as_ref().map_or_else(
+        |()| Syntax::default(),
+        |dir| Syntax::from_readme(&std::fs::read_to_string(dir.join("README")).unwrap_or_default()),
+    );
     let events = profile.as_ref().map(|p| {
         unlink_events(
             p,
             attach::next_event_name(ProbeKind::Kprobe, FUNCTION),
             attach::next_event_name(ProbeKind::Kretprobe, FUNCTION),
+            syntax,
         )
     });
     let events = match events {
@@ -131,6 +138,7 @@ pub fn tracefs_plan(
                     .offsets
                     .as_ref()
                     .map_or_else(|| "builtin".to_string(), |p| p.display().to_string()),
+                syntax,
                 entry,
                 exit,
             })
@@ -143,6 +151,7 @@ pub fn tracefs_plan(
 pub const REFCNT: &str = "refcnt";
 pub const NAME: &str = "name";
 pub const RET: &str = "ret";
+pub const COMM: &str = "comm";
 
 /// The unlink probes as kprobe events: at entry the path (through
 /// `filename.name`, or the user pointer itself on 4.x) and `filename.refcnt`
@@ -153,29 +162,48 @@ pub fn unlink_events(
     profile: &Profile,
     entry_name: String,
     exit_name: String,
+    syntax: Syntax,
 ) -> Result<(ProbeEvent, ProbeEvent), PlanError> {
     let facts = profile
         .unlink()
         .map_err(|e| PlanError::Build(probes::BuildError::Profile(e)))?;
     let arg = Fetch::Arg(facts.name_arg);
+    // The task's name as it was when the probe fired, where the kernel can
+    // fetch it: the line's comm column is looked up when it is read, and
+    // may still be the parent's for a process that just exec'd.
+    let comm: Vec<FetchArg> = syntax
+        .comm
+        .then(|| FetchArg {
+            name: COMM.into(),
+            fetch: Fetch::Comm,
+            ty: FetchType::String,
+        })
+        .into_iter()
+        .collect();
     let args = match facts.kind {
-        UnlinkArg::Filename { name, refcnt } => vec![
-            FetchArg {
+        UnlinkArg::Filename { name, refcnt } => [
+            comm.clone(),
+            vec![FetchArg {
                 name: REFCNT.into(),
                 fetch: arg.clone().at(i64::from(refcnt.offset)),
                 ty: FetchType::Signed(4),
-            },
-            FetchArg {
+            }],
+            vec![FetchArg {
                 name: NAME.into(),
                 fetch: arg.at(i64::from(name.offset)).at(0),
                 ty: FetchType::String,
-            },
-        ],
-        UnlinkArg::UserPath => vec![FetchArg {
-            name: NAME.into(),
-            fetch: arg.at(0),
-            ty: FetchType::UserString,
-        }],
+            }],
+        ]
+        .concat(),
+        UnlinkArg::UserPath => [
+            comm.clone(),
+            vec![FetchArg {
+                name: NAME.into(),
+                fetch: arg.at(0),
+                ty: FetchType::UserString,
+            }],
+        ]
+        .concat(),
     };
     let event = |kind, name, args| ProbeEvent {
         kind,
@@ -189,11 +217,15 @@ pub fn unlink_events(
         event(
             ProbeKind::Kretprobe,
             exit_name,
-            vec![FetchArg {
-                name: RET.into(),
-                fetch: Fetch::Retval,
-                ty: FetchType::Signed(4),
-            }],
+            [
+                comm,
+                vec![FetchArg {
+                    name: RET.into(),
+                    fetch: Fetch::Retval,
+                    ty: FetchType::Signed(4),
+                }],
+            ]
+            .concat(),
         ),
     ))
 }
@@ -203,10 +235,9 @@ mod tests {
     use super::*;
     use crate::detect::test_report;
     use kernel_headers::pt_regs::x86_64::ABI;
-    use lang::tracefs::Syntax;
 
     fn lines(profile: &Profile, syntax: Syntax) -> (String, String) {
-        let (entry, exit) = unlink_events(profile, "e".into(), "x".into()).unwrap();
+        let (entry, exit) = unlink_events(profile, "e".into(), "x".into(), syntax).unwrap();
         (
             entry.definition(&ABI, syntax).unwrap(),
             exit.definition(&ABI, syntax).unwrap(),
@@ -238,8 +269,15 @@ mod tests {
             "p:nobtf/e do_unlinkat name=+0(%si):string"
         );
         assert_eq!(
-            lines(&profile, Syntax { ustring: true }).0,
-            "p:nobtf/e do_unlinkat name=+0(%si):ustring"
+            lines(
+                &profile,
+                Syntax {
+                    ustring: true,
+                    comm: true
+                }
+            )
+            .0,
+            "p:nobtf/e do_unlinkat comm=$comm:string name=+0(%si):ustring"
         );
     }
 

@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use kernel_headers::pt_regs;
-use lang::tracefs::{self, ProbeEvent, Syntax, Value};
+use lang::tracefs::{self, ProbeEvent, Value};
 
 use super::printer::Printer;
 use super::{RunError, RunOptions, Steps, Summary};
 use crate::attach::{AttachError, GROUP, diagnose, stale, write_kprobe_events};
-use crate::backend::{self, NAME, REFCNT, RET, TracefsPlan};
+use crate::backend::{self, COMM, NAME, REFCNT, RET, TracefsPlan};
 use crate::canary::{self, Outcome};
 use crate::detect::Report;
 use crate::load::LoadOptions;
@@ -82,7 +82,10 @@ impl Decoder {
             // The trace line shows the thread id; the filter's `common_pid` is it too.
             pid: parsed.tid,
             tid: parsed.tid,
-            comm: parsed.comm.into(),
+            comm: match value(COMM) {
+                Some(Value::Str(s)) => s.clone().into(),
+                _ => parsed.comm.into(),
+            },
             kind,
         }))
     }
@@ -193,7 +196,7 @@ pub(super) fn run(
         );
     }
     let root = plan.tracefs.clone();
-    let syntax = Syntax::from_readme(&fs::read_to_string(root.join("README")).unwrap_or_default());
+    let syntax = plan.syntax;
     steps.done("kernel features, stale probes and the profile");
 
     // Dropped after the session (declared before it): the trace pipe is
@@ -303,6 +306,7 @@ mod tests {
             &profile,
             "nobtf_1_p_do_unlinkat_0".into(),
             "nobtf_1_r_do_unlinkat_1".into(),
+            lang::tracefs::Syntax::default(),
         )
         .unwrap();
         Decoder { entry, exit }
@@ -334,6 +338,20 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(exit.kind, EventKind::Exit { ret: -2 });
+        // With `$comm`, the name the task had when the probe fired.
+        let profile = profile::builtin::FILENAME.profile("5.10.0");
+        let syntax = lang::tracefs::Syntax {
+            comm: true,
+            ustring: true,
+        };
+        let (entry, exit) =
+            backend::unlink_events(&profile, "e".into(), "x".into(), syntax).unwrap();
+        let with_comm = Decoder { entry, exit };
+        let exit = with_comm
+            .decode(r#"nobtf-9 [001] d... 3.4: x: (a <- do_unlinkat) comm="rm" ret=0"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!((exit.comm.as_ref(), exit.tid), ("rm", 9));
         // Another nobtf's event, or anything else: not ours.
         assert!(
             d.decode("rm-9 [001] d... 3.4: nobtf_2_r_do_unlinkat_1: (x) ret=0")
