@@ -258,8 +258,11 @@ pub(super) fn run(
         write(&dir.join("enable"), "1")?;
     }
     steps.done("kprobe events defined and enabled");
+    if opts.verbose {
+        eprintln!("nobtf: tracefs back end: {why}");
+    }
     eprintln!(
-        "nobtf: attached to {FUNCTION} entry and return (tracefs kprobe events with fetch arguments, in {}; {why}) in {} ms",
+        "nobtf: attached to {FUNCTION} entry and return (tracefs kprobe events with fetch arguments, in {}) in {} ms",
         instance.display(),
         started.elapsed().as_millis()
     );
