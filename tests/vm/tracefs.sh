@@ -5,7 +5,7 @@
 
 # The flag that selects the tracefs back end on the kernel under test: none
 # where bpf(2) is missing (auto must take it by itself).
-tracefs_flag() { kernel_has_bpf && echo "--backend tracefs"; }
+tracefs_flag() { if kernel_has_bpf; then echo "--backend tracefs"; fi; }
 
 vmtest_tracefs_backend_lines_json_pid_canary_check() {
     local flag
