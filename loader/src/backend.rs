@@ -96,6 +96,17 @@ pub fn tracefs_plan(
     if let Err(e) = report.check_function() {
         problems.push(e);
     }
+    if report.euid != 0 {
+        problems.push(PlanError::Attach(
+            "the tracefs back end writes kprobe_events and makes a tracing instance: run as root"
+                .into(),
+        ));
+    }
+    if request.read != plan::ReadChoice::Auto {
+        problems.push(PlanError::Attach(
+            "--read-helper chooses a BPF helper; the tracefs back end's reads are the kernel's fetch arguments: drop it, or pass --backend bpf".into(),
+        ));
+    }
     if request.trace_pipe {
         problems.push(PlanError::Attach(
             "--trace-pipe streams bpf_trace_printk, which needs the BPF back end".into(),

@@ -129,7 +129,8 @@ impl fmt::Display for Check {
                     .map(|c| format!("{} ({c:?})", c.len()))
             )
         )?;
-        if !report.helpers.is_empty() {
+        // Without bpf(2) every helper is "unknown": nothing to list.
+        if !report.helpers.is_empty() && report.bpf.is_ok() {
             writeln!(f, "helpers (by test load)")?;
             for (helper, support) in &report.helpers {
                 let s = match support {

@@ -155,10 +155,17 @@ pub fn tracefs() -> Result<PathBuf, FeatureError> {
 }
 
 fn with_kprobe_events(dir: PathBuf) -> Result<PathBuf, FeatureError> {
-    if dir.join("kprobe_events").exists() {
-        Ok(dir)
-    } else {
-        Err(FeatureError::NoKprobeEvents(dir.display().to_string()))
+    let events = dir.join("kprobe_events");
+    match fs::metadata(&events) {
+        Ok(_) => Ok(dir),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Err(FeatureError::NoKprobeEvents(dir.display().to_string()))
+        }
+        // Not root: tracefs is root's; that is not a kernel without them.
+        Err(err) => Err(FeatureError::Read {
+            path: events.display().to_string(),
+            err,
+        }),
     }
 }
 

@@ -15,7 +15,7 @@ use lang::tracefs::{self, ProbeEvent, Value};
 
 use super::printer::Printer;
 use super::{RunError, RunOptions, Steps, Summary};
-use crate::attach::{AttachError, GROUP, diagnose, stale, write_kprobe_events};
+use crate::attach::{AttachError, AttachMode, GROUP, diagnose, stale, write_kprobe_events};
 use crate::backend::{self, COMM, NAME, REFCNT, RET, TracefsPlan};
 use crate::canary::{self, Outcome};
 use crate::detect::Report;
@@ -187,6 +187,12 @@ pub(super) fn run(
     };
     let plan: TracefsPlan = backend::tracefs_plan(report, &request)
         .map_err(|problems| problems.into_iter().next().expect("a refusal names why"))?;
+    if opts.attach == AttachMode::Pmu {
+        return Err(PlanError::Attach(
+            "--attach pmu attaches BPF programs; the tracefs back end defines kprobe_events: drop it, or pass --backend bpf".into(),
+        )
+        .into());
+    }
     if let Ok(kernel) = &report.kernel
         && plan.profile.kernel.release != kernel.release
     {
