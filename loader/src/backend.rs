@@ -181,7 +181,8 @@ pub fn unlink_events(
     let arg = Fetch::Arg(facts.name_arg);
     // The task's name as it was when the probe fired, where the kernel can
     // fetch it: the line's comm column is looked up when it is read, and
-    // may still be the parent's for a process that just exec'd.
+    // may still be the parent's for a process that just exec'd. Last: 4.14
+    // stores `$comm` without its NUL, so a string after it would run on.
     let comm: Vec<FetchArg> = syntax
         .comm
         .then(|| FetchArg {
@@ -193,7 +194,6 @@ pub fn unlink_events(
         .collect();
     let args = match facts.kind {
         UnlinkArg::Filename { name, refcnt } => [
-            comm.clone(),
             vec![FetchArg {
                 name: REFCNT.into(),
                 fetch: arg.clone().at(i64::from(refcnt.offset)),
@@ -204,15 +204,16 @@ pub fn unlink_events(
                 fetch: arg.at(i64::from(name.offset)).at(0),
                 ty: FetchType::String,
             }],
+            comm.clone(),
         ]
         .concat(),
         UnlinkArg::UserPath => [
-            comm.clone(),
             vec![FetchArg {
                 name: NAME.into(),
                 fetch: arg.at(0),
                 ty: FetchType::UserString,
             }],
+            comm.clone(),
         ]
         .concat(),
     };
@@ -229,12 +230,12 @@ pub fn unlink_events(
             ProbeKind::Kretprobe,
             exit_name,
             [
-                comm,
                 vec![FetchArg {
                     name: RET.into(),
                     fetch: Fetch::Retval,
                     ty: FetchType::Signed(4),
                 }],
+                comm,
             ]
             .concat(),
         ),
@@ -288,7 +289,7 @@ mod tests {
                 }
             )
             .0,
-            "p:nobtf/e do_unlinkat comm=$comm:string name=+0(%si):ustring"
+            "p:nobtf/e do_unlinkat name=+0(%si):ustring comm=$comm:string"
         );
     }
 

@@ -357,7 +357,7 @@ mod tests {
             backend::unlink_events(&profile, "e".into(), "x".into(), syntax).unwrap();
         let with_comm = Decoder { entry, exit };
         let exit = with_comm
-            .decode(r#"nobtf-9 [001] d... 3.4: x: (a <- do_unlinkat) comm="rm" ret=0"#)
+            .decode(r#"nobtf-9 [001] d... 3.4: x: (a <- do_unlinkat) ret=0 comm="rm""#)
             .unwrap()
             .unwrap();
         assert_eq!((exit.comm.as_ref(), exit.tid), ("rm", 9));
