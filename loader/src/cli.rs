@@ -27,6 +27,10 @@ Errors (one `error:` line first, details may follow; exit status 1):
       run as root or with CAP_BPF+CAP_PERFMON (CAP_SYS_ADMIN before 5.8).
   this kernel has no bpf(2) / does not load kprobe BPF programs / no way to attach
       the kernel lacks CONFIG_BPF_SYSCALL, CONFIG_BPF_EVENTS or CONFIG_KPROBE_EVENTS.
+      Without bpf(2), `--backend auto` takes the tracefs back end (kprobe
+      events with fetch arguments) by itself; `nobtf check` says which and why.
+  ... tracefs is mounted at D but has no kprobe_events / this kernel has no kprobes
+      CONFIG_KPROBE_EVENTS or CONFIG_KPROBES is off: nothing can be probed here.
   FUNCTION cannot be probed: ...
       not in /proc/kallsyms (inlined, renamed); the compiler's clones (.isra,
       .constprop) are listed. `nobtf check --function NAME` asks for any name.

@@ -137,7 +137,11 @@ pub fn find_tracefs(mounts: &str) -> Option<PathBuf> {
 /// has tracing but no kprobe events.
 pub fn tracefs() -> Result<PathBuf, FeatureError> {
     let mounts = read("/proc/mounts")?;
-    if let Some(dir) = find_tracefs(&mounts) {
+    // (A debugfs mount without `tracing/` is a kernel without tracing: try
+    // mounting tracefs, as when nothing is mounted.)
+    if let Some(dir) = find_tracefs(&mounts)
+        && dir.exists()
+    {
         return with_kprobe_events(dir);
     }
     let tracing = c"/sys/kernel/tracing";
