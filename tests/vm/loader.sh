@@ -122,7 +122,7 @@ vmtest_loader_json_lines() {
 
 vmtest_loader_trace_pipe_reference_lines() {
     local out
-    out=$(vm -- sh -c 'touch /tmp/a.txt; nobtf run unlink --trace-pipe --count 2 -c "exec rm /tmp/a.txt"; echo rc=$?
+    out=$(vm -- sh -c 'touch /tmp/a.txt; nobtf run unlink --trace-pipe --count 2 -c "exec rm /tmp/a.txt" 2>&1; echo rc=$?
         T=$( [ -e /sys/kernel/tracing/kprobe_events ] && echo /sys/kernel/tracing || echo /sys/kernel/debug/tracing )
         echo "left: $(grep -c nobtf $T/kprobe_events)"') || return 1
     if ! kernel_has_bpf; then
