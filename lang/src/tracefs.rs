@@ -546,4 +546,21 @@ mod tests {
         assert!(parse_args(&args, "refcnt=x name=\"a\"").is_err());
         assert!(parse_args(&args, "name=\"a\"").is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever a trace pipe holds, reading it never panics.
+        #[test]
+        fn any_line_reads_without_panic(line in "\\PC{0,120}", text in "[a-z =\"()0-9x-]{0,60}") {
+            if let Some(parsed) = parse_line(&line) {
+                let _ = parse_args(&unlink_entry().args, parsed.args);
+            }
+            let _ = parse_args(&unlink_entry().args, &text);
+            // Any comm and any arguments, in a well-formed line, read back.
+            let shaped = format!("x{}-7 [001] d... 1.5: ev: (f) {text}", line.replace('[', ""));
+            let parsed = parse_line(&shaped);
+            proptest::prop_assert!(parsed.is_some(), "{}", shaped);
+            let parsed = parsed.unwrap();
+            proptest::prop_assert_eq!((parsed.tid, parsed.cpu, parsed.event, parsed.args), (7, 1, "ev", text.as_str()));
+        }
+    }
 }
