@@ -59,6 +59,8 @@ pub fn choose(report: &Report, choice: BackendChoice) -> Result<Chosen, PlanErro
             Err(err @ (PlanError::NoBpf(_) | PlanError::NoKprobeProgs(_))) => {
                 match &report.tracefs {
                     Ok(_) => chosen(Backend::Tracefs, format!("{err}")),
+                    // tracefs is root's: the tracefs plan says to run as root.
+                    Err(_) if report.euid != 0 => chosen(Backend::Tracefs, format!("{err}")),
                     Err(why) => Err(PlanError::Attach(format!(
                         "{err}, and tracefs kprobe events are not there either: {why}"
                     ))),
@@ -310,6 +312,26 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .starts_with("not allowed to load BPF programs")
+        );
+        let report = test_report(Some(libc::ENOSYS), 1000);
+        let problems = tracefs_plan(
+            &report,
+            &UnlinkRequest {
+                offsets: None,
+                read: plan::ReadChoice::Auto,
+                trace_pipe: false,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            (
+                choose(&report, BackendChoice::Auto).unwrap().backend,
+                problems[0].to_string()
+            ),
+            (
+                Backend::Tracefs,
+                "no way to attach: the tracefs back end writes kprobe_events and makes a tracing instance: run as root".to_string()
+            )
         );
         let report = test_report(Some(libc::ENOSYS), 0);
         let err = choose(&report, BackendChoice::Auto)
