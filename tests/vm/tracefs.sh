@@ -36,7 +36,7 @@ nobtf run unlink $flag --offsets /tmp/wrong.toml --count 2 -c 'rm /tmp/a.txt' >/
 echo "== wrong rc=\$?"
 cat /tmp/out; sed 's/^/stderr: /' /tmp/err
 echo "== check"
-nobtf check $flag
+nobtf check $flag \${NOBTF_OFFSETS:+--offsets \$NOBTF_OFFSETS}
 echo "== left \$(grep -c nobtf \$T/kprobe_events) \$(ls \$T/instances | grep -c nobtf)"
 EOF
     local out
