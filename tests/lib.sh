@@ -71,6 +71,8 @@ vm() {
 kernel_has_pmu() { [ "$KERNEL" != linux-4.14 ]; }            # the kprobe PMU: 4.17
 # do_unlinkat(int, const char __user *): 4.14 and older.
 kernel_passes_user_path() { [ "$KERNEL" = linux-4.14 ]; }
+# bpf(2): all but nobpf-5.10, built without it for the tracefs back end.
+kernel_has_bpf() { [ "$KERNEL" != nobpf-5.10 ]; }
 kernel_has_probe_read_kernel() { case $KERNEL in linux-*) return 1 ;; esac; }  # 5.5
 
 # The tracefs directory inside the VM, for shell snippets run there.

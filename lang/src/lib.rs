@@ -35,6 +35,10 @@
 //!
 //! [`fields_used`] lists the `struct.member` keys a program needs, for
 //! `offsets gen --fields-from PROGRAM`.
+//!
+//! [`tracefs`] is the form of a probe that needs no BPF: kprobe events with
+//! fetch arguments and a pid filter, and the parser of their trace-pipe
+//! lines (the loader's tracefs back end, for kernels without bpf(2)).
 #![forbid(unsafe_code)]
 
 pub mod ast;
@@ -50,6 +54,7 @@ pub mod output;
 pub mod parser;
 pub mod providers;
 pub mod report;
+pub mod tracefs;
 pub mod tracepoint;
 pub mod typed;
 

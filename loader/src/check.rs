@@ -7,29 +7,51 @@ use std::fmt;
 use kernel_headers::bpf::Helper;
 
 use crate::attach::AttachMode;
+use crate::backend::{self, Backend, BackendChoice, Chosen};
 use crate::detect::Report;
 use crate::features::Probeable;
 use crate::load::Support;
-use crate::plan::{self, FUNCTION, PlanError, ReadChoice, RunPlan, UnlinkRequest};
+use crate::plan::{self, FUNCTION, PlanError, ReadChoice, UnlinkRequest};
 
 /// The report and the verdict for `request` with automatic choices.
 pub struct Check {
     report: Report,
-    verdict: Result<RunPlan, Vec<PlanError>>,
+    /// The back end `run` would take, and why (or why none can).
+    chosen: Result<Chosen, String>,
+    verdict: Result<(), Vec<PlanError>>,
 }
 
 impl Check {
     /// Looks at everything (every helper by test load, the unlink function)
     /// and plans a run of the unlink probes with the profile `offsets`.
-    pub fn run(offsets: Option<std::path::PathBuf>) -> Check {
+    pub fn run(offsets: Option<std::path::PathBuf>, choice: BackendChoice) -> Check {
         let mut report = Report::detect(crate::detect::Scope::Everything);
         let request = UnlinkRequest {
             offsets,
             read: ReadChoice::Auto,
             trace_pipe: false,
         };
-        let verdict = plan::run_plan(&mut report, &request, AttachMode::Auto);
-        Check { report, verdict }
+        let chosen = backend::choose(&report, choice);
+        let verdict = match &chosen {
+            Err(_) => Err(Vec::new()),
+            Ok(Chosen {
+                backend: Backend::Bpf,
+                ..
+            }) => plan::run_plan(&mut report, &request, AttachMode::Auto).map(|_| ()),
+            Ok(Chosen {
+                backend: Backend::Tracefs,
+                ..
+            }) => backend::tracefs_plan(&report, &request).map(|_| ()),
+        };
+        let (chosen, verdict) = match chosen {
+            Ok(c) => (Ok(c), verdict),
+            Err(e) => (Err(e.to_string()), Err(vec![e])),
+        };
+        Check {
+            report,
+            chosen,
+            verdict,
+        }
     }
 }
 
@@ -85,6 +107,10 @@ impl fmt::Display for Check {
             None => None,
             Some(Ok(Probeable::Yes)) => Some("probeable".into()),
             Some(Ok(Probeable::NotTraceable)) => Some("in kallsyms, not traceable".into()),
+            Some(Ok(Probeable::NoKprobes)) => Some(format!(
+                "not probeable: no kprobes in this kernel (no {} in /proc/kallsyms: CONFIG_KPROBES off), so nothing is",
+                crate::features::KPROBES_SYMBOL
+            )),
             Some(Ok(Probeable::Missing { candidates })) => {
                 Some(format!("missing (clones: {candidates:?})"))
             }
@@ -103,7 +129,8 @@ impl fmt::Display for Check {
                     .map(|c| format!("{} ({c:?})", c.len()))
             )
         )?;
-        if !report.helpers.is_empty() {
+        // Without bpf(2) every helper is "unknown": nothing to list.
+        if !report.helpers.is_empty() && report.bpf.is_ok() {
             writeln!(f, "helpers (by test load)")?;
             for (helper, support) in &report.helpers {
                 let s = match support {
@@ -115,18 +142,47 @@ impl fmt::Display for Check {
             }
         }
         writeln!(f, "nobtf will use")?;
-        if let Ok(a) = plan::attach_mechanism(report, AttachMode::Auto) {
+        match &self.chosen {
+            Ok(c) => writeln!(f, "  back end           {}: {}", c.backend, c.why)?,
+            Err(e) => writeln!(f, "  back end           none: {e}")?,
+        }
+        if let Ok(Chosen {
+            backend: Backend::Tracefs,
+            ..
+        }) = &self.chosen
+        {
+            if let Ok(dir) = &report.tracefs {
+                writeln!(
+                    f,
+                    "  attach             tracefs {}, the kernel fetching the arguments",
+                    dir.join("kprobe_events").display()
+                )?;
+                writeln!(
+                    f,
+                    "  output             trace_pipe of tracing instance {}",
+                    dir.join("instances/nobtf_<pid>").display()
+                )?;
+            }
+        } else if let Ok(a) = plan::attach_mechanism(report, AttachMode::Auto) {
             writeln!(f, "  attach             {a}")?;
         }
-        if let Ok(h) = plan::reader(report, ReadChoice::Auto) {
-            writeln!(f, "  read helper        {}", plan::reader_name(h))?;
+        if matches!(
+            &self.chosen,
+            Ok(Chosen {
+                backend: Backend::Bpf,
+                ..
+            })
+        ) {
+            if let Ok(h) = plan::reader(report, ReadChoice::Auto) {
+                writeln!(f, "  read helper        {}", plan::reader_name(h))?;
+            }
+            let output = if report.has_helper(Helper::PerfEventOutput) {
+                "perf event array (bpf_perf_event_output)"
+            } else {
+                "none"
+            };
+            writeln!(f, "  output             {output}")?;
         }
-        let output = if report.has_helper(Helper::PerfEventOutput) {
-            "perf event array (bpf_perf_event_output)"
-        } else {
-            "none"
-        };
-        writeln!(f, "  output             {output}")?;
         match &self.verdict {
             Ok(_) => writeln!(f, "nobtf run unlink can work here"),
             Err(problems) => {

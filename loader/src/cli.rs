@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::attach::AttachMode;
+use crate::backend::BackendChoice;
 use crate::legacy::load::LoadRequest;
 use crate::output::Format;
 use crate::plan::ReadChoice;
@@ -27,6 +28,10 @@ Errors (one `error:` line first, details may follow; exit status 1):
       run as root or with CAP_BPF+CAP_PERFMON (CAP_SYS_ADMIN before 5.8).
   this kernel has no bpf(2) / does not load kprobe BPF programs / no way to attach
       the kernel lacks CONFIG_BPF_SYSCALL, CONFIG_BPF_EVENTS or CONFIG_KPROBE_EVENTS.
+      Without bpf(2), `--backend auto` takes the tracefs back end (kprobe
+      events with fetch arguments) by itself; `nobtf check` says which and why.
+  ... tracefs is mounted at D but has no kprobe_events / this kernel has no kprobes
+      CONFIG_KPROBE_EVENTS or CONFIG_KPROBES is off: nothing can be probed here.
   FUNCTION cannot be probed: ...
       not in /proc/kallsyms (inlined, renamed); the compiler's clones (.isra,
       .constprop) are listed. `nobtf check --function NAME` asks for any name.
@@ -65,6 +70,9 @@ pub enum Cmd {
         /// builtin one, on 4.19+ only; not used with --function).
         #[arg(long, value_name = "FILE", env = "NOBTF_OFFSETS")]
         offsets: Option<PathBuf>,
+        /// Judge this back end (default: the one `run` would take).
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto, conflicts_with = "function")]
+        backend: BackendArg,
     },
     /// Remove kprobe events left by nobtf processes that are gone (SIGKILL).
     Cleanup,
@@ -134,6 +142,10 @@ pub struct RunArgs {
     /// Say how long each start-up step took (on stderr).
     #[arg(short, long)]
     pub verbose: bool,
+    /// What traces: nobtf's BPF programs, or tracefs kprobe events with
+    /// fetch arguments (kernels without bpf(2)).
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
 }
 
 /// `nobtf trace` arguments.
@@ -226,6 +238,26 @@ impl From<AttachArg> for AttachMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// BPF where bpf(2) loads kprobe programs, else tracefs kprobe events.
+    Auto,
+    /// nobtf's BPF programs on kprobes.
+    Bpf,
+    /// tracefs kprobe events whose fetch arguments the kernel reads (no BPF).
+    Tracefs,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(arg: BackendArg) -> BackendChoice {
+        match arg {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Bpf => BackendChoice::Bpf,
+            BackendArg::Tracefs => BackendChoice::Tracefs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReadArg {
     /// The newest reader the kernel has: `bpf_probe_read_kernel`, else
     /// `bpf_probe_read` with `bpf_probe_read_str`, else fixed-size reads.
@@ -283,6 +315,7 @@ impl RunArgs {
             buffer_pages: self.buffer_pages,
             verify: !self.no_verify,
             verbose: self.verbose,
+            backend: self.backend.into(),
         })
     }
 }

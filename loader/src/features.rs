@@ -48,6 +48,10 @@ pub enum FeatureError {
         "no tracefs: not mounted at /sys/kernel/tracing or /sys/kernel/debug/tracing and mounting it failed ({0}); is CONFIG_FTRACE set?"
     )]
     NoTracefs(String),
+    #[error(
+        "tracefs is mounted at {0} but has no kprobe_events: this kernel has no kprobe events (CONFIG_KPROBE_EVENTS or CONFIG_KPROBES is off)"
+    )]
+    NoKprobeEvents(String),
     #[error("reading {path}: {err}")]
     Read { path: String, err: std::io::Error },
     #[error("cannot parse {path}: `{text}`")]
@@ -128,25 +132,44 @@ pub fn find_tracefs(mounts: &str) -> Option<PathBuf> {
     debugfs
 }
 
-/// tracefs, mounted at /sys/kernel/tracing if nothing has it yet.
+/// tracefs, mounted at /sys/kernel/tracing if nothing has it yet, with
+/// its `kprobe_events`. A tracefs without it is named as such: the kernel
+/// has tracing but no kprobe events.
 pub fn tracefs() -> Result<PathBuf, FeatureError> {
     let mounts = read("/proc/mounts")?;
+    // (A debugfs mount without `tracing/` is a kernel without tracing: try
+    // mounting tracefs, as when nothing is mounted.)
     if let Some(dir) = find_tracefs(&mounts)
-        && dir.join("kprobe_events").exists()
+        && dir.exists()
     {
-        return Ok(dir);
+        return with_kprobe_events(dir);
     }
     let tracing = c"/sys/kernel/tracing";
     match sys::mount_pseudo(c"tracefs", tracing) {
-        Ok(()) => Ok(PathBuf::from("/sys/kernel/tracing")),
+        Ok(()) => with_kprobe_events(PathBuf::from("/sys/kernel/tracing")),
         // Before 4.1 tracefs is debugfs' `tracing` directory.
         Err(first) => match sys::mount_pseudo(c"debugfs", c"/sys/kernel/debug") {
-            Ok(()) if Path::new("/sys/kernel/debug/tracing/kprobe_events").exists() => {
-                Ok(PathBuf::from("/sys/kernel/debug/tracing"))
+            Ok(()) if Path::new("/sys/kernel/debug/tracing/trace").exists() => {
+                with_kprobe_events(PathBuf::from("/sys/kernel/debug/tracing"))
             }
             Ok(()) => Err(FeatureError::NoTracefs(first.to_string())),
             Err(second) => Err(FeatureError::NoTracefs(format!("{first}; {second}"))),
         },
+    }
+}
+
+fn with_kprobe_events(dir: PathBuf) -> Result<PathBuf, FeatureError> {
+    let events = dir.join("kprobe_events");
+    match fs::metadata(&events) {
+        Ok(_) => Ok(dir),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Err(FeatureError::NoKprobeEvents(dir.display().to_string()))
+        }
+        // Not root: tracefs is root's; that is not a kernel without them.
+        Err(err) => Err(FeatureError::Read {
+            path: events.display().to_string(),
+            err,
+        }),
     }
 }
 
@@ -200,12 +223,19 @@ pub enum Probeable {
     },
     /// A symbol, but ftrace/kprobes refuse it (e.g. `notrace` or blacklisted).
     NotTraceable,
+    /// The kernel has no kprobes at all (no `register_kprobe` in kallsyms):
+    /// nothing is probeable.
+    NoKprobes,
 }
+
+/// A text symbol only a kernel with CONFIG_KPROBES has.
+pub const KPROBES_SYMBOL: &str = "register_kprobe";
 
 /// Decides from /proc/kallsyms and (if readable) available_filter_functions.
 pub fn probeable(function: &str, kallsyms: &str, filter_functions: Option<&str>) -> Probeable {
     let clone_prefix = format!("{function}.");
     let mut found = false;
+    let mut kprobes = false;
     let mut candidates = Vec::new();
     for line in kallsyms.lines() {
         let mut cols = line.split_whitespace();
@@ -215,6 +245,9 @@ pub fn probeable(function: &str, kallsyms: &str, filter_functions: Option<&str>)
         // Only text symbols can be probed.
         if !matches!(kind, "t" | "T") {
             continue;
+        }
+        if name == KPROBES_SYMBOL {
+            kprobes = true;
         }
         if name == function {
             found = true;
@@ -226,6 +259,9 @@ pub fn probeable(function: &str, kallsyms: &str, filter_functions: Option<&str>)
         {
             candidates.push(name.to_string());
         }
+    }
+    if !kprobes {
+        return Probeable::NoKprobes;
     }
     if !found {
         return Probeable::Missing { candidates };
@@ -302,7 +338,7 @@ mod tests {
 
     #[test]
     fn probeable_function() {
-        let syms = "ffffffff81300000 T do_unlinkat\nffffffff81300100 t do_rmdir\n";
+        let syms = "ffffffff81300000 T do_unlinkat\nffffffff81300100 t do_rmdir\nffffffff81100000 T register_kprobe\n";
         assert_eq!(probeable("do_unlinkat", syms, None), Probeable::Yes);
         assert_eq!(
             probeable("do_unlinkat", syms, Some("do_rmdir\n")),
@@ -312,12 +348,18 @@ mod tests {
             probeable("do_unlinkat", syms, Some("do_unlinkat\ndo_rmdir\n")),
             Probeable::Yes
         );
-        let clones = "ffffffff81300000 t do_unlinkat.isra.0\nffffffff81300100 t do_unlinkat.cold\nffffffff81300200 d do_unlinkat_data\n";
+        let clones = "ffffffff81300000 t do_unlinkat.isra.0\nffffffff81300100 t do_unlinkat.cold\nffffffff81300200 d do_unlinkat_data\nffffffff81100000 T register_kprobe\n";
         assert_eq!(
             probeable("do_unlinkat", clones, None),
             Probeable::Missing {
                 candidates: vec!["do_unlinkat.isra.0".into()]
             }
+        );
+        // A kernel without kprobes has the function, and nothing is probeable.
+        let no_kprobes = "ffffffff81300000 T do_unlinkat\n";
+        assert_eq!(
+            probeable("do_unlinkat", no_kprobes, None),
+            Probeable::NoKprobes
         );
     }
 }

@@ -20,6 +20,7 @@
 
 pub mod attach;
 pub mod attrs;
+pub mod backend;
 pub mod canary;
 pub mod check;
 pub mod cli;

@@ -46,8 +46,9 @@ fn real_main(cli: Cli, started: Instant) -> Result<()> {
         Cmd::Check {
             function: None,
             offsets,
+            backend,
         } => {
-            print!("{}", Check::run(offsets));
+            print!("{}", Check::run(offsets, backend.into()));
             Ok(())
         }
         Cmd::Check {

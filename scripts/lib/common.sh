@@ -145,7 +145,7 @@ kernel_suite() {
     esac
 }
 
-KNOWN_KERNELS="debian-6.1 debian-5.10 debian-6.12 nobtf-5.10 linux-4.14 linux-5.4"
+KNOWN_KERNELS="debian-6.1 debian-5.10 debian-6.12 nobtf-5.10 nobpf-5.10 linux-4.14 linux-5.4"
 
 # The upstream 4.14 and 5.4 images (no BTF) live beside the repository in
 # shared/kernels/ and are used in place: they are built once by hand (its
@@ -192,12 +192,13 @@ kernel_config() {
 }
 
 # The built kernel is ready only if it was built from today's config fragment.
-fragment_hash() { sha256sum "$NOBTF_ROOT/scripts/lib/nobtf-5.10.config" | cut -c1-16; }
+fragment_hash() { sha256sum "$NOBTF_ROOT/scripts/lib/${1:-nobtf-5.10}.config" | cut -c1-16; }
 
 kernel_ready() {
     [ -f "$(kernel_bzimage "$1")" ] || return 1
     case $1 in
         nobtf-5.10) [ "$(cat "$KERNELS_DIR/$1/fragment" 2>/dev/null)" = "$(fragment_hash)" ] ;;
+        nobpf-5.10) [ "$(cat "$KERNELS_DIR/$1/fragment" 2>/dev/null)" = "$(fragment_hash nobpf-5.10)" ] ;;
     esac
 }
 
@@ -282,11 +283,47 @@ build_nobtf_5_10() {
     publish_dir "$tmp" "$KERNELS_DIR/nobtf-5.10"
 }
 
+# The 5.10 without bpf(2) (CONFIG_BPF_SYSCALL off, kprobe events on), for
+# the tracefs back end: configured and cached as nobtf-5.10 is, from its own
+# fragment; every `# CONFIG_X is not set` line of it is checked to stay off.
+build_nobpf_5_10() {
+    local name=nobpf-5.10 src tmp jobs fragment=$NOBTF_ROOT/scripts/lib/nobpf-5.10.config opt
+    src=$(fetch_linux_source 5.10 bullseye)
+    rm -rf "$KERNELS_DIR"/.$name.*  # leftovers of an interrupted build
+    tmp=$(mktemp -d "$KERNELS_DIR/.$name.XXXXXX")
+    jobs=$(nproc)
+    log "configuring $name (out of tree, in $tmp/build)"
+    make -s -C "$src" O="$tmp/build" tinyconfig >/dev/null
+    "$src/scripts/kconfig/merge_config.sh" -m -O "$tmp/build" "$tmp/build/.config" "$fragment" >/dev/null
+    make -s -C "$src" O="$tmp/build" olddefconfig >/dev/null
+    for opt in $(sed -n 's/^\(CONFIG_[A-Z0-9_]*\)=y$/\1/p' "$fragment"); do
+        grep -q "^$opt=y" "$tmp/build/.config" || die "$name config lost $opt (a dependency is missing from $fragment)"
+    done
+    for opt in $(sed -n 's/^# \(CONFIG_[A-Z0-9_]*\) is not set$/\1/p' "$fragment"); do
+        ! grep -q "^$opt=y" "$tmp/build/.config" || die "$name config has $opt (something in $fragment selects it)"
+    done
+    log "building $name with $jobs jobs (several minutes, once; log: $tmp/build.log)"
+    local start=$SECONDS
+    if ! with_progress "building $name" make -C "$src" O="$tmp/build" -j"$jobs" bzImage >"$tmp/build.log" 2>&1; then
+        tail -n 30 "$tmp/build.log" >&2
+        die "building $name failed; full log in $tmp/build.log"
+    fi
+    log "built $name in $((SECONDS - start)) s"
+    cp "$tmp/build/arch/x86/boot/bzImage" "$tmp/bzImage"
+    cp "$tmp/build/.config" "$tmp/config"
+    cat "$tmp/build/include/config/kernel.release" >"$tmp/release"
+    fragment_hash "$name" >"$tmp/fragment"
+    # The objects are not needed again (no DWARF to read): keep the image only.
+    rm -rf "$tmp/build"
+    publish_dir "$tmp" "$KERNELS_DIR/$name"
+}
+
 fetch_kernel() {
     mkdir -p "$KERNELS_DIR"
     case $1 in
         debian-*) fetch_debian_image "$1" ;;
         nobtf-5.10) build_nobtf_5_10 ;;
+        nobpf-5.10) build_nobpf_5_10 ;;
         linux-*) shared_kernel_file "$1" >/dev/null || die "unknown kernel '$1' (known: $KNOWN_KERNELS)"
                  kernel_ready "$1" \
                      || die "$1 is not built here: $(kernel_bzimage "$1") is missing (see shared/kernels/README.md beside the repository)"

@@ -27,7 +27,7 @@ vmtest_btf_presence_matches_kernel() {
     local rc=0
     vm -- test -e /sys/kernel/btf/vmlinux || rc=$?
     case $KERNEL in
-        nobtf-*|linux-*) assert_eq "$rc" 1 ;;
+        nobtf-*|nobpf-*|linux-*) assert_eq "$rc" 1 ;;
         *) assert_eq "$rc" 0 ;;
     esac
 }

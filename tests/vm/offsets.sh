@@ -2,7 +2,7 @@
 # probes in a VM, and nobtf demonstrably reads it: the same profile with one
 # fact broken is refused by the canary, naming that file and that fact.
 # Where it comes from: generated on the host from the source tree nobtf-5.10
-# is built from; generated in the VM from the kernel's own BTF
+# and nobpf-5.10 are built from (each with its own .config); generated in the VM from the kernel's own BTF
 # (/sys/kernel/btf/vmlinux) on the BTF kernels; written from facts on
 # linux-4.14 (tests/profiles/); on linux-5.4, with neither tree nor BTF, the
 # facts of the reference (name +0, refcnt +16), written here.
@@ -21,12 +21,12 @@ offsets_broken() {
 vmtest_offsets_profile_drives_run() {
     local how profile=$TEST_TMP/profile.toml
     case $KERNEL in
-        nobtf-5.10)
+        nobtf-5.10|nobpf-5.10)
             local src
             (cd "$NOBTF_ROOT" && cargo build --quiet --release -p offsets --bin offsets) || return 1
             src=$(fetch_linux_source 5.10 bullseye)
             "$NOBTF_ROOT/target/release/offsets" gen --kernel-src "$src" \
-                --config "$KERNELS_DIR/nobtf-5.10/config" --build-dir "$TEST_TMP/build" \
+                --config "$KERNELS_DIR/$KERNEL/config" --build-dir "$TEST_TMP/build" \
                 -o "$profile" || return 1
             how=host ;;
         linux-4.14)

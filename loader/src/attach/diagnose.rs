@@ -12,6 +12,10 @@ use crate::features::{self, Probeable};
 pub fn why_unprobeable(probeable: &Probeable, fix: &str) -> Option<String> {
     Some(match probeable {
         Probeable::Yes => return None,
+        Probeable::NoKprobes => format!(
+            "this kernel has no kprobes ({} is not in /proc/kallsyms: CONFIG_KPROBES is off), so no function is probeable",
+            features::KPROBES_SYMBOL
+        ),
         Probeable::NotTraceable => {
             "it is in /proc/kallsyms but not in available_filter_functions (notrace or blacklisted)"
                 .to_string()

@@ -223,7 +223,7 @@ pub fn event_definition(kind: ProbeKind, name: &str, function: &str) -> String {
     format!("{}:{GROUP}/{name} {function}", kind.letter())
 }
 
-fn write_kprobe_events(tracefs: &Path, line: &str) -> std::io::Result<()> {
+pub(crate) fn write_kprobe_events(tracefs: &Path, line: &str) -> std::io::Result<()> {
     let mut file = OpenOptions::new()
         .append(true)
         .open(tracefs.join("kprobe_events"))?;
@@ -240,6 +240,12 @@ fn write_kprobe_events(tracefs: &Path, line: &str) -> std::io::Result<()> {
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh `event_name` of this process for a probe on `function`.
+pub fn next_event_name(kind: ProbeKind, function: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    event_name(std::process::id(), kind, function, n)
+}
 
 fn finish(
     perf: OwnedFd,
@@ -292,8 +298,7 @@ pub fn attach_tracefs(
     function: &str,
     prog: BorrowedFd<'_>,
 ) -> Result<Attachment, AttachError> {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = event_name(std::process::id(), kind, function, n);
+    let name = next_event_name(kind, function);
     let definition = event_definition(kind, &name, function);
     write_kprobe_events(tracefs, &definition).map_err(|err| AttachError::Define {
         definition: definition.clone(),

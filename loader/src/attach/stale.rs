@@ -29,6 +29,13 @@ pub fn owner_pid(event: &str) -> Option<u32> {
     pid.parse::<u32>().ok().filter(|p| p.to_string() == pid)
 }
 
+/// The pid in a tracing instance's name (`nobtf_<pid>`, as the tracefs
+/// back end names it), if it is one.
+pub fn instance_owner(name: &str) -> Option<u32> {
+    let pid = name.strip_prefix(&format!("{GROUP}_"))?;
+    pid.parse::<u32>().ok().filter(|p| p.to_string() == pid)
+}
+
 /// What a stale-event sweep found.
 #[derive(Debug, Default)]
 pub struct Sweep {
@@ -47,6 +54,25 @@ pub struct Sweep {
 pub fn remove_stale(tracefs: &Path, alive: &dyn Fn(u32) -> bool) -> std::io::Result<Sweep> {
     let listing = fs::read_to_string(tracefs.join("kprobe_events"))?;
     let mut sweep = Sweep::default();
+    // First the tracing instances of the tracefs back end: removing one
+    // disables the events enabled in it, which can then be removed.
+    if let Ok(dirs) = fs::read_dir(tracefs.join("instances")) {
+        for dir in dirs.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            let Some(pid) = instance_owner(&name) else {
+                continue;
+            };
+            let shown = format!("instances/{name}");
+            if alive(pid) {
+                sweep.kept.push((shown, pid));
+                continue;
+            }
+            match fs::remove_dir(dir.path()) {
+                Ok(()) => sweep.removed.push((shown, pid)),
+                Err(err) => sweep.failed.push((shown, err.to_string())),
+            }
+        }
+    }
     for event in our_events(&listing) {
         let Some(pid) = owner_pid(&event) else {
             continue;
@@ -61,6 +87,14 @@ pub fn remove_stale(tracefs: &Path, alive: &dyn Fn(u32) -> bool) -> std::io::Res
         }
     }
     Ok(sweep)
+}
+
+fn kind_of(event: &str) -> &'static str {
+    if event.starts_with("instances/") {
+        "tracing instance"
+    } else {
+        "kprobe event"
+    }
 }
 
 /// Whether a process of this pid exists (in this pid namespace).
@@ -82,14 +116,23 @@ pub fn sweep(tracefs: &Path, verbose: bool) -> Sweep {
         }
     };
     for (event, pid) in &sweep.removed {
-        eprintln!("nobtf: removed stale kprobe event {event} (process {pid} is gone)");
+        eprintln!(
+            "nobtf: removed stale {} {event} (process {pid} is gone)",
+            kind_of(event)
+        );
     }
     for (event, why) in &sweep.failed {
-        eprintln!("warning: could not remove stale kprobe event {event}: {why}");
+        eprintln!(
+            "warning: could not remove stale {} {event}: {why}",
+            kind_of(event)
+        );
     }
     if verbose {
         for (event, pid) in &sweep.kept {
-            eprintln!("nobtf: kept kprobe event {event} (process {pid} is running)");
+            eprintln!(
+                "nobtf: kept {} {event} (process {pid} is running)",
+                kind_of(event)
+            );
         }
         if sweep.removed.is_empty() && sweep.failed.is_empty() {
             eprintln!("nobtf: no stale kprobe events");
@@ -113,6 +156,10 @@ mod tests {
         assert_eq!(owner_pid("nobtf/nobtf_+12_p_f_0"), None);
         assert_eq!(owner_pid("nobtf/nobtf_012_p_f_0"), None);
         assert_eq!(owner_pid("foreign/nobtf_12_p_f_0"), None);
+        assert_eq!(instance_owner("nobtf_12"), Some(12));
+        assert_eq!(instance_owner("nobtf_012"), None);
+        assert_eq!(instance_owner("nobtf_12_x"), None);
+        assert_eq!(instance_owner("other"), None);
     }
 
     #[test]
@@ -126,17 +173,28 @@ mod tests {
                        p:nobtf/nobtf_20_p_do_unlinkat_0 do_unlinkat\n\
                        p:nobtf/handmade do_unlinkat\n";
         fs::write(dir.join("kprobe_events"), listing).unwrap();
+        for instance in ["nobtf_10", "nobtf_20", "foreign"] {
+            fs::create_dir_all(dir.join("instances").join(instance)).unwrap();
+        }
         let sweep = remove_stale(&dir, &|pid| pid == 20).unwrap();
+        let instances: Vec<bool> = ["nobtf_10", "nobtf_20", "foreign"]
+            .iter()
+            .map(|i| dir.join("instances").join(i).exists())
+            .collect();
         let written = fs::read_to_string(dir.join("kprobe_events")).unwrap();
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
             written.strip_prefix(listing).unwrap(),
             "-:nobtf/nobtf_10_p_do_unlinkat_0\n-:nobtf/nobtf_10_r_do_unlinkat_1\n"
         );
-        assert_eq!(sweep.removed.len(), 2);
+        assert_eq!(instances, [false, true, true]);
+        assert_eq!(sweep.removed.len(), 3);
         assert_eq!(
             sweep.kept,
-            vec![("nobtf/nobtf_20_p_do_unlinkat_0".to_string(), 20)]
+            vec![
+                ("instances/nobtf_20".to_string(), 20),
+                ("nobtf/nobtf_20_p_do_unlinkat_0".to_string(), 20)
+            ]
         );
         assert!(sweep.failed.is_empty());
     }

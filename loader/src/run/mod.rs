@@ -3,6 +3,7 @@
 //! a stop condition. `printer` is what is done with each event.
 
 mod printer;
+mod tracefs;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use probes::unlink;
 use probes::{ProbeKind as ProgKind, Program};
 
 use crate::attach::{AttachMode, AttachPoint, stale};
+use crate::backend::{self, Backend, BackendChoice};
 use crate::canary::{self, CanaryError, Expected, Outcome};
 use crate::detect::{Report, Scope};
 use crate::load;
@@ -39,6 +41,8 @@ pub struct RunOptions {
     pub verify: bool,
     /// Report the start-up steps' times.
     pub verbose: bool,
+    /// BPF programs or tracefs kprobe events.
+    pub backend: BackendChoice,
 }
 
 /// With `--verbose`, each start-up step's time since the previous one.
@@ -102,6 +106,10 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     };
     steps.done("process start and arguments");
     let mut report = Report::detect(Scope::Start);
+    let chosen = backend::choose(&report, opts.backend)?;
+    if chosen.backend == Backend::Tracefs {
+        return tracefs::run(opts, out, started, &report, steps, &chosen.why);
+    }
     report.basic()?;
     if let Ok(tracefs) = &report.tracefs {
         stale::sweep(tracefs, false);
@@ -168,7 +176,8 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     let mut printer = Printer::new(opts, out, &session);
     if opts.verify {
         printer.hold();
-        match canary::check(&mut session, &mut printer, expected(&plan.probes))? {
+        let expected = expected(&plan.probes.profile, &plan.probes.profile_shown);
+        match canary::check(&mut session, &mut printer, expected)? {
             // Asked to stop: nothing was shown yet, nothing to judge.
             Outcome::Interrupted => printer.stop_holding(),
             Outcome::Passed => printer.release_held()?,
@@ -204,8 +213,7 @@ fn attach_point(program: &Program) -> AttachPoint {
 }
 
 /// What the canary will check, and where the profile says it is read.
-fn expected(probes: &plan::Probes) -> Expected {
-    let profile = &probes.profile;
+fn expected(profile: &profile::Profile, profile_shown: &str) -> Expected {
     let expected_field = |key: &str| {
         profile
             .field(key)
@@ -226,7 +234,7 @@ fn expected(probes: &plan::Probes) -> Expected {
         filename: String::new(),
         name_field,
         refcnt_field,
-        profile: probes.profile_shown.clone(),
+        profile: profile_shown.to_string(),
     }
 }
 

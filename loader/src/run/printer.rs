@@ -62,6 +62,8 @@ pub(super) struct Printer<'a> {
     stopping: bool,
     /// --count was reached: the rest of a batch is not shown.
     done: bool,
+    /// With the tracefs back end: turns its events' lines into events.
+    decoder: Option<&'a super::tracefs::Decoder>,
 }
 
 impl<'a> Printer<'a> {
@@ -83,7 +85,19 @@ impl<'a> Printer<'a> {
             held: None,
             stopping: false,
             done: false,
+            decoder: None,
         }
+    }
+
+    /// Reads trace-pipe lines as the tracefs back end's events.
+    pub(super) fn with_decoder(mut self, decoder: &'a super::tracefs::Decoder) -> Self {
+        self.decoder = Some(decoder);
+        self
+    }
+
+    /// The losses counted outside the stream (the trace buffer's overruns).
+    pub(super) fn set_lost(&mut self, lost: Vec<(u32, u64)>) {
+        self.summary.lost = lost;
     }
 
     fn counted(&mut self) -> Flow {
@@ -172,6 +186,38 @@ impl Events for Printer<'_> {
         let Some(event) = event(cpu, &raw) else {
             return Ok(Flow::Continue);
         };
+        self.show(event)
+    }
+
+    fn lost(&mut self, cpu: u32, count: u64) {
+        if let Some((_, n)) = self.summary.lost.iter_mut().find(|(c, _)| *c == cpu) {
+            *n += count;
+        }
+    }
+
+    fn line(&mut self, line: &str) -> Result<Flow, RunError> {
+        if let Some(decoder) = self.decoder {
+            return match decoder.decode(line) {
+                None => Ok(Flow::Continue),
+                Some(Ok(event)) => self.show(event),
+                Some(Err(err)) => {
+                    self.summary.bad += 1;
+                    eprintln!("warning: {err}");
+                    Ok(Flow::Continue)
+                }
+            };
+        }
+        self.pipe_line(line)
+    }
+
+    fn idle(&mut self) -> Result<(), RunError> {
+        self.flush()
+    }
+}
+
+impl Printer<'_> {
+    /// Keeps nobtf's own event for the canary, or shows (or holds) it.
+    fn show(&mut self, event: Event<'_>) -> Result<Flow, RunError> {
         if event.pid == self.me {
             self.own.push(match event.kind {
                 EventKind::Entry { filename, refcnt } => Seen::Entry {
@@ -193,13 +239,8 @@ impl Events for Printer<'_> {
         Ok(self.counted())
     }
 
-    fn lost(&mut self, cpu: u32, count: u64) {
-        if let Some((_, n)) = self.summary.lost.iter_mut().find(|(c, _)| *c == cpu) {
-            *n += count;
-        }
-    }
-
-    fn line(&mut self, line: &str) -> Result<Flow, RunError> {
+    /// A line of the BPF probes' `bpf_trace_printk` (`--trace-pipe`).
+    fn pipe_line(&mut self, line: &str) -> Result<Flow, RunError> {
         let Some(probe_line) = pipe_line::parse(line) else {
             return Ok(Flow::Continue);
         };
@@ -223,10 +264,6 @@ impl Events for Printer<'_> {
         }
         writeln!(self.out, "{line}").map_err(write_error)?;
         Ok(self.counted())
-    }
-
-    fn idle(&mut self) -> Result<(), RunError> {
-        self.flush()
     }
 }
 

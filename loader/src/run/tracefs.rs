@@ -1,0 +1,382 @@
+//! `nobtf run unlink` on the tracefs back end: kprobe events with fetch
+//! arguments (no BPF), enabled in a tracing instance of nobtf's own
+//! (`instances/nobtf_<pid>`: its own buffer, trace pipe and overrun
+//! counts; other tracers and the global buffer are not touched), read
+//! through the session's trace pipe, shown by the same printer, proved by
+//! the same canary.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use kernel_headers::pt_regs;
+use lang::tracefs::{self, ProbeEvent, Value};
+
+use super::printer::Printer;
+use super::{RunError, RunOptions, Steps, Summary};
+use crate::attach::{AttachError, AttachMode, GROUP, diagnose, stale, write_kprobe_events};
+use crate::backend::{self, COMM, NAME, REFCNT, RET, TracefsPlan};
+use crate::canary::{self, Outcome};
+use crate::detect::Report;
+use crate::load::LoadOptions;
+use crate::output::{Event, EventKind};
+use crate::plan::{FUNCTION, PROFILE_FIX, PlanError, UnlinkRequest};
+use crate::session::{Session, SessionError, Setup};
+
+/// The tracing instance's name for process `pid`; `stale` removes those
+/// whose process is gone.
+pub fn instance_name(pid: u32) -> String {
+    format!("{GROUP}_{pid}")
+}
+
+/// Turns the unlink events' trace-pipe lines into events.
+pub struct Decoder {
+    entry: ProbeEvent,
+    exit: ProbeEvent,
+}
+
+impl Decoder {
+    /// `None` for a line of another event; an error for one of ours that
+    /// does not read.
+    pub fn decode<'l>(&self, line: &'l str) -> Option<Result<Event<'l>, String>> {
+        let parsed = tracefs::parse_line(line)?;
+        let probe = [&self.entry, &self.exit]
+            .into_iter()
+            .find(|e| e.name == parsed.event)?;
+        let values = match tracefs::parse_args(&probe.args, parsed.args) {
+            Ok(values) => values,
+            Err(err) => return Some(Err(format!("trace line of {}: {err}", probe.name))),
+        };
+        let value = |name: &str| {
+            probe
+                .args
+                .iter()
+                .position(|a| a.name == name)
+                .map(|i| &values[i])
+        };
+        let kind = if probe.name == self.entry.name {
+            EventKind::Entry {
+                filename: match value(NAME) {
+                    Some(Value::Str(s)) => s.clone().into(),
+                    // A path the kernel could not read prints as empty, as
+                    // the BPF probe's failed read does.
+                    _ => "".into(),
+                },
+                refcnt: match value(REFCNT) {
+                    Some(Value::Int(n)) => Some(*n as i32),
+                    _ => None,
+                },
+            }
+        } else {
+            EventKind::Exit {
+                ret: match value(RET) {
+                    Some(Value::Int(n)) => *n,
+                    _ => return Some(Err(format!("trace line of {}: no ret", probe.name))),
+                },
+            }
+        };
+        Some(Ok(Event {
+            ts_ns: parsed.ts_ns,
+            cpu: parsed.cpu,
+            // The trace line shows the thread id; the filter's `common_pid` is it too.
+            pid: parsed.tid,
+            tid: parsed.tid,
+            comm: match value(COMM) {
+                Some(Value::Str(s)) => s.clone().into(),
+                _ => parsed.comm.into(),
+            },
+            kind,
+        }))
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), SessionError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|err| SessionError::Io {
+            what: format!("opening {}", path.display()),
+            err,
+        })?;
+    file.write_all(text.as_bytes())
+        .map_err(|err| SessionError::Io {
+            what: format!("writing `{text}` to {}", path.display()),
+            err,
+        })
+}
+
+/// What was created in tracefs, removed on drop in this order: the
+/// instance (which disables its events), then the events.
+#[derive(Default)]
+struct Created {
+    instance: Option<PathBuf>,
+    events: Vec<(PathBuf, String)>,
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if let Some(dir) = self.instance.take()
+            && let Err(err) = fs::remove_dir(&dir)
+        {
+            eprintln!(
+                "warning: could not remove tracing instance {} ({err}); remove it with: rmdir {}",
+                dir.display(),
+                dir.display()
+            );
+        }
+        for (tracefs, removal) in self.events.drain(..).rev() {
+            if let Err(err) = write_kprobe_events(&tracefs, &removal) {
+                eprintln!(
+                    "warning: could not remove kprobe event ({err}); remove it with: echo '{removal}' >> {}",
+                    tracefs.join("kprobe_events").display()
+                );
+            }
+        }
+    }
+}
+
+/// Per-CPU losses of the instance's buffer: events overwritten before they
+/// were read (`overrun`) and events refused when full (`dropped events`).
+fn losses(instance: &Path) -> Vec<(u32, u64)> {
+    let mut lost = Vec::new();
+    let Ok(dirs) = fs::read_dir(instance.join("per_cpu")) else {
+        return lost;
+    };
+    for dir in dirs.flatten() {
+        let name = dir.file_name();
+        let Some(cpu) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("cpu"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let text = fs::read_to_string(dir.path().join("stats")).unwrap_or_default();
+        lost.push((cpu, parse_losses(&text)));
+    }
+    lost.sort_unstable();
+    lost
+}
+
+/// `overrun` plus `dropped events` of a `per_cpu/cpuN/stats` file.
+pub fn parse_losses(stats: &str) -> u64 {
+    stats
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| matches!(k.trim(), "overrun" | "dropped events"))
+        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+pub(super) fn run(
+    opts: &RunOptions,
+    out: &mut dyn Write,
+    started: Instant,
+    report: &Report,
+    mut steps: Steps,
+    why: &str,
+) -> Result<Summary, RunError> {
+    if let Ok(tracefs) = &report.tracefs {
+        stale::sweep(tracefs, false);
+    }
+    let request = UnlinkRequest {
+        offsets: opts.offsets.clone(),
+        read: opts.read,
+        trace_pipe: opts.trace_pipe,
+    };
+    let plan: TracefsPlan = backend::tracefs_plan(report, &request)
+        .map_err(|problems| problems.into_iter().next().expect("a refusal names why"))?;
+    if opts.attach == AttachMode::Pmu {
+        return Err(PlanError::Attach(
+            "--attach pmu attaches BPF programs; the tracefs back end defines kprobe_events: drop it, or pass --backend bpf".into(),
+        )
+        .into());
+    }
+    if let Ok(kernel) = &report.kernel
+        && plan.profile.kernel.release != kernel.release
+    {
+        eprintln!(
+            "warning: the offsets profile is for kernel {}, this kernel is {}",
+            plan.profile.kernel.release, kernel.release
+        );
+    }
+    let root = plan.tracefs.clone();
+    let syntax = plan.syntax;
+    steps.done("kernel features, stale probes and the profile");
+
+    // Dropped after the session (declared before it): the trace pipe is
+    // closed before the instance is removed, which the kernel requires.
+    let mut created = Created::default();
+    let instance = root
+        .join("instances")
+        .join(instance_name(std::process::id()));
+    fs::create_dir(&instance).map_err(|err| SessionError::Io {
+        what: format!("creating tracing instance {}", instance.display()),
+        err,
+    })?;
+    created.instance = Some(instance.clone());
+    let kb = opts.buffer_pages * crate::sys::page_size() / 1024;
+    write(&instance.join("buffer_size_kb"), &kb.to_string())?;
+    for event in [&plan.entry, &plan.exit] {
+        let definition = event
+            .definition(pt_regs::NATIVE, syntax)
+            .map_err(|e| PlanError::Attach(e.to_string()))?;
+        if opts.verbose {
+            eprintln!("nobtf: {definition}");
+        }
+        write_kprobe_events(&root, &definition).map_err(|err| {
+            let err = AttachError::Define {
+                definition: definition.clone(),
+                path: root.join("kprobe_events").display().to_string(),
+                err,
+            };
+            match diagnose::explain_attach_failure(FUNCTION, &err, Some(&root), PROFILE_FIX) {
+                Some(why) => RunError::Plan(PlanError::Function {
+                    name: FUNCTION.into(),
+                    why,
+                }),
+                None => RunError::Session(err.into()),
+            }
+        })?;
+        created.events.push((root.clone(), event.removal()));
+    }
+    let mut session = Session::new(Setup {
+        attach: crate::attach::Attach::Tracefs(root.clone()),
+        load: LoadOptions {
+            kern_version: 0,
+            names: false,
+        },
+        tracefs: Ok(instance.clone()),
+        ring_pages: opts.buffer_pages,
+        clone_fix: PROFILE_FIX,
+    })?;
+    session.open_trace_pipe()?;
+    for event in [&plan.entry, &plan.exit] {
+        let dir = instance.join("events").join(GROUP).join(&event.name);
+        if let Some(pid) = opts.pid {
+            // nobtf's own events stay in: the canary reads them.
+            write(
+                &dir.join("filter"),
+                &tracefs::pid_filter(&[pid, std::process::id()]),
+            )?;
+        }
+        write(&dir.join("enable"), "1")?;
+    }
+    steps.done("kprobe events defined and enabled");
+    if opts.verbose {
+        eprintln!("nobtf: tracefs back end: {why}");
+    }
+    eprintln!(
+        "nobtf: attached to {FUNCTION} entry and return (tracefs kprobe events with fetch arguments, in {}) in {} ms",
+        instance.display(),
+        started.elapsed().as_millis()
+    );
+
+    let decoder = Decoder {
+        entry: plan.entry.clone(),
+        exit: plan.exit.clone(),
+    };
+    let mut printer = Printer::new(opts, out, &session).with_decoder(&decoder);
+    if opts.verify {
+        printer.hold();
+        let expected = super::expected(&plan.profile, &plan.profile_shown);
+        match canary::check(&mut session, &mut printer, expected)? {
+            Outcome::Interrupted => printer.stop_holding(),
+            Outcome::Passed => printer.release_held()?,
+        }
+        steps.done("canary");
+    }
+    if let (Some(command), false) = (&opts.command, printer.stopping()) {
+        session.run_command(command)?;
+    }
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    let result = if printer.stopping() {
+        Ok(())
+    } else {
+        session
+            .stream(&mut printer, deadline)
+            .and_then(|()| printer.flush())
+    };
+    session.end_command();
+    printer.set_lost(losses(&instance));
+    drop(session);
+    drop(created);
+    result.map(|()| printer.into_summary())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder() -> Decoder {
+        let profile = profile::builtin::FILENAME.profile("5.10.0");
+        let (entry, exit) = backend::unlink_events(
+            &profile,
+            "nobtf_1_p_do_unlinkat_0".into(),
+            "nobtf_1_r_do_unlinkat_1".into(),
+            lang::tracefs::Syntax::default(),
+        )
+        .unwrap();
+        Decoder { entry, exit }
+    }
+
+    #[test]
+    fn lines_become_the_bpf_back_ends_events() {
+        let d = decoder();
+        let entry = d
+            .decode(r#"              rm-99      [001] d...     3.402624: nobtf_1_p_do_unlinkat_0: (do_unlinkat+0x0/0x2b0) refcnt=1 name="/tmp/a.txt""#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            entry,
+            Event {
+                ts_ns: 3_402_624_000,
+                cpu: 1,
+                pid: 99,
+                tid: 99,
+                comm: "rm".into(),
+                kind: EventKind::Entry {
+                    filename: "/tmp/a.txt".into(),
+                    refcnt: Some(1)
+                }
+            }
+        );
+        let exit = d
+            .decode("rm-99 [001] d... 3.405658: nobtf_1_r_do_unlinkat_1: (do_syscall_64+0x33/0x80 <- do_unlinkat) ret=-2")
+            .unwrap()
+            .unwrap();
+        assert_eq!(exit.kind, EventKind::Exit { ret: -2 });
+        // With `$comm`, the name the task had when the probe fired.
+        let profile = profile::builtin::FILENAME.profile("5.10.0");
+        let syntax = lang::tracefs::Syntax {
+            comm: true,
+            ustring: true,
+        };
+        let (entry, exit) =
+            backend::unlink_events(&profile, "e".into(), "x".into(), syntax).unwrap();
+        let with_comm = Decoder { entry, exit };
+        let exit = with_comm
+            .decode(r#"nobtf-9 [001] d... 3.4: x: (a <- do_unlinkat) ret=0 comm="rm""#)
+            .unwrap()
+            .unwrap();
+        assert_eq!((exit.comm.as_ref(), exit.tid), ("rm", 9));
+        // Another nobtf's event, or anything else: not ours.
+        assert!(
+            d.decode("rm-9 [001] d... 3.4: nobtf_2_r_do_unlinkat_1: (x) ret=0")
+                .is_none()
+        );
+        assert!(
+            d.decode("rm-9 [001] d... 3.4: nobtf_1_r_do_unlinkat_1: (x) nope")
+                .unwrap()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn losses_add_overruns_and_drops() {
+        let stats = "entries: 0\noverrun: 12\ncommit overrun: 0\nbytes: 0\noldest event ts: 0.0\nnow ts: 1.0\ndropped events: 3\nread events: 40\n";
+        assert_eq!(parse_losses(stats), 15);
+        assert_eq!(parse_losses(""), 0);
+    }
+}
