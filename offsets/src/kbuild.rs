@@ -53,23 +53,36 @@ const OFFSETS_C: &str = "nobtf_offsets.c";
 /// Stands in for kbuild's `scripts/Makefile.build` through `build=-f FILE
 /// obj` on the command line, which every `$(build)=DIR` of the kernel's
 /// Makefiles from 4.x to 6.x expands. It descends only into the dirs whose
-/// outputs the offsets file needs (fixdep, kconfig, the syscall headers);
-/// in the root Kbuild it makes only the generated headers kernel headers
-/// include, and compiles the offsets file there as the kernel compiles its
-/// own `kernel/bounds.c` and `asm-offsets.c`. `nobtf-all=y` lets everything
-/// through: the plain `prepare0`, plus the offsets file.
+/// outputs the offsets file needs: fixdep, kconfig, the x86 unistd headers
+/// (not the syscall tables beside them: a fork per syscall on 4.x/5.x, for
+/// the entry code only), and the root Kbuild, where it makes only the
+/// generated headers kernel headers include and compiles the offsets file
+/// as the kernel compiles its own `kernel/bounds.c` and `asm-offsets.c`.
+/// `nobtf-all=y` lets everything through: the plain `prepare0`, plus the
+/// offsets file.
 const PREPARE_FILTER: &str = "\
 # Written by nobtf `offsets gen --kernel-src`: kbuild's Makefile.build, only
-# for the directories whose outputs the offsets file needs.
-nobtf-dirs := scripts/basic scripts/kconfig arch/x86/entry/syscalls .
+# for what the offsets file needs (everything with nobtf-all=y). The root and
+# the syscall headers' dir are entered twice: first to replace the goals the
+# kernel's Makefile asks for (4.x/5.x none, 6.x `prepare`) with ours.
 nobtf-headers := include/generated/bounds.h include/generated/timeconst.h
-ifneq ($(nobtf-all)$(filter $(obj),$(nobtf-dirs)),)
-ifeq ($(obj),.)
-nobtf-root: $(if $(nobtf-all),__build,$(nobtf-headers)) nobtf-offsets/nobtf_offsets.s
-\t@:
-nobtf-offsets/nobtf_offsets.s: $(nobtf-headers)
-endif
+ifeq ($(obj)$(nobtf-inner),.)
+__build $(MAKECMDGOALS):
+\t$(Q)$(MAKE) $(build)=. nobtf-inner=y \\
+\t\t$(if $(nobtf-all),nobtf-after=$(or $(MAKECMDGOALS),__build)) nobtf-offsets/nobtf_offsets.s
+else ifeq ($(obj),.)
+nobtf-offsets/nobtf_offsets.s: $(nobtf-headers) $(nobtf-after)
 include $(srctree)/scripts/Makefile.build
+else ifneq ($(nobtf-all)$(filter $(obj),scripts/basic scripts/kconfig),)
+include $(srctree)/scripts/Makefile.build
+else ifeq ($(obj)$(nobtf-inner),arch/x86/entry/syscalls)
+__build $(MAKECMDGOALS):
+\t$(Q)$(MAKE) $(build)=$(obj) nobtf-inner=y nobtf-unistd
+else ifeq ($(obj),arch/x86/entry/syscalls)
+include $(srctree)/scripts/Makefile.build
+nobtf-unistd: $(addprefix $(uapi)/,$(notdir $(uapisyshdr-y))) \\
+\t$(addprefix $(out)/,$(filter unistd%,$(notdir $(syshdr-y))))
+\t@:
 else
 __build $(MAKECMDGOALS): ; @:
 endif
@@ -210,18 +223,17 @@ impl Make<'_> {
                 GenError::Build { output, .. } => output.clone(),
                 _ => return Err(err),
             };
-            if !all && output.contains("No such file or directory") {
+            let missing = output.contains("No such file or directory");
+            if output.contains(&format!("{OFFSETS_C}:")) && !missing {
+                return Err(GenError::Compile(compiler_messages(&output)));
+            } else if !all {
+                // A header (or gcc plugin) this config needs beyond those
+                // made, or a tree the filter does not fit: the whole prepare0.
                 (self.progress)(&format!(
-                    "the compile needs more than the generated headers ({}); running the whole prepare0",
-                    compiler_messages(&output)
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .trim()
+                    "the headers-only preparation was not enough ({}); running the whole prepare0",
+                    first_problem(&output)
                 ));
                 all = true;
-            } else if output.contains(&format!("{OFFSETS_C}:")) {
-                return Err(GenError::Compile(compiler_messages(&output)));
             } else if !old_flags {
                 (self.progress)(&format!(
                     "{step} failed; retrying with {OLD_TREE_HOSTCFLAGS} (old tree, new compiler)"
@@ -233,6 +245,19 @@ impl Make<'_> {
             }
         }
     }
+}
+
+/// The line of a failed build's output that says what went wrong.
+fn first_problem(text: &str) -> &str {
+    text.lines()
+        .find(|l| {
+            ["No such file", "No rule to make target", "error:"]
+                .iter()
+                .any(|p| l.contains(p))
+        })
+        .or_else(|| text.lines().last())
+        .unwrap_or_default()
+        .trim()
 }
 
 fn tail(text: &str, n: usize) -> String {
