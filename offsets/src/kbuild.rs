@@ -1,19 +1,19 @@
 //! `offsets gen --kernel-src`: drive the kernel's own build to prepare an
-//! out-of-tree output dir, compile the generated C file there as an external
-//! module's assembly, and read the markers back.
+//! out-of-tree output dir with only what the offsets file needs, compile the
+//! generated C file there to assembly, and read the markers back.
 //!
 //! Targets used, all present from 4.x to 6.x:
 //! - `olddefconfig` to complete the given config for this tree (it also
 //!   writes `include/generated/autoconf.h`);
 //! - `prepare0` with kbuild's `$(build)` pointed at [`PREPARE_FILTER`]: the
-//!   top Makefile's own steps (asm-generic wrappers, syscall headers,
-//!   version.h, utsrelease.h) and, of the root Kbuild, only `bounds.h` and
-//!   `timeconst.h`; the host programs in scripts/, modpost and asm-offsets,
-//!   most of a plain `prepare0`'s time, are skipped. If the compile below
-//!   then misses a file, the plain `prepare0` runs (still without objtool
-//!   and resolve_btfids, which old trees cannot build with a new gcc);
-//! - `M=DIR nobtf_offsets.s`: kbuild compiles the file with the exact flags,
-//!   includes and config it uses for a module, stopping at assembly.
+//!   top Makefile's own steps (asm-generic wrappers, version.h,
+//!   utsrelease.h), the x86 unistd headers and, of the root Kbuild, only
+//!   `bounds.h` and `timeconst.h`, then the offsets file, compiled in the
+//!   root with the kernel's flags as `kernel/bounds.c` is; the host programs
+//!   in scripts/, the syscall tables, modpost and asm-offsets, most of a
+//!   plain `prepare0`'s time, are skipped. If that is not enough, the plain
+//!   `prepare0` runs (still without objtool and resolve_btfids, which old
+//!   trees cannot build with a new gcc);
 //! - only when `do_unlinkat` is `static` (4.x): `fs/namei.s`, to see whether
 //!   the compiler kept it as a function.
 
