@@ -484,3 +484,35 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     )?;
     Ok(Generated { profile, warnings })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_problem_line_of_a_failed_build() {
+        let out = "  CC      kernel/bounds.s\n\
+                   In file included from nobtf-offsets/nobtf_offsets.c:3:\n\
+                   ./include/linux/x.h:6:10: fatal error: generated/y.h: No such file or directory\n\
+                   make[2]: *** [scripts/Makefile.build:117: nobtf-offsets/nobtf_offsets.s] Error 1\n";
+        assert_eq!(
+            first_problem(out),
+            "./include/linux/x.h:6:10: fatal error: generated/y.h: No such file or directory"
+        );
+        let out = "make[3]: *** No rule to make target 'a/b.h', needed by 'nobtf-unistd'.  Stop.\n";
+        assert!(first_problem(out).contains("No rule to make target 'a/b.h'"));
+        assert_eq!(first_problem("one\nlast line\n"), "last line");
+    }
+
+    #[test]
+    fn the_filter_names_what_kbuild_expands() {
+        // `$(build)=DIR` expands to `-f FILE obj=DIR`: the filter must be
+        // usable as that FILE and must compile the file the generator writes.
+        assert!(PREPARE_FILTER.contains("include $(srctree)/scripts/Makefile.build"));
+        assert!(PREPARE_FILTER.contains(&format!("{OFFSETS_DIR}/nobtf_offsets.s")));
+        assert!(
+            PREPARE_FILTER.lines().all(|l| !l.starts_with("    ")),
+            "recipes need tabs"
+        );
+    }
+}
