@@ -353,7 +353,18 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
         fs::write(build.join(".config"), &config_bytes).map_err(|e| GenError::io(&build, e))?;
         (make.progress)(&format!("configuring {} (olddefconfig)", build.display()));
         let quick = make.host_flags(QUICK_HOSTCFLAGS);
-        make.run("olddefconfig", &["olddefconfig"], quick.as_slice())?;
+        if let Err(e) = make.run("olddefconfig", &["olddefconfig"], quick.as_slice()) {
+            if quick.is_none() {
+                return Err(e);
+            }
+            // On 4.x a command-line HOSTCFLAGS replaces the Makefile's
+            // (-std=gnu89 included) rather than adding to it.
+            (make.progress)(&format!(
+                "olddefconfig failed; retrying without {QUICK_HOSTCFLAGS}"
+            ));
+            make.run("olddefconfig", &["olddefconfig"], &[])
+                .map_err(|_| e)?;
+        }
         fs::write(&stamp, &config_hash).map_err(|e| GenError::io(&stamp, e))?;
     }
 
