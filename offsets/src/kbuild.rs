@@ -43,9 +43,10 @@ const NAMEI: &str = "fs/namei.c";
 const SKIP_TOOLS: &[&str] = &["objtool_target=", "resolve_btfids_target="];
 /// Extra host flags for old trees with a new gcc (e.g. `-fcommon` for the
 /// duplicate `yylloc` in 4.x's dtc), tried only when the plain build fails.
-const OLD_TREE_HOSTCFLAGS: &str = "HOSTCFLAGS=-O0 -fcommon -Wno-error";
-/// Host programs (fixdep, kconfig's conf) only run once here: unoptimized
-/// they build in half the time and the outputs are the same.
+const OLD_TREE_HOSTCFLAGS: &str = "HOSTCFLAGS=-fcommon -Wno-error";
+/// For `olddefconfig`, whose host programs (fixdep, kconfig's conf) are the
+/// only ones the headers-only preparation needs: they run once here, and
+/// unoptimized they build in half the time.
 const QUICK_HOSTCFLAGS: &str = "HOSTCFLAGS=-O0";
 /// The private dir inside O= holding the generated file and the filter.
 const OFFSETS_DIR: &str = "nobtf-offsets";
@@ -176,9 +177,7 @@ impl Make<'_> {
     /// A step that may need the old-tree host flags: plain first, then once
     /// with them.
     fn run_tolerant(&mut self, step: &str, args: &[&str]) -> Result<String, GenError> {
-        let mut plain: Vec<&str> = SKIP_TOOLS.to_vec();
-        plain.extend(self.host_flags(QUICK_HOSTCFLAGS));
-        match self.run(step, args, &plain) {
+        match self.run(step, args, SKIP_TOOLS) {
             Ok(t) => Ok(t),
             Err(first) => {
                 (self.progress)(&format!(
@@ -212,8 +211,6 @@ impl Make<'_> {
             }
             if old_flags {
                 extra.push(OLD_TREE_HOSTCFLAGS);
-            } else {
-                extra.extend(self.host_flags(QUICK_HOSTCFLAGS));
             }
             let err = match self.run(step, &["prepare0"], &extra) {
                 Ok(_) => return Ok(()),
