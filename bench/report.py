@@ -39,8 +39,10 @@ def derive(results, unlinks):
         r = results.get(tool)
         if not r:
             continue
-        if base and "ns_per_unlink" in r:
-            r["added_ns_per_unlink"] = r["ns_per_unlink"] - base
+        # The baseline measured right before the tool, else the boot's first.
+        tool_base = r.get("base_ns_per_unlink", base)
+        if tool_base and "ns_per_unlink" in r:
+            r["added_ns_per_unlink"] = r["ns_per_unlink"] - tool_base
         if tool == LIMIT:
             if "added_ns_per_unlink" in r:
                 r["added_ns_per_delivered"] = r["added_ns_per_unlink"] / 2
@@ -167,6 +169,7 @@ def main():
         "process used from the storm's start to its stop, over the events it delivered. ply prints comm "
         "and pid only: it has no casts to follow struct filename's name pointer without kernel headers. "
         "exit is how each tracer ended when stopped with SIGINT after the storm. "
+        "Added ns is over a no-probe run of the same loop right before the tool (the boot's first no-probe run when absent). "
         "limit is the floor: a kprobe and a kretprobe on do_unlinkat whose programs return at once, "
         "attached as the libbpf peer attaches (bpf_program__attach), in the same boot; it delivers no "
         "events, so its added ns per delivered event is its added ns per probe hit (half its added ns "

@@ -38,6 +38,9 @@ run_tool() {
     name=$1 needle=$2; shift 2
     command -v "$1" >/dev/null || { echo "$name: not installed, skipped"; return; }
     result "$name" size_bytes "$(size_of "$(command -v "$1")")"
+    # A no-probe baseline right before each tool: the guest drifts over a
+    # boot by more than the limit's whole cost.
+    result "$name" base_ns_per_unlink "$(benchctl loop "$N" "$STORM" | awk '{ print $2 }')"
     benchctl trace "$N" "$STORM" "$needle" -- "$@" >/tmp/$name.out 2>/tmp/$name.err
     cat /tmp/$name.out
     sed "s/^/$name stderr: /" /tmp/$name.err | tail -n 5
