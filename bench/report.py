@@ -9,7 +9,10 @@ import argparse
 import json
 import statistics
 
-TOOLS = ["nobtf", "libbpf", "bpftrace", "ply"]
+TOOLS = ["nobtf", "libbpf", "bpftrace", "ply", "limit"]
+# Empty programs on the same kprobe and kretprobe: it delivers no events, so
+# its cost per probe hit (two per unlink) stands for a cost per event.
+LIMIT = "limit"
 
 
 def parse(path):
@@ -36,8 +39,14 @@ def derive(results, unlinks):
         r = results.get(tool)
         if not r:
             continue
-        if base and "ns_per_unlink" in r:
-            r["added_ns_per_unlink"] = r["ns_per_unlink"] - base
+        # The baseline measured right before the tool, else the boot's first.
+        tool_base = r.get("base_ns_per_unlink", base)
+        if tool_base and "ns_per_unlink" in r:
+            r["added_ns_per_unlink"] = r["ns_per_unlink"] - tool_base
+        if tool == LIMIT:
+            if "added_ns_per_unlink" in r:
+                r["added_ns_per_delivered"] = r["added_ns_per_unlink"] / 2
+            continue
         r["lost"] = r.get("lost_reported", 0) + r.get("lost_stdout", 0)
         # Every unlink makes an entry and an exit event: what was neither
         # delivered nor reported lost went missing without a word.
@@ -52,13 +61,14 @@ def derive(results, unlinks):
                 # The tracer's own CPU per event it delivered: its reader's cost.
                 if r.get("storm_cpu_ms") is not None:
                     r["reader_us_per_event"] = r["storm_cpu_ms"] * 1000 / r["delivered"]
-    for key, ratio in (("added_ns_per_unlink", "added_cost_vs_libbpf"),
-                       ("added_ns_per_delivered", "delivered_cost_vs_libbpf")):
-        ref = results.get("libbpf", {}).get(key)
-        for tool in TOOLS:
-            r = results.get(tool)
-            if r and ref and ref > 0 and key in r:
-                r[ratio] = r[key] / ref
+    for ref_tool in ("libbpf", LIMIT):
+        for key, ratio in (("added_ns_per_unlink", f"added_cost_vs_{ref_tool}"),
+                           ("added_ns_per_delivered", f"delivered_cost_vs_{ref_tool}")):
+            ref = results.get(ref_tool, {}).get(key)
+            for tool in TOOLS:
+                r = results.get(tool)
+                if r and ref and ref > 0 and key in r:
+                    r[ratio] = r[key] / ref
 
 
 def exit_text(code):
@@ -127,21 +137,23 @@ def main():
         f"{median}; no-probe baseline {cell('none', 'ns_per_unlink')} ns per unlink "
         f"({cell('none_after', 'ns_per_unlink')} ns after the tools).",
         "",
-        "| tool | ns per unlink | added ns | added vs libbpf | added ns per delivered event | "
-        "per delivered event vs libbpf | start to first event (ms) "
+        "| tool | ns per unlink | added ns | added vs libbpf | added vs limit | added ns per delivered event | "
+        "per delivered event vs libbpf | per delivered event vs limit | start to first event (ms) "
         "| events delivered | events lost (reported) | events unaccounted | tracer CPU per event (µs) "
         "| peak RSS (KiB) | size on target (bytes) | exit |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for tool in TOOLS:
         if tool not in summary:
-            lines.append(f"| {tool} | not run |" + " |" * 12)
+            lines.append(f"| {tool} | not run |" + " |" * 14)
             continue
         lines.append(
             f"| {tool} | {cell(tool, 'ns_per_unlink')} | {cell(tool, 'added_ns_per_unlink')} "
             f"| {cell(tool, 'added_cost_vs_libbpf', '{:.2f}x', spread=True)} "
+            f"| {cell(tool, 'added_cost_vs_limit', '{:.2f}x', spread=True)} "
             f"| {cell(tool, 'added_ns_per_delivered')} "
             f"| {cell(tool, 'delivered_cost_vs_libbpf', '{:.2f}x', spread=True)} "
+            f"| {cell(tool, 'delivered_cost_vs_limit', '{:.2f}x', spread=True)} "
             f"| {cell(tool, 'attach_ms', '{:.1f}')} "
             f"| {cell(tool, 'delivered')} | {cell(tool, 'lost')} | {cell(tool, 'unaccounted')} "
             f"| {cell(tool, 'reader_us_per_event', '{:.1f}')} | {cell(tool, 'peak_rss_kb')} "
@@ -156,7 +168,12 @@ def main():
         "added time per unlink flatters it. Tracer CPU per event is the user and system time the tracer "
         "process used from the storm's start to its stop, over the events it delivered. ply prints comm "
         "and pid only: it has no casts to follow struct filename's name pointer without kernel headers. "
-        "exit is how each tracer ended when stopped with SIGINT after the storm."
+        "exit is how each tracer ended when stopped with SIGINT after the storm. "
+        "Added ns is over a no-probe run of the same loop right before the tool (the boot's first no-probe run when absent). "
+        "limit is the floor: a kprobe and a kretprobe on do_unlinkat whose programs return at once, "
+        "attached as the libbpf peer attaches (bpf_program__attach), in the same boot; it delivers no "
+        "events, so its added ns per delivered event is its added ns per probe hit (half its added ns "
+        "per unlink), and the vs-limit columns divide a tool's figure by the limit's."
     )
     lines.append("")
     lines.append(f"Made by `{args.command}`.")

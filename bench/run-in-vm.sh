@@ -38,10 +38,15 @@ run_tool() {
     name=$1 needle=$2; shift 2
     command -v "$1" >/dev/null || { echo "$name: not installed, skipped"; return; }
     result "$name" size_bytes "$(size_of "$(command -v "$1")")"
+    # A no-probe baseline right before each tool: the guest drifts over a
+    # boot by more than the limit's whole cost.
+    result "$name" base_ns_per_unlink "$(benchctl loop "$N" "$STORM" | awk '{ print $2 }')"
     benchctl trace "$N" "$STORM" "$needle" -- "$@" >/tmp/$name.out 2>/tmp/$name.err
     cat /tmp/$name.out
     sed "s/^/$name stderr: /" /tmp/$name.err | tail -n 5
     for metric in attach_ms ns_per_unlink storm_cpu_ms peak_rss_kb entries exits lost_stdout tracer_exit; do
+        # The limit has no events: its line is the attach, not a first event.
+        [ "$name/$metric" = limit/attach_ms ] && continue
         value=$(awk -v m=$metric '$1 == m { print $2 }' /tmp/$name.out)
         [ -n "$value" ] && result "$name" "$metric" "$value"
     done
@@ -58,7 +63,9 @@ run_nth() {
         1) run_tool libbpf /tmp/bench-marker libbpf-unlink ;;
         2) run_tool bpftrace /tmp/bench-marker bpftrace -e "$BPFTRACE_PROG" ;;
         3) run_tool ply "KPROBE ENTRY" ply "$PLY_PROG" ;;
+        # The limit: empty programs on the same probes, attached as libbpf does.
+        4) run_tool limit "libbpf-limit: attached" libbpf-limit ;;
     esac
 }
-for i in 0 1 2 3; do run_nth $(((i + ROUND - 1) % 4)); done
+for i in 0 1 2 3 4; do run_nth $(((i + ROUND - 1) % 5)); done
 result none_after ns_per_unlink "$(benchctl loop "$N" "$STORM" | awk '{ print $2 }')"

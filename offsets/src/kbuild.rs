@@ -1,21 +1,26 @@
 //! `offsets gen --kernel-src`: drive the kernel's own build to prepare an
-//! out-of-tree output dir, compile the generated C file there as an external
-//! module's assembly, and read the markers back.
+//! out-of-tree output dir with only what the offsets file needs, compile the
+//! generated C file there to assembly, and read the markers back.
 //!
 //! Targets used, all present from 4.x to 6.x:
-//! - `olddefconfig` to complete the given config for this tree;
-//! - `prepare0`: everything `prepare` does (generated headers, asm-offsets,
-//!   bounds, syscall tables) except building the host tools objtool and
-//!   resolve_btfids, which offsets never need and which old trees cannot
-//!   build with a new gcc;
-//! - `M=DIR nobtf_offsets.s`: kbuild compiles the file with the exact flags,
-//!   includes and config it uses for a module, stopping at assembly.
+//! - `olddefconfig` to complete the given config for this tree (it also
+//!   writes `include/generated/autoconf.h`);
+//! - `prepare0` with kbuild's `$(build)` pointed at [`PREPARE_FILTER`]: the
+//!   top Makefile's own steps (asm-generic wrappers, version.h,
+//!   utsrelease.h), the x86 unistd headers and, of the root Kbuild, only
+//!   `bounds.h` and `timeconst.h`, then the offsets file, compiled in the
+//!   root with the kernel's flags as `kernel/bounds.c` is; the host programs
+//!   in scripts/, the syscall tables, modpost and asm-offsets, most of a
+//!   plain `prepare0`'s time, are skipped. If that is not enough, the plain
+//!   `prepare0` runs (still without objtool and resolve_btfids, which old
+//!   trees cannot build with a new gcc);
 //! - only when `do_unlinkat` is `static` (4.x): `fs/namei.s`, to see whether
 //!   the compiler kept it as a function.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
@@ -39,6 +44,58 @@ const SKIP_TOOLS: &[&str] = &["objtool_target=", "resolve_btfids_target="];
 /// Extra host flags for old trees with a new gcc (e.g. `-fcommon` for the
 /// duplicate `yylloc` in 4.x's dtc), tried only when the plain build fails.
 const OLD_TREE_HOSTCFLAGS: &str = "HOSTCFLAGS=-fcommon -Wno-error";
+/// For `olddefconfig`, whose host programs (fixdep, kconfig's conf) are the
+/// only ones the headers-only preparation needs: they run once here, and
+/// unoptimized they build in half the time.
+const QUICK_HOSTCFLAGS: &str = "HOSTCFLAGS=-O0";
+/// The private dir inside O= holding the generated file and the filter.
+const OFFSETS_DIR: &str = "nobtf-offsets";
+const OFFSETS_C: &str = "nobtf_offsets.c";
+/// Stands in for kbuild's `scripts/Makefile.build` through `build=-f FILE
+/// obj` on the command line, which every `$(build)=DIR` of the kernel's
+/// Makefiles from 4.x to 6.x expands. It descends only into the dirs whose
+/// outputs the offsets file needs: fixdep, kconfig, the x86 unistd headers
+/// (not the syscall tables beside them: a fork per syscall on 4.x/5.x, for
+/// the entry code only), and the root Kbuild, where it makes only the
+/// generated headers kernel headers include and compiles the offsets file
+/// as the kernel compiles its own `kernel/bounds.c` and `asm-offsets.c`.
+/// `nobtf-all=y` lets everything through: the plain `prepare0`, plus the
+/// offsets file.
+const PREPARE_FILTER: &str = "\
+# Written by nobtf `offsets gen --kernel-src`: kbuild's Makefile.build, only
+# for what the offsets file needs (everything with nobtf-all=y). The root and
+# the syscall headers' dir are entered twice: first to replace the goals the
+# kernel's Makefile asks for (4.x/5.x none, 6.x `prepare`) with ours.
+nobtf-headers := include/generated/bounds.h include/generated/timeconst.h
+ifeq ($(obj)$(nobtf-inner),.)
+__build $(MAKECMDGOALS):
+\t$(Q)$(MAKE) $(build)=. nobtf-inner=y \\
+\t\t$(if $(nobtf-all),nobtf-after=$(or $(MAKECMDGOALS),__build)) nobtf-offsets/nobtf_offsets.s
+else ifeq ($(obj),.)
+nobtf-offsets/nobtf_offsets.s: $(nobtf-headers) $(nobtf-after)
+include $(srctree)/scripts/Makefile.build
+else ifneq ($(nobtf-all)$(filter $(obj),scripts/basic scripts/kconfig),)
+include $(srctree)/scripts/Makefile.build
+else ifeq ($(obj)$(nobtf-inner),arch/x86/entry/syscalls)
+__build $(MAKECMDGOALS):
+\t$(Q)$(MAKE) $(build)=$(obj) nobtf-inner=y nobtf-unistd
+else ifeq ($(obj),arch/x86/entry/syscalls)
+include $(srctree)/scripts/Makefile.build
+nobtf-unistd: $(addprefix $(uapi)/,$(notdir $(uapisyshdr-y))) \\
+\t$(addprefix $(out)/,$(filter unistd%,$(notdir $(syshdr-y))))
+\t@:
+else
+__build $(MAKECMDGOALS): ; @:
+endif
+";
+const PREPARE_FILTER_FILE: &str = "prepare-filter.mk";
+/// Generated headers whose presence marks a dir as prepared, by this tool
+/// or by a kernel build (progress only: make decides what is up to date).
+const PREPARED_MARKS: &[&str] = &[
+    "include/generated/autoconf.h",
+    "include/generated/bounds.h",
+    "include/generated/timeconst.h",
+];
 
 #[derive(Debug, Clone)]
 pub struct SrcOptions {
@@ -74,6 +131,7 @@ struct Make<'a> {
 
 impl Make<'_> {
     fn run(&mut self, step: &str, args: &[&str], extra: &[&str]) -> Result<String, GenError> {
+        let start = Instant::now();
         let mut cmd = Command::new("make");
         cmd.arg("-C")
             .arg(&self.opts.tree)
@@ -94,6 +152,7 @@ impl Make<'_> {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        (self.progress)(&format!("{step}: {:.1} s", start.elapsed().as_secs_f64()));
         if out.status.success() {
             Ok(text)
         } else {
@@ -105,6 +164,16 @@ impl Make<'_> {
         }
     }
 
+    /// Host flags for a step, unless the user gave their own.
+    fn host_flags(&self, flags: &'static str) -> Option<&'static str> {
+        let own = self
+            .opts
+            .make_vars
+            .iter()
+            .any(|v| v.starts_with("HOSTCFLAGS="));
+        (!own).then_some(flags)
+    }
+
     /// A step that may need the old-tree host flags: plain first, then once
     /// with them.
     fn run_tolerant(&mut self, step: &str, args: &[&str]) -> Result<String, GenError> {
@@ -114,12 +183,78 @@ impl Make<'_> {
                 (self.progress)(&format!(
                     "{step} failed; retrying with {OLD_TREE_HOSTCFLAGS} (old tree, new compiler)"
                 ));
-                let mut extra = SKIP_TOOLS.to_vec();
-                extra.push(OLD_TREE_HOSTCFLAGS);
-                self.run(step, args, &extra).map_err(|_| first)
+                let mut old: Vec<&str> = SKIP_TOOLS.to_vec();
+                old.push(OLD_TREE_HOSTCFLAGS);
+                self.run(step, args, &old).map_err(|_| first)
             }
         }
     }
+
+    /// `prepare0` through [`PREPARE_FILTER`], which also compiles the
+    /// offsets file; when the compile misses a file the headers-only
+    /// preparation did not make (a header of this config, a gcc plugin), the
+    /// whole `prepare0` (`nobtf-all=y`). A compiler error in the offsets file
+    /// is returned as it is; other failures are retried once with the
+    /// old-tree host flags.
+    fn prepare_and_compile(&mut self, filter: &str) -> Result<(), GenError> {
+        let (mut all, mut old_flags, mut first) = (false, false, None);
+        loop {
+            let step = if all {
+                "prepare0"
+            } else {
+                "prepare0 (headers only) and compile"
+            };
+            let mut extra: Vec<&str> = SKIP_TOOLS.to_vec();
+            extra.push(filter);
+            if all {
+                extra.push("nobtf-all=y");
+            }
+            if old_flags {
+                extra.push(OLD_TREE_HOSTCFLAGS);
+            }
+            let err = match self.run(step, &["prepare0"], &extra) {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let output = match &err {
+                GenError::Build { output, .. } => output.clone(),
+                _ => return Err(err),
+            };
+            let missing = output.contains("No such file or directory");
+            if output.contains(&format!("{OFFSETS_C}:")) && !missing {
+                return Err(GenError::Compile(compiler_messages(&output)));
+            } else if !all {
+                // A header (or gcc plugin) this config needs beyond those
+                // made, or a tree the filter does not fit: the whole prepare0.
+                (self.progress)(&format!(
+                    "the headers-only preparation was not enough ({}); running the whole prepare0",
+                    first_problem(&output)
+                ));
+                all = true;
+            } else if !old_flags {
+                (self.progress)(&format!(
+                    "{step} failed; retrying with {OLD_TREE_HOSTCFLAGS} (old tree, new compiler)"
+                ));
+                old_flags = true;
+                first = Some(err);
+            } else {
+                return Err(first.unwrap_or(err));
+            }
+        }
+    }
+}
+
+/// The line of a failed build's output that says what went wrong.
+fn first_problem(text: &str) -> &str {
+    text.lines()
+        .find(|l| {
+            ["No such file", "No rule to make target", "error:"]
+                .iter()
+                .any(|p| l.contains(p))
+        })
+        .or_else(|| text.lines().last())
+        .unwrap_or_default()
+        .trim()
 }
 
 fn tail(text: &str, n: usize) -> String {
@@ -214,26 +349,21 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     if opts.config.is_some() && stamped.as_deref() != Some(config_hash.as_str()) {
         fs::write(build.join(".config"), &config_bytes).map_err(|e| GenError::io(&build, e))?;
         (make.progress)(&format!("configuring {} (olddefconfig)", build.display()));
-        make.run("olddefconfig", &["olddefconfig"], &[])?;
+        let quick = make.host_flags(QUICK_HOSTCFLAGS);
+        if let Err(e) = make.run("olddefconfig", &["olddefconfig"], quick.as_slice()) {
+            if quick.is_none() {
+                return Err(e);
+            }
+            // On 4.x a command-line HOSTCFLAGS replaces the Makefile's
+            // (-std=gnu89 included) rather than adding to it.
+            (make.progress)(&format!(
+                "olddefconfig failed; retrying without {QUICK_HOSTCFLAGS}"
+            ));
+            make.run("olddefconfig", &["olddefconfig"], &[])
+                .map_err(|_| e)?;
+        }
         fs::write(&stamp, &config_hash).map_err(|e| GenError::io(&stamp, e))?;
     }
-    let prepared = build.join("include/generated/autoconf.h");
-    let fresh = |p: &Path| {
-        let m = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-        matches!((m(p), m(&build.join(".config"))), (Some(a), Some(c)) if a >= c)
-    };
-    if fresh(&prepared) && build.join("include/generated/asm-offsets.h").exists() {
-        (make.progress)(&format!("reusing prepared {}", build.display()));
-    } else {
-        (make.progress)(&format!(
-            "preparing {} with the kernel's build (prepare0; about a minute)",
-            build.display()
-        ));
-        make.run_tolerant("prepare0", &["prepare0"])?;
-    }
-    let release = fs::read_to_string(build.join("include/config/kernel.release"))
-        .map(|s| s.trim().to_string())
-        .ok();
 
     // Where is do_unlinkat declared, and is it defined?
     let namei = String::from_utf8_lossy(&read(&tree.join(NAMEI))?).into_owned();
@@ -253,7 +383,7 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
         }
     }
 
-    // The generated file, in a private external-module dir inside O=.
+    // The generated file, in a private dir inside O=.
     let fields = model::wanted_fields(&opts.request.fields)?;
     let mut headers: Vec<String> = cgen::BASE_HEADERS.iter().map(|s| s.to_string()).collect();
     if !opts.request.fields.is_empty() {
@@ -271,23 +401,29 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
         headers,
         unlinkat_decl: decl.clone(),
     };
-    let ext = build.join("nobtf-offsets");
+    let ext = build.join(OFFSETS_DIR);
     fs::create_dir_all(&ext).map_err(|e| GenError::io(&ext, e))?;
     let write = |name: &str, text: &str| {
         let p = ext.join(name);
         fs::write(&p, text).map_err(|e| GenError::io(&p, e))
     };
-    write("Kbuild", "obj-m := nobtf_offsets.o\n")?;
-    write("nobtf_offsets.c", &cgen::c_source(&creq))?;
+    write(OFFSETS_C, &cgen::c_source(&creq))?;
+    write(PREPARE_FILTER_FILE, PREPARE_FILTER)?;
     let _ = fs::remove_file(ext.join("nobtf_offsets.s"));
-    (make.progress)("compiling the offsets file with the kernel's flags");
-    let m_arg = format!("M={}", ext.display());
-    if let Err(e) = make.run("compile", &[&m_arg, "nobtf_offsets.s"], &[]) {
-        let GenError::Build { output, .. } = &e else {
-            return Err(e);
-        };
-        return Err(GenError::Compile(compiler_messages(output)));
+    if PREPARED_MARKS.iter().all(|m| build.join(m).exists()) {
+        (make.progress)(&format!("reusing prepared {}", build.display()));
+    } else {
+        (make.progress)(&format!(
+            "preparing {} with the kernel's build (prepare0, only the generated headers the \
+             offsets file includes)",
+            build.display()
+        ));
     }
+    let filter = format!("build=-f {} obj", ext.join(PREPARE_FILTER_FILE).display());
+    make.prepare_and_compile(&filter)?;
+    let release = fs::read_to_string(build.join("include/config/kernel.release"))
+        .map(|s| s.trim().to_string())
+        .ok();
     let asm_path = ext.join("nobtf_offsets.s");
     let asm = String::from_utf8_lossy(&read(&asm_path)?).into_owned();
     let markers = cgen::parse_markers(&asm);
@@ -355,4 +491,36 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
         unlink,
     )?;
     Ok(Generated { profile, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_problem_line_of_a_failed_build() {
+        let out = "  CC      kernel/bounds.s\n\
+                   In file included from nobtf-offsets/nobtf_offsets.c:3:\n\
+                   ./include/linux/x.h:6:10: fatal error: generated/y.h: No such file or directory\n\
+                   make[2]: *** [scripts/Makefile.build:117: nobtf-offsets/nobtf_offsets.s] Error 1\n";
+        assert_eq!(
+            first_problem(out),
+            "./include/linux/x.h:6:10: fatal error: generated/y.h: No such file or directory"
+        );
+        let out = "make[3]: *** No rule to make target 'a/b.h', needed by 'nobtf-unistd'.  Stop.\n";
+        assert!(first_problem(out).contains("No rule to make target 'a/b.h'"));
+        assert_eq!(first_problem("one\nlast line\n"), "last line");
+    }
+
+    #[test]
+    fn the_filter_names_what_kbuild_expands() {
+        // `$(build)=DIR` expands to `-f FILE obj=DIR`: the filter must be
+        // usable as that FILE and must compile the file the generator writes.
+        assert!(PREPARE_FILTER.contains("include $(srctree)/scripts/Makefile.build"));
+        assert!(PREPARE_FILTER.contains(&format!("{OFFSETS_DIR}/nobtf_offsets.s")));
+        assert!(
+            PREPARE_FILTER.lines().all(|l| !l.starts_with("    ")),
+            "recipes need tabs"
+        );
+    }
 }

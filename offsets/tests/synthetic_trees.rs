@@ -46,7 +46,17 @@ fn options(tree: &str, fields: &[&str]) -> (SrcOptions, PathBuf) {
 #[test]
 fn old_shape_refcnt_after_aname_and_static_user_path() {
     let (opts, dir) = options("tree-4.14", &[]);
-    let generated = generate(&opts, &mut |_| {}).unwrap();
+    let mut steps = Vec::new();
+    let generated = generate(&opts, &mut |m| steps.push(m.to_string())).unwrap();
+    // The headers-only preparation was enough for this tree.
+    assert!(
+        steps.iter().any(|s| s.contains("headers only")),
+        "{steps:?}"
+    );
+    assert!(
+        !steps.iter().any(|s| s.contains("whole prepare0")),
+        "{steps:?}"
+    );
     let p = &generated.profile;
     assert_eq!(p.kernel.release, "4.14.0-synthetic");
     assert_eq!(
@@ -96,6 +106,14 @@ fn new_shape_type_checked_against_the_declaration() {
     assert_eq!((f.name_arg, f.name_arg_type), (2, NameArgType::Filename));
     assert_eq!(f.decided_by, "type-check");
     assert!(steps.iter().any(|s| s.contains("prepar")), "{steps:?}");
+    // The headers-only preparation lacked a header this tree's compile
+    // includes: the whole prepare0 ran, and then the compile succeeded.
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.contains("running the whole prepare0")),
+        "{steps:?}"
+    );
 
     // A second run reuses the prepared dir.
     let mut steps = Vec::new();
