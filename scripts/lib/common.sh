@@ -285,6 +285,7 @@ build_nobtf_5_10() {
 fetch_kernel() {
     mkdir -p "$KERNELS_DIR"
     case $1 in
+        debian-*-arm*) fetch_debian_arm_image "$1" ;;
         debian-*) fetch_debian_image "$1" ;;
         nobtf-5.10) build_nobtf_5_10 ;;
         linux-*) shared_kernel_file "$1" >/dev/null || die "unknown kernel '$1' (known: $KNOWN_KERNELS)"
@@ -298,3 +299,6 @@ fetch_kernel() {
 ensure_kernel() {
     kernel_ready "$1" || fetch_kernel "$1"
 }
+
+# ARM builds and kernels (rust_toolchain, build_static_arch, ...).
+source "$NOBTF_ROOT/scripts/lib/cross.sh"
