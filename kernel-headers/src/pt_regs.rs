@@ -81,6 +81,7 @@ pub mod x86_64 {
 
     pub const ABI: super::Abi = super::Abi {
         arch: "x86_64",
+        kbuild_arch: "x86",
         registers: &REGISTERS,
         args: &ARGS,
         ret: RETURN,
@@ -171,6 +172,7 @@ pub mod aarch64 {
 
     pub const ABI: super::Abi = super::Abi {
         arch: "aarch64",
+        kbuild_arch: "arm64",
         registers: &REGISTERS,
         args: &ARGS,
         ret: RETURN,
@@ -232,6 +234,7 @@ pub mod arm {
 
     pub const ABI: super::Abi = super::Abi {
         arch: "arm",
+        kbuild_arch: "arm",
         registers: &REGISTERS,
         args: &ARGS,
         ret: RETURN,
@@ -259,6 +262,8 @@ pub struct Syscalls {
 pub struct Abi {
     /// As Rust's `target_arch` and the profiles' `kernel.arch` spell it.
     pub arch: &'static str,
+    /// The kernel's own name for it: `make ARCH=...`, `arch/<name>/`.
+    pub kbuild_arch: &'static str,
     /// Every `pt_regs` register (name, offset), in struct order.
     pub registers: &'static [(&'static str, usize)],
     /// Integer argument registers (name, pt_regs offset), argument 1 first.

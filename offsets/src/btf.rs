@@ -13,6 +13,7 @@ use profile::Field;
 
 const HEADER_LEN: usize = 24;
 /// Pointers are 8 bytes on the only arch profiles support; BTF does not say.
+/// Pointer size unless told otherwise (`with_pointer_size`): BTF has none.
 const POINTER_SIZE: u32 = 8;
 /// Qualifier/typedef chains are short; a loop in bad input must still end.
 const MAX_CHAIN: usize = 64;
@@ -87,6 +88,7 @@ pub struct Type {
 pub struct Btf {
     types: Vec<Type>,
     strings: Vec<u8>,
+    pointer_size: u32,
 }
 
 fn err(msg: impl Into<String>) -> GenError {
@@ -113,6 +115,14 @@ fn le_u32(data: &[u8], at: usize) -> u32 {
 }
 
 impl Btf {
+    /// The same BTF read for an architecture with `bytes`-byte pointers.
+    pub fn with_pointer_size(self, bytes: u32) -> Btf {
+        Btf {
+            pointer_size: bytes,
+            ..self
+        }
+    }
+
     pub fn parse(data: &[u8]) -> Result<Btf, GenError> {
         if data.len() < HEADER_LEN {
             return Err(err("shorter than the BTF header"));
@@ -156,7 +166,11 @@ impl Btf {
         while c.pos < type_data.len() {
             types.push(Self::parse_type(&mut c)?);
         }
-        Ok(Btf { types, strings })
+        Ok(Btf {
+            types,
+            strings,
+            pointer_size: POINTER_SIZE,
+        })
     }
 
     fn parse_type(c: &mut Cursor) -> Result<Type, GenError> {
@@ -312,7 +326,7 @@ impl Btf {
             | Kind::Union { size, .. }
             | Kind::Enum { size }
             | Kind::Float { size } => *size,
-            Kind::Ptr { .. } => POINTER_SIZE,
+            Kind::Ptr { .. } => self.pointer_size,
             Kind::Array { elem, nelems } => self
                 .size_of(*elem, depth + 1)?
                 .checked_mul(*nelems)
