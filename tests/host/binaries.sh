@@ -17,3 +17,26 @@ hosttest_release_binaries_are_static_and_small() {
     echo "nobtf: $size bytes" >&2
     [ "$size" -lt 2000000 ] || fail "nobtf is $size bytes, over the 2 MB goal"
 }
+
+# The same for the ARM builds (scripts/build --arch), each checked to be of
+# its architecture: offsets too stays under 2 MB there.
+hosttest_arm_binaries_are_static_small_and_of_their_architecture() {
+    local arch dir bin size headers machine
+    for arch in aarch64 armv7; do
+        build_static_arch "$arch" nobtf offsets || return 1
+        dir=$(static_binary_dir "$arch")
+        machine=AArch64
+        [ "$arch" = armv7 ] && machine=ARM
+        for bin in nobtf offsets; do
+            headers=$(readelf -hlW "$dir/$bin") || return 1
+            if grep -q -e INTERP -e DYNAMIC <<<"$headers"; then
+                fail "$arch $bin has a program interpreter or dynamic section"
+                return 1
+            fi
+            assert_match "$headers" "Machine: +$machine\$" || return 1
+            size=$(stat -c %s "$dir/$bin")
+            echo "$arch $bin: $size bytes" >&2
+            [ "$size" -lt 2000000 ] || fail "$arch $bin is $size bytes, over 2 MB" || return 1
+        done
+    done
+}
