@@ -77,6 +77,25 @@ hosttest_offsets_src_6_1_arm64_equals_btf() {
         && assert_contains "$(cat "$TEST_TMP/btf.toml")" 'name_arg_type = "struct filename *"'
 }
 
+# 32-bit ARM: linux-source-6.1 built for ARCH=arm with the armmp image's
+# config (no BTF, no DWARF shipped to compare with) must give the builtin
+# 32-bit layout, which the VM tests run with on that kernel.
+hosttest_offsets_src_6_1_armhf_equals_builtin() {
+    local off src
+    off=$(offsets_bin) || return 1
+    install_packages --no-recommends gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+    ensure_kernel debian-6.1-armhf
+    src=$(fetch_linux_source 6.1 bookworm)
+    "$off" gen --kernel-src "$src" --arch armhf --config "$KERNELS_DIR/debian-6.1-armhf/config" \
+        --build-dir "$TEST_TMP/build" -o "$TEST_TMP/src.toml" || return 1
+    local text
+    text=$(cat "$TEST_TMP/src.toml")
+    assert_contains "$text" 'arch = "arm"' \
+        && assert_contains "$text" $'[fields."filename.name"]\noffset = 0\nsize = 4' \
+        && assert_contains "$text" $'[fields."filename.refcnt"]\noffset = 8\nsize = 4' \
+        && assert_contains "$text" $'name_arg = 2\nname_arg_type = "struct filename *"'
+}
+
 # Errors on real trees name the cause.
 hosttest_offsets_src_errors() {
     local off src out
