@@ -75,6 +75,24 @@ kernel_passes_user_path() { [ "$KERNEL" = linux-4.14 ]; }
 kernel_has_bpf() { [ "$KERNEL" != nobpf-5.10 ]; }
 kernel_has_probe_read_kernel() { case $KERNEL in linux-*) return 1 ;; esac; }  # 5.5
 
+# Architecture facts where expectations differ (scripts/lib/cross.sh maps
+# kernel names to architectures): the profile's `arch`, the pointer size,
+# where struct filename's refcnt is (name, uptr, refcnt: pointers first),
+# and the pt_regs names of do_unlinkat's path argument and return value.
+kernel_profile_arch() {
+    case $(kernel_arch "$KERNEL") in
+        aarch64) echo aarch64 ;;
+        armv7) echo arm ;;
+        *) echo x86_64 ;;
+    esac
+}
+kernel_pointer_size() { [ "$(kernel_profile_arch)" = arm ] && echo 4 || echo 8; }
+kernel_refcnt_offset() { echo $((2 * $(kernel_pointer_size))); }
+kernel_name_register() { [ "$(kernel_profile_arch)" = x86_64 ] && echo si || echo r1; }
+kernel_return_register() { [ "$(kernel_profile_arch)" = x86_64 ] && echo ax || echo r0; }
+# The BTF-less kernels.
+kernel_has_btf() { case $KERNEL in nobtf-*|nobpf-*|linux-*|*-armhf) return 1 ;; esac; }
+
 # The tracefs directory inside the VM, for shell snippets run there.
 # shellcheck disable=SC2016
 VM_TRACEFS='$( [ -e /sys/kernel/tracing/kprobe_events ] && echo /sys/kernel/tracing || echo /sys/kernel/debug/tracing )'

@@ -13,7 +13,8 @@
 use kernel_headers::btf::BTF_MAGIC as MAGIC;
 
 const HEADER_LEN: usize = 24;
-/// Pointers are 8 bytes on the only arch nobtf supports; BTF does not say.
+/// Pointer size unless told otherwise ([`Btf::with_pointer_size`]): BTF
+/// does not record it; 8 bytes on x86-64 and arm64.
 const POINTER_SIZE: u32 = 8;
 /// Qualifier/typedef chains are short; a loop in bad input must still end.
 const MAX_CHAIN: usize = 64;
@@ -96,6 +97,7 @@ pub struct Type {
 pub struct Btf {
     types: Vec<Type>,
     strings: Vec<u8>,
+    pointer_size: u32,
 }
 
 fn err(msg: impl Into<String>) -> BtfError {
@@ -166,7 +168,11 @@ impl Btf {
         while c.pos < type_data.len() {
             types.push(Self::parse_type(&mut c)?);
         }
-        Ok(Btf { types, strings })
+        Ok(Btf {
+            types,
+            strings,
+            pointer_size: POINTER_SIZE,
+        })
     }
 
     fn parse_type(c: &mut Cursor) -> Result<Type, BtfError> {
@@ -278,6 +284,15 @@ impl Btf {
         Ok(Type { name_off, kind })
     }
 
+    /// The same BTF read for an architecture with `bytes`-byte pointers
+    /// (32-bit ARM: 4).
+    pub fn with_pointer_size(self, bytes: u32) -> Btf {
+        Btf {
+            pointer_size: bytes,
+            ..self
+        }
+    }
+
     pub fn types(&self) -> &[Type] {
         &self.types
     }
@@ -331,7 +346,7 @@ impl Btf {
             | Kind::Union { size, .. }
             | Kind::Enum { size }
             | Kind::Float { size } => *size,
-            Kind::Ptr { .. } => POINTER_SIZE,
+            Kind::Ptr { .. } => self.pointer_size,
             Kind::Array { elem, nelems } => self
                 .size_at(*elem, depth + 1)?
                 .checked_mul(*nelems)

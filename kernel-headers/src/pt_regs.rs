@@ -1,8 +1,10 @@
 //! `struct pt_regs`: the registers a kprobe program receives as its context.
 //!
-//! Per-architecture facts live in one submodule each; the one matching the
-//! build target is re-exported, so a second architecture is an addition here
-//! and nowhere else.
+//! Per-architecture facts live in one submodule each, gathered in one
+//! [`Abi`] row per architecture: the `pt_regs` layout, the calling
+//! convention, the pointer width and the syscall numbers nobtf uses. The
+//! row matching the build target is [`NATIVE`]; code that works for another
+//! architecture (a profile's) looks its row up with [`abi`].
 
 pub mod x86_64 {
     use core::mem::{offset_of, size_of};
@@ -79,11 +81,181 @@ pub mod x86_64 {
 
     pub const ABI: super::Abi = super::Abi {
         arch: "x86_64",
+        kbuild_arch: "x86",
+        registers: &REGISTERS,
         args: &ARGS,
         ret: RETURN,
+        fetch_args: &["di", "si", "dx", "cx", "r8", "r9"],
         pointer_bytes: 8,
         pt_regs_size: SIZE,
+        // arch/x86/entry/syscalls/syscall_64.tbl
+        syscalls: super::Syscalls {
+            bpf: 321,
+            perf_event_open: 298,
+        },
     };
+}
+
+pub mod aarch64 {
+    use core::mem::{offset_of, size_of};
+
+    /// arm64 `struct user_pt_regs` (arch/arm64/include/uapi/asm/ptrace.h),
+    /// the start of the kernel's `struct pt_regs`; the members after it
+    /// change between versions and nobtf reads none of them.
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct PtRegs {
+        pub regs: [u64; 31],
+        pub sp: u64,
+        pub pc: u64,
+        pub pstate: u64,
+    }
+
+    /// Size of the context nobtf reads (a prefix of every version's pt_regs).
+    pub const SIZE: usize = size_of::<PtRegs>();
+
+    const fn x(n: usize) -> usize {
+        offset_of!(PtRegs, regs) + n * 8
+    }
+
+    /// Register name -> byte offset: `rN` is `regs[N]`, as bpftrace names them.
+    pub const REGISTERS: [(&str, usize); 34] = [
+        ("r0", x(0)),
+        ("r1", x(1)),
+        ("r2", x(2)),
+        ("r3", x(3)),
+        ("r4", x(4)),
+        ("r5", x(5)),
+        ("r6", x(6)),
+        ("r7", x(7)),
+        ("r8", x(8)),
+        ("r9", x(9)),
+        ("r10", x(10)),
+        ("r11", x(11)),
+        ("r12", x(12)),
+        ("r13", x(13)),
+        ("r14", x(14)),
+        ("r15", x(15)),
+        ("r16", x(16)),
+        ("r17", x(17)),
+        ("r18", x(18)),
+        ("r19", x(19)),
+        ("r20", x(20)),
+        ("r21", x(21)),
+        ("r22", x(22)),
+        ("r23", x(23)),
+        ("r24", x(24)),
+        ("r25", x(25)),
+        ("r26", x(26)),
+        ("r27", x(27)),
+        ("r28", x(28)),
+        ("r29", x(29)),
+        ("r30", x(30)),
+        ("sp", offset_of!(PtRegs, sp)),
+        ("pc", offset_of!(PtRegs, pc)),
+        ("pstate", offset_of!(PtRegs, pstate)),
+    ];
+
+    /// AAPCS64: integer arguments in x0..x7 (`regs[0..7]`).
+    pub const ARGS: [(&str, usize); 8] = [
+        ("r0", x(0)),
+        ("r1", x(1)),
+        ("r2", x(2)),
+        ("r3", x(3)),
+        ("r4", x(4)),
+        ("r5", x(5)),
+        ("r6", x(6)),
+        ("r7", x(7)),
+    ];
+
+    /// The return value is in x0 (`regs[0]`).
+    pub const RETURN: (&str, usize) = ("r0", x(0));
+
+    pub const ABI: super::Abi = super::Abi {
+        arch: "aarch64",
+        kbuild_arch: "arm64",
+        registers: &REGISTERS,
+        args: &ARGS,
+        ret: RETURN,
+        fetch_args: &["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"],
+        pointer_bytes: 8,
+        pt_regs_size: SIZE,
+        // include/uapi/asm-generic/unistd.h
+        syscalls: super::Syscalls {
+            bpf: 280,
+            perf_event_open: 241,
+        },
+    };
+}
+
+pub mod arm {
+    use core::mem::{offset_of, size_of};
+
+    /// 32-bit ARM `struct pt_regs` (arch/arm/include/uapi/asm/ptrace.h):
+    /// 18 unsigned longs of 4 bytes.
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct PtRegs {
+        pub uregs: [u32; 18],
+    }
+
+    pub const SIZE: usize = size_of::<PtRegs>();
+
+    const fn u(n: usize) -> usize {
+        offset_of!(PtRegs, uregs) + n * 4
+    }
+
+    /// Register name -> byte offset, `uregs[]` in order, named as the
+    /// kernel's ARM_* accessors and bpftrace name them.
+    pub const REGISTERS: [(&str, usize); 18] = [
+        ("r0", u(0)),
+        ("r1", u(1)),
+        ("r2", u(2)),
+        ("r3", u(3)),
+        ("r4", u(4)),
+        ("r5", u(5)),
+        ("r6", u(6)),
+        ("r7", u(7)),
+        ("r8", u(8)),
+        ("r9", u(9)),
+        ("r10", u(10)),
+        ("fp", u(11)),
+        ("ip", u(12)),
+        ("sp", u(13)),
+        ("lr", u(14)),
+        ("pc", u(15)),
+        ("cpsr", u(16)),
+        ("orig_r0", u(17)),
+    ];
+
+    /// AAPCS: integer arguments in r0..r3 (`uregs[0..3]`).
+    pub const ARGS: [(&str, usize); 4] = [("r0", u(0)), ("r1", u(1)), ("r2", u(2)), ("r3", u(3))];
+
+    /// The return value is in r0 (`uregs[0]`).
+    pub const RETURN: (&str, usize) = ("r0", u(0));
+
+    pub const ABI: super::Abi = super::Abi {
+        arch: "arm",
+        kbuild_arch: "arm",
+        registers: &REGISTERS,
+        args: &ARGS,
+        ret: RETURN,
+        fetch_args: &["r0", "r1", "r2", "r3"],
+        pointer_bytes: 4,
+        pt_regs_size: SIZE,
+        // arch/arm/tools/syscall.tbl (EABI)
+        syscalls: super::Syscalls {
+            bpf: 386,
+            perf_event_open: 364,
+        },
+    };
+}
+
+/// The syscall numbers nobtf makes by number (libc may not know them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Syscalls {
+    pub bpf: i32,
+    pub perf_event_open: i32,
 }
 
 /// What code generation needs of an architecture's calling convention, so
@@ -91,52 +263,136 @@ pub mod x86_64 {
 /// architecture is one more row (see [`abi`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Abi {
-    /// As Rust's `target_arch` spells it.
+    /// As Rust's `target_arch` and the profiles' `kernel.arch` spell it.
     pub arch: &'static str,
+    /// The kernel's own name for it: `make ARCH=...`, `arch/<name>/`.
+    pub kbuild_arch: &'static str,
+    /// Every `pt_regs` register (name, offset), in struct order.
+    pub registers: &'static [(&'static str, usize)],
     /// Integer argument registers (name, pt_regs offset), argument 1 first.
     pub args: &'static [(&'static str, usize)],
     /// The return-value register as a kretprobe sees it.
     pub ret: (&'static str, usize),
+    /// The argument registers as tracefs fetch arguments name them (`%si`;
+    /// arm64's are `%x0`.., not the `r0` names BPF tools use).
+    pub fetch_args: &'static [&'static str],
     /// Width of a kernel pointer and of `long`.
     pub pointer_bytes: u8,
-    /// Size of `struct pt_regs`, the kprobe context.
+    /// Size of `struct pt_regs` (its stable prefix on arm64), the kprobe context.
     pub pt_regs_size: usize,
+    pub syscalls: Syscalls,
+}
+
+impl Abi {
+    /// Byte offset of the register called `name` (x86-64 `"di"` -> 112).
+    pub fn register(&self, name: &str) -> Option<usize> {
+        self.registers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, off)| off)
+    }
+
+    /// Register name and byte offset of 1-based integer argument `n`, if it
+    /// is passed in a register.
+    pub fn arg(&self, n: u8) -> Option<(&'static str, usize)> {
+        let index = usize::from(n).checked_sub(1)?;
+        self.args.get(index).copied()
+    }
 }
 
 /// Every architecture nobtf knows, by `target_arch` name.
-pub const ABIS: &[&Abi] = &[&x86_64::ABI];
+pub const ABIS: &[&Abi] = &[&x86_64::ABI, &aarch64::ABI, &arm::ABI];
 
 /// The calling convention of `arch` (a `target_arch` name), if known.
 pub fn abi(arch: &str) -> Option<&'static Abi> {
     ABIS.iter().copied().find(|a| a.arch == arch)
 }
 
+#[cfg(target_arch = "aarch64")]
+use aarch64 as native;
+#[cfg(target_arch = "arm")]
+use arm as native;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{ARGS, PtRegs, REGISTERS, RETURN, SIZE};
+use x86_64 as native;
 
-/// The calling convention of the architecture nobtf is built for.
-#[cfg(target_arch = "x86_64")]
-pub const NATIVE: &Abi = &x86_64::ABI;
+pub use native::{ARGS, PtRegs, REGISTERS, RETURN, SIZE};
 
-/// Byte offset of the register called `name` (e.g. `"di"` -> 112).
+/// The architecture nobtf is built for.
+pub const NATIVE: &Abi = &native::ABI;
+
+/// Byte offset of the native register called `name` (e.g. `"di"` -> 112).
 pub fn offset_of_register(name: &str) -> Option<usize> {
-    REGISTERS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, off)| off)
+    NATIVE.register(name)
 }
 
-/// Register name and byte offset of 1-based integer argument `n`, if it is
-/// passed in a register.
+/// Native register name and byte offset of 1-based integer argument `n`.
 pub fn arg(n: u8) -> Option<(&'static str, usize)> {
-    let index = usize::from(n).checked_sub(1)?;
-    ARGS.get(index).copied()
+    NATIVE.arg(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn x86_64_layout_matches_the_kernel() {
+        let x86 = &x86_64::ABI;
+        assert_eq!(x86.pt_regs_size, 168);
+        assert_eq!(x86.register("di"), Some(112));
+        assert_eq!(x86.register("ss"), Some(160));
+        assert_eq!(x86.arg(2), Some(("si", 104)));
+        assert_eq!(x86.syscalls.bpf, 321);
+    }
+
+    #[test]
+    fn arm64_layout_matches_the_kernel() {
+        let a = abi("aarch64").unwrap();
+        // user_pt_regs: regs[31], sp, pc, pstate.
+        assert_eq!(a.pt_regs_size, 34 * 8);
+        assert_eq!(a.arg(1), Some(("r0", 0)));
+        assert_eq!(a.arg(2), Some(("r1", 8)));
+        assert_eq!(a.arg(8), Some(("r7", 56)));
+        assert_eq!(a.arg(9), None);
+        assert_eq!(a.ret, ("r0", 0));
+        assert_eq!(a.register("r30"), Some(240));
+        assert_eq!(a.register("sp"), Some(248));
+        assert_eq!(a.register("pstate"), Some(264));
+        assert_eq!(a.pointer_bytes, 8);
+        assert_eq!((a.syscalls.bpf, a.syscalls.perf_event_open), (280, 241));
+    }
+
+    #[test]
+    fn arm_layout_matches_the_kernel() {
+        let a = abi("arm").unwrap();
+        assert_eq!(a.pt_regs_size, 18 * 4);
+        assert_eq!(a.arg(1), Some(("r0", 0)));
+        assert_eq!(a.arg(4), Some(("r3", 12)));
+        assert_eq!(a.arg(5), None);
+        assert_eq!(a.ret, ("r0", 0));
+        assert_eq!(a.register("pc"), Some(60));
+        assert_eq!(a.register("orig_r0"), Some(68));
+        assert_eq!(a.pointer_bytes, 4);
+        assert_eq!((a.syscalls.bpf, a.syscalls.perf_event_open), (386, 364));
+    }
+
+    #[test]
+    fn every_row_is_consistent() {
+        for a in ABIS {
+            assert_eq!(abi(a.arch), Some(*a));
+            for &(name, off) in a.args.iter().chain([&a.ret]) {
+                assert_eq!(a.register(name), Some(off), "{} {name}", a.arch);
+            }
+            let last = a.registers.last().unwrap().1;
+            assert_eq!(
+                last + usize::from(a.pointer_bytes),
+                a.pt_regs_size,
+                "{}",
+                a.arch
+            );
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn layout_matches_the_kernel() {
         assert_eq!(SIZE, 168);
@@ -149,6 +405,7 @@ mod tests {
         assert_eq!(RETURN, ("ax", 80));
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn arguments_follow_the_calling_convention() {
         assert_eq!(arg(1), Some(("di", 112)));
@@ -159,6 +416,17 @@ mod tests {
         assert_eq!(arg(6), Some(("r9", 64)));
         assert_eq!(arg(0), None);
         assert_eq!(arg(7), None);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_argument_register_has_its_tracefs_name() {
+        for abi in ABIS {
+            assert_eq!(abi.fetch_args.len(), abi.args.len(), "{}", abi.arch);
+        }
+        assert_eq!(abi("aarch64").unwrap().fetch_args[1], "x1");
+        assert_eq!(abi("arm").unwrap().fetch_args[1], "r1");
+        assert_eq!(abi("x86_64").unwrap().fetch_args[1], "si");
     }
 
     #[test]

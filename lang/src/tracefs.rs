@@ -162,9 +162,9 @@ impl ProbeEvent {
     fn fetch_text(&self, fetch: &Fetch, abi: &Abi) -> Result<String, DefinitionError> {
         Ok(match fetch {
             Fetch::Arg(n) => {
-                let (reg, _) = usize::from(*n)
+                let reg = usize::from(*n)
                     .checked_sub(1)
-                    .and_then(|i| abi.args.get(i))
+                    .and_then(|i| abi.fetch_args.get(i))
                     .ok_or_else(|| DefinitionError::NoRegister {
                         n: *n,
                         function: self.function.clone(),

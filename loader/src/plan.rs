@@ -11,6 +11,7 @@ use std::io;
 use std::path::PathBuf;
 
 use kernel_headers::bpf::Helper;
+use kernel_headers::pt_regs;
 use probes::Program;
 use probes::unlink::{self, Choices, Output, ReadHelper};
 use profile::Profile;
@@ -112,9 +113,14 @@ pub enum ProfileChoiceError {
     },
     #[error(
         "no offsets profile for kernel {release}: the builtin one is only known to fit {}; generate one with `offsets gen` and pass it with --offsets FILE",
-        profile::builtin::known_versions()
+        profile::builtin::known_versions(pt_regs::NATIVE.arch)
     )]
     NoBuiltin { release: String },
+    #[error(
+        "offsets profile {path} is for {arch}, but this nobtf runs on {}: use a profile made for this machine's kernel (`offsets gen --arch ...`)",
+        pt_regs::NATIVE.arch
+    )]
+    OtherArch { path: String, arch: String },
 }
 
 /// The profile to build the probes from: the given file, else the builtin
@@ -126,18 +132,29 @@ pub fn choose_profile(offsets: Option<&PathBuf>, report: &Report) -> Result<Prof
             path: shown.clone(),
             err,
         })?;
-        return Ok(Profile::from_toml_str(&text)
-            .map_err(|err| ProfileChoiceError::Parse { path: shown, err })?);
+        let profile = Profile::from_toml_str(&text).map_err(|err| ProfileChoiceError::Parse {
+            path: shown.clone(),
+            err,
+        })?;
+        if profile.kernel.arch != pt_regs::NATIVE.arch {
+            return Err(ProfileChoiceError::OtherArch {
+                path: shown,
+                arch: profile.kernel.arch,
+            }
+            .into());
+        }
+        return Ok(profile);
     }
     let kernel = report
         .kernel
         .as_ref()
         .map_err(|e| PlanError::Kernel(e.clone()))?;
-    let builtin = profile::builtin::for_version(kernel.version).ok_or_else(|| {
-        ProfileChoiceError::NoBuiltin {
-            release: kernel.release.clone(),
-        }
-    })?;
+    let builtin =
+        profile::builtin::for_version(pt_regs::NATIVE.arch, kernel.version).ok_or_else(|| {
+            ProfileChoiceError::NoBuiltin {
+                release: kernel.release.clone(),
+            }
+        })?;
     Ok(builtin.profile(&kernel.release))
 }
 
@@ -325,8 +342,10 @@ pub fn run_plan(
                 .or_else(|_| reader(report, ReadChoice::Auto))
                 .unwrap_or(ReadHelper::ProbeRead);
             let release = report.kernel.as_ref().map_or("", |k| &k.release);
+            let builtin = profile::builtin::for_arch(pt_regs::NATIVE.arch)
+                .unwrap_or(&profile::builtin::FILENAME);
             build(
-                &profile::builtin::FILENAME.profile(release),
+                &builtin.profile(release),
                 &choices(reader, request.trace_pipe),
             )
         }

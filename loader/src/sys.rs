@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use kernel_headers::bpf::RawInsn;
 use kernel_headers::bpf_attr::{self, MapCreateAttr, MapElemAttr, ProgLoadAttr};
 use kernel_headers::perf::{self, PerfEventAttr};
+use kernel_headers::pt_regs;
 
 /// A failed system call, named, with the errno the kernel returned.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +49,7 @@ unsafe fn bpf<T>(cmd: u32, attr: &mut T, call: &'static str) -> SysResult<i64> {
     // size_of::<T>() bytes; the pointers in it are the caller's promise.
     let ret = unsafe {
         libc::syscall(
-            libc::SYS_bpf,
+            libc::c_long::from(pt_regs::NATIVE.syscalls.bpf),
             cmd as libc::c_long,
             std::ptr::from_mut(attr),
             size_of::<T>(),
@@ -57,8 +58,17 @@ unsafe fn bpf<T>(cmd: u32, attr: &mut T, call: &'static str) -> SysResult<i64> {
     if ret < 0 {
         Err(SysError::last(call))
     } else {
-        Ok(ret)
+        Ok(long(ret))
     }
+}
+
+/// A syscall's return value as i64 on every architecture.
+#[allow(
+    clippy::useless_conversion,
+    reason = "c_long is 32 bits on 32-bit ARM, 64 elsewhere"
+)]
+fn long(ret: libc::c_long) -> i64 {
+    i64::from(ret)
 }
 
 fn owned(fd: i64) -> OwnedFd {
@@ -291,7 +301,7 @@ pub fn perf_event_open(
     // that outlives the call.
     let ret = unsafe {
         libc::syscall(
-            libc::SYS_perf_event_open,
+            libc::c_long::from(pt_regs::NATIVE.syscalls.perf_event_open),
             &raw const attr,
             pid as libc::c_long,
             cpu as libc::c_long,
@@ -302,7 +312,7 @@ pub fn perf_event_open(
     if ret < 0 {
         return Err(SysError::last("perf_event_open"));
     }
-    Ok(owned(ret))
+    Ok(owned(long(ret)))
 }
 
 fn perf_ioctl(
@@ -771,5 +781,15 @@ mod tests {
         let err = sigmask_result(libc::EINVAL).unwrap_err();
         assert_eq!(err.errno(), Some(libc::EINVAL));
         assert_eq!(err.call, "pthread_sigmask");
+    }
+
+    #[test]
+    fn syscall_numbers_agree_with_libc() {
+        let calls = pt_regs::NATIVE.syscalls;
+        assert_eq!(libc::c_long::from(calls.bpf), libc::SYS_bpf);
+        assert_eq!(
+            libc::c_long::from(calls.perf_event_open),
+            libc::SYS_perf_event_open
+        );
     }
 }

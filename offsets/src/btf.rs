@@ -24,6 +24,13 @@ impl From<btf::BtfError> for GenError {
 }
 
 impl Btf {
+    /// The same BTF read for an architecture with `bytes`-byte pointers.
+    pub fn with_pointer_size(self, bytes: u32) -> Btf {
+        Btf {
+            inner: self.inner.with_pointer_size(bytes),
+        }
+    }
+
     pub fn parse(data: &[u8]) -> Result<Btf, GenError> {
         Ok(Btf {
             inner: btf::Btf::parse(data)?,

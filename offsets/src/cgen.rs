@@ -105,7 +105,8 @@ pub fn parse_markers(asm: &str) -> BTreeMap<String, i64> {
         let Some((key, value)) = rest.rsplit_once(' ') else {
             continue;
         };
-        let value = value.trim_start_matches('$');
+        // An immediate is `$16` on x86, `#16` on 32-bit ARM, `16` on arm64.
+        let value = value.trim_start_matches(['$', '#']);
         if let Ok(v) = value.parse::<i64>() {
             out.insert(key.to_string(), v);
         }
@@ -247,11 +248,13 @@ mod tests {
     #[test]
     fn markers_round_trip() {
         let asm = "\t.ascii \"->nobtf field filename.refcnt offset $24\"\t#\n\
-                   .ascii \"->nobtf sig long.userpath $1\"\n.ascii \"->nobtf neg $-3\"\n";
+                   .ascii \"->nobtf sig long.userpath $1\"\n.ascii \"->nobtf neg $-3\"\n\
+                   .ascii \"->nobtf field filename.name offset #8\"\t@\n";
         let m = parse_markers(asm);
         assert_eq!(m["field filename.refcnt offset"], 24);
         assert_eq!(m["sig long.userpath"], 1);
         assert_eq!(m["neg"], -3);
+        assert_eq!(m["field filename.name offset"], 8);
     }
 
     #[test]

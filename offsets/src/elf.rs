@@ -1,6 +1,7 @@
 //! ELF access through `object`: debug sections (with relocations applied for
 //! a module `.ko`), the `.BTF` section, the symbol table, the release string.
 
+use kernel_headers::pt_regs::{self, Abi};
 use std::borrow::Cow;
 
 use object::{Object, ObjectKind, ObjectSection, ObjectSymbol, RelocationTarget};
@@ -19,10 +20,25 @@ fn err(e: impl std::fmt::Display) -> GenError {
 impl<'a> Elf<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Elf<'a>, GenError> {
         let file = object::File::parse(data).map_err(err)?;
-        if file.architecture() != object::Architecture::X86_64 {
+        if Self::abi_of(&file).is_none() {
             return Err(GenError::Arch(format!("{:?}", file.architecture())));
         }
         Ok(Elf { file, data })
+    }
+
+    fn abi_of(file: &object::File) -> Option<&'static Abi> {
+        let name = match file.architecture() {
+            object::Architecture::X86_64 => "x86_64",
+            object::Architecture::Aarch64 => "aarch64",
+            object::Architecture::Arm => "arm",
+            _ => return None,
+        };
+        pt_regs::abi(name)
+    }
+
+    /// The architecture the ELF is built for (one nobtf knows: `parse` checked).
+    pub fn abi(&self) -> &'static Abi {
+        Self::abi_of(&self.file).unwrap_or(pt_regs::NATIVE)
     }
 
     /// A relocatable object (a module `.ko`) rather than a linked image.

@@ -30,8 +30,16 @@ pub enum GenError {
     SymbolMissing { name: String, why: String },
     #[error("`{name}` has a signature nobtf does not know: {signature}")]
     Signature { name: String, signature: String },
-    #[error("unsupported arch `{0}`: only x86_64 is supported")]
+    #[error("unsupported arch `{0}`: use x86_64 (amd64), aarch64 (arm64) or arm (armhf)")]
     Arch(String),
+    #[error(
+        "{input} is a {found} kernel, but --arch says {asked}: drop --arch or give the matching kernel"
+    )]
+    ArchMismatch {
+        input: String,
+        found: &'static str,
+        asked: &'static str,
+    },
     #[error("no kernel config: {0}")]
     NoConfig(String),
     #[error("{0}")]

@@ -1,5 +1,6 @@
 //! `offsets gen --vmlinux` and `--btf`: profiles from DWARF or BTF bytes.
 
+use kernel_headers::pt_regs::{self, Abi};
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
@@ -17,6 +18,25 @@ pub struct Request {
     pub fields: Vec<String>,
     /// The kernel release, when the input does not carry it (raw BTF).
     pub release: Option<String>,
+    /// The kernel's architecture (`--arch`): checked against an ELF input,
+    /// assumed for raw BTF. None: the ELF's, else this machine's.
+    pub arch: Option<&'static Abi>,
+}
+
+impl Request {
+    /// The architecture of an input: the ELF's own, which `--arch` must
+    /// agree with; for raw BTF, `--arch` or this machine's.
+    fn abi(&self, elf: Option<&Elf>, label: &str) -> Result<&'static Abi, GenError> {
+        match (elf.map(Elf::abi), self.arch) {
+            (Some(found), Some(asked)) if found != asked => Err(GenError::ArchMismatch {
+                input: label.into(),
+                found: found.arch,
+                asked: asked.arch,
+            }),
+            (Some(found), _) => Ok(found),
+            (None, asked) => Ok(asked.unwrap_or(pt_regs::NATIVE)),
+        }
+    }
 }
 
 /// A generated profile, plus warnings worth showing the user.
@@ -41,6 +61,7 @@ fn release_or(req: &Request, found: Option<String>) -> String {
 /// From a vmlinux (or a `.ko`) with DWARF.
 pub fn from_vmlinux(data: &[u8], label: &str, req: &Request) -> Result<Generated, GenError> {
     let elf = Elf::parse(data)?;
+    let abi = req.abi(Some(&elf), label)?;
     let paths = model::wanted_fields(&req.fields)?;
     let found = crate::dwarf::scan_elf(&elf, &paths, DO_UNLINKAT)?;
     let mut fields = BTreeMap::new();
@@ -83,6 +104,7 @@ pub fn from_vmlinux(data: &[u8], label: &str, req: &Request) -> Result<Generated
         None => format!("{label} sha256 {}", short_hash(data)),
     };
     let profile = model::assemble(
+        abi,
         release_or(req, elf.release()),
         Provenance {
             method: "vmlinux".into(),
@@ -97,18 +119,20 @@ pub fn from_vmlinux(data: &[u8], label: &str, req: &Request) -> Result<Generated
 
 /// From raw BTF, or an ELF (vmlinux) carrying a `.BTF` section.
 pub fn from_btf(data: &[u8], label: &str, req: &Request) -> Result<Generated, GenError> {
-    let (btf_bytes, release) = if data.starts_with(b"\x7fELF") {
+    let (btf_bytes, release, abi) = if data.starts_with(b"\x7fELF") {
         let elf = Elf::parse(data)?;
+        let abi = req.abi(Some(&elf), label)?;
         let section = elf.section(".BTF")?.ok_or_else(|| {
             GenError::Btf(format!(
                 "{label} has no .BTF section (a kernel without CONFIG_DEBUG_INFO_BTF); use --vmlinux or --kernel-src"
             ))
         })?;
-        (section.into_owned(), elf.release())
+        (section.into_owned(), elf.release(), abi)
     } else {
-        (data.to_vec(), None)
+        (data.to_vec(), None, req.abi(None, label)?)
     };
-    let btf = Btf::parse(&btf_bytes)?;
+    // BTF gives pointers no size: it is the architecture's.
+    let btf = Btf::parse(&btf_bytes)?.with_pointer_size(u32::from(abi.pointer_bytes));
     let paths = model::wanted_fields(&req.fields)?;
     let fields = paths
         .iter()
@@ -122,6 +146,7 @@ pub fn from_btf(data: &[u8], label: &str, req: &Request) -> Result<Generated, Ge
         })?;
     let unlink = model::unlink_function(&sig, "btf")?;
     let profile = model::assemble(
+        abi,
         release_or(req, release),
         Provenance {
             method: "btf".into(),

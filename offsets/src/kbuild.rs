@@ -17,6 +17,7 @@
 //! - only when `do_unlinkat` is `static` (4.x): `fs/namei.s`, to see whether
 //!   the compiler kept it as a function.
 
+use kernel_headers::pt_regs::{self, Abi};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -127,16 +128,39 @@ struct Make<'a> {
     opts: &'a SrcOptions,
     build: PathBuf,
     progress: &'a mut dyn FnMut(&str),
+    abi: &'static Abi,
+}
+
+/// The prefix of Debian's cross gcc for each architecture nobtf knows.
+fn cross_prefix(abi: &Abi) -> &'static str {
+    match abi.arch {
+        "aarch64" => "aarch64-linux-gnu-",
+        "arm" => "arm-linux-gnueabihf-",
+        _ => "x86_64-linux-gnu-",
+    }
 }
 
 impl Make<'_> {
+    /// For another architecture than this machine's, the kernel's own
+    /// `CROSS_COMPILE`, unless the user set one.
+    fn cross_compile(&self) -> Option<String> {
+        let given = self
+            .opts
+            .make_vars
+            .iter()
+            .any(|v| v.starts_with("CROSS_COMPILE="));
+        (self.abi != pt_regs::NATIVE && !given)
+            .then(|| format!("CROSS_COMPILE={}", cross_prefix(self.abi)))
+    }
+
     fn run(&mut self, step: &str, args: &[&str], extra: &[&str]) -> Result<String, GenError> {
         let start = Instant::now();
         let mut cmd = Command::new("make");
         cmd.arg("-C")
             .arg(&self.opts.tree)
             .arg(format!("O={}", self.build.display()))
-            .arg("ARCH=x86")
+            .arg(format!("ARCH={}", self.abi.kbuild_arch))
+            .args(self.cross_compile())
             .arg(format!("-j{}", self.opts.jobs.max(1)))
             .args(&self.opts.make_vars)
             .args(extra)
@@ -287,7 +311,7 @@ fn default_build_dir(tree: &Path, config_hash: &str) -> PathBuf {
 }
 
 pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Generated, GenError> {
-    model::check_arch(&opts.arch)?;
+    let abi = model::check_arch(&opts.arch)?;
     let tree = fs::canonicalize(&opts.tree).map_err(|e| GenError::io(&opts.tree, e))?;
     if !tree.join("Makefile").is_file() || !tree.join(NAMEI).is_file() {
         return Err(GenError::NotATree(format!(
@@ -339,6 +363,7 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     let build = fs::canonicalize(&build).map_err(|e| GenError::io(&build, e))?;
     let mut make = Make {
         opts,
+        abi,
         build: build.clone(),
         progress,
     };
@@ -473,6 +498,7 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
         .as_ref()
         .map_or_else(|| build.join(".config"), |c| c.clone());
     let profile = model::assemble(
+        abi,
         opts.request
             .release
             .clone()

@@ -1,6 +1,7 @@
 //! What every generator agrees on: which facts a profile holds, how a
 //! function signature becomes a `Function`, and how the profile is assembled.
 
+use kernel_headers::pt_regs::{self, Abi};
 use std::collections::BTreeMap;
 
 use crate::error::GenError;
@@ -131,6 +132,7 @@ fn describe(sig: &FnSig) -> String {
 
 /// Assemble and validate a profile from the generator's findings.
 pub fn assemble(
+    abi: &Abi,
     release: String,
     source: Provenance,
     fields: BTreeMap<String, Field>,
@@ -142,7 +144,7 @@ pub fn assemble(
         format: FORMAT_VERSION,
         kernel: KernelInfo {
             release,
-            arch: "x86_64".into(),
+            arch: abi.arch.into(),
         },
         source: Provenance {
             generator: GENERATOR.into(),
@@ -155,12 +157,16 @@ pub fn assemble(
     Ok(profile)
 }
 
-/// Only x86_64 is known to the probes (pt_regs, calling convention).
-pub fn check_arch(arch: &str) -> Result<(), GenError> {
-    match arch {
-        "x86_64" | "x86-64" | "amd64" => Ok(()),
-        other => Err(GenError::Arch(other.into())),
-    }
+/// The architecture `--arch` names, in the spellings of Rust, Debian and
+/// the kernel (`arm64`, `armhf`, ...).
+pub fn check_arch(arch: &str) -> Result<&'static Abi, GenError> {
+    let name = match arch {
+        "x86_64" | "x86-64" | "amd64" | "x86" => "x86_64",
+        "aarch64" | "arm64" => "aarch64",
+        "arm" | "armhf" | "armv7" | "armel" => "arm",
+        other => other,
+    };
+    pt_regs::abi(name).ok_or_else(|| GenError::Arch(arch.into()))
 }
 
 #[cfg(test)]

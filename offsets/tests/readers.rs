@@ -74,10 +74,44 @@ fn synthetic_btf(user_path: bool) -> Vec<u8> {
 }
 
 #[test]
+fn raw_btf_takes_the_pointer_size_of_the_named_architecture() {
+    let arm = kernel_headers::pt_regs::abi("arm");
+    let req = Request {
+        fields: vec![],
+        release: Some("6.1.0-armmp".into()),
+        arch: arm,
+    };
+    let p = from_btf(&synthetic_btf(false), "synthetic", &req)
+        .unwrap()
+        .profile;
+    assert_eq!(p.kernel.arch, "arm");
+    assert_eq!(
+        p.field("filename.name").unwrap(),
+        Field { offset: 0, size: 4 }
+    );
+}
+
+#[test]
+fn an_elf_of_another_architecture_than_asked_is_refused() {
+    let req = Request {
+        arch: kernel_headers::pt_regs::abi("aarch64"),
+        ..Request::default()
+    };
+    let e = from_vmlinux(&fixture("namei-5.4.o"), "namei-5.4.o", &req).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "namei-5.4.o is a x86_64 kernel, but --arch says aarch64: drop --arch or give the matching kernel"
+    );
+    let p = from_vmlinux(&fixture("namei-5.4.o"), "namei-5.4.o", &Request::default()).unwrap();
+    assert_eq!(p.profile.kernel.arch, "x86_64");
+}
+
+#[test]
 fn btf_synthetic_both_shapes() {
     let req = Request {
         fields: vec![],
         release: Some("5.4.0-test".into()),
+        arch: None,
     };
     let p = from_btf(&synthetic_btf(false), "synthetic", &req)
         .unwrap()
@@ -148,6 +182,7 @@ fn dwarf_of_relocatable_objects_both_shapes() {
     let req = Request {
         fields: vec!["filename.uptr".into()],
         release: None,
+        arch: None,
     };
     let p = from_vmlinux(&fixture("namei-4.14-dwarf4.o"), "namei-4.14", &req)
         .unwrap()
@@ -179,6 +214,7 @@ fn no_panic_on(data: &[u8]) {
     let req = Request {
         fields: vec!["inode.i_ino".into()],
         release: None,
+        arch: None,
     };
     let _ = Btf::parse(data);
     let _ = from_btf(data, "fuzz", &req);

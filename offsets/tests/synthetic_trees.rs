@@ -38,6 +38,7 @@ fn options(tree: &str, fields: &[&str]) -> (SrcOptions, PathBuf) {
         request: Request {
             fields: fields.iter().map(|s| s.to_string()).collect(),
             release: None,
+            arch: None,
         },
     };
     (opts, dir)
@@ -136,7 +137,7 @@ fn errors_name_the_cause() {
     assert!(matches!(e, GenError::NoConfig(_)), "{e}");
 
     let (mut opts, dir3) = options("tree-5.4", &[]);
-    opts.arch = "arm64".into();
+    opts.arch = "sparc".into();
     let e = generate(&opts, &mut |_| {}).unwrap_err();
     assert!(matches!(e, GenError::Arch(_)), "{e}");
 

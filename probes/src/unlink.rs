@@ -14,7 +14,7 @@ use core::mem::offset_of;
 use kernel_headers::KernelVersion;
 use kernel_headers::bpf::{self, Helper, map_type};
 use kernel_headers::kprobe::ProbeKind;
-use kernel_headers::pt_regs;
+use kernel_headers::pt_regs::Abi;
 use kernel_headers::sched::TASK_COMM_LEN;
 use profile::{Field, Profile, UnlinkArg};
 
@@ -127,8 +127,12 @@ const fn ev(field: usize) -> i16 {
 /// The entry probe (kprobe on `do_unlinkat`).
 pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError> {
     let facts = profile.unlink()?;
-    let (_, arg) = pt_regs::arg(facts.name_arg).ok_or(BuildError::ArgRegister(facts.name_arg))?;
+    let abi = profile.abi()?;
+    let (_, arg) = abi
+        .arg(facts.name_arg)
+        .ok_or(BuildError::ArgRegister(facts.name_arg))?;
     let arg = ctx_offset(arg)?;
+    let reg = register_size(abi);
     let read = choices.read;
     let mut b = Builder::new();
     b.mov(R6, R1);
@@ -139,7 +143,7 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
                 UnlinkArg::UserPath => EVENT,
             };
             start_event(&mut b, EventKind::Entry, zero_from);
-            b.load(Size::DW, R7, R6, arg);
+            b.load(reg, R7, R6, arg);
             let filename = ev(offset_of!(UnlinkEvent, filename));
             match facts.kind {
                 UnlinkArg::Filename { name, refcnt } => {
@@ -162,7 +166,7 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
             b.call(Helper::GetCurrentPidTgid);
             b.mov(R8, R0);
             b.alu(AluOp::Rsh, R8, 32);
-            b.load(Size::DW, R7, R6, arg);
+            b.load(reg, R7, R6, arg);
             match facts.kind {
                 UnlinkArg::Filename { name, .. } => {
                     read_filename(&mut b, read, PRINTK_NAME_PTR, name, PRINTK_BUF)?;
@@ -194,13 +198,15 @@ pub fn exit(profile: &Profile, choices: &Choices) -> Result<Program, BuildError>
     // Nothing of the profile is read at exit, but a profile that cannot
     // drive the entry probe should not half-load.
     profile.unlink()?;
-    let ret = ctx_offset(pt_regs::RETURN.1)?;
+    let abi = profile.abi()?;
+    let ret = ctx_offset(abi.ret.1)?;
+    let reg = register_size(abi);
     let mut b = Builder::new();
     b.mov(R6, R1);
     match choices.output {
         Output::PerfEvents => {
             start_event(&mut b, EventKind::Exit, EVENT);
-            b.load(Size::DW, R1, R6, ret);
+            b.load(reg, R1, R6, ret);
             sign_extend_low_half(&mut b, R1);
             b.store(Size::DW, R10, ev(offset_of!(UnlinkEvent, ret)), R1);
             output(&mut b);
@@ -209,7 +215,7 @@ pub fn exit(profile: &Profile, choices: &Choices) -> Result<Program, BuildError>
             b.call(Helper::GetCurrentPidTgid);
             b.mov(R3, R0);
             b.alu(AluOp::Rsh, R3, 32);
-            b.load(Size::DW, R4, R6, ret);
+            b.load(reg, R4, R6, ret);
             sign_extend_low_half(&mut b, R4);
             trace_printk(&mut b, 0, EXIT_FORMAT);
         }
@@ -248,6 +254,17 @@ fn finish(
         maps,
         insns: b.finish()?,
     })
+}
+
+/// A `pt_regs` register load is as wide as the register: the verifier
+/// refuses an 8-byte read of a 32-bit ARM register. A narrower load
+/// zero-extends; `sign_extend_low_half` then gives the return value its sign.
+fn register_size(abi: &Abi) -> Size {
+    if abi.pointer_bytes == 4 {
+        Size::W
+    } else {
+        Size::DW
+    }
 }
 
 fn ctx_offset(offset: usize) -> Result<i16, BuildError> {

@@ -15,6 +15,8 @@ use crate::model::{
 /// A builtin profile and the versions it fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Builtin {
+    /// The architecture it is for (a `kernel_headers::pt_regs::ABIS` row).
+    pub arch: &'static str,
     /// The first version it fits.
     pub since: KernelVersion,
     /// The last version it fits; `None`: every later one checked so far.
@@ -31,6 +33,7 @@ pub struct Builtin {
 /// +0, `refcnt` at +16, `do_unlinkat(int dfd, struct filename *name)`).
 /// 4.14 has `refcnt` at +24 and passes a `const char __user *`.
 pub const FILENAME: Builtin = Builtin {
+    arch: "x86_64",
     since: KernelVersion::new(4, 19, 0),
     until: None,
     detail: "struct filename as on 4.19..6.x",
@@ -48,17 +51,51 @@ pub const FILENAME: Builtin = Builtin {
     name_arg_type: NameArgType::Filename,
 };
 
-/// Every builtin, tried in order.
-pub const ALL: &[Builtin] = &[FILENAME];
+/// arm64: the same 64-bit layout and signature, checked against the BTF of
+/// Debian 12's arm64 kernel (6.1).
+pub const FILENAME_AARCH64: Builtin = Builtin {
+    arch: "aarch64",
+    ..FILENAME
+};
 
-/// The builtin known to fit a kernel of this version, if any.
-pub fn for_version(version: KernelVersion) -> Option<&'static Builtin> {
-    ALL.iter().find(|b| b.fits(version))
+/// 32-bit ARM: 4-byte pointers, so `name` at +0 (4 bytes), `uptr` at +4,
+/// `refcnt` at +8; the signature is the same. Checked in a VM on Debian 12's
+/// armmp kernel (6.1).
+pub const FILENAME_ARM: Builtin = Builtin {
+    arch: "arm",
+    detail: "struct filename as on 4.19..6.x, 32-bit",
+    fields: &[
+        (FILENAME_NAME, Field { offset: 0, size: 4 }),
+        (FILENAME_REFCNT, Field { offset: 8, size: 4 }),
+    ],
+    ..FILENAME
+};
+
+/// Every builtin, tried in order.
+pub const ALL: &[Builtin] = &[FILENAME, FILENAME_AARCH64, FILENAME_ARM];
+
+/// The builtin for `arch` known to fit a kernel of this version, if any.
+pub fn for_version(arch: &str, version: KernelVersion) -> Option<&'static Builtin> {
+    ALL.iter().find(|b| b.arch == arch && b.fits(version))
 }
 
-/// The versions some builtin fits, for an error message: "4.19 and later".
-pub fn known_versions() -> String {
-    let ranges: Vec<String> = ALL.iter().map(|b| b.versions().to_string()).collect();
+/// The builtin for `arch`, whatever the version: the programs it builds name
+/// the helpers they call even where the profile would be refused.
+pub fn for_arch(arch: &str) -> Option<&'static Builtin> {
+    ALL.iter().find(|b| b.arch == arch)
+}
+
+/// The versions some builtin for `arch` fits, for an error message: "4.19
+/// and later", or "none" for an architecture without one.
+pub fn known_versions(arch: &str) -> String {
+    let ranges: Vec<String> = ALL
+        .iter()
+        .filter(|b| b.arch == arch)
+        .map(|b| b.versions().to_string())
+        .collect();
+    if ranges.is_empty() {
+        return "none".into();
+    }
     ranges.join(", ")
 }
 
@@ -93,7 +130,7 @@ impl Builtin {
             format: FORMAT_VERSION,
             kernel: KernelInfo {
                 release: release.into(),
-                arch: "x86_64".into(),
+                arch: self.arch.into(),
             },
             source: Provenance {
                 method: "builtin".into(),
@@ -131,12 +168,46 @@ mod tests {
     #[test]
     fn filename_fits_4_19_and_later() {
         for fits in ["4.19.0", "4.19.260", "5.4.0", "6.12.1"] {
-            assert_eq!(for_version(version(fits)), Some(&FILENAME), "{fits}");
+            assert_eq!(
+                for_version("x86_64", version(fits)),
+                Some(&FILENAME),
+                "{fits}"
+            );
         }
         for older in ["4.14.177", "4.18.20", "3.10.0"] {
-            assert_eq!(for_version(version(older)), None, "{older}");
+            assert_eq!(for_version("x86_64", version(older)), None, "{older}");
         }
-        assert_eq!(known_versions(), "4.19 and later");
+        assert_eq!(known_versions("x86_64"), "4.19 and later");
+        assert_eq!(known_versions("sparc"), "none");
+    }
+
+    #[test]
+    fn each_architecture_has_its_own_layout() {
+        let v = version("6.1.0");
+        assert_eq!(for_version("aarch64", v), Some(&FILENAME_AARCH64));
+        let arm = for_version("arm", v).unwrap();
+        let profile = arm.profile("6.1.0-50-armmp");
+        assert_eq!(profile.kernel.arch, "arm");
+        let text = profile.to_toml_string();
+        assert_eq!(Profile::from_toml_str(&text).unwrap(), profile);
+        assert_eq!(
+            profile.unlink().unwrap().kind,
+            UnlinkArg::Filename {
+                name: Field { offset: 0, size: 4 },
+                refcnt: Field { offset: 8, size: 4 }
+            }
+        );
+        // A 64-bit pointer size on a 32-bit architecture is refused.
+        let mut wrong = profile.clone();
+        wrong
+            .fields
+            .insert(FILENAME_NAME.into(), Field { offset: 0, size: 8 });
+        let err = wrong.unlink().unwrap_err().to_string();
+        assert!(err.contains("a pointer is 4 bytes on arm"), "{err}");
+        // arm passes four arguments in registers; a fifth is refused.
+        let mut fifth = profile;
+        fifth.functions.get_mut(DO_UNLINKAT).unwrap().name_arg = 5;
+        assert!(fifth.validate().unwrap_err().to_string().contains("1..=4"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::error::ProfileError;
-use crate::model::{Field, Function, KernelInfo, Profile, Provenance, arg_register};
+use crate::model::{Field, Function, KernelInfo, Profile, Provenance};
 
 /// The file as written: a profile plus `[pt_regs]`, which files written
 /// before the register was derived carry.
@@ -23,9 +23,6 @@ struct Stored {
     #[serde(default)]
     pt_regs: BTreeMap<String, String>,
 }
-
-/// The register holding a function's return value (x86-64: `pt_regs.ax`).
-const RETURN_REGISTER: &str = kernel_headers::pt_regs::RETURN.0;
 
 impl Profile {
     /// Reads and validates a profile. A `[pt_regs]` table (older files) must
@@ -65,9 +62,10 @@ fn check_registers(
                 "pt_regs key `{key}` names function `{function}`, which is not in [functions]"
             )));
         };
+        let abi = profile.abi()?;
         let expected = match role {
-            "name" => arg_register(f.name_arg),
-            "ret" => Some(RETURN_REGISTER),
+            "name" => abi.arg(f.name_arg).map(|(name, _)| name),
+            "ret" => Some(abi.ret.0),
             _ => {
                 return Err(ProfileError::Invalid(format!(
                     "pt_regs key `{key}`: role `{role}` is not `name` or `ret`"
@@ -76,7 +74,8 @@ fn check_registers(
         };
         if expected != Some(reg.as_str()) {
             return Err(ProfileError::Invalid(format!(
-                "pt_regs `{key}` = `{reg}`, but on x86_64 that value is in `{}`",
+                "pt_regs `{key}` = `{reg}`, but on {} that value is in `{}`",
+                abi.arch,
                 expected.unwrap_or("?")
             )));
         }

@@ -4,7 +4,15 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use kernel_headers::pt_regs::{self, Abi};
+
 use crate::error::ProfileError;
+
+/// The architectures a profile may name, for messages: "x86_64, aarch64, arm".
+pub fn known_arches() -> String {
+    let names: Vec<&str> = pt_regs::ABIS.iter().map(|a| a.arch).collect();
+    names.join(", ")
+}
 
 /// Format version written into every profile; bumped on incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -18,10 +26,12 @@ pub const FILENAME_REFCNT: &str = "filename.refcnt";
 /// The function the unlink probes attach to.
 pub const DO_UNLINKAT: &str = "do_unlinkat";
 
-/// Arguments a kprobe can read from registers (x86-64: di, si, dx, cx, r8, r9).
+/// Arguments a kprobe can read from registers on the architecture nobtf is
+/// built for (x86-64: di, si, dx, cx, r8, r9); a profile's own architecture
+/// decides for the profile ([`Profile::abi`]).
 pub const MAX_REGISTER_ARGS: u8 = kernel_headers::pt_regs::ARGS.len() as u8;
 
-/// The `pt_regs` member carrying 1-based argument `n` on x86-64.
+/// The native `pt_regs` member carrying 1-based argument `n`.
 pub fn arg_register(n: u8) -> Option<&'static str> {
     kernel_headers::pt_regs::arg(n).map(|(name, _)| name)
 }
@@ -45,6 +55,7 @@ pub struct Profile {
 pub struct KernelInfo {
     /// `uname -r` style release, e.g. "5.10.0-32-amd64".
     pub release: String,
+    /// "x86_64", "aarch64" or "arm": a row of `kernel_headers::pt_regs::ABIS`.
     pub arch: String,
 }
 
@@ -109,6 +120,17 @@ pub enum UnlinkArg {
 }
 
 impl Profile {
+    /// The calling convention and pointer width of the profile's architecture.
+    pub fn abi(&self) -> Result<&'static Abi, ProfileError> {
+        pt_regs::abi(&self.kernel.arch).ok_or_else(|| {
+            ProfileError::Invalid(format!(
+                "arch `{}` is not one nobtf knows ({})",
+                self.kernel.arch,
+                known_arches()
+            ))
+        })
+    }
+
     pub fn field(&self, key: &str) -> Result<Field, ProfileError> {
         self.fields
             .get(key)
@@ -130,10 +152,11 @@ impl Profile {
             NameArgType::Filename => {
                 let name = self.field(FILENAME_NAME)?;
                 let refcnt = self.field(FILENAME_REFCNT)?;
-                if name.size != 8 {
+                let pointer = self.abi()?.pointer_bytes;
+                if name.size != u32::from(pointer) {
                     return Err(ProfileError::Invalid(format!(
-                        "{FILENAME_NAME} has size {}, a pointer is 8 bytes",
-                        name.size
+                        "{FILENAME_NAME} has size {}, a pointer is {pointer} bytes on {}",
+                        name.size, self.kernel.arch
                     )));
                 }
                 if refcnt.size != 4 {

@@ -2,7 +2,7 @@
 //! and not as garbage in the events.
 
 use crate::error::ProfileError;
-use crate::model::{FORMAT_VERSION, MAX_REGISTER_ARGS, Profile};
+use crate::model::{FORMAT_VERSION, Profile};
 
 /// No kernel struct nobtf reads is anywhere near this large.
 const MAX_FIELD_OFFSET: u32 = 1 << 16;
@@ -12,12 +12,8 @@ impl Profile {
         if self.format != FORMAT_VERSION {
             return Err(ProfileError::Format { found: self.format });
         }
-        if self.kernel.arch != "x86_64" {
-            return Err(ProfileError::Invalid(format!(
-                "arch `{}`: only x86_64 is supported",
-                self.kernel.arch
-            )));
-        }
+        let abi = self.abi()?;
+        let max_args = abi.args.len();
         for (key, field) in &self.fields {
             let well_formed = key
                 .split_once('.')
@@ -38,10 +34,10 @@ impl Profile {
             }
         }
         for (name, function) in &self.functions {
-            if function.name_arg == 0 || function.name_arg > MAX_REGISTER_ARGS {
+            if abi.arg(function.name_arg).is_none() {
                 return Err(ProfileError::Invalid(format!(
-                    "function `{name}` name_arg {} is not 1..={MAX_REGISTER_ARGS}",
-                    function.name_arg
+                    "function `{name}` name_arg {} is not 1..={max_args} (registers on {})",
+                    function.name_arg, abi.arch
                 )));
             }
         }

@@ -23,7 +23,11 @@ fn impossible_values_are_errors() {
         ("size = 4", "size = 0", "size 0"),
         ("name_arg = 2", "name_arg = 7", "name_arg 7"),
         ("name_arg = 2", "name_arg = 0", "name_arg 0"),
-        ("arch = \"x86_64\"", "arch = \"arm64\"", "only x86_64"),
+        (
+            "arch = \"x86_64\"",
+            "arch = \"arm64\"",
+            "arch `arm64` is not one nobtf knows (x86_64, aarch64, arm)",
+        ),
         ("format = 1", "format = 9", "format 9"),
         (
             "\"struct filename *\"",

@@ -321,6 +321,7 @@ build_nobpf_5_10() {
 fetch_kernel() {
     mkdir -p "$KERNELS_DIR"
     case $1 in
+        debian-*-arm*) fetch_debian_arm_image "$1" ;;
         debian-*) fetch_debian_image "$1" ;;
         nobtf-5.10) build_nobtf_5_10 ;;
         nobpf-5.10) build_nobpf_5_10 ;;
@@ -335,3 +336,6 @@ fetch_kernel() {
 ensure_kernel() {
     kernel_ready "$1" || fetch_kernel "$1"
 }
+
+# ARM builds and kernels (rust_toolchain, build_static_arch, ...).
+source "$NOBTF_ROOT/scripts/lib/cross.sh"

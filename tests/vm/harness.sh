@@ -26,10 +26,7 @@ vmtest_file_is_delivered() {
 vmtest_btf_presence_matches_kernel() {
     local rc=0
     vm -- test -e /sys/kernel/btf/vmlinux || rc=$?
-    case $KERNEL in
-        nobtf-*|nobpf-*|linux-*) assert_eq "$rc" 1 ;;
-        *) assert_eq "$rc" 0 ;;
-    esac
+    if kernel_has_btf; then assert_eq "$rc" 0; else assert_eq "$rc" 1; fi
 }
 
 vmtest_tracefs_kprobe_fires_on_unlink() {

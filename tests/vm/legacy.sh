@@ -7,6 +7,9 @@
 
 # scripts/test installs clang: an object that does not build is a failure.
 legacy_build() {
+    # The C programs declare x86-64's struct pt_regs, as such programs did.
+    [ "$(kernel_arch "$KERNEL")" = x86_64 ] \
+        || skip "the tests/c objects read x86-64 pt_regs; $KERNEL is $(kernel_arch "$KERNEL")" || return
     bash "$NOBTF_ROOT/tests/c/build.sh" "$TEST_TMP/obj" || fail "tests/c/build.sh failed"
 }
 
@@ -66,7 +69,7 @@ legacy_refused_without_bpf() {
 
 vmtest_legacy_unlink_object_prints_the_reference_lines() {
     if ! kernel_has_bpf; then legacy_refused_without_bpf; return; fi
-    legacy_build || return 1
+    legacy_build || return
     legacy_script >"$TEST_TMP/legacy.sh"
     local files=() obj
     for obj in $(legacy_unlink_objects); do
@@ -110,7 +113,7 @@ vmtest_legacy_unlink_object_prints_the_reference_lines() {
 }
 
 vmtest_legacy_malformed_object_is_one_clear_line() {
-    legacy_build || return 1
+    legacy_build || return
     # The first 200 bytes of a good object: cut short.
     head -c 200 "$TEST_TMP/obj/unlink.o" >"$TEST_TMP/cut.o"
     local out rc=0
@@ -123,7 +126,7 @@ vmtest_legacy_malformed_object_is_one_clear_line() {
 
 vmtest_legacy_perf_event_array_samples_are_printed_raw() {
     if ! kernel_has_bpf; then legacy_refused_without_bpf; return; fi
-    legacy_build || return 1
+    legacy_build || return
     local out pid le
     out=$(vm --file "$TEST_TMP/obj/perf_output.o:/tmp/p.o" -- sh -c \
         'touch /tmp/a.txt; nobtf load /tmp/p.o -c "echo PID=\$\$; exec rm /tmp/a.txt"') || {
@@ -176,7 +179,7 @@ EOC
 # GPL-only helper, and the error says why.
 vmtest_legacy_map_flags_and_license_go_to_the_kernel() {
     if ! kernel_has_bpf; then legacy_refused_without_bpf; return; fi
-    legacy_build || return 1
+    legacy_build || return
     cat >"$TEST_TMP/not_gpl.bpf.c" <<'EOC'
 #define SEC(name) __attribute__((section(name), used))
 static long (*bpf_probe_read)(void *dst, int size, const void *src) = (void *)4;

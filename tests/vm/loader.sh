@@ -208,3 +208,29 @@ vmtest_loader_errors_are_one_line() {
     assert_eq "$rc" 1 && assert_match "$out" '^error: .*bad.toml' \
         && assert_eq "$(printf '%s\n' "$out" | wc -l)" 1
 }
+
+# Nothing of the run leans on BTF: with /sys/kernel/btf hidden (BTF kernels)
+# the reference lines still come; and a profile made for another
+# architecture is refused in one line naming both.
+vmtest_loader_runs_without_btf_and_refuses_other_arch_profiles() {
+    local other=x86_64 size=8
+    [ "$(kernel_profile_arch)" = x86_64 ] && other=aarch64
+    reliability_profile "$(kernel_release "$KERNEL")" 0 16 \
+        | sed -e "s/^arch = .*/arch = \"$other\"/" -e '/^\[pt_regs\]/,$d' \
+              -e "0,/^size = /s/^size = .*/size = $size/" >"$TEST_TMP/other.toml"
+    local out
+    out=$(vm --file "$TEST_TMP/other.toml:/tmp/other.toml" -- sh -c '
+        if [ -e /sys/kernel/btf/vmlinux ]; then mount -t tmpfs none /sys/kernel/btf && echo "== btf hidden"; fi
+        [ -e /sys/kernel/btf/vmlinux ] && echo "== btf visible"
+        touch /tmp/a.txt; nobtf run unlink --count 2 -c "rm /tmp/a.txt" 2>&1; echo "== run rc=$?"
+        env -u NOBTF_OFFSETS nobtf run unlink --offsets /tmp/other.toml --count 1 2>&1; echo "== other rc=$?"') || return 1
+    if kernel_has_btf; then assert_contains "$out" "== btf hidden" || return 1; fi
+    assert_not_contains "$out" "== btf visible" \
+        && assert_match "$out" 'KPROBE ENTRY pid = [0-9]+, filename = /tmp/a.txt$' \
+        && assert_match "$out" 'KPROBE EXIT: pid = [0-9]+, ret = 0$' \
+        && assert_contains "$out" "== run rc=0" || return 1
+    local refused
+    refused=$(output_block "$out" "== run rc=0")
+    assert_eq "$refused" "error: offsets profile /tmp/other.toml is for $other, but this nobtf runs on $(kernel_profile_arch): use a profile made for this machine's kernel (\`offsets gen --arch ...\`)" \
+        && assert_contains "$out" "== other rc=1"
+}

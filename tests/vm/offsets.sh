@@ -5,7 +5,8 @@
 # and nobpf-5.10 are built from (each with its own .config); generated in the VM from the kernel's own BTF
 # (/sys/kernel/btf/vmlinux) on the BTF kernels; written from facts on
 # linux-4.14 (tests/profiles/); on linux-5.4, with neither tree nor BTF, the
-# facts of the reference (name +0, refcnt +16), written here.
+# facts of the reference (name +0, refcnt +16), written here; on
+# debian-6.1-armhf the 32-bit ones (name +0, refcnt +8).
 # shellcheck shell=bash
 
 # The profile's text with one fact broken: refcnt moved 4 bytes on, or for
@@ -34,6 +35,10 @@ vmtest_offsets_profile_drives_run() {
             how=host ;;
         linux-5.4)
             reliability_profile 5.4.286 0 16 >"$profile"
+            how=host ;;
+        *-armhf)
+            # No BTF, no DWARF shipped: the 32-bit layout, written here.
+            reliability_profile "$(kernel_release "$KERNEL")" 0 "$(kernel_refcnt_offset)" >"$profile"
             how=host ;;
         *)
             how=btf ;;
@@ -67,7 +72,7 @@ EOF
     if kernel_passes_user_path; then
         fact='filename.name \(offset 0\) read ".*", expected "/tmp/\.nobtf-canary-'
     else
-        fact='filename.refcnt \(offset 20\) read -?[0-9]+, expected 1;'
+        fact="filename.refcnt \\(offset $(($(kernel_refcnt_offset) + 4))\\) read -?[0-9]+, expected 1;"
     fi
     assert_match "$broken" "^error: the offsets profile \\(/tmp/broken.toml\\) does not fit this kernel: $fact" \
         && assert_contains "$out" "== broken rc=1" \

@@ -13,7 +13,7 @@ format = 1
 
 [kernel]
 release = "$release"
-arch = "x86_64"
+arch = "$(kernel_profile_arch)"
 
 [source]
 method = "builtin"
@@ -22,7 +22,7 @@ generator = "test"
 
 [fields."filename.name"]
 offset = $name
-size = 8
+size = $(kernel_pointer_size)
 
 [fields."filename.refcnt"]
 offset = $refcnt
@@ -35,8 +35,8 @@ name_arg_type = "struct filename *"
 decided_by = "builtin"
 
 [pt_regs]
-"do_unlinkat.name" = "si"
-"do_unlinkat.ret" = "ax"
+"do_unlinkat.name" = "$(kernel_name_register)"
+"do_unlinkat.ret" = "$(kernel_return_register)"
 EOF
 }
 
@@ -50,6 +50,9 @@ reliability_kernel_profile() {
 }
 
 vmtest_reliability_canary_refuses_wrong_profiles() {
+    # refcnt where it is, 8 bytes on, and name read from refcnt's place.
+    local rc rc_bad
+    rc=$(kernel_refcnt_offset) rc_bad=$(($(kernel_refcnt_offset) + 8))
     if kernel_passes_user_path; then
         # 4.14: the path is do_unlinkat's user pointer; the 4.19+ layout
         # (struct filename *) reads nothing there and must be refused.
@@ -57,11 +60,11 @@ vmtest_reliability_canary_refuses_wrong_profiles() {
         reliability_profile RELEASE 0 16 >"$TEST_TMP/refcnt.toml"
         reliability_kernel_profile 4.19.0-other >"$TEST_TMP/other.toml"
     else
-        reliability_profile RELEASE 0 16 >"$TEST_TMP/good.toml"
-        reliability_profile RELEASE 0 24 >"$TEST_TMP/refcnt.toml"
-        reliability_profile 4.19.0-other 0 16 >"$TEST_TMP/other.toml"
+        reliability_profile RELEASE 0 "$rc" >"$TEST_TMP/good.toml"
+        reliability_profile RELEASE 0 "$rc_bad" >"$TEST_TMP/refcnt.toml"
+        reliability_profile 4.19.0-other 0 "$rc" >"$TEST_TMP/other.toml"
     fi
-    reliability_profile RELEASE 16 16 >"$TEST_TMP/name.toml"
+    reliability_profile RELEASE "$rc" "$rc" >"$TEST_TMP/name.toml"
     cat >"$TEST_TMP/canary.sh" <<EOF
 T=$VM_TRACEFS
 for p in good refcnt name other; do sed "s/RELEASE/\$(uname -r)/" /tmp/\$p.in >/tmp/\$p.toml; done
@@ -88,7 +91,7 @@ EOF
         -- sh /tmp/canary.sh) || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
     block() { printf '%s\n' "$out" | awk -v h="== $1 " 'index($0, h) == 1 { on = 1; print; next } /^== / { on = 0 } on'; }
     local b
-    local read_back=', refcnt 1 and a return of 0' refused='filename.refcnt \(offset 24\) read -?[0-9]+, expected 1'
+    local read_back=', refcnt 1 and a return of 0' refused="filename.refcnt \\(offset $rc_bad\\) read -?[0-9]+, expected 1"
     if kernel_passes_user_path; then
         read_back=' and a return of 0'
         refused='filename.name \(offset 0\) read ".*", expected "/tmp/\.nobtf-canary-[0-9]+-[0-9a-f]+"'
@@ -105,14 +108,14 @@ EOF
         && assert_not_contains "$b" "KPROBE" || return 1
     b=$(block name)
     assert_contains "$b" "rc=1" \
-        && assert_match "$b" '^stderr: error: the offsets profile \(/tmp/name.toml\) does not fit this kernel: filename.name \(offset 16\) read ".*", expected "/tmp/\.nobtf-canary-[0-9]+-[0-9a-f]+"; ' \
+        && assert_match "$b" "^stderr: error: the offsets profile \\(/tmp/name.toml\\) does not fit this kernel: filename.name \\(offset $rc\\) read \".*\", expected \"/tmp/\\.nobtf-canary-[0-9]+-[0-9a-f]+\"; " \
         && assert_not_contains "$b" "KPROBE" || return 1
     b=$(block other)
     assert_contains "$b" "rc=0" \
         && assert_match "$b" '^stderr: warning: the offsets profile is for kernel 4\.19\.0-other, this kernel is ' \
         && assert_contains "$b" "canary passed" || return 1
     b=$(block name-pipe)
-    local pipe_refusal='^stderr: error: .*filename.name \(offset 16\) read ".*", expected "/tmp/\.nobtf-canary-'
+    local pipe_refusal="^stderr: error: .*filename.name \\(offset $rc\\) read \".*\", expected \"/tmp/\\.nobtf-canary-"
     kernel_has_bpf || pipe_refusal='^stderr: error: no way to attach: --trace-pipe streams bpf_trace_printk, which needs the BPF back end$'
     assert_contains "$b" "rc=1" \
         && assert_match "$b" "$pipe_refusal" || return 1
@@ -129,7 +132,7 @@ EOF
 vmtest_reliability_signals_detach_everything() {
     # nobtf load's signal handling is checked too: the object must build
     # (scripts/test installs clang).
-    legacy_build || return 1
+    legacy_build || return
     local obj
     obj=$(legacy_object_for_kernel unlink)
     cat >"$TEST_TMP/signals.sh" <<EOF

@@ -282,7 +282,7 @@ fn co_re_seed_needs_filename_fields_and_pt_regs() {
 #[test]
 fn co_re_seed_with_a_profile_runs_without_btf() {
     let obj = core_seed();
-    let profile = profile::builtin::for_version(KernelVersion::new(5, 4, 0))
+    let profile = profile::builtin::for_version("x86_64", KernelVersion::new(5, 4, 0))
         .unwrap()
         .profile("5.4.286");
     let prepared = prepare_for(&obj, OLD, &profile).unwrap();
@@ -297,7 +297,7 @@ fn co_re_seed_with_a_profile_runs_without_btf() {
 #[test]
 fn co_re_seed_follows_the_profile_when_the_layout_differs() {
     let obj = core_seed();
-    let mut profile = profile::builtin::for_version(KernelVersion::new(5, 4, 0))
+    let mut profile = profile::builtin::for_version("x86_64", KernelVersion::new(5, 4, 0))
         .unwrap()
         .profile("moved");
     profile.fields.insert(
@@ -460,7 +460,7 @@ proptest! {
             data[at] = byte;
         }
         if let Ok(obj) = Object::parse(&data) {
-            let profile = profile::builtin::for_version(KernelVersion::new(5, 4, 0))
+            let profile = profile::builtin::for_version("x86_64", KernelVersion::new(5, 4, 0))
                 .unwrap()
                 .profile("5.4");
             for version in [OLD, KernelVersion::new(6, 1, 0)] {
@@ -534,7 +534,7 @@ fn every_field_relocation_kind_from_clang() {
         Vm::new().run(&insns, &[0; 8]).unwrap() as u32
     };
     let field = |offset, size| {
-        let mut profile = profile::builtin::for_version(KernelVersion::new(5, 4, 0))
+        let mut profile = profile::builtin::for_version("x86_64", KernelVersion::new(5, 4, 0))
             .unwrap()
             .profile("t");
         profile

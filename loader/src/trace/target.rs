@@ -7,6 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kernel_headers::pt_regs;
+use kernel_headers::pt_regs::NATIVE;
 use lang::fields::{FieldInfo, FieldSource};
 use lang::kernel::{Kernel, Readers};
 use lang::tracepoint::{TracepointFormat, TracepointSource, parse_format};
@@ -45,6 +46,8 @@ impl Fields {
         if let Ok(bytes) = fs::read(KERNEL_BTF)
             && let Ok(btf) = Btf::parse(&bytes)
         {
+            // BTF does not record the pointer size (4 bytes on 32-bit ARM).
+            let btf = btf.with_pointer_size(u32::from(NATIVE.pointer_bytes));
             return Ok(Fields::Btf(Box::new(btf)));
         }
         Ok(match plan::choose_profile(None, report) {

@@ -50,9 +50,11 @@ struct GenArgs {
     /// The kernel build's output dir (O=) to create or reuse (with --kernel-src).
     #[arg(long, value_name = "DIR", requires = "kernel_src")]
     build_dir: Option<PathBuf>,
-    /// Target architecture.
-    #[arg(long, default_value = "x86_64")]
-    arch: String,
+    /// The kernel's architecture: x86_64, aarch64 (arm64) or arm (armhf).
+    /// Default: a vmlinux's own, else this machine's. A source tree for
+    /// another architecture is built with its cross gcc (CROSS_COMPILE).
+    #[arg(long)]
+    arch: Option<String>,
     /// Parallel make jobs for preparing the tree.
     #[arg(long, short = 'j', default_value_t = 2)]
     jobs: u32,
@@ -126,9 +128,15 @@ fn gen_cmd(args: GenArgs) -> Result<()> {
             }
         }
     }
+    let arch = args
+        .arch
+        .as_deref()
+        .map(offsets::model::check_arch)
+        .transpose()?;
     let mut request = Request {
         fields,
         release: args.release,
+        arch,
     };
     let progress = &mut |msg: &str| eprintln!("offsets: {msg}");
     let generated: Generated = if let Some(tree) = args.kernel_src {
@@ -136,7 +144,9 @@ fn gen_cmd(args: GenArgs) -> Result<()> {
             tree,
             config: args.config,
             build_dir: args.build_dir,
-            arch: args.arch,
+            arch: arch
+                .map_or(kernel_headers::pt_regs::NATIVE.arch, |a| a.arch)
+                .into(),
             jobs: args.jobs,
             make_vars: args.make_vars,
             headers: args.headers,
@@ -144,11 +154,9 @@ fn gen_cmd(args: GenArgs) -> Result<()> {
         };
         kbuild::generate(&opts, progress)?
     } else if let Some(path) = args.vmlinux {
-        offsets::model::check_arch(&args.arch)?;
         progress(&format!("reading DWARF from {}", path.display()));
         generate::from_vmlinux(&read(&path)?, &path.display().to_string(), &request)?
     } else if let Some(path) = args.btf {
-        offsets::model::check_arch(&args.arch)?;
         // The running kernel's BTF carries no release; the running kernel does.
         if request.release.is_none() && path == Path::new("/sys/kernel/btf/vmlinux") {
             request.release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
