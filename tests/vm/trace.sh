@@ -16,6 +16,9 @@ K=$1
 # The unlinked path: a user pointer argument on 4.14, a struct filename after.
 if [ "$K" = linux-4.14 ]; then NAME='str(arg1)'; else NAME='str(((struct filename *)arg1)->name)'; fi
 head -c 250 /dev/zero >/tmp/f250
+# arm64 has no unlink(2), only unlinkat(2).
+UNLINK_TP=sys_enter_unlink
+[ "$(uname -m)" = aarch64 ] && UNLINK_TP=sys_enter_unlinkat
 t() {
     name=$1
     shift
@@ -40,7 +43,7 @@ t print_clear 'kprobe:do_unlinkat /comm == "rm"/ { @c[comm] = count(); print(@c)
 t probe_list 'kprobe:do_unlinkat,kretprobe:do_unlinkat /comm == "rm"/ { @[probe] = count(); }' -c 'exec rm /tmp/o3'
 t tracepoint 'tracepoint:sched:sched_process_exec { printf("exec %s %d\n", str(args->filename), args->pid == pid); }' -c 'exec /bin/rm -f /tmp/nothing'
 t tracepoint_count 'tracepoint:sched:sched_process_fork { @forks = count(); }' -c 'ls / >/dev/null; ls / >/dev/null'
-t syscall_tracepoint 'tracepoint:syscalls:sys_enter_unlink /comm == "rm"/ { printf("%s\n", str(args->pathname)); }' -c 'touch /tmp/u1; exec rm /tmp/u1'
+t syscall_tracepoint "tracepoint:syscalls:$UNLINK_TP /comm == \"rm\"/ { printf(\"%s\\n\", str(args->pathname)); }" -c 'touch /tmp/u1; exec rm /tmp/u1'
 t begin_end 'BEGIN { printf("hello\n"); } END { printf("bye\n"); } kprobe:do_unlinkat { @c = count(); }' --duration 0.5
 t interval 'interval:ms:100 { @ticks = count(); } interval:ms:550 { exit(); }'
 t exit_once 'kprobe:do_unlinkat /comm == "rm"/ { printf("once\n"); exit(); }' -c 'touch /tmp/x1 /tmp/x2 /tmp/x3; exec rm /tmp/x1 /tmp/x2 /tmp/x3'
@@ -71,6 +74,14 @@ EOF
 }
 
 vmtest_trace_corpus() {
+    if ! kernel_has_bpf; then
+        # The tracefs back end does not run trace programs yet: one line says so.
+        local refused
+        refused=$(vm -- sh -c 'nobtf trace "kprobe:do_unlinkat { printf(\"x\\n\"); }" 2>&1; echo "rc=$?"') || return 1
+        assert_match "$refused" '^error: .*bpf\(2\)' && assert_contains "$refused" "rc=1" \
+            && assert_eq "$(grep -c . <<<"$refused")" 2
+        return
+    fi
     local profile=$TEST_TMP/profile.toml files=()
     trace_corpus_script >"$TEST_TMP/corpus.sh"
     files+=(--file "$TEST_TMP/corpus.sh:/tmp/corpus.sh")
@@ -186,7 +197,7 @@ vmtest_trace_corpus() {
     assert_eq "$b" $'Attaching 1 probe...\nfrom -e' || bad=$((bad + 1))
     cases=$((cases + 1))
     case $KERNEL in
-        linux-4.14 | linux-5.4)
+        linux-4.14 | linux-5.4 | *-armhf)
             b=$(block nested 1) || bad=$((bad + 1))
             assert_match "$b" '^stderr: error: 1:[0-9]+: unknown field `file\.f_path`: .*`offsets gen \.\.\. --field file\.f_path`' || bad=$((bad + 1)) ;;
         *)
