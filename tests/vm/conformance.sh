@@ -20,8 +20,7 @@ cp /usr/bin/dash $W/forker
 printf '/usr/bin/ls / >/dev/null\n/usr/bin/ls / >/dev/null\n' >$W/forks.sh
 echo 'BEGIN { printf("from a file\n"); exit(); }' >/tmp/prog.bt
 # c NAME SETUP CMD ARG...: SETUP (a shell line) runs before each tool; the
-# tools get ARG... and, when CMD is not empty, -c CMD. A bpftrace option
-# nobtf spells differently is translated.
+# tools get the same ARG... and, when CMD is not empty, -c CMD.
 c() {
     name=$1 setup=$2 cmd=$3
     shift 3
@@ -31,7 +30,6 @@ c() {
             run=bpftrace
         else
             run="nobtf trace"
-            [ "$1" = -f ] && { shift; set -- --format "$@"; }
         fi
         if [ -n "$cmd" ]; then
             $run "$@" -c "$cmd" >/tmp/out 2>/tmp/err
