@@ -170,7 +170,8 @@ pub struct TraceArgs {
     /// Stop after SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
-    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    /// Output format; `-f` as bpftrace spells it.
+    #[arg(short = 'f', long, value_enum, default_value_t = FormatArg::Text)]
     pub format: FormatArg,
     /// How to attach the kprobes.
     #[arg(long, value_enum, default_value_t = AttachArg::Auto)]
@@ -391,6 +392,13 @@ mod tests {
         assert_eq!(opts.format, Format::Json);
         assert_eq!(opts.duration, Some(std::time::Duration::from_millis(1500)));
         assert!(opts.verify);
+
+        // bpftrace's spelling of the output format carries over.
+        let cli = Cli::try_parse_from(["nobtf", "trace", "-f", "json", "-e", "BEGIN {}"]).unwrap();
+        let Cmd::Trace(args) = cli.command else {
+            panic!("not trace");
+        };
+        assert_eq!(args.format, FormatArg::Json);
 
         let cli = Cli::try_parse_from(["nobtf", "load", "x.o", "--duration", "0"]).unwrap();
         let Cmd::Load(args) = cli.command else {

@@ -337,5 +337,33 @@ ensure_kernel() {
     kernel_ready "$1" || fetch_kernel "$1"
 }
 
+# The bench's root filesystem: a Debian 13 userland with the peers
+# (bpftrace 0.23, ply 2.4), packed once for `scripts/vm --rootfs`. Used by
+# scripts/bench and the conformance test against bpftrace.
+BENCH_ROOTFS=$NOBTF_CACHE/bench/rootfs-trixie.cpio
+bench_rootfs_ready() { [ -f "$BENCH_ROOTFS" ]; }
+# debootstrap_trixie DIR MIRROR: its log in DIR/debootstrap.log, so
+# with_progress's lines still show.
+debootstrap_trixie() {
+    debootstrap --variant=minbase --include=bpftrace,ply trixie "$1/root" "$2" >"$1/debootstrap.log" 2>&1
+}
+ensure_bench_rootfs() {
+    bench_rootfs_ready && return 0
+    install_packages debootstrap
+    local dir tmp mirror
+    mirror=$(debian_mirror) || exit 2
+    dir=$(dirname "$BENCH_ROOTFS")
+    mkdir -p "$dir"
+    tmp=$(mktemp -d "$dir/.rootfs.XXXXXX")
+    log "debootstrapping Debian trixie with bpftrace and ply (about a minute, once)"
+    with_progress "debootstrapping Debian trixie" debootstrap_trixie "$tmp" "$mirror" \
+        || { tail -n 20 "$tmp/debootstrap.log" >&2; rm -rf "$tmp"; die "debootstrap failed"; }
+    rm -rf "$tmp"/root/var/cache/apt/* "$tmp"/root/var/lib/apt/lists/* \
+        "$tmp"/root/usr/share/{doc,man,info,locale}
+    (cd "$tmp/root" && find . | cpio --quiet -o -H newc) >"$tmp/rootfs.cpio"
+    mv "$tmp/rootfs.cpio" "$BENCH_ROOTFS"
+    rm -rf "$tmp"
+}
+
 # ARM builds and kernels (rust_toolchain, build_static_arch, ...).
 source "$NOBTF_ROOT/scripts/lib/cross.sh"

@@ -34,7 +34,9 @@ run_one() {
         with_progress "running $label" run_once "$fn" "$log" || rc=$?
     fi
     case $rc in
-        0) TESTS_PASSED=$((TESTS_PASSED + 1)); printf 'PASS  %-50s %3ss\n' "$label" $((SECONDS - start)) ;;
+        # A passing test's `summary: ` lines (a count it measured) are shown too.
+        0) TESTS_PASSED=$((TESTS_PASSED + 1)); printf 'PASS  %-50s %3ss\n' "$label" $((SECONDS - start))
+           sed -n 's/^summary: /      /p' "$log" ;;
         77) TESTS_SKIPPED=$((TESTS_SKIPPED + 1)); printf 'SKIP  %-50s %s\n' "$label" "$(grep -m1 '^skipped:' "$log" | cut -c10-)" ;;
         *) TESTS_FAILED=$((TESTS_FAILED + 1)); FAILED_NAMES+=("$label")
            printf 'FAIL  %-50s %3ss (exit %s)\n' "$label" $((SECONDS - start)) "$rc"
