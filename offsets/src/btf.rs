@@ -37,13 +37,14 @@ impl Btf {
         })
     }
 
-    pub fn field(&self, path: &FieldPath) -> Result<Field, GenError> {
+    /// The member `path` names: its bit offset from the struct's start and
+    /// its type id. A bit-field on the way is refused: nothing reads one.
+    fn member(&self, path: &FieldPath) -> Result<(u64, u32), GenError> {
         let btf = &self.inner;
         let mut ty = btf
             .find_struct(&path.strukt)?
             .ok_or_else(|| GenError::NoStruct(path.strukt.clone()))?;
         let mut bits: u64 = 0;
-        let mut size = 0;
         let mut where_ = path.strukt.clone();
         for member in &path.members {
             let (off, m) = btf
@@ -57,9 +58,14 @@ impl Btf {
                 return Err(GenError::BitField(where_));
             }
             bits = bits.saturating_add(u64::from(off));
-            size = btf.size_of(m.ty)?;
             ty = m.ty;
         }
+        Ok((bits, ty))
+    }
+
+    pub fn field(&self, path: &FieldPath) -> Result<Field, GenError> {
+        let (bits, ty) = self.member(path)?;
+        let size = self.inner.size_of(ty)?;
         if !bits.is_multiple_of(8) {
             return Err(GenError::BitField(path.key()));
         }
@@ -74,22 +80,8 @@ impl Btf {
     /// `int`, `char[16]`, `const char *`): for `nobtf trace`, which follows
     /// members by their type.
     pub fn field_type(&self, path: &FieldPath) -> Result<String, GenError> {
-        let btf = &self.inner;
-        let mut ty = btf
-            .find_struct(&path.strukt)?
-            .ok_or_else(|| GenError::NoStruct(path.strukt.clone()))?;
-        let mut where_ = path.strukt.clone();
-        for member in &path.members {
-            let (_, m) = btf
-                .find_member(ty, member)?
-                .ok_or_else(|| GenError::NoMember {
-                    strukt: where_.clone(),
-                    member: member.clone(),
-                })?;
-            where_ = format!("{where_}.{member}");
-            ty = m.ty;
-        }
-        Ok(btf.type_text(ty)?)
+        let (_, ty) = self.member(path)?;
+        Ok(self.inner.type_text(ty)?)
     }
 
     fn param_type(&self, id: u32) -> Result<ParamType, GenError> {

@@ -19,7 +19,7 @@ use crate::detect::{Report, Scope};
 use crate::load;
 use crate::output::Format;
 use crate::plan::{self, PROFILE_FIX, PlanError, ReadChoice, UnlinkRequest};
-use crate::session::{ProgramSpec, Session, SessionError, Setup};
+use crate::session::{ProgramSpec, Session, SessionError, Setup, Steps};
 use printer::Printer;
 pub use printer::{Summary, event};
 
@@ -45,25 +45,6 @@ pub struct RunOptions {
     pub backend: BackendChoice,
 }
 
-/// With `--verbose`, each start-up step's time since the previous one.
-struct Steps {
-    verbose: bool,
-    last: Instant,
-}
-
-impl Steps {
-    fn done(&mut self, step: &str) {
-        if self.verbose {
-            let now = Instant::now();
-            eprintln!(
-                "nobtf: {step}: {:.1} ms",
-                now.duration_since(self.last).as_secs_f64() * 1000.0
-            );
-            self.last = now;
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
@@ -81,16 +62,8 @@ pub enum RunError {
 impl From<SessionError> for RunError {
     /// A function that cannot be probed is named as `check` names it.
     fn from(err: SessionError) -> RunError {
-        match err {
-            SessionError::Unprobeable { function, why, .. } => {
-                RunError::Plan(PlanError::Function {
-                    name: function,
-                    why,
-                })
-            }
-            SessionError::Plan(err) => RunError::Plan(err),
-            err => RunError::Session(err),
-        }
+        err.into_plan()
+            .map_or_else(RunError::Session, RunError::Plan)
     }
 }
 
@@ -100,10 +73,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     if !opts.buffer_pages.is_power_of_two() {
         return Err(RunError::BufferPages(opts.buffer_pages));
     }
-    let mut steps = Steps {
-        verbose: opts.verbose,
-        last: started,
-    };
+    let mut steps = Steps::new(opts.verbose, started);
     steps.done("process start and arguments");
     let mut report = Report::detect(Scope::Start);
     let chosen = backend::choose(&report, opts.backend)?;

@@ -14,7 +14,7 @@ use kernel_headers::pt_regs;
 use lang::tracefs::{self, ProbeEvent, Value};
 
 use super::printer::Printer;
-use super::{RunError, RunOptions, Steps, Summary};
+use super::{RunError, RunOptions, Summary};
 use crate::attach::{AttachError, AttachMode, GROUP, diagnose, stale, write_kprobe_events};
 use crate::backend::{self, COMM, NAME, REFCNT, RET, TracefsPlan};
 use crate::canary::{self, Outcome};
@@ -22,6 +22,7 @@ use crate::detect::Report;
 use crate::load::LoadOptions;
 use crate::output::{Event, EventKind};
 use crate::plan::{FUNCTION, PROFILE_FIX, PlanError, UnlinkRequest};
+use crate::session::Steps;
 use crate::session::{Session, SessionError, Setup};
 
 /// The tracing instance's name for process `pid`; `stale` removes those

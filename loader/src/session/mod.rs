@@ -20,7 +20,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kernel_headers::bpf::{RawInsn, map_type};
 use probes::MaxEntries;
@@ -88,6 +88,33 @@ pub struct ProgramSpec<'a> {
     pub disassembly: &'a dyn fmt::Display,
 }
 
+/// With `-v`, each start-up step's time since the previous one, on stderr:
+/// what `run` and `trace` say of their steps.
+pub struct Steps {
+    verbose: bool,
+    last: Instant,
+}
+
+impl Steps {
+    pub fn new(verbose: bool, started: Instant) -> Steps {
+        Steps {
+            verbose,
+            last: started,
+        }
+    }
+
+    pub fn done(&mut self, step: &str) {
+        if self.verbose {
+            let now = Instant::now();
+            eprintln!(
+                "nobtf: {step}: {:.1} ms",
+                now.duration_since(self.last).as_secs_f64() * 1000.0
+            );
+            self.last = now;
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("running `{command}`: {err}")]
@@ -117,6 +144,21 @@ pub enum SessionError {
     Duration(f64),
     #[error("no map `{0}` in this session")]
     NoMap(String),
+}
+
+impl SessionError {
+    /// The refusals the plan words (a function that cannot be probed, as
+    /// `check` names it) as the plan's error; the rest stay the session's.
+    pub fn into_plan(self) -> Result<PlanError, SessionError> {
+        match self {
+            SessionError::Unprobeable { function, why, .. } => Ok(PlanError::Function {
+                name: function,
+                why,
+            }),
+            SessionError::Plan(err) => Ok(err),
+            err => Err(err),
+        }
+    }
 }
 
 /// The output could not be written.

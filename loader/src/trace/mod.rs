@@ -21,7 +21,7 @@ use crate::attach::{AttachMode, AttachPoint, stale};
 use crate::detect::{Report, Scope};
 use crate::load;
 use crate::plan::{self, PlanError, ReadChoice};
-use crate::session::{MapSpec, ProgramSpec, Session, SessionError, Setup};
+use crate::session::{MapSpec, ProgramSpec, Session, SessionError, Setup, Steps};
 use printer::Printer;
 pub use target::{Fields, KERNEL_BTF, Tracepoints};
 
@@ -61,38 +61,11 @@ pub enum TraceError {
     Encode(String),
 }
 
-/// With `-v`, each step's time since the previous one.
-struct Steps {
-    verbose: bool,
-    last: Instant,
-}
-
 impl From<SessionError> for TraceError {
     /// A function that cannot be probed is named as `nobtf run` names it.
     fn from(err: SessionError) -> TraceError {
-        match err {
-            SessionError::Unprobeable { function, why, .. } => {
-                TraceError::Plan(PlanError::Function {
-                    name: function,
-                    why,
-                })
-            }
-            SessionError::Plan(err) => TraceError::Plan(err),
-            err => TraceError::Session(err),
-        }
-    }
-}
-
-impl Steps {
-    fn done(&mut self, step: &str) {
-        if self.verbose {
-            let now = Instant::now();
-            eprintln!(
-                "nobtf: {step}: {:.1} ms",
-                now.duration_since(self.last).as_secs_f64() * 1000.0
-            );
-            self.last = now;
-        }
+        err.into_plan()
+            .map_or_else(TraceError::Session, TraceError::Plan)
     }
 }
 
@@ -107,10 +80,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     {
         return Err(TraceError::NoProcess(pid));
     }
-    let mut steps = Steps {
-        verbose: opts.verbose,
-        last: started,
-    };
+    let mut steps = Steps::new(opts.verbose, started);
     let mut report = Report::detect(Scope::Start);
     report.basic()?;
     if let Ok(tracefs) = &report.tracefs {
