@@ -51,9 +51,9 @@ def derive(results, unlinks):
                 r["added_ns_per_delivered"] = r["added_ns_per_unlink"] / 2
             continue
         r["lost"] = r.get("lost_reported", 0) + r.get("lost_stdout", 0)
-        # Every unlink makes an entry and an exit event (the one-liner only
-        # an entry): what was neither
-        # delivered nor reported lost went missing without a word.
+        # Every unlink makes an entry and an exit event (the one-liner an
+        # entry only): what was neither delivered nor reported lost went
+        # missing without a word.
         if "entries" in r and "exits" in r:
             expected = (1 if tool in FIELD_PAIR else 2) * unlinks
             r["delivered"] = r["entries"] + r["exits"]
