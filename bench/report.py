@@ -9,7 +9,10 @@ import argparse
 import json
 import statistics
 
-TOOLS = ["nobtf", "libbpf", "bpftrace", "ply", "limit"]
+TOOLS = ["nobtf", "libbpf", "bpftrace", "ply", "limit", "nobtf-trace", "bpftrace-field"]
+# The same field-reading one-liner under nobtf trace and bpftrace: a kprobe
+# only, so one event per unlink where the other tools make two.
+FIELD_PAIR = ("nobtf-trace", "bpftrace-field")
 # Empty programs on the same kprobe and kretprobe: it delivers no events, so
 # its cost per probe hit (two per unlink) stands for a cost per event.
 LIMIT = "limit"
@@ -27,7 +30,7 @@ def parse(path):
                 if not rounds:
                     rounds.append({})
                 rounds[-1].setdefault(words[1], {})[words[2]] = float(words[3])
-            elif len(words) >= 2 and words[0] in ("kernel", "cpu", "cpus"):
+            elif len(words) >= 2 and words[0] in ("kernel", "cpu", "cpus", "field_prog"):
                 meta[words[0]] = line.split(maxsplit=1)[1].strip()
     return meta, rounds
 
@@ -48,15 +51,17 @@ def derive(results, unlinks):
                 r["added_ns_per_delivered"] = r["added_ns_per_unlink"] / 2
             continue
         r["lost"] = r.get("lost_reported", 0) + r.get("lost_stdout", 0)
-        # Every unlink makes an entry and an exit event: what was neither
-        # delivered nor reported lost went missing without a word.
+        # Every unlink makes an entry and an exit event (the one-liner an
+        # entry only): what was neither delivered nor reported lost went
+        # missing without a word.
         if "entries" in r and "exits" in r:
+            expected = (1 if tool in FIELD_PAIR else 2) * unlinks
             r["delivered"] = r["entries"] + r["exits"]
-            r["unaccounted"] = 2 * unlinks - r["entries"] - r["exits"] - r["lost"]
+            r["unaccounted"] = expected - r["entries"] - r["exits"] - r["lost"]
             if r["delivered"] > 0:
                 # A tool that drops events does less work for them: its
                 # added time over what it delivered is the fairer cost.
-                if "added_ns_per_unlink" in r and r["delivered"] >= 0.01 * 2 * unlinks:
+                if "added_ns_per_unlink" in r and r["delivered"] >= 0.01 * expected:
                     r["added_ns_per_delivered"] = r["added_ns_per_unlink"] * unlinks / r["delivered"]
                 # The tracer's own CPU per event it delivered: its reader's cost.
                 if r.get("storm_cpu_ms") is not None:
@@ -69,6 +74,11 @@ def derive(results, unlinks):
                 r = results.get(tool)
                 if r and ref and ref > 0 and key in r:
                     r[ratio] = r[key] / ref
+    ours, theirs = (results.get(tool, {}) for tool in FIELD_PAIR)
+    for key, ratio in (("added_ns_per_delivered", "field_delivered_cost_vs_bpftrace"),
+                       ("attach_ms", "field_start_vs_bpftrace")):
+        if ours.get(key) is not None and theirs.get(key):
+            ours[ratio] = ours[key] / theirs[key]
 
 
 def exit_text(code):
@@ -160,6 +170,14 @@ def main():
             f"| {cell(tool, 'size_bytes')} "
             f"| {exit_text(summary.get(tool, {}).get('tracer_exit'))} |"
         )
+    ours = summary.get(FIELD_PAIR[0], {})
+    if "field_delivered_cost_vs_bpftrace" in ours or "field_start_vs_bpftrace" in ours:
+        lines.append("")
+        lines.append(
+            "nobtf trace vs bpftrace, same one-liner: added per delivered event "
+            f"{cell(FIELD_PAIR[0], 'field_delivered_cost_vs_bpftrace', '{:.2f}x', spread=True)}, "
+            f"start to first event {cell(FIELD_PAIR[0], 'field_start_vs_bpftrace', '{:.2f}x', spread=True)}."
+        )
     lines.append("")
     lines.append(
         f"Each unlink makes an entry and an exit event ({2 * args.unlinks} expected per tool and round); "
@@ -173,7 +191,9 @@ def main():
         "limit is the floor: a kprobe and a kretprobe on do_unlinkat whose programs return at once, "
         "attached as the libbpf peer attaches (bpf_program__attach), in the same boot; it delivers no "
         "events, so its added ns per delivered event is its added ns per probe hit (half its added ns "
-        "per unlink), and the vs-limit columns divide a tool's figure by the limit's."
+        "per unlink), and the vs-limit columns divide a tool's figure by the limit's. "
+        "nobtf-trace and bpftrace-field run the same field-reading one-liner, a kprobe only "
+        f"(one event per unlink, {args.unlinks} expected): `{meta.get('field_prog', 'n/a')}`."
     )
     lines.append("")
     lines.append(f"Made by `{args.command}`.")

@@ -32,6 +32,11 @@ kretprobe:do_unlinkat { printf("%s-%d KPROBE EXIT: pid = %d, ret = %d\n", comm, 
 # filename's name pointer: it prints comm and pid only (less work per event).
 PLY_PROG='kprobe:do_unlinkat { printf("%v-%v KPROBE ENTRY pid = %v\n", comm, pid, pid); }
 kretprobe:do_unlinkat { printf("%v-%v KPROBE EXIT: pid = %v, ret = %v\n", comm, pid, pid, retval); }'
+# One field-reading one-liner, the same text for nobtf trace and bpftrace:
+# struct fields found by name in the kernel's BTF, one entry event per
+# unlink. refcnt is an atomic_t there, so both need .counter.
+FIELD_PROG='kprobe:do_unlinkat { printf("KPROBE ENTRY %s %d\n", str(((struct filename *)arg1)->name), ((struct filename *)arg1)->refcnt.counter); }'
+echo "field_prog $FIELD_PROG"
 
 # run_tool NAME NEEDLE CMD...: NEEDLE is what shows the tracer's first event.
 run_tool() {
@@ -65,7 +70,9 @@ run_nth() {
         3) run_tool ply "KPROBE ENTRY" ply "$PLY_PROG" ;;
         # The limit: empty programs on the same probes, attached as libbpf does.
         4) run_tool limit "libbpf-limit: attached" libbpf-limit ;;
+        5) run_tool nobtf-trace /tmp/bench-marker nobtf trace -e "$FIELD_PROG" ;;
+        6) run_tool bpftrace-field /tmp/bench-marker bpftrace -e "$FIELD_PROG" ;;
     esac
 }
-for i in 0 1 2 3 4; do run_nth $(((i + ROUND - 1) % 5)); done
+for i in 0 1 2 3 4 5 6; do run_nth $(((i + ROUND - 1) % 7)); done
 result none_after ns_per_unlink "$(benchctl loop "$N" "$STORM" | awk '{ print $2 }')"
