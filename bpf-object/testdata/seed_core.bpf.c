@@ -14,7 +14,11 @@ int BPF_KPROBE(do_unlinkat, int dfd, struct filename *name)
 {
 	pid_t pid = bpf_get_current_pid_tgid() >> 32;
 	const char *filename = BPF_CORE_READ(name, name);
-	int refcnt = BPF_CORE_READ(name, refcnt);
+	int refcnt;
+
+	/* Into an int: refcnt is an int before 6.0 and an atomic_t (one int)
+	 * after, as in bpftool's vmlinux.h of 6.1; one relocation either way. */
+	BPF_CORE_READ_INTO(&refcnt, name, refcnt);
 
 	bpf_printk("KPROBE ENTRY pid = %d, refcnt=%d filename = %s", pid, refcnt, filename);
 	return 0;
