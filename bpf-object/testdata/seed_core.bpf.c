@@ -1,6 +1,7 @@
 // The seed's probe in its CO-RE form: BPF_KPROBE arguments (pt_regs members)
 // and BPF_CORE_READ of struct filename, relocated by nobtf from an offsets
-// profile or the kernel's BTF. vmlinux.h here is a minimal hand-made one.
+// profile or the kernel's BTF. vmlinux.h here is a minimal hand-made one;
+// tests/c/build.sh also builds this file against bpftool's (seed_core_btf.o).
 // Built as libbpf-bootstrap builds: clang -target bpf -D__TARGET_ARCH_x86 -O2 -g.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
