@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Compiles the legacy BPF C test programs into OUTDIR with clang, the way
 # such programs were built for kernels without BTF (no -g: no BTF at all).
-#   tests/c/build.sh OUTDIR
+#   tests/c/build.sh OUTDIR [VMLINUX_H]
 # Writes OUTDIR/<name>.o for each <name>.bpf.c, and OUTDIR/unlink_kernel.o
 # (bpf_probe_read_kernel instead of bpf_probe_read, for 5.5+), and the seed's
 # programs from bpf-object/testdata built as libbpf-bootstrap builds them
 # (libbpf-dev's headers, -g): OUTDIR/seed_kprobe.o (bpf_printk, its formats
-# in .rodata) and OUTDIR/seed_core.o (CO-RE).
+# in .rodata) and OUTDIR/seed_core.o (CO-RE). Given VMLINUX_H (a bpftool-made
+# vmlinux.h: tests/c/vmlinux-h.sh), also OUTDIR/seed_core_btf.o: the same
+# seed_core.bpf.c built against that header instead of the hand-made one.
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+[ $# -eq 1 ] || [ $# -eq 2 ] || { echo "usage: $0 OUTDIR [VMLINUX_H]" >&2; exit 2; }
 out=$1
+vmlinux_h=${2:-}
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 command -v clang >/dev/null || { echo "$0: clang not found: apt-get install clang" >&2; exit 1; }
 mkdir -p "$out"
@@ -23,8 +26,20 @@ cc -DUSE_PROBE_READ_KERNEL "$src/unlink.bpf.c" -o "$out/unlink_kernel.o"
 # host's multiarch directory after clang's own for <asm/types.h>.
 [ -e /usr/include/bpf/bpf_helpers.h ] || { echo "$0: libbpf's headers not found: apt-get install libbpf-dev" >&2; exit 1; }
 seed=$src/../../bpf-object/testdata
-for name in seed_kprobe seed_core; do
+seed_cc() {
     clang -target bpf -D__TARGET_ARCH_x86 -O2 -g -Wall -Werror \
-        -idirafter "/usr/include/$(clang -print-multiarch)" \
-        -c "$seed/$name.bpf.c" -o "$out/$name.o"
+        -idirafter "/usr/include/$(clang -print-multiarch)" -c "$@"
+}
+for name in seed_kprobe seed_core; do
+    seed_cc "$seed/$name.bpf.c" -o "$out/$name.o"
 done
+if [ -n "$vmlinux_h" ]; then
+    [ -f "$vmlinux_h" ] || { echo "$0: $vmlinux_h: no such header" >&2; exit 1; }
+    # `#include "vmlinux.h"` finds the file beside the source first, so the
+    # source is compiled from a copy beside the bpftool-made header.
+    btf=$out/seed_core_btf
+    mkdir -p "$btf"
+    cp "$seed/seed_core.bpf.c" "$btf/seed_core.bpf.c"
+    cp "$vmlinux_h" "$btf/vmlinux.h"
+    seed_cc "$btf/seed_core.bpf.c" -o "$out/seed_core_btf.o"
+fi

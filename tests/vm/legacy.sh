@@ -10,7 +10,7 @@ legacy_build() {
     # The C programs declare x86-64's struct pt_regs, as such programs did.
     [ "$(kernel_arch "$KERNEL")" = x86_64 ] \
         || skip "the tests/c objects read x86-64 pt_regs; $KERNEL is $(kernel_arch "$KERNEL")" || return
-    bash "$NOBTF_ROOT/tests/c/build.sh" "$TEST_TMP/obj" || fail "tests/c/build.sh failed"
+    bash "$NOBTF_ROOT/tests/c/build.sh" "$TEST_TMP/obj" "$@" || fail "tests/c/build.sh failed"
 }
 
 # The unlink objects shaped for the kernel under test.

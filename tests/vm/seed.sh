@@ -10,6 +10,9 @@
 #   is one, else from the builtin profile (4.19+: nobtf-5.10, linux-5.4), and
 #   on nobtf-5.10 also from a profile `offsets gen --fields-from` made; on
 #   4.14 (no BTF, no builtin profile) it is refused in one line.
+# - seed_core_btf.o: the same source built against the vmlinux.h bpftool
+#   dumps from debian-6.1's BTF (tests/c/vmlinux-h.sh), as users build CO-RE
+#   objects; the same cases and lines as seed_core.o.
 # shellcheck shell=bash
 
 kernel_has_global_data() { [ "$KERNEL" != linux-4.14 ]; }  # 5.2
@@ -33,7 +36,11 @@ case_() {
 }
 case_ kprobe seed_kprobe
 case_ core seed_core
-[ -e /tmp/p.toml ] && case_ core_profile seed_core --offsets /tmp/p.toml
+case_ core_btf seed_core_btf
+if [ -e /tmp/p.toml ]; then
+    case_ core_profile seed_core --offsets /tmp/p.toml
+    case_ core_btf_profile seed_core_btf --offsets /tmp/p.toml
+fi
 echo "== left"
 grep nobtf "$T/kprobe_events" || true
 EOF2
@@ -70,14 +77,54 @@ seed_prints_lines() {
     printf '%s\n' "$block"
 }
 
+# Case NAME of a CO-RE object on 4.14: refused in one line.
+seed_core_refused() {
+    local out=$1 name=$2 header obj block
+    header=$(printf '%s\n' "$out" | grep "^== case=$name ") || { fail "no case $name"; return 1; }
+    obj=/tmp/seed_core${name#core}.o
+    block=$(output_block "$out" "$header")
+    assert_match "$header" ' rc=1 ' \
+        && assert_eq "$block" "stderr: error: $obj has CO-RE relocations (fields filename.name, filename.refcnt) and this kernel has neither BTF (/sys/kernel/btf/vmlinux) nor a builtin offsets profile: generate one with \`offsets gen --fields-from $obj ...\` and pass it with --offsets FILE"
+}
+
+# Case NAME (and NAME_profile on nobtf-5.10) of a CO-RE object: its lines,
+# and every CO-RE relocation named with its answer (pt_regs from the
+# architecture) and where the fields came from.
+seed_core_prints_lines() {
+    local out=$1 name=$2 block
+    block=$(seed_prints_lines "$out" "$name" '1 filename = /tmp/a.txt') || return 1
+    assert_contains "$block" "stderr: nobtf: do_unlinkat: instruction 0: byte offset of pt_regs.si is 104 (the object had 104)" \
+        && assert_contains "$block" "stderr: nobtf: do_unlinkat_exit: instruction 0: byte offset of pt_regs.ax is 80 (the object had 80)" \
+        && assert_match "$block" "^stderr: nobtf: do_unlinkat: instruction [0-9]+: byte offset of filename\\.name is 0 \\(the object had 0\\)\$" \
+        && assert_match "$block" "^stderr: nobtf: do_unlinkat: instruction [0-9]+: byte offset of filename\\.refcnt is 16 \\(the object had 16\\)\$" \
+        || return 1
+    if kernel_has_btf; then
+        assert_contains "$block" "stderr: nobtf: CO-RE fields from the kernel's BTF (/sys/kernel/btf/vmlinux)" || return 1
+    else
+        assert_contains "$block" "stderr: nobtf: CO-RE fields from offsets profile builtin" || return 1
+    fi
+    if [ "$KERNEL" = nobtf-5.10 ]; then
+        block=$(seed_prints_lines "$out" "${name}_profile" '1 filename = /tmp/a.txt') || return 1
+        assert_contains "$block" "stderr: nobtf: CO-RE fields from offsets profile /tmp/p.toml" || return 1
+    fi
+}
+
 vmtest_seed_programs_load_as_written() {
     # Without bpf(2): nobtf load's one-line refusal (tests/vm/legacy.sh).
     if ! kernel_has_bpf; then legacy_refused_without_bpf; return; fi
-    legacy_build || return
+    # x86-64 only: legacy_build says why it skips elsewhere.
+    [ "$(kernel_arch "$KERNEL")" = x86_64 ] || { legacy_build; return; }
+    local header name
+    # The header users dump with bpftool from a kernel with BTF (debian-6.1's).
+    ensure_kernel debian-6.1
+    header=$(bash "$NOBTF_ROOT/tests/c/vmlinux-h.sh" "$(kernel_bzimage debian-6.1)") \
+        || { fail "tests/c/vmlinux-h.sh could not make debian-6.1's vmlinux.h"; return 1; }
+    legacy_build "$header" || return
     seed_script >"$TEST_TMP/seed.sh"
     local files=(--file "$TEST_TMP/seed.sh:/tmp/seed.sh"
         --file "$TEST_TMP/obj/seed_kprobe.o:/tmp/seed_kprobe.o"
-        --file "$TEST_TMP/obj/seed_core.o:/tmp/seed_core.o")
+        --file "$TEST_TMP/obj/seed_core.o:/tmp/seed_core.o"
+        --file "$TEST_TMP/obj/seed_core_btf.o:/tmp/seed_core_btf.o")
     if [ "$KERNEL" = nobtf-5.10 ]; then
         # The profile a user makes for the object: from the kernel's DWARF,
         # with exactly the fields the object's relocations read.
@@ -95,28 +142,14 @@ vmtest_seed_programs_load_as_written() {
     if kernel_passes_user_path; then
         # 4.14: the path is a user pointer; the line comes, its values are not a filename's.
         block=$(seed_prints_lines "$out" kprobe '-?[0-9]+ filename =.*') || return 1
-        block=$(output_block "$out" "$(printf '%s\n' "$out" | grep '^== case=core ')")
-        assert_match "$(printf '%s\n' "$out" | grep '^== case=core ')" ' rc=1 ' \
-            && assert_eq "$block" "stderr: error: /tmp/seed_core.o has CO-RE relocations (fields filename.name, filename.refcnt) and this kernel has neither BTF (/sys/kernel/btf/vmlinux) nor a builtin offsets profile: generate one with \`offsets gen --fields-from /tmp/seed_core.o ...\` and pass it with --offsets FILE" \
-            || return 1
+        for name in core core_btf; do
+            seed_core_refused "$out" "$name" || return 1
+        done
     else
         seed_prints_lines "$out" kprobe '1 filename = /tmp/a.txt' >/dev/null || return 1
-        block=$(seed_prints_lines "$out" core '1 filename = /tmp/a.txt') || return 1
-        # Every CO-RE relocation named with its answer; pt_regs from the architecture.
-        assert_contains "$block" "stderr: nobtf: do_unlinkat: instruction 0: byte offset of pt_regs.si is 104 (the object had 104)" \
-            && assert_contains "$block" "stderr: nobtf: do_unlinkat_exit: instruction 0: byte offset of pt_regs.ax is 80 (the object had 80)" \
-            && assert_match "$block" "^stderr: nobtf: do_unlinkat: instruction [0-9]+: byte offset of filename\\.name is 0 \\(the object had 0\\)\$" \
-            && assert_match "$block" "^stderr: nobtf: do_unlinkat: instruction [0-9]+: byte offset of filename\\.refcnt is 16 \\(the object had 16\\)\$" \
-            || return 1
-        if kernel_has_btf; then
-            assert_contains "$block" "stderr: nobtf: CO-RE fields from the kernel's BTF (/sys/kernel/btf/vmlinux)" || return 1
-        else
-            assert_contains "$block" "stderr: nobtf: CO-RE fields from offsets profile builtin" || return 1
-        fi
-        if [ "$KERNEL" = nobtf-5.10 ]; then
-            block=$(seed_prints_lines "$out" core_profile '1 filename = /tmp/a.txt') || return 1
-            assert_contains "$block" "stderr: nobtf: CO-RE fields from offsets profile /tmp/p.toml" || return 1
-        fi
+        for name in core core_btf; do
+            seed_core_prints_lines "$out" "$name" || return 1
+        done
     fi
     # Everything nobtf created is gone.
     assert_eq "$(printf '%s\n' "$out" | sed -n '/^== left/,$p' | tail -n +2)" ""
