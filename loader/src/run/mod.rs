@@ -144,10 +144,30 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     );
 
     let mut printer = Printer::new(opts, out, &session);
+    let expected = expected(&plan.probes.profile, &plan.probes.profile_shown);
+    let result = verify_and_stream(&mut session, &mut printer, opts, expected, &mut steps);
+    session.end_command();
+    if result.is_ok() && !opts.trace_pipe {
+        printer.flush_lost(&mut session);
+    }
+    // Detach (dropping the session) before the signals are unblocked.
+    drop(session);
+    result.map(|()| printer.into_summary())
+}
+
+/// What both back ends do once attached: the canary (unless `--no-verify`),
+/// then `-c CMD`, then events until a stop condition; the command is ended
+/// whatever happened.
+fn verify_and_stream(
+    session: &mut Session,
+    printer: &mut Printer<'_>,
+    opts: &RunOptions,
+    expected: Expected,
+    steps: &mut Steps,
+) -> Result<(), RunError> {
     if opts.verify {
         printer.hold();
-        let expected = expected(&plan.probes.profile, &plan.probes.profile_shown);
-        match canary::check(&mut session, &mut printer, expected)? {
+        match canary::check(session, printer, expected)? {
             // Asked to stop: nothing was shown yet, nothing to judge.
             Outcome::Interrupted => printer.stop_holding(),
             Outcome::Passed => printer.release_held()?,
@@ -162,16 +182,11 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         Ok(())
     } else {
         session
-            .stream(&mut printer, deadline)
+            .stream(printer, deadline)
             .and_then(|()| printer.flush())
     };
     session.end_command();
-    if result.is_ok() && !opts.trace_pipe {
-        printer.flush_lost(&mut session);
-    }
-    // Detach (dropping the session) before the signals are unblocked.
-    drop(session);
-    result.map(|()| printer.into_summary())
+    result
 }
 
 fn attach_point(program: &Program) -> AttachPoint {

@@ -17,7 +17,6 @@ use super::printer::Printer;
 use super::{RunError, RunOptions, Summary};
 use crate::attach::{AttachError, AttachMode, GROUP, diagnose, stale, write_kprobe_events};
 use crate::backend::{self, COMM, NAME, REFCNT, RET, TracefsPlan};
-use crate::canary::{self, Outcome};
 use crate::detect::Report;
 use crate::load::LoadOptions;
 use crate::output::{Event, EventKind};
@@ -279,27 +278,8 @@ pub(super) fn run(
         exit: plan.exit.clone(),
     };
     let mut printer = Printer::new(opts, out, &session).with_decoder(&decoder);
-    if opts.verify {
-        printer.hold();
-        let expected = super::expected(&plan.profile, &plan.profile_shown);
-        match canary::check(&mut session, &mut printer, expected)? {
-            Outcome::Interrupted => printer.stop_holding(),
-            Outcome::Passed => printer.release_held()?,
-        }
-        steps.done("canary");
-    }
-    if let (Some(command), false) = (&opts.command, printer.stopping()) {
-        session.run_command(command)?;
-    }
-    let deadline = opts.duration.map(|d| Instant::now() + d);
-    let result = if printer.stopping() {
-        Ok(())
-    } else {
-        session
-            .stream(&mut printer, deadline)
-            .and_then(|()| printer.flush())
-    };
-    session.end_command();
+    let expected = super::expected(&plan.profile, &plan.profile_shown);
+    let result = super::verify_and_stream(&mut session, &mut printer, opts, expected, &mut steps);
     printer.set_lost(losses(&instance));
     drop(session);
     drop(created);
