@@ -55,6 +55,7 @@ pub mod parser;
 pub mod providers;
 pub mod report;
 pub mod tracefs;
+pub mod tracefs_program;
 pub mod tracepoint;
 pub mod typed;
 
