@@ -63,6 +63,9 @@ pub enum TraceError {
     NoProcess(u32),
     #[error("{0}")]
     Encode(String),
+    /// The tracefs back end cannot run this program: what needs BPF.
+    #[error("{0}")]
+    NeedsBpf(String),
     /// A trace-pipe line of one of nobtf's events that does not read.
     #[error("{0}")]
     Line(String),
@@ -91,7 +94,11 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let mut report = Report::detect(Scope::Start);
     let chosen = backend::choose(&report, opts.backend)?;
     if chosen.backend == Backend::Tracefs {
-        return tracefs::run(opts, out, &report, steps, &chosen.why);
+        let why = match opts.backend {
+            BackendChoice::Tracefs => "--backend tracefs".to_string(),
+            _ => chosen.why,
+        };
+        return tracefs::run(opts, out, &report, steps, &why);
     }
     report.basic()?;
     if let Ok(tracefs) = &report.tracefs {

@@ -28,6 +28,8 @@ pub(super) fn run(
     mut steps: Steps,
     why: &str,
 ) -> Result<(), TraceError> {
+    // `why` is the reason tracefs traces: `--backend tracefs`, or what the
+    // kernel lacks.
     let refuse = |what: &str| -> TraceError {
         PlanError::Attach(format!(
             "{what}; the tracefs back end defines kprobe events: drop it, or pass --backend bpf"
@@ -89,10 +91,10 @@ pub(super) fn run(
         tracefs_program::translate(&opts.program, &target, syntax, GROUP, &mut name, &pids)
             .map_err(|e| match e {
                 TranslateError::Program(e) => TraceError::Program(e.render(&opts.program)),
-                TranslateError::NeedsBpf(refusal) => TraceError::Plan(PlanError::Attach(format!(
-                    "tracefs back end: {} needs BPF ({why}); without BPF nobtf trace runs printf of arguments, struct members, str(), retval, comm, tid and cpu, with predicates comparing them to constants",
+                TranslateError::NeedsBpf(refusal) => TraceError::NeedsBpf(format!(
+                    "tracefs back end: {} needs BPF ({why}); without BPF, nobtf trace runs printf of arguments, struct members, str(), retval, comm, tid and cpu, with predicates comparing them to constants",
                     refusal.render(&opts.program)
-                ))),
+                )),
             })?;
     steps.done("kernel features and translating to kprobe events");
 
