@@ -96,7 +96,13 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     if chosen.backend == Backend::Tracefs {
         let why = match opts.backend {
             BackendChoice::Tracefs => "--backend tracefs".to_string(),
-            _ => chosen.why,
+            // What the kernel lacks, without the syscall's own words.
+            _ => chosen
+                .why
+                .split(": ")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
         };
         return tracefs::run(opts, out, &report, steps, &why);
     }
