@@ -150,3 +150,17 @@ impl From<ReportError> for TraceError {
         TraceError::Report(err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_comm_column_is_the_threads_name_while_it_lives() {
+        let own = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert_eq!(task_name("<...>", std::process::id()), own.trim_end());
+        assert_eq!(task_name("rm", std::process::id()), "rm");
+        // No such thread: the kernel's `<...>`.
+        assert_eq!(task_name("<...>", u32::MAX), "<...>");
+    }
+}
