@@ -176,6 +176,14 @@ t "pid P=$P" "$FLAG" -p "$P" "kprobe:do_unlinkat { printf(\"%d %s\\n\", tid, $NA
 wait
 t map "$FLAG" 'kprobe:do_unlinkat { @c[comm] = count(); }'
 t pid "$FLAG" 'kprobe:do_unlinkat /arg0 > 0/ { printf("%d\n", pid); }'
+# SIGTERM ends it; SIGKILL leaves its event and instance to `nobtf cleanup`.
+nobtf trace $FLAG 'kprobe:do_unlinkat { printf("x\n"); }' >/dev/null 2>/tmp/err & N=$!
+sleep 2; kill -TERM $N; wait $N
+echo "== sigterm rc=$? events=$(grep -c "nobtf_${N}_" $T/kprobe_events)"
+nobtf trace $FLAG 'kprobe:do_unlinkat { printf("x\n"); }' >/dev/null 2>/tmp/err & N=$!
+sleep 2; kill -9 $N; wait $N
+echo "== killed events=$(grep -c "nobtf_${N}_" $T/kprobe_events) instance=$(ls $T/instances | grep -c "nobtf_${N}\$")"
+nobtf cleanup >/dev/null 2>&1
 echo "== left $(grep -c nobtf $T/kprobe_events) $(ls $T/instances | grep -c nobtf)"
 EOF
     local bpf=0 out
@@ -211,6 +219,8 @@ EOF
         "stderr: error: tracefs back end: the map \`@c\` at 1:22 needs BPF (${why//\\/}); without BPF, nobtf trace runs printf of arguments, struct members, str(), retval, comm, tid and cpu, with predicates comparing them to constants" \
         && assert_match "$(output_block "$out" "== pid rc=1")" '^stderr: error: tracefs back end: `pid` \(the thread group id: a trace line has only the thread id; `tid` works\) at 1:48 needs BPF' \
         && assert_eq "$(output_block "$out" "== pid rc=1" | grep -c .)" 1 \
+        && assert_contains "$out" "== sigterm rc=0 events=0" \
+        && assert_contains "$out" "== killed events=1 instance=1" \
         && assert_contains "$out" "== left 0 0" || return 1
     [ $bpf = 1 ] || return 0
     # The BPF back end prints the same, line for line.
