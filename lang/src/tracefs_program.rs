@@ -62,6 +62,8 @@ pub enum Source {
     Tid,
     /// The line's CPU column: the CPU the probe ran on.
     Cpu,
+    /// `$comm`, the event's last fetch argument.
+    CommFetched,
     /// The line's comm column (where the kernel has no `$comm`).
     CommColumn,
     Int(u64),
@@ -137,6 +139,7 @@ pub fn translate(
             syntax,
             kind,
             args: Vec::new(),
+            comm: false,
             vars: Vec::new(),
             maps: &checked.compiled.maps,
             events: &checked.compiled.events,
@@ -148,11 +151,14 @@ pub fn translate(
             (p, Some(f)) => Some(format!("({p}) && ({f})")),
         };
         // `$comm` last: 4.14 stores it without its NUL.
-        let (mut args, comm): (Vec<FetchArg>, Vec<FetchArg>) =
-            t.args.into_iter().partition(|a| a.fetch != Fetch::Comm);
-        args.extend(comm);
-        let order: Vec<String> = args.iter().map(|a| a.name.clone()).collect();
-        let actions = actions.into_iter().map(|a| renumber(a, &order)).collect();
+        let mut args = t.args;
+        if t.comm {
+            args.push(FetchArg {
+                name: COMM.into(),
+                fetch: Fetch::Comm,
+                ty: FetchType::String,
+            });
+        }
         probes.push(EventProbe {
             event: ProbeEvent {
                 kind,
@@ -171,38 +177,8 @@ pub fn translate(
     })
 }
 
-/// Fetch arguments are named `vN` by creation; after `$comm` moved last,
-/// `Fetched` indices follow the names.
-fn renumber(action: Action, order: &[String]) -> Action {
-    fn source(s: Source, order: &[String]) -> Source {
-        match s {
-            Source::Fetched(i) => {
-                Source::Fetched(order.iter().position(|n| *n == arg_name(i)).unwrap_or(i))
-            }
-            Source::Trunc {
-                value,
-                bytes,
-                signed,
-            } => Source::Trunc {
-                value: Box::new(source(*value, order)),
-                bytes,
-                signed,
-            },
-            Source::Limit { value, bytes } => Source::Limit {
-                value: Box::new(source(*value, order)),
-                bytes,
-            },
-            other => other,
-        }
-    }
-    match action {
-        Action::Printf { event, args } => Action::Printf {
-            event,
-            args: args.into_iter().map(|s| source(s, order)).collect(),
-        },
-        Action::Exit => Action::Exit,
-    }
-}
+/// The fetch argument fetching `$comm`.
+const COMM: &str = "comm";
 
 fn arg_name(i: usize) -> String {
     format!("v{i}")
@@ -212,7 +188,10 @@ struct Translator<'a> {
     abi: &'static Abi,
     syntax: Syntax,
     kind: ProbeKind,
+    /// Fetch arguments, `$comm` aside.
     args: Vec<FetchArg>,
+    /// Whether `$comm` is fetched (last).
+    comm: bool,
     /// Each scratch variable's expression so far, its own variables
     /// replaced (the checker saw to it that none is read before it is
     /// assigned): reads happen when the probe fires either way.
@@ -436,12 +415,13 @@ impl Translator<'_> {
                     bytes: (*len as usize).saturating_sub(1),
                 }
             }
-            TKind::Comm if self.syntax.comm => Source::Limit {
-                value: Box::new(Source::Fetched(
-                    self.fetched(Fetch::Comm, FetchType::String),
-                )),
-                bytes: crate::check::COMM_LEN as usize - 1,
-            },
+            TKind::Comm if self.syntax.comm => {
+                self.comm = true;
+                Source::Limit {
+                    value: Box::new(Source::CommFetched),
+                    bytes: crate::check::COMM_LEN as usize - 1,
+                }
+            }
             TKind::Comm => Source::CommColumn,
             TKind::Builtin(Builtin::Tid) => Source::Tid,
             TKind::Builtin(Builtin::Cpu) => Source::Cpu,
@@ -579,6 +559,7 @@ impl Translator<'_> {
                             return refuse("a string literal longer than its buffer", e.span);
                         }
                         Source::Fetched(i) => arg_name(i),
+                        Source::CommFetched => COMM.to_string(),
                         _ => return refuse("this string in a predicate", value.span),
                     },
                     Source::CommColumn => {
@@ -782,6 +763,10 @@ fn resolve(source: &Source, values: &[tracefs::Value], line: &PipeLine, comm: &s
             // A read that faulted: BPF's reads leave zeros.
             Some(tracefs::Value::Fault) | None => Raw::Int(0),
         },
+        Source::CommFetched => match values.last() {
+            Some(tracefs::Value::Str(s)) => Raw::Str(s.as_bytes().to_vec()),
+            _ => Raw::Str(comm.as_bytes().to_vec()),
+        },
         Source::Tid => Raw::Int(u64::from(line.tid)),
         Source::Cpu => Raw::Int(u64::from(line.cpu)),
         Source::CommColumn => Raw::Str(comm.as_bytes().to_vec()),
@@ -911,7 +896,7 @@ kretprobe:do_unlinkat { printf("ret %d tid %d cpu %d %s\n", retval, tid, cpu, co
                 syntax
             )[0]
             .0,
-            "p:nobtf/nobtf_1_p_f_0 f v1=+0(%di):string v0=$comm:string"
+            "p:nobtf/nobtf_1_p_f_0 f v0=+0(%di):string comm=$comm:string"
         );
     }
 
@@ -947,7 +932,7 @@ kprobe:h /arg0/ { printf("z\n"); }"#;
             )[0]
             .1
             .as_deref(),
-            Some(r#"v0 == "rm""#)
+            Some(r#"comm == "rm""#)
         );
         // `-p PID`: its threads, and the predicate.
         let program = translate_with(
