@@ -1,7 +1,9 @@
 //! `nobtf trace PROGRAM`: compile a bpftrace-language program for this
 //! kernel (`lang`), load and attach it in a session, print its records as
 //! bpftrace does, and its maps at exit. `target` says what the program is
-//! compiled against; `printer` writes what the programs send.
+//! compiled against; `printer` writes what the programs send; `tracefs`
+//! runs a program that needs no BPF as kprobe events where bpf(2) is
+//! missing (or with `--backend tracefs`).
 
 mod printer;
 mod target;
