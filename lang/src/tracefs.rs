@@ -453,6 +453,33 @@ mod tests {
     }
 
     #[test]
+    fn user_dereferences_are_marked_where_the_kernel_knows_them() {
+        let user = ProbeEvent {
+            args: vec![FetchArg {
+                name: "x".into(),
+                fetch: Fetch::UserDeref {
+                    offset: -8,
+                    of: Box::new(Fetch::Arg(2).at(16)),
+                },
+                ty: FetchType::Unsigned(4),
+            }],
+            ..unlink_entry()
+        };
+        let new = Syntax {
+            ustring: true,
+            comm: true,
+        };
+        assert_eq!(
+            user.definition(&ABI, new).unwrap(),
+            "p:nobtf/ev do_unlinkat x=-u8(+16(%si)):u32"
+        );
+        assert_eq!(
+            user.definition(&ABI, Syntax::default()).unwrap(),
+            "p:nobtf/ev do_unlinkat x=-8(+16(%si)):u32"
+        );
+    }
+
+    #[test]
     fn impossible_definitions_are_refused() {
         let mut ev = unlink_entry();
         ev.args[0].fetch = Fetch::Arg(7);
