@@ -111,6 +111,39 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
 
 /// [`compile`] with the user's [`Options`].
 pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<Compiled, Error> {
+    let checked = check_program(source, target)?;
+    let mut probes = Vec::new();
+    for (attach, typed, _) in checked.probes {
+        let pid = match attach {
+            AttachPoint::Interval { .. } => None,
+            _ => options.pid,
+        };
+        let insns = generate(&typed, &checked.compiled.maps, target.kernel, pid)?;
+        if insns.len() > target.kernel.max_insns {
+            return Err(Error::whole(format!(
+                "probe `{attach}` compiles to {} BPF instructions; this kernel accepts at most {} (4096 before 5.2)",
+                insns.len(),
+                target.kernel.max_insns
+            )));
+        }
+        probes.push(CompiledProbe { attach, insns });
+    }
+    Ok(Compiled {
+        probes,
+        ..checked.compiled
+    })
+}
+
+/// A program parsed and checked, before code generation: what runs in the
+/// kernel (each attach point with its typed body and span), and the rest
+/// of [`Compiled`] (no probes yet).
+pub(crate) struct Checked {
+    pub probes: Vec<(AttachPoint, crate::typed::TProbe, crate::diag::Span)>,
+    pub compiled: Compiled,
+}
+
+/// Parse and check `source`: the phases every back end shares.
+pub(crate) fn check_program(source: &str, target: &Target) -> Result<Checked, Error> {
     let program = crate::parser::parse(source)?;
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.maps = discover_maps(&program, target);
@@ -137,33 +170,20 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
                     events,
                 });
             } else {
-                checked.push((point, typed));
+                checked.push((point, typed, attach.span));
             }
         }
     }
-    let mut probes = Vec::new();
-    for (attach, typed) in checked {
-        let pid = match attach {
-            AttachPoint::Interval { .. } => None,
-            _ => options.pid,
-        };
-        let insns = generate(&typed, &checker.maps, target.kernel, pid)?;
-        if insns.len() > target.kernel.max_insns {
-            return Err(Error::whole(format!(
-                "probe `{attach}` compiles to {} BPF instructions; this kernel accepts at most {} (4096 before 5.2)",
-                insns.len(),
-                target.kernel.max_insns
-            )));
-        }
-        probes.push(CompiledProbe { attach, insns });
-    }
-    Ok(Compiled {
-        probes,
-        begin,
-        end,
-        timers,
-        maps: checker.maps,
-        events: checker.events,
+    Ok(Checked {
+        probes: checked,
+        compiled: Compiled {
+            probes: Vec::new(),
+            begin,
+            end,
+            timers,
+            maps: checker.maps,
+            events: checker.events,
+        },
     })
 }
 

@@ -14,6 +14,14 @@ impl Span {
         Span { start, end }
     }
 
+    /// `(line, column)` of the span's start in `source`, both from 1.
+    pub fn line_col(self, source: &str) -> (usize, usize) {
+        let start = floor_char_boundary(source, self.start.min(source.len()));
+        let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line = source[..line_start].matches('\n').count() + 1;
+        (line, source[line_start..start].chars().count() + 1)
+    }
+
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
         Span::new(self.start.min(other.start), self.end.max(other.end))
@@ -54,10 +62,10 @@ impl Error {
         let line_end = source[start..]
             .find('\n')
             .map_or(source.len(), |i| start + i);
-        let line_no = source[..line_start].matches('\n').count() + 1;
+        let (line_no, col) = span.line_col(source);
+        let col = col - 1;
         // Tabs print as one space so that the caret lines up.
         let text = source[line_start..line_end].replace('\t', " ");
-        let col = source[line_start..start].chars().count();
         let end = floor_char_boundary(source, span.end.clamp(start, line_end));
         let width = source[start..end].chars().count().max(1);
         format!(

@@ -38,7 +38,10 @@
 //!
 //! [`tracefs`] is the form of a probe that needs no BPF: kprobe events with
 //! fetch arguments and a pid filter, and the parser of their trace-pipe
-//! lines (the loader's tracefs back end, for kernels without bpf(2)).
+//! lines (the loader's tracefs back end, for kernels without bpf(2));
+//! [`tracefs_program`] translates a checked program that needs no BPF into
+//! such events and turns their lines back into records, refusing with its
+//! place each construct that needs BPF.
 #![forbid(unsafe_code)]
 
 pub mod ast;
@@ -55,6 +58,7 @@ pub mod parser;
 pub mod providers;
 pub mod report;
 pub mod tracefs;
+pub mod tracefs_program;
 pub mod tracepoint;
 pub mod typed;
 

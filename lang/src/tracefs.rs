@@ -25,6 +25,9 @@ pub enum Fetch {
     Comm,
     /// The memory at `offset` bytes from the address `of` holds.
     Deref { offset: i64, of: Box<Fetch> },
+    /// The same in user memory (`+uOFF(...)`, 5.5+ where `ustring` is;
+    /// before, as `Deref`, which reads user memory on x86 kernels of that age).
+    UserDeref { offset: i64, of: Box<Fetch> },
 }
 
 impl Fetch {
@@ -51,7 +54,7 @@ pub enum FetchType {
 }
 
 impl FetchType {
-    fn is_string(self) -> bool {
+    pub fn is_string(self) -> bool {
         matches!(self, FetchType::String | FetchType::UserString)
     }
 }
@@ -140,7 +143,7 @@ impl ProbeEvent {
             if !valid_name {
                 return Err(DefinitionError::Name(arg.name.clone()));
             }
-            let fetch = self.fetch_text(&arg.fetch, abi)?;
+            let fetch = self.fetch_text(&arg.fetch, abi, syntax)?;
             let ty = match arg.ty {
                 FetchType::Signed(b) | FetchType::Unsigned(b) if ![1, 2, 4, 8].contains(&b) => {
                     return Err(DefinitionError::Size {
@@ -159,7 +162,12 @@ impl ProbeEvent {
         Ok(line)
     }
 
-    fn fetch_text(&self, fetch: &Fetch, abi: &Abi) -> Result<String, DefinitionError> {
+    fn fetch_text(
+        &self,
+        fetch: &Fetch,
+        abi: &Abi,
+        syntax: Syntax,
+    ) -> Result<String, DefinitionError> {
         Ok(match fetch {
             Fetch::Arg(n) => {
                 let reg = usize::from(*n)
@@ -179,7 +187,18 @@ impl ProbeEvent {
             }
             Fetch::Retval => "$retval".into(),
             Fetch::Comm => "$comm".into(),
-            Fetch::Deref { offset, of } => format!("{offset:+}({})", self.fetch_text(of, abi)?),
+            Fetch::Deref { offset, of } => {
+                format!("{offset:+}({})", self.fetch_text(of, abi, syntax)?)
+            }
+            Fetch::UserDeref { offset, of } if syntax.ustring => format!(
+                "{}u{}({})",
+                if *offset < 0 { '-' } else { '+' },
+                offset.unsigned_abs(),
+                self.fetch_text(of, abi, syntax)?
+            ),
+            Fetch::UserDeref { offset, of } => {
+                format!("{offset:+}({})", self.fetch_text(of, abi, syntax)?)
+            }
         })
     }
 
@@ -430,6 +449,33 @@ mod tests {
         assert_eq!(
             negative.definition(&ABI, Syntax::default()).unwrap(),
             "p:nobtf/ev do_unlinkat x=-8(%di):u64"
+        );
+    }
+
+    #[test]
+    fn user_dereferences_are_marked_where_the_kernel_knows_them() {
+        let user = ProbeEvent {
+            args: vec![FetchArg {
+                name: "x".into(),
+                fetch: Fetch::UserDeref {
+                    offset: -8,
+                    of: Box::new(Fetch::Arg(2).at(16)),
+                },
+                ty: FetchType::Unsigned(4),
+            }],
+            ..unlink_entry()
+        };
+        let new = Syntax {
+            ustring: true,
+            comm: true,
+        };
+        assert_eq!(
+            user.definition(&ABI, new).unwrap(),
+            "p:nobtf/ev do_unlinkat x=-u8(+16(%si)):u32"
+        );
+        assert_eq!(
+            user.definition(&ABI, Syntax::default()).unwrap(),
+            "p:nobtf/ev do_unlinkat x=-8(+16(%si)):u32"
         );
     }
 

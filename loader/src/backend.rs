@@ -122,10 +122,9 @@ pub fn tracefs_plan(
     let profile = plan::choose_profile(request.offsets.as_ref(), report)
         .map_err(|e| problems.push(e))
         .ok();
-    let syntax = tracefs.as_ref().map_or_else(
-        |()| Syntax::default(),
-        |dir| Syntax::from_readme(&std::fs::read_to_string(dir.join("README")).unwrap_or_default()),
-    );
+    let syntax = tracefs
+        .as_ref()
+        .map_or_else(|()| Syntax::default(), |dir| syntax(dir));
     let events = profile.as_ref().map(|p| {
         unlink_events(
             p,
@@ -158,6 +157,11 @@ pub fn tracefs_plan(
         }
         _ => Err(problems),
     }
+}
+
+/// What the kernel's kprobe events understand, from tracefs `dir`'s README.
+pub fn syntax(dir: &std::path::Path) -> Syntax {
+    Syntax::from_readme(&std::fs::read_to_string(dir.join("README")).unwrap_or_default())
 }
 
 /// Names of the unlink events' fetch arguments, as their lines print them.

@@ -185,6 +185,10 @@ pub struct TraceArgs {
     /// Say where fields come from and how long each start-up step took (on stderr).
     #[arg(short, long)]
     pub verbose: bool,
+    /// What traces: BPF programs, or tracefs kprobe events with fetch
+    /// arguments (printf of arguments, members, strings; no maps).
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -343,6 +347,7 @@ impl TraceArgs {
             read: self.read_helper.into(),
             buffer_pages: self.buffer_pages,
             verbose: self.verbose,
+            backend: self.backend.into(),
         })
     }
 }

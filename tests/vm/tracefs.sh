@@ -133,3 +133,99 @@ vmtest_tracefs_bpf_only_paths_without_bpf() {
         && assert_contains "$out" "== pipe rc=1" \
         && assert_contains "$out" "== dump rc=0"
 }
+
+# nobtf trace programs that need no BPF, on the tracefs back end, in one
+# boot: arguments, a cast, struct members (nested `->` where the kernel has
+# BTF), str(), retval and comm in an event filter, BEGIN/END and exit(),
+# JSON, tid, -p; a map and `pid` refused in one line each. Where bpf(2)
+# works, each program's output is also the BPF back end's, line for line.
+vmtest_tracefs_trace_programs() {
+    local flag nested=0
+    flag=$(tracefs_flag)
+    kernel_has_btf && nested=1
+    cat >"$TEST_TMP/trace.sh" <<'EOF'
+FLAG=$1 BPF=$2 NESTED=$3 T=$4
+if [ "$(uname -r)" = 4.14.177 ]; then NAME='str(arg1)'; else NAME='str(((struct filename *)arg1)->name)'; fi
+# t NAME BACKEND-FLAG PROGRAM-AND-OPTIONS...: `== NAME rc=N`, stdout, stderr.
+t() {
+    name=$1 backend=$2
+    shift 2
+    nobtf trace $backend "$@" >/tmp/out 2>/tmp/err
+    echo "== $name rc=$?"
+    cat /tmp/out
+    sed 's/^/stderr: /' /tmp/err
+}
+cases() {
+    b=$1 f=$2
+    touch /tmp/a.txt /tmp/c.txt /tmp/d1 /tmp/d2 /tmp/e; mkdir -p /tmp/dir
+    t "members $b" "$f" "kprobe:do_unlinkat { printf(\"%s|%u|%d\\n\", $NAME, (uint8)arg0, (int32)arg0); }" -c 'rm /tmp/a.txt'
+    t "retval $b" "$f" 'kretprobe:do_unlinkat /retval != 0 && comm == "unlink"/ { printf("ret=%d %s %u\n", retval, comm, (uint8)retval); }' -c 'unlink /tmp/dir; touch /tmp/u; unlink /tmp/u'
+    t "exit $b" "$f" 'BEGIN { printf("hello\n"); } kprobe:do_unlinkat /comm == "rm"/ { printf("once %s\n", comm); exit(); } END { printf("bye\n"); }' -c 'exec rm /tmp/d1 /tmp/d2'
+    t "json $b" "$f" -f json "kprobe:do_unlinkat /comm == \"rm\"/ { printf(\"%s %s\\n\", $NAME, comm); }" -c 'rm /tmp/c.txt'
+    if [ "$NESTED" = 1 ]; then
+        t "nested $b" "$f" 'kprobe:vfs_read /comm == "dd"/ { $f = (struct file *)arg0; printf("%s %s\n", str(((struct dentry *)$f->f_path.dentry)->d_name.name), str($f->f_path.dentry->d_parent->d_name.name)); exit(); }' -c 'head -c 10 /dev/zero >/tmp/f10; exec dd if=/tmp/f10 of=/dev/null 2>/dev/null'
+    fi
+    t "tid $b" "$f" 'kprobe:do_unlinkat /comm == "rm"/ { printf("%d %d\n", tid, cpu); }' -c 'echo "RMPID=$$"; exec rm /tmp/e'
+}
+cases tracefs "$FLAG"
+[ "$BPF" = 1 ] && cases bpf "--backend bpf"
+touch /tmp/p1 /tmp/p2
+sh -c 'sleep 3; exec rm /tmp/p1' & P=$!
+sh -c 'sleep 3; exec rm /tmp/p2' &
+t "pid P=$P" "$FLAG" -p "$P" "kprobe:do_unlinkat { printf(\"%d %s\\n\", tid, $NAME); }" --duration 8
+wait
+t map "$FLAG" 'kprobe:do_unlinkat { @c[comm] = count(); }'
+t pid "$FLAG" 'kprobe:do_unlinkat /arg0 > 0/ { printf("%d\n", pid); }'
+# SIGTERM ends it; SIGKILL leaves its event and instance to `nobtf cleanup`.
+nobtf trace $FLAG 'kprobe:do_unlinkat { printf("x\n"); }' >/dev/null 2>/tmp/err & N=$!
+sleep 2; kill -TERM $N; wait $N
+echo "== sigterm rc=$? events=$(grep -c "nobtf_${N}_" $T/kprobe_events)"
+nobtf trace $FLAG 'kprobe:do_unlinkat { printf("x\n"); }' >/dev/null 2>/tmp/err & N=$!
+sleep 2; kill -9 $N; wait $N
+echo "== killed events=$(grep -c "nobtf_${N}_" $T/kprobe_events) instance=$(ls $T/instances | grep -c "nobtf_${N}\$")"
+nobtf cleanup >/dev/null 2>&1
+echo "== left $(grep -c nobtf $T/kprobe_events) $(ls $T/instances | grep -c nobtf)"
+EOF
+    local bpf=0 out
+    kernel_has_bpf && bpf=1
+    out=$(vm --timeout 600 --file "$TEST_TMP/trace.sh:/tmp/trace.sh" -- \
+        sh -c "sh /tmp/trace.sh '$flag' $bpf $nested $VM_TRACEFS") \
+        || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
+    printf '%s\n' "$out" >"$TEST_TMP/trace.out"
+    # block HEADER: the case's stdout (its stderr lines dropped).
+    block() { output_block "$out" "$1" | grep -v '^stderr: '; }
+    local why='--backend tracefs' b pid
+    kernel_has_bpf || why='this kernel has no bpf\(2\) system call \(CONFIG_BPF_SYSCALL is off\)'
+    b=$(output_block "$out" "== members tracefs rc=0")
+    assert_eq "$(grep -v '^stderr: ' <<<"$b")" $'Attaching 1 probe...\n/tmp/a.txt|156|-100' \
+        && assert_match "$b" "^stderr: nobtf: tracing with tracefs kprobe events, no BPF \\($why\\), in /sys/kernel(/debug)?/tracing/instances/nobtf_[0-9]+\$" \
+        && assert_eq "$(block "== retval tracefs rc=0")" $'Attaching 1 probe...\nret=-21 unlink 235' \
+        && assert_eq "$(block "== exit tracefs rc=0")" $'Attaching 3 probes...\nhello\nonce rm\nbye' \
+        && assert_eq "$(block "== json tracefs rc=0" | grep .)" '{"type": "attached_probes", "data": {"probes": 1}}'$'\n''{"type": "printf", "data": "/tmp/c.txt rm\n"}' \
+        || return 1
+    if [ $nested = 1 ]; then
+        assert_eq "$(block "== nested tracefs rc=0" | grep .)" $'Attaching 1 probe...\nf10 tmp' || return 1
+    fi
+    b=$(output_block "$out" "$(grep '^== tid tracefs ' <<<"$out")")
+    pid=$(sed -n 's/^RMPID=//p' <<<"$b")
+    assert_contains "$out" "== tid tracefs rc=0" && assert_match "$b" "^$pid [0-9]+\$" || return 1
+    # -p: the threads of the process given, not the other rm.
+    b=$(output_block "$out" "$(grep '^== pid P=' <<<"$out")")
+    pid=$(grep '^== pid P=' <<<"$out" | sed 's/^== pid P=\([0-9]*\) .*/\1/')
+    assert_match "$(grep '^== pid P=' <<<"$out")" ' rc=0$' \
+        && assert_eq "$(grep -v '^stderr: ' <<<"$b" | grep .)" $'Attaching 1 probe...\n'"$pid /tmp/p1" || return 1
+    # What needs BPF: one line naming it and its place.
+    assert_eq "$(output_block "$out" "== map rc=1")" \
+        "stderr: error: tracefs back end: the map \`@c\` at 1:22 needs BPF (${why//\\/}); without BPF, nobtf trace runs printf of arguments, struct members, str(), retval, comm, tid and cpu, with predicates comparing them to constants" \
+        && assert_match "$(output_block "$out" "== pid rc=1")" '^stderr: error: tracefs back end: `pid` \(the thread group id: a trace line has only the thread id; `tid` works\) at 1:48 needs BPF' \
+        && assert_eq "$(output_block "$out" "== pid rc=1" | grep -c .)" 1 \
+        && assert_contains "$out" "== sigterm rc=0 events=0" \
+        && assert_contains "$out" "== killed events=1 instance=1" \
+        && assert_contains "$out" "== left 0 0" || return 1
+    [ $bpf = 1 ] || return 0
+    # The BPF back end prints the same, line for line.
+    local name
+    for name in members retval exit json $([ $nested = 1 ] && echo nested); do
+        assert_eq "$(block "== $name tracefs rc=0")" "$(block "== $name bpf rc=0")" || return 1
+    done
+}

@@ -3,7 +3,7 @@
 //! a stop condition. `printer` is what is done with each event.
 
 mod printer;
-mod tracefs;
+pub(crate) mod tracefs;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -136,6 +136,105 @@ impl Drop for Created {
     }
 }
 
+/// nobtf's tracing instance and the kprobe events enabled in it, for
+/// `run` and `trace` alike: removed on drop (drop the session, whose trace
+/// pipe reads the instance, first: the kernel keeps a read instance).
+pub(crate) struct KprobeEvents {
+    root: PathBuf,
+    instance: PathBuf,
+    created: Created,
+}
+
+impl KprobeEvents {
+    /// Makes the instance `instances/nobtf_<pid>` under tracefs `root`, its
+    /// buffer `pages` pages per CPU.
+    pub fn new(root: &Path, pages: usize) -> Result<KprobeEvents, SessionError> {
+        let mut created = Created::default();
+        let instance = root
+            .join("instances")
+            .join(instance_name(std::process::id()));
+        fs::create_dir(&instance).map_err(|err| SessionError::Io {
+            what: format!("creating tracing instance {}", instance.display()),
+            err,
+        })?;
+        created.instance = Some(instance.clone());
+        let kb = pages * crate::sys::page_size() / 1024;
+        write(&instance.join("buffer_size_kb"), &kb.to_string())?;
+        Ok(KprobeEvents {
+            root: root.to_path_buf(),
+            instance,
+            created,
+        })
+    }
+
+    pub fn instance(&self) -> &Path {
+        &self.instance
+    }
+
+    /// Defines `event` in one write (removed on drop); a function that
+    /// cannot be probed is named as `check` names it (`clone_fix` says
+    /// how to follow a compiler's clone).
+    pub fn define(
+        &mut self,
+        event: &ProbeEvent,
+        syntax: tracefs::Syntax,
+        verbose: bool,
+        clone_fix: &str,
+    ) -> Result<(), SessionError> {
+        let definition = event
+            .definition(pt_regs::NATIVE, syntax)
+            .map_err(|e| PlanError::Attach(e.to_string()))?;
+        if verbose {
+            eprintln!("nobtf: {definition}");
+        }
+        write_kprobe_events(&self.root, &definition).map_err(|err| {
+            let err = AttachError::Define {
+                definition: definition.clone(),
+                path: self.root.join("kprobe_events").display().to_string(),
+                err,
+            };
+            match diagnose::explain_attach_failure(
+                &event.function,
+                &err,
+                Some(&self.root),
+                clone_fix,
+            ) {
+                Some(why) => SessionError::Unprobeable {
+                    program: event.name.clone(),
+                    function: event.function.clone(),
+                    why,
+                },
+                None => err.into(),
+            }
+        })?;
+        self.created
+            .events
+            .push((self.root.clone(), event.removal()));
+        Ok(())
+    }
+
+    /// Sets `event`'s filter in the instance (when there is one) and
+    /// enables it there.
+    pub fn enable(&self, event: &ProbeEvent, filter: Option<&str>) -> Result<(), SessionError> {
+        let dir = self.instance.join("events").join(GROUP).join(&event.name);
+        if let Some(filter) = filter {
+            write(&dir.join("filter"), filter).map_err(|err| match err {
+                SessionError::Io { err, .. } => SessionError::Plan(PlanError::Attach(format!(
+                    "the kernel refused the event filter `{filter}` of {} ({err})",
+                    event.name
+                ))),
+                other => other,
+            })?;
+        }
+        write(&dir.join("enable"), "1")
+    }
+
+    /// Per-CPU losses of the instance's buffer so far.
+    pub fn losses(&self) -> Vec<(u32, u64)> {
+        losses(&self.instance)
+    }
+}
+
 /// Per-CPU losses of the instance's buffer: events overwritten before they
 /// were read (`overrun`) and events refused when full (`dropped events`).
 fn losses(instance: &Path) -> Vec<(u32, u64)> {
@@ -207,39 +306,12 @@ pub(super) fn run(
 
     // Dropped after the session (declared before it): the trace pipe is
     // closed before the instance is removed, which the kernel requires.
-    let mut created = Created::default();
-    let instance = root
-        .join("instances")
-        .join(instance_name(std::process::id()));
-    fs::create_dir(&instance).map_err(|err| SessionError::Io {
-        what: format!("creating tracing instance {}", instance.display()),
-        err,
-    })?;
-    created.instance = Some(instance.clone());
-    let kb = opts.buffer_pages * crate::sys::page_size() / 1024;
-    write(&instance.join("buffer_size_kb"), &kb.to_string())?;
+    let mut events = KprobeEvents::new(&root, opts.buffer_pages)?;
+    let instance = events.instance().to_path_buf();
     for event in [&plan.entry, &plan.exit] {
-        let definition = event
-            .definition(pt_regs::NATIVE, syntax)
-            .map_err(|e| PlanError::Attach(e.to_string()))?;
-        if opts.verbose {
-            eprintln!("nobtf: {definition}");
-        }
-        write_kprobe_events(&root, &definition).map_err(|err| {
-            let err = AttachError::Define {
-                definition: definition.clone(),
-                path: root.join("kprobe_events").display().to_string(),
-                err,
-            };
-            match diagnose::explain_attach_failure(FUNCTION, &err, Some(&root), PROFILE_FIX) {
-                Some(why) => RunError::Plan(PlanError::Function {
-                    name: FUNCTION.into(),
-                    why,
-                }),
-                None => RunError::Session(err.into()),
-            }
-        })?;
-        created.events.push((root.clone(), event.removal()));
+        events
+            .define(event, syntax, opts.verbose, PROFILE_FIX)
+            .map_err(RunError::from)?;
     }
     let mut session = Session::new(Setup {
         attach: crate::attach::Attach::Tracefs(root.clone()),
@@ -253,15 +325,11 @@ pub(super) fn run(
     })?;
     session.open_trace_pipe()?;
     for event in [&plan.entry, &plan.exit] {
-        let dir = instance.join("events").join(GROUP).join(&event.name);
-        if let Some(pid) = opts.pid {
-            // nobtf's own events stay in: the canary reads them.
-            write(
-                &dir.join("filter"),
-                &tracefs::pid_filter(&[pid, std::process::id()]),
-            )?;
-        }
-        write(&dir.join("enable"), "1")?;
+        // nobtf's own events stay in: the canary reads them.
+        let filter = opts
+            .pid
+            .map(|pid| tracefs::pid_filter(&[pid, std::process::id()]));
+        events.enable(event, filter.as_deref())?;
     }
     steps.done("kprobe events defined and enabled");
     if opts.verbose {
@@ -280,9 +348,9 @@ pub(super) fn run(
     let mut printer = Printer::new(opts, out, &session).with_decoder(&decoder);
     let expected = super::expected(&plan.profile, &plan.profile_shown);
     let result = super::verify_and_stream(&mut session, &mut printer, opts, expected, &mut steps);
-    printer.set_lost(losses(&instance));
+    printer.set_lost(events.losses());
     drop(session);
-    drop(created);
+    drop(events);
     result.map(|()| printer.into_summary())
 }
 

@@ -1,10 +1,13 @@
 //! `nobtf trace PROGRAM`: compile a bpftrace-language program for this
 //! kernel (`lang`), load and attach it in a session, print its records as
 //! bpftrace does, and its maps at exit. `target` says what the program is
-//! compiled against; `printer` writes what the programs send.
+//! compiled against; `printer` writes what the programs send; `tracefs`
+//! runs a program that needs no BPF as kprobe events where bpf(2) is
+//! missing (or with `--backend tracefs`).
 
 mod printer;
 mod target;
+mod tracefs;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -18,6 +21,7 @@ use lang::{Compiled, Options, Target};
 use probes::MaxEntries;
 
 use crate::attach::{AttachMode, AttachPoint, stale};
+use crate::backend::{self, Backend, BackendChoice};
 use crate::detect::{Report, Scope};
 use crate::load;
 use crate::plan::{self, PlanError, ReadChoice};
@@ -40,6 +44,8 @@ pub struct TraceOptions {
     /// Data pages per CPU ring (a power of two).
     pub buffer_pages: usize,
     pub verbose: bool,
+    /// BPF programs, or tracefs kprobe events (programs that need no BPF).
+    pub backend: BackendChoice,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +65,12 @@ pub enum TraceError {
     NoProcess(u32),
     #[error("{0}")]
     Encode(String),
+    /// The tracefs back end cannot run this program: what needs BPF.
+    #[error("{0}")]
+    NeedsBpf(String),
+    /// A trace-pipe line of one of nobtf's events that does not read.
+    #[error("{0}")]
+    Line(String),
 }
 
 impl From<SessionError> for TraceError {
@@ -82,6 +94,20 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     }
     let mut steps = Steps::new(opts.verbose, started);
     let mut report = Report::detect(Scope::Start);
+    let chosen = backend::choose(&report, opts.backend)?;
+    if chosen.backend == Backend::Tracefs {
+        let why = match opts.backend {
+            BackendChoice::Tracefs => "--backend tracefs".to_string(),
+            // What the kernel lacks, without the syscall's own words.
+            _ => chosen
+                .why
+                .split(": ")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        return tracefs::run(opts, out, &report, steps, &why);
+    }
     report.basic()?;
     if let Ok(tracefs) = &report.tracefs {
         stale::sweep(tracefs, false);
@@ -138,12 +164,26 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     steps.done("attaching");
 
     let mut printer = Printer::new(&compiled, opts.format, out, opts.pid);
+    drive(opts, &mut session, &mut printer, || 0)
+}
+
+/// Prints `Attaching N probes...` and BEGIN's output, runs the command,
+/// streams until the program or the user ends it (timers on the way),
+/// then END and the maps. `lost_in_buffer` adds the losses only known at
+/// the end (the tracefs buffer's overruns).
+fn drive(
+    opts: &TraceOptions,
+    session: &mut Session,
+    printer: &mut Printer<'_>,
+    lost_in_buffer: impl FnOnce() -> u64,
+) -> Result<(), TraceError> {
+    let compiled = printer.compiled();
     printer.write(report::attached_probes(probe_count(&opts.program), opts.format).as_bytes())?;
     let mut stopped = false;
     for event in &compiled.begin {
         printer.step(report::event(opts.format, event)?)?;
     }
-    stopped |= act(&mut printer, &session)?;
+    stopped |= act(printer, session)?;
     printer.flush()?;
     if let (Some(command), false) = (&opts.command, stopped) {
         session.run_command(command)?;
@@ -164,10 +204,10 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
             .into_iter()
             .flatten()
             .min();
-        session.stream(&mut printer, deadline)?;
+        session.stream(printer, deadline)?;
         let now = Instant::now();
         let pending = !printer.pending.is_empty();
-        stopped |= act(&mut printer, &session)?;
+        stopped |= act(printer, session)?;
         let timed = deadline.is_some_and(|d| now >= d);
         for (due, every, timer) in timers.iter_mut() {
             if now >= *due && !stopped {
@@ -175,7 +215,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
                 for event in &timer.events {
                     printer.step(report::event(opts.format, event)?)?;
                 }
-                stopped |= act(&mut printer, &session)?;
+                stopped |= act(printer, session)?;
             }
         }
         // Whatever else ended the stream (a signal, the command's exit)
@@ -187,10 +227,10 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     for event in &compiled.end {
         printer.step(report::event(opts.format, event)?)?;
     }
-    act(&mut printer, &session)?;
+    act(printer, session)?;
     let mut entries = Vec::new();
     for spec in &compiled.maps {
-        entries.push(map_entries(&session, spec)?);
+        entries.push(map_entries(session, spec)?);
     }
     let maps: Vec<(&lang::output::MapSpec, &Entries)> = compiled
         .maps
@@ -200,11 +240,10 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         .collect();
     printer.write(&report::exit_maps(&maps, opts.format)?)?;
     printer.flush()?;
+    printer.lost += lost_in_buffer();
     if printer.lost > 0 {
         eprint!("{}", report::lost_events(printer.lost, opts.format));
     }
-    // Detach (dropping the session) before the signals are unblocked.
-    drop(session);
     Ok(())
 }
 

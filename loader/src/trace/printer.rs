@@ -9,6 +9,7 @@ use std::io::Write;
 
 use lang::Compiled;
 use lang::report::{self, Format, ReportError, Step};
+use lang::tracefs_program::TracefsProgram;
 
 use super::TraceError;
 use crate::session::{Events, Flow, write_error};
@@ -23,6 +24,9 @@ pub struct Printer<'a> {
     /// `-p PID`: stop when it is gone.
     pid: Option<u32>,
     pub pid_gone: bool,
+    /// The tracefs back end's events, whose trace-pipe lines stand for
+    /// the records.
+    tracefs: Option<&'a TracefsProgram>,
 }
 
 impl<'a> Printer<'a> {
@@ -40,7 +44,14 @@ impl<'a> Printer<'a> {
             lost: 0,
             pid,
             pid_gone: false,
+            tracefs: None,
         }
+    }
+
+    /// Reads the trace pipe's lines of `program`'s events as records.
+    pub fn with_tracefs(mut self, program: &'a TracefsProgram) -> Printer<'a> {
+        self.tracefs = Some(program);
+        self
     }
 
     pub fn compiled(&self) -> &'a Compiled {
@@ -88,8 +99,27 @@ impl Events for Printer<'_> {
         self.lost += count;
     }
 
-    fn line(&mut self, _line: &str) -> Result<Flow, TraceError> {
-        Ok(Flow::Continue)
+    fn line(&mut self, line: &str) -> Result<Flow, TraceError> {
+        let Some(program) = self.tracefs else {
+            return Ok(Flow::Continue);
+        };
+        let Some(parsed) = lang::tracefs::parse_line(line) else {
+            return Ok(Flow::Continue);
+        };
+        let Some(probe) = program.probe_of(&parsed) else {
+            return Ok(Flow::Continue);
+        };
+        let comm = task_name(parsed.comm, parsed.tid);
+        let events = program
+            .events(probe, &parsed, &comm)
+            .map_err(|e| TraceError::Line(e.to_string()))?;
+        let mut flow = Flow::Continue;
+        for event in &events {
+            if let Flow::Stop = self.step(report::event(self.format, event)?)? {
+                flow = Flow::Stop;
+            }
+        }
+        Ok(flow)
     }
 
     fn idle(&mut self) -> Result<(), TraceError> {
@@ -102,8 +132,35 @@ impl Events for Printer<'_> {
     }
 }
 
+/// The task's name for a program without `$comm`: the line's comm column,
+/// which the kernel looks up when the line is read. `<...>` means its
+/// saved-cmdlines table had no entry; then the thread's name now, from
+/// /proc, if the thread is still there, else `<...>` as the kernel shows it.
+fn task_name(column: &str, tid: u32) -> String {
+    if column != "<...>" {
+        return column.to_string();
+    }
+    std::fs::read_to_string(format!("/proc/{tid}/comm"))
+        .map(|c| c.trim_end_matches('\n').to_string())
+        .unwrap_or_else(|_| column.to_string())
+}
+
 impl From<ReportError> for TraceError {
     fn from(err: ReportError) -> TraceError {
         TraceError::Report(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_comm_column_is_the_threads_name_while_it_lives() {
+        let own = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert_eq!(task_name("<...>", std::process::id()), own.trim_end());
+        assert_eq!(task_name("rm", std::process::id()), "rm");
+        // No such thread: the kernel's `<...>`.
+        assert_eq!(task_name("<...>", u32::MAX), "<...>");
     }
 }

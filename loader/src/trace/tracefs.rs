@@ -1,0 +1,157 @@
+//! `nobtf trace` on the tracefs back end: a program that needs no BPF
+//! (`lang::tracefs_program`) as kprobe events with fetch arguments and
+//! event filters, in nobtf's own tracing instance (the pieces `nobtf run`
+//! uses), its trace-pipe lines printed by the same printer as the BPF
+//! programs' records. What needs BPF is refused in one line.
+
+use std::io::Write;
+
+use kernel_headers::kprobe::ProbeKind;
+use lang::Target;
+use lang::tracefs_program::{self, TranslateError};
+
+use super::printer::Printer;
+use super::target::{Fields, Tracepoints};
+use super::{TraceError, TraceOptions, drive};
+use crate::attach::{self, AttachMode, GROUP, stale};
+use crate::backend;
+use crate::detect::Report;
+use crate::load::LoadOptions;
+use crate::plan::{PlanError, ReadChoice};
+use crate::run::tracefs::KprobeEvents;
+use crate::session::{Session, Setup, Steps};
+
+pub(super) fn run(
+    opts: &TraceOptions,
+    out: &mut dyn Write,
+    report: &Report,
+    mut steps: Steps,
+    why: &str,
+) -> Result<(), TraceError> {
+    // `why` is the reason tracefs traces: `--backend tracefs`, or what the
+    // kernel lacks.
+    let refuse = |what: &str| -> TraceError {
+        PlanError::Attach(format!(
+            "{what}; the tracefs back end defines kprobe events: drop it, or pass --backend bpf"
+        ))
+        .into()
+    };
+    if opts.attach == AttachMode::Pmu {
+        return Err(refuse("--attach pmu attaches BPF programs"));
+    }
+    if opts.read != ReadChoice::Auto {
+        return Err(refuse("--read-helper chooses a BPF helper"));
+    }
+    let root = report
+        .tracefs
+        .clone()
+        .map_err(|e| PlanError::Attach(format!("the tracefs back end needs kprobe events: {e}")))?;
+    if report.euid != 0 {
+        return Err(PlanError::Attach(
+            "the tracefs back end writes kprobe_events and makes a tracing instance: run as root"
+                .into(),
+        )
+        .into());
+    }
+    stale::sweep(&root, false);
+    let version = report
+        .kernel
+        .as_ref()
+        .map_err(|e| PlanError::Kernel(e.clone()))?
+        .version;
+    let abi = kernel_headers::pt_regs::abi(std::env::consts::ARCH).ok_or_else(|| {
+        PlanError::Kernel(format!(
+            "no register layout for architecture {}",
+            std::env::consts::ARCH
+        ))
+    })?;
+    let kernel = lang::kernel::Kernel::for_release(version, abi);
+    let needs_fields = lang::fields_used(&opts.program, kernel).map_or(true, |f| !f.is_empty());
+    let fields = if needs_fields {
+        Fields::choose(opts.offsets.as_ref(), report)?
+    } else {
+        Fields::Nothing
+    };
+    if opts.verbose && needs_fields {
+        eprintln!("nobtf: struct fields from {}", fields.describe());
+    }
+    let tracepoints = Tracepoints(Some(&root));
+    let target = Target {
+        fields: &fields,
+        tracepoints: &tracepoints,
+        kernel,
+    };
+    let syntax = backend::syntax(&root);
+    let pids = match opts.pid {
+        Some(pid) => threads(pid),
+        None => Vec::new(),
+    };
+    let mut name = |kind: ProbeKind, function: &str| attach::next_event_name(kind, function);
+    let program =
+        tracefs_program::translate(&opts.program, &target, syntax, GROUP, &mut name, &pids)
+            .map_err(|e| match e {
+                TranslateError::Program(e) => TraceError::Program(e.render(&opts.program)),
+                TranslateError::NeedsBpf(refusal) => TraceError::NeedsBpf(format!(
+                    "tracefs back end: {} needs BPF ({why}); without BPF, nobtf trace runs printf of arguments, struct members, str(), retval, comm, tid and cpu, with predicates comparing them to constants",
+                    refusal.render(&opts.program)
+                )),
+            })?;
+    steps.done("kernel features and translating to kprobe events");
+
+    // Dropped after the session (declared before it): the trace pipe is
+    // closed before the instance is removed.
+    let mut events = KprobeEvents::new(&root, opts.buffer_pages)?;
+    for probe in &program.probes {
+        events.define(&probe.event, syntax, opts.verbose, "")?;
+    }
+    let mut session = Session::new(Setup {
+        attach: crate::attach::Attach::Tracefs(root.clone()),
+        load: LoadOptions {
+            kern_version: 0,
+            names: false,
+        },
+        tracefs: Ok(events.instance().to_path_buf()),
+        ring_pages: opts.buffer_pages,
+        clone_fix: "",
+    })?;
+    session.open_trace_pipe()?;
+    for probe in &program.probes {
+        if opts.verbose
+            && let Some(filter) = &probe.filter
+        {
+            eprintln!("nobtf: filter of {}: {filter}", probe.event.name);
+        }
+        events.enable(&probe.event, probe.filter.as_deref())?;
+    }
+    steps.done("kprobe events defined and enabled");
+    eprintln!(
+        "nobtf: tracing with tracefs kprobe events, no BPF ({why}), in {}",
+        events.instance().display()
+    );
+    let mut printer =
+        Printer::new(&program.compiled, opts.format, out, opts.pid).with_tracefs(&program);
+    let result = drive(opts, &mut session, &mut printer, || {
+        events.losses().iter().map(|(_, n)| n).sum()
+    });
+    drop(session);
+    drop(events);
+    result
+}
+
+/// The threads of process `pid` now: `common_pid`, the event filter's
+/// field, is a thread id. Threads it starts later are not traced (the BPF
+/// back end compares the thread group id instead).
+fn threads(pid: u32) -> Vec<u32> {
+    let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if tids.is_empty() {
+        tids.push(pid);
+    }
+    tids.sort_unstable();
+    tids
+}
