@@ -30,8 +30,12 @@ struct user_pt_regs {
 
 struct pt_regs;
 #elif defined(__TARGET_ARCH_arm)
+/* unsigned: a register is 4 bytes on the kernel and 8 in BPF, and only an
+ * unsigned field's loads can shrink to the kernel's size (a signed one
+ * would lose its sign extension: libbpf and nobtf refuse it). bpftool's
+ * `long uregs[18]` is not an option here anyway: this kernel has no BTF. */
 struct pt_regs {
-	long uregs[18];
+	unsigned long uregs[18];
 };
 #else
 struct pt_regs {
