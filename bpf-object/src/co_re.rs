@@ -3,7 +3,8 @@
 //! path becomes `struct.member[.member]` names, which an offsets profile or
 //! the kernel's BTF answers, and the instruction clang wrote is patched with
 //! the answer as libbpf patches it (ALU immediate, load/store offset, or
-//! `ld_imm64`). Members of `struct pt_regs` are answered from
+//! `ld_imm64`). The registers (`struct pt_regs`, arm64's `user_pt_regs`,
+//! elements of their register arrays) are answered from
 //! `kernel_headers::pt_regs`.
 
 use std::fmt;
@@ -14,8 +15,6 @@ use kernel_headers::pt_regs;
 
 use crate::error::ObjError;
 
-/// `struct pt_regs` is the kprobe context: its layout is the architecture's.
-const PT_REGS: &str = "pt_regs";
 const LD_IMM64: u8 = class::LD | size::DW | mode::IMM;
 
 /// The field relocations nobtf resolves.
@@ -244,6 +243,20 @@ pub(super) fn local_field(
         let stripped = btf.strip(ty).map_err(bad)?;
         let members = match &btf.get(stripped).map_err(bad)?.kind {
             btf::Kind::Struct { members, .. } | btf::Kind::Union { members, .. } => members,
+            // A register array (arm64's `user_pt_regs.regs`, arm's
+            // `pt_regs.uregs`): the element joins the member's name, as in
+            // `regs[1]`, for the architecture to answer.
+            &btf::Kind::Array { elem, nelems }
+                if pt_regs::is_register_struct(&field.strukt) && index < nelems =>
+            {
+                let last = field.members.last_mut().ok_or_else(|| {
+                    LocalError::Bad(format!("access `{access}` indexes no member"))
+                })?;
+                last.push_str(&format!("[{index}]"));
+                bits += u64::from(index) * u64::from(btf.size_of(elem).map_err(bad)?) * 8;
+                ty = elem;
+                continue;
+            }
             btf::Kind::Array { .. } => {
                 return Err(unsupported(format!(
                     "an array element in `{}`",
@@ -285,20 +298,29 @@ pub(super) fn local_field(
     Ok((kind, field, local))
 }
 
-/// The answer for `field` on the target: `pt_regs` from the architecture's
-/// layout, everything else from `source`.
+/// The answer for `field` on the target: the registers from the
+/// architecture's layout, everything else from `source`.
 fn lookup(field: &FieldPath, source: &dyn FieldSource) -> Lookup {
-    match field.members.as_slice() {
-        [register] if field.strukt == PT_REGS => match pt_regs::offset_of_register(register) {
-            Some(offset) => Lookup::Found(FieldInfo {
-                offset: offset as u32,
-                size: 8,
-                signed: Some(false),
-            }),
-            None => Lookup::Absent,
-        },
-        _ => source.field(field),
+    register_lookup(pt_regs::NATIVE, field).unwrap_or_else(|| source.field(field))
+}
+
+/// `field` as a register of `abi`, if it names the registers' struct.
+fn register_lookup(abi: &pt_regs::Abi, field: &FieldPath) -> Option<Lookup> {
+    if !pt_regs::is_register_struct(&field.strukt) {
+        return None;
     }
+    let found = match field.members.as_slice() {
+        [member] => abi.c_member(&field.strukt, member),
+        _ => None,
+    };
+    Some(match found {
+        Some(offset) => Lookup::Found(FieldInfo {
+            offset: offset as u32,
+            size: u32::from(abi.pointer_bytes),
+            signed: Some(false),
+        }),
+        None => Lookup::Absent,
+    })
 }
 
 /// The value clang wrote for `kind` (what the instruction must hold now).
@@ -495,10 +517,10 @@ fn size_bits(bytes: u32) -> Option<u8> {
 }
 
 /// Every field the relocations of `relocs` need from an offsets source,
-/// `pt_regs` excepted (the architecture answers those).
+/// the registers excepted (the architecture answers those).
 pub(super) fn needed<'a>(relocs: impl Iterator<Item = &'a CoreReloc>) -> Vec<FieldPath> {
     let mut out: Vec<FieldPath> = relocs
-        .filter(|r| r.field.strukt != PT_REGS)
+        .filter(|r| !pt_regs::is_register_struct(&r.field.strukt))
         .map(|r| r.field.clone())
         .collect();
     out.sort();
@@ -675,9 +697,42 @@ mod tests {
     }
 
     #[test]
+    fn register_array_elements_come_from_the_architecture() {
+        let path = |strukt: &str, member: &str| FieldPath {
+            strukt: strukt.to_string(),
+            members: vec![member.to_string()],
+        };
+        let found = |offset, size| {
+            Some(Lookup::Found(FieldInfo {
+                offset,
+                size,
+                signed: Some(false),
+            }))
+        };
+        let (a64, a32) = (
+            pt_regs::abi("aarch64").unwrap(),
+            pt_regs::abi("arm").unwrap(),
+        );
+        assert_eq!(
+            register_lookup(a64, &path("user_pt_regs", "regs[1]")),
+            found(8, 8)
+        );
+        assert_eq!(
+            register_lookup(a32, &path("pt_regs", "uregs[1]")),
+            found(4, 4)
+        );
+        assert_eq!(
+            register_lookup(a32, &path("pt_regs", "uregs[18]")),
+            Some(Lookup::Absent)
+        );
+        assert_eq!(register_lookup(a64, &path("filename", "name")), None);
+    }
+
+    #[test]
     fn needed_fields_leave_out_pt_regs_and_repeat_none() {
         let relocs = [
             reloc(CoreKind::ByteOffset, "pt_regs", "si", REFCNT),
+            reloc(CoreKind::ByteOffset, "user_pt_regs", "regs[1]", REFCNT),
             reloc(CoreKind::ByteOffset, "filename", "refcnt", REFCNT),
             reloc(CoreKind::ByteSize, "filename", "refcnt", REFCNT),
             reloc(CoreKind::ByteOffset, "filename", "name", REFCNT),

@@ -87,6 +87,8 @@ pub mod x86_64 {
         ret: RETURN,
         fetch_args: &["di", "si", "dx", "cx", "r8", "r9"],
         pointer_bytes: 8,
+        c_struct: "pt_regs",
+        c_array: None,
         pt_regs_size: SIZE,
         // arch/x86/entry/syscalls/syscall_64.tbl
         syscalls: super::Syscalls {
@@ -179,6 +181,8 @@ pub mod aarch64 {
         ret: RETURN,
         fetch_args: &["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"],
         pointer_bytes: 8,
+        c_struct: "user_pt_regs",
+        c_array: Some(("regs", 31)),
         pt_regs_size: SIZE,
         // include/uapi/asm-generic/unistd.h
         syscalls: super::Syscalls {
@@ -242,6 +246,8 @@ pub mod arm {
         ret: RETURN,
         fetch_args: &["r0", "r1", "r2", "r3"],
         pointer_bytes: 4,
+        c_struct: "pt_regs",
+        c_array: Some(("uregs", 18)),
         pt_regs_size: SIZE,
         // arch/arm/tools/syscall.tbl (EABI)
         syscalls: super::Syscalls {
@@ -276,8 +282,14 @@ pub struct Abi {
     /// The argument registers as tracefs fetch arguments name them (`%si`;
     /// arm64's are `%x0`.., not the `r0` names BPF tools use).
     pub fetch_args: &'static [&'static str],
-    /// Width of a kernel pointer and of `long`.
+    /// Width of a kernel pointer and of `long` (and of a register).
     pub pointer_bytes: u8,
+    /// The struct BPF C reads the context through (libbpf's bpf_tracing.h,
+    /// as bpftool's vmlinux.h declares it), and its register array (name,
+    /// length) where the registers are one: those elements are the first
+    /// `registers`, in order.
+    pub c_struct: &'static str,
+    pub c_array: Option<(&'static str, usize)>,
     /// Size of `struct pt_regs` (its stable prefix on arm64), the kprobe context.
     pub pt_regs_size: usize,
     pub syscalls: Syscalls,
@@ -292,6 +304,28 @@ impl Abi {
             .map(|&(_, off)| off)
     }
 
+    /// Byte offset of member `member` (`si`, or an array element like
+    /// `regs[1]`) of the registers as BPF C names them, if `strukt` is their
+    /// struct (`pt_regs`, or this architecture's `c_struct`) and the member
+    /// one of them.
+    pub fn c_member(&self, strukt: &str, member: &str) -> Option<usize> {
+        if strukt != "pt_regs" && strukt != self.c_struct {
+            return None;
+        }
+        let element = self.c_array.and_then(|(array, len)| {
+            let index = member
+                .strip_prefix(array)?
+                .strip_prefix('[')?
+                .strip_suffix(']')?;
+            Some((index.parse::<usize>().ok(), len))
+        });
+        match element {
+            Some((Some(index), len)) if index < len => Some(self.registers[index].1),
+            Some(_) => None,
+            None => self.register(member),
+        }
+    }
+
     /// Register name and byte offset of 1-based integer argument `n`, if it
     /// is passed in a register.
     pub fn arg(&self, n: u8) -> Option<(&'static str, usize)> {
@@ -302,6 +336,13 @@ impl Abi {
 
 /// Every architecture nobtf knows, by `target_arch` name.
 pub const ABIS: &[&Abi] = &[&x86_64::ABI, &aarch64::ABI, &arm::ABI];
+
+/// Whether `strukt` is a struct BPF C reads registers through on some
+/// architecture: its members are the architecture's to answer, not an
+/// offsets profile's.
+pub fn is_register_struct(strukt: &str) -> bool {
+    strukt == "pt_regs" || ABIS.iter().any(|a| a.c_struct == strukt)
+}
 
 /// The calling convention of `arch` (a `target_arch` name), if known.
 pub fn abi(arch: &str) -> Option<&'static Abi> {
@@ -342,6 +383,30 @@ mod tests {
         assert_eq!(x86.register("ss"), Some(160));
         assert_eq!(x86.arg(2), Some(("si", 104)));
         assert_eq!(x86.syscalls.bpf, 321);
+    }
+
+    #[test]
+    fn c_members_are_the_registers_as_bpf_c_names_them() {
+        let (x86, a64, a32) = (&x86_64::ABI, abi("aarch64").unwrap(), abi("arm").unwrap());
+        assert_eq!(x86.c_member("pt_regs", "si"), Some(104));
+        assert_eq!(x86.c_member("pt_regs", "regs[1]"), None);
+        assert_eq!(x86.c_member("filename", "si"), None);
+        assert_eq!(a64.c_member("user_pt_regs", "regs[1]"), Some(8));
+        assert_eq!(a64.c_member("user_pt_regs", "regs[30]"), Some(240));
+        assert_eq!(a64.c_member("user_pt_regs", "regs[31]"), None);
+        assert_eq!(a64.c_member("user_pt_regs", "sp"), Some(248));
+        assert_eq!(a64.c_member("pt_regs", "regs[0]"), Some(0));
+        assert_eq!(a32.c_member("pt_regs", "uregs[1]"), Some(4));
+        assert_eq!(a32.c_member("pt_regs", "uregs[17]"), Some(68));
+        assert_eq!(a32.c_member("pt_regs", "uregs[18]"), None);
+        assert_eq!(a32.c_member("pt_regs", "uregs[x]"), None);
+        for a in ABIS {
+            if let Some((_, len)) = a.c_array {
+                assert!(a.registers.len() >= len, "{}", a.arch);
+            }
+        }
+        assert!(is_register_struct("user_pt_regs") && is_register_struct("pt_regs"));
+        assert!(!is_register_struct("filename"));
     }
 
     #[test]

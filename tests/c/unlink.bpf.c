@@ -5,7 +5,7 @@
  * and helper id is spelled out here, so the object needs nothing from the
  * kernel it runs on beyond what these numbers promise.
  *
- * Build: tests/c/build.sh OUTDIR (clang -target bpf -O2 -g0 -c).
+ * Build: tests/c/build.sh [--arch ARCH] OUTDIR (clang -target bpf -O2 -g0 -c).
  * -DUSE_PROBE_READ_KERNEL reads with bpf_probe_read_kernel (5.5+) instead of
  * bpf_probe_read (every kernel with BPF kprobes).
  */
@@ -16,7 +16,33 @@ typedef int pid_t;
 
 #define SEC(name) __attribute__((section(name), used))
 
-/* x86-64 struct pt_regs as the kernel lays it out: 21 unsigned longs. */
+/*
+ * struct pt_regs as the kernel lays it out, for the architecture named by
+ * the __TARGET_ARCH_* macro tests/c/build.sh passes (libbpf's spelling);
+ * x86-64 without one. ARG2 is a function's second argument, RC its return
+ * value; kptr_t holds a kernel pointer read from memory.
+ */
+#if defined(__TARGET_ARCH_arm64)
+/* struct user_pt_regs: x0..x30, sp, pc, pstate. */
+struct pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+};
+#define ARG2(ctx) ((ctx)->regs[1])
+#define RC(ctx) ((long)(ctx)->regs[0])
+typedef const char *kptr_t;
+#elif defined(__TARGET_ARCH_arm)
+/* r0..r15, cpsr, orig_r0: 32-bit registers, where BPF's long has 64 bits. */
+struct pt_regs {
+	__u32 uregs[18];
+};
+#define ARG2(ctx) ((unsigned long)(ctx)->uregs[1])
+#define RC(ctx) ((long)(int)(ctx)->uregs[0])
+typedef __u32 kptr_t;
+#else
+/* x86-64: 21 unsigned longs. */
 struct pt_regs {
 	unsigned long r15;
 	unsigned long r14;
@@ -40,6 +66,10 @@ struct pt_regs {
 	unsigned long sp;
 	unsigned long ss;
 };
+#define ARG2(ctx) ((ctx)->si)
+#define RC(ctx) ((long)(ctx)->ax)
+typedef const char *kptr_t;
+#endif
 
 /* The legacy map definition libbpf < 1.0 read from the "maps" section. */
 struct bpf_map_def {
@@ -64,9 +94,10 @@ static long (*bpf_probe_read)(void *dst, __u32 size, const void *src) = (void *)
 #define read_kernel bpf_probe_read
 #endif
 
-/* struct filename (4.19+): name at +0, refcnt at +16 on x86-64. */
+/* struct filename (4.19+): name at +0, refcnt after name and uptr (+16,
+ * or +8 with 32-bit pointers). */
 #define FILENAME_NAME_OFF 0
-#define FILENAME_REFCNT_OFF 16
+#define FILENAME_REFCNT_OFF (2 * sizeof(kptr_t))
 
 /* How many unlinks the entry probe saw: one u64 in an array. */
 struct bpf_map_def SEC("maps") unlink_count = {
@@ -85,8 +116,8 @@ SEC("kprobe/do_unlinkat")
 int unlink_entry(struct pt_regs *ctx)
 {
 	/* long do_unlinkat(int dfd, struct filename *name): name is the 2nd argument. */
-	const char *name = (const char *)ctx->si;
-	const char *filename = 0;
+	const char *name = (const char *)ARG2(ctx);
+	kptr_t filename = 0;
 	int refcnt = 0;
 	__u32 key = 0;
 	__u64 *count;
@@ -109,7 +140,7 @@ SEC("kretprobe/do_unlinkat")
 int unlink_exit(struct pt_regs *ctx)
 {
 	pid_t pid = bpf_get_current_pid_tgid() >> 32;
-	long ret = ctx->ax;
+	long ret = RC(ctx);
 
 	char fmt[] = "KPROBE EXIT: pid = %d, ret = %ld\n";
 	bpf_trace_printk(fmt, sizeof(fmt), pid, ret);

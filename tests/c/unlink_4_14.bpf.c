@@ -8,7 +8,7 @@
  * headers, helpers by id, a legacy "maps" section, a "version" section,
  * no global data and no loops.
  *
- * Build: tests/c/build.sh OUTDIR (clang -target bpf -O2 -g0 -c).
+ * Build: tests/c/build.sh [--arch ARCH] OUTDIR (clang -target bpf -O2 -g0 -c).
  */
 
 typedef unsigned int __u32;
@@ -17,7 +17,31 @@ typedef int pid_t;
 
 #define SEC(name) __attribute__((section(name), used))
 
-/* x86-64 struct pt_regs as the kernel lays it out: 21 unsigned longs. */
+/*
+ * struct pt_regs as the kernel lays it out, for the architecture named by
+ * the __TARGET_ARCH_* macro tests/c/build.sh passes (libbpf's spelling);
+ * x86-64 without one. ARG2 is a function's second argument, RC its return
+ * value.
+ */
+#if defined(__TARGET_ARCH_arm64)
+/* struct user_pt_regs: x0..x30, sp, pc, pstate. */
+struct pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+};
+#define ARG2(ctx) ((ctx)->regs[1])
+#define RC(ctx) ((long)(ctx)->regs[0])
+#elif defined(__TARGET_ARCH_arm)
+/* r0..r15, cpsr, orig_r0: 32-bit registers, where BPF's long has 64 bits. */
+struct pt_regs {
+	__u32 uregs[18];
+};
+#define ARG2(ctx) ((unsigned long)(ctx)->uregs[1])
+#define RC(ctx) ((long)(int)(ctx)->uregs[0])
+#else
+/* x86-64: 21 unsigned longs. */
 struct pt_regs {
 	unsigned long r15;
 	unsigned long r14;
@@ -41,6 +65,9 @@ struct pt_regs {
 	unsigned long sp;
 	unsigned long ss;
 };
+#define ARG2(ctx) ((ctx)->si)
+#define RC(ctx) ((long)(ctx)->ax)
+#endif
 
 /* The legacy map definition libbpf < 1.0 read from the "maps" section. */
 struct bpf_map_def {
@@ -76,7 +103,7 @@ SEC("kprobe/do_unlinkat")
 int unlink_entry(struct pt_regs *ctx)
 {
 	/* The 2nd argument: const char __user *pathname. */
-	const char *pathname = (const char *)ctx->si;
+	const char *pathname = (const char *)ARG2(ctx);
 	char filename[64] = {};
 	__u32 key = 0;
 	__u64 *count;
@@ -98,7 +125,7 @@ SEC("kretprobe/do_unlinkat")
 int unlink_exit(struct pt_regs *ctx)
 {
 	pid_t pid = bpf_get_current_pid_tgid() >> 32;
-	long ret = ctx->ax;
+	long ret = RC(ctx);
 
 	char fmt[] = "KPROBE EXIT: pid = %d, ret = %ld\n";
 	bpf_trace_printk(fmt, sizeof(fmt), pid, ret);

@@ -1,9 +1,13 @@
-# The release binaries as they ship: one static file each, under 2.5 MB.
-# The goal was 2 MB until nobtf carried the trace language (compiler and
-# bpftrace's printers, ~0.14 MB), the BPF object rewriter and the BTF reader:
-# x86-64 nobtf went from 1.93 to 2.35 MB. What is left is mostly static
-# glibc (~0.8 MB), clap (~0.2 MB) and std's backtrace printer (~0.17 MB).
-MAX_BINARY_BYTES=2500000
+# The release binaries as they ship: one static file each. The issue's goal
+# is under 2 MB (2,000,000 bytes) for every architecture; the ARM builds
+# meet it. x86-64 nobtf is 2.16 MB ("z", no .eh_frame_hdr, identical code
+# folded, clap without colours; it was 2.35 MB): what is left over the goal
+# is static glibc (~0.74 MB, its start-up code pulls in gettext, iconv and
+# dlopen through assert, and std's stack guard scanf through
+# pthread_getattr_np) and std's backtrace printer (~0.12 MB), neither of
+# which a stable toolchain can leave out. Its bound keeps what was won.
+MAX_BINARY_BYTES=2000000
+MAX_X86_64_BINARY_BYTES=2200000
 # shellcheck shell=bash
 
 hosttest_release_binaries_are_static_and_small() {
@@ -20,11 +24,11 @@ hosttest_release_binaries_are_static_and_small() {
     done
     size=$(stat -c %s "$dir/nobtf")
     echo "nobtf: $size bytes" >&2
-    [ "$size" -lt "$MAX_BINARY_BYTES" ] || fail "nobtf is $size bytes, over the 2.5 MB goal"
+    [ "$size" -lt "$MAX_X86_64_BINARY_BYTES" ] || fail "nobtf is $size bytes, over x86-64's $MAX_X86_64_BINARY_BYTES"
 }
 
 # The same for the ARM builds (scripts/build --arch), each checked to be of
-# its architecture: offsets too stays under the goal there.
+# its architecture: nobtf and offsets both under the 2 MB goal.
 hosttest_arm_binaries_are_static_small_and_of_their_architecture() {
     local arch dir bin size headers machine
     for arch in aarch64 armv7; do
@@ -41,7 +45,7 @@ hosttest_arm_binaries_are_static_small_and_of_their_architecture() {
             assert_match "$headers" "Machine: +$machine\$" || return 1
             size=$(stat -c %s "$dir/$bin")
             echo "$arch $bin: $size bytes" >&2
-            [ "$size" -lt "$MAX_BINARY_BYTES" ] || fail "$arch $bin is $size bytes, over 2.5 MB" || return 1
+            [ "$size" -lt "$MAX_BINARY_BYTES" ] || fail "$arch $bin is $size bytes, over the goal of $MAX_BINARY_BYTES" || return 1
         done
     done
 }

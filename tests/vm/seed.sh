@@ -12,7 +12,11 @@
 #   4.14 (no BTF, no builtin profile) it is refused in one line.
 # - seed_core_btf.o: the same source built against the vmlinux.h bpftool
 #   dumps from debian-6.1's BTF (tests/c/vmlinux-h.sh), as users build CO-RE
-#   objects; the same cases and lines as seed_core.o.
+#   objects; the same cases and lines as seed_core.o (x86-64: that header
+#   is an x86-64 kernel's).
+# - On ARM the objects are built for the kernel's architecture: both print
+#   their lines; seed_core.o's registers are register array elements there
+#   (see seed_core_prints_lines_on_arm).
 # shellcheck shell=bash
 
 kernel_has_global_data() { [ "$KERNEL" != linux-4.14 ]; }  # 5.2
@@ -36,7 +40,9 @@ case_() {
 }
 case_ kprobe seed_kprobe
 case_ core seed_core
-case_ core_btf seed_core_btf
+if [ -e /tmp/seed_core_btf.o ]; then
+    case_ core_btf seed_core_btf
+fi
 if [ -e /tmp/p.toml ]; then
     case_ core_profile seed_core --offsets /tmp/p.toml
     case_ core_btf_profile seed_core_btf --offsets /tmp/p.toml
@@ -87,6 +93,31 @@ seed_core_refused() {
         && assert_eq "$block" "stderr: error: $obj has CO-RE relocations (fields filename.name, filename.refcnt) and this kernel has neither BTF (/sys/kernel/btf/vmlinux) nor a builtin offsets profile: generate one with \`offsets gen --fields-from $obj ...\` and pass it with --offsets FILE"
 }
 
+# The CO-RE object on ARM: BPF_KPROBE reads the arguments as elements of
+# the register array (user_pt_regs.regs on arm64, pt_regs.uregs on arm),
+# answered by the architecture; struct filename from arm64's BTF, or on
+# armhf (no BTF) from the builtin 32-bit profile, whose refcnt is not where
+# the object (built with BPF's 8-byte pointers) had it.
+seed_core_prints_lines_on_arm() {
+    local out=$1 block regs=user_pt_regs.regs
+    [ "$(kernel_arch "$KERNEL")" = armv7 ] && regs=pt_regs.uregs
+    block=$(seed_prints_lines "$out" core '1 filename = /tmp/a.txt') || return 1
+    assert_match "$block" "^stderr: nobtf: do_unlinkat: instruction 0: byte offset of ${regs//./\\.}\\[1\\] is [0-9]+ \\(the object had [0-9]+\\)\$" \
+        && assert_match "$block" "^stderr: nobtf: do_unlinkat_exit: instruction 0: byte offset of ${regs//./\\.}\\[0\\] is 0 \\(the object had 0\\)\$" \
+        && assert_match "$block" "^stderr: nobtf: do_unlinkat: instruction [0-9]+: byte offset of filename\\.name is 0 \\(the object had 0\\)\$" \
+        || return 1
+    if kernel_has_btf; then
+        assert_contains "$block" "stderr: nobtf: CO-RE fields from the kernel's BTF (/sys/kernel/btf/vmlinux)"
+    else
+        local refcnt
+        refcnt=$(printf '%s\n' "$block" | sed -n 's/^stderr: nobtf: do_unlinkat: instruction [0-9]*: byte offset of filename\.refcnt is \([0-9]*\) (the object had \([0-9]*\))$/\1 \2/p')
+        assert_match "$refcnt" '^[0-9]+ [0-9]+$' \
+            && [ "${refcnt% *}" != "${refcnt#* }" ] \
+            || { fail "filename.refcnt kept the object's offset: $refcnt"; return 1; }
+        assert_contains "$block" "stderr: nobtf: CO-RE fields from offsets profile builtin"
+    fi
+}
+
 # Case NAME (and NAME_profile on nobtf-5.10) of a CO-RE object: its lines,
 # and every CO-RE relocation named with its answer (pt_regs from the
 # architecture) and where the fields came from.
@@ -112,19 +143,24 @@ seed_core_prints_lines() {
 vmtest_seed_programs_load_as_written() {
     # Without bpf(2): nobtf load's one-line refusal (tests/vm/legacy.sh).
     if ! kernel_has_bpf; then legacy_refused_without_bpf; return; fi
-    # x86-64 only: legacy_build says why it skips elsewhere.
-    [ "$(kernel_arch "$KERNEL")" = x86_64 ] || { legacy_build; return; }
-    local header name
-    # The header users dump with bpftool from a kernel with BTF (debian-6.1's).
-    ensure_kernel debian-6.1
-    header=$(bash "$NOBTF_ROOT/tests/c/vmlinux-h.sh" "$(kernel_bzimage debian-6.1)") \
-        || { fail "tests/c/vmlinux-h.sh could not make debian-6.1's vmlinux.h"; return 1; }
-    legacy_build "$header" || return
-    seed_script >"$TEST_TMP/seed.sh"
+    local header name cores=(core)
     local files=(--file "$TEST_TMP/seed.sh:/tmp/seed.sh"
         --file "$TEST_TMP/obj/seed_kprobe.o:/tmp/seed_kprobe.o"
-        --file "$TEST_TMP/obj/seed_core.o:/tmp/seed_core.o"
-        --file "$TEST_TMP/obj/seed_core_btf.o:/tmp/seed_core_btf.o")
+        --file "$TEST_TMP/obj/seed_core.o:/tmp/seed_core.o")
+    if [ "$(kernel_arch "$KERNEL")" = x86_64 ]; then
+        # The header users dump with bpftool from a kernel with BTF (debian-6.1's).
+        ensure_kernel debian-6.1
+        header=$(bash "$NOBTF_ROOT/tests/c/vmlinux-h.sh" "$(kernel_bzimage debian-6.1)") \
+            || { fail "tests/c/vmlinux-h.sh could not make debian-6.1's vmlinux.h"; return 1; }
+        legacy_build "$header" || return
+        files+=(--file "$TEST_TMP/obj/seed_core_btf.o:/tmp/seed_core_btf.o")
+        cores+=(core_btf)
+    else
+        # That header is an x86-64 kernel's: the ARM objects are built
+        # against the hand-made one only.
+        legacy_build || return
+    fi
+    seed_script >"$TEST_TMP/seed.sh"
     if [ "$KERNEL" = nobtf-5.10 ]; then
         # The profile a user makes for the object: from the kernel's DWARF,
         # with exactly the fields the object's relocations read.
@@ -139,15 +175,18 @@ vmtest_seed_programs_load_as_written() {
         fail "the VM script failed"
         return 1
     }
-    if kernel_passes_user_path; then
+    if [ "$(kernel_arch "$KERNEL")" != x86_64 ]; then
+        seed_prints_lines "$out" kprobe '1 filename = /tmp/a.txt' >/dev/null || return 1
+        seed_core_prints_lines_on_arm "$out" || return 1
+    elif kernel_passes_user_path; then
         # 4.14: the path is a user pointer; the line comes, its values are not a filename's.
         block=$(seed_prints_lines "$out" kprobe '-?[0-9]+ filename =.*') || return 1
-        for name in core core_btf; do
+        for name in "${cores[@]}"; do
             seed_core_refused "$out" "$name" || return 1
         done
     else
         seed_prints_lines "$out" kprobe '1 filename = /tmp/a.txt' >/dev/null || return 1
-        for name in core core_btf; do
+        for name in "${cores[@]}"; do
             seed_core_prints_lines "$out" "$name" || return 1
         done
     fi

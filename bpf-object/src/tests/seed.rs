@@ -31,6 +31,11 @@ fn require_libbpf() {
 
 /// `testdata/<name>.bpf.c` built the libbpf-bootstrap way.
 fn seed(name: &str) -> Vec<u8> {
+    seed_for(name, "x86")
+}
+
+/// The same for another `__TARGET_ARCH_*` (`arm64`, `arm`).
+fn seed_for(name: &str, target_arch: &str) -> Vec<u8> {
     require_clang();
     require_libbpf();
     let multiarch = Command::new("clang")
@@ -45,9 +50,10 @@ fn seed(name: &str) -> Vec<u8> {
     );
     let dir = out_dir().join("seed");
     std::fs::create_dir_all(&dir).unwrap();
-    let o = dir.join(format!("{name}.o"));
+    let o = dir.join(format!("{name}_{target_arch}.o"));
     let out = Command::new("clang")
-        .args(["-target", "bpf", "-D__TARGET_ARCH_x86", "-O2", "-g", "-c"])
+        .args(["-target", "bpf", "-O2", "-g", "-c"])
+        .arg(format!("-D__TARGET_ARCH_{target_arch}"))
         .arg(&arch_include)
         .arg(testdata().join(format!("{name}.bpf.c")))
         .arg("-o")
@@ -277,6 +283,33 @@ fn co_re_seed_needs_filename_fields_and_pt_regs() {
         .map(|r| r.field.key())
         .collect();
     assert_eq!(exit, ["pt_regs.ax"]);
+}
+
+/// Built for ARM, BPF_KPROBE reads the arguments as elements of the
+/// register array, which the architecture answers as it does `pt_regs.si`.
+#[test]
+fn co_re_seed_for_arm_reads_register_array_elements() {
+    for (arch, regs) in [("arm64", "user_pt_regs.regs"), ("arm", "pt_regs.uregs")] {
+        let obj = Object::parse(&seed_for("seed_core", arch)).unwrap();
+        assert_eq!(obj.needed_fields(), ["filename.name", "filename.refcnt"]);
+        let fields = |p: usize| -> Vec<String> {
+            obj.programs[p]
+                .core_relocs
+                .iter()
+                .map(|r| r.field.key())
+                .collect()
+        };
+        assert_eq!(
+            fields(0),
+            [
+                format!("{regs}[1]"),
+                "filename.name".into(),
+                "filename.refcnt".into()
+            ],
+            "{arch}"
+        );
+        assert_eq!(fields(1), [format!("{regs}[0]")], "{arch}");
+    }
 }
 
 #[test]
