@@ -15,7 +15,7 @@ BUILD_ARCHES="x86_64 aarch64 armv7"
 # build_arch -> Rust target triple.
 rust_triple() {
     case $1 in
-        x86_64) echo x86_64-unknown-linux-gnu ;;
+        x86_64) echo "$X86_64_TRIPLE" ;;
         aarch64) echo aarch64-unknown-linux-gnu ;;
         armv7) echo armv7-unknown-linux-gnueabihf ;;
         *) return 1 ;;
