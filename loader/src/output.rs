@@ -1,9 +1,9 @@
 //! How events are printed: trace-pipe-like text lines or JSON lines. Pure.
-//! Lines are written straight into the caller's (buffered) writer: no
-//! string is built per event.
+//! Lines are appended to the caller's buffer: no allocation or string per
+//! event, and one copy of each byte.
 
 use std::borrow::Cow;
-use std::io::{self, Write};
+use std::io;
 
 use serde::Serialize;
 
@@ -48,20 +48,19 @@ pub struct Event<'a> {
 /// `bpf_trace_printk` writes it (`pipe_line::WORDS`). Built by hand into one buffer and written once:
 /// under a storm this is most of the reader's work, and `write!` with
 /// padding took about twice the instructions (a test pins the two equal).
-fn write_text(out: &mut dyn Write, event: &Event<'_>) -> io::Result<()> {
-    let mut line = Vec::with_capacity(128);
+fn append_text(line: &mut Vec<u8>, event: &Event<'_>) {
     let mut buf = itoa::Buffer::new();
-    pad_left(&mut line, &event.comm, 16);
+    pad_left(line, &event.comm, 16);
     line.push(b'-');
     let tid = buf.format(event.tid);
     line.extend_from_slice(tid.as_bytes());
-    line.resize(line.len() + 7usize.saturating_sub(tid.len()), b' ');
+    pad(line, b' ', 7usize.saturating_sub(tid.len()));
     line.extend_from_slice(b" [");
-    zero_padded(&mut line, u64::from(event.cpu), 3);
+    zero_padded(line, u64::from(event.cpu), 3);
     line.extend_from_slice(b"] ");
-    pad_left(&mut line, buf.format(event.ts_ns / 1_000_000_000), 5);
+    pad_left(line, buf.format(event.ts_ns / 1_000_000_000), 5);
     line.push(b'.');
-    zero_padded(&mut line, event.ts_ns % 1_000_000_000 / 1000, 6);
+    zero_padded(line, event.ts_ns % 1_000_000_000 / 1000, 6);
     line.extend_from_slice(b": ");
     match &event.kind {
         EventKind::Entry { filename, .. } => {
@@ -77,7 +76,18 @@ fn write_text(out: &mut dyn Write, event: &Event<'_>) -> io::Result<()> {
             line.extend_from_slice(buf.format(*ret).as_bytes());
         }
     }
-    out.write_all(&line)
+}
+
+/// `n` copies of `byte`: a slice of a constant where it is long enough
+/// (every field here), which `Vec::resize`'s fill loop is not.
+fn pad(line: &mut Vec<u8>, byte: u8, n: usize) {
+    const SPACES: [u8; 16] = [b' '; 16];
+    const ZEROS: [u8; 16] = [b'0'; 16];
+    let fill = if byte == b' ' { &SPACES } else { &ZEROS };
+    match fill.get(..n) {
+        Some(slice) => line.extend_from_slice(slice),
+        None => line.resize(line.len() + n, byte),
+    }
 }
 
 /// `s` right-aligned in `width` characters, as `{:>width}` does.
@@ -87,7 +97,7 @@ fn pad_left(line: &mut Vec<u8>, s: &str, width: usize) {
     } else {
         s.chars().count()
     };
-    line.resize(line.len() + width.saturating_sub(chars), b' ');
+    pad(line, b' ', width.saturating_sub(chars));
     line.extend_from_slice(s.as_bytes());
 }
 
@@ -95,7 +105,7 @@ fn pad_left(line: &mut Vec<u8>, s: &str, width: usize) {
 fn zero_padded(line: &mut Vec<u8>, n: u64, width: usize) {
     let mut buf = itoa::Buffer::new();
     let digits = buf.format(n);
-    line.resize(line.len() + width.saturating_sub(digits.len()), b'0');
+    pad(line, b'0', width.saturating_sub(digits.len()));
     line.extend_from_slice(digits.as_bytes());
 }
 
@@ -113,12 +123,12 @@ struct JsonLine<'a> {
     ts: u64,
 }
 
-fn write_json(out: &mut dyn Write, event: &Event<'_>) -> io::Result<()> {
+fn append_json(line: &mut Vec<u8>, event: &Event<'_>) -> io::Result<()> {
     let (kind, filename, refcnt, ret) = match &event.kind {
         EventKind::Entry { filename, refcnt } => ("entry", Some(&**filename), *refcnt, None),
         EventKind::Exit { ret } => ("exit", None, None, Some(*ret)),
     };
-    let line = JsonLine {
+    let json = JsonLine {
         comm: &event.comm,
         cpu: event.cpu,
         filename,
@@ -129,23 +139,25 @@ fn write_json(out: &mut dyn Write, event: &Event<'_>) -> io::Result<()> {
         tid: event.tid,
         ts: event.ts_ns,
     };
-    serde_json::to_writer(out, &line).map_err(io::Error::from)
+    serde_json::to_writer(line, &json).map_err(io::Error::from)
 }
 
-/// Writes the event as one line, newline included.
-pub fn write_line(out: &mut dyn Write, format: Format, event: &Event<'_>) -> io::Result<()> {
+/// Appends the event as one line, newline included.
+pub fn append_line(buf: &mut Vec<u8>, format: Format, event: &Event<'_>) {
     match format {
-        Format::Text => write_text(out, event)?,
-        Format::Json => write_json(out, event)?,
+        Format::Text => append_text(buf, event),
+        // Serializing these fields into a Vec cannot fail.
+        Format::Json => {
+            let _ = append_json(buf, event);
+        }
     }
-    out.write_all(b"\n")
+    buf.push(b'\n');
 }
 
 /// The line as a string, without its newline.
 pub fn line(format: Format, event: &Event<'_>) -> String {
     let mut buf = Vec::new();
-    // Writing into a Vec cannot fail.
-    let _ = write_line(&mut buf, format, event);
+    append_line(&mut buf, format, event);
     buf.pop();
     String::from_utf8_lossy(&buf).into_owned()
 }
