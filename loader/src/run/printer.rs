@@ -56,6 +56,8 @@ pub(super) struct Printer<'a> {
     /// or `PENDING_BYTES` wait, so a storm costs one copy of each byte and
     /// one write(2) per batch.
     pending: Vec<u8>,
+    /// write(2)s of `pending` (for `-v`).
+    writes: u64,
     summary: Summary,
     /// nobtf's own pid: its events are collected in `own`, never shown or
     /// counted.
@@ -78,6 +80,7 @@ impl<'a> Printer<'a> {
             opts,
             out,
             pending: Vec::with_capacity(PENDING_BYTES + 4096),
+            writes: 0,
             summary: Summary {
                 trace_pipe: opts.trace_pipe,
                 lost: session
@@ -134,6 +137,11 @@ impl<'a> Printer<'a> {
         self.stopping
     }
 
+    /// How many times gathered lines were written out.
+    pub(super) fn writes(&self) -> u64 {
+        self.writes
+    }
+
     pub(super) fn into_summary(mut self) -> Summary {
         std::mem::take(&mut self.summary)
     }
@@ -157,6 +165,10 @@ impl<'a> Printer<'a> {
     }
 
     fn write_pending(&mut self) -> Result<(), RunError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.writes += 1;
         let result = self.out.write_all(&self.pending).map_err(write_error);
         self.pending.clear();
         Ok(result?)
