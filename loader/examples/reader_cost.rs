@@ -83,13 +83,14 @@ fn main() {
     let mut done = 0;
     // As the printer gathers lines: one buffer, written when 64 KiB wait.
     let mut line = Vec::with_capacity(68 * 1024);
+    let mut cache = output::LineCache::default();
     while done < events {
         for record in ring::records(&batch).take(events - done) {
             let Ok(Record::Sample(data)) = record else {
                 panic!("bad record")
             };
             let raw = event::parse_ref(data).expect("a valid event");
-            output::append_line(&mut line, format, &loader::run::event(1, &raw));
+            cache.append(&mut line, format, &loader::run::event(1, &raw));
             if line.len() >= 64 * 1024 {
                 out.write_all(&line).expect("writing to /dev/null");
                 line.clear();

@@ -45,10 +45,18 @@ pub struct Event<'a> {
 
 /// `comm-tid [cpu] secs.usecs: message`, laid out as the trace pipe does
 /// (`%16s-%-7d [%03d] %5lu.%06lu: `), then the message as the probes'
-/// `bpf_trace_printk` writes it (`pipe_line::WORDS`). Built by hand into one buffer and written once:
+/// `bpf_trace_printk` writes it (`pipe_line::WORDS`). Built by hand into one buffer:
 /// under a storm this is most of the reader's work, and `write!` with
 /// padding took about twice the instructions (a test pins the two equal).
 fn append_text(line: &mut Vec<u8>, event: &Event<'_>) {
+    thread_prefix(line, event);
+    time(line, event.ts_ns);
+    message_head(line, event);
+    message_tail(line, event);
+}
+
+/// `comm-tid [cpu] `
+fn thread_prefix(line: &mut Vec<u8>, event: &Event<'_>) {
     let mut buf = itoa::Buffer::new();
     pad_left(line, &event.comm, 16);
     line.push(b'-');
@@ -58,23 +66,92 @@ fn append_text(line: &mut Vec<u8>, event: &Event<'_>) {
     line.extend_from_slice(b" [");
     zero_padded(line, u64::from(event.cpu), 3);
     line.extend_from_slice(b"] ");
-    pad_left(line, buf.format(event.ts_ns / 1_000_000_000), 5);
+}
+
+/// `secs.usecs: `
+fn time(line: &mut Vec<u8>, ts_ns: u64) {
+    pad_left(line, itoa::Buffer::new().format(ts_ns / 1_000_000_000), 5);
     line.push(b'.');
-    zero_padded(line, event.ts_ns % 1_000_000_000 / 1000, 6);
+    zero_padded(line, ts_ns % 1_000_000_000 / 1000, 6);
     line.extend_from_slice(b": ");
+}
+
+/// The message up to its last value: `KPROBE ENTRY pid = N, filename = `.
+fn message_head(line: &mut Vec<u8>, event: &Event<'_>) {
+    let (first, second) = match event.kind {
+        EventKind::Entry { .. } => (WORDS.entry, WORDS.filename),
+        EventKind::Exit { .. } => (WORDS.exit, WORDS.ret),
+    };
+    line.extend_from_slice(first.as_bytes());
+    line.extend_from_slice(itoa::Buffer::new().format(event.pid).as_bytes());
+    line.extend_from_slice(second.as_bytes());
+}
+
+/// The message's last value: the path or the return value.
+fn message_tail(line: &mut Vec<u8>, event: &Event<'_>) {
     match &event.kind {
-        EventKind::Entry { filename, .. } => {
-            line.extend_from_slice(WORDS.entry.as_bytes());
-            line.extend_from_slice(buf.format(event.pid).as_bytes());
-            line.extend_from_slice(WORDS.filename.as_bytes());
-            line.extend_from_slice(filename.as_bytes());
-        }
+        EventKind::Entry { filename, .. } => line.extend_from_slice(filename.as_bytes()),
         EventKind::Exit { ret } => {
-            line.extend_from_slice(WORDS.exit.as_bytes());
-            line.extend_from_slice(buf.format(event.pid).as_bytes());
-            line.extend_from_slice(WORDS.ret.as_bytes());
-            line.extend_from_slice(buf.format(*ret).as_bytes());
+            line.extend_from_slice(itoa::Buffer::new().format(*ret).as_bytes());
         }
+    }
+}
+
+/// The parts of a text line that stay the same from one event of a thread
+/// to the next (`comm-tid [cpu] ` and each kind's message head, with the
+/// pid): under a storm one thread's events come one after another, so
+/// most lines copy these instead of formatting them again.
+#[derive(Debug, Default)]
+pub struct LineCache {
+    /// (tid, cpu, pid, comm) the parts below were made for.
+    thread: Option<(u32, u32, u32, String)>,
+    prefix: Vec<u8>,
+    entry_head: Vec<u8>,
+    exit_head: Vec<u8>,
+}
+
+impl LineCache {
+    /// Appends the event as one line, newline included: the same bytes
+    /// as [`append_line`].
+    pub fn append(&mut self, buf: &mut Vec<u8>, format: Format, event: &Event<'_>) {
+        if format != Format::Text {
+            return append_line(buf, format, event);
+        }
+        let same = self.thread.as_ref().is_some_and(|(tid, cpu, pid, comm)| {
+            (*tid, *cpu, *pid) == (event.tid, event.cpu, event.pid) && *comm == *event.comm
+        });
+        if !same {
+            self.remember(event);
+        }
+        buf.extend_from_slice(&self.prefix);
+        time(buf, event.ts_ns);
+        buf.extend_from_slice(match event.kind {
+            EventKind::Entry { .. } => &self.entry_head,
+            EventKind::Exit { .. } => &self.exit_head,
+        });
+        message_tail(buf, event);
+        buf.push(b'\n');
+    }
+
+    fn remember(&mut self, event: &Event<'_>) {
+        self.prefix.clear();
+        thread_prefix(&mut self.prefix, event);
+        let entry = Event {
+            kind: EventKind::Entry {
+                filename: Cow::Borrowed(""),
+                refcnt: None,
+            },
+            ..event.clone()
+        };
+        self.entry_head.clear();
+        message_head(&mut self.entry_head, &entry);
+        let exit = Event {
+            kind: EventKind::Exit { ret: 0 },
+            ..entry
+        };
+        self.exit_head.clear();
+        message_head(&mut self.exit_head, &exit);
+        self.thread = Some((event.tid, event.cpu, event.pid, event.comm.to_string()));
     }
 }
 
@@ -225,6 +302,38 @@ mod tests {
             let event = Event { ts_ns, cpu, pid, tid, comm: comm.into(), kind };
             proptest::prop_assert_eq!(line(Format::Text, &event), reference_text(&event));
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cached_lines_equal_fresh_ones(
+            events in proptest::collection::vec(
+                (0u64..4_000_000_000_000, 0u32..3, 0u32..3, 0u32..3, any_kind(), 0usize..3),
+                1..12,
+            ),
+        ) {
+            let comms = ["rm", "a-much-longer-name", "rm "];
+            let mut cache = LineCache::default();
+            for (ts_ns, cpu, pid, tid, kind, comm) in events {
+                let event = Event { ts_ns, cpu, pid, tid, comm: comms[comm].into(), kind };
+                let mut cached = Vec::new();
+                cache.append(&mut cached, Format::Text, &event);
+                let mut fresh = Vec::new();
+                append_line(&mut fresh, Format::Text, &event);
+                proptest::prop_assert_eq!(cached, fresh);
+            }
+        }
+    }
+
+    fn any_kind() -> impl proptest::strategy::Strategy<Value = EventKind<'static>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            "\\PC{0,20}".prop_map(|f| EventKind::Entry {
+                filename: f.into(),
+                refcnt: None
+            }),
+            any::<i64>().prop_map(|ret| EventKind::Exit { ret }),
+        ]
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub(super) struct Printer<'a> {
     /// or `PENDING_BYTES` wait, so a storm costs one copy of each byte and
     /// one write(2) per batch.
     pending: Vec<u8>,
+    lines: output::LineCache,
     /// write(2)s of `pending` (for `-v`).
     writes: u64,
     summary: Summary,
@@ -80,6 +81,7 @@ impl<'a> Printer<'a> {
             opts,
             out,
             pending: Vec::with_capacity(PENDING_BYTES + 4096),
+            lines: output::LineCache::default(),
             writes: 0,
             summary: Summary {
                 trace_pipe: opts.trace_pipe,
@@ -277,7 +279,8 @@ impl Printer<'_> {
             held.push(output::line(self.opts.format, &event));
             return Ok(Flow::Continue);
         }
-        output::append_line(&mut self.pending, self.opts.format, &event);
+        self.lines
+            .append(&mut self.pending, self.opts.format, &event);
         self.gathered()
     }
 
