@@ -1,9 +1,9 @@
 //! How events are printed: trace-pipe-like text lines or JSON lines. Pure.
-//! Lines are written straight into the caller's (buffered) writer: no
-//! string is built per event.
+//! Lines are appended to the caller's buffer: no allocation or string per
+//! event, and one copy of each byte.
 
 use std::borrow::Cow;
-use std::io::{self, Write};
+use std::io;
 
 use serde::Serialize;
 
@@ -45,39 +45,126 @@ pub struct Event<'a> {
 
 /// `comm-tid [cpu] secs.usecs: message`, laid out as the trace pipe does
 /// (`%16s-%-7d [%03d] %5lu.%06lu: `), then the message as the probes'
-/// `bpf_trace_printk` writes it (`pipe_line::WORDS`). Built by hand into one buffer and written once:
+/// `bpf_trace_printk` writes it (`pipe_line::WORDS`). Built by hand into one buffer:
 /// under a storm this is most of the reader's work, and `write!` with
 /// padding took about twice the instructions (a test pins the two equal).
-fn write_text(out: &mut dyn Write, event: &Event<'_>) -> io::Result<()> {
-    let mut line = Vec::with_capacity(128);
+fn append_text(line: &mut Vec<u8>, event: &Event<'_>) {
+    thread_prefix(line, event);
+    time(line, event.ts_ns);
+    message_head(line, event);
+    message_tail(line, event);
+}
+
+/// `comm-tid [cpu] `
+fn thread_prefix(line: &mut Vec<u8>, event: &Event<'_>) {
     let mut buf = itoa::Buffer::new();
-    pad_left(&mut line, &event.comm, 16);
+    pad_left(line, &event.comm, 16);
     line.push(b'-');
     let tid = buf.format(event.tid);
     line.extend_from_slice(tid.as_bytes());
-    line.resize(line.len() + 7usize.saturating_sub(tid.len()), b' ');
+    pad(line, b' ', 7usize.saturating_sub(tid.len()));
     line.extend_from_slice(b" [");
-    zero_padded(&mut line, u64::from(event.cpu), 3);
+    zero_padded(line, u64::from(event.cpu), 3);
     line.extend_from_slice(b"] ");
-    pad_left(&mut line, buf.format(event.ts_ns / 1_000_000_000), 5);
+}
+
+/// `secs.usecs: `
+fn time(line: &mut Vec<u8>, ts_ns: u64) {
+    pad_left(line, itoa::Buffer::new().format(ts_ns / 1_000_000_000), 5);
     line.push(b'.');
-    zero_padded(&mut line, event.ts_ns % 1_000_000_000 / 1000, 6);
+    zero_padded(line, ts_ns % 1_000_000_000 / 1000, 6);
     line.extend_from_slice(b": ");
+}
+
+/// The message up to its last value: `KPROBE ENTRY pid = N, filename = `.
+fn message_head(line: &mut Vec<u8>, event: &Event<'_>) {
+    let (first, second) = match event.kind {
+        EventKind::Entry { .. } => (WORDS.entry, WORDS.filename),
+        EventKind::Exit { .. } => (WORDS.exit, WORDS.ret),
+    };
+    line.extend_from_slice(first.as_bytes());
+    line.extend_from_slice(itoa::Buffer::new().format(event.pid).as_bytes());
+    line.extend_from_slice(second.as_bytes());
+}
+
+/// The message's last value: the path or the return value.
+fn message_tail(line: &mut Vec<u8>, event: &Event<'_>) {
     match &event.kind {
-        EventKind::Entry { filename, .. } => {
-            line.extend_from_slice(WORDS.entry.as_bytes());
-            line.extend_from_slice(buf.format(event.pid).as_bytes());
-            line.extend_from_slice(WORDS.filename.as_bytes());
-            line.extend_from_slice(filename.as_bytes());
-        }
+        EventKind::Entry { filename, .. } => line.extend_from_slice(filename.as_bytes()),
         EventKind::Exit { ret } => {
-            line.extend_from_slice(WORDS.exit.as_bytes());
-            line.extend_from_slice(buf.format(event.pid).as_bytes());
-            line.extend_from_slice(WORDS.ret.as_bytes());
-            line.extend_from_slice(buf.format(*ret).as_bytes());
+            line.extend_from_slice(itoa::Buffer::new().format(*ret).as_bytes());
         }
     }
-    out.write_all(&line)
+}
+
+/// The parts of a text line that stay the same from one event of a thread
+/// to the next (`comm-tid [cpu] ` and each kind's message head, with the
+/// pid): under a storm one thread's events come one after another, so
+/// most lines copy these instead of formatting them again.
+#[derive(Debug, Default)]
+pub struct LineCache {
+    /// (tid, cpu, pid, comm) the parts below were made for.
+    thread: Option<(u32, u32, u32, String)>,
+    prefix: Vec<u8>,
+    entry_head: Vec<u8>,
+    exit_head: Vec<u8>,
+}
+
+impl LineCache {
+    /// Appends the event as one line, newline included: the same bytes
+    /// as [`append_line`].
+    pub fn append(&mut self, buf: &mut Vec<u8>, format: Format, event: &Event<'_>) {
+        if format != Format::Text {
+            return append_line(buf, format, event);
+        }
+        let same = self.thread.as_ref().is_some_and(|(tid, cpu, pid, comm)| {
+            (*tid, *cpu, *pid) == (event.tid, event.cpu, event.pid) && *comm == *event.comm
+        });
+        if !same {
+            self.remember(event);
+        }
+        buf.extend_from_slice(&self.prefix);
+        time(buf, event.ts_ns);
+        buf.extend_from_slice(match event.kind {
+            EventKind::Entry { .. } => &self.entry_head,
+            EventKind::Exit { .. } => &self.exit_head,
+        });
+        message_tail(buf, event);
+        buf.push(b'\n');
+    }
+
+    fn remember(&mut self, event: &Event<'_>) {
+        self.prefix.clear();
+        thread_prefix(&mut self.prefix, event);
+        let entry = Event {
+            kind: EventKind::Entry {
+                filename: Cow::Borrowed(""),
+                refcnt: None,
+            },
+            ..event.clone()
+        };
+        self.entry_head.clear();
+        message_head(&mut self.entry_head, &entry);
+        let exit = Event {
+            kind: EventKind::Exit { ret: 0 },
+            ..entry
+        };
+        self.exit_head.clear();
+        message_head(&mut self.exit_head, &exit);
+        self.thread = Some((event.tid, event.cpu, event.pid, event.comm.to_string()));
+    }
+}
+
+/// `n` copies of `byte`: a slice of a constant where it is long enough
+/// (every field here), which `Vec::resize`'s fill loop is not.
+fn pad(line: &mut Vec<u8>, byte: u8, n: usize) {
+    const SPACES: [u8; 16] = [b' '; 16];
+    const ZEROS: [u8; 16] = [b'0'; 16];
+    let fill = if byte == b' ' { &SPACES } else { &ZEROS };
+    match fill.get(..n) {
+        Some(slice) => line.extend_from_slice(slice),
+        None => line.resize(line.len() + n, byte),
+    }
 }
 
 /// `s` right-aligned in `width` characters, as `{:>width}` does.
@@ -87,7 +174,7 @@ fn pad_left(line: &mut Vec<u8>, s: &str, width: usize) {
     } else {
         s.chars().count()
     };
-    line.resize(line.len() + width.saturating_sub(chars), b' ');
+    pad(line, b' ', width.saturating_sub(chars));
     line.extend_from_slice(s.as_bytes());
 }
 
@@ -95,7 +182,7 @@ fn pad_left(line: &mut Vec<u8>, s: &str, width: usize) {
 fn zero_padded(line: &mut Vec<u8>, n: u64, width: usize) {
     let mut buf = itoa::Buffer::new();
     let digits = buf.format(n);
-    line.resize(line.len() + width.saturating_sub(digits.len()), b'0');
+    pad(line, b'0', width.saturating_sub(digits.len()));
     line.extend_from_slice(digits.as_bytes());
 }
 
@@ -113,12 +200,12 @@ struct JsonLine<'a> {
     ts: u64,
 }
 
-fn write_json(out: &mut dyn Write, event: &Event<'_>) -> io::Result<()> {
+fn append_json(line: &mut Vec<u8>, event: &Event<'_>) -> io::Result<()> {
     let (kind, filename, refcnt, ret) = match &event.kind {
         EventKind::Entry { filename, refcnt } => ("entry", Some(&**filename), *refcnt, None),
         EventKind::Exit { ret } => ("exit", None, None, Some(*ret)),
     };
-    let line = JsonLine {
+    let json = JsonLine {
         comm: &event.comm,
         cpu: event.cpu,
         filename,
@@ -129,23 +216,25 @@ fn write_json(out: &mut dyn Write, event: &Event<'_>) -> io::Result<()> {
         tid: event.tid,
         ts: event.ts_ns,
     };
-    serde_json::to_writer(out, &line).map_err(io::Error::from)
+    serde_json::to_writer(line, &json).map_err(io::Error::from)
 }
 
-/// Writes the event as one line, newline included.
-pub fn write_line(out: &mut dyn Write, format: Format, event: &Event<'_>) -> io::Result<()> {
+/// Appends the event as one line, newline included.
+pub fn append_line(buf: &mut Vec<u8>, format: Format, event: &Event<'_>) {
     match format {
-        Format::Text => write_text(out, event)?,
-        Format::Json => write_json(out, event)?,
+        Format::Text => append_text(buf, event),
+        // Serializing these fields into a Vec cannot fail.
+        Format::Json => {
+            let _ = append_json(buf, event);
+        }
     }
-    out.write_all(b"\n")
+    buf.push(b'\n');
 }
 
 /// The line as a string, without its newline.
 pub fn line(format: Format, event: &Event<'_>) -> String {
     let mut buf = Vec::new();
-    // Writing into a Vec cannot fail.
-    let _ = write_line(&mut buf, format, event);
+    append_line(&mut buf, format, event);
     buf.pop();
     String::from_utf8_lossy(&buf).into_owned()
 }
@@ -213,6 +302,38 @@ mod tests {
             let event = Event { ts_ns, cpu, pid, tid, comm: comm.into(), kind };
             proptest::prop_assert_eq!(line(Format::Text, &event), reference_text(&event));
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cached_lines_equal_fresh_ones(
+            events in proptest::collection::vec(
+                (0u64..4_000_000_000_000, 0u32..3, 0u32..3, 0u32..3, any_kind(), 0usize..3),
+                1..12,
+            ),
+        ) {
+            let comms = ["rm", "a-much-longer-name", "rm "];
+            let mut cache = LineCache::default();
+            for (ts_ns, cpu, pid, tid, kind, comm) in events {
+                let event = Event { ts_ns, cpu, pid, tid, comm: comms[comm].into(), kind };
+                let mut cached = Vec::new();
+                cache.append(&mut cached, Format::Text, &event);
+                let mut fresh = Vec::new();
+                append_line(&mut fresh, Format::Text, &event);
+                proptest::prop_assert_eq!(cached, fresh);
+            }
+        }
+    }
+
+    fn any_kind() -> impl proptest::strategy::Strategy<Value = EventKind<'static>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            "\\PC{0,20}".prop_map(|f| EventKind::Entry {
+                filename: f.into(),
+                refcnt: None
+            }),
+            any::<i64>().prop_map(|ret| EventKind::Exit { ret }),
+        ]
     }
 
     #[test]

@@ -49,6 +49,9 @@ fn drain(bytes: &[u8]) -> (usize, u64) {
                 if let Ok(e) = event::parse(data) {
                     let _ = (e.kind(), e.filename_str(), e.comm_str(), e.refcnt());
                 }
+                if let Ok(e) = event::parse_ref(data) {
+                    let _ = loader::run::event(0, &e);
+                }
             }
             Ok(Record::Lost(n)) => lost = lost.wrapping_add(n),
             Ok(Record::Other(_)) => {}

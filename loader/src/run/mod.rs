@@ -150,6 +150,13 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     if result.is_ok() && !opts.trace_pipe {
         printer.flush_lost(&mut session);
     }
+    if opts.verbose {
+        eprintln!(
+            "nobtf: reader: {}; {} writes of output",
+            session.stats,
+            printer.writes()
+        );
+    }
     // Detach (dropping the session) before the signals are unblocked.
     drop(session);
     result.map(|()| printer.into_summary())

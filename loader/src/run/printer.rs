@@ -44,12 +44,21 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// Bytes of lines gathered before they are written out.
+const PENDING_BYTES: usize = 64 * 1024;
+
 /// The unlink front end's `Events`: shows other processes' events, keeps
 /// nobtf's own (the canary's, the loss flush's) apart.
 pub(super) struct Printer<'a> {
     opts: &'a RunOptions,
-    /// Buffered by the caller: flushed whenever the session runs dry.
     out: &'a mut dyn Write,
+    /// Lines not yet written to `out`: written when the session runs dry
+    /// or `PENDING_BYTES` wait, so a storm costs one copy of each byte and
+    /// one write(2) per batch.
+    pending: Vec<u8>,
+    lines: output::LineCache,
+    /// write(2)s of `pending` (for `-v`).
+    writes: u64,
     summary: Summary,
     /// nobtf's own pid: its events are collected in `own`, never shown or
     /// counted.
@@ -71,6 +80,9 @@ impl<'a> Printer<'a> {
         Printer {
             opts,
             out,
+            pending: Vec::with_capacity(PENDING_BYTES + 4096),
+            lines: output::LineCache::default(),
+            writes: 0,
             summary: Summary {
                 trace_pipe: opts.trace_pipe,
                 lost: session
@@ -127,14 +139,20 @@ impl<'a> Printer<'a> {
         self.stopping
     }
 
-    pub(super) fn into_summary(self) -> Summary {
-        self.summary
+    /// How many times gathered lines were written out.
+    pub(super) fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    pub(super) fn into_summary(mut self) -> Summary {
+        std::mem::take(&mut self.summary)
     }
 
     /// Shows the lines held while the canary ran.
     pub(super) fn release_held(&mut self) -> Result<(), RunError> {
         for line in self.held.take().unwrap_or_default() {
-            writeln!(self.out, "{line}").map_err(write_error)?;
+            self.pending.extend_from_slice(line.as_bytes());
+            self.pending.push(b'\n');
             if let Flow::Stop = self.counted() {
                 self.stopping = true;
                 break;
@@ -144,7 +162,26 @@ impl<'a> Printer<'a> {
     }
 
     pub(super) fn flush(&mut self) -> Result<(), RunError> {
+        self.write_pending()?;
         Ok(self.out.flush().map_err(write_error)?)
+    }
+
+    fn write_pending(&mut self) -> Result<(), RunError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.writes += 1;
+        let result = self.out.write_all(&self.pending).map_err(write_error);
+        self.pending.clear();
+        Ok(result?)
+    }
+
+    /// Writes the gathered lines once there are enough of them.
+    fn gathered(&mut self) -> Result<Flow, RunError> {
+        if self.pending.len() >= PENDING_BYTES {
+            self.write_pending()?;
+        }
+        Ok(self.counted())
     }
 
     /// The kernel reports a full ring's losses (PERF_RECORD_LOST) only with
@@ -171,11 +208,21 @@ impl<'a> Printer<'a> {
     }
 }
 
+/// Lines gathered when a run ends on an error are still written (as the
+/// buffered writer they replace did when dropped).
+impl Drop for Printer<'_> {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let _ = self.out.write_all(&self.pending);
+        }
+    }
+}
+
 impl Events for Printer<'_> {
     type Error = RunError;
 
     fn sample(&mut self, cpu: u32, data: &[u8]) -> Result<Flow, RunError> {
-        let raw = match probe_event::parse(data) {
+        let raw = match probe_event::parse_ref(data) {
             Ok(raw) => raw,
             Err(err) => {
                 self.summary.bad += 1;
@@ -183,10 +230,7 @@ impl Events for Printer<'_> {
                 return Ok(Flow::Continue);
             }
         };
-        let Some(event) = event(cpu, &raw) else {
-            return Ok(Flow::Continue);
-        };
-        self.show(event)
+        self.show(event(cpu, &raw))
     }
 
     fn lost(&mut self, cpu: u32, count: u64) {
@@ -235,8 +279,9 @@ impl Printer<'_> {
             held.push(output::line(self.opts.format, &event));
             return Ok(Flow::Continue);
         }
-        output::write_line(self.out, self.opts.format, &event).map_err(write_error)?;
-        Ok(self.counted())
+        self.lines
+            .append(&mut self.pending, self.opts.format, &event);
+        self.gathered()
     }
 
     /// A line of the BPF probes' `bpf_trace_printk` (`--trace-pipe`).
@@ -262,8 +307,9 @@ impl Printer<'_> {
             held.push(line.to_string());
             return Ok(Flow::Continue);
         }
-        writeln!(self.out, "{line}").map_err(write_error)?;
-        Ok(self.counted())
+        self.pending.extend_from_slice(line.as_bytes());
+        self.pending.push(b'\n');
+        self.gathered()
     }
 }
 
@@ -277,24 +323,23 @@ impl Witness for Printer<'_> {
     }
 }
 
-/// The event a record holds, borrowing its strings; `None` for a kind
-/// nobtf does not know.
-pub fn event(cpu: u32, raw: &probe_event::UnlinkEvent) -> Option<Event<'_>> {
-    let kind = match raw.kind()? {
+/// The event a record holds, borrowing its strings.
+pub fn event<'a>(cpu: u32, raw: &probe_event::EventRef<'a>) -> Event<'a> {
+    let kind = match raw.kind {
         ProbeEventKind::Entry => EventKind::Entry {
-            filename: raw.filename_str(),
+            filename: probe_event::c_str(raw.filename),
             refcnt: raw.refcnt(),
         },
         ProbeEventKind::Exit => EventKind::Exit { ret: raw.ret },
     };
-    Some(Event {
+    Event {
         ts_ns: raw.ts_ns,
         cpu,
         pid: raw.pid,
         tid: raw.tid,
-        comm: raw.comm_str(),
+        comm: probe_event::c_str(raw.comm),
         kind,
-    })
+    }
 }
 
 #[cfg(test)]

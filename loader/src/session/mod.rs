@@ -215,6 +215,8 @@ pub struct Session {
     /// Ring bytes, reused.
     scratch: Vec<u8>,
     signals: SignalFd,
+    /// What the event loop did, for `-v`.
+    pub stats: stream::ReaderStats,
 }
 
 impl Drop for Session {
@@ -238,6 +240,7 @@ impl Session {
             pipe: None,
             poll: None,
             scratch: Vec::new(),
+            stats: stream::ReaderStats::default(),
             signals,
         })
     }
