@@ -50,6 +50,7 @@ pub mod codegen;
 mod compile;
 pub mod diag;
 pub mod fields;
+pub mod flush;
 pub mod format;
 pub mod kernel;
 pub mod lexer;

@@ -11,7 +11,6 @@ use crate::canary::{Seen, Witness};
 use crate::output::{self, Event, EventKind};
 use crate::pipe_line;
 use crate::session::{Events, Flow, Session, write_error};
-use crate::sys;
 
 /// Counts at the end of a run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -188,18 +187,7 @@ impl<'a> Printer<'a> {
     /// the next sample that fits: make one on each CPU (a failed unlink of
     /// nobtf's own, never shown) so the summary counts every loss.
     pub(super) fn flush_lost(&mut self, session: &mut Session) {
-        let Ok(before) = sys::affinity() else {
-            return;
-        };
-        let path = format!("/tmp/.nobtf-flush-{}", self.me);
-        for cpu in session.ring_cpus() {
-            if sys::set_affinity(&sys::CpuSet::only(cpu)).is_ok() {
-                let _ = std::fs::remove_file(&path);
-            }
-        }
-        if let Err(err) = sys::set_affinity(&before) {
-            eprintln!("warning: {err}");
-        }
+        session.unlink_on_each_ring_cpu(&format!("/tmp/.nobtf-flush-{}", self.me));
         // After the stop: count losses, show nothing more.
         self.stopping = true;
         if let Err(err) = session.drain(self) {

@@ -31,7 +31,7 @@ use crate::features::{self, FeatureError};
 use crate::load::{self, LoadError, LoadOptions};
 use crate::plan::PlanError;
 use crate::ring::RingError;
-use crate::sys::{MapFd, PerfRing, PollSet, SignalFd, SysError};
+use crate::sys::{self, MapFd, PerfRing, PollSet, SignalFd, SysError};
 
 pub use stream::{Events, Flow, LATENCY_MS, TracePipe};
 
@@ -207,6 +207,8 @@ pub struct Session {
     /// (cpu, its ring), for every perf event array.
     rings: Vec<(u32, PerfRing)>,
     progs: Vec<Loaded>,
+    /// How many of `progs` are attached (in order).
+    attached: usize,
     /// (name, map), in order of creation.
     maps: Vec<(String, MapFd)>,
     pipe: Option<TracePipe>,
@@ -241,6 +243,7 @@ impl Session {
             poll: None,
             scratch: Vec::new(),
             stats: stream::ReaderStats::default(),
+            attached: 0,
             signals,
         })
     }
@@ -371,11 +374,11 @@ impl Session {
         Ok(())
     }
 
-    /// Attaches every loaded program, in order of loading. When attaching to
-    /// a function fails, kallsyms and available_filter_functions are read to
-    /// say why.
+    /// Attaches every loaded program not yet attached, in order of loading.
+    /// When attaching to a function fails, kallsyms and
+    /// available_filter_functions are read to say why.
     pub fn attach_all(&mut self) -> Result<(), SessionError> {
-        for prog in &self.progs {
+        for prog in &self.progs[self.attached..] {
             let tracefs = self.setup.tracefs.as_deref().ok();
             let cpus = match prog.point {
                 AttachPoint::CpuClock { .. } => features::online_cpus()?,
@@ -401,7 +404,25 @@ impl Session {
             })?;
             self.attachments.extend(attachments);
         }
+        self.attached = self.progs.len();
         Ok(())
+    }
+
+    /// Unlinks a missing file once on each CPU with a ring, pinned there, so
+    /// that a probe on `do_unlinkat` fires on every ring's CPU (the kernel
+    /// then writes each ring's pending loss count); the affinity is restored.
+    pub fn unlink_on_each_ring_cpu(&self, path: &str) {
+        let Ok(before) = sys::affinity() else {
+            return;
+        };
+        for cpu in self.ring_cpus() {
+            if sys::set_affinity(&sys::CpuSet::only(cpu)).is_ok() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        if let Err(err) = sys::set_affinity(&before) {
+            eprintln!("warning: {err}");
+        }
     }
 
     /// Runs `/bin/sh -c command`; `stream` stops when it exits.

@@ -164,18 +164,55 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     steps.done("attaching");
 
     let mut printer = Printer::new(&compiled, opts.format, out, opts.pid);
-    drive(opts, &mut session, &mut printer, || 0)
+    drive(opts, &mut session, &mut printer, flush_losses)
+}
+
+/// The rings' last loss counts (see `lang::flush`), when records came: a
+/// ring that never filled lost nothing. Without them the summary may
+/// undercount, which is said.
+fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
+    printer.stopped = true;
+    if session.stats.records == 0 || session.map(EVENTS_MAP).is_none() {
+        return;
+    }
+    let me = std::process::id();
+    let probe = lang::flush::probe(me);
+    let loaded = probe
+        .encode(|name| session.map(name).map(|m| m.raw()))
+        .map_err(|e| e.to_string())
+        .and_then(|insns| {
+            let spec = ProgramSpec {
+                name: "nt_flush",
+                point: attach_point(&probe.attach),
+                insns: &insns,
+                license: load::GPL,
+                disassembly: &probe.insns,
+            };
+            session.load_raw(&spec).map_err(|e| e.to_string())
+        })
+        .and_then(|()| session.attach_all().map_err(|e| e.to_string()));
+    if let Err(err) = loaded {
+        eprintln!(
+            "warning: the rings' last loss counts could not be read ({err}): more events may have been lost than reported"
+        );
+        return;
+    }
+    session.unlink_on_each_ring_cpu(&format!("/tmp/.nobtf-flush-{me}"));
+    if let Err(err) = session.drain(printer) {
+        eprintln!("warning: {err}");
+    }
 }
 
 /// Prints `Attaching N probes...` and BEGIN's output, runs the command,
 /// streams until the program or the user ends it (timers on the way),
-/// then END and the maps. `lost_in_buffer` adds the losses only known at
-/// the end (the tracefs buffer's overruns).
+/// then END and the maps. `at_stop` counts the losses only known once the
+/// stream has stopped (the perf rings' last counts, the tracefs buffer's
+/// overruns).
 fn drive(
     opts: &TraceOptions,
     session: &mut Session,
     printer: &mut Printer<'_>,
-    lost_in_buffer: impl FnOnce() -> u64,
+    at_stop: impl FnOnce(&mut Session, &mut Printer<'_>),
 ) -> Result<(), TraceError> {
     let compiled = printer.compiled();
     printer.write(report::attached_probes(probe_count(&opts.program), opts.format).as_bytes())?;
@@ -224,6 +261,7 @@ fn drive(
         stopped |= end.is_some_and(|e| now >= e) || printer.pid_gone;
     }
     session.end_command();
+    at_stop(session, printer);
     for event in &compiled.end {
         printer.step(report::event(opts.format, event)?)?;
     }
@@ -240,7 +278,6 @@ fn drive(
         .collect();
     printer.write(&report::exit_maps(&maps, opts.format)?)?;
     printer.flush()?;
-    printer.lost += lost_in_buffer();
     if printer.lost > 0 {
         eprint!("{}", report::lost_events(printer.lost, opts.format));
     }

@@ -21,6 +21,9 @@ pub struct Printer<'a> {
     /// Steps waiting for the front end, in order.
     pub pending: VecDeque<Step>,
     pub lost: u64,
+    /// The trace has stopped: records still read only bring the rings'
+    /// last loss counts, nothing more is shown.
+    pub stopped: bool,
     /// `-p PID`: stop when it is gone.
     pid: Option<u32>,
     pub pid_gone: bool,
@@ -42,6 +45,7 @@ impl<'a> Printer<'a> {
             out,
             pending: VecDeque::new(),
             lost: 0,
+            stopped: false,
             pid,
             pid_gone: false,
             tracefs: None,
@@ -91,6 +95,9 @@ impl Events for Printer<'_> {
     type Error = TraceError;
 
     fn sample(&mut self, _cpu: u32, data: &[u8]) -> Result<Flow, TraceError> {
+        if self.stopped || lang::flush::is_marker(data) {
+            return Ok(Flow::Continue);
+        }
         let step = report::record(self.compiled, self.format, data)?;
         self.step(step)
     }

@@ -130,8 +130,8 @@ pub(super) fn run(
     );
     let mut printer =
         Printer::new(&program.compiled, opts.format, out, opts.pid).with_tracefs(&program);
-    let result = drive(opts, &mut session, &mut printer, || {
-        events.losses().iter().map(|(_, n)| n).sum()
+    let result = drive(opts, &mut session, &mut printer, |_, printer| {
+        printer.lost += events.losses().iter().map(|(_, n)| n).sum::<u64>();
     });
     drop(session);
     drop(events);
