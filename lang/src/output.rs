@@ -141,50 +141,75 @@ pub enum DecodeError {
     Truncated { len: usize, offset: u32 },
 }
 
+/// A slot's value, its string borrowed from the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRef<'a> {
+    Int(i64),
+    Uint(u64),
+    Str(&'a [u8]),
+}
+
+/// The value at `slot` in `bytes`.
+pub fn slot_value<'a>(bytes: &'a [u8], slot: &Slot) -> Result<ValueRef<'a>, DecodeError> {
+    let start = slot.offset as usize;
+    let truncated = DecodeError::Truncated {
+        len: bytes.len(),
+        offset: slot.offset,
+    };
+    match slot.ty {
+        ValueType::Int { signed } => {
+            let word: [u8; 8] = bytes
+                .get(start..start + 8)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(truncated)?;
+            let n = u64::from_ne_bytes(word);
+            Ok(if signed {
+                ValueRef::Int(n as i64)
+            } else {
+                ValueRef::Uint(n)
+            })
+        }
+        ValueType::Str { len } => {
+            let text = bytes.get(start..start + len as usize).ok_or(truncated)?;
+            let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+            Ok(ValueRef::Str(&text[..end]))
+        }
+    }
+}
+
 /// The values at `slots` in `bytes`.
 pub fn decode_slots(bytes: &[u8], slots: &[Slot]) -> Result<Vec<Value>, DecodeError> {
     slots
         .iter()
         .map(|slot| {
-            let start = slot.offset as usize;
-            let truncated = DecodeError::Truncated {
-                len: bytes.len(),
-                offset: slot.offset,
-            };
-            match slot.ty {
-                ValueType::Int { signed } => {
-                    let word: [u8; 8] = bytes
-                        .get(start..start + 8)
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or(truncated)?;
-                    let n = u64::from_ne_bytes(word);
-                    Ok(if signed {
-                        Value::Int(n as i64)
-                    } else {
-                        Value::Uint(n)
-                    })
-                }
-                ValueType::Str { len } => {
-                    let text = bytes.get(start..start + len as usize).ok_or(truncated)?;
-                    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-                    Ok(Value::Str(text[..end].to_vec()))
-                }
-            }
+            Ok(match slot_value(bytes, slot)? {
+                ValueRef::Int(n) => Value::Int(n),
+                ValueRef::Uint(n) => Value::Uint(n),
+                ValueRef::Str(s) => Value::Str(s.to_vec()),
+            })
         })
         .collect()
 }
 
-/// Decode one perf record against the program's event table.
-pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, DecodeError> {
+/// The format of the event a perf record names.
+pub fn event_format<'a>(
+    events: &'a [EventFormat],
+    record: &[u8],
+) -> Result<&'a EventFormat, DecodeError> {
     let header: [u8; 8] = record
         .get(..8)
         .and_then(|b| b.try_into().ok())
         .ok_or(DecodeError::Short(record.len()))?;
     let id = u64::from_ne_bytes(header);
-    let format = usize::try_from(id)
+    usize::try_from(id)
         .ok()
         .and_then(|i| events.get(i))
-        .ok_or(DecodeError::UnknownEvent(id))?;
+        .ok_or(DecodeError::UnknownEvent(id))
+}
+
+/// Decode one perf record against the program's event table.
+pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, DecodeError> {
+    let format = event_format(events, record)?;
     Ok(match format {
         EventFormat::Printf { format, args } => Event::Printf {
             format: format.clone(),

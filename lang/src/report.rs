@@ -28,7 +28,8 @@ use crate::format::{
     MapValues,
 };
 use crate::output::{
-    DecodeError, Event, MapKind, MapSpec, MapValue, Value, ValueType, decode_event,
+    DecodeError, Event, EventFormat, MapKind, MapSpec, MapValue, Value, ValueRef, ValueType,
+    decode_event, event_format, slot_value,
 };
 
 /// `--format text|json`.
@@ -74,7 +75,30 @@ pub enum ReportError {
 
 /// A perf record's output or request.
 pub fn record(compiled: &Compiled, format: Format, record: &[u8]) -> Result<Step, ReportError> {
+    // A printf, nearly every record of a busy trace, is formatted from the
+    // record's own bytes: no decoded copy of its format and strings.
+    if let EventFormat::Printf { format: text, args } = event_format(&compiled.events, record)? {
+        let args = args
+            .iter()
+            .map(|slot| {
+                Ok(match slot_value(record, slot)? {
+                    ValueRef::Int(n) => format::Arg::Signed(n),
+                    ValueRef::Uint(n) => format::Arg::Unsigned(n),
+                    ValueRef::Str(s) => format::Arg::Str(s),
+                })
+            })
+            .collect::<Result<Vec<_>, DecodeError>>()?;
+        return printf(format, text, &args);
+    }
     event(format, &decode_event(&compiled.events, record)?)
+}
+
+fn printf(format: Format, text: &str, args: &[format::Arg<'_>]) -> Result<Step, ReportError> {
+    let out = FormatString::parse(text).format(args)?;
+    Ok(Step::Write(match format {
+        Format::Text => out,
+        Format::Json => format::json::printf(&out),
+    }))
 }
 
 /// A decoded event's output or request (BEGIN, END and timer events come
@@ -90,11 +114,7 @@ pub fn event(format: Format, event: &Event) -> Result<Step, ReportError> {
                     Value::Str(s) => format::Arg::Str(s),
                 })
                 .collect();
-            let out = FormatString::parse(text).format(&args)?;
-            Step::Write(match format {
-                Format::Text => out,
-                Format::Json => format::json::printf(&out),
-            })
+            printf(format, text, &args)?
         }
         Event::Print { map } => Step::PrintMap(map.clone()),
         Event::Clear { map } => Step::ClearMap(map.clone()),
