@@ -17,7 +17,7 @@ use kernel_headers::bpf::map_type;
 use lang::output::EVENTS_MAP;
 use lang::providers::AttachPoint as LangPoint;
 use lang::report::{self, Entries, Format, ReportError, Step};
-use lang::{Compiled, Options, Target};
+use lang::{Compiled, CompiledProbe, Options, Target};
 use probes::MaxEntries;
 
 use crate::attach::{AttachMode, AttachPoint, stale};
@@ -147,17 +147,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     session.create_maps(maps(&compiled))?;
     steps.done("maps and perf rings");
     for probe in &compiled.probes {
-        let insns = probe
-            .encode(|name| session.map(name).map(|m| m.raw()))
-            .map_err(TraceError::Encode)?;
-        let spec = ProgramSpec {
-            name: &probe.name(),
-            point: attach_point(&probe.attach),
-            insns: &insns,
-            license: load::GPL,
-            disassembly: &probe.insns,
-        };
-        session.load(&spec, &mut report)?;
+        load_probe(&mut session, probe, Some(&mut report))?;
     }
     steps.done("loading the programs (verifier)");
     session.attach_all()?;
@@ -165,6 +155,30 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
 
     let mut printer = Printer::new(&compiled, opts.format, out, opts.pid);
     drive(opts, &mut session, &mut printer, flush_losses)
+}
+
+/// Encodes `probe` against the session's maps and loads it; with `report`,
+/// a refusal names the helper this kernel lacks.
+fn load_probe(
+    session: &mut Session,
+    probe: &CompiledProbe,
+    report: Option<&mut Report>,
+) -> Result<(), TraceError> {
+    let insns = probe
+        .encode(|name| session.map(name).map(|m| m.raw()))
+        .map_err(TraceError::Encode)?;
+    let spec = ProgramSpec {
+        name: &probe.name(),
+        point: attach_point(&probe.attach),
+        insns: &insns,
+        license: load::GPL,
+        disassembly: &probe.insns,
+    };
+    match report {
+        Some(report) => session.load(&spec, report)?,
+        None => session.load_raw(&spec).map_err(SessionError::from)?,
+    }
+    Ok(())
 }
 
 /// The rings' last loss counts (see `lang::flush`), when records came: a
@@ -176,21 +190,8 @@ fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
         return;
     }
     let me = std::process::id();
-    let probe = lang::flush::probe(me);
-    let loaded = probe
-        .encode(|name| session.map(name).map(|m| m.raw()))
-        .map_err(|e| e.to_string())
-        .and_then(|insns| {
-            let spec = ProgramSpec {
-                name: "nt_flush",
-                point: attach_point(&probe.attach),
-                insns: &insns,
-                license: load::GPL,
-                disassembly: &probe.insns,
-            };
-            session.load_raw(&spec).map_err(|e| e.to_string())
-        })
-        .and_then(|()| session.attach_all().map_err(|e| e.to_string()));
+    let loaded =
+        load_probe(session, &lang::flush::probe(me), None).and_then(|()| Ok(session.attach_all()?));
     if let Err(err) = loaded {
         eprintln!(
             "warning: the rings' last loss counts could not be read ({err}): more events may have been lost than reported"

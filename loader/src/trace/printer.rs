@@ -95,7 +95,7 @@ impl Events for Printer<'_> {
     type Error = TraceError;
 
     fn sample(&mut self, _cpu: u32, data: &[u8]) -> Result<Flow, TraceError> {
-        if self.stopped || lang::flush::is_marker(data) {
+        if self.stopped {
             return Ok(Flow::Continue);
         }
         let step = report::record(self.compiled, self.format, data)?;
