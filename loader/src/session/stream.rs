@@ -19,6 +19,13 @@ use crate::sys::{self, MapFd, PerfRing, PollSet};
 /// out this often to pick up the rest (and to check the stop conditions).
 pub const LATENCY_MS: i32 = 10;
 
+/// The poll's timeout right after start and after records came: a lone
+/// event then shows within about this, and the timeout doubles back to
+/// `LATENCY_MS` over a few quiet polls (an idle trace still wakes at most
+/// 100 times a second). Measured under instruction counting, a 10 ms
+/// timeout made nobtf's first line 11 ms later than its attach.
+pub const QUICK_MS: i32 = 1;
+
 /// How many passes over the rings one drain makes at most.
 const DRAIN_PASSES: usize = 16;
 
@@ -232,12 +239,14 @@ impl Session {
         events: &mut H,
         deadline: Option<Instant>,
     ) -> Result<(), H::Error> {
+        let mut latency = Latency::default();
         loop {
-            let timeout = deadline.map_or(LATENCY_MS, |d| {
+            let timeout = deadline.map_or(latency.ms, |d| {
                 d.saturating_duration_since(Instant::now())
                     .as_millis()
-                    .min(LATENCY_MS as u128) as i32
+                    .min(latency.ms as u128) as i32
             });
+            let records = self.stats.records;
             let mut stop = self.wait(timeout)?;
             if let Some(c) = self.child.as_mut() {
                 let exited = c.try_wait().map_err(|err| SessionError::Io {
@@ -251,7 +260,31 @@ impl Session {
             if stop || matches!(flow, Flow::Stop) {
                 return Ok(());
             }
+            latency.next(self.stats.records > records);
         }
+    }
+}
+
+/// The poll timeout: `QUICK_MS` at start and after records came, doubling
+/// up to `LATENCY_MS` while none come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Latency {
+    ms: i32,
+}
+
+impl Default for Latency {
+    fn default() -> Latency {
+        Latency { ms: QUICK_MS }
+    }
+}
+
+impl Latency {
+    fn next(&mut self, records_came: bool) {
+        self.ms = if records_came {
+            QUICK_MS
+        } else {
+            (self.ms * 2).min(LATENCY_MS)
+        };
     }
 }
 
@@ -314,5 +347,20 @@ mod tests {
             "10 polls (4 woken by data or a signal, the rest timed out), 4 ring reads with data: 12.5 records (4000 bytes) per read"
         );
         assert!(ReaderStats::default().to_string().contains("0.0 records"));
+    }
+
+    #[test]
+    fn latency_is_quick_after_records_and_backs_off_when_quiet() {
+        let mut latency = Latency::default();
+        assert_eq!(latency.ms, QUICK_MS);
+        let quiet: Vec<i32> = (0..6)
+            .map(|_| {
+                latency.next(false);
+                latency.ms
+            })
+            .collect();
+        assert_eq!(quiet, [2, 4, 8, LATENCY_MS, LATENCY_MS, LATENCY_MS]);
+        latency.next(true);
+        assert_eq!(latency.ms, QUICK_MS);
     }
 }
