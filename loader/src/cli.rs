@@ -53,7 +53,11 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+// `defer`: a subcommand's arguments are built only when it is the one
+// invoked; building every subcommand's took most of nobtf's start-up work
+// before the kernel is touched (callgrind: 0.43M of 0.81M instructions).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Attach a probe and print its events.
     Run {
@@ -148,7 +152,8 @@ pub struct RunArgs {
     pub backend: BackendArg,
 }
 
-/// `nobtf trace` arguments.
+// `nobtf trace` arguments (a plain comment: a doc comment here would replace
+// the subcommand's own about text, as subcommands are deferred).
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
     /// The program, or a file holding it.
@@ -197,7 +202,7 @@ pub struct DumpArgs {
     pub probe: ProbeArgs,
 }
 
-/// `nobtf load` arguments.
+// `nobtf load` arguments (a plain comment, as for `TraceArgs`).
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
     /// The object, as `clang -target bpf -O2 -c prog.bpf.c -o prog.o` writes it.
@@ -368,6 +373,13 @@ impl LoadArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_subcommand_is_well_formed() {
+        // Builds the deferred subcommands too, so clap's own checks see them.
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn arguments_become_options() {
