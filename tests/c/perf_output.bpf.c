@@ -5,20 +5,8 @@
  * the caller's pid through bpf_perf_event_output.
  */
 
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
+#include "legacy.h"
 
-#define SEC(name) __attribute__((section(name), used))
-
-struct bpf_map_def {
-	unsigned int type;
-	unsigned int key_size;
-	unsigned int value_size;
-	unsigned int max_entries;
-	unsigned int map_flags;
-};
-
-#define BPF_MAP_TYPE_PERF_EVENT_ARRAY 4
 /* flags: write to the ring of the CPU the program runs on */
 #define BPF_F_CURRENT_CPU 0xffffffffULL
 

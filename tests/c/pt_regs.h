@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* For the tests/c objects, which include it after defining __u32 and __u64. */
+/* For the tests/c objects, which include it after legacy.h (for __u32, __u64). */
 #ifndef NOBTF_TEST_PT_REGS_H
 #define NOBTF_TEST_PT_REGS_H
 

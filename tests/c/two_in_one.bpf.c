@@ -5,10 +5,7 @@
  * splitting a section by symbol and deriving the map stride from symbols.
  */
 
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
-
-#define SEC(name) __attribute__((section(name), used))
+#include "legacy.h"
 
 struct pt_regs {
 	unsigned long regs[21];

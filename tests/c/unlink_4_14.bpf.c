@@ -12,24 +12,8 @@
  * Build: tests/c/build.sh [--arch ARCH] OUTDIR (clang -target bpf -O2 -g0 -c).
  */
 
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
-typedef int pid_t;
-
-#define SEC(name) __attribute__((section(name), used))
-
+#include "legacy.h"
 #include "pt_regs.h"
-
-/* The legacy map definition libbpf < 1.0 read from the "maps" section. */
-struct bpf_map_def {
-	unsigned int type;
-	unsigned int key_size;
-	unsigned int value_size;
-	unsigned int max_entries;
-	unsigned int map_flags;
-};
-
-#define BPF_MAP_TYPE_ARRAY 2
 
 /* Helpers are called by id (enum bpf_func_id). */
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
