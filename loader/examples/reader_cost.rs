@@ -82,7 +82,7 @@ fn main() {
     let mut out = BufWriter::with_capacity(64 * 1024, sink);
     let mut done = 0;
     // As the printer gathers lines: one buffer, written when 64 KiB wait.
-    let mut line = Vec::with_capacity(68 * 1024);
+    let mut line = output::Lines::with_capacity(68 * 1024);
     let mut cache = output::LineCache::default();
     while done < events {
         for record in ring::records(&batch).take(events - done) {
@@ -92,13 +92,15 @@ fn main() {
             let raw = event::parse_ref(data).expect("a valid event");
             cache.append(&mut line, format, &loader::run::event(1, &raw));
             if line.len() >= 64 * 1024 {
-                out.write_all(&line).expect("writing to /dev/null");
+                out.write_all(line.as_bytes())
+                    .expect("writing to /dev/null");
                 line.clear();
             }
             done += 1;
         }
     }
-    out.write_all(&line).expect("writing to /dev/null");
+    out.write_all(line.as_bytes())
+        .expect("writing to /dev/null");
     out.flush().expect("flush");
     eprintln!("{done} events ({per_batch} per 64-page batch)");
 }
