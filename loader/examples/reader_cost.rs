@@ -14,7 +14,7 @@ use std::io::{BufWriter, Write};
 use kernel_headers::perf::{PERF_EVENT_HEADER_SIZE, PERF_RECORD_SAMPLE};
 use lang::Compiled;
 use lang::output::{EventFormat, Slot, ValueType};
-use lang::report::{self, Step};
+use lang::report;
 use loader::output::{self, Format};
 use loader::ring::{self, Record};
 use probes::event::{self, EventKind, HAS_REFCNT, SIZE, UnlinkEvent, VERSION};
@@ -139,7 +139,7 @@ fn main() {
 
 /// `nobtf trace -e 'kprobe:do_unlinkat { printf("KPROBE ENTRY %s %d\n",
 /// str(...->name), ...->refcnt.counter); }'`: its records printed as
-/// `nobtf trace`'s printer does (`report::record`, bytes to the writer).
+/// `nobtf trace`'s printer does (`report::Records`, bytes to the writer).
 fn trace(events: usize, format: report::Format) {
     const PATH_LEN: u32 = 64;
     let compiled = Compiled {
@@ -175,15 +175,18 @@ fn trace(events: usize, format: report::Format) {
         .expect("/dev/null");
     let mut out = BufWriter::with_capacity(64 * 1024, sink);
     let mut done = 0;
+    let mut records = report::Records::new(&compiled, format);
+    let mut line = Vec::new();
     while done < events {
         for record in ring::records(&batch).take(events - done) {
             let Ok(Record::Sample(data)) = record else {
                 panic!("bad record")
             };
-            match report::record(&compiled, format, data).expect("a valid record") {
-                Step::Write(bytes) => out.write_all(&bytes).expect("writing to /dev/null"),
-                step => panic!("unexpected {step:?}"),
+            line.clear();
+            if let Some(step) = records.record(data, &mut line).expect("a valid record") {
+                panic!("unexpected {step:?}");
             }
+            out.write_all(&line).expect("writing to /dev/null");
             done += 1;
         }
     }

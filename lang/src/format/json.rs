@@ -10,6 +10,13 @@ use super::map::{Key, KeyPart, Map, MapValues, Rendered, Scalar, rendered_entrie
 /// (bpftrace tests a signed `char` and prints it as an `int`, so UTF-8
 /// text comes out mangled; users' parsers see the same bytes from both).
 pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
+    // Most text has nothing to escape: one copy.
+    if bytes
+        .iter()
+        .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+    {
+        return out.extend_from_slice(bytes);
+    }
     for &b in bytes {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -32,10 +39,16 @@ fn quoted(bytes: &[u8], out: &mut Vec<u8>) {
 
 /// A `printf` event: `{"type": "printf", "data": "..."}` and a newline.
 pub fn printf(text: &[u8]) -> Vec<u8> {
-    let mut out = b"{\"type\": \"printf\", \"data\": ".to_vec();
-    quoted(text, &mut out);
-    out.extend_from_slice(b"}\n");
+    let mut out = Vec::new();
+    printf_into(text, &mut out);
     out
+}
+
+/// [`printf`] appended to `out`.
+pub fn printf_into(text: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"type\": \"printf\", \"data\": ");
+    quoted(text, out);
+    out.extend_from_slice(b"}\n");
 }
 
 /// What the program end prints with `-f json`: two newlines (bpftrace

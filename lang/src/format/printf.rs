@@ -18,6 +18,7 @@
 //! - a string argument exactly [`MAX_STRLEN`]` - 1` bytes long is taken as
 //!   cut short and gets [`STR_TRUNC_TRAILER`] appended before formatting.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// bpftrace 0.23's default string buffer size (`BPFTRACE_MAX_STRLEN`):
@@ -236,20 +237,36 @@ impl FormatString {
     /// Renders the format with `args` into the bytes bpftrace prints.
     /// Fails only when the arguments do not pass [`FormatString::validate`].
     pub fn format(&self, args: &[Arg<'_>]) -> Result<Vec<u8>, FormatError> {
-        let types: Vec<ArgType> = args.iter().map(Arg::arg_type).collect();
-        self.validate("printf", &types)?;
         let mut out = Vec::new();
+        self.format_into(args, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`FormatString::format`] appended to `out`, which holds nothing
+    /// new on error. No allocation: a busy trace formats every record.
+    pub fn format_into(&self, args: &[Arg<'_>], out: &mut Vec<u8>) -> Result<(), FormatError> {
+        let mismatch = args.len() != self.tokens.len()
+            || self
+                .tokens
+                .iter()
+                .zip(args)
+                .any(|(t, a)| t.ty != a.arg_type());
+        if mismatch {
+            let types: Vec<ArgType> = args.iter().map(Arg::arg_type).collect();
+            self.validate("printf", &types)?;
+        }
         let mut part_start = 0;
         for (token, arg) in self.tokens.iter().zip(args) {
-            let mut part = Vec::new();
-            c_format_one(&self.text[part_start..token.end], *arg, &mut part);
+            let start = out.len();
+            c_format_one(&self.text[part_start..token.end], *arg, out);
             // bpftrace writes each part as a C string: a `%c` of 0 ends it.
-            let shown = part.iter().position(|&b| b == 0).unwrap_or(part.len());
-            out.extend_from_slice(&part[..shown]);
+            if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
+                out.truncate(start + nul);
+            }
             part_start = token.end;
         }
         out.extend_from_slice(&self.text[part_start..]);
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -356,7 +373,7 @@ fn fits(spec: &Spec, arg: Arg<'_>) -> bool {
 }
 
 fn pad(out: &mut Vec<u8>, count: usize, byte: u8) {
-    out.extend(std::iter::repeat_n(byte, count));
+    out.resize(out.len() + count, byte);
 }
 
 /// Writes `body` in a field of `spec.width`, space-padded on the side the
@@ -375,10 +392,11 @@ fn field(spec: &Spec, body: &[u8], out: &mut Vec<u8>) {
 fn render(spec: &Spec, arg: Arg<'_>, out: &mut Vec<u8>) {
     let bits = match arg {
         Arg::Str(bytes) => {
-            let mut text = bytes.to_vec();
-            if text.len() + 1 == MAX_STRLEN {
-                text.extend_from_slice(STR_TRUNC_TRAILER);
-            }
+            let text: Cow<'_, [u8]> = if bytes.len() + 1 == MAX_STRLEN {
+                Cow::Owned([bytes, STR_TRUNC_TRAILER].concat())
+            } else {
+                Cow::Borrowed(bytes)
+            };
             let shown = spec
                 .precision
                 .map_or(&text[..], |p| &text[..p.min(text.len())]);
@@ -432,24 +450,24 @@ fn render_integer(
     } else {
         b"0123456789abcdef"
     };
-    let mut digits = Vec::new();
+    // Least significant first; 22 octal digits hold a u64.
+    let mut reversed = [0u8; 22];
+    let mut count = 0;
     let mut rest = magnitude;
     while rest != 0 {
-        digits.push(digit_chars[(rest % base) as usize]);
+        reversed[count] = digit_chars[(rest % base) as usize];
+        count += 1;
         rest /= base;
     }
     // C prints no digit for value 0 with precision 0, and one 0 otherwise.
     if magnitude == 0 && spec.precision != Some(0) {
-        digits.push(b'0');
+        reversed[count] = b'0';
+        count += 1;
     }
-    let min_digits = spec.precision.unwrap_or(0);
-    while digits.len() < min_digits {
-        digits.push(b'0');
-    }
-    if spec.conversion == b'o' && spec.alt && digits.last() != Some(&b'0') {
-        digits.push(b'0');
-    }
-    digits.reverse();
+    let digits = &reversed[..count];
+    let precision_zeros = spec.precision.unwrap_or(0).saturating_sub(count);
+    let leading_zero = precision_zeros > 0 || digits.last() == Some(&b'0');
+    let alt_zero = usize::from(spec.conversion == b'o' && spec.alt && !leading_zero);
 
     let signed_conversion = matches!(spec.conversion, b'd' | b'i' | b'p');
     let sign: &[u8] = match (negative, signed_conversion) {
@@ -458,7 +476,7 @@ fn render_integer(
         (false, true) if spec.space => b" ",
         _ => b"",
     };
-    let len = sign.len() + prefix.len() + digits.len();
+    let len = sign.len() + prefix.len() + alt_zero + precision_zeros + digits.len();
     let fill = spec.width.saturating_sub(len);
     let zero_fill = spec.zero && !spec.left && spec.precision.is_none();
     if !spec.left && !zero_fill {
@@ -469,7 +487,8 @@ fn render_integer(
     if zero_fill {
         pad(out, fill, b'0');
     }
-    out.extend_from_slice(&digits);
+    pad(out, alt_zero + precision_zeros, b'0');
+    out.extend(digits.iter().rev());
     if spec.left {
         pad(out, fill, b' ');
     }
