@@ -117,6 +117,85 @@ struct Token {
 pub struct FormatString {
     text: Vec<u8>,
     tokens: Vec<Token>,
+    /// What `snprintf` makes of each token's part, by token.
+    parts: Vec<Part>,
+}
+
+/// What C `snprintf(part, arg)` does with one part (the text up to a
+/// token's end), worked out once: the part's text is fixed, and so is
+/// whether its argument is a string (the token's type, which the
+/// argument must have). `%%` is `%`; the first conversion that fits the
+/// argument takes it; a second conversion, or one C would read the
+/// argument wrongly for (undefined behaviour in bpftrace), is text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Part {
+    before: Vec<u8>,
+    conversion: Option<Spec>,
+    after: Vec<u8>,
+    /// A `%c` or a NUL in the text: the output is cut at its first NUL.
+    may_hold_nul: bool,
+}
+
+impl Part {
+    fn new(part: &[u8], string_arg: bool) -> Part {
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        let mut conversion = None;
+        let mut at = 0;
+        while at < part.len() {
+            let text = if conversion.is_some() {
+                &mut after
+            } else {
+                &mut before
+            };
+            if part[at] != b'%' {
+                text.push(part[at]);
+                at += 1;
+                continue;
+            }
+            if part.get(at + 1) == Some(&b'%') {
+                text.push(b'%');
+                at += 2;
+                continue;
+            }
+            match parse_c_spec(part, at + 1) {
+                Some((spec, end))
+                    if conversion.is_none() && (spec.conversion == b's') == string_arg =>
+                {
+                    conversion = Some(spec);
+                    at = end;
+                }
+                _ => {
+                    text.push(b'%');
+                    at += 1;
+                }
+            }
+        }
+        let may_hold_nul = before.contains(&0)
+            || after.contains(&0)
+            || conversion.as_ref().is_some_and(|c| c.conversion == b'c');
+        Part {
+            before,
+            conversion,
+            after,
+            may_hold_nul,
+        }
+    }
+
+    /// The part's bytes with `arg`, which has the type the part was made for.
+    fn format_into(&self, arg: Arg<'_>, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&self.before);
+        if let Some(spec) = &self.conversion {
+            render(spec, arg, out);
+        }
+        out.extend_from_slice(&self.after);
+        // bpftrace writes each part as a C string: a `%c` of 0 ends it.
+        if (self.may_hold_nul || matches!(arg, Arg::Str(s) if s.contains(&0)))
+            && let Some(nul) = out[start..].iter().position(|&b| b == 0)
+        {
+            out.truncate(start + nul);
+        }
+    }
 }
 
 const INTEGER_CONVERSIONS: &[u8] = b"duoxXp";
@@ -194,7 +273,20 @@ impl FormatString {
             }
             at += 1;
         }
-        FormatString { text, tokens }
+        let mut part_start = 0;
+        let parts = tokens
+            .iter()
+            .map(|token| {
+                let part = Part::new(&text[part_start..token.end], token.ty == ArgType::String);
+                part_start = token.end;
+                part
+            })
+            .collect();
+        FormatString {
+            text,
+            tokens,
+            parts,
+        }
     }
 
     /// The type each argument must have, in order.
@@ -255,23 +347,17 @@ impl FormatString {
             let types: Vec<ArgType> = args.iter().map(Arg::arg_type).collect();
             self.validate("printf", &types)?;
         }
-        let mut part_start = 0;
-        for (token, arg) in self.tokens.iter().zip(args) {
-            let start = out.len();
-            c_format_one(&self.text[part_start..token.end], *arg, out);
-            // bpftrace writes each part as a C string: a `%c` of 0 ends it.
-            if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
-                out.truncate(start + nul);
-            }
-            part_start = token.end;
+        for (part, arg) in self.parts.iter().zip(args) {
+            part.format_into(*arg, out);
         }
-        out.extend_from_slice(&self.text[part_start..]);
+        let rest = self.tokens.last().map_or(0, |token| token.end);
+        out.extend_from_slice(&self.text[rest..]);
         Ok(())
     }
 }
 
 /// A C conversion specification.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Spec {
     left: bool,
     zero: bool,
@@ -333,43 +419,6 @@ fn parse_c_spec(text: &[u8], mut at: usize) -> Option<(Spec, usize)> {
     }
     spec.conversion = conversion;
     Some((spec, at + 1))
-}
-
-/// What C `snprintf(part, arg)` writes: `%%` is `%`, the first conversion
-/// takes the argument. A second conversion or one C would read the
-/// argument wrongly for (undefined behaviour in bpftrace) is written as
-/// text.
-fn c_format_one(part: &[u8], arg: Arg<'_>, out: &mut Vec<u8>) {
-    let mut arg = Some(arg);
-    let mut at = 0;
-    while at < part.len() {
-        if part[at] != b'%' {
-            out.push(part[at]);
-            at += 1;
-            continue;
-        }
-        if part.get(at + 1) == Some(&b'%') {
-            out.push(b'%');
-            at += 2;
-            continue;
-        }
-        match parse_c_spec(part, at + 1) {
-            Some((spec, end)) if arg.is_some_and(|a| fits(&spec, a)) => {
-                if let Some(a) = arg.take() {
-                    render(&spec, a, out);
-                }
-                at = end;
-            }
-            _ => {
-                out.push(b'%');
-                at += 1;
-            }
-        }
-    }
-}
-
-fn fits(spec: &Spec, arg: Arg<'_>) -> bool {
-    (spec.conversion == b's') == matches!(arg, Arg::Str(_))
 }
 
 fn pad(out: &mut Vec<u8>, count: usize, byte: u8) {
