@@ -10,24 +10,39 @@ use super::map::{Key, KeyPart, Map, MapValues, Rendered, Scalar, rendered_entrie
 /// (bpftrace tests a signed `char` and prints it as an `int`, so UTF-8
 /// text comes out mangled; users' parsers see the same bytes from both).
 pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
-    // Most text has nothing to escape: one copy.
-    if bytes
+    // Runs of bytes with nothing to escape are copied whole.
+    let mut rest = bytes;
+    while let Some(at) = rest
         .iter()
-        .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+        .position(|&b| !(0x20..0x80).contains(&b) || b == b'"' || b == b'\\')
     {
-        return out.extend_from_slice(bytes);
+        out.extend_from_slice(&rest[..at]);
+        escape_byte(rest[at], out);
+        rest = &rest[at + 1..];
     }
-    for &b in bytes {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0..0x20 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
-            0x80.. => out.extend_from_slice(format!("\\u{:x}", i32::from(b as i8)).as_bytes()),
-            _ => out.push(b),
+    out.extend_from_slice(rest);
+}
+
+fn escape_byte(b: u8, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hex = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        // `\u00xx`
+        0..0x20 => {
+            out.extend_from_slice(b"\\u00");
+            out.extend_from_slice(&hex);
         }
+        // `\uffffffxx`: the byte as a signed char's int, in hex.
+        0x80.. => {
+            out.extend_from_slice(b"\\uffffff");
+            out.extend_from_slice(&hex);
+        }
+        _ => out.push(b),
     }
 }
 
