@@ -184,11 +184,16 @@ impl Part {
     /// The part's bytes with `arg`, which has the type the part was made for.
     fn format_into(&self, arg: Arg<'_>, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(&self.before);
+        // Each copy is a call to the C library's memcpy: none for nothing.
+        if !self.before.is_empty() {
+            out.extend_from_slice(&self.before);
+        }
         if let Some(spec) = &self.conversion {
             render(spec, arg, out);
         }
-        out.extend_from_slice(&self.after);
+        if !self.after.is_empty() {
+            out.extend_from_slice(&self.after);
+        }
         // bpftrace writes each part as a C string: a `%c` of 0 ends it.
         if (self.may_hold_nul || matches!(arg, Arg::Str(s) if s.contains(&0)))
             && let Some(nul) = out[start..].iter().position(|&b| b == 0)
@@ -422,7 +427,9 @@ fn parse_c_spec(text: &[u8], mut at: usize) -> Option<(Spec, usize)> {
 }
 
 fn pad(out: &mut Vec<u8>, count: usize, byte: u8) {
-    out.resize(out.len() + count, byte);
+    if count > 0 {
+        out.resize(out.len() + count, byte);
+    }
 }
 
 /// Writes `body` in a field of `spec.width`, space-padded on the side the
@@ -499,23 +506,23 @@ fn render_integer(
     } else {
         b"0123456789abcdef"
     };
-    // Least significant first; 22 octal digits hold a u64.
-    let mut reversed = [0u8; 22];
-    let mut count = 0;
+    // Written from the end; 22 octal digits hold a u64.
+    let mut buf = [0u8; 22];
+    let mut start = buf.len();
     let mut rest = magnitude;
     while rest != 0 {
-        reversed[count] = digit_chars[(rest % base) as usize];
-        count += 1;
+        start -= 1;
+        buf[start] = digit_chars[(rest % base) as usize];
         rest /= base;
     }
     // C prints no digit for value 0 with precision 0, and one 0 otherwise.
     if magnitude == 0 && spec.precision != Some(0) {
-        reversed[count] = b'0';
-        count += 1;
+        start -= 1;
+        buf[start] = b'0';
     }
-    let digits = &reversed[..count];
-    let precision_zeros = spec.precision.unwrap_or(0).saturating_sub(count);
-    let leading_zero = precision_zeros > 0 || digits.last() == Some(&b'0');
+    let digits = &buf[start..];
+    let precision_zeros = spec.precision.unwrap_or(0).saturating_sub(digits.len());
+    let leading_zero = precision_zeros > 0 || digits.first() == Some(&b'0');
     let alt_zero = usize::from(spec.conversion == b'o' && spec.alt && !leading_zero);
 
     let signed_conversion = matches!(spec.conversion, b'd' | b'i' | b'p');
@@ -531,13 +538,15 @@ fn render_integer(
     if !spec.left && !zero_fill {
         pad(out, fill, b' ');
     }
-    out.extend_from_slice(sign);
-    out.extend_from_slice(prefix);
+    if !sign.is_empty() || !prefix.is_empty() {
+        out.extend_from_slice(sign);
+        out.extend_from_slice(prefix);
+    }
     if zero_fill {
         pad(out, fill, b'0');
     }
     pad(out, alt_zero + precision_zeros, b'0');
-    out.extend(digits.iter().rev());
+    out.extend_from_slice(digits);
     if spec.left {
         pad(out, fill, b' ');
     }
