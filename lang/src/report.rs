@@ -73,24 +73,119 @@ pub enum ReportError {
     UnknownMap { map: String },
 }
 
-/// A perf record's output or request.
+/// A perf record's output or request. [`Records`] does the same for a
+/// stream of them, with no allocation per record.
 pub fn record(compiled: &Compiled, format: Format, record: &[u8]) -> Result<Step, ReportError> {
     // A printf, nearly every record of a busy trace, is formatted from the
     // record's own bytes: no decoded copy of its format and strings.
     if let EventFormat::Printf { format: text, args } = event_format(&compiled.events, record)? {
         let args = args
             .iter()
-            .map(|slot| {
-                Ok(match slot_value(record, slot)? {
-                    ValueRef::Int(n) => format::Arg::Signed(n),
-                    ValueRef::Uint(n) => format::Arg::Unsigned(n),
-                    ValueRef::Str(s) => format::Arg::Str(s),
-                })
-            })
+            .map(|slot| Ok(arg(slot_value(record, slot)?)))
             .collect::<Result<Vec<_>, DecodeError>>()?;
         return printf(format, text, &args);
     }
     event(format, &decode_event(&compiled.events, record)?)
+}
+
+fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
+    match value {
+        ValueRef::Int(n) => format::Arg::Signed(n),
+        ValueRef::Uint(n) => format::Arg::Unsigned(n),
+        ValueRef::Str(s) => format::Arg::Str(s),
+    }
+}
+
+/// A program's records as [`record`] prints them, each printf's format
+/// string parsed once and its arguments kept on the stack: under a storm
+/// of records, parsing it again and the half-dozen allocations per
+/// record cost more than the formatting (with musl's allocator, most of
+/// `nobtf trace`'s CPU).
+#[derive(Debug)]
+pub struct Records<'a> {
+    compiled: &'a Compiled,
+    format: Format,
+    /// By event id: the printf events' format strings, parsed.
+    printfs: Vec<Option<FormatString>>,
+    /// A JSON printf's text, before it is quoted.
+    text: Vec<u8>,
+}
+
+/// Arguments of a printf kept on the stack; more take a `Vec`.
+const STACK_ARGS: usize = 8;
+
+impl<'a> Records<'a> {
+    pub fn new(compiled: &'a Compiled, format: Format) -> Records<'a> {
+        let printfs = compiled
+            .events
+            .iter()
+            .map(|event| match event {
+                EventFormat::Printf { format, .. } => Some(FormatString::parse(format)),
+                _ => None,
+            })
+            .collect();
+        Records {
+            compiled,
+            format,
+            printfs,
+            text: Vec::new(),
+        }
+    }
+
+    /// A perf record's output appended to `out` (then `None`), or what it
+    /// asks of the loader; the bytes [`record`] gives.
+    pub fn record(
+        &mut self,
+        record: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Step>, ReportError> {
+        let event = event_format(&self.compiled.events, record)?;
+        let (EventFormat::Printf { args: slots, .. }, Some(Some(parsed))) =
+            (event, self.printfs.get(event_id(record)))
+        else {
+            return match self::event(self.format, &decode_event(&self.compiled.events, record)?)? {
+                Step::Write(bytes) => {
+                    out.extend_from_slice(&bytes);
+                    Ok(None)
+                }
+                step => Ok(Some(step)),
+            };
+        };
+        let mut stack = [format::Arg::Unsigned(0); STACK_ARGS];
+        let heap: Vec<format::Arg<'_>>;
+        let args = match stack.get_mut(..slots.len()) {
+            Some(args) => {
+                for (arg, slot) in args.iter_mut().zip(slots) {
+                    *arg = self::arg(slot_value(record, slot)?);
+                }
+                &*args
+            }
+            None => {
+                heap = slots
+                    .iter()
+                    .map(|slot| Ok(arg(slot_value(record, slot)?)))
+                    .collect::<Result<_, DecodeError>>()?;
+                &heap
+            }
+        };
+        match self.format {
+            Format::Text => parsed.format_into(args, out)?,
+            Format::Json => {
+                self.text.clear();
+                parsed.format_into(args, &mut self.text)?;
+                format::json::printf_into(&self.text, out);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A record's event id, its first u64, as [`event_format`] reads it.
+fn event_id(record: &[u8]) -> usize {
+    record
+        .first_chunk::<8>()
+        .and_then(|id| usize::try_from(u64::from_ne_bytes(*id)).ok())
+        .unwrap_or(usize::MAX)
 }
 
 fn printf(format: Format, text: &str, args: &[format::Arg<'_>]) -> Result<Step, ReportError> {
@@ -298,4 +393,86 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
         name: spec.name.clone(),
         values,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Slot;
+
+    fn printf_event(format: &str, slots: &[ValueType]) -> EventFormat {
+        let mut offset = 8;
+        let args = slots
+            .iter()
+            .map(|&ty| {
+                let slot = Slot { ty, offset };
+                offset += match ty {
+                    ValueType::Int { .. } => 8,
+                    ValueType::Str { len } => len,
+                };
+                slot
+            })
+            .collect();
+        EventFormat::Printf {
+            format: format.into(),
+            args,
+        }
+    }
+
+    /// `Records` gives each record's bytes and steps as `record` does: a
+    /// printf with few arguments, one with more than the stack holds, JSON
+    /// quoting, and the other events.
+    #[test]
+    fn records_print_as_record_does() {
+        let int = ValueType::Int { signed: true };
+        let uint = ValueType::Int { signed: false };
+        let compiled = Compiled {
+            probes: Vec::new(),
+            begin: Vec::new(),
+            end: Vec::new(),
+            timers: Vec::new(),
+            maps: Vec::new(),
+            events: vec![
+                printf_event("%s \"%d\" %c|\n", &[ValueType::Str { len: 16 }, int, uint]),
+                printf_event("%d %d %d %d %d %d %d %d %d %x\n", &[int; 10]),
+                EventFormat::Print { map: "@m".into() },
+                EventFormat::Exit,
+            ],
+        };
+        let make = |id: u64, values: &[&[u8]]| {
+            let mut bytes = id.to_ne_bytes().to_vec();
+            for value in values {
+                bytes.extend_from_slice(value);
+            }
+            bytes
+        };
+        let mut path = [0u8; 16];
+        path[..7].copy_from_slice(b"/tmp/\x01a");
+        let records = [
+            make(0, &[&path, &(-5i64).to_ne_bytes(), &65u64.to_ne_bytes()]),
+            make(0, &[&path, &7i64.to_ne_bytes(), &0u64.to_ne_bytes()]),
+            make(1, &[&(-1i64).to_ne_bytes()[..]; 10]),
+            make(2, &[]),
+            make(3, &[]),
+        ];
+        for format in [Format::Text, Format::Json] {
+            let mut printer = Records::new(&compiled, format);
+            for bytes in &records {
+                let mut out = b"before".to_vec();
+                let step = printer.record(bytes, &mut out).unwrap();
+                let want = record(&compiled, format, bytes).unwrap();
+                match step {
+                    None => assert_eq!(Step::Write(out[6..].to_vec()), want),
+                    Some(step) => assert_eq!((step, &out[..]), (want, &b"before"[..])),
+                }
+            }
+            let short = Records::new(&compiled, format).record(&records[0][..20], &mut Vec::new());
+            assert_eq!(
+                short.map_err(|e| e.to_string()),
+                Err(record(&compiled, format, &records[0][..20])
+                    .unwrap_err()
+                    .to_string())
+            );
+        }
+    }
 }

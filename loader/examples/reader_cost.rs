@@ -1,14 +1,20 @@
 //! The reader's userspace work per event, with no kernel: perf records of
 //! unlink events are parsed and printed as `nobtf run unlink` does, into
-//! /dev/null through the same buffered writer. Run under
-//! `valgrind --tool=callgrind` for instructions per event (scripts/bench
-//! measures the whole tracer in a VM; this isolates the printing path).
-//!   cargo run --release -p loader --example reader_cost -- [EVENTS] [text|json]
+//! /dev/null through the same buffered writer; with `trace-text` or
+//! `trace-json`, records of the benchmark's `nobtf trace` one-liner
+//! (`printf("KPROBE ENTRY %s %d\n", str(...), ...)`) are printed as
+//! `nobtf trace` does. Run under `valgrind --tool=callgrind` for
+//! instructions per event (scripts/bench measures the whole tracer in a
+//! VM; this isolates the printing path).
+//!   cargo run --release -p loader --example reader_cost -- [EVENTS] [text|json|trace-text|trace-json]
 #![forbid(unsafe_code)]
 
 use std::io::{BufWriter, Write};
 
 use kernel_headers::perf::{PERF_EVENT_HEADER_SIZE, PERF_RECORD_SAMPLE};
+use lang::Compiled;
+use lang::output::{EventFormat, Slot, ValueType};
+use lang::report;
 use loader::output::{self, Format};
 use loader::ring::{self, Record};
 use probes::event::{self, EventKind, HAS_REFCNT, SIZE, UnlinkEvent, VERSION};
@@ -37,6 +43,30 @@ fn sample_record(raw: &UnlinkEvent) -> Vec<u8> {
     out
 }
 
+/// The perf sample record around a program's output `raw`.
+fn wrap(raw: &[u8]) -> Vec<u8> {
+    let padded = (4 + raw.len()).div_ceil(8) * 8;
+    let size = PERF_EVENT_HEADER_SIZE + padded;
+    let mut out = PERF_RECORD_SAMPLE.to_ne_bytes().to_vec();
+    out.extend_from_slice(&0u16.to_ne_bytes());
+    out.extend_from_slice(&(size as u16).to_ne_bytes());
+    out.extend_from_slice(&((padded - 4) as u32).to_ne_bytes());
+    out.extend_from_slice(raw);
+    out.resize(size, 0);
+    out
+}
+
+/// A drain's worth of records, as one 64-page ring would hold.
+fn batch(records: &[Vec<u8>]) -> Vec<u8> {
+    let mut batch = Vec::new();
+    while batch.len() < 64 * 4096 - 2 * 1200 {
+        for record in records {
+            batch.extend(record);
+        }
+    }
+    batch
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let events: usize = args
@@ -44,6 +74,8 @@ fn main() {
         .map_or(100_000, |n| n.parse().expect("EVENTS is a number"));
     let format = match args.next().as_deref() {
         Some("json") => Format::Json,
+        Some("trace-text") => return trace(events, report::Format::Text),
+        Some("trace-json") => return trace(events, report::Format::Json),
         _ => Format::Text,
     };
     let mut comm = [0u8; kernel_headers::sched::TASK_COMM_LEN];
@@ -82,7 +114,7 @@ fn main() {
     let mut out = BufWriter::with_capacity(64 * 1024, sink);
     let mut done = 0;
     // As the printer gathers lines: one buffer, written when 64 KiB wait.
-    let mut line = Vec::with_capacity(68 * 1024);
+    let mut line = output::Lines::with_capacity(68 * 1024);
     let mut cache = output::LineCache::default();
     while done < events {
         for record in ring::records(&batch).take(events - done) {
@@ -92,13 +124,72 @@ fn main() {
             let raw = event::parse_ref(data).expect("a valid event");
             cache.append(&mut line, format, &loader::run::event(1, &raw));
             if line.len() >= 64 * 1024 {
-                out.write_all(&line).expect("writing to /dev/null");
+                out.write_all(line.as_bytes())
+                    .expect("writing to /dev/null");
                 line.clear();
             }
             done += 1;
         }
     }
-    out.write_all(&line).expect("writing to /dev/null");
+    out.write_all(line.as_bytes())
+        .expect("writing to /dev/null");
+    out.flush().expect("flush");
+    eprintln!("{done} events ({per_batch} per 64-page batch)");
+}
+
+/// `nobtf trace -e 'kprobe:do_unlinkat { printf("KPROBE ENTRY %s %d\n",
+/// str(...->name), ...->refcnt.counter); }'`: its records printed as
+/// `nobtf trace`'s printer does (`report::Records`, bytes to the writer).
+fn trace(events: usize, format: report::Format) {
+    const PATH_LEN: u32 = 64;
+    let compiled = Compiled {
+        probes: Vec::new(),
+        begin: Vec::new(),
+        end: Vec::new(),
+        timers: Vec::new(),
+        maps: Vec::new(),
+        events: vec![EventFormat::Printf {
+            format: "KPROBE ENTRY %s %d\n".into(),
+            args: vec![
+                Slot {
+                    ty: ValueType::Str { len: PATH_LEN },
+                    offset: 8,
+                },
+                Slot {
+                    ty: ValueType::Int { signed: true },
+                    offset: 8 + PATH_LEN,
+                },
+            ],
+        }],
+    };
+    let mut raw = 0u64.to_ne_bytes().to_vec();
+    let mut path = [0u8; PATH_LEN as usize];
+    path[..22].copy_from_slice(b"/tmp/nobtf-bench-storm");
+    raw.extend_from_slice(&path);
+    raw.extend_from_slice(&1i64.to_ne_bytes());
+    let batch = batch(&[wrap(&raw)]);
+    let per_batch = ring::records(&batch).count();
+    let sink = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let mut out = BufWriter::with_capacity(64 * 1024, sink);
+    let mut done = 0;
+    let mut records = report::Records::new(&compiled, format);
+    let mut line = Vec::new();
+    while done < events {
+        for record in ring::records(&batch).take(events - done) {
+            let Ok(Record::Sample(data)) = record else {
+                panic!("bad record")
+            };
+            line.clear();
+            if let Some(step) = records.record(data, &mut line).expect("a valid record") {
+                panic!("unexpected {step:?}");
+            }
+            out.write_all(&line).expect("writing to /dev/null");
+            done += 1;
+        }
+    }
     out.flush().expect("flush");
     eprintln!("{done} events ({per_batch} per 64-page batch)");
 }

@@ -105,31 +105,38 @@ pub struct EventRef<'a> {
 /// Parse one record, borrowing its strings. Perf pads raw samples to 8
 /// bytes, so trailing bytes after [`SIZE`] are ignored.
 pub fn parse_ref(bytes: &[u8]) -> Result<EventRef<'_>, EventError> {
-    let Some(bytes) = bytes.get(..SIZE) else {
+    let Some(record) = bytes.first_chunk::<SIZE>() else {
         return Err(EventError::TooShort { len: bytes.len() });
     };
-    let field = |offset: usize, len: usize| &bytes[offset..offset + len];
-    let u32_at = |offset| u32::from_ne_bytes(field(offset, 4).try_into().unwrap_or_default());
-    let u64_at = |offset| u64::from_ne_bytes(field(offset, 8).try_into().unwrap_or_default());
-    let version = u32_at(offset_of!(UnlinkEvent, version));
+    let version = u32::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, version) }, 4>(record));
     if version != VERSION {
         return Err(EventError::Version { found: version });
     }
-    let kind = u32_at(offset_of!(UnlinkEvent, kind));
+    let kind = u32::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, kind) }, 4>(record));
     let Some(kind) = EventKind::from_u32(kind) else {
         return Err(EventError::Kind { found: kind });
     };
     Ok(EventRef {
         kind,
-        ts_ns: u64_at(offset_of!(UnlinkEvent, ts_ns)),
-        pid: u32_at(offset_of!(UnlinkEvent, pid)),
-        tid: u32_at(offset_of!(UnlinkEvent, tid)),
-        refcnt: u32_at(offset_of!(UnlinkEvent, refcnt)) as i32,
-        flags: u32_at(offset_of!(UnlinkEvent, flags)),
-        ret: u64_at(offset_of!(UnlinkEvent, ret)) as i64,
-        comm: field(offset_of!(UnlinkEvent, comm), TASK_COMM_LEN),
-        filename: field(offset_of!(UnlinkEvent, filename), FILENAME_LEN),
+        ts_ns: u64::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, ts_ns) }, 8>(record)),
+        pid: u32::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, pid) }, 4>(record)),
+        tid: u32::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, tid) }, 4>(record)),
+        refcnt: i32::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, refcnt) }, 4>(record)),
+        flags: u32::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, flags) }, 4>(record)),
+        ret: i64::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, ret) }, 8>(record)),
+        comm: &record[offset_of!(UnlinkEvent, comm)..][..TASK_COMM_LEN],
+        filename: &record[offset_of!(UnlinkEvent, filename)..][..FILENAME_LEN],
     })
+}
+
+/// The `N` bytes at `AT` of a record: both constants, so the bounds are
+/// checked when compiled and this is one load (the closures it replaced
+/// were calls with bounds checks, a tenth of the reader's instructions).
+#[inline(always)]
+fn field<const AT: usize, const N: usize>(record: &[u8; SIZE]) -> [u8; N] {
+    let mut value = [0; N];
+    value.copy_from_slice(&record[AT..AT + N]);
+    value
 }
 
 /// Parse one record into an owned [`UnlinkEvent`].
@@ -157,12 +164,34 @@ pub fn parse(bytes: &[u8]) -> Result<UnlinkEvent, EventError> {
 /// text, the usual case, is checked by `from_utf8` alone: the lossy
 /// decoder's chunking took about a tenth of the reader's instructions.
 pub fn c_str(bytes: &[u8]) -> Cow<'_, str> {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    let bytes = &bytes[..end];
+    let bytes = until_nul(bytes);
     match std::str::from_utf8(bytes) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     }
+}
+
+/// The bytes before the first NUL, found eight at a time: byte by byte
+/// this was a tenth of the reader's instructions.
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let (words, _) = bytes.as_chunks::<8>();
+    for (index, word) in words.iter().enumerate() {
+        // A byte's high bit is set where it is 0 (and, after a 0 byte,
+        // maybe for a 1: the lowest-addressed flag is exact).
+        let word = u64::from_le_bytes(*word);
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zeros != 0 {
+            return &bytes[..index * 8 + zeros.trailing_zeros() as usize / 8];
+        }
+    }
+    let rest = words.len() * 8;
+    let end = bytes[rest..]
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(bytes.len(), |at| rest + at);
+    &bytes[..end]
 }
 
 impl EventRef<'_> {
@@ -264,6 +293,28 @@ mod tests {
         let mut bytes = sample();
         bytes[4] = 3;
         assert_eq!(parse(&bytes), Err(EventError::Kind { found: 3 }));
+    }
+
+    #[test]
+    fn until_nul_is_the_bytes_before_the_first_nul() {
+        // Every length and NUL position over a few words; fillers that
+        // trip a word-at-a-time zero test (0x01 after a 0, high bits), and
+        // a second NUL after the first.
+        for len in 0..40 {
+            for nul in 0..=len {
+                for filler in [0x01, 0x80, 0xff, b'a'] {
+                    let mut bytes = vec![filler; len];
+                    if let Some(b) = bytes.get_mut(nul) {
+                        *b = 0;
+                    }
+                    if let Some(b) = bytes.get_mut(nul + 9) {
+                        *b = 0;
+                    }
+                    let want = &bytes[..nul.min(len)];
+                    assert_eq!(until_nul(&bytes), want, "{bytes:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,17 +10,39 @@ use super::map::{Key, KeyPart, Map, MapValues, Rendered, Scalar, rendered_entrie
 /// (bpftrace tests a signed `char` and prints it as an `int`, so UTF-8
 /// text comes out mangled; users' parsers see the same bytes from both).
 pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
-    for &b in bytes {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0..0x20 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
-            0x80.. => out.extend_from_slice(format!("\\u{:x}", i32::from(b as i8)).as_bytes()),
-            _ => out.push(b),
+    // Runs of bytes with nothing to escape are copied whole.
+    let mut rest = bytes;
+    while let Some(at) = rest
+        .iter()
+        .position(|&b| !(0x20..0x80).contains(&b) || b == b'"' || b == b'\\')
+    {
+        out.extend_from_slice(&rest[..at]);
+        escape_byte(rest[at], out);
+        rest = &rest[at + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+fn escape_byte(b: u8, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hex = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        // `\u00xx`
+        0..0x20 => {
+            out.extend_from_slice(b"\\u00");
+            out.extend_from_slice(&hex);
         }
+        // `\uffffffxx`: the byte as a signed char's int, in hex.
+        0x80.. => {
+            out.extend_from_slice(b"\\uffffff");
+            out.extend_from_slice(&hex);
+        }
+        _ => out.push(b),
     }
 }
 
@@ -32,10 +54,16 @@ fn quoted(bytes: &[u8], out: &mut Vec<u8>) {
 
 /// A `printf` event: `{"type": "printf", "data": "..."}` and a newline.
 pub fn printf(text: &[u8]) -> Vec<u8> {
-    let mut out = b"{\"type\": \"printf\", \"data\": ".to_vec();
-    quoted(text, &mut out);
-    out.extend_from_slice(b"}\n");
+    let mut out = Vec::new();
+    printf_into(text, &mut out);
     out
+}
+
+/// [`printf`] appended to `out`.
+pub fn printf_into(text: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"type\": \"printf\", \"data\": ");
+    quoted(text, out);
+    out.extend_from_slice(b"}\n");
 }
 
 /// What the program end prints with `-f json`: two newlines (bpftrace

@@ -18,6 +18,7 @@
 //! - a string argument exactly [`MAX_STRLEN`]` - 1` bytes long is taken as
 //!   cut short and gets [`STR_TRUNC_TRAILER`] appended before formatting.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// bpftrace 0.23's default string buffer size (`BPFTRACE_MAX_STRLEN`):
@@ -116,6 +117,90 @@ struct Token {
 pub struct FormatString {
     text: Vec<u8>,
     tokens: Vec<Token>,
+    /// What `snprintf` makes of each token's part, by token.
+    parts: Vec<Part>,
+}
+
+/// What C `snprintf(part, arg)` does with one part (the text up to a
+/// token's end), worked out once: the part's text is fixed, and so is
+/// whether its argument is a string (the token's type, which the
+/// argument must have). `%%` is `%`; the first conversion that fits the
+/// argument takes it; a second conversion, or one C would read the
+/// argument wrongly for (undefined behaviour in bpftrace), is text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Part {
+    before: Vec<u8>,
+    conversion: Option<Spec>,
+    after: Vec<u8>,
+    /// A `%c` or a NUL in the text: the output is cut at its first NUL.
+    may_hold_nul: bool,
+}
+
+impl Part {
+    fn new(part: &[u8], string_arg: bool) -> Part {
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        let mut conversion = None;
+        let mut at = 0;
+        while at < part.len() {
+            let text = if conversion.is_some() {
+                &mut after
+            } else {
+                &mut before
+            };
+            if part[at] != b'%' {
+                text.push(part[at]);
+                at += 1;
+                continue;
+            }
+            if part.get(at + 1) == Some(&b'%') {
+                text.push(b'%');
+                at += 2;
+                continue;
+            }
+            match parse_c_spec(part, at + 1) {
+                Some((spec, end))
+                    if conversion.is_none() && (spec.conversion == b's') == string_arg =>
+                {
+                    conversion = Some(spec);
+                    at = end;
+                }
+                _ => {
+                    text.push(b'%');
+                    at += 1;
+                }
+            }
+        }
+        let may_hold_nul = before.contains(&0)
+            || after.contains(&0)
+            || conversion.as_ref().is_some_and(|c| c.conversion == b'c');
+        Part {
+            before,
+            conversion,
+            after,
+            may_hold_nul,
+        }
+    }
+
+    /// The part's bytes with `arg`, which has the type the part was made for.
+    fn format_into(&self, arg: Arg<'_>, out: &mut Vec<u8>) {
+        let start = out.len();
+        // Each copy is a call to the C library's memcpy: none for nothing.
+        if !self.before.is_empty() {
+            out.extend_from_slice(&self.before);
+        }
+        if let Some(spec) = &self.conversion {
+            render(spec, arg, out);
+        }
+        if !self.after.is_empty() {
+            out.extend_from_slice(&self.after);
+        }
+        // bpftrace writes each part as a C string: a `%c` of 0 ends it.
+        if (self.may_hold_nul || matches!(arg, Arg::Str(s) if s.contains(&0)))
+            && let Some(nul) = out[start..].iter().position(|&b| b == 0)
+        {
+            out.truncate(start + nul);
+        }
+    }
 }
 
 const INTEGER_CONVERSIONS: &[u8] = b"duoxXp";
@@ -193,7 +278,20 @@ impl FormatString {
             }
             at += 1;
         }
-        FormatString { text, tokens }
+        let mut part_start = 0;
+        let parts = tokens
+            .iter()
+            .map(|token| {
+                let part = Part::new(&text[part_start..token.end], token.ty == ArgType::String);
+                part_start = token.end;
+                part
+            })
+            .collect();
+        FormatString {
+            text,
+            tokens,
+            parts,
+        }
     }
 
     /// The type each argument must have, in order.
@@ -236,25 +334,35 @@ impl FormatString {
     /// Renders the format with `args` into the bytes bpftrace prints.
     /// Fails only when the arguments do not pass [`FormatString::validate`].
     pub fn format(&self, args: &[Arg<'_>]) -> Result<Vec<u8>, FormatError> {
-        let types: Vec<ArgType> = args.iter().map(Arg::arg_type).collect();
-        self.validate("printf", &types)?;
         let mut out = Vec::new();
-        let mut part_start = 0;
-        for (token, arg) in self.tokens.iter().zip(args) {
-            let mut part = Vec::new();
-            c_format_one(&self.text[part_start..token.end], *arg, &mut part);
-            // bpftrace writes each part as a C string: a `%c` of 0 ends it.
-            let shown = part.iter().position(|&b| b == 0).unwrap_or(part.len());
-            out.extend_from_slice(&part[..shown]);
-            part_start = token.end;
-        }
-        out.extend_from_slice(&self.text[part_start..]);
+        self.format_into(args, &mut out)?;
         Ok(out)
+    }
+
+    /// [`FormatString::format`] appended to `out`, which holds nothing
+    /// new on error. No allocation: a busy trace formats every record.
+    pub fn format_into(&self, args: &[Arg<'_>], out: &mut Vec<u8>) -> Result<(), FormatError> {
+        let mismatch = args.len() != self.tokens.len()
+            || self
+                .tokens
+                .iter()
+                .zip(args)
+                .any(|(t, a)| t.ty != a.arg_type());
+        if mismatch {
+            let types: Vec<ArgType> = args.iter().map(Arg::arg_type).collect();
+            self.validate("printf", &types)?;
+        }
+        for (part, arg) in self.parts.iter().zip(args) {
+            part.format_into(*arg, out);
+        }
+        let rest = self.tokens.last().map_or(0, |token| token.end);
+        out.extend_from_slice(&self.text[rest..]);
+        Ok(())
     }
 }
 
 /// A C conversion specification.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Spec {
     left: bool,
     zero: bool,
@@ -318,45 +426,10 @@ fn parse_c_spec(text: &[u8], mut at: usize) -> Option<(Spec, usize)> {
     Some((spec, at + 1))
 }
 
-/// What C `snprintf(part, arg)` writes: `%%` is `%`, the first conversion
-/// takes the argument. A second conversion or one C would read the
-/// argument wrongly for (undefined behaviour in bpftrace) is written as
-/// text.
-fn c_format_one(part: &[u8], arg: Arg<'_>, out: &mut Vec<u8>) {
-    let mut arg = Some(arg);
-    let mut at = 0;
-    while at < part.len() {
-        if part[at] != b'%' {
-            out.push(part[at]);
-            at += 1;
-            continue;
-        }
-        if part.get(at + 1) == Some(&b'%') {
-            out.push(b'%');
-            at += 2;
-            continue;
-        }
-        match parse_c_spec(part, at + 1) {
-            Some((spec, end)) if arg.is_some_and(|a| fits(&spec, a)) => {
-                if let Some(a) = arg.take() {
-                    render(&spec, a, out);
-                }
-                at = end;
-            }
-            _ => {
-                out.push(b'%');
-                at += 1;
-            }
-        }
-    }
-}
-
-fn fits(spec: &Spec, arg: Arg<'_>) -> bool {
-    (spec.conversion == b's') == matches!(arg, Arg::Str(_))
-}
-
 fn pad(out: &mut Vec<u8>, count: usize, byte: u8) {
-    out.extend(std::iter::repeat_n(byte, count));
+    if count > 0 {
+        out.resize(out.len() + count, byte);
+    }
 }
 
 /// Writes `body` in a field of `spec.width`, space-padded on the side the
@@ -375,10 +448,11 @@ fn field(spec: &Spec, body: &[u8], out: &mut Vec<u8>) {
 fn render(spec: &Spec, arg: Arg<'_>, out: &mut Vec<u8>) {
     let bits = match arg {
         Arg::Str(bytes) => {
-            let mut text = bytes.to_vec();
-            if text.len() + 1 == MAX_STRLEN {
-                text.extend_from_slice(STR_TRUNC_TRAILER);
-            }
+            let text: Cow<'_, [u8]> = if bytes.len() + 1 == MAX_STRLEN {
+                Cow::Owned([bytes, STR_TRUNC_TRAILER].concat())
+            } else {
+                Cow::Borrowed(bytes)
+            };
             let shown = spec
                 .precision
                 .map_or(&text[..], |p| &text[..p.min(text.len())]);
@@ -432,24 +506,24 @@ fn render_integer(
     } else {
         b"0123456789abcdef"
     };
-    let mut digits = Vec::new();
+    // Written from the end; 22 octal digits hold a u64.
+    let mut buf = [0u8; 22];
+    let mut start = buf.len();
     let mut rest = magnitude;
     while rest != 0 {
-        digits.push(digit_chars[(rest % base) as usize]);
+        start -= 1;
+        buf[start] = digit_chars[(rest % base) as usize];
         rest /= base;
     }
     // C prints no digit for value 0 with precision 0, and one 0 otherwise.
     if magnitude == 0 && spec.precision != Some(0) {
-        digits.push(b'0');
+        start -= 1;
+        buf[start] = b'0';
     }
-    let min_digits = spec.precision.unwrap_or(0);
-    while digits.len() < min_digits {
-        digits.push(b'0');
-    }
-    if spec.conversion == b'o' && spec.alt && digits.last() != Some(&b'0') {
-        digits.push(b'0');
-    }
-    digits.reverse();
+    let digits = &buf[start..];
+    let precision_zeros = spec.precision.unwrap_or(0).saturating_sub(digits.len());
+    let leading_zero = precision_zeros > 0 || digits.first() == Some(&b'0');
+    let alt_zero = usize::from(spec.conversion == b'o' && spec.alt && !leading_zero);
 
     let signed_conversion = matches!(spec.conversion, b'd' | b'i' | b'p');
     let sign: &[u8] = match (negative, signed_conversion) {
@@ -458,18 +532,21 @@ fn render_integer(
         (false, true) if spec.space => b" ",
         _ => b"",
     };
-    let len = sign.len() + prefix.len() + digits.len();
+    let len = sign.len() + prefix.len() + alt_zero + precision_zeros + digits.len();
     let fill = spec.width.saturating_sub(len);
     let zero_fill = spec.zero && !spec.left && spec.precision.is_none();
     if !spec.left && !zero_fill {
         pad(out, fill, b' ');
     }
-    out.extend_from_slice(sign);
-    out.extend_from_slice(prefix);
+    if !sign.is_empty() || !prefix.is_empty() {
+        out.extend_from_slice(sign);
+        out.extend_from_slice(prefix);
+    }
     if zero_fill {
         pad(out, fill, b'0');
     }
-    out.extend_from_slice(&digits);
+    pad(out, alt_zero + precision_zeros, b'0');
+    out.extend_from_slice(digits);
     if spec.left {
         pad(out, fill, b' ');
     }

@@ -718,3 +718,28 @@ fn untouched_maps_as_bpftrace_0_23_printed_them() {
     out.extend(text::exit_maps(&maps));
     golden(&out, include_str!("golden/untouched.out"));
 }
+
+/// Every byte escaped as bpftrace writes it (`\u{:04x}` below 0x20, the
+/// sign-extended `\u{:x}` from 0x80), alone and between plain runs.
+#[test]
+fn json_escapes_each_byte() {
+    for b in 0..=255u8 {
+        let want = match b {
+            b'"' => "\\\"".to_string(),
+            b'\\' => "\\\\".to_string(),
+            b'\n' => "\\n".to_string(),
+            b'\r' => "\\r".to_string(),
+            b'\t' => "\\t".to_string(),
+            0..0x20 => format!("\\u{b:04x}"),
+            0x80.. => format!("\\u{:x}", i32::from(b as i8)),
+            _ => char::from(b).to_string(),
+        };
+        let mut out = Vec::new();
+        json::escape_into(&[b'a', b, b'b', b'c', b], &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("a{want}bc{want}"),
+            "{b:#x}"
+        );
+    }
+}

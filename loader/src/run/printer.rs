@@ -54,7 +54,7 @@ pub(super) struct Printer<'a> {
     /// Lines not yet written to `out`: written when the session runs dry
     /// or `PENDING_BYTES` wait, so a storm costs one copy of each byte and
     /// one write(2) per batch.
-    pending: Vec<u8>,
+    pending: output::Lines,
     lines: output::LineCache,
     /// write(2)s of `pending` (for `-v`).
     writes: u64,
@@ -79,7 +79,7 @@ impl<'a> Printer<'a> {
         Printer {
             opts,
             out,
-            pending: Vec::with_capacity(PENDING_BYTES + 4096),
+            pending: output::Lines::with_capacity(PENDING_BYTES + 4096),
             lines: output::LineCache::default(),
             writes: 0,
             summary: Summary {
@@ -150,7 +150,7 @@ impl<'a> Printer<'a> {
     /// Shows the lines held while the canary ran.
     pub(super) fn release_held(&mut self) -> Result<(), RunError> {
         for line in self.held.take().unwrap_or_default() {
-            self.pending.extend_from_slice(line.as_bytes());
+            self.pending.extend(line.as_bytes());
             self.pending.push(b'\n');
             if let Flow::Stop = self.counted() {
                 self.stopping = true;
@@ -170,7 +170,10 @@ impl<'a> Printer<'a> {
             return Ok(());
         }
         self.writes += 1;
-        let result = self.out.write_all(&self.pending).map_err(write_error);
+        let result = self
+            .out
+            .write_all(self.pending.as_bytes())
+            .map_err(write_error);
         self.pending.clear();
         Ok(result?)
     }
@@ -201,7 +204,7 @@ impl<'a> Printer<'a> {
 impl Drop for Printer<'_> {
     fn drop(&mut self) {
         if !self.pending.is_empty() {
-            let _ = self.out.write_all(&self.pending);
+            let _ = self.out.write_all(self.pending.as_bytes());
         }
     }
 }
@@ -295,7 +298,7 @@ impl Printer<'_> {
             held.push(line.to_string());
             return Ok(Flow::Continue);
         }
-        self.pending.extend_from_slice(line.as_bytes());
+        self.pending.extend(line.as_bytes());
         self.pending.push(b'\n');
         self.gathered()
     }

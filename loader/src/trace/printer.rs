@@ -17,6 +17,10 @@ use crate::session::{Events, Flow, write_error};
 pub struct Printer<'a> {
     compiled: &'a Compiled,
     format: Format,
+    /// The records' printer, each printf's format parsed once.
+    records: report::Records<'a>,
+    /// A record's bytes, formatted here and written at once.
+    line: Vec<u8>,
     out: &'a mut dyn Write,
     /// Steps waiting for the front end, in order.
     pub pending: VecDeque<Step>,
@@ -42,6 +46,8 @@ impl<'a> Printer<'a> {
         Printer {
             compiled,
             format,
+            records: report::Records::new(compiled, format),
+            line: Vec::new(),
             out,
             pending: VecDeque::new(),
             lost: 0,
@@ -98,8 +104,15 @@ impl Events for Printer<'_> {
         if self.stopped {
             return Ok(Flow::Continue);
         }
-        let step = report::record(self.compiled, self.format, data)?;
-        self.step(step)
+        self.line.clear();
+        if let Some(step) = self.records.record(data, &mut self.line)? {
+            return self.step(step);
+        }
+        if !self.pending.is_empty() {
+            return self.step(Step::Write(self.line.clone()));
+        }
+        self.out.write_all(&self.line).map_err(write_error)?;
+        Ok(Flow::Continue)
     }
 
     fn lost(&mut self, _cpu: u32, count: u64) {
