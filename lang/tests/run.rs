@@ -117,6 +117,22 @@ fn args_regs(args: &[u64]) -> Vec<u8> {
     fake_pt_regs(&names).unwrap()
 }
 
+/// The registers of a kretprobe whose function returned `value`.
+fn ret_regs(value: i64) -> Vec<u8> {
+    fake_pt_regs(&[(NATIVE.ret.0, value as u64)]).unwrap()
+}
+
+/// The arguments of each printf the program sent, in order.
+fn printf_args(compiled: &Compiled, vm: &Vm) -> Vec<Vec<Value>> {
+    printed(compiled, vm)
+        .into_iter()
+        .map(|e| match e {
+            Event::Printf { args, .. } => args,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
 const FILENAME: u64 = 0xffff_8880_0000_1000;
 const NAME: u64 = 0xffff_8880_0000_2000;
 
@@ -193,28 +209,10 @@ fn arithmetic_comparisons_and_ternary() {
     let src = r#"kretprobe:vfs_read { $x = retval; printf("%d %d %d %d %d %d %u\n", $x * 3 + 1, $x / 2, $x % 4, $x < 0 ? -1 : 1, -$x, !$x, (1 << 40) | 5 ^ 1); }"#;
     let compiled = build(src, KernelVersion::new(5, 4, 0));
     let (mut vm, fd) = vm_for(&compiled);
-    let ret = NATIVE.ret.0;
-    run(
-        &compiled,
-        &mut vm,
-        fd.clone(),
-        0,
-        &fake_pt_regs(&[(ret, 10)]).unwrap(),
-    );
-    run(
-        &compiled,
-        &mut vm,
-        fd,
-        0,
-        &fake_pt_regs(&[(ret, (-2i64) as u64)]).unwrap(),
-    );
-    let values: Vec<Vec<Value>> = printed(&compiled, &vm)
-        .into_iter()
-        .map(|e| match e {
-            Event::Printf { args, .. } => args,
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    for ret in [10, -2] {
+        run(&compiled, &mut vm, fd.clone(), 0, &ret_regs(ret));
+    }
+    let values = printf_args(&compiled, &vm);
     use Value::*;
     assert_eq!(
         values[0],
@@ -412,28 +410,10 @@ fn strings_in_ternaries_and_comparisons() {
     let src = r#"kretprobe:f { $s = retval < 0 ? "fail" : comm; printf("%s %d\n", $s, $s == "rm"); @r[retval < 0 ? "fail" : "ok"] = count(); }"#;
     let compiled = build(src, KernelVersion::new(5, 4, 0));
     let (mut vm, fd) = vm_for(&compiled);
-    let ret = NATIVE.ret.0;
-    run(
-        &compiled,
-        &mut vm,
-        fd.clone(),
-        0,
-        &fake_pt_regs(&[(ret, 3)]).unwrap(),
-    );
-    run(
-        &compiled,
-        &mut vm,
-        fd,
-        0,
-        &fake_pt_regs(&[(ret, (-1i64) as u64)]).unwrap(),
-    );
-    let lines: Vec<Vec<Value>> = printed(&compiled, &vm)
-        .into_iter()
-        .map(|e| match e {
-            Event::Printf { args, .. } => args,
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    for ret in [3, -1] {
+        run(&compiled, &mut vm, fd.clone(), 0, &ret_regs(ret));
+    }
+    let lines = printf_args(&compiled, &vm);
     use Value::*;
     assert_eq!(
         lines,
