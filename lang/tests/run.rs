@@ -69,7 +69,7 @@ fn build(src: &str, release: KernelVersion) -> Compiled {
 const EVENTS_FD: i32 = 100;
 
 /// A VM with every map of the program served, and its fds by name.
-fn vm_for(compiled: &Compiled) -> (Vm, impl Fn(&str) -> Option<i32> + Clone) {
+fn vm_for(compiled: &Compiled) -> (Vm, impl Fn(&str) -> Option<i32> + Clone + use<>) {
     let mut vm = Vm::new();
     vm.perf_map_fd = EVENTS_FD;
     vm.pid_tgid = (42 << 32) | 43;
@@ -117,9 +117,15 @@ fn args_regs(args: &[u64]) -> Vec<u8> {
     fake_pt_regs(&names).unwrap()
 }
 
-/// The registers of a kretprobe whose function returned `value`.
-fn ret_regs(value: i64) -> Vec<u8> {
-    fake_pt_regs(&[(NATIVE.ret.0, value as u64)]).unwrap()
+/// `src` (one kretprobe) built for 5.4 and run once for each return value.
+fn run_on_returns(src: &str, returns: &[i64]) -> (Compiled, Vm) {
+    let compiled = build(src, KernelVersion::new(5, 4, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    for &ret in returns {
+        let regs = fake_pt_regs(&[(NATIVE.ret.0, ret as u64)]).unwrap();
+        run(&compiled, &mut vm, fd.clone(), 0, &regs);
+    }
+    (compiled, vm)
 }
 
 /// The arguments of each printf the program sent, in order.
@@ -207,11 +213,7 @@ fn nested_members_predicates_and_builtins() {
 #[test]
 fn arithmetic_comparisons_and_ternary() {
     let src = r#"kretprobe:vfs_read { $x = retval; printf("%d %d %d %d %d %d %u\n", $x * 3 + 1, $x / 2, $x % 4, $x < 0 ? -1 : 1, -$x, !$x, (1 << 40) | 5 ^ 1); }"#;
-    let compiled = build(src, KernelVersion::new(5, 4, 0));
-    let (mut vm, fd) = vm_for(&compiled);
-    for ret in [10, -2] {
-        run(&compiled, &mut vm, fd.clone(), 0, &ret_regs(ret));
-    }
+    let (compiled, vm) = run_on_returns(src, &[10, -2]);
     let values = printf_args(&compiled, &vm);
     use Value::*;
     assert_eq!(
@@ -408,11 +410,7 @@ fn begin_and_end_are_evaluated_here() {
 #[test]
 fn strings_in_ternaries_and_comparisons() {
     let src = r#"kretprobe:f { $s = retval < 0 ? "fail" : comm; printf("%s %d\n", $s, $s == "rm"); @r[retval < 0 ? "fail" : "ok"] = count(); }"#;
-    let compiled = build(src, KernelVersion::new(5, 4, 0));
-    let (mut vm, fd) = vm_for(&compiled);
-    for ret in [3, -1] {
-        run(&compiled, &mut vm, fd.clone(), 0, &ret_regs(ret));
-    }
+    let (compiled, vm) = run_on_returns(src, &[3, -1]);
     let lines = printf_args(&compiled, &vm);
     use Value::*;
     assert_eq!(
