@@ -5,7 +5,7 @@ use kernel_headers::KernelVersion;
 use kernel_headers::pt_regs::{self, NATIVE};
 use lang::fields::FieldInfo;
 use lang::kernel::Kernel;
-use lang::output::{Event, EventFormat, MapValue, Value, decode_event};
+use lang::output::{Event, EventFormat, MapSpec, MapValue, Value, decode_event};
 use lang::tracepoint::{NoTracepoints, TracepointFormat, TracepointSource, parse_format};
 use lang::{Compiled, Target, compile};
 use probes::interp::{Space, Vm, fake_pt_regs};
@@ -233,14 +233,20 @@ fn arithmetic_comparisons_and_ternary() {
     assert_eq!(values[1][4], Int(2));
 }
 
-fn map_values(compiled: &Compiled, vm: &Vm, name: &str) -> Vec<(Vec<Value>, MapValue)> {
+/// The map named `name`: its fd in `vm_for`'s VM, and its spec.
+fn map_named<'a>(compiled: &'a Compiled, name: &str) -> (i32, &'a MapSpec) {
     let (i, spec) = compiled
         .maps
         .iter()
         .enumerate()
         .find(|(_, m)| m.name == name)
         .unwrap();
-    vm.map_entries(i as i32 + 1)
+    (i as i32 + 1, spec)
+}
+
+fn map_values(compiled: &Compiled, vm: &Vm, name: &str) -> Vec<(Vec<Value>, MapValue)> {
+    let (fd, spec) = map_named(compiled, name);
+    vm.map_entries(fd)
         .into_iter()
         .map(|(k, v)| (spec.decode_key(&k).unwrap(), spec.combine(&[&v]).unwrap()))
         .collect()
@@ -310,14 +316,9 @@ fn histograms_use_bpftraces_buckets() {
         );
     }
     let buckets = |name: &str| {
-        let (i, spec) = compiled
-            .maps
-            .iter()
-            .enumerate()
-            .find(|(_, m)| m.name == name)
-            .unwrap();
+        let (fd, spec) = map_named(&compiled, name);
         let mut out: Vec<(u64, u64)> = vm
-            .map_entries(i as i32 + 1)
+            .map_entries(fd)
             .into_iter()
             .map(|(k, v)| {
                 let MapValue::Count(n) = spec.combine(&[&v]).unwrap() else {
