@@ -202,6 +202,17 @@ fn no_panic_on(data: &[u8]) {
     let _ = Profile::from_toml_str(&String::from_utf8_lossy(data));
 }
 
+/// `data` with each `(at, value)` written (at modulo its length), then cut
+/// to `cut` bytes.
+fn damaged(mut data: Vec<u8>, flips: &[(usize, u8)], cut: usize) -> Vec<u8> {
+    let n = data.len();
+    for &(at, v) in flips {
+        data[at % n] = v;
+    }
+    data.truncate(cut);
+    data
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -212,24 +223,12 @@ proptest! {
 
     #[test]
     fn damaged_btf_never_panics(cut in 0usize..400, flips in proptest::collection::vec((0usize..400, any::<u8>()), 0..8)) {
-        let mut data = synthetic_btf(false);
-        for (at, v) in flips {
-            let n = data.len();
-            data[at % n] = v;
-        }
-        data.truncate(cut.min(data.len()));
-        no_panic_on(&data);
+        no_panic_on(&damaged(synthetic_btf(false), &flips, cut));
     }
 
     #[test]
     fn damaged_elf_dwarf_never_panics(cut in 0usize..4096, flips in proptest::collection::vec((0usize..4096, any::<u8>()), 0..8)) {
-        let mut data = fixture("namei-5.4.o");
-        for (at, v) in flips {
-            let n = data.len();
-            data[at % n] = v;
-        }
-        data.truncate(cut.min(data.len()));
-        no_panic_on(&data);
+        no_panic_on(&damaged(fixture("namei-5.4.o"), &flips, cut));
     }
 
     #[test]
