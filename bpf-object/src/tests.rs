@@ -64,17 +64,22 @@ fn snippet(name: &str, body: &str, flags: &[&str]) -> Vec<u8> {
 
 /// Compiles C source with `clang -target bpf -O2 -c` plus `flags`.
 fn compile(name: &str, source: &str, flags: &[&str]) -> Vec<u8> {
-    require_clang();
     let dir = out_dir().join("snippets");
     std::fs::create_dir_all(&dir).unwrap();
     let (c, o) = (dir.join(format!("{name}.c")), dir.join(format!("{name}.o")));
     std::fs::write(&c, source).unwrap();
+    clang_bpf(name, flags, &c, &o)
+}
+
+/// `clang -target bpf -O2 -c <flags> <source> -o <object>`: the object's bytes.
+fn clang_bpf(name: &str, flags: &[&str], source: &Path, object: &Path) -> Vec<u8> {
+    require_clang();
     let out = Command::new("clang")
         .args(["-target", "bpf", "-O2", "-c"])
         .args(flags)
-        .arg(&c)
+        .arg(source)
         .arg("-o")
-        .arg(&o)
+        .arg(object)
         .output()
         .unwrap();
     assert!(
@@ -82,7 +87,7 @@ fn compile(name: &str, source: &str, flags: &[&str]) -> Vec<u8> {
         "clang {name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::read(o).unwrap()
+    std::fs::read(object).unwrap()
 }
 
 const PRELUDE: &str = r#"

@@ -134,6 +134,22 @@ fn one_line_causes() {
             "map `@nope` is used but never assigned",
         ),
         (
+            "kprobe:f { @m = 1; clear(@m, @m); }",
+            "clear takes one map, e.g. clear(@m)",
+        ),
+        (
+            "kprobe:f { print(1); }",
+            "print takes one map, e.g. print(@m)",
+        ),
+        (
+            "kprobe:f { @m = 1; print(@m[1]); }",
+            "print takes the whole map, without a key",
+        ),
+        (
+            "kprobe:f { delete(1); }",
+            "delete takes one map element, e.g. delete(@m[k])",
+        ),
+        (
             "kprobe:f { @a = count(); @a = sum(1); }",
             "assigned a different kind of value",
         ),

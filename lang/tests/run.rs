@@ -5,7 +5,7 @@ use kernel_headers::KernelVersion;
 use kernel_headers::pt_regs::{self, NATIVE};
 use lang::fields::FieldInfo;
 use lang::kernel::Kernel;
-use lang::output::{Event, EventFormat, MapValue, Value, decode_event};
+use lang::output::{Event, EventFormat, MapSpec, MapValue, Value, decode_event};
 use lang::tracepoint::{NoTracepoints, TracepointFormat, TracepointSource, parse_format};
 use lang::{Compiled, Target, compile};
 use probes::interp::{Space, Vm, fake_pt_regs};
@@ -69,7 +69,7 @@ fn build(src: &str, release: KernelVersion) -> Compiled {
 const EVENTS_FD: i32 = 100;
 
 /// A VM with every map of the program served, and its fds by name.
-fn vm_for(compiled: &Compiled) -> (Vm, impl Fn(&str) -> Option<i32> + Clone) {
+fn vm_for(compiled: &Compiled) -> (Vm, impl Fn(&str) -> Option<i32> + Clone + use<>) {
     let mut vm = Vm::new();
     vm.perf_map_fd = EVENTS_FD;
     vm.pid_tgid = (42 << 32) | 43;
@@ -115,6 +115,28 @@ fn args_regs(args: &[u64]) -> Vec<u8> {
         .map(|(&v, &(name, _))| (name, v))
         .collect();
     fake_pt_regs(&names).unwrap()
+}
+
+/// `src` (one kretprobe) built for 5.4 and run once for each return value.
+fn run_on_returns(src: &str, returns: &[i64]) -> (Compiled, Vm) {
+    let compiled = build(src, KernelVersion::new(5, 4, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    for &ret in returns {
+        let regs = fake_pt_regs(&[(NATIVE.ret.0, ret as u64)]).unwrap();
+        run(&compiled, &mut vm, fd.clone(), 0, &regs);
+    }
+    (compiled, vm)
+}
+
+/// The arguments of each printf the program sent, in order.
+fn printf_args(compiled: &Compiled, vm: &Vm) -> Vec<Vec<Value>> {
+    printed(compiled, vm)
+        .into_iter()
+        .map(|e| match e {
+            Event::Printf { args, .. } => args,
+            other => panic!("{other:?}"),
+        })
+        .collect()
 }
 
 const FILENAME: u64 = 0xffff_8880_0000_1000;
@@ -191,30 +213,8 @@ fn nested_members_predicates_and_builtins() {
 #[test]
 fn arithmetic_comparisons_and_ternary() {
     let src = r#"kretprobe:vfs_read { $x = retval; printf("%d %d %d %d %d %d %u\n", $x * 3 + 1, $x / 2, $x % 4, $x < 0 ? -1 : 1, -$x, !$x, (1 << 40) | 5 ^ 1); }"#;
-    let compiled = build(src, KernelVersion::new(5, 4, 0));
-    let (mut vm, fd) = vm_for(&compiled);
-    let ret = NATIVE.ret.0;
-    run(
-        &compiled,
-        &mut vm,
-        fd.clone(),
-        0,
-        &fake_pt_regs(&[(ret, 10)]).unwrap(),
-    );
-    run(
-        &compiled,
-        &mut vm,
-        fd,
-        0,
-        &fake_pt_regs(&[(ret, (-2i64) as u64)]).unwrap(),
-    );
-    let values: Vec<Vec<Value>> = printed(&compiled, &vm)
-        .into_iter()
-        .map(|e| match e {
-            Event::Printf { args, .. } => args,
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let (compiled, vm) = run_on_returns(src, &[10, -2]);
+    let values = printf_args(&compiled, &vm);
     use Value::*;
     assert_eq!(
         values[0],
@@ -233,14 +233,20 @@ fn arithmetic_comparisons_and_ternary() {
     assert_eq!(values[1][4], Int(2));
 }
 
-fn map_values(compiled: &Compiled, vm: &Vm, name: &str) -> Vec<(Vec<Value>, MapValue)> {
+/// The map named `name`: its fd in `vm_for`'s VM, and its spec.
+fn map_named<'a>(compiled: &'a Compiled, name: &str) -> (i32, &'a MapSpec) {
     let (i, spec) = compiled
         .maps
         .iter()
         .enumerate()
         .find(|(_, m)| m.name == name)
         .unwrap();
-    vm.map_entries(i as i32 + 1)
+    (i as i32 + 1, spec)
+}
+
+fn map_values(compiled: &Compiled, vm: &Vm, name: &str) -> Vec<(Vec<Value>, MapValue)> {
+    let (fd, spec) = map_named(compiled, name);
+    vm.map_entries(fd)
         .into_iter()
         .map(|(k, v)| (spec.decode_key(&k).unwrap(), spec.combine(&[&v]).unwrap()))
         .collect()
@@ -310,14 +316,9 @@ fn histograms_use_bpftraces_buckets() {
         );
     }
     let buckets = |name: &str| {
-        let (i, spec) = compiled
-            .maps
-            .iter()
-            .enumerate()
-            .find(|(_, m)| m.name == name)
-            .unwrap();
+        let (fd, spec) = map_named(&compiled, name);
         let mut out: Vec<(u64, u64)> = vm
-            .map_entries(i as i32 + 1)
+            .map_entries(fd)
             .into_iter()
             .map(|(k, v)| {
                 let MapValue::Count(n) = spec.combine(&[&v]).unwrap() else {
@@ -410,30 +411,8 @@ fn begin_and_end_are_evaluated_here() {
 #[test]
 fn strings_in_ternaries_and_comparisons() {
     let src = r#"kretprobe:f { $s = retval < 0 ? "fail" : comm; printf("%s %d\n", $s, $s == "rm"); @r[retval < 0 ? "fail" : "ok"] = count(); }"#;
-    let compiled = build(src, KernelVersion::new(5, 4, 0));
-    let (mut vm, fd) = vm_for(&compiled);
-    let ret = NATIVE.ret.0;
-    run(
-        &compiled,
-        &mut vm,
-        fd.clone(),
-        0,
-        &fake_pt_regs(&[(ret, 3)]).unwrap(),
-    );
-    run(
-        &compiled,
-        &mut vm,
-        fd,
-        0,
-        &fake_pt_regs(&[(ret, (-1i64) as u64)]).unwrap(),
-    );
-    let lines: Vec<Vec<Value>> = printed(&compiled, &vm)
-        .into_iter()
-        .map(|e| match e {
-            Event::Printf { args, .. } => args,
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let (compiled, vm) = run_on_returns(src, &[3, -1]);
+    let lines = printf_args(&compiled, &vm);
     use Value::*;
     assert_eq!(
         lines,

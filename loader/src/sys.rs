@@ -76,6 +76,16 @@ fn owned(fd: i64) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
 }
 
+/// The result of a call on one key: `Ok(false)` when the kernel says the
+/// key is absent (ENOENT).
+fn key_present(result: SysResult<i64>) -> SysResult<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// A BPF map fd with the key and value sizes it was created with, so no
 /// call can make the kernel read or write past the buffers passed.
 #[derive(Debug)]
@@ -128,13 +138,18 @@ impl MapFd {
         Ok(())
     }
 
+    fn check_value(&self, call: &'static str, value: &[u8]) -> SysResult<()> {
+        if value.len() != self.lookup_len() {
+            return Err(wrong_size(call, "value", value.len(), self.lookup_len()));
+        }
+        Ok(())
+    }
+
     /// BPF_MAP_UPDATE_ELEM.
     pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> SysResult<()> {
         const CALL: &str = "bpf(BPF_MAP_UPDATE_ELEM)";
         self.check_key(CALL, key)?;
-        if value.len() != self.lookup_len() {
-            return Err(wrong_size(CALL, "value", value.len(), self.lookup_len()));
-        }
+        self.check_value(CALL, value)?;
         let mut attr = MapElemAttr {
             map_fd: self.fd.as_raw_fd() as u32,
             key: key.as_ptr() as u64,
@@ -165,9 +180,7 @@ impl MapFd {
     pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> SysResult<bool> {
         const CALL: &str = "bpf(BPF_MAP_LOOKUP_ELEM)";
         self.check_key(CALL, key)?;
-        if value.len() != self.lookup_len() {
-            return Err(wrong_size(CALL, "value", value.len(), self.lookup_len()));
-        }
+        self.check_value(CALL, value)?;
         let mut attr = MapElemAttr {
             map_fd: self.fd.as_raw_fd() as u32,
             key: key.as_ptr() as u64,
@@ -176,11 +189,7 @@ impl MapFd {
         };
         // SAFETY: key is the map's key size; value is a writable buffer of
         // exactly what the kernel writes for this map (all CPUs' values).
-        match unsafe { bpf(bpf_attr::cmd::BPF_MAP_LOOKUP_ELEM, &mut attr, CALL) } {
-            Ok(_) => Ok(true),
-            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
-            Err(e) => Err(e),
-        }
+        key_present(unsafe { bpf(bpf_attr::cmd::BPF_MAP_LOOKUP_ELEM, &mut attr, CALL) })
     }
 
     /// BPF_MAP_DELETE_ELEM; `Ok(false)` when the key was absent.
@@ -193,11 +202,7 @@ impl MapFd {
             ..MapElemAttr::default()
         };
         // SAFETY: key is a live slice of the map's key size; nothing is written.
-        match unsafe { bpf(bpf_attr::cmd::BPF_MAP_DELETE_ELEM, &mut attr, CALL) } {
-            Ok(_) => Ok(true),
-            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
-            Err(e) => Err(e),
-        }
+        key_present(unsafe { bpf(bpf_attr::cmd::BPF_MAP_DELETE_ELEM, &mut attr, CALL) })
     }
 
     /// BPF_MAP_GET_NEXT_KEY: the key after `key` into `next` (the first key
@@ -218,11 +223,7 @@ impl MapFd {
         };
         // SAFETY: key is NULL or a live slice of the map's key size; next is
         // a writable slice of the map's key size.
-        match unsafe { bpf(bpf_attr::cmd::BPF_MAP_GET_NEXT_KEY, &mut attr, CALL) } {
-            Ok(_) => Ok(true),
-            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
-            Err(e) => Err(e),
-        }
+        key_present(unsafe { bpf(bpf_attr::cmd::BPF_MAP_GET_NEXT_KEY, &mut attr, CALL) })
     }
 }
 
@@ -537,15 +538,7 @@ pub struct SignalFd {
 
 impl SignalFd {
     pub fn new(signals: &[libc::c_int]) -> SysResult<SignalFd> {
-        // SAFETY: sigset_t is plain data; sigemptyset initializes it.
-        let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `mask` is a valid sigset_t; the signal numbers are valid.
-        unsafe {
-            libc::sigemptyset(&mut mask);
-            for &sig in signals {
-                libc::sigaddset(&mut mask, sig);
-            }
-        }
+        let mask = signal_set(signals);
         // SAFETY: blocks the signals for this thread (the only one reading them);
         // std's Command clears the mask again in the child before exec.
         let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) };
@@ -649,6 +642,20 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The set holding exactly `signals`.
+fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initializes it.
+    let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `mask` is a valid sigset_t; the signal numbers are valid.
+    unsafe {
+        libc::sigemptyset(&mut mask);
+        for &sig in signals {
+            libc::sigaddset(&mut mask, sig);
+        }
+    }
+    mask
+}
+
 /// `pthread_sigmask` returns its error number rather than setting errno.
 fn sigmask_result(ret: libc::c_int) -> SysResult<()> {
     if ret == 0 {
@@ -668,7 +675,8 @@ extern "C" fn ignore_signal(_: libc::c_int) {}
 /// nothing (one arriving after the signalfd is gone no longer kills, so the
 /// clean-up still runs). exec resets the handler, so children get the default.
 pub fn hold_termination_signals() -> SysResult<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+    const HELD: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+    for sig in HELD {
         // SAFETY: sigaction is plain data; zeroed means no flags, empty mask.
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
         action.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
@@ -678,15 +686,7 @@ pub fn hold_termination_signals() -> SysResult<()> {
             return Err(SysError::last("sigaction"));
         }
     }
-    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialize it.
-    let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `mask` is a valid sigset_t; the signal numbers are valid.
-    unsafe {
-        libc::sigemptyset(&mut mask);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut mask, sig);
-        }
-    }
+    let mask = signal_set(&HELD);
     // SAFETY: blocks signals for the calling (only) thread.
     let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) };
     sigmask_result(ret)

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use offsets::btf::Btf;
 use offsets::generate::{Request, from_btf, from_vmlinux};
 use offsets::model::FieldPath;
-use offsets::{Field, NameArgType, Profile};
+use offsets::{NameArgType, Profile};
 use proptest::prelude::*;
+
+mod common;
+use common::layout;
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -73,22 +76,24 @@ fn synthetic_btf(user_path: bool) -> Vec<u8> {
     out
 }
 
+/// The profile `from_btf` makes of `synthetic_btf(user_path)`.
+fn synthetic_profile(user_path: bool, req: &Request) -> Profile {
+    from_btf(&synthetic_btf(user_path), "synthetic", req)
+        .unwrap()
+        .profile
+}
+
 #[test]
 fn raw_btf_takes_the_pointer_size_of_the_named_architecture() {
     let arm = kernel_headers::pt_regs::abi("arm");
     let req = Request {
-        fields: vec![],
         release: Some("6.1.0-armmp".into()),
         arch: arm,
+        ..Request::default()
     };
-    let p = from_btf(&synthetic_btf(false), "synthetic", &req)
-        .unwrap()
-        .profile;
+    let p = synthetic_profile(false, &req);
     assert_eq!(p.kernel.arch, "arm");
-    assert_eq!(
-        p.field("filename.name").unwrap(),
-        Field { offset: 0, size: 4 }
-    );
+    assert_eq!(layout(&p, &["filename.name"]), [(0, 4)]);
 }
 
 #[test]
@@ -109,24 +114,14 @@ fn an_elf_of_another_architecture_than_asked_is_refused() {
 #[test]
 fn btf_synthetic_both_shapes() {
     let req = Request {
-        fields: vec![],
         release: Some("5.4.0-test".into()),
-        arch: None,
+        ..Request::default()
     };
-    let p = from_btf(&synthetic_btf(false), "synthetic", &req)
-        .unwrap()
-        .profile;
+    let p = synthetic_profile(false, &req);
     assert_eq!(p.kernel.release, "5.4.0-test");
     assert_eq!(
-        p.field("filename.refcnt").unwrap(),
-        Field {
-            offset: 16,
-            size: 4
-        }
-    );
-    assert_eq!(
-        p.field("filename.name").unwrap(),
-        Field { offset: 0, size: 8 }
+        layout(&p, &["filename.refcnt", "filename.name"]),
+        [(16, 4), (0, 8)]
     );
     let f = p.function("do_unlinkat").unwrap();
     assert_eq!(
@@ -134,9 +129,7 @@ fn btf_synthetic_both_shapes() {
         (2, NameArgType::Filename, "btf")
     );
 
-    let p = from_btf(&synthetic_btf(true), "synthetic", &req)
-        .unwrap()
-        .profile;
+    let p = synthetic_profile(true, &req);
     assert_eq!(
         p.function("do_unlinkat").unwrap().name_arg_type,
         NameArgType::UserPath
@@ -165,13 +158,7 @@ fn dwarf_of_relocatable_objects_both_shapes() {
     let p = from_vmlinux(&fixture("namei-5.4.o"), "namei-5.4.o", &req)
         .unwrap()
         .profile;
-    assert_eq!(
-        p.field("filename.refcnt").unwrap(),
-        Field {
-            offset: 16,
-            size: 4
-        }
-    );
+    assert_eq!(layout(&p, &["filename.refcnt"]), [(16, 4)]);
     let f = p.function("do_unlinkat").unwrap();
     assert_eq!(
         (f.name_arg, f.name_arg_type, f.symbol),
@@ -188,15 +175,8 @@ fn dwarf_of_relocatable_objects_both_shapes() {
         .unwrap()
         .profile;
     assert_eq!(
-        p.field("filename.refcnt").unwrap(),
-        Field {
-            offset: 24,
-            size: 4
-        }
-    );
-    assert_eq!(
-        p.field("filename.uptr").unwrap(),
-        Field { offset: 8, size: 8 }
+        layout(&p, &["filename.refcnt", "filename.uptr"]),
+        [(24, 4), (8, 8)]
     );
     let f = p.function("do_unlinkat").unwrap();
     assert_eq!((f.name_arg, f.name_arg_type), (2, NameArgType::UserPath));
@@ -222,6 +202,17 @@ fn no_panic_on(data: &[u8]) {
     let _ = Profile::from_toml_str(&String::from_utf8_lossy(data));
 }
 
+/// `data` with each `(at, value)` written (at modulo its length), then cut
+/// to `cut` bytes.
+fn damaged(mut data: Vec<u8>, flips: &[(usize, u8)], cut: usize) -> Vec<u8> {
+    let n = data.len();
+    for &(at, v) in flips {
+        data[at % n] = v;
+    }
+    data.truncate(cut);
+    data
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -232,24 +223,12 @@ proptest! {
 
     #[test]
     fn damaged_btf_never_panics(cut in 0usize..400, flips in proptest::collection::vec((0usize..400, any::<u8>()), 0..8)) {
-        let mut data = synthetic_btf(false);
-        for (at, v) in flips {
-            let n = data.len();
-            data[at % n] = v;
-        }
-        data.truncate(cut.min(data.len()));
-        no_panic_on(&data);
+        no_panic_on(&damaged(synthetic_btf(false), &flips, cut));
     }
 
     #[test]
     fn damaged_elf_dwarf_never_panics(cut in 0usize..4096, flips in proptest::collection::vec((0usize..4096, any::<u8>()), 0..8)) {
-        let mut data = fixture("namei-5.4.o");
-        for (at, v) in flips {
-            let n = data.len();
-            data[at % n] = v;
-        }
-        data.truncate(cut.min(data.len()));
-        no_panic_on(&data);
+        no_panic_on(&damaged(fixture("namei-5.4.o"), &flips, cut));
     }
 
     #[test]
@@ -303,9 +282,6 @@ fn fields_from_a_co_re_object() {
         String::from_utf8_lossy(&out.stderr)
     );
     let profile = Profile::from_toml_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
-    assert_eq!(
-        profile.field("filename.uptr").unwrap(),
-        Field { offset: 8, size: 8 }
-    );
+    assert_eq!(layout(&profile, &["filename.uptr"]), [(8, 8)]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

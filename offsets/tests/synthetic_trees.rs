@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use offsets::generate::Request;
 use offsets::kbuild::{SrcOptions, generate};
-use offsets::{Field, GenError, NameArgType, UnlinkArg};
+use offsets::{GenError, NameArgType, UnlinkArg};
+
+mod common;
+use common::layout;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -61,15 +64,8 @@ fn old_shape_refcnt_after_aname_and_static_user_path() {
     let p = &generated.profile;
     assert_eq!(p.kernel.release, "4.14.0-synthetic");
     assert_eq!(
-        p.field("filename.refcnt").unwrap(),
-        Field {
-            offset: 24,
-            size: 4
-        }
-    );
-    assert_eq!(
-        p.field("filename.name").unwrap(),
-        Field { offset: 0, size: 8 }
+        layout(p, &["filename.refcnt", "filename.name"]),
+        [(24, 4), (0, 8)]
     );
     let f = p.function("do_unlinkat").unwrap();
     assert_eq!(f.name_arg, 2);
@@ -91,17 +87,10 @@ fn new_shape_type_checked_against_the_declaration() {
     let mut steps = Vec::new();
     let generated = generate(&opts, &mut |m| steps.push(m.to_string())).unwrap();
     let p = &generated.profile;
+    // `inode.i_ino` is a member of an anonymous union.
     assert_eq!(
-        p.field("filename.refcnt").unwrap(),
-        Field {
-            offset: 16,
-            size: 4
-        }
-    );
-    // A member of an anonymous union.
-    assert_eq!(
-        p.field("inode.i_ino").unwrap(),
-        Field { offset: 8, size: 8 }
+        layout(p, &["filename.refcnt", "inode.i_ino"]),
+        [(16, 4), (8, 8)]
     );
     let f = p.function("do_unlinkat").unwrap();
     assert_eq!((f.name_arg, f.name_arg_type), (2, NameArgType::Filename));

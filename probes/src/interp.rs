@@ -589,21 +589,23 @@ fn alu64(op: AluOp, a: u64, b: u64) -> u64 {
     }
 }
 
-/// 32-bit ALU; the caller zero-extends the result.
+/// 32-bit ALU; the caller zero-extends the result. Only the shifts differ
+/// from the 64-bit ALU on zero-extended operands, truncated: the count is
+/// masked to 5 bits, and `Arsh` copies bit 31.
 fn alu32(op: AluOp, a: u32, b: u32) -> u32 {
     match op {
-        AluOp::Add => a.wrapping_add(b),
-        AluOp::Sub => a.wrapping_sub(b),
-        AluOp::Mul => a.wrapping_mul(b),
-        AluOp::Div => a.checked_div(b).unwrap_or(0),
-        AluOp::Or => a | b,
-        AluOp::And => a & b,
         AluOp::Lsh => a << (b & 31),
         AluOp::Rsh => a >> (b & 31),
-        AluOp::Mod => a.checked_rem(b).unwrap_or(a),
-        AluOp::Xor => a ^ b,
-        AluOp::Mov => b,
         AluOp::Arsh => ((a as i32) >> (b & 31)) as u32,
+        AluOp::Add
+        | AluOp::Sub
+        | AluOp::Mul
+        | AluOp::Div
+        | AluOp::Or
+        | AluOp::And
+        | AluOp::Mod
+        | AluOp::Xor
+        | AluOp::Mov => alu64(op, a.into(), b.into()) as u32,
     }
 }
 

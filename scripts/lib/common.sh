@@ -266,45 +266,14 @@ fetch_linux_source() {
     printf '%s\n' "$dir"
 }
 
-# The BTF-less 5.10 the harness builds itself: a trimmed config from
-# tinyconfig plus what nobtf needs, with DWARF kept for the offsets work.
-build_nobtf_5_10() {
-    local src tmp jobs
-    src=$(fetch_linux_source 5.10 bullseye)
-    rm -rf "$KERNELS_DIR"/.nobtf-5.10.*  # leftovers of an interrupted build
-    tmp=$(mktemp -d "$KERNELS_DIR/.nobtf-5.10.XXXXXX")
-    jobs=$(nproc)
-    log "configuring nobtf-5.10 (out of tree, in $tmp/build)"
-    make -s -C "$src" O="$tmp/build" tinyconfig >/dev/null
-    "$src/scripts/kconfig/merge_config.sh" -m -O "$tmp/build" "$tmp/build/.config" \
-        "$NOBTF_ROOT/scripts/lib/nobtf-5.10.config" >/dev/null
-    make -s -C "$src" O="$tmp/build" olddefconfig >/dev/null
-    local opt
-    for opt in $(sed -n 's/^\(CONFIG_[A-Z0-9_]*\)=y$/\1/p' "$NOBTF_ROOT/scripts/lib/nobtf-5.10.config"); do
-        grep -q "^$opt=y" "$tmp/build/.config" || die "nobtf-5.10 config lost $opt (a dependency is missing from scripts/lib/nobtf-5.10.config)"
-    done
-    ! grep -q '^CONFIG_DEBUG_INFO_BTF=y' "$tmp/build/.config" || die "nobtf-5.10 config has BTF"
-    log "building nobtf-5.10 with $jobs jobs (several minutes, once; log: $tmp/build.log)"
-    local start=$SECONDS
-    if ! with_progress "building nobtf-5.10" make -C "$src" O="$tmp/build" -j"$jobs" bzImage >"$tmp/build.log" 2>&1; then
-        tail -n 30 "$tmp/build.log" >&2
-        die "building nobtf-5.10 failed; full log in $tmp/build.log"
-    fi
-    log "built nobtf-5.10 in $((SECONDS - start)) s"
-    cp "$tmp/build/arch/x86/boot/bzImage" "$tmp/bzImage"
-    cp "$tmp/build/.config" "$tmp/config"
-    ln -s build/vmlinux "$tmp/vmlinux"
-    cat "$tmp/build/include/config/kernel.release" >"$tmp/release"
-    echo "$src" >"$tmp/source"
-    fragment_hash >"$tmp/fragment"
-    publish_dir "$tmp" "$KERNELS_DIR/nobtf-5.10"
-}
-
-# The 5.10 without bpf(2) (CONFIG_BPF_SYSCALL off, kprobe events on), for
-# the tracefs back end: configured and cached as nobtf-5.10 is, from its own
-# fragment; every `# CONFIG_X is not set` line of it is checked to stay off.
-build_nobpf_5_10() {
-    local name=nobpf-5.10 src tmp jobs fragment=$NOBTF_ROOT/scripts/lib/nobpf-5.10.config opt
+# The 5.10s the harness builds itself, out of tree from tinyconfig plus
+# scripts/lib/NAME.config, cached as NAME once per fragment: nobtf-5.10
+# (BTF-less, what nobtf needs) with --keep-objects, whose DWARF is kept for
+# the offsets work; nobpf-5.10 (CONFIG_BPF_SYSCALL off, kprobe events on,
+# for the tracefs back end) keeps its image only. Every `CONFIG_X=y` of the
+# fragment is checked to stay on, every `# CONFIG_X is not set` to stay off.
+build_tiny_5_10() {
+    local name=$1 keep=${2:-} fragment=$NOBTF_ROOT/scripts/lib/$1.config src tmp jobs opt
     src=$(fetch_linux_source 5.10 bullseye)
     rm -rf "$KERNELS_DIR"/.$name.*  # leftovers of an interrupted build
     tmp=$(mktemp -d "$KERNELS_DIR/.$name.XXXXXX")
@@ -330,8 +299,12 @@ build_nobpf_5_10() {
     cp "$tmp/build/.config" "$tmp/config"
     cat "$tmp/build/include/config/kernel.release" >"$tmp/release"
     fragment_hash "$name" >"$tmp/fragment"
-    # The objects are not needed again (no DWARF to read): keep the image only.
-    rm -rf "$tmp/build"
+    if [ "$keep" = --keep-objects ]; then
+        ln -s build/vmlinux "$tmp/vmlinux"
+        echo "$src" >"$tmp/source"
+    else
+        rm -rf "$tmp/build"
+    fi
     publish_dir "$tmp" "$KERNELS_DIR/$name"
 }
 
@@ -340,8 +313,8 @@ fetch_kernel() {
     case $1 in
         debian-*-arm*) fetch_debian_arm_image "$1" ;;
         debian-*) fetch_debian_image "$1" ;;
-        nobtf-5.10) build_nobtf_5_10 ;;
-        nobpf-5.10) build_nobpf_5_10 ;;
+        nobtf-5.10) build_tiny_5_10 nobtf-5.10 --keep-objects ;;
+        nobpf-5.10) build_tiny_5_10 nobpf-5.10 ;;
         linux-*) shared_kernel_file "$1" >/dev/null || die "unknown kernel '$1' (known: $KNOWN_KERNELS)"
                  kernel_ready "$1" \
                      || die "$1 is not built here: $(kernel_bzimage "$1") is missing (see shared/kernels/README.md beside the repository)"

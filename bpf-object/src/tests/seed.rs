@@ -51,21 +51,9 @@ fn seed_for(name: &str, target_arch: &str) -> Vec<u8> {
     let dir = out_dir().join("seed");
     std::fs::create_dir_all(&dir).unwrap();
     let o = dir.join(format!("{name}_{target_arch}.o"));
-    let out = Command::new("clang")
-        .args(["-target", "bpf", "-O2", "-g", "-c"])
-        .arg(format!("-D__TARGET_ARCH_{target_arch}"))
-        .arg(&arch_include)
-        .arg(testdata().join(format!("{name}.bpf.c")))
-        .arg("-o")
-        .arg(&o)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "clang {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read(o).unwrap()
+    let target = format!("-D__TARGET_ARCH_{target_arch}");
+    let source = testdata().join(format!("{name}.bpf.c"));
+    clang_bpf(name, &["-g", &target, &arch_include], &source, &o)
 }
 
 /// A kernel of `version`: global data from 5.2, each helper from its release.

@@ -87,13 +87,7 @@ impl Checker<'_> {
                 }))
             }
             "print" | "clear" => {
-                let [
-                    Expr {
-                        kind: ExprKind::Map(m),
-                        ..
-                    },
-                ] = &args[..]
-                else {
+                let Some(m) = only_map(args) else {
                     return Err(Error::at(
                         span,
                         format!("{name} takes one map, e.g. {name}(@m)"),
@@ -119,13 +113,7 @@ impl Checker<'_> {
                 }))
             }
             "delete" => {
-                let [
-                    Expr {
-                        kind: ExprKind::Map(m),
-                        ..
-                    },
-                ] = &args[..]
-                else {
+                let Some(m) = only_map(args) else {
                     return Err(Error::at(
                         span,
                         "delete takes one map element, e.g. delete(@m[k])",
@@ -187,4 +175,13 @@ pub fn conversions(format: &str) -> Result<Vec<char>, String> {
         }
     }
     Ok(out)
+}
+
+/// The map a call's only argument names (`@m` or `@m[k]`).
+fn only_map(args: &[Expr]) -> Option<&MapAccess> {
+    let [arg] = args else { return None };
+    match &arg.kind {
+        ExprKind::Map(m) => Some(m),
+        _ => None,
+    }
 }

@@ -59,6 +59,33 @@ pub enum RunError {
     Canary(#[from] CanaryError),
 }
 
+impl RunOptions {
+    /// What either back end asks the planner for.
+    fn unlink_request(&self) -> UnlinkRequest {
+        UnlinkRequest {
+            offsets: self.offsets.clone(),
+            read: self.read,
+            trace_pipe: self.trace_pipe,
+        }
+    }
+}
+
+/// The planner's first refusal, the one `run` reports.
+fn first_refusal(problems: Vec<PlanError>) -> PlanError {
+    problems.into_iter().next().expect("a refusal names why")
+}
+
+fn warn_if_profile_is_for_another_kernel(report: &Report, profile_release: &str) {
+    if let Ok(kernel) = &report.kernel
+        && profile_release != kernel.release
+    {
+        eprintln!(
+            "warning: the offsets profile is for kernel {profile_release}, this kernel is {}",
+            kernel.release
+        );
+    }
+}
+
 impl From<SessionError> for RunError {
     /// A function that cannot be probed is named as `check` names it.
     fn from(err: SessionError) -> RunError {
@@ -84,22 +111,10 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     if let Ok(tracefs) = &report.tracefs {
         stale::sweep(tracefs, false);
     }
-    let request = UnlinkRequest {
-        offsets: opts.offsets.clone(),
-        read: opts.read,
-        trace_pipe: opts.trace_pipe,
-    };
-    let plan = plan::run_plan(&mut report, &request, opts.attach)
-        .map_err(|problems| problems.into_iter().next().expect("a refusal names why"))?;
+    let plan =
+        plan::run_plan(&mut report, &opts.unlink_request(), opts.attach).map_err(first_refusal)?;
     steps.done("kernel features, stale probes, profile and building the programs");
-    if let Ok(kernel) = &report.kernel
-        && plan.probes.profile.kernel.release != kernel.release
-    {
-        eprintln!(
-            "warning: the offsets profile is for kernel {}, this kernel is {}",
-            plan.probes.profile.kernel.release, kernel.release
-        );
-    }
+    warn_if_profile_is_for_another_kernel(&report, &plan.probes.profile.kernel.release);
     let mut session = Session::new(Setup {
         attach: plan.attach.clone(),
         load: plan.load,

@@ -14,13 +14,13 @@ use kernel_headers::pt_regs;
 use lang::tracefs::{self, ProbeEvent, Value};
 
 use super::printer::Printer;
-use super::{RunError, RunOptions, Summary};
+use super::{RunError, RunOptions, Summary, first_refusal, warn_if_profile_is_for_another_kernel};
 use crate::attach::{AttachError, AttachMode, GROUP, diagnose, stale, write_kprobe_events};
 use crate::backend::{self, COMM, NAME, REFCNT, RET, TracefsPlan};
 use crate::detect::Report;
 use crate::load::LoadOptions;
 use crate::output::{Event, EventKind};
-use crate::plan::{FUNCTION, PROFILE_FIX, PlanError, UnlinkRequest};
+use crate::plan::{FUNCTION, PROFILE_FIX, PlanError};
 use crate::session::Steps;
 use crate::session::{Session, SessionError, Setup};
 
@@ -279,27 +279,15 @@ pub(super) fn run(
     if let Ok(tracefs) = &report.tracefs {
         stale::sweep(tracefs, false);
     }
-    let request = UnlinkRequest {
-        offsets: opts.offsets.clone(),
-        read: opts.read,
-        trace_pipe: opts.trace_pipe,
-    };
-    let plan: TracefsPlan = backend::tracefs_plan(report, &request)
-        .map_err(|problems| problems.into_iter().next().expect("a refusal names why"))?;
+    let plan: TracefsPlan =
+        backend::tracefs_plan(report, &opts.unlink_request()).map_err(first_refusal)?;
     if opts.attach == AttachMode::Pmu {
         return Err(PlanError::Attach(
             "--attach pmu attaches BPF programs; the tracefs back end defines kprobe_events: drop it, or pass --backend bpf".into(),
         )
         .into());
     }
-    if let Ok(kernel) = &report.kernel
-        && plan.profile.kernel.release != kernel.release
-    {
-        eprintln!(
-            "warning: the offsets profile is for kernel {}, this kernel is {}",
-            plan.profile.kernel.release, kernel.release
-        );
-    }
+    warn_if_profile_is_for_another_kernel(report, &plan.profile.kernel.release);
     let root = plan.tracefs.clone();
     let syntax = plan.syntax;
     steps.done("kernel features, stale probes and the profile");
