@@ -107,11 +107,7 @@ fn main() {
         batch.extend(sample_record(&exit));
     }
     let per_batch = ring::records(&batch).count();
-    let sink = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .expect("/dev/null");
-    let mut out = BufWriter::with_capacity(64 * 1024, sink);
+    let mut out = dev_null();
     let mut done = 0;
     // As the printer gathers lines: one buffer, written when 64 KiB wait.
     let mut line = output::Lines::with_capacity(68 * 1024);
@@ -169,11 +165,7 @@ fn trace(events: usize, format: report::Format) {
     raw.extend_from_slice(&1i64.to_ne_bytes());
     let batch = batch(&[wrap(&raw)]);
     let per_batch = ring::records(&batch).count();
-    let sink = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .expect("/dev/null");
-    let mut out = BufWriter::with_capacity(64 * 1024, sink);
+    let mut out = dev_null();
     let mut done = 0;
     let mut records = report::Records::new(&compiled, format);
     let mut line = Vec::new();
@@ -192,4 +184,13 @@ fn trace(events: usize, format: report::Format) {
     }
     out.flush().expect("flush");
     eprintln!("{done} events ({per_batch} per 64-page batch)");
+}
+
+/// Where the lines go: /dev/null through the writer `nobtf` uses.
+fn dev_null() -> BufWriter<std::fs::File> {
+    let sink = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    BufWriter::with_capacity(64 * 1024, sink)
 }
