@@ -11,7 +11,6 @@
 //       it with SIGINT and report its peak_rss_kb and the CPU time it used
 //       from the loop's start to the stop (storm_cpu_ms). Nothing else unlinks in
 //       the VM, so every counted event is one of the N unlinks'.
-#define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -68,25 +67,25 @@ struct counts {
 
 static void count_line(const char *line, size_t len, struct counts *c)
 {
+	const char *k = line, *end = line + len;
 	char num[24];
 
-	const char *k = line, *end = line + len;
-	size_t rest = 0;
-
-	// memchr, not memmem: glibc's memmem costs a few hundred instructions a call.
+	// memchr, not memmem: glibc's memmem costs a few hundred instructions
+	// a call. The first "KPROBE ENTRY" or "KPROBE EXIT" in the line counts.
 	while ((k = memchr(k, 'K', end - k))) {
-		if (end - k >= 8 && !memcmp(k, "KPROBE E", 8)) {
-			rest = end - k - 8;
-			break;
+		size_t rest = end - k;
+
+		if (rest >= 12 && !memcmp(k, "KPROBE ENTRY", 12)) {
+			c->entries++;
+			return;
+		}
+		if (rest >= 11 && !memcmp(k, "KPROBE EXIT", 11)) {
+			c->exits++;
+			return;
 		}
 		k++;
 	}
-
-	if (rest >= 4 && !memcmp(k + 8, "NTRY", 4))
-		c->entries++;
-	else if (rest >= 3 && !memcmp(k + 8, "XIT", 3))
-		c->exits++;
-	else if (len > 5 && !memcmp(line, "Lost ", 5)) {
+	if (len > 5 && !memcmp(line, "Lost ", 5)) {
 		size_t n = len - 5 < sizeof(num) - 1 ? len - 5 : sizeof(num) - 1;
 
 		memcpy(num, line + 5, n);
