@@ -73,19 +73,12 @@ pub enum ReportError {
     UnknownMap { map: String },
 }
 
-/// A perf record's output or request. [`Records`] does the same for a
-/// stream of them, with no allocation per record.
+/// One perf record's output or request; [`Records`] for a stream of them.
 pub fn record(compiled: &Compiled, format: Format, record: &[u8]) -> Result<Step, ReportError> {
-    // A printf, nearly every record of a busy trace, is formatted from the
-    // record's own bytes: no decoded copy of its format and strings.
-    if let EventFormat::Printf { format: text, args } = event_format(&compiled.events, record)? {
-        let args = args
-            .iter()
-            .map(|slot| Ok(arg(slot_value(record, slot)?)))
-            .collect::<Result<Vec<_>, DecodeError>>()?;
-        return printf(format, text, &args);
-    }
-    event(format, &decode_event(&compiled.events, record)?)
+    let mut out = Vec::new();
+    Ok(Records::new(compiled, format)
+        .record(record, &mut out)?
+        .unwrap_or(Step::Write(out)))
 }
 
 fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
@@ -96,11 +89,12 @@ fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
     }
 }
 
-/// A program's records as [`record`] prints them, each printf's format
-/// string parsed once and its arguments kept on the stack: under a storm
-/// of records, parsing it again and the half-dozen allocations per
-/// record cost more than the formatting (with musl's allocator, most of
-/// `nobtf trace`'s CPU).
+/// A program's records, each printf's format string parsed once and its
+/// arguments kept on the stack: under a storm of records, parsing it again
+/// and the half-dozen allocations per record cost more than the formatting
+/// (with musl's allocator, most of `nobtf trace`'s CPU). A printf, nearly
+/// every record of a busy trace, is formatted from the record's own bytes:
+/// no decoded copy of its format and strings.
 #[derive(Debug)]
 pub struct Records<'a> {
     compiled: &'a Compiled,
@@ -133,7 +127,7 @@ impl<'a> Records<'a> {
     }
 
     /// A perf record's output appended to `out` (then `None`), or what it
-    /// asks of the loader; the bytes [`record`] gives.
+    /// asks of the loader.
     pub fn record(
         &mut self,
         record: &[u8],
@@ -419,11 +413,11 @@ mod tests {
         }
     }
 
-    /// `Records` gives each record's bytes and steps as `record` does: a
-    /// printf with few arguments, one with more than the stack holds, JSON
-    /// quoting, and the other events.
+    /// `Records` gives each record's bytes and steps as the record decoded
+    /// and formatted afresh does: a printf with few arguments, one with
+    /// more than the stack holds, JSON quoting, and the other events.
     #[test]
-    fn records_print_as_record_does() {
+    fn records_print_as_decoded_events_do() {
         let int = ValueType::Int { signed: true };
         let uint = ValueType::Int { signed: false };
         let compiled = Compiled {
@@ -460,7 +454,9 @@ mod tests {
             for bytes in &records {
                 let mut out = b"before".to_vec();
                 let step = printer.record(bytes, &mut out).unwrap();
-                let want = record(&compiled, format, bytes).unwrap();
+                // The other path: the record decoded into owned values, then
+                // formatted with the format string parsed anew.
+                let want = event(format, &decode_event(&compiled.events, bytes).unwrap()).unwrap();
                 match step {
                     None => assert_eq!(Step::Write(out[6..].to_vec()), want),
                     Some(step) => assert_eq!((step, &out[..]), (want, &b"before"[..])),
@@ -469,9 +465,10 @@ mod tests {
             let short = Records::new(&compiled, format).record(&records[0][..20], &mut Vec::new());
             assert_eq!(
                 short.map_err(|e| e.to_string()),
-                Err(record(&compiled, format, &records[0][..20])
-                    .unwrap_err()
-                    .to_string())
+                Err(ReportError::from(
+                    decode_event(&compiled.events, &records[0][..20]).unwrap_err()
+                )
+                .to_string())
             );
         }
     }
