@@ -209,13 +209,12 @@ kernel_config() {
 }
 
 # The built kernel is ready only if it was built from today's config fragment.
-fragment_hash() { sha256sum "$NOBTF_ROOT/scripts/lib/${1:-nobtf-5.10}.config" | cut -c1-16; }
+fragment_hash() { sha256sum "$NOBTF_ROOT/scripts/lib/$1.config" | cut -c1-16; }
 
 kernel_ready() {
     [ -f "$(kernel_bzimage "$1")" ] || return 1
     case $1 in
-        nobtf-5.10) [ "$(cat "$KERNELS_DIR/$1/fragment" 2>/dev/null)" = "$(fragment_hash)" ] ;;
-        nobpf-5.10) [ "$(cat "$KERNELS_DIR/$1/fragment" 2>/dev/null)" = "$(fragment_hash nobpf-5.10)" ] ;;
+        nobtf-5.10|nobpf-5.10) [ "$(cat "$KERNELS_DIR/$1/fragment" 2>/dev/null)" = "$(fragment_hash "$1")" ] ;;
     esac
 }
 
