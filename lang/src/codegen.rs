@@ -27,9 +27,8 @@ use Reg::*;
 /// `BPF_ANY` for `map_update_elem`.
 const BPF_ANY: i32 = 0;
 
-/// Names the builder keeps as `&'static str` (labels, maps), interned once
-/// per process: a program's labels are `L0`..`Ln`, so the set stays as small
-/// as the largest program compiled.
+/// Map names the builder keeps as `&'static str`, interned once per
+/// process: the set stays as small as the maps of the programs compiled.
 fn intern(name: &str) -> &'static str {
     static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
     let mut names = NAMES
@@ -50,7 +49,6 @@ struct Gen<'a> {
     maps: &'a [MapSpec],
     /// Bytes of stack in use below r10, and the most ever used.
     used: usize,
-    labels: usize,
     /// Stack offset of each scratch variable.
     vars: Vec<(i16, Ty)>,
 }
@@ -69,7 +67,6 @@ pub fn generate(
         kernel,
         maps,
         used: 0,
-        labels: 0,
         vars: Vec::new(),
     };
     let span = Span::default();
@@ -83,7 +80,7 @@ pub fn generate(
         g.vars.push((off, ty.clone()));
     }
     g.b.mov(R6, R1);
-    let exit = g.label();
+    let exit = g.b.new_label("exit");
     if let Some(pid) = pid {
         g.b.call(Helper::GetCurrentPidTgid);
         g.b.alu(AluOp::Rsh, R0, 32);
@@ -98,7 +95,7 @@ pub fn generate(
         g.stmt(stmt)?;
         g.used = base;
     }
-    g.b.label(exit);
+    g.b.bind(exit);
     g.b.mov(R0, 0);
     g.b.exit();
     g.b.finish()
@@ -110,11 +107,6 @@ fn fits_i32(n: u64) -> Option<i32> {
 }
 
 impl Gen<'_> {
-    fn label(&mut self) -> &'static str {
-        self.labels += 1;
-        intern(&format!("L{}", self.labels))
-    }
-
     /// Reserve `size` bytes (rounded to 8) of stack; the offset from r10.
     fn alloc(&mut self, size: usize, span: Span, what: &str) -> Result<i16, Error> {
         self.used += size.next_multiple_of(8);
@@ -323,7 +315,7 @@ impl Gen<'_> {
             }
             _ => {}
         }
-        let (init, done) = (self.label(), self.label());
+        let (init, done) = (self.b.new_label("init"), self.b.new_label("done"));
         self.b.ld_map(R1, intern(&self.maps[map].name));
         self.stack_ptr(R2, key);
         self.b.call(Helper::MapLookupElem);
@@ -347,7 +339,7 @@ impl Gen<'_> {
                 }
             }
             MapKind::Min { signed } | MapKind::Max { signed } => {
-                let set = self.label();
+                let set = self.b.new_label("set");
                 // bpftrace 0.23 takes the value unless is_set is exactly 1.
                 self.b.load(Size::DW, R1, R0, 8);
                 self.b.jump(JmpOp::Ne, R1, 1, set);
@@ -361,7 +353,7 @@ impl Gen<'_> {
                 } else {
                     self.b.jump(beaten, R1, R2, done);
                 }
-                self.b.label(set);
+                self.b.bind(set);
                 self.b.load(Size::DW, R2, R10, v);
                 self.b.store(Size::DW, R0, 0, R2);
                 self.b.store(Size::DW, R0, 8, 1);
@@ -369,7 +361,7 @@ impl Gen<'_> {
             MapKind::Assign(_) => {}
         }
         self.b.ja(done);
-        self.b.label(init);
+        self.b.bind(init);
         let val = self.alloc(value_size, span, "the map value")?;
         self.zero(val, value_size);
         match kind {
@@ -388,7 +380,7 @@ impl Gen<'_> {
             MapKind::Assign(_) => {}
         }
         self.update(map, key, val);
-        self.b.label(done);
+        self.b.bind(done);
         Ok(())
     }
 
@@ -396,33 +388,41 @@ impl Gen<'_> {
     /// value in r0: 0 for negatives, 1 for 0, else 2 + floor(log2 r0),
     /// the top bit found by [`HIST_SEARCH_STEPS`]. Unrolled: no loops.
     fn log2_bucket(&mut self) {
-        let (negative, zero, end) = (self.label(), self.label(), self.label());
+        let (negative, zero, end) = (
+            self.b.new_label("negative"),
+            self.b.new_label("zero"),
+            self.b.new_label("end"),
+        );
         self.b.mov(R1, 0);
         self.b.jump(JmpOp::Sgt, R1, R0, negative);
         self.b.jump(JmpOp::Eq, R0, 0, zero);
         for (threshold, shift) in HIST_SEARCH_STEPS {
-            let skip = self.label();
+            let skip = self.b.new_label("skip");
             self.b.ld_imm64(R2, threshold as i64);
             self.b.jump(JmpOp::Gt, R2, R0, skip);
             self.b.alu(AluOp::Rsh, R0, shift as i32);
             self.b.add(R1, shift as i32);
-            self.b.label(skip);
+            self.b.bind(skip);
         }
         self.b.mov(R0, R1);
         self.b.add(R0, 2);
         self.b.ja(end);
-        self.b.label(negative);
+        self.b.bind(negative);
         self.b.mov(R0, 0);
         self.b.ja(end);
-        self.b.label(zero);
+        self.b.bind(zero);
         self.b.mov(R0, 1);
-        self.b.label(end);
+        self.b.bind(end);
     }
 
     /// r0 = [`crate::format::LhistParams::bucket`] of the signed value in
     /// r0 (a value at `max` lands where one above it does).
     fn linear_bucket(&mut self, min: i64, max: i64, step: i64) {
-        let (below, above, end) = (self.label(), self.label(), self.label());
+        let (below, above, end) = (
+            self.b.new_label("below"),
+            self.b.new_label("above"),
+            self.b.new_label("end"),
+        );
         self.b.ld_imm64(R1, min);
         self.b.jump(JmpOp::Sgt, R1, R0, below);
         self.b.ld_imm64(R1, max);
@@ -433,12 +433,12 @@ impl Gen<'_> {
         self.b.alu(AluOp::Div, R0, R1);
         self.b.add(R0, 1);
         self.b.ja(end);
-        self.b.label(below);
+        self.b.bind(below);
         self.b.mov(R0, 0);
         self.b.ja(end);
-        self.b.label(above);
+        self.b.bind(above);
         self.imm(R0, (1 + (max - min) / step) as u64);
-        self.b.label(end);
+        self.b.bind(end);
     }
 
     /// Write a string-typed expression into the zeroed stack buffer at
@@ -472,14 +472,14 @@ impl Gen<'_> {
                 self.b.call(self.read_str_helper(*user));
             }
             TKind::Ternary(c, a, b) => {
-                let (other, end) = (self.label(), self.label());
+                let (other, end) = (self.b.new_label("other"), self.b.new_label("end"));
                 self.expr(c)?;
                 self.b.jump(JmpOp::Eq, R0, 0, other);
                 self.str_into(a, off, len)?;
                 self.b.ja(end);
-                self.b.label(other);
+                self.b.bind(other);
                 self.str_into(b, off, len)?;
-                self.b.label(end);
+                self.b.bind(end);
             }
             TKind::Var(slot) => {
                 let (from, ty) = self.vars[*slot].clone();
@@ -489,14 +489,14 @@ impl Gen<'_> {
                 self.copy(R10, from, off, have.min(len));
             }
             TKind::MapGet { .. } => {
-                let absent = self.label();
+                let absent = self.b.new_label("absent");
                 self.lookup(e)?;
                 self.b.jump(JmpOp::Eq, R0, 0, absent);
                 let Ty::Str { len: have } = e.ty else {
                     return Err(Error::at(e.span, "internal: string map expected"));
                 };
                 self.copy(R0, 0, off, have.min(len));
-                self.b.label(absent);
+                self.b.bind(absent);
             }
             _ => {
                 return Err(Error::at(
@@ -612,11 +612,11 @@ impl Gen<'_> {
                     let (off, _) = self.str_buffer(e)?;
                     self.stack_ptr(R0, off);
                 } else {
-                    let absent = self.label();
+                    let absent = self.b.new_label("absent");
                     self.lookup(e)?;
                     self.b.jump(JmpOp::Eq, R0, 0, absent);
                     self.b.load(Size::DW, R0, R0, 0);
-                    self.b.label(absent);
+                    self.b.bind(absent);
                 }
             }
             TKind::Unary(op, v) => {
@@ -633,14 +633,14 @@ impl Gen<'_> {
             }
             TKind::Binary(op, l, r) => self.binary(*op, l, r, e.span)?,
             TKind::Ternary(c, a, b) => {
-                let (other, end) = (self.label(), self.label());
+                let (other, end) = (self.b.new_label("other"), self.b.new_label("end"));
                 self.expr(c)?;
                 self.b.jump(JmpOp::Eq, R0, 0, other);
                 self.expr(a)?;
                 self.b.ja(end);
-                self.b.label(other);
+                self.b.bind(other);
                 self.expr(b)?;
-                self.b.label(end);
+                self.b.bind(end);
             }
             TKind::StrEq {
                 value,
@@ -648,7 +648,7 @@ impl Gen<'_> {
                 negate,
             } => {
                 let (off, len) = self.str_buffer(value)?;
-                let (differ, end) = (self.label(), self.label());
+                let (differ, end) = (self.b.new_label("differ"), self.b.new_label("end"));
                 let mut bytes = literal.as_bytes().to_vec();
                 bytes.push(0);
                 if bytes.len() > len as usize {
@@ -662,9 +662,9 @@ impl Gen<'_> {
                 }
                 self.b.mov(R0, i32::from(!negate));
                 self.b.ja(end);
-                self.b.label(differ);
+                self.b.bind(differ);
                 self.b.mov(R0, i32::from(*negate));
-                self.b.label(end);
+                self.b.bind(end);
             }
             TKind::Read {
                 addr,
@@ -706,7 +706,7 @@ impl Gen<'_> {
 
     /// r0 = (dst op src) as 0 or 1, or its negation when `negate`.
     fn bool_of(&mut self, op: JmpOp, dst: Reg, src: impl Into<probes::asm::Operand>, negate: bool) {
-        let yes = self.label();
+        let yes = self.b.new_label("yes");
         let src = src.into();
         let tmp = if dst == R0 { R1 } else { dst };
         if dst == R0 {
@@ -715,12 +715,12 @@ impl Gen<'_> {
         self.b.mov(R0, i32::from(!negate));
         self.b.jump(op, tmp, src, yes);
         self.b.mov(R0, i32::from(negate));
-        self.b.label(yes);
+        self.b.bind(yes);
     }
 
     fn binary(&mut self, op: BinOp, l: &TExpr, r: &TExpr, span: Span) -> Result<(), Error> {
         if let BinOp::LogAnd | BinOp::LogOr = op {
-            let (short, end) = (self.label(), self.label());
+            let (short, end) = (self.b.new_label("short"), self.b.new_label("end"));
             let short_when = if op == BinOp::LogAnd {
                 JmpOp::Eq
             } else {
@@ -732,9 +732,9 @@ impl Gen<'_> {
             self.b.jump(short_when, R0, 0, short);
             self.b.mov(R0, i32::from(op == BinOp::LogAnd));
             self.b.ja(end);
-            self.b.label(short);
+            self.b.bind(short);
             self.b.mov(R0, i32::from(op == BinOp::LogOr));
-            self.b.label(end);
+            self.b.bind(end);
             return Ok(());
         }
         // Signed when one side is and the other is too or is a literal (as

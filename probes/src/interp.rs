@@ -641,10 +641,11 @@ mod tests {
         let mut b = Builder::new();
         b.load(Size::DW, R0, R1, 112); // di = 7
         b.alu(AluOp::Mul, R0, 6);
-        b.jump(JmpOp::Eq, R0, 42, "ok");
+        let ok = b.new_label("ok");
+        b.jump(JmpOp::Eq, R0, 42, ok);
         b.mov(R0, 0);
         b.exit();
-        b.label("ok");
+        b.bind(ok);
         b.alu(AluOp::Sub, R0, 50);
         b.alu(AluOp::Arsh, R0, 1);
         b.exit();
