@@ -43,6 +43,36 @@ pub enum StmtKind {
         map: MapAccess,
         value: Expr,
     },
+    /// `let $x;` or `let $x = e;`: `$x` belongs to the enclosing block.
+    Let {
+        name: String,
+        value: Option<Expr>,
+    },
+    /// `if (c) { } else if (d) { } else { }` (`else if` nests in `otherwise`).
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        otherwise: Vec<Stmt>,
+    },
+    /// `while (c) { }`.
+    While {
+        cond: Expr,
+        body: Vec<Stmt>,
+    },
+    /// `unroll(N) { }`: the body N times.
+    Unroll {
+        count: Expr,
+        body: Vec<Stmt>,
+    },
+    /// `return`, `break`, `continue`.
+    Jump(Jump),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jump {
+    Return,
+    Break,
+    Continue,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

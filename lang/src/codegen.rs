@@ -12,9 +12,9 @@ use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
 use kernel_headers::bpf::{F_CURRENT_CPU, Helper, STACK_SIZE};
-use probes::asm::{AluOp, Builder, Insn, Insns, JmpOp, Reg, Size, Width};
+use probes::asm::{AluOp, Builder, Insn, Insns, JmpOp, Label, Reg, Size, Width};
 
-use crate::ast::{BinOp, UnOp};
+use crate::ast::{BinOp, Jump, UnOp};
 use crate::check::value_type;
 use crate::diag::{Error, Span};
 use crate::format::hist::HIST_SEARCH_STEPS;
@@ -51,6 +51,10 @@ struct Gen<'a> {
     used: usize,
     /// Stack offset of each scratch variable.
     vars: Vec<(i16, Ty)>,
+    /// Where `return` goes: the program's end.
+    exit: Label,
+    /// The innermost `while` first: where `continue` and `break` go.
+    loops: Vec<(Label, Label)>,
 }
 
 /// Generate one probe's instructions.
@@ -62,12 +66,16 @@ pub fn generate(
     kernel: Kernel,
     pid: Option<u32>,
 ) -> Result<Insns, Error> {
+    let mut b = Builder::new();
+    let exit = b.new_label("exit");
     let mut g = Gen {
-        b: Builder::new(),
+        b,
         kernel,
         maps,
         used: 0,
         vars: Vec::new(),
+        exit,
+        loops: Vec::new(),
     };
     let span = Span::default();
     for ty in &probe.vars {
@@ -80,7 +88,6 @@ pub fn generate(
         g.vars.push((off, ty.clone()));
     }
     g.b.mov(R6, R1);
-    let exit = g.b.new_label("exit");
     if let Some(pid) = pid {
         g.b.call(Helper::GetCurrentPidTgid);
         g.b.alu(AluOp::Rsh, R0, 32);
@@ -90,11 +97,7 @@ pub fn generate(
         g.expr(p)?;
         g.b.jump(JmpOp::Eq, R0, 0, exit);
     }
-    let base = g.used;
-    for stmt in &probe.body {
-        g.stmt(stmt)?;
-        g.used = base;
-    }
+    g.block(&probe.body)?;
     g.b.bind(exit);
     g.b.mov(R0, 0);
     g.b.exit();
@@ -172,8 +175,68 @@ impl Gen<'_> {
             .alu(if signed { AluOp::Arsh } else { AluOp::Rsh }, reg, shift);
     }
 
+    /// Statements in order; each one's stack temporaries are free again
+    /// after it.
+    fn block(&mut self, body: &[TStmt]) -> Result<(), Error> {
+        let base = self.used;
+        for stmt in body {
+            self.stmt(stmt)?;
+            self.used = base;
+        }
+        Ok(())
+    }
+
     fn stmt(&mut self, stmt: &TStmt) -> Result<(), Error> {
         match stmt {
+            TStmt::If {
+                cond,
+                then,
+                otherwise,
+                ..
+            } => {
+                let (other, end) = (self.b.new_label("else"), self.b.new_label("end_if"));
+                self.expr(cond)?;
+                self.b.jump(JmpOp::Eq, R0, 0, other);
+                self.block(then)?;
+                if !otherwise.is_empty() {
+                    self.b.ja(end);
+                }
+                self.b.bind(other);
+                self.block(otherwise)?;
+                self.b.bind(end);
+                Ok(())
+            }
+            TStmt::While { cond, body, .. } => {
+                let (top, end) = (self.b.new_label("while"), self.b.new_label("end_while"));
+                self.b.bind(top);
+                self.expr(cond)?;
+                self.b.jump(JmpOp::Eq, R0, 0, end);
+                self.loops.push((top, end));
+                let body = self.block(body);
+                self.loops.pop();
+                body?;
+                self.b.ja(top);
+                self.b.bind(end);
+                Ok(())
+            }
+            TStmt::Unroll { count, body, .. } => {
+                for _ in 0..*count {
+                    self.block(body)?;
+                }
+                Ok(())
+            }
+            TStmt::Jump { jump, span } => {
+                let target = match (jump, self.loops.last()) {
+                    (Jump::Return, _) => self.exit,
+                    (Jump::Continue, Some(&(top, _))) => top,
+                    (Jump::Break, Some(&(_, end))) => end,
+                    (_, None) => {
+                        return Err(Error::at(*span, "internal: a loop jump outside a loop"));
+                    }
+                };
+                self.b.ja(target);
+                Ok(())
+            }
             TStmt::AssignVar { slot, value } => {
                 let (off, ty) = self.vars[*slot].clone();
                 match ty {
@@ -631,7 +694,12 @@ impl Gen<'_> {
                     UnOp::BitNot => self.b.alu(AluOp::Xor, R0, -1),
                 }
             }
-            TKind::Binary(op, l, r) => self.binary(*op, l, r, e.span)?,
+            TKind::Binary {
+                op,
+                signed,
+                left,
+                right,
+            } => self.binary(*op, *signed, left, right, e.span)?,
             TKind::Ternary(c, a, b) => {
                 let (other, end) = (self.b.new_label("other"), self.b.new_label("end"));
                 self.expr(c)?;
@@ -718,7 +786,14 @@ impl Gen<'_> {
         self.b.bind(yes);
     }
 
-    fn binary(&mut self, op: BinOp, l: &TExpr, r: &TExpr, span: Span) -> Result<(), Error> {
+    fn binary(
+        &mut self,
+        op: BinOp,
+        signed: bool,
+        l: &TExpr,
+        r: &TExpr,
+        span: Span,
+    ) -> Result<(), Error> {
         if let BinOp::LogAnd | BinOp::LogOr = op {
             let (short, end) = (self.b.new_label("short"), self.b.new_label("end"));
             let short_when = if op == BinOp::LogAnd {
@@ -737,15 +812,6 @@ impl Gen<'_> {
             self.b.bind(end);
             return Ok(());
         }
-        // Signed when one side is and the other is too or is a literal (as
-        // the checker typed it).
-        let signed_or_const = |e: &TExpr| {
-            matches!(e.ty, Ty::Int { signed: true }) || matches!(e.kind, TKind::Const(_))
-        };
-        let signed = (matches!(l.ty, Ty::Int { signed: true })
-            || matches!(r.ty, Ty::Int { signed: true }))
-            && signed_or_const(l)
-            && signed_or_const(r);
         // Left in r1, right in r2 (or an immediate).
         self.expr(l)?;
         let right: probes::asm::Operand = match r.kind {
@@ -779,7 +845,8 @@ impl Gen<'_> {
             BinOp::Or => AluOp::Or,
             BinOp::Xor => AluOp::Xor,
             BinOp::Shl => AluOp::Lsh,
-            BinOp::Shr if signed => AluOp::Arsh,
+            // bpftrace shifts right logically and divides unsigned whatever
+            // the sign (BPF before v4 has no signed division).
             BinOp::Shr => AluOp::Rsh,
             _ => {
                 // `<` and `<=` are the negations of `>=` and `>`: the

@@ -48,6 +48,7 @@ pub fn probe(tgid: u32) -> CompiledProbe {
         insns: b
             .finish()
             .expect("the flush probe's labels are all defined"),
+        rules: probes::check::Rules::ALL_KERNELS,
     }
 }
 

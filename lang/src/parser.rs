@@ -133,36 +133,152 @@ impl Parser<'_> {
         } else {
             None
         };
-        self.expect("{", "to start the probe's body")?;
+        let (body, end) = self.block("to start the probe's body")?;
+        Ok(Probe {
+            attach,
+            predicate,
+            body,
+            span: start.to(end),
+        })
+    }
+
+    /// `{ statements }`; the span of its `}`.
+    fn block(&mut self, context: &str) -> Result<(Vec<Stmt>, Span), Error> {
+        let open = self.expect("{", context)?;
+        self.enter(open)?;
         let mut body = Vec::new();
         loop {
             if let Some(end) = self.eat("}")? {
-                return Ok(Probe {
-                    attach,
-                    predicate,
-                    body,
-                    span: start.to(end),
-                });
+                self.depth -= 1;
+                return Ok((body, end));
             }
             if self.eat(";")?.is_some() {
                 continue;
             }
-            body.push(self.stmt()?);
-            if !self.at_punct("}")? {
+            let stmt = self.stmt()?;
+            // A statement ending in a block needs no `;`.
+            let braced = matches!(
+                stmt.kind,
+                StmtKind::If { .. } | StmtKind::While { .. } | StmtKind::Unroll { .. }
+            );
+            body.push(stmt);
+            if !braced && !self.at_punct("}")? {
                 self.expect(";", "between statements")?;
             }
         }
     }
 
-    fn stmt(&mut self) -> Result<Stmt, Error> {
+    /// The keyword starting a statement, if the next token is one.
+    fn keyword(&mut self) -> Result<Option<(&'static str, Span)>, Error> {
+        const KEYWORDS: &[&str] = &[
+            "if", "while", "unroll", "for", "return", "break", "continue", "let",
+        ];
         let (tok, span) = self.peek()?.clone();
-        if let Tok::Ident(word) = &tok
-            && ["if", "while", "unroll", "for", "return"].contains(&word.as_str())
-        {
-            return Err(Error::at(
-                span,
-                format!("`{word}` is not supported by nobtf trace yet"),
-            ));
+        Ok(match tok {
+            Tok::Ident(word) => KEYWORDS.iter().find(|k| **k == word).map(|k| (*k, span)),
+            _ => None,
+        })
+    }
+
+    /// `if COND { } [else if ... | else { }]`; COND with or without
+    /// parentheses.
+    fn if_stmt(&mut self, start: Span) -> Result<Stmt, Error> {
+        let cond = self.expr()?;
+        let (then, mut end) = self.block("after `if`'s condition")?;
+        let mut otherwise = Vec::new();
+        if matches!(&self.peek()?.0, Tok::Ident(w) if w == "else") {
+            self.next()?;
+            if matches!(&self.peek()?.0, Tok::Ident(w) if w == "if") {
+                let (_, at) = self.next()?;
+                let nested = self.if_stmt(at)?;
+                end = nested.span;
+                otherwise.push(nested);
+            } else {
+                let (body, close) = self.block("after `else`")?;
+                otherwise = body;
+                end = close;
+            }
+        }
+        Ok(Stmt {
+            kind: StmtKind::If {
+                cond,
+                then,
+                otherwise,
+            },
+            span: start.to(end),
+        })
+    }
+
+    fn keyword_stmt(&mut self, word: &str, start: Span) -> Result<Stmt, Error> {
+        self.next()?;
+        let stmt = |kind, end: Span| Stmt {
+            kind,
+            span: start.to(end),
+        };
+        match word {
+            "if" => self.if_stmt(start),
+            "while" => {
+                let cond = self.expr()?;
+                let (body, end) = self.block("after `while`'s condition")?;
+                Ok(stmt(StmtKind::While { cond, body }, end))
+            }
+            "unroll" => {
+                self.expect("(", "after `unroll`")?;
+                let count = self.expr()?;
+                self.expect(")", "after `unroll`'s count")?;
+                let (body, end) = self.block("after `unroll(N)`")?;
+                Ok(stmt(StmtKind::Unroll { count, body }, end))
+            }
+            "for" => Err(Error::at(
+                start,
+                "`for` is not supported by nobtf trace: iterating a map needs bpf_for_each_map_elem (5.13); use `while` or `unroll`",
+            )),
+            "return" | "break" | "continue" => {
+                let jump = match word {
+                    "return" => Jump::Return,
+                    "break" => Jump::Break,
+                    _ => Jump::Continue,
+                };
+                if jump == Jump::Return && !self.at_punct(";")? && !self.at_punct("}")? {
+                    let value = self.expr()?;
+                    return Err(Error::at(
+                        value.span,
+                        "`return` with a value is for bpftrace's functions, which nobtf trace does not support",
+                    ));
+                }
+                Ok(stmt(StmtKind::Jump(jump), start))
+            }
+            _ => {
+                let (tok, span) = self.next()?;
+                let Tok::Var(name) = tok else {
+                    return Err(Error::at(
+                        span,
+                        format!(
+                            "expected a `$variable` after `let`, found {}",
+                            tok.describe()
+                        ),
+                    ));
+                };
+                if self.at_punct(":")? {
+                    let at = self.peek()?.1;
+                    return Err(Error::at(
+                        at,
+                        "`let $x: TYPE` is not supported by nobtf trace yet: the type comes from the first assignment",
+                    ));
+                }
+                let value = match self.eat("=")? {
+                    Some(_) => Some(self.expr()?),
+                    None => None,
+                };
+                let end = value.as_ref().map_or(span, |v| v.span);
+                Ok(stmt(StmtKind::Let { name, value }, end))
+            }
+        }
+    }
+
+    fn stmt(&mut self) -> Result<Stmt, Error> {
+        if let Some((word, span)) = self.keyword()? {
+            return self.keyword_stmt(word, span);
         }
         let target = self.expr()?;
         let compound = [
@@ -526,7 +642,7 @@ mod tests {
             error("kprobe:f { $x = ; }"),
             "1:17: expected an expression, found `;`\nkprobe:f { $x = ; }\n                ^"
         );
-        assert!(error("kprobe:f { if (1) { } }").contains("`if` is not supported"));
+        assert!(error("kprobe:f { for ($x : @m) { } }").contains("`for` is not supported"));
         assert!(error("kprobe:f").contains("expected `{` to start the probe's body"));
         assert!(error("").contains("expected a probe"));
     }

@@ -2,7 +2,7 @@
 //! to offsets, variables to slots, maps to indices). Code generation reads
 //! only this.
 
-use crate::ast::{BinOp, UnOp};
+use crate::ast::{BinOp, Jump, UnOp};
 use crate::diag::Span;
 
 /// What a pointer points to.
@@ -124,7 +124,14 @@ pub enum TKind {
         keys: Vec<TExpr>,
     },
     Unary(UnOp, Box<TExpr>),
-    Binary(BinOp, Box<TExpr>, Box<TExpr>),
+    /// `signed`: the checker's choice of signed division, remainder,
+    /// right shift and comparison; the back ends follow it.
+    Binary {
+        op: BinOp,
+        signed: bool,
+        left: Box<TExpr>,
+        right: Box<TExpr>,
+    },
     Ternary(Box<TExpr>, Box<TExpr>, Box<TExpr>),
     /// `s == "lit"` / `s != "lit"`.
     StrEq {
@@ -202,6 +209,29 @@ pub enum TStmt {
     Emit {
         event: usize,
         args: Vec<TExpr>,
+        span: Span,
+    },
+    If {
+        cond: TExpr,
+        then: Vec<TStmt>,
+        otherwise: Vec<TStmt>,
+        span: Span,
+    },
+    /// A loop with a back edge: only where the kernel has bounded loops.
+    While {
+        cond: TExpr,
+        body: Vec<TStmt>,
+        span: Span,
+    },
+    /// The body `count` times, one after the other.
+    Unroll {
+        count: u32,
+        body: Vec<TStmt>,
+        span: Span,
+    },
+    /// `return` ends the probe; `break`/`continue` the innermost `while`.
+    Jump {
+        jump: Jump,
         span: Span,
     },
 }

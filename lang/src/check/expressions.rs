@@ -88,7 +88,7 @@ impl Checker<'_> {
                 t(TKind::ConstStr(s.clone()), Ty::Str { len })
             }
             ExprKind::Ident(name) => self.ident(scope, name, span),
-            ExprKind::Var(name) => match scope.vars.iter().position(|(n, _)| n == name) {
+            ExprKind::Var(name) => match scope.var(name) {
                 Some(slot) => t(TKind::Var(slot), scope.vars[slot].1.clone()),
                 None if name.bytes().all(|b| b.is_ascii_digit()) => Err(Error::at(
                     span,
@@ -266,7 +266,12 @@ impl Checker<'_> {
             _ => int(signed),
         };
         Ok(TExpr {
-            kind: TKind::Binary(op, Box::new(l), Box::new(r)),
+            kind: TKind::Binary {
+                op,
+                signed,
+                left: Box::new(l),
+                right: Box::new(r),
+            },
             ty,
             span,
         })

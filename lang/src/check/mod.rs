@@ -14,6 +14,7 @@ use crate::tracepoint::{TracepointFormat, TracepointSource};
 use crate::typed::*;
 
 mod expressions;
+mod flow;
 mod maps;
 mod members;
 mod statements;
@@ -106,7 +107,12 @@ struct Scope<'p> {
     point: &'p AttachPoint,
     context: Context,
     tracepoint: Option<TracepointFormat>,
+    /// Each variable slot's name and type.
     vars: Vec<(String, Ty)>,
+    /// The blocks being checked, outermost first: the names each declares.
+    blocks: Vec<flow::BlockNames>,
+    /// `while` loops around the statement being checked.
+    loops: usize,
 }
 
 fn int(signed: bool) -> Ty {
@@ -156,6 +162,8 @@ impl<'a> Checker<'a> {
             context,
             tracepoint,
             vars: Vec::new(),
+            blocks: Vec::new(),
+            loops: 0,
         };
         let predicate = match &probe.predicate {
             None => None,
@@ -165,15 +173,7 @@ impl<'a> Checker<'a> {
                 Err(e) => return Err(e),
             },
         };
-        let mut body = Vec::new();
-        for stmt in &probe.body {
-            match self.stmt(&mut scope, stmt) {
-                Ok(Some(s)) => body.push(s),
-                Ok(None) => {}
-                Err(_) if self.lenient => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let body = self.block(&mut scope, &probe.body)?;
         Ok(TProbe {
             predicate,
             body,
@@ -193,33 +193,14 @@ impl<'a> Checker<'a> {
 
     fn stmt(&mut self, scope: &mut Scope, stmt: &Stmt) -> Result<Option<TStmt>, Error> {
         match &stmt.kind {
-            StmtKind::AssignVar { name, value } => {
-                let value = self.expr(scope, value)?;
-                let value = self.storable(value)?;
-                let slot = match scope.vars.iter().position(|(n, _)| n == name) {
-                    Some(slot) => {
-                        let ty = &scope.vars[slot].1;
-                        if !same_storage(ty, &value.ty) {
-                            return Err(Error::at(
-                                value.span,
-                                format!(
-                                    "`${name}` holds {}; it cannot be assigned {}",
-                                    ty.describe(),
-                                    value.ty.describe()
-                                ),
-                            ));
-                        }
-                        slot
-                    }
-                    None => {
-                        scope.vars.push((name.clone(), value.ty.clone()));
-                        scope.vars.len() - 1
-                    }
-                };
-                Ok(Some(TStmt::AssignVar { slot, value }))
-            }
+            StmtKind::AssignVar { name, value } => self.assign_var(scope, name, value),
             StmtKind::AssignMap { map, value } => self.map_assign(scope, map, value, stmt.span),
             StmtKind::Expr(e) => self.call_stmt(scope, e),
+            StmtKind::Let { .. }
+            | StmtKind::If { .. }
+            | StmtKind::While { .. }
+            | StmtKind::Unroll { .. }
+            | StmtKind::Jump(_) => self.flow(scope, stmt),
         }
     }
 
