@@ -768,6 +768,21 @@ impl Gen<'_> {
                 self.expr(value)?;
                 self.extend(R0, *bytes, *signed);
             }
+            TKind::Bswap { value, bytes } => {
+                // Byte by byte with shifts: the same on every kernel and
+                // either byte order (BPF_END converts to an order, which
+                // swaps only on the other one).
+                self.expr(value)?;
+                self.b.mov(R1, 0);
+                for _ in 0..*bytes {
+                    self.b.alu(AluOp::Lsh, R1, 8);
+                    self.b.mov(R2, R0);
+                    self.b.alu(AluOp::And, R2, 0xff);
+                    self.b.alu(AluOp::Or, R1, R2);
+                    self.b.alu(AluOp::Rsh, R0, 8);
+                }
+                self.b.mov(R0, R1);
+            }
         }
         Ok(())
     }

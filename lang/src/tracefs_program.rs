@@ -313,6 +313,10 @@ impl Translator<'_> {
                 signed: *signed,
             },
             TKind::Unary(op, v) => TKind::Unary(*op, sub(v)),
+            TKind::Bswap { value, bytes } => TKind::Bswap {
+                value: sub(value),
+                bytes: *bytes,
+            },
             TKind::Binary {
                 op,
                 signed,
@@ -419,6 +423,7 @@ impl Translator<'_> {
             | TKind::Ternary(..)
             | TKind::StrEq { .. }
             | TKind::StrRead { .. }
+            | TKind::Bswap { .. }
             | TKind::Trunc { .. } => self.unsupported(e),
         }
     }
@@ -492,6 +497,7 @@ impl Translator<'_> {
             | TKind::Binary { .. }
             | TKind::Ternary(..)
             | TKind::StrEq { .. }
+            | TKind::Bswap { .. }
             | TKind::Offset { .. } => return self.unsupported(e),
         })
     }
@@ -522,6 +528,7 @@ impl Translator<'_> {
             TKind::CtxAddr { .. } | TKind::DataLoc { .. } => "a tracepoint field".into(),
             TKind::Var(_) => "this variable".into(),
             TKind::Offset { .. } => "a member's address".into(),
+            TKind::Bswap { .. } => "the function `bswap`".into(),
             TKind::Const(_)
             | TKind::ConstStr(_)
             | TKind::CtxLoad { .. }
@@ -650,6 +657,7 @@ impl Translator<'_> {
             | TKind::Read { .. }
             | TKind::Offset { .. }
             | TKind::StrRead { .. }
+            | TKind::Bswap { .. }
             | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
                 Ok(format!("{} != 0", f.name))

@@ -29,9 +29,11 @@ pub enum Place {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ty {
-    /// Held as 64 bits, sign- or zero-extended.
+    /// Held as 64 bits, sign- or zero-extended from its `bytes` (1, 2, 4
+    /// or 8): the width `bswap` swaps and a variable keeps.
     Int {
         signed: bool,
+        bytes: u8,
     },
     /// A string in a stack buffer of `len` bytes.
     Str {
@@ -49,13 +51,19 @@ pub enum Ty {
 }
 
 impl Ty {
-    pub const U64: Ty = Ty::Int { signed: false };
-    pub const S64: Ty = Ty::Int { signed: true };
+    pub const U64: Ty = Ty::Int {
+        signed: false,
+        bytes: 8,
+    };
+    pub const S64: Ty = Ty::Int {
+        signed: true,
+        bytes: 8,
+    };
 
     pub fn describe(&self) -> String {
         match self {
-            Ty::Int { signed: true } => "a signed integer".into(),
-            Ty::Int { signed: false } => "an unsigned integer".into(),
+            Ty::Int { signed: true, .. } => "a signed integer".into(),
+            Ty::Int { signed: false, .. } => "an unsigned integer".into(),
             Ty::Str { .. } => "a string".into(),
             Ty::Ptr {
                 to: Pointee::Struct(s),
@@ -157,6 +165,11 @@ pub enum TKind {
         addr: Box<TExpr>,
         len: u32,
         user: bool,
+    },
+    /// `bswap(x)`: the low `bytes` of x in reverse order.
+    Bswap {
+        value: Box<TExpr>,
+        bytes: u8,
     },
     /// `(u32)x`: keep the low bytes, extend by `signed`.
     Trunc {

@@ -608,3 +608,30 @@ fn let_declares_in_its_block_and_division_and_shifts_are_unsigned_as_in_bpftrace
         ]
     );
 }
+
+#[test]
+fn bswap_swaps_the_values_width_and_delete_takes_the_key_apart() {
+    let src = r#"kprobe:f {
+        $t = (struct task_struct *)arg0;
+        $port = (uint16)arg1;
+        @by[comm]++; @gone[arg1] = 1; delete(@gone, arg1);
+        printf("%u %u %u\n", bswap($port), bswap((uint32)arg1), bswap($t->pid));
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    const TASK: u64 = 0xffff_8880_0001_0000;
+    let mut task = vec![0u8; 0x60];
+    task[0x48..0x4c].copy_from_slice(&0x0102_0304u32.to_le_bytes());
+    vm.map(Space::Kernel, TASK, task).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[TASK, 0x1234]));
+    use Value::*;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [vec![Uint(0x3412), Uint(0x3412_0000), Uint(0x0403_0201)]]
+    );
+    assert!(map_values(&compiled, &vm, "@gone").is_empty());
+    assert_eq!(
+        map_values(&compiled, &vm, "@by"),
+        [(vec![Str("rm".into())], MapValue::Value(Uint(1)))]
+    );
+}

@@ -37,7 +37,7 @@ impl Checker<'_> {
                     bytes: abi.pointer_bytes,
                     signed: false,
                 },
-                int(false),
+                sized_int(false, abi.pointer_bytes),
             );
         }
         match name {
@@ -180,7 +180,7 @@ impl Checker<'_> {
                                 bytes: *bytes,
                                 signed: *signed,
                             },
-                            int(*signed),
+                            sized_int(*signed, *bytes),
                         )
                     }
                 }
@@ -248,10 +248,10 @@ impl Checker<'_> {
         let r = self.scalar(r, "an operand")?;
         // Signed when both are, or one is and the other a literal.
         let signed_or_const = |e: &TExpr| {
-            matches!(e.ty, Ty::Int { signed: true }) || matches!(e.kind, TKind::Const(_))
+            matches!(e.ty, Ty::Int { signed: true, .. }) || matches!(e.kind, TKind::Const(_))
         };
-        let signed = (matches!(l.ty, Ty::Int { signed: true })
-            || matches!(r.ty, Ty::Int { signed: true }))
+        let signed = (matches!(l.ty, Ty::Int { signed: true, .. })
+            || matches!(r.ty, Ty::Int { signed: true, .. }))
             && signed_or_const(&l)
             && signed_or_const(&r);
         let ty = match op {
@@ -333,6 +333,24 @@ impl Checker<'_> {
                         user,
                     },
                     ty: Ty::Str { len },
+                    span,
+                })
+            }
+            "bswap" => {
+                expect_args(name, args, 1, span)?;
+                let value = self.expr(scope, &args[0])?;
+                let Ty::Int { bytes, .. } = value.ty else {
+                    return Err(Error::at(
+                        value.span,
+                        format!("bswap() takes an integer, found {}", value.ty.describe()),
+                    ));
+                };
+                Ok(TExpr {
+                    kind: TKind::Bswap {
+                        value: Box::new(value),
+                        bytes,
+                    },
+                    ty: sized_int(false, bytes),
                     span,
                 })
             }

@@ -254,7 +254,7 @@ impl Checker<'_> {
 /// Whether an aggregation's argument is signed (a constant is, as in
 /// bpftrace, where literals are `int64`).
 fn is_signed(e: &TExpr) -> bool {
-    matches!(e.ty, Ty::Int { signed: true }) || matches!(e.kind, TKind::Const(_))
+    matches!(e.ty, Ty::Int { signed: true, .. }) || matches!(e.kind, TKind::Const(_))
 }
 
 /// Kinds that may share a map: equal up to the argument's sign.

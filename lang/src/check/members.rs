@@ -257,7 +257,7 @@ impl Checker<'_> {
                             bytes: field.size as u8,
                             signed,
                         },
-                        int(signed),
+                        sized_int(signed, field.size as u8),
                     )
                 }
                 _ => {
@@ -314,7 +314,7 @@ fn member_value(
             } else {
                 size as u8
             };
-            read(bytes, signed, int(signed))
+            read(bytes, signed, sized_int(signed, bytes))
         }
         CType::Ptr { to, user: to_user } => {
             let to = match *to {
@@ -327,7 +327,7 @@ fn member_value(
         }
         CType::Struct(s) => address(Place::Struct(s)),
         CType::CharArray(n) => address(Place::CharArray(n.max(1))),
-        _ if [1, 2, 4, 8].contains(&size) => read(size as u8, false, int(false)),
+        _ if [1, 2, 4, 8].contains(&size) => read(size as u8, false, sized_int(false, size as u8)),
         _ => address(Place::Opaque {
             strukt: opaque.0,
             path: opaque.1,

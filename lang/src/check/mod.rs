@@ -115,8 +115,14 @@ struct Scope<'p> {
     loops: usize,
 }
 
+/// A 64-bit integer.
 fn int(signed: bool) -> Ty {
-    Ty::Int { signed }
+    Ty::Int { signed, bytes: 8 }
+}
+
+/// An integer of `bytes`.
+fn sized_int(signed: bool, bytes: u8) -> Ty {
+    Ty::Int { signed, bytes }
 }
 
 impl<'a> Checker<'a> {
@@ -238,7 +244,7 @@ fn is_aggregation(e: &Expr) -> bool {
 pub fn value_type(ty: &Ty) -> ValueType {
     match ty {
         Ty::Str { len } => ValueType::Str { len: *len },
-        Ty::Int { signed } => ValueType::Int { signed: *signed },
+        Ty::Int { signed, .. } => ValueType::Int { signed: *signed },
         _ => ValueType::Int { signed: false },
     }
 }

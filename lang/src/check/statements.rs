@@ -60,7 +60,7 @@ impl Checker<'_> {
                             ));
                         }
                         ('d' | 'i', _) => ValueType::Int { signed: true },
-                        (_, Ty::Int { signed }) => ValueType::Int { signed: *signed },
+                        (_, Ty::Int { signed, .. }) => ValueType::Int { signed: *signed },
                         _ => ValueType::Int { signed: false },
                     };
                     slots.push(Slot { ty, offset });
@@ -113,14 +113,40 @@ impl Checker<'_> {
                 }))
             }
             "delete" => {
-                let Some(m) = only_map(args) else {
-                    return Err(Error::at(
-                        span,
-                        "delete takes one map element, e.g. delete(@m[k])",
-                    ));
+                // `delete(@m[k])`, or bpftrace 0.23's `delete(@m, k)`.
+                let (m, key) = match args.as_slice() {
+                    [
+                        Expr {
+                            kind: ExprKind::Map(m),
+                            ..
+                        },
+                    ] => (m, None),
+                    [
+                        Expr {
+                            kind: ExprKind::Map(m),
+                            ..
+                        },
+                        key,
+                    ] if m.keys.is_empty() => (m, Some(key)),
+                    _ => {
+                        return Err(Error::at(
+                            span,
+                            "delete takes a map element, e.g. delete(@m[k]) or delete(@m, k)",
+                        ));
+                    }
                 };
                 let map = self.map_index(&m.name, m.span)?;
-                let keys = self.keys(scope, m)?;
+                let keys = match key {
+                    None => self.keys(scope, m)?,
+                    Some(key) => {
+                        let access = MapAccess {
+                            name: m.name.clone(),
+                            keys: vec![key.clone()],
+                            span: m.span.to(key.span),
+                        };
+                        self.keys(scope, &access)?
+                    }
+                };
                 self.check_keys(map, &keys, m.span)?;
                 Ok(Some(TStmt::Delete { map, keys, span }))
             }
