@@ -147,7 +147,7 @@ fn one_line_causes() {
         ),
         (
             "kprobe:f { delete(1); }",
-            "delete takes one map element, e.g. delete(@m[k])",
+            "delete takes a map element, e.g. delete(@m[k]) or delete(@m, k)",
         ),
         (
             "kprobe:f { @a = count(); @a = sum(1); }",
@@ -188,6 +188,36 @@ fn one_line_causes() {
             "kprobe:f { $x = 1; $x = comm; }",
             "`$x` holds an unsigned integer; it cannot be assigned a string",
         ),
+        (
+            "kprobe:f { if (arg0) { $in = 1; } $x = $in; }",
+            "`$in` is used before it is assigned",
+        ),
+        (
+            "kprobe:f { break; }",
+            "`break` is only allowed in a `while` loop",
+        ),
+        (
+            "kprobe:f { $x = 1; let $x; }",
+            "`$x` is already declared or assigned here",
+        ),
+        (
+            "kprobe:f { unroll(0) { } }",
+            "unroll's count must be 1..=100",
+        ),
+        (
+            "kprobe:f { unroll(arg0) { } }",
+            "unroll's count must be an integer constant",
+        ),
+        (
+            "kprobe:f { if (comm) { } }",
+            "a condition must be an integer",
+        ),
+        (
+            "kprobe:f { if (1) { exit(); } else }",
+            "expected `{` after `else`",
+        ),
+        ("kprobe:f { return 1; }", "`return` with a value"),
+        ("kprobe:f { $x = bswap(comm); }", "bswap() takes an integer"),
     ];
     for (src, expected) in cases {
         let message = error(src);
