@@ -11,9 +11,10 @@ use std::io;
 use std::path::PathBuf;
 
 use kernel_headers::bpf::Helper;
+use kernel_headers::bpf::Readers;
 use kernel_headers::pt_regs;
 use probes::Program;
-use probes::unlink::{self, Choices, Output, ReadHelper};
+use probes::unlink::{self, Choices, Output};
 use profile::Profile;
 
 use crate::attach::{Attach, AttachMode, diagnose};
@@ -55,11 +56,11 @@ impl ReadChoice {
 }
 
 /// How `nobtf check` and the attach line name a reader.
-pub fn reader_name(read: ReadHelper) -> &'static str {
+pub fn reader_name(read: Readers) -> &'static str {
     match read {
-        ReadHelper::ProbeReadKernel => "bpf_probe_read_kernel",
-        ReadHelper::ProbeRead => "bpf_probe_read",
-        ReadHelper::ProbeReadFixed => "bpf_probe_read (fixed-size reads)",
+        Readers::Split => "bpf_probe_read_kernel",
+        Readers::ProbeReadStr => "bpf_probe_read",
+        Readers::ProbeRead => "bpf_probe_read (fixed-size reads)",
     }
 }
 
@@ -85,7 +86,7 @@ pub enum PlanError {
         "--read-helper {} needs helper {}, which this kernel does not have{}: use --read-helper auto",
         .choice.flag(), .helper.name(), since(*.helper)
     )]
-    ReadHelper { choice: ReadChoice, helper: Helper },
+    Readers { choice: ReadChoice, helper: Helper },
     #[error("{name} cannot be probed: {why}")]
     Function { name: String, why: String },
     #[error("no way to attach: {0}")]
@@ -210,22 +211,22 @@ pub fn probe_readers(report: &mut Report, choice: ReadChoice) {
 
 /// The reader the probes use: the newest the kernel has for `auto`, or the
 /// one chosen, refused when a helper it needs is known to be absent.
-pub fn reader(report: &Report, choice: ReadChoice) -> Result<ReadHelper, PlanError> {
-    let needs = |helper: Helper, read: ReadHelper| {
+pub fn reader(report: &Report, choice: ReadChoice) -> Result<Readers, PlanError> {
+    let needs = |helper: Helper, read: Readers| {
         if report.has_helper(helper) {
             Ok(read)
         } else {
-            Err(PlanError::ReadHelper { choice, helper })
+            Err(PlanError::Readers { choice, helper })
         }
     };
     match choice {
-        ReadChoice::ProbeReadFixed => needs(Helper::ProbeRead, ReadHelper::ProbeReadFixed),
-        ReadChoice::ProbeRead => needs(Helper::ProbeReadStr, ReadHelper::ProbeRead),
-        ReadChoice::ProbeReadKernel => needs(Helper::ProbeReadKernel, ReadHelper::ProbeReadKernel),
+        ReadChoice::ProbeReadFixed => needs(Helper::ProbeRead, Readers::ProbeRead),
+        ReadChoice::ProbeRead => needs(Helper::ProbeReadStr, Readers::ProbeReadStr),
+        ReadChoice::ProbeReadKernel => needs(Helper::ProbeReadKernel, Readers::Split),
         ReadChoice::Auto => Ok(match report.helper(Helper::ProbeReadKernel) {
-            Some(Support::Yes) => ReadHelper::ProbeReadKernel,
-            _ if report.has_helper(Helper::ProbeReadStr) => ReadHelper::ProbeRead,
-            _ => ReadHelper::ProbeReadFixed,
+            Some(Support::Yes) => Readers::Split,
+            _ if report.has_helper(Helper::ProbeReadStr) => Readers::ProbeReadStr,
+            _ => Readers::ProbeRead,
         }),
     }
 }
@@ -256,7 +257,7 @@ pub struct Probes {
     pub profile: Profile,
     /// The profile as the user named it: the file, or `builtin`.
     pub profile_shown: String,
-    pub reader: ReadHelper,
+    pub reader: Readers,
     pub choices: Choices,
 }
 
@@ -284,7 +285,7 @@ impl Probes {
     }
 }
 
-fn choices(reader: ReadHelper, trace_pipe: bool) -> Choices {
+fn choices(reader: Readers, trace_pipe: bool) -> Choices {
     Choices {
         read: reader,
         output: if trace_pipe {
@@ -340,7 +341,7 @@ pub fn run_plan(
             // with the reader `auto` would take.
             let reader = reader(report, request.read)
                 .or_else(|_| reader(report, ReadChoice::Auto))
-                .unwrap_or(ReadHelper::ProbeRead);
+                .unwrap_or(Readers::ProbeReadStr);
             let release = report.kernel.as_ref().map_or("", |k| &k.release);
             let builtin = profile::builtin::for_arch(pt_regs::NATIVE.arch)
                 .unwrap_or(&profile::builtin::FILENAME);
@@ -419,13 +420,10 @@ mod tests {
     #[test]
     fn before_4_11_auto_reads_fixed_sizes_and_probe_read_is_refused() {
         let r = report_4_10();
-        assert_eq!(
-            reader(&r, ReadChoice::Auto).unwrap(),
-            ReadHelper::ProbeReadFixed
-        );
+        assert_eq!(reader(&r, ReadChoice::Auto).unwrap(), Readers::ProbeRead);
         assert_eq!(
             reader(&r, ReadChoice::ProbeReadFixed).unwrap(),
-            ReadHelper::ProbeReadFixed
+            Readers::ProbeRead
         );
         assert_eq!(
             reader(&r, ReadChoice::ProbeRead).unwrap_err().to_string(),
@@ -438,7 +436,7 @@ mod tests {
             "--read-helper probe_read_kernel needs helper bpf_probe_read_kernel, which this kernel does not have; mainline has it since 5.5: use --read-helper auto"
         );
         assert_eq!(
-            reader_name(ReadHelper::ProbeReadFixed),
+            reader_name(Readers::ProbeRead),
             "bpf_probe_read (fixed-size reads)"
         );
     }
@@ -447,16 +445,13 @@ mod tests {
     fn auto_takes_the_newest_reader_there_is() {
         let mut r = report_4_10();
         r.helpers[1].1 = Support::Yes;
-        assert_eq!(reader(&r, ReadChoice::Auto).unwrap(), ReadHelper::ProbeRead);
+        assert_eq!(reader(&r, ReadChoice::Auto).unwrap(), Readers::ProbeReadStr);
         r.helpers[2].1 = Support::Yes;
-        assert_eq!(
-            reader(&r, ReadChoice::Auto).unwrap(),
-            ReadHelper::ProbeReadKernel
-        );
+        assert_eq!(reader(&r, ReadChoice::Auto).unwrap(), Readers::Split);
         // Not probed (no privilege for `nobtf dump`): the string helper is assumed.
         assert_eq!(
             reader(&test_report(None, 0), ReadChoice::Auto).unwrap(),
-            ReadHelper::ProbeRead
+            Readers::ProbeReadStr
         );
     }
 
@@ -507,7 +502,7 @@ mod tests {
             ..request()
         };
         let plan = run_plan(&mut report, &auto, AttachMode::Auto).unwrap();
-        assert_eq!(plan.probes.reader, ReadHelper::ProbeReadFixed);
+        assert_eq!(plan.probes.reader, Readers::ProbeRead);
         let calls: Vec<Helper> = plan.programs.iter().flat_map(|p| p.helpers()).collect();
         assert!(!calls.contains(&Helper::ProbeReadStr), "{calls:?}");
         let problems = run_plan(&mut report, &request(), AttachMode::Auto).unwrap_err();
