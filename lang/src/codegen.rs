@@ -19,7 +19,7 @@ use crate::check::value_type;
 use crate::diag::{Error, Span};
 use crate::format::hist::HIST_SEARCH_STEPS;
 use crate::kernel::{Kernel, Readers};
-use crate::output::{EVENTS_MAP, MapKind, MapSpec, ValueType};
+use crate::output::{EVENTS_MAP, INET_SIZE, MapKind, MapSpec, ValueType};
 use crate::typed::*;
 
 use Reg::*;
@@ -81,6 +81,7 @@ pub fn generate(
     for ty in &probe.vars {
         let size = match ty {
             Ty::Str { len } => *len as usize,
+            Ty::Inet => crate::output::INET_SIZE as usize,
             _ => 8,
         };
         let off = g.alloc(size, span, "scratch variables")?;
@@ -239,12 +240,12 @@ impl Gen<'_> {
             }
             TStmt::AssignVar { slot, value } => {
                 let (off, ty) = self.vars[*slot].clone();
-                match ty {
-                    Ty::Str { len } => {
+                match ty.buffer_len() {
+                    Some(len) => {
                         self.zero(off, len as usize);
-                        self.str_into(value, off, len)?;
+                        self.buffer_into(value, off, len)?;
                     }
-                    _ => {
+                    None => {
                         self.expr(value)?;
                         self.b.store(Size::DW, R10, off, R0);
                     }
@@ -262,7 +263,8 @@ impl Gen<'_> {
                 let val = self.alloc(value_size as usize, *span, "the map value")?;
                 self.zero(val, value_size as usize);
                 match value_type(&value.ty) {
-                    ValueType::Str { len } => self.str_into(value, val, len)?,
+                    ValueType::Str { len } => self.buffer_into(value, val, len)?,
+                    ValueType::Inet => self.buffer_into(value, val, INET_SIZE)?,
                     ValueType::Int { .. } => {
                         self.expr(value)?;
                         self.b.store(Size::DW, R10, val, R0);
@@ -293,7 +295,8 @@ impl Gen<'_> {
                 let mut at = rec + 8;
                 for (arg, len) in args.iter().zip(sizes) {
                     match value_type(&arg.ty) {
-                        ValueType::Str { len } => self.str_into(arg, at, len)?,
+                        ValueType::Str { len } => self.buffer_into(arg, at, len)?,
+                        ValueType::Inet => self.buffer_into(arg, at, INET_SIZE)?,
                         ValueType::Int { .. } => {
                             self.expr(arg)?;
                             self.b.store(Size::DW, R10, at, R0);
@@ -323,7 +326,8 @@ impl Gen<'_> {
         for (k, slot) in keys.iter().zip(slots) {
             let at = off + slot.offset as i16;
             match slot.ty {
-                ValueType::Str { len } => self.str_into(k, at, len)?,
+                ValueType::Str { len } => self.buffer_into(k, at, len)?,
+                ValueType::Inet => self.buffer_into(k, at, INET_SIZE)?,
                 ValueType::Int { .. } => {
                     self.expr(k)?;
                     self.b.store(Size::DW, R10, at, R0);
@@ -504,9 +508,9 @@ impl Gen<'_> {
         self.b.bind(end);
     }
 
-    /// Write a string-typed expression into the zeroed stack buffer at
-    /// `off` of `len` bytes.
-    fn str_into(&mut self, e: &TExpr, off: i16, len: u32) -> Result<(), Error> {
+    /// Write a string or an address into the zeroed stack buffer at `off`
+    /// of `len` bytes.
+    fn buffer_into(&mut self, e: &TExpr, off: i16, len: u32) -> Result<(), Error> {
         match &e.kind {
             TKind::ConstStr(s) => {
                 let bytes = s.as_bytes();
@@ -538,15 +542,29 @@ impl Gen<'_> {
                 let (other, end) = (self.b.new_label("other"), self.b.new_label("end"));
                 self.expr(c)?;
                 self.b.jump(JmpOp::Eq, R0, 0, other);
-                self.str_into(a, off, len)?;
+                self.buffer_into(a, off, len)?;
                 self.b.ja(end);
                 self.b.bind(other);
-                self.str_into(b, off, len)?;
+                self.buffer_into(b, off, len)?;
                 self.b.bind(end);
+            }
+            TKind::Ntop { family, addr, from } => {
+                self.expr(family)?;
+                self.b.store(Size::DW, R10, off, R0);
+                self.expr(addr)?;
+                match *from {
+                    InetSource::Int => self.b.store(Size::W, R10, off + 8, R0),
+                    InetSource::Memory { bytes, user } => {
+                        self.b.mov(R3, R0);
+                        self.stack_ptr(R1, off + 8);
+                        self.b.mov(R2, i32::from(bytes));
+                        self.b.call(self.read_helper(user));
+                    }
+                }
             }
             TKind::Var(slot) => {
                 let (from, ty) = self.vars[*slot].clone();
-                let Ty::Str { len: have } = ty else {
+                let Some(have) = ty.buffer_len() else {
                     return Err(Error::at(e.span, "internal: string variable expected"));
                 };
                 self.copy(R10, from, off, have.min(len));
@@ -555,7 +573,7 @@ impl Gen<'_> {
                 let absent = self.b.new_label("absent");
                 self.lookup(e)?;
                 self.b.jump(JmpOp::Eq, R0, 0, absent);
-                let Ty::Str { len: have } = e.ty else {
+                let Some(have) = e.ty.buffer_len() else {
                     return Err(Error::at(e.span, "internal: string map expected"));
                 };
                 self.copy(R0, 0, off, have.min(len));
@@ -592,8 +610,8 @@ impl Gen<'_> {
     }
 
     /// A string value as a stack buffer: its offset.
-    fn str_buffer(&mut self, e: &TExpr) -> Result<(i16, u32), Error> {
-        let Ty::Str { len } = e.ty else {
+    fn buffer(&mut self, e: &TExpr) -> Result<(i16, u32), Error> {
+        let Some(len) = e.ty.buffer_len() else {
             return Err(Error::at(e.span, "internal: string expected"));
         };
         if let TKind::Var(slot) = e.kind {
@@ -601,7 +619,7 @@ impl Gen<'_> {
         }
         let off = self.alloc(len as usize, e.span, "this string")?;
         self.zero(off, len as usize);
-        self.str_into(e, off, len)?;
+        self.buffer_into(e, off, len)?;
         Ok((off, len))
     }
 
@@ -609,12 +627,12 @@ impl Gen<'_> {
     fn expr(&mut self, e: &TExpr) -> Result<(), Error> {
         match &e.kind {
             TKind::Const(n) => self.imm(R0, *n),
-            TKind::Ternary(..) if matches!(e.ty, Ty::Str { .. }) => {
-                let (off, _) = self.str_buffer(e)?;
+            TKind::Ternary(..) if e.ty.buffer_len().is_some() => {
+                let (off, _) = self.buffer(e)?;
                 self.stack_ptr(R0, off);
             }
-            TKind::ConstStr(_) | TKind::Comm | TKind::StrRead { .. } => {
-                let (off, _) = self.str_buffer(e)?;
+            TKind::ConstStr(_) | TKind::Comm | TKind::StrRead { .. } | TKind::Ntop { .. } => {
+                let (off, _) = self.buffer(e)?;
                 self.stack_ptr(R0, off);
             }
             TKind::CtxLoad { off, bytes, signed } => {
@@ -665,14 +683,14 @@ impl Gen<'_> {
             },
             TKind::Var(slot) => {
                 let (off, ty) = self.vars[*slot].clone();
-                match ty {
-                    Ty::Str { .. } => self.stack_ptr(R0, off),
-                    _ => self.b.load(Size::DW, R0, R10, off),
+                match ty.buffer_len() {
+                    Some(_) => self.stack_ptr(R0, off),
+                    None => self.b.load(Size::DW, R0, R10, off),
                 }
             }
             TKind::MapGet { .. } => {
-                if let Ty::Str { .. } = e.ty {
-                    let (off, _) = self.str_buffer(e)?;
+                if e.ty.buffer_len().is_some() {
+                    let (off, _) = self.buffer(e)?;
                     self.stack_ptr(R0, off);
                 } else {
                     let absent = self.b.new_label("absent");
@@ -715,7 +733,7 @@ impl Gen<'_> {
                 literal,
                 negate,
             } => {
-                let (off, len) = self.str_buffer(value)?;
+                let (off, len) = self.buffer(value)?;
                 let (differ, end) = (self.b.new_label("differ"), self.b.new_label("end"));
                 let mut bytes = literal.as_bytes().to_vec();
                 bytes.push(0);

@@ -4,8 +4,7 @@
 use kernel_headers::KernelVersion;
 pub use kernel_headers::bpf::Readers;
 use kernel_headers::bpf::{
-    BOUNDED_LOOPS_SINCE, COMPLEXITY_LIMIT_INSNS, LARGE_PROGRAMS_SINCE, MAXINSNS,
-    PERCPU_HASH_SINCE,
+    BOUNDED_LOOPS_SINCE, COMPLEXITY_LIMIT_INSNS, LARGE_PROGRAMS_SINCE, MAXINSNS, PERCPU_HASH_SINCE,
 };
 use kernel_headers::pt_regs::Abi;
 

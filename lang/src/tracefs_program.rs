@@ -313,6 +313,11 @@ impl Translator<'_> {
                 signed: *signed,
             },
             TKind::Unary(op, v) => TKind::Unary(*op, sub(v)),
+            TKind::Ntop { family, addr, from } => TKind::Ntop {
+                family: sub(family),
+                addr: sub(addr),
+                from: *from,
+            },
             TKind::Bswap { value, bytes } => TKind::Bswap {
                 value: sub(value),
                 bytes: *bytes,
@@ -424,6 +429,7 @@ impl Translator<'_> {
             | TKind::StrEq { .. }
             | TKind::StrRead { .. }
             | TKind::Bswap { .. }
+            | TKind::Ntop { .. }
             | TKind::Trunc { .. } => self.unsupported(e),
         }
     }
@@ -498,6 +504,7 @@ impl Translator<'_> {
             | TKind::Ternary(..)
             | TKind::StrEq { .. }
             | TKind::Bswap { .. }
+            | TKind::Ntop { .. }
             | TKind::Offset { .. } => return self.unsupported(e),
         })
     }
@@ -529,6 +536,7 @@ impl Translator<'_> {
             TKind::Var(_) => "this variable".into(),
             TKind::Offset { .. } => "a member's address".into(),
             TKind::Bswap { .. } => "the function `bswap`".into(),
+            TKind::Ntop { .. } => "the function `ntop`".into(),
             TKind::Const(_)
             | TKind::ConstStr(_)
             | TKind::CtxLoad { .. }
@@ -658,6 +666,7 @@ impl Translator<'_> {
             | TKind::Offset { .. }
             | TKind::StrRead { .. }
             | TKind::Bswap { .. }
+            | TKind::Ntop { .. }
             | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
                 Ok(format!("{} != 0", f.name))
@@ -815,7 +824,8 @@ impl TracefsProgram {
                                     output::Value::Str(s)
                                 }
                                 (Raw::Str(s), _) => output::Value::Str(s),
-                                (Raw::Int(n), ValueType::Str { .. }) => {
+                                // ntop() is refused before a line is read.
+                                (Raw::Int(n), ValueType::Str { .. } | ValueType::Inet) => {
                                     output::Value::Str(n.to_string().into_bytes())
                                 }
                             }

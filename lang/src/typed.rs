@@ -48,9 +48,21 @@ pub enum Ty {
         place: Place,
         user: bool,
     },
+    /// `ntop()`'s address, in a stack buffer ([`crate::output::ValueType::Inet`]).
+    Inet,
 }
 
 impl Ty {
+    /// Bytes of the stack buffer a string or an address lives in; `None`
+    /// for what a register holds.
+    pub fn buffer_len(&self) -> Option<u32> {
+        match self {
+            Ty::Str { len } => Some(*len),
+            Ty::Inet => Some(crate::output::INET_SIZE),
+            Ty::Int { .. } | Ty::Ptr { .. } | Ty::Place { .. } => None,
+        }
+    }
+
     pub const U64: Ty = Ty::Int {
         signed: false,
         bytes: 8,
@@ -65,6 +77,7 @@ impl Ty {
             Ty::Int { signed: true, .. } => "a signed integer".into(),
             Ty::Int { signed: false, .. } => "an unsigned integer".into(),
             Ty::Str { .. } => "a string".into(),
+            Ty::Inet => "an address (`ntop()`)".into(),
             Ty::Ptr {
                 to: Pointee::Struct(s),
                 ..
@@ -171,12 +184,27 @@ pub enum TKind {
         value: Box<TExpr>,
         bytes: u8,
     },
+    /// `ntop([family,] addr)`: the family, and the address's bytes.
+    Ntop {
+        family: Box<TExpr>,
+        addr: Box<TExpr>,
+        from: InetSource,
+    },
     /// `(u32)x`: keep the low bytes, extend by `signed`.
     Trunc {
         value: Box<TExpr>,
         bytes: u8,
         signed: bool,
     },
+}
+
+/// Where `ntop()`'s address bytes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InetSource {
+    /// The integer's low 4 bytes, as memory holds them (a `__be32`).
+    Int,
+    /// `bytes` (4 or 16) read from the address the expression computes.
+    Memory { bytes: u8, user: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,6 +31,9 @@ fn fields() -> Vec<(&'static str, FieldInfo)> {
             "mm_struct.owner",
             field(0x10, 8, Some("struct task_struct *")),
         ),
+        ("sock.daddr", field(0, 4, Some("__be32"))),
+        ("sock.v6_daddr", field(8, 16, Some("unsigned char[16]"))),
+        ("sock.family", field(24, 2, Some("unsigned short"))),
     ]
 }
 
@@ -633,5 +636,52 @@ fn bswap_swaps_the_values_width_and_delete_takes_the_key_apart() {
     assert_eq!(
         map_values(&compiled, &vm, "@by"),
         [(vec![Str("rm".into())], MapValue::Value(Uint(1)))]
+    );
+}
+
+#[test]
+fn ntop_formats_ipv4_and_ipv6_in_user_space() {
+    let src = r#"kprobe:f {
+        $sk = (struct sock *)arg0;
+        let $addr;
+        if ($sk->family == 10) { $addr = ntop($sk->v6_daddr); } else { $addr = ntop($sk->daddr); }
+        printf("%s|%-10s|%s|%s\n", $addr, ntop(0), ntop(2, 0x0100007f), ntop(10, $sk->v6_daddr));
+        @by[ntop($sk->daddr)] = count();
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    const SOCK: u64 = 0xffff_8880_0003_0000;
+    const SOCK6: u64 = 0xffff_8880_0004_0000;
+    let mut sock = vec![0u8; 32];
+    sock[0..4].copy_from_slice(&[10, 0, 0, 7]);
+    let v6: std::net::Ipv6Addr = "fe80::1".parse().unwrap();
+    sock[8..24].copy_from_slice(&v6.octets());
+    sock[24..26].copy_from_slice(&2u16.to_le_bytes());
+    vm.map(Space::Kernel, SOCK, sock.clone()).unwrap();
+    run(&compiled, &mut vm, fd.clone(), 0, &args_regs(&[SOCK]));
+    sock[24..26].copy_from_slice(&10u16.to_le_bytes());
+    vm.map(Space::Kernel, SOCK6, sock).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[SOCK6]));
+    // The printers format the address from the record's bytes.
+    let text: Vec<String> = vm
+        .perf_output
+        .iter()
+        .map(
+            |r| match lang::report::record(&compiled, lang::report::Format::Text, r).unwrap() {
+                lang::report::Step::Write(b) => String::from_utf8(b).unwrap(),
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    assert_eq!(
+        text,
+        [
+            "10.0.0.7|0.0.0.0   |127.0.0.1|fe80::1\n",
+            "fe80::1|0.0.0.0   |127.0.0.1|fe80::1\n"
+        ]
+    );
+    assert_eq!(
+        map_values(&compiled, &vm, "@by"),
+        [(vec![Value::Str("10.0.0.7".into())], MapValue::Count(2))]
     );
 }

@@ -138,10 +138,11 @@ impl Checker<'_> {
                 let b = self.storable(b)?;
                 let ty = match (&a.ty, &b.ty) {
                     (Ty::Str { len: x }, Ty::Str { len: y }) => Ty::Str { len: *x.max(y) },
-                    (Ty::Str { .. }, _) | (_, Ty::Str { .. }) => {
+                    (Ty::Inet, Ty::Inet) => Ty::Inet,
+                    (Ty::Str { .. } | Ty::Inet, _) | (_, Ty::Str { .. } | Ty::Inet) => {
                         return Err(Error::at(
                             span,
-                            "the branches of `?:` must both be strings or both integers",
+                            "the branches of `?:` must both be strings, both addresses or both integers",
                         ));
                     }
                     _ => {
@@ -277,6 +278,64 @@ impl Checker<'_> {
         })
     }
 
+    /// `ntop(addr)` or `ntop(family, addr)`: an integer is an IPv4
+    /// address as memory holds it; a 4- or 16-byte array is read.
+    fn ntop(&mut self, scope: &mut Scope, args: &[Expr], span: Span) -> Result<TExpr, Error> {
+        let (family, addr) = match args {
+            [addr] => (None, addr),
+            [family, addr] => (Some(family), addr),
+            _ => {
+                return Err(Error::at(
+                    span,
+                    "ntop takes an address and an optional family: ntop([AF, ] ADDR)",
+                ));
+            }
+        };
+        let addr = self.expr(scope, addr)?;
+        let (from, implied) = match &addr.ty {
+            Ty::Int { .. } => (InetSource::Int, AF_INET),
+            Ty::Place {
+                place: Place::CharArray(n @ (4 | 16)),
+                user,
+            } => (
+                InetSource::Memory {
+                    bytes: *n as u8,
+                    user: *user,
+                },
+                if *n == 4 { AF_INET } else { AF_INET6 },
+            ),
+            other => {
+                return Err(Error::at(
+                    addr.span,
+                    format!(
+                        "ntop takes an integer or a 4- or 16-byte array, found {}",
+                        other.describe()
+                    ),
+                ));
+            }
+        };
+        let family = match family {
+            Some(f) => {
+                let f = self.expr(scope, f)?;
+                self.scalar(f, "ntop's family")?
+            }
+            None => TExpr {
+                kind: TKind::Const(implied),
+                ty: int(false),
+                span,
+            },
+        };
+        Ok(TExpr {
+            kind: TKind::Ntop {
+                family: Box::new(family),
+                addr: Box::new(addr),
+                from,
+            },
+            ty: Ty::Inet,
+            span,
+        })
+    }
+
     pub(super) fn call(
         &mut self,
         scope: &mut Scope,
@@ -318,6 +377,12 @@ impl Checker<'_> {
                             "str() of a string: use the string itself",
                         ));
                     }
+                    Ty::Inet => {
+                        return Err(Error::at(
+                            addr.span,
+                            "str() of an address: print it with %s",
+                        ));
+                    }
                 };
                 let len = match &addr.ty {
                     Ty::Place {
@@ -336,6 +401,7 @@ impl Checker<'_> {
                     span,
                 })
             }
+            "ntop" => self.ntop(scope, args, span),
             "bswap" => {
                 expect_args(name, args, 1, span)?;
                 let value = self.expr(scope, &args[0])?;

@@ -8,7 +8,9 @@ use crate::ast::*;
 use crate::diag::{Error, Span};
 use crate::fields::{CType, FieldSource};
 use crate::kernel::Kernel;
-use crate::output::{EventFormat, MAP_ENTRIES, MapKind, MapSpec, Slot, ValueType};
+use crate::output::{
+    AF_INET, AF_INET6, EventFormat, MAP_ENTRIES, MapKind, MapSpec, Slot, ValueType,
+};
 use crate::providers::{AttachPoint, Context};
 use crate::tracepoint::{TracepointFormat, TracepointSource};
 use crate::typed::*;
@@ -244,6 +246,7 @@ fn is_aggregation(e: &Expr) -> bool {
 pub fn value_type(ty: &Ty) -> ValueType {
     match ty {
         Ty::Str { len } => ValueType::Str { len: *len },
+        Ty::Inet => ValueType::Inet,
         Ty::Int { signed, .. } => ValueType::Int { signed: *signed },
         _ => ValueType::Int { signed: false },
     }
@@ -252,7 +255,8 @@ pub fn value_type(ty: &Ty) -> ValueType {
 fn same_storage(a: &Ty, b: &Ty) -> bool {
     match (a, b) {
         (Ty::Str { len: x }, Ty::Str { len: y }) => x == y,
-        (Ty::Str { .. }, _) | (_, Ty::Str { .. }) => false,
+        (Ty::Inet, Ty::Inet) => true,
+        (Ty::Str { .. } | Ty::Inet, _) | (_, Ty::Str { .. } | Ty::Inet) => false,
         _ => true,
     }
 }

@@ -44,6 +44,7 @@ impl Checker<'_> {
                     let value = self.storable(value)?;
                     let ty = match (conv, &value.ty) {
                         ('s', Ty::Str { len }) => ValueType::Str { len: *len },
+                        ('s', Ty::Inet) => ValueType::Inet,
                         ('s', _) => {
                             return Err(Error::at(
                                 value.span,
