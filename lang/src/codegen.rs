@@ -728,6 +728,33 @@ impl Gen<'_> {
                 self.expr(b)?;
                 self.b.bind(end);
             }
+            TKind::StrCmp {
+                left,
+                right,
+                len,
+                negate,
+            } => {
+                let (loff, llen) = self.buffer(left)?;
+                let (roff, rlen) = self.buffer(right)?;
+                let (differ, equal, end) = (
+                    self.b.new_label("differ"),
+                    self.b.new_label("equal"),
+                    self.b.new_label("end_cmp"),
+                );
+                for i in 0..(*len).min(llen).min(rlen) as i16 {
+                    self.b.load(Size::B, R1, R10, loff + i);
+                    self.b.load(Size::B, R2, R10, roff + i);
+                    self.b.jump(JmpOp::Ne, R1, R2, differ);
+                    self.b.jump(JmpOp::Eq, R1, 0, equal);
+                }
+                self.b.bind(equal);
+                self.b.mov(R0, i32::from(!negate));
+                self.b.ja(end);
+                self.b.bind(differ);
+                self.b.mov(R0, i32::from(*negate));
+                self.b.bind(end);
+            }
+            TKind::StrContains { haystack, needle } => self.contains(haystack, needle)?,
             TKind::StrEq {
                 value,
                 literal,
@@ -802,6 +829,74 @@ impl Gen<'_> {
                 self.b.mov(R0, R1);
             }
         }
+        Ok(())
+    }
+
+    /// r0 = 1 when `needle` occurs in `haystack`, else 0: every start
+    /// position tried in turn, unrolled.
+    fn contains(&mut self, haystack: &TExpr, needle: &TExpr) -> Result<(), Error> {
+        // A literal needle is compared with immediates: its exact length.
+        let literal = match &needle.kind {
+            TKind::ConstStr(s) => Some(s.as_bytes().to_vec()),
+            _ => None,
+        };
+        let (hoff, hlen) = self.buffer(haystack)?;
+        let needle_at = match literal {
+            Some(_) => None,
+            None => Some(self.buffer(needle)?),
+        };
+        let (found, missing, end) = (
+            self.b.new_label("found"),
+            self.b.new_label("missing"),
+            self.b.new_label("end_contains"),
+        );
+        let hlen = hlen as i16;
+        let nlen = match (&literal, needle_at) {
+            (Some(bytes), _) => bytes.len() as i16,
+            (None, Some((_, len))) => len as i16,
+            (None, None) => 0,
+        };
+        if literal.as_deref() == Some(&[]) {
+            self.b.mov(R0, 1);
+            return Ok(());
+        }
+        for i in 0..hlen {
+            let next = self.b.new_label("next_start");
+            if literal.is_some() && i + nlen > hlen {
+                break;
+            }
+            let mut past_end = false;
+            for j in 0..nlen {
+                if let Some((noff, _)) = needle_at {
+                    // The needle ends at its NUL: found.
+                    self.b.load(Size::B, R2, R10, noff + j);
+                    self.b.jump(JmpOp::Eq, R2, 0, found);
+                }
+                if i + j >= hlen {
+                    past_end = true;
+                    break;
+                }
+                self.b.load(Size::B, R1, R10, hoff + i + j);
+                // The haystack's NUL never matches a needle byte.
+                match &literal {
+                    Some(bytes) => self
+                        .b
+                        .jump(JmpOp::Ne, R1, i32::from(bytes[j as usize]), next),
+                    None => {
+                        self.b.jump(JmpOp::Eq, R1, 0, missing);
+                        self.b.jump(JmpOp::Ne, R1, R2, next)
+                    }
+                }
+            }
+            self.b.ja(if past_end { next } else { found });
+            self.b.bind(next);
+        }
+        self.b.bind(missing);
+        self.b.mov(R0, 0);
+        self.b.ja(end);
+        self.b.bind(found);
+        self.b.mov(R0, 1);
+        self.b.bind(end);
         Ok(())
     }
 

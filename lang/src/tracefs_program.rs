@@ -318,6 +318,21 @@ impl Translator<'_> {
                 addr: sub(addr),
                 from: *from,
             },
+            TKind::StrContains { haystack, needle } => TKind::StrContains {
+                haystack: sub(haystack),
+                needle: sub(needle),
+            },
+            TKind::StrCmp {
+                left,
+                right,
+                len,
+                negate,
+            } => TKind::StrCmp {
+                left: sub(left),
+                right: sub(right),
+                len: *len,
+                negate: *negate,
+            },
             TKind::Bswap { value, bytes } => TKind::Bswap {
                 value: sub(value),
                 bytes: *bytes,
@@ -430,6 +445,8 @@ impl Translator<'_> {
             | TKind::StrRead { .. }
             | TKind::Bswap { .. }
             | TKind::Ntop { .. }
+            | TKind::StrCmp { .. }
+            | TKind::StrContains { .. }
             | TKind::Trunc { .. } => self.unsupported(e),
         }
     }
@@ -505,6 +522,8 @@ impl Translator<'_> {
             | TKind::StrEq { .. }
             | TKind::Bswap { .. }
             | TKind::Ntop { .. }
+            | TKind::StrCmp { .. }
+            | TKind::StrContains { .. }
             | TKind::Offset { .. } => return self.unsupported(e),
         })
     }
@@ -537,6 +556,8 @@ impl Translator<'_> {
             TKind::Offset { .. } => "a member's address".into(),
             TKind::Bswap { .. } => "the function `bswap`".into(),
             TKind::Ntop { .. } => "the function `ntop`".into(),
+            TKind::StrCmp { .. } => "a comparison of two strings".into(),
+            TKind::StrContains { .. } => "the function `strcontains`".into(),
             TKind::Const(_)
             | TKind::ConstStr(_)
             | TKind::CtxLoad { .. }
@@ -667,6 +688,8 @@ impl Translator<'_> {
             | TKind::StrRead { .. }
             | TKind::Bswap { .. }
             | TKind::Ntop { .. }
+            | TKind::StrCmp { .. }
+            | TKind::StrContains { .. }
             | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
                 Ok(format!("{} != 0", f.name))

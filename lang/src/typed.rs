@@ -160,6 +160,19 @@ pub enum TKind {
         literal: String,
         negate: bool,
     },
+    /// Two strings' first `len` bytes compared up to a NUL: 1 when equal
+    /// (0 when `negate`: `!=`, and `strncmp`'s 0 for equal).
+    StrCmp {
+        left: Box<TExpr>,
+        right: Box<TExpr>,
+        len: u32,
+        negate: bool,
+    },
+    /// `strcontains(haystack, needle)`: 1 when the needle occurs.
+    StrContains {
+        haystack: Box<TExpr>,
+        needle: Box<TExpr>,
+    },
     /// A member read through the probe-read helper: `*(addr + off)`.
     Read {
         addr: Box<TExpr>,

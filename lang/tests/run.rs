@@ -685,3 +685,39 @@ fn ntop_formats_ipv4_and_ipv6_in_user_space() {
         [(vec![Value::Str("10.0.0.7".into())], MapValue::Count(2))]
     );
 }
+
+#[test]
+fn string_comparisons_strncmp_and_strcontains() {
+    let src = r#"kprobe:f {
+        $t = (struct task_struct *)arg0;
+        $name = $t->comm;
+        printf("%d %d %d %d %d %d %d %d\n",
+            $name == comm, $name != comm, strncmp($name, "bash", 2), strncmp($name, "rm", 8),
+            strcontains($name, "as"), strcontains($name, "sh!"), strcontains(comm, $name), strcontains($name, ""));
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    const TASK: u64 = 0xffff_8880_0001_0000;
+    let mut task = vec![0u8; 0x60];
+    task[0x50..0x55].copy_from_slice(b"bash\0");
+    vm.map(Space::Kernel, TASK, task).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[TASK]));
+    use Value::*;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [[0, 1, 0, 1, 1, 0, 0, 1].map(Int).to_vec()]
+    );
+    // Too many pairs for a 4096-instruction kernel: refused with the place.
+    let src = r#"kprobe:f { $a = str(arg0, 200); $b = str(arg1, 200); printf("%d\n", strcontains($a, $b)); }"#;
+    let fields = fields();
+    let target = Target {
+        fields: &fields,
+        tracepoints: &Openat,
+        kernel: kernel(KernelVersion::new(4, 14, 0)),
+    };
+    let error = compile(src, &target).unwrap_err().render(src);
+    assert!(
+        error.starts_with("1:69: strcontains of a 200-byte string"),
+        "{error}"
+    );
+}

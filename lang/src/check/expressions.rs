@@ -209,16 +209,6 @@ impl Checker<'_> {
         let r = self.storable(r)?;
         let is_str = |e: &TExpr| matches!(e.ty, Ty::Str { .. });
         if is_str(&l) || is_str(&r) {
-            let (value, literal) = match (&l.kind, &r.kind) {
-                (_, TKind::ConstStr(s)) if !matches!(l.kind, TKind::ConstStr(_)) => (l, s.clone()),
-                (TKind::ConstStr(s), _) => (r, s.clone()),
-                _ => {
-                    return Err(Error::at(
-                        span,
-                        "strings can only be compared with `==`/`!=` against a string literal",
-                    ));
-                }
-            };
             let negate = match op {
                 BinOp::Eq => false,
                 BinOp::Ne => true,
@@ -229,12 +219,30 @@ impl Checker<'_> {
                     ));
                 }
             };
-            if !is_str(&value) {
+            if let Some(other) = [&l, &r].into_iter().find(|e| !is_str(e)) {
                 return Err(Error::at(
-                    value.span,
-                    format!("{} cannot be compared with a string", value.ty.describe()),
+                    other.span,
+                    format!("{} cannot be compared with a string", other.ty.describe()),
                 ));
             }
+            let (value, literal) = match (&l.kind, &r.kind) {
+                (_, TKind::ConstStr(s)) if !matches!(l.kind, TKind::ConstStr(_)) => (l, s.clone()),
+                (TKind::ConstStr(s), _) => (r, s.clone()),
+                _ => {
+                    // Two strings: compared up to the shorter buffer.
+                    let len = value_len(&l).min(value_len(&r));
+                    return Ok(TExpr {
+                        kind: TKind::StrCmp {
+                            left: Box::new(l),
+                            right: Box::new(r),
+                            len,
+                            negate,
+                        },
+                        ty: int(false),
+                        span,
+                    });
+                }
+            };
             return Ok(TExpr {
                 kind: TKind::StrEq {
                     value: Box::new(value),
@@ -402,6 +410,81 @@ impl Checker<'_> {
                 })
             }
             "ntop" => self.ntop(scope, args, span),
+            "strcontains" => {
+                expect_args(name, args, 2, span)?;
+                let mut strings = Vec::new();
+                for arg in args {
+                    let s = self.expr(scope, arg)?;
+                    let s = self.storable(s)?;
+                    if !matches!(s.ty, Ty::Str { .. }) {
+                        return Err(Error::at(
+                            s.span,
+                            format!("strcontains takes strings, found {}", s.ty.describe()),
+                        ));
+                    }
+                    strings.push(s);
+                }
+                let needle = strings.pop().expect("two strings");
+                let haystack = strings.pop().expect("two strings");
+                // Unrolled: every position of the haystack against every
+                // byte of the needle, about four instructions a pair.
+                let (h, n) = (value_len(&haystack), value_len(&needle));
+                let cost = 4 * h as usize * n as usize;
+                if cost > self.kernel.max_insns / 2 {
+                    return Err(Error::at(
+                        span,
+                        format!(
+                            "strcontains of a {h}-byte string and a {n}-byte one takes about {cost} BPF instructions; this kernel takes {} in all: shorten them, e.g. str(x, 16)",
+                            self.kernel.max_insns
+                        ),
+                    ));
+                }
+                Ok(TExpr {
+                    kind: TKind::StrContains {
+                        haystack: Box::new(haystack),
+                        needle: Box::new(needle),
+                    },
+                    ty: int(false),
+                    span,
+                })
+            }
+            "strncmp" => {
+                expect_args(name, args, 3, span)?;
+                let mut strings = Vec::new();
+                for arg in &args[..2] {
+                    let s = self.expr(scope, arg)?;
+                    let s = self.storable(s)?;
+                    if !matches!(s.ty, Ty::Str { .. }) {
+                        return Err(Error::at(
+                            s.span,
+                            format!("strncmp compares strings, found {}", s.ty.describe()),
+                        ));
+                    }
+                    strings.push(s);
+                }
+                let n = constant(&args[2]).filter(|n| *n >= 0).ok_or_else(|| {
+                    Error::at(
+                        args[2].span,
+                        "strncmp's length must be a non-negative integer constant",
+                    )
+                })?;
+                let right = strings.pop().expect("two strings");
+                let left = strings.pop().expect("two strings");
+                let len = (n.min(i64::from(STR_MAX)) as u32)
+                    .min(value_len(&left))
+                    .min(value_len(&right));
+                // 0 when equal, as bpftrace's.
+                Ok(TExpr {
+                    kind: TKind::StrCmp {
+                        left: Box::new(left),
+                        right: Box::new(right),
+                        len,
+                        negate: true,
+                    },
+                    ty: int(false),
+                    span,
+                })
+            }
             "bswap" => {
                 expect_args(name, args, 1, span)?;
                 let value = self.expr(scope, &args[0])?;

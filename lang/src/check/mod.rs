@@ -252,6 +252,14 @@ pub fn value_type(ty: &Ty) -> ValueType {
     }
 }
 
+/// Bytes a string value holds (its buffer; a literal's text and NUL).
+fn value_len(e: &TExpr) -> u32 {
+    match (&e.kind, &e.ty) {
+        (TKind::ConstStr(s), _) => s.len() as u32 + 1,
+        (_, ty) => ty.buffer_len().unwrap_or(0),
+    }
+}
+
 fn same_storage(a: &Ty, b: &Ty) -> bool {
     match (a, b) {
         (Ty::Str { len: x }, Ty::Str { len: y }) => x == y,
