@@ -7,7 +7,6 @@
 //! known to fit), the memory reader, the output (perf events or the trace
 //! pipe), the attach mechanism, object names and kern_version for loading.
 
-use std::io;
 use std::path::PathBuf;
 
 use kernel_headers::bpf::Helper;
@@ -21,7 +20,7 @@ use crate::attach::{Attach, AttachMode, diagnose};
 use crate::detect::Report;
 use crate::features::Probeable;
 use crate::load::{LoadOptions, Support};
-use crate::sys::SysError;
+pub use crate::plan_error::{PlanError, ProfileChoiceError, ReadChoice};
 
 /// The function the unlink probes attach to.
 pub const FUNCTION: &str = unlink::FUNCTION;
@@ -30,31 +29,6 @@ pub const FUNCTION: &str = unlink::FUNCTION;
 pub const PROFILE_FIX: &str =
     "a clone's arguments may differ: generate a profile with `offsets gen`";
 
-/// Which memory reader the probes use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadChoice {
-    /// The newest reader the kernel has: `bpf_probe_read_kernel`, else
-    /// `bpf_probe_read` with `bpf_probe_read_str`, else fixed-size reads.
-    Auto,
-    ProbeRead,
-    ProbeReadKernel,
-    /// `bpf_probe_read` alone, fixed-size path reads (for kernels before
-    /// 4.11, which have no `bpf_probe_read_str`).
-    ProbeReadFixed,
-}
-
-impl ReadChoice {
-    /// The `--read-helper` value that asks for it.
-    fn flag(self) -> &'static str {
-        match self {
-            ReadChoice::Auto => "auto",
-            ReadChoice::ProbeRead => "probe_read",
-            ReadChoice::ProbeReadKernel => "probe_read_kernel",
-            ReadChoice::ProbeReadFixed => "probe_read_fixed",
-        }
-    }
-}
-
 /// How `nobtf check` and the attach line name a reader.
 pub fn reader_name(read: Readers) -> &'static str {
     match read {
@@ -62,66 +36,6 @@ pub fn reader_name(read: Readers) -> &'static str {
         Readers::ProbeReadStr => "bpf_probe_read",
         Readers::ProbeRead => "bpf_probe_read (fixed-size reads)",
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    #[error("cannot tell the kernel version: {0}")]
-    Kernel(String),
-    #[error(
-        "not allowed to load BPF programs ({0}): run as root or with CAP_BPF+CAP_PERFMON (CAP_SYS_ADMIN before 5.8)"
-    )]
-    NotRoot(SysError),
-    #[error(
-        "the kernel refused bpf(2) to root ({0}): kernel lockdown, an LSM, or RLIMIT_MEMLOCK that cannot be raised"
-    )]
-    Denied(SysError),
-    #[error("this kernel has no bpf(2) system call (CONFIG_BPF_SYSCALL is off): {0}")]
-    NoBpf(SysError),
-    #[error(
-        "this kernel does not load kprobe BPF programs ({0}); it needs CONFIG_BPF_EVENTS and CONFIG_KPROBE_EVENTS"
-    )]
-    NoKprobeProgs(SysError),
-    #[error(
-        "--read-helper {} needs helper {}, which this kernel does not have{}: use --read-helper auto",
-        .choice.flag(), .helper.name(), since(*.helper)
-    )]
-    Readers { choice: ReadChoice, helper: Helper },
-    #[error("{name} cannot be probed: {why}")]
-    Function { name: String, why: String },
-    #[error("no way to attach: {0}")]
-    Attach(String),
-    #[error("helper {} is not available on this kernel (needed by the probes){}", .0.name(), since(*.0))]
-    Helper(Helper),
-    #[error(transparent)]
-    Profile(#[from] ProfileChoiceError),
-    #[error("building the probes: {0}")]
-    Build(#[from] probes::BuildError),
-}
-
-fn since(helper: Helper) -> String {
-    format!("; mainline has it since {}", helper.since().series())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileChoiceError {
-    #[error("reading offsets profile {path}: {err}")]
-    Read { path: String, err: io::Error },
-    #[error("offsets profile {path}: {err}")]
-    Parse {
-        path: String,
-        err: profile::ProfileError,
-    },
-    #[error(
-        "no offsets profile for kernel {release}: the builtin one is only known to fit {}; generate one with `offsets gen` and pass it with --offsets FILE",
-        profile::builtin::known_versions(pt_regs::NATIVE.arch)
-    )]
-    NoBuiltin { release: String },
-    #[error(
-        "offsets profile {path} is for {arch}, but this nobtf runs on {}: use a profile made for this machine's kernel (`offsets gen --arch ...`)",
-        pt_regs::NATIVE.arch
-    )]
-    OtherArch { path: String, arch: String },
 }
 
 /// The profile to build the probes from: the given file, else the builtin
@@ -216,7 +130,7 @@ pub fn reader(report: &Report, choice: ReadChoice) -> Result<Readers, PlanError>
         if report.has_helper(helper) {
             Ok(read)
         } else {
-            Err(PlanError::Readers { choice, helper })
+            Err(PlanError::ReadHelper { choice, helper })
         }
     };
     match choice {
