@@ -137,6 +137,17 @@ pub enum ExprKind {
         target: CastTarget,
         value: Box<Expr>,
     },
+    /// `*e`.
+    Deref(Box<Expr>),
+    /// `&e`.
+    AddrOf(Box<Expr>),
+    /// `e[i]` (not a map's keys).
+    Index {
+        base: Box<Expr>,
+        index: Box<Expr>,
+    },
+    /// `sizeof(TYPE)`; `sizeof(EXPR)` is a call.
+    SizeofType(CastTarget),
     /// `e->member` (`arrow`) or `e.member`.
     Member {
         base: Box<Expr>,
@@ -149,6 +160,18 @@ pub enum ExprKind {
 /// What a cast names: `struct task_struct *`, or an integer type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CastTarget {
-    Struct { name: String, pointers: u8 },
-    Int { bytes: u8, signed: bool },
+    Struct {
+        name: String,
+        pointers: u8,
+    },
+    Int {
+        bytes: u8,
+        signed: bool,
+    },
+    /// `(uint8 *)`, `(int32 **)`.
+    IntPtr {
+        bytes: u8,
+        signed: bool,
+        pointers: u8,
+    },
 }

@@ -415,12 +415,19 @@ impl Parser<'_> {
                 });
             }
         }
-        if self.at_punct("*")? || self.at_punct("&")? {
-            let span = self.peek()?.1;
-            return Err(Error::at(
-                span,
-                "pointer dereference `*` and address-of `&` are not supported by nobtf trace; use `->member`",
-            ));
+        for p in ["*", "&"] {
+            if let Some(start) = self.eat(p)? {
+                self.enter(start)?;
+                let value = Box::new(self.unary(div)?);
+                self.depth -= 1;
+                let span = start.to(value.span);
+                let kind = if p == "*" {
+                    ExprKind::Deref(value)
+                } else {
+                    ExprKind::AddrOf(value)
+                };
+                return Ok(Expr { kind, span });
+            }
         }
         let primary = self.primary(div)?;
         self.postfix(primary)
@@ -428,6 +435,19 @@ impl Parser<'_> {
 
     fn postfix(&mut self, mut base: Expr) -> Result<Expr, Error> {
         loop {
+            if !matches!(base.kind, ExprKind::Map(_)) && self.eat("[")?.is_some() {
+                let index = self.expr()?;
+                let end = self.expect("]", "to close `[`")?;
+                let span = base.span.to(end);
+                base = Expr {
+                    kind: ExprKind::Index {
+                        base: Box::new(base),
+                        index: Box::new(index),
+                    },
+                    span,
+                };
+                continue;
+            }
             let arrow = if self.eat("->")?.is_some() {
                 true
             } else if self.eat(".")?.is_some() {
@@ -475,6 +495,21 @@ impl Parser<'_> {
                 });
             }
             Tok::Ident(name) => {
+                if name == "sizeof" && self.at_punct("(")? {
+                    self.next()?;
+                    if let Some(target) = self.cast_target()? {
+                        let end = self.expect(")", "to end sizeof's type")?;
+                        return Ok(Expr {
+                            kind: ExprKind::SizeofType(target),
+                            span: span.to(end),
+                        });
+                    }
+                    let (args, end) = self.list(")")?;
+                    return Ok(Expr {
+                        kind: ExprKind::Call { name, args },
+                        span: span.to(end),
+                    });
+                }
                 if self.at_punct("(")? {
                     self.next()?;
                     let (args, end) = self.list(")")?;
@@ -536,7 +571,19 @@ impl Parser<'_> {
         };
         if let Some((bytes, signed)) = int {
             self.next()?;
-            return Ok(Some(CastTarget::Int { bytes, signed }));
+            let mut pointers = 0u8;
+            while self.eat("*")?.is_some() {
+                pointers = pointers.saturating_add(1);
+            }
+            return Ok(Some(if pointers == 0 {
+                CastTarget::Int { bytes, signed }
+            } else {
+                CastTarget::IntPtr {
+                    bytes,
+                    signed,
+                    pointers,
+                }
+            }));
         }
         if word != "struct" {
             return Ok(None);

@@ -9,8 +9,30 @@ use crate::diag::Span;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pointee {
     Struct(String),
-    Char,
+    /// An integer of `bytes` (`char` is 1).
+    Int {
+        bytes: u8,
+        signed: bool,
+    },
+    /// A pointer to what it points to.
+    Ptr(Box<Pointee>),
     Other,
+}
+
+impl Pointee {
+    /// What a C type pointed to is, for `*p`, `p[i]` and `p + n`.
+    pub fn of(c_type: &crate::fields::CType) -> Pointee {
+        use crate::fields::CType;
+        match c_type {
+            CType::Struct(s) => Pointee::Struct(s.clone()),
+            CType::Int { bytes, signed } => Pointee::Int {
+                bytes: *bytes,
+                signed: *signed,
+            },
+            CType::Ptr { to, .. } => Pointee::Ptr(Box::new(Pointee::of(to))),
+            CType::CharArray(_) | CType::Other => Pointee::Other,
+        }
+    }
 }
 
 /// A struct member's address that is not loaded (an embedded struct or

@@ -721,3 +721,50 @@ fn string_comparisons_strncmp_and_strcontains() {
         "{error}"
     );
 }
+
+#[test]
+fn pointers_dereference_index_and_move_by_elements() {
+    let src = r#"kprobe:f {
+        $p = (int32 *)arg0;
+        $t = (struct task_struct *)arg1;
+        $pp = (uint64 **)arg2;
+        printf("%d %d %d %d %d %c %d %d %d %d\n",
+            *$p, $p[1], *($p + 2), $p[-1 + 1], (*$t).pid, $t->comm[1], *&$t->pid,
+            sizeof(int16), sizeof($t->comm), **$pp);
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    const INTS: u64 = 0xffff_8880_0005_0000;
+    const TASK: u64 = 0xffff_8880_0001_0000;
+    const PP: u64 = 0xffff_8880_0006_0000;
+    let ints: Vec<u8> = [-1i32, 20, 300]
+        .iter()
+        .flat_map(|n| n.to_le_bytes())
+        .collect();
+    vm.map(Space::Kernel, INTS, ints).unwrap();
+    let mut task = vec![0u8; 0x60];
+    task[0x48..0x4c].copy_from_slice(&77i32.to_le_bytes());
+    task[0x50..0x55].copy_from_slice(b"bash\0");
+    vm.map(Space::Kernel, TASK, task).unwrap();
+    let mut pp = vec![0u8; 16];
+    pp[..8].copy_from_slice(&(PP + 8).to_le_bytes());
+    pp[8..].copy_from_slice(&99u64.to_le_bytes());
+    vm.map(Space::Kernel, PP, pp).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[INTS, TASK, PP]));
+    use Value::*;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [vec![
+            Int(-1),
+            Int(20),
+            Int(300),
+            Int(-1),
+            Int(77),
+            Uint(u64::from(b'a')),
+            Int(77),
+            Int(2),
+            Int(16),
+            Int(99)
+        ]]
+    );
+}

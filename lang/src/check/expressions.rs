@@ -173,6 +173,21 @@ impl Checker<'_> {
                         span,
                         "only casts to `struct NAME *` are supported",
                     )),
+                    CastTarget::IntPtr {
+                        bytes,
+                        signed,
+                        pointers,
+                    } => {
+                        let v = self.scalar(v, "a cast's operand")?;
+                        let mut to = Pointee::Int {
+                            bytes: *bytes,
+                            signed: *signed,
+                        };
+                        for _ in 1..*pointers {
+                            to = Pointee::Ptr(Box::new(to));
+                        }
+                        t(v.kind, Ty::Ptr { to, user: false })
+                    }
                     CastTarget::Int { bytes, signed } => {
                         let v = self.scalar(v, "a cast's operand")?;
                         t(
@@ -192,6 +207,10 @@ impl Checker<'_> {
                 arrow,
                 member_span,
             } => self.member(scope, base, member, *arrow, *member_span, span),
+            ExprKind::Deref(value) => self.deref(scope, value, span),
+            ExprKind::AddrOf(value) => self.addr_of(scope, value, span),
+            ExprKind::Index { base, index } => self.index(scope, base, index, span),
+            ExprKind::SizeofType(target) => self.sizeof_type(target, span),
         }
     }
 
@@ -255,6 +274,16 @@ impl Checker<'_> {
         }
         let l = self.scalar(l, "an operand")?;
         let r = self.scalar(r, "an operand")?;
+        // A typed pointer moves by whole elements.
+        match (op, &l.ty, &r.ty) {
+            (BinOp::Add | BinOp::Sub, Ty::Ptr { .. }, Ty::Int { .. }) => {
+                return self.pointer_offset(op, l, r, span);
+            }
+            (BinOp::Add, Ty::Int { .. }, Ty::Ptr { .. }) => {
+                return self.pointer_offset(op, r, l, span);
+            }
+            _ => {}
+        }
         // Signed when both are, or one is and the other a literal.
         let signed_or_const = |e: &TExpr| {
             matches!(e.ty, Ty::Int { signed: true, .. }) || matches!(e.kind, TKind::Const(_))
@@ -410,6 +439,7 @@ impl Checker<'_> {
                 })
             }
             "ntop" => self.ntop(scope, args, span),
+            "sizeof" => self.sizeof_expr(scope, args, span),
             "strcontains" => {
                 expect_args(name, args, 2, span)?;
                 let mut strings = Vec::new();

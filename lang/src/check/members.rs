@@ -241,11 +241,7 @@ impl Checker<'_> {
                         signed: false,
                     },
                     Ty::Ptr {
-                        to: match &**to {
-                            CType::Struct(s) => Pointee::Struct(s.clone()),
-                            CType::Int { bytes: 1, .. } => Pointee::Char,
-                            _ => Pointee::Other,
-                        },
+                        to: Pointee::of(to),
                         user,
                     },
                 ),
@@ -317,11 +313,7 @@ fn member_value(
             read(bytes, signed, sized_int(signed, bytes))
         }
         CType::Ptr { to, user: to_user } => {
-            let to = match *to {
-                CType::Struct(s) => Pointee::Struct(s),
-                CType::Int { bytes: 1, .. } => Pointee::Char,
-                _ => Pointee::Other,
-            };
+            let to = Pointee::of(&to);
             // A pointer is as wide as the source says (the target's, not ours).
             read(size.clamp(1, 8) as u8, false, Ty::Ptr { to, user: to_user })
         }

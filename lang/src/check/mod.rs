@@ -19,6 +19,7 @@ mod expressions;
 mod flow;
 mod maps;
 mod members;
+mod pointers;
 mod statements;
 
 /// bpftrace's default string length.
