@@ -146,6 +146,13 @@ pub enum ExprKind {
         base: Box<Expr>,
         index: Box<Expr>,
     },
+    /// `(a, b, ...)`.
+    Tuple(Vec<Expr>),
+    /// `t.0`.
+    TupleField {
+        base: Box<Expr>,
+        index: usize,
+    },
     /// `sizeof(TYPE)`; `sizeof(EXPR)` is a call.
     SizeofType(CastTarget),
     /// `e->member` (`arrow`) or `e.member`.

@@ -79,11 +79,7 @@ pub fn generate(
     };
     let span = Span::default();
     for ty in &probe.vars {
-        let size = match ty {
-            Ty::Str { len } => *len as usize,
-            Ty::Inet => crate::output::INET_SIZE as usize,
-            _ => 8,
-        };
+        let size = ty.buffer_len().unwrap_or(8) as usize;
         let off = g.alloc(size, span, "scratch variables")?;
         g.zero(off, size);
         g.vars.push((off, ty.clone()));
@@ -323,12 +319,25 @@ impl Gen<'_> {
         let slots = spec.key.clone();
         let off = self.alloc(key_size, span, "the map key")?;
         self.zero(off, key_size);
-        for (k, slot) in keys.iter().zip(slots) {
-            let at = off + slot.offset as i16;
-            match slot.ty {
-                ValueType::Str { len } => self.buffer_into(k, at, len)?,
-                ValueType::Inet => self.buffer_into(k, at, INET_SIZE)?,
-                ValueType::Int { .. } => {
+        let mut slots = slots.into_iter();
+        for k in keys {
+            // A tuple fills as many parts as it has elements, laid out alike.
+            let parts = match &k.ty {
+                Ty::Tuple(elements) => elements.len(),
+                _ => 1,
+            };
+            let Some(first) = slots.next() else {
+                return Err(Error::at(k.span, "internal: more keys than the map has"));
+            };
+            let at = off + first.offset as i16;
+            for _ in 1..parts {
+                slots.next();
+            }
+            match (first.ty, k.ty.buffer_len()) {
+                (_, Some(len)) => self.buffer_into(k, at, len)?,
+                (ValueType::Str { len }, None) => self.buffer_into(k, at, len)?,
+                (ValueType::Inet, None) => self.buffer_into(k, at, INET_SIZE)?,
+                (ValueType::Int { .. }, None) => {
                     self.expr(k)?;
                     self.b.store(Size::DW, R10, at, R0);
                 }
@@ -548,6 +557,24 @@ impl Gen<'_> {
                 self.buffer_into(b, off, len)?;
                 self.b.bind(end);
             }
+            TKind::Tuple(elements) => {
+                let types: Vec<Ty> = elements.iter().map(|e| e.ty.clone()).collect();
+                for (element, at) in elements.iter().zip(Ty::tuple_offsets(&types)) {
+                    let at = off + at as i16;
+                    match element.ty.buffer_len() {
+                        Some(n) => self.buffer_into(element, at, n)?,
+                        None => {
+                            self.expr(element)?;
+                            self.b.store(Size::DW, R10, at, R0);
+                        }
+                    }
+                }
+            }
+            TKind::TupleField { base, index } => {
+                let (from, _) = self.buffer(base)?;
+                let at = self.tuple_offset(base, *index)?;
+                self.copy(R10, from + at, off, len);
+            }
             TKind::Ntop { family, addr, from } => {
                 self.expr(family)?;
                 self.b.store(Size::DW, R10, off, R0);
@@ -587,6 +614,17 @@ impl Gen<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Where element `index` of the tuple `base` starts in its buffer.
+    fn tuple_offset(&self, base: &TExpr, index: usize) -> Result<i16, Error> {
+        let Ty::Tuple(elements) = &base.ty else {
+            return Err(Error::at(base.span, "internal: tuple expected"));
+        };
+        Ty::tuple_offsets(elements)
+            .get(index)
+            .map(|&at| at as i16)
+            .ok_or_else(|| Error::at(base.span, "internal: tuple element out of range"))
     }
 
     /// Copy `len` bytes (rounded down to whole words) from `src + from` to the stack.
@@ -631,7 +669,19 @@ impl Gen<'_> {
                 let (off, _) = self.buffer(e)?;
                 self.stack_ptr(R0, off);
             }
-            TKind::ConstStr(_) | TKind::Comm | TKind::StrRead { .. } | TKind::Ntop { .. } => {
+            TKind::TupleField { base, index } => {
+                let (from, _) = self.buffer(base)?;
+                let at = from + self.tuple_offset(base, *index)?;
+                match e.ty.buffer_len() {
+                    Some(_) => self.stack_ptr(R0, at),
+                    None => self.b.load(Size::DW, R0, R10, at),
+                }
+            }
+            TKind::ConstStr(_)
+            | TKind::Comm
+            | TKind::StrRead { .. }
+            | TKind::Ntop { .. }
+            | TKind::Tuple(_) => {
                 let (off, _) = self.buffer(e)?;
                 self.stack_ptr(R0, off);
             }

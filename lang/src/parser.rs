@@ -456,6 +456,17 @@ impl Parser<'_> {
                 return Ok(base);
             };
             let (tok, member_span) = self.next()?;
+            if let (Tok::Int(n), false) = (&tok, arrow) {
+                let span = base.span.to(member_span);
+                base = Expr {
+                    kind: ExprKind::TupleField {
+                        base: Box::new(base),
+                        index: *n as usize,
+                    },
+                    span,
+                };
+                continue;
+            }
             let Tok::Ident(member) = tok else {
                 return Err(Error::at(
                     member_span,
@@ -537,6 +548,14 @@ impl Parser<'_> {
                 }
                 // Inside parentheses `/` divides again.
                 let inner = self.expr()?;
+                if self.eat(",")?.is_some() {
+                    let (mut rest, end) = self.list(")")?;
+                    rest.insert(0, inner);
+                    return Ok(Expr {
+                        kind: ExprKind::Tuple(rest),
+                        span: span.to(end),
+                    });
+                }
                 let end = self.expect(")", "to close `(`")?;
                 return Ok(Expr {
                     kind: inner.kind,

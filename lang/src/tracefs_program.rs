@@ -318,6 +318,13 @@ impl Translator<'_> {
                 addr: sub(addr),
                 from: *from,
             },
+            TKind::Tuple(elements) => {
+                TKind::Tuple(elements.iter().map(|x| self.substitute(x)).collect())
+            }
+            TKind::TupleField { base, index } => TKind::TupleField {
+                base: sub(base),
+                index: *index,
+            },
             TKind::StrContains { haystack, needle } => TKind::StrContains {
                 haystack: sub(haystack),
                 needle: sub(needle),
@@ -447,6 +454,8 @@ impl Translator<'_> {
             | TKind::Ntop { .. }
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
+            | TKind::Tuple(_)
+            | TKind::TupleField { .. }
             | TKind::Trunc { .. } => self.unsupported(e),
         }
     }
@@ -524,6 +533,8 @@ impl Translator<'_> {
             | TKind::Ntop { .. }
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
+            | TKind::Tuple(_)
+            | TKind::TupleField { .. }
             | TKind::Offset { .. } => return self.unsupported(e),
         })
     }
@@ -558,6 +569,7 @@ impl Translator<'_> {
             TKind::Ntop { .. } => "the function `ntop`".into(),
             TKind::StrCmp { .. } => "a comparison of two strings".into(),
             TKind::StrContains { .. } => "the function `strcontains`".into(),
+            TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
             TKind::Const(_)
             | TKind::ConstStr(_)
             | TKind::CtxLoad { .. }
@@ -690,6 +702,8 @@ impl Translator<'_> {
             | TKind::Ntop { .. }
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
+            | TKind::Tuple(_)
+            | TKind::TupleField { .. }
             | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
                 Ok(format!("{} != 0", f.name))

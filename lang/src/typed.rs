@@ -72,6 +72,9 @@ pub enum Ty {
     },
     /// `ntop()`'s address, in a stack buffer ([`crate::output::ValueType::Inet`]).
     Inet,
+    /// A tuple: its elements one after the other, each laid out as a map
+    /// key's part (so `@m[$t]` is `@m[a, b]`).
+    Tuple(Vec<Ty>),
 }
 
 impl Ty {
@@ -81,8 +84,26 @@ impl Ty {
         match self {
             Ty::Str { len } => Some(*len),
             Ty::Inet => Some(crate::output::INET_SIZE),
+            Ty::Tuple(elements) => Some(elements.iter().map(Ty::slot_size).sum()),
             Ty::Int { .. } | Ty::Ptr { .. } | Ty::Place { .. } => None,
         }
+    }
+
+    /// Bytes this value takes as a part of a record, key or tuple.
+    pub fn slot_size(&self) -> u32 {
+        self.buffer_len().map_or(8, |n| n.next_multiple_of(8))
+    }
+
+    /// Where each element of a tuple starts.
+    pub fn tuple_offsets(elements: &[Ty]) -> Vec<u32> {
+        elements
+            .iter()
+            .scan(0, |at, ty| {
+                let here = *at;
+                *at += ty.slot_size();
+                Some(here)
+            })
+            .collect()
     }
 
     pub const U64: Ty = Ty::Int {
@@ -100,6 +121,7 @@ impl Ty {
             Ty::Int { signed: false, .. } => "an unsigned integer".into(),
             Ty::Str { .. } => "a string".into(),
             Ty::Inet => "an address (`ntop()`)".into(),
+            Ty::Tuple(elements) => format!("a tuple of {}", elements.len()),
             Ty::Ptr {
                 to: Pointee::Struct(s),
                 ..
@@ -218,6 +240,13 @@ pub enum TKind {
     Bswap {
         value: Box<TExpr>,
         bytes: u8,
+    },
+    /// `(a, b)`.
+    Tuple(Vec<TExpr>),
+    /// `t.N`: element `index` of a tuple value.
+    TupleField {
+        base: Box<TExpr>,
+        index: usize,
     },
     /// `ntop([family,] addr)`: the family, and the address's bytes.
     Ntop {

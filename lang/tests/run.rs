@@ -768,3 +768,33 @@ fn pointers_dereference_index_and_move_by_elements() {
         ]]
     );
 }
+
+#[test]
+fn tuples_are_map_keys_like_key_lists() {
+    let src = r#"kprobe:f {
+        $key = (arg0, comm);
+        @a[$key] = 1; @b[arg0, comm] = 2; @c[(arg1, "x")]++;
+        if (@a[arg0, comm] == 1) { printf("%d %s %d\n", $key.0, $key.1, (7, 8).1); }
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[5, 6]));
+    use Value::*;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [vec![Int(5), Str("rm".into()), Int(8)]]
+    );
+    let key = vec![Uint(5), Str("rm".into())];
+    assert_eq!(
+        map_values(&compiled, &vm, "@a"),
+        [(key.clone(), MapValue::Value(Uint(1)))]
+    );
+    assert_eq!(
+        map_values(&compiled, &vm, "@b"),
+        [(key, MapValue::Value(Uint(2)))]
+    );
+    assert_eq!(
+        map_values(&compiled, &vm, "@c"),
+        [(vec![Uint(6), Str("x".into())], MapValue::Value(Uint(1)))]
+    );
+}

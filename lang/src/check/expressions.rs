@@ -207,6 +207,51 @@ impl Checker<'_> {
                 arrow,
                 member_span,
             } => self.member(scope, base, member, *arrow, *member_span, span),
+            ExprKind::Tuple(elements) => {
+                let mut typed = Vec::new();
+                for element in elements {
+                    let v = self.expr(scope, element)?;
+                    let v = self.storable(v)?;
+                    match v.ty {
+                        Ty::Int { .. } | Ty::Ptr { .. } | Ty::Str { .. } | Ty::Inet => {
+                            typed.push(v)
+                        }
+                        _ => {
+                            return Err(Error::at(
+                                v.span,
+                                format!("a tuple cannot hold {}", v.ty.describe()),
+                            ));
+                        }
+                    }
+                }
+                let ty = Ty::Tuple(typed.iter().map(|e| e.ty.clone()).collect());
+                t(TKind::Tuple(typed), ty)
+            }
+            ExprKind::TupleField { base, index } => {
+                let b = self.expr(scope, base)?;
+                let Ty::Tuple(elements) = &b.ty else {
+                    return Err(Error::at(
+                        b.span,
+                        format!("`.{index}` needs a tuple, found {}", b.ty.describe()),
+                    ));
+                };
+                let Some(ty) = elements.get(*index).cloned() else {
+                    return Err(Error::at(
+                        span,
+                        format!(
+                            "this tuple has {} elements; `.{index}` is past them",
+                            elements.len()
+                        ),
+                    ));
+                };
+                t(
+                    TKind::TupleField {
+                        base: Box::new(b),
+                        index: *index,
+                    },
+                    ty,
+                )
+            }
             ExprKind::Deref(value) => self.deref(scope, value, span),
             ExprKind::AddrOf(value) => self.addr_of(scope, value, span),
             ExprKind::Index { base, index } => self.index(scope, base, index, span),
@@ -419,6 +464,9 @@ impl Checker<'_> {
                             addr.span,
                             "str() of an address: print it with %s",
                         ));
+                    }
+                    Ty::Tuple(_) => {
+                        return Err(Error::at(addr.span, "str() of a tuple"));
                     }
                 };
                 let len = match &addr.ty {

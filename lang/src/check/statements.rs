@@ -45,6 +45,12 @@ impl Checker<'_> {
                     let ty = match (conv, &value.ty) {
                         ('s', Ty::Str { len }) => ValueType::Str { len: *len },
                         ('s', Ty::Inet) => ValueType::Inet,
+                        (_, Ty::Tuple(_)) => {
+                            return Err(Error::at(
+                                value.span,
+                                "printf cannot print a tuple: print its elements (`$t.0`)",
+                            ));
+                        }
                         ('s', _) => {
                             return Err(Error::at(
                                 value.span,
