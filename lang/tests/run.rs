@@ -798,3 +798,20 @@ fn tuples_are_map_keys_like_key_lists() {
         [(vec![Uint(6), Str("x".into())], MapValue::Value(Uint(1)))]
     );
 }
+
+#[test]
+fn a_condition_may_read_a_map_its_branch_assigns() {
+    // The map is first assigned inside the branch its condition reads.
+    let src = r#"kprobe:f { if (@seen[arg0] == 0) { @seen[arg0] = 1; printf("first %-4.2s|\n", comm); } }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    for arg in [3, 3, 4] {
+        run(&compiled, &mut vm, fd.clone(), 0, &args_regs(&[arg]));
+    }
+    assert_eq!(printed(&compiled, &vm).len(), 2);
+    let text = lang::report::record(&compiled, lang::report::Format::Text, &vm.perf_output[0]);
+    assert_eq!(
+        text.unwrap(),
+        lang::report::Step::Write(b"first rm  |\n".to_vec())
+    );
+}

@@ -376,8 +376,14 @@ impl Checker<'_> {
         let addr = self.expr(scope, addr)?;
         let (from, implied) = match &addr.ty {
             Ty::Int { .. } => (InetSource::Int, AF_INET),
+            // A member of unknown type and the size of an address (a
+            // profile does not say `__u8[16]`) is read as its bytes too.
             Ty::Place {
-                place: Place::CharArray(n @ (4 | 16)),
+                place:
+                    Place::CharArray(n @ (4 | 16))
+                    | Place::Opaque {
+                        size: n @ (4 | 16), ..
+                    },
                 user,
             } => (
                 InetSource::Memory {

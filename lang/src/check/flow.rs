@@ -131,8 +131,19 @@ impl Checker<'_> {
                 then,
                 otherwise,
             } => {
-                let cond = self.expr(scope, cond)?;
-                let cond = self.scalar(cond, "a condition")?;
+                let cond = self
+                    .expr(scope, cond)
+                    .and_then(|c| self.scalar(c, "a condition"));
+                // The discovery pass looks for maps in the branches even
+                // when the condition reads one it does not know yet.
+                let cond = match cond {
+                    Err(e) if self.lenient => {
+                        self.block(scope, then)?;
+                        self.block(scope, otherwise)?;
+                        return Err(e);
+                    }
+                    cond => cond?,
+                };
                 let then = self.block(scope, then)?;
                 let otherwise = self.block(scope, otherwise)?;
                 Ok(Some(TStmt::If {
@@ -149,9 +160,20 @@ impl Checker<'_> {
                         "`while` needs a kernel whose verifier takes loops (5.3+); this one is older: use `unroll(N) { }`",
                     ));
                 }
-                let cond = self.expr(scope, cond)?;
-                let cond = self.scalar(cond, "a condition")?;
+                let cond = self
+                    .expr(scope, cond)
+                    .and_then(|c| self.scalar(c, "a condition"));
                 scope.loops += 1;
+                if let (Err(_), true) = (&cond, self.lenient) {
+                    let _ = self.block(scope, body);
+                }
+                let cond = match cond {
+                    Ok(cond) => cond,
+                    Err(e) => {
+                        scope.loops -= 1;
+                        return Err(e);
+                    }
+                };
                 let body = self.block(scope, body);
                 scope.loops -= 1;
                 Ok(Some(TStmt::While {

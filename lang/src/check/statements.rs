@@ -181,9 +181,10 @@ pub fn conversions(format: &str) -> Result<Vec<char>, String> {
         if c != '%' {
             continue;
         }
-        // Flags and width, as bpftrace passes them to the C formatter.
+        // Flags, width and precision, as bpftrace passes them to the C
+        // formatter.
         while let Some(&f) = chars.peek() {
-            if "-+ #0123456789".contains(f) {
+            if "-+ #0123456789.".contains(f) {
                 chars.next();
             } else {
                 break;
