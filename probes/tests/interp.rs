@@ -123,7 +123,7 @@ fn the_name_offset_drives_the_string_read() {
     let mut profile = profile_5_4();
     profile.fields.insert(
         profile::FILENAME_NAME.into(),
-        profile::Field { offset: 8, size: 8 },
+        profile::Field::typed(8, 8, "char *"),
     );
     // probe_read reads user memory as well: the user's path, not the kernel copy.
     let event = entry_event(Layout::V54, &profile, ReadHelper::ProbeRead, FILENAME);

@@ -323,10 +323,7 @@ fn co_re_seed_follows_the_profile_when_the_layout_differs() {
         .profile("moved");
     profile.fields.insert(
         "filename.refcnt".into(),
-        profile::Field {
-            offset: 24,
-            size: 4,
-        },
+        profile::Field::typed(24, 4, "int"),
     );
     let prepared = prepare_for(&obj, OLD, &profile).unwrap();
     let entry = &prepared.programs[0];
@@ -558,9 +555,10 @@ fn every_field_relocation_kind_from_clang() {
         let mut profile = profile::builtin::for_version("x86_64", KernelVersion::new(5, 4, 0))
             .unwrap()
             .profile("t");
-        profile
-            .fields
-            .insert("filename.refcnt".into(), profile::Field { offset, size });
+        profile.fields.insert(
+            "filename.refcnt".into(),
+            profile::Field::typed(offset, size, "int"),
+        );
         profile
     };
     // As compiled: offset 16, size 4, exists, signed int, shift 32.
