@@ -64,6 +64,9 @@ pub struct CompiledProbe {
     pub attach: AttachPoint,
     /// The bytecode, maps by symbolic name; `Display` is the disassembly.
     pub insns: Insns,
+    /// The most slots the kernel it was compiled for takes
+    /// ([`Kernel::max_insns`]): the compiler's limit is the static check's.
+    pub max_insns: usize,
 }
 
 impl CompiledProbe {
@@ -71,7 +74,7 @@ impl CompiledProbe {
     /// statically checked (`probes::check`).
     pub fn encode(&self, map_fd: impl Fn(&str) -> Option<i32>) -> Result<Vec<RawInsn>, String> {
         let raw = self.insns.encode(map_fd).map_err(|e| e.to_string())?;
-        probes::check::check(&raw).map_err(|e| format!("{}: {e}", self.attach))?;
+        probes::check::check(&raw, self.max_insns).map_err(|e| format!("{}: {e}", self.attach))?;
         Ok(raw)
     }
 
@@ -126,7 +129,11 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
                 target.kernel.max_insns
             )));
         }
-        probes.push(CompiledProbe { attach, insns });
+        probes.push(CompiledProbe {
+            attach,
+            insns,
+            max_insns: target.kernel.max_insns,
+        });
     }
     Ok(Compiled {
         probes,

@@ -47,6 +47,8 @@ pub fn probe(tgid: u32) -> CompiledProbe {
         insns: b
             .finish()
             .expect("the flush probe's labels are all defined"),
+        // A dozen instructions: within every kernel's limit.
+        max_insns: kernel_headers::bpf::MAXINSNS,
     }
 }
 

@@ -2,13 +2,15 @@
 //! mistakes every kernel would reject are reported here, with the slot index,
 //! instead of as a verifier log.
 //!
-//! It checks what holds on *all* kernels nobtf targets: at most 4096 slots,
-//! decodable instructions with intact `ld_imm64` pairs, `r10` never written,
+//! It checks what holds on *all* kernels nobtf targets, and the one limit
+//! that depends on the kernel: at most as many slots as the target kernel
+//! takes (the caller's capability value: 4096 before 5.2, the verifier's
+//! complexity limit after), decodable instructions with intact `ld_imm64` pairs, `r10` never written,
 //! jump targets inside the program, no backward jumps (kernels before 5.3
 //! reject every loop), no unreachable instruction, and every path ending in
 //! `exit`.
 
-use kernel_headers::bpf::{MAXINSNS, RawInsn};
+use kernel_headers::bpf::RawInsn;
 use thiserror::Error;
 
 use crate::asm::{DecodeError, Insn, Reg, decode};
@@ -17,8 +19,10 @@ use crate::asm::{DecodeError, Insn, Reg, decode};
 pub enum CheckError {
     #[error("the program is empty")]
     Empty,
-    #[error("{len} instructions is more than the {MAXINSNS} kernels before 5.2 accept")]
-    TooLong { len: usize },
+    #[error(
+        "{len} instructions is more than the {max} this kernel accepts (4096 before 5.2, 1,000,000 after)"
+    )]
+    TooLong { len: usize, max: usize },
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error("instruction {index}: writes r10, the read-only frame pointer")]
@@ -35,13 +39,17 @@ pub enum CheckError {
     Unreachable { index: usize },
 }
 
-/// Check an encoded program. Indices in errors are slot indices.
-pub fn check(raw: &[RawInsn]) -> Result<(), CheckError> {
+/// Check an encoded program for a kernel that takes at most `max_insns`
+/// slots. Indices in errors are slot indices.
+pub fn check(raw: &[RawInsn], max_insns: usize) -> Result<(), CheckError> {
     if raw.is_empty() {
         return Err(CheckError::Empty);
     }
-    if raw.len() > MAXINSNS {
-        return Err(CheckError::TooLong { len: raw.len() });
+    if raw.len() > max_insns {
+        return Err(CheckError::TooLong {
+            len: raw.len(),
+            max: max_insns,
+        });
     }
     let insns = decode(raw)?;
     // Which slots start an instruction, and which instructions are reachable.
@@ -95,7 +103,7 @@ pub fn check(raw: &[RawInsn]) -> Result<(), CheckError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kernel_headers::bpf::{class, jmp, reg};
+    use kernel_headers::bpf::{COMPLEXITY_LIMIT_INSNS, MAXINSNS, class, jmp, reg};
 
     const EXIT: RawInsn = RawInsn::new(class::JMP | jmp::EXIT, 0, 0, 0, 0);
     const MOV0: RawInsn = RawInsn::new(0xb7, reg::R0, 0, 0, 0);
@@ -110,7 +118,7 @@ mod tests {
 
     #[test]
     fn accepts_a_straight_program() {
-        assert_eq!(check(&[MOV0, jne0(1), MOV0, EXIT]), Ok(()));
+        assert_eq!(check(&[MOV0, jne0(1), MOV0, EXIT], MAXINSNS), Ok(()));
     }
 
     #[test]
@@ -120,7 +128,10 @@ mod tests {
             (vec![], CheckError::Empty),
             (
                 vec![MOV0; MAXINSNS + 1],
-                CheckError::TooLong { len: MAXINSNS + 1 },
+                CheckError::TooLong {
+                    len: MAXINSNS + 1,
+                    max: MAXINSNS,
+                },
             ),
             (
                 vec![MOV0, RawInsn::new(0xbf, reg::R10, reg::R1, 0, 0), EXIT],
@@ -177,16 +188,29 @@ mod tests {
             ),
         ];
         for (program, error) in cases {
-            assert_eq!(check(&program), Err(error), "{program:?}");
+            assert_eq!(check(&program, MAXINSNS), Err(error), "{program:?}");
         }
     }
 
     #[test]
     fn messages_say_what_to_look_at() {
-        let error = check(&[MOV0, jne0(-2), EXIT]).unwrap_err();
+        let error = check(&[MOV0, jne0(-2), EXIT], MAXINSNS).unwrap_err();
         assert_eq!(
             error.to_string(),
             "instruction 1: backward jump to 0 (kernels before 5.3 reject loops)"
         );
+    }
+
+    #[test]
+    fn the_limit_is_the_kernels() {
+        // 4097 slots: too many before 5.2, fine after.
+        let mut long = vec![MOV0; MAXINSNS];
+        long.push(EXIT);
+        let e = check(&long, MAXINSNS).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "4097 instructions is more than the 4096 this kernel accepts (4096 before 5.2, 1,000,000 after)"
+        );
+        assert_eq!(check(&long, COMPLEXITY_LIMIT_INSNS), Ok(()));
     }
 }
