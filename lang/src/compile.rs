@@ -271,36 +271,71 @@ fn user_space(
 /// Every `struct.member` a program uses, sorted: what `offsets gen
 /// --fields-from PROGRAM` must generate. Members are looked up as if every
 /// one existed (a pointer-sized member of unknown type, so nested chains
-/// need their casts, as they do against a profile). Tracepoint arguments
-/// are not struct fields: every tracepoint is taken to exist, with each
-/// `args->NAME` the program reads as an integer, so no tracefs is needed.
+/// need their casts, as they do against a format-1 profile). Tracepoint
+/// arguments are not struct fields: every tracepoint is taken to exist, with
+/// each `args->NAME` the program reads as an integer, so no tracefs is
+/// needed.
 pub fn fields_used(source: &str, kernel: Kernel) -> Result<Vec<String>, Error> {
-    struct Anything;
-    impl FieldSource for Anything {
+    struct Nothing;
+    impl FieldSource for Nothing {
         fn field(&self, _: &str, _: &str) -> Option<FieldInfo> {
-            Some(FieldInfo {
-                offset: 0,
-                size: 8,
-                c_type: None,
-            })
+            None
         }
     }
+    let used = fields_used_with(source, kernel, &Nothing)?;
+    match used.stopped {
+        Some(e) => Err(e),
+        None => Ok(used.fields),
+    }
+}
+
+/// What [`fields_used_with`] found: the members used, and the first error
+/// that stopped a probe's check early (its later members are not listed).
+pub struct FieldsUsed {
+    pub fields: Vec<String>,
+    pub stopped: Option<Error>,
+}
+
+/// [`fields_used`] with the members `known` answers (with their types, so
+/// chains are followed), the others as if they existed, untyped. A chain
+/// through an untyped member stops its probe's check: `offsets gen` adds
+/// the fields found, regenerates, and asks again until nothing is new.
+pub fn fields_used_with(
+    source: &str,
+    kernel: Kernel,
+    known: &dyn FieldSource,
+) -> Result<FieldsUsed, Error> {
+    struct KnownOrAnything<'a>(&'a dyn FieldSource);
+    impl FieldSource for KnownOrAnything<'_> {
+        fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
+            self.0
+                .field(strukt, member)
+                .or(Some(FieldInfo::untyped(0, 8)))
+        }
+    }
+    let fields = KnownOrAnything(known);
     let program: Program = crate::parser::parse(source)?;
     let tracepoints = AnyTracepoint(tracepoint_args(source));
     let target = Target {
-        fields: &Anything,
+        fields: &fields,
         tracepoints: &tracepoints,
         kernel,
     };
-    let mut checker = Checker::new(&Anything, &tracepoints, kernel);
+    let mut checker = Checker::new(&fields, &tracepoints, kernel);
     checker.maps = discover_maps(&program, &target);
+    let mut stopped = None;
     for probe in &program.probes {
         for attach in &probe.attach {
             let (point, context) = resolve(attach)?;
-            checker.probe(probe, &point, context, attach.span)?;
+            if let Err(e) = checker.probe(probe, &point, context, attach.span) {
+                stopped.get_or_insert(e);
+            }
         }
     }
-    Ok(checker.used_fields.into_iter().collect())
+    Ok(FieldsUsed {
+        fields: checker.used_fields.into_iter().collect(),
+        stopped,
+    })
 }
 
 /// Every tracepoint, each with the given argument names as 8-byte integers.

@@ -65,7 +65,8 @@ pub mod tracepoint;
 pub mod typed;
 
 pub use compile::{
-    Compiled, CompiledProbe, Options, Target, Timer, compile, compile_with, fields_used,
+    Compiled, CompiledProbe, FieldsUsed, Options, Target, Timer, compile, compile_with,
+    fields_used, fields_used_with,
 };
 pub use diag::{Error, Span};
 pub use parser::parse;
