@@ -287,21 +287,29 @@ impl Translator<'_> {
                 bytes,
                 signed,
                 user,
+                helper,
             } => TKind::Read {
                 addr: sub(addr),
                 off: *off,
                 bytes: *bytes,
                 signed: *signed,
                 user: *user,
+                helper: *helper,
             },
             TKind::Offset { base, off } => TKind::Offset {
                 base: sub(base),
                 off: *off,
             },
-            TKind::StrRead { addr, len, user } => TKind::StrRead {
+            TKind::StrRead {
+                addr,
+                len,
+                user,
+                helper,
+            } => TKind::StrRead {
                 addr: sub(addr),
                 len: *len,
                 user: *user,
+                helper: *helper,
             },
             TKind::Trunc {
                 value,
@@ -469,18 +477,26 @@ impl Translator<'_> {
                 let fetch = self.register(e, *off)?;
                 Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
             }
+            // The kernel's fetch reads the address space the checker chose;
+            // its helper is BPF's.
             TKind::Read {
                 addr,
                 off,
                 bytes,
                 signed,
                 user,
+                helper: _,
             } => {
                 let (of, extra) = self.address(addr)?;
                 let fetch = deref(of, extra + i64::from(*off), *user);
                 Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
             }
-            TKind::StrRead { addr, len, user } => {
+            TKind::StrRead {
+                addr,
+                len,
+                user,
+                helper: _,
+            } => {
                 let (of, extra) = self.address(addr)?;
                 let ty = if *user {
                     FetchType::UserString
