@@ -177,7 +177,34 @@ impl Gen<'_> {
                 self.b.bind(end);
                 Ok(())
             }
-            TStmt::While { cond, body, .. } => {
+            TStmt::While {
+                cond,
+                body,
+                trips: Some(trips),
+                ..
+            } => {
+                // Unrolled: each copy checks the condition; `continue` is
+                // not in the body (the checker saw to it).
+                let end = self.b.new_label("end_while");
+                self.loops.push((end, end));
+                for _ in 0..*trips {
+                    self.expr(cond)?;
+                    self.b.jump(JmpOp::Eq, R0, 0, end);
+                    if let Err(e) = self.block(body) {
+                        self.loops.pop();
+                        return Err(e);
+                    }
+                }
+                self.loops.pop();
+                self.b.bind(end);
+                Ok(())
+            }
+            TStmt::While {
+                cond,
+                body,
+                trips: None,
+                ..
+            } => {
                 let (top, end) = (self.b.new_label("while"), self.b.new_label("end_while"));
                 self.b.bind(top);
                 self.expr(cond)?;

@@ -333,10 +333,13 @@ pub enum TStmt {
         otherwise: Vec<TStmt>,
         span: Span,
     },
-    /// A loop with a back edge: only where the kernel has bounded loops.
+    /// A loop: with a back edge where the kernel takes bounded loops; else
+    /// `trips` is the most iterations the checker proved it runs
+    /// (`$i = 0; while ($i < 8) { ...; $i++ }`), and it is unrolled.
     While {
         cond: TExpr,
         body: Vec<TStmt>,
+        trips: Option<u32>,
         span: Span,
     },
     /// The body `count` times, one after the other.
