@@ -779,11 +779,13 @@ fn int_type(bytes: u8, signed: bool) -> FetchType {
 
 /// An integer constant (possibly negated), as the 64 bits BPF compares.
 fn constant(e: &TExpr) -> Option<u64> {
-    match &e.kind {
-        TKind::Const(n) => Some(*n),
-        TKind::Unary(UnOp::Neg, inner) => constant(inner).map(|n| n.wrapping_neg()),
-        _ => None,
+    if let TKind::Const(n) = e.kind {
+        return Some(n);
     }
+    if let TKind::Unary(UnOp::Neg, inner) = &e.kind {
+        return constant(inner).map(u64::wrapping_neg);
+    }
+    None
 }
 
 fn flip(op: BinOp) -> BinOp {
