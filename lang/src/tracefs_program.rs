@@ -287,21 +287,29 @@ impl Translator<'_> {
                 bytes,
                 signed,
                 user,
+                helper,
             } => TKind::Read {
                 addr: sub(addr),
                 off: *off,
                 bytes: *bytes,
                 signed: *signed,
                 user: *user,
+                helper: *helper,
             },
             TKind::Offset { base, off } => TKind::Offset {
                 base: sub(base),
                 off: *off,
             },
-            TKind::StrRead { addr, len, user } => TKind::StrRead {
+            TKind::StrRead {
+                addr,
+                len,
+                user,
+                helper,
+            } => TKind::StrRead {
                 addr: sub(addr),
                 len: *len,
                 user: *user,
+                helper: *helper,
             },
             TKind::Trunc {
                 value,
@@ -469,18 +477,26 @@ impl Translator<'_> {
                 let fetch = self.register(e, *off)?;
                 Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
             }
+            // The kernel's fetch reads the address space the checker chose;
+            // its helper is BPF's.
             TKind::Read {
                 addr,
                 off,
                 bytes,
                 signed,
                 user,
+                helper: _,
             } => {
                 let (of, extra) = self.address(addr)?;
                 let fetch = deref(of, extra + i64::from(*off), *user);
                 Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
             }
-            TKind::StrRead { addr, len, user } => {
+            TKind::StrRead {
+                addr,
+                len,
+                user,
+                helper: _,
+            } => {
                 let (of, extra) = self.address(addr)?;
                 let ty = if *user {
                     FetchType::UserString
@@ -763,11 +779,13 @@ fn int_type(bytes: u8, signed: bool) -> FetchType {
 
 /// An integer constant (possibly negated), as the 64 bits BPF compares.
 fn constant(e: &TExpr) -> Option<u64> {
-    match &e.kind {
-        TKind::Const(n) => Some(*n),
-        TKind::Unary(UnOp::Neg, inner) => constant(inner).map(|n| n.wrapping_neg()),
-        _ => None,
+    if let TKind::Const(n) = e.kind {
+        return Some(n);
     }
+    if let TKind::Unary(UnOp::Neg, inner) = &e.kind {
+        return constant(inner).map(u64::wrapping_neg);
+    }
+    None
 }
 
 fn flip(op: BinOp) -> BinOp {

@@ -389,6 +389,7 @@ impl Checker<'_> {
                 InetSource::Memory {
                     bytes: *n as u8,
                     user: *user,
+                    helper: self.read_helper(*user),
                 },
                 if *n == 4 { AF_INET } else { AF_INET6 },
             ),
@@ -487,6 +488,7 @@ impl Checker<'_> {
                         addr: Box::new(addr),
                         len,
                         user,
+                        helper: self.read_str_helper(user),
                     },
                     ty: Ty::Str { len },
                     span,
