@@ -64,9 +64,8 @@ pub struct CompiledProbe {
     pub attach: AttachPoint,
     /// The bytecode, maps by symbolic name; `Display` is the disassembly.
     pub insns: Insns,
-    /// The most slots the kernel it was compiled for takes
-    /// ([`Kernel::max_insns`]): the compiler's limit is the static check's.
-    pub max_insns: usize,
+    /// What the kernel it was compiled for accepts (length, loops).
+    pub rules: probes::check::Rules,
 }
 
 impl CompiledProbe {
@@ -74,7 +73,7 @@ impl CompiledProbe {
     /// statically checked (`probes::check`).
     pub fn encode(&self, map_fd: impl Fn(&str) -> Option<i32>) -> Result<Vec<RawInsn>, String> {
         let raw = self.insns.encode(map_fd).map_err(|e| e.to_string())?;
-        probes::check::check(&raw, self.max_insns).map_err(|e| format!("{}: {e}", self.attach))?;
+        probes::check::check_with(&raw, self.rules).map_err(|e| format!("{}: {e}", self.attach))?;
         Ok(raw)
     }
 
@@ -129,10 +128,14 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
                 target.kernel.max_insns
             )));
         }
+        let rules = probes::check::Rules {
+            max_insns: target.kernel.max_insns,
+            loops: target.kernel.bounded_loops,
+        };
         probes.push(CompiledProbe {
             attach,
             insns,
-            max_insns: target.kernel.max_insns,
+            rules,
         });
     }
     Ok(Compiled {
