@@ -51,7 +51,7 @@ fn compile_against(profile: &Profile, src: &str) -> Result<(), String> {
 fn a_typed_profile_follows_member_chains() {
     compile_against(&typed(), CHAIN).unwrap();
     // Each member on its own, through the embedded structs' types.
-    let stepwise = r#"kprobe:vfs_read { $f = (struct file *)arg0; $p = $f->f_path; $d = $f->f_path.dentry; printf("%s\n", str($d->d_name.name)); }"#;
+    let stepwise = r#"kprobe:vfs_read { $f = (struct file *)arg0; $d = $f->f_path.dentry; printf("%s\n", str($d->d_name.name)); }"#;
     compile_against(&typed(), stepwise).unwrap();
 }
 
