@@ -117,6 +117,17 @@ impl Checker<'_> {
                     (MapKind::Sum { signed: a }, MapKind::Sum { signed: b })
                     | (MapKind::Min { signed: a }, MapKind::Min { signed: b })
                     | (MapKind::Max { signed: a }, MapKind::Max { signed: b }) => *a |= b,
+                    // Strings of any length share a map (`@cap[0] =
+                    // "CAP_CHOWN"; @cap[1] = "CAP_DAC_OVERRIDE"`): its
+                    // values are as long as the longest, shorter ones
+                    // NUL-padded.
+                    (
+                        MapKind::Assign(ValueType::Str { len: a }),
+                        MapKind::Assign(ValueType::Str { len: b }),
+                    ) => {
+                        *a = (*a).max(b);
+                        old.value_size = ValueType::Str { len: *a }.size();
+                    }
                     _ => {}
                 }
                 let old = &self.maps[i];
@@ -126,6 +137,9 @@ impl Checker<'_> {
                         (
                             MapKind::Assign(ValueType::Int { .. }),
                             MapKind::Assign(ValueType::Int { .. })
+                        ) | (
+                            MapKind::Assign(ValueType::Str { .. }),
+                            MapKind::Assign(ValueType::Str { .. })
                         )
                     );
                 if !compatible {
