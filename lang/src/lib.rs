@@ -62,6 +62,7 @@ pub mod tracefs;
 pub mod tracefs_program;
 pub mod tracepoint;
 pub mod typed;
+pub mod userspace;
 
 pub use compile::{
     Compiled, CompiledProbe, Options, Target, Timer, compile, compile_with, fields_used,

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use thiserror::Error;
 
 use crate::Compiled;
+use crate::format::time::{Clock, FixedClock};
 use crate::format::{
     self, AvgState, FormatError, FormatString, HistParams, Key, KeyPart, LhistError, LhistParams,
     MapValues,
@@ -74,9 +75,10 @@ pub enum ReportError {
 }
 
 /// One perf record's output or request; [`Records`] for a stream of them.
+/// The clock stands at the epoch in UTC.
 pub fn record(compiled: &Compiled, format: Format, record: &[u8]) -> Result<Step, ReportError> {
     let mut out = Vec::new();
-    Ok(Records::new(compiled, format)
+    Ok(Records::new(compiled, format, &FixedClock::default())
         .record(record, &mut out)?
         .unwrap_or(Step::Write(out)))
 }
@@ -99,6 +101,8 @@ fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
 pub struct Records<'a> {
     compiled: &'a Compiled,
     format: Format,
+    /// `time()` and `strftime()`'s time and zone.
+    clock: &'a dyn Clock,
     /// By event id: the printf events' format strings, parsed.
     printfs: Vec<Option<FormatString>>,
     /// A JSON printf's text, before it is quoted.
@@ -109,7 +113,7 @@ pub struct Records<'a> {
 const STACK_ARGS: usize = 8;
 
 impl<'a> Records<'a> {
-    pub fn new(compiled: &'a Compiled, format: Format) -> Records<'a> {
+    pub fn new(compiled: &'a Compiled, format: Format, clock: &'a dyn Clock) -> Records<'a> {
         let printfs = compiled
             .events
             .iter()
@@ -121,6 +125,7 @@ impl<'a> Records<'a> {
         Records {
             compiled,
             format,
+            clock,
             printfs,
             text: Vec::new(),
         }
@@ -137,7 +142,7 @@ impl<'a> Records<'a> {
         let (EventFormat::Printf { args: slots, .. }, Some(Some(parsed))) =
             (event, self.printfs.get(event_id(record)))
         else {
-            return match self::event(self.format, &decode_event(&self.compiled.events, record)?)? {
+            return match self.event(&decode_event(&self.compiled.events, record)?)? {
                 Step::Write(bytes) => {
                     out.extend_from_slice(&bytes);
                     Ok(None)
@@ -174,6 +179,18 @@ impl<'a> Records<'a> {
     }
 }
 
+impl<'a> Records<'a> {
+    /// A decoded event's output or request (BEGIN, END and timer blocks
+    /// emit these).
+    pub fn event(&self, event: &Event) -> Result<Step, ReportError> {
+        event_with(self.format, event, self.clock)
+    }
+
+    pub fn clock(&self) -> &'a dyn Clock {
+        self.clock
+    }
+}
+
 /// A record's event id, its first u64, as [`event_format`] reads it.
 fn event_id(record: &[u8]) -> usize {
     record
@@ -190,9 +207,14 @@ fn printf(format: Format, text: &str, args: &[format::Arg<'_>]) -> Result<Step, 
     }))
 }
 
-/// A decoded event's output or request (BEGIN, END and timer events come
-/// decoded in [`Compiled`]).
+/// A decoded event's output or request, the clock standing at the epoch in
+/// UTC ([`Records::event`] takes the machine's).
 pub fn event(format: Format, event: &Event) -> Result<Step, ReportError> {
+    event_with(format, event, &FixedClock::default())
+}
+
+fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, ReportError> {
+    let _ = clock;
     Ok(match event {
         Event::Printf { format: text, args } => {
             let args: Vec<format::Arg> = args
@@ -230,6 +252,8 @@ pub fn print_map(
 pub fn exit_maps(maps: &[(&MapSpec, &Entries)], format: Format) -> Result<Vec<u8>, ReportError> {
     let maps = maps
         .iter()
+        // nobtf's own maps (`elapsed`'s start) have no `@`.
+        .filter(|(spec, _)| spec.name.starts_with('@'))
         .map(|(spec, entries)| contents(spec, entries))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(match format {
@@ -450,7 +474,8 @@ mod tests {
             make(3, &[]),
         ];
         for format in [Format::Text, Format::Json] {
-            let mut printer = Records::new(&compiled, format);
+            let clock = FixedClock::default();
+            let mut printer = Records::new(&compiled, format, &clock);
             for bytes in &records {
                 let mut out = b"before".to_vec();
                 let step = printer.record(bytes, &mut out).unwrap();
@@ -462,7 +487,8 @@ mod tests {
                     Some(step) => assert_eq!((step, &out[..]), (want, &b"before"[..])),
                 }
             }
-            let short = Records::new(&compiled, format).record(&records[0][..20], &mut Vec::new());
+            let short = Records::new(&compiled, format, &FixedClock::default())
+                .record(&records[0][..20], &mut Vec::new());
             assert_eq!(
                 short.map_err(|e| e.to_string()),
                 Err(ReportError::from(

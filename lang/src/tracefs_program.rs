@@ -1007,7 +1007,7 @@ kprobe:do_unlinkat { printf("%-6d %s %s %d\n", tid, comm, str(((struct filename 
 kretprobe:do_unlinkat /retval == 0/ { printf("%u\n", retval); exit(); }"#;
         let program = translate_with(src, Syntax::default(), &[]).unwrap();
         assert_eq!(
-            program.compiled.begin,
+            crate::userspace::events(&program.compiled, &program.compiled.begin),
             [Event::Printf {
                 format: "start\n".into(),
                 args: vec![]

@@ -175,8 +175,8 @@ fn one_line_causes() {
             "cannot be read in BEGIN or END",
         ),
         (
-            "BEGIN { @x = 1; }",
-            "nobtf runs BEGIN and END in user space",
+            "BEGIN { @x = count(); }",
+            "an aggregation (count(), sum(), ...) cannot run in BEGIN or END: nobtf runs them in user space",
         ),
         (
             "kprobe:f { $x = args->foo; }",

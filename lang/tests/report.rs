@@ -239,10 +239,13 @@ fn begin_and_end_events_print_like_records() {
     let compiled = build(
         r#"BEGIN { printf("hi %s %d\n", "there", 7); } END { print(@n); exit(); } kprobe:f { @n = count(); }"#,
     );
-    let steps: Vec<Step> = compiled
-        .begin
+    let events = [
+        lang::userspace::events(&compiled, &compiled.begin),
+        lang::userspace::events(&compiled, &compiled.end),
+    ];
+    let steps: Vec<Step> = events
         .iter()
-        .chain(&compiled.end)
+        .flatten()
         .map(|e| report::event(Format::Json, e).unwrap())
         .collect();
     assert_eq!(

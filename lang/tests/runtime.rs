@@ -5,9 +5,12 @@
 
 use kernel_headers::KernelVersion;
 use kernel_headers::pt_regs::NATIVE;
+use lang::format::time::{Clock, FixedClock};
 use lang::kernel::Kernel;
-use lang::output::{EVENTS_MAP, Event, decode_event};
+use lang::output::{EVENTS_MAP, Event, MapSpec, decode_event};
+use lang::report::{self, Format, Step};
 use lang::tracepoint::NoTracepoints;
+use lang::userspace::{self, Flow, Host};
 use lang::{Compiled, Target, compile};
 use probes::interp::{Vm, fake_pt_regs};
 
@@ -100,4 +103,260 @@ kprobe:show { printf("%s|\n", @name[arg0]); }"#,
         args: vec![lang::output::Value::Str(s.into())],
     };
     assert_eq!(lines, [text("ab"), text("CAP_DAC_READ_SEARCH"), text("")]);
+}
+
+/// The kernel's side of the map syscalls: a small program per call, as
+/// the interpreter has no other way in.
+impl Kernelish<'_> {
+    fn map_call(&mut self, map: &str, key: &[u8], value: Option<&[u8]>) {
+        use probes::asm::{Builder, Reg::*, Size};
+        let mut b = Builder::new();
+        let put = |b: &mut Builder, bytes: &[u8], at: i16| {
+            for (i, word) in bytes.chunks(8).enumerate() {
+                let mut w = [0u8; 8];
+                w[..word.len()].copy_from_slice(word);
+                b.ld_imm64(R1, i64::from_ne_bytes(w));
+                b.store(Size::DW, R10, at + 8 * i as i16, R1);
+            }
+        };
+        let key_at = -256;
+        put(&mut b, key, key_at);
+        if let Some(value) = value {
+            put(&mut b, value, -128);
+        }
+        let name: &'static str = Box::leak(map.to_string().into_boxed_str());
+        b.ld_map(R1, name);
+        b.mov(R2, R10);
+        b.add(R2, i32::from(key_at));
+        match value {
+            Some(_) => {
+                b.mov(R3, R10);
+                b.add(R3, -128);
+                b.mov(R4, 0);
+                b.call(kernel_headers::bpf::Helper::MapUpdateElem);
+            }
+            None => b.call(kernel_headers::bpf::Helper::MapDeleteElem),
+        }
+        b.mov(R0, 0);
+        b.exit();
+        let raw = b.finish().unwrap().encode(|n| self.fd(n)).unwrap();
+        let regs = fake_pt_regs(&[]).unwrap();
+        assert_eq!(self.vm.run(&raw, &regs), Ok(0));
+    }
+}
+
+/// What the loader does with the maps, on the interpreter: a per-CPU
+/// value comes with a second CPU's zeros, as the kernel reports a CPU
+/// that never ran the program.
+struct Loader<'k, 'c> {
+    kernel: &'k mut Kernelish<'c>,
+    out: Vec<u8>,
+    clock: FixedClock,
+}
+
+impl Host for Loader<'_, '_> {
+    type Error = String;
+
+    fn lookup(&mut self, map: &MapSpec, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>, String> {
+        let fd = self.kernel.fd(&map.name).unwrap();
+        Ok(self
+            .kernel
+            .vm
+            .map_entries(fd)
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| {
+                if map.per_cpu {
+                    let idle = vec![0; v.len()];
+                    vec![v, idle]
+                } else {
+                    vec![v]
+                }
+            }))
+    }
+
+    fn update(&mut self, map: &MapSpec, key: &[u8], value: &[u8]) -> Result<(), String> {
+        assert_eq!(value.len(), map.value_size as usize);
+        self.kernel.map_call(&map.name, key, Some(value));
+        Ok(())
+    }
+
+    fn delete(&mut self, map: &MapSpec, key: &[u8]) -> Result<(), String> {
+        self.kernel.map_call(&map.name, key, None);
+        Ok(())
+    }
+
+    fn emit(&mut self, event: Event) -> Result<(), String> {
+        match report::event(Format::Text, &event).unwrap() {
+            Step::Write(bytes) => self.out.extend(bytes),
+            Step::ClearMap(name) => {
+                let fd = self.kernel.fd(&name).unwrap();
+                for (key, _) in self.kernel.vm.map_entries(fd) {
+                    self.kernel.map_call(&name, &key, None);
+                }
+            }
+            Step::PrintMap(name) => {
+                let spec = report::find_map(self.kernel.compiled, &name).unwrap();
+                let entries = self.entries(spec);
+                self.out
+                    .extend(report::print_map(spec, &entries, Format::Text).unwrap());
+            }
+            Step::Exit => self.out.extend(b"<exit>\n"),
+        }
+        Ok(())
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        &self.clock
+    }
+}
+
+impl Loader<'_, '_> {
+    fn entries(&self, spec: &MapSpec) -> Vec<(Vec<u8>, Vec<Vec<u8>>)> {
+        let fd = self.kernel.fd(&spec.name).unwrap();
+        self.kernel
+            .vm
+            .map_entries(fd)
+            .into_iter()
+            .map(|(k, v)| {
+                let per_cpu = if spec.per_cpu {
+                    vec![v.clone(), vec![0; v.len()]]
+                } else {
+                    vec![v]
+                };
+                (k, per_cpu)
+            })
+            .collect()
+    }
+
+    /// The records the probes sent since the last call, printed.
+    fn records(&mut self, seen: &mut usize) {
+        let compiled = self.kernel.compiled;
+        for record in &self.kernel.vm.perf_output[*seen..] {
+            match report::record(compiled, Format::Text, record).unwrap() {
+                Step::Write(bytes) => self.out.extend(bytes),
+                other => panic!("{other:?}"),
+            }
+        }
+        *seen = self.kernel.vm.perf_output.len();
+    }
+
+    /// What the end prints: END, then every map.
+    fn end(&mut self) {
+        let compiled = self.kernel.compiled;
+        userspace::run_all(compiled, &compiled.end, self).unwrap();
+        let contents: Vec<_> = compiled.maps.iter().map(|m| (m, self.entries(m))).collect();
+        let maps: Vec<_> = contents.iter().map(|(m, e)| (*m, e.as_slice())).collect();
+        self.out
+            .extend(report::exit_maps(&maps, Format::Text).unwrap());
+    }
+}
+
+/// capable.bt's shape: BEGIN prints a header and fills a table the probe
+/// reads; END clears it, so the end prints it empty (a blank line, as
+/// bpftrace prints an empty map).
+#[test]
+fn begin_tables_are_in_the_maps_before_the_probes_run() {
+    let compiled = build(
+        r#"BEGIN {
+    printf("%-9s %-4s %s\n", "TIME", "CAP", "NAME");
+    @cap[0] = "CAP_CHOWN";
+    @cap[1] = "CAP_DAC_OVERRIDE";
+    @cap[2 + 3] = "CAP_KILL";
+}
+kprobe:cap_capable { $cap = arg2; printf("%-4d %s\n", $cap, @cap[$cap]); @seen[$cap] = count(); }
+END { clear(@cap); }"#,
+    );
+    let mut kernel = Kernelish::new(&compiled);
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    assert_eq!(
+        userspace::start(&compiled, &mut loader).unwrap(),
+        Flow::Continue
+    );
+    for cap in [1, 5, 7] {
+        loader.kernel.fire("cap_capable", &[0, 0, cap]);
+    }
+    let mut seen = 0;
+    loader.records(&mut seen);
+    loader.end();
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "TIME      CAP  NAME\n\
+         1    CAP_DAC_OVERRIDE\n\
+         5    CAP_KILL\n\
+         7    \n\
+         \n\n\n@seen[1]: 1\n@seen[5]: 1\n@seen[7]: 1\n"
+    );
+}
+
+/// END reads the maps the probes left: counts combined over the CPUs,
+/// averages, strings, absent keys as 0; `delete`, `exit()` ending the
+/// block; a table BEGIN filled and END did not clear is printed at the end
+/// as bpftrace prints a string map, the cleared ones as blank lines (two
+/// for an average).
+#[test]
+fn end_reads_the_maps() {
+    let compiled = build(
+        r#"BEGIN { @name[1] = "one"; @name[2] = "two"; $x = 6 * 7; @answer = $x; }
+kprobe:f { @calls[arg0] = count(); @lat = avg(arg1); @last = comm; }
+END {
+    printf("calls %d %d %d, avg %d, answer %d, last %s, name %s\n",
+        @calls[1], @calls[2], @calls[3], @lat, @answer, @last, @name[2]);
+    delete(@calls[1]);
+    printf("after delete %d; %s\n", @calls[1], @answer > 40 ? "big" : "small");
+    clear(@lat); clear(@last); clear(@answer);
+    exit();
+    printf("never\n");
+}"#,
+    );
+    let mut kernel = Kernelish::new(&compiled);
+    kernel.vm.comm[..2].copy_from_slice(b"rm");
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    userspace::start(&compiled, &mut loader).unwrap();
+    for (arg0, arg1) in [(1, 10), (1, 20), (2, 60)] {
+        loader.kernel.fire("f", &[arg0, arg1]);
+    }
+    loader.end();
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "calls 2 1 0, avg 30, answer 42, last rm, name two\n\
+         after delete 0; big\n\
+         <exit>\n\
+         \n\n\n@calls[2]: 1\n\n\n\n@name[1]: one\n@name[2]: two\n"
+    );
+}
+
+#[test]
+fn what_user_space_cannot_run_is_refused_in_begin_and_end() {
+    let fields: Vec<(&str, lang::fields::FieldInfo)> = Vec::new();
+    let target = Target {
+        fields: &fields,
+        tracepoints: &NoTracepoints,
+        kernel: Kernel::for_release(KernelVersion::new(4, 14, 0), NATIVE),
+    };
+    for (src, want) in [
+        (
+            "kprobe:f { @h = hist(arg0); } END { printf(\"%d\\n\", @h); }",
+            "reading the histogram `@h` cannot run in BEGIN or END",
+        ),
+        (
+            "BEGIN { @c = count(); }",
+            "an aggregation (count(), sum(), ...) cannot run in BEGIN or END",
+        ),
+        (
+            "END { printf(\"%d\\n\", pid); }",
+            "`pid` cannot be read in BEGIN or END",
+        ),
+    ] {
+        let err = compile(src, &target).unwrap_err().render(src);
+        assert!(err.contains(want), "{src}: {err}");
+    }
 }

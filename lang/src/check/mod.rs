@@ -33,7 +33,6 @@ const UNSUPPORTED: &[&str] = &[
     "curtask",
     "rand",
     "cgroup",
-    "elapsed",
     "username",
     "ctx",
     "cpid",

@@ -74,7 +74,7 @@ impl LocalTime {
 }
 
 /// What the machine says about time.
-pub trait Clock {
+pub trait Clock: std::fmt::Debug {
     /// `CLOCK_REALTIME`: seconds since the epoch.
     fn now(&self) -> i64;
     /// The clock the programs' `nsecs` reads, now.
