@@ -208,7 +208,7 @@ impl Gen<'_> {
                 self.zero(val, value_size as usize);
                 match value_type(&value.ty) {
                     ValueType::Str { len } => self.str_into(value, val, len)?,
-                    ValueType::Int { .. } => {
+                    ValueType::Int { .. } | ValueType::Timestamp { .. } => {
                         self.expr(value)?;
                         self.b.store(Size::DW, R10, val, R0);
                     }
@@ -239,7 +239,7 @@ impl Gen<'_> {
                 for (arg, len) in args.iter().zip(sizes) {
                     match value_type(&arg.ty) {
                         ValueType::Str { len } => self.str_into(arg, at, len)?,
-                        ValueType::Int { .. } => {
+                        ValueType::Int { .. } | ValueType::Timestamp { .. } => {
                             self.expr(arg)?;
                             self.b.store(Size::DW, R10, at, R0);
                         }
@@ -269,7 +269,7 @@ impl Gen<'_> {
             let at = off + slot.offset as i16;
             match slot.ty {
                 ValueType::Str { len } => self.str_into(k, at, len)?,
-                ValueType::Int { .. } => {
+                ValueType::Int { .. } | ValueType::Timestamp { .. } => {
                     self.expr(k)?;
                     self.b.store(Size::DW, R10, at, R0);
                 }

@@ -54,6 +54,8 @@ pub struct Compiled {
     pub maps: Vec<MapSpec>,
     /// Record formats: a record's first u64 indexes this table.
     pub events: Vec<EventFormat>,
+    /// `strftime()` formats, indexed by [`crate::output::ValueType::Timestamp`].
+    pub time_formats: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +195,7 @@ pub(crate) fn check_program(source: &str, target: &Target) -> Result<Checked, Er
             timers,
             maps: checker.maps,
             events: checker.events,
+            time_formats: checker.time_formats,
         },
     })
 }

@@ -18,12 +18,17 @@ pub enum ValueType {
     Str {
         len: u32,
     },
+    /// `strftime(FORMAT, NSECS)`: the u64 `nsecs`, printed in user space
+    /// with format `format` of [`crate::Compiled::time_formats`].
+    Timestamp {
+        format: u32,
+    },
 }
 
 impl ValueType {
     pub fn size(self) -> u32 {
         match self {
-            ValueType::Int { .. } => 8,
+            ValueType::Int { .. } | ValueType::Timestamp { .. } => 8,
             ValueType::Str { len } => len.next_multiple_of(8),
         }
     }
@@ -122,15 +127,21 @@ pub enum EventFormat {
     },
     /// `exit()`: stop tracing, print maps, run END.
     Exit,
+    /// `time(FORMAT)`: print the local time when the record is read.
+    Time {
+        format: String,
+    },
 }
 
-/// One decoded record.
+/// One decoded record. A `strftime()` argument of a printf is its `nsecs`
+/// as [`Value::Uint`] ([`crate::report::Records`] prints it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Printf { format: String, args: Vec<Value> },
     Print { map: String },
     Clear { map: String },
     Exit,
+    Time { format: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -149,6 +160,11 @@ pub enum ValueRef<'a> {
     Int(i64),
     Uint(u64),
     Str(&'a [u8]),
+    /// `strftime()`'s `nsecs`, and its format's index.
+    Timestamp {
+        format: u32,
+        nsecs: u64,
+    },
 }
 
 /// The value at `slot` in `bytes`.
@@ -158,19 +174,26 @@ pub fn slot_value<'a>(bytes: &'a [u8], slot: &Slot) -> Result<ValueRef<'a>, Deco
         len: bytes.len(),
         offset: slot.offset,
     };
+    let word = || -> Result<u64, DecodeError> {
+        let word: [u8; 8] = bytes
+            .get(start..start + 8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(truncated.clone())?;
+        Ok(u64::from_ne_bytes(word))
+    };
     match slot.ty {
         ValueType::Int { signed } => {
-            let word: [u8; 8] = bytes
-                .get(start..start + 8)
-                .and_then(|b| b.try_into().ok())
-                .ok_or(truncated)?;
-            let n = u64::from_ne_bytes(word);
+            let n = word()?;
             Ok(if signed {
                 ValueRef::Int(n as i64)
             } else {
                 ValueRef::Uint(n)
             })
         }
+        ValueType::Timestamp { format } => Ok(ValueRef::Timestamp {
+            format,
+            nsecs: word()?,
+        }),
         ValueType::Str { len } => {
             let text = bytes.get(start..start + len as usize).ok_or(truncated)?;
             // memchr finds the NUL a word at a time; byte by byte it was
@@ -188,7 +211,7 @@ pub fn decode_slots(bytes: &[u8], slots: &[Slot]) -> Result<Vec<Value>, DecodeEr
         .map(|slot| {
             Ok(match slot_value(bytes, slot)? {
                 ValueRef::Int(n) => Value::Int(n),
-                ValueRef::Uint(n) => Value::Uint(n),
+                ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => Value::Uint(n),
                 ValueRef::Str(s) => Value::Str(s.to_vec()),
             })
         })
@@ -222,6 +245,9 @@ pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, Deco
         EventFormat::Print { map } => Event::Print { map: map.clone() },
         EventFormat::Clear { map } => Event::Clear { map: map.clone() },
         EventFormat::Exit => Event::Exit,
+        EventFormat::Time { format } => Event::Time {
+            format: format.clone(),
+        },
     })
 }
 

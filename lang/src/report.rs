@@ -83,10 +83,12 @@ pub fn record(compiled: &Compiled, format: Format, record: &[u8]) -> Result<Step
         .unwrap_or(Step::Write(out)))
 }
 
+/// A slot's value as the formatter takes it; a timestamp is formatted
+/// apart (see [`Records::timestamps`]) and stands here as its `nsecs`.
 fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
     match value {
         ValueRef::Int(n) => format::Arg::Signed(n),
-        ValueRef::Uint(n) => format::Arg::Unsigned(n),
+        ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => format::Arg::Unsigned(n),
         ValueRef::Str(s) => format::Arg::Str(s),
     }
 }
@@ -150,23 +152,27 @@ impl<'a> Records<'a> {
                 step => Ok(Some(step)),
             };
         };
+        let texts = self.timestamps(record, slots)?;
         let mut stack = [format::Arg::Unsigned(0); STACK_ARGS];
-        let heap: Vec<format::Arg<'_>>;
+        let mut heap: Vec<format::Arg<'_>>;
         let args = match stack.get_mut(..slots.len()) {
             Some(args) => {
                 for (arg, slot) in args.iter_mut().zip(slots) {
                     *arg = self::arg(slot_value(record, slot)?);
                 }
-                &*args
+                args
             }
             None => {
                 heap = slots
                     .iter()
                     .map(|slot| Ok(arg(slot_value(record, slot)?)))
                     .collect::<Result<_, DecodeError>>()?;
-                &heap
+                &mut heap
             }
         };
+        for (i, text) in &texts {
+            args[*i] = format::Arg::Str(text);
+        }
         match self.format {
             Format::Text => parsed.format_into(args, out)?,
             Format::Json => {
@@ -180,6 +186,27 @@ impl<'a> Records<'a> {
 }
 
 impl<'a> Records<'a> {
+    /// The text of each `strftime()` argument of a printf record, by
+    /// argument index (none, and no allocation, for most records).
+    fn timestamps(
+        &self,
+        record: &[u8],
+        slots: &[crate::output::Slot],
+    ) -> Result<Vec<(usize, Vec<u8>)>, DecodeError> {
+        let mut texts = Vec::new();
+        for (i, slot) in slots.iter().enumerate() {
+            if let ValueRef::Timestamp { format, nsecs } = slot_value(record, slot)? {
+                let format = self.compiled.time_formats.get(format as usize);
+                let text = format.map_or_else(
+                    || b"(?)".to_vec(),
+                    |f| format::time::timestamp(f, nsecs, self.clock),
+                );
+                texts.push((i, text));
+            }
+        }
+        Ok(texts)
+    }
+
     /// A decoded event's output or request (BEGIN, END and timer blocks
     /// emit these).
     pub fn event(&self, event: &Event) -> Result<Step, ReportError> {
@@ -214,8 +241,14 @@ pub fn event(format: Format, event: &Event) -> Result<Step, ReportError> {
 }
 
 fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, ReportError> {
-    let _ = clock;
     Ok(match event {
+        Event::Time { format: text } => {
+            let text = format::time::time(text, clock);
+            Step::Write(match format {
+                Format::Text => text,
+                Format::Json => format::json::message("time", &text),
+            })
+        }
         Event::Printf { format: text, args } => {
             let args: Vec<format::Arg> = args
                 .iter()
@@ -365,6 +398,10 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
             signed,
             entries: numbers(),
         },
+        MapKind::Assign(ValueType::Timestamp { .. }) => MapValues::Int {
+            signed: false,
+            entries: numbers(),
+        },
         MapKind::Assign(ValueType::Int { signed }) => MapValues::Int {
             signed,
             entries: numbers(),
@@ -425,7 +462,7 @@ mod tests {
             .map(|&ty| {
                 let slot = Slot { ty, offset };
                 offset += match ty {
-                    ValueType::Int { .. } => 8,
+                    ValueType::Int { .. } | ValueType::Timestamp { .. } => 8,
                     ValueType::Str { len } => len,
                 };
                 slot
@@ -450,6 +487,7 @@ mod tests {
             end: Vec::new(),
             timers: Vec::new(),
             maps: Vec::new(),
+            time_formats: Vec::new(),
             events: vec![
                 printf_event("%s \"%d\" %c|\n", &[ValueType::Str { len: 16 }, int, uint]),
                 printf_event("%d %d %d %d %d %d %d %d %d %x\n", &[int; 10]),

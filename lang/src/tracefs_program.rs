@@ -258,6 +258,7 @@ impl Translator<'_> {
             EventFormat::Print { map } | EventFormat::Clear { map } => {
                 refuse(format!("the map `{map}`"), span)
             }
+            EventFormat::Time { .. } => refuse("`time()`", span),
         }
     }
 
@@ -724,9 +725,10 @@ impl TracefsProgram {
                                 (Raw::Int(n), ValueType::Int { signed: true }) => {
                                     output::Value::Int(n as i64)
                                 }
-                                (Raw::Int(n), ValueType::Int { signed: false }) => {
-                                    output::Value::Uint(n)
-                                }
+                                (
+                                    Raw::Int(n),
+                                    ValueType::Int { signed: false } | ValueType::Timestamp { .. },
+                                ) => output::Value::Uint(n),
                                 // The BPF buffer holds `len` bytes, its NUL included.
                                 (Raw::Str(mut s), ValueType::Str { len }) => {
                                     s.truncate((len as usize).saturating_sub(1));

@@ -222,6 +222,15 @@ impl<H: Host> Eval<'_, H> {
                         let mut values = Vec::with_capacity(args.len());
                         for (arg, slot) in args.iter().zip(slots) {
                             values.push(match (self.expr(arg)?, slot.ty) {
+                                (V::Int(n), ValueType::Timestamp { format }) => {
+                                    let format = self
+                                        .compiled
+                                        .time_formats
+                                        .get(format as usize)
+                                        .map_or("", String::as_str);
+                                    let clock = self.host.clock();
+                                    Value::Str(crate::format::time::timestamp(format, n, clock))
+                                }
                                 (V::Str(s), _) => Value::Str(s),
                                 (V::Int(n), ValueType::Int { signed: true }) => {
                                     Value::Int(n as i64)
@@ -236,6 +245,9 @@ impl<H: Host> Eval<'_, H> {
                     }
                     EventFormat::Print { map } => Event::Print { map: map.clone() },
                     EventFormat::Clear { map } => Event::Clear { map: map.clone() },
+                    EventFormat::Time { format } => Event::Time {
+                        format: format.clone(),
+                    },
                     EventFormat::Exit => {
                         self.host.emit(Event::Exit).map_err(RunError::Host)?;
                         return Ok(Flow::Exit);

@@ -187,7 +187,8 @@ impl Host for Loader<'_, '_> {
     }
 
     fn emit(&mut self, event: Event) -> Result<(), String> {
-        match report::event(Format::Text, &event).unwrap() {
+        let records = report::Records::new(self.kernel.compiled, Format::Text, &self.clock);
+        match records.event(&event).unwrap() {
             Step::Write(bytes) => self.out.extend(bytes),
             Step::ClearMap(name) => {
                 let fd = self.kernel.fd(&name).unwrap();
@@ -359,4 +360,51 @@ fn what_user_space_cannot_run_is_refused_in_begin_and_end() {
         let err = compile(src, &target).unwrap_err().render(src);
         assert!(err.contains(want), "{src}: {err}");
     }
+}
+
+/// opensnoop/execsnoop's time columns: `time()` prints the clock's local
+/// time when the record is read, `strftime()` the probe's `nsecs` made
+/// wall-clock time, `elapsed` the ns since BEGIN (its start written by the
+/// loader before BEGIN). BEGIN prints them in user space the same way.
+#[test]
+fn time_strftime_and_elapsed() {
+    let compiled = build(
+        r#"BEGIN { time("%H:%M:%S "); printf("%s %d\n", strftime("%M:%S.%f", nsecs), elapsed); }
+kprobe:f { time(); time("%Y-%m-%d "); printf("%-15s|%d|%s\n", strftime("%H:%M:%S.%f", nsecs), elapsed / 1000, strftime("%s", nsecs)); }"#,
+    );
+    // 2024-02-29 13:05:09 UTC; `nsecs` 0 was 13:05:00.5.
+    let clock = FixedClock {
+        now: 1_709_211_909,
+        nsecs: 7_000_000_000,
+        nsecs_epoch: 1_709_211_900_500_000_000,
+    };
+    let mut kernel = Kernelish::new(&compiled);
+    kernel.vm.ktime_ns = 7_250_000_123;
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock,
+    };
+    userspace::start(&compiled, &mut loader).unwrap();
+    loader.kernel.fire("f", &[]);
+    for format in [Format::Text, Format::Json] {
+        let mut records = report::Records::new(&compiled, format, &clock);
+        let mut out = Vec::new();
+        for record in &loader.kernel.vm.perf_output {
+            assert_eq!(records.record(record, &mut out).unwrap(), None);
+        }
+        let want = match format {
+            Format::Text => "13:05:09\n2024-02-29 13:05:07.750000|250000|1709211907\n",
+            Format::Json => concat!(
+                "{\"type\": \"time\", \"data\": \"13:05:09\\n\"}\n",
+                "{\"type\": \"time\", \"data\": \"2024-02-29 \"}\n",
+                "{\"type\": \"printf\", \"data\": \"13:05:07.750000|250000|1709211907\\n\"}\n"
+            ),
+        };
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "13:05:09 05:07.500000 0\n"
+    );
 }

@@ -144,6 +144,7 @@ fn trace(events: usize, format: report::Format) {
         end: Vec::new(),
         timers: Vec::new(),
         maps: Vec::new(),
+        time_formats: Vec::new(),
         events: vec![EventFormat::Printf {
             format: "KPROBE ENTRY %s %d\n".into(),
             args: vec![

@@ -392,7 +392,11 @@ impl Checker<'_> {
                 span,
                 format!("{name}() is assigned to a map: `@m = {name}(...)`"),
             )),
-            "printf" | "print" | "exit" | "clear" | "delete" => Err(Error::at(
+            "strftime" => Err(Error::at(
+                span,
+                "strftime() is printed by printf's %s: printf(\"%s\\n\", strftime(\"%H:%M:%S\", nsecs))",
+            )),
+            "printf" | "print" | "exit" | "clear" | "delete" | "time" => Err(Error::at(
                 span,
                 format!("{name}() is a statement, not a value"),
             )),

@@ -51,14 +51,12 @@ const UNSUPPORTED: &[&str] = &[
     "override",
     "strncmp",
     "buf",
-    "time",
     "stats",
     "zero",
     "len",
     "reg",
     "macaddr",
     "cgroupid",
-    "strftime",
     "path",
     "skboutput",
     "unwatch",
@@ -80,6 +78,8 @@ pub struct Checker<'a> {
     pub kernel: Kernel,
     pub maps: Vec<MapSpec>,
     pub events: Vec<EventFormat>,
+    /// `strftime()` formats, by [`ValueType::Timestamp`]'s index.
+    pub time_formats: Vec<String>,
     /// `struct.member` of every field looked up.
     pub used_fields: BTreeSet<String>,
     /// Fields the source lacks, in order of first use.
@@ -124,6 +124,7 @@ impl<'a> Checker<'a> {
             kernel,
             maps: Vec::new(),
             events: Vec::new(),
+            time_formats: Vec::new(),
             used_fields: BTreeSet::new(),
             missing_fields: Vec::new(),
             untyped: Vec::new(),

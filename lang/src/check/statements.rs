@@ -40,6 +40,12 @@ impl Checker<'_> {
                 let mut slots = Vec::new();
                 let mut offset = 8;
                 for (conv, arg) in convs.iter().zip(rest) {
+                    if let Some(slot) = self.strftime(scope, *conv, arg, offset)? {
+                        slots.push(slot.0);
+                        offset += slot.0.ty.size();
+                        targs.push(slot.1);
+                        continue;
+                    }
                     let value = self.expr(scope, arg)?;
                     let value = self.storable(value)?;
                     let ty = match (conv, &value.ty) {
@@ -74,6 +80,29 @@ impl Checker<'_> {
                 Ok(Some(TStmt::Emit {
                     event,
                     args: targs,
+                    span,
+                }))
+            }
+            "time" => {
+                let format = match &args[..] {
+                    [] => crate::format::time::DEFAULT_TIME_FORMAT.to_string(),
+                    [
+                        Expr {
+                            kind: ExprKind::Str(format),
+                            ..
+                        },
+                    ] => format.clone(),
+                    _ => {
+                        return Err(Error::at(
+                            span,
+                            "time takes an optional format string literal: time(\"%H:%M:%S\\n\")",
+                        ));
+                    }
+                };
+                let event = self.event(EventFormat::Time { format });
+                Ok(Some(TStmt::Emit {
+                    event,
+                    args: Vec::new(),
                     span,
                 }))
             }
@@ -129,6 +158,55 @@ impl Checker<'_> {
                 Ok(None)
             }
         }
+    }
+
+    /// A printf argument `strftime(FORMAT, NSECS)`: its slot (the `nsecs`,
+    /// formatted in user space when the record is printed) and the
+    /// `nsecs` expression. `None` for any other argument.
+    fn strftime(
+        &mut self,
+        scope: &mut Scope,
+        conv: char,
+        arg: &Expr,
+        offset: u32,
+    ) -> Result<Option<(Slot, TExpr)>, Error> {
+        let ExprKind::Call { name, args } = &arg.kind else {
+            return Ok(None);
+        };
+        if name != "strftime" {
+            return Ok(None);
+        }
+        let [format, nsecs] = &args[..] else {
+            return Err(Error::at(
+                arg.span,
+                "strftime takes a format string literal and a time in nanoseconds: strftime(\"%H:%M:%S\", nsecs)",
+            ));
+        };
+        let ExprKind::Str(format) = &format.kind else {
+            return Err(Error::at(
+                format.span,
+                "strftime's format must be a string literal",
+            ));
+        };
+        if conv != 's' {
+            return Err(Error::at(
+                arg.span,
+                format!("%{conv} needs an integer, found strftime()'s text; use %s"),
+            ));
+        }
+        let value = self.expr(scope, nsecs)?;
+        let value = self.scalar(value, "strftime's time")?;
+        let index = match self.time_formats.iter().position(|f| f == format) {
+            Some(i) => i,
+            None => {
+                self.time_formats.push(format.clone());
+                self.time_formats.len() - 1
+            }
+        };
+        let ty = ValueType::Timestamp {
+            format: index as u32,
+        };
+        Ok(Some((Slot { ty, offset }, value)))
     }
 
     pub(super) fn event(&mut self, format: EventFormat) -> usize {
