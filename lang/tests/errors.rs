@@ -119,7 +119,7 @@ fn one_line_causes() {
         ),
         (
             "kprobe:f { printf(\"%f\\n\", 1); }",
-            "printf conversion `%f` is not supported",
+            "`%f` is not a printf conversion in bpftrace 0.23 (it prints as written)",
         ),
         (
             "kprobe:f { $x = $y; }",

@@ -408,3 +408,46 @@ kprobe:f { time(); time("%Y-%m-%d "); printf("%-15s|%d|%s\n", strftime("%H:%M:%S
         "13:05:09 05:07.500000 0\n"
     );
 }
+
+/// Every width, flag and length bpftrace 0.23 takes, the same from BEGIN
+/// (user space) and from a probe's record, as C's printf prints them (the
+/// argument cast to the length's type). `%i` is not a conversion to
+/// bpftrace: it prints as written.
+#[test]
+fn printf_conversions_as_bpftrace_takes_them() {
+    let body = r#"printf("%-5s|%5d|%05d|%x|%X|%lld|%hhu|%c|%%|%p|%u|%o|%.2s|%-4c|%lx|%hd|%i\n", "ab", 42, -42, 255, 255, -1, 257, 65, 0, -1, 8, "xyz", 66, -1, 65537);"#;
+    let compiled = build(&format!("BEGIN {{ {body} }} kprobe:f {{ {body} }}"));
+    let want =
+        "ab   |   42|-0042|ff|FF|-1|1|A|%|(nil)|4294967295|10|xy|B   |ffffffffffffffff|1|%i\n";
+    let mut kernel = Kernelish::new(&compiled);
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    userspace::start(&compiled, &mut loader).unwrap();
+    loader.kernel.fire("f", &[]);
+    let mut seen = 0;
+    loader.records(&mut seen);
+    assert_eq!(String::from_utf8(loader.out).unwrap(), want.repeat(2));
+
+    let fields: Vec<(&str, lang::fields::FieldInfo)> = Vec::new();
+    let target = Target {
+        fields: &fields,
+        tracepoints: &NoTracepoints,
+        kernel: Kernel::for_release(KernelVersion::new(4, 14, 0), NATIVE),
+    };
+    for (src, err) in [
+        (
+            r#"BEGIN { printf("%i\n", 1); }"#,
+            "`%i` is not a printf conversion in bpftrace 0.23",
+        ),
+        (
+            r#"BEGIN { printf("%r\n", 1); }"#,
+            "printf conversion `%r` prints a buf() value",
+        ),
+    ] {
+        let got = compile(src, &target).unwrap_err().render(src);
+        assert!(got.contains(err), "{src}: {got}");
+    }
+}

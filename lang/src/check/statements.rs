@@ -25,7 +25,7 @@ impl Checker<'_> {
                         "printf's format must be a string literal",
                     ));
                 };
-                let convs = conversions(format).map_err(|m| Error::at(fmt.span, m))?;
+                let convs = conversions(format, rest.len()).map_err(|m| Error::at(fmt.span, m))?;
                 if convs.len() != rest.len() {
                     return Err(Error::at(
                         span,
@@ -218,39 +218,29 @@ impl Checker<'_> {
     }
 }
 
-/// The conversion letters of a printf format (`%lu` -> `u`), checked.
-pub fn conversions(format: &str) -> Result<Vec<char>, String> {
+/// The conversion letter of each of a printf format's conversions (`%lu`
+/// -> `u`), found as bpftrace 0.23 finds them (`format::FormatString`):
+/// `%[-][width][.precision]` then `s`, `c`, or `d u o x X p` after an
+/// optional `hh h l ll j z t`. Anything else after `%` (`%i`, `%+d`, `%f`)
+/// is text to bpftrace, printed as written; it is named when the number of
+/// arguments then does not match. `%r` takes a `buf()`, which nobtf lacks.
+pub fn conversions(format: &str, args: usize) -> Result<Vec<char>, String> {
+    let parsed = crate::format::FormatString::parse(format);
     let mut out = Vec::new();
-    let mut chars = format.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            continue;
+    for (spec, ty) in parsed.conversions() {
+        if ty == crate::format::ArgType::Buffer {
+            return Err(format!(
+                "printf conversion `%{spec}` prints a buf() value, which nobtf trace does not support yet"
+            ));
         }
-        // Flags and width, as bpftrace passes them to the C formatter.
-        while let Some(&f) = chars.peek() {
-            if "-+ #0123456789".contains(f) {
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let mut longs = 0;
-        while chars.peek() == Some(&'l') {
-            chars.next();
-            longs += 1;
-        }
-        match chars.next() {
-            Some('%') if longs == 0 => {}
-            Some(conv @ ('d' | 'i' | 'u' | 'x' | 'X')) if longs <= 2 => out.push(conv),
-            Some(conv @ ('s' | 'c')) if longs == 0 => out.push(conv),
-            Some(other) => {
-                return Err(format!(
-                    "printf conversion `%{}{other}` is not supported: use %d %i %u %x %lu %ld %llu %llx %s %c %%",
-                    "l".repeat(longs)
-                ));
-            }
-            None => return Err("printf format ends inside a conversion".into()),
-        }
+        out.extend(spec.chars().last());
+    }
+    if out.len() != args
+        && let Some(text) = parsed.stray_percent()
+    {
+        return Err(format!(
+            "`{text}` is not a printf conversion in bpftrace 0.23 (it prints as written): use %d %u %x %o %p %c %s, with `-`, a width, a precision and hh h l ll"
+        ));
     }
     Ok(out)
 }
