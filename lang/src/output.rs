@@ -120,6 +120,13 @@ pub enum EventFormat {
     Print {
         map: String,
     },
+    /// `print(@m, top, div)`: print the map now, only its last `top`
+    /// entries (0: all), values divided by `div` (0: 1).
+    PrintTop {
+        map: String,
+        top: u32,
+        div: u32,
+    },
     /// `clear(@m)`: delete every entry (BPF cannot iterate a map).
     Clear {
         map: String,
@@ -138,6 +145,7 @@ pub enum EventFormat {
 pub enum Event {
     Printf { format: String, args: Vec<Value> },
     Print { map: String },
+    PrintTop { map: String, top: u32, div: u32 },
     Clear { map: String },
     Exit,
     Time { format: String },
@@ -242,6 +250,11 @@ pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, Deco
             args: decode_slots(record, args)?,
         },
         EventFormat::Print { map } => Event::Print { map: map.clone() },
+        EventFormat::PrintTop { map, top, div } => Event::PrintTop {
+            map: map.clone(),
+            top: *top,
+            div: *div,
+        },
         EventFormat::Clear { map } => Event::Clear { map: map.clone() },
         EventFormat::Exit => Event::Exit,
         EventFormat::Time { format } => Event::Time {

@@ -4,8 +4,9 @@
 //! perf ring and the maps, these functions give the bytes to write.
 //!
 //! The loader:
-//! - for each perf record calls [`record`] (for BEGIN, END and timer
-//!   events, already decoded, [`event`]) and acts on the [`Step`]: write
+//! - for each perf record calls [`Records::record`] (for the events BEGIN,
+//!   END and timer blocks emit, [`Records::event`]) and acts on the
+//!   [`Step`]: write
 //!   the bytes, print a map now ([`print_map`] with its entries), clear a
 //!   map (delete every key), or stop;
 //! - at exit (END, `exit()`, Ctrl-C, `-c` ending, `--duration`) runs END's
@@ -50,6 +51,9 @@ pub enum Step {
     Write(Vec<u8>),
     /// Print this map now: [`print_map`] with its entries at this moment.
     PrintMap(String),
+    /// `print(@m, top, div)`: the map now, its last `top` entries, values
+    /// divided by `div` ([`print_map_top`]).
+    PrintMapTop { map: String, top: u32, div: u32 },
     /// Delete every entry of this map.
     ClearMap(String),
     /// Stop tracing: detach, run END, print [`exit_maps`].
@@ -261,6 +265,11 @@ fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, 
             printf(format, text, &args)?
         }
         Event::Print { map } => Step::PrintMap(map.clone()),
+        Event::PrintTop { map, top, div } => Step::PrintMapTop {
+            map: map.clone(),
+            top: *top,
+            div: *div,
+        },
         Event::Clear { map } => Step::ClearMap(map.clone()),
         Event::Exit => Step::Exit,
     })
@@ -272,10 +281,22 @@ pub fn print_map(
     entries: &Entries,
     format: Format,
 ) -> Result<Vec<u8>, ReportError> {
+    print_map_top(spec, entries, format, 0, 0)
+}
+
+/// `print(@m, top, div)`: the last `top` entries in bpftrace's order (0:
+/// all), values divided by `div` (0: 1).
+pub fn print_map_top(
+    spec: &MapSpec,
+    entries: &Entries,
+    format: Format,
+    top: u32,
+    div: u32,
+) -> Result<Vec<u8>, ReportError> {
     let map = contents(spec, entries)?;
     Ok(match format {
-        Format::Text => format::text::map(&map, 0, 0),
-        Format::Json => format::json::map(&map, 0, 0),
+        Format::Text => format::text::map(&map, top, div),
+        Format::Json => format::json::map(&map, top, div),
     })
 }
 

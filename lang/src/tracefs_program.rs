@@ -255,9 +255,9 @@ impl Translator<'_> {
                 })
             }
             EventFormat::Exit => Ok(Action::Exit),
-            EventFormat::Print { map } | EventFormat::Clear { map } => {
-                refuse(format!("the map `{map}`"), span)
-            }
+            EventFormat::Print { map }
+            | EventFormat::PrintTop { map, .. }
+            | EventFormat::Clear { map } => refuse(format!("the map `{map}`"), span),
             EventFormat::Time { .. } => refuse("`time()`", span),
         }
     }

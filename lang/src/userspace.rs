@@ -244,6 +244,11 @@ impl<H: Host> Eval<'_, H> {
                         }
                     }
                     EventFormat::Print { map } => Event::Print { map: map.clone() },
+                    EventFormat::PrintTop { map, top, div } => Event::PrintTop {
+                        map: map.clone(),
+                        top: *top,
+                        div: *div,
+                    },
                     EventFormat::Clear { map } => Event::Clear { map: map.clone() },
                     EventFormat::Time { format } => Event::Time {
                         format: format.clone(),

@@ -136,6 +136,11 @@ fn trace(src: &str, events: &[(&str, Vec<u64>, &[u8])], format: Format) -> Strin
                     let spec = report::find_map(&compiled, &name).unwrap();
                     out.extend(report::print_map(spec, &kernel.entries(&name), format).unwrap());
                 }
+                Step::PrintMapTop { map, top, div } => {
+                    let spec = report::find_map(&compiled, &map).unwrap();
+                    let entries = kernel.entries(&map);
+                    out.extend(report::print_map_top(spec, &entries, format, top, div).unwrap());
+                }
                 Step::ClearMap(name) => kernel.fresh_map(&name),
                 Step::Exit => break 'events,
             }

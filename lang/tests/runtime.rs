@@ -202,6 +202,12 @@ impl Host for Loader<'_, '_> {
                 self.out
                     .extend(report::print_map(spec, &entries, Format::Text).unwrap());
             }
+            Step::PrintMapTop { map, top, div } => {
+                let spec = report::find_map(self.kernel.compiled, &map).unwrap();
+                let entries = self.entries(spec);
+                self.out
+                    .extend(report::print_map_top(spec, &entries, Format::Text, top, div).unwrap());
+            }
             Step::Exit => self.out.extend(b"<exit>\n"),
         }
         Ok(())
@@ -450,4 +456,28 @@ fn printf_conversions_as_bpftrace_takes_them() {
         let got = compile(src, &target).unwrap_err().render(src);
         assert!(got.contains(err), "{src}: {got}");
     }
+}
+
+/// syscount.bt's END: `print(@m, top)` prints the last `top` entries in
+/// bpftrace's order, `print(@m, top, div)` divides the values too.
+#[test]
+fn print_takes_top_and_div() {
+    let compiled =
+        build("kprobe:f { @c[arg0] = count(); } END { print(@c, 2); print(@c, 0, 2); clear(@c); }");
+    let mut kernel = Kernelish::new(&compiled);
+    for (key, times) in [(1, 3), (2, 5), (3, 1)] {
+        for _ in 0..times {
+            kernel.fire("f", &[key]);
+        }
+    }
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    loader.end();
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "@c[1]: 3\n@c[2]: 5\n@c[3]: 0\n@c[1]: 1\n@c[2]: 2\n\n\n\n"
+    );
 }

@@ -115,6 +115,7 @@ impl Checker<'_> {
                     span,
                 }))
             }
+            "print" if args.len() > 1 => self.print_top(args, span),
             "print" | "clear" => {
                 let Some(m) = only_map(args) else {
                     return Err(Error::at(
@@ -158,6 +159,35 @@ impl Checker<'_> {
                 Ok(None)
             }
         }
+    }
+
+    /// `print(@m, top[, div])`: both integer constants, as bpftrace wants.
+    fn print_top(&mut self, args: &[Expr], span: Span) -> Result<Option<TStmt>, Error> {
+        let usage = "print takes a map and up to two integer constants: print(@m, TOP, DIV)";
+        let (Some(m), rest) = (only_map(&args[..1]), &args[1..]) else {
+            return Err(Error::at(span, usage));
+        };
+        if !m.keys.is_empty() || rest.len() > 2 {
+            return Err(Error::at(span, usage));
+        }
+        self.map_index(&m.name, m.span)?;
+        let mut numbers = [0u32; 2];
+        for (n, arg) in numbers.iter_mut().zip(rest) {
+            *n = constant(arg)
+                .and_then(|c| u32::try_from(c).ok())
+                .ok_or_else(|| Error::at(arg.span, usage))?;
+        }
+        let [top, div] = numbers;
+        let event = self.event(EventFormat::PrintTop {
+            map: format!("@{}", m.name),
+            top,
+            div,
+        });
+        Ok(Some(TStmt::Emit {
+            event,
+            args: Vec::new(),
+            span,
+        }))
     }
 
     /// A printf argument `strftime(FORMAT, NSECS)`: its slot (the `nsecs`,

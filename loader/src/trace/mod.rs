@@ -318,11 +318,8 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
     while let Some(step) = printer.pending.pop_front() {
         match step {
             Step::Write(bytes) => printer.write(&bytes)?,
-            Step::PrintMap(name) => {
-                let spec = report::find_map(printer.compiled(), &name)?.clone();
-                let entries = map_entries(session, &spec)?;
-                printer.write(&report::print_map(&spec, &entries, printer.format())?)?;
-            }
+            Step::PrintMap(map) => print(printer, session, &map, 0, 0)?,
+            Step::PrintMapTop { map, top, div } => print(printer, session, &map, top, div)?,
             Step::ClearMap(name) => {
                 if let Some(map) = session.map(&name) {
                     for (key, _) in session.entries(&name)? {
@@ -337,6 +334,20 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
         }
     }
     Ok(false)
+}
+
+/// `print(@m, top, div)` now.
+fn print(
+    printer: &mut Printer<'_>,
+    session: &Session,
+    map: &str,
+    top: u32,
+    div: u32,
+) -> Result<(), TraceError> {
+    let spec = report::find_map(printer.compiled(), map)?.clone();
+    let entries = map_entries(session, &spec)?;
+    let text = report::print_map_top(&spec, &entries, printer.format(), top, div)?;
+    printer.write(&text)
 }
 
 /// A key and each CPU's value.
