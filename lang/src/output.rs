@@ -241,6 +241,26 @@ pub fn event_format<'a>(
         .ok_or(DecodeError::UnknownEvent(id))
 }
 
+impl EventFormat {
+    /// The event of a format that carries no values (all but printf).
+    pub fn valueless(&self) -> Option<Event> {
+        Some(match self {
+            EventFormat::Printf { .. } => return None,
+            EventFormat::Print { map } => Event::Print { map: map.clone() },
+            EventFormat::PrintTop { map, top, div } => Event::PrintTop {
+                map: map.clone(),
+                top: *top,
+                div: *div,
+            },
+            EventFormat::Clear { map } => Event::Clear { map: map.clone() },
+            EventFormat::Exit => Event::Exit,
+            EventFormat::Time { format } => Event::Time {
+                format: format.clone(),
+            },
+        })
+    }
+}
+
 /// Decode one perf record against the program's event table.
 pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, DecodeError> {
     let format = event_format(events, record)?;
@@ -249,17 +269,7 @@ pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, Deco
             format: format.clone(),
             args: decode_slots(record, args)?,
         },
-        EventFormat::Print { map } => Event::Print { map: map.clone() },
-        EventFormat::PrintTop { map, top, div } => Event::PrintTop {
-            map: map.clone(),
-            top: *top,
-            div: *div,
-        },
-        EventFormat::Clear { map } => Event::Clear { map: map.clone() },
-        EventFormat::Exit => Event::Exit,
-        EventFormat::Time { format } => Event::Time {
-            format: format.clone(),
-        },
+        other => other.valueless().unwrap_or(Event::Exit),
     })
 }
 

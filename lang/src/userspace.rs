@@ -243,20 +243,11 @@ impl<H: Host> Eval<'_, H> {
                             args: values,
                         }
                     }
-                    EventFormat::Print { map } => Event::Print { map: map.clone() },
-                    EventFormat::PrintTop { map, top, div } => Event::PrintTop {
-                        map: map.clone(),
-                        top: *top,
-                        div: *div,
-                    },
-                    EventFormat::Clear { map } => Event::Clear { map: map.clone() },
-                    EventFormat::Time { format } => Event::Time {
-                        format: format.clone(),
-                    },
                     EventFormat::Exit => {
                         self.host.emit(Event::Exit).map_err(RunError::Host)?;
                         return Ok(Flow::Exit);
                     }
+                    other => other.valueless().unwrap_or(Event::Exit),
                 };
                 self.host.emit(event).map_err(RunError::Host)?;
             }

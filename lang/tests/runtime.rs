@@ -16,14 +16,25 @@ use probes::interp::{Vm, fake_pt_regs};
 
 const EVENTS_FD: i32 = 100;
 
-fn build(src: &str) -> Compiled {
-    let fields: Vec<(&str, lang::fields::FieldInfo)> = Vec::new();
-    let target = Target {
-        fields: &fields,
+/// No struct fields: these programs read none.
+static NO_FIELDS: Vec<(&str, lang::fields::FieldInfo)> = Vec::new();
+
+/// 4.14, no struct fields.
+fn target() -> Target<'static> {
+    Target {
+        fields: &NO_FIELDS,
         tracepoints: &NoTracepoints,
         kernel: Kernel::for_release(KernelVersion::new(4, 14, 0), NATIVE),
-    };
-    compile(src, &target).unwrap_or_else(|e| panic!("{}", e.render(src)))
+    }
+}
+
+fn build(src: &str) -> Compiled {
+    compile(src, &target()).unwrap_or_else(|e| panic!("{}", e.render(src)))
+}
+
+/// The first line of the error compiling `src`.
+fn refusal(src: &str) -> String {
+    compile(src, &target()).unwrap_err().render(src)
 }
 
 /// The interpreter with every map of the program.
@@ -343,12 +354,6 @@ END {
 
 #[test]
 fn what_user_space_cannot_run_is_refused_in_begin_and_end() {
-    let fields: Vec<(&str, lang::fields::FieldInfo)> = Vec::new();
-    let target = Target {
-        fields: &fields,
-        tracepoints: &NoTracepoints,
-        kernel: Kernel::for_release(KernelVersion::new(4, 14, 0), NATIVE),
-    };
     for (src, want) in [
         (
             "kprobe:f { @h = hist(arg0); } END { printf(\"%d\\n\", @h); }",
@@ -363,7 +368,7 @@ fn what_user_space_cannot_run_is_refused_in_begin_and_end() {
             "`pid` cannot be read in BEGIN or END",
         ),
     ] {
-        let err = compile(src, &target).unwrap_err().render(src);
+        let err = refusal(src);
         assert!(err.contains(want), "{src}: {err}");
     }
 }
@@ -437,12 +442,6 @@ fn printf_conversions_as_bpftrace_takes_them() {
     loader.records(&mut seen);
     assert_eq!(String::from_utf8(loader.out).unwrap(), want.repeat(2));
 
-    let fields: Vec<(&str, lang::fields::FieldInfo)> = Vec::new();
-    let target = Target {
-        fields: &fields,
-        tracepoints: &NoTracepoints,
-        kernel: Kernel::for_release(KernelVersion::new(4, 14, 0), NATIVE),
-    };
     for (src, err) in [
         (
             r#"BEGIN { printf("%i\n", 1); }"#,
@@ -453,7 +452,7 @@ fn printf_conversions_as_bpftrace_takes_them() {
             "printf conversion `%r` prints a buf() value",
         ),
     ] {
-        let got = compile(src, &target).unwrap_err().render(src);
+        let got = refusal(src);
         assert!(got.contains(err), "{src}: {got}");
     }
 }
