@@ -480,3 +480,24 @@ fn print_takes_top_and_div() {
         "@c[1]: 3\n@c[2]: 5\n@c[3]: 0\n@c[1]: 1\n@c[2]: 2\n\n\n\n"
     );
 }
+
+/// A map keyed by `comm` is read with a literal (`@s["rm"]`) of another
+/// length; a literal key longer than the first one written widens the key.
+#[test]
+fn string_keys_of_any_length_name_the_same_entries() {
+    let compiled = build(
+        r#"kprobe:f { @s[comm] = 5; @t["a-longer-literal-key"] = 1; @t[comm] = 2; }
+END { printf("%d %d %d %d\n", @s["rm"], @s["x"], @t["rm"], @t["a-longer-literal-key"]); }"#,
+    );
+    let mut kernel = Kernelish::new(&compiled);
+    kernel.vm.comm[..2].copy_from_slice(b"rm");
+    kernel.fire("f", &[]);
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    let compiled = loader.kernel.compiled;
+    userspace::run_all(compiled, &compiled.end, &mut loader).unwrap();
+    assert_eq!(String::from_utf8(loader.out).unwrap(), "5 0 2 1\n");
+}

@@ -43,9 +43,11 @@ impl Checker<'_> {
     pub(super) fn check_keys(&self, map: usize, keys: &[TExpr], span: Span) -> Result<(), Error> {
         let expected = &self.maps[map].key;
         let got = Checker::key_slots(keys);
+        // Strings of any length: `@s[comm]` is read as `@s["rm"]`.
         let same = expected.len() == got.len()
             && expected.iter().zip(&got).all(|(a, b)| match (a.ty, b.ty) {
-                (ValueType::Int { .. }, ValueType::Int { .. }) => true,
+                (ValueType::Int { .. }, ValueType::Int { .. })
+                | (ValueType::Str { .. }, ValueType::Str { .. }) => true,
                 (a, b) => a == b,
             });
         if same {
@@ -59,6 +61,22 @@ impl Checker<'_> {
                 ),
             ))
         }
+    }
+
+    /// A string key part as long as the longest string written there
+    /// (shorter ones are NUL-padded, as string values are).
+    fn widen_string_keys(&mut self, map: usize, keys: &[TExpr]) {
+        let spec = &mut self.maps[map];
+        let mut offset = 0;
+        for (slot, new) in spec.key.iter_mut().zip(Checker::key_slots(keys)) {
+            if let (ValueType::Str { len: a }, ValueType::Str { len: b }) = (&mut slot.ty, new.ty) {
+                *a = (*a).max(b);
+            }
+            slot.offset = offset;
+            offset += slot.ty.size();
+        }
+        let bucket = matches!(spec.kind, MapKind::Hist | MapKind::Lhist { .. });
+        spec.key_size = (offset + if bucket { 8 } else { 0 }).max(8);
     }
 
     pub(super) fn map_assign(
@@ -149,6 +167,7 @@ impl Checker<'_> {
                     ));
                 }
                 self.check_keys(i, &keys, target.span)?;
+                self.widen_string_keys(i, &keys);
                 i
             }
             None => {
