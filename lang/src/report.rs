@@ -94,6 +94,7 @@ fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
         ValueRef::Int(n) => format::Arg::Signed(n),
         ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => format::Arg::Unsigned(n),
         ValueRef::Str(s) => format::Arg::Str(s),
+        ValueRef::Inet(raw) => format::Arg::Inet(raw),
     }
 }
 
@@ -427,7 +428,7 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
             signed,
             entries: numbers(),
         },
-        MapKind::Assign(ValueType::Str { .. }) => MapValues::Str(
+        MapKind::Assign(ValueType::Str { .. } | ValueType::Inet) => MapValues::Str(
             decoded
                 .into_iter()
                 .map(|(k, v)| match v {
@@ -485,6 +486,7 @@ mod tests {
                 offset += match ty {
                     ValueType::Int { .. } | ValueType::Timestamp { .. } => 8,
                     ValueType::Str { len } => len,
+                    ValueType::Inet => crate::output::INET_SIZE,
                 };
                 slot
             })

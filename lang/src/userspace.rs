@@ -10,8 +10,9 @@
 //! signed where the checker typed it so), `$x` variables, `@m[k]` reads
 //! (aggregations combined over the CPUs, as bpftrace 0.23 reads them) and
 //! assignments, `delete`, `printf`, `print`, `clear`, `exit()` (which ends
-//! the block, as in bpftrace), `nsecs` and `elapsed`. [`check`] refuses
-//! the rest before anything loads.
+//! the block, as in bpftrace), `if`/`else`, `unroll`, `return`, string
+//! comparisons, `nsecs` and `elapsed`. [`check`] refuses the rest before
+//! anything loads.
 
 use thiserror::Error;
 
@@ -88,7 +89,11 @@ pub fn run_all<H: Host>(
 /// Without `clock`, `nsecs` and `elapsed` count as kernel state (an
 /// interval reading them stays a BPF program).
 pub fn check(block: &TProbe, maps: &[MapSpec], clock: bool) -> Result<(), (Span, String)> {
-    for stmt in &block.body {
+    check_body(&block.body, maps, clock)
+}
+
+fn check_body(body: &[TStmt], maps: &[MapSpec], clock: bool) -> Result<(), (Span, String)> {
+    for stmt in body {
         match stmt {
             TStmt::AssignVar { value, .. } => check_expr(value, maps, clock)?,
             TStmt::MapAssign { keys, value, .. } => {
@@ -104,8 +109,23 @@ pub fn check(block: &TProbe, maps: &[MapSpec], clock: bool) -> Result<(), (Span,
             TStmt::MapAgg { span, .. } => {
                 return Err((*span, "an aggregation (count(), sum(), ...)".into()));
             }
-            #[allow(unreachable_patterns)]
-            _ => return Err((Span::default(), "this statement".into())),
+            TStmt::If {
+                cond,
+                then,
+                otherwise,
+                ..
+            } => {
+                check_expr(cond, maps, clock)?;
+                check_body(then, maps, clock)?;
+                check_body(otherwise, maps, clock)?;
+            }
+            TStmt::Unroll { body, .. } => check_body(body, maps, clock)?,
+            TStmt::Jump {
+                jump: crate::ast::Jump::Return,
+                ..
+            } => {}
+            TStmt::While { span, .. } => return Err((*span, "a `while` loop".into())),
+            TStmt::Jump { span, .. } => return Err((*span, "`break`/`continue`".into())),
         }
     }
     Ok(())
@@ -129,7 +149,8 @@ fn check_expr(e: &TExpr, maps: &[MapSpec], clock: bool) -> Result<(), (Span, Str
             keys.iter().try_for_each(sub)
         }
         TKind::Unary(_, v) => sub(v),
-        TKind::Binary(_, l, r) => sub(l).and_then(|()| sub(r)),
+        TKind::Binary { left, right, .. } => sub(left).and_then(|()| sub(right)),
+        TKind::StrCmp { left, right, .. } => sub(left).and_then(|()| sub(right)),
         TKind::Ternary(c, a, b) => sub(c).and_then(|()| sub(a)).and_then(|()| sub(b)),
         TKind::StrEq { value, .. } => sub(value),
         TKind::Trunc { value, .. } => sub(value),
@@ -176,12 +197,20 @@ pub fn run<H: Host>(
         host,
         vars: vec![V::Int(0); block.vars.len()],
     };
-    for stmt in &block.body {
-        if eval.stmt(stmt)? == Flow::Exit {
-            return Ok(Flow::Exit);
-        }
-    }
-    Ok(Flow::Continue)
+    Ok(match eval.body(&block.body)? {
+        Next::Exit => Flow::Exit,
+        Next::Go | Next::Return => Flow::Continue,
+    })
+}
+
+/// Where a block goes after a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Go,
+    /// `return`: the block ends.
+    Return,
+    /// `exit()`: the block and the program end.
+    Exit,
 }
 
 struct Eval<'a, H: Host> {
@@ -191,8 +220,40 @@ struct Eval<'a, H: Host> {
 }
 
 impl<H: Host> Eval<'_, H> {
-    fn stmt(&mut self, stmt: &TStmt) -> Result<Flow, RunError<H::Error>> {
+    fn body(&mut self, body: &[TStmt]) -> Result<Next, RunError<H::Error>> {
+        for stmt in body {
+            let next = self.stmt(stmt)?;
+            if next != Next::Go {
+                return Ok(next);
+            }
+        }
+        Ok(Next::Go)
+    }
+
+    fn stmt(&mut self, stmt: &TStmt) -> Result<Next, RunError<H::Error>> {
         match stmt {
+            TStmt::If {
+                cond,
+                then,
+                otherwise,
+                ..
+            } => {
+                let branch = if self.expr(cond)?.int() != 0 {
+                    then
+                } else {
+                    otherwise
+                };
+                return self.body(branch);
+            }
+            TStmt::Unroll { count, body, .. } => {
+                for _ in 0..*count {
+                    let next = self.body(body)?;
+                    if next != Next::Go {
+                        return Ok(next);
+                    }
+                }
+            }
+            TStmt::Jump { .. } => return Ok(Next::Return),
             TStmt::AssignVar { slot, value } => {
                 let v = self.expr(value)?;
                 self.vars[*slot] = v;
@@ -245,7 +306,7 @@ impl<H: Host> Eval<'_, H> {
                     }
                     EventFormat::Exit => {
                         self.host.emit(Event::Exit).map_err(RunError::Host)?;
-                        return Ok(Flow::Exit);
+                        return Ok(Next::Exit);
                     }
                     other => other.valueless().unwrap_or(Event::Exit),
                 };
@@ -254,7 +315,7 @@ impl<H: Host> Eval<'_, H> {
             // `check` lets nothing else through.
             _ => {}
         }
-        Ok(Flow::Continue)
+        Ok(Next::Go)
     }
 
     /// The kernel key of `@m[keys]`, laid out as the BPF code lays it.
@@ -268,7 +329,6 @@ impl<H: Host> Eval<'_, H> {
     }
 
     fn expr(&mut self, e: &TExpr) -> Result<V, RunError<H::Error>> {
-        let signed = |e: &TExpr| matches!(e.ty, Ty::Int { signed: true });
         Ok(match &e.kind {
             TKind::Const(n) => V::Int(*n),
             TKind::ConstStr(s) => V::Str(s.as_bytes().to_vec()),
@@ -296,23 +356,39 @@ impl<H: Host> Eval<'_, H> {
                     UnOp::BitNot => !n,
                 })
             }
-            TKind::Binary(op, l, r) => {
+            TKind::Binary {
+                op,
+                signed,
+                left,
+                right,
+            } => {
                 if let BinOp::LogAnd | BinOp::LogOr = op {
-                    let left = self.expr(l)?.int() != 0;
+                    let l = self.expr(left)?.int() != 0;
                     let value = match op {
-                        BinOp::LogAnd => left && self.expr(r)?.int() != 0,
-                        _ => left || self.expr(r)?.int() != 0,
+                        BinOp::LogAnd => l && self.expr(right)?.int() != 0,
+                        _ => l || self.expr(right)?.int() != 0,
                     };
                     return Ok(V::Int(u64::from(value)));
                 }
-                let is_const = |e: &TExpr| matches!(e.kind, TKind::Const(_));
-                // As the code generator decides it.
-                let signed = (signed(l) || signed(r))
-                    && (signed(l) || is_const(l))
-                    && (signed(r) || is_const(r));
-                let a = self.expr(l)?.int();
-                let b = self.expr(r)?.int();
-                V::Int(binary(*op, a, b, signed))
+                let a = self.expr(left)?.int();
+                let b = self.expr(right)?.int();
+                V::Int(binary(*op, a, b, *signed))
+            }
+            TKind::StrCmp {
+                left,
+                right,
+                len,
+                negate,
+            } => {
+                let text = |v: V| match v {
+                    V::Str(mut s) => {
+                        s.truncate(*len as usize);
+                        s
+                    }
+                    V::Int(_) => Vec::new(),
+                };
+                let equal = text(self.expr(left)?) == text(self.expr(right)?);
+                V::Int(u64::from(equal != *negate))
             }
             TKind::Ternary(c, a, b) => {
                 if self.expr(c)?.int() != 0 {
@@ -370,8 +446,9 @@ fn map_value(value: MapValue) -> V {
     }
 }
 
-/// `a op b` as the BPF instructions compute it: division by zero gives 0
-/// and modulo by zero `a` (the kernel's rule), shifts take the low 6 bits.
+/// `a op b` as the BPF instructions compute it: division and `>>`
+/// unsigned, division by zero 0 and modulo by zero `a` (the kernel's
+/// rule), shifts by the low 6 bits; `signed` orders comparisons.
 fn binary(op: BinOp, a: u64, b: u64, signed: bool) -> u64 {
     let (sa, sb) = (a as i64, b as i64);
     match op {
@@ -384,7 +461,7 @@ fn binary(op: BinOp, a: u64, b: u64, signed: bool) -> u64 {
         BinOp::Or => a | b,
         BinOp::Xor => a ^ b,
         BinOp::Shl => a << (b & 63),
-        BinOp::Shr if signed => (sa >> (b & 63)) as u64,
+        // Logical whatever the sign, as bpftrace (and the code generator).
         BinOp::Shr => a >> (b & 63),
         BinOp::Eq => u64::from(a == b),
         BinOp::Ne => u64::from(a != b),
@@ -513,7 +590,7 @@ mod tests {
         assert_eq!(binary(BinOp::Div, 7, 0, false), 0);
         assert_eq!(binary(BinOp::Mod, 7, 0, false), 7);
         assert_eq!(binary(BinOp::Div, -8i64 as u64, 2, true), (1u64 << 63) - 4);
-        assert_eq!(binary(BinOp::Shr, -8i64 as u64, 1, true), -4i64 as u64);
+        assert_eq!(binary(BinOp::Shr, -8i64 as u64, 1, true), (1 << 63) - 4);
         assert_eq!(binary(BinOp::Shr, -8i64 as u64, 1, false), (1 << 63) - 4);
         assert_eq!(binary(BinOp::Lt, -1i64 as u64, 0, true), 1);
         assert_eq!(binary(BinOp::Lt, -1i64 as u64, 0, false), 0);

@@ -501,3 +501,34 @@ END { printf("%d %d %d %d\n", @s["rm"], @s["x"], @t["rm"], @t["a-longer-literal-
     userspace::run_all(compiled, &compiled.end, &mut loader).unwrap();
     assert_eq!(String::from_utf8(loader.out).unwrap(), "5 0 2 1\n");
 }
+
+/// runqlat/tcplife-style END logic: `if`/`else`, `unroll`, `return` run in
+/// user space; string comparisons too.
+#[test]
+fn end_runs_if_unroll_and_return() {
+    let compiled = build(
+        r#"BEGIN { @mode = "verbose"; @n = 3; }
+END {
+    if (@mode == "verbose") { printf("verbose\n"); } else { printf("quiet\n"); }
+    $i = 0;
+    unroll(3) { $i = $i + @n; }
+    printf("%d\n", $i);
+    if ($i > 5) { return; }
+    printf("never\n");
+}
+END { printf("second END\n"); }"#,
+    );
+    let mut kernel = Kernelish::new(&compiled);
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    userspace::start(&compiled, &mut loader).unwrap();
+    let compiled = loader.kernel.compiled;
+    userspace::run_all(compiled, &compiled.end, &mut loader).unwrap();
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "verbose\n9\nsecond END\n"
+    );
+}
