@@ -6,15 +6,16 @@ use probes::asm::{Insn, Insns};
 use crate::ast::Program;
 use crate::check::Checker;
 use crate::codegen::generate;
-use crate::diag::Error;
+use crate::diag::{Error, Span};
 use crate::fields::CType;
 use crate::fields::{FieldInfo, FieldSource};
 use crate::kernel::Kernel;
 use crate::lexer::Tok;
-use crate::output::{Event, EventFormat, MapSpec, Value};
+use crate::output::{EventFormat, MapSpec};
 use crate::providers::{AttachPoint, Context, resolve};
 use crate::tracepoint::{TracepointField, TracepointFormat, TracepointSource};
-use crate::typed::{TKind, TStmt};
+use crate::typed::TProbe;
+use crate::userspace;
 
 /// What the program is checked and compiled against.
 pub struct Target<'a> {
@@ -37,26 +38,30 @@ pub struct Options {
 pub struct Compiled {
     /// One BPF program per attach point (a probe list gives several).
     pub probes: Vec<CompiledProbe>,
-    /// BEGIN's and END's bodies, evaluated here: the loader handles these
-    /// like decoded records, before attaching and after detaching.
-    pub begin: Vec<Event>,
-    pub end: Vec<Event>,
-    /// `interval` probes whose bodies need no BPF (print, clear, exit,
-    /// printf of constants: the usual `interval:s:1 { print(@); clear(@); }`):
-    /// the loader runs them on a timer, which works on every kernel.
-    /// Intervals that read kernel state are BPF programs in `probes`.
+    /// BEGIN's and END's bodies, in order: the loader runs them in user
+    /// space ([`crate::userspace`]), BEGIN before attaching (so its map
+    /// writes are in the kernel before the first probe fires), END after
+    /// detaching.
+    pub begin: Vec<TProbe>,
+    pub end: Vec<TProbe>,
+    /// `interval` probes whose bodies read no kernel state (print, clear,
+    /// printf, maps: the usual `interval:s:1 { print(@); clear(@); }`): the
+    /// loader runs them in user space on a timer, which works on every
+    /// kernel. Intervals that read kernel state are BPF programs in `probes`.
     pub timers: Vec<Timer>,
     /// Maps to create, by symbolic name; plus [`crate::output::EVENTS_MAP`]
     /// (a perf event array) when `events` is not empty.
     pub maps: Vec<MapSpec>,
     /// Record formats: a record's first u64 indexes this table.
     pub events: Vec<EventFormat>,
+    /// `strftime()` formats, indexed by [`crate::output::ValueType::Timestamp`].
+    pub time_formats: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timer {
     pub nanos: u64,
-    pub events: Vec<Event>,
+    pub block: TProbe,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,17 +172,24 @@ pub(crate) fn check_program(source: &str, target: &Target) -> Result<Checked, Er
                 if let Some(p) = &probe.predicate {
                     return Err(Error::at(p.span, "BEGIN and END take no predicate"));
                 }
-                let events = user_space(&typed.body, &checker.events, probe)?;
+                userspace::check(&typed, &checker.maps, true).map_err(|(span, what)| {
+                    let span = if span == Span::default() {
+                        probe.span
+                    } else {
+                        span
+                    };
+                    userspace::refusal(span, &what)
+                })?;
                 match point {
-                    AttachPoint::Begin => begin.extend(events),
-                    _ => end.extend(events),
+                    AttachPoint::Begin => begin.push(typed),
+                    _ => end.push(typed),
                 }
             } else if let (AttachPoint::Interval { nanos }, None) = (&point, &probe.predicate)
-                && let Ok(events) = user_space(&typed.body, &checker.events, probe)
+                && userspace::check(&typed, &checker.maps, false).is_ok()
             {
                 timers.push(Timer {
                     nanos: *nanos,
-                    events,
+                    block: typed,
                 });
             } else {
                 checked.push((point, typed, attach.span));
@@ -193,6 +205,7 @@ pub(crate) fn check_program(source: &str, target: &Target) -> Result<Checked, Er
             timers,
             maps: checker.maps,
             events: checker.events,
+            time_formats: checker.time_formats,
         },
     })
 }
@@ -214,58 +227,6 @@ fn discover_maps(program: &Program, target: &Target) -> Vec<MapSpec> {
         }
     }
     checker.maps
-}
-
-/// BEGIN and END run in user space (nothing to attach to on 4.14 without
-/// uprobes on the tracer itself): printf of constants, print, clear, exit.
-fn user_space(
-    body: &[TStmt],
-    events: &[EventFormat],
-    probe: &crate::ast::Probe,
-) -> Result<Vec<Event>, Error> {
-    let refuse = |span| {
-        Error::at(
-            span,
-            "nobtf runs BEGIN and END in user space: they may only printf constants, print(@m), clear(@m) and exit()",
-        )
-    };
-    let mut out = Vec::new();
-    for stmt in body {
-        let TStmt::Emit { event, args, span } = stmt else {
-            return Err(refuse(probe.span));
-        };
-        let mut values = Vec::new();
-        for arg in args {
-            values.push(match &arg.kind {
-                TKind::Const(n) => Value::Uint(*n),
-                TKind::ConstStr(s) => Value::Str(s.clone().into_bytes()),
-                _ => return Err(refuse(arg.span)),
-            });
-        }
-        out.push(match &events[*event] {
-            EventFormat::Printf { format, args } => {
-                let values = values
-                    .into_iter()
-                    .zip(args)
-                    .map(|(v, slot)| match (v, slot.ty) {
-                        (Value::Uint(n), crate::output::ValueType::Int { signed: true }) => {
-                            Value::Int(n as i64)
-                        }
-                        (v, _) => v,
-                    })
-                    .collect();
-                Event::Printf {
-                    format: format.clone(),
-                    args: values,
-                }
-            }
-            EventFormat::Print { map } => Event::Print { map: map.clone() },
-            EventFormat::Clear { map } => Event::Clear { map: map.clone() },
-            EventFormat::Exit => Event::Exit,
-        });
-        let _ = span;
-    }
-    Ok(out)
 }
 
 /// Every `struct.member` a program uses, sorted: what `offsets gen

@@ -267,9 +267,10 @@ impl Translator<'_> {
                 })
             }
             EventFormat::Exit => Ok(Action::Exit),
-            EventFormat::Print { map } | EventFormat::Clear { map } => {
-                refuse(format!("the map `{map}`"), span)
-            }
+            EventFormat::Print { map }
+            | EventFormat::PrintTop { map, .. }
+            | EventFormat::Clear { map } => refuse(format!("the map `{map}`"), span),
+            EventFormat::Time { .. } => refuse("`time()`", span),
         }
     }
 
@@ -870,9 +871,10 @@ impl TracefsProgram {
                                 (Raw::Int(n), ValueType::Int { signed: true }) => {
                                     output::Value::Int(n as i64)
                                 }
-                                (Raw::Int(n), ValueType::Int { signed: false }) => {
-                                    output::Value::Uint(n)
-                                }
+                                (
+                                    Raw::Int(n),
+                                    ValueType::Int { signed: false } | ValueType::Timestamp { .. },
+                                ) => output::Value::Uint(n),
                                 // The BPF buffer holds `len` bytes, its NUL included.
                                 (Raw::Str(mut s), ValueType::Str { len }) => {
                                     s.truncate((len as usize).saturating_sub(1));
@@ -1167,7 +1169,7 @@ kprobe:do_unlinkat { printf("%-6d %s %s %d\n", tid, comm, str(((struct filename 
 kretprobe:do_unlinkat /retval == 0/ { printf("%u\n", retval); exit(); }"#;
         let program = translate_with(src, Syntax::default(), &[]).unwrap();
         assert_eq!(
-            program.compiled.begin,
+            crate::userspace::events(&program.compiled, &program.compiled.begin),
             [Event::Printf {
                 format: "start\n".into(),
                 args: vec![]
