@@ -6,6 +6,8 @@ use probes::asm::{Insn, Insns};
 use crate::ast::Program;
 use crate::check::Checker;
 use crate::codegen::generate;
+use crate::config::Config;
+use crate::ctypes::Layered;
 use crate::diag::Error;
 use crate::fields::CType;
 use crate::fields::{FieldInfo, FieldSource};
@@ -13,6 +15,7 @@ use crate::kernel::Kernel;
 use crate::lexer::Tok;
 use crate::output::{Event, EventFormat, MapSpec, Value};
 use crate::providers::{AttachPoint, Context, resolve};
+use crate::source::{ReadOptions, Source};
 use crate::tracepoint::{TracepointField, TracepointFormat, TracepointSource};
 use crate::typed::{TKind, TStmt};
 
@@ -24,12 +27,14 @@ pub struct Target<'a> {
 }
 
 /// What the user asked beyond the program text.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// Only this process's events (`-p PID`): kprobes, kretprobes and
     /// tracepoints check the current thread group first. Intervals and
     /// BEGIN/END are not filtered.
     pub pid: Option<u32>,
+    /// The positional parameters `$1`, `$2`, ... (`$#` counts them).
+    pub params: Vec<String>,
 }
 
 /// A compiled program, ready for the loader.
@@ -51,6 +56,8 @@ pub struct Compiled {
     pub maps: Vec<MapSpec>,
     /// Record formats: a record's first u64 indexes this table.
     pub events: Vec<EventFormat>,
+    /// The program's `config = { ... }` settings.
+    pub config: Config,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +118,7 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
 
 /// [`compile`] with the user's [`Options`].
 pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<Compiled, Error> {
-    let checked = check_program(source, target)?;
+    let checked = check_program(source, target, &options.params)?;
     let mut probes = Vec::new();
     for (attach, typed, _) in checked.probes {
         let pid = match attach {
@@ -142,11 +149,71 @@ pub(crate) struct Checked {
     pub compiled: Compiled,
 }
 
-/// Parse and check `source`: the phases every back end shares.
-pub(crate) fn check_program(source: &str, target: &Target) -> Result<Checked, Error> {
-    let program = crate::parser::parse(source)?;
+/// Parse and check `source` with the positional parameters `params`: the
+/// phases every back end shares.
+pub(crate) fn check_program(
+    source: &str,
+    target: &Target,
+    params: &[String],
+) -> Result<Checked, Error> {
+    let Source {
+        program,
+        config,
+        types,
+    } = read_source(source, target, params)?;
+    let fields = Layered::new(target.fields, &types, target.kernel.abi.pointer_bytes);
+    let target = &Target {
+        fields: &fields,
+        tracepoints: target.tracepoints,
+        kernel: target.kernel,
+    };
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
-    checker.maps = discover_maps(&program, target);
+    checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
+    checker.maps = discover_maps(&program, target, checker.str_len);
+    let checked = check_probes(&program, &mut checker).map_err(|e| {
+        // A member of a script type that could not be laid out: say why.
+        match fields.problem.take() {
+            Some((key, why)) if e.message.contains(&format!("`{key}`")) => Error {
+                message: format!("cannot place `{key}` (a type the script defines): {why}"),
+                ..e
+            },
+            _ => e,
+        }
+    })?;
+    let (checked, begin, end, timers) = checked;
+    Ok(Checked {
+        probes: checked,
+        compiled: Compiled {
+            probes: Vec::new(),
+            begin,
+            end,
+            timers,
+            maps: checker.maps,
+            events: checker.events,
+            config,
+        },
+    })
+}
+
+fn read_source(source: &str, target: &Target, params: &[String]) -> Result<Source, Error> {
+    crate::source::read(
+        source,
+        ReadOptions {
+            have_btf: target.fields.has_kernel_btf(),
+            params,
+            pointer_bytes: target.kernel.abi.pointer_bytes,
+        },
+    )
+}
+
+type CheckedProbes = (
+    Vec<(AttachPoint, crate::typed::TProbe, crate::diag::Span)>,
+    Vec<Event>,
+    Vec<Event>,
+    Vec<Timer>,
+);
+
+fn check_probes(program: &Program, checker: &mut Checker) -> Result<CheckedProbes, Error> {
     let mut checked = Vec::new();
     let (mut begin, mut end, mut timers) = (Vec::new(), Vec::new(), Vec::new());
     for probe in &program.probes {
@@ -174,25 +241,16 @@ pub(crate) fn check_program(source: &str, target: &Target) -> Result<Checked, Er
             }
         }
     }
-    Ok(Checked {
-        probes: checked,
-        compiled: Compiled {
-            probes: Vec::new(),
-            begin,
-            end,
-            timers,
-            maps: checker.maps,
-            events: checker.events,
-        },
-    })
+    Ok((checked, begin, end, timers))
 }
 
 /// The maps every probe assigns, so that a probe may print, clear, delete
 /// or read a map another probe, later in the text, assigns (as in
 /// bpftrace). Errors are left to the real pass.
-fn discover_maps(program: &Program, target: &Target) -> Vec<MapSpec> {
+fn discover_maps(program: &Program, target: &Target, str_len: u32) -> Vec<MapSpec> {
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.lenient = true;
+    checker.str_len = str_len;
     // Twice: a probe reading a map assigned later needs it on the second round.
     for _ in 0..2 {
         for probe in &program.probes {
@@ -265,32 +323,52 @@ fn user_space(
 /// are not struct fields: every tracepoint is taken to exist, with each
 /// `args->NAME` the program reads as an integer, so no tracefs is needed.
 pub fn fields_used(source: &str, kernel: Kernel) -> Result<Vec<String>, Error> {
-    struct Anything;
+    /// Every member exists, untyped; what is asked for is recorded.
+    #[derive(Default)]
+    struct Anything(std::cell::RefCell<std::collections::BTreeSet<String>>);
     impl FieldSource for Anything {
-        fn field(&self, _: &str, _: &str) -> Option<FieldInfo> {
+        fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
+            self.0.borrow_mut().insert(format!("{strukt}.{member}"));
             Some(FieldInfo {
                 offset: 0,
                 size: 8,
                 c_type: None,
             })
         }
+        fn struct_layout(&self, _: &str) -> Option<(u32, u32)> {
+            Some((8, 8))
+        }
     }
-    let program: Program = crate::parser::parse(source)?;
+    let anything = Anything::default();
     let tracepoints = AnyTracepoint(tracepoint_args(source));
     let target = Target {
-        fields: &Anything,
+        fields: &anything,
         tracepoints: &tracepoints,
         kernel,
     };
-    let mut checker = Checker::new(&Anything, &tracepoints, kernel);
-    checker.maps = discover_maps(&program, &target);
+    let Source {
+        program,
+        config,
+        types,
+    } = read_source(source, &target, &[])?;
+    // The members of the script's own types are the script's to supply.
+    let mut fields = Layered::new(&anything, &types, kernel.abi.pointer_bytes);
+    fields.script_first = true;
+    let target = Target {
+        fields: &fields,
+        ..target
+    };
+    let mut checker = Checker::new(&fields, &tracepoints, kernel);
+    checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
+    checker.maps = discover_maps(&program, &target, checker.str_len);
     for probe in &program.probes {
         for attach in &probe.attach {
             let (point, context) = resolve(attach)?;
             checker.probe(probe, &point, context, attach.span)?;
         }
     }
-    Ok(checker.used_fields.into_iter().collect())
+    drop(checker);
+    Ok(anything.0.into_inner().into_iter().collect())
 }
 
 /// Every tracepoint, each with the given argument names as 8-byte integers.

@@ -125,10 +125,7 @@ fn one_line_causes() {
             "kprobe:f { $x = $y; }",
             "`$y` is used before it is assigned",
         ),
-        (
-            "kprobe:f { $x = $1; }",
-            "positional parameter `$1` is not supported",
-        ),
+        ("kprobe:f { $x = str($#); }", "use $#, not str($#)"),
         (
             "kprobe:f { print(@nope); }",
             "map `@nope` is used but never assigned",

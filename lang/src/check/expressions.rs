@@ -7,6 +7,9 @@ impl Checker<'_> {
         let e = |kind, ty| Ok(TExpr { kind, ty, span });
         let abi = self.kernel.abi;
         if scope.context == Context::UserSpace {
+            if let Some(value) = self.fields.enum_value(name) {
+                return e(TKind::Const(value as u64), int(value < 0));
+            }
             return Err(Error::at(
                 span,
                 format!(
@@ -74,7 +77,11 @@ impl Checker<'_> {
                 span,
                 format!("`{name}` is a bpftrace builtin nobtf trace does not support yet"),
             )),
-            _ => Err(Error::at(span, format!("unknown builtin `{name}`"))),
+            _ => match self.fields.enum_value(name) {
+                // An enumerator (the script's, BTF's) or a uapi constant.
+                Some(value) => e(TKind::Const(value as u64), int(value < 0)),
+                None => Err(Error::at(span, format!("unknown builtin `{name}`"))),
+            },
         }
     }
 
@@ -90,10 +97,6 @@ impl Checker<'_> {
             ExprKind::Ident(name) => self.ident(scope, name, span),
             ExprKind::Var(name) => match scope.vars.iter().position(|(n, _)| n == name) {
                 Some(slot) => t(TKind::Var(slot), scope.vars[slot].1.clone()),
-                None if name.bytes().all(|b| b.is_ascii_digit()) => Err(Error::at(
-                    span,
-                    format!("positional parameter `${name}` is not supported by nobtf trace yet"),
-                )),
                 None => Err(Error::at(
                     span,
                     format!("`${name}` is used before it is assigned"),
@@ -288,7 +291,7 @@ impl Checker<'_> {
                     ));
                 }
                 let len = match args.get(1) {
-                    None => STR_LEN,
+                    None => self.str_len,
                     Some(a) => {
                         let n = constant(a).ok_or_else(|| {
                             Error::at(a.span, "str's length must be an integer constant")
@@ -307,6 +310,8 @@ impl Checker<'_> {
                 let user = match &addr.ty {
                     Ty::Ptr { user, .. } | Ty::Place { user, .. } => *user,
                     Ty::Int { .. } => false,
+                    // `str($1)`: the parameter's text.
+                    Ty::Str { .. } if matches!(addr.kind, TKind::ConstStr(_)) => return Ok(addr),
                     Ty::Str { .. } => {
                         return Err(Error::at(
                             addr.span,

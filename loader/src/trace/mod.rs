@@ -33,6 +33,8 @@ pub use target::{Fields, KERNEL_BTF, Tracepoints};
 pub struct TraceOptions {
     /// The program's text.
     pub program: String,
+    /// Its positional parameters (`$1`, ...).
+    pub params: Vec<String>,
     /// `--offsets FILE`; else the kernel's BTF, else the builtin profile.
     pub offsets: Option<PathBuf>,
     pub format: Format,
@@ -130,8 +132,15 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         tracepoints: &tracepoints,
         kernel,
     };
-    let compiled = lang::compile_with(&opts.program, &target, Options { pid: opts.pid })
-        .map_err(|e| TraceError::Program(e.render(&opts.program)))?;
+    let compiled = lang::compile_with(
+        &opts.program,
+        &target,
+        Options {
+            pid: opts.pid,
+            params: opts.params.clone(),
+        },
+    )
+    .map_err(|e| TraceError::Program(e.render(&opts.program)))?;
     steps.done("kernel features and compiling");
 
     let mut session = Session::new(Setup {

@@ -77,6 +77,24 @@ impl FieldSource for Fields {
             Fields::Nothing => None,
         }
     }
+
+    fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
+        match self {
+            Fields::Btf(btf) => FieldSource::struct_layout(btf.as_ref(), strukt),
+            _ => None,
+        }
+    }
+
+    fn enum_value(&self, name: &str) -> Option<i64> {
+        match self {
+            Fields::Btf(btf) => FieldSource::enum_value(btf.as_ref(), name),
+            _ => None,
+        }
+    }
+
+    fn has_kernel_btf(&self) -> bool {
+        matches!(self, Fields::Btf(_))
+    }
 }
 
 /// Tracepoint formats from tracefs `events/CAT/NAME/format` (and `id`).
