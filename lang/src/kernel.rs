@@ -2,21 +2,11 @@
 //! adapts to these and refuses what the kernel cannot run.
 
 use kernel_headers::KernelVersion;
+pub use kernel_headers::bpf::Readers;
 use kernel_headers::bpf::{
-    COMPLEXITY_LIMIT_INSNS, Helper, LARGE_PROGRAMS_SINCE, MAXINSNS, PERCPU_HASH_SINCE,
+    COMPLEXITY_LIMIT_INSNS, LARGE_PROGRAMS_SINCE, MAXINSNS, PERCPU_HASH_SINCE,
 };
 use kernel_headers::pt_regs::Abi;
-
-/// Which memory readers the kernel has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Readers {
-    /// `bpf_probe_read` only (before 4.11): strings are read at full length.
-    ProbeRead,
-    /// `bpf_probe_read` and `bpf_probe_read_str` (4.11 to 5.4).
-    ProbeReadStr,
-    /// The `_kernel`/`_user` split (5.5+).
-    Split,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kernel {
@@ -38,16 +28,8 @@ pub struct Kernel {
 impl Kernel {
     /// The capabilities mainline `release` has, on `abi`.
     pub fn for_release(release: KernelVersion, abi: &'static Abi) -> Kernel {
-        let has = |helper: Helper| release >= helper.since();
-        let readers = if has(Helper::ProbeReadKernel) {
-            Readers::Split
-        } else if has(Helper::ProbeReadStr) {
-            Readers::ProbeReadStr
-        } else {
-            Readers::ProbeRead
-        };
         Kernel {
-            readers,
+            readers: Readers::for_release(release),
             percpu_hash: release >= PERCPU_HASH_SINCE,
             max_insns: if release >= LARGE_PROGRAMS_SINCE {
                 COMPLEXITY_LIMIT_INSNS

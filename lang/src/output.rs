@@ -101,8 +101,7 @@ pub struct MapSpec {
 /// Entries a map holds, as bpftrace's default.
 pub const MAP_ENTRIES: u32 = 4096;
 
-/// The perf event array records are written to (one entry per CPU).
-pub const EVENTS_MAP: &str = "events";
+pub use probes::EVENTS_MAP;
 
 /// What a record in the perf ring means; its first u64 is the index into
 /// [`crate::Compiled::events`].
