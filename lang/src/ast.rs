@@ -38,6 +38,10 @@ pub enum StmtKind {
         name: String,
         value: Expr,
     },
+    /// `let $x;`: declared, typed by its first assignment.
+    Let {
+        name: String,
+    },
     /// `@m[k] = e` (including `@m = count()`).
     AssignMap {
         map: MapAccess,

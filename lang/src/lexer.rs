@@ -325,11 +325,26 @@ impl<'a> Lexer<'a> {
         self.pos += len;
         let text = rest[..len].replace('_', "");
         let parsed = if let Some(hex) = text.strip_prefix("0x").or(text.strip_prefix("0X")) {
-            u64::from_str_radix(hex, 16)
+            u64::from_str_radix(hex, 16).ok()
+        } else if let Some((mantissa, exponent)) = text.split_once(['e', 'E']) {
+            // `1e6`, as bpftrace writes a million.
+            let power = exponent
+                .parse::<u32>()
+                .ok()
+                .and_then(|e| 10u64.checked_pow(e));
+            mantissa
+                .parse::<u64>()
+                .ok()
+                .zip(power)
+                .and_then(|(m, p)| m.checked_mul(p))
         } else {
-            text.parse::<u64>()
+            // C's suffixes (`10UL`) do not change the value.
+            let digits = text.trim_end_matches(['u', 'U', 'l', 'L']);
+            let suffix = &text[digits.len()..];
+            let valid = suffix.len() <= 3 && suffix.to_ascii_lowercase().matches('u').count() <= 1;
+            digits.parse::<u64>().ok().filter(|_| valid)
         };
-        parsed.map(Tok::Int).map_err(|_| {
+        parsed.map(Tok::Int).ok_or_else(|| {
             Error::at(
                 Span::new(start, self.pos),
                 format!("`{}` is not a 64-bit integer", &rest[..len]),
@@ -420,6 +435,67 @@ mod tests {
                 Tok::Str("a\n".into()),
             ]
         );
+    }
+
+    #[test]
+    fn numbers_as_bpftrace_writes_them() {
+        assert_eq!(
+            tokens("1e6 1_000 2E3 10UL 0x1f 7u"),
+            [
+                Tok::Int(1_000_000),
+                Tok::Int(1000),
+                Tok::Int(2000),
+                Tok::Int(10),
+                Tok::Int(31),
+                Tok::Int(7)
+            ]
+        );
+        assert!(Lexer::new("1e30").next_token().is_err());
+        assert!(Lexer::new("1e").next_token().is_err());
+        assert!(Lexer::new("10uu").next_token().is_err());
+    }
+
+    #[test]
+    fn macros_and_parameters_are_substituted() {
+        let macros = [
+            ("AF_INET".to_string(), "2".to_string()),
+            ("SELF".to_string(), "SELF".to_string()),
+            ("PAIR".to_string(), "(AF_INET + 1)".to_string()),
+            ("LOOP".to_string(), "LOOP2".to_string()),
+            ("LOOP2".to_string(), "LOOP".to_string()),
+        ];
+        let params = ["-4".to_string(), "sda".to_string()];
+        let subs = Substitutions {
+            macros: &macros,
+            params: &params,
+        };
+        let mut lexer = Lexer::with("PAIR SELF $1 str($2) $#", subs);
+        let mut out = Vec::new();
+        loop {
+            let (tok, span) = lexer.next_token().unwrap();
+            if tok == Tok::Eof {
+                break;
+            }
+            out.push((tok, span.start));
+        }
+        let expected = [
+            (Tok::Punct("("), 0),
+            (Tok::Int(2), 0),
+            (Tok::Punct("+"), 0),
+            (Tok::Int(1), 0),
+            (Tok::Punct(")"), 0),
+            (Tok::Ident("SELF".into()), 5),
+            (Tok::Punct("-"), 10),
+            (Tok::Int(4), 10),
+            (Tok::Ident("str".into()), 13),
+            (Tok::Punct("("), 16),
+            (Tok::Str("sda".into()), 17),
+            (Tok::Punct(")"), 19),
+            (Tok::Int(2), 21),
+        ];
+        assert_eq!(out, expected);
+        let error = Lexer::with("LOOP", subs).next_token().unwrap_err();
+        assert!(error.message.contains("expands more than"), "{error:?}");
     }
 
     #[test]

@@ -170,6 +170,9 @@ impl Parser<'_> {
                 format!("`{word}` is not supported by nobtf trace yet"),
             ));
         }
+        if matches!(&tok, Tok::Ident(word) if word == "let") {
+            return self.let_stmt(span);
+        }
         let target = self.expr()?;
         let compound = [
             ("=", None),
@@ -226,6 +229,40 @@ impl Parser<'_> {
             }
         };
         Ok(Stmt { kind, span })
+    }
+
+    /// `let $x;` declares a variable (its first assignment gives its type);
+    /// `let $x = e;` is that assignment.
+    fn let_stmt(&mut self, start: Span) -> Result<Stmt, Error> {
+        self.next()?;
+        let (tok, var_span) = self.next()?;
+        let Tok::Var(name) = tok else {
+            return Err(Error::at(
+                var_span,
+                format!(
+                    "expected a `$variable` after `let`, found {}",
+                    tok.describe()
+                ),
+            ));
+        };
+        if let Some(colon) = self.eat(":")? {
+            return Err(Error::at(
+                colon,
+                "`let $x: TYPE` is not supported by nobtf trace yet; write `let $x = VALUE`",
+            ));
+        }
+        if self.eat("=")?.is_some() {
+            let value = self.expr()?;
+            let span = start.to(value.span);
+            return Ok(Stmt {
+                kind: StmtKind::AssignVar { name, value },
+                span,
+            });
+        }
+        Ok(Stmt {
+            kind: StmtKind::Let { name },
+            span: start.to(var_span),
+        })
     }
 
     fn expr(&mut self) -> Result<Expr, Error> {
@@ -533,6 +570,8 @@ mod tests {
             "1:17: expected an expression, found `;`\nkprobe:f { $x = ; }\n                ^"
         );
         assert!(error("kprobe:f { if (1) { } }").contains("`if` is not supported"));
+        assert!(error("kprobe:f { let $x: u32; }").contains("`let $x: TYPE` is not supported"));
+        assert!(error("kprobe:f { let x; }").contains("expected a `$variable` after `let`"));
         assert!(error("kprobe:f").contains("expected `{` to start the probe's body"));
         assert!(error("").contains("expected a probe"));
     }

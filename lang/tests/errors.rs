@@ -179,7 +179,7 @@ fn one_line_causes() {
             "kprobe:f { $x = args->foo; }",
             "`args` exists only in tracepoint probes",
         ),
-        ("interval:s:0 { }", "expected interval:s:N or interval:ms:N"),
+        ("interval:s:0 { }", "expected interval:s:N, interval:ms:N"),
         ("kprobe:f { $x = *arg0; }", "pointer dereference"),
         (
             "kprobe:f { $x = 1; $x = comm; }",

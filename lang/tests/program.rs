@@ -429,3 +429,38 @@ fn corpus_shaped_preambles_parse() {
         assert_eq!(run(&compiled, &[0], &[]).len(), 1);
     }
 }
+
+#[test]
+fn interval_spellings_and_let() {
+    let nanos =
+        |src: &str| -> Vec<u64> { build(src, &[]).timers.iter().map(|t| t.nanos).collect() };
+    assert_eq!(
+        nanos(
+            "interval:s:2 { exit(); } interval:1s { exit(); } interval:100ms { exit(); } interval:us:250 { exit(); } interval:hz:4 { exit(); } i:2m { exit(); }"
+        ),
+        [
+            2_000_000_000,
+            1_000_000_000,
+            100_000_000,
+            250_000,
+            250_000_000,
+            120_000_000_000
+        ]
+    );
+    for bad in [
+        "interval:1",
+        "interval:1ns",
+        "interval:1x",
+        "interval:s:0",
+        "interval:hz:x",
+    ] {
+        let message = error(&format!("{bad} {{ exit(); }}"), &[]);
+        assert!(message.contains("interval:DURATION"), "{bad}: {message}");
+    }
+    // `let` declares; the first assignment types the variable.
+    let compiled = build(
+        "kprobe:f { let $a; let $b = arg0 + 1; $a = $b * 2; printf(\"%d\\n\", $a); }",
+        &[],
+    );
+    assert_eq!(run(&compiled, &[20], &[]), [vec![Value::Int(42)]]);
+}

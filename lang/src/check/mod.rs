@@ -223,6 +223,8 @@ impl<'a> Checker<'a> {
             }
             StmtKind::AssignMap { map, value } => self.map_assign(scope, map, value, stmt.span),
             StmtKind::Expr(e) => self.call_stmt(scope, e),
+            // Variables live for the whole probe: nothing to do until assigned.
+            StmtKind::Let { .. } => Ok(None),
         }
     }
 
