@@ -58,6 +58,10 @@ pub struct Compiled {
     pub events: Vec<EventFormat>,
     /// The program's `config = { ... }` settings.
     pub config: Config,
+    /// Attach points written in a list with others (`kprobe:a,kprobe:b`):
+    /// bpftrace leaves these out when the kernel lacks them, as
+    /// `config.missing_probes` says; a probe of its own is an error.
+    pub listed: Vec<AttachPoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +185,13 @@ pub(crate) fn check_program(
         }
     })?;
     let (checked, begin, end, timers) = checked;
+    let listed = program
+        .probes
+        .iter()
+        .filter(|probe| probe.attach.len() > 1)
+        .flat_map(|probe| probe.attach.iter().filter_map(|a| resolve(a).ok()))
+        .map(|(point, _)| point)
+        .collect();
     Ok(Checked {
         probes: checked,
         compiled: Compiled {
@@ -191,6 +202,7 @@ pub(crate) fn check_program(
             maps: checker.maps,
             events: checker.events,
             config,
+            listed,
         },
     })
 }
@@ -323,12 +335,40 @@ fn user_space(
 /// are not struct fields: every tracepoint is taken to exist, with each
 /// `args->NAME` the program reads as an integer, so no tracefs is needed.
 pub fn fields_used(source: &str, kernel: Kernel) -> Result<Vec<String>, Error> {
-    /// Every member exists, untyped; what is asked for is recorded.
+    names_used(source, kernel).map(|used| used.fields)
+}
+
+/// What a program needs from a field source: the `struct.member`s it
+/// reads ([`fields_used`]) and the constants it names that neither the
+/// script nor `kernel_headers::uapi` defines (an enumerator BTF or a
+/// profile must give).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Used {
+    pub fields: Vec<String>,
+    pub enums: Vec<String>,
+}
+
+/// [`fields_used`] and the enumerators the program names.
+pub fn names_used(source: &str, kernel: Kernel) -> Result<Used, Error> {
+    /// Every member and constant exists (members untyped, constants 1 so
+    /// that no division is by zero); what is asked for is recorded.
     #[derive(Default)]
-    struct Anything(std::cell::RefCell<std::collections::BTreeSet<String>>);
+    struct Anything {
+        fields: std::cell::RefCell<std::collections::BTreeSet<String>>,
+        enums: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    }
     impl FieldSource for Anything {
+        fn enum_value(&self, name: &str) -> Option<i64> {
+            if let Some(value) = kernel_headers::uapi::constant(name) {
+                return Some(value);
+            }
+            self.enums.borrow_mut().insert(name.to_string());
+            Some(1)
+        }
         fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
-            self.0.borrow_mut().insert(format!("{strukt}.{member}"));
+            self.fields
+                .borrow_mut()
+                .insert(format!("{strukt}.{member}"));
             Some(FieldInfo {
                 offset: 0,
                 size: 8,
@@ -368,7 +408,10 @@ pub fn fields_used(source: &str, kernel: Kernel) -> Result<Vec<String>, Error> {
         }
     }
     drop(checker);
-    Ok(anything.0.into_inner().into_iter().collect())
+    Ok(Used {
+        fields: anything.fields.into_inner().into_iter().collect(),
+        enums: anything.enums.into_inner().into_iter().collect(),
+    })
 }
 
 /// Every tracepoint, each with the given argument names as 8-byte integers.

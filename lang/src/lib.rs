@@ -69,7 +69,8 @@ pub mod tracepoint;
 pub mod typed;
 
 pub use compile::{
-    Compiled, CompiledProbe, Options, Target, Timer, compile, compile_with, fields_used,
+    Compiled, CompiledProbe, Options, Target, Timer, Used, compile, compile_with, fields_used,
+    names_used,
 };
 pub use diag::{Error, Span};
 pub use parser::parse;

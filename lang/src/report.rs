@@ -433,6 +433,7 @@ mod tests {
                 EventFormat::Exit,
             ],
             config: Default::default(),
+            listed: Vec::new(),
         };
         let make = |id: u64, values: &[&[u8]]| {
             let mut bytes = id.to_ne_bytes().to_vec();

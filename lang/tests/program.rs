@@ -464,3 +464,29 @@ fn interval_spellings_and_let() {
     );
     assert_eq!(run(&compiled, &[20], &[]), [vec![Value::Int(42)]]);
 }
+
+#[test]
+fn lists_and_names_the_loader_needs() {
+    use lang::providers::AttachPoint;
+    let compiled = build(
+        "config = { missing_probes = \"ignore\" }\nkprobe:a,kretprobe:b { } kprobe:c { }",
+        &[],
+    );
+    assert_eq!(
+        compiled.listed,
+        [
+            AttachPoint::Kprobe("a".into()),
+            AttachPoint::Kretprobe("b".into())
+        ]
+    );
+    // Constants only BTF or a profile can give make the loader read them;
+    // the script's own and the uapi table's do not.
+    let kernel = Kernel::for_release(KernelVersion::new(5, 4, 0), NATIVE);
+    let used = lang::names_used(
+        "enum e { MINE };\nkprobe:f / arg0 == SKB_DROP_REASON_NOT_SPECIFIED || arg1 == AF_INET || arg2 == MINE / { }",
+        kernel,
+    )
+    .unwrap();
+    assert_eq!(used.enums, ["SKB_DROP_REASON_NOT_SPECIFIED"]);
+    assert!(used.fields.is_empty());
+}

@@ -117,7 +117,10 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let kernel = target::kernel(&mut report, opts.read)?;
     // Reading the kernel's BTF takes a while (megabytes of types): only
     // for a program that reads struct members.
-    let needs_fields = lang::fields_used(&opts.program, kernel).map_or(true, |f| !f.is_empty());
+    // (or names a constant only BTF or a profile may know).
+    let needs_fields = lang::names_used(&opts.program, kernel).map_or(true, |used| {
+        !used.fields.is_empty() || !used.enums.is_empty()
+    });
     let fields = if needs_fields {
         Fields::choose(opts.offsets.as_ref(), &report)?
     } else {
@@ -141,6 +144,10 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         },
     )
     .map_err(|e| TraceError::Program(e.render(&opts.program)))?;
+    for warning in &compiled.config.warnings {
+        eprintln!("{warning}");
+    }
+    let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
     steps.done("kernel features and compiling");
 
     let mut session = Session::new(Setup {
@@ -150,7 +157,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
             names: report.basic()?.names,
         },
         tracefs: report.tracefs.clone(),
-        ring_pages: opts.buffer_pages,
+        ring_pages: compiled.config.perf_rb_pages.unwrap_or(opts.buffer_pages),
         clone_fix: "",
     })?;
     session.create_maps(maps(&compiled))?;
@@ -286,7 +293,10 @@ fn drive(
         .zip(&entries)
         .map(|(spec, e)| (spec, e.as_slice()))
         .collect();
-    printer.write(&report::exit_maps(&maps, opts.format)?)?;
+    // `config = { print_maps_on_exit = 0 }` leaves them unprinted.
+    if compiled.config.print_maps_on_exit {
+        printer.write(&report::exit_maps(&maps, opts.format)?)?;
+    }
     printer.flush()?;
     if printer.lost > 0 {
         eprint!("{}", report::lost_events(printer.lost, opts.format));
