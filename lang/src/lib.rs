@@ -73,4 +73,4 @@ pub use compile::{
     names_used,
 };
 pub use diag::{Error, Span};
-pub use parser::parse;
+pub use source::parse;

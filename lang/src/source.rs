@@ -46,3 +46,14 @@ pub fn read(src: &str, options: ReadOptions) -> Result<Source, Error> {
         types,
     })
 }
+
+/// The probes of `src` as written, its preamble and preprocessor lines
+/// read as without BTF and without parameters: for counting attach points.
+pub fn parse(src: &str) -> Result<Program, Error> {
+    let options = ReadOptions {
+        have_btf: false,
+        params: &[],
+        pointer_bytes: 8,
+    };
+    Ok(read(src, options)?.program)
+}

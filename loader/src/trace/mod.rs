@@ -427,6 +427,12 @@ mod tests {
         assert_eq!(probe_count("BEGIN { } kprobe:a,kretprobe:a { } END { }"), 4);
         assert_eq!(probe_count("interval:s:1 { exit(); }"), 1);
         assert_eq!(probe_count("kprobe:a {"), 0);
+        // The preamble is not a probe.
+        let preamble = "#include <linux/fs.h>\nstruct s { int a; };\nconfig = { max_strlen = 8 }\n";
+        assert_eq!(
+            probe_count(&format!("{preamble}BEGIN {{ }} kprobe:a {{ }}")),
+            2
+        );
     }
 
     #[test]
