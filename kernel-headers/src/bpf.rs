@@ -154,6 +154,8 @@ pub const MAXINSNS: usize = 4096;
 pub const COMPLEXITY_LIMIT_INSNS: usize = 1_000_000;
 /// The release that raised the limit from [`MAXINSNS`].
 pub const LARGE_PROGRAMS_SINCE: KernelVersion = KernelVersion::new(5, 2, 0);
+/// The release whose verifier accepts bounded loops (back edges).
+pub const BOUNDED_LOOPS_SINCE: KernelVersion = KernelVersion::new(5, 3, 0);
 /// The release that added `BPF_MAP_TYPE_PERCPU_HASH`.
 pub const PERCPU_HASH_SINCE: KernelVersion = KernelVersion::new(4, 6, 0);
 /// Bytes of stack a program may use.

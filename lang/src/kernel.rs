@@ -4,7 +4,7 @@
 use kernel_headers::KernelVersion;
 pub use kernel_headers::bpf::Readers;
 use kernel_headers::bpf::{
-    COMPLEXITY_LIMIT_INSNS, LARGE_PROGRAMS_SINCE, MAXINSNS, PERCPU_HASH_SINCE,
+    BOUNDED_LOOPS_SINCE, COMPLEXITY_LIMIT_INSNS, LARGE_PROGRAMS_SINCE, MAXINSNS, PERCPU_HASH_SINCE,
 };
 use kernel_headers::pt_regs::Abi;
 
@@ -15,6 +15,8 @@ pub struct Kernel {
     pub percpu_hash: bool,
     /// Most instructions a program may have (4096 before 5.2).
     pub max_insns: usize,
+    /// The verifier accepts loops it can prove bounded (5.3+): `while`.
+    pub bounded_loops: bool,
     /// `bpf_probe_read`/`_str` still read either address space after the
     /// 5.5 split (architectures whose user and kernel addresses never
     /// overlap, x86 among them). Then a pointer of unknown space (`arg1`, a
@@ -36,6 +38,7 @@ impl Kernel {
             } else {
                 MAXINSNS
             },
+            bounded_loops: release >= BOUNDED_LOOPS_SINCE,
             compat_readers: abi.arch == "x86_64",
             abi,
         }

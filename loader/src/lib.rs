@@ -28,6 +28,7 @@ pub mod detect;
 pub mod dump;
 pub mod features;
 pub mod legacy;
+pub mod list;
 pub mod load;
 pub mod output;
 pub mod pipe_line;

@@ -97,10 +97,11 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
                 UnlinkArg::Filename { name, refcnt } => {
                     let refcnt_at = ev(offset_of!(UnlinkEvent, refcnt));
                     read_field(&mut b, read, refcnt_at, refcnt, "refcnt")?;
-                    b.jump(JmpOp::Ne, R0, 0, "read_name");
+                    let read_name = b.new_label("read_name");
+                    b.jump(JmpOp::Ne, R0, 0, read_name);
                     let flags = ev(offset_of!(UnlinkEvent, flags));
                     b.store(Size::W, R10, flags, event::HAS_REFCNT as i32);
-                    b.label("read_name");
+                    b.bind(read_name);
                     read_filename(&mut b, read, EVENT_NAME_PTR, name, filename)?;
                 }
                 UnlinkArg::UserPath => {
@@ -325,10 +326,10 @@ fn read_path(b: &mut Builder, helper: Option<Helper>, to: i16, src: Source) {
 /// one succeeds; the last byte is then zeroed, so the buffer holds a
 /// NUL-terminated string however long the path was.
 fn read_fixed(b: &mut Builder, to: i16, src: Source) {
-    const DONE: &str = "fixed_read_done";
+    let done = b.new_label("fixed_read_done");
     for (i, size) in FIXED_READ_SIZES.into_iter().enumerate() {
         if i > 0 {
-            b.jump(JmpOp::Eq, R0, 0, DONE);
+            b.jump(JmpOp::Eq, R0, 0, done);
         }
         src.to_r3(b);
         b.mov(R1, R10);
@@ -336,7 +337,7 @@ fn read_fixed(b: &mut Builder, to: i16, src: Source) {
         b.mov(R2, size);
         b.call(Helper::ProbeRead);
     }
-    b.label(DONE);
+    b.bind(done);
     b.store(Size::B, R10, to + event::FILENAME_LEN as i16 - 1, 0);
 }
 
