@@ -96,3 +96,62 @@ vmtest_trace_program_level() {
     echo "trace program-level cases on $KERNEL: $bad failed" >&2
     assert_eq "$bad" 0
 }
+
+# The same programs under bpftrace 0.23 and nobtf on debian-6.1 (the bench's
+# Debian 13 root filesystem has bpftrace): exit statuses agree, and stdout
+# where both run.
+trace_program_pairs_script() {
+    cat <<'EOF'
+p() {
+    name=$1
+    shift
+    for tool in bpftrace "nobtf trace"; do
+        touch /tmp/q1
+        $tool "$@" >/tmp/out 2>/tmp/err
+        echo "== $name $tool rc=$?"
+        grep -v '^$' /tmp/out
+    done
+}
+cat >/tmp/tcp.bt <<'BT'
+#ifndef BPFTRACE_HAVE_BTF
+#include <net/tcp_states.h>
+#else
+#define AF_INET6 10 /* IPv6 */
+#endif
+BEGIN { printf("%d %d %d\n", AF_INET6, TCP_CLOSE, SKB_DROP_REASON_NOT_SPECIFIED); exit(); }
+BT
+p consts /tmp/tcp.bt
+p params -e 'BEGIN { printf("%d %s %d|%s|\n", $1, str($2), $#, str($3)); exit(); }' 7 eth0
+p param_not_a_number -e 'BEGIN { printf("%d\n", $1); exit(); }' abc
+p ignore -e 'config = { missing_probes = "ignore" } kprobe:do_unlinkat, kprobe:no_such_fn /comm == "rm"/ { printf("hit\n"); exit(); }' -c '/usr/bin/rm /tmp/q1'
+p warn -e 'kprobe:do_unlinkat, kprobe:no_such_fn /comm == "rm"/ { printf("hit\n"); exit(); }' -c '/usr/bin/rm /tmp/q1'
+p single_missing -e 'config = { missing_probes = "ignore" } kprobe:no_such_fn { exit(); }'
+p unknown_key -e 'config = { nope = 1 } BEGIN { exit(); }'
+p warned_key -e 'config = { stack_mode = perf } BEGIN { printf("x\n"); exit(); }'
+EOF
+}
+
+vmtest_trace_program_matches_bpftrace() {
+    [ "$KERNEL" = debian-6.1 ] || { skip "bpftrace runs on debian-6.1"; return; }
+    (ensure_bench_rootfs) || { fail "the bench root filesystem (bpftrace's) could not be built"; return 1; }
+    trace_program_pairs_script >"$TEST_TMP/pairs.sh"
+    local out name ours theirs bad=0 cases=0
+    out=$(vm --rootfs "$BENCH_ROOTFS" --mem 4096 --timeout 600 --file "$TEST_TMP/pairs.sh:/tmp/pairs.sh" \
+        -- sh /tmp/pairs.sh 2>&1) || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
+    printf '%s\n' "$out" >"$TEST_TMP/pairs.out"
+    for name in $(printf '%s\n' "$out" | sed -n 's/^== \([a-z_]*\) bpftrace rc=.*/\1/p'); do
+        cases=$((cases + 1))
+        theirs=$(printf '%s\n' "$out" | grep "^== $name bpftrace rc=")
+        ours=$(printf '%s\n' "$out" | grep "^== $name nobtf trace rc=")
+        # A refusal's words differ (and bpftrace says "Attaching" before
+        # failing to attach): only its status is compared.
+        if [ "${theirs##*rc=}" != "${ours##*rc=}" ] \
+            || { [ "${theirs##*rc=}" = 0 ] && [ "$(output_block "$out" "$theirs")" != "$(output_block "$out" "$ours")" ]; }; then
+            printf 'DIFFERENT %s:\n--- bpftrace\n%s\n--- nobtf\n%s\n' "$name" \
+                "$(output_block "$out" "$theirs")" "$(output_block "$out" "$ours")" >&2
+            bad=$((bad + 1))
+        fi
+    done
+    echo "trace program-level pairs: $cases programs, $bad different" >&2
+    assert_eq "$cases" 8 && assert_eq "$bad" 0
+}
