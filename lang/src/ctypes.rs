@@ -101,11 +101,12 @@ impl ScriptTypes {
         self.record(strukt).is_some()
     }
 
-    fn record(&self, name: &str) -> Option<&Rc<Vec<Member>>> {
-        self.records
-            .iter()
-            .find(|(n, _)| n.split_once(' ').is_some_and(|(_, n)| n == name))
-            .map(|(_, m)| m)
+    /// The struct or union `name`: whether a union, and its members.
+    fn record(&self, name: &str) -> Option<(bool, &Rc<Vec<Member>>)> {
+        self.records.iter().find_map(|(key, members)| {
+            let (kind, n) = key.split_once(' ')?;
+            (n == name).then_some((kind == "union", members))
+        })
     }
 
     pub fn enumerator(&self, name: &str) -> Option<i64> {
@@ -165,7 +166,7 @@ impl<'a> Layered<'a> {
                 let members = match (body, name) {
                     (Some(body), _) => body.clone(),
                     (None, Some(name)) => match self.script.record(name) {
-                        Some(body) => body.clone(),
+                        Some((_, body)) => body.clone(),
                         None => {
                             return self.outer.struct_layout(name).ok_or_else(|| {
                                 let kind = if *union { "union" } else { "struct" };
@@ -251,93 +252,68 @@ impl<'a> Layered<'a> {
 
     /// `member` (a dotted path) of the script's `strukt`.
     fn script_field(&self, strukt: &str, member: &str, depth: usize) -> Result<FieldInfo, String> {
-        let Some(members) = self.script.record(strukt) else {
-            return Err(String::new());
-        };
-        let (first, rest) = match member.split_once('.') {
-            Some((first, rest)) => (first, Some(rest)),
-            None => (member, None),
-        };
-        let union = self
-            .script
-            .records
-            .iter()
-            .any(|(n, _)| n == &format!("union {strukt}"));
+        match self.script.record(strukt) {
+            Some((union, members)) => self.member_in(members, union, member, depth),
+            None => Err(String::new()),
+        }
+    }
+
+    /// `path` (dotted) in a record with `members`; an empty error when
+    /// there is no such member, else why it cannot be placed.
+    fn member_in(
+        &self,
+        members: &[Member],
+        union: bool,
+        path: &str,
+        depth: usize,
+    ) -> Result<FieldInfo, String> {
+        if depth > MAX_NESTING {
+            return Err("types nested too deep".into());
+        }
+        let (first, rest) = path
+            .split_once('.')
+            .map_or((path, None), |(a, b)| (a, Some(b)));
         let (_, _, found) = self.record_layout(members, union, Some(first), depth)?;
-        let Some((offset, ty)) = found else {
+        let Some((offset, mut ty)) = found else {
             return Err(String::new());
         };
-        let mut ty = ty;
-        // Through the script's typedefs to what they name.
+        // Through the script's typedefs to the record they may name.
         for _ in 0..MAX_NESTING {
-            match &ty {
-                Ty::Named(name) => match self.script.typedefs.iter().find(|(n, _)| n == name) {
-                    Some((_, named)) if !matches!(named, Ty::Int { .. }) => ty = named.clone(),
-                    _ => break,
-                },
+            let Ty::Named(name) = &ty else { break };
+            match self.script.typedefs.iter().find(|(n, _)| n == name) {
+                Some((_, named)) if !matches!(named, Ty::Int { .. }) => ty = named.clone(),
                 _ => break,
             }
         }
-        match rest {
-            None => {
+        let inner = match (rest, &ty) {
+            (None, _) => {
                 let (size, _) = self.size_align(&ty, depth + 1)?;
-                Ok(FieldInfo {
+                return Ok(FieldInfo {
                     offset,
                     size,
                     c_type: c_type(&ty),
-                })
+                });
             }
-            Some(rest) => {
-                let inner = match &ty {
-                    Ty::Record {
-                        union,
-                        body: Some(body),
-                        ..
-                    } => {
-                        // An anonymous (or inline) record: walk its members.
-                        let (first, more) = rest
-                            .split_once('.')
-                            .map_or((rest, None), |(a, b)| (a, Some(b)));
-                        let (_, _, found) =
-                            self.record_layout(body, *union, Some(first), depth + 1)?;
-                        let Some((inner, ty)) = found else {
-                            return Err(String::new());
-                        };
-                        if more.is_some() {
-                            return match &ty {
-                                Ty::Record {
-                                    name: Some(name), ..
-                                } => self.lookup(name, more.unwrap_or_default(), depth + 1).map(
-                                    |f| FieldInfo {
-                                        offset: f.offset + inner,
-                                        ..f
-                                    },
-                                ),
-                                _ => Err(String::new()),
-                            }
-                            .map(|f| FieldInfo {
-                                offset: f.offset + offset,
-                                ..f
-                            });
-                        }
-                        let (size, _) = self.size_align(&ty, depth + 1)?;
-                        FieldInfo {
-                            offset: inner,
-                            size,
-                            c_type: c_type(&ty),
-                        }
-                    }
-                    Ty::Record {
-                        name: Some(name), ..
-                    } => self.lookup(name, rest, depth + 1)?,
-                    _ => return Err(String::new()),
-                };
-                Ok(FieldInfo {
-                    offset: offset + inner.offset,
-                    ..inner
-                })
-            }
-        }
+            (
+                Some(rest),
+                Ty::Record {
+                    union,
+                    body: Some(body),
+                    ..
+                },
+            ) => self.member_in(body, *union, rest, depth + 1)?,
+            (
+                Some(rest),
+                Ty::Record {
+                    name: Some(name), ..
+                },
+            ) => self.lookup(name, rest, depth + 1)?,
+            _ => return Err(String::new()),
+        };
+        Ok(FieldInfo {
+            offset: offset + inner.offset,
+            ..inner
+        })
     }
 
     fn lookup(&self, strukt: &str, member: &str, depth: usize) -> Result<FieldInfo, String> {
