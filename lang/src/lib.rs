@@ -1,8 +1,11 @@
 //! `nobtf trace`: a subset of bpftrace's language, with bpftrace's meaning,
 //! compiled to BPF through `probes`' builder. Pure: no syscalls.
 //!
-//! Phases, each its own module: [`lexer`] -> [`parser`] ([`ast`], spans on
-//! every node) -> [`check`] against struct [`fields`], [`tracepoint`]
+//! Phases, each its own module: [`source`] reads the text ([`preprocess`]
+//! for `#` lines, [`preamble`] for C definitions laid out by [`ctypes`] and
+//! [`config`] settings) -> [`lexer`] (macros and `$1` substituted) ->
+//! [`parser`] ([`ast`], spans on every node) -> [`check`] against struct
+//! [`fields`] (the loader's, then the script's), [`tracepoint`]
 //! formats and the [`providers`] table, into the [`typed`] program ->
 //! [`codegen`] for the [`kernel`]'s capabilities. [`compile`] runs them all;
 //! [`output`] describes and decodes what the programs write.
