@@ -98,8 +98,8 @@ vmtest_trace_program_level() {
 }
 
 # The same programs under bpftrace 0.23 and nobtf on debian-6.1 (the bench's
-# Debian 13 root filesystem has bpftrace): exit statuses agree, and stdout
-# where both run.
+# Debian 13 root filesystem has bpftrace): both run or both refuse, and
+# where both run their stdout is the same.
 trace_program_pairs_script() {
     cat <<'EOF'
 p() {
@@ -143,9 +143,9 @@ vmtest_trace_program_matches_bpftrace() {
         cases=$((cases + 1))
         theirs=$(printf '%s\n' "$out" | grep "^== $name bpftrace rc=")
         ours=$(printf '%s\n' "$out" | grep "^== $name nobtf trace rc=")
-        # A refusal's words differ (and bpftrace says "Attaching" before
-        # failing to attach): only its status is compared.
-        if [ "${theirs##*rc=}" != "${ours##*rc=}" ] \
+        # A refusal's words and status differ (bpftrace exits 255 when an
+        # attach fails, after saying "Attaching"): both must refuse.
+        if [ "$([ "${theirs##*rc=}" = 0 ]; echo $?)" != "$([ "${ours##*rc=}" = 0 ]; echo $?)" ] \
             || { [ "${theirs##*rc=}" = 0 ] && [ "$(output_block "$out" "$theirs")" != "$(output_block "$out" "$ours")" ]; }; then
             printf 'DIFFERENT %s:\n--- bpftrace\n%s\n--- nobtf\n%s\n' "$name" \
                 "$(output_block "$out" "$theirs")" "$(output_block "$out" "$ours")" >&2
