@@ -80,7 +80,7 @@ fn one_line_causes() {
     let cases = [
         (
             "kprobe:f { printf(\"%d\\n\", foo); }",
-            "unknown builtin `foo`",
+            "unknown identifier `foo`",
         ),
         (
             "kprobe:f { printf(\"%s\\n\", kstack); }",

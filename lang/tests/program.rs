@@ -340,7 +340,7 @@ fn enum_constants_come_from_the_script_btf_and_uapi() {
     );
     let src = "BEGIN { printf(\"%d\\n\", SKB_DROP_REASON_NOT_SPECIFIED); }";
     let in_probe = src.replace("BEGIN", "kprobe:f");
-    assert!(error(&in_probe, &[]).contains("unknown builtin `SKB_DROP_REASON_NOT_SPECIFIED`"));
+    assert!(error(&in_probe, &[]).contains("unknown identifier `SKB_DROP_REASON_NOT_SPECIFIED`"));
     assert_eq!(
         begin_args(&build_on(src, &FakeBtf, &[]).unwrap()),
         [vec![Value::Int(2)]]

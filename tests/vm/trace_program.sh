@@ -89,7 +89,7 @@ vmtest_trace_program_level() {
             assert_match "$b" '^1$' || bad=$((bad + 1)) ;;
         *)
             b=$(block btf_enum 1) || bad=$((bad + 1))
-            assert_contains "$b" 'unknown builtin `SKB_DROP_REASON_NOT_SPECIFIED`' || bad=$((bad + 1)) ;;
+            assert_contains "$b" 'unknown identifier `SKB_DROP_REASON_NOT_SPECIFIED`' || bad=$((bad + 1)) ;;
     esac
     b=$(block interval) || bad=$((bad + 1))
     assert_match "$b" '^@ticks: [3-6]$' || bad=$((bad + 1))

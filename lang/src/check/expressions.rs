@@ -80,7 +80,12 @@ impl Checker<'_> {
             _ => match self.fields.enum_value(name) {
                 // An enumerator (the script's, BTF's) or a uapi constant.
                 Some(value) => e(TKind::Const(value as u64), int(value < 0)),
-                None => Err(Error::at(span, format!("unknown builtin `{name}`"))),
+                None => Err(Error::at(
+                    span,
+                    format!(
+                        "unknown identifier `{name}`: not a builtin, nor a constant of the script's enums or #defines, the kernel's BTF or nobtf's uapi table"
+                    ),
+                )),
             },
         }
     }
