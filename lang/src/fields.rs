@@ -13,6 +13,23 @@ pub use profile::Field as FieldInfo;
 /// the enclosing one.
 pub trait FieldSource {
     fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo>;
+
+    /// `(size, alignment)` of `struct NAME`, for a script's definitions
+    /// that embed it; `None` when the source does not know (a profile).
+    fn struct_layout(&self, _strukt: &str) -> Option<(u32, u32)> {
+        None
+    }
+
+    /// The value of the enumerator `name` (`TCP_CLOSE`), when known.
+    fn enum_value(&self, _name: &str) -> Option<i64> {
+        None
+    }
+
+    /// Whether this is the running kernel's BTF: bpftrace then defines
+    /// `BPFTRACE_HAVE_BTF` for the program's `#ifdef`s.
+    fn has_kernel_btf(&self) -> bool {
+        false
+    }
 }
 
 /// A profile knows members under `struct.member[.member]` keys, with their

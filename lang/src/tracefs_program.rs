@@ -112,16 +112,18 @@ impl From<Error> for TranslateError {
 
 /// Parse, check and translate `source` to tracefs events. `event_name`
 /// names each event (the loader's unique, parseable names); `group` is
-/// their group; `pids` (the threads of `-p PID`) filter every event.
+/// their group; `pids` (the threads of `-p PID`) filter every event;
+/// `params` are the positional parameters.
 pub fn translate(
     source: &str,
     target: &Target,
+    params: &[String],
     syntax: Syntax,
     group: &str,
     event_name: &mut dyn FnMut(ProbeKind, &str) -> String,
     pids: &[u32],
 ) -> Result<TracefsProgram, TranslateError> {
-    let checked = check_program(source, target)?;
+    let checked = check_program(source, target, params)?;
     let mut probes = Vec::new();
     for (point, typed, attach_span) in &checked.probes {
         let (kind, function) = match point {
@@ -998,7 +1000,7 @@ mod tests {
             n += 1;
             format!("nobtf_1_{}_{f}_{}", kind.letter(), n - 1)
         };
-        translate(source, &target, syntax, "nobtf", &mut name, pids).map_err(|e| match e {
+        translate(source, &target, &[], syntax, "nobtf", &mut name, pids).map_err(|e| match e {
             TranslateError::Program(e) => format!("program: {}", e.render(source)),
             TranslateError::NeedsBpf(r) => r.render(source),
         })

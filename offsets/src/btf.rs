@@ -134,4 +134,13 @@ impl lang::fields::FieldSource for Btf {
         let path = crate::model::FieldPath::parse(&format!("{strukt}.{member}")).ok()?;
         Btf::field(self, &path).ok()
     }
+
+    fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
+        let id = self.inner.find_struct(strukt).ok()??;
+        Some((self.inner.size_of(id).ok()?, self.inner.align_of(id).ok()?))
+    }
+
+    fn enum_value(&self, name: &str) -> Option<i64> {
+        self.inner.enum_value(name).ok()?
+    }
 }

@@ -88,6 +88,8 @@ pub struct Checker<'a> {
     /// Members of unknown type read as integers, by span: `.member` after
     /// one is looked up as the nested path (`task_struct.se.vruntime`).
     untyped: Vec<(Span, Untyped)>,
+    /// `str()`'s length when none is given (`config = { max_strlen = N }`).
+    pub str_len: u32,
     /// Skip what fails and go on: the discovery pass that finds every map
     /// before the real one (which reports the errors).
     pub lenient: bool,
@@ -140,6 +142,7 @@ impl<'a> Checker<'a> {
             used_fields: BTreeSet::new(),
             missing_fields: Vec::new(),
             untyped: Vec::new(),
+            str_len: STR_LEN,
             lenient: false,
         }
     }
