@@ -71,7 +71,7 @@ if [ -e /dev/loop-control ] || [ -e /dev/loop0 ]; then
     LOOP=$(losetup -f --show $W/disk 2>/dev/null || /nobtf/busybox losetup -f -s $W/disk 2>/dev/null) || LOOP=
 fi
 have() { command -v "$1" >/dev/null 2>&1; }
-echo "== setup loop=${LOOP:-none} perl=$(have perl && echo yes || echo no) bash=$(have bash && echo yes || echo no) setpriv=$(have setpriv && echo yes || echo no)"
+echo "== setup loop=${LOOP:-none} perl=$(have perl && echo yes || echo no) bash=$(have bash && echo yes || echo no) setpriv=$(have setpriv && echo yes || echo no) second=$(cat /tmp/corpus-second)"
 
 # Workload parts, each a few hundred milliseconds under TCG.
 w_files() {
@@ -267,14 +267,11 @@ vmtest_corpus() {
     mkdir -p "$CORPUS_RESULTS_DIR"
     printf '%s\n' "$out" >"$CORPUS_RESULTS_DIR/output.txt"
     printf '%s\n' "$out" | grep '^== setup ' >&2
-    local results=$CORPUS_RESULTS_DIR/results.tsv tool missing=""
-    printf '# %s, kernel %s, scripts/test --vm-only --kernels debian-6.1 --filter ^vmtest_corpus%s\n' \
-        "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(kernel_release "$KERNEL")" \
-        "${second:+ (calibration: bpftrace in the nobtf columns)}" >"$results.new"
+    local results=$CORPUS_RESULTS_DIR/results.tsv tool missing
+    missing=$(corpus_results "$CORPUS_RESULTS_DIR/output.txt")
     for tool in $tools; do
-        corpus_compare "$out" "$tool" >>"$results.new" || missing+=" $tool"
+        grep -q "^$tool"$'\t' "$results" || missing+=" $tool"
     done
-    mv "$results.new" "$results"
     local line
     while IFS=$'\t' read -r tool bstate nstate equal why; do
         case $tool in '#'*) continue ;; esac
@@ -296,6 +293,24 @@ vmtest_corpus() {
             || { fail "$tool: bpftrace printed nothing beyond its headers, so an equal output proves nothing (the workload must make it print)"; return 1; }
         assert_eq "$equal" yes || { fail "$tool: nobtf's output differs from bpftrace's: $why"; return 1; }
     done
+}
+
+# corpus_results OUTPUT_FILE: writes results.tsv beside the VM's
+# saved output, a line per tool run (a first `#` line says when, where and
+# how); prints the tools without both runs. scripts/corpus-table --rescan
+# calls it again on the saved output after a change of the masks.
+corpus_results() {
+    local file=$1 note="" out tool results missing=""
+    results=$(dirname "$file")/results.tsv
+    out=$(cat "$file")
+    grep -q '^== setup .*second=bpftrace' "$file" && note=" (calibration: bpftrace in the nobtf columns)"
+    printf '# %s, kernel %s, scripts/test --vm-only --kernels debian-6.1 --filter ^vmtest_corpus%s\n' \
+        "$(date -u -r "$file" '+%Y-%m-%d %H:%M UTC')" "$(kernel_release debian-6.1)" "$note" >"$results.new"
+    for tool in $(sed -n 's/^== \([^ ]*\) bpftrace rc=.*/\1/p' "$file"); do
+        corpus_compare "$out" "$tool" >>"$results.new" || missing+=" $tool"
+    done
+    mv "$results.new" "$results"
+    printf '%s\n' "$missing"
 }
 
 # corpus_stdout OUTPUT TOOL TRACER: that run's stdout.
@@ -354,9 +369,11 @@ corpus_compare() {
     theirs=$(corpus_stdout "$out" "$tool" bpftrace | corpus_mask)
     ours=$(corpus_stdout "$out" "$tool" nobtf | corpus_mask)
     if [ "$bstate" != starts ]; then
-        why="bpftrace does not run it: ${bstate#refused}"
+        why=${bstate#refused(}
+        why="bpftrace does not run it: ${why%)}"
     elif [ "$nstate" != starts ]; then
-        why="nobtf refuses it: ${nstate#refused}"
+        why=${nstate#refused(}
+        why="nobtf refuses it: ${why%)}"
     elif [ "$ours" = "$theirs" ]; then
         equal=yes
         corpus_has_content "$theirs" || why="headers only: the workload makes neither print more"
