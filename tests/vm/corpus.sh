@@ -256,7 +256,7 @@ vmtest_corpus() {
     case $second in ''|bpftrace) ;; *) fail "NOBTF_CORPUS_SECOND is bpftrace or empty, not $second"; return 1 ;; esac
     printf '%s\n' "$second" >"$TEST_TMP/second"
     local out start=$SECONDS
-    out=$(vm --rootfs "$BENCH_ROOTFS" --mem 4096 --timeout 1500 --file "$corpus:/corpus" \
+    out=$(vm --rootfs "$BENCH_ROOTFS" --mem 4096 --timeout 3600 --file "$corpus:/corpus" \
         --file "$TEST_TMP/corpus.sh:/tmp/corpus.sh" --file "$TEST_TMP/tools:/tmp/corpus-tools" \
         --file "$TEST_TMP/second:/tmp/corpus-second" -- sh /tmp/corpus.sh 2>"$TEST_TMP/vm.err") \
         || { printf '%s\n' "$out" >&2; cat "$TEST_TMP/vm.err" >&2; fail "the VM script failed"; return 1; }
@@ -266,7 +266,7 @@ vmtest_corpus() {
     echo "corpus on $KERNEL: $((SECONDS - start)) s" >&2
     mkdir -p "$CORPUS_RESULTS_DIR"
     printf '%s\n' "$out" >"$CORPUS_RESULTS_DIR/output.txt"
-    printf '%s\n' "$out" | grep '^== setup ' >&2
+    grep '^== setup ' <<<"$out" >&2
     local results=$CORPUS_RESULTS_DIR/results.tsv tool missing
     missing=$(corpus_results "$CORPUS_RESULTS_DIR/output.txt")
     for tool in $tools; do
@@ -316,7 +316,8 @@ corpus_results() {
 # corpus_stdout OUTPUT TOOL TRACER: that run's stdout.
 corpus_stdout() {
     local header
-    header=$(printf '%s\n' "$1" | grep -m1 "^== $2 $3 rc=") || return 1
+    # A here-string: under pipefail, grep -m1 stopping early could fail a pipe.
+    header=$(grep -m1 "^== $2 $3 rc=" <<<"$1") || return 1
     output_block "$1" "$header" | grep -v -e '^stderr: ' -e '^took: '
 }
 
@@ -324,7 +325,8 @@ corpus_stdout() {
 # error line (else its first line on stderr).
 corpus_state() {
     local header block state why
-    header=$(printf '%s\n' "$1" | grep -m1 "^== $2 $3 rc=") || return 1
+    # A here-string: under pipefail, grep -m1 stopping early could fail a pipe.
+    header=$(grep -m1 "^== $2 $3 rc=" <<<"$1") || return 1
     state=${header##*state=}
     block=$(output_block "$1" "$header")
     if [ "$state" = starts ] && [ "${header#*rc=}" = "0 state=starts" ]; then
