@@ -281,11 +281,19 @@ vmtest_corpus() {
     echo "summary: $(grep -c $'\tstarts\t' "$results") of $(grep -vc '^#' "$results") tools start under nobtf, $(grep -c $'\tyes\t' "$results") print what bpftrace prints (results: $results)" >&2
     [ -z "$missing" ] || { fail "no run of bpftrace or nobtf for:$missing"; return 1; }
     [ -z "$second" ] || { echo "summary: a calibration run: the listed tools are not checked" >&2; return 0; }
+    corpus_check "$CORPUS_RESULTS_DIR" "$tools"
+}
+
+# corpus_check DIR TOOLS: the listed tools (CORPUS_MUST_MATCH) among
+# TOOLS, held to DIR's results.tsv and output.txt.
+corpus_check() {
+    local dir=$1 tools=$2 out tool line nstate equal why
+    out=$(cat "$dir/output.txt")
     local entry regex theirs
     for entry in "${CORPUS_MUST_MATCH[@]}"; do
         tool=${entry%% *} regex=${entry#* }
         case " $(printf '%s ' $tools)" in *" $tool "*) ;; *) echo "summary: $tool is listed but not run (NOBTF_CORPUS_TOOLS)" >&2; continue ;; esac
-        line=$(grep "^$tool"$'\t' "$results") || { fail "$tool is listed but has no result"; return 1; }
+        line=$(grep "^$tool"$'\t' "$dir/results.tsv") || { fail "$tool is listed but has no result"; return 1; }
         IFS=$'\t' read -r _ _ nstate equal why <<<"$line"
         assert_eq "$nstate" starts || { fail "$tool must start under nobtf"; return 1; }
         theirs=$(corpus_stdout "$out" "$tool" bpftrace)
