@@ -370,6 +370,18 @@ corpus_has_content() {
     grep -v '^Attaching N probe' <<<"$1" | grep -q -e 'N' -e '<time>' -e '<addr>' -e '^@' -e '^[[(]'
 }
 
+# corpus_lines_only TRACER LINES: how many masked lines only TRACER
+# printed, and the first.
+corpus_lines_only() {
+    local n
+    n=$(grep -c . <<<"$2")
+    if [ "$n" = 0 ]; then
+        echo "none only $1 prints"
+    else
+        echo "$n masked lines only $1 prints, first '$(head -n1 <<<"$2")'"
+    fi
+}
+
 # corpus_compare OUTPUT TOOL: the tool's line of results.tsv: TOOL,
 # bpftrace's state, nobtf's, equal (yes|no), why not.
 corpus_compare() {
@@ -391,7 +403,7 @@ corpus_compare() {
         local only_theirs only_ours
         only_theirs=$(LC_ALL=C comm -23 <(printf '%s\n' "$theirs") <(printf '%s\n' "$ours"))
         only_ours=$(LC_ALL=C comm -13 <(printf '%s\n' "$theirs") <(printf '%s\n' "$ours"))
-        why="$(grep -c . <<<"$only_theirs") masked lines only bpftrace prints (first: '$(head -n1 <<<"$only_theirs")'), $(grep -c . <<<"$only_ours") only nobtf prints (first: '$(head -n1 <<<"$only_ours")')"
+        why="$(corpus_lines_only bpftrace "$only_theirs"); $(corpus_lines_only nobtf "$only_ours")"
     fi
     printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$bstate" "$nstate" "$equal" "$why"
 }
