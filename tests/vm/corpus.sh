@@ -83,7 +83,15 @@ w_files() {
     touch $W/t && rm -f $W/t
 }
 w_exec() { /usr/bin/true; /usr/bin/env true; /usr/bin/echo exec-test >/dev/null; }
-w_fork() { for i in 1 2 3; do (:) & done; wait; }
+# Waits name their children: a bare `wait` would wait for the tracer too.
+w_fork() {
+    forks=
+    for i in 1 2 3; do
+        (:) &
+        forks="$forks $!"
+    done
+    wait $forks
+}
 w_kill() {
     sleep 10 &
     k=$!
