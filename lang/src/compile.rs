@@ -9,6 +9,7 @@ use crate::codegen::generate;
 use crate::config::Config;
 use crate::ctypes::Layered;
 use crate::diag::{Error, Span};
+use crate::expand::{MAX_PROBES, is_wildcard, points};
 use crate::fields::CType;
 use crate::fields::{FieldInfo, FieldSource};
 use crate::kernel::Kernel;
@@ -189,7 +190,7 @@ pub(crate) fn check_program(
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
     checker.maps = discover_maps(&program, target, checker.str_len);
-    let checked = check_probes(&program, &mut checker).map_err(|e| {
+    let checked = check_probes(&program, &mut checker, target.tracepoints).map_err(|e| {
         // A member of a script type that could not be laid out: say why.
         match fields.problem.take() {
             Some((key, why)) if e.message.contains(&format!("`{key}`")) => Error {
@@ -204,7 +205,13 @@ pub(crate) fn check_program(
         .probes
         .iter()
         .filter(|probe| probe.attach.len() > 1)
-        .flat_map(|probe| probe.attach.iter().filter_map(|a| resolve(a).ok()))
+        .flat_map(|probe| {
+            probe
+                .attach
+                .iter()
+                .filter(|a| !is_wildcard(a))
+                .filter_map(|a| resolve(a).ok())
+        })
         .map(|(point, _)| point)
         .collect();
     Ok(Checked {
@@ -241,12 +248,27 @@ type CheckedProbes = (
     Vec<Timer>,
 );
 
-fn check_probes(program: &Program, checker: &mut Checker) -> Result<CheckedProbes, Error> {
+fn check_probes(
+    program: &Program,
+    checker: &mut Checker,
+    kernel: &dyn TracepointSource,
+) -> Result<CheckedProbes, Error> {
     let mut checked = Vec::new();
     let (mut begin, mut end, mut timers) = (Vec::new(), Vec::new(), Vec::new());
-    for probe in &program.probes {
-        for attach in &probe.attach {
-            let (point, context) = resolve(attach)?;
+    let expansions = program
+        .probes
+        .iter()
+        .map(|probe| expanded(probe, kernel))
+        .collect::<Result<Vec<_>, Error>>()?;
+    // Before checking each match's body: `kprobe:*` has tens of thousands.
+    let total: usize = expansions.iter().map(Vec::len).sum();
+    if total > MAX_PROBES {
+        return Err(Error::whole(format!(
+            "Can't attach to {total} probes because it exceeds the current limit of {MAX_PROBES} probes: narrow the wildcards"
+        )));
+    }
+    for (probe, points) in program.probes.iter().zip(expansions) {
+        for (attach, point, context) in points {
             let typed = checker.probe(probe, &point, context, attach.span)?;
             if context == Context::UserSpace {
                 if let Some(p) = &probe.predicate {
@@ -279,6 +301,21 @@ fn check_probes(program: &Program, checker: &mut Checker) -> Result<CheckedProbe
     Ok((checked, begin, end, timers))
 }
 
+/// A probe's attach points, each wildcard expanded ([`crate::expand`]),
+/// with the attach point each came from.
+fn expanded<'p>(
+    probe: &'p crate::ast::Probe,
+    kernel: &dyn TracepointSource,
+) -> Result<Vec<(&'p crate::ast::Attach, AttachPoint, Context)>, Error> {
+    let mut out = Vec::new();
+    for attach in &probe.attach {
+        for (point, context) in points(attach, kernel)? {
+            out.push((attach, point, context));
+        }
+    }
+    Ok(out)
+}
+
 /// The maps every probe assigns, so that a probe may print, clear, delete
 /// or read a map another probe, later in the text, assigns (as in
 /// bpftrace). Errors are left to the real pass.
@@ -289,10 +326,11 @@ fn discover_maps(program: &Program, target: &Target, str_len: u32) -> Vec<MapSpe
     // Twice: a probe reading a map assigned later needs it on the second round.
     for _ in 0..2 {
         for probe in &program.probes {
-            for attach in &probe.attach {
-                if let Ok((point, context)) = resolve(attach) {
-                    let _ = checker.probe(probe, &point, context, attach.span);
-                }
+            let Ok(points) = expanded(probe, target.tracepoints) else {
+                continue;
+            };
+            for (attach, point, context) in points {
+                let _ = checker.probe(probe, &point, context, attach.span);
             }
         }
     }
@@ -402,8 +440,7 @@ pub fn fields_used_with(
     checker.maps = discover_maps(&program, &target, checker.str_len);
     let mut stopped = None;
     for probe in &program.probes {
-        for attach in &probe.attach {
-            let (point, context) = resolve(attach)?;
+        for (attach, point, context) in expanded(probe, &tracepoints)? {
             if let Err(e) = checker.probe(probe, &point, context, attach.span) {
                 stopped.get_or_insert(e);
             }
@@ -421,6 +458,11 @@ pub fn fields_used_with(
 struct AnyTracepoint(Vec<String>);
 
 impl TracepointSource for AnyTracepoint {
+    /// A wildcard stands for itself: every probe exists.
+    fn matching(&self, pattern: &str) -> Option<Vec<String>> {
+        Some(vec![pattern.to_string()])
+    }
+
     fn format(&self, _: &str, _: &str) -> Option<TracepointFormat> {
         let fields = self
             .0

@@ -57,6 +57,7 @@ mod compile;
 pub mod config;
 pub mod ctypes;
 pub mod diag;
+pub mod expand;
 pub mod fields;
 pub mod flush;
 pub mod format;

@@ -3,6 +3,7 @@
 
 use crate::ast::Attach;
 use crate::diag::Error;
+use crate::glob;
 
 /// Where a compiled probe attaches, for the loader.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +114,11 @@ const PROVIDERS: &[Provider] = &[
                 category: c.clone(),
                 name: n.clone(),
             }),
+            // `tracepoint:*exec*`: a wildcard name in any category, as bpftrace.
+            [n] if is_symbol(n) && glob::has_wildcard(n) => Some(AttachPoint::Tracepoint {
+                category: "*".into(),
+                name: n.clone(),
+            }),
             _ => None,
         },
     },
@@ -170,21 +176,18 @@ fn duration_nanos(text: &str) -> Option<u64> {
     n.checked_mul(per).filter(|&nanos| nanos >= 1_000)
 }
 
+/// A function or tracepoint name, or a wildcard pattern of one
+/// ([`crate::expand`] replaces those by what they match).
 fn is_symbol(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*'))
 }
 
-/// Resolve an attach point as written through the provider table.
+/// Resolve an attach point as written through the provider table; a
+/// wildcard stays in the names (see [`crate::expand::points`]).
 pub fn resolve(attach: &Attach) -> Result<(AttachPoint, Context), Error> {
     let written = attach.parts.join(":");
-    if written.contains('*') {
-        return Err(Error::at(
-            attach.span,
-            format!("`{written}`: wildcards are not supported by nobtf trace yet; name each probe"),
-        ));
-    }
     let (name, rest) = attach.parts.split_first().expect("split yields one part");
     let Some(provider) = PROVIDERS.iter().find(|p| p.names.contains(&name.as_str())) else {
         let known: Vec<&str> = PROVIDERS.iter().map(|p| p.names[0]).collect();

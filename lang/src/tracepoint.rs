@@ -22,6 +22,13 @@ pub struct TracepointField {
 /// The formats of the running kernel's tracepoints, e.g. read from tracefs.
 pub trait TracepointSource {
     fn format(&self, category: &str, name: &str) -> Option<TracepointFormat>;
+
+    /// The kernel's probes matching the wildcard `pattern` (`kprobe:vfs_*`,
+    /// `tracepoint:syscalls:sys_enter_*`), named the same way, for
+    /// [`crate::expand`]; `None` when the kernel's lists cannot be read.
+    fn matching(&self, _pattern: &str) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// No tracepoints: for programs that use none, and for tests.

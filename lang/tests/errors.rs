@@ -95,7 +95,10 @@ fn one_line_causes() {
             "unknown tracepoint `sched:nope`",
         ),
         ("uprobe:/bin/sh:main { }", "unknown probe type `uprobe`"),
-        ("kprobe:vfs_* { }", "wildcards are not supported"),
+        (
+            "kprobe:vfs_* { }",
+            "a wildcard needs the kernel's list of probes",
+        ),
         (
             "kprobe:f { printf(\"%d\\n\", retval); }",
             "`retval` exists only in kretprobes",
