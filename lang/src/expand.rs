@@ -77,6 +77,49 @@ fn concrete(like: &AttachPoint, listed: &str) -> Option<AttachPoint> {
     }
 }
 
+/// What bpftrace 0.23 counts in `Attaching N probes...`: one per attach
+/// point (BEGIN and END included), except that a wildcard counts its
+/// matches, unless it is a k(ret)probe on a kernel with multi-kprobes
+/// (`kprobe_multi`) in a probe that does not read `probe`: bpftrace attaches
+/// those as one. 0 for a program that does not parse.
+pub fn bpftrace_probe_count(
+    source: &str,
+    kernel: &dyn TracepointSource,
+    kprobe_multi: bool,
+) -> u64 {
+    let Ok(program) = crate::parse(source) else {
+        return 0;
+    };
+    let mut count = 0;
+    for probe in &program.probes {
+        let one_program_each = !kprobe_multi || reads_probe(probe);
+        for attach in &probe.attach {
+            count += match points(attach, kernel) {
+                Ok(points) if is_wildcard(attach) => {
+                    let function = matches!(
+                        points.first(),
+                        Some((AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_), _))
+                    );
+                    if function && !one_program_each {
+                        1
+                    } else {
+                        points.len() as u64
+                    }
+                }
+                _ => 1,
+            };
+        }
+    }
+    count
+}
+
+/// Whether `probe` reads the `probe` builtin. The tree has no walker; its
+/// debug text names each bare identifier (builtins, not members, variables
+/// or maps) as `Ident("...")`.
+fn reads_probe(probe: &crate::ast::Probe) -> bool {
+    format!("{:?}{:?}", probe.predicate, probe.body).contains("Ident(\"probe\")")
+}
+
 /// Whether an attach point as written has a wildcard.
 pub fn is_wildcard(attach: &Attach) -> bool {
     attach.parts.iter().any(|p| glob::has_wildcard(p))
@@ -177,6 +220,29 @@ mod tests {
         assert!(err.contains("could not be read"), "{err}");
         // Only k(ret)probes and tracepoints take wildcards.
         assert!(expanded("interval:s:*", &KERNEL).is_err());
+    }
+
+    #[test]
+    fn attached_probes_are_counted_as_bpftrace_counts_them() {
+        let count = |source: &str, multi: bool| bpftrace_probe_count(source, &KERNEL, multi);
+        let program = "BEGIN { } kprobe:vfs_rea* { @[func] = count(); } END { }";
+        assert_eq!(count(program, false), 4);
+        // Multi-kprobes: one probe for all matches...
+        assert_eq!(count(program, true), 3);
+        // ...unless `probe` tells them apart.
+        assert_eq!(
+            count(
+                "kprobe:vfs_rea*,kprobe:vfs_write { @[probe] = count(); }",
+                true
+            ),
+            3
+        );
+        assert_eq!(
+            count("kprobe:vfs_write { @probe[$probe] = count(); }", false),
+            1
+        );
+        assert_eq!(count("tracepoint:syscalls:sys_enter_exec* { }", true), 2);
+        assert_eq!(count("kprobe:a {", true), 0);
     }
 
     #[test]

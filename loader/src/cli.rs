@@ -156,16 +156,21 @@ pub struct RunArgs {
 // the subcommand's own about text, as subcommands are deferred).
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
-    /// The program, or a file holding it.
-    #[arg(value_name = "PROGRAM", required_unless_present = "expr")]
+    /// The program, or a file holding it (with `-l`, the probes to list).
+    #[arg(value_name = "PROGRAM", required_unless_present_any = ["expr", "list"])]
     pub program: Option<String>,
     /// The program's positional parameters `$1`, `$2`, ... (after `--` when
     /// one starts with `-`).
     #[arg(value_name = "ARG")]
     pub params: Vec<String>,
     /// The program's text (then every word after the options is an ARG).
-    #[arg(short = 'e', value_name = "PROGRAM")]
+    #[arg(short = 'e', value_name = "PROGRAM", conflicts_with = "list")]
     pub expr: Option<String>,
+    /// List the probes matching PROGRAM as a pattern (`kprobe:vfs_*`,
+    /// `tracepoint:syscalls:*`; all without one) instead of tracing; with
+    /// `-v`, each tracepoint's arguments.
+    #[arg(short = 'l')]
+    pub list: bool,
     /// Offsets profile for struct fields (default: the kernel's BTF, else
     /// the builtin profile where it fits).
     #[arg(long, value_name = "FILE", env = "NOBTF_OFFSETS")]
@@ -338,6 +343,7 @@ impl TraceArgs {
     pub fn options(self) -> anyhow::Result<TraceOptions> {
         let mut params = self.params;
         let program = match (self.expr, self.program) {
+            (None, pattern) if self.list => pattern.unwrap_or_default(),
             // With -e, bpftrace takes every word as a parameter.
             (Some(text), first) => {
                 params.splice(0..0, first);
@@ -363,6 +369,7 @@ impl TraceArgs {
             buffer_pages: self.buffer_pages,
             verbose: self.verbose,
             backend: self.backend.into(),
+            list: self.list,
         })
     }
 }
@@ -462,5 +469,12 @@ mod tests {
                 .params
                 .is_empty()
         );
+        // `-l [PATTERN]`, `-lv` as bpftrace spells them.
+        let opts = trace(&["nobtf", "trace", "-lv", "kprobe:vfs_*"]);
+        assert!(opts.list && opts.verbose);
+        assert_eq!(opts.program, "kprobe:vfs_*");
+        let opts = trace(&["nobtf", "trace", "-l"]);
+        assert!(opts.list && opts.program.is_empty());
+        assert!(Cli::try_parse_from(["nobtf", "trace", "-l", "-e", "BEGIN {}"]).is_err());
     }
 }

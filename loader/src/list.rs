@@ -3,6 +3,7 @@
 //! tracepoint's arguments), sorted within each type.
 
 use std::collections::BTreeSet;
+use std::io::{self, Write};
 use std::path::Path;
 
 use lang::glob;
@@ -17,6 +18,9 @@ pub struct Sources {
     pub kallsyms: Option<String>,
     /// tracefs `available_events`: `CAT:NAME` a line.
     pub events: Option<String>,
+    /// debugfs `kprobes/blacklist`: `START-END\tFUNC` a line, functions
+    /// the kernel refuses to kprobe.
+    pub blacklist: Option<String>,
 }
 
 impl Sources {
@@ -31,12 +35,28 @@ impl Sources {
             },
             filter_functions,
             events: file("available_events"),
+            blacklist: std::fs::read_to_string(KPROBES_BLACKLIST).ok(),
+        }
+    }
+
+    /// Whether the list `pattern` (`kprobe:...`, `tracepoint:...`) would
+    /// search could be read.
+    pub fn can_list(&self, pattern: &str) -> bool {
+        match Pattern::parse(pattern).kind {
+            Some(kind) if glob::matches(kind, TRACEPOINT.0) || TRACEPOINT.1.contains(&kind) => {
+                self.events.is_some()
+            }
+            _ => self.filter_functions.is_some() || self.kallsyms.is_some(),
         }
     }
 }
 
+const KPROBES_BLACKLIST: &str = "/sys/kernel/debug/kprobes/blacklist";
+
 /// Probe types as `-l` names them, with the spellings bpftrace also takes.
+/// Return probes are listed only when asked for by name, as bpftrace.
 const KPROBE: (&str, &[&str]) = ("kprobe", &["k"]);
+const KRETPROBE: (&str, &[&str]) = ("kretprobe", &["kr"]);
 const TRACEPOINT: (&str, &[&str]) = ("tracepoint", &["t"]);
 
 /// A listing pattern: `TYPE:NAME` (each part may hold `*`), or a bare NAME
@@ -62,7 +82,8 @@ impl<'a> Pattern<'a> {
 
     fn takes(&self, (kind, aliases): (&str, &[&str])) -> bool {
         match self.kind {
-            None => true,
+            None => kind != KRETPROBE.0,
+            Some(k) if kind == KRETPROBE.0 => k == kind || aliases.contains(&k),
             Some(k) => glob::matches(k, kind) || aliases.contains(&k),
         }
     }
@@ -78,20 +99,22 @@ pub fn probes(sources: &Sources, pattern: Option<&str>) -> Vec<String> {
         pattern.name
     };
     let mut out = Vec::new();
-    if pattern.takes(KPROBE) {
-        let funcs: BTreeSet<&str> = match (&sources.filter_functions, &sources.kallsyms) {
-            (Some(filter), _) => filter.lines().filter_map(filter_function).collect(),
-            (None, Some(kallsyms)) => kallsyms.lines().filter_map(text_symbol).collect(),
-            (None, None) => BTreeSet::new(),
-        };
-        out.extend(
-            funcs
-                .into_iter()
-                .filter(|f| glob::matches(name, f))
-                .map(|f| format!("{}:{f}", KPROBE.0)),
-        );
+    for kind in [KPROBE, KRETPROBE] {
+        if pattern.takes(kind) {
+            out.extend(
+                functions(sources)
+                    .into_iter()
+                    .filter(|f| glob::matches(name, f))
+                    .map(|f| format!("{}:{f}", kind.0)),
+            );
+        }
     }
     if pattern.takes(TRACEPOINT) {
+        // `tracepoint:*open*`: a wildcard name in every category, as bpftrace.
+        let name = match name.contains(':') {
+            false if pattern.kind.is_some() && glob::has_wildcard(name) => format!("*:{name}"),
+            _ => name.to_string(),
+        };
         let events: BTreeSet<&str> = sources
             .events
             .iter()
@@ -102,11 +125,43 @@ pub fn probes(sources: &Sources, pattern: Option<&str>) -> Vec<String> {
         out.extend(
             events
                 .into_iter()
-                .filter(|e| glob::matches(name, e))
+                .filter(|e| glob::matches(&name, e))
                 .map(|e| format!("{}:{e}", TRACEPOINT.0)),
         );
     }
     out
+}
+
+/// The functions a kprobe may take, sorted, as bpftrace 0.23 finds them:
+/// ftrace's list (else kallsyms' text symbols), without the kprobe
+/// blacklist, the functions known to hang the kernel when traced, and the
+/// `.part.N` pieces of split functions.
+fn functions(sources: &Sources) -> BTreeSet<&str> {
+    let blacklisted: BTreeSet<&str> = sources
+        .blacklist
+        .iter()
+        .flat_map(|b| b.lines())
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    let listed: Box<dyn Iterator<Item = &str>> =
+        match (&sources.filter_functions, &sources.kallsyms) {
+            (Some(filter), _) => Box::new(filter.lines().filter_map(filter_function)),
+            (None, Some(kallsyms)) => Box::new(kallsyms.lines().filter_map(text_symbol)),
+            (None, None) => Box::new(std::iter::empty()),
+        };
+    listed
+        .filter(|f| !blacklisted.contains(f) && !hangs_when_traced(f) && !f.contains(".part."))
+        .collect()
+}
+
+/// bpftrace's list of functions left out of wildcards and listings (from
+/// the kernel's kprobe_multi selftest): tracing them can hang the machine.
+fn hangs_when_traced(func: &str) -> bool {
+    matches!(
+        func,
+        "arch_cpu_idle" | "default_idle" | "bpf_dispatcher_xdp_func"
+    ) || func.starts_with("rcu_")
+        || func.starts_with("__ftrace_invalid_address__")
 }
 
 /// The function of an `available_filter_functions` line (`vfs_read`,
@@ -122,6 +177,33 @@ fn text_symbol(line: &str) -> Option<&str> {
     let mut words = line.split_whitespace();
     let (_, kind, name) = (words.next()?, words.next()?, words.next()?);
     matches!(kind, "t" | "T").then_some(name)
+}
+
+/// Prints the probes matching `pattern` (all when `None`) to `out`, one a
+/// line; with `verbose`, each tracepoint's arguments under it, indented
+/// four spaces, as bpftrace's `-lv`.
+pub fn print(pattern: Option<&str>, verbose: bool, out: &mut dyn Write) -> io::Result<()> {
+    let tracefs = crate::features::tracefs().ok();
+    let sources = Sources::read(tracefs.as_deref());
+    for probe in probes(&sources, pattern) {
+        writeln!(out, "{probe}")?;
+        let event = probe.strip_prefix("tracepoint:").filter(|_| verbose);
+        if let (Some(event), Some(tracefs)) = (event, &tracefs) {
+            let format = event
+                .split_once(':')
+                .and_then(|(cat, name)| {
+                    std::fs::read_to_string(
+                        tracefs.join("events").join(cat).join(name).join("format"),
+                    )
+                    .ok()
+                })
+                .unwrap_or_default();
+            for arg in tracepoint_args(&format) {
+                writeln!(out, "    {arg}")?;
+            }
+        }
+    }
+    out.flush()
 }
 
 /// A tracepoint's own arguments from its `format` file, as bpftrace's
@@ -148,7 +230,45 @@ mod tests {
             ),
             kallsyms: None,
             events: Some("syscalls:sys_enter_openat\nsched:sched_switch\nsyscalls:sys_exit_openat\n".into()),
+            blacklist: None,
         }
+    }
+
+    #[test]
+    fn left_out_as_bpftrace_leaves_them_out() {
+        let s = Sources {
+            filter_functions: Some(
+                "vfs_read\nrcu_note_context_switch\ndefault_idle\nvfs_rename.part.0\nvfs_readv\n"
+                    .into(),
+            ),
+            kallsyms: None,
+            events: None,
+            blacklist: Some("0xffffffff81000000-0xffffffff81000010\tvfs_readv\n".into()),
+        };
+        assert_eq!(probes(&s, None), ["kprobe:vfs_read"]);
+        assert!(probes(&s, Some("*:rcu_*")).is_empty());
+    }
+
+    #[test]
+    fn return_probes_only_when_named() {
+        let s = sources();
+        assert_eq!(
+            probes(&s, Some("kretprobe:vfs_w*")),
+            ["kretprobe:vfs_write"]
+        );
+        assert_eq!(probes(&s, Some("kr:vfs_w*")), ["kretprobe:vfs_write"]);
+        assert_eq!(probes(&s, Some("*:vfs_w*")), ["kprobe:vfs_write"]);
+        // A tracepoint name alone is looked for in every category.
+        assert_eq!(
+            probes(&s, Some("tracepoint:*enter_open*")),
+            ["tracepoint:syscalls:sys_enter_openat"]
+        );
+        assert!(s.can_list("tracepoint:*") && s.can_list("kprobe:*"));
+        let no_events = Sources {
+            events: None,
+            ..sources()
+        };
+        assert!(!no_events.can_list("tracepoint:syscalls:*"));
     }
 
     #[test]
@@ -190,6 +310,7 @@ mod tests {
             filter_functions: None,
             kallsyms: Some("ffffffff81300000 T do_unlinkat\nffffffff81300100 d some_data\nffffffff81300200 t vfs_read\n".into()),
             events: None,
+            blacklist: None,
         };
         assert_eq!(probes(&s, None), ["kprobe:do_unlinkat", "kprobe:vfs_read"]);
     }

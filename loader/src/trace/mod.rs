@@ -25,6 +25,7 @@ use probes::MaxEntries;
 use crate::attach::{AttachMode, AttachPoint, stale};
 use crate::backend::{self, Backend, BackendChoice};
 use crate::detect::{Report, Scope};
+use crate::list;
 use crate::load;
 use crate::plan::{self, PlanError, ReadChoice};
 use crate::session::{MapSpec, ProgramSpec, Session, SessionError, Setup, Steps};
@@ -52,6 +53,9 @@ pub struct TraceOptions {
     pub verbose: bool,
     /// BPF programs, or tracefs kprobe events (programs that need no BPF).
     pub backend: BackendChoice,
+    /// `-l`: list the probes matching `program` (all when it is empty)
+    /// instead of tracing.
+    pub list: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +94,11 @@ impl From<SessionError> for TraceError {
 /// Compile `opts.program` for this kernel, run it until it ends, print
 /// records to `out` as they come and the maps at exit.
 pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result<(), TraceError> {
+    if opts.list {
+        let pattern = Some(opts.program.as_str()).filter(|p| !p.is_empty());
+        return list::print(pattern, opts.verbose, out)
+            .map_err(|err| TraceError::Session(crate::session::write_error(err)));
+    }
     if !opts.buffer_pages.is_power_of_two() {
         return Err(TraceError::BufferPages(opts.buffer_pages));
     }
@@ -133,7 +142,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     if opts.verbose && needs_fields {
         eprintln!("nobtf: struct fields from {}", fields.describe());
     }
-    let tracepoints = Tracepoints(report.tracefs.as_deref().ok());
+    let tracepoints = Tracepoints::new(report.tracefs.as_deref().ok());
     let target = Target {
         fields: &fields,
         tracepoints: &tracepoints,
@@ -151,6 +160,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     for warning in &compiled.config.warnings {
         eprintln!("{warning}");
     }
+    let count = attached_count(&opts.program, &tracepoints, &report);
     let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
     steps.done("kernel features and compiling");
 
@@ -174,7 +184,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let clock = LocalClock::new();
     let mut printer = Printer::new(&compiled, opts.format, out, opts.pid, &clock);
     // BEGIN's map writes are in the kernel before the first probe fires.
-    let stopped = begin(opts, &session, &mut printer)?;
+    let stopped = begin(opts, count, &session, &mut printer)?;
     if !stopped {
         session.attach_all()?;
         steps.done("attaching");
@@ -182,14 +192,15 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     drive(opts, &mut session, &mut printer, stopped, flush_losses)
 }
 
-/// Prints `Attaching N probes...`, then runs BEGIN (`elapsed`'s start
-/// first); whether it called `exit()`.
+/// Prints `Attaching N probes...` (`count` of them), then runs BEGIN
+/// (`elapsed`'s start first); whether it called `exit()`.
 fn begin(
     opts: &TraceOptions,
+    count: u64,
     session: &Session,
     printer: &mut Printer<'_>,
 ) -> Result<bool, TraceError> {
-    printer.write(report::attached_probes(probe_count(&opts.program), opts.format).as_bytes())?;
+    printer.write(report::attached_probes(count, opts.format).as_bytes())?;
     let mut blocks = Blocks {
         session,
         printer,
@@ -442,12 +453,16 @@ fn attach_point(point: &LangPoint) -> AttachPoint {
     }
 }
 
-/// What bpftrace counts in `Attaching N probes...`: every attach point,
-/// BEGIN and END included.
-fn probe_count(source: &str) -> u64 {
-    lang::parse(source).map_or(0, |p| {
-        p.probes.iter().map(|probe| probe.attach.len() as u64).sum()
-    })
+/// What bpftrace counts in `Attaching N probes...` for `program` here
+/// ([`lang::expand::bpftrace_probe_count`]). bpftrace finds multi-kprobes
+/// by trying one; they came in 5.18 (with `CONFIG_FPROBE`, which
+/// distribution kernels enable), which is what is asked here.
+fn attached_count(program: &str, tracepoints: &Tracepoints<'_>, report: &Report) -> u64 {
+    let multi = report
+        .kernel
+        .as_ref()
+        .is_ok_and(|k| k.version.at_least(5, 18));
+    lang::expand::bpftrace_probe_count(program, tracepoints, multi)
 }
 
 /// `PROGRAM` as given: a file's text when it names a readable file.
@@ -466,15 +481,15 @@ mod tests {
 
     #[test]
     fn every_attach_point_counts_as_bpftrace_counts_them() {
-        assert_eq!(probe_count("BEGIN { } kprobe:a,kretprobe:a { } END { }"), 4);
-        assert_eq!(probe_count("interval:s:1 { exit(); }"), 1);
-        assert_eq!(probe_count("kprobe:a {"), 0);
+        let count = |source: &str| {
+            lang::expand::bpftrace_probe_count(source, &lang::tracepoint::NoTracepoints, false)
+        };
+        assert_eq!(count("BEGIN { } kprobe:a,kretprobe:a { } END { }"), 4);
+        assert_eq!(count("interval:s:1 { exit(); }"), 1);
+        assert_eq!(count("kprobe:a {"), 0);
         // The preamble is not a probe.
         let preamble = "#include <linux/fs.h>\nstruct s { int a; };\nconfig = { max_strlen = 8 }\n";
-        assert_eq!(
-            probe_count(&format!("{preamble}BEGIN {{ }} kprobe:a {{ }}")),
-            2
-        );
+        assert_eq!(count(&format!("{preamble}BEGIN {{ }} kprobe:a {{ }}")), 2);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! tracepoints' formats in tracefs, and the kernel's capabilities as
 //! `detect` found them.
 
+use std::cell::OnceCell;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,7 @@ use lang::{Compiled, CompiledProbe};
 use super::TraceError;
 use crate::detect::Report;
 use crate::features::{self, Probeable};
+use crate::list::{self, Sources};
 use crate::plan::{self, PlanError, ReadChoice};
 
 /// Where the kernel's BTF is, when it has one.
@@ -160,17 +162,38 @@ pub fn without_missing_functions(
     Ok(compiled)
 }
 
-/// Tracepoint formats from tracefs `events/CAT/NAME/format` (and `id`).
-pub struct Tracepoints<'a>(pub Option<&'a Path>);
+/// Tracepoint formats from tracefs `events/CAT/NAME/format` (and `id`),
+/// and the probes wildcards match ([`crate::list`]), read once when a
+/// program has a wildcard.
+pub struct Tracepoints<'a> {
+    tracefs: Option<&'a Path>,
+    lists: OnceCell<Sources>,
+}
+
+impl<'a> Tracepoints<'a> {
+    pub fn new(tracefs: Option<&'a Path>) -> Tracepoints<'a> {
+        Tracepoints {
+            tracefs,
+            lists: OnceCell::new(),
+        }
+    }
+}
 
 impl TracepointSource for Tracepoints<'_> {
     fn format(&self, category: &str, name: &str) -> Option<TracepointFormat> {
-        let dir = self.0?.join("events").join(category).join(name);
+        let dir = self.tracefs?.join("events").join(category).join(name);
         let mut format = parse_format(&fs::read_to_string(dir.join("format")).ok()?).ok()?;
         if format.id.is_none() {
             format.id = fs::read_to_string(dir.join("id")).ok()?.trim().parse().ok();
         }
         Some(format)
+    }
+
+    fn matching(&self, pattern: &str) -> Option<Vec<String>> {
+        let lists = self.lists.get_or_init(|| Sources::read(self.tracefs));
+        lists
+            .can_list(pattern)
+            .then(|| list::probes(lists, Some(pattern)))
     }
 }
 

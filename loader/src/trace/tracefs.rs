@@ -13,7 +13,7 @@ use lang::tracefs_program::{self, TranslateError};
 use super::clock::LocalClock;
 use super::printer::Printer;
 use super::target::{Fields, Tracepoints};
-use super::{TraceError, TraceOptions, begin, drive};
+use super::{TraceError, TraceOptions, attached_count, begin, drive};
 use crate::attach::{self, AttachMode, GROUP, stale};
 use crate::backend;
 use crate::detect::Report;
@@ -76,7 +76,7 @@ pub(super) fn run(
     if opts.verbose && needs_fields {
         eprintln!("nobtf: struct fields from {}", fields.describe());
     }
-    let tracepoints = Tracepoints(Some(&root));
+    let tracepoints = Tracepoints::new(Some(&root));
     let target = Target {
         fields: &fields,
         tracepoints: &tracepoints,
@@ -148,7 +148,8 @@ pub(super) fn run(
     let clock = LocalClock::new();
     let mut printer =
         Printer::new(&program.compiled, opts.format, out, opts.pid, &clock).with_tracefs(&program);
-    let result = begin(opts, &session, &mut printer).and_then(|stopped| {
+    let count = attached_count(&opts.program, &tracepoints, report);
+    let result = begin(opts, count, &session, &mut printer).and_then(|stopped| {
         drive(opts, &mut session, &mut printer, stopped, |_, printer| {
             printer.lost += events.losses().iter().map(|(_, n)| n).sum::<u64>();
         })
