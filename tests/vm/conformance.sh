@@ -86,6 +86,14 @@ c end_reads 'touch /tmp/r2 /tmp/r3' '/usr/bin/rm /tmp/r2 /tmp/r3' -e 'kprobe:do_
 c begin_exit '' '' -e 'BEGIN { printf("a\n"); exit(); printf("b\n"); } END { printf("end\n"); }'
 c time 'touch /tmp/r4' '/usr/bin/rm /tmp/r4' -e 'kprobe:do_unlinkat /comm == "rm"/ { time("%H:%M:%S "); time(); printf("%s|%d\n", strftime("%Y-%m-%d %H:%M:%S.%f", nsecs), elapsed < 100000000000); }'
 c printf_flags '' '' -e 'BEGIN { printf("%-5s|%5d|%05d|%x|%X|%lld|%hhu|%c|%%|%p|%u|%o|%.2s|%-4c|%lx|%hd\n", "ab", 42, -42, 255, 255, -1, 257, 65, 0, -1, 8, "xyz", 66, -1, 65537); exit(); }'
+# Wildcards: one attach point per match (each its own probe, func and
+# tracepoint format), counted as bpftrace counts them; -l and -lv.
+c wild_probe '' "$DD" -e 'kprobe:vfs_rea* /comm == "dd"/ { @[probe] = count(); }'
+c wild_func '' "$DD" -e 'kretprobe:vfs_rea* /comm == "dd"/ { @[func] = count(); }'
+c wild_tracepoint '' '/usr/bin/true' -e 'tracepoint:syscalls:sys_enter_exec* /str(args->filename) == "/usr/bin/true"/ { @[probe] = count(); }'
+c wild_none '' '' -e 'kprobe:no_such_function_* { }'
+c list_kprobes '' '' -l 'kprobe:vfs_r*'
+c list_verbose '' '' -lv 'tracepoint:syscalls:sys_enter_openat'
 EOF
 }
 

@@ -62,6 +62,14 @@ t nested 'kprobe:vfs_read /comm == "dd"/ { $f = (struct file *)arg0; printf("%s\
 t caret 'kprobe:do_unlinkat { printf("%d\n", $nope); }'
 t unknown_field 'kprobe:do_unlinkat { $f = (struct filename *)arg1; printf("%d\n", $f->no_such_member); }'
 t unknown_function 'kprobe:no_such_function_here { printf("x\n"); }'
+# Wildcards: one attach point per match, each with its own probe and func.
+t wild_probe 'kprobe:vfs_rea* /comm == "dd"/ { @[probe] = count(); }' -c 'exec dd if=/tmp/f250 of=/dev/null bs=100 2>/dev/null'
+t wild_func 'kretprobe:vfs_rea* /comm == "dd"/ { @[func] = count(); }' -c 'exec dd if=/tmp/f250 of=/dev/null bs=100 2>/dev/null'
+t wild_tracepoint 'tracepoint:syscalls:sys_enter_exec* { @[probe] = count(); }' -c 'ls / >/dev/null'
+t wild_none 'kprobe:no_such_function_* { }'
+t wild_tracefs --backend tracefs 'kprobe:vfs_rea* /comm == "dd"/ { printf("%s\n", probe); }' -c 'exec dd if=/tmp/f250 of=/dev/null bs=100 2>/dev/null'
+t list_kprobes -l 'kprobe:vfs_rea*'
+t list_verbose -lv 'tracepoint:sched:sched_process_exec'
 # -p: only the given process's unlinks, though another process unlinks too.
 touch /tmp/p1 /tmp/p2
 sh -c 'sleep 2; exec rm /tmp/p1' & P=$!
@@ -242,6 +250,43 @@ vmtest_trace_corpus() {
     b=$(block unknown_function 1) || bad=$((bad + 1))
     assert_match "$b" '^stderr: error: no_such_function_here cannot be probed' || bad=$((bad + 1))
     cases=$((cases + 1))
+    # As many probes as -l lists, each counted under its own name.
+    local listed
+    b=$(block list_kprobes) || bad=$((bad + 1))
+    listed=$(printf '%s\n' "$b" | grep -c .)
+    assert_contains "$b" "kprobe:vfs_read" && assert_eq "$(printf '%s\n' "$b" | grep -vc '^kprobe:vfs_rea')" 0 || bad=$((bad + 1))
+    cases=$((cases + 1))
+    b=$(block wild_probe) || bad=$((bad + 1))
+    assert_match "$b" "^Attaching $listed probes\.\.\.\$" && assert_contains "$b" "@[kprobe:vfs_read]: 4" || bad=$((bad + 1))
+    cases=$((cases + 1))
+    b=$(block wild_func) || bad=$((bad + 1))
+    # bpftrace attaches a wildcard without `probe` as one multi-kprobe (5.18+).
+    case $KERNEL in
+        linux-4.14 | linux-5.4 | nobtf-5.10) assert_match "$b" "^Attaching $listed probes\.\.\.\$" || bad=$((bad + 1)) ;;
+        *) assert_match "$b" '^Attaching 1 probe\.\.\.$' || bad=$((bad + 1)) ;;
+    esac
+    assert_contains "$b" "@[vfs_read]: 4" || bad=$((bad + 1))
+    cases=$((cases + 1))
+    case $KERNEL in
+        linux-4.14 | linux-5.4 | nobtf-5.10)
+            b=$(block wild_tracepoint 1) || bad=$((bad + 1))
+            assert_match "$b" '^stderr: error: 1:[0-9]+: `tracepoint:syscalls:sys_enter_exec\*`: the wildcard matches no probe of this kernel' || bad=$((bad + 1)) ;;
+        *)
+            b=$(block wild_tracepoint) || bad=$((bad + 1))
+            assert_match "$b" '^Attaching 2 probes\.\.\.$' \
+                && assert_match "$b" '^@\[tracepoint:syscalls:sys_enter_execve\]: [1-9][0-9]*$' || bad=$((bad + 1)) ;;
+    esac
+    cases=$((cases + 1))
+    b=$(block wild_none 1) || bad=$((bad + 1))
+    assert_match "$b" '^stderr: error: 1:[0-9]+: `kprobe:no_such_function_\*`: the wildcard matches no probe of this kernel' || bad=$((bad + 1))
+    cases=$((cases + 1))
+    b=$(block wild_tracefs) || bad=$((bad + 1))
+    assert_match "$b" "^Attaching $listed probes\.\.\.\$" \
+        && assert_eq "$(printf '%s\n' "$b" | grep -c '^kprobe:vfs_read$')" 4 || bad=$((bad + 1))
+    cases=$((cases + 1))
+    b=$(block list_verbose) || bad=$((bad + 1))
+    assert_contains "$b" $'tracepoint:sched:sched_process_exec\n    __data_loc char[] filename\n    pid_t pid\n    pid_t old_pid' || bad=$((bad + 1))
+    cases=$((cases + 1))
     local header pid
     header=$(printf '%s\n' "$out" | grep '^== pid P=') || { fail "no -p case"; return 1; }
     pid=$(sed -n 's/^== pid P=\([0-9]*\) .*/\1/p' <<<"$header")
@@ -253,7 +298,7 @@ vmtest_trace_corpus() {
     cases=$((cases + 1))
     assert_eq "$(printf '%s\n' "$out" | sed -n '/^== left/,$p' | tail -n +2)" "" || bad=$((bad + 1))
     echo "trace corpus on $KERNEL: $cases cases, $bad failed" >&2
-    assert_eq "$bad" 0 && assert_eq "$cases" 32
+    assert_eq "$bad" 0 && assert_eq "$cases" 39
 }
 
 # A storm through a one-page buffer, rm at the highest priority on nobtf's
