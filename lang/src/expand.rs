@@ -78,46 +78,21 @@ fn concrete(like: &AttachPoint, listed: &str) -> Option<AttachPoint> {
 }
 
 /// What bpftrace 0.23 counts in `Attaching N probes...`: one per attach
-/// point (BEGIN and END included), except that a wildcard counts its
-/// matches, unless it is a k(ret)probe on a kernel with multi-kprobes
-/// (`kprobe_multi`) in a probe that does not read `probe`: bpftrace attaches
-/// those as one. 0 for a program that does not parse.
-pub fn bpftrace_probe_count(
-    source: &str,
-    kernel: &dyn TracepointSource,
-    kprobe_multi: bool,
-) -> u64 {
+/// point (BEGIN and END included), a wildcard once per match. (bpftrace
+/// counts a k(ret)probe wildcard once where the kernel takes multi-kprobes
+/// and the probe does not read `probe`; its debian-6.1 run counts each
+/// match, as nobtf, which loads one program per match everywhere.) 0 for a
+/// program that does not parse.
+pub fn bpftrace_probe_count(source: &str, kernel: &dyn TracepointSource) -> u64 {
     let Ok(program) = crate::parse(source) else {
         return 0;
     };
-    let mut count = 0;
-    for probe in &program.probes {
-        let one_program_each = !kprobe_multi || reads_probe(probe);
-        for attach in &probe.attach {
-            count += match points(attach, kernel) {
-                Ok(points) if is_wildcard(attach) => {
-                    let function = matches!(
-                        points.first(),
-                        Some((AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_), _))
-                    );
-                    if function && !one_program_each {
-                        1
-                    } else {
-                        points.len() as u64
-                    }
-                }
-                _ => 1,
-            };
-        }
-    }
-    count
-}
-
-/// Whether `probe` reads the `probe` builtin. The tree has no walker; its
-/// debug text names each bare identifier (builtins, not members, variables
-/// or maps) as `Ident("...")`.
-fn reads_probe(probe: &crate::ast::Probe) -> bool {
-    format!("{:?}{:?}", probe.predicate, probe.body).contains("Ident(\"probe\")")
+    program
+        .probes
+        .iter()
+        .flat_map(|probe| &probe.attach)
+        .map(|attach| points(attach, kernel).map_or(1, |points| points.len() as u64))
+        .sum()
 }
 
 /// Whether an attach point as written has a wildcard.
@@ -224,25 +199,17 @@ mod tests {
 
     #[test]
     fn attached_probes_are_counted_as_bpftrace_counts_them() {
-        let count = |source: &str, multi: bool| bpftrace_probe_count(source, &KERNEL, multi);
-        let program = "BEGIN { } kprobe:vfs_rea* { @[func] = count(); } END { }";
-        assert_eq!(count(program, false), 4);
-        // Multi-kprobes: one probe for all matches...
-        assert_eq!(count(program, true), 3);
-        // ...unless `probe` tells them apart.
+        let count = |source: &str| bpftrace_probe_count(source, &KERNEL);
         assert_eq!(
-            count(
-                "kprobe:vfs_rea*,kprobe:vfs_write { @[probe] = count(); }",
-                true
-            ),
+            count("BEGIN { } kprobe:vfs_rea* { @[func] = count(); } END { }"),
+            4
+        );
+        assert_eq!(
+            count("kprobe:vfs_rea*,kprobe:vfs_write { @[probe] = count(); }"),
             3
         );
-        assert_eq!(
-            count("kprobe:vfs_write { @probe[$probe] = count(); }", false),
-            1
-        );
-        assert_eq!(count("tracepoint:syscalls:sys_enter_exec* { }", true), 2);
-        assert_eq!(count("kprobe:a {", true), 0);
+        assert_eq!(count("tracepoint:syscalls:sys_enter_exec* { }"), 2);
+        assert_eq!(count("kprobe:a {"), 0);
     }
 
     #[test]

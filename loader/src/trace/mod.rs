@@ -160,7 +160,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     for warning in &compiled.config.warnings {
         eprintln!("{warning}");
     }
-    let count = attached_count(&opts.program, &tracepoints, &report);
+    let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints);
     let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
     steps.done("kernel features and compiling");
 
@@ -453,18 +453,6 @@ fn attach_point(point: &LangPoint) -> AttachPoint {
     }
 }
 
-/// What bpftrace counts in `Attaching N probes...` for `program` here
-/// ([`lang::expand::bpftrace_probe_count`]). bpftrace finds multi-kprobes
-/// by trying one; they came in 5.18 (with `CONFIG_FPROBE`, which
-/// distribution kernels enable), which is what is asked here.
-fn attached_count(program: &str, tracepoints: &Tracepoints<'_>, report: &Report) -> u64 {
-    let multi = report
-        .kernel
-        .as_ref()
-        .is_ok_and(|k| k.version.at_least(5, 18));
-    lang::expand::bpftrace_probe_count(program, tracepoints, multi)
-}
-
 /// `PROGRAM` as given: a file's text when it names a readable file.
 pub fn program_text(arg: &str) -> io::Result<String> {
     let path = std::path::Path::new(arg);
@@ -482,7 +470,7 @@ mod tests {
     #[test]
     fn every_attach_point_counts_as_bpftrace_counts_them() {
         let count = |source: &str| {
-            lang::expand::bpftrace_probe_count(source, &lang::tracepoint::NoTracepoints, false)
+            lang::expand::bpftrace_probe_count(source, &lang::tracepoint::NoTracepoints)
         };
         assert_eq!(count("BEGIN { } kprobe:a,kretprobe:a { } END { }"), 4);
         assert_eq!(count("interval:s:1 { exit(); }"), 1);

@@ -13,7 +13,7 @@ use lang::tracefs_program::{self, TranslateError};
 use super::clock::LocalClock;
 use super::printer::Printer;
 use super::target::{Fields, Tracepoints};
-use super::{TraceError, TraceOptions, attached_count, begin, drive};
+use super::{TraceError, TraceOptions, begin, drive};
 use crate::attach::{self, AttachMode, GROUP, stale};
 use crate::backend;
 use crate::detect::Report;
@@ -148,7 +148,7 @@ pub(super) fn run(
     let clock = LocalClock::new();
     let mut printer =
         Printer::new(&program.compiled, opts.format, out, opts.pid, &clock).with_tracefs(&program);
-    let count = attached_count(&opts.program, &tracepoints, report);
+    let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints);
     let result = begin(opts, count, &session, &mut printer).and_then(|stopped| {
         drive(opts, &mut session, &mut printer, stopped, |_, printer| {
             printer.lost += events.losses().iter().map(|(_, n)| n).sum::<u64>();
