@@ -71,6 +71,10 @@ if [ -e /dev/loop-control ] || [ -e /dev/loop0 ]; then
     LOOP=$(losetup -f --show $W/disk 2>/dev/null || /nobtf/busybox losetup -f -s $W/disk 2>/dev/null) || LOOP=
 fi
 have() { command -v "$1" >/dev/null 2>&1; }
+# The test's own waits sleep under a name of their own, which the host side
+# drops with the tracers' lines: how many of them a tool sees after it has
+# attached follows timing.
+cp /usr/bin/sleep $W/corpus-nap
 echo "== setup loop=${LOOP:-none} perl=$(have perl && echo yes || echo no) bash=$(have bash && echo yes || echo no) setpriv=$(have setpriv && echo yes || echo no) second=$(cat /tmp/corpus-second)"
 
 # Workload parts, each a few hundred milliseconds under TCG.
@@ -186,10 +190,10 @@ attached() {
     fi
     # No BEGIN to wait for (swapin): `Attaching` and two seconds.
     while IFS= read -r line; do
-        case $line in *Attaching*) sleep 2; return 0 ;; esac
+        case $line in *Attaching*) $W/corpus-nap 2; return 0 ;; esac
     done </tmp/out
     while IFS= read -r line; do
-        case $line in *Attaching*) sleep 2; return 0 ;; esac
+        case $line in *Attaching*) $W/corpus-nap 2; return 0 ;; esac
     done </tmp/err
     return 1
 }
@@ -215,7 +219,7 @@ run() {
         if ! kill -0 $pid 2>/dev/null; then state=refused; break; fi
         if attached $pid $tool; then state=starts; break; fi
         i=$((i + 1))
-        sleep 0.1
+        $W/corpus-nap 0.1
     done
     attached_at=$(uptime)
     [ $state = starts ] && workload $tool
@@ -229,7 +233,7 @@ run() {
             break
         fi
         i=$((i + 1))
-        sleep 0.1
+        $W/corpus-nap 0.1
     done
     wait $pid
     rc=$?
@@ -359,14 +363,16 @@ corpus_state() {
 }
 
 # What the two tracers' outputs are compared on: stdout, without the lines
-# of the tracer's own process (each sees itself, by its own name), with
+# of the tracer's own process (each sees itself, by its own name) and of
+# the test's waits (corpus-nap), without bpftrace's `Lost N events` (nobtf
+# says it on stderr; how many follows timing), with
 # times, addresses and every number masked (pids, tids, latencies, counts,
 # ports, histogram buckets: what differs from run to run), histogram bars
 # and column padding (it follows the numbers' widths) dropped, and each
 # distinct line once, sorted: events come from several CPUs, in no fixed
 # order, and how many times a line repeats follows timing.
 corpus_mask() {
-    grep -v -w -e bpftrace -e nobtf \
+    grep -v -w -e bpftrace -e nobtf -e corpus-nap | grep -v -E '^Lost [0-9]+ events' \
         | sed -E -e 's/[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?/<time>/g' -e 's/0x[0-9a-fA-F]+/<addr>/g' \
             -e 's/[0-9]+/N/g' -e 's/\|@* *\|/|bar|/' -e 's/[[:space:]]+/ /g' -e 's/ $//' \
         | grep -v '^$' | LC_ALL=C sort -u
