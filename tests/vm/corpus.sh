@@ -48,7 +48,9 @@ corpus_tools() {
 # which git ignores).
 CORPUS_RESULTS_DIR=${NOBTF_CORPUS_RESULTS:-$NOBTF_ROOT/target/corpus}
 
-# The VM-side script. For each tool and each tracer: the tracer starts in
+# The VM-side script, run by the root filesystem's dash, so that the
+# workloads' commands are Debian's (busybox's sh would run its own applets
+# first: a `sort` without --parallel, a `stat` calling newfstatat). For each tool and each tracer: the tracer starts in
 # the background as a user would start it; once it has attached (its BEGIN
 # header is out: bpftrace prints `Attaching N probes...` before attaching
 # and BEGIN's output after; nobtf prints both after) the tool's workload
@@ -85,6 +87,12 @@ w_files() {
     stat /etc/hostname >/dev/null
     stat $W/missing 2>/dev/null
     touch $W/t && rm -f $W/t
+}
+# The four syscalls statsnoop traces, by number (stat, lstat, statfs,
+# statx): libc's stat() and GNU stat call newfstatat or statx only.
+w_stat() {
+    perl -e 'my ($f, $r, $m, $b) = ("/etc/hostname", "/", "/tmp/cw/missing", "\0" x 512);
+        syscall(4, $f, $b); syscall(6, $f, $b); syscall(137, $r, $b); syscall(332, -100, $f, 0, 0x7ff, $b); syscall(4, $m, $b)'
 }
 w_exec() { /usr/bin/true; /usr/bin/env true; /usr/bin/echo exec-test >/dev/null; }
 # Waits name their children: a bare `wait` would wait for the tracer too.
@@ -160,7 +168,8 @@ workload() {
         bashreadline) w_readline ;;
         biolatency*|biosnoop|biostacks|bitesize) w_block ;;
         capable) w_files; w_setuid ;;
-        cpuwalk|runqlen|dcsnoop|opensnoop|statsnoop|syscount|vfscount|oomkill|xfsdist|ssl*) w_files ;;
+        cpuwalk|runqlen|dcsnoop|opensnoop|syscount|vfscount|oomkill|xfsdist|ssl*) w_files ;;
+        statsnoop) w_files; w_stat ;;
         execsnoop) w_exec ;;
         gethostlatency) w_dns ;;
         killsnoop) w_kill ;;
@@ -270,7 +279,7 @@ vmtest_corpus() {
     local out start=$SECONDS
     out=$(vm --rootfs "$BENCH_ROOTFS" --mem 4096 --timeout 3600 --file "$corpus:/corpus" \
         --file "$TEST_TMP/corpus.sh:/tmp/corpus.sh" --file "$TEST_TMP/tools:/tmp/corpus-tools" \
-        --file "$TEST_TMP/second:/tmp/corpus-second" -- sh /tmp/corpus.sh 2>"$TEST_TMP/vm.err") \
+        --file "$TEST_TMP/second:/tmp/corpus-second" -- /usr/bin/dash /tmp/corpus.sh 2>"$TEST_TMP/vm.err") \
         || { printf '%s\n' "$out" >&2; cat "$TEST_TMP/vm.err" >&2; fail "the VM script failed"; return 1; }
     # The script's own stderr (a workload command's complaint) is kept
     # apart: it must not land in the last tool's output.
