@@ -294,12 +294,13 @@ vmtest_corpus() {
         grep -q "^$tool"$'\t' "$results" || missing+=" $tool"
     done
     local line
-    while IFS=$'\t' read -r tool bstate nstate equal why; do
+    while IFS=$'\t' read -r tool bstate nstate equal _ why; do
         case $tool in '#'*) continue ;; esac
         echo "corpus $tool: bpftrace=$bstate nobtf=$nstate equal=$equal" >&2
         [ "$equal" = yes ] || echo "    why not: $why" >&2
     done <"$results"
-    echo "summary: $(grep -c $'\tstarts\t' "$results") of $(grep -vc '^#' "$results") tools start under nobtf, $(grep -c $'\tyes\t' "$results") print what bpftrace prints (results: $results)" >&2
+    awk -F'\t' -v r="$results" '$1 !~ /^#/ { n++; b += $2 == "starts"; s += $3 == "starts"; e += $4 == "yes" }
+        END { printf "summary: %d tools: bpftrace runs %d, nobtf %d, %d print the same (results: %s)\n", n, b, s, e, r }' "$results" >&2
     [ -z "$missing" ] || { fail "no run of bpftrace or nobtf for:$missing"; return 1; }
     [ -z "$second" ] || { echo "summary: a calibration run: the listed tools are not checked" >&2; return 0; }
     corpus_check "$CORPUS_RESULTS_DIR" "$tools"
@@ -315,7 +316,7 @@ corpus_check() {
         tool=${entry%% *} regex=${entry#* }
         case " $(printf '%s ' $tools)" in *" $tool "*) ;; *) echo "summary: $tool is listed but not run (NOBTF_CORPUS_TOOLS)" >&2; continue ;; esac
         line=$(grep "^$tool"$'\t' "$dir/results.tsv") || { fail "$tool is listed but has no result"; return 1; }
-        IFS=$'\t' read -r _ _ nstate equal why <<<"$line"
+        IFS=$'\t' read -r _ _ nstate equal _ why <<<"$line"
         assert_eq "$nstate" starts || { fail "$tool must start under nobtf"; return 1; }
         theirs=$(corpus_stdout "$out" "$tool" bpftrace)
         [ "$regex" = - ] || assert_match "$theirs" "$regex" \
@@ -383,14 +384,14 @@ corpus_state() {
 corpus_mask() {
     grep -v -w -e bpftrace -e nobtf -e corpus-nap | grep -v -E '^Lost [0-9]+ events' \
         | sed -E -e 's/[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?/<time>/g' -e 's/0x[0-9a-fA-F]+/<addr>/g' \
-            -e 's/[0-9]+/N/g' -e 's/\|@* *\|/|bar|/' -e 's/[[:space:]]+/ /g' -e 's/ $//' \
+            -e 's/[0-9]+/#/g' -e 's/\|@* *\|/|bar|/' -e 's/[[:space:]]+/ /g' -e 's/ $//' \
         | grep -v '^$' | LC_ALL=C sort -u
 }
 
 # Whether masked output $1 holds more than header lines: a line that was
 # masked (an event's fields), a map or a histogram bucket.
 corpus_has_content() {
-    grep -v '^Attaching N probe' <<<"$1" | grep -q -e 'N' -e '<time>' -e '<addr>' -e '^@' -e '^[[(]'
+    grep -v '^Attaching # probe' <<<"$1" | grep -q -e '#' -e '<time>' -e '<addr>' -e '^@' -e '^[[(]'
 }
 
 # corpus_lines_only TRACER LINES: how many masked lines only TRACER
@@ -406,13 +407,15 @@ corpus_lines_only() {
 }
 
 # corpus_compare OUTPUT TOOL: the tool's line of results.tsv: TOOL,
-# bpftrace's state, nobtf's, equal (yes|no), why not.
+# bpftrace's state, nobtf's, equal (yes|no), what bpftrace printed
+# (content, or headers: nothing the workload made it print), why not.
 corpus_compare() {
-    local out=$1 tool=$2 bstate nstate ours theirs equal=no why=""
+    local out=$1 tool=$2 bstate nstate ours theirs equal=no why="" printed=headers
     bstate=$(corpus_state "$out" "$tool" bpftrace) || return 1
     nstate=$(corpus_state "$out" "$tool" nobtf) || return 1
     theirs=$(corpus_stdout "$out" "$tool" bpftrace | corpus_mask)
     ours=$(corpus_stdout "$out" "$tool" nobtf | corpus_mask)
+    [ "$bstate" = starts ] && corpus_has_content "$theirs" && printed=content
     if [ "$bstate" != starts ]; then
         why=${bstate#refused(}
         why="bpftrace does not run it: ${why%)}"
@@ -421,12 +424,12 @@ corpus_compare() {
         why="nobtf refuses it: ${why%)}"
     elif [ "$ours" = "$theirs" ]; then
         equal=yes
-        corpus_has_content "$theirs" || why="headers only: the workload makes neither print more"
+        [ $printed = content ] || why="headers only: nothing in the VM makes either print more"
     else
         local only_theirs only_ours
         only_theirs=$(LC_ALL=C comm -23 <(printf '%s\n' "$theirs") <(printf '%s\n' "$ours"))
         only_ours=$(LC_ALL=C comm -13 <(printf '%s\n' "$theirs") <(printf '%s\n' "$ours"))
         why="$(corpus_lines_only bpftrace "$only_theirs"); $(corpus_lines_only nobtf "$only_ours")"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$bstate" "$nstate" "$equal" "$why"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$bstate" "$nstate" "$equal" "$printed" "$why"
 }
