@@ -34,7 +34,7 @@ fn options(tree: &str, fields: &[&str]) -> (SrcOptions, PathBuf) {
         tree: fixture(tree),
         config: Some(config),
         build_dir: Some(dir.join("build")),
-        arch: "x86_64".into(),
+        arch: Some("x86_64".into()),
         jobs: 1,
         make_vars: Vec::new(),
         headers: Vec::new(),

@@ -144,9 +144,7 @@ fn gen_cmd(args: GenArgs) -> Result<()> {
             tree,
             config: args.config,
             build_dir: args.build_dir,
-            arch: arch
-                .map_or(kernel_headers::pt_regs::NATIVE.arch, |a| a.arch)
-                .into(),
+            arch: arch.map(|a| a.arch.to_string()),
             jobs: args.jobs,
             make_vars: args.make_vars,
             headers: args.headers,
