@@ -192,16 +192,26 @@ fn in_place_vars(
         .filter(|a| model::check_arch(a).is_ok_and(|found| found == abi))
         .unwrap_or(abi.kbuild_arch);
     let mut vars = vec![format!("ARCH={arch}")];
+    // What the configuration was made with: the compiler's version text
+    // (4.18+), and the compiler, also from a build's command lines.
+    let version_text = recorded
+        .var("CC_VERSION_TEXT")
+        .map(|t| (t, tree::AUTO_CONF_CMD))
+        .or_else(|| tree::config_compiler_text(config).map(|t| (t, ".config")));
+    let recorded_cc = recorded.compiler().or_else(|| {
+        let (text, file) = version_text?;
+        Some((text.split_whitespace().next()?, file))
+    });
     let mut cc = None;
     if !names_compiler(make_vars) {
-        match recorded.compiler() {
+        match recorded_cc {
             Some((recorded_cc, file)) => {
                 if tree::find_program(recorded_cc).is_none() {
                     return Err(GenError::NotATree(format!(
                         "{} was configured for the compiler `{recorded_cc}` ({file}), which is not \
-                         on PATH: add its directory to PATH, or name another with --make-var \
-                         CROSS_COMPILE=PREFIX (kbuild then reconfigures the tree for it)",
-                        tree.display()
+                         on PATH: add its directory to PATH, or {}",
+                        tree.display(),
+                        other_compiler(tree)
                     )));
                 }
                 match tree::gcc_prefix(recorded_cc) {
@@ -219,28 +229,30 @@ fn in_place_vars(
     }
     // A compiler of another version makes 4.18+ kbuild reconfigure the tree
     // (its `.config` records the version), and so rebuild it.
-    let version_text = recorded
-        .var("CC_VERSION_TEXT")
-        .map(|t| (t.to_string(), tree::AUTO_CONF_CMD))
-        .or_else(|| {
-            tree::config_value(config, "CONFIG_CC_VERSION_TEXT").map(|t| (t.to_string(), ".config"))
-        });
     if let Some((wanted, file)) = version_text {
         let cc = cc.unwrap_or_else(|| effective_cc(&vars, make_vars));
         let found = compiler_version_text(&cc);
-        if found.as_deref() != Some(wanted.as_str()) {
+        if found.as_deref() != Some(wanted) {
             return Err(GenError::NotATree(format!(
                 "{} was configured with `{wanted}` ({file}), but `{cc}` here is {}: kbuild would \
                  reconfigure the tree for it (and a later make rebuild it); name that compiler \
-                 with --make-var CC=... or CROSS_COMPILE=..., or make offsets from a copy \
-                 (`make mrproper` in it, then --config {}/.config)",
+                 with --make-var CROSS_COMPILE=PREFIX (or CC=), or {}",
                 tree.display(),
                 found.map_or("not found".into(), |f| format!("`{f}`")),
-                tree.display()
+                other_compiler(tree)
             )));
         }
     }
     Ok(vars)
+}
+
+/// The way out when the tree's own compiler is not at hand.
+fn other_compiler(tree: &Path) -> String {
+    format!(
+        "make offsets from a copy with this machine's compiler (`make mrproper` in it, then \
+         --config {}/.config)",
+        tree.display()
+    )
 }
 
 /// The C compiler make will run: the user's `CC=`, else clang for `LLVM=`,

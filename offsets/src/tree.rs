@@ -139,6 +139,19 @@ pub fn find_program(cc: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The compiler a config was made with, as kbuild's `CC_VERSION_TEXT`
+/// (`gcc (Debian 12.2.0-14) 12.2.0`): `CONFIG_CC_VERSION_TEXT` (5.8+), or
+/// the `# Compiler: ` comment of the header (4.18+).
+pub fn config_compiler_text(config: &str) -> Option<&str> {
+    config_value(config, "CONFIG_CC_VERSION_TEXT").or_else(|| {
+        config
+            .lines()
+            .take_while(|l| l.starts_with('#') || l.is_empty())
+            .find_map(|l| l.strip_prefix("# Compiler: "))
+            .map(str::trim)
+    })
+}
+
 /// A config value (`CONFIG_NAME=value`, quotes removed).
 pub fn config_value<'a>(config: &'a str, name: &str) -> Option<&'a str> {
     config.lines().find_map(|l| {
@@ -221,5 +234,21 @@ mod tests {
             Some("gcc 12")
         );
         assert_eq!(config_value("CONFIG_AB=1\n", "CONFIG_A"), None);
+        let vendor = "#\n# Automatically generated file; DO NOT EDIT.\n\
+                      # Linux/arm 4.19.78 Kernel Configuration\n#\n\n#\n\
+                      # Compiler: arm-linux-gnueabi-gcc (Debian 6.3.0-18) 6.3.0 20170516\n#\n\
+                      CONFIG_CC_IS_GCC=y\n# Compiler: not the header\n";
+        assert_eq!(
+            config_compiler_text(vendor),
+            Some("arm-linux-gnueabi-gcc (Debian 6.3.0-18) 6.3.0 20170516")
+        );
+        assert_eq!(
+            config_compiler_text("CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"\n"),
+            Some("gcc (Debian 12.2.0-14) 12.2.0")
+        );
+        assert_eq!(
+            config_compiler_text("# Linux/x86 4.9.229 Kernel Configuration\n"),
+            None
+        );
     }
 }
