@@ -139,6 +139,9 @@ struct Make<'a> {
     opts: &'a SrcOptions,
     /// `O=`, `ARCH=` and the compiler, before the user's own variables.
     vars: Vec<String>,
+    /// In a tree used in place, host programs are not rebuilt with flags
+    /// of ours (the user's next make would rebuild them again).
+    in_place: bool,
     progress: &'a mut dyn FnMut(&str),
 }
 
@@ -343,6 +346,7 @@ impl Make<'_> {
     fn run_tolerant(&mut self, step: &str, args: &[&str]) -> Result<String, GenError> {
         match self.run(step, args, SKIP_TOOLS) {
             Ok(t) => Ok(t),
+            Err(first) if self.in_place => Err(first),
             Err(first) => {
                 (self.progress)(&format!(
                     "{step} failed; retrying with {OLD_TREE_HOSTCFLAGS} (old tree, new compiler)"
@@ -395,7 +399,7 @@ impl Make<'_> {
                     first_problem(&output)
                 ));
                 all = true;
-            } else if !old_flags {
+            } else if !old_flags && !self.in_place {
                 (self.progress)(&format!(
                     "{step} failed; retrying with {OLD_TREE_HOSTCFLAGS} (old tree, new compiler)"
                 ));
@@ -589,6 +593,7 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     let mut make = Make {
         opts,
         vars,
+        in_place,
         progress,
     };
 
