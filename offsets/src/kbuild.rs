@@ -798,6 +798,64 @@ mod tests {
     }
 
     #[test]
+    fn a_tree_in_place_is_built_with_what_it_records() {
+        let tree = std::env::temp_dir().join(format!("nobtf-in-place-vars-{}", std::process::id()));
+        fs::create_dir_all(tree.join("include/config")).unwrap();
+        fs::create_dir_all(tree.join("kernel")).unwrap();
+        let x86 = pt_regs::abi("x86_64").unwrap();
+        let vars = |make_vars: &[&str]| {
+            let make_vars: Vec<String> = make_vars.iter().map(|v| v.to_string()).collect();
+            in_place_vars(&tree, x86, "CONFIG_X86_64=y\n", &make_vars)
+        };
+        // Configured only, nothing recorded: this machine's compiler.
+        assert_eq!(vars(&[]).unwrap(), ["ARCH=x86"]);
+        // Built with a cross gcc named by its prefix, configured as x86_64.
+        fs::write(
+            tree.join(tree::BOUNDS_CMD),
+            "cmd_kernel/bounds.s := x86_64-linux-gnu-gcc -Wp,-MD,kernel/.bounds.s.d -nostdinc\n",
+        )
+        .unwrap();
+        let version = compiler_version_text("x86_64-linux-gnu-gcc").unwrap();
+        fs::write(
+            tree.join(tree::AUTO_CONF_CMD),
+            format!(
+                "ifneq \"$(ARCH)\" \"x86_64\"\ninclude/config/auto.conf: FORCE\nendif\n\
+                 ifneq \"$(CC_VERSION_TEXT)\" \"{version}\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            vars(&[]).unwrap(),
+            ["ARCH=x86_64", "CROSS_COMPILE=x86_64-linux-gnu-"]
+        );
+        // The user's compiler wins, and is held to the recorded version.
+        assert_eq!(vars(&["CC=x86_64-linux-gnu-gcc"]).unwrap(), ["ARCH=x86_64"]);
+        let e = vars(&["LLVM=1"]).unwrap_err().to_string();
+        assert!(e.contains("but `clang` here is"), "{e}");
+        fs::remove_dir_all(&tree).unwrap();
+    }
+
+    #[test]
+    fn the_compiler_make_runs() {
+        let v = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(effective_cc(&v(&["ARCH=arm"]), &[]), "gcc");
+        assert_eq!(
+            effective_cc(&v(&["CROSS_COMPILE=arm-linux-gnueabihf-"]), &[]),
+            "arm-linux-gnueabihf-gcc"
+        );
+        assert_eq!(
+            effective_cc(&v(&["CROSS_COMPILE=a-"]), &v(&["CROSS_COMPILE=b-"])),
+            "b-gcc"
+        );
+        assert_eq!(effective_cc(&[], &v(&["LLVM=1", "CC=cc"])), "cc");
+        assert_eq!(effective_cc(&[], &v(&["LLVM=-14"])), "clang-14");
+        assert_eq!(
+            effective_cc(&[], &v(&["LLVM=/opt/llvm/bin/"])),
+            "/opt/llvm/bin/clang"
+        );
+    }
+
+    #[test]
     fn the_filter_names_what_kbuild_expands() {
         // `$(build)=DIR` expands to `-f FILE obj=DIR`: the filter must be
         // usable as that FILE and must compile the file the generator writes.
