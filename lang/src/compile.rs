@@ -64,6 +64,8 @@ pub struct CompiledProbe {
     pub attach: AttachPoint,
     /// The bytecode, maps by symbolic name; `Display` is the disassembly.
     pub insns: Insns,
+    /// What the kernel it was compiled for accepts (length, loops).
+    pub rules: probes::check::Rules,
 }
 
 impl CompiledProbe {
@@ -71,7 +73,7 @@ impl CompiledProbe {
     /// statically checked (`probes::check`).
     pub fn encode(&self, map_fd: impl Fn(&str) -> Option<i32>) -> Result<Vec<RawInsn>, String> {
         let raw = self.insns.encode(map_fd).map_err(|e| e.to_string())?;
-        probes::check::check(&raw).map_err(|e| format!("{}: {e}", self.attach))?;
+        probes::check::check_with(&raw, self.rules).map_err(|e| format!("{}: {e}", self.attach))?;
         Ok(raw)
     }
 
@@ -126,7 +128,15 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
                 target.kernel.max_insns
             )));
         }
-        probes.push(CompiledProbe { attach, insns });
+        let rules = probes::check::Rules {
+            max_insns: target.kernel.max_insns,
+            loops: target.kernel.bounded_loops,
+        };
+        probes.push(CompiledProbe {
+            attach,
+            insns,
+            rules,
+        });
     }
     Ok(Compiled {
         probes,

@@ -181,11 +181,11 @@ impl<'a> Lexer<'a> {
         self.pos += len;
         let text = rest[..len].replace('_', "");
         let parsed = if let Some(hex) = text.strip_prefix("0x").or(text.strip_prefix("0X")) {
-            u64::from_str_radix(hex, 16)
+            u64::from_str_radix(hex, 16).ok()
         } else {
-            text.parse::<u64>()
+            decimal(&text)
         };
-        parsed.map(Tok::Int).map_err(|_| {
+        parsed.map(Tok::Int).ok_or_else(|| {
             Error::at(
                 Span::new(start, self.pos),
                 format!("`{}` is not a 64-bit integer", &rest[..len]),
@@ -234,6 +234,26 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// A decimal literal as bpftrace reads it: `1000`, C's suffixes (`10u`,
+/// `5ll`, `7ULL`), or scientific notation of integers (`1e6`).
+fn decimal(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let digits = ["ull", "ll", "ul", "u", "l"]
+        .iter()
+        .find_map(|suffix| lower.strip_suffix(suffix))
+        .unwrap_or(&lower);
+    match digits.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let mantissa: u64 = mantissa.parse().ok()?;
+            let exponent: u32 = exponent.parse().ok()?;
+            10u64
+                .checked_pow(exponent)
+                .and_then(|p| mantissa.checked_mul(p))
+        }
+        None => digits.parse().ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +299,14 @@ mod tests {
     }
 
     #[test]
+    fn integers_take_suffixes_underscores_and_exponents() {
+        assert_eq!(
+            tokens("1e6 2E3 10u 5ll 7ULL 1_000 0x1F"),
+            [1_000_000, 2000, 10, 5, 7, 1000, 31].map(Tok::Int)
+        );
+    }
+
+    #[test]
     fn shebang_and_include_lines_are_skipped() {
         assert_eq!(
             tokens("#!/usr/bin/env bpftrace\n#include <linux/sched.h>\n  # define X\nBEGIN"),
@@ -291,6 +319,8 @@ mod tests {
         let error = Lexer::new("  \"abc").next_token().unwrap_err();
         assert_eq!(error.span, Some(Span::new(2, 3)));
         assert!(Lexer::new("99999999999999999999").next_token().is_err());
+        assert!(Lexer::new("1e20").next_token().is_err());
+        assert!(Lexer::new("12x").next_token().is_err());
         assert!(Lexer::new("a #").nth_is_err(1));
         assert!(Lexer::new("/* x").next_token().is_err());
     }

@@ -52,6 +52,7 @@ pub mod diag;
 pub mod fields;
 pub mod flush;
 pub mod format;
+pub mod glob;
 pub mod kernel;
 pub mod lexer;
 pub mod output;

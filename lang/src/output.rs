@@ -18,6 +18,9 @@ pub enum ValueType {
     Str {
         len: u32,
     },
+    /// `ntop()`'s address: the family as 8 bytes, then 16 bytes of address
+    /// in network order (4 used for IPv4). Printed as text.
+    Inet,
 }
 
 impl ValueType {
@@ -25,7 +28,26 @@ impl ValueType {
         match self {
             ValueType::Int { .. } => 8,
             ValueType::Str { len } => len.next_multiple_of(8),
+            ValueType::Inet => INET_SIZE,
         }
+    }
+}
+
+/// Bytes of an [`ValueType::Inet`].
+pub const INET_SIZE: u32 = 24;
+/// The families `ntop()` knows (`AF_INET`, `AF_INET6`).
+pub const AF_INET: u64 = 2;
+pub const AF_INET6: u64 = 10;
+
+/// An `ntop()` address as text, as `inet_ntop` writes it (an unknown
+/// family as bpftrace's `ntop` writes it: empty).
+pub fn inet_text(raw: &[u8]) -> String {
+    let family = raw.first_chunk::<8>().map_or(0, |b| u64::from_ne_bytes(*b));
+    let addr = raw.get(8..24).unwrap_or_default();
+    match (family, addr.first_chunk::<4>(), addr.first_chunk::<16>()) {
+        (AF_INET, Some(v4), _) => std::net::Ipv4Addr::from(*v4).to_string(),
+        (AF_INET6, _, Some(v6)) => std::net::Ipv6Addr::from(*v6).to_string(),
+        _ => String::new(),
     }
 }
 
@@ -101,8 +123,7 @@ pub struct MapSpec {
 /// Entries a map holds, as bpftrace's default.
 pub const MAP_ENTRIES: u32 = 4096;
 
-/// The perf event array records are written to (one entry per CPU).
-pub const EVENTS_MAP: &str = "events";
+pub use probes::EVENTS_MAP;
 
 /// What a record in the perf ring means; its first u64 is the index into
 /// [`crate::Compiled::events`].
@@ -149,6 +170,8 @@ pub enum ValueRef<'a> {
     Int(i64),
     Uint(u64),
     Str(&'a [u8]),
+    /// An [`ValueType::Inet`]'s bytes, for [`inet_text`].
+    Inet(&'a [u8]),
 }
 
 /// The value at `slot` in `bytes`.
@@ -178,6 +201,10 @@ pub fn slot_value<'a>(bytes: &'a [u8], slot: &Slot) -> Result<ValueRef<'a>, Deco
             let text = CStr::from_bytes_until_nul(text).map_or(text, CStr::to_bytes);
             Ok(ValueRef::Str(text))
         }
+        ValueType::Inet => bytes
+            .get(start..start + INET_SIZE as usize)
+            .map(ValueRef::Inet)
+            .ok_or(truncated),
     }
 }
 
@@ -190,6 +217,7 @@ pub fn decode_slots(bytes: &[u8], slots: &[Slot]) -> Result<Vec<Value>, DecodeEr
                 ValueRef::Int(n) => Value::Int(n),
                 ValueRef::Uint(n) => Value::Uint(n),
                 ValueRef::Str(s) => Value::Str(s.to_vec()),
+                ValueRef::Inet(raw) => Value::Str(inet_text(raw).into_bytes()),
             })
         })
         .collect()

@@ -86,6 +86,7 @@ fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
         ValueRef::Int(n) => format::Arg::Signed(n),
         ValueRef::Uint(n) => format::Arg::Unsigned(n),
         ValueRef::Str(s) => format::Arg::Str(s),
+        ValueRef::Inet(raw) => format::Arg::Inet(raw),
     }
 }
 
@@ -345,7 +346,7 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
             signed,
             entries: numbers(),
         },
-        MapKind::Assign(ValueType::Str { .. }) => MapValues::Str(
+        MapKind::Assign(ValueType::Str { .. } | ValueType::Inet) => MapValues::Str(
             decoded
                 .into_iter()
                 .map(|(k, v)| match v {
@@ -403,6 +404,7 @@ mod tests {
                 offset += match ty {
                     ValueType::Int { .. } => 8,
                     ValueType::Str { len } => len,
+                    ValueType::Inet => crate::output::INET_SIZE,
                 };
                 slot
             })

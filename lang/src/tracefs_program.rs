@@ -16,7 +16,7 @@ use kernel_headers::kprobe::ProbeKind;
 use kernel_headers::pt_regs::Abi;
 
 use crate::Compiled;
-use crate::ast::{BinOp, UnOp};
+use crate::ast::{BinOp, Jump, UnOp};
 use crate::compile::{Target, check_program};
 use crate::diag::{Error, Span};
 use crate::output::{self, Event, EventFormat, ValueType};
@@ -237,6 +237,18 @@ impl Translator<'_> {
                 TStmt::Emit { event, args, span } => {
                     actions.push(self.emit(*event, args, *span)?);
                 }
+                // A line is printed whenever the probe fires: no branches.
+                TStmt::If { span, .. } => return refuse("the statement `if`", *span),
+                TStmt::While { span, .. } => return refuse("the loop `while`", *span),
+                TStmt::Unroll { span, .. } => return refuse("the loop `unroll`", *span),
+                TStmt::Jump { jump, span } => {
+                    let word = match jump {
+                        Jump::Return => "return",
+                        Jump::Break => "break",
+                        Jump::Continue => "continue",
+                    };
+                    return refuse(format!("the statement `{word}`"), *span);
+                }
             }
         }
         Ok((filter, actions))
@@ -301,7 +313,48 @@ impl Translator<'_> {
                 signed: *signed,
             },
             TKind::Unary(op, v) => TKind::Unary(*op, sub(v)),
-            TKind::Binary(op, l, r) => TKind::Binary(*op, sub(l), sub(r)),
+            TKind::Ntop { family, addr, from } => TKind::Ntop {
+                family: sub(family),
+                addr: sub(addr),
+                from: *from,
+            },
+            TKind::Tuple(elements) => {
+                TKind::Tuple(elements.iter().map(|x| self.substitute(x)).collect())
+            }
+            TKind::TupleField { base, index } => TKind::TupleField {
+                base: sub(base),
+                index: *index,
+            },
+            TKind::StrContains { haystack, needle } => TKind::StrContains {
+                haystack: sub(haystack),
+                needle: sub(needle),
+            },
+            TKind::StrCmp {
+                left,
+                right,
+                len,
+                negate,
+            } => TKind::StrCmp {
+                left: sub(left),
+                right: sub(right),
+                len: *len,
+                negate: *negate,
+            },
+            TKind::Bswap { value, bytes } => TKind::Bswap {
+                value: sub(value),
+                bytes: *bytes,
+            },
+            TKind::Binary {
+                op,
+                signed,
+                left,
+                right,
+            } => TKind::Binary {
+                op: *op,
+                signed: *signed,
+                left: sub(left),
+                right: sub(right),
+            },
             TKind::Ternary(c, a, b) => TKind::Ternary(sub(c), sub(a), sub(b)),
             TKind::StrEq {
                 value,
@@ -312,7 +365,17 @@ impl Translator<'_> {
                 literal: literal.clone(),
                 negate: *negate,
             },
-            other => other.clone(),
+            TKind::MapGet { map, keys } => TKind::MapGet {
+                map: *map,
+                keys: keys.iter().map(|k| self.substitute(k)).collect(),
+            },
+            TKind::Const(_)
+            | TKind::ConstStr(_)
+            | TKind::CtxLoad { .. }
+            | TKind::CtxAddr { .. }
+            | TKind::DataLoc { .. }
+            | TKind::Builtin(_)
+            | TKind::Comm => e.kind.clone(),
         };
         TExpr {
             kind,
@@ -373,7 +436,27 @@ impl Translator<'_> {
                 Some(value) => self.address(&value),
                 None => self.unsupported(e),
             },
-            _ => self.unsupported(e),
+            TKind::CtxLoad { .. }
+            | TKind::Read { .. }
+            | TKind::Const(_)
+            | TKind::ConstStr(_)
+            | TKind::CtxAddr { .. }
+            | TKind::DataLoc { .. }
+            | TKind::Builtin(_)
+            | TKind::Comm
+            | TKind::MapGet { .. }
+            | TKind::Unary(..)
+            | TKind::Binary { .. }
+            | TKind::Ternary(..)
+            | TKind::StrEq { .. }
+            | TKind::StrRead { .. }
+            | TKind::Bswap { .. }
+            | TKind::Ntop { .. }
+            | TKind::StrCmp { .. }
+            | TKind::StrContains { .. }
+            | TKind::Tuple(_)
+            | TKind::TupleField { .. }
+            | TKind::Trunc { .. } => self.unsupported(e),
         }
     }
 
@@ -438,7 +521,21 @@ impl Translator<'_> {
                 Some(value) => self.value(&value)?,
                 None => return self.unsupported(e),
             },
-            _ => return self.unsupported(e),
+            TKind::Builtin(Builtin::Pid | Builtin::Uid | Builtin::Gid | Builtin::Nsecs)
+            | TKind::CtxAddr { .. }
+            | TKind::DataLoc { .. }
+            | TKind::MapGet { .. }
+            | TKind::Unary(..)
+            | TKind::Binary { .. }
+            | TKind::Ternary(..)
+            | TKind::StrEq { .. }
+            | TKind::Bswap { .. }
+            | TKind::Ntop { .. }
+            | TKind::StrCmp { .. }
+            | TKind::StrContains { .. }
+            | TKind::Tuple(_)
+            | TKind::TupleField { .. }
+            | TKind::Offset { .. } => return self.unsupported(e),
         })
     }
 
@@ -454,7 +551,7 @@ impl Translator<'_> {
             }
             TKind::Builtin(b) => format!("`{}`", format!("{b:?}").to_lowercase()),
             TKind::MapGet { map, .. } => format!("the map `{}`", self.maps[*map].name),
-            TKind::Binary(op, ..) => format!("the operator `{}`", op_text(*op)),
+            TKind::Binary { op, .. } => format!("the operator `{}`", op_text(*op)),
             TKind::Unary(op, _) => format!(
                 "the operator `{}`",
                 match op {
@@ -467,7 +564,19 @@ impl Translator<'_> {
             TKind::StrEq { .. } => "a string comparison outside a predicate".into(),
             TKind::CtxAddr { .. } | TKind::DataLoc { .. } => "a tracepoint field".into(),
             TKind::Var(_) => "this variable".into(),
-            _ => "this expression".into(),
+            TKind::Offset { .. } => "a member's address".into(),
+            TKind::Bswap { .. } => "the function `bswap`".into(),
+            TKind::Ntop { .. } => "the function `ntop`".into(),
+            TKind::StrCmp { .. } => "a comparison of two strings".into(),
+            TKind::StrContains { .. } => "the function `strcontains`".into(),
+            TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
+            TKind::Const(_)
+            | TKind::ConstStr(_)
+            | TKind::CtxLoad { .. }
+            | TKind::Comm
+            | TKind::Read { .. }
+            | TKind::StrRead { .. }
+            | TKind::Trunc { .. } => "this expression".into(),
         };
         refuse(what, e.span)
     }
@@ -475,17 +584,23 @@ impl Translator<'_> {
     /// The predicate as an event filter.
     fn filter(&mut self, e: &TExpr) -> Result<String, TranslateError> {
         match &e.kind {
-            TKind::Binary(op @ (BinOp::LogAnd | BinOp::LogOr), l, r) => Ok(format!(
+            TKind::Binary {
+                op: op @ (BinOp::LogAnd | BinOp::LogOr),
+                left: l,
+                right: r,
+                ..
+            } => Ok(format!(
                 "({}) {} ({})",
                 self.filter(l)?,
                 op_text(*op),
                 self.filter(r)?
             )),
-            TKind::Binary(
-                op @ (BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge),
-                l,
-                r,
-            ) => {
+            TKind::Binary {
+                op: op @ (BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge),
+                signed: bpf_signed,
+                left: l,
+                right: r,
+            } => {
                 let (field, op, constant) = match (constant(r), constant(l)) {
                     (Some(c), _) => (l, *op, c),
                     (None, Some(c)) => (r, flip(*op), c),
@@ -499,16 +614,8 @@ impl Translator<'_> {
                         );
                     }
                 };
-                // The comparison as the BPF program makes it (signed when
-                // one side is and the other is too or a literal).
-                let signed_or_const = |x: &TExpr| {
-                    matches!(x.ty, crate::typed::Ty::Int { signed: true })
-                        || matches!(x.kind, TKind::Const(_))
-                };
-                let bpf_signed = (matches!(l.ty, crate::typed::Ty::Int { signed: true })
-                    || matches!(r.ty, crate::typed::Ty::Int { signed: true }))
-                    && signed_or_const(l)
-                    && signed_or_const(r);
+                // The comparison as the BPF program makes it: the checker's sign.
+                let bpf_signed = *bpf_signed;
                 let f = self.field(field)?;
                 // The kernel compares the field at its width and sign: the
                 // same answer when the constant is one of the field's
@@ -576,7 +683,28 @@ impl Translator<'_> {
                 ))
             }
             // A bare value: true when not zero.
-            _ => {
+            TKind::Binary { .. }
+            | TKind::Const(_)
+            | TKind::ConstStr(_)
+            | TKind::CtxLoad { .. }
+            | TKind::CtxAddr { .. }
+            | TKind::DataLoc { .. }
+            | TKind::Builtin(_)
+            | TKind::Comm
+            | TKind::Var(_)
+            | TKind::MapGet { .. }
+            | TKind::Unary(..)
+            | TKind::Ternary(..)
+            | TKind::Read { .. }
+            | TKind::Offset { .. }
+            | TKind::StrRead { .. }
+            | TKind::Bswap { .. }
+            | TKind::Ntop { .. }
+            | TKind::StrCmp { .. }
+            | TKind::StrContains { .. }
+            | TKind::Tuple(_)
+            | TKind::TupleField { .. }
+            | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
                 Ok(format!("{} != 0", f.name))
             }
@@ -733,7 +861,8 @@ impl TracefsProgram {
                                     output::Value::Str(s)
                                 }
                                 (Raw::Str(s), _) => output::Value::Str(s),
-                                (Raw::Int(n), ValueType::Str { .. }) => {
+                                // ntop() is refused before a line is read.
+                                (Raw::Int(n), ValueType::Str { .. } | ValueType::Inet) => {
                                     output::Value::Str(n.to_string().into_bytes())
                                 }
                             }
@@ -988,6 +1117,19 @@ kprobe:h /arg0/ { printf("z\n"); }"#;
         assert_eq!(
             refusal(r#"kprobe:f { print(@m); } kprobe:g { @m = 1; }"#),
             "the map `@m` at 1:12"
+        );
+        // Control flow: a line is printed whenever the probe fires.
+        assert_eq!(
+            refusal(r#"kprobe:f { if (arg0 == 1) { exit(); } }"#),
+            "the statement `if` at 1:12"
+        );
+        assert_eq!(
+            refusal(r#"kprobe:f { unroll(2) { exit(); } }"#),
+            "the loop `unroll` at 1:12"
+        );
+        assert_eq!(
+            refusal(r#"kprobe:f { return; }"#),
+            "the statement `return` at 1:12"
         );
     }
 

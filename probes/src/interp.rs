@@ -34,7 +34,7 @@ pub const MAP_VALUE_ADDR: u64 = 0xffff_b000_0000_0000;
 const ENOENT: i64 = 2;
 
 const EFAULT: i64 = 14;
-/// No probe loops, so this only stops a broken program.
+/// Far more than a test's loops run: this only stops a broken program.
 const STEP_LIMIT: usize = 100_000;
 /// Registers r1..r5 after a call: the verifier forbids reading them, so give
 /// a program that does garbage rather than a plausible value.
@@ -641,10 +641,11 @@ mod tests {
         let mut b = Builder::new();
         b.load(Size::DW, R0, R1, 112); // di = 7
         b.alu(AluOp::Mul, R0, 6);
-        b.jump(JmpOp::Eq, R0, 42, "ok");
+        let ok = b.new_label("ok");
+        b.jump(JmpOp::Eq, R0, 42, ok);
         b.mov(R0, 0);
         b.exit();
-        b.label("ok");
+        b.bind(ok);
         b.alu(AluOp::Sub, R0, 50);
         b.alu(AluOp::Arsh, R0, 1);
         b.exit();

@@ -8,6 +8,10 @@ use kernel_headers::kprobe::ProbeKind;
 use thiserror::Error;
 
 use crate::asm::{AsmError, Insn, Insns};
+
+/// The perf event array records are written to (one entry per CPU), for
+/// the unlink probes and `nobtf trace` alike.
+pub const EVENTS_MAP: &str = "events";
 use crate::check::{CheckError, check};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

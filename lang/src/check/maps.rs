@@ -28,16 +28,23 @@ impl Checker<'_> {
             .collect()
     }
 
+    /// The key's parts: a tuple's elements are parts of their own, so
+    /// `@m[$t]` with `$t = (a, b)` is `@m[a, b]`.
     pub(super) fn key_slots(keys: &[TExpr]) -> Vec<Slot> {
         let mut offset = 0;
-        keys.iter()
-            .map(|k| {
-                let ty = value_type(&k.ty);
-                let slot = Slot { ty, offset };
+        let mut slots = Vec::new();
+        for k in keys {
+            let parts = match &k.ty {
+                Ty::Tuple(elements) => elements.clone(),
+                other => vec![other.clone()],
+            };
+            for part in parts {
+                let ty = value_type(&part);
+                slots.push(Slot { ty, offset });
                 offset += ty.size();
-                slot
-            })
-            .collect()
+            }
+        }
+        slots
     }
 
     pub(super) fn check_keys(&self, map: usize, keys: &[TExpr], span: Span) -> Result<(), Error> {
@@ -241,10 +248,10 @@ impl Checker<'_> {
         }
         let e = self.expr(scope, value)?;
         let e = self.storable(e)?;
-        if let Ty::Place { .. } = e.ty {
+        if let Ty::Place { .. } | Ty::Tuple(_) = e.ty {
             return Err(Error::at(
                 e.span,
-                format!("a map cannot hold {}", e.ty.describe()),
+                format!("a map cannot hold {} (yet, for a tuple)", e.ty.describe()),
             ));
         }
         Ok((MapKind::Assign(value_type(&e.ty)), Err(e)))
@@ -254,7 +261,7 @@ impl Checker<'_> {
 /// Whether an aggregation's argument is signed (a constant is, as in
 /// bpftrace, where literals are `int64`).
 fn is_signed(e: &TExpr) -> bool {
-    matches!(e.ty, Ty::Int { signed: true }) || matches!(e.kind, TKind::Const(_))
+    matches!(e.ty, Ty::Int { signed: true, .. }) || matches!(e.kind, TKind::Const(_))
 }
 
 /// Kinds that may share a map: equal up to the argument's sign.

@@ -241,11 +241,7 @@ impl Checker<'_> {
                         signed: false,
                     },
                     Ty::Ptr {
-                        to: match &**to {
-                            CType::Struct(s) => Pointee::Struct(s.clone()),
-                            CType::Int { bytes: 1, .. } => Pointee::Char,
-                            _ => Pointee::Other,
-                        },
+                        to: Pointee::of(to),
                         user,
                     },
                 ),
@@ -257,7 +253,7 @@ impl Checker<'_> {
                             bytes: field.size as u8,
                             signed,
                         },
-                        int(signed),
+                        sized_int(signed, field.size as u8),
                     )
                 }
                 _ => {
@@ -314,20 +310,16 @@ fn member_value(
             } else {
                 size as u8
             };
-            read(bytes, signed, int(signed))
+            read(bytes, signed, sized_int(signed, bytes))
         }
         CType::Ptr { to, user: to_user } => {
-            let to = match *to {
-                CType::Struct(s) => Pointee::Struct(s),
-                CType::Int { bytes: 1, .. } => Pointee::Char,
-                _ => Pointee::Other,
-            };
+            let to = Pointee::of(&to);
             // A pointer is as wide as the source says (the target's, not ours).
             read(size.clamp(1, 8) as u8, false, Ty::Ptr { to, user: to_user })
         }
         CType::Struct(s) => address(Place::Struct(s)),
         CType::CharArray(n) => address(Place::CharArray(n.max(1))),
-        _ if [1, 2, 4, 8].contains(&size) => read(size as u8, false, int(false)),
+        _ if [1, 2, 4, 8].contains(&size) => read(size as u8, false, sized_int(false, size as u8)),
         _ => address(Place::Opaque {
             strukt: opaque.0,
             path: opaque.1,

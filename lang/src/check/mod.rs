@@ -8,14 +8,18 @@ use crate::ast::*;
 use crate::diag::{Error, Span};
 use crate::fields::{CType, FieldSource};
 use crate::kernel::Kernel;
-use crate::output::{EventFormat, MAP_ENTRIES, MapKind, MapSpec, Slot, ValueType};
+use crate::output::{
+    AF_INET, AF_INET6, EventFormat, MAP_ENTRIES, MapKind, MapSpec, Slot, ValueType,
+};
 use crate::providers::{AttachPoint, Context};
 use crate::tracepoint::{TracepointFormat, TracepointSource};
 use crate::typed::*;
 
 mod expressions;
+mod flow;
 mod maps;
 mod members;
+mod pointers;
 mod statements;
 
 /// bpftrace's default string length.
@@ -44,13 +48,11 @@ const UNSUPPORTED: &[&str] = &[
     "usym",
     "kaddr",
     "uaddr",
-    "ntop",
     "join",
     "system",
     "cat",
     "signal",
     "override",
-    "strncmp",
     "buf",
     "time",
     "stats",
@@ -65,11 +67,9 @@ const UNSUPPORTED: &[&str] = &[
     "unwatch",
     "kptr",
     "uptr",
-    "sizeof",
     "offsetof",
     "percpu_kaddr",
     "pton",
-    "strcontains",
     "has_key",
     "print_tuple",
 ];
@@ -106,11 +106,22 @@ struct Scope<'p> {
     point: &'p AttachPoint,
     context: Context,
     tracepoint: Option<TracepointFormat>,
+    /// Each variable slot's name and type.
     vars: Vec<(String, Ty)>,
+    /// The blocks being checked, outermost first: the names each declares.
+    blocks: Vec<flow::BlockNames>,
+    /// `while` loops around the statement being checked.
+    loops: usize,
 }
 
+/// A 64-bit integer.
 fn int(signed: bool) -> Ty {
-    Ty::Int { signed }
+    Ty::Int { signed, bytes: 8 }
+}
+
+/// An integer of `bytes`.
+fn sized_int(signed: bool, bytes: u8) -> Ty {
+    Ty::Int { signed, bytes }
 }
 
 impl<'a> Checker<'a> {
@@ -156,6 +167,8 @@ impl<'a> Checker<'a> {
             context,
             tracepoint,
             vars: Vec::new(),
+            blocks: Vec::new(),
+            loops: 0,
         };
         let predicate = match &probe.predicate {
             None => None,
@@ -165,15 +178,7 @@ impl<'a> Checker<'a> {
                 Err(e) => return Err(e),
             },
         };
-        let mut body = Vec::new();
-        for stmt in &probe.body {
-            match self.stmt(&mut scope, stmt) {
-                Ok(Some(s)) => body.push(s),
-                Ok(None) => {}
-                Err(_) if self.lenient => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let body = self.block(&mut scope, &probe.body)?;
         Ok(TProbe {
             predicate,
             body,
@@ -193,33 +198,14 @@ impl<'a> Checker<'a> {
 
     fn stmt(&mut self, scope: &mut Scope, stmt: &Stmt) -> Result<Option<TStmt>, Error> {
         match &stmt.kind {
-            StmtKind::AssignVar { name, value } => {
-                let value = self.expr(scope, value)?;
-                let value = self.storable(value)?;
-                let slot = match scope.vars.iter().position(|(n, _)| n == name) {
-                    Some(slot) => {
-                        let ty = &scope.vars[slot].1;
-                        if !same_storage(ty, &value.ty) {
-                            return Err(Error::at(
-                                value.span,
-                                format!(
-                                    "`${name}` holds {}; it cannot be assigned {}",
-                                    ty.describe(),
-                                    value.ty.describe()
-                                ),
-                            ));
-                        }
-                        slot
-                    }
-                    None => {
-                        scope.vars.push((name.clone(), value.ty.clone()));
-                        scope.vars.len() - 1
-                    }
-                };
-                Ok(Some(TStmt::AssignVar { slot, value }))
-            }
+            StmtKind::AssignVar { name, value } => self.assign_var(scope, name, value),
             StmtKind::AssignMap { map, value } => self.map_assign(scope, map, value, stmt.span),
             StmtKind::Expr(e) => self.call_stmt(scope, e),
+            StmtKind::Let { .. }
+            | StmtKind::If { .. }
+            | StmtKind::While { .. }
+            | StmtKind::Unroll { .. }
+            | StmtKind::Jump(_) => self.flow(scope, stmt),
         }
     }
 
@@ -257,15 +243,25 @@ fn is_aggregation(e: &Expr) -> bool {
 pub fn value_type(ty: &Ty) -> ValueType {
     match ty {
         Ty::Str { len } => ValueType::Str { len: *len },
-        Ty::Int { signed } => ValueType::Int { signed: *signed },
+        Ty::Inet => ValueType::Inet,
+        Ty::Int { signed, .. } => ValueType::Int { signed: *signed },
         _ => ValueType::Int { signed: false },
+    }
+}
+
+/// Bytes a string value holds (its buffer; a literal's text and NUL).
+fn value_len(e: &TExpr) -> u32 {
+    match (&e.kind, &e.ty) {
+        (TKind::ConstStr(s), _) => s.len() as u32 + 1,
+        (_, ty) => ty.buffer_len().unwrap_or(0),
     }
 }
 
 fn same_storage(a: &Ty, b: &Ty) -> bool {
     match (a, b) {
         (Ty::Str { len: x }, Ty::Str { len: y }) => x == y,
-        (Ty::Str { .. }, _) | (_, Ty::Str { .. }) => false,
+        (Ty::Inet, Ty::Inet) => true,
+        (Ty::Str { .. } | Ty::Inet, _) | (_, Ty::Str { .. } | Ty::Inet) => false,
         _ => true,
     }
 }

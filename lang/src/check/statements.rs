@@ -44,6 +44,13 @@ impl Checker<'_> {
                     let value = self.storable(value)?;
                     let ty = match (conv, &value.ty) {
                         ('s', Ty::Str { len }) => ValueType::Str { len: *len },
+                        ('s', Ty::Inet) => ValueType::Inet,
+                        (_, Ty::Tuple(_)) => {
+                            return Err(Error::at(
+                                value.span,
+                                "printf cannot print a tuple: print its elements (`$t.0`)",
+                            ));
+                        }
                         ('s', _) => {
                             return Err(Error::at(
                                 value.span,
@@ -60,7 +67,7 @@ impl Checker<'_> {
                             ));
                         }
                         ('d' | 'i', _) => ValueType::Int { signed: true },
-                        (_, Ty::Int { signed }) => ValueType::Int { signed: *signed },
+                        (_, Ty::Int { signed, .. }) => ValueType::Int { signed: *signed },
                         _ => ValueType::Int { signed: false },
                     };
                     slots.push(Slot { ty, offset });
@@ -113,14 +120,40 @@ impl Checker<'_> {
                 }))
             }
             "delete" => {
-                let Some(m) = only_map(args) else {
-                    return Err(Error::at(
-                        span,
-                        "delete takes one map element, e.g. delete(@m[k])",
-                    ));
+                // `delete(@m[k])`, or bpftrace 0.23's `delete(@m, k)`.
+                let (m, key) = match args.as_slice() {
+                    [
+                        Expr {
+                            kind: ExprKind::Map(m),
+                            ..
+                        },
+                    ] => (m, None),
+                    [
+                        Expr {
+                            kind: ExprKind::Map(m),
+                            ..
+                        },
+                        key,
+                    ] if m.keys.is_empty() => (m, Some(key)),
+                    _ => {
+                        return Err(Error::at(
+                            span,
+                            "delete takes a map element, e.g. delete(@m[k]) or delete(@m, k)",
+                        ));
+                    }
                 };
                 let map = self.map_index(&m.name, m.span)?;
-                let keys = self.keys(scope, m)?;
+                let keys = match key {
+                    None => self.keys(scope, m)?,
+                    Some(key) => {
+                        let access = MapAccess {
+                            name: m.name.clone(),
+                            keys: vec![key.clone()],
+                            span: m.span.to(key.span),
+                        };
+                        self.keys(scope, &access)?
+                    }
+                };
                 self.check_keys(map, &keys, m.span)?;
                 Ok(Some(TStmt::Delete { map, keys, span }))
             }
@@ -148,9 +181,10 @@ pub fn conversions(format: &str) -> Result<Vec<char>, String> {
         if c != '%' {
             continue;
         }
-        // Flags and width, as bpftrace passes them to the C formatter.
+        // Flags, width and precision, as bpftrace passes them to the C
+        // formatter.
         while let Some(&f) = chars.peek() {
-            if "-+ #0123456789".contains(f) {
+            if "-+ #0123456789.".contains(f) {
                 chars.next();
             } else {
                 break;

@@ -61,13 +61,15 @@ pub enum Arg<'a> {
     Unsigned(u64),
     /// The bytes up to (not including) the first NUL.
     Str(&'a [u8]),
+    /// An `ntop()` address's bytes, printed as its text by `%s`.
+    Inet(&'a [u8]),
 }
 
 impl Arg<'_> {
     fn arg_type(&self) -> ArgType {
         match self {
             Arg::Signed(_) | Arg::Unsigned(_) => ArgType::Integer,
-            Arg::Str(_) => ArgType::String,
+            Arg::Str(_) | Arg::Inet(_) => ArgType::String,
         }
     }
 }
@@ -456,6 +458,13 @@ fn render(spec: &Spec, arg: Arg<'_>, out: &mut Vec<u8>) {
             let shown = spec
                 .precision
                 .map_or(&text[..], |p| &text[..p.min(text.len())]);
+            return field(spec, shown, out);
+        }
+        Arg::Inet(raw) => {
+            let text = crate::output::inet_text(raw);
+            let shown = spec
+                .precision
+                .map_or(text.as_bytes(), |p| &text.as_bytes()[..p.min(text.len())]);
             return field(spec, shown, out);
         }
         Arg::Signed(v) => v as u64,

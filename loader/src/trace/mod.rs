@@ -190,6 +190,9 @@ fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
         return;
     }
     let me = std::process::id();
+    // The user's probes go first: nobtf's own unlinks below must not be
+    // counted in their maps (a `kprobe:do_unlinkat` count would show them).
+    session.detach_all();
     let loaded =
         load_probe(session, &lang::flush::probe(me), None).and_then(|()| Ok(session.attach_all()?));
     if let Err(err) = loaded {

@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use kernel_headers::pt_regs;
 use kernel_headers::pt_regs::NATIVE;
 use lang::fields::{FieldInfo, FieldSource};
-use lang::kernel::{Kernel, Readers};
+use lang::kernel::Kernel;
 use lang::tracepoint::{TracepointFormat, TracepointSource, parse_format};
 use offsets::btf::Btf;
-use probes::unlink::ReadHelper;
 use profile::Profile;
 
 use crate::detect::Report;
@@ -109,10 +108,6 @@ pub fn kernel(report: &mut Report, read: ReadChoice) -> Result<Kernel, PlanError
     })?;
     plan::probe_readers(report, read);
     let mut kernel = Kernel::for_release(version, abi);
-    kernel.readers = match plan::reader(report, read)? {
-        ReadHelper::ProbeReadKernel => Readers::Split,
-        ReadHelper::ProbeRead => Readers::ProbeReadStr,
-        ReadHelper::ProbeReadFixed => Readers::ProbeRead,
-    };
+    kernel.readers = plan::reader(report, read)?;
     Ok(kernel)
 }

@@ -18,8 +18,8 @@ use crate::backend;
 use crate::detect::Report;
 use crate::load::LoadOptions;
 use crate::plan::{PlanError, ReadChoice};
-use crate::run::tracefs::KprobeEvents;
 use crate::session::{Session, Setup, Steps};
+use crate::tracefs_events::KprobeEvents;
 
 pub(super) fn run(
     opts: &TraceOptions,
