@@ -218,11 +218,22 @@ fn in_place_vars(
                     )));
                 }
                 match tree::gcc_prefix(recorded_cc) {
-                    Some("") if abi == pt_regs::NATIVE => {}
-                    Some(prefix) => vars.push(format!("CROSS_COMPILE={prefix}")),
-                    None => vars.push(format!("CC={recorded_cc}")),
+                    // The native gcc of the tree's own (ARM) machine: here
+                    // its cross twin, whose other name kbuild will see.
+                    Some("") if abi != pt_regs::NATIVE => {
+                        vars.push(format!("CROSS_COMPILE={}", cross_prefix(abi)));
+                    }
+                    Some("") => cc = Some(recorded_cc.to_string()),
+                    Some(prefix) if !prefix.contains(' ') => {
+                        vars.push(format!("CROSS_COMPILE={prefix}"));
+                        cc = Some(recorded_cc.to_string());
+                    }
+                    // `clang`, `ccache gcc`: as it is.
+                    _ => {
+                        vars.push(format!("CC={recorded_cc}"));
+                        cc = Some(recorded_cc.to_string());
+                    }
                 }
-                cc = Some(recorded_cc.to_string());
             }
             None if abi != pt_regs::NATIVE => {
                 vars.push(format!("CROSS_COMPILE={}", cross_prefix(abi)));
@@ -808,6 +819,19 @@ mod tests {
             in_place_vars(&tree, x86, "CONFIG_X86_64=y\n", &make_vars)
         };
         // Configured only, nothing recorded: this machine's compiler.
+        assert_eq!(vars(&[]).unwrap(), ["ARCH=x86"]);
+        // Built natively on an ARM machine (4.x before 4.18 records no
+        // version): the cross gcc here, not this machine's own gcc.
+        fs::write(
+            tree.join(tree::BOUNDS_CMD),
+            "cmd_kernel/bounds.s := gcc -Wp,-MD,kernel/.bounds.s.d -nostdinc\n",
+        )
+        .unwrap();
+        let arm = pt_regs::abi("arm").unwrap();
+        assert_eq!(
+            in_place_vars(&tree, arm, "CONFIG_ARM=y\n", &[]).unwrap(),
+            ["ARCH=arm", "CROSS_COMPILE=arm-linux-gnueabihf-"]
+        );
         assert_eq!(vars(&[]).unwrap(), ["ARCH=x86"]);
         // Built with a cross gcc named by its prefix, configured as x86_64.
         fs::write(
