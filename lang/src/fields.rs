@@ -2,17 +2,11 @@
 //! (from an offsets profile here; from BTF in `offsets::btf`), and the C types the checker
 //! understands.
 
-/// One struct member, as a profile or BTF knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldInfo {
-    pub offset: u32,
-    pub size: u32,
-    /// The member's C type as written (`struct mm_struct *`, `int`,
-    /// `char[16]`), when the source knows it. Without it a member of 1, 2, 4
-    /// or 8 bytes reads as an unsigned integer; a pointer-sized one can be
-    /// followed after an explicit cast: `((struct mm_struct *)$t->mm)->owner`.
-    pub c_type: Option<String>,
-}
+/// One struct member, as a profile or BTF knows it: the profile's own
+/// field model. Without a `c_type` (a format-1 profile) a member of 1, 2, 4
+/// or 8 bytes reads as an unsigned integer; a pointer-sized one can be
+/// followed after an explicit cast: `((struct mm_struct *)$t->mm)->owner`.
+pub use profile::Field as FieldInfo;
 
 /// Struct members by struct and member name. `member` may be a dotted path
 /// (`se.vruntime`) when the source knows nested members but not the type of
@@ -38,15 +32,11 @@ pub trait FieldSource {
     }
 }
 
-/// A profile knows offsets and sizes under `struct.member` keys, no types.
+/// A profile knows members under `struct.member[.member]` keys, with their
+/// types from format 2 on.
 impl FieldSource for profile::Profile {
     fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
-        let field = profile::Profile::field(self, &format!("{strukt}.{member}")).ok()?;
-        Some(FieldInfo {
-            offset: field.offset,
-            size: field.size,
-            c_type: None,
-        })
+        profile::Profile::field(self, &format!("{strukt}.{member}")).ok()
     }
 }
 

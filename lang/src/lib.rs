@@ -22,15 +22,18 @@
 //! 3. Create each [`output::MapSpec`] (`map_type()`, sizes, `max_entries`)
 //!    and, when [`Compiled::events`] is not empty, a perf event array named
 //!    [`output::EVENTS_MAP`] with one entry per possible CPU.
-//! 4. Handle [`Compiled::begin`] like decoded records, then for each
-//!    [`CompiledProbe`]: [`CompiledProbe::encode`] with the map fds, load
-//!    with `attach.prog_type()` and [`CompiledProbe::name`], attach per
-//!    [`providers::AttachPoint`] (kprobe, kretprobe, tracepoint by id, or an
-//!    interval as a `cpu-clock` software event on one CPU), and run each
-//!    [`Timer`] on a user-space timer.
+//! 4. For each [`CompiledProbe`]: [`CompiledProbe::encode`] with the map
+//!    fds and load with `attach.prog_type()` and [`CompiledProbe::name`];
+//!    then run [`userspace::start`] (`elapsed`'s start, then BEGIN, in user
+//!    space against the maps through a [`userspace::Host`]), so that
+//!    BEGIN's map writes are in the kernel before anything fires; then
+//!    attach per [`providers::AttachPoint`] (kprobe, kretprobe, tracepoint
+//!    by id, or an interval as a `cpu-clock` software event on one CPU), and
+//!    run each [`Timer`]'s block on a user-space timer.
 //! 5. Decode each perf sample's data with [`output::decode_event`]: printf
-//!    (format and typed values), print, clear, exit.
-//! 6. At exit run [`Compiled::end`], then print every non-empty map: keys
+//!    (format and typed values), print, clear, exit, time.
+//! 6. At exit run [`Compiled::end`] ([`userspace::run_all`]), then print
+//!    every map: keys
 //!    by [`output::MapSpec::decode_key`], values (all CPUs' slices) by
 //!    [`output::MapSpec::combine`], histogram buckets by
 //!    [`output::MapSpec::bucket`]; [`report`] turns records and map
@@ -71,10 +74,11 @@ pub mod tracefs;
 pub mod tracefs_program;
 pub mod tracepoint;
 pub mod typed;
+pub mod userspace;
 
 pub use compile::{
-    Compiled, CompiledProbe, Options, Target, Timer, Used, compile, compile_with, fields_used,
-    names_used,
+    Compiled, CompiledProbe, FieldsUsed, Options, Target, Timer, compile, compile_with,
+    fields_used, fields_used_with, names_used,
 };
 pub use diag::{Error, Span};
 pub use source::parse;

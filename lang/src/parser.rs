@@ -196,7 +196,10 @@ impl Parser<'_> {
             self.next()?;
             if matches!(&self.peek()?.0, Tok::Ident(w) if w == "if") {
                 let (_, at) = self.next()?;
+                // A chain of `else if` nests: bounded like any nesting.
+                self.enter(at)?;
                 let nested = self.if_stmt(at)?;
+                self.depth -= 1;
                 end = nested.span;
                 otherwise.push(nested);
             } else {
@@ -384,28 +387,37 @@ impl Parser<'_> {
         result
     }
 
-    fn binary(&mut self, level: usize, div: bool) -> Result<Expr, Error> {
-        let Some(ops) = LEVELS.get(level) else {
-            return self.unary(div);
-        };
-        let mut left = self.binary(level + 1, div)?;
-        'outer: loop {
-            for &(p, op) in *ops {
-                if p == "/" && !div {
-                    continue;
-                }
-                if self.eat(p)?.is_some() {
-                    let right = self.binary(level + 1, div)?;
-                    let span = left.span.to(right.span);
-                    left = Expr {
-                        kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
-                        span,
-                    };
-                    continue 'outer;
-                }
-            }
-            return Ok(left);
+    /// Operators of precedence `min` or tighter, left to right: one frame
+    /// per rise in precedence, not one per level, so that nested
+    /// parentheses stay shallow on the stack.
+    fn binary(&mut self, min: usize, div: bool) -> Result<Expr, Error> {
+        let mut left = self.unary(div)?;
+        while let Some((level, op)) = self.binary_op(min, div)? {
+            self.next()?;
+            let right = self.binary(level + 1, div)?;
+            let span = left.span.to(right.span);
+            left = Expr {
+                kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
+                span,
+            };
         }
+        Ok(left)
+    }
+
+    /// The binary operator next, if its precedence is `min` or tighter.
+    fn binary_op(&mut self, min: usize, div: bool) -> Result<Option<(usize, BinOp)>, Error> {
+        let Tok::Punct(p) = self.peek()?.0 else {
+            return Ok(None);
+        };
+        Ok(LEVELS
+            .iter()
+            .enumerate()
+            .skip(min)
+            .find_map(|(level, ops)| {
+                ops.iter()
+                    .find(|(q, _)| *q == p && (div || *q != "/"))
+                    .map(|&(_, op)| (level, op))
+            }))
     }
 
     fn unary(&mut self, div: bool) -> Result<Expr, Error> {
@@ -725,6 +737,17 @@ mod tests {
         let src = format!("BEGIN {{ $x = {}1{} }}", "(".repeat(5000), ")".repeat(5000));
         assert!(error(&src).contains("nested more than"));
         let src = format!("BEGIN {{ $x = {}1 }}", "- ".repeat(5000));
+        assert!(error(&src).contains("nested more than"));
+        let src = format!(
+            "kprobe:f {{ if (1) {{ }} {} }}",
+            "else if (1) { } ".repeat(5000)
+        );
+        assert!(error(&src).contains("nested more than"));
+        let src = format!(
+            "kprobe:f {{ {}{} }}",
+            "if (1) { ".repeat(5000),
+            "}".repeat(5000)
+        );
         assert!(error(&src).contains("nested more than"));
     }
 }

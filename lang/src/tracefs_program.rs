@@ -269,9 +269,10 @@ impl Translator<'_> {
                 })
             }
             EventFormat::Exit => Ok(Action::Exit),
-            EventFormat::Print { map } | EventFormat::Clear { map } => {
-                refuse(format!("the map `{map}`"), span)
-            }
+            EventFormat::Print { map }
+            | EventFormat::PrintTop { map, .. }
+            | EventFormat::Clear { map } => refuse(format!("the map `{map}`"), span),
+            EventFormat::Time { .. } => refuse("`time()`", span),
         }
     }
 
@@ -289,21 +290,29 @@ impl Translator<'_> {
                 bytes,
                 signed,
                 user,
+                helper,
             } => TKind::Read {
                 addr: sub(addr),
                 off: *off,
                 bytes: *bytes,
                 signed: *signed,
                 user: *user,
+                helper: *helper,
             },
             TKind::Offset { base, off } => TKind::Offset {
                 base: sub(base),
                 off: *off,
             },
-            TKind::StrRead { addr, len, user } => TKind::StrRead {
+            TKind::StrRead {
+                addr,
+                len,
+                user,
+                helper,
+            } => TKind::StrRead {
                 addr: sub(addr),
                 len: *len,
                 user: *user,
+                helper: *helper,
             },
             TKind::Trunc {
                 value,
@@ -471,18 +480,26 @@ impl Translator<'_> {
                 let fetch = self.register(e, *off)?;
                 Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
             }
+            // The kernel's fetch reads the address space the checker chose;
+            // its helper is BPF's.
             TKind::Read {
                 addr,
                 off,
                 bytes,
                 signed,
                 user,
+                helper: _,
             } => {
                 let (of, extra) = self.address(addr)?;
                 let fetch = deref(of, extra + i64::from(*off), *user);
                 Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
             }
-            TKind::StrRead { addr, len, user } => {
+            TKind::StrRead {
+                addr,
+                len,
+                user,
+                helper: _,
+            } => {
                 let (of, extra) = self.address(addr)?;
                 let ty = if *user {
                     FetchType::UserString
@@ -765,11 +782,13 @@ fn int_type(bytes: u8, signed: bool) -> FetchType {
 
 /// An integer constant (possibly negated), as the 64 bits BPF compares.
 fn constant(e: &TExpr) -> Option<u64> {
-    match &e.kind {
-        TKind::Const(n) => Some(*n),
-        TKind::Unary(UnOp::Neg, inner) => constant(inner).map(|n| n.wrapping_neg()),
-        _ => None,
+    if let TKind::Const(n) = e.kind {
+        return Some(n);
     }
+    if let TKind::Unary(UnOp::Neg, inner) = &e.kind {
+        return constant(inner).map(u64::wrapping_neg);
+    }
+    None
 }
 
 fn flip(op: BinOp) -> BinOp {
@@ -854,9 +873,10 @@ impl TracefsProgram {
                                 (Raw::Int(n), ValueType::Int { signed: true }) => {
                                     output::Value::Int(n as i64)
                                 }
-                                (Raw::Int(n), ValueType::Int { signed: false }) => {
-                                    output::Value::Uint(n)
-                                }
+                                (
+                                    Raw::Int(n),
+                                    ValueType::Int { signed: false } | ValueType::Timestamp { .. },
+                                ) => output::Value::Uint(n),
                                 // The BPF buffer holds `len` bytes, its NUL included.
                                 (Raw::Str(mut s), ValueType::Str { len }) => {
                                     s.truncate((len as usize).saturating_sub(1));
@@ -1151,7 +1171,7 @@ kprobe:do_unlinkat { printf("%-6d %s %s %d\n", tid, comm, str(((struct filename 
 kretprobe:do_unlinkat /retval == 0/ { printf("%u\n", retval); exit(); }"#;
         let program = translate_with(src, Syntax::default(), &[]).unwrap();
         assert_eq!(
-            program.compiled.begin,
+            crate::userspace::events(&program.compiled, &program.compiled.begin),
             [Event::Printf {
                 format: "start\n".into(),
                 args: vec![]

@@ -119,7 +119,7 @@ fn one_line_causes() {
         ),
         (
             "kprobe:f { printf(\"%f\\n\", 1); }",
-            "printf conversion `%f` is not supported",
+            "`%f` is not a printf conversion in bpftrace 0.23 (it prints as written)",
         ),
         (
             "kprobe:f { $x = $y; }",
@@ -172,8 +172,8 @@ fn one_line_causes() {
             "cannot be read in BEGIN or END",
         ),
         (
-            "BEGIN { @x = 1; }",
-            "nobtf runs BEGIN and END in user space",
+            "BEGIN { @x = count(); }",
+            "an aggregation (count(), sum(), ...) cannot run in BEGIN or END: nobtf runs them in user space",
         ),
         (
             "kprobe:f { $x = args->foo; }",

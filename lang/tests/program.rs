@@ -108,13 +108,12 @@ fn run(compiled: &Compiled, args: &[u64], memory: &[(u64, Vec<u8>)]) -> Vec<Vec<
         .collect()
 }
 
-/// BEGIN's printf arguments.
+/// BEGIN's printf arguments, as the loader runs it in user space.
 fn begin_args(compiled: &Compiled) -> Vec<Vec<Value>> {
-    compiled
-        .begin
-        .iter()
+    lang::userspace::events(compiled, &compiled.begin)
+        .into_iter()
         .map(|e| match e {
-            Event::Printf { args, .. } => args.clone(),
+            Event::Printf { args, .. } => args,
             other => panic!("{other:?}"),
         })
         .collect()

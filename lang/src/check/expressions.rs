@@ -6,14 +6,14 @@ impl Checker<'_> {
     pub(super) fn ident(&mut self, scope: &Scope, name: &str, span: Span) -> Result<TExpr, Error> {
         let e = |kind, ty| Ok(TExpr { kind, ty, span });
         let abi = self.kernel.abi;
-        if scope.context == Context::UserSpace {
+        if scope.context == Context::UserSpace && !matches!(name, "nsecs" | "elapsed") {
             if let Some(value) = self.fields.enum_value(name) {
                 return e(TKind::Const(value as u64), int(value < 0));
             }
             return Err(Error::at(
                 span,
                 format!(
-                    "`{name}` cannot be read in BEGIN or END: nobtf runs them in user space (constants only)"
+                    "`{name}` cannot be read in BEGIN or END: nobtf runs them in user space (constants, maps, nsecs and elapsed only)"
                 ),
             ));
         }
@@ -62,6 +62,7 @@ impl Checker<'_> {
             "uid" => e(TKind::Builtin(Builtin::Uid), int(false)),
             "gid" => e(TKind::Builtin(Builtin::Gid), int(false)),
             "nsecs" => e(TKind::Builtin(Builtin::Nsecs), int(false)),
+            "elapsed" => Ok(self.elapsed(span)),
             "cpu" => e(TKind::Builtin(Builtin::Cpu), int(false)),
             "comm" => e(TKind::Comm, Ty::Str { len: COMM_LEN }),
             "func" => e(
@@ -90,6 +91,47 @@ impl Checker<'_> {
         }
     }
 
+    /// `elapsed`: `nsecs` less the start the loader writes in the hidden
+    /// map [`crate::userspace::ELAPSED_MAP`] before BEGIN, as bpftrace's
+    /// own `elapsed` map (4.14 has no global variables to patch).
+    fn elapsed(&mut self, span: Span) -> TExpr {
+        let name = crate::userspace::ELAPSED_MAP;
+        let map = match self.maps.iter().position(|m| m.name == name) {
+            Some(i) => i,
+            None => {
+                let key = Slot {
+                    ty: ValueType::Int { signed: false },
+                    offset: 0,
+                };
+                self.maps.push(MapSpec {
+                    name: name.into(),
+                    kind: MapKind::Assign(ValueType::Int { signed: false }),
+                    key: vec![key],
+                    key_size: 8,
+                    value_size: 8,
+                    per_cpu: false,
+                    max_entries: 1,
+                });
+                self.maps.len() - 1
+            }
+        };
+        let t = |kind| TExpr {
+            kind,
+            ty: int(false),
+            span,
+        };
+        let start = t(TKind::MapGet {
+            map,
+            keys: vec![t(TKind::Const(0))],
+        });
+        t(TKind::Binary {
+            op: BinOp::Sub,
+            signed: false,
+            left: Box::new(t(TKind::Builtin(Builtin::Nsecs))),
+            right: Box::new(start),
+        })
+    }
+
     pub(super) fn expr(&mut self, scope: &mut Scope, e: &Expr) -> Result<TExpr, Error> {
         let span = e.span;
         let t = |kind, ty| Ok(TExpr { kind, ty, span });
@@ -111,9 +153,25 @@ impl Checker<'_> {
                 let map = self.map_index(&m.name, m.span)?;
                 let keys = self.keys(scope, m)?;
                 self.check_keys(map, &keys, m.span)?;
+                let user_space = scope.context == Context::UserSpace;
                 let ty = match self.maps[map].kind {
                     MapKind::Assign(ValueType::Int { signed }) => int(signed),
                     MapKind::Assign(ValueType::Str { len }) => Ty::Str { len },
+                    // In BEGIN and END, read in user space: combined over
+                    // the CPUs, as bpftrace 0.23 reads them.
+                    MapKind::Count if user_space => int(false),
+                    MapKind::Sum { signed } | MapKind::Min { signed } | MapKind::Max { signed }
+                        if user_space =>
+                    {
+                        int(signed)
+                    }
+                    MapKind::Avg if user_space => int(true),
+                    MapKind::Hist | MapKind::Lhist { .. } if user_space => {
+                        return Err(crate::userspace::refusal(
+                            span,
+                            &format!("reading the histogram `{}`", self.maps[map].name),
+                        ));
+                    }
                     _ => {
                         return Err(Error::at(
                             span,
@@ -397,6 +455,7 @@ impl Checker<'_> {
                 InetSource::Memory {
                     bytes: *n as u8,
                     user: *user,
+                    helper: self.read_helper(*user),
                 },
                 if *n == 4 { AF_INET } else { AF_INET6 },
             ),
@@ -497,6 +556,7 @@ impl Checker<'_> {
                         addr: Box::new(addr),
                         len,
                         user,
+                        helper: self.read_str_helper(user),
                     },
                     ty: Ty::Str { len },
                     span,
@@ -601,7 +661,11 @@ impl Checker<'_> {
                 span,
                 format!("{name}() is assigned to a map: `@m = {name}(...)`"),
             )),
-            "printf" | "print" | "exit" | "clear" | "delete" => Err(Error::at(
+            "strftime" => Err(Error::at(
+                span,
+                "strftime() is printed by printf's %s: printf(\"%s\\n\", strftime(\"%H:%M:%S\", nsecs))",
+            )),
+            "printf" | "print" | "exit" | "clear" | "delete" | "time" => Err(Error::at(
                 span,
                 format!("{name}() is a statement, not a value"),
             )),

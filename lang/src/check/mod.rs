@@ -7,13 +7,14 @@ use std::collections::BTreeSet;
 use crate::ast::*;
 use crate::diag::{Error, Span};
 use crate::fields::{CType, FieldSource};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, Readers};
 use crate::output::{
     AF_INET, AF_INET6, EventFormat, MAP_ENTRIES, MapKind, MapSpec, Slot, ValueType,
 };
 use crate::providers::{AttachPoint, Context};
 use crate::tracepoint::{TracepointFormat, TracepointSource};
 use crate::typed::*;
+use kernel_headers::bpf::Helper;
 
 mod expressions;
 mod flow;
@@ -37,7 +38,6 @@ const UNSUPPORTED: &[&str] = &[
     "curtask",
     "rand",
     "cgroup",
-    "elapsed",
     "username",
     "ctx",
     "cpid",
@@ -54,14 +54,12 @@ const UNSUPPORTED: &[&str] = &[
     "signal",
     "override",
     "buf",
-    "time",
     "stats",
     "zero",
     "len",
     "reg",
     "macaddr",
     "cgroupid",
-    "strftime",
     "path",
     "skboutput",
     "unwatch",
@@ -81,6 +79,8 @@ pub struct Checker<'a> {
     pub kernel: Kernel,
     pub maps: Vec<MapSpec>,
     pub events: Vec<EventFormat>,
+    /// `strftime()` formats, by [`ValueType::Timestamp`]'s index.
+    pub time_formats: Vec<String>,
     /// `struct.member` of every field looked up.
     pub used_fields: BTreeSet<String>,
     /// Fields the source lacks, in order of first use.
@@ -138,6 +138,7 @@ impl<'a> Checker<'a> {
             kernel,
             maps: Vec::new(),
             events: Vec::new(),
+            time_formats: Vec::new(),
             used_fields: BTreeSet::new(),
             missing_fields: Vec::new(),
             untyped: Vec::new(),
@@ -212,6 +213,29 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The helper reading fixed-size memory of `user` space on this kernel.
+    pub fn read_helper(&self, user: bool) -> Helper {
+        match (self.kernel.readers, user) {
+            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernel,
+            (Readers::Split, false) => Helper::ProbeRead,
+            (Readers::Split, true) => Helper::ProbeReadUser,
+            _ => Helper::ProbeRead,
+        }
+    }
+
+    /// The helper reading a string of `user` space on this kernel.
+    pub fn read_str_helper(&self, user: bool) -> Helper {
+        match (self.kernel.readers, user) {
+            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernelStr,
+            (Readers::Split, false) => Helper::ProbeReadStr,
+            (Readers::Split, true) => Helper::ProbeReadUserStr,
+            (Readers::ProbeReadStr, _) => Helper::ProbeReadStr,
+            // Before 4.11 a string is read at full length; the decoder
+            // stops at the NUL.
+            (Readers::ProbeRead, _) => Helper::ProbeRead,
+        }
+    }
+
     /// A value a variable or map can hold: strings are buffers, the rest 64 bits.
     fn storable(&self, value: TExpr) -> Result<TExpr, Error> {
         match &value.ty {
@@ -227,6 +251,7 @@ impl<'a> Checker<'a> {
                         addr: Box::new(value),
                         len,
                         user,
+                        helper: self.read_str_helper(user),
                     },
                     ty: Ty::Str { len },
                     span,
