@@ -262,7 +262,7 @@ impl Gen<'_> {
                 match value_type(&value.ty) {
                     ValueType::Str { len } => self.buffer_into(value, val, len)?,
                     ValueType::Inet => self.buffer_into(value, val, INET_SIZE)?,
-                    ValueType::Int { .. } => {
+                    ValueType::Int { .. } | ValueType::Timestamp { .. } => {
                         self.expr(value)?;
                         self.b.store(Size::DW, R10, val, R0);
                     }
@@ -294,7 +294,7 @@ impl Gen<'_> {
                     match value_type(&arg.ty) {
                         ValueType::Str { len } => self.buffer_into(arg, at, len)?,
                         ValueType::Inet => self.buffer_into(arg, at, INET_SIZE)?,
-                        ValueType::Int { .. } => {
+                        ValueType::Int { .. } | ValueType::Timestamp { .. } => {
                             self.expr(arg)?;
                             self.b.store(Size::DW, R10, at, R0);
                         }
@@ -338,7 +338,7 @@ impl Gen<'_> {
                 (_, Some(len)) => self.buffer_into(k, at, len)?,
                 (ValueType::Str { len }, None) => self.buffer_into(k, at, len)?,
                 (ValueType::Inet, None) => self.buffer_into(k, at, INET_SIZE)?,
-                (ValueType::Int { .. }, None) => {
+                (ValueType::Int { .. } | ValueType::Timestamp { .. }, None) => {
                     self.expr(k)?;
                     self.b.store(Size::DW, R10, at, R0);
                 }

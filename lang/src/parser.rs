@@ -8,15 +8,21 @@
 
 use crate::ast::*;
 use crate::diag::{Error, Span};
-use crate::lexer::{Lexer, Tok};
+use crate::lexer::{Lexer, Substitutions, Tok};
 
 /// Nesting a program may use; deeper input is refused rather than allowed
 /// to exhaust the parser's stack.
 const MAX_DEPTH: usize = 64;
 
 pub fn parse(src: &str) -> Result<Program, Error> {
+    parse_with(src, Substitutions::default())
+}
+
+/// [`parse`] with macros and positional parameters substituted; the
+/// preprocessor lines and preamble are gone already (see [`crate::source`]).
+pub fn parse_with(src: &str, subs: Substitutions) -> Result<Program, Error> {
     let mut p = Parser {
-        lexer: Lexer::new(src),
+        lexer: Lexer::with(src, subs),
         peeked: None,
         depth: 0,
     };
@@ -109,11 +115,11 @@ impl Parser<'_> {
             if word.is_empty() {
                 return Err(self.unexpected("a probe such as `kprobe:FUNC`")?);
             }
-            if word == "struct" || word == "union" || word == "config" {
+            if ["struct", "union", "enum", "typedef", "config"].contains(&word.as_str()) {
                 return Err(Error::at(
                     span,
                     format!(
-                        "`{word}` definitions are not supported by nobtf trace: struct layouts come from the offsets profile or BTF"
+                        "`{word}` after a probe: C definitions and `config` come before the first probe"
                     ),
                 ));
             }
@@ -720,6 +726,7 @@ mod tests {
             error("kprobe:f { $x = ; }"),
             "1:17: expected an expression, found `;`\nkprobe:f { $x = ; }\n                ^"
         );
+        assert!(error("kprobe:f { let x; }").contains("expected a `$variable` after `let`"));
         assert!(error("kprobe:f { for ($x : @m) { } }").contains("`for` is not supported"));
         assert!(error("kprobe:f").contains("expected `{` to start the probe's body"));
         assert!(error("").contains("expected a probe"));

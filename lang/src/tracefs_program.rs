@@ -112,16 +112,18 @@ impl From<Error> for TranslateError {
 
 /// Parse, check and translate `source` to tracefs events. `event_name`
 /// names each event (the loader's unique, parseable names); `group` is
-/// their group; `pids` (the threads of `-p PID`) filter every event.
+/// their group; `pids` (the threads of `-p PID`) filter every event;
+/// `params` are the positional parameters.
 pub fn translate(
     source: &str,
     target: &Target,
+    params: &[String],
     syntax: Syntax,
     group: &str,
     event_name: &mut dyn FnMut(ProbeKind, &str) -> String,
     pids: &[u32],
 ) -> Result<TracefsProgram, TranslateError> {
-    let checked = check_program(source, target)?;
+    let checked = check_program(source, target, params)?;
     let mut probes = Vec::new();
     for (point, typed, attach_span) in &checked.probes {
         let (kind, function) = match point {
@@ -267,9 +269,10 @@ impl Translator<'_> {
                 })
             }
             EventFormat::Exit => Ok(Action::Exit),
-            EventFormat::Print { map } | EventFormat::Clear { map } => {
-                refuse(format!("the map `{map}`"), span)
-            }
+            EventFormat::Print { map }
+            | EventFormat::PrintTop { map, .. }
+            | EventFormat::Clear { map } => refuse(format!("the map `{map}`"), span),
+            EventFormat::Time { .. } => refuse("`time()`", span),
         }
     }
 
@@ -870,9 +873,10 @@ impl TracefsProgram {
                                 (Raw::Int(n), ValueType::Int { signed: true }) => {
                                     output::Value::Int(n as i64)
                                 }
-                                (Raw::Int(n), ValueType::Int { signed: false }) => {
-                                    output::Value::Uint(n)
-                                }
+                                (
+                                    Raw::Int(n),
+                                    ValueType::Int { signed: false } | ValueType::Timestamp { .. },
+                                ) => output::Value::Uint(n),
                                 // The BPF buffer holds `len` bytes, its NUL included.
                                 (Raw::Str(mut s), ValueType::Str { len }) => {
                                     s.truncate((len as usize).saturating_sub(1));
@@ -996,7 +1000,7 @@ mod tests {
             n += 1;
             format!("nobtf_1_{}_{f}_{}", kind.letter(), n - 1)
         };
-        translate(source, &target, syntax, "nobtf", &mut name, pids).map_err(|e| match e {
+        translate(source, &target, &[], syntax, "nobtf", &mut name, pids).map_err(|e| match e {
             TranslateError::Program(e) => format!("program: {}", e.render(source)),
             TranslateError::NeedsBpf(r) => r.render(source),
         })
@@ -1177,7 +1181,7 @@ kprobe:do_unlinkat { printf("%-6d %s %s %d\n", tid, comm, str(((struct filename 
 kretprobe:do_unlinkat /retval == 0/ { printf("%u\n", retval); exit(); }"#;
         let program = translate_with(src, Syntax::default(), &[]).unwrap();
         assert_eq!(
-            program.compiled.begin,
+            crate::userspace::events(&program.compiled, &program.compiled.begin),
             [Event::Printf {
                 format: "start\n".into(),
                 args: vec![]

@@ -393,14 +393,14 @@ fn begin_and_end_are_evaluated_here() {
     let compiled = build(src, KernelVersion::new(4, 14, 0));
     assert_eq!(compiled.probes.len(), 1);
     assert_eq!(
-        compiled.begin,
+        lang::userspace::events(&compiled, &compiled.begin),
         [Event::Printf {
             format: "Tracing %s... %d\n".into(),
             args: vec![Value::Str("x".into()), Value::Int(3)]
         }]
     );
     assert_eq!(
-        compiled.end,
+        lang::userspace::events(&compiled, &compiled.end),
         [
             Event::Print { map: "@c".into() },
             Event::Clear { map: "@c".into() }
@@ -452,15 +452,23 @@ fn a_predicate_may_read_a_map_its_body_assigns() {
 fn intervals_that_only_print_run_on_a_timer() {
     let src = "kprobe:f { @c = count(); } interval:s:2 { print(@c); clear(@c); } interval:ms:100 { @t = nsecs; }";
     let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let timers: Vec<(u64, Vec<Event>)> = compiled
+        .timers
+        .iter()
+        .map(|t| {
+            let events = lang::userspace::events(&compiled, std::slice::from_ref(&t.block));
+            (t.nanos, events)
+        })
+        .collect();
     assert_eq!(
-        compiled.timers,
-        [lang::Timer {
-            nanos: 2_000_000_000,
-            events: vec![
+        timers,
+        [(
+            2_000_000_000,
+            vec![
                 Event::Print { map: "@c".into() },
                 Event::Clear { map: "@c".into() }
             ],
-        }]
+        )]
     );
     let attach: Vec<String> = compiled
         .probes

@@ -285,3 +285,70 @@ SCRIPT
     [ -n "$lost" ] || { fail "nothing was lost: the accounting was not exercised"; return 1; }
     assert_eq $((printed + lost)) 3000
 }
+
+# What runs outside the probes, on real kernels: BEGIN's tables written to
+# the maps before the probes are attached, END reading the maps the probes
+# left, exit() ending BEGIN, time(), strftime() and elapsed, printf's
+# widths and flags; one boot per kernel. (tests/vm/conformance.sh compares
+# the same programs with bpftrace's output on debian-6.1.)
+trace_runtime_script() {
+    cat <<'EOF2'
+t() {
+    name=$1
+    shift
+    nobtf trace "$@" >/tmp/out 2>/tmp/err
+    echo "== $name rc=$?"
+    cat /tmp/out
+    sed 's/^/stderr: /' /tmp/err
+}
+touch /tmp/r1 /tmp/r2 /tmp/r3 /tmp/r4
+t begin_table 'BEGIN { @state[1] = "ESTABLISHED"; @state[2] = "SYN_SENT"; } kprobe:do_unlinkat /comm == "rm"/ { printf("%s %s|%s|\n", @state[1], @state[2], @state[3]); } END { clear(@state); }' -c 'exec rm /tmp/r1'
+t begin_table_printed 'BEGIN { @name[0] = "zero"; @name[7] = "seven"; exit(); }'
+t end_reads 'kprobe:do_unlinkat /comm == "rm"/ { @n = count(); @s[comm] = sum(5); @l = comm; } END { printf("%d %d %s %d\n", @n, @s["rm"], @l, @s["x"]); clear(@n); clear(@s); clear(@l); }' -c 'exec rm /tmp/r2 /tmp/r3'
+t begin_exit 'BEGIN { printf("a\n"); exit(); printf("b\n"); } END { printf("end\n"); } kprobe:do_unlinkat { @c = count(); }'
+t time 'kprobe:do_unlinkat /comm == "rm"/ { time("%H:%M:%S "); printf("%s %d\n", strftime("%Y-%m-%d", nsecs), elapsed > 0); }' -c 'exec rm /tmp/r4'
+echo "== date $(date +%Y-%m-%d)"
+export TZ=XYZ-5
+t time_zone 'BEGIN { time("%Z %z\n"); exit(); }'
+unset TZ
+t elapsed 'interval:ms:300 { printf("%d\n", elapsed / 100000000); exit(); }'
+t printf_flags 'BEGIN { printf("%-5s|%5d|%05d|%x|%X|%lld|%hhu|%c|%%|%p|%u|%o|%.2s|%-4c|%lx|%hd\n", "ab", 42, -42, 255, 255, -1, 257, 65, 0, -1, 8, "xyz", 66, -1, 65537); exit(); }'
+EOF2
+}
+
+vmtest_trace_runtime() {
+    kernel_has_bpf || { skip "BEGIN tables and END's map reads need BPF maps"; return; }
+    trace_runtime_script >"$TEST_TMP/runtime.sh"
+    local out
+    out=$(vm --timeout 300 --file "$TEST_TMP/runtime.sh:/tmp/runtime.sh" -- sh /tmp/runtime.sh 2>&1) \
+        || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
+    printf '%s\n' "$out" >"$TEST_TMP/runtime.out"
+    local b bad=0
+    block() {
+        local header
+        header=$(printf '%s\n' "$out" | grep "^== $1 rc=") || { fail "no case $1"; return 1; }
+        [ "$header" = "== $1 rc=0" ] || { output_block "$out" "$header" >&2; fail "case $1: $header"; return 1; }
+        output_block "$out" "$header"
+    }
+    b=$(block begin_table) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 3 probes...\nESTABLISHED SYN_SENT||' || bad=$((bad + 1))
+    b=$(block begin_table_printed) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 1 probe...\n\n\n@name[0]: zero\n@name[7]: seven' || bad=$((bad + 1))
+    b=$(block end_reads) || bad=$((bad + 1))
+    # A keyless count() prints even when cleared, as bpftrace's array.
+    assert_eq "$b" $'Attaching 2 probes...\n2 10 rm 0\n\n\n\n@n: 0' || bad=$((bad + 1))
+    b=$(block begin_exit) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 3 probes...\na\nend\n\n\n@c: 0' || bad=$((bad + 1))
+    local day
+    day=$(printf '%s\n' "$out" | sed -n 's/^== date //p')
+    b=$(block time) || bad=$((bad + 1))
+    assert_match "$b" "^[0-2][0-9]:[0-5][0-9]:[0-6][0-9] $day 1\$" || bad=$((bad + 1))
+    b=$(block time_zone) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 1 probe...\nXYZ +0500' || bad=$((bad + 1))
+    b=$(block elapsed) || bad=$((bad + 1))
+    assert_match "$b" '^([3-9]|[1-9][0-9]+)$' || bad=$((bad + 1))
+    b=$(block printf_flags) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 1 probe...\nab   |   42|-0042|ff|FF|-1|1|A|%|(nil)|4294967295|10|xy|B   |ffffffffffffffff|1' || bad=$((bad + 1))
+    echo "trace runtime on $KERNEL: 8 cases, $bad failed" >&2
+    assert_eq "$bad" 0
+}

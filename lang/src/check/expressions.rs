@@ -6,11 +6,14 @@ impl Checker<'_> {
     pub(super) fn ident(&mut self, scope: &Scope, name: &str, span: Span) -> Result<TExpr, Error> {
         let e = |kind, ty| Ok(TExpr { kind, ty, span });
         let abi = self.kernel.abi;
-        if scope.context == Context::UserSpace {
+        if scope.context == Context::UserSpace && !matches!(name, "nsecs" | "elapsed") {
+            if let Some(value) = self.fields.enum_value(name) {
+                return e(TKind::Const(value as u64), int(value < 0));
+            }
             return Err(Error::at(
                 span,
                 format!(
-                    "`{name}` cannot be read in BEGIN or END: nobtf runs them in user space (constants only)"
+                    "`{name}` cannot be read in BEGIN or END: nobtf runs them in user space (constants, maps, nsecs and elapsed only)"
                 ),
             ));
         }
@@ -59,6 +62,7 @@ impl Checker<'_> {
             "uid" => e(TKind::Builtin(Builtin::Uid), int(false)),
             "gid" => e(TKind::Builtin(Builtin::Gid), int(false)),
             "nsecs" => e(TKind::Builtin(Builtin::Nsecs), int(false)),
+            "elapsed" => Ok(self.elapsed(span)),
             "cpu" => e(TKind::Builtin(Builtin::Cpu), int(false)),
             "comm" => e(TKind::Comm, Ty::Str { len: COMM_LEN }),
             "func" => e(
@@ -74,8 +78,58 @@ impl Checker<'_> {
                 span,
                 format!("`{name}` is a bpftrace builtin nobtf trace does not support yet"),
             )),
-            _ => Err(Error::at(span, format!("unknown builtin `{name}`"))),
+            _ => match self.fields.enum_value(name) {
+                // An enumerator (the script's, BTF's) or a uapi constant.
+                Some(value) => e(TKind::Const(value as u64), int(value < 0)),
+                None => Err(Error::at(
+                    span,
+                    format!(
+                        "unknown identifier `{name}`: not a builtin, nor a constant of the script's enums or #defines, the kernel's BTF or nobtf's uapi table"
+                    ),
+                )),
+            },
         }
+    }
+
+    /// `elapsed`: `nsecs` less the start the loader writes in the hidden
+    /// map [`crate::userspace::ELAPSED_MAP`] before BEGIN, as bpftrace's
+    /// own `elapsed` map (4.14 has no global variables to patch).
+    fn elapsed(&mut self, span: Span) -> TExpr {
+        let name = crate::userspace::ELAPSED_MAP;
+        let map = match self.maps.iter().position(|m| m.name == name) {
+            Some(i) => i,
+            None => {
+                let key = Slot {
+                    ty: ValueType::Int { signed: false },
+                    offset: 0,
+                };
+                self.maps.push(MapSpec {
+                    name: name.into(),
+                    kind: MapKind::Assign(ValueType::Int { signed: false }),
+                    key: vec![key],
+                    key_size: 8,
+                    value_size: 8,
+                    per_cpu: false,
+                    max_entries: 1,
+                });
+                self.maps.len() - 1
+            }
+        };
+        let t = |kind| TExpr {
+            kind,
+            ty: int(false),
+            span,
+        };
+        let start = t(TKind::MapGet {
+            map,
+            keys: vec![t(TKind::Const(0))],
+        });
+        t(TKind::Binary {
+            op: BinOp::Sub,
+            signed: false,
+            left: Box::new(t(TKind::Builtin(Builtin::Nsecs))),
+            right: Box::new(start),
+        })
     }
 
     pub(super) fn expr(&mut self, scope: &mut Scope, e: &Expr) -> Result<TExpr, Error> {
@@ -92,10 +146,6 @@ impl Checker<'_> {
             ExprKind::Ident(name) => self.ident(scope, name, span),
             ExprKind::Var(name) => match scope.var(name) {
                 Some(slot) => t(TKind::Var(slot), scope.vars[slot].1.clone()),
-                None if name.bytes().all(|b| b.is_ascii_digit()) => Err(Error::at(
-                    span,
-                    format!("positional parameter `${name}` is not supported by nobtf trace yet"),
-                )),
                 None => Err(Error::at(
                     span,
                     format!("`${name}` is used before it is assigned"),
@@ -105,9 +155,25 @@ impl Checker<'_> {
                 let map = self.map_index(&m.name, m.span)?;
                 let keys = self.keys(scope, m)?;
                 self.check_keys(map, &keys, m.span)?;
+                let user_space = scope.context == Context::UserSpace;
                 let ty = match self.maps[map].kind {
                     MapKind::Assign(ValueType::Int { signed }) => int(signed),
                     MapKind::Assign(ValueType::Str { len }) => Ty::Str { len },
+                    // In BEGIN and END, read in user space: combined over
+                    // the CPUs, as bpftrace 0.23 reads them.
+                    MapKind::Count if user_space => int(false),
+                    MapKind::Sum { signed } | MapKind::Min { signed } | MapKind::Max { signed }
+                        if user_space =>
+                    {
+                        int(signed)
+                    }
+                    MapKind::Avg if user_space => int(true),
+                    MapKind::Hist | MapKind::Lhist { .. } if user_space => {
+                        return Err(crate::userspace::refusal(
+                            span,
+                            &format!("reading the histogram `{}`", self.maps[map].name),
+                        ));
+                    }
                     _ => {
                         return Err(Error::at(
                             span,
@@ -443,7 +509,7 @@ impl Checker<'_> {
                     ));
                 }
                 let len = match args.get(1) {
-                    None => STR_LEN,
+                    None => self.str_len,
                     Some(a) => {
                         let n = constant(a).ok_or_else(|| {
                             Error::at(a.span, "str's length must be an integer constant")
@@ -462,6 +528,8 @@ impl Checker<'_> {
                 let user = match &addr.ty {
                     Ty::Ptr { user, .. } | Ty::Place { user, .. } => *user,
                     Ty::Int { .. } => false,
+                    // `str($1)`: the parameter's text.
+                    Ty::Str { .. } if matches!(addr.kind, TKind::ConstStr(_)) => return Ok(addr),
                     Ty::Str { .. } => {
                         return Err(Error::at(
                             addr.span,
@@ -595,7 +663,11 @@ impl Checker<'_> {
                 span,
                 format!("{name}() is assigned to a map: `@m = {name}(...)`"),
             )),
-            "printf" | "print" | "exit" | "clear" | "delete" => Err(Error::at(
+            "strftime" => Err(Error::at(
+                span,
+                "strftime() is printed by printf's %s: printf(\"%s\\n\", strftime(\"%H:%M:%S\", nsecs))",
+            )),
+            "printf" | "print" | "exit" | "clear" | "delete" | "time" => Err(Error::at(
                 span,
                 format!("{name}() is a statement, not a value"),
             )),

@@ -50,9 +50,11 @@ impl Checker<'_> {
     pub(super) fn check_keys(&self, map: usize, keys: &[TExpr], span: Span) -> Result<(), Error> {
         let expected = &self.maps[map].key;
         let got = Checker::key_slots(keys);
+        // Strings of any length: `@s[comm]` is read as `@s["rm"]`.
         let same = expected.len() == got.len()
             && expected.iter().zip(&got).all(|(a, b)| match (a.ty, b.ty) {
-                (ValueType::Int { .. }, ValueType::Int { .. }) => true,
+                (ValueType::Int { .. }, ValueType::Int { .. })
+                | (ValueType::Str { .. }, ValueType::Str { .. }) => true,
                 (a, b) => a == b,
             });
         if same {
@@ -66,6 +68,22 @@ impl Checker<'_> {
                 ),
             ))
         }
+    }
+
+    /// A string key part as long as the longest string written there
+    /// (shorter ones are NUL-padded, as string values are).
+    fn widen_string_keys(&mut self, map: usize, keys: &[TExpr]) {
+        let spec = &mut self.maps[map];
+        let mut offset = 0;
+        for (slot, new) in spec.key.iter_mut().zip(Checker::key_slots(keys)) {
+            if let (ValueType::Str { len: a }, ValueType::Str { len: b }) = (&mut slot.ty, new.ty) {
+                *a = (*a).max(b);
+            }
+            slot.offset = offset;
+            offset += slot.ty.size();
+        }
+        let bucket = matches!(spec.kind, MapKind::Hist | MapKind::Lhist { .. });
+        spec.key_size = (offset + if bucket { 8 } else { 0 }).max(8);
     }
 
     pub(super) fn map_assign(
@@ -124,6 +142,17 @@ impl Checker<'_> {
                     (MapKind::Sum { signed: a }, MapKind::Sum { signed: b })
                     | (MapKind::Min { signed: a }, MapKind::Min { signed: b })
                     | (MapKind::Max { signed: a }, MapKind::Max { signed: b }) => *a |= b,
+                    // Strings of any length share a map (`@cap[0] =
+                    // "CAP_CHOWN"; @cap[1] = "CAP_DAC_OVERRIDE"`): its
+                    // values are as long as the longest, shorter ones
+                    // NUL-padded.
+                    (
+                        MapKind::Assign(ValueType::Str { len: a }),
+                        MapKind::Assign(ValueType::Str { len: b }),
+                    ) => {
+                        *a = (*a).max(b);
+                        old.value_size = ValueType::Str { len: *a }.size();
+                    }
                     _ => {}
                 }
                 let old = &self.maps[i];
@@ -133,6 +162,9 @@ impl Checker<'_> {
                         (
                             MapKind::Assign(ValueType::Int { .. }),
                             MapKind::Assign(ValueType::Int { .. })
+                        ) | (
+                            MapKind::Assign(ValueType::Str { .. }),
+                            MapKind::Assign(ValueType::Str { .. })
                         )
                     );
                 if !compatible {
@@ -142,6 +174,7 @@ impl Checker<'_> {
                     ));
                 }
                 self.check_keys(i, &keys, target.span)?;
+                self.widen_string_keys(i, &keys);
                 i
             }
             None => {

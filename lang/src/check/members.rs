@@ -221,7 +221,7 @@ impl Checker<'_> {
             (
                 TKind::DataLoc { off: field.offset },
                 Ty::Place {
-                    place: Place::CharArray(STR_LEN),
+                    place: Place::CharArray(self.str_len),
                     user: false,
                 },
             )

@@ -38,7 +38,6 @@ const UNSUPPORTED: &[&str] = &[
     "curtask",
     "rand",
     "cgroup",
-    "elapsed",
     "username",
     "ctx",
     "cpid",
@@ -55,14 +54,12 @@ const UNSUPPORTED: &[&str] = &[
     "signal",
     "override",
     "buf",
-    "time",
     "stats",
     "zero",
     "len",
     "reg",
     "macaddr",
     "cgroupid",
-    "strftime",
     "path",
     "skboutput",
     "unwatch",
@@ -82,6 +79,8 @@ pub struct Checker<'a> {
     pub kernel: Kernel,
     pub maps: Vec<MapSpec>,
     pub events: Vec<EventFormat>,
+    /// `strftime()` formats, by [`ValueType::Timestamp`]'s index.
+    pub time_formats: Vec<String>,
     /// `struct.member` of every field looked up.
     pub used_fields: BTreeSet<String>,
     /// Fields the source lacks, in order of first use.
@@ -89,6 +88,8 @@ pub struct Checker<'a> {
     /// Members of unknown type read as integers, by span: `.member` after
     /// one is looked up as the nested path (`task_struct.se.vruntime`).
     untyped: Vec<(Span, Untyped)>,
+    /// `str()`'s length when none is given (`config = { max_strlen = N }`).
+    pub str_len: u32,
     /// Skip what fails and go on: the discovery pass that finds every map
     /// before the real one (which reports the errors).
     pub lenient: bool,
@@ -137,9 +138,11 @@ impl<'a> Checker<'a> {
             kernel,
             maps: Vec::new(),
             events: Vec::new(),
+            time_formats: Vec::new(),
             used_fields: BTreeSet::new(),
             missing_fields: Vec::new(),
             untyped: Vec::new(),
+            str_len: STR_LEN,
             lenient: false,
         }
     }
