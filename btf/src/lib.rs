@@ -50,6 +50,8 @@ pub enum Kind {
     },
     Enum {
         size: u32,
+        /// Enumerators: name offset and value.
+        values: Vec<(u32, i64)>,
     },
     Fwd,
     /// typedef, volatile, const, restrict, type tag: all just refer on.
@@ -228,10 +230,22 @@ impl Btf {
                 }
             }
             6 => {
-                for _ in 0..vlen * 2 {
-                    c.u32()?;
+                let mut values = Vec::with_capacity(vlen.min(1024));
+                for _ in 0..vlen {
+                    let name_off = c.u32()?;
+                    let raw = c.u32()?;
+                    // The kind flag marks a signed enum.
+                    let value = if kind_flag {
+                        i64::from(raw as i32)
+                    } else {
+                        i64::from(raw)
+                    };
+                    values.push((name_off, value));
                 }
-                Kind::Enum { size: size_or_type }
+                Kind::Enum {
+                    size: size_or_type,
+                    values,
+                }
             }
             7 => Kind::Fwd,
             8 | 18 => Kind::Alias {
@@ -270,10 +284,17 @@ impl Btf {
             }
             16 => Kind::Float { size: size_or_type },
             19 => {
-                for _ in 0..vlen * 3 {
-                    c.u32()?;
+                let mut values = Vec::with_capacity(vlen.min(1024));
+                for _ in 0..vlen {
+                    let name_off = c.u32()?;
+                    let low = u64::from(c.u32()?);
+                    let high = u64::from(c.u32()?);
+                    values.push((name_off, (high << 32 | low) as i64));
                 }
-                Kind::Enum { size: size_or_type }
+                Kind::Enum {
+                    size: size_or_type,
+                    values,
+                }
             }
             k => {
                 return Err(err(format!(
@@ -344,7 +365,7 @@ impl Btf {
             Kind::Int { size, .. }
             | Kind::Struct { size, .. }
             | Kind::Union { size, .. }
-            | Kind::Enum { size }
+            | Kind::Enum { size, .. }
             | Kind::Float { size } => *size,
             Kind::Ptr { .. } => self.pointer_size,
             Kind::Array { elem, nelems } => self
@@ -388,6 +409,53 @@ impl Btf {
             }
             Kind::Func { .. } | Kind::FuncProto { .. } | Kind::Other => "void (*)()".into(),
         })
+    }
+
+    /// Alignment in bytes of type `id`, as the C ABI placed it: a struct's
+    /// widest member's, 1 for one whose members sit off their alignment
+    /// (packed).
+    pub fn align_of(&self, id: u32) -> Result<u32, BtfError> {
+        self.align_at(id, 0)
+    }
+
+    fn align_at(&self, id: u32, depth: usize) -> Result<u32, BtfError> {
+        if depth > MAX_CHAIN {
+            return Err(err("type nesting too deep"));
+        }
+        let id = self.strip(id)?;
+        Ok(match &self.get(id)?.kind {
+            Kind::Int { size, .. } | Kind::Enum { size, .. } | Kind::Float { size } => {
+                (*size).clamp(1, 8)
+            }
+            Kind::Ptr { .. } => self.pointer_size,
+            Kind::Array { elem, .. } => self.align_at(*elem, depth + 1)?,
+            Kind::Struct { members, .. } | Kind::Union { members, .. } => {
+                let mut align = 1;
+                for m in members {
+                    let a = self.align_at(m.ty, depth + 1)?;
+                    if m.bitfield_size == 0 && m.bit_offset % (a * 8) != 0 {
+                        return Ok(1);
+                    }
+                    align = align.max(a);
+                }
+                align
+            }
+            _ => 1,
+        })
+    }
+
+    /// The value of the enumerator `name`, from the first enum that has it.
+    pub fn enum_value(&self, name: &str) -> Result<Option<i64>, BtfError> {
+        for t in &self.types {
+            if let Kind::Enum { values, .. } = &t.kind {
+                for &(name_off, value) in values {
+                    if self.name(name_off)? == name {
+                        return Ok(Some(value));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Whether type `id` (through typedefs and qualifiers) is a signed integer.

@@ -1,12 +1,15 @@
 //! Code generation: a checked probe to BPF instructions through `probes`'
 //! builder.
 //!
-//! Simple and loop-free by construction: every expression leaves its value
-//! in r0; a binary operation spills its left side to a stack slot while the
-//! right side is computed (helpers clobber r1-r5); r6 holds the context for
-//! the whole program. Strings live in zeroed stack buffers (zeroed so that
-//! equal strings are equal map keys). Stack is allocated per statement and
-//! refused past the kernel's 512 bytes, naming the construct.
+//! It follows the checked tree's decisions (signs, widths, the reader for
+//! each read) and adds none for the kernel: loops appear only for `while`,
+//! which the checker allows only where the kernel takes them. Every
+//! expression leaves its value in r0; a binary operation spills its left
+//! side to a stack slot while the right side is computed (helpers clobber
+//! r1-r5); r6 holds the context for the whole program. Strings, addresses
+//! and tuples live in zeroed stack buffers (zeroed so that equal values are
+//! equal map keys). Stack is allocated per statement and refused past the
+//! kernel's 512 bytes, naming the construct.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
@@ -18,7 +21,6 @@ use crate::ast::{BinOp, Jump, UnOp};
 use crate::check::value_type;
 use crate::diag::{Error, Span};
 use crate::format::hist::HIST_SEARCH_STEPS;
-use crate::kernel::{Kernel, Readers};
 use crate::output::{EVENTS_MAP, INET_SIZE, MapKind, MapSpec, ValueType};
 use crate::typed::*;
 
@@ -45,7 +47,6 @@ fn intern(name: &str) -> &'static str {
 
 struct Gen<'a> {
     b: Builder,
-    kernel: Kernel,
     maps: &'a [MapSpec],
     /// Bytes of stack in use below r10, and the most ever used.
     used: usize,
@@ -60,17 +61,11 @@ struct Gen<'a> {
 /// Generate one probe's instructions.
 /// `pid`: when set, the program does nothing unless the current process
 /// (thread group) is that one (`nobtf trace -p PID`), checked first.
-pub fn generate(
-    probe: &TProbe,
-    maps: &[MapSpec],
-    kernel: Kernel,
-    pid: Option<u32>,
-) -> Result<Insns, Error> {
+pub fn generate(probe: &TProbe, maps: &[MapSpec], pid: Option<u32>) -> Result<Insns, Error> {
     let mut b = Builder::new();
     let exit = b.new_label("exit");
     let mut g = Gen {
         b,
-        kernel,
         maps,
         used: 0,
         vars: Vec::new(),
@@ -140,27 +135,6 @@ impl Gen<'_> {
         self.b.add(dst, i32::from(off));
     }
 
-    fn read_helper(&self, user: bool) -> Helper {
-        match (self.kernel.readers, user) {
-            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernel,
-            (Readers::Split, false) => Helper::ProbeRead,
-            (Readers::Split, true) => Helper::ProbeReadUser,
-            _ => Helper::ProbeRead,
-        }
-    }
-
-    fn read_str_helper(&self, user: bool) -> Helper {
-        match (self.kernel.readers, user) {
-            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernelStr,
-            (Readers::Split, false) => Helper::ProbeReadStr,
-            (Readers::Split, true) => Helper::ProbeReadUserStr,
-            (Readers::ProbeReadStr, _) => Helper::ProbeReadStr,
-            // Before 4.11 a string is read at full length; the decoder
-            // stops at the NUL.
-            (Readers::ProbeRead, _) => Helper::ProbeRead,
-        }
-    }
-
     /// Extend the low `bytes` of r0 to 64 bits.
     fn extend(&mut self, reg: Reg, bytes: u8, signed: bool) {
         if bytes >= 8 {
@@ -203,7 +177,34 @@ impl Gen<'_> {
                 self.b.bind(end);
                 Ok(())
             }
-            TStmt::While { cond, body, .. } => {
+            TStmt::While {
+                cond,
+                body,
+                trips: Some(trips),
+                ..
+            } => {
+                // Unrolled: each copy checks the condition; `continue` is
+                // not in the body (the checker saw to it).
+                let end = self.b.new_label("end_while");
+                self.loops.push((end, end));
+                for _ in 0..*trips {
+                    self.expr(cond)?;
+                    self.b.jump(JmpOp::Eq, R0, 0, end);
+                    if let Err(e) = self.block(body) {
+                        self.loops.pop();
+                        return Err(e);
+                    }
+                }
+                self.loops.pop();
+                self.b.bind(end);
+                Ok(())
+            }
+            TStmt::While {
+                cond,
+                body,
+                trips: None,
+                ..
+            } => {
                 let (top, end) = (self.b.new_label("while"), self.b.new_label("end_while"));
                 self.b.bind(top);
                 self.expr(cond)?;
@@ -539,13 +540,14 @@ impl Gen<'_> {
             TKind::StrRead {
                 addr,
                 len: want,
-                user,
+                helper,
+                ..
             } => {
                 self.expr(addr)?;
                 self.b.mov(R3, R0);
                 self.stack_ptr(R1, off);
                 self.b.mov(R2, (*want).min(len) as i32);
-                self.b.call(self.read_str_helper(*user));
+                self.b.call(*helper);
             }
             TKind::Ternary(c, a, b) => {
                 let (other, end) = (self.b.new_label("other"), self.b.new_label("end"));
@@ -581,11 +583,11 @@ impl Gen<'_> {
                 self.expr(addr)?;
                 match *from {
                     InetSource::Int => self.b.store(Size::W, R10, off + 8, R0),
-                    InetSource::Memory { bytes, user } => {
+                    InetSource::Memory { bytes, helper, .. } => {
                         self.b.mov(R3, R0);
                         self.stack_ptr(R1, off + 8);
                         self.b.mov(R2, i32::from(bytes));
-                        self.b.call(self.read_helper(user));
+                        self.b.call(helper);
                     }
                 }
             }
@@ -834,7 +836,8 @@ impl Gen<'_> {
                 off,
                 bytes,
                 signed,
-                user,
+                helper,
+                ..
             } => {
                 self.expr(addr)?;
                 let tmp = self.alloc(8, e.span, "this read")?;
@@ -845,7 +848,7 @@ impl Gen<'_> {
                 }
                 self.stack_ptr(R1, tmp);
                 self.b.mov(R2, i32::from(*bytes));
-                self.b.call(self.read_helper(*user));
+                self.b.call(*helper);
                 self.b.load(Size::DW, R0, R10, tmp);
                 self.extend(R0, *bytes, *signed);
             }

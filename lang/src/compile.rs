@@ -6,6 +6,8 @@ use probes::asm::{Insn, Insns};
 use crate::ast::Program;
 use crate::check::Checker;
 use crate::codegen::generate;
+use crate::config::Config;
+use crate::ctypes::Layered;
 use crate::diag::{Error, Span};
 use crate::fields::CType;
 use crate::fields::{FieldInfo, FieldSource};
@@ -13,6 +15,7 @@ use crate::kernel::Kernel;
 use crate::lexer::Tok;
 use crate::output::{EventFormat, MapSpec};
 use crate::providers::{AttachPoint, Context, resolve};
+use crate::source::{ReadOptions, Source};
 use crate::tracepoint::{TracepointField, TracepointFormat, TracepointSource};
 use crate::typed::TProbe;
 use crate::userspace;
@@ -25,12 +28,14 @@ pub struct Target<'a> {
 }
 
 /// What the user asked beyond the program text.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// Only this process's events (`-p PID`): kprobes, kretprobes and
     /// tracepoints check the current thread group first. Intervals and
     /// BEGIN/END are not filtered.
     pub pid: Option<u32>,
+    /// The positional parameters `$1`, `$2`, ... (`$#` counts them).
+    pub params: Vec<String>,
 }
 
 /// A compiled program, ready for the loader.
@@ -56,6 +61,12 @@ pub struct Compiled {
     pub events: Vec<EventFormat>,
     /// `strftime()` formats, indexed by [`crate::output::ValueType::Timestamp`].
     pub time_formats: Vec<String>,
+    /// The program's `config = { ... }` settings.
+    pub config: Config,
+    /// Attach points written in a list with others (`kprobe:a,kprobe:b`):
+    /// bpftrace leaves these out when the kernel lacks them, as
+    /// `config.missing_probes` says; a probe of its own is an error.
+    pub listed: Vec<AttachPoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,14 +129,14 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
 
 /// [`compile`] with the user's [`Options`].
 pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<Compiled, Error> {
-    let checked = check_program(source, target)?;
+    let checked = check_program(source, target, &options.params)?;
     let mut probes = Vec::new();
     for (attach, typed, _) in checked.probes {
         let pid = match attach {
             AttachPoint::Interval { .. } => None,
             _ => options.pid,
         };
-        let insns = generate(&typed, &checked.compiled.maps, target.kernel, pid)?;
+        let insns = generate(&typed, &checked.compiled.maps, pid)?;
         if insns.len() > target.kernel.max_insns {
             return Err(Error::whole(format!(
                 "probe `{attach}` compiles to {} BPF instructions; this kernel accepts at most {} (4096 before 5.2)",
@@ -157,11 +168,80 @@ pub(crate) struct Checked {
     pub compiled: Compiled,
 }
 
-/// Parse and check `source`: the phases every back end shares.
-pub(crate) fn check_program(source: &str, target: &Target) -> Result<Checked, Error> {
-    let program = crate::parser::parse(source)?;
+/// Parse and check `source` with the positional parameters `params`: the
+/// phases every back end shares.
+pub(crate) fn check_program(
+    source: &str,
+    target: &Target,
+    params: &[String],
+) -> Result<Checked, Error> {
+    let Source {
+        program,
+        config,
+        types,
+    } = read_source(source, target, params)?;
+    let fields = Layered::new(target.fields, &types, target.kernel.abi.pointer_bytes);
+    let target = &Target {
+        fields: &fields,
+        tracepoints: target.tracepoints,
+        kernel: target.kernel,
+    };
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
-    checker.maps = discover_maps(&program, target);
+    checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
+    checker.maps = discover_maps(&program, target, checker.str_len);
+    let checked = check_probes(&program, &mut checker).map_err(|e| {
+        // A member of a script type that could not be laid out: say why.
+        match fields.problem.take() {
+            Some((key, why)) if e.message.contains(&format!("`{key}`")) => Error {
+                message: format!("cannot place `{key}` (a type the script defines): {why}"),
+                ..e
+            },
+            _ => e,
+        }
+    })?;
+    let (checked, begin, end, timers) = checked;
+    let listed = program
+        .probes
+        .iter()
+        .filter(|probe| probe.attach.len() > 1)
+        .flat_map(|probe| probe.attach.iter().filter_map(|a| resolve(a).ok()))
+        .map(|(point, _)| point)
+        .collect();
+    Ok(Checked {
+        probes: checked,
+        compiled: Compiled {
+            probes: Vec::new(),
+            begin,
+            end,
+            timers,
+            maps: checker.maps,
+            events: checker.events,
+            time_formats: checker.time_formats,
+            config,
+            listed,
+        },
+    })
+}
+
+fn read_source(source: &str, target: &Target, params: &[String]) -> Result<Source, Error> {
+    crate::source::read(
+        source,
+        ReadOptions {
+            have_btf: target.fields.has_kernel_btf(),
+            params,
+            pointer_bytes: target.kernel.abi.pointer_bytes,
+        },
+    )
+}
+
+type CheckedProbes = (
+    Vec<(AttachPoint, crate::typed::TProbe, crate::diag::Span)>,
+    Vec<TProbe>,
+    Vec<TProbe>,
+    Vec<Timer>,
+);
+
+fn check_probes(program: &Program, checker: &mut Checker) -> Result<CheckedProbes, Error> {
     let mut checked = Vec::new();
     let (mut begin, mut end, mut timers) = (Vec::new(), Vec::new(), Vec::new());
     for probe in &program.probes {
@@ -196,26 +276,16 @@ pub(crate) fn check_program(source: &str, target: &Target) -> Result<Checked, Er
             }
         }
     }
-    Ok(Checked {
-        probes: checked,
-        compiled: Compiled {
-            probes: Vec::new(),
-            begin,
-            end,
-            timers,
-            maps: checker.maps,
-            events: checker.events,
-            time_formats: checker.time_formats,
-        },
-    })
+    Ok((checked, begin, end, timers))
 }
 
 /// The maps every probe assigns, so that a probe may print, clear, delete
 /// or read a map another probe, later in the text, assigns (as in
 /// bpftrace). Errors are left to the real pass.
-fn discover_maps(program: &Program, target: &Target) -> Vec<MapSpec> {
+fn discover_maps(program: &Program, target: &Target, str_len: u32) -> Vec<MapSpec> {
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.lenient = true;
+    checker.str_len = str_len;
     // Twice: a probe reading a map assigned later needs it on the second round.
     for _ in 0..2 {
         for probe in &program.probes {
@@ -232,36 +302,119 @@ fn discover_maps(program: &Program, target: &Target) -> Vec<MapSpec> {
 /// Every `struct.member` a program uses, sorted: what `offsets gen
 /// --fields-from PROGRAM` must generate. Members are looked up as if every
 /// one existed (a pointer-sized member of unknown type, so nested chains
-/// need their casts, as they do against a profile). Tracepoint arguments
-/// are not struct fields: every tracepoint is taken to exist, with each
-/// `args->NAME` the program reads as an integer, so no tracefs is needed.
+/// need their casts, as they do against a format-1 profile). Tracepoint
+/// arguments are not struct fields: every tracepoint is taken to exist, with
+/// each `args->NAME` the program reads as an integer, so no tracefs is
+/// needed.
 pub fn fields_used(source: &str, kernel: Kernel) -> Result<Vec<String>, Error> {
-    struct Anything;
-    impl FieldSource for Anything {
+    names_used(source, kernel).map(|used| used.fields)
+}
+
+/// [`fields_used`] and the enumerators the program names that neither the
+/// script nor `kernel_headers::uapi` defines (what BTF or a profile must
+/// give).
+pub fn names_used(source: &str, kernel: Kernel) -> Result<Used, Error> {
+    struct Nothing;
+    impl FieldSource for Nothing {
         fn field(&self, _: &str, _: &str) -> Option<FieldInfo> {
-            Some(FieldInfo {
-                offset: 0,
-                size: 8,
-                c_type: None,
-            })
+            None
         }
     }
-    let program: Program = crate::parser::parse(source)?;
+    let used = fields_used_with(source, kernel, &Nothing)?;
+    match used.stopped {
+        Some(e) => Err(e),
+        None => Ok(used),
+    }
+}
+
+/// What [`fields_used_with`] found: the members used, the constants named
+/// that only BTF or a profile can give, and the first error that stopped a
+/// probe's check early (its later members are not listed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Used {
+    pub fields: Vec<String>,
+    pub enums: Vec<String>,
+    pub stopped: Option<Error>,
+}
+
+/// [`fields_used`] with the members `known` answers (with their types, so
+/// chains are followed), the others as if they existed, untyped. A chain
+/// through an untyped member stops its probe's check: `offsets gen` adds
+/// the fields found, regenerates, and asks again until nothing is new.
+pub fn fields_used_with(
+    source: &str,
+    kernel: Kernel,
+    known: &dyn FieldSource,
+) -> Result<Used, Error> {
+    /// Every member and constant exists (unknown members untyped, unknown
+    /// constants 1 so that no division is by zero); what is asked for is
+    /// recorded.
+    struct KnownOrAnything<'a> {
+        known: &'a dyn FieldSource,
+        fields: std::cell::RefCell<std::collections::BTreeSet<String>>,
+        enums: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    }
+    impl FieldSource for KnownOrAnything<'_> {
+        fn enum_value(&self, name: &str) -> Option<i64> {
+            if let Some(value) = kernel_headers::uapi::constant(name) {
+                return Some(value);
+            }
+            self.enums.borrow_mut().insert(name.to_string());
+            Some(self.known.enum_value(name).unwrap_or(1))
+        }
+        fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
+            self.fields
+                .borrow_mut()
+                .insert(format!("{strukt}.{member}"));
+            self.known
+                .field(strukt, member)
+                .or(Some(FieldInfo::untyped(0, 8)))
+        }
+        fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
+            self.known.struct_layout(strukt).or(Some((8, 8)))
+        }
+    }
+    let anything = KnownOrAnything {
+        known,
+        fields: Default::default(),
+        enums: Default::default(),
+    };
     let tracepoints = AnyTracepoint(tracepoint_args(source));
     let target = Target {
-        fields: &Anything,
+        fields: &anything,
         tracepoints: &tracepoints,
         kernel,
     };
-    let mut checker = Checker::new(&Anything, &tracepoints, kernel);
-    checker.maps = discover_maps(&program, &target);
+    let Source {
+        program,
+        config,
+        types,
+    } = read_source(source, &target, &[])?;
+    // The members of the script's own types are the script's to supply.
+    let mut fields = Layered::new(&anything, &types, kernel.abi.pointer_bytes);
+    fields.script_first = true;
+    let target = Target {
+        fields: &fields,
+        ..target
+    };
+    let mut checker = Checker::new(&fields, &tracepoints, kernel);
+    checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
+    checker.maps = discover_maps(&program, &target, checker.str_len);
+    let mut stopped = None;
     for probe in &program.probes {
         for attach in &probe.attach {
             let (point, context) = resolve(attach)?;
-            checker.probe(probe, &point, context, attach.span)?;
+            if let Err(e) = checker.probe(probe, &point, context, attach.span) {
+                stopped.get_or_insert(e);
+            }
         }
     }
-    Ok(checker.used_fields.into_iter().collect())
+    drop(checker);
+    Ok(Used {
+        fields: anything.fields.into_inner().into_iter().collect(),
+        enums: anything.enums.into_inner().into_iter().collect(),
+        stopped,
+    })
 }
 
 /// Every tracepoint, each with the given argument names as 8-byte integers.

@@ -1,8 +1,11 @@
 //! `nobtf trace`: a subset of bpftrace's language, with bpftrace's meaning,
 //! compiled to BPF through `probes`' builder. Pure: no syscalls.
 //!
-//! Phases, each its own module: [`lexer`] -> [`parser`] ([`ast`], spans on
-//! every node) -> [`check`] against struct [`fields`], [`tracepoint`]
+//! Phases, each its own module: [`source`] reads the text ([`preprocess`]
+//! for `#` lines, [`preamble`] for C definitions laid out by [`ctypes`] and
+//! [`config`] settings) -> [`lexer`] (macros and `$1` substituted) ->
+//! [`parser`] ([`ast`], spans on every node) -> [`check`] against struct
+//! [`fields`] (the loader's, then the script's), [`tracepoint`]
 //! formats and the [`providers`] table, into the [`typed`] program ->
 //! [`codegen`] for the [`kernel`]'s capabilities. [`compile`] runs them all;
 //! [`output`] describes and decodes what the programs write.
@@ -51,6 +54,8 @@ pub mod ast;
 pub mod check;
 pub mod codegen;
 mod compile;
+pub mod config;
+pub mod ctypes;
 pub mod diag;
 pub mod fields;
 pub mod flush;
@@ -60,8 +65,11 @@ pub mod kernel;
 pub mod lexer;
 pub mod output;
 pub mod parser;
+pub mod preamble;
+pub mod preprocess;
 pub mod providers;
 pub mod report;
+pub mod source;
 pub mod tracefs;
 pub mod tracefs_program;
 pub mod tracepoint;
@@ -69,7 +77,8 @@ pub mod typed;
 pub mod userspace;
 
 pub use compile::{
-    Compiled, CompiledProbe, Options, Target, Timer, compile, compile_with, fields_used,
+    Compiled, CompiledProbe, Options, Target, Timer, Used, compile, compile_with, fields_used,
+    fields_used_with, names_used,
 };
 pub use diag::{Error, Span};
-pub use parser::parse;
+pub use source::parse;

@@ -8,15 +8,21 @@
 
 use crate::ast::*;
 use crate::diag::{Error, Span};
-use crate::lexer::{Lexer, Tok};
+use crate::lexer::{Lexer, Substitutions, Tok};
 
 /// Nesting a program may use; deeper input is refused rather than allowed
 /// to exhaust the parser's stack.
 const MAX_DEPTH: usize = 64;
 
 pub fn parse(src: &str) -> Result<Program, Error> {
+    parse_with(src, Substitutions::default())
+}
+
+/// [`parse`] with macros and positional parameters substituted; the
+/// preprocessor lines and preamble are gone already (see [`crate::source`]).
+pub fn parse_with(src: &str, subs: Substitutions) -> Result<Program, Error> {
     let mut p = Parser {
-        lexer: Lexer::new(src),
+        lexer: Lexer::with(src, subs),
         peeked: None,
         depth: 0,
     };
@@ -109,11 +115,11 @@ impl Parser<'_> {
             if word.is_empty() {
                 return Err(self.unexpected("a probe such as `kprobe:FUNC`")?);
             }
-            if word == "struct" || word == "union" || word == "config" {
+            if ["struct", "union", "enum", "typedef", "config"].contains(&word.as_str()) {
                 return Err(Error::at(
                     span,
                     format!(
-                        "`{word}` definitions are not supported by nobtf trace: struct layouts come from the offsets profile or BTF"
+                        "`{word}` after a probe: C definitions and `config` come before the first probe"
                     ),
                 ));
             }
@@ -190,7 +196,10 @@ impl Parser<'_> {
             self.next()?;
             if matches!(&self.peek()?.0, Tok::Ident(w) if w == "if") {
                 let (_, at) = self.next()?;
+                // A chain of `else if` nests: bounded like any nesting.
+                self.enter(at)?;
                 let nested = self.if_stmt(at)?;
+                self.depth -= 1;
                 end = nested.span;
                 otherwise.push(nested);
             } else {
@@ -378,28 +387,37 @@ impl Parser<'_> {
         result
     }
 
-    fn binary(&mut self, level: usize, div: bool) -> Result<Expr, Error> {
-        let Some(ops) = LEVELS.get(level) else {
-            return self.unary(div);
-        };
-        let mut left = self.binary(level + 1, div)?;
-        'outer: loop {
-            for &(p, op) in *ops {
-                if p == "/" && !div {
-                    continue;
-                }
-                if self.eat(p)?.is_some() {
-                    let right = self.binary(level + 1, div)?;
-                    let span = left.span.to(right.span);
-                    left = Expr {
-                        kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
-                        span,
-                    };
-                    continue 'outer;
-                }
-            }
-            return Ok(left);
+    /// Operators of precedence `min` or tighter, left to right: one frame
+    /// per rise in precedence, not one per level, so that nested
+    /// parentheses stay shallow on the stack.
+    fn binary(&mut self, min: usize, div: bool) -> Result<Expr, Error> {
+        let mut left = self.unary(div)?;
+        while let Some((level, op)) = self.binary_op(min, div)? {
+            self.next()?;
+            let right = self.binary(level + 1, div)?;
+            let span = left.span.to(right.span);
+            left = Expr {
+                kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
+                span,
+            };
         }
+        Ok(left)
+    }
+
+    /// The binary operator next, if its precedence is `min` or tighter.
+    fn binary_op(&mut self, min: usize, div: bool) -> Result<Option<(usize, BinOp)>, Error> {
+        let Tok::Punct(p) = self.peek()?.0 else {
+            return Ok(None);
+        };
+        Ok(LEVELS
+            .iter()
+            .enumerate()
+            .skip(min)
+            .find_map(|(level, ops)| {
+                ops.iter()
+                    .find(|(q, _)| *q == p && (div || *q != "/"))
+                    .map(|&(_, op)| (level, op))
+            }))
     }
 
     fn unary(&mut self, div: bool) -> Result<Expr, Error> {
@@ -708,6 +726,7 @@ mod tests {
             error("kprobe:f { $x = ; }"),
             "1:17: expected an expression, found `;`\nkprobe:f { $x = ; }\n                ^"
         );
+        assert!(error("kprobe:f { let x; }").contains("expected a `$variable` after `let`"));
         assert!(error("kprobe:f { for ($x : @m) { } }").contains("`for` is not supported"));
         assert!(error("kprobe:f").contains("expected `{` to start the probe's body"));
         assert!(error("").contains("expected a probe"));
@@ -718,6 +737,17 @@ mod tests {
         let src = format!("BEGIN {{ $x = {}1{} }}", "(".repeat(5000), ")".repeat(5000));
         assert!(error(&src).contains("nested more than"));
         let src = format!("BEGIN {{ $x = {}1 }}", "- ".repeat(5000));
+        assert!(error(&src).contains("nested more than"));
+        let src = format!(
+            "kprobe:f {{ if (1) {{ }} {} }}",
+            "else if (1) { } ".repeat(5000)
+        );
+        assert!(error(&src).contains("nested more than"));
+        let src = format!(
+            "kprobe:f {{ {}{} }}",
+            "if (1) { ".repeat(5000),
+            "}".repeat(5000)
+        );
         assert!(error(&src).contains("nested more than"));
     }
 }

@@ -517,6 +517,8 @@ mod tests {
                 EventFormat::Print { map: "@m".into() },
                 EventFormat::Exit,
             ],
+            config: Default::default(),
+            listed: Vec::new(),
         };
         let make = |id: u64, values: &[&[u8]]| {
             let mut bytes = id.to_ne_bytes().to_vec();

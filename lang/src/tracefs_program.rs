@@ -112,16 +112,18 @@ impl From<Error> for TranslateError {
 
 /// Parse, check and translate `source` to tracefs events. `event_name`
 /// names each event (the loader's unique, parseable names); `group` is
-/// their group; `pids` (the threads of `-p PID`) filter every event.
+/// their group; `pids` (the threads of `-p PID`) filter every event;
+/// `params` are the positional parameters.
 pub fn translate(
     source: &str,
     target: &Target,
+    params: &[String],
     syntax: Syntax,
     group: &str,
     event_name: &mut dyn FnMut(ProbeKind, &str) -> String,
     pids: &[u32],
 ) -> Result<TracefsProgram, TranslateError> {
-    let checked = check_program(source, target)?;
+    let checked = check_program(source, target, params)?;
     let mut probes = Vec::new();
     for (point, typed, attach_span) in &checked.probes {
         let (kind, function) = match point {
@@ -288,21 +290,29 @@ impl Translator<'_> {
                 bytes,
                 signed,
                 user,
+                helper,
             } => TKind::Read {
                 addr: sub(addr),
                 off: *off,
                 bytes: *bytes,
                 signed: *signed,
                 user: *user,
+                helper: *helper,
             },
             TKind::Offset { base, off } => TKind::Offset {
                 base: sub(base),
                 off: *off,
             },
-            TKind::StrRead { addr, len, user } => TKind::StrRead {
+            TKind::StrRead {
+                addr,
+                len,
+                user,
+                helper,
+            } => TKind::StrRead {
                 addr: sub(addr),
                 len: *len,
                 user: *user,
+                helper: *helper,
             },
             TKind::Trunc {
                 value,
@@ -470,18 +480,26 @@ impl Translator<'_> {
                 let fetch = self.register(e, *off)?;
                 Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
             }
+            // The kernel's fetch reads the address space the checker chose;
+            // its helper is BPF's.
             TKind::Read {
                 addr,
                 off,
                 bytes,
                 signed,
                 user,
+                helper: _,
             } => {
                 let (of, extra) = self.address(addr)?;
                 let fetch = deref(of, extra + i64::from(*off), *user);
                 Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
             }
-            TKind::StrRead { addr, len, user } => {
+            TKind::StrRead {
+                addr,
+                len,
+                user,
+                helper: _,
+            } => {
                 let (of, extra) = self.address(addr)?;
                 let ty = if *user {
                     FetchType::UserString
@@ -764,11 +782,13 @@ fn int_type(bytes: u8, signed: bool) -> FetchType {
 
 /// An integer constant (possibly negated), as the 64 bits BPF compares.
 fn constant(e: &TExpr) -> Option<u64> {
-    match &e.kind {
-        TKind::Const(n) => Some(*n),
-        TKind::Unary(UnOp::Neg, inner) => constant(inner).map(|n| n.wrapping_neg()),
-        _ => None,
+    if let TKind::Const(n) = e.kind {
+        return Some(n);
     }
+    if let TKind::Unary(UnOp::Neg, inner) = &e.kind {
+        return constant(inner).map(u64::wrapping_neg);
+    }
+    None
 }
 
 fn flip(op: BinOp) -> BinOp {
@@ -980,7 +1000,7 @@ mod tests {
             n += 1;
             format!("nobtf_1_{}_{f}_{}", kind.letter(), n - 1)
         };
-        translate(source, &target, syntax, "nobtf", &mut name, pids).map_err(|e| match e {
+        translate(source, &target, &[], syntax, "nobtf", &mut name, pids).map_err(|e| match e {
             TranslateError::Program(e) => format!("program: {}", e.render(source)),
             TranslateError::NeedsBpf(r) => r.render(source),
         })

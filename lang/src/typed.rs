@@ -2,6 +2,8 @@
 //! to offsets, variables to slots, maps to indices). Code generation reads
 //! only this.
 
+use kernel_headers::bpf::Helper;
+
 use crate::ast::{BinOp, Jump, UnOp};
 use crate::diag::Span;
 
@@ -218,23 +220,27 @@ pub enum TKind {
         needle: Box<TExpr>,
     },
     /// A member read through the probe-read helper: `*(addr + off)`.
+    /// `user`: the address space; `helper`: the reader the checker chose
+    /// for it on this kernel.
     Read {
         addr: Box<TExpr>,
         off: u32,
         bytes: u8,
         signed: bool,
         user: bool,
+        helper: Helper,
     },
     /// A member's address: `addr + off`.
     Offset {
         base: Box<TExpr>,
         off: u32,
     },
-    /// `str(addr, len)`.
+    /// `str(addr, len)`, read with `helper`.
     StrRead {
         addr: Box<TExpr>,
         len: u32,
         user: bool,
+        helper: Helper,
     },
     /// `bswap(x)`: the low `bytes` of x in reverse order.
     Bswap {
@@ -267,8 +273,13 @@ pub enum TKind {
 pub enum InetSource {
     /// The integer's low 4 bytes, as memory holds them (a `__be32`).
     Int,
-    /// `bytes` (4 or 16) read from the address the expression computes.
-    Memory { bytes: u8, user: bool },
+    /// `bytes` (4 or 16) read from the address the expression computes,
+    /// with `helper`.
+    Memory {
+        bytes: u8,
+        user: bool,
+        helper: Helper,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -322,10 +333,13 @@ pub enum TStmt {
         otherwise: Vec<TStmt>,
         span: Span,
     },
-    /// A loop with a back edge: only where the kernel has bounded loops.
+    /// A loop: with a back edge where the kernel takes bounded loops; else
+    /// `trips` is the most iterations the checker proved it runs
+    /// (`$i = 0; while ($i < 8) { ...; $i++ }`), and it is unrolled.
     While {
         cond: TExpr,
         body: Vec<TStmt>,
+        trips: Option<u32>,
         span: Span,
     },
     /// The body `count` times, one after the other.

@@ -823,3 +823,52 @@ fn a_condition_may_read_a_map_its_branch_assigns() {
         lang::report::Step::Write(b"first rm  |\n".to_vec())
     );
 }
+
+#[test]
+fn a_while_with_a_constant_bound_is_unrolled_before_5_3() {
+    let src = r#"kretprobe:f {
+        $i = 0; $sum = 0;
+        while ($i < 6) { $sum += $i; $i += 2; if ($sum > retval) { break; } }
+        printf("%d %d\n", $i, $sum);
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    use probes::asm::Insn;
+    let insns = compiled.probes[0].insns.as_slice();
+    assert!(
+        insns
+            .iter()
+            .all(|i| i.jump_offset().is_none_or(|off| off >= 0)),
+        "{}",
+        compiled.probes[0].insns
+    );
+    assert!(insns.iter().any(|i| matches!(i, Insn::Exit)));
+    let (mut vm, fd) = vm_for(&compiled);
+    for ret in [100u64, 1] {
+        let regs = fake_pt_regs(&[(NATIVE.ret.0, ret)]).unwrap();
+        run(&compiled, &mut vm, fd.clone(), 0, &regs);
+    }
+    use Value::Int;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [vec![Int(6), Int(6)], vec![Int(4), Int(2)]]
+    );
+    // A bound the checker cannot prove is still refused there.
+    let fields = fields();
+    let target = Target {
+        fields: &fields,
+        tracepoints: &Openat,
+        kernel: kernel(KernelVersion::new(4, 14, 0)),
+    };
+    for src in [
+        "kretprobe:f { $i = 0; while ($i < retval) { $i++; } }",
+        "kretprobe:f { $i = 0; while ($i < 500) { $i++; } }",
+        "kretprobe:f { $i = retval; while ($i < 5) { $i++; } }",
+        "kretprobe:f { $i = 0; while ($i < 5) { if (retval) { $i++; } } }",
+    ] {
+        let error = compile(src, &target).unwrap_err().render(src);
+        assert!(
+            error.contains("`while` needs a kernel whose verifier takes loops"),
+            "{src}: {error}"
+        );
+    }
+}

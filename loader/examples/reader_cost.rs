@@ -158,6 +158,8 @@ fn trace(events: usize, format: report::Format) {
                 },
             ],
         }],
+        config: Default::default(),
+        listed: Vec::new(),
     };
     let mut raw = 0u64.to_ne_bytes().to_vec();
     let mut path = [0u8; PATH_LEN as usize];

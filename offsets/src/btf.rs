@@ -73,15 +73,14 @@ impl Btf {
             return Err(GenError::Unsized(path.key()));
         }
         let offset = u32::try_from(bits / 8).map_err(|_| err("offset overflows"))?;
-        Ok(Field { offset, size })
-    }
-
-    /// The C type of the member `path` names, as text (`struct mm_struct *`,
-    /// `int`, `char[16]`, `const char *`): for `nobtf trace`, which follows
-    /// members by their type.
-    pub fn field_type(&self, path: &FieldPath) -> Result<String, GenError> {
-        let (_, ty) = self.member(path)?;
-        Ok(self.inner.type_text(ty)?)
+        // The C type as text (`struct mm_struct *`, `int`, `char[16]`): for
+        // `nobtf trace`, which follows members by their type.
+        let c_type = self.inner.type_text(ty)?;
+        Ok(Field {
+            offset,
+            size,
+            c_type: Some(c_type),
+        })
     }
 
     fn param_type(&self, id: u32) -> Result<ParamType, GenError> {
@@ -133,11 +132,15 @@ impl Btf {
 impl lang::fields::FieldSource for Btf {
     fn field(&self, strukt: &str, member: &str) -> Option<lang::fields::FieldInfo> {
         let path = crate::model::FieldPath::parse(&format!("{strukt}.{member}")).ok()?;
-        let field = Btf::field(self, &path).ok()?;
-        Some(lang::fields::FieldInfo {
-            offset: field.offset,
-            size: field.size,
-            c_type: self.field_type(&path).ok(),
-        })
+        Btf::field(self, &path).ok()
+    }
+
+    fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
+        let id = self.inner.find_struct(strukt).ok()??;
+        Some((self.inner.size_of(id).ok()?, self.inner.align_of(id).ok()?))
+    }
+
+    fn enum_value(&self, name: &str) -> Option<i64> {
+        self.inner.enum_value(name).ok()?
     }
 }

@@ -26,6 +26,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::cgen::{self, CRequest};
+use crate::elf::Elf;
 use crate::error::GenError;
 use crate::generate::{Generated, Request};
 use crate::model::{self, FnSig};
@@ -71,9 +72,16 @@ nobtf-headers := include/generated/bounds.h include/generated/timeconst.h
 ifeq ($(obj)$(nobtf-inner),.)
 __build $(MAKECMDGOALS):
 \t$(Q)$(MAKE) $(build)=. nobtf-inner=y \\
-\t\t$(if $(nobtf-all),nobtf-after=$(or $(MAKECMDGOALS),__build)) nobtf-offsets/nobtf_offsets.s
+\t\t$(if $(nobtf-all),nobtf-after=$(or $(MAKECMDGOALS),__build)) nobtf-offsets/nobtf_offsets.o
 else ifeq ($(obj),.)
 nobtf-offsets/nobtf_offsets.s: $(nobtf-headers) $(nobtf-after)
+# The fields' types leave in the DWARF: -g2, as the `.s` rule drops the
+# kernel's own -g (DEBUG_CFLAGS). 4.x names a file's flags by its base
+# name, 5.x and later by its path.
+CFLAGS_nobtf_offsets.o += -g2
+CFLAGS_nobtf-offsets/nobtf_offsets.o += -g2
+nobtf-offsets/nobtf_offsets.o: nobtf-offsets/nobtf_offsets.s
+\t$(Q)$(CC) $(CLANG_FLAGS) -c -o $@ $<
 include $(srctree)/scripts/Makefile.build
 else ifneq ($(nobtf-all)$(filter $(obj),scripts/basic scripts/kconfig),)
 include $(srctree)/scripts/Makefile.build
@@ -435,6 +443,7 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     write(OFFSETS_C, &cgen::c_source(&creq))?;
     write(PREPARE_FILTER_FILE, PREPARE_FILTER)?;
     let _ = fs::remove_file(ext.join("nobtf_offsets.s"));
+    let _ = fs::remove_file(ext.join("nobtf_offsets.o"));
     if PREPARED_MARKS.iter().all(|m| build.join(m).exists()) {
         (make.progress)(&format!("reusing prepared {}", build.display()));
     } else {
@@ -452,7 +461,9 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     let asm_path = ext.join("nobtf_offsets.s");
     let asm = String::from_utf8_lossy(&read(&asm_path)?).into_owned();
     let markers = cgen::parse_markers(&asm);
-    let field_map = cgen::fields_from_markers(&markers, &fields)?;
+    let object = read(&ext.join("nobtf_offsets.o"))?;
+    let types = crate::dwarf::variable_types(&Elf::parse(&object)?, cgen::TYPE_VARIABLE)?;
+    let field_map = cgen::fields_from_markers(&markers, &types, &fields)?;
 
     // The signature: the compiler's type check if declared, else the text.
     let (sig, decided_by) = match &decl {
@@ -544,6 +555,7 @@ mod tests {
         // usable as that FILE and must compile the file the generator writes.
         assert!(PREPARE_FILTER.contains("include $(srctree)/scripts/Makefile.build"));
         assert!(PREPARE_FILTER.contains(&format!("{OFFSETS_DIR}/nobtf_offsets.s")));
+        assert!(PREPARE_FILTER.contains(&format!("{OFFSETS_DIR}/nobtf_offsets.o:")));
         assert!(
             PREPARE_FILTER.lines().all(|l| !l.starts_with("    ")),
             "recipes need tabs"

@@ -8,7 +8,7 @@ use offsets::kbuild::{SrcOptions, generate};
 use offsets::{GenError, NameArgType, UnlinkArg};
 
 mod common;
-use common::layout;
+use common::{TYPED_FIELDS, layout, typed_request};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -137,4 +137,21 @@ fn errors_name_the_cause() {
     for d in [dir, dir2, dir3, dir4] {
         std::fs::remove_dir_all(d).unwrap();
     }
+}
+
+/// The types come from the compiler's DWARF of the offsets file, as the
+/// DWARF and BTF readers give them (tests/readers.rs).
+#[test]
+fn each_field_has_the_compilers_type() {
+    let (mut opts, dir) = options("tree-5.4", &[]);
+    opts.request = typed_request();
+    let p = generate(&opts, &mut |_| {}).unwrap().profile;
+    for (key, c_type) in TYPED_FIELDS {
+        assert_eq!(
+            p.field(key).unwrap().c_type.as_deref(),
+            Some(*c_type),
+            "{key}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }

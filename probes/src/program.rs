@@ -109,6 +109,7 @@ impl Program {
     /// for their names, then statically checked.
     pub fn encode(&self, map_fd: impl Fn(&str) -> Option<i32>) -> Result<Vec<RawInsn>, BuildError> {
         let raw = self.insns.encode(map_fd)?;
+        // The unlink probes load on every kernel nobtf targets.
         check(&raw)?;
         Ok(raw)
     }

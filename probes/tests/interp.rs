@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use probes::event::{self, EventKind, UnlinkEvent};
-use probes::interp::{Space, Vm, fake_pt_regs};
+use probes::interp::{Space, Vm, fake_pt_regs_of};
 use probes::unlink::{self, Output, Readers};
 use profile::Profile;
 
@@ -71,7 +71,9 @@ fn run(vm: &mut Vm, program: probes::Program, ctx: &[(&str, u64)]) {
     let raw = program
         .encode(|name| (name == unlink::EVENTS_MAP).then_some(EVENTS_FD))
         .unwrap();
-    let ret = vm.run(&raw, &fake_pt_regs(ctx).unwrap()).unwrap();
+    // The profiles here are x86-64's: so are the registers, on any host.
+    let regs = fake_pt_regs_of(&kernel_headers::pt_regs::x86_64::ABI, ctx).unwrap();
+    let ret = vm.run(&raw, &regs).unwrap();
     assert_eq!(ret, 0);
 }
 
@@ -123,7 +125,7 @@ fn the_name_offset_drives_the_string_read() {
     let mut profile = profile_5_4();
     profile.fields.insert(
         profile::FILENAME_NAME.into(),
-        profile::Field { offset: 8, size: 8 },
+        profile::Field::typed(8, 8, "char *"),
     );
     // probe_read reads user memory as well: the user's path, not the kernel copy.
     let event = entry_event(Layout::V54, &profile, Readers::ProbeReadStr, FILENAME);

@@ -7,6 +7,9 @@ impl Checker<'_> {
         let e = |kind, ty| Ok(TExpr { kind, ty, span });
         let abi = self.kernel.abi;
         if scope.context == Context::UserSpace && !matches!(name, "nsecs" | "elapsed") {
+            if let Some(value) = self.fields.enum_value(name) {
+                return e(TKind::Const(value as u64), int(value < 0));
+            }
             return Err(Error::at(
                 span,
                 format!(
@@ -75,7 +78,16 @@ impl Checker<'_> {
                 span,
                 format!("`{name}` is a bpftrace builtin nobtf trace does not support yet"),
             )),
-            _ => Err(Error::at(span, format!("unknown builtin `{name}`"))),
+            _ => match self.fields.enum_value(name) {
+                // An enumerator (the script's, BTF's) or a uapi constant.
+                Some(value) => e(TKind::Const(value as u64), int(value < 0)),
+                None => Err(Error::at(
+                    span,
+                    format!(
+                        "unknown identifier `{name}`: not a builtin, nor a constant of the script's enums or #defines, the kernel's BTF or nobtf's uapi table"
+                    ),
+                )),
+            },
         }
     }
 
@@ -132,10 +144,6 @@ impl Checker<'_> {
             ExprKind::Ident(name) => self.ident(scope, name, span),
             ExprKind::Var(name) => match scope.var(name) {
                 Some(slot) => t(TKind::Var(slot), scope.vars[slot].1.clone()),
-                None if name.bytes().all(|b| b.is_ascii_digit()) => Err(Error::at(
-                    span,
-                    format!("positional parameter `${name}` is not supported by nobtf trace yet"),
-                )),
                 None => Err(Error::at(
                     span,
                     format!("`${name}` is used before it is assigned"),
@@ -447,6 +455,7 @@ impl Checker<'_> {
                 InetSource::Memory {
                     bytes: *n as u8,
                     user: *user,
+                    helper: self.read_helper(*user),
                 },
                 if *n == 4 { AF_INET } else { AF_INET6 },
             ),
@@ -498,7 +507,7 @@ impl Checker<'_> {
                     ));
                 }
                 let len = match args.get(1) {
-                    None => STR_LEN,
+                    None => self.str_len,
                     Some(a) => {
                         let n = constant(a).ok_or_else(|| {
                             Error::at(a.span, "str's length must be an integer constant")
@@ -517,6 +526,8 @@ impl Checker<'_> {
                 let user = match &addr.ty {
                     Ty::Ptr { user, .. } | Ty::Place { user, .. } => *user,
                     Ty::Int { .. } => false,
+                    // `str($1)`: the parameter's text.
+                    Ty::Str { .. } if matches!(addr.kind, TKind::ConstStr(_)) => return Ok(addr),
                     Ty::Str { .. } => {
                         return Err(Error::at(
                             addr.span,
@@ -545,6 +556,7 @@ impl Checker<'_> {
                         addr: Box::new(addr),
                         len,
                         user,
+                        helper: self.read_str_helper(user),
                     },
                     ty: Ty::Str { len },
                     span,

@@ -40,10 +40,32 @@ impl Checker<'_> {
     /// The statements of a block, in a scope of their own.
     pub(super) fn block(&mut self, scope: &mut Scope, body: &[Stmt]) -> Result<Vec<TStmt>, Error> {
         scope.blocks.push(Vec::new());
-        let mut out = Vec::new();
+        let mut out: Vec<TStmt> = Vec::new();
         let mut result = Ok(());
         for stmt in body {
-            match self.stmt(scope, stmt) {
+            let checked = self.stmt(scope, stmt).and_then(|s| match s {
+                Some(TStmt::While {
+                    cond,
+                    body,
+                    trips: None,
+                    span,
+                }) if !self.kernel.bounded_loops => {
+                    let trips = trip_count(&cond, &body, &out).ok_or_else(|| {
+                        Error::at(
+                            span,
+                            "`while` needs a kernel whose verifier takes loops (5.3+); this one is older: use `unroll(N) { }`, or count a variable from a constant to a constant bound (at most 100 times)",
+                        )
+                    })?;
+                    Ok(Some(TStmt::While {
+                        cond,
+                        body,
+                        trips: Some(trips),
+                        span,
+                    }))
+                }
+                other => Ok(other),
+            });
+            match checked {
                 Ok(Some(s)) => out.push(s),
                 Ok(None) => {}
                 Err(_) if self.lenient => {}
@@ -154,12 +176,6 @@ impl Checker<'_> {
                 }))
             }
             StmtKind::While { cond, body } => {
-                if !self.kernel.bounded_loops {
-                    return Err(Error::at(
-                        span,
-                        "`while` needs a kernel whose verifier takes loops (5.3+); this one is older: use `unroll(N) { }`",
-                    ));
-                }
                 let cond = self
                     .expr(scope, cond)
                     .and_then(|c| self.scalar(c, "a condition"));
@@ -176,9 +192,12 @@ impl Checker<'_> {
                 };
                 let body = self.block(scope, body);
                 scope.loops -= 1;
+                // Before 5.3 the block decides, from what precedes the
+                // loop, whether it can be unrolled.
                 Ok(Some(TStmt::While {
                     cond,
                     body: body?,
+                    trips: None,
                     span,
                 }))
             }
@@ -220,4 +239,126 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The iterations a `while` runs, when the checker can prove them: the
+/// last statement before it in its block to assign a variable sets it to
+/// a constant, the condition
+/// compares that variable with a constant, and the body's top level steps
+/// it by a constant, the one assignment to it, with no `continue` (which
+/// could skip the step). At most [`UNROLL_MAX`].
+fn trip_count(cond: &TExpr, body: &[TStmt], before: &[TStmt]) -> Option<u32> {
+    let TKind::Binary {
+        op,
+        signed,
+        left,
+        right,
+    } = &cond.kind
+    else {
+        return None;
+    };
+    let (TKind::Var(slot), TKind::Const(limit)) = (&left.kind, &right.kind) else {
+        return None;
+    };
+    let setting = before
+        .iter()
+        .rev()
+        .find(|s| assignments(std::slice::from_ref(*s), *slot) > 0);
+    let Some(TStmt::AssignVar {
+        value: TExpr {
+            kind: TKind::Const(start),
+            ..
+        },
+        ..
+    }) = setting
+    else {
+        return None;
+    };
+    if assignments(body, *slot) != 1 || continues(body) {
+        return None;
+    }
+    let step = body.iter().find_map(|s| match s {
+        TStmt::AssignVar {
+            slot: s,
+            value:
+                TExpr {
+                    kind:
+                        TKind::Binary {
+                            op: step_op @ (BinOp::Add | BinOp::Sub),
+                            left,
+                            right,
+                            ..
+                        },
+                    ..
+                },
+        } if s == slot && matches!(left.kind, TKind::Var(v) if v == *slot) => match right.kind {
+            TKind::Const(n) if *step_op == BinOp::Add => Some(n),
+            TKind::Const(n) => Some(n.wrapping_neg()),
+            _ => None,
+        },
+        _ => None,
+    })?;
+    let holds = |i: u64| {
+        let (a, b) = (i, *limit);
+        match (op, signed) {
+            (BinOp::Lt, false) => a < b,
+            (BinOp::Le, false) => a <= b,
+            (BinOp::Gt, false) => a > b,
+            (BinOp::Ge, false) => a >= b,
+            (BinOp::Lt, true) => (a as i64) < b as i64,
+            (BinOp::Le, true) => (a as i64) <= b as i64,
+            (BinOp::Gt, true) => (a as i64) > b as i64,
+            (BinOp::Ge, true) => (a as i64) >= b as i64,
+            (BinOp::Ne, _) => a != b,
+            _ => false,
+        }
+    };
+    let mut i = *start;
+    for trips in 0..=UNROLL_MAX as u32 {
+        if !holds(i) {
+            return Some(trips);
+        }
+        i = i.wrapping_add(step);
+    }
+    None
+}
+
+/// Assignments to `slot` in `body`, nested blocks included.
+fn assignments(body: &[TStmt], slot: usize) -> usize {
+    body.iter()
+        .map(|s| match s {
+            TStmt::AssignVar { slot: s, .. } => usize::from(*s == slot),
+            TStmt::If {
+                then, otherwise, ..
+            } => assignments(then, slot) + assignments(otherwise, slot),
+            TStmt::While { body, .. } | TStmt::Unroll { body, .. } => assignments(body, slot),
+            TStmt::MapAssign { .. }
+            | TStmt::MapAgg { .. }
+            | TStmt::Delete { .. }
+            | TStmt::Emit { .. }
+            | TStmt::Jump { .. } => 0,
+        })
+        .sum()
+}
+
+/// Whether `body` has a `continue` of this loop.
+fn continues(body: &[TStmt]) -> bool {
+    body.iter().any(|s| match s {
+        TStmt::Jump {
+            jump: Jump::Continue,
+            ..
+        } => true,
+        TStmt::If {
+            then, otherwise, ..
+        } => continues(then) || continues(otherwise),
+        TStmt::Unroll { body, .. } => continues(body),
+        // A nested loop's `continue` is its own.
+        TStmt::While { .. }
+        | TStmt::AssignVar { .. }
+        | TStmt::MapAssign { .. }
+        | TStmt::MapAgg { .. }
+        | TStmt::Delete { .. }
+        | TStmt::Emit { .. }
+        | TStmt::Jump { .. } => false,
+    })
 }

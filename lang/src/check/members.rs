@@ -79,7 +79,7 @@ impl Checker<'_> {
                         inner,
                         (field.offset, field.size),
                         c_type,
-                        user,
+                        (user, self.read_helper(user)),
                         (strukt, path),
                         span,
                     ));
@@ -186,7 +186,7 @@ impl Checker<'_> {
             base_addr,
             (off_base + field.offset, field.size),
             c_type,
-            user,
+            (user, self.read_helper(user)),
             (strukt, path),
             span,
         ))
@@ -221,7 +221,7 @@ impl Checker<'_> {
             (
                 TKind::DataLoc { off: field.offset },
                 Ty::Place {
-                    place: Place::CharArray(STR_LEN),
+                    place: Place::CharArray(self.str_len),
                     user: false,
                 },
             )
@@ -280,7 +280,7 @@ fn member_value(
     addr: TExpr,
     (off, size): (u32, u32),
     c_type: CType,
-    user: bool,
+    (user, helper): (bool, Helper),
     opaque: (String, String),
     span: Span,
 ) -> TExpr {
@@ -299,6 +299,7 @@ fn member_value(
             bytes,
             signed,
             user,
+            helper,
         },
         ty,
         span,

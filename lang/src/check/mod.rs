@@ -7,13 +7,14 @@ use std::collections::BTreeSet;
 use crate::ast::*;
 use crate::diag::{Error, Span};
 use crate::fields::{CType, FieldSource};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, Readers};
 use crate::output::{
     AF_INET, AF_INET6, EventFormat, MAP_ENTRIES, MapKind, MapSpec, Slot, ValueType,
 };
 use crate::providers::{AttachPoint, Context};
 use crate::tracepoint::{TracepointFormat, TracepointSource};
 use crate::typed::*;
+use kernel_headers::bpf::Helper;
 
 mod expressions;
 mod flow;
@@ -87,6 +88,8 @@ pub struct Checker<'a> {
     /// Members of unknown type read as integers, by span: `.member` after
     /// one is looked up as the nested path (`task_struct.se.vruntime`).
     untyped: Vec<(Span, Untyped)>,
+    /// `str()`'s length when none is given (`config = { max_strlen = N }`).
+    pub str_len: u32,
     /// Skip what fails and go on: the discovery pass that finds every map
     /// before the real one (which reports the errors).
     pub lenient: bool,
@@ -139,6 +142,7 @@ impl<'a> Checker<'a> {
             used_fields: BTreeSet::new(),
             missing_fields: Vec::new(),
             untyped: Vec::new(),
+            str_len: STR_LEN,
             lenient: false,
         }
     }
@@ -209,6 +213,29 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The helper reading fixed-size memory of `user` space on this kernel.
+    pub fn read_helper(&self, user: bool) -> Helper {
+        match (self.kernel.readers, user) {
+            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernel,
+            (Readers::Split, false) => Helper::ProbeRead,
+            (Readers::Split, true) => Helper::ProbeReadUser,
+            _ => Helper::ProbeRead,
+        }
+    }
+
+    /// The helper reading a string of `user` space on this kernel.
+    pub fn read_str_helper(&self, user: bool) -> Helper {
+        match (self.kernel.readers, user) {
+            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernelStr,
+            (Readers::Split, false) => Helper::ProbeReadStr,
+            (Readers::Split, true) => Helper::ProbeReadUserStr,
+            (Readers::ProbeReadStr, _) => Helper::ProbeReadStr,
+            // Before 4.11 a string is read at full length; the decoder
+            // stops at the NUL.
+            (Readers::ProbeRead, _) => Helper::ProbeRead,
+        }
+    }
+
     /// A value a variable or map can hold: strings are buffers, the rest 64 bits.
     fn storable(&self, value: TExpr) -> Result<TExpr, Error> {
         match &value.ty {
@@ -224,6 +251,7 @@ impl<'a> Checker<'a> {
                         addr: Box::new(value),
                         len,
                         user,
+                        helper: self.read_str_helper(user),
                     },
                     ty: Ty::Str { len },
                     span,

@@ -28,6 +28,7 @@ impl Checker<'_> {
                 bytes,
                 signed,
                 user,
+                helper: self.read_helper(user),
             },
             ty,
             span,
@@ -99,6 +100,7 @@ impl Checker<'_> {
                     bytes,
                     signed,
                     user,
+                    ..
                 },
                 ty,
             ) => {

@@ -37,6 +37,8 @@ pub use target::{Fields, KERNEL_BTF, Tracepoints};
 pub struct TraceOptions {
     /// The program's text.
     pub program: String,
+    /// Its positional parameters (`$1`, ...).
+    pub params: Vec<String>,
     /// `--offsets FILE`; else the kernel's BTF, else the builtin profile.
     pub offsets: Option<PathBuf>,
     pub format: Format,
@@ -119,7 +121,10 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let kernel = target::kernel(&mut report, opts.read)?;
     // Reading the kernel's BTF takes a while (megabytes of types): only
     // for a program that reads struct members.
-    let needs_fields = lang::fields_used(&opts.program, kernel).map_or(true, |f| !f.is_empty());
+    // (or names a constant only BTF or a profile may know).
+    let needs_fields = lang::names_used(&opts.program, kernel).map_or(true, |used| {
+        !used.fields.is_empty() || !used.enums.is_empty()
+    });
     let fields = if needs_fields {
         Fields::choose(opts.offsets.as_ref(), &report)?
     } else {
@@ -134,8 +139,19 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         tracepoints: &tracepoints,
         kernel,
     };
-    let compiled = lang::compile_with(&opts.program, &target, Options { pid: opts.pid })
-        .map_err(|e| TraceError::Program(e.render(&opts.program)))?;
+    let compiled = lang::compile_with(
+        &opts.program,
+        &target,
+        Options {
+            pid: opts.pid,
+            params: opts.params.clone(),
+        },
+    )
+    .map_err(|e| TraceError::Program(e.render(&opts.program)))?;
+    for warning in &compiled.config.warnings {
+        eprintln!("{warning}");
+    }
+    let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
     steps.done("kernel features and compiling");
 
     let mut session = Session::new(Setup {
@@ -145,7 +161,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
             names: report.basic()?.names,
         },
         tracefs: report.tracefs.clone(),
-        ring_pages: opts.buffer_pages,
+        ring_pages: compiled.config.perf_rb_pages.unwrap_or(opts.buffer_pages),
         clone_fix: "",
     })?;
     session.create_maps(maps(&compiled))?;
@@ -305,7 +321,10 @@ fn drive(
         .zip(&entries)
         .map(|(spec, e)| (spec, e.as_slice()))
         .collect();
-    printer.write(&report::exit_maps(&maps, opts.format)?)?;
+    // `config = { print_maps_on_exit = 0 }` leaves them unprinted.
+    if compiled.config.print_maps_on_exit {
+        printer.write(&report::exit_maps(&maps, opts.format)?)?;
+    }
     printer.flush()?;
     if printer.lost > 0 {
         eprint!("{}", report::lost_events(printer.lost, opts.format));
@@ -450,6 +469,12 @@ mod tests {
         assert_eq!(probe_count("BEGIN { } kprobe:a,kretprobe:a { } END { }"), 4);
         assert_eq!(probe_count("interval:s:1 { exit(); }"), 1);
         assert_eq!(probe_count("kprobe:a {"), 0);
+        // The preamble is not a probe.
+        let preamble = "#include <linux/fs.h>\nstruct s { int a; };\nconfig = { max_strlen = 8 }\n";
+        assert_eq!(
+            probe_count(&format!("{preamble}BEGIN {{ }} kprobe:a {{ }}")),
+            2
+        );
     }
 
     #[test]

@@ -89,7 +89,15 @@ pub(super) fn run(
     };
     let mut name = |kind: ProbeKind, function: &str| attach::next_event_name(kind, function);
     let program =
-        tracefs_program::translate(&opts.program, &target, syntax, GROUP, &mut name, &pids)
+        tracefs_program::translate(
+            &opts.program,
+            &target,
+            &opts.params,
+            syntax,
+            GROUP,
+            &mut name,
+            &pids,
+        )
             .map_err(|e| match e {
                 TranslateError::Program(e) => TraceError::Program(e.render(&opts.program)),
                 TranslateError::NeedsBpf(refusal) => TraceError::NeedsBpf(format!(

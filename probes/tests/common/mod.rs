@@ -12,13 +12,9 @@ pub fn profile_5_4() -> Profile {
 /// A 4.x layout with `aname` before `refcnt`: `refcnt` at +24.
 pub fn profile_4_x() -> Profile {
     let mut profile = profile::builtin::FILENAME.profile("4.x");
-    profile.fields.insert(
-        profile::FILENAME_REFCNT.into(),
-        Field {
-            offset: 24,
-            size: 4,
-        },
-    );
+    profile
+        .fields
+        .insert(profile::FILENAME_REFCNT.into(), Field::typed(24, 4, "int"));
     profile
 }
 
