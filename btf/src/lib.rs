@@ -26,6 +26,33 @@ const INT_SIGNED: u32 = 1;
 #[error("{0}")]
 pub struct BtfError(pub String);
 
+/// Why a member path has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("no struct `{0}`")]
+    NoStruct(String),
+    #[error("`{strukt}` has no member `{member}`")]
+    NoMember { strukt: String, member: String },
+    /// A bit-field on the way, or a member not on a byte boundary.
+    #[error("`{0}` is a bit-field")]
+    BitField(String),
+    #[error("`{0}` has no size")]
+    Unsized(String),
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+}
+
+/// A struct member found by its path: where it is and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldAt {
+    pub offset: u32,
+    pub size: u32,
+    /// The member's type id, for what else a caller asks of it.
+    pub ty: u32,
+    /// Its C type as text (`struct mm_struct *`, `int`, `char[16]`).
+    pub c_type: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Void,
@@ -50,6 +77,8 @@ pub enum Kind {
     },
     Enum {
         size: u32,
+        /// Enumerators: name offset and value.
+        values: Vec<(u32, i64)>,
     },
     Fwd,
     /// typedef, volatile, const, restrict, type tag: all just refer on.
@@ -228,10 +257,22 @@ impl Btf {
                 }
             }
             6 => {
-                for _ in 0..vlen * 2 {
-                    c.u32()?;
+                let mut values = Vec::with_capacity(vlen.min(1024));
+                for _ in 0..vlen {
+                    let name_off = c.u32()?;
+                    let raw = c.u32()?;
+                    // The kind flag marks a signed enum.
+                    let value = if kind_flag {
+                        i64::from(raw as i32)
+                    } else {
+                        i64::from(raw)
+                    };
+                    values.push((name_off, value));
                 }
-                Kind::Enum { size: size_or_type }
+                Kind::Enum {
+                    size: size_or_type,
+                    values,
+                }
             }
             7 => Kind::Fwd,
             8 | 18 => Kind::Alias {
@@ -270,10 +311,17 @@ impl Btf {
             }
             16 => Kind::Float { size: size_or_type },
             19 => {
-                for _ in 0..vlen * 3 {
-                    c.u32()?;
+                let mut values = Vec::with_capacity(vlen.min(1024));
+                for _ in 0..vlen {
+                    let name_off = c.u32()?;
+                    let low = u64::from(c.u32()?);
+                    let high = u64::from(c.u32()?);
+                    values.push((name_off, (high << 32 | low) as i64));
                 }
-                Kind::Enum { size: size_or_type }
+                Kind::Enum {
+                    size: size_or_type,
+                    values,
+                }
             }
             k => {
                 return Err(err(format!(
@@ -344,7 +392,7 @@ impl Btf {
             Kind::Int { size, .. }
             | Kind::Struct { size, .. }
             | Kind::Union { size, .. }
-            | Kind::Enum { size }
+            | Kind::Enum { size, .. }
             | Kind::Float { size } => *size,
             Kind::Ptr { .. } => self.pointer_size,
             Kind::Array { elem, nelems } => self
@@ -390,6 +438,53 @@ impl Btf {
         })
     }
 
+    /// Alignment in bytes of type `id`, as the C ABI placed it: a struct's
+    /// widest member's, 1 for one whose members sit off their alignment
+    /// (packed).
+    pub fn align_of(&self, id: u32) -> Result<u32, BtfError> {
+        self.align_at(id, 0)
+    }
+
+    fn align_at(&self, id: u32, depth: usize) -> Result<u32, BtfError> {
+        if depth > MAX_CHAIN {
+            return Err(err("type nesting too deep"));
+        }
+        let id = self.strip(id)?;
+        Ok(match &self.get(id)?.kind {
+            Kind::Int { size, .. } | Kind::Enum { size, .. } | Kind::Float { size } => {
+                (*size).clamp(1, 8)
+            }
+            Kind::Ptr { .. } => self.pointer_size,
+            Kind::Array { elem, .. } => self.align_at(*elem, depth + 1)?,
+            Kind::Struct { members, .. } | Kind::Union { members, .. } => {
+                let mut align = 1;
+                for m in members {
+                    let a = self.align_at(m.ty, depth + 1)?;
+                    if m.bitfield_size == 0 && m.bit_offset % (a * 8) != 0 {
+                        return Ok(1);
+                    }
+                    align = align.max(a);
+                }
+                align
+            }
+            _ => 1,
+        })
+    }
+
+    /// The value of the enumerator `name`, from the first enum that has it.
+    pub fn enum_value(&self, name: &str) -> Result<Option<i64>, BtfError> {
+        for t in &self.types {
+            if let Kind::Enum { values, .. } = &t.kind {
+                for &(name_off, value) in values {
+                    if self.name(name_off)? == name {
+                        return Ok(Some(value));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Whether type `id` (through typedefs and qualifiers) is a signed integer.
     pub fn is_signed(&self, id: u32) -> Result<bool, BtfError> {
         Ok(matches!(
@@ -406,6 +501,51 @@ impl Btf {
             }
         }
         Ok(None)
+    }
+
+    /// The member `members` names inside struct `strukt` (`["f_path",
+    /// "dentry"]`), through embedded structs and anonymous members: the one
+    /// member walk that `offsets gen`, CO-RE and `nobtf trace` share.
+    /// Bit-fields are refused: nothing reads one.
+    pub fn find_field(
+        &self,
+        strukt: &str,
+        members: &[impl AsRef<str>],
+    ) -> Result<FieldAt, PathError> {
+        let mut ty = self
+            .find_struct(strukt)?
+            .ok_or_else(|| PathError::NoStruct(strukt.to_string()))?;
+        let mut bits: u64 = 0;
+        let mut path = strukt.to_string();
+        for member in members {
+            let member = member.as_ref();
+            let (off, m) = self
+                .find_member(ty, member)?
+                .ok_or_else(|| PathError::NoMember {
+                    strukt: path.clone(),
+                    member: member.to_string(),
+                })?;
+            path = format!("{path}.{member}");
+            if m.bitfield_size != 0 {
+                return Err(PathError::BitField(path));
+            }
+            bits = bits.saturating_add(u64::from(off));
+            ty = m.ty;
+        }
+        let offset = match u32::try_from(bits / 8) {
+            Ok(offset) if bits.is_multiple_of(8) => offset,
+            _ => return Err(PathError::BitField(path)),
+        };
+        let size = self.size_of(ty)?;
+        if size == 0 {
+            return Err(PathError::Unsized(path));
+        }
+        Ok(FieldAt {
+            offset,
+            size,
+            ty,
+            c_type: self.type_text(ty)?,
+        })
     }
 
     /// Find `member` in struct/union `id`, looking through anonymous

@@ -156,3 +156,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn enumerators_and_alignment() {
+    let mut b = Builder::new();
+    b.int("int", 4, true); // 1
+    b.int("long", 8, true); // 2
+    let (a, minus) = (b.string("TCP_CLOSE"), b.string("MINUS"));
+    b.push("tcp_state", 6, 2, true, 4, &[a, 7, minus, (-1i32) as u32]); // 3
+    let big = b.string("BIG");
+    b.push("wide", 19, 1, false, 8, &[big, 1, 2]); // 4
+    b.strukt("s", 16, &[("i", 1, 0), ("l", 2, 64)]); // 5
+    b.strukt("packed", 12, &[("i", 1, 0), ("l", 2, 32)]); // 6
+    let btf = Btf::parse(&b.build()).unwrap();
+    assert_eq!(btf.enum_value("TCP_CLOSE").unwrap(), Some(7));
+    assert_eq!(btf.enum_value("MINUS").unwrap(), Some(-1));
+    assert_eq!(btf.enum_value("BIG").unwrap(), Some(2 << 32 | 1));
+    assert_eq!(btf.enum_value("NOPE").unwrap(), None);
+    assert_eq!(btf.size_of(4).unwrap(), 8);
+    assert_eq!(btf.align_of(5).unwrap(), 8);
+    assert_eq!(btf.align_of(6).unwrap(), 1);
+    assert_eq!(btf.with_pointer_size(4).align_of(1).unwrap(), 4);
+}

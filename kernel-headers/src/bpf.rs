@@ -154,6 +154,8 @@ pub const MAXINSNS: usize = 4096;
 pub const COMPLEXITY_LIMIT_INSNS: usize = 1_000_000;
 /// The release that raised the limit from [`MAXINSNS`].
 pub const LARGE_PROGRAMS_SINCE: KernelVersion = KernelVersion::new(5, 2, 0);
+/// The release whose verifier accepts bounded loops (back edges).
+pub const BOUNDED_LOOPS_SINCE: KernelVersion = KernelVersion::new(5, 3, 0);
 /// The release that added `BPF_MAP_TYPE_PERCPU_HASH`.
 pub const PERCPU_HASH_SINCE: KernelVersion = KernelVersion::new(4, 6, 0);
 /// Bytes of stack a program may use.
@@ -231,6 +233,58 @@ impl Helper {
             Helper::ProbeReadKernel | Helper::ProbeReadUser => Some(Helper::ProbeRead),
             Helper::ProbeReadKernelStr | Helper::ProbeReadUserStr => Some(Helper::ProbeReadStr),
             _ => None,
+        }
+    }
+}
+
+/// Which memory readers a kernel has: the one description of that
+/// capability, for the unlink probes and `nobtf trace` alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readers {
+    /// `bpf_probe_read` alone (before 4.11, no `bpf_probe_read_str`):
+    /// strings are read at a fixed length.
+    ProbeRead,
+    /// `bpf_probe_read` and `bpf_probe_read_str` (4.11 to 5.4).
+    ProbeReadStr,
+    /// The `_kernel`/`_user` split (5.5+).
+    Split,
+}
+
+impl Readers {
+    /// The newest readers mainline `release` has.
+    pub fn for_release(release: KernelVersion) -> Readers {
+        if release >= Helper::ProbeReadKernel.since() {
+            Readers::Split
+        } else if release >= Helper::ProbeReadStr.since() {
+            Readers::ProbeReadStr
+        } else {
+            Readers::ProbeRead
+        }
+    }
+
+    /// The reader of kernel memory of a fixed size.
+    pub fn kernel(self) -> Helper {
+        match self {
+            Readers::ProbeRead | Readers::ProbeReadStr => Helper::ProbeRead,
+            Readers::Split => Helper::ProbeReadKernel,
+        }
+    }
+
+    /// The string reader of kernel memory; `None`: fixed-size reads.
+    pub fn kernel_str(self) -> Option<Helper> {
+        match self {
+            Readers::ProbeReadStr => Some(Helper::ProbeReadStr),
+            Readers::Split => Some(Helper::ProbeReadKernelStr),
+            Readers::ProbeRead => None,
+        }
+    }
+
+    /// The string reader of user memory; `None`: fixed-size reads.
+    pub fn user_str(self) -> Option<Helper> {
+        match self {
+            Readers::ProbeReadStr => Some(Helper::ProbeReadStr),
+            Readers::Split => Some(Helper::ProbeReadUserStr),
+            Readers::ProbeRead => None,
         }
     }
 }

@@ -43,6 +43,36 @@ pub enum StmtKind {
         map: MapAccess,
         value: Expr,
     },
+    /// `let $x;` or `let $x = e;`: `$x` belongs to the enclosing block.
+    Let {
+        name: String,
+        value: Option<Expr>,
+    },
+    /// `if (c) { } else if (d) { } else { }` (`else if` nests in `otherwise`).
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        otherwise: Vec<Stmt>,
+    },
+    /// `while (c) { }`.
+    While {
+        cond: Expr,
+        body: Vec<Stmt>,
+    },
+    /// `unroll(N) { }`: the body N times.
+    Unroll {
+        count: Expr,
+        body: Vec<Stmt>,
+    },
+    /// `return`, `break`, `continue`.
+    Jump(Jump),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jump {
+    Return,
+    Break,
+    Continue,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +137,24 @@ pub enum ExprKind {
         target: CastTarget,
         value: Box<Expr>,
     },
+    /// `*e`.
+    Deref(Box<Expr>),
+    /// `&e`.
+    AddrOf(Box<Expr>),
+    /// `e[i]` (not a map's keys).
+    Index {
+        base: Box<Expr>,
+        index: Box<Expr>,
+    },
+    /// `(a, b, ...)`.
+    Tuple(Vec<Expr>),
+    /// `t.0`.
+    TupleField {
+        base: Box<Expr>,
+        index: usize,
+    },
+    /// `sizeof(TYPE)`; `sizeof(EXPR)` is a call.
+    SizeofType(CastTarget),
     /// `e->member` (`arrow`) or `e.member`.
     Member {
         base: Box<Expr>,
@@ -119,6 +167,18 @@ pub enum ExprKind {
 /// What a cast names: `struct task_struct *`, or an integer type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CastTarget {
-    Struct { name: String, pointers: u8 },
-    Int { bytes: u8, signed: bool },
+    Struct {
+        name: String,
+        pointers: u8,
+    },
+    Int {
+        bytes: u8,
+        signed: bool,
+    },
+    /// `(uint8 *)`, `(int32 **)`.
+    IntPtr {
+        bytes: u8,
+        signed: bool,
+        pointers: u8,
+    },
 }

@@ -1,25 +1,27 @@
 //! Code generation: a checked probe to BPF instructions through `probes`'
 //! builder.
 //!
-//! Simple and loop-free by construction: every expression leaves its value
-//! in r0; a binary operation spills its left side to a stack slot while the
-//! right side is computed (helpers clobber r1-r5); r6 holds the context for
-//! the whole program. Strings live in zeroed stack buffers (zeroed so that
-//! equal strings are equal map keys). Stack is allocated per statement and
-//! refused past the kernel's 512 bytes, naming the construct.
+//! It follows the checked tree's decisions (signs, widths, the reader for
+//! each read) and adds none for the kernel: loops appear only for `while`,
+//! which the checker allows only where the kernel takes them. Every
+//! expression leaves its value in r0; a binary operation spills its left
+//! side to a stack slot while the right side is computed (helpers clobber
+//! r1-r5); r6 holds the context for the whole program. Strings, addresses
+//! and tuples live in zeroed stack buffers (zeroed so that equal values are
+//! equal map keys). Stack is allocated per statement and refused past the
+//! kernel's 512 bytes, naming the construct.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
 use kernel_headers::bpf::{F_CURRENT_CPU, Helper, STACK_SIZE};
-use probes::asm::{AluOp, Builder, Insn, Insns, JmpOp, Reg, Size, Width};
+use probes::asm::{AluOp, Builder, Insn, Insns, JmpOp, Label, Reg, Size, Width};
 
-use crate::ast::{BinOp, UnOp};
+use crate::ast::{BinOp, Jump, UnOp};
 use crate::check::value_type;
 use crate::diag::{Error, Span};
 use crate::format::hist::HIST_SEARCH_STEPS;
-use crate::kernel::{Kernel, Readers};
-use crate::output::{EVENTS_MAP, MapKind, MapSpec, ValueType};
+use crate::output::{EVENTS_MAP, INET_SIZE, MapKind, MapSpec, ValueType};
 use crate::typed::*;
 
 use Reg::*;
@@ -27,9 +29,8 @@ use Reg::*;
 /// `BPF_ANY` for `map_update_elem`.
 const BPF_ANY: i32 = 0;
 
-/// Names the builder keeps as `&'static str` (labels, maps), interned once
-/// per process: a program's labels are `L0`..`Ln`, so the set stays as small
-/// as the largest program compiled.
+/// Map names the builder keeps as `&'static str`, interned once per
+/// process: the set stays as small as the maps of the programs compiled.
 fn intern(name: &str) -> &'static str {
     static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
     let mut names = NAMES
@@ -46,44 +47,39 @@ fn intern(name: &str) -> &'static str {
 
 struct Gen<'a> {
     b: Builder,
-    kernel: Kernel,
     maps: &'a [MapSpec],
     /// Bytes of stack in use below r10, and the most ever used.
     used: usize,
-    labels: usize,
     /// Stack offset of each scratch variable.
     vars: Vec<(i16, Ty)>,
+    /// Where `return` goes: the program's end.
+    exit: Label,
+    /// The innermost `while` first: where `continue` and `break` go.
+    loops: Vec<(Label, Label)>,
 }
 
 /// Generate one probe's instructions.
 /// `pid`: when set, the program does nothing unless the current process
 /// (thread group) is that one (`nobtf trace -p PID`), checked first.
-pub fn generate(
-    probe: &TProbe,
-    maps: &[MapSpec],
-    kernel: Kernel,
-    pid: Option<u32>,
-) -> Result<Insns, Error> {
+pub fn generate(probe: &TProbe, maps: &[MapSpec], pid: Option<u32>) -> Result<Insns, Error> {
+    let mut b = Builder::new();
+    let exit = b.new_label("exit");
     let mut g = Gen {
-        b: Builder::new(),
-        kernel,
+        b,
         maps,
         used: 0,
-        labels: 0,
         vars: Vec::new(),
+        exit,
+        loops: Vec::new(),
     };
     let span = Span::default();
     for ty in &probe.vars {
-        let size = match ty {
-            Ty::Str { len } => *len as usize,
-            _ => 8,
-        };
+        let size = ty.buffer_len().unwrap_or(8) as usize;
         let off = g.alloc(size, span, "scratch variables")?;
         g.zero(off, size);
         g.vars.push((off, ty.clone()));
     }
     g.b.mov(R6, R1);
-    let exit = g.label();
     if let Some(pid) = pid {
         g.b.call(Helper::GetCurrentPidTgid);
         g.b.alu(AluOp::Rsh, R0, 32);
@@ -93,12 +89,8 @@ pub fn generate(
         g.expr(p)?;
         g.b.jump(JmpOp::Eq, R0, 0, exit);
     }
-    let base = g.used;
-    for stmt in &probe.body {
-        g.stmt(stmt)?;
-        g.used = base;
-    }
-    g.b.label(exit);
+    g.block(&probe.body)?;
+    g.b.bind(exit);
     g.b.mov(R0, 0);
     g.b.exit();
     g.b.finish()
@@ -110,11 +102,6 @@ fn fits_i32(n: u64) -> Option<i32> {
 }
 
 impl Gen<'_> {
-    fn label(&mut self) -> &'static str {
-        self.labels += 1;
-        intern(&format!("L{}", self.labels))
-    }
-
     /// Reserve `size` bytes (rounded to 8) of stack; the offset from r10.
     fn alloc(&mut self, size: usize, span: Span, what: &str) -> Result<i16, Error> {
         self.used += size.next_multiple_of(8);
@@ -148,27 +135,6 @@ impl Gen<'_> {
         self.b.add(dst, i32::from(off));
     }
 
-    fn read_helper(&self, user: bool) -> Helper {
-        match (self.kernel.readers, user) {
-            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernel,
-            (Readers::Split, false) => Helper::ProbeRead,
-            (Readers::Split, true) => Helper::ProbeReadUser,
-            _ => Helper::ProbeRead,
-        }
-    }
-
-    fn read_str_helper(&self, user: bool) -> Helper {
-        match (self.kernel.readers, user) {
-            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernelStr,
-            (Readers::Split, false) => Helper::ProbeReadStr,
-            (Readers::Split, true) => Helper::ProbeReadUserStr,
-            (Readers::ProbeReadStr, _) => Helper::ProbeReadStr,
-            // Before 4.11 a string is read at full length; the decoder
-            // stops at the NUL.
-            (Readers::ProbeRead, _) => Helper::ProbeRead,
-        }
-    }
-
     /// Extend the low `bytes` of r0 to 64 bits.
     fn extend(&mut self, reg: Reg, bytes: u8, signed: bool) {
         if bytes >= 8 {
@@ -180,16 +146,103 @@ impl Gen<'_> {
             .alu(if signed { AluOp::Arsh } else { AluOp::Rsh }, reg, shift);
     }
 
+    /// Statements in order; each one's stack temporaries are free again
+    /// after it.
+    fn block(&mut self, body: &[TStmt]) -> Result<(), Error> {
+        let base = self.used;
+        for stmt in body {
+            self.stmt(stmt)?;
+            self.used = base;
+        }
+        Ok(())
+    }
+
     fn stmt(&mut self, stmt: &TStmt) -> Result<(), Error> {
         match stmt {
+            TStmt::If {
+                cond,
+                then,
+                otherwise,
+                ..
+            } => {
+                let (other, end) = (self.b.new_label("else"), self.b.new_label("end_if"));
+                self.expr(cond)?;
+                self.b.jump(JmpOp::Eq, R0, 0, other);
+                self.block(then)?;
+                if !otherwise.is_empty() {
+                    self.b.ja(end);
+                }
+                self.b.bind(other);
+                self.block(otherwise)?;
+                self.b.bind(end);
+                Ok(())
+            }
+            TStmt::While {
+                cond,
+                body,
+                trips: Some(trips),
+                ..
+            } => {
+                // Unrolled: each copy checks the condition; `continue` is
+                // not in the body (the checker saw to it).
+                let end = self.b.new_label("end_while");
+                self.loops.push((end, end));
+                for _ in 0..*trips {
+                    self.expr(cond)?;
+                    self.b.jump(JmpOp::Eq, R0, 0, end);
+                    if let Err(e) = self.block(body) {
+                        self.loops.pop();
+                        return Err(e);
+                    }
+                }
+                self.loops.pop();
+                self.b.bind(end);
+                Ok(())
+            }
+            TStmt::While {
+                cond,
+                body,
+                trips: None,
+                ..
+            } => {
+                let (top, end) = (self.b.new_label("while"), self.b.new_label("end_while"));
+                self.b.bind(top);
+                self.expr(cond)?;
+                self.b.jump(JmpOp::Eq, R0, 0, end);
+                self.loops.push((top, end));
+                let body = self.block(body);
+                self.loops.pop();
+                body?;
+                self.b.ja(top);
+                self.b.bind(end);
+                Ok(())
+            }
+            TStmt::Unroll { count, body, .. } => {
+                for _ in 0..*count {
+                    self.block(body)?;
+                }
+                Ok(())
+            }
+            TStmt::Jump { jump, span } => {
+                let target = match (jump, self.loops.last()) {
+                    (Jump::Return, _) => self.exit,
+                    (Jump::Continue, Some(&(top, _))) => top,
+                    (Jump::Break, Some(&(_, end))) => end,
+                    (_, None) => {
+                        return Err(Error::at(*span, "internal: a loop jump outside a loop"));
+                    }
+                };
+                self.b.ja(target);
+                Ok(())
+            }
             TStmt::AssignVar { slot, value } => {
                 let (off, ty) = self.vars[*slot].clone();
-                match ty {
-                    Ty::Str { len } => {
+                match ty.buffer_len() {
+                    Some(len) => {
                         self.zero(off, len as usize);
-                        self.str_into(value, off, len)?;
+                        self.buffer_into(value, off, len)?;
                     }
-                    _ => {
+                    None => {
                         self.expr(value)?;
                         self.b.store(Size::DW, R10, off, R0);
                     }
@@ -207,8 +260,9 @@ impl Gen<'_> {
                 let val = self.alloc(value_size as usize, *span, "the map value")?;
                 self.zero(val, value_size as usize);
                 match value_type(&value.ty) {
-                    ValueType::Str { len } => self.str_into(value, val, len)?,
-                    ValueType::Int { .. } => {
+                    ValueType::Str { len } => self.buffer_into(value, val, len)?,
+                    ValueType::Inet => self.buffer_into(value, val, INET_SIZE)?,
+                    ValueType::Int { .. } | ValueType::Timestamp { .. } => {
                         self.expr(value)?;
                         self.b.store(Size::DW, R10, val, R0);
                     }
@@ -238,8 +292,9 @@ impl Gen<'_> {
                 let mut at = rec + 8;
                 for (arg, len) in args.iter().zip(sizes) {
                     match value_type(&arg.ty) {
-                        ValueType::Str { len } => self.str_into(arg, at, len)?,
-                        ValueType::Int { .. } => {
+                        ValueType::Str { len } => self.buffer_into(arg, at, len)?,
+                        ValueType::Inet => self.buffer_into(arg, at, INET_SIZE)?,
+                        ValueType::Int { .. } | ValueType::Timestamp { .. } => {
                             self.expr(arg)?;
                             self.b.store(Size::DW, R10, at, R0);
                         }
@@ -265,11 +320,25 @@ impl Gen<'_> {
         let slots = spec.key.clone();
         let off = self.alloc(key_size, span, "the map key")?;
         self.zero(off, key_size);
-        for (k, slot) in keys.iter().zip(slots) {
-            let at = off + slot.offset as i16;
-            match slot.ty {
-                ValueType::Str { len } => self.str_into(k, at, len)?,
-                ValueType::Int { .. } => {
+        let mut slots = slots.into_iter();
+        for k in keys {
+            // A tuple fills as many parts as it has elements, laid out alike.
+            let parts = match &k.ty {
+                Ty::Tuple(elements) => elements.len(),
+                _ => 1,
+            };
+            let Some(first) = slots.next() else {
+                return Err(Error::at(k.span, "internal: more keys than the map has"));
+            };
+            let at = off + first.offset as i16;
+            for _ in 1..parts {
+                slots.next();
+            }
+            match (first.ty, k.ty.buffer_len()) {
+                (_, Some(len)) => self.buffer_into(k, at, len)?,
+                (ValueType::Str { len }, None) => self.buffer_into(k, at, len)?,
+                (ValueType::Inet, None) => self.buffer_into(k, at, INET_SIZE)?,
+                (ValueType::Int { .. } | ValueType::Timestamp { .. }, None) => {
                     self.expr(k)?;
                     self.b.store(Size::DW, R10, at, R0);
                 }
@@ -323,7 +392,7 @@ impl Gen<'_> {
             }
             _ => {}
         }
-        let (init, done) = (self.label(), self.label());
+        let (init, done) = (self.b.new_label("init"), self.b.new_label("done"));
         self.b.ld_map(R1, intern(&self.maps[map].name));
         self.stack_ptr(R2, key);
         self.b.call(Helper::MapLookupElem);
@@ -347,7 +416,7 @@ impl Gen<'_> {
                 }
             }
             MapKind::Min { signed } | MapKind::Max { signed } => {
-                let set = self.label();
+                let set = self.b.new_label("set");
                 // bpftrace 0.23 takes the value unless is_set is exactly 1.
                 self.b.load(Size::DW, R1, R0, 8);
                 self.b.jump(JmpOp::Ne, R1, 1, set);
@@ -361,7 +430,7 @@ impl Gen<'_> {
                 } else {
                     self.b.jump(beaten, R1, R2, done);
                 }
-                self.b.label(set);
+                self.b.bind(set);
                 self.b.load(Size::DW, R2, R10, v);
                 self.b.store(Size::DW, R0, 0, R2);
                 self.b.store(Size::DW, R0, 8, 1);
@@ -369,7 +438,7 @@ impl Gen<'_> {
             MapKind::Assign(_) => {}
         }
         self.b.ja(done);
-        self.b.label(init);
+        self.b.bind(init);
         let val = self.alloc(value_size, span, "the map value")?;
         self.zero(val, value_size);
         match kind {
@@ -388,7 +457,7 @@ impl Gen<'_> {
             MapKind::Assign(_) => {}
         }
         self.update(map, key, val);
-        self.b.label(done);
+        self.b.bind(done);
         Ok(())
     }
 
@@ -396,33 +465,41 @@ impl Gen<'_> {
     /// value in r0: 0 for negatives, 1 for 0, else 2 + floor(log2 r0),
     /// the top bit found by [`HIST_SEARCH_STEPS`]. Unrolled: no loops.
     fn log2_bucket(&mut self) {
-        let (negative, zero, end) = (self.label(), self.label(), self.label());
+        let (negative, zero, end) = (
+            self.b.new_label("negative"),
+            self.b.new_label("zero"),
+            self.b.new_label("end"),
+        );
         self.b.mov(R1, 0);
         self.b.jump(JmpOp::Sgt, R1, R0, negative);
         self.b.jump(JmpOp::Eq, R0, 0, zero);
         for (threshold, shift) in HIST_SEARCH_STEPS {
-            let skip = self.label();
+            let skip = self.b.new_label("skip");
             self.b.ld_imm64(R2, threshold as i64);
             self.b.jump(JmpOp::Gt, R2, R0, skip);
             self.b.alu(AluOp::Rsh, R0, shift as i32);
             self.b.add(R1, shift as i32);
-            self.b.label(skip);
+            self.b.bind(skip);
         }
         self.b.mov(R0, R1);
         self.b.add(R0, 2);
         self.b.ja(end);
-        self.b.label(negative);
+        self.b.bind(negative);
         self.b.mov(R0, 0);
         self.b.ja(end);
-        self.b.label(zero);
+        self.b.bind(zero);
         self.b.mov(R0, 1);
-        self.b.label(end);
+        self.b.bind(end);
     }
 
     /// r0 = [`crate::format::LhistParams::bucket`] of the signed value in
     /// r0 (a value at `max` lands where one above it does).
     fn linear_bucket(&mut self, min: i64, max: i64, step: i64) {
-        let (below, above, end) = (self.label(), self.label(), self.label());
+        let (below, above, end) = (
+            self.b.new_label("below"),
+            self.b.new_label("above"),
+            self.b.new_label("end"),
+        );
         self.b.ld_imm64(R1, min);
         self.b.jump(JmpOp::Sgt, R1, R0, below);
         self.b.ld_imm64(R1, max);
@@ -433,17 +510,17 @@ impl Gen<'_> {
         self.b.alu(AluOp::Div, R0, R1);
         self.b.add(R0, 1);
         self.b.ja(end);
-        self.b.label(below);
+        self.b.bind(below);
         self.b.mov(R0, 0);
         self.b.ja(end);
-        self.b.label(above);
+        self.b.bind(above);
         self.imm(R0, (1 + (max - min) / step) as u64);
-        self.b.label(end);
+        self.b.bind(end);
     }
 
-    /// Write a string-typed expression into the zeroed stack buffer at
-    /// `off` of `len` bytes.
-    fn str_into(&mut self, e: &TExpr, off: i16, len: u32) -> Result<(), Error> {
+    /// Write a string or an address into the zeroed stack buffer at `off`
+    /// of `len` bytes.
+    fn buffer_into(&mut self, e: &TExpr, off: i16, len: u32) -> Result<(), Error> {
         match &e.kind {
             TKind::ConstStr(s) => {
                 let bytes = s.as_bytes();
@@ -463,40 +540,73 @@ impl Gen<'_> {
             TKind::StrRead {
                 addr,
                 len: want,
-                user,
+                helper,
+                ..
             } => {
                 self.expr(addr)?;
                 self.b.mov(R3, R0);
                 self.stack_ptr(R1, off);
                 self.b.mov(R2, (*want).min(len) as i32);
-                self.b.call(self.read_str_helper(*user));
+                self.b.call(*helper);
             }
             TKind::Ternary(c, a, b) => {
-                let (other, end) = (self.label(), self.label());
+                let (other, end) = (self.b.new_label("other"), self.b.new_label("end"));
                 self.expr(c)?;
                 self.b.jump(JmpOp::Eq, R0, 0, other);
-                self.str_into(a, off, len)?;
+                self.buffer_into(a, off, len)?;
                 self.b.ja(end);
-                self.b.label(other);
-                self.str_into(b, off, len)?;
-                self.b.label(end);
+                self.b.bind(other);
+                self.buffer_into(b, off, len)?;
+                self.b.bind(end);
+            }
+            TKind::Tuple(elements) => {
+                let types: Vec<Ty> = elements.iter().map(|e| e.ty.clone()).collect();
+                for (element, at) in elements.iter().zip(Ty::tuple_offsets(&types)) {
+                    let at = off + at as i16;
+                    match element.ty.buffer_len() {
+                        Some(n) => self.buffer_into(element, at, n)?,
+                        None => {
+                            self.expr(element)?;
+                            self.b.store(Size::DW, R10, at, R0);
+                        }
+                    }
+                }
+            }
+            TKind::TupleField { base, index } => {
+                let (from, _) = self.buffer(base)?;
+                let at = self.tuple_offset(base, *index)?;
+                self.copy(R10, from + at, off, len);
+            }
+            TKind::Ntop { family, addr, from } => {
+                self.expr(family)?;
+                self.b.store(Size::DW, R10, off, R0);
+                self.expr(addr)?;
+                match *from {
+                    InetSource::Int => self.b.store(Size::W, R10, off + 8, R0),
+                    InetSource::Memory { bytes, helper, .. } => {
+                        self.b.mov(R3, R0);
+                        self.stack_ptr(R1, off + 8);
+                        self.b.mov(R2, i32::from(bytes));
+                        self.b.call(helper);
+                    }
+                }
             }
             TKind::Var(slot) => {
                 let (from, ty) = self.vars[*slot].clone();
-                let Ty::Str { len: have } = ty else {
+                let Some(have) = ty.buffer_len() else {
                     return Err(Error::at(e.span, "internal: string variable expected"));
                 };
                 self.copy(R10, from, off, have.min(len));
             }
             TKind::MapGet { .. } => {
-                let absent = self.label();
+                let absent = self.b.new_label("absent");
                 self.lookup(e)?;
                 self.b.jump(JmpOp::Eq, R0, 0, absent);
-                let Ty::Str { len: have } = e.ty else {
+                let Some(have) = e.ty.buffer_len() else {
                     return Err(Error::at(e.span, "internal: string map expected"));
                 };
                 self.copy(R0, 0, off, have.min(len));
-                self.b.label(absent);
+                self.b.bind(absent);
             }
             _ => {
                 return Err(Error::at(
@@ -506,6 +616,17 @@ impl Gen<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Where element `index` of the tuple `base` starts in its buffer.
+    fn tuple_offset(&self, base: &TExpr, index: usize) -> Result<i16, Error> {
+        let Ty::Tuple(elements) = &base.ty else {
+            return Err(Error::at(base.span, "internal: tuple expected"));
+        };
+        Ty::tuple_offsets(elements)
+            .get(index)
+            .map(|&at| at as i16)
+            .ok_or_else(|| Error::at(base.span, "internal: tuple element out of range"))
     }
 
     /// Copy `len` bytes (rounded down to whole words) from `src + from` to the stack.
@@ -529,8 +650,8 @@ impl Gen<'_> {
     }
 
     /// A string value as a stack buffer: its offset.
-    fn str_buffer(&mut self, e: &TExpr) -> Result<(i16, u32), Error> {
-        let Ty::Str { len } = e.ty else {
+    fn buffer(&mut self, e: &TExpr) -> Result<(i16, u32), Error> {
+        let Some(len) = e.ty.buffer_len() else {
             return Err(Error::at(e.span, "internal: string expected"));
         };
         if let TKind::Var(slot) = e.kind {
@@ -538,7 +659,7 @@ impl Gen<'_> {
         }
         let off = self.alloc(len as usize, e.span, "this string")?;
         self.zero(off, len as usize);
-        self.str_into(e, off, len)?;
+        self.buffer_into(e, off, len)?;
         Ok((off, len))
     }
 
@@ -546,12 +667,24 @@ impl Gen<'_> {
     fn expr(&mut self, e: &TExpr) -> Result<(), Error> {
         match &e.kind {
             TKind::Const(n) => self.imm(R0, *n),
-            TKind::Ternary(..) if matches!(e.ty, Ty::Str { .. }) => {
-                let (off, _) = self.str_buffer(e)?;
+            TKind::Ternary(..) if e.ty.buffer_len().is_some() => {
+                let (off, _) = self.buffer(e)?;
                 self.stack_ptr(R0, off);
             }
-            TKind::ConstStr(_) | TKind::Comm | TKind::StrRead { .. } => {
-                let (off, _) = self.str_buffer(e)?;
+            TKind::TupleField { base, index } => {
+                let (from, _) = self.buffer(base)?;
+                let at = from + self.tuple_offset(base, *index)?;
+                match e.ty.buffer_len() {
+                    Some(_) => self.stack_ptr(R0, at),
+                    None => self.b.load(Size::DW, R0, R10, at),
+                }
+            }
+            TKind::ConstStr(_)
+            | TKind::Comm
+            | TKind::StrRead { .. }
+            | TKind::Ntop { .. }
+            | TKind::Tuple(_) => {
+                let (off, _) = self.buffer(e)?;
                 self.stack_ptr(R0, off);
             }
             TKind::CtxLoad { off, bytes, signed } => {
@@ -602,21 +735,21 @@ impl Gen<'_> {
             },
             TKind::Var(slot) => {
                 let (off, ty) = self.vars[*slot].clone();
-                match ty {
-                    Ty::Str { .. } => self.stack_ptr(R0, off),
-                    _ => self.b.load(Size::DW, R0, R10, off),
+                match ty.buffer_len() {
+                    Some(_) => self.stack_ptr(R0, off),
+                    None => self.b.load(Size::DW, R0, R10, off),
                 }
             }
             TKind::MapGet { .. } => {
-                if let Ty::Str { .. } = e.ty {
-                    let (off, _) = self.str_buffer(e)?;
+                if e.ty.buffer_len().is_some() {
+                    let (off, _) = self.buffer(e)?;
                     self.stack_ptr(R0, off);
                 } else {
-                    let absent = self.label();
+                    let absent = self.b.new_label("absent");
                     self.lookup(e)?;
                     self.b.jump(JmpOp::Eq, R0, 0, absent);
                     self.b.load(Size::DW, R0, R0, 0);
-                    self.b.label(absent);
+                    self.b.bind(absent);
                 }
             }
             TKind::Unary(op, v) => {
@@ -631,24 +764,56 @@ impl Gen<'_> {
                     UnOp::BitNot => self.b.alu(AluOp::Xor, R0, -1),
                 }
             }
-            TKind::Binary(op, l, r) => self.binary(*op, l, r, e.span)?,
+            TKind::Binary {
+                op,
+                signed,
+                left,
+                right,
+            } => self.binary(*op, *signed, left, right, e.span)?,
             TKind::Ternary(c, a, b) => {
-                let (other, end) = (self.label(), self.label());
+                let (other, end) = (self.b.new_label("other"), self.b.new_label("end"));
                 self.expr(c)?;
                 self.b.jump(JmpOp::Eq, R0, 0, other);
                 self.expr(a)?;
                 self.b.ja(end);
-                self.b.label(other);
+                self.b.bind(other);
                 self.expr(b)?;
-                self.b.label(end);
+                self.b.bind(end);
             }
+            TKind::StrCmp {
+                left,
+                right,
+                len,
+                negate,
+            } => {
+                let (loff, llen) = self.buffer(left)?;
+                let (roff, rlen) = self.buffer(right)?;
+                let (differ, equal, end) = (
+                    self.b.new_label("differ"),
+                    self.b.new_label("equal"),
+                    self.b.new_label("end_cmp"),
+                );
+                for i in 0..(*len).min(llen).min(rlen) as i16 {
+                    self.b.load(Size::B, R1, R10, loff + i);
+                    self.b.load(Size::B, R2, R10, roff + i);
+                    self.b.jump(JmpOp::Ne, R1, R2, differ);
+                    self.b.jump(JmpOp::Eq, R1, 0, equal);
+                }
+                self.b.bind(equal);
+                self.b.mov(R0, i32::from(!negate));
+                self.b.ja(end);
+                self.b.bind(differ);
+                self.b.mov(R0, i32::from(*negate));
+                self.b.bind(end);
+            }
+            TKind::StrContains { haystack, needle } => self.contains(haystack, needle)?,
             TKind::StrEq {
                 value,
                 literal,
                 negate,
             } => {
-                let (off, len) = self.str_buffer(value)?;
-                let (differ, end) = (self.label(), self.label());
+                let (off, len) = self.buffer(value)?;
+                let (differ, end) = (self.b.new_label("differ"), self.b.new_label("end"));
                 let mut bytes = literal.as_bytes().to_vec();
                 bytes.push(0);
                 if bytes.len() > len as usize {
@@ -662,16 +827,17 @@ impl Gen<'_> {
                 }
                 self.b.mov(R0, i32::from(!negate));
                 self.b.ja(end);
-                self.b.label(differ);
+                self.b.bind(differ);
                 self.b.mov(R0, i32::from(*negate));
-                self.b.label(end);
+                self.b.bind(end);
             }
             TKind::Read {
                 addr,
                 off,
                 bytes,
                 signed,
-                user,
+                helper,
+                ..
             } => {
                 self.expr(addr)?;
                 let tmp = self.alloc(8, e.span, "this read")?;
@@ -682,7 +848,7 @@ impl Gen<'_> {
                 }
                 self.stack_ptr(R1, tmp);
                 self.b.mov(R2, i32::from(*bytes));
-                self.b.call(self.read_helper(*user));
+                self.b.call(*helper);
                 self.b.load(Size::DW, R0, R10, tmp);
                 self.extend(R0, *bytes, *signed);
             }
@@ -700,13 +866,96 @@ impl Gen<'_> {
                 self.expr(value)?;
                 self.extend(R0, *bytes, *signed);
             }
+            TKind::Bswap { value, bytes } => {
+                // Byte by byte with shifts: the same on every kernel and
+                // either byte order (BPF_END converts to an order, which
+                // swaps only on the other one).
+                self.expr(value)?;
+                self.b.mov(R1, 0);
+                for _ in 0..*bytes {
+                    self.b.alu(AluOp::Lsh, R1, 8);
+                    self.b.mov(R2, R0);
+                    self.b.alu(AluOp::And, R2, 0xff);
+                    self.b.alu(AluOp::Or, R1, R2);
+                    self.b.alu(AluOp::Rsh, R0, 8);
+                }
+                self.b.mov(R0, R1);
+            }
         }
+        Ok(())
+    }
+
+    /// r0 = 1 when `needle` occurs in `haystack`, else 0: every start
+    /// position tried in turn, unrolled.
+    fn contains(&mut self, haystack: &TExpr, needle: &TExpr) -> Result<(), Error> {
+        // A literal needle is compared with immediates: its exact length.
+        let literal = match &needle.kind {
+            TKind::ConstStr(s) => Some(s.as_bytes().to_vec()),
+            _ => None,
+        };
+        let (hoff, hlen) = self.buffer(haystack)?;
+        let needle_at = match literal {
+            Some(_) => None,
+            None => Some(self.buffer(needle)?),
+        };
+        let (found, missing, end) = (
+            self.b.new_label("found"),
+            self.b.new_label("missing"),
+            self.b.new_label("end_contains"),
+        );
+        let hlen = hlen as i16;
+        let nlen = match (&literal, needle_at) {
+            (Some(bytes), _) => bytes.len() as i16,
+            (None, Some((_, len))) => len as i16,
+            (None, None) => 0,
+        };
+        if literal.as_deref() == Some(&[]) {
+            self.b.mov(R0, 1);
+            return Ok(());
+        }
+        for i in 0..hlen {
+            let next = self.b.new_label("next_start");
+            if literal.is_some() && i + nlen > hlen {
+                break;
+            }
+            let mut past_end = false;
+            for j in 0..nlen {
+                if let Some((noff, _)) = needle_at {
+                    // The needle ends at its NUL: found.
+                    self.b.load(Size::B, R2, R10, noff + j);
+                    self.b.jump(JmpOp::Eq, R2, 0, found);
+                }
+                if i + j >= hlen {
+                    past_end = true;
+                    break;
+                }
+                self.b.load(Size::B, R1, R10, hoff + i + j);
+                // The haystack's NUL never matches a needle byte.
+                match &literal {
+                    Some(bytes) => self
+                        .b
+                        .jump(JmpOp::Ne, R1, i32::from(bytes[j as usize]), next),
+                    None => {
+                        self.b.jump(JmpOp::Eq, R1, 0, missing);
+                        self.b.jump(JmpOp::Ne, R1, R2, next)
+                    }
+                }
+            }
+            self.b.ja(if past_end { next } else { found });
+            self.b.bind(next);
+        }
+        self.b.bind(missing);
+        self.b.mov(R0, 0);
+        self.b.ja(end);
+        self.b.bind(found);
+        self.b.mov(R0, 1);
+        self.b.bind(end);
         Ok(())
     }
 
     /// r0 = (dst op src) as 0 or 1, or its negation when `negate`.
     fn bool_of(&mut self, op: JmpOp, dst: Reg, src: impl Into<probes::asm::Operand>, negate: bool) {
-        let yes = self.label();
+        let yes = self.b.new_label("yes");
         let src = src.into();
         let tmp = if dst == R0 { R1 } else { dst };
         if dst == R0 {
@@ -715,12 +964,19 @@ impl Gen<'_> {
         self.b.mov(R0, i32::from(!negate));
         self.b.jump(op, tmp, src, yes);
         self.b.mov(R0, i32::from(negate));
-        self.b.label(yes);
+        self.b.bind(yes);
     }
 
-    fn binary(&mut self, op: BinOp, l: &TExpr, r: &TExpr, span: Span) -> Result<(), Error> {
+    fn binary(
+        &mut self,
+        op: BinOp,
+        signed: bool,
+        l: &TExpr,
+        r: &TExpr,
+        span: Span,
+    ) -> Result<(), Error> {
         if let BinOp::LogAnd | BinOp::LogOr = op {
-            let (short, end) = (self.label(), self.label());
+            let (short, end) = (self.b.new_label("short"), self.b.new_label("end"));
             let short_when = if op == BinOp::LogAnd {
                 JmpOp::Eq
             } else {
@@ -732,20 +988,11 @@ impl Gen<'_> {
             self.b.jump(short_when, R0, 0, short);
             self.b.mov(R0, i32::from(op == BinOp::LogAnd));
             self.b.ja(end);
-            self.b.label(short);
+            self.b.bind(short);
             self.b.mov(R0, i32::from(op == BinOp::LogOr));
-            self.b.label(end);
+            self.b.bind(end);
             return Ok(());
         }
-        // Signed when one side is and the other is too or is a literal (as
-        // the checker typed it).
-        let signed_or_const = |e: &TExpr| {
-            matches!(e.ty, Ty::Int { signed: true }) || matches!(e.kind, TKind::Const(_))
-        };
-        let signed = (matches!(l.ty, Ty::Int { signed: true })
-            || matches!(r.ty, Ty::Int { signed: true }))
-            && signed_or_const(l)
-            && signed_or_const(r);
         // Left in r1, right in r2 (or an immediate).
         self.expr(l)?;
         let right: probes::asm::Operand = match r.kind {
@@ -779,7 +1026,8 @@ impl Gen<'_> {
             BinOp::Or => AluOp::Or,
             BinOp::Xor => AluOp::Xor,
             BinOp::Shl => AluOp::Lsh,
-            BinOp::Shr if signed => AluOp::Arsh,
+            // bpftrace shifts right logically and divides unsigned whatever
+            // the sign (BPF before v4 has no signed division).
             BinOp::Shr => AluOp::Rsh,
             _ => {
                 // `<` and `<=` are the negations of `>=` and `>`: the

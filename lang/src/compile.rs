@@ -6,15 +6,19 @@ use probes::asm::{Insn, Insns};
 use crate::ast::Program;
 use crate::check::Checker;
 use crate::codegen::generate;
-use crate::diag::Error;
+use crate::config::Config;
+use crate::ctypes::Layered;
+use crate::diag::{Error, Span};
 use crate::fields::CType;
 use crate::fields::{FieldInfo, FieldSource};
 use crate::kernel::Kernel;
 use crate::lexer::Tok;
-use crate::output::{Event, EventFormat, MapSpec, Value};
+use crate::output::{EventFormat, MapSpec};
 use crate::providers::{AttachPoint, Context, resolve};
+use crate::source::{ReadOptions, Source};
 use crate::tracepoint::{TracepointField, TracepointFormat, TracepointSource};
-use crate::typed::{TKind, TStmt};
+use crate::typed::TProbe;
+use crate::userspace;
 
 /// What the program is checked and compiled against.
 pub struct Target<'a> {
@@ -24,12 +28,14 @@ pub struct Target<'a> {
 }
 
 /// What the user asked beyond the program text.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// Only this process's events (`-p PID`): kprobes, kretprobes and
     /// tracepoints check the current thread group first. Intervals and
     /// BEGIN/END are not filtered.
     pub pid: Option<u32>,
+    /// The positional parameters `$1`, `$2`, ... (`$#` counts them).
+    pub params: Vec<String>,
 }
 
 /// A compiled program, ready for the loader.
@@ -37,26 +43,36 @@ pub struct Options {
 pub struct Compiled {
     /// One BPF program per attach point (a probe list gives several).
     pub probes: Vec<CompiledProbe>,
-    /// BEGIN's and END's bodies, evaluated here: the loader handles these
-    /// like decoded records, before attaching and after detaching.
-    pub begin: Vec<Event>,
-    pub end: Vec<Event>,
-    /// `interval` probes whose bodies need no BPF (print, clear, exit,
-    /// printf of constants: the usual `interval:s:1 { print(@); clear(@); }`):
-    /// the loader runs them on a timer, which works on every kernel.
-    /// Intervals that read kernel state are BPF programs in `probes`.
+    /// BEGIN's and END's bodies, in order: the loader runs them in user
+    /// space ([`crate::userspace`]), BEGIN before attaching (so its map
+    /// writes are in the kernel before the first probe fires), END after
+    /// detaching.
+    pub begin: Vec<TProbe>,
+    pub end: Vec<TProbe>,
+    /// `interval` probes whose bodies read no kernel state (print, clear,
+    /// printf, maps: the usual `interval:s:1 { print(@); clear(@); }`): the
+    /// loader runs them in user space on a timer, which works on every
+    /// kernel. Intervals that read kernel state are BPF programs in `probes`.
     pub timers: Vec<Timer>,
     /// Maps to create, by symbolic name; plus [`crate::output::EVENTS_MAP`]
     /// (a perf event array) when `events` is not empty.
     pub maps: Vec<MapSpec>,
     /// Record formats: a record's first u64 indexes this table.
     pub events: Vec<EventFormat>,
+    /// `strftime()` formats, indexed by [`crate::output::ValueType::Timestamp`].
+    pub time_formats: Vec<String>,
+    /// The program's `config = { ... }` settings.
+    pub config: Config,
+    /// Attach points written in a list with others (`kprobe:a,kprobe:b`):
+    /// bpftrace leaves these out when the kernel lacks them, as
+    /// `config.missing_probes` says; a probe of its own is an error.
+    pub listed: Vec<AttachPoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timer {
     pub nanos: u64,
-    pub events: Vec<Event>,
+    pub block: TProbe,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +80,8 @@ pub struct CompiledProbe {
     pub attach: AttachPoint,
     /// The bytecode, maps by symbolic name; `Display` is the disassembly.
     pub insns: Insns,
+    /// What the kernel it was compiled for accepts (length, loops).
+    pub rules: probes::check::Rules,
 }
 
 impl CompiledProbe {
@@ -71,7 +89,7 @@ impl CompiledProbe {
     /// statically checked (`probes::check`).
     pub fn encode(&self, map_fd: impl Fn(&str) -> Option<i32>) -> Result<Vec<RawInsn>, String> {
         let raw = self.insns.encode(map_fd).map_err(|e| e.to_string())?;
-        probes::check::check(&raw).map_err(|e| format!("{}: {e}", self.attach))?;
+        probes::check::check_with(&raw, self.rules).map_err(|e| format!("{}: {e}", self.attach))?;
         Ok(raw)
     }
 
@@ -111,14 +129,14 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
 
 /// [`compile`] with the user's [`Options`].
 pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<Compiled, Error> {
-    let checked = check_program(source, target)?;
+    let checked = check_program(source, target, &options.params)?;
     let mut probes = Vec::new();
     for (attach, typed, _) in checked.probes {
         let pid = match attach {
             AttachPoint::Interval { .. } => None,
             _ => options.pid,
         };
-        let insns = generate(&typed, &checked.compiled.maps, target.kernel, pid)?;
+        let insns = generate(&typed, &checked.compiled.maps, pid)?;
         if insns.len() > target.kernel.max_insns {
             return Err(Error::whole(format!(
                 "probe `{attach}` compiles to {} BPF instructions; this kernel accepts at most {} (4096 before 5.2)",
@@ -126,7 +144,15 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
                 target.kernel.max_insns
             )));
         }
-        probes.push(CompiledProbe { attach, insns });
+        let rules = probes::check::Rules {
+            max_insns: target.kernel.max_insns,
+            loops: target.kernel.bounded_loops,
+        };
+        probes.push(CompiledProbe {
+            attach,
+            insns,
+            rules,
+        });
     }
     Ok(Compiled {
         probes,
@@ -142,11 +168,66 @@ pub(crate) struct Checked {
     pub compiled: Compiled,
 }
 
-/// Parse and check `source`: the phases every back end shares.
-pub(crate) fn check_program(source: &str, target: &Target) -> Result<Checked, Error> {
-    let program = crate::parser::parse(source)?;
+/// Parse and check `source` with the positional parameters `params`: the
+/// phases every back end shares.
+pub(crate) fn check_program(
+    source: &str,
+    target: &Target,
+    params: &[String],
+) -> Result<Checked, Error> {
+    let Source {
+        program,
+        config,
+        types,
+    } = read_source(
+        source,
+        target.fields.has_kernel_btf(),
+        target.kernel,
+        params,
+    )?;
+    let fields = Layered::new(target.fields, &types, target.kernel.abi.pointer_bytes);
+    let target = &Target {
+        fields: &fields,
+        tracepoints: target.tracepoints,
+        kernel: target.kernel,
+    };
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
-    checker.maps = discover_maps(&program, target);
+    checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
+    checker.maps = discover_maps(&program, target, checker.str_len);
+    check_probes(&program, &mut checker, config).map_err(|e| {
+        // A member of a script type that could not be laid out: say why.
+        match fields.problem.take() {
+            Some((key, why)) if e.message.contains(&format!("`{key}`")) => Error {
+                message: format!("cannot place `{key}` (a type the script defines): {why}"),
+                ..e
+            },
+            _ => e,
+        }
+    })
+}
+
+/// The program as [`crate::source::read`] reads it for `kernel`.
+fn read_source(
+    source: &str,
+    have_btf: bool,
+    kernel: Kernel,
+    params: &[String],
+) -> Result<Source, Error> {
+    crate::source::read(
+        source,
+        ReadOptions {
+            have_btf,
+            params,
+            pointer_bytes: kernel.abi.pointer_bytes,
+        },
+    )
+}
+
+fn check_probes(
+    program: &Program,
+    checker: &mut Checker,
+    config: Config,
+) -> Result<Checked, Error> {
     let mut checked = Vec::new();
     let (mut begin, mut end, mut timers) = (Vec::new(), Vec::new(), Vec::new());
     for probe in &program.probes {
@@ -157,17 +238,24 @@ pub(crate) fn check_program(source: &str, target: &Target) -> Result<Checked, Er
                 if let Some(p) = &probe.predicate {
                     return Err(Error::at(p.span, "BEGIN and END take no predicate"));
                 }
-                let events = user_space(&typed.body, &checker.events, probe)?;
+                userspace::check(&typed, &checker.maps, true).map_err(|(span, what)| {
+                    let span = if span == Span::default() {
+                        probe.span
+                    } else {
+                        span
+                    };
+                    userspace::refusal(span, &what)
+                })?;
                 match point {
-                    AttachPoint::Begin => begin.extend(events),
-                    _ => end.extend(events),
+                    AttachPoint::Begin => begin.push(typed),
+                    _ => end.push(typed),
                 }
             } else if let (AttachPoint::Interval { nanos }, None) = (&point, &probe.predicate)
-                && let Ok(events) = user_space(&typed.body, &checker.events, probe)
+                && userspace::check(&typed, &checker.maps, false).is_ok()
             {
                 timers.push(Timer {
                     nanos: *nanos,
-                    events,
+                    block: typed,
                 });
             } else {
                 checked.push((point, typed, attach.span));
@@ -181,18 +269,33 @@ pub(crate) fn check_program(source: &str, target: &Target) -> Result<Checked, Er
             begin,
             end,
             timers,
-            maps: checker.maps,
-            events: checker.events,
+            maps: std::mem::take(&mut checker.maps),
+            events: std::mem::take(&mut checker.events),
+            time_formats: std::mem::take(&mut checker.time_formats),
+            config,
+            listed: listed(program),
         },
     })
+}
+
+/// The attach points written in lists of several.
+fn listed(program: &Program) -> Vec<AttachPoint> {
+    program
+        .probes
+        .iter()
+        .filter(|probe| probe.attach.len() > 1)
+        .flat_map(|probe| probe.attach.iter().filter_map(|a| resolve(a).ok()))
+        .map(|(point, _)| point)
+        .collect()
 }
 
 /// The maps every probe assigns, so that a probe may print, clear, delete
 /// or read a map another probe, later in the text, assigns (as in
 /// bpftrace). Errors are left to the real pass.
-fn discover_maps(program: &Program, target: &Target) -> Vec<MapSpec> {
+fn discover_maps(program: &Program, target: &Target, str_len: u32) -> Vec<MapSpec> {
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.lenient = true;
+    checker.str_len = str_len;
     // Twice: a probe reading a map assigned later needs it on the second round.
     for _ in 0..2 {
         for probe in &program.probes {
@@ -206,91 +309,117 @@ fn discover_maps(program: &Program, target: &Target) -> Vec<MapSpec> {
     checker.maps
 }
 
-/// BEGIN and END run in user space (nothing to attach to on 4.14 without
-/// uprobes on the tracer itself): printf of constants, print, clear, exit.
-fn user_space(
-    body: &[TStmt],
-    events: &[EventFormat],
-    probe: &crate::ast::Probe,
-) -> Result<Vec<Event>, Error> {
-    let refuse = |span| {
-        Error::at(
-            span,
-            "nobtf runs BEGIN and END in user space: they may only printf constants, print(@m), clear(@m) and exit()",
-        )
-    };
-    let mut out = Vec::new();
-    for stmt in body {
-        let TStmt::Emit { event, args, span } = stmt else {
-            return Err(refuse(probe.span));
-        };
-        let mut values = Vec::new();
-        for arg in args {
-            values.push(match &arg.kind {
-                TKind::Const(n) => Value::Uint(*n),
-                TKind::ConstStr(s) => Value::Str(s.clone().into_bytes()),
-                _ => return Err(refuse(arg.span)),
-            });
-        }
-        out.push(match &events[*event] {
-            EventFormat::Printf { format, args } => {
-                let values = values
-                    .into_iter()
-                    .zip(args)
-                    .map(|(v, slot)| match (v, slot.ty) {
-                        (Value::Uint(n), crate::output::ValueType::Int { signed: true }) => {
-                            Value::Int(n as i64)
-                        }
-                        (v, _) => v,
-                    })
-                    .collect();
-                Event::Printf {
-                    format: format.clone(),
-                    args: values,
-                }
-            }
-            EventFormat::Print { map } => Event::Print { map: map.clone() },
-            EventFormat::Clear { map } => Event::Clear { map: map.clone() },
-            EventFormat::Exit => Event::Exit,
-        });
-        let _ = span;
-    }
-    Ok(out)
-}
-
 /// Every `struct.member` a program uses, sorted: what `offsets gen
 /// --fields-from PROGRAM` must generate. Members are looked up as if every
 /// one existed (a pointer-sized member of unknown type, so nested chains
-/// need their casts, as they do against a profile). Tracepoint arguments
-/// are not struct fields: every tracepoint is taken to exist, with each
-/// `args->NAME` the program reads as an integer, so no tracefs is needed.
+/// need their casts, as they do against a format-1 profile). Tracepoint
+/// arguments are not struct fields: every tracepoint is taken to exist, with
+/// each `args->NAME` the program reads as an integer, so no tracefs is
+/// needed.
 pub fn fields_used(source: &str, kernel: Kernel) -> Result<Vec<String>, Error> {
-    struct Anything;
-    impl FieldSource for Anything {
+    names_used(source, kernel).map(|used| used.fields)
+}
+
+/// [`fields_used`], and the enumerators the program names that neither the
+/// script nor `kernel_headers::uapi` defines (BTF must give them): what a
+/// field source must answer for the program.
+pub fn names_used(source: &str, kernel: Kernel) -> Result<FieldsUsed, Error> {
+    struct Nothing;
+    impl FieldSource for Nothing {
         fn field(&self, _: &str, _: &str) -> Option<FieldInfo> {
-            Some(FieldInfo {
-                offset: 0,
-                size: 8,
-                c_type: None,
-            })
+            None
         }
     }
-    let program: Program = crate::parser::parse(source)?;
+    let used = fields_used_with(source, kernel, &Nothing)?;
+    match used.stopped {
+        Some(e) => Err(e),
+        None => Ok(used),
+    }
+}
+
+/// What [`fields_used_with`] found: the members used, the enumerators
+/// named, and the first error that stopped a probe's check early (its
+/// later members are not listed).
+pub struct FieldsUsed {
+    pub fields: Vec<String>,
+    pub enums: Vec<String>,
+    pub stopped: Option<Error>,
+}
+
+/// [`fields_used`] with the members `known` answers (with their types, so
+/// chains are followed), the others as if they existed, untyped. A chain
+/// through an untyped member stops its probe's check: `offsets gen` adds
+/// the fields found, regenerates, and asks again until nothing is new. The
+/// members of types the script defines are the script's, not listed; the
+/// kernel structs they lead to are.
+pub fn fields_used_with(
+    source: &str,
+    kernel: Kernel,
+    known: &dyn FieldSource,
+) -> Result<FieldsUsed, Error> {
+    /// What `known` answers, every other member (untyped) and constant (1,
+    /// so that no division is by zero); what is asked for is recorded.
+    struct KnownOrAnything<'a> {
+        known: &'a dyn FieldSource,
+        fields: std::cell::RefCell<std::collections::BTreeSet<String>>,
+        enums: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    }
+    impl FieldSource for KnownOrAnything<'_> {
+        fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
+            self.fields
+                .borrow_mut()
+                .insert(format!("{strukt}.{member}"));
+            self.known
+                .field(strukt, member)
+                .or(Some(FieldInfo::untyped(0, 8)))
+        }
+        fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
+            self.known.struct_layout(strukt).or(Some((8, 8)))
+        }
+        fn enum_value(&self, name: &str) -> Option<i64> {
+            if let Some(value) = kernel_headers::uapi::constant(name) {
+                return Some(value);
+            }
+            self.enums.borrow_mut().insert(name.to_string());
+            Some(self.known.enum_value(name).unwrap_or(1))
+        }
+    }
+    let anything = KnownOrAnything {
+        known,
+        fields: Default::default(),
+        enums: Default::default(),
+    };
+    let Source {
+        program,
+        config,
+        types,
+    } = read_source(source, false, kernel, &[])?;
+    let mut fields = Layered::new(&anything, &types, kernel.abi.pointer_bytes);
+    fields.script_first = true;
     let tracepoints = AnyTracepoint(tracepoint_args(source));
     let target = Target {
-        fields: &Anything,
+        fields: &fields,
         tracepoints: &tracepoints,
         kernel,
     };
-    let mut checker = Checker::new(&Anything, &tracepoints, kernel);
-    checker.maps = discover_maps(&program, &target);
+    let mut checker = Checker::new(&fields, &tracepoints, kernel);
+    checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
+    checker.maps = discover_maps(&program, &target, checker.str_len);
+    let mut stopped = None;
     for probe in &program.probes {
         for attach in &probe.attach {
             let (point, context) = resolve(attach)?;
-            checker.probe(probe, &point, context, attach.span)?;
+            if let Err(e) = checker.probe(probe, &point, context, attach.span) {
+                stopped.get_or_insert(e);
+            }
         }
     }
-    Ok(checker.used_fields.into_iter().collect())
+    drop(checker);
+    Ok(FieldsUsed {
+        fields: anything.fields.into_inner().into_iter().collect(),
+        enums: anything.enums.into_inner().into_iter().collect(),
+        stopped,
+    })
 }
 
 /// Every tracepoint, each with the given argument names as 8-byte integers.

@@ -29,7 +29,8 @@ pub fn probe(tgid: u32) -> CompiledProbe {
     b.mov(R6, R1);
     b.call(Helper::GetCurrentPidTgid);
     b.alu(AluOp::Rsh, R0, 32);
-    b.jump(JmpOp::Ne, R0, tgid as i32, "out");
+    let out = b.new_label("out");
+    b.jump(JmpOp::Ne, R0, tgid as i32, out);
     b.mov(R1, MARKER as i64 as i32);
     b.store(Size::DW, R10, -8, R1);
     b.mov(R1, R6);
@@ -39,7 +40,7 @@ pub fn probe(tgid: u32) -> CompiledProbe {
     b.alu(AluOp::Add, R4, -8);
     b.mov(R5, 8);
     b.call(Helper::PerfEventOutput);
-    b.label("out");
+    b.bind(out);
     b.mov(R0, 0);
     b.exit();
     CompiledProbe {
@@ -47,6 +48,7 @@ pub fn probe(tgid: u32) -> CompiledProbe {
         insns: b
             .finish()
             .expect("the flush probe's labels are all defined"),
+        rules: probes::check::Rules::ALL_KERNELS,
     }
 }
 

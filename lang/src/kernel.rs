@@ -2,21 +2,11 @@
 //! adapts to these and refuses what the kernel cannot run.
 
 use kernel_headers::KernelVersion;
+pub use kernel_headers::bpf::Readers;
 use kernel_headers::bpf::{
-    COMPLEXITY_LIMIT_INSNS, Helper, LARGE_PROGRAMS_SINCE, MAXINSNS, PERCPU_HASH_SINCE,
+    BOUNDED_LOOPS_SINCE, COMPLEXITY_LIMIT_INSNS, LARGE_PROGRAMS_SINCE, MAXINSNS, PERCPU_HASH_SINCE,
 };
 use kernel_headers::pt_regs::Abi;
-
-/// Which memory readers the kernel has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Readers {
-    /// `bpf_probe_read` only (before 4.11): strings are read at full length.
-    ProbeRead,
-    /// `bpf_probe_read` and `bpf_probe_read_str` (4.11 to 5.4).
-    ProbeReadStr,
-    /// The `_kernel`/`_user` split (5.5+).
-    Split,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kernel {
@@ -25,6 +15,8 @@ pub struct Kernel {
     pub percpu_hash: bool,
     /// Most instructions a program may have (4096 before 5.2).
     pub max_insns: usize,
+    /// The verifier accepts loops it can prove bounded (5.3+): `while`.
+    pub bounded_loops: bool,
     /// `bpf_probe_read`/`_str` still read either address space after the
     /// 5.5 split (architectures whose user and kernel addresses never
     /// overlap, x86 among them). Then a pointer of unknown space (`arg1`, a
@@ -38,22 +30,15 @@ pub struct Kernel {
 impl Kernel {
     /// The capabilities mainline `release` has, on `abi`.
     pub fn for_release(release: KernelVersion, abi: &'static Abi) -> Kernel {
-        let has = |helper: Helper| release >= helper.since();
-        let readers = if has(Helper::ProbeReadKernel) {
-            Readers::Split
-        } else if has(Helper::ProbeReadStr) {
-            Readers::ProbeReadStr
-        } else {
-            Readers::ProbeRead
-        };
         Kernel {
-            readers,
+            readers: Readers::for_release(release),
             percpu_hash: release >= PERCPU_HASH_SINCE,
             max_insns: if release >= LARGE_PROGRAMS_SINCE {
                 COMPLEXITY_LIMIT_INSNS
             } else {
                 MAXINSNS
             },
+            bounded_loops: release >= BOUNDED_LOOPS_SINCE,
             compat_readers: abi.arch == "x86_64",
             abi,
         }

@@ -13,6 +13,9 @@ pub enum Tok {
     Map(String),
     Int(u64),
     Str(String),
+    /// `$N` (N from 1), or `$#` (0); the lexer substitutes it before the
+    /// parser sees it.
+    Param(usize),
     /// Punctuation and operators, as written.
     Punct(&'static str),
     Eof,
@@ -27,6 +30,8 @@ impl Tok {
             Tok::Map(name) => format!("`@{name}`"),
             Tok::Int(n) => format!("`{n}`"),
             Tok::Str(_) => "a string".into(),
+            Tok::Param(0) => "`$#`".into(),
+            Tok::Param(n) => format!("`${n}`"),
             Tok::Punct(p) => format!("`{p}`"),
             Tok::Eof => "the end of the program".into(),
         }
@@ -40,14 +45,41 @@ const PUNCTS: &[&str] = &[
     "-", "*", "/", "%", "&", "|", "^", "!", "~", "<", ">", "=",
 ];
 
+/// What the lexer substitutes: `#define`d macros (by name, as bpftrace's
+/// lexer expands them) and the positional parameters `$1`, `$2`, `$#`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Substitutions<'a> {
+    pub macros: &'a [(String, String)],
+    pub params: &'a [String],
+}
+
+/// Macros expanding macros: deeper is refused (`#define A B`, `#define B A`).
+const MAX_EXPANSION: usize = 16;
+
 pub struct Lexer<'a> {
     src: &'a str,
     pos: usize,
+    subs: Substitutions<'a>,
+    /// Tokens of an expansion not yet returned, last first.
+    pending: Vec<(Tok, Span)>,
+    /// The last two tokens returned: `str ( $1` reads the parameter as a
+    /// string.
+    recent: [Option<Tok>; 2],
 }
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str) -> Lexer<'a> {
-        Lexer { src, pos: 0 }
+        Lexer::with(src, Substitutions::default())
+    }
+
+    pub fn with(src: &'a str, subs: Substitutions<'a>) -> Lexer<'a> {
+        Lexer {
+            src,
+            pos: 0,
+            subs,
+            pending: Vec::new(),
+            recent: [None, None],
+        }
     }
 
     pub fn pos(&self) -> usize {
@@ -57,6 +89,7 @@ impl<'a> Lexer<'a> {
     /// Go back to `pos`, a position this lexer returned.
     pub fn rewind(&mut self, pos: usize) {
         self.pos = pos.min(self.pos);
+        self.pending.clear();
     }
 
     fn rest(&self) -> &'a str {
@@ -125,8 +158,103 @@ impl<'a> Lexer<'a> {
         ))
     }
 
-    /// The next token and its span.
+    /// The next token and its span, macros and parameters substituted (a
+    /// substitution's tokens carry the span of the name it replaced).
     pub fn next_token(&mut self) -> Result<(Tok, Span), Error> {
+        let (tok, span) = match self.pending.pop() {
+            Some(next) => next,
+            None => self.substituted(0)?,
+        };
+        self.recent = [self.recent[1].take(), Some(tok.clone())];
+        Ok((tok, span))
+    }
+
+    fn substituted(&mut self, depth: usize) -> Result<(Tok, Span), Error> {
+        let (tok, span) = self.raw_token()?;
+        match &tok {
+            Tok::Ident(name) => {
+                let Some((_, value)) = self.subs.macros.iter().find(|(n, _)| n == name) else {
+                    return Ok((tok, span));
+                };
+                // `#define X X` stays `X`, as in bpftrace.
+                if value == name {
+                    return Ok((tok, span));
+                }
+                if depth >= MAX_EXPANSION {
+                    return Err(Error::at(
+                        span,
+                        format!("macro `{name}` expands more than {MAX_EXPANSION} deep"),
+                    ));
+                }
+                let mut inner = Lexer::with(value, self.subs);
+                let mut tokens = Vec::new();
+                loop {
+                    let (t, _) = inner.substituted(depth + 1).map_err(|e| {
+                        Error::at(span, format!("in macro `{name}` ({value}): {}", e.message))
+                    })?;
+                    if t == Tok::Eof {
+                        break;
+                    }
+                    tokens.push((t, span));
+                }
+                match tokens.is_empty() {
+                    // An empty macro vanishes.
+                    true => self.substituted(depth),
+                    false => {
+                        tokens.reverse();
+                        let first = tokens.pop().expect("not empty");
+                        self.pending.extend(tokens);
+                        Ok(first)
+                    }
+                }
+            }
+            Tok::Param(n) => self.param(*n, span),
+            _ => Ok((tok, span)),
+        }
+    }
+
+    /// `$N` as bpftrace reads it: inside `str(...)` the argument's text
+    /// (empty when not given), elsewhere its integer value (0 when not
+    /// given); `$#` the number of arguments.
+    fn param(&mut self, n: usize, span: Span) -> Result<(Tok, Span), Error> {
+        let in_str =
+            matches!(&self.recent, [Some(Tok::Ident(f)), Some(Tok::Punct("("))] if f == "str");
+        if n == 0 {
+            if in_str {
+                return Err(Error::at(span, "use $#, not str($#)"));
+            }
+            return Ok((Tok::Int(self.subs.params.len() as u64), span));
+        }
+        let given = self.subs.params.get(n - 1);
+        if in_str {
+            return Ok((Tok::Str(given.cloned().unwrap_or_default()), span));
+        }
+        let Some(text) = given else {
+            return Ok((Tok::Int(0), span));
+        };
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.as_str()),
+        };
+        let value = match digits.strip_prefix("0x").or(digits.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => digits.parse::<u64>().ok(),
+        };
+        match value {
+            Some(v) if negative && v <= 1 << 63 => {
+                self.pending.push((Tok::Int(v), span));
+                Ok((Tok::Punct("-"), span))
+            }
+            Some(v) if !negative => Ok((Tok::Int(v), span)),
+            _ => Err(Error::at(
+                span,
+                format!("${n} used numerically but given \"{text}\". Try using str(${n})."),
+            )),
+        }
+    }
+
+    /// The next token as written.
+    fn raw_token(&mut self) -> Result<(Tok, Span), Error> {
         self.skip_trivia()?;
         let start = self.pos;
         let rest = self.rest();
@@ -141,6 +269,22 @@ impl<'a> Lexer<'a> {
             let len = word_len(rest);
             self.pos += len;
             Tok::Ident(rest[..len].to_string())
+        } else if c == '$' && rest[1..].starts_with('#') {
+            self.pos += 2;
+            Tok::Param(0)
+        } else if c == '$' && rest[1..].starts_with(|d: char| d.is_ascii_digit()) {
+            let len = word_len(&rest[1..]);
+            self.pos += 1 + len;
+            let digits = &rest[1..1 + len];
+            match digits.parse::<usize>() {
+                Ok(n) if n > 0 => Tok::Param(n),
+                _ => {
+                    return Err(Error::at(
+                        Span::new(start, self.pos),
+                        format!("${digits} is not a positional parameter: they are $1, $2, ..."),
+                    ));
+                }
+            }
         } else if c == '$' || c == '@' {
             let len = word_len(&rest[1..]);
             self.pos += 1 + len;
@@ -181,11 +325,11 @@ impl<'a> Lexer<'a> {
         self.pos += len;
         let text = rest[..len].replace('_', "");
         let parsed = if let Some(hex) = text.strip_prefix("0x").or(text.strip_prefix("0X")) {
-            u64::from_str_radix(hex, 16)
+            u64::from_str_radix(hex, 16).ok()
         } else {
-            text.parse::<u64>()
+            decimal(&text)
         };
-        parsed.map(Tok::Int).map_err(|_| {
+        parsed.map(Tok::Int).ok_or_else(|| {
             Error::at(
                 Span::new(start, self.pos),
                 format!("`{}` is not a 64-bit integer", &rest[..len]),
@@ -234,6 +378,26 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// A decimal literal as bpftrace reads it: `1000`, C's suffixes (`10u`,
+/// `5ll`, `7ULL`), or scientific notation of integers (`1e6`).
+fn decimal(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let digits = ["ull", "ll", "ul", "u", "l"]
+        .iter()
+        .find_map(|suffix| lower.strip_suffix(suffix))
+        .unwrap_or(&lower);
+    match digits.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let mantissa: u64 = mantissa.parse().ok()?;
+            let exponent: u32 = exponent.parse().ok()?;
+            10u64
+                .checked_pow(exponent)
+                .and_then(|p| mantissa.checked_mul(p))
+        }
+        None => digits.parse().ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +443,57 @@ mod tests {
     }
 
     #[test]
+    fn macros_and_parameters_are_substituted() {
+        let macros = [
+            ("AF_INET".to_string(), "2".to_string()),
+            ("SELF".to_string(), "SELF".to_string()),
+            ("PAIR".to_string(), "(AF_INET + 1)".to_string()),
+            ("LOOP".to_string(), "LOOP2".to_string()),
+            ("LOOP2".to_string(), "LOOP".to_string()),
+        ];
+        let params = ["-4".to_string(), "sda".to_string()];
+        let subs = Substitutions {
+            macros: &macros,
+            params: &params,
+        };
+        let mut lexer = Lexer::with("PAIR SELF $1 str($2) $#", subs);
+        let mut out = Vec::new();
+        loop {
+            let (tok, span) = lexer.next_token().unwrap();
+            if tok == Tok::Eof {
+                break;
+            }
+            out.push((tok, span.start));
+        }
+        let expected = [
+            (Tok::Punct("("), 0),
+            (Tok::Int(2), 0),
+            (Tok::Punct("+"), 0),
+            (Tok::Int(1), 0),
+            (Tok::Punct(")"), 0),
+            (Tok::Ident("SELF".into()), 5),
+            (Tok::Punct("-"), 10),
+            (Tok::Int(4), 10),
+            (Tok::Ident("str".into()), 13),
+            (Tok::Punct("("), 16),
+            (Tok::Str("sda".into()), 17),
+            (Tok::Punct(")"), 19),
+            (Tok::Int(2), 21),
+        ];
+        assert_eq!(out, expected);
+        let error = Lexer::with("LOOP", subs).next_token().unwrap_err();
+        assert!(error.message.contains("expands more than"), "{error:?}");
+    }
+
+    #[test]
+    fn integers_take_suffixes_underscores_and_exponents() {
+        assert_eq!(
+            tokens("1e6 2E3 10u 5ll 7ULL 1_000 0x1F"),
+            [1_000_000, 2000, 10, 5, 7, 1000, 31].map(Tok::Int)
+        );
+    }
+
+    #[test]
     fn shebang_and_include_lines_are_skipped() {
         assert_eq!(
             tokens("#!/usr/bin/env bpftrace\n#include <linux/sched.h>\n  # define X\nBEGIN"),
@@ -291,6 +506,8 @@ mod tests {
         let error = Lexer::new("  \"abc").next_token().unwrap_err();
         assert_eq!(error.span, Some(Span::new(2, 3)));
         assert!(Lexer::new("99999999999999999999").next_token().is_err());
+        assert!(Lexer::new("1e20").next_token().is_err());
+        assert!(Lexer::new("12x").next_token().is_err());
         assert!(Lexer::new("a #").nth_is_err(1));
         assert!(Lexer::new("/* x").next_token().is_err());
     }

@@ -1,8 +1,11 @@
 //! `nobtf trace`: a subset of bpftrace's language, with bpftrace's meaning,
 //! compiled to BPF through `probes`' builder. Pure: no syscalls.
 //!
-//! Phases, each its own module: [`lexer`] -> [`parser`] ([`ast`], spans on
-//! every node) -> [`check`] against struct [`fields`], [`tracepoint`]
+//! Phases, each its own module: [`source`] reads the text ([`preprocess`]
+//! for `#` lines, [`preamble`] for C definitions laid out by [`ctypes`] and
+//! [`config`] settings) -> [`lexer`] (macros and `$1` substituted) ->
+//! [`parser`] ([`ast`], spans on every node) -> [`check`] against struct
+//! [`fields`] (the loader's, then the script's), [`tracepoint`]
 //! formats and the [`providers`] table, into the [`typed`] program ->
 //! [`codegen`] for the [`kernel`]'s capabilities. [`compile`] runs them all;
 //! [`output`] describes and decodes what the programs write.
@@ -19,15 +22,18 @@
 //! 3. Create each [`output::MapSpec`] (`map_type()`, sizes, `max_entries`)
 //!    and, when [`Compiled::events`] is not empty, a perf event array named
 //!    [`output::EVENTS_MAP`] with one entry per possible CPU.
-//! 4. Handle [`Compiled::begin`] like decoded records, then for each
-//!    [`CompiledProbe`]: [`CompiledProbe::encode`] with the map fds, load
-//!    with `attach.prog_type()` and [`CompiledProbe::name`], attach per
-//!    [`providers::AttachPoint`] (kprobe, kretprobe, tracepoint by id, or an
-//!    interval as a `cpu-clock` software event on one CPU), and run each
-//!    [`Timer`] on a user-space timer.
+//! 4. For each [`CompiledProbe`]: [`CompiledProbe::encode`] with the map
+//!    fds and load with `attach.prog_type()` and [`CompiledProbe::name`];
+//!    then run [`userspace::start`] (`elapsed`'s start, then BEGIN, in user
+//!    space against the maps through a [`userspace::Host`]), so that
+//!    BEGIN's map writes are in the kernel before anything fires; then
+//!    attach per [`providers::AttachPoint`] (kprobe, kretprobe, tracepoint
+//!    by id, or an interval as a `cpu-clock` software event on one CPU), and
+//!    run each [`Timer`]'s block on a user-space timer.
 //! 5. Decode each perf sample's data with [`output::decode_event`]: printf
-//!    (format and typed values), print, clear, exit.
-//! 6. At exit run [`Compiled::end`], then print every non-empty map: keys
+//!    (format and typed values), print, clear, exit, time.
+//! 6. At exit run [`Compiled::end`] ([`userspace::run_all`]), then print
+//!    every map: keys
 //!    by [`output::MapSpec::decode_key`], values (all CPUs' slices) by
 //!    [`output::MapSpec::combine`], histogram buckets by
 //!    [`output::MapSpec::bucket`]; [`report`] turns records and map
@@ -48,23 +54,31 @@ pub mod ast;
 pub mod check;
 pub mod codegen;
 mod compile;
+pub mod config;
+pub mod ctypes;
 pub mod diag;
 pub mod fields;
 pub mod flush;
 pub mod format;
+pub mod glob;
 pub mod kernel;
 pub mod lexer;
 pub mod output;
 pub mod parser;
+pub mod preamble;
+pub mod preprocess;
 pub mod providers;
 pub mod report;
+pub mod source;
 pub mod tracefs;
 pub mod tracefs_program;
 pub mod tracepoint;
 pub mod typed;
+pub mod userspace;
 
 pub use compile::{
-    Compiled, CompiledProbe, Options, Target, Timer, compile, compile_with, fields_used,
+    Compiled, CompiledProbe, FieldsUsed, Options, Target, Timer, compile, compile_with,
+    fields_used, fields_used_with, names_used,
 };
 pub use diag::{Error, Span};
-pub use parser::parse;
+pub use source::parse;

@@ -18,14 +18,41 @@ pub enum ValueType {
     Str {
         len: u32,
     },
+    /// `strftime(FORMAT, NSECS)`: the u64 `nsecs`, printed in user space
+    /// with format `format` of [`crate::Compiled::time_formats`].
+    Timestamp {
+        format: u32,
+    },
+    /// `ntop()`'s address: the family as 8 bytes, then 16 bytes of address
+    /// in network order (4 used for IPv4). Printed as text.
+    Inet,
 }
 
 impl ValueType {
     pub fn size(self) -> u32 {
         match self {
-            ValueType::Int { .. } => 8,
+            ValueType::Int { .. } | ValueType::Timestamp { .. } => 8,
             ValueType::Str { len } => len.next_multiple_of(8),
+            ValueType::Inet => INET_SIZE,
         }
+    }
+}
+
+/// Bytes of an [`ValueType::Inet`].
+pub const INET_SIZE: u32 = 24;
+/// The families `ntop()` knows (`AF_INET`, `AF_INET6`).
+pub const AF_INET: u64 = 2;
+pub const AF_INET6: u64 = 10;
+
+/// An `ntop()` address as text, as `inet_ntop` writes it (an unknown
+/// family as bpftrace's `ntop` writes it: empty).
+pub fn inet_text(raw: &[u8]) -> String {
+    let family = raw.first_chunk::<8>().map_or(0, |b| u64::from_ne_bytes(*b));
+    let addr = raw.get(8..24).unwrap_or_default();
+    match (family, addr.first_chunk::<4>(), addr.first_chunk::<16>()) {
+        (AF_INET, Some(v4), _) => std::net::Ipv4Addr::from(*v4).to_string(),
+        (AF_INET6, _, Some(v6)) => std::net::Ipv6Addr::from(*v6).to_string(),
+        _ => String::new(),
     }
 }
 
@@ -101,8 +128,7 @@ pub struct MapSpec {
 /// Entries a map holds, as bpftrace's default.
 pub const MAP_ENTRIES: u32 = 4096;
 
-/// The perf event array records are written to (one entry per CPU).
-pub const EVENTS_MAP: &str = "events";
+pub use probes::EVENTS_MAP;
 
 /// What a record in the perf ring means; its first u64 is the index into
 /// [`crate::Compiled::events`].
@@ -116,21 +142,35 @@ pub enum EventFormat {
     Print {
         map: String,
     },
+    /// `print(@m, top, div)`: print the map now, only its last `top`
+    /// entries (0: all), values divided by `div` (0: 1).
+    PrintTop {
+        map: String,
+        top: u32,
+        div: u32,
+    },
     /// `clear(@m)`: delete every entry (BPF cannot iterate a map).
     Clear {
         map: String,
     },
     /// `exit()`: stop tracing, print maps, run END.
     Exit,
+    /// `time(FORMAT)`: print the local time when the record is read.
+    Time {
+        format: String,
+    },
 }
 
-/// One decoded record.
+/// One decoded record. A `strftime()` argument of a printf is its `nsecs`
+/// as [`Value::Uint`] ([`crate::report::Records`] prints it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Printf { format: String, args: Vec<Value> },
     Print { map: String },
+    PrintTop { map: String, top: u32, div: u32 },
     Clear { map: String },
     Exit,
+    Time { format: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -149,6 +189,13 @@ pub enum ValueRef<'a> {
     Int(i64),
     Uint(u64),
     Str(&'a [u8]),
+    /// `strftime()`'s `nsecs`, and its format's index.
+    Timestamp {
+        format: u32,
+        nsecs: u64,
+    },
+    /// An [`ValueType::Inet`]'s bytes, for [`inet_text`].
+    Inet(&'a [u8]),
 }
 
 /// The value at `slot` in `bytes`.
@@ -158,19 +205,26 @@ pub fn slot_value<'a>(bytes: &'a [u8], slot: &Slot) -> Result<ValueRef<'a>, Deco
         len: bytes.len(),
         offset: slot.offset,
     };
+    let word = || -> Result<u64, DecodeError> {
+        let word: [u8; 8] = bytes
+            .get(start..start + 8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(truncated.clone())?;
+        Ok(u64::from_ne_bytes(word))
+    };
     match slot.ty {
         ValueType::Int { signed } => {
-            let word: [u8; 8] = bytes
-                .get(start..start + 8)
-                .and_then(|b| b.try_into().ok())
-                .ok_or(truncated)?;
-            let n = u64::from_ne_bytes(word);
+            let n = word()?;
             Ok(if signed {
                 ValueRef::Int(n as i64)
             } else {
                 ValueRef::Uint(n)
             })
         }
+        ValueType::Timestamp { format } => Ok(ValueRef::Timestamp {
+            format,
+            nsecs: word()?,
+        }),
         ValueType::Str { len } => {
             let text = bytes.get(start..start + len as usize).ok_or(truncated)?;
             // memchr finds the NUL a word at a time; byte by byte it was
@@ -178,6 +232,10 @@ pub fn slot_value<'a>(bytes: &'a [u8], slot: &Slot) -> Result<ValueRef<'a>, Deco
             let text = CStr::from_bytes_until_nul(text).map_or(text, CStr::to_bytes);
             Ok(ValueRef::Str(text))
         }
+        ValueType::Inet => bytes
+            .get(start..start + INET_SIZE as usize)
+            .map(ValueRef::Inet)
+            .ok_or(truncated),
     }
 }
 
@@ -188,8 +246,9 @@ pub fn decode_slots(bytes: &[u8], slots: &[Slot]) -> Result<Vec<Value>, DecodeEr
         .map(|slot| {
             Ok(match slot_value(bytes, slot)? {
                 ValueRef::Int(n) => Value::Int(n),
-                ValueRef::Uint(n) => Value::Uint(n),
+                ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => Value::Uint(n),
                 ValueRef::Str(s) => Value::Str(s.to_vec()),
+                ValueRef::Inet(raw) => Value::Str(inet_text(raw).into_bytes()),
             })
         })
         .collect()
@@ -211,6 +270,26 @@ pub fn event_format<'a>(
         .ok_or(DecodeError::UnknownEvent(id))
 }
 
+impl EventFormat {
+    /// The event of a format that carries no values (all but printf).
+    pub fn valueless(&self) -> Option<Event> {
+        Some(match self {
+            EventFormat::Printf { .. } => return None,
+            EventFormat::Print { map } => Event::Print { map: map.clone() },
+            EventFormat::PrintTop { map, top, div } => Event::PrintTop {
+                map: map.clone(),
+                top: *top,
+                div: *div,
+            },
+            EventFormat::Clear { map } => Event::Clear { map: map.clone() },
+            EventFormat::Exit => Event::Exit,
+            EventFormat::Time { format } => Event::Time {
+                format: format.clone(),
+            },
+        })
+    }
+}
+
 /// Decode one perf record against the program's event table.
 pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, DecodeError> {
     let format = event_format(events, record)?;
@@ -219,9 +298,7 @@ pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, Deco
             format: format.clone(),
             args: decode_slots(record, args)?,
         },
-        EventFormat::Print { map } => Event::Print { map: map.clone() },
-        EventFormat::Clear { map } => Event::Clear { map: map.clone() },
-        EventFormat::Exit => Event::Exit,
+        other => other.valueless().unwrap_or(Event::Exit),
     })
 }
 

@@ -8,15 +8,21 @@
 
 use crate::ast::*;
 use crate::diag::{Error, Span};
-use crate::lexer::{Lexer, Tok};
+use crate::lexer::{Lexer, Substitutions, Tok};
 
 /// Nesting a program may use; deeper input is refused rather than allowed
 /// to exhaust the parser's stack.
 const MAX_DEPTH: usize = 64;
 
 pub fn parse(src: &str) -> Result<Program, Error> {
+    parse_with(src, Substitutions::default())
+}
+
+/// [`parse`] with macros and positional parameters substituted; the
+/// preprocessor lines and preamble are gone already (see [`crate::source`]).
+pub fn parse_with(src: &str, subs: Substitutions) -> Result<Program, Error> {
     let mut p = Parser {
-        lexer: Lexer::new(src),
+        lexer: Lexer::with(src, subs),
         peeked: None,
         depth: 0,
     };
@@ -109,11 +115,11 @@ impl Parser<'_> {
             if word.is_empty() {
                 return Err(self.unexpected("a probe such as `kprobe:FUNC`")?);
             }
-            if word == "struct" || word == "union" || word == "config" {
+            if ["struct", "union", "enum", "typedef", "config"].contains(&word.as_str()) {
                 return Err(Error::at(
                     span,
                     format!(
-                        "`{word}` definitions are not supported by nobtf trace: struct layouts come from the offsets profile or BTF"
+                        "`{word}` after a probe: C definitions and `config` come before the first probe"
                     ),
                 ));
             }
@@ -133,36 +139,155 @@ impl Parser<'_> {
         } else {
             None
         };
-        self.expect("{", "to start the probe's body")?;
+        let (body, end) = self.block("to start the probe's body")?;
+        Ok(Probe {
+            attach,
+            predicate,
+            body,
+            span: start.to(end),
+        })
+    }
+
+    /// `{ statements }`; the span of its `}`.
+    fn block(&mut self, context: &str) -> Result<(Vec<Stmt>, Span), Error> {
+        let open = self.expect("{", context)?;
+        self.enter(open)?;
         let mut body = Vec::new();
         loop {
             if let Some(end) = self.eat("}")? {
-                return Ok(Probe {
-                    attach,
-                    predicate,
-                    body,
-                    span: start.to(end),
-                });
+                self.depth -= 1;
+                return Ok((body, end));
             }
             if self.eat(";")?.is_some() {
                 continue;
             }
-            body.push(self.stmt()?);
-            if !self.at_punct("}")? {
+            let stmt = self.stmt()?;
+            // A statement ending in a block needs no `;`.
+            let braced = matches!(
+                stmt.kind,
+                StmtKind::If { .. } | StmtKind::While { .. } | StmtKind::Unroll { .. }
+            );
+            body.push(stmt);
+            if !braced && !self.at_punct("}")? {
                 self.expect(";", "between statements")?;
             }
         }
     }
 
-    fn stmt(&mut self) -> Result<Stmt, Error> {
+    /// The keyword starting a statement, if the next token is one.
+    fn keyword(&mut self) -> Result<Option<(&'static str, Span)>, Error> {
+        const KEYWORDS: &[&str] = &[
+            "if", "while", "unroll", "for", "return", "break", "continue", "let",
+        ];
         let (tok, span) = self.peek()?.clone();
-        if let Tok::Ident(word) = &tok
-            && ["if", "while", "unroll", "for", "return"].contains(&word.as_str())
-        {
-            return Err(Error::at(
-                span,
-                format!("`{word}` is not supported by nobtf trace yet"),
-            ));
+        Ok(match tok {
+            Tok::Ident(word) => KEYWORDS.iter().find(|k| **k == word).map(|k| (*k, span)),
+            _ => None,
+        })
+    }
+
+    /// `if COND { } [else if ... | else { }]`; COND with or without
+    /// parentheses.
+    fn if_stmt(&mut self, start: Span) -> Result<Stmt, Error> {
+        let cond = self.expr()?;
+        let (then, mut end) = self.block("after `if`'s condition")?;
+        let mut otherwise = Vec::new();
+        if matches!(&self.peek()?.0, Tok::Ident(w) if w == "else") {
+            self.next()?;
+            if matches!(&self.peek()?.0, Tok::Ident(w) if w == "if") {
+                let (_, at) = self.next()?;
+                // A chain of `else if` nests: bounded like any nesting.
+                self.enter(at)?;
+                let nested = self.if_stmt(at)?;
+                self.depth -= 1;
+                end = nested.span;
+                otherwise.push(nested);
+            } else {
+                let (body, close) = self.block("after `else`")?;
+                otherwise = body;
+                end = close;
+            }
+        }
+        Ok(Stmt {
+            kind: StmtKind::If {
+                cond,
+                then,
+                otherwise,
+            },
+            span: start.to(end),
+        })
+    }
+
+    fn keyword_stmt(&mut self, word: &str, start: Span) -> Result<Stmt, Error> {
+        self.next()?;
+        let stmt = |kind, end: Span| Stmt {
+            kind,
+            span: start.to(end),
+        };
+        match word {
+            "if" => self.if_stmt(start),
+            "while" => {
+                let cond = self.expr()?;
+                let (body, end) = self.block("after `while`'s condition")?;
+                Ok(stmt(StmtKind::While { cond, body }, end))
+            }
+            "unroll" => {
+                self.expect("(", "after `unroll`")?;
+                let count = self.expr()?;
+                self.expect(")", "after `unroll`'s count")?;
+                let (body, end) = self.block("after `unroll(N)`")?;
+                Ok(stmt(StmtKind::Unroll { count, body }, end))
+            }
+            "for" => Err(Error::at(
+                start,
+                "`for` is not supported by nobtf trace: iterating a map needs bpf_for_each_map_elem (5.13); use `while` or `unroll`",
+            )),
+            "return" | "break" | "continue" => {
+                let jump = match word {
+                    "return" => Jump::Return,
+                    "break" => Jump::Break,
+                    _ => Jump::Continue,
+                };
+                if jump == Jump::Return && !self.at_punct(";")? && !self.at_punct("}")? {
+                    let value = self.expr()?;
+                    return Err(Error::at(
+                        value.span,
+                        "`return` with a value is for bpftrace's functions, which nobtf trace does not support",
+                    ));
+                }
+                Ok(stmt(StmtKind::Jump(jump), start))
+            }
+            _ => {
+                let (tok, span) = self.next()?;
+                let Tok::Var(name) = tok else {
+                    return Err(Error::at(
+                        span,
+                        format!(
+                            "expected a `$variable` after `let`, found {}",
+                            tok.describe()
+                        ),
+                    ));
+                };
+                if self.at_punct(":")? {
+                    let at = self.peek()?.1;
+                    return Err(Error::at(
+                        at,
+                        "`let $x: TYPE` is not supported by nobtf trace yet: the type comes from the first assignment",
+                    ));
+                }
+                let value = match self.eat("=")? {
+                    Some(_) => Some(self.expr()?),
+                    None => None,
+                };
+                let end = value.as_ref().map_or(span, |v| v.span);
+                Ok(stmt(StmtKind::Let { name, value }, end))
+            }
+        }
+    }
+
+    fn stmt(&mut self) -> Result<Stmt, Error> {
+        if let Some((word, span)) = self.keyword()? {
+            return self.keyword_stmt(word, span);
         }
         let target = self.expr()?;
         let compound = [
@@ -262,28 +387,37 @@ impl Parser<'_> {
         result
     }
 
-    fn binary(&mut self, level: usize, div: bool) -> Result<Expr, Error> {
-        let Some(ops) = LEVELS.get(level) else {
-            return self.unary(div);
-        };
-        let mut left = self.binary(level + 1, div)?;
-        'outer: loop {
-            for &(p, op) in *ops {
-                if p == "/" && !div {
-                    continue;
-                }
-                if self.eat(p)?.is_some() {
-                    let right = self.binary(level + 1, div)?;
-                    let span = left.span.to(right.span);
-                    left = Expr {
-                        kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
-                        span,
-                    };
-                    continue 'outer;
-                }
-            }
-            return Ok(left);
+    /// Operators of precedence `min` or tighter, left to right: one frame
+    /// per rise in precedence, not one per level, so that nested
+    /// parentheses stay shallow on the stack.
+    fn binary(&mut self, min: usize, div: bool) -> Result<Expr, Error> {
+        let mut left = self.unary(div)?;
+        while let Some((level, op)) = self.binary_op(min, div)? {
+            self.next()?;
+            let right = self.binary(level + 1, div)?;
+            let span = left.span.to(right.span);
+            left = Expr {
+                kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
+                span,
+            };
         }
+        Ok(left)
+    }
+
+    /// The binary operator next, if its precedence is `min` or tighter.
+    fn binary_op(&mut self, min: usize, div: bool) -> Result<Option<(usize, BinOp)>, Error> {
+        let Tok::Punct(p) = self.peek()?.0 else {
+            return Ok(None);
+        };
+        Ok(LEVELS
+            .iter()
+            .enumerate()
+            .skip(min)
+            .find_map(|(level, ops)| {
+                ops.iter()
+                    .find(|(q, _)| *q == p && (div || *q != "/"))
+                    .map(|&(_, op)| (level, op))
+            }))
     }
 
     fn unary(&mut self, div: bool) -> Result<Expr, Error> {
@@ -299,12 +433,19 @@ impl Parser<'_> {
                 });
             }
         }
-        if self.at_punct("*")? || self.at_punct("&")? {
-            let span = self.peek()?.1;
-            return Err(Error::at(
-                span,
-                "pointer dereference `*` and address-of `&` are not supported by nobtf trace; use `->member`",
-            ));
+        for p in ["*", "&"] {
+            if let Some(start) = self.eat(p)? {
+                self.enter(start)?;
+                let value = Box::new(self.unary(div)?);
+                self.depth -= 1;
+                let span = start.to(value.span);
+                let kind = if p == "*" {
+                    ExprKind::Deref(value)
+                } else {
+                    ExprKind::AddrOf(value)
+                };
+                return Ok(Expr { kind, span });
+            }
         }
         let primary = self.primary(div)?;
         self.postfix(primary)
@@ -312,6 +453,19 @@ impl Parser<'_> {
 
     fn postfix(&mut self, mut base: Expr) -> Result<Expr, Error> {
         loop {
+            if !matches!(base.kind, ExprKind::Map(_)) && self.eat("[")?.is_some() {
+                let index = self.expr()?;
+                let end = self.expect("]", "to close `[`")?;
+                let span = base.span.to(end);
+                base = Expr {
+                    kind: ExprKind::Index {
+                        base: Box::new(base),
+                        index: Box::new(index),
+                    },
+                    span,
+                };
+                continue;
+            }
             let arrow = if self.eat("->")?.is_some() {
                 true
             } else if self.eat(".")?.is_some() {
@@ -320,6 +474,17 @@ impl Parser<'_> {
                 return Ok(base);
             };
             let (tok, member_span) = self.next()?;
+            if let (Tok::Int(n), false) = (&tok, arrow) {
+                let span = base.span.to(member_span);
+                base = Expr {
+                    kind: ExprKind::TupleField {
+                        base: Box::new(base),
+                        index: *n as usize,
+                    },
+                    span,
+                };
+                continue;
+            }
             let Tok::Ident(member) = tok else {
                 return Err(Error::at(
                     member_span,
@@ -359,6 +524,21 @@ impl Parser<'_> {
                 });
             }
             Tok::Ident(name) => {
+                if name == "sizeof" && self.at_punct("(")? {
+                    self.next()?;
+                    if let Some(target) = self.cast_target()? {
+                        let end = self.expect(")", "to end sizeof's type")?;
+                        return Ok(Expr {
+                            kind: ExprKind::SizeofType(target),
+                            span: span.to(end),
+                        });
+                    }
+                    let (args, end) = self.list(")")?;
+                    return Ok(Expr {
+                        kind: ExprKind::Call { name, args },
+                        span: span.to(end),
+                    });
+                }
                 if self.at_punct("(")? {
                     self.next()?;
                     let (args, end) = self.list(")")?;
@@ -386,6 +566,14 @@ impl Parser<'_> {
                 }
                 // Inside parentheses `/` divides again.
                 let inner = self.expr()?;
+                if self.eat(",")?.is_some() {
+                    let (mut rest, end) = self.list(")")?;
+                    rest.insert(0, inner);
+                    return Ok(Expr {
+                        kind: ExprKind::Tuple(rest),
+                        span: span.to(end),
+                    });
+                }
                 let end = self.expect(")", "to close `(`")?;
                 return Ok(Expr {
                     kind: inner.kind,
@@ -420,7 +608,19 @@ impl Parser<'_> {
         };
         if let Some((bytes, signed)) = int {
             self.next()?;
-            return Ok(Some(CastTarget::Int { bytes, signed }));
+            let mut pointers = 0u8;
+            while self.eat("*")?.is_some() {
+                pointers = pointers.saturating_add(1);
+            }
+            return Ok(Some(if pointers == 0 {
+                CastTarget::Int { bytes, signed }
+            } else {
+                CastTarget::IntPtr {
+                    bytes,
+                    signed,
+                    pointers,
+                }
+            }));
         }
         if word != "struct" {
             return Ok(None);
@@ -526,7 +726,8 @@ mod tests {
             error("kprobe:f { $x = ; }"),
             "1:17: expected an expression, found `;`\nkprobe:f { $x = ; }\n                ^"
         );
-        assert!(error("kprobe:f { if (1) { } }").contains("`if` is not supported"));
+        assert!(error("kprobe:f { let x; }").contains("expected a `$variable` after `let`"));
+        assert!(error("kprobe:f { for ($x : @m) { } }").contains("`for` is not supported"));
         assert!(error("kprobe:f").contains("expected `{` to start the probe's body"));
         assert!(error("").contains("expected a probe"));
     }
@@ -536,6 +737,17 @@ mod tests {
         let src = format!("BEGIN {{ $x = {}1{} }}", "(".repeat(5000), ")".repeat(5000));
         assert!(error(&src).contains("nested more than"));
         let src = format!("BEGIN {{ $x = {}1 }}", "- ".repeat(5000));
+        assert!(error(&src).contains("nested more than"));
+        let src = format!(
+            "kprobe:f {{ if (1) {{ }} {} }}",
+            "else if (1) { } ".repeat(5000)
+        );
+        assert!(error(&src).contains("nested more than"));
+        let src = format!(
+            "kprobe:f {{ {}{} }}",
+            "if (1) { ".repeat(5000),
+            "}".repeat(5000)
+        );
         assert!(error(&src).contains("nested more than"));
     }
 }

@@ -53,9 +53,10 @@ impl core::fmt::Display for AttachPoint {
             AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
             AttachPoint::Begin => write!(f, "BEGIN"),
             AttachPoint::End => write!(f, "END"),
-            AttachPoint::Interval { nanos } => match nanos % 1_000_000_000 {
-                0 => write!(f, "interval:s:{}", nanos / 1_000_000_000),
-                _ => write!(f, "interval:ms:{}", nanos / 1_000_000),
+            AttachPoint::Interval { nanos } => match nanos {
+                n if n % 1_000_000_000 == 0 => write!(f, "interval:s:{}", n / 1_000_000_000),
+                n if n % 1_000_000 == 0 => write!(f, "interval:ms:{}", n / 1_000_000),
+                n => write!(f, "interval:us:{}", n / 1_000),
             },
         }
     }
@@ -129,23 +130,45 @@ const PROVIDERS: &[Provider] = &[
     },
     Provider {
         names: &["interval", "i"],
-        usage: "interval:s:N or interval:ms:N",
+        usage: "interval:s:N, interval:ms:N, interval:us:N, interval:hz:N or interval:DURATION (1s, 100ms)",
         context: Context::Timer,
         make: |rest| {
-            let [unit, n] = rest else { return None };
-            let per = match unit.as_str() {
-                "s" => 1_000_000_000,
-                "ms" => 1_000_000,
-                "us" => 1_000,
+            let nanos = match rest {
+                [unit, n] => {
+                    let n: u64 = n.parse().ok().filter(|&n| n > 0)?;
+                    match unit.as_str() {
+                        "s" => n.checked_mul(1_000_000_000)?,
+                        "ms" => n.checked_mul(1_000_000)?,
+                        "us" => n.checked_mul(1_000)?,
+                        "hz" => (1_000_000_000 / n).max(1),
+                        _ => return None,
+                    }
+                }
+                [duration] => duration_nanos(duration)?,
                 _ => return None,
             };
-            let n: u64 = n.parse().ok().filter(|&n| n > 0)?;
-            Some(AttachPoint::Interval {
-                nanos: n.checked_mul(per)?,
-            })
+            Some(AttachPoint::Interval { nanos })
         },
     },
 ];
+
+/// `1s`, `100ms`, `5us`, `2m`: a number and a unit (newer bpftrace's
+/// `interval:1s`); at least a microsecond, as there.
+fn duration_nanos(text: &str) -> Option<u64> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let per = match &text[digits.len()..] {
+        "ns" => 1,
+        "us" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        _ => return None,
+    };
+    let n: u64 = digits.replace('_', "").parse().ok()?;
+    n.checked_mul(per).filter(|&nanos| nanos >= 1_000)
+}
 
 fn is_symbol(s: &str) -> bool {
     !s.is_empty()

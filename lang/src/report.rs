@@ -4,8 +4,9 @@
 //! perf ring and the maps, these functions give the bytes to write.
 //!
 //! The loader:
-//! - for each perf record calls [`record`] (for BEGIN, END and timer
-//!   events, already decoded, [`event`]) and acts on the [`Step`]: write
+//! - for each perf record calls [`Records::record`] (for the events BEGIN,
+//!   END and timer blocks emit, [`Records::event`]) and acts on the
+//!   [`Step`]: write
 //!   the bytes, print a map now ([`print_map`] with its entries), clear a
 //!   map (delete every key), or stop;
 //! - at exit (END, `exit()`, Ctrl-C, `-c` ending, `--duration`) runs END's
@@ -23,6 +24,7 @@ use std::collections::HashMap;
 use thiserror::Error;
 
 use crate::Compiled;
+use crate::format::time::{Clock, FixedClock};
 use crate::format::{
     self, AvgState, FormatError, FormatString, HistParams, Key, KeyPart, LhistError, LhistParams,
     MapValues,
@@ -49,6 +51,9 @@ pub enum Step {
     Write(Vec<u8>),
     /// Print this map now: [`print_map`] with its entries at this moment.
     PrintMap(String),
+    /// `print(@m, top, div)`: the map now, its last `top` entries, values
+    /// divided by `div` ([`print_map_top`]).
+    PrintMapTop { map: String, top: u32, div: u32 },
     /// Delete every entry of this map.
     ClearMap(String),
     /// Stop tracing: detach, run END, print [`exit_maps`].
@@ -74,18 +79,22 @@ pub enum ReportError {
 }
 
 /// One perf record's output or request; [`Records`] for a stream of them.
+/// The clock stands at the epoch in UTC.
 pub fn record(compiled: &Compiled, format: Format, record: &[u8]) -> Result<Step, ReportError> {
     let mut out = Vec::new();
-    Ok(Records::new(compiled, format)
+    Ok(Records::new(compiled, format, &FixedClock::default())
         .record(record, &mut out)?
         .unwrap_or(Step::Write(out)))
 }
 
+/// A slot's value as the formatter takes it; a timestamp is formatted
+/// apart (see [`Records::timestamps`]) and stands here as its `nsecs`.
 fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
     match value {
         ValueRef::Int(n) => format::Arg::Signed(n),
-        ValueRef::Uint(n) => format::Arg::Unsigned(n),
+        ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => format::Arg::Unsigned(n),
         ValueRef::Str(s) => format::Arg::Str(s),
+        ValueRef::Inet(raw) => format::Arg::Inet(raw),
     }
 }
 
@@ -99,6 +108,8 @@ fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
 pub struct Records<'a> {
     compiled: &'a Compiled,
     format: Format,
+    /// `time()` and `strftime()`'s time and zone.
+    clock: &'a dyn Clock,
     /// By event id: the printf events' format strings, parsed.
     printfs: Vec<Option<FormatString>>,
     /// A JSON printf's text, before it is quoted.
@@ -109,7 +120,7 @@ pub struct Records<'a> {
 const STACK_ARGS: usize = 8;
 
 impl<'a> Records<'a> {
-    pub fn new(compiled: &'a Compiled, format: Format) -> Records<'a> {
+    pub fn new(compiled: &'a Compiled, format: Format, clock: &'a dyn Clock) -> Records<'a> {
         let printfs = compiled
             .events
             .iter()
@@ -121,6 +132,7 @@ impl<'a> Records<'a> {
         Records {
             compiled,
             format,
+            clock,
             printfs,
             text: Vec::new(),
         }
@@ -137,7 +149,7 @@ impl<'a> Records<'a> {
         let (EventFormat::Printf { args: slots, .. }, Some(Some(parsed))) =
             (event, self.printfs.get(event_id(record)))
         else {
-            return match self::event(self.format, &decode_event(&self.compiled.events, record)?)? {
+            return match self.event(&decode_event(&self.compiled.events, record)?)? {
                 Step::Write(bytes) => {
                     out.extend_from_slice(&bytes);
                     Ok(None)
@@ -145,23 +157,27 @@ impl<'a> Records<'a> {
                 step => Ok(Some(step)),
             };
         };
+        let texts = self.timestamps(record, slots)?;
         let mut stack = [format::Arg::Unsigned(0); STACK_ARGS];
-        let heap: Vec<format::Arg<'_>>;
+        let mut heap: Vec<format::Arg<'_>>;
         let args = match stack.get_mut(..slots.len()) {
             Some(args) => {
                 for (arg, slot) in args.iter_mut().zip(slots) {
                     *arg = self::arg(slot_value(record, slot)?);
                 }
-                &*args
+                args
             }
             None => {
                 heap = slots
                     .iter()
                     .map(|slot| Ok(arg(slot_value(record, slot)?)))
                     .collect::<Result<_, DecodeError>>()?;
-                &heap
+                &mut heap
             }
         };
+        for (i, text) in &texts {
+            args[*i] = format::Arg::Str(text);
+        }
         match self.format {
             Format::Text => parsed.format_into(args, out)?,
             Format::Json => {
@@ -171,6 +187,39 @@ impl<'a> Records<'a> {
             }
         }
         Ok(None)
+    }
+}
+
+impl<'a> Records<'a> {
+    /// The text of each `strftime()` argument of a printf record, by
+    /// argument index (none, and no allocation, for most records).
+    fn timestamps(
+        &self,
+        record: &[u8],
+        slots: &[crate::output::Slot],
+    ) -> Result<Vec<(usize, Vec<u8>)>, DecodeError> {
+        let mut texts = Vec::new();
+        for (i, slot) in slots.iter().enumerate() {
+            if let ValueRef::Timestamp { format, nsecs } = slot_value(record, slot)? {
+                let format = self.compiled.time_formats.get(format as usize);
+                let text = format.map_or_else(
+                    || b"(?)".to_vec(),
+                    |f| format::time::timestamp(f, nsecs, self.clock),
+                );
+                texts.push((i, text));
+            }
+        }
+        Ok(texts)
+    }
+
+    /// A decoded event's output or request (BEGIN, END and timer blocks
+    /// emit these).
+    pub fn event(&self, event: &Event) -> Result<Step, ReportError> {
+        event_with(self.format, event, self.clock)
+    }
+
+    pub fn clock(&self) -> &'a dyn Clock {
+        self.clock
     }
 }
 
@@ -190,10 +239,21 @@ fn printf(format: Format, text: &str, args: &[format::Arg<'_>]) -> Result<Step, 
     }))
 }
 
-/// A decoded event's output or request (BEGIN, END and timer events come
-/// decoded in [`Compiled`]).
+/// A decoded event's output or request, the clock standing at the epoch in
+/// UTC ([`Records::event`] takes the machine's).
 pub fn event(format: Format, event: &Event) -> Result<Step, ReportError> {
+    event_with(format, event, &FixedClock::default())
+}
+
+fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, ReportError> {
     Ok(match event {
+        Event::Time { format: text } => {
+            let text = format::time::time(text, clock);
+            Step::Write(match format {
+                Format::Text => text,
+                Format::Json => format::json::message("time", &text),
+            })
+        }
         Event::Printf { format: text, args } => {
             let args: Vec<format::Arg> = args
                 .iter()
@@ -206,6 +266,11 @@ pub fn event(format: Format, event: &Event) -> Result<Step, ReportError> {
             printf(format, text, &args)?
         }
         Event::Print { map } => Step::PrintMap(map.clone()),
+        Event::PrintTop { map, top, div } => Step::PrintMapTop {
+            map: map.clone(),
+            top: *top,
+            div: *div,
+        },
         Event::Clear { map } => Step::ClearMap(map.clone()),
         Event::Exit => Step::Exit,
     })
@@ -217,10 +282,22 @@ pub fn print_map(
     entries: &Entries,
     format: Format,
 ) -> Result<Vec<u8>, ReportError> {
+    print_map_top(spec, entries, format, 0, 0)
+}
+
+/// `print(@m, top, div)`: the last `top` entries in bpftrace's order (0:
+/// all), values divided by `div` (0: 1).
+pub fn print_map_top(
+    spec: &MapSpec,
+    entries: &Entries,
+    format: Format,
+    top: u32,
+    div: u32,
+) -> Result<Vec<u8>, ReportError> {
     let map = contents(spec, entries)?;
     Ok(match format {
-        Format::Text => format::text::map(&map, 0, 0),
-        Format::Json => format::json::map(&map, 0, 0),
+        Format::Text => format::text::map(&map, top, div),
+        Format::Json => format::json::map(&map, top, div),
     })
 }
 
@@ -230,6 +307,8 @@ pub fn print_map(
 pub fn exit_maps(maps: &[(&MapSpec, &Entries)], format: Format) -> Result<Vec<u8>, ReportError> {
     let maps = maps
         .iter()
+        // nobtf's own maps (`elapsed`'s start) have no `@`.
+        .filter(|(spec, _)| spec.name.starts_with('@'))
         .map(|(spec, entries)| contents(spec, entries))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(match format {
@@ -341,11 +420,15 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
             signed,
             entries: numbers(),
         },
+        MapKind::Assign(ValueType::Timestamp { .. }) => MapValues::Int {
+            signed: false,
+            entries: numbers(),
+        },
         MapKind::Assign(ValueType::Int { signed }) => MapValues::Int {
             signed,
             entries: numbers(),
         },
-        MapKind::Assign(ValueType::Str { .. }) => MapValues::Str(
+        MapKind::Assign(ValueType::Str { .. } | ValueType::Inet) => MapValues::Str(
             decoded
                 .into_iter()
                 .map(|(k, v)| match v {
@@ -401,8 +484,9 @@ mod tests {
             .map(|&ty| {
                 let slot = Slot { ty, offset };
                 offset += match ty {
-                    ValueType::Int { .. } => 8,
+                    ValueType::Int { .. } | ValueType::Timestamp { .. } => 8,
                     ValueType::Str { len } => len,
+                    ValueType::Inet => crate::output::INET_SIZE,
                 };
                 slot
             })
@@ -426,12 +510,15 @@ mod tests {
             end: Vec::new(),
             timers: Vec::new(),
             maps: Vec::new(),
+            time_formats: Vec::new(),
             events: vec![
                 printf_event("%s \"%d\" %c|\n", &[ValueType::Str { len: 16 }, int, uint]),
                 printf_event("%d %d %d %d %d %d %d %d %d %x\n", &[int; 10]),
                 EventFormat::Print { map: "@m".into() },
                 EventFormat::Exit,
             ],
+            config: Default::default(),
+            listed: Vec::new(),
         };
         let make = |id: u64, values: &[&[u8]]| {
             let mut bytes = id.to_ne_bytes().to_vec();
@@ -450,7 +537,8 @@ mod tests {
             make(3, &[]),
         ];
         for format in [Format::Text, Format::Json] {
-            let mut printer = Records::new(&compiled, format);
+            let clock = FixedClock::default();
+            let mut printer = Records::new(&compiled, format, &clock);
             for bytes in &records {
                 let mut out = b"before".to_vec();
                 let step = printer.record(bytes, &mut out).unwrap();
@@ -462,7 +550,8 @@ mod tests {
                     Some(step) => assert_eq!((step, &out[..]), (want, &b"before"[..])),
                 }
             }
-            let short = Records::new(&compiled, format).record(&records[0][..20], &mut Vec::new());
+            let short = Records::new(&compiled, format, &FixedClock::default())
+                .record(&records[0][..20], &mut Vec::new());
             assert_eq!(
                 short.map_err(|e| e.to_string()),
                 Err(ReportError::from(

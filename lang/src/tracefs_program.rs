@@ -16,7 +16,7 @@ use kernel_headers::kprobe::ProbeKind;
 use kernel_headers::pt_regs::Abi;
 
 use crate::Compiled;
-use crate::ast::{BinOp, UnOp};
+use crate::ast::{BinOp, Jump, UnOp};
 use crate::compile::{Target, check_program};
 use crate::diag::{Error, Span};
 use crate::output::{self, Event, EventFormat, ValueType};
@@ -112,16 +112,18 @@ impl From<Error> for TranslateError {
 
 /// Parse, check and translate `source` to tracefs events. `event_name`
 /// names each event (the loader's unique, parseable names); `group` is
-/// their group; `pids` (the threads of `-p PID`) filter every event.
+/// their group; `pids` (the threads of `-p PID`) filter every event;
+/// `params` are the positional parameters.
 pub fn translate(
     source: &str,
     target: &Target,
+    params: &[String],
     syntax: Syntax,
     group: &str,
     event_name: &mut dyn FnMut(ProbeKind, &str) -> String,
     pids: &[u32],
 ) -> Result<TracefsProgram, TranslateError> {
-    let checked = check_program(source, target)?;
+    let checked = check_program(source, target, params)?;
     let mut probes = Vec::new();
     for (point, typed, attach_span) in &checked.probes {
         let (kind, function) = match point {
@@ -237,6 +239,18 @@ impl Translator<'_> {
                 TStmt::Emit { event, args, span } => {
                     actions.push(self.emit(*event, args, *span)?);
                 }
+                // A line is printed whenever the probe fires: no branches.
+                TStmt::If { span, .. } => return refuse("the statement `if`", *span),
+                TStmt::While { span, .. } => return refuse("the loop `while`", *span),
+                TStmt::Unroll { span, .. } => return refuse("the loop `unroll`", *span),
+                TStmt::Jump { jump, span } => {
+                    let word = match jump {
+                        Jump::Return => "return",
+                        Jump::Break => "break",
+                        Jump::Continue => "continue",
+                    };
+                    return refuse(format!("the statement `{word}`"), *span);
+                }
             }
         }
         Ok((filter, actions))
@@ -255,9 +269,10 @@ impl Translator<'_> {
                 })
             }
             EventFormat::Exit => Ok(Action::Exit),
-            EventFormat::Print { map } | EventFormat::Clear { map } => {
-                refuse(format!("the map `{map}`"), span)
-            }
+            EventFormat::Print { map }
+            | EventFormat::PrintTop { map, .. }
+            | EventFormat::Clear { map } => refuse(format!("the map `{map}`"), span),
+            EventFormat::Time { .. } => refuse("`time()`", span),
         }
     }
 
@@ -275,21 +290,29 @@ impl Translator<'_> {
                 bytes,
                 signed,
                 user,
+                helper,
             } => TKind::Read {
                 addr: sub(addr),
                 off: *off,
                 bytes: *bytes,
                 signed: *signed,
                 user: *user,
+                helper: *helper,
             },
             TKind::Offset { base, off } => TKind::Offset {
                 base: sub(base),
                 off: *off,
             },
-            TKind::StrRead { addr, len, user } => TKind::StrRead {
+            TKind::StrRead {
+                addr,
+                len,
+                user,
+                helper,
+            } => TKind::StrRead {
                 addr: sub(addr),
                 len: *len,
                 user: *user,
+                helper: *helper,
             },
             TKind::Trunc {
                 value,
@@ -301,7 +324,48 @@ impl Translator<'_> {
                 signed: *signed,
             },
             TKind::Unary(op, v) => TKind::Unary(*op, sub(v)),
-            TKind::Binary(op, l, r) => TKind::Binary(*op, sub(l), sub(r)),
+            TKind::Ntop { family, addr, from } => TKind::Ntop {
+                family: sub(family),
+                addr: sub(addr),
+                from: *from,
+            },
+            TKind::Tuple(elements) => {
+                TKind::Tuple(elements.iter().map(|x| self.substitute(x)).collect())
+            }
+            TKind::TupleField { base, index } => TKind::TupleField {
+                base: sub(base),
+                index: *index,
+            },
+            TKind::StrContains { haystack, needle } => TKind::StrContains {
+                haystack: sub(haystack),
+                needle: sub(needle),
+            },
+            TKind::StrCmp {
+                left,
+                right,
+                len,
+                negate,
+            } => TKind::StrCmp {
+                left: sub(left),
+                right: sub(right),
+                len: *len,
+                negate: *negate,
+            },
+            TKind::Bswap { value, bytes } => TKind::Bswap {
+                value: sub(value),
+                bytes: *bytes,
+            },
+            TKind::Binary {
+                op,
+                signed,
+                left,
+                right,
+            } => TKind::Binary {
+                op: *op,
+                signed: *signed,
+                left: sub(left),
+                right: sub(right),
+            },
             TKind::Ternary(c, a, b) => TKind::Ternary(sub(c), sub(a), sub(b)),
             TKind::StrEq {
                 value,
@@ -312,7 +376,17 @@ impl Translator<'_> {
                 literal: literal.clone(),
                 negate: *negate,
             },
-            other => other.clone(),
+            TKind::MapGet { map, keys } => TKind::MapGet {
+                map: *map,
+                keys: keys.iter().map(|k| self.substitute(k)).collect(),
+            },
+            TKind::Const(_)
+            | TKind::ConstStr(_)
+            | TKind::CtxLoad { .. }
+            | TKind::CtxAddr { .. }
+            | TKind::DataLoc { .. }
+            | TKind::Builtin(_)
+            | TKind::Comm => e.kind.clone(),
         };
         TExpr {
             kind,
@@ -373,7 +447,27 @@ impl Translator<'_> {
                 Some(value) => self.address(&value),
                 None => self.unsupported(e),
             },
-            _ => self.unsupported(e),
+            TKind::CtxLoad { .. }
+            | TKind::Read { .. }
+            | TKind::Const(_)
+            | TKind::ConstStr(_)
+            | TKind::CtxAddr { .. }
+            | TKind::DataLoc { .. }
+            | TKind::Builtin(_)
+            | TKind::Comm
+            | TKind::MapGet { .. }
+            | TKind::Unary(..)
+            | TKind::Binary { .. }
+            | TKind::Ternary(..)
+            | TKind::StrEq { .. }
+            | TKind::StrRead { .. }
+            | TKind::Bswap { .. }
+            | TKind::Ntop { .. }
+            | TKind::StrCmp { .. }
+            | TKind::StrContains { .. }
+            | TKind::Tuple(_)
+            | TKind::TupleField { .. }
+            | TKind::Trunc { .. } => self.unsupported(e),
         }
     }
 
@@ -386,18 +480,26 @@ impl Translator<'_> {
                 let fetch = self.register(e, *off)?;
                 Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
             }
+            // The kernel's fetch reads the address space the checker chose;
+            // its helper is BPF's.
             TKind::Read {
                 addr,
                 off,
                 bytes,
                 signed,
                 user,
+                helper: _,
             } => {
                 let (of, extra) = self.address(addr)?;
                 let fetch = deref(of, extra + i64::from(*off), *user);
                 Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
             }
-            TKind::StrRead { addr, len, user } => {
+            TKind::StrRead {
+                addr,
+                len,
+                user,
+                helper: _,
+            } => {
                 let (of, extra) = self.address(addr)?;
                 let ty = if *user {
                     FetchType::UserString
@@ -438,7 +540,21 @@ impl Translator<'_> {
                 Some(value) => self.value(&value)?,
                 None => return self.unsupported(e),
             },
-            _ => return self.unsupported(e),
+            TKind::Builtin(Builtin::Pid | Builtin::Uid | Builtin::Gid | Builtin::Nsecs)
+            | TKind::CtxAddr { .. }
+            | TKind::DataLoc { .. }
+            | TKind::MapGet { .. }
+            | TKind::Unary(..)
+            | TKind::Binary { .. }
+            | TKind::Ternary(..)
+            | TKind::StrEq { .. }
+            | TKind::Bswap { .. }
+            | TKind::Ntop { .. }
+            | TKind::StrCmp { .. }
+            | TKind::StrContains { .. }
+            | TKind::Tuple(_)
+            | TKind::TupleField { .. }
+            | TKind::Offset { .. } => return self.unsupported(e),
         })
     }
 
@@ -454,7 +570,7 @@ impl Translator<'_> {
             }
             TKind::Builtin(b) => format!("`{}`", format!("{b:?}").to_lowercase()),
             TKind::MapGet { map, .. } => format!("the map `{}`", self.maps[*map].name),
-            TKind::Binary(op, ..) => format!("the operator `{}`", op_text(*op)),
+            TKind::Binary { op, .. } => format!("the operator `{}`", op_text(*op)),
             TKind::Unary(op, _) => format!(
                 "the operator `{}`",
                 match op {
@@ -467,7 +583,19 @@ impl Translator<'_> {
             TKind::StrEq { .. } => "a string comparison outside a predicate".into(),
             TKind::CtxAddr { .. } | TKind::DataLoc { .. } => "a tracepoint field".into(),
             TKind::Var(_) => "this variable".into(),
-            _ => "this expression".into(),
+            TKind::Offset { .. } => "a member's address".into(),
+            TKind::Bswap { .. } => "the function `bswap`".into(),
+            TKind::Ntop { .. } => "the function `ntop`".into(),
+            TKind::StrCmp { .. } => "a comparison of two strings".into(),
+            TKind::StrContains { .. } => "the function `strcontains`".into(),
+            TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
+            TKind::Const(_)
+            | TKind::ConstStr(_)
+            | TKind::CtxLoad { .. }
+            | TKind::Comm
+            | TKind::Read { .. }
+            | TKind::StrRead { .. }
+            | TKind::Trunc { .. } => "this expression".into(),
         };
         refuse(what, e.span)
     }
@@ -475,17 +603,23 @@ impl Translator<'_> {
     /// The predicate as an event filter.
     fn filter(&mut self, e: &TExpr) -> Result<String, TranslateError> {
         match &e.kind {
-            TKind::Binary(op @ (BinOp::LogAnd | BinOp::LogOr), l, r) => Ok(format!(
+            TKind::Binary {
+                op: op @ (BinOp::LogAnd | BinOp::LogOr),
+                left: l,
+                right: r,
+                ..
+            } => Ok(format!(
                 "({}) {} ({})",
                 self.filter(l)?,
                 op_text(*op),
                 self.filter(r)?
             )),
-            TKind::Binary(
-                op @ (BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge),
-                l,
-                r,
-            ) => {
+            TKind::Binary {
+                op: op @ (BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge),
+                signed: bpf_signed,
+                left: l,
+                right: r,
+            } => {
                 let (field, op, constant) = match (constant(r), constant(l)) {
                     (Some(c), _) => (l, *op, c),
                     (None, Some(c)) => (r, flip(*op), c),
@@ -499,16 +633,8 @@ impl Translator<'_> {
                         );
                     }
                 };
-                // The comparison as the BPF program makes it (signed when
-                // one side is and the other is too or a literal).
-                let signed_or_const = |x: &TExpr| {
-                    matches!(x.ty, crate::typed::Ty::Int { signed: true })
-                        || matches!(x.kind, TKind::Const(_))
-                };
-                let bpf_signed = (matches!(l.ty, crate::typed::Ty::Int { signed: true })
-                    || matches!(r.ty, crate::typed::Ty::Int { signed: true }))
-                    && signed_or_const(l)
-                    && signed_or_const(r);
+                // The comparison as the BPF program makes it: the checker's sign.
+                let bpf_signed = *bpf_signed;
                 let f = self.field(field)?;
                 // The kernel compares the field at its width and sign: the
                 // same answer when the constant is one of the field's
@@ -576,7 +702,28 @@ impl Translator<'_> {
                 ))
             }
             // A bare value: true when not zero.
-            _ => {
+            TKind::Binary { .. }
+            | TKind::Const(_)
+            | TKind::ConstStr(_)
+            | TKind::CtxLoad { .. }
+            | TKind::CtxAddr { .. }
+            | TKind::DataLoc { .. }
+            | TKind::Builtin(_)
+            | TKind::Comm
+            | TKind::Var(_)
+            | TKind::MapGet { .. }
+            | TKind::Unary(..)
+            | TKind::Ternary(..)
+            | TKind::Read { .. }
+            | TKind::Offset { .. }
+            | TKind::StrRead { .. }
+            | TKind::Bswap { .. }
+            | TKind::Ntop { .. }
+            | TKind::StrCmp { .. }
+            | TKind::StrContains { .. }
+            | TKind::Tuple(_)
+            | TKind::TupleField { .. }
+            | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
                 Ok(format!("{} != 0", f.name))
             }
@@ -635,11 +782,13 @@ fn int_type(bytes: u8, signed: bool) -> FetchType {
 
 /// An integer constant (possibly negated), as the 64 bits BPF compares.
 fn constant(e: &TExpr) -> Option<u64> {
-    match &e.kind {
-        TKind::Const(n) => Some(*n),
-        TKind::Unary(UnOp::Neg, inner) => constant(inner).map(|n| n.wrapping_neg()),
-        _ => None,
+    if let TKind::Const(n) = e.kind {
+        return Some(n);
     }
+    if let TKind::Unary(UnOp::Neg, inner) = &e.kind {
+        return constant(inner).map(u64::wrapping_neg);
+    }
+    None
 }
 
 fn flip(op: BinOp) -> BinOp {
@@ -724,16 +873,18 @@ impl TracefsProgram {
                                 (Raw::Int(n), ValueType::Int { signed: true }) => {
                                     output::Value::Int(n as i64)
                                 }
-                                (Raw::Int(n), ValueType::Int { signed: false }) => {
-                                    output::Value::Uint(n)
-                                }
+                                (
+                                    Raw::Int(n),
+                                    ValueType::Int { signed: false } | ValueType::Timestamp { .. },
+                                ) => output::Value::Uint(n),
                                 // The BPF buffer holds `len` bytes, its NUL included.
                                 (Raw::Str(mut s), ValueType::Str { len }) => {
                                     s.truncate((len as usize).saturating_sub(1));
                                     output::Value::Str(s)
                                 }
                                 (Raw::Str(s), _) => output::Value::Str(s),
-                                (Raw::Int(n), ValueType::Str { .. }) => {
+                                // ntop() is refused before a line is read.
+                                (Raw::Int(n), ValueType::Str { .. } | ValueType::Inet) => {
                                     output::Value::Str(n.to_string().into_bytes())
                                 }
                             }
@@ -849,7 +1000,7 @@ mod tests {
             n += 1;
             format!("nobtf_1_{}_{f}_{}", kind.letter(), n - 1)
         };
-        translate(source, &target, syntax, "nobtf", &mut name, pids).map_err(|e| match e {
+        translate(source, &target, &[], syntax, "nobtf", &mut name, pids).map_err(|e| match e {
             TranslateError::Program(e) => format!("program: {}", e.render(source)),
             TranslateError::NeedsBpf(r) => r.render(source),
         })
@@ -970,10 +1121,20 @@ kprobe:h /arg0/ { printf("z\n"); }"#;
             refusal("interval:s:1 { printf(\"%d\\n\", cpu); }"),
             "the probe `interval:s:1` (it runs a BPF program) at 1:1"
         );
-        // BPF compares `retval < -1` unsigned (`-1` is not a literal);
-        // the filter would compare the signed field signed.
+        // A constant the 32-bit field cannot hold: BPF compares 64 bits.
         assert!(
-            refusal(r#"kretprobe:f /retval < -1/ { exit(); }"#).starts_with("the comparison `<`")
+            refusal(r#"kprobe:f /((struct filename *)arg1)->refcnt == 5000000000/ { exit(); }"#)
+                .starts_with("the comparison `==` (the event filter would compare")
+        );
+        // Literals are int64, as in bpftrace: both compare signed.
+        assert_eq!(
+            definitions(
+                r#"kretprobe:f /retval < -1/ { exit(); }"#,
+                Syntax::default()
+            )[0]
+            .1
+            .as_deref(),
+            Some("v0 < -1")
         );
         assert_eq!(
             definitions(r#"kretprobe:f /retval < 0/ { exit(); }"#, Syntax::default())[0]
@@ -988,6 +1149,19 @@ kprobe:h /arg0/ { printf("z\n"); }"#;
         assert_eq!(
             refusal(r#"kprobe:f { print(@m); } kprobe:g { @m = 1; }"#),
             "the map `@m` at 1:12"
+        );
+        // Control flow: a line is printed whenever the probe fires.
+        assert_eq!(
+            refusal(r#"kprobe:f { if (arg0 == 1) { exit(); } }"#),
+            "the statement `if` at 1:12"
+        );
+        assert_eq!(
+            refusal(r#"kprobe:f { unroll(2) { exit(); } }"#),
+            "the loop `unroll` at 1:12"
+        );
+        assert_eq!(
+            refusal(r#"kprobe:f { return; }"#),
+            "the statement `return` at 1:12"
         );
     }
 
@@ -1007,7 +1181,7 @@ kprobe:do_unlinkat { printf("%-6d %s %s %d\n", tid, comm, str(((struct filename 
 kretprobe:do_unlinkat /retval == 0/ { printf("%u\n", retval); exit(); }"#;
         let program = translate_with(src, Syntax::default(), &[]).unwrap();
         assert_eq!(
-            program.compiled.begin,
+            crate::userspace::events(&program.compiled, &program.compiled.begin),
             [Event::Printf {
                 format: "start\n".into(),
                 args: vec![]

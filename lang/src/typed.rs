@@ -2,15 +2,39 @@
 //! to offsets, variables to slots, maps to indices). Code generation reads
 //! only this.
 
-use crate::ast::{BinOp, UnOp};
+use kernel_headers::bpf::Helper;
+
+use crate::ast::{BinOp, Jump, UnOp};
 use crate::diag::Span;
 
 /// What a pointer points to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pointee {
     Struct(String),
-    Char,
+    /// An integer of `bytes` (`char` is 1).
+    Int {
+        bytes: u8,
+        signed: bool,
+    },
+    /// A pointer to what it points to.
+    Ptr(Box<Pointee>),
     Other,
+}
+
+impl Pointee {
+    /// What a C type pointed to is, for `*p`, `p[i]` and `p + n`.
+    pub fn of(c_type: &crate::fields::CType) -> Pointee {
+        use crate::fields::CType;
+        match c_type {
+            CType::Struct(s) => Pointee::Struct(s.clone()),
+            CType::Int { bytes, signed } => Pointee::Int {
+                bytes: *bytes,
+                signed: *signed,
+            },
+            CType::Ptr { to, .. } => Pointee::Ptr(Box::new(Pointee::of(to))),
+            CType::CharArray(_) | CType::Other => Pointee::Other,
+        }
+    }
 }
 
 /// A struct member's address that is not loaded (an embedded struct or
@@ -29,9 +53,11 @@ pub enum Place {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ty {
-    /// Held as 64 bits, sign- or zero-extended.
+    /// Held as 64 bits, sign- or zero-extended from its `bytes` (1, 2, 4
+    /// or 8): the width `bswap` swaps and a variable keeps.
     Int {
         signed: bool,
+        bytes: u8,
     },
     /// A string in a stack buffer of `len` bytes.
     Str {
@@ -46,17 +72,58 @@ pub enum Ty {
         place: Place,
         user: bool,
     },
+    /// `ntop()`'s address, in a stack buffer ([`crate::output::ValueType::Inet`]).
+    Inet,
+    /// A tuple: its elements one after the other, each laid out as a map
+    /// key's part (so `@m[$t]` is `@m[a, b]`).
+    Tuple(Vec<Ty>),
 }
 
 impl Ty {
-    pub const U64: Ty = Ty::Int { signed: false };
-    pub const S64: Ty = Ty::Int { signed: true };
+    /// Bytes of the stack buffer a string or an address lives in; `None`
+    /// for what a register holds.
+    pub fn buffer_len(&self) -> Option<u32> {
+        match self {
+            Ty::Str { len } => Some(*len),
+            Ty::Inet => Some(crate::output::INET_SIZE),
+            Ty::Tuple(elements) => Some(elements.iter().map(Ty::slot_size).sum()),
+            Ty::Int { .. } | Ty::Ptr { .. } | Ty::Place { .. } => None,
+        }
+    }
+
+    /// Bytes this value takes as a part of a record, key or tuple.
+    pub fn slot_size(&self) -> u32 {
+        self.buffer_len().map_or(8, |n| n.next_multiple_of(8))
+    }
+
+    /// Where each element of a tuple starts.
+    pub fn tuple_offsets(elements: &[Ty]) -> Vec<u32> {
+        elements
+            .iter()
+            .scan(0, |at, ty| {
+                let here = *at;
+                *at += ty.slot_size();
+                Some(here)
+            })
+            .collect()
+    }
+
+    pub const U64: Ty = Ty::Int {
+        signed: false,
+        bytes: 8,
+    };
+    pub const S64: Ty = Ty::Int {
+        signed: true,
+        bytes: 8,
+    };
 
     pub fn describe(&self) -> String {
         match self {
-            Ty::Int { signed: true } => "a signed integer".into(),
-            Ty::Int { signed: false } => "an unsigned integer".into(),
+            Ty::Int { signed: true, .. } => "a signed integer".into(),
+            Ty::Int { signed: false, .. } => "an unsigned integer".into(),
             Ty::Str { .. } => "a string".into(),
+            Ty::Inet => "an address (`ntop()`)".into(),
+            Ty::Tuple(elements) => format!("a tuple of {}", elements.len()),
             Ty::Ptr {
                 to: Pointee::Struct(s),
                 ..
@@ -124,7 +191,14 @@ pub enum TKind {
         keys: Vec<TExpr>,
     },
     Unary(UnOp, Box<TExpr>),
-    Binary(BinOp, Box<TExpr>, Box<TExpr>),
+    /// `signed`: the checker's choice of signed division, remainder,
+    /// right shift and comparison; the back ends follow it.
+    Binary {
+        op: BinOp,
+        signed: bool,
+        left: Box<TExpr>,
+        right: Box<TExpr>,
+    },
     Ternary(Box<TExpr>, Box<TExpr>, Box<TExpr>),
     /// `s == "lit"` / `s != "lit"`.
     StrEq {
@@ -132,30 +206,79 @@ pub enum TKind {
         literal: String,
         negate: bool,
     },
+    /// Two strings' first `len` bytes compared up to a NUL: 1 when equal
+    /// (0 when `negate`: `!=`, and `strncmp`'s 0 for equal).
+    StrCmp {
+        left: Box<TExpr>,
+        right: Box<TExpr>,
+        len: u32,
+        negate: bool,
+    },
+    /// `strcontains(haystack, needle)`: 1 when the needle occurs.
+    StrContains {
+        haystack: Box<TExpr>,
+        needle: Box<TExpr>,
+    },
     /// A member read through the probe-read helper: `*(addr + off)`.
+    /// `user`: the address space; `helper`: the reader the checker chose
+    /// for it on this kernel.
     Read {
         addr: Box<TExpr>,
         off: u32,
         bytes: u8,
         signed: bool,
         user: bool,
+        helper: Helper,
     },
     /// A member's address: `addr + off`.
     Offset {
         base: Box<TExpr>,
         off: u32,
     },
-    /// `str(addr, len)`.
+    /// `str(addr, len)`, read with `helper`.
     StrRead {
         addr: Box<TExpr>,
         len: u32,
         user: bool,
+        helper: Helper,
+    },
+    /// `bswap(x)`: the low `bytes` of x in reverse order.
+    Bswap {
+        value: Box<TExpr>,
+        bytes: u8,
+    },
+    /// `(a, b)`.
+    Tuple(Vec<TExpr>),
+    /// `t.N`: element `index` of a tuple value.
+    TupleField {
+        base: Box<TExpr>,
+        index: usize,
+    },
+    /// `ntop([family,] addr)`: the family, and the address's bytes.
+    Ntop {
+        family: Box<TExpr>,
+        addr: Box<TExpr>,
+        from: InetSource,
     },
     /// `(u32)x`: keep the low bytes, extend by `signed`.
     Trunc {
         value: Box<TExpr>,
         bytes: u8,
         signed: bool,
+    },
+}
+
+/// Where `ntop()`'s address bytes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InetSource {
+    /// The integer's low 4 bytes, as memory holds them (a `__be32`).
+    Int,
+    /// `bytes` (4 or 16) read from the address the expression computes,
+    /// with `helper`.
+    Memory {
+        bytes: u8,
+        user: bool,
+        helper: Helper,
     },
 }
 
@@ -202,6 +325,32 @@ pub enum TStmt {
     Emit {
         event: usize,
         args: Vec<TExpr>,
+        span: Span,
+    },
+    If {
+        cond: TExpr,
+        then: Vec<TStmt>,
+        otherwise: Vec<TStmt>,
+        span: Span,
+    },
+    /// A loop: with a back edge where the kernel takes bounded loops; else
+    /// `trips` is the most iterations the checker proved it runs
+    /// (`$i = 0; while ($i < 8) { ...; $i++ }`), and it is unrolled.
+    While {
+        cond: TExpr,
+        body: Vec<TStmt>,
+        trips: Option<u32>,
+        span: Span,
+    },
+    /// The body `count` times, one after the other.
+    Unroll {
+        count: u32,
+        body: Vec<TStmt>,
+        span: Span,
+    },
+    /// `return` ends the probe; `break`/`continue` the innermost `while`.
+    Jump {
+        jump: Jump,
         span: Span,
     },
 }

@@ -136,6 +136,11 @@ fn trace(src: &str, events: &[(&str, Vec<u64>, &[u8])], format: Format) -> Strin
                     let spec = report::find_map(&compiled, &name).unwrap();
                     out.extend(report::print_map(spec, &kernel.entries(&name), format).unwrap());
                 }
+                Step::PrintMapTop { map, top, div } => {
+                    let spec = report::find_map(&compiled, &map).unwrap();
+                    let entries = kernel.entries(&map);
+                    out.extend(report::print_map_top(spec, &entries, format, top, div).unwrap());
+                }
                 Step::ClearMap(name) => kernel.fresh_map(&name),
                 Step::Exit => break 'events,
             }
@@ -239,10 +244,13 @@ fn begin_and_end_events_print_like_records() {
     let compiled = build(
         r#"BEGIN { printf("hi %s %d\n", "there", 7); } END { print(@n); exit(); } kprobe:f { @n = count(); }"#,
     );
-    let steps: Vec<Step> = compiled
-        .begin
+    let events = [
+        lang::userspace::events(&compiled, &compiled.begin),
+        lang::userspace::events(&compiled, &compiled.end),
+    ];
+    let steps: Vec<Step> = events
         .iter()
-        .chain(&compiled.end)
+        .flatten()
         .map(|e| report::event(Format::Json, e).unwrap())
         .collect();
     assert_eq!(

@@ -31,6 +31,9 @@ fn fields() -> Vec<(&'static str, FieldInfo)> {
             "mm_struct.owner",
             field(0x10, 8, Some("struct task_struct *")),
         ),
+        ("sock.daddr", field(0, 4, Some("__be32"))),
+        ("sock.v6_daddr", field(8, 16, Some("unsigned char[16]"))),
+        ("sock.family", field(24, 2, Some("unsigned short"))),
     ]
 }
 
@@ -225,7 +228,8 @@ fn arithmetic_comparisons_and_ternary() {
             Int(1),
             Int(-10),
             Int(0),
-            Uint((1 << 40) | 4)
+            // Literals are int64, as in bpftrace: the value is signed.
+            Int((1 << 40) | 4)
         ]
     );
     assert_eq!(values[1][0], Int(-5));
@@ -389,14 +393,14 @@ fn begin_and_end_are_evaluated_here() {
     let compiled = build(src, KernelVersion::new(4, 14, 0));
     assert_eq!(compiled.probes.len(), 1);
     assert_eq!(
-        compiled.begin,
+        lang::userspace::events(&compiled, &compiled.begin),
         [Event::Printf {
             format: "Tracing %s... %d\n".into(),
             args: vec![Value::Str("x".into()), Value::Int(3)]
         }]
     );
     assert_eq!(
-        compiled.end,
+        lang::userspace::events(&compiled, &compiled.end),
         [
             Event::Print { map: "@c".into() },
             Event::Clear { map: "@c".into() }
@@ -448,15 +452,23 @@ fn a_predicate_may_read_a_map_its_body_assigns() {
 fn intervals_that_only_print_run_on_a_timer() {
     let src = "kprobe:f { @c = count(); } interval:s:2 { print(@c); clear(@c); } interval:ms:100 { @t = nsecs; }";
     let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let timers: Vec<(u64, Vec<Event>)> = compiled
+        .timers
+        .iter()
+        .map(|t| {
+            let events = lang::userspace::events(&compiled, std::slice::from_ref(&t.block));
+            (t.nanos, events)
+        })
+        .collect();
     assert_eq!(
-        compiled.timers,
-        [lang::Timer {
-            nanos: 2_000_000_000,
-            events: vec![
+        timers,
+        [(
+            2_000_000_000,
+            vec![
                 Event::Print { map: "@c".into() },
                 Event::Clear { map: "@c".into() }
             ],
-        }]
+        )]
     );
     let attach: Vec<String> = compiled
         .probes
@@ -510,4 +522,354 @@ fn old_kernels_get_old_helpers() {
             ))
     );
     let _ = (FIELDS, pt_regs::SIZE, NoTracepoints);
+}
+
+#[test]
+fn if_else_if_else_chooses_one_branch() {
+    // With and without parentheses, `else if` chains, a block-local
+    // variable, and a variable assigned in a branch read after it.
+    let src = r#"kretprobe:f {
+        $kind = "none";
+        if (retval < 0) { $kind = "error"; } else if retval == 0 { $kind = "zero"; }
+        else { $big = retval > 100; if $big { $kind = "big"; } else { $kind = "small"; } }
+        printf("%s\n", $kind);
+    }"#;
+    let (compiled, vm) = run_on_returns(src, &[-3, 0, 7, 1000]);
+    let kinds: Vec<Value> = printf_args(&compiled, &vm)
+        .into_iter()
+        .map(|mut a| a.remove(0))
+        .collect();
+    use Value::Str;
+    assert_eq!(
+        kinds,
+        [
+            Str("error".into()),
+            Str("zero".into()),
+            Str("small".into()),
+            Str("big".into())
+        ]
+    );
+}
+
+#[test]
+fn return_ends_the_probe_and_unroll_repeats() {
+    let src = r#"kretprobe:f {
+        if (retval == 1) { return; }
+        $i = 0; $sum = 0;
+        unroll(5) { $i++; $sum += $i * retval; }
+        printf("%d %d\n", $i, $sum);
+    }"#;
+    let (compiled, vm) = run_on_returns(src, &[1, 2]);
+    use Value::Int;
+    assert_eq!(printf_args(&compiled, &vm), [vec![Int(5), Int(30)]]);
+}
+
+#[test]
+fn while_loops_with_break_and_continue_where_the_kernel_has_them() {
+    let src = r#"kretprobe:f {
+        $i = 0; $odd = 0;
+        while ($i < 100) {
+            $i++;
+            if ($i > retval) { break; }
+            if ($i % 2 == 0) { continue; }
+            $odd++;
+        }
+        printf("%d %d\n", $i, $odd);
+    }"#;
+    let compiled = build(src, KernelVersion::new(5, 4, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    for ret in [7u64, 1000] {
+        let regs = fake_pt_regs(&[(NATIVE.ret.0, ret)]).unwrap();
+        run(&compiled, &mut vm, fd.clone(), 0, &regs);
+    }
+    use Value::Int;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [vec![Int(8), Int(4)], vec![Int(100), Int(50)]]
+    );
+    // Before 5.3 the verifier takes no back edge: refused, with the place.
+    let fields = fields();
+    let target = Target {
+        fields: &fields,
+        tracepoints: &Openat,
+        kernel: kernel(KernelVersion::new(5, 2, 0)),
+    };
+    let error = compile(src, &target).unwrap_err().render(src);
+    assert!(
+        error.starts_with("3:9: `while` needs a kernel whose verifier takes loops (5.3+)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn let_declares_in_its_block_and_division_and_shifts_are_unsigned_as_in_bpftrace() {
+    // `let $x;` takes its type from the first assignment, in a branch.
+    let src = r#"kretprobe:f {
+        let $s;
+        if (retval < 0) { $s = "neg"; } else { $s = "pos"; }
+        let $half = retval / 2;
+        printf("%s %d %d\n", $s, $half, retval >> 1);
+    }"#;
+    let (compiled, vm) = run_on_returns(src, &[-9, 9]);
+    use Value::*;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [
+            vec![Str("neg".into()), Int(i64::MAX - 4), Int(i64::MAX - 4)],
+            vec![Str("pos".into()), Int(4), Int(4)]
+        ]
+    );
+}
+
+#[test]
+fn bswap_swaps_the_values_width_and_delete_takes_the_key_apart() {
+    let src = r#"kprobe:f {
+        $t = (struct task_struct *)arg0;
+        $port = (uint16)arg1;
+        @by[comm]++; @gone[arg1] = 1; delete(@gone, arg1);
+        printf("%u %u %u\n", bswap($port), bswap((uint32)arg1), bswap($t->pid));
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    const TASK: u64 = 0xffff_8880_0001_0000;
+    let mut task = vec![0u8; 0x60];
+    task[0x48..0x4c].copy_from_slice(&0x0102_0304u32.to_le_bytes());
+    vm.map(Space::Kernel, TASK, task).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[TASK, 0x1234]));
+    use Value::*;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [vec![Uint(0x3412), Uint(0x3412_0000), Uint(0x0403_0201)]]
+    );
+    assert!(map_values(&compiled, &vm, "@gone").is_empty());
+    assert_eq!(
+        map_values(&compiled, &vm, "@by"),
+        [(vec![Str("rm".into())], MapValue::Value(Uint(1)))]
+    );
+}
+
+#[test]
+fn ntop_formats_ipv4_and_ipv6_in_user_space() {
+    let src = r#"kprobe:f {
+        $sk = (struct sock *)arg0;
+        let $addr;
+        if ($sk->family == 10) { $addr = ntop($sk->v6_daddr); } else { $addr = ntop($sk->daddr); }
+        printf("%s|%-10s|%s|%s\n", $addr, ntop(0), ntop(2, 0x0100007f), ntop(10, $sk->v6_daddr));
+        @by[ntop($sk->daddr)] = count();
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    const SOCK: u64 = 0xffff_8880_0003_0000;
+    const SOCK6: u64 = 0xffff_8880_0004_0000;
+    let mut sock = vec![0u8; 32];
+    sock[0..4].copy_from_slice(&[10, 0, 0, 7]);
+    let v6: std::net::Ipv6Addr = "fe80::1".parse().unwrap();
+    sock[8..24].copy_from_slice(&v6.octets());
+    sock[24..26].copy_from_slice(&2u16.to_le_bytes());
+    vm.map(Space::Kernel, SOCK, sock.clone()).unwrap();
+    run(&compiled, &mut vm, fd.clone(), 0, &args_regs(&[SOCK]));
+    sock[24..26].copy_from_slice(&10u16.to_le_bytes());
+    vm.map(Space::Kernel, SOCK6, sock).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[SOCK6]));
+    // The printers format the address from the record's bytes.
+    let text: Vec<String> = vm
+        .perf_output
+        .iter()
+        .map(
+            |r| match lang::report::record(&compiled, lang::report::Format::Text, r).unwrap() {
+                lang::report::Step::Write(b) => String::from_utf8(b).unwrap(),
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    assert_eq!(
+        text,
+        [
+            "10.0.0.7|0.0.0.0   |127.0.0.1|fe80::1\n",
+            "fe80::1|0.0.0.0   |127.0.0.1|fe80::1\n"
+        ]
+    );
+    assert_eq!(
+        map_values(&compiled, &vm, "@by"),
+        [(vec![Value::Str("10.0.0.7".into())], MapValue::Count(2))]
+    );
+}
+
+#[test]
+fn string_comparisons_strncmp_and_strcontains() {
+    let src = r#"kprobe:f {
+        $t = (struct task_struct *)arg0;
+        $name = $t->comm;
+        printf("%d %d %d %d %d %d %d %d\n",
+            $name == comm, $name != comm, strncmp($name, "bash", 2), strncmp($name, "rm", 8),
+            strcontains($name, "as"), strcontains($name, "sh!"), strcontains(comm, $name), strcontains($name, ""));
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    const TASK: u64 = 0xffff_8880_0001_0000;
+    let mut task = vec![0u8; 0x60];
+    task[0x50..0x55].copy_from_slice(b"bash\0");
+    vm.map(Space::Kernel, TASK, task).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[TASK]));
+    use Value::*;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [[0, 1, 0, 1, 1, 0, 0, 1].map(Int).to_vec()]
+    );
+    // Too many pairs for a 4096-instruction kernel: refused with the place.
+    let src = r#"kprobe:f { $a = str(arg0, 200); $b = str(arg1, 200); printf("%d\n", strcontains($a, $b)); }"#;
+    let fields = fields();
+    let target = Target {
+        fields: &fields,
+        tracepoints: &Openat,
+        kernel: kernel(KernelVersion::new(4, 14, 0)),
+    };
+    let error = compile(src, &target).unwrap_err().render(src);
+    assert!(
+        error.starts_with("1:69: strcontains of a 200-byte string"),
+        "{error}"
+    );
+}
+
+#[test]
+fn pointers_dereference_index_and_move_by_elements() {
+    let src = r#"kprobe:f {
+        $p = (int32 *)arg0;
+        $t = (struct task_struct *)arg1;
+        $pp = (uint64 **)arg2;
+        printf("%d %d %d %d %d %c %d %d %d %d\n",
+            *$p, $p[1], *($p + 2), $p[-1 + 1], (*$t).pid, $t->comm[1], *&$t->pid,
+            sizeof(int16), sizeof($t->comm), **$pp);
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    const INTS: u64 = 0xffff_8880_0005_0000;
+    const TASK: u64 = 0xffff_8880_0001_0000;
+    const PP: u64 = 0xffff_8880_0006_0000;
+    let ints: Vec<u8> = [-1i32, 20, 300]
+        .iter()
+        .flat_map(|n| n.to_le_bytes())
+        .collect();
+    vm.map(Space::Kernel, INTS, ints).unwrap();
+    let mut task = vec![0u8; 0x60];
+    task[0x48..0x4c].copy_from_slice(&77i32.to_le_bytes());
+    task[0x50..0x55].copy_from_slice(b"bash\0");
+    vm.map(Space::Kernel, TASK, task).unwrap();
+    let mut pp = vec![0u8; 16];
+    pp[..8].copy_from_slice(&(PP + 8).to_le_bytes());
+    pp[8..].copy_from_slice(&99u64.to_le_bytes());
+    vm.map(Space::Kernel, PP, pp).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[INTS, TASK, PP]));
+    use Value::*;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [vec![
+            Int(-1),
+            Int(20),
+            Int(300),
+            Int(-1),
+            Int(77),
+            Uint(u64::from(b'a')),
+            Int(77),
+            Int(2),
+            Int(16),
+            Int(99)
+        ]]
+    );
+}
+
+#[test]
+fn tuples_are_map_keys_like_key_lists() {
+    let src = r#"kprobe:f {
+        $key = (arg0, comm);
+        @a[$key] = 1; @b[arg0, comm] = 2; @c[(arg1, "x")]++;
+        if (@a[arg0, comm] == 1) { printf("%d %s %d\n", $key.0, $key.1, (7, 8).1); }
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[5, 6]));
+    use Value::*;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [vec![Int(5), Str("rm".into()), Int(8)]]
+    );
+    let key = vec![Uint(5), Str("rm".into())];
+    assert_eq!(
+        map_values(&compiled, &vm, "@a"),
+        [(key.clone(), MapValue::Value(Int(1)))]
+    );
+    assert_eq!(
+        map_values(&compiled, &vm, "@b"),
+        [(key, MapValue::Value(Int(2)))]
+    );
+    assert_eq!(
+        map_values(&compiled, &vm, "@c"),
+        [(vec![Uint(6), Str("x".into())], MapValue::Value(Uint(1)))]
+    );
+}
+
+#[test]
+fn a_condition_may_read_a_map_its_branch_assigns() {
+    // The map is first assigned inside the branch its condition reads.
+    let src = r#"kprobe:f { if (@seen[arg0] == 0) { @seen[arg0] = 1; printf("first %-4.2s|\n", comm); } }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    for arg in [3, 3, 4] {
+        run(&compiled, &mut vm, fd.clone(), 0, &args_regs(&[arg]));
+    }
+    assert_eq!(printed(&compiled, &vm).len(), 2);
+    let text = lang::report::record(&compiled, lang::report::Format::Text, &vm.perf_output[0]);
+    assert_eq!(
+        text.unwrap(),
+        lang::report::Step::Write(b"first rm  |\n".to_vec())
+    );
+}
+
+#[test]
+fn a_while_with_a_constant_bound_is_unrolled_before_5_3() {
+    let src = r#"kretprobe:f {
+        $i = 0; $sum = 0;
+        while ($i < 6) { $sum += $i; $i += 2; if ($sum > retval) { break; } }
+        printf("%d %d\n", $i, $sum);
+    }"#;
+    let compiled = build(src, KernelVersion::new(4, 14, 0));
+    use probes::asm::Insn;
+    let insns = compiled.probes[0].insns.as_slice();
+    assert!(
+        insns
+            .iter()
+            .all(|i| i.jump_offset().is_none_or(|off| off >= 0)),
+        "{}",
+        compiled.probes[0].insns
+    );
+    assert!(insns.iter().any(|i| matches!(i, Insn::Exit)));
+    let (mut vm, fd) = vm_for(&compiled);
+    for ret in [100u64, 1] {
+        let regs = fake_pt_regs(&[(NATIVE.ret.0, ret)]).unwrap();
+        run(&compiled, &mut vm, fd.clone(), 0, &regs);
+    }
+    use Value::Int;
+    assert_eq!(
+        printf_args(&compiled, &vm),
+        [vec![Int(6), Int(6)], vec![Int(4), Int(2)]]
+    );
+    // A bound the checker cannot prove is still refused there.
+    let fields = fields();
+    let target = Target {
+        fields: &fields,
+        tracepoints: &Openat,
+        kernel: kernel(KernelVersion::new(4, 14, 0)),
+    };
+    for src in [
+        "kretprobe:f { $i = 0; while ($i < retval) { $i++; } }",
+        "kretprobe:f { $i = 0; while ($i < 500) { $i++; } }",
+        "kretprobe:f { $i = retval; while ($i < 5) { $i++; } }",
+        "kretprobe:f { $i = 0; while ($i < 5) { if (retval) { $i++; } } }",
+    ] {
+        let error = compile(src, &target).unwrap_err().render(src);
+        assert!(
+            error.contains("`while` needs a kernel whose verifier takes loops"),
+            "{src}: {error}"
+        );
+    }
 }

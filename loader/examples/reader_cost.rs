@@ -144,6 +144,7 @@ fn trace(events: usize, format: report::Format) {
         end: Vec::new(),
         timers: Vec::new(),
         maps: Vec::new(),
+        time_formats: Vec::new(),
         events: vec![EventFormat::Printf {
             format: "KPROBE ENTRY %s %d\n".into(),
             args: vec![
@@ -157,6 +158,8 @@ fn trace(events: usize, format: report::Format) {
                 },
             ],
         }],
+        config: Default::default(),
+        listed: Vec::new(),
     };
     let mut raw = 0u64.to_ne_bytes().to_vec();
     let mut path = [0u8; PATH_LEN as usize];
@@ -167,7 +170,8 @@ fn trace(events: usize, format: report::Format) {
     let per_batch = ring::records(&batch).count();
     let mut out = dev_null();
     let mut done = 0;
-    let mut records = report::Records::new(&compiled, format);
+    let clock = lang::format::time::FixedClock::default();
+    let mut records = report::Records::new(&compiled, format, &clock);
     let mut line = Vec::new();
     while done < events {
         for record in ring::records(&batch).take(events - done) {

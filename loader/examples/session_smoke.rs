@@ -58,11 +58,12 @@ fn ticker() -> Builder {
     b.mov(R2, R10);
     b.add(R2, -4);
     b.call(Helper::MapLookupElem);
-    b.jump(JmpOp::Eq, R0, 0, "out");
+    let out = b.new_label("out");
+    b.jump(JmpOp::Eq, R0, 0, out);
     b.load(Size::DW, R1, R0, 0);
     b.add(R1, 1);
     b.store(Size::DW, R0, 0, R1);
-    b.label("out");
+    b.bind(out);
     b.mov(R0, 0);
     b.exit();
     b

@@ -12,6 +12,7 @@ use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use crate::pipe_line::Seen;
 use crate::session::{Events, LATENCY_MS, Session};
 use crate::sys;
 
@@ -25,19 +26,6 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// audit rules are loaded; 2 is then right, but indistinguishable from a
 /// wrong offset that happens to read 2, so it is refused with a hint.
 pub const FRESH_REFCNT: i32 = 1;
-
-/// What the probes reported for nobtf's own process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seen {
-    Entry {
-        filename: String,
-        /// `None` when the probe does not report it (trace pipe, user path).
-        refcnt: Option<i32>,
-    },
-    Exit {
-        ret: i64,
-    },
-}
 
 /// What the canary knows to be true, and where the offsets came from.
 #[derive(Debug, Clone)]

@@ -159,8 +159,12 @@ pub struct TraceArgs {
     /// The program, or a file holding it.
     #[arg(value_name = "PROGRAM", required_unless_present = "expr")]
     pub program: Option<String>,
-    /// The program's text.
-    #[arg(short = 'e', value_name = "PROGRAM", conflicts_with = "program")]
+    /// The program's positional parameters `$1`, `$2`, ... (after `--` when
+    /// one starts with `-`).
+    #[arg(value_name = "ARG")]
+    pub params: Vec<String>,
+    /// The program's text (then every word after the options is an ARG).
+    #[arg(short = 'e', value_name = "PROGRAM")]
     pub expr: Option<String>,
     /// Offsets profile for struct fields (default: the kernel's BTF, else
     /// the builtin profile where it fits).
@@ -332,14 +336,20 @@ impl RunArgs {
 
 impl TraceArgs {
     pub fn options(self) -> anyhow::Result<TraceOptions> {
+        let mut params = self.params;
         let program = match (self.expr, self.program) {
-            (Some(text), _) => text,
+            // With -e, bpftrace takes every word as a parameter.
+            (Some(text), first) => {
+                params.splice(0..0, first);
+                text
+            }
             (None, Some(arg)) => trace::program_text(&arg)
                 .map_err(|e| anyhow::anyhow!("reading program file {arg}: {e}"))?,
             (None, None) => anyhow::bail!("give a program: nobtf trace PROGRAM or -e PROGRAM"),
         };
         Ok(TraceOptions {
             program,
+            params,
             offsets: self.offsets,
             format: match self.format {
                 FormatArg::Text => lang::report::Format::Text,
@@ -424,6 +434,33 @@ mod tests {
         assert_eq!(
             args.request().unwrap_err().to_string(),
             "--duration 0: give a positive number of seconds"
+        );
+    }
+
+    /// Positional parameters follow the program as bpftrace takes them;
+    /// options may still come after them, and `--` passes `-3`.
+    #[test]
+    fn words_after_the_program_are_its_parameters() {
+        let trace = |words: &[&str]| {
+            let cli = Cli::try_parse_from(words).unwrap();
+            let Cmd::Trace(args) = cli.command else {
+                panic!("not trace");
+            };
+            args.options().unwrap()
+        };
+        let opts = trace(&[
+            "nobtf", "trace", "-e", "BEGIN {}", "5", "eth0", "-c", "true",
+        ]);
+        assert_eq!(opts.program, "BEGIN {}");
+        assert_eq!(opts.params, ["5", "eth0"]);
+        assert_eq!(opts.command.as_deref(), Some("true"));
+        let opts = trace(&["nobtf", "trace", "kprobe:f { }", "1", "--", "-3"]);
+        assert_eq!(opts.program, "kprobe:f { }");
+        assert_eq!(opts.params, ["1", "-3"]);
+        assert!(
+            trace(&["nobtf", "trace", "-e", "BEGIN {}"])
+                .params
+                .is_empty()
         );
     }
 }

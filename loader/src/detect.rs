@@ -14,8 +14,9 @@ use kernel_headers::bpf::Helper;
 
 use crate::features::{self, Kernel, KprobePmu, Probeable};
 use crate::load::{self, BasicLoad, Support};
-use crate::plan::{FUNCTION, PlanError};
+use crate::plan_error::PlanError;
 use crate::sys::{self, SysError};
+use probes::unlink::FUNCTION;
 
 #[derive(Debug)]
 pub struct Report {

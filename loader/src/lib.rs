@@ -28,13 +28,16 @@ pub mod detect;
 pub mod dump;
 pub mod features;
 pub mod legacy;
+pub mod list;
 pub mod load;
 pub mod output;
 pub mod pipe_line;
 pub mod plan;
+pub mod plan_error;
 pub mod ring;
 pub mod run;
 pub mod session;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod trace;
+pub mod tracefs_events;

@@ -6,7 +6,18 @@ use std::sync::LazyLock;
 
 use probes::unlink::{ENTRY_FORMAT, EXIT_FORMAT};
 
-use crate::canary::Seen;
+/// What the probes reported for nobtf's own process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Entry {
+        filename: String,
+        /// `None` when the probe does not report it (trace pipe, user path).
+        refcnt: Option<i32>,
+    },
+    Exit {
+        ret: i64,
+    },
+}
 
 /// The fixed words of the two messages, cut from the probes' formats.
 pub struct Words {

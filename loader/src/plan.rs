@@ -7,20 +7,20 @@
 //! known to fit), the memory reader, the output (perf events or the trace
 //! pipe), the attach mechanism, object names and kern_version for loading.
 
-use std::io;
 use std::path::PathBuf;
 
 use kernel_headers::bpf::Helper;
+use kernel_headers::bpf::Readers;
 use kernel_headers::pt_regs;
 use probes::Program;
-use probes::unlink::{self, Choices, Output, ReadHelper};
+use probes::unlink::{self, Choices, Output};
 use profile::Profile;
 
 use crate::attach::{Attach, AttachMode, diagnose};
 use crate::detect::Report;
 use crate::features::Probeable;
 use crate::load::{LoadOptions, Support};
-use crate::sys::SysError;
+pub use crate::plan_error::{PlanError, ProfileChoiceError, ReadChoice};
 
 /// The function the unlink probes attach to.
 pub const FUNCTION: &str = unlink::FUNCTION;
@@ -29,98 +29,13 @@ pub const FUNCTION: &str = unlink::FUNCTION;
 pub const PROFILE_FIX: &str =
     "a clone's arguments may differ: generate a profile with `offsets gen`";
 
-/// Which memory reader the probes use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadChoice {
-    /// The newest reader the kernel has: `bpf_probe_read_kernel`, else
-    /// `bpf_probe_read` with `bpf_probe_read_str`, else fixed-size reads.
-    Auto,
-    ProbeRead,
-    ProbeReadKernel,
-    /// `bpf_probe_read` alone, fixed-size path reads (for kernels before
-    /// 4.11, which have no `bpf_probe_read_str`).
-    ProbeReadFixed,
-}
-
-impl ReadChoice {
-    /// The `--read-helper` value that asks for it.
-    fn flag(self) -> &'static str {
-        match self {
-            ReadChoice::Auto => "auto",
-            ReadChoice::ProbeRead => "probe_read",
-            ReadChoice::ProbeReadKernel => "probe_read_kernel",
-            ReadChoice::ProbeReadFixed => "probe_read_fixed",
-        }
-    }
-}
-
 /// How `nobtf check` and the attach line name a reader.
-pub fn reader_name(read: ReadHelper) -> &'static str {
+pub fn reader_name(read: Readers) -> &'static str {
     match read {
-        ReadHelper::ProbeReadKernel => "bpf_probe_read_kernel",
-        ReadHelper::ProbeRead => "bpf_probe_read",
-        ReadHelper::ProbeReadFixed => "bpf_probe_read (fixed-size reads)",
+        Readers::Split => "bpf_probe_read_kernel",
+        Readers::ProbeReadStr => "bpf_probe_read",
+        Readers::ProbeRead => "bpf_probe_read (fixed-size reads)",
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    #[error("cannot tell the kernel version: {0}")]
-    Kernel(String),
-    #[error(
-        "not allowed to load BPF programs ({0}): run as root or with CAP_BPF+CAP_PERFMON (CAP_SYS_ADMIN before 5.8)"
-    )]
-    NotRoot(SysError),
-    #[error(
-        "the kernel refused bpf(2) to root ({0}): kernel lockdown, an LSM, or RLIMIT_MEMLOCK that cannot be raised"
-    )]
-    Denied(SysError),
-    #[error("this kernel has no bpf(2) system call (CONFIG_BPF_SYSCALL is off): {0}")]
-    NoBpf(SysError),
-    #[error(
-        "this kernel does not load kprobe BPF programs ({0}); it needs CONFIG_BPF_EVENTS and CONFIG_KPROBE_EVENTS"
-    )]
-    NoKprobeProgs(SysError),
-    #[error(
-        "--read-helper {} needs helper {}, which this kernel does not have{}: use --read-helper auto",
-        .choice.flag(), .helper.name(), since(*.helper)
-    )]
-    ReadHelper { choice: ReadChoice, helper: Helper },
-    #[error("{name} cannot be probed: {why}")]
-    Function { name: String, why: String },
-    #[error("no way to attach: {0}")]
-    Attach(String),
-    #[error("helper {} is not available on this kernel (needed by the probes){}", .0.name(), since(*.0))]
-    Helper(Helper),
-    #[error(transparent)]
-    Profile(#[from] ProfileChoiceError),
-    #[error("building the probes: {0}")]
-    Build(#[from] probes::BuildError),
-}
-
-fn since(helper: Helper) -> String {
-    format!("; mainline has it since {}", helper.since().series())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileChoiceError {
-    #[error("reading offsets profile {path}: {err}")]
-    Read { path: String, err: io::Error },
-    #[error("offsets profile {path}: {err}")]
-    Parse {
-        path: String,
-        err: profile::ProfileError,
-    },
-    #[error(
-        "no offsets profile for kernel {release}: the builtin one is only known to fit {}; generate one with `offsets gen` and pass it with --offsets FILE",
-        profile::builtin::known_versions(pt_regs::NATIVE.arch)
-    )]
-    NoBuiltin { release: String },
-    #[error(
-        "offsets profile {path} is for {arch}, but this nobtf runs on {}: use a profile made for this machine's kernel (`offsets gen --arch ...`)",
-        pt_regs::NATIVE.arch
-    )]
-    OtherArch { path: String, arch: String },
 }
 
 /// The profile to build the probes from: the given file, else the builtin
@@ -210,8 +125,8 @@ pub fn probe_readers(report: &mut Report, choice: ReadChoice) {
 
 /// The reader the probes use: the newest the kernel has for `auto`, or the
 /// one chosen, refused when a helper it needs is known to be absent.
-pub fn reader(report: &Report, choice: ReadChoice) -> Result<ReadHelper, PlanError> {
-    let needs = |helper: Helper, read: ReadHelper| {
+pub fn reader(report: &Report, choice: ReadChoice) -> Result<Readers, PlanError> {
+    let needs = |helper: Helper, read: Readers| {
         if report.has_helper(helper) {
             Ok(read)
         } else {
@@ -219,13 +134,13 @@ pub fn reader(report: &Report, choice: ReadChoice) -> Result<ReadHelper, PlanErr
         }
     };
     match choice {
-        ReadChoice::ProbeReadFixed => needs(Helper::ProbeRead, ReadHelper::ProbeReadFixed),
-        ReadChoice::ProbeRead => needs(Helper::ProbeReadStr, ReadHelper::ProbeRead),
-        ReadChoice::ProbeReadKernel => needs(Helper::ProbeReadKernel, ReadHelper::ProbeReadKernel),
+        ReadChoice::ProbeReadFixed => needs(Helper::ProbeRead, Readers::ProbeRead),
+        ReadChoice::ProbeRead => needs(Helper::ProbeReadStr, Readers::ProbeReadStr),
+        ReadChoice::ProbeReadKernel => needs(Helper::ProbeReadKernel, Readers::Split),
         ReadChoice::Auto => Ok(match report.helper(Helper::ProbeReadKernel) {
-            Some(Support::Yes) => ReadHelper::ProbeReadKernel,
-            _ if report.has_helper(Helper::ProbeReadStr) => ReadHelper::ProbeRead,
-            _ => ReadHelper::ProbeReadFixed,
+            Some(Support::Yes) => Readers::Split,
+            _ if report.has_helper(Helper::ProbeReadStr) => Readers::ProbeReadStr,
+            _ => Readers::ProbeRead,
         }),
     }
 }
@@ -256,7 +171,7 @@ pub struct Probes {
     pub profile: Profile,
     /// The profile as the user named it: the file, or `builtin`.
     pub profile_shown: String,
-    pub reader: ReadHelper,
+    pub reader: Readers,
     pub choices: Choices,
 }
 
@@ -284,7 +199,7 @@ impl Probes {
     }
 }
 
-fn choices(reader: ReadHelper, trace_pipe: bool) -> Choices {
+fn choices(reader: Readers, trace_pipe: bool) -> Choices {
     Choices {
         read: reader,
         output: if trace_pipe {
@@ -340,7 +255,7 @@ pub fn run_plan(
             // with the reader `auto` would take.
             let reader = reader(report, request.read)
                 .or_else(|_| reader(report, ReadChoice::Auto))
-                .unwrap_or(ReadHelper::ProbeRead);
+                .unwrap_or(Readers::ProbeReadStr);
             let release = report.kernel.as_ref().map_or("", |k| &k.release);
             let builtin = profile::builtin::for_arch(pt_regs::NATIVE.arch)
                 .unwrap_or(&profile::builtin::FILENAME);
@@ -419,13 +334,10 @@ mod tests {
     #[test]
     fn before_4_11_auto_reads_fixed_sizes_and_probe_read_is_refused() {
         let r = report_4_10();
-        assert_eq!(
-            reader(&r, ReadChoice::Auto).unwrap(),
-            ReadHelper::ProbeReadFixed
-        );
+        assert_eq!(reader(&r, ReadChoice::Auto).unwrap(), Readers::ProbeRead);
         assert_eq!(
             reader(&r, ReadChoice::ProbeReadFixed).unwrap(),
-            ReadHelper::ProbeReadFixed
+            Readers::ProbeRead
         );
         assert_eq!(
             reader(&r, ReadChoice::ProbeRead).unwrap_err().to_string(),
@@ -438,7 +350,7 @@ mod tests {
             "--read-helper probe_read_kernel needs helper bpf_probe_read_kernel, which this kernel does not have; mainline has it since 5.5: use --read-helper auto"
         );
         assert_eq!(
-            reader_name(ReadHelper::ProbeReadFixed),
+            reader_name(Readers::ProbeRead),
             "bpf_probe_read (fixed-size reads)"
         );
     }
@@ -447,16 +359,13 @@ mod tests {
     fn auto_takes_the_newest_reader_there_is() {
         let mut r = report_4_10();
         r.helpers[1].1 = Support::Yes;
-        assert_eq!(reader(&r, ReadChoice::Auto).unwrap(), ReadHelper::ProbeRead);
+        assert_eq!(reader(&r, ReadChoice::Auto).unwrap(), Readers::ProbeReadStr);
         r.helpers[2].1 = Support::Yes;
-        assert_eq!(
-            reader(&r, ReadChoice::Auto).unwrap(),
-            ReadHelper::ProbeReadKernel
-        );
+        assert_eq!(reader(&r, ReadChoice::Auto).unwrap(), Readers::Split);
         // Not probed (no privilege for `nobtf dump`): the string helper is assumed.
         assert_eq!(
             reader(&test_report(None, 0), ReadChoice::Auto).unwrap(),
-            ReadHelper::ProbeRead
+            Readers::ProbeReadStr
         );
     }
 
@@ -507,7 +416,7 @@ mod tests {
             ..request()
         };
         let plan = run_plan(&mut report, &auto, AttachMode::Auto).unwrap();
-        assert_eq!(plan.probes.reader, ReadHelper::ProbeReadFixed);
+        assert_eq!(plan.probes.reader, Readers::ProbeRead);
         let calls: Vec<Helper> = plan.programs.iter().flat_map(|p| p.helpers()).collect();
         assert!(!calls.contains(&Helper::ProbeReadStr), "{calls:?}");
         let problems = run_plan(&mut report, &request(), AttachMode::Auto).unwrap_err();

@@ -7,7 +7,7 @@ use kernel_headers::perf::{PERF_EVENT_HEADER_SIZE, PERF_RECORD_LOST, PERF_RECORD
 use loader::ring::{self, Record};
 use loader::{attach, features, pipe_line};
 use probes::event;
-use probes::unlink::{self, Choices, Output, ReadHelper};
+use probes::unlink::{self, Choices, Output, Readers};
 use profile::Profile;
 use proptest::prelude::*;
 
@@ -141,7 +141,7 @@ proptest! {
         let Ok(profile) = Profile::from_toml_str(&lines.join("\n")) else {
             return Ok(());
         };
-        for read in [ReadHelper::ProbeRead, ReadHelper::ProbeReadKernel] {
+        for read in [Readers::ProbeReadStr, Readers::Split] {
             for output in [Output::PerfEvents, Output::TracePrintk] {
                 let choices = Choices { read, output };
                 if let Ok(program) = unlink::entry(&profile, &choices) {

@@ -48,8 +48,15 @@ pub fn diff(a: &Profile, b: &Profile) -> Diff {
         &a.fields,
         &b.fields,
         &mut d.differences,
-        |x, y| x == y,
-        |f| format!("offset {} size {}", f.offset, f.size),
+        // A format-1 profile knows no types: only two known types can differ.
+        |x, y| {
+            (x.offset, x.size) == (y.offset, y.size)
+                && (x.c_type == y.c_type || x.c_type.is_none() || y.c_type.is_none())
+        },
+        |f| match &f.c_type {
+            Some(t) => format!("offset {} size {} `{t}`", f.offset, f.size),
+            None => format!("offset {} size {}", f.offset, f.size),
+        },
     );
     compare_maps(
         "function",
@@ -109,26 +116,20 @@ mod tests {
     fn each_difference_is_named() {
         let a = profile::builtin::FILENAME.profile("4.14");
         let mut b = a.clone();
+        b.fields
+            .insert("filename.refcnt".into(), Field::typed(24, 4, "int"));
+        b.fields.insert("inode.i_ino".into(), Field::untyped(64, 8));
         b.fields.insert(
-            "filename.refcnt".into(),
-            Field {
-                offset: 24,
-                size: 4,
-            },
-        );
-        b.fields.insert(
-            "inode.i_ino".into(),
-            Field {
-                offset: 64,
-                size: 8,
-            },
+            "filename.name".into(),
+            Field::typed(0, 8, "unsigned char *"),
         );
         b.functions.get_mut("do_unlinkat").unwrap().name_arg_type = NameArgType::UserPath;
         let d = diff(&a, &b);
         assert_eq!(
             d.differences,
             [
-                "field `filename.refcnt`: offset 16 size 4 vs offset 24 size 4",
+                "field `filename.name`: offset 0 size 8 `char *` vs offset 0 size 8 `unsigned char *`",
+                "field `filename.refcnt`: offset 16 size 4 `int` vs offset 24 size 4 `int`",
                 "field `inode.i_ino` only in B (offset 64 size 8)",
                 "function `do_unlinkat`: symbol true name_arg 2 `struct filename *` vs symbol true name_arg 2 `const char __user *`",
             ]

@@ -164,22 +164,10 @@ fn size_of(unit: &Unit, off: UnitOffset, depth: usize) -> Result<u64, GenError> 
         }
         dw::DW_TAG_array_type => {
             let elem = type_ref(&entry)?.ok_or_else(|| err("array without element type"))?;
-            let mut size = size_of(unit, elem, depth + 1)?;
-            let mut tree = unit.entries_tree(Some(off)).map_err(err)?;
-            let mut children = tree.root().map_err(err)?.children();
-            while let Some(child) = children.next().map_err(err)? {
-                let e = child.entry();
-                if e.tag() != dw::DW_TAG_subrange_type {
-                    continue;
-                }
-                let count = match (udata(e, dw::DW_AT_count)?, udata(e, dw::DW_AT_upper_bound)?) {
-                    (Some(c), _) => c,
-                    (None, Some(u)) => u.wrapping_add(1),
-                    (None, None) => 0, // a flexible array
-                };
-                size = size.saturating_mul(count);
-            }
-            Ok(size)
+            let size = size_of(unit, elem, depth + 1)?;
+            Ok(array_counts(unit, off)?
+                .into_iter()
+                .fold(size, u64::saturating_mul))
         }
         _ => Ok(0),
     }
@@ -291,7 +279,77 @@ fn field(dwarf: &Dwarf, unit: &Unit, off: UnitOffset, path: &FieldPath) -> Resul
     Ok(Field {
         offset: conv(offset)?,
         size: conv(size)?,
+        c_type: Some(type_text(dwarf, unit, Some(ty), 0)?),
     })
+}
+
+/// The C text of the type at `off` (None: `void`), written as
+/// `btf::Btf::type_text` writes BTF's (qualifiers dropped, a typedef's name
+/// kept unless it names a pointer or an array), so a profile says the same
+/// whichever source it came from.
+fn type_text(
+    dwarf: &Dwarf,
+    unit: &Unit,
+    off: Option<UnitOffset>,
+    depth: usize,
+) -> Result<String, GenError> {
+    if depth > MAX_DEPTH {
+        return Err(err("type nesting too deep"));
+    }
+    let Some(off) = off else {
+        return Ok("void".into());
+    };
+    let entry = unit.entry(off).map_err(err)?;
+    let name =
+        || -> Result<String, GenError> { Ok(name_of(dwarf, unit, &entry)?.unwrap_or_default()) };
+    let inner = || type_text(dwarf, unit, type_ref(&entry)?, depth + 1);
+    Ok(match entry.tag() {
+        dw::DW_TAG_base_type => name()?,
+        dw::DW_TAG_structure_type => format!("struct {}", name()?),
+        dw::DW_TAG_union_type => format!("union {}", name()?),
+        dw::DW_TAG_enumeration_type => format!("enum {}", name()?),
+        dw::DW_TAG_typedef => {
+            let inner = inner()?;
+            if inner.ends_with('*') || inner.ends_with(']') {
+                inner
+            } else {
+                name()?
+            }
+        }
+        tag if is_alias(tag) => inner()?,
+        dw::DW_TAG_pointer_type | dw::DW_TAG_reference_type => format!("{} *", inner()?),
+        dw::DW_TAG_array_type => {
+            // BTF nests one array per dimension, the outermost last:
+            // `char a[2][16]` is `char[16][2]` there.
+            let mut text = inner()?;
+            for count in array_counts(unit, off)?.iter().rev() {
+                text.push_str(&format!("[{count}]"));
+            }
+            text
+        }
+        _ => "void (*)()".into(),
+    })
+}
+
+/// The element counts of array `off`, outermost first; 0 for a flexible one.
+fn array_counts(unit: &Unit, off: UnitOffset) -> Result<Vec<u64>, GenError> {
+    let mut counts = Vec::new();
+    let mut tree = unit.entries_tree(Some(off)).map_err(err)?;
+    let mut children = tree.root().map_err(err)?.children();
+    while let Some(child) = children.next().map_err(err)? {
+        let e = child.entry();
+        if e.tag() != dw::DW_TAG_subrange_type {
+            continue;
+        }
+        counts.push(
+            match (udata(e, dw::DW_AT_count)?, udata(e, dw::DW_AT_upper_bound)?) {
+                (Some(c), _) => c,
+                (None, Some(u)) => u.wrapping_add(1),
+                (None, None) => 0, // a flexible array
+            },
+        );
+    }
+    Ok(counts)
 }
 
 fn params(
@@ -343,6 +401,54 @@ pub fn scan_elf(
     paths: &[FieldPath],
     function: &str,
 ) -> Result<Found, GenError> {
+    with_dwarf(elf, |dwarf| scan(dwarf, paths, function))
+}
+
+/// The C type (as [`type_text`] writes it) each pointer variable whose
+/// name starts with `prefix` points at: `offsets gen --kernel-src` defines
+/// one per field, to the member's type, so the compiler describes that type
+/// in its DWARF.
+pub fn variable_types(
+    elf: &crate::elf::Elf,
+    prefix: &str,
+) -> Result<BTreeMap<String, String>, GenError> {
+    with_dwarf(elf, |dwarf| {
+        let mut out = BTreeMap::new();
+        let mut units = dwarf.units();
+        while let Some(header) = units.next().map_err(err)? {
+            let unit = dwarf.unit(header).map_err(err)?;
+            let mut cursor = unit.entries();
+            let mut depth: isize = 0;
+            while let Some((delta, entry)) = cursor.next_dfs().map_err(err)? {
+                depth += delta;
+                if depth != 1 || entry.tag() != dw::DW_TAG_variable {
+                    continue;
+                }
+                let Some(name) = name_of(dwarf, &unit, entry)? else {
+                    continue;
+                };
+                if !name.starts_with(prefix) {
+                    continue;
+                }
+                let pointer = type_ref(entry)?
+                    .ok_or_else(|| err(format!("variable `{name}` has no type")))?;
+                let pointer = unit.entry(pointer).map_err(err)?;
+                if pointer.tag() != dw::DW_TAG_pointer_type {
+                    return Err(err(format!("variable `{name}` is not a pointer")));
+                }
+                out.insert(name, type_text(dwarf, &unit, type_ref(&pointer)?, 0)?);
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// Run `f` on the DWARF sections of an ELF, loaded through `crate::elf`
+/// (relocations applied in an object file).
+fn with_dwarf<T>(
+    elf: &crate::elf::Elf,
+    f: impl FnOnce(&Dwarf) -> Result<T, GenError>,
+) -> Result<T, GenError> {
     let mut owned: Vec<(gimli::SectionId, std::borrow::Cow<[u8]>)> = Vec::new();
     for id in [
         gimli::SectionId::DebugAbbrev,
@@ -376,5 +482,5 @@ pub fn scan_elf(
             .unwrap_or(&[]);
         Ok(EndianSlice::new(data, LittleEndian))
     })?;
-    scan(&dwarf, paths, function)
+    f(&dwarf)
 }

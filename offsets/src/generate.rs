@@ -68,7 +68,7 @@ pub fn from_vmlinux(data: &[u8], label: &str, req: &Request) -> Result<Generated
     for path in &paths {
         match found.fields.get(path) {
             Some(Ok(f)) => {
-                fields.insert(path.key(), *f);
+                fields.insert(path.key(), f.clone());
             }
             Some(Err(e)) => return Err(GenError::Dwarf(e.clone())),
             None => return Err(GenError::NoStruct(path.strukt.clone())),

@@ -48,7 +48,10 @@ impl FieldPath {
     }
 }
 
-/// The fields every profile carries, then the requested ones, deduplicated.
+/// The fields every profile carries, then the requested ones, each after
+/// the members it passes through (`file.f_path` before
+/// `file.f_path.dentry`: a program writes `$f->f_path.dentry` and follows
+/// `f_path` by its type), deduplicated.
 pub fn wanted_fields(extra: &[String]) -> Result<Vec<FieldPath>, GenError> {
     let mut out: Vec<FieldPath> = Vec::new();
     for text in [FILENAME_NAME, FILENAME_REFCNT]
@@ -56,8 +59,14 @@ pub fn wanted_fields(extra: &[String]) -> Result<Vec<FieldPath>, GenError> {
         .chain(extra.iter().map(String::as_str))
     {
         let path = FieldPath::parse(text)?;
-        if !out.contains(&path) {
-            out.push(path);
+        for depth in 1..=path.members.len() {
+            let step = FieldPath {
+                strukt: path.strukt.clone(),
+                members: path.members[..depth].to_vec(),
+            };
+            if !out.contains(&step) {
+                out.push(step);
+            }
         }
     }
     Ok(out)
@@ -182,9 +191,25 @@ mod tests {
         for bad in ["", "filename", ".x", "a.", "a..b", "a.b c", "1a.b", "a.b;"] {
             assert!(FieldPath::parse(bad).is_err(), "{bad}");
         }
-        let w = wanted_fields(&["filename.refcnt".into(), "inode.i_ino".into()]).unwrap();
+        let w = wanted_fields(&[
+            "filename.refcnt".into(),
+            "inode.i_ino".into(),
+            "file.f_path.dentry".into(),
+            "file.f_path.mnt".into(),
+        ])
+        .unwrap();
         let keys: Vec<_> = w.iter().map(FieldPath::key).collect();
-        assert_eq!(keys, ["filename.name", "filename.refcnt", "inode.i_ino"]);
+        assert_eq!(
+            keys,
+            [
+                "filename.name",
+                "filename.refcnt",
+                "inode.i_ino",
+                "file.f_path",
+                "file.f_path.dentry",
+                "file.f_path.mnt"
+            ]
+        );
     }
 
     #[test]

@@ -59,22 +59,64 @@ fn program_fields_join_the_profile_like_field_does() {
     assert_eq!(from_file, with_field);
 }
 
-#[test]
-fn a_program_that_does_not_parse_is_refused_with_its_caret() {
+/// `offsets gen --fields-from PROGRAM` on the fixture, which must fail;
+/// its stderr.
+fn refused(program: &str) -> String {
     let object = fixture("namei-5.4.o");
-    let out = offsets(&[
-        "gen",
-        "--vmlinux",
-        &object,
-        "--fields-from",
-        "kprobe:f { $x = (struct filename *)arg0; $x-> }",
-    ]);
+    let out = offsets(&["gen", "--vmlinux", &object, "--fields-from", program]);
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         err.contains("--fields-from: the program does not compile"),
         "{err}"
     );
+    err
+}
+
+#[test]
+fn a_program_that_does_not_parse_is_refused_with_its_caret() {
+    let err = refused("kprobe:f { $x = (struct filename *)arg0; $x-> }");
     assert!(err.contains("expected a member name"), "{err}");
     assert!(err.contains('^'), "{err}");
+}
+
+/// A chain of members without casts: each round of generation types one
+/// more member, until the program's every field is in the profile, typed.
+#[test]
+fn a_chain_without_casts_is_followed_to_its_end() {
+    let chain = r#"kprobe:vfs_read { $f = (struct file *)arg0; printf("R %s %d\n", str($f->f_path.dentry->d_name.name), $f->f_path.dentry->d_name.hash); }"#;
+    let from_text = profile(&["--fields-from", chain]);
+    for expected in [
+        "[fields.\"file.f_path.dentry\"]\noffset = 16\nsize = 8\ntype = \"struct dentry *\"\n",
+        "[fields.\"dentry.d_name.name\"]\noffset = 24\nsize = 8\ntype = \"unsigned char *\"\n",
+        "[fields.\"file.f_path\"]\noffset = 8\nsize = 16\ntype = \"struct path\"\n",
+    ] {
+        assert!(from_text.contains(expected), "{expected}\n{from_text}");
+    }
+    let with_field = profile(&[
+        "--field",
+        "file.f_path.dentry",
+        "--field",
+        "dentry.d_name.name",
+        "--field",
+        "dentry.d_name.hash",
+    ]);
+    assert_eq!(from_text, with_field);
+    // And the program compiles against it as it is.
+    let profile = offsets::Profile::from_toml_str(&from_text).unwrap();
+    let target = lang::Target {
+        fields: &profile,
+        tracepoints: &lang::tracepoint::NoTracepoints,
+        kernel: lang::kernel::Kernel::for_release(
+            kernel_headers::KernelVersion::new(6, 1, 0),
+            kernel_headers::pt_regs::NATIVE,
+        ),
+    };
+    lang::compile(chain, &target).unwrap();
+}
+
+#[test]
+fn a_chain_through_a_member_without_members_is_refused() {
+    let err = refused("kprobe:f { $f = (struct file *)arg0; printf(\"%d\\n\", $f->f_pos->x); }");
+    assert!(err.contains("has no members"), "{err}");
 }

@@ -10,7 +10,7 @@ use offsets::{NameArgType, Profile};
 use proptest::prelude::*;
 
 mod common;
-use common::layout;
+use common::{TYPED_FIELDS, layout, typed_request};
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -136,7 +136,12 @@ fn btf_synthetic_both_shapes() {
     );
 
     let btf = Btf::parse(&synthetic_btf(false)).unwrap();
-    let ty = |key: &str| btf.field_type(&FieldPath::parse(key).unwrap()).unwrap();
+    let ty = |key: &str| {
+        btf.field(&FieldPath::parse(key).unwrap())
+            .unwrap()
+            .c_type
+            .unwrap()
+    };
     assert_eq!(ty("filename.name"), "char *");
     assert_eq!(ty("filename.refcnt"), "int");
     let e = btf
@@ -284,4 +289,29 @@ fn fields_from_a_co_re_object() {
     let profile = Profile::from_toml_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
     assert_eq!(layout(&profile, &["filename.uptr"]), [(8, 8)]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The same C (tree-5.4's fs/namei.c) as gcc's DWARF and as clang's BTF:
+/// both readers give every field the same offset, size and type, and a
+/// path's first member comes with it.
+#[test]
+fn dwarf_and_btf_agree_on_types() {
+    let req = typed_request();
+    let dwarf = from_vmlinux(&fixture("namei-5.4.o"), "namei-5.4.o", &req)
+        .unwrap()
+        .profile;
+    let btf = from_btf(&fixture("namei-5.4.btf"), "namei-5.4.btf", &req)
+        .unwrap()
+        .profile;
+    assert_eq!(dwarf.format, profile::FORMAT_VERSION);
+    for (key, c_type) in TYPED_FIELDS {
+        let from_dwarf = dwarf.field(key).unwrap();
+        assert_eq!(from_dwarf.c_type.as_deref(), Some(*c_type), "{key}");
+        assert_eq!(btf.field(key).unwrap(), from_dwarf, "{key}");
+    }
+    assert_eq!(dwarf.fields, btf.fields);
+    // Typed, the profile file still reads back the same.
+    let text = btf.to_toml_string();
+    assert!(text.contains("type = \"struct dentry *\""), "{text}");
+    assert_eq!(Profile::from_toml_str(&text).unwrap(), btf);
 }

@@ -5,7 +5,7 @@
 //! `cargo run -p probes --example dump`
 #![forbid(unsafe_code)]
 
-use probes::unlink::{self, Choices, Output, ReadHelper};
+use probes::unlink::{self, Choices, Output, Readers};
 use profile::NameArgType;
 
 fn main() -> Result<(), probes::BuildError> {
@@ -15,7 +15,7 @@ fn main() -> Result<(), probes::BuildError> {
         f.name_arg_type = NameArgType::UserPath;
     }
     for output in [Output::PerfEvents, Output::TracePrintk] {
-        for read in [ReadHelper::ProbeRead, ReadHelper::ProbeReadKernel] {
+        for read in [Readers::ProbeReadStr, Readers::Split] {
             let choices = Choices { read, output };
             for (arg, profile) in [
                 ("struct filename *", &filename),
@@ -27,7 +27,7 @@ fn main() -> Result<(), probes::BuildError> {
         }
         // The exit probe reads nothing through helpers: one per output.
         let choices = Choices {
-            read: ReadHelper::ProbeReadKernel,
+            read: Readers::Split,
             output,
         };
         print(&unlink::exit(&filename, &choices)?, &format!("{output:?}"));

@@ -1,4 +1,4 @@
-//! Typed BPF instructions, a builder with named labels, one encoder, a
+//! Typed BPF instructions, a builder that hands out labels, one encoder, a
 //! decoder, and the disassembler (`Display`).
 //!
 //! Instruction indices in errors and listings are *slot* indices, as in the
@@ -487,9 +487,9 @@ fn as_text(bytes: &[u8]) -> Option<String> {
 pub enum AsmError {
     #[error("instruction {index}: {error}")]
     Insn { index: usize, error: InsnError },
-    #[error("instruction {index}: jump to unknown label `{label}`")]
+    #[error("instruction {index}: jump to label `{label}`, never bound")]
     UnknownLabel { index: usize, label: &'static str },
-    #[error("instruction {index}: label `{label}` is defined twice")]
+    #[error("instruction {index}: label `{label}` is bound twice")]
     DuplicateLabel { index: usize, label: &'static str },
     #[error("instruction {index}: jump to `{label}` is {distance} slots, beyond a 16-bit offset")]
     OffsetOverflow {
@@ -501,13 +501,28 @@ pub enum AsmError {
     UnknownMap { index: usize, name: &'static str },
 }
 
+/// A jump target: handed out by [`Builder::new_label`], placed once with
+/// [`Builder::bind`]. Its name only labels listings and errors, so many
+/// labels may share one (every `if` has its `else`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Label {
+    id: usize,
+    name: &'static str,
+}
+
+impl Label {
+    pub const fn name(self) -> &'static str {
+        self.name
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Item {
     Insn(Insn),
     /// A jump whose offset is known only once all labels are placed.
     Jump {
         cond: Option<(JmpOp, Reg, Operand)>,
-        label: &'static str,
+        label: Label,
     },
 }
 
@@ -519,7 +534,8 @@ enum Item {
 #[derive(Debug, Default)]
 pub struct Builder {
     items: Vec<(usize, Item)>,
-    labels: Vec<(&'static str, usize)>,
+    /// The slot each label was bound to, by label id.
+    bound: Vec<Option<usize>>,
     next_slot: usize,
     error: Option<AsmError>,
 }
@@ -541,9 +557,26 @@ impl Builder {
         self.next_slot += insn.slots();
     }
 
-    /// Name the position of the next instruction.
-    pub fn label(&mut self, label: &'static str) {
-        self.labels.push((label, self.next_slot));
+    /// A new label, not yet placed; `name` is what listings call it.
+    pub fn new_label(&mut self, name: &'static str) -> Label {
+        self.bound.push(None);
+        Label {
+            id: self.bound.len() - 1,
+            name,
+        }
+    }
+
+    /// Place `label` at the next instruction. A label is placed once.
+    pub fn bind(&mut self, label: Label) {
+        match self.bound.get_mut(label.id) {
+            Some(slot @ None) => *slot = Some(self.next_slot),
+            _ => {
+                self.error.get_or_insert(AsmError::DuplicateLabel {
+                    index: self.next_slot,
+                    label: label.name,
+                });
+            }
+        }
     }
 
     /// 64-bit `dst op= src`.
@@ -607,7 +640,7 @@ impl Builder {
     }
 
     /// `if dst op src goto label`.
-    pub fn jump(&mut self, op: JmpOp, dst: Reg, src: impl Into<Operand>, label: &'static str) {
+    pub fn jump(&mut self, op: JmpOp, dst: Reg, src: impl Into<Operand>, label: Label) {
         let cond = Some((op, dst, src.into()));
         self.items
             .push((self.next_slot, Item::Jump { cond, label }));
@@ -615,7 +648,7 @@ impl Builder {
     }
 
     /// `goto label`.
-    pub fn ja(&mut self, label: &'static str) {
+    pub fn ja(&mut self, label: Label) {
         self.items
             .push((self.next_slot, Item::Jump { cond: None, label }));
         self.next_slot += 1;
@@ -626,33 +659,29 @@ impl Builder {
         if let Some(error) = self.error {
             return Err(error);
         }
-        for (i, &(label, index)) in self.labels.iter().enumerate() {
-            if self.labels[..i].iter().any(|&(seen, _)| seen == label) {
-                return Err(AsmError::DuplicateLabel { index, label });
-            }
-        }
         let mut insns = Vec::with_capacity(self.items.len());
         let mut targets = Vec::with_capacity(self.items.len());
         for (index, item) in self.items {
             let (insn, target) = match item {
                 Item::Insn(insn) => (insn, None),
                 Item::Jump { cond, label } => {
-                    let &(_, target) = self
-                        .labels
-                        .iter()
-                        .find(|&&(name, _)| name == label)
-                        .ok_or(AsmError::UnknownLabel { index, label })?;
+                    let target = self.bound.get(label.id).copied().flatten().ok_or(
+                        AsmError::UnknownLabel {
+                            index,
+                            label: label.name,
+                        },
+                    )?;
                     let distance = target as i64 - (index as i64 + 1);
                     let off = i16::try_from(distance).map_err(|_| AsmError::OffsetOverflow {
                         index,
-                        label,
+                        label: label.name,
                         distance,
                     })?;
                     let insn = match cond {
                         None => Insn::Ja { off },
                         Some((op, dst, src)) => Insn::Jump { op, dst, src, off },
                     };
-                    (insn, Some(label))
+                    (insn, Some(label.name))
                 }
             };
             insns.push(insn);
@@ -924,11 +953,12 @@ mod tests {
     #[test]
     fn forward_jumps_count_slots() {
         let mut b = Builder::new();
-        b.jump(JmpOp::Ne, R0, 0, "out"); // 0
+        let out = b.new_label("out");
+        b.jump(JmpOp::Ne, R0, 0, out); // 0
         b.ld_imm64(R1, 1); // 1, 2
-        b.ja("out"); // 3
+        b.ja(out); // 3
         b.mov(R1, 2); // 4
-        b.label("out");
+        b.bind(out);
         b.exit(); // 5
         let insns = b.finish().unwrap();
         assert_eq!(
@@ -942,10 +972,32 @@ mod tests {
     }
 
     #[test]
+    fn labels_are_handles_so_names_may_repeat() {
+        let mut b = Builder::new();
+        let (first, second) = (b.new_label("else"), b.new_label("else"));
+        b.jump(JmpOp::Eq, R0, 0, first); // 0
+        b.jump(JmpOp::Eq, R0, 1, second); // 1
+        b.mov(R0, 1); // 2
+        b.bind(second);
+        b.mov(R0, 2); // 3
+        b.bind(first);
+        b.exit(); // 4
+        let offsets: Vec<Option<i16>> = b
+            .finish()
+            .unwrap()
+            .as_slice()
+            .iter()
+            .map(Insn::jump_offset)
+            .collect();
+        assert_eq!(offsets, [Some(3), Some(1), None, None, None]);
+    }
+
+    #[test]
     fn label_errors_name_the_instruction() {
         let mut b = Builder::new();
         b.mov(R0, 0);
-        b.ja("nowhere");
+        let nowhere = b.new_label("nowhere");
+        b.ja(nowhere);
         assert_eq!(
             b.finish(),
             Err(AsmError::UnknownLabel {
@@ -955,9 +1007,10 @@ mod tests {
         );
 
         let mut b = Builder::new();
-        b.label("x");
+        let x = b.new_label("x");
+        b.bind(x);
         b.mov(R0, 0);
-        b.label("x");
+        b.bind(x);
         b.exit();
         assert_eq!(
             b.finish(),
@@ -968,11 +1021,12 @@ mod tests {
         );
 
         let mut b = Builder::new();
-        b.ja("far");
+        let far = b.new_label("far");
+        b.ja(far);
         for _ in 0..40_000 {
             b.mov(R0, 0);
         }
-        b.label("far");
+        b.bind(far);
         b.exit();
         assert_eq!(
             b.finish(),
@@ -1036,8 +1090,9 @@ mod tests {
             dst: R3,
             src: (-1).into(),
         });
-        b.jump(JmpOp::Sgt, R0, R7, "end");
-        b.label("end");
+        let end = b.new_label("end");
+        b.jump(JmpOp::Sgt, R0, R7, end);
+        b.bind(end);
         b.exit();
         let text = b.finish().unwrap().to_string();
         assert_eq!(
@@ -1061,9 +1116,10 @@ mod tests {
         b.ld_imm64(R3, -5);
         b.ld_map(R2, "events");
         b.store(Size::H, R10, -2, 7);
-        b.jump(JmpOp::Ge, R3, R6, "end");
+        let end = b.new_label("end");
+        b.jump(JmpOp::Ge, R3, R6, end);
         b.call(Helper::ProbeReadKernelStr);
-        b.label("end");
+        b.bind(end);
         b.exit();
         let insns = b.finish().unwrap();
         let raw = insns.encode(|_| Some(4)).unwrap();

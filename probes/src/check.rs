@@ -2,11 +2,12 @@
 //! mistakes every kernel would reject are reported here, with the slot index,
 //! instead of as a verifier log.
 //!
-//! It checks what holds on *all* kernels nobtf targets: at most 4096 slots,
-//! decodable instructions with intact `ld_imm64` pairs, `r10` never written,
-//! jump targets inside the program, no backward jumps (kernels before 5.3
-//! reject every loop), no unreachable instruction, and every path ending in
-//! `exit`.
+//! [`check`] checks what holds on *all* kernels nobtf targets: at most 4096
+//! slots, decodable instructions with intact `ld_imm64` pairs, `r10` never
+//! written, jump targets inside the program, no backward jumps (kernels
+//! before 5.3 reject every loop), no unreachable instruction, and every path
+//! ending in `exit`. [`check_with`] relaxes the length and the loops for a
+//! kernel that takes them.
 
 use kernel_headers::bpf::{MAXINSNS, RawInsn};
 use thiserror::Error;
@@ -17,8 +18,8 @@ use crate::asm::{DecodeError, Insn, Reg, decode};
 pub enum CheckError {
     #[error("the program is empty")]
     Empty,
-    #[error("{len} instructions is more than the {MAXINSNS} kernels before 5.2 accept")]
-    TooLong { len: usize },
+    #[error("{len} instructions is more than the {max} the kernel accepts")]
+    TooLong { len: usize, max: usize },
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error("instruction {index}: writes r10, the read-only frame pointer")]
@@ -35,61 +36,102 @@ pub enum CheckError {
     Unreachable { index: usize },
 }
 
-/// Check an encoded program. Indices in errors are slot indices.
+/// What the target kernel accepts beyond what every kernel does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// Most slots a program may have.
+    pub max_insns: usize,
+    /// Backward jumps (bounded loops, 5.3+).
+    pub loops: bool,
+}
+
+impl Rules {
+    /// What every kernel nobtf targets accepts.
+    pub const ALL_KERNELS: Rules = Rules {
+        max_insns: MAXINSNS,
+        loops: false,
+    };
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules::ALL_KERNELS
+    }
+}
+
+/// Check an encoded program for every kernel. Indices in errors are slot
+/// indices.
 pub fn check(raw: &[RawInsn]) -> Result<(), CheckError> {
+    check_with(raw, Rules::ALL_KERNELS)
+}
+
+/// Check an encoded program for a kernel that follows `rules`.
+pub fn check_with(raw: &[RawInsn], rules: Rules) -> Result<(), CheckError> {
     if raw.is_empty() {
         return Err(CheckError::Empty);
     }
-    if raw.len() > MAXINSNS {
-        return Err(CheckError::TooLong { len: raw.len() });
+    if raw.len() > rules.max_insns {
+        return Err(CheckError::TooLong {
+            len: raw.len(),
+            max: rules.max_insns,
+        });
     }
     let insns = decode(raw)?;
-    // Which slots start an instruction, and which instructions are reachable.
+    // Which slots start an instruction.
     let mut starts = vec![false; raw.len()];
     for &(index, _) in &insns {
         starts[index] = true;
     }
-    let mut reachable = vec![false; raw.len()];
-    reachable[0] = true;
-
-    // All jumps go forward (checked before use), so one pass in order sees
-    // every predecessor of an instruction before the instruction itself.
+    // Each instruction's successors, checked in order.
+    let mut successors = Vec::with_capacity(insns.len());
     for &(index, insn) in &insns {
         if insn.written() == Some(Reg::R10) {
             return Err(CheckError::WritesFramePointer { index });
         }
-        let target = match insn.jump_offset() {
-            None => None,
-            Some(off) => {
-                let target = index as i64 + 1 + i64::from(off);
-                let Some(t) = usize::try_from(target).ok().filter(|&t| t < raw.len()) else {
-                    return Err(CheckError::JumpOutOfRange { index, target });
-                };
-                if !starts[t] {
-                    return Err(CheckError::JumpIntoLdImm64 { index, target: t });
-                }
-                if t <= index {
-                    return Err(CheckError::BackwardJump { index, target: t });
-                }
-                Some(t)
+        let mut next = Vec::with_capacity(2);
+        if let Some(off) = insn.jump_offset() {
+            let target = index as i64 + 1 + i64::from(off);
+            let Some(t) = usize::try_from(target).ok().filter(|&t| t < raw.len()) else {
+                return Err(CheckError::JumpOutOfRange { index, target });
+            };
+            if !starts[t] {
+                return Err(CheckError::JumpIntoLdImm64 { index, target: t });
             }
-        };
-        if !reachable[index] {
-            return Err(CheckError::Unreachable { index });
+            if t <= index && !rules.loops {
+                return Err(CheckError::BackwardJump { index, target: t });
+            }
+            next.push(t);
         }
-        let falls_through = !matches!(insn, Insn::Exit | Insn::Ja { .. });
-        let next = index + insn.slots();
-        if falls_through {
-            if next >= raw.len() {
+        if !matches!(insn, Insn::Exit | Insn::Ja { .. }) {
+            let after = index + insn.slots();
+            if after >= raw.len() {
                 return Err(CheckError::FallsOffEnd { index });
             }
-            reachable[next] = true;
+            next.push(after);
         }
-        if let Some(t) = target {
-            reachable[t] = true;
+        successors.push((index, next));
+    }
+    // Reachability from the first instruction, loops or not.
+    let position: std::collections::HashMap<usize, usize> = successors
+        .iter()
+        .enumerate()
+        .map(|(i, (index, _))| (*index, i))
+        .collect();
+    let mut reachable = vec![false; raw.len()];
+    let mut pending = vec![0usize];
+    reachable[0] = true;
+    while let Some(index) = pending.pop() {
+        for &t in &successors[position[&index]].1 {
+            if !reachable[t] {
+                reachable[t] = true;
+                pending.push(t);
+            }
         }
     }
-    Ok(())
+    match insns.iter().find(|(index, _)| !reachable[*index]) {
+        Some(&(index, _)) => Err(CheckError::Unreachable { index }),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -120,7 +162,10 @@ mod tests {
             (vec![], CheckError::Empty),
             (
                 vec![MOV0; MAXINSNS + 1],
-                CheckError::TooLong { len: MAXINSNS + 1 },
+                CheckError::TooLong {
+                    len: MAXINSNS + 1,
+                    max: MAXINSNS,
+                },
             ),
             (
                 vec![MOV0, RawInsn::new(0xbf, reg::R10, reg::R1, 0, 0), EXIT],
@@ -179,6 +224,29 @@ mod tests {
         for (program, error) in cases {
             assert_eq!(check(&program), Err(error), "{program:?}");
         }
+    }
+
+    #[test]
+    fn loops_and_length_where_the_kernel_takes_them() {
+        let rules = Rules {
+            max_insns: 1_000_000,
+            loops: true,
+        };
+        // A loop whose exit is reachable, and a long program.
+        let looping = [MOV0, jne0(1), ja(-3), EXIT];
+        assert_eq!(check_with(&looping, rules), Ok(()));
+        assert!(matches!(
+            check(&looping),
+            Err(CheckError::BackwardJump { index: 2, .. })
+        ));
+        let mut long = vec![MOV0; MAXINSNS + 1];
+        long.push(EXIT);
+        assert_eq!(check_with(&long, rules), Ok(()));
+        // What follows a loop with no way out is still unreachable.
+        assert_eq!(
+            check_with(&[MOV0, ja(-2), EXIT], rules),
+            Err(CheckError::Unreachable { index: 2 })
+        );
     }
 
     #[test]

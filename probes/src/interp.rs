@@ -17,7 +17,7 @@
 //! values memory the program may load from and store to.
 
 use kernel_headers::bpf::{F_CURRENT_CPU, Helper, RawInsn, STACK_SIZE};
-use kernel_headers::pt_regs;
+use kernel_headers::pt_regs::{self, Abi};
 use kernel_headers::sched::TASK_COMM_LEN;
 use thiserror::Error;
 
@@ -34,7 +34,7 @@ pub const MAP_VALUE_ADDR: u64 = 0xffff_b000_0000_0000;
 const ENOENT: i64 = 2;
 
 const EFAULT: i64 = 14;
-/// No probe loops, so this only stops a broken program.
+/// Far more than a test's loops run: this only stops a broken program.
 const STEP_LIMIT: usize = 100_000;
 /// Registers r1..r5 after a call: the verifier forbids reading them, so give
 /// a program that does garbage rather than a plausible value.
@@ -147,13 +147,20 @@ pub struct Vm {
     next_value_addr: u64,
 }
 
-/// A zeroed `pt_regs` with the named registers set, e.g. `[("si", addr)]`.
-/// `None` names a register that does not exist.
+/// A zeroed native `pt_regs` with the named registers set, e.g.
+/// `[("si", addr)]`. `None` names a register that does not exist.
 pub fn fake_pt_regs(values: &[(&str, u64)]) -> Option<Vec<u8>> {
-    let mut bytes = vec![0; pt_regs::SIZE];
+    fake_pt_regs_of(pt_regs::NATIVE, values)
+}
+
+/// [`fake_pt_regs`] of architecture `abi`, for a program built for it
+/// (a test with x86-64 register names runs the same on any host).
+pub fn fake_pt_regs_of(abi: &Abi, values: &[(&str, u64)]) -> Option<Vec<u8>> {
+    let width = usize::from(abi.pointer_bytes);
+    let mut bytes = vec![0; abi.pt_regs_size];
     for &(name, value) in values {
-        let off = pt_regs::offset_of_register(name)?;
-        bytes[off..off + 8].copy_from_slice(&value.to_ne_bytes());
+        let off = abi.register(name)?;
+        bytes[off..off + width].copy_from_slice(&value.to_le_bytes()[..width]);
     }
     Some(bytes)
 }
@@ -633,7 +640,10 @@ mod tests {
 
     fn run(b: Builder, vm: &mut Vm) -> Result<u64, InterpError> {
         let raw = b.finish().unwrap().encode(|_| Some(3)).unwrap();
-        vm.run(&raw, &fake_pt_regs(&[("di", 7)]).unwrap())
+        vm.run(
+            &raw,
+            &fake_pt_regs_of(&pt_regs::x86_64::ABI, &[("di", 7)]).unwrap(),
+        )
     }
 
     #[test]
@@ -641,10 +651,11 @@ mod tests {
         let mut b = Builder::new();
         b.load(Size::DW, R0, R1, 112); // di = 7
         b.alu(AluOp::Mul, R0, 6);
-        b.jump(JmpOp::Eq, R0, 42, "ok");
+        let ok = b.new_label("ok");
+        b.jump(JmpOp::Eq, R0, 42, ok);
         b.mov(R0, 0);
         b.exit();
-        b.label("ok");
+        b.bind(ok);
         b.alu(AluOp::Sub, R0, 50);
         b.alu(AluOp::Arsh, R0, 1);
         b.exit();

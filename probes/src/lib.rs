@@ -18,4 +18,4 @@ mod program;
 pub mod unlink;
 
 pub use kernel_headers::kprobe::ProbeKind;
-pub use program::{BuildError, MapSpec, MaxEntries, Program};
+pub use program::{BuildError, EVENTS_MAP, MapSpec, MaxEntries, Program};

@@ -8,6 +8,10 @@ use kernel_headers::kprobe::ProbeKind;
 use thiserror::Error;
 
 use crate::asm::{AsmError, Insn, Insns};
+
+/// The perf event array records are written to (one entry per CPU), for
+/// the unlink probes and `nobtf trace` alike.
+pub const EVENTS_MAP: &str = "events";
 use crate::check::{CheckError, check};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +109,7 @@ impl Program {
     /// for their names, then statically checked.
     pub fn encode(&self, map_fd: impl Fn(&str) -> Option<i32>) -> Result<Vec<RawInsn>, BuildError> {
         let raw = self.insns.encode(map_fd)?;
+        // The unlink probes load on every kernel nobtf targets.
         check(&raw)?;
         Ok(raw)
     }

@@ -11,7 +11,7 @@
 
 use core::mem::offset_of;
 
-use kernel_headers::KernelVersion;
+pub use kernel_headers::bpf::Readers;
 use kernel_headers::bpf::{self, Helper, map_type};
 use kernel_headers::kprobe::ProbeKind;
 use kernel_headers::pt_regs::Abi;
@@ -22,8 +22,7 @@ use crate::asm::{AluOp, Builder, JmpOp, Reg, Reg::*, Size};
 use crate::event::{self, EventKind, UnlinkEvent};
 use crate::program::{BuildError, MapSpec, MaxEntries, Program};
 
-/// Name of the perf event array the perf variants write to.
-pub const EVENTS_MAP: &str = "events";
+pub use crate::program::EVENTS_MAP;
 /// The function both probes attach to.
 pub const FUNCTION: &str = profile::DO_UNLINKAT;
 
@@ -34,62 +33,11 @@ pub const EXIT_FORMAT: &str = "KPROBE EXIT: pid = %d, ret = %ld\n";
 /// Choices the loader makes for the running kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choices {
-    pub read: ReadHelper,
+    pub read: Readers,
     pub output: Output,
 }
 
-/// Which memory readers to call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadHelper {
-    /// `probe_read` and `probe_read_str` (4.11): the only readers before 5.5.
-    ProbeRead,
-    /// `probe_read_kernel(_str)`, and `probe_read_user_str` for user paths (5.5).
-    ProbeReadKernel,
-    /// `probe_read` alone (4.1), for kernels before 4.11 that have no
-    /// `probe_read_str`: the path is read whole into the fixed buffer,
-    /// shorter reads if that faults, and cut at its first NUL.
-    ProbeReadFixed,
-}
-
-impl ReadHelper {
-    /// The newest readers a kernel version has.
-    pub fn for_release(version: KernelVersion) -> ReadHelper {
-        if version >= Helper::ProbeReadKernel.since() {
-            ReadHelper::ProbeReadKernel
-        } else if version >= Helper::ProbeReadStr.since() {
-            ReadHelper::ProbeRead
-        } else {
-            ReadHelper::ProbeReadFixed
-        }
-    }
-
-    fn kernel(self) -> Helper {
-        match self {
-            ReadHelper::ProbeRead | ReadHelper::ProbeReadFixed => Helper::ProbeRead,
-            ReadHelper::ProbeReadKernel => Helper::ProbeReadKernel,
-        }
-    }
-
-    /// The string reader for a kernel path; `None`: fixed-size reads.
-    fn kernel_str(self) -> Option<Helper> {
-        match self {
-            ReadHelper::ProbeRead => Some(Helper::ProbeReadStr),
-            ReadHelper::ProbeReadKernel => Some(Helper::ProbeReadKernelStr),
-            ReadHelper::ProbeReadFixed => None,
-        }
-    }
-
-    /// The string reader for a user path; `None`: fixed-size reads.
-    fn user_str(self) -> Option<Helper> {
-        match self {
-            ReadHelper::ProbeRead => Some(Helper::ProbeReadStr),
-            ReadHelper::ProbeReadKernel => Some(Helper::ProbeReadUserStr),
-            ReadHelper::ProbeReadFixed => None,
-        }
-    }
-}
-
-/// The read sizes [`ReadHelper::ProbeReadFixed`] tries in turn: the whole
+/// The read sizes [`Readers::ProbeRead`] tries in turn: the whole
 /// buffer, then halves, for a path that ends near the end of its mapping
 /// (a read past it faults and reads nothing). Unrolled: kernels before 5.3
 /// refuse any backward jump.
@@ -149,10 +97,11 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
                 UnlinkArg::Filename { name, refcnt } => {
                     let refcnt_at = ev(offset_of!(UnlinkEvent, refcnt));
                     read_field(&mut b, read, refcnt_at, refcnt, "refcnt")?;
-                    b.jump(JmpOp::Ne, R0, 0, "read_name");
+                    let read_name = b.new_label("read_name");
+                    b.jump(JmpOp::Ne, R0, 0, read_name);
                     let flags = ev(offset_of!(UnlinkEvent, flags));
                     b.store(Size::W, R10, flags, event::HAS_REFCNT as i32);
-                    b.label("read_name");
+                    b.bind(read_name);
                     read_filename(&mut b, read, EVENT_NAME_PTR, name, filename)?;
                 }
                 UnlinkArg::UserPath => {
@@ -311,7 +260,7 @@ fn start_event(b: &mut Builder, kind: EventKind, zero_from: i16) {
 /// Read `field` of the `struct filename` at r7 into the stack at `to`.
 fn read_field(
     b: &mut Builder,
-    read: ReadHelper,
+    read: Readers,
     to: i16,
     field: Field,
     what: &'static str,
@@ -329,7 +278,7 @@ fn read_field(
 /// the stack slot `ptr_slot`), then the string into `to`.
 fn read_filename(
     b: &mut Builder,
-    read: ReadHelper,
+    read: Readers,
     ptr_slot: i16,
     name: Field,
     to: i16,
@@ -377,10 +326,10 @@ fn read_path(b: &mut Builder, helper: Option<Helper>, to: i16, src: Source) {
 /// one succeeds; the last byte is then zeroed, so the buffer holds a
 /// NUL-terminated string however long the path was.
 fn read_fixed(b: &mut Builder, to: i16, src: Source) {
-    const DONE: &str = "fixed_read_done";
+    let done = b.new_label("fixed_read_done");
     for (i, size) in FIXED_READ_SIZES.into_iter().enumerate() {
         if i > 0 {
-            b.jump(JmpOp::Eq, R0, 0, DONE);
+            b.jump(JmpOp::Eq, R0, 0, done);
         }
         src.to_r3(b);
         b.mov(R1, R10);
@@ -388,7 +337,7 @@ fn read_fixed(b: &mut Builder, to: i16, src: Source) {
         b.mov(R2, size);
         b.call(Helper::ProbeRead);
     }
-    b.label(DONE);
+    b.bind(done);
     b.store(Size::B, R10, to + event::FILENAME_LEN as i16 - 1, 0);
 }
 

@@ -8,16 +8,16 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use probes::unlink::{self, Output, ReadHelper};
+use probes::unlink::{self, Output, Readers};
 
-fn slug(output: Output, read: ReadHelper) -> &'static str {
+fn slug(output: Output, read: Readers) -> &'static str {
     match (output, read) {
-        (Output::PerfEvents, ReadHelper::ProbeRead) => "perf-probe_read",
-        (Output::PerfEvents, ReadHelper::ProbeReadKernel) => "perf-probe_read_kernel",
-        (Output::TracePrintk, ReadHelper::ProbeRead) => "printk-probe_read",
-        (Output::TracePrintk, ReadHelper::ProbeReadKernel) => "printk-probe_read_kernel",
-        (Output::PerfEvents, ReadHelper::ProbeReadFixed) => "perf-probe_read_fixed",
-        (Output::TracePrintk, ReadHelper::ProbeReadFixed) => "printk-probe_read_fixed",
+        (Output::PerfEvents, Readers::ProbeReadStr) => "perf-probe_read",
+        (Output::PerfEvents, Readers::Split) => "perf-probe_read_kernel",
+        (Output::TracePrintk, Readers::ProbeReadStr) => "printk-probe_read",
+        (Output::TracePrintk, Readers::Split) => "printk-probe_read_kernel",
+        (Output::PerfEvents, Readers::ProbeRead) => "perf-probe_read_fixed",
+        (Output::TracePrintk, Readers::ProbeRead) => "printk-probe_read_fixed",
     }
 }
 

@@ -7,8 +7,8 @@ mod common;
 
 use common::*;
 use probes::event::{self, EventKind, UnlinkEvent};
-use probes::interp::{Space, Vm, fake_pt_regs};
-use probes::unlink::{self, Output, ReadHelper};
+use probes::interp::{Space, Vm, fake_pt_regs_of};
+use probes::unlink::{self, Output, Readers};
 use profile::Profile;
 
 const FILENAME: u64 = 0xffff_8880_0100_0000; // struct filename
@@ -71,11 +71,13 @@ fn run(vm: &mut Vm, program: probes::Program, ctx: &[(&str, u64)]) {
     let raw = program
         .encode(|name| (name == unlink::EVENTS_MAP).then_some(EVENTS_FD))
         .unwrap();
-    let ret = vm.run(&raw, &fake_pt_regs(ctx).unwrap()).unwrap();
+    // The profiles here are x86-64's: so are the registers, on any host.
+    let regs = fake_pt_regs_of(&kernel_headers::pt_regs::x86_64::ABI, ctx).unwrap();
+    let ret = vm.run(&raw, &regs).unwrap();
     assert_eq!(ret, 0);
 }
 
-fn entry_event(layout: Layout, profile: &Profile, read: ReadHelper, arg: u64) -> UnlinkEvent {
+fn entry_event(layout: Layout, profile: &Profile, read: Readers, arg: u64) -> UnlinkEvent {
     let mut vm = machine(layout);
     let program = unlink::entry(profile, &choices(Output::PerfEvents, read)).unwrap();
     run(&mut vm, program, &[("di", AT_FDCWD as u64), ("si", arg)]);
@@ -123,24 +125,19 @@ fn the_name_offset_drives_the_string_read() {
     let mut profile = profile_5_4();
     profile.fields.insert(
         profile::FILENAME_NAME.into(),
-        profile::Field { offset: 8, size: 8 },
+        profile::Field::typed(8, 8, "char *"),
     );
     // probe_read reads user memory as well: the user's path, not the kernel copy.
-    let event = entry_event(Layout::V54, &profile, ReadHelper::ProbeRead, FILENAME);
+    let event = entry_event(Layout::V54, &profile, Readers::ProbeReadStr, FILENAME);
     assert_eq!(event.filename_str(), "/tmp/a.txt");
     // probe_read_kernel_str refuses a user address: nothing.
-    let event = entry_event(Layout::V54, &profile, ReadHelper::ProbeReadKernel, FILENAME);
+    let event = entry_event(Layout::V54, &profile, Readers::Split, FILENAME);
     assert_eq!(event.filename_str(), "");
 }
 
 #[test]
 fn a_missing_struct_gives_an_empty_event_not_a_fault() {
-    let event = entry_event(
-        Layout::V54,
-        &profile_5_4(),
-        ReadHelper::ProbeReadKernel,
-        0x10,
-    );
+    let event = entry_event(Layout::V54, &profile_5_4(), Readers::Split, 0x10);
     assert_task(&event, EventKind::Entry);
     assert_eq!(event.filename_str(), "");
     assert_eq!(event.refcnt(), None);
@@ -155,12 +152,7 @@ fn user_path_variant_reads_user_memory_without_refcnt() {
         assert_eq!(event.refcnt(), None);
     }
     // With probe_read_user_str, a kernel address is refused.
-    let event = entry_event(
-        Layout::V54,
-        &profile_user_path(),
-        ReadHelper::ProbeReadKernel,
-        NAME,
-    );
+    let event = entry_event(Layout::V54, &profile_user_path(), Readers::Split, NAME);
     assert_eq!(event.filename_str(), "");
 }
 
@@ -184,7 +176,7 @@ fn exit_event_carries_the_return_value() {
 fn int_return_is_sign_extended() {
     for output in [Output::PerfEvents, Output::TracePrintk] {
         let mut vm = machine(Layout::V54);
-        let c = choices(output, ReadHelper::ProbeReadKernel);
+        let c = choices(output, Readers::Split);
         run(
             &mut vm,
             unlink::exit(&profile_5_4(), &c).unwrap(),
@@ -257,7 +249,7 @@ fn fixed_reads_fall_back_near_the_end_of_a_mapping() {
         vm.map(Space::User, AT, bytes).unwrap();
         let program = unlink::entry(
             &profile_user_path(),
-            &choices(Output::PerfEvents, ReadHelper::ProbeReadFixed),
+            &choices(Output::PerfEvents, Readers::ProbeRead),
         )
         .unwrap();
         run(&mut vm, program, &[("di", AT_FDCWD as u64), ("si", AT)]);

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use kernel_headers::bpf::Helper;
 use probes::asm::{AluOp, Insn, JmpOp, Operand, Reg::*, Size, Width};
-use probes::unlink::{self, Output, ReadHelper};
+use probes::unlink::{self, Output, Readers};
 use probes::{BuildError, MaxEntries, ProbeKind};
 use profile::{DO_UNLINKAT, FILENAME_NAME};
 
@@ -42,7 +42,7 @@ fn store_w(off: i16, text: &[u8; 4]) -> Insn {
 fn printk_exit_is_the_reference_kretprobe() {
     let program = unlink::exit(
         &profile_5_4(),
-        &choices(Output::TracePrintk, ReadHelper::ProbeRead),
+        &choices(Output::TracePrintk, Readers::ProbeReadStr),
     )
     .unwrap();
     #[rustfmt::skip]
@@ -76,7 +76,7 @@ fn printk_exit_is_the_reference_kretprobe() {
 fn perf_entry_reads_at_the_profile_offsets() {
     let program = unlink::entry(
         &profile_4_x(),
-        &choices(Output::PerfEvents, ReadHelper::ProbeRead),
+        &choices(Output::PerfEvents, Readers::ProbeReadStr),
     )
     .unwrap();
     let insns = program.insns();
@@ -115,7 +115,7 @@ fn perf_entry_reads_at_the_profile_offsets() {
 
 #[test]
 fn two_layouts_differ_in_immediates_alone() {
-    let c = choices(Output::PerfEvents, ReadHelper::ProbeReadKernel);
+    let c = choices(Output::PerfEvents, Readers::Split);
     let a = unlink::entry(&profile_5_4(), &c)
         .unwrap()
         .encode(|_| Some(3))
@@ -142,7 +142,7 @@ fn helpers_follow_the_choices() {
     };
     use Helper::*;
     assert_eq!(
-        helpers(&filename, Output::PerfEvents, ReadHelper::ProbeRead),
+        helpers(&filename, Output::PerfEvents, Readers::ProbeReadStr),
         [
             KtimeGetNs,
             GetCurrentPidTgid,
@@ -153,7 +153,7 @@ fn helpers_follow_the_choices() {
         ]
     );
     assert_eq!(
-        helpers(&filename, Output::PerfEvents, ReadHelper::ProbeReadKernel),
+        helpers(&filename, Output::PerfEvents, Readers::Split),
         [
             KtimeGetNs,
             GetCurrentPidTgid,
@@ -164,16 +164,16 @@ fn helpers_follow_the_choices() {
         ]
     );
     assert_eq!(
-        helpers(&user, Output::TracePrintk, ReadHelper::ProbeReadKernel),
+        helpers(&user, Output::TracePrintk, Readers::Split),
         [GetCurrentPidTgid, ProbeReadUserStr, TracePrintk]
     );
     assert_eq!(
-        helpers(&user, Output::TracePrintk, ReadHelper::ProbeRead),
+        helpers(&user, Output::TracePrintk, Readers::ProbeReadStr),
         [GetCurrentPidTgid, ProbeReadStr, TracePrintk]
     );
     // Before 4.11: probe_read alone, whatever the path's address space.
     for profile in [&filename, &user] {
-        let used = helpers(profile, Output::PerfEvents, ReadHelper::ProbeReadFixed);
+        let used = helpers(profile, Output::PerfEvents, Readers::ProbeRead);
         assert!(used.contains(&ProbeRead), "{used:?}");
         assert!(
             !used
@@ -183,26 +183,26 @@ fn helpers_follow_the_choices() {
         );
     }
     assert_eq!(
-        unlink::ReadHelper::for_release(kernel_headers::KernelVersion::new(4, 10, 0)),
-        ReadHelper::ProbeReadFixed
+        unlink::Readers::for_release(kernel_headers::KernelVersion::new(4, 10, 0)),
+        Readers::ProbeRead
     );
     assert_eq!(
-        unlink::ReadHelper::for_release(kernel_headers::KernelVersion::new(4, 11, 0)),
-        ReadHelper::ProbeRead
+        unlink::Readers::for_release(kernel_headers::KernelVersion::new(4, 11, 0)),
+        Readers::ProbeReadStr
     );
     assert_eq!(
-        unlink::ReadHelper::for_release(kernel_headers::KernelVersion::new(5, 4, 0)),
-        ReadHelper::ProbeRead
+        unlink::Readers::for_release(kernel_headers::KernelVersion::new(5, 4, 0)),
+        Readers::ProbeReadStr
     );
     assert_eq!(
-        unlink::ReadHelper::for_release(kernel_headers::KernelVersion::new(5, 5, 0)),
-        ReadHelper::ProbeReadKernel
+        unlink::Readers::for_release(kernel_headers::KernelVersion::new(5, 5, 0)),
+        Readers::Split
     );
 }
 
 #[test]
 fn unusable_profiles_are_errors() {
-    let c = choices(Output::PerfEvents, ReadHelper::ProbeRead);
+    let c = choices(Output::PerfEvents, Readers::ProbeReadStr);
     let mut profile = profile_5_4();
     profile.fields.remove(FILENAME_NAME);
     assert!(matches!(
@@ -225,7 +225,7 @@ fn unusable_profiles_are_errors() {
 fn encode_needs_the_events_map() {
     let program = unlink::entry(
         &profile_5_4(),
-        &choices(Output::PerfEvents, ReadHelper::ProbeRead),
+        &choices(Output::PerfEvents, Readers::ProbeReadStr),
     )
     .unwrap();
     let error = program.encode(|_| None).unwrap_err();

@@ -23,10 +23,39 @@ pub struct Builtin {
     pub until: Option<KernelVersion>,
     /// The profile's `[source] detail`.
     pub detail: &'static str,
-    pub fields: &'static [(&'static str, Field)],
+    pub fields: &'static [BuiltinField],
     /// `do_unlinkat`'s path argument: its 1-based index and type.
     pub name_arg: u8,
     pub name_arg_type: NameArgType,
+}
+
+/// A field of a builtin profile: `Field` with a constant type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinField {
+    pub key: &'static str,
+    pub offset: u32,
+    pub size: u32,
+    pub c_type: &'static str,
+}
+
+/// `struct filename`'s two fields at these offsets and pointer size. The
+/// count is `int` to 6.2 and an `atomic_t` (an int inside) later: `int`
+/// reads both.
+const fn filename_fields(name_size: u32, refcnt_offset: u32) -> [BuiltinField; 2] {
+    [
+        BuiltinField {
+            key: FILENAME_NAME,
+            offset: 0,
+            size: name_size,
+            c_type: "char *",
+        },
+        BuiltinField {
+            key: FILENAME_REFCNT,
+            offset: refcnt_offset,
+            size: 4,
+            c_type: "int",
+        },
+    ]
 }
 
 /// The layout of 4.19 to 6.x kernels (5.4 as in the reference: `name` at
@@ -37,16 +66,7 @@ pub const FILENAME: Builtin = Builtin {
     since: KernelVersion::new(4, 19, 0),
     until: None,
     detail: "struct filename as on 4.19..6.x",
-    fields: &[
-        (FILENAME_NAME, Field { offset: 0, size: 8 }),
-        (
-            FILENAME_REFCNT,
-            Field {
-                offset: 16,
-                size: 4,
-            },
-        ),
-    ],
+    fields: &filename_fields(8, 16),
     name_arg: 2,
     name_arg_type: NameArgType::Filename,
 };
@@ -64,10 +84,7 @@ pub const FILENAME_AARCH64: Builtin = Builtin {
 pub const FILENAME_ARM: Builtin = Builtin {
     arch: "arm",
     detail: "struct filename as on 4.19..6.x, 32-bit",
-    fields: &[
-        (FILENAME_NAME, Field { offset: 0, size: 4 }),
-        (FILENAME_REFCNT, Field { offset: 8, size: 4 }),
-    ],
+    fields: &filename_fields(4, 8),
     ..FILENAME
 };
 
@@ -114,7 +131,7 @@ impl Builtin {
         let fields: BTreeMap<String, Field> = self
             .fields
             .iter()
-            .map(|&(key, field)| (key.to_string(), field))
+            .map(|f| (f.key.to_string(), Field::typed(f.offset, f.size, f.c_type)))
             .collect();
         let mut functions = BTreeMap::new();
         functions.insert(
@@ -193,15 +210,15 @@ mod tests {
         assert_eq!(
             profile.unlink().unwrap().kind,
             UnlinkArg::Filename {
-                name: Field { offset: 0, size: 4 },
-                refcnt: Field { offset: 8, size: 4 }
+                name: Field::typed(0, 4, "char *"),
+                refcnt: Field::typed(8, 4, "int"),
             }
         );
         // A 64-bit pointer size on a 32-bit architecture is refused.
         let mut wrong = profile.clone();
         wrong
             .fields
-            .insert(FILENAME_NAME.into(), Field { offset: 0, size: 8 });
+            .insert(FILENAME_NAME.into(), Field::typed(0, 8, "char *"));
         let err = wrong.unlink().unwrap_err().to_string();
         assert!(err.contains("a pointer is 4 bytes on arm"), "{err}");
         // arm passes four arguments in registers; a fifth is refused.
@@ -232,11 +249,8 @@ mod tests {
         assert_eq!(
             facts.kind,
             UnlinkArg::Filename {
-                name: Field { offset: 0, size: 8 },
-                refcnt: Field {
-                    offset: 16,
-                    size: 4
-                }
+                name: Field::typed(0, 8, "char *"),
+                refcnt: Field::typed(16, 4, "int"),
             }
         );
     }

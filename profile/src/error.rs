@@ -1,4 +1,4 @@
-use crate::model::FORMAT_VERSION;
+use crate::model::{FORMAT_UNTYPED, FORMAT_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -7,7 +7,7 @@ pub enum ProfileError {
     #[error("profile is not valid TOML for this format: {0}")]
     Parse(String),
     #[error(
-        "profile format {found} is not supported (this nobtf reads format {FORMAT_VERSION}); regenerate it with `offsets gen`"
+        "profile format {found} is not supported (this nobtf reads formats {FORMAT_UNTYPED} and {FORMAT_VERSION}); regenerate it with `offsets gen`"
     )]
     Format { found: u32 },
     #[error("profile has no field `{0}`; regenerate it with `offsets gen`")]

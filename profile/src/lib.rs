@@ -13,7 +13,7 @@ mod validate;
 
 pub use error::ProfileError;
 pub use model::{
-    DO_UNLINKAT, FILENAME_NAME, FILENAME_REFCNT, FORMAT_VERSION, Field, Function, GENERATOR,
-    KernelInfo, MAX_REGISTER_ARGS, NameArgType, Profile, Provenance, UnlinkArg, UnlinkFacts,
-    arg_register, known_arches,
+    DO_UNLINKAT, FILENAME_NAME, FILENAME_REFCNT, FORMAT_UNTYPED, FORMAT_VERSION, Field, Function,
+    GENERATOR, KernelInfo, MAX_REGISTER_ARGS, NameArgType, Profile, Provenance, UnlinkArg,
+    UnlinkFacts, arg_register, known_arches,
 };

@@ -15,7 +15,11 @@ pub fn known_arches() -> String {
 }
 
 /// Format version written into every profile; bumped on incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+/// Format 2 gives every field its C type; format 1 files (no types) still read.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The format before fields carried types: read, never written.
+pub const FORMAT_UNTYPED: u32 = 1;
 
 /// The `generator` string of profiles made by this build.
 pub const GENERATOR: &str = concat!("offsets ", env!("CARGO_PKG_VERSION"));
@@ -72,13 +76,39 @@ pub struct Provenance {
     pub generator: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+/// One struct member: where it is and, from format 2 on, what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Field {
     /// Byte offset from the start of the struct.
     pub offset: u32,
     /// Size in bytes of the member.
     pub size: u32,
+    /// The member's C type as `btf::Btf::type_text` writes it (`struct
+    /// dentry *`, `unsigned char *`, `struct path`, `char[16]`, `atomic_t`:
+    /// qualifiers dropped, typedef names kept), so a trace program can
+    /// follow it without a cast. None in format-1 profiles.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub c_type: Option<String>,
+}
+
+impl Field {
+    /// A member whose type is not known (format 1, tests).
+    pub fn untyped(offset: u32, size: u32) -> Field {
+        Field {
+            offset,
+            size,
+            c_type: None,
+        }
+    }
+
+    pub fn typed(offset: u32, size: u32, c_type: &str) -> Field {
+        Field {
+            offset,
+            size,
+            c_type: Some(c_type.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -104,14 +134,14 @@ pub struct Function {
 }
 
 /// What the unlink probes need, checked for consistency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnlinkFacts {
     /// 1-based argument index carrying the path (x86-64: 1 = di, 2 = si, ...).
     pub name_arg: u8,
     pub kind: UnlinkArg,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnlinkArg {
     /// A `struct filename *`: the string pointer at `name`, the count at `refcnt`.
     Filename { name: Field, refcnt: Field },
@@ -134,7 +164,7 @@ impl Profile {
     pub fn field(&self, key: &str) -> Result<Field, ProfileError> {
         self.fields
             .get(key)
-            .copied()
+            .cloned()
             .ok_or_else(|| ProfileError::MissingField(key.to_string()))
     }
 

@@ -2,16 +2,17 @@
 //! and not as garbage in the events.
 
 use crate::error::ProfileError;
-use crate::model::{FORMAT_VERSION, Profile};
+use crate::model::{FORMAT_UNTYPED, FORMAT_VERSION, Profile};
 
 /// No kernel struct nobtf reads is anywhere near this large.
 const MAX_FIELD_OFFSET: u32 = 1 << 16;
 
 impl Profile {
     pub fn validate(&self) -> Result<(), ProfileError> {
-        if self.format != FORMAT_VERSION {
+        if self.format != FORMAT_VERSION && self.format != FORMAT_UNTYPED {
             return Err(ProfileError::Format { found: self.format });
         }
+        let typed = self.format == FORMAT_VERSION;
         let abi = self.abi()?;
         let max_args = abi.args.len();
         for (key, field) in &self.fields {
@@ -22,6 +23,24 @@ impl Profile {
                 return Err(ProfileError::Invalid(format!(
                     "field key `{key}` is not `struct.member`"
                 )));
+            }
+            match (&field.c_type, typed) {
+                (None, true) => {
+                    return Err(ProfileError::Invalid(format!(
+                        "field `{key}` has no type, which format {FORMAT_VERSION} gives every field"
+                    )));
+                }
+                (Some(_), false) => {
+                    return Err(ProfileError::Invalid(format!(
+                        "field `{key}` has a type, which format {FORMAT_UNTYPED} does not carry (types came with format {FORMAT_VERSION})"
+                    )));
+                }
+                (Some(t), true) if t.trim().is_empty() => {
+                    return Err(ProfileError::Invalid(format!(
+                        "field `{key}` has an empty type"
+                    )));
+                }
+                _ => {}
             }
             if field.size == 0 {
                 return Err(ProfileError::Invalid(format!("field `{key}` has size 0")));

@@ -28,7 +28,13 @@ fn impossible_values_are_errors() {
             "arch = \"arm64\"",
             "arch `arm64` is not one nobtf knows (x86_64, aarch64, arm)",
         ),
-        ("format = 1", "format = 9", "format 9"),
+        ("format = 2", "format = 9", "format 9"),
+        (
+            "type = \"int\"\n",
+            "",
+            "field `filename.refcnt` has no type, which format 2 gives every field",
+        ),
+        ("type = \"int\"", "type = \" \"", "empty type"),
         (
             "\"struct filename *\"",
             "\"struct inode *\"",
@@ -82,4 +88,39 @@ fn registers_that_disagree_with_the_convention_are_errors() {
     let role = good() + "\n[pt_regs]\n\"do_unlinkat.flags\" = \"dx\"\n";
     let e = Profile::from_toml_str(&role).unwrap_err().to_string();
     assert!(e.contains("role `flags`"), "{e}");
+}
+
+/// A format-1 file: the same fields without types, as `offsets gen` wrote
+/// them before types came.
+fn untyped() -> String {
+    good()
+        .replace("format = 2", "format = 1")
+        .lines()
+        .filter(|l| !l.starts_with("type = "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn format_1_files_read_without_types() {
+    let old = Profile::from_toml_str(&untyped()).unwrap();
+    assert_eq!(old.format, 1);
+    let refcnt = old.field("filename.refcnt").unwrap();
+    assert_eq!((refcnt.offset, refcnt.size, refcnt.c_type), (16, 4, None));
+    // Still what the probes need.
+    old.unlink().unwrap();
+}
+
+#[test]
+fn format_2_files_carry_types() {
+    let new = Profile::from_toml_str(&good()).unwrap();
+    assert_eq!(new.format, 2);
+    assert_eq!(
+        new.field("filename.name").unwrap().c_type.as_deref(),
+        Some("char *")
+    );
+    // A type in a format-1 file says the file is not what its number claims.
+    let mixed = untyped().replacen("size = 4", "size = 4\ntype = \"int\"", 1);
+    let e = Profile::from_toml_str(&mixed).unwrap_err().to_string();
+    assert!(e.contains("format 1 does not carry"), "{e}");
 }

@@ -17,7 +17,14 @@ fn text(max: usize) -> impl Strategy<Value = String> {
 }
 
 fn field() -> impl Strategy<Value = Field> {
-    (0u32..=1 << 16, 1u32..).prop_map(|(offset, size)| Field { offset, size })
+    // A type is any non-blank text: the checker, not the profile, parses it.
+    (0u32..=1 << 16, 1u32.., "\\PC{0,8}[^\\s\\pC]\\PC{0,8}").prop_map(|(offset, size, c_type)| {
+        Field {
+            offset,
+            size,
+            c_type: Some(c_type),
+        }
+    })
 }
 
 fn function() -> impl Strategy<Value = Function> {
@@ -80,10 +87,7 @@ fn good() -> String {
     let mut profile = profile::builtin::FILENAME.profile("5.10.0-test");
     profile.fields.insert(
         "inode.i_ino".into(),
-        Field {
-            offset: 64,
-            size: 8,
-        },
+        Field::typed(64, 8, "long unsigned int"),
     );
     profile.to_toml_string()
 }

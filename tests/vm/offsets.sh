@@ -78,3 +78,60 @@ EOF
         && assert_contains "$out" "== broken rc=1" \
         && assert_not_contains "$broken" "KPROBE"
 }
+
+# A profile that carries member types (format 2) follows a chain of members
+# without casts, as the kernel's BTF does: made in the VM from the kernel's
+# BTF (debian-6.1 and the other BTF kernels), or on the host from the
+# source tree nobtf-5.10 is built from; with --field, and with
+# --fields-from the program itself. The same profile without its types (a
+# format-1 file) is refused, naming the cast the program would need.
+vmtest_offsets_typed_profile_follows_chains() {
+    local prog='kprobe:vfs_read /comm == "dd"/ { $f = (struct file *)arg0; printf("R %s\n", str($f->f_path.dentry->d_name.name)); }'
+    local fields=(--field file.f_path.dentry --field dentry.d_name.name) how files=()
+    printf '%s\n' "$prog" >"$TEST_TMP/chain.bt"
+    if kernel_has_btf; then
+        how=btf
+    elif [ "$KERNEL" = nobtf-5.10 ]; then
+        local src gen
+        (cd "$NOBTF_ROOT" && cargo build --quiet --release -p offsets --bin offsets) || return 1
+        src=$(fetch_linux_source 5.10 bullseye)
+        gen=("$NOBTF_ROOT/target/release/offsets" gen --kernel-src "$src"
+            --config "$KERNELS_DIR/$KERNEL/config" --build-dir "$TEST_TMP/build")
+        "${gen[@]}" "${fields[@]}" -o "$TEST_TMP/fields.toml" || return 1
+        "${gen[@]}" --fields-from "$TEST_TMP/chain.bt" -o "$TEST_TMP/program.toml" || return 1
+        files+=(--file "$TEST_TMP/fields.toml:/tmp/fields.toml" --file "$TEST_TMP/program.toml:/tmp/program.toml")
+        how=host
+    else
+        skip "no BTF and no source tree for $KERNEL"
+        return
+    fi
+    cat >"$TEST_TMP/typed.sh" <<SCRIPT
+if [ "\$1" = btf ]; then
+    offsets gen --btf /sys/kernel/btf/vmlinux ${fields[*]} -o /tmp/fields.toml || exit 1
+    offsets gen --btf /sys/kernel/btf/vmlinux --fields-from /tmp/chain.bt -o /tmp/program.toml || exit 1
+fi
+# Format 1: the same offsets, no types.
+sed -e 's/^format = 2/format = 1/' -e '/^type = /d' /tmp/fields.toml >/tmp/untyped.toml
+echo x >/tmp/x
+for p in fields program untyped; do
+    echo "== \$p"
+    grep -A3 '^\[fields."file.f_path' /tmp/\$p.toml
+    env -u NOBTF_OFFSETS nobtf trace --offsets /tmp/\$p.toml "\$(cat /tmp/chain.bt)" -c 'dd if=/tmp/x of=/dev/null bs=1 count=1' 2>&1
+    echo "rc=\$?"
+done
+SCRIPT
+    files+=(--file "$TEST_TMP/typed.sh:/tmp/typed.sh" --file "$TEST_TMP/chain.bt:/tmp/chain.bt")
+    local out block
+    out=$(vm "${files[@]}" -- sh /tmp/typed.sh "$how" 2>&1) || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
+    for p in fields program; do
+        block=$(output_block "$out" "== $p")
+        assert_contains "$block" 'type = "struct path"' \
+            && assert_contains "$block" 'type = "struct dentry *"' \
+            && assert_match "$block" '^R x$' \
+            && assert_contains "$block" "rc=0" || return 1
+    done
+    block=$(output_block "$out" "== untyped")
+    assert_contains "$block" 'has no members; cast it first' \
+        && assert_not_contains "$block" "R x" \
+        && assert_contains "$block" "rc=1"
+}

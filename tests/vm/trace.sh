@@ -14,7 +14,8 @@ trace_corpus_script() {
     cat <<'EOF'
 K=$1
 # The unlinked path: a user pointer argument on 4.14, a struct filename after.
-if [ "$K" = linux-4.14 ]; then NAME='str(arg1)'; else NAME='str(((struct filename *)arg1)->name)'; fi
+if [ "$K" = linux-4.14 ]; then PATHP='arg1'; else PATHP='((struct filename *)arg1)->name'; fi
+NAME="str($PATHP)"
 head -c 250 /dev/zero >/tmp/f250
 # arm64 has no unlink(2), only unlinkat(2).
 UNLINK_TP=sys_enter_unlink
@@ -27,7 +28,7 @@ t() {
     cat /tmp/out
     sed 's/^/stderr: /' /tmp/err
 }
-touch /tmp/a.txt /tmp/t1 /tmp/t2 /tmp/t3 /tmp/j1 /tmp/e1 /tmp/e2 /tmp/c1 /tmp/c2 /tmp/d1 /tmp/o1 /tmp/o2 /tmp/o3 /tmp/s1
+touch /tmp/a.txt /tmp/t1 /tmp/t2 /tmp/t3 /tmp/j1 /tmp/e1 /tmp/e2 /tmp/c1 /tmp/c2 /tmp/d1 /tmp/o1 /tmp/o2 /tmp/o3 /tmp/s1 /tmp/v1 /tmp/v2 /tmp/v3
 t issue 'kprobe:do_unlinkat { $f = (struct filename *)arg1; printf("%s %d\n", str($f->name), $f->refcnt); }' -c 'rm /tmp/a.txt'
 t arg_string "kprobe:do_unlinkat /comm == \"rm\"/ { printf(\"%s\\n\", $NAME); }" -c 'exec rm /tmp/t1'
 t retval 'kretprobe:do_unlinkat /comm == "rm"/ { printf("ret=%d\n", retval); }' -c 'exec rm /tmp/t2 /tmp/missing'
@@ -44,10 +45,16 @@ t probe_list 'kprobe:do_unlinkat,kretprobe:do_unlinkat /comm == "rm"/ { @[probe]
 t tracepoint 'tracepoint:sched:sched_process_exec { printf("exec %s %d\n", str(args->filename), args->pid == pid); }' -c 'exec /bin/rm -f /tmp/nothing'
 t tracepoint_count 'tracepoint:sched:sched_process_fork { @forks = count(); }' -c 'ls / >/dev/null; ls / >/dev/null'
 t syscall_tracepoint "tracepoint:syscalls:$UNLINK_TP /comm == \"rm\"/ { printf(\"%s\\n\", str(args->pathname)); }" -c 'touch /tmp/u1; exec rm /tmp/u1'
+t control 'kprobe:do_unlinkat /comm == "rm"/ { $n = 0; unroll(3) { $n++; } if ($n == 3) { printf("unrolled %d\n", $n); } else { printf("wrong\n"); } if $n > 5 { printf("no\n"); } else if ($n > 2) { let $s = "elif"; printf("%s\n", $s); } else { return; } }' -c 'exec rm /tmp/v1'
+t while_loop 'kprobe:do_unlinkat /comm == "rm"/ { $i = 0; $odd = 0; while ($i < 100) { $i++; if ($i > 9) { break; } if ($i % 2 == 0) { continue; } $odd++; } printf("while %d %d\n", $i, $odd); }' -c 'exec rm /tmp/v2'
+t values "kprobe:do_unlinkat /comm == \"rm\"/ { \$p = (uint8 *)$PATHP; @g[1] = 1; delete(@g, 1); printf(\"%c%c %s %s %d %d %d %d %d\\n\", *\$p, \$p[5], ntop(2, 0x0100007f), ntop(0), bswap((uint16)0x1234), strncmp(comm, \"rmx\", 2), strcontains(comm, \"m\"), sizeof(uint32), comm == \"rm\"); }" -c 'exec rm /tmp/v3'
 t begin_end 'BEGIN { printf("hello\n"); } END { printf("bye\n"); } kprobe:do_unlinkat { @c = count(); }' --duration 0.5
 t interval 'interval:ms:100 { @ticks = count(); } interval:ms:550 { exit(); }'
 t exit_once 'kprobe:do_unlinkat /comm == "rm"/ { printf("once\n"); exit(); }' -c 'touch /tmp/x1 /tmp/x2 /tmp/x3; exec rm /tmp/x1 /tmp/x2 /tmp/x3'
 t json "kprobe:do_unlinkat /comm == \"rm\"/ { printf(\"%s\\n\", $NAME); @c = count(); }" --format json -c 'exec rm /tmp/j1'
+# Unfiltered: nobtf's own unlinks (the loss flush at stop) must not count.
+touch /tmp/w1
+t own_work 'kprobe:do_unlinkat { @u[comm] = count(); printf("u\n"); }' -c 'exec rm /tmp/w1'
 echo 'BEGIN { printf("from a file\n"); exit(); }' >/tmp/prog.bt
 t file /tmp/prog.bt
 t e_option -e 'BEGIN { printf("from -e\n"); exit(); }'
@@ -179,6 +186,21 @@ vmtest_trace_corpus() {
             assert_contains "$b" "/tmp/u1" || bad=$((bad + 1)) ;;
     esac
     cases=$((cases + 1))
+    b=$(block control) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 1 probe...\nunrolled 3\nelif' || bad=$((bad + 1))
+    cases=$((cases + 1))
+    if [ "$KERNEL" = linux-4.14 ]; then
+        # No bounded loops before 5.3: refused with the place, nothing loaded.
+        b=$(block while_loop 1) || bad=$((bad + 1))
+        assert_match "$b" '^stderr: error: 1:[0-9]+: `while` needs a kernel whose verifier takes loops \(5\.3\+\)' || bad=$((bad + 1))
+    else
+        b=$(block while_loop) || bad=$((bad + 1))
+        assert_eq "$b" $'Attaching 1 probe...\nwhile 10 5' || bad=$((bad + 1))
+    fi
+    cases=$((cases + 1))
+    b=$(block values) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 1 probe...\n/v 127.0.0.1 0.0.0.0 13330 0 1 4 1' || bad=$((bad + 1))
+    cases=$((cases + 1))
     b=$(block begin_end) || bad=$((bad + 1))
     assert_eq "$b" $'Attaching 3 probes...\nhello\nbye\n\n\n@c: 0' || bad=$((bad + 1))
     cases=$((cases + 1))
@@ -190,6 +212,9 @@ vmtest_trace_corpus() {
     cases=$((cases + 1))
     b=$(block json) || bad=$((bad + 1))
     assert_eq "$(printf '%s\n' "$b" | grep .)" '{"type": "attached_probes", "data": {"probes": 1}}'$'\n''{"type": "printf", "data": "/tmp/j1\n"}'$'\n''{"type": "map", "data": {"@c": 1}}' || bad=$((bad + 1))
+    cases=$((cases + 1))
+    b=$(block own_work) || bad=$((bad + 1))
+    assert_contains "$b" "@u[rm]: 1" && assert_not_contains "$b" "@u[nobtf]" || bad=$((bad + 1))
     cases=$((cases + 1))
     b=$(block file) || bad=$((bad + 1))
     assert_eq "$b" $'Attaching 1 probe...\nfrom a file' || bad=$((bad + 1))
@@ -228,7 +253,7 @@ vmtest_trace_corpus() {
     cases=$((cases + 1))
     assert_eq "$(printf '%s\n' "$out" | sed -n '/^== left/,$p' | tail -n +2)" "" || bad=$((bad + 1))
     echo "trace corpus on $KERNEL: $cases cases, $bad failed" >&2
-    assert_eq "$bad" 0 && assert_eq "$cases" 28
+    assert_eq "$bad" 0 && assert_eq "$cases" 32
 }
 
 # A storm through a one-page buffer, rm at the highest priority on nobtf's
@@ -259,4 +284,71 @@ SCRIPT
     assert_eq "$lines" $((printed + 1)) || return 1
     [ -n "$lost" ] || { fail "nothing was lost: the accounting was not exercised"; return 1; }
     assert_eq $((printed + lost)) 3000
+}
+
+# What runs outside the probes, on real kernels: BEGIN's tables written to
+# the maps before the probes are attached, END reading the maps the probes
+# left, exit() ending BEGIN, time(), strftime() and elapsed, printf's
+# widths and flags; one boot per kernel. (tests/vm/conformance.sh compares
+# the same programs with bpftrace's output on debian-6.1.)
+trace_runtime_script() {
+    cat <<'EOF2'
+t() {
+    name=$1
+    shift
+    nobtf trace "$@" >/tmp/out 2>/tmp/err
+    echo "== $name rc=$?"
+    cat /tmp/out
+    sed 's/^/stderr: /' /tmp/err
+}
+touch /tmp/r1 /tmp/r2 /tmp/r3 /tmp/r4
+t begin_table 'BEGIN { @state[1] = "ESTABLISHED"; @state[2] = "SYN_SENT"; } kprobe:do_unlinkat /comm == "rm"/ { printf("%s %s|%s|\n", @state[1], @state[2], @state[3]); } END { clear(@state); }' -c 'exec rm /tmp/r1'
+t begin_table_printed 'BEGIN { @name[0] = "zero"; @name[7] = "seven"; exit(); }'
+t end_reads 'kprobe:do_unlinkat /comm == "rm"/ { @n = count(); @s[comm] = sum(5); @l = comm; } END { printf("%d %d %s %d\n", @n, @s["rm"], @l, @s["x"]); clear(@n); clear(@s); clear(@l); }' -c 'exec rm /tmp/r2 /tmp/r3'
+t begin_exit 'BEGIN { printf("a\n"); exit(); printf("b\n"); } END { printf("end\n"); } kprobe:do_unlinkat { @c = count(); }'
+t time 'kprobe:do_unlinkat /comm == "rm"/ { time("%H:%M:%S "); printf("%s %d\n", strftime("%Y-%m-%d", nsecs), elapsed > 0); }' -c 'exec rm /tmp/r4'
+echo "== date $(date +%Y-%m-%d)"
+export TZ=XYZ-5
+t time_zone 'BEGIN { time("%Z %z\n"); exit(); }'
+unset TZ
+t elapsed 'interval:ms:300 { printf("%d\n", elapsed / 100000000); exit(); }'
+t printf_flags 'BEGIN { printf("%-5s|%5d|%05d|%x|%X|%lld|%hhu|%c|%%|%p|%u|%o|%.2s|%-4c|%lx|%hd\n", "ab", 42, -42, 255, 255, -1, 257, 65, 0, -1, 8, "xyz", 66, -1, 65537); exit(); }'
+EOF2
+}
+
+vmtest_trace_runtime() {
+    kernel_has_bpf || { skip "BEGIN tables and END's map reads need BPF maps"; return; }
+    trace_runtime_script >"$TEST_TMP/runtime.sh"
+    local out
+    out=$(vm --timeout 300 --file "$TEST_TMP/runtime.sh:/tmp/runtime.sh" -- sh /tmp/runtime.sh 2>&1) \
+        || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
+    printf '%s\n' "$out" >"$TEST_TMP/runtime.out"
+    local b bad=0
+    block() {
+        local header
+        header=$(printf '%s\n' "$out" | grep "^== $1 rc=") || { fail "no case $1"; return 1; }
+        [ "$header" = "== $1 rc=0" ] || { output_block "$out" "$header" >&2; fail "case $1: $header"; return 1; }
+        output_block "$out" "$header"
+    }
+    b=$(block begin_table) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 3 probes...\nESTABLISHED SYN_SENT||' || bad=$((bad + 1))
+    b=$(block begin_table_printed) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 1 probe...\n\n\n@name[0]: zero\n@name[7]: seven' || bad=$((bad + 1))
+    b=$(block end_reads) || bad=$((bad + 1))
+    # A keyless count() prints even when cleared, as bpftrace's array.
+    assert_eq "$b" $'Attaching 2 probes...\n2 10 rm 0\n\n\n\n@n: 0' || bad=$((bad + 1))
+    b=$(block begin_exit) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 3 probes...\na\nend\n\n\n@c: 0' || bad=$((bad + 1))
+    local day
+    day=$(printf '%s\n' "$out" | sed -n 's/^== date //p')
+    b=$(block time) || bad=$((bad + 1))
+    assert_match "$b" "^[0-2][0-9]:[0-5][0-9]:[0-6][0-9] $day 1\$" || bad=$((bad + 1))
+    b=$(block time_zone) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 1 probe...\nXYZ +0500' || bad=$((bad + 1))
+    b=$(block elapsed) || bad=$((bad + 1))
+    assert_match "$b" '^([3-9]|[1-9][0-9]+)$' || bad=$((bad + 1))
+    b=$(block printf_flags) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 1 probe...\nab   |   42|-0042|ff|FF|-1|1|A|%|(nil)|4294967295|10|xy|B   |ffffffffffffffff|1' || bad=$((bad + 1))
+    echo "trace runtime on $KERNEL: 8 cases, $bad failed" >&2
+    assert_eq "$bad" 0
 }

@@ -6,7 +6,9 @@
 
 use kernel_headers::KernelVersion;
 use kernel_headers::bpf::{Helper, PSEUDO_MAP_VALUE, class, reg};
-use probes::interp::{Space, Vm, fake_pt_regs};
+use probes::interp::{Space, Vm, fake_pt_regs_of};
+
+const X86_64: &kernel_headers::pt_regs::Abi = &kernel_headers::pt_regs::x86_64::ABI;
 
 use super::*;
 
@@ -81,7 +83,8 @@ fn run_entry(program: &ReadyProgram, refcnt_at: usize) -> Vec<String> {
     vm.map(Space::Kernel, FILENAME_ADDR, filename).unwrap();
     vm.map(Space::Kernel, PATH_ADDR, b"/tmp/a.txt\0".to_vec())
         .unwrap();
-    let ctx = fake_pt_regs(&[("di", u64::MAX - 99), ("si", FILENAME_ADDR)]).unwrap();
+    // The seed object is built for x86-64: its registers, on any host.
+    let ctx = fake_pt_regs_of(X86_64, &[("di", u64::MAX - 99), ("si", FILENAME_ADDR)]).unwrap();
     let insns = program.relocated(&[]).unwrap();
     assert_eq!(vm.run(&insns, &ctx).unwrap(), 0);
     vm.trace_pipe
@@ -158,7 +161,7 @@ fn seed_on_4_19_copies_the_format_to_the_stack_and_falls_back_to_probe_read() {
     let exit = &prepared.programs[1];
     let mut vm = Vm::new();
     vm.pid_tgid = PID << 32;
-    let ctx = fake_pt_regs(&[("ax", (-2i64) as u64)]).unwrap();
+    let ctx = fake_pt_regs_of(X86_64, &[("ax", (-2i64) as u64)]).unwrap();
     vm.run(&exit.relocated(&[]).unwrap(), &ctx).unwrap();
     assert_eq!(vm.trace_pipe, ["KPROBE EXIT: pid = 4242, ret = -2"]);
 }
@@ -323,10 +326,7 @@ fn co_re_seed_follows_the_profile_when_the_layout_differs() {
         .profile("moved");
     profile.fields.insert(
         "filename.refcnt".into(),
-        profile::Field {
-            offset: 24,
-            size: 4,
-        },
+        profile::Field::typed(24, 4, "int"),
     );
     let prepared = prepare_for(&obj, OLD, &profile).unwrap();
     let entry = &prepared.programs[0];
@@ -558,9 +558,10 @@ fn every_field_relocation_kind_from_clang() {
         let mut profile = profile::builtin::for_version("x86_64", KernelVersion::new(5, 4, 0))
             .unwrap()
             .profile("t");
-        profile
-            .fields
-            .insert("filename.refcnt".into(), profile::Field { offset, size });
+        profile.fields.insert(
+            "filename.refcnt".into(),
+            profile::Field::typed(offset, size, "int"),
+        );
         profile
     };
     // As compiled: offset 16, size 4, exists, signed int, shift 32.

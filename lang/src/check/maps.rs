@@ -28,24 +28,33 @@ impl Checker<'_> {
             .collect()
     }
 
+    /// The key's parts: a tuple's elements are parts of their own, so
+    /// `@m[$t]` with `$t = (a, b)` is `@m[a, b]`.
     pub(super) fn key_slots(keys: &[TExpr]) -> Vec<Slot> {
         let mut offset = 0;
-        keys.iter()
-            .map(|k| {
-                let ty = value_type(&k.ty);
-                let slot = Slot { ty, offset };
+        let mut slots = Vec::new();
+        for k in keys {
+            let parts = match &k.ty {
+                Ty::Tuple(elements) => elements.clone(),
+                other => vec![other.clone()],
+            };
+            for part in parts {
+                let ty = value_type(&part);
+                slots.push(Slot { ty, offset });
                 offset += ty.size();
-                slot
-            })
-            .collect()
+            }
+        }
+        slots
     }
 
     pub(super) fn check_keys(&self, map: usize, keys: &[TExpr], span: Span) -> Result<(), Error> {
         let expected = &self.maps[map].key;
         let got = Checker::key_slots(keys);
+        // Strings of any length: `@s[comm]` is read as `@s["rm"]`.
         let same = expected.len() == got.len()
             && expected.iter().zip(&got).all(|(a, b)| match (a.ty, b.ty) {
-                (ValueType::Int { .. }, ValueType::Int { .. }) => true,
+                (ValueType::Int { .. }, ValueType::Int { .. })
+                | (ValueType::Str { .. }, ValueType::Str { .. }) => true,
                 (a, b) => a == b,
             });
         if same {
@@ -59,6 +68,22 @@ impl Checker<'_> {
                 ),
             ))
         }
+    }
+
+    /// A string key part as long as the longest string written there
+    /// (shorter ones are NUL-padded, as string values are).
+    fn widen_string_keys(&mut self, map: usize, keys: &[TExpr]) {
+        let spec = &mut self.maps[map];
+        let mut offset = 0;
+        for (slot, new) in spec.key.iter_mut().zip(Checker::key_slots(keys)) {
+            if let (ValueType::Str { len: a }, ValueType::Str { len: b }) = (&mut slot.ty, new.ty) {
+                *a = (*a).max(b);
+            }
+            slot.offset = offset;
+            offset += slot.ty.size();
+        }
+        let bucket = matches!(spec.kind, MapKind::Hist | MapKind::Lhist { .. });
+        spec.key_size = (offset + if bucket { 8 } else { 0 }).max(8);
     }
 
     pub(super) fn map_assign(
@@ -117,6 +142,17 @@ impl Checker<'_> {
                     (MapKind::Sum { signed: a }, MapKind::Sum { signed: b })
                     | (MapKind::Min { signed: a }, MapKind::Min { signed: b })
                     | (MapKind::Max { signed: a }, MapKind::Max { signed: b }) => *a |= b,
+                    // Strings of any length share a map (`@cap[0] =
+                    // "CAP_CHOWN"; @cap[1] = "CAP_DAC_OVERRIDE"`): its
+                    // values are as long as the longest, shorter ones
+                    // NUL-padded.
+                    (
+                        MapKind::Assign(ValueType::Str { len: a }),
+                        MapKind::Assign(ValueType::Str { len: b }),
+                    ) => {
+                        *a = (*a).max(b);
+                        old.value_size = ValueType::Str { len: *a }.size();
+                    }
                     _ => {}
                 }
                 let old = &self.maps[i];
@@ -126,6 +162,9 @@ impl Checker<'_> {
                         (
                             MapKind::Assign(ValueType::Int { .. }),
                             MapKind::Assign(ValueType::Int { .. })
+                        ) | (
+                            MapKind::Assign(ValueType::Str { .. }),
+                            MapKind::Assign(ValueType::Str { .. })
                         )
                     );
                 if !compatible {
@@ -135,6 +174,7 @@ impl Checker<'_> {
                     ));
                 }
                 self.check_keys(i, &keys, target.span)?;
+                self.widen_string_keys(i, &keys);
                 i
             }
             None => {
@@ -241,10 +281,10 @@ impl Checker<'_> {
         }
         let e = self.expr(scope, value)?;
         let e = self.storable(e)?;
-        if let Ty::Place { .. } = e.ty {
+        if let Ty::Place { .. } | Ty::Tuple(_) = e.ty {
             return Err(Error::at(
                 e.span,
-                format!("a map cannot hold {}", e.ty.describe()),
+                format!("a map cannot hold {} (yet, for a tuple)", e.ty.describe()),
             ));
         }
         Ok((MapKind::Assign(value_type(&e.ty)), Err(e)))
@@ -254,7 +294,7 @@ impl Checker<'_> {
 /// Whether an aggregation's argument is signed (a constant is, as in
 /// bpftrace, where literals are `int64`).
 fn is_signed(e: &TExpr) -> bool {
-    matches!(e.ty, Ty::Int { signed: true }) || matches!(e.kind, TKind::Const(_))
+    matches!(e.ty, Ty::Int { signed: true, .. }) || matches!(e.kind, TKind::Const(_))
 }
 
 /// Kinds that may share a map: equal up to the argument's sign.

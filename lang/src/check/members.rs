@@ -79,7 +79,7 @@ impl Checker<'_> {
                         inner,
                         (field.offset, field.size),
                         c_type,
-                        user,
+                        (user, self.read_helper(user)),
                         (strukt, path),
                         span,
                     ));
@@ -186,7 +186,7 @@ impl Checker<'_> {
             base_addr,
             (off_base + field.offset, field.size),
             c_type,
-            user,
+            (user, self.read_helper(user)),
             (strukt, path),
             span,
         ))
@@ -221,7 +221,7 @@ impl Checker<'_> {
             (
                 TKind::DataLoc { off: field.offset },
                 Ty::Place {
-                    place: Place::CharArray(STR_LEN),
+                    place: Place::CharArray(self.str_len),
                     user: false,
                 },
             )
@@ -241,11 +241,7 @@ impl Checker<'_> {
                         signed: false,
                     },
                     Ty::Ptr {
-                        to: match &**to {
-                            CType::Struct(s) => Pointee::Struct(s.clone()),
-                            CType::Int { bytes: 1, .. } => Pointee::Char,
-                            _ => Pointee::Other,
-                        },
+                        to: Pointee::of(to),
                         user,
                     },
                 ),
@@ -257,7 +253,7 @@ impl Checker<'_> {
                             bytes: field.size as u8,
                             signed,
                         },
-                        int(signed),
+                        sized_int(signed, field.size as u8),
                     )
                 }
                 _ => {
@@ -284,7 +280,7 @@ fn member_value(
     addr: TExpr,
     (off, size): (u32, u32),
     c_type: CType,
-    user: bool,
+    (user, helper): (bool, Helper),
     opaque: (String, String),
     span: Span,
 ) -> TExpr {
@@ -303,6 +299,7 @@ fn member_value(
             bytes,
             signed,
             user,
+            helper,
         },
         ty,
         span,
@@ -314,20 +311,16 @@ fn member_value(
             } else {
                 size as u8
             };
-            read(bytes, signed, int(signed))
+            read(bytes, signed, sized_int(signed, bytes))
         }
         CType::Ptr { to, user: to_user } => {
-            let to = match *to {
-                CType::Struct(s) => Pointee::Struct(s),
-                CType::Int { bytes: 1, .. } => Pointee::Char,
-                _ => Pointee::Other,
-            };
+            let to = Pointee::of(&to);
             // A pointer is as wide as the source says (the target's, not ours).
             read(size.clamp(1, 8) as u8, false, Ty::Ptr { to, user: to_user })
         }
         CType::Struct(s) => address(Place::Struct(s)),
         CType::CharArray(n) => address(Place::CharArray(n.max(1))),
-        _ if [1, 2, 4, 8].contains(&size) => read(size as u8, false, int(false)),
+        _ if [1, 2, 4, 8].contains(&size) => read(size as u8, false, sized_int(false, size as u8)),
         _ => address(Place::Opaque {
             strukt: opaque.0,
             path: opaque.1,

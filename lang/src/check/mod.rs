@@ -7,15 +7,20 @@ use std::collections::BTreeSet;
 use crate::ast::*;
 use crate::diag::{Error, Span};
 use crate::fields::{CType, FieldSource};
-use crate::kernel::Kernel;
-use crate::output::{EventFormat, MAP_ENTRIES, MapKind, MapSpec, Slot, ValueType};
+use crate::kernel::{Kernel, Readers};
+use crate::output::{
+    AF_INET, AF_INET6, EventFormat, MAP_ENTRIES, MapKind, MapSpec, Slot, ValueType,
+};
 use crate::providers::{AttachPoint, Context};
 use crate::tracepoint::{TracepointFormat, TracepointSource};
 use crate::typed::*;
+use kernel_headers::bpf::Helper;
 
 mod expressions;
+mod flow;
 mod maps;
 mod members;
+mod pointers;
 mod statements;
 
 /// bpftrace's default string length.
@@ -33,7 +38,6 @@ const UNSUPPORTED: &[&str] = &[
     "curtask",
     "rand",
     "cgroup",
-    "elapsed",
     "username",
     "ctx",
     "cpid",
@@ -44,32 +48,26 @@ const UNSUPPORTED: &[&str] = &[
     "usym",
     "kaddr",
     "uaddr",
-    "ntop",
     "join",
     "system",
     "cat",
     "signal",
     "override",
-    "strncmp",
     "buf",
-    "time",
     "stats",
     "zero",
     "len",
     "reg",
     "macaddr",
     "cgroupid",
-    "strftime",
     "path",
     "skboutput",
     "unwatch",
     "kptr",
     "uptr",
-    "sizeof",
     "offsetof",
     "percpu_kaddr",
     "pton",
-    "strcontains",
     "has_key",
     "print_tuple",
 ];
@@ -81,6 +79,8 @@ pub struct Checker<'a> {
     pub kernel: Kernel,
     pub maps: Vec<MapSpec>,
     pub events: Vec<EventFormat>,
+    /// `strftime()` formats, by [`ValueType::Timestamp`]'s index.
+    pub time_formats: Vec<String>,
     /// `struct.member` of every field looked up.
     pub used_fields: BTreeSet<String>,
     /// Fields the source lacks, in order of first use.
@@ -88,6 +88,8 @@ pub struct Checker<'a> {
     /// Members of unknown type read as integers, by span: `.member` after
     /// one is looked up as the nested path (`task_struct.se.vruntime`).
     untyped: Vec<(Span, Untyped)>,
+    /// `str()`'s length when none is given (`config = { max_strlen = N }`).
+    pub str_len: u32,
     /// Skip what fails and go on: the discovery pass that finds every map
     /// before the real one (which reports the errors).
     pub lenient: bool,
@@ -106,11 +108,22 @@ struct Scope<'p> {
     point: &'p AttachPoint,
     context: Context,
     tracepoint: Option<TracepointFormat>,
+    /// Each variable slot's name and type.
     vars: Vec<(String, Ty)>,
+    /// The blocks being checked, outermost first: the names each declares.
+    blocks: Vec<flow::BlockNames>,
+    /// `while` loops around the statement being checked.
+    loops: usize,
 }
 
+/// A 64-bit integer.
 fn int(signed: bool) -> Ty {
-    Ty::Int { signed }
+    Ty::Int { signed, bytes: 8 }
+}
+
+/// An integer of `bytes`.
+fn sized_int(signed: bool, bytes: u8) -> Ty {
+    Ty::Int { signed, bytes }
 }
 
 impl<'a> Checker<'a> {
@@ -125,9 +138,11 @@ impl<'a> Checker<'a> {
             kernel,
             maps: Vec::new(),
             events: Vec::new(),
+            time_formats: Vec::new(),
             used_fields: BTreeSet::new(),
             missing_fields: Vec::new(),
             untyped: Vec::new(),
+            str_len: STR_LEN,
             lenient: false,
         }
     }
@@ -156,6 +171,8 @@ impl<'a> Checker<'a> {
             context,
             tracepoint,
             vars: Vec::new(),
+            blocks: Vec::new(),
+            loops: 0,
         };
         let predicate = match &probe.predicate {
             None => None,
@@ -165,15 +182,7 @@ impl<'a> Checker<'a> {
                 Err(e) => return Err(e),
             },
         };
-        let mut body = Vec::new();
-        for stmt in &probe.body {
-            match self.stmt(&mut scope, stmt) {
-                Ok(Some(s)) => body.push(s),
-                Ok(None) => {}
-                Err(_) if self.lenient => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let body = self.block(&mut scope, &probe.body)?;
         Ok(TProbe {
             predicate,
             body,
@@ -193,33 +202,37 @@ impl<'a> Checker<'a> {
 
     fn stmt(&mut self, scope: &mut Scope, stmt: &Stmt) -> Result<Option<TStmt>, Error> {
         match &stmt.kind {
-            StmtKind::AssignVar { name, value } => {
-                let value = self.expr(scope, value)?;
-                let value = self.storable(value)?;
-                let slot = match scope.vars.iter().position(|(n, _)| n == name) {
-                    Some(slot) => {
-                        let ty = &scope.vars[slot].1;
-                        if !same_storage(ty, &value.ty) {
-                            return Err(Error::at(
-                                value.span,
-                                format!(
-                                    "`${name}` holds {}; it cannot be assigned {}",
-                                    ty.describe(),
-                                    value.ty.describe()
-                                ),
-                            ));
-                        }
-                        slot
-                    }
-                    None => {
-                        scope.vars.push((name.clone(), value.ty.clone()));
-                        scope.vars.len() - 1
-                    }
-                };
-                Ok(Some(TStmt::AssignVar { slot, value }))
-            }
+            StmtKind::AssignVar { name, value } => self.assign_var(scope, name, value),
             StmtKind::AssignMap { map, value } => self.map_assign(scope, map, value, stmt.span),
             StmtKind::Expr(e) => self.call_stmt(scope, e),
+            StmtKind::Let { .. }
+            | StmtKind::If { .. }
+            | StmtKind::While { .. }
+            | StmtKind::Unroll { .. }
+            | StmtKind::Jump(_) => self.flow(scope, stmt),
+        }
+    }
+
+    /// The helper reading fixed-size memory of `user` space on this kernel.
+    pub fn read_helper(&self, user: bool) -> Helper {
+        match (self.kernel.readers, user) {
+            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernel,
+            (Readers::Split, false) => Helper::ProbeRead,
+            (Readers::Split, true) => Helper::ProbeReadUser,
+            _ => Helper::ProbeRead,
+        }
+    }
+
+    /// The helper reading a string of `user` space on this kernel.
+    pub fn read_str_helper(&self, user: bool) -> Helper {
+        match (self.kernel.readers, user) {
+            (Readers::Split, false) if !self.kernel.compat_readers => Helper::ProbeReadKernelStr,
+            (Readers::Split, false) => Helper::ProbeReadStr,
+            (Readers::Split, true) => Helper::ProbeReadUserStr,
+            (Readers::ProbeReadStr, _) => Helper::ProbeReadStr,
+            // Before 4.11 a string is read at full length; the decoder
+            // stops at the NUL.
+            (Readers::ProbeRead, _) => Helper::ProbeRead,
         }
     }
 
@@ -238,6 +251,7 @@ impl<'a> Checker<'a> {
                         addr: Box::new(value),
                         len,
                         user,
+                        helper: self.read_str_helper(user),
                     },
                     ty: Ty::Str { len },
                     span,
@@ -257,15 +271,25 @@ fn is_aggregation(e: &Expr) -> bool {
 pub fn value_type(ty: &Ty) -> ValueType {
     match ty {
         Ty::Str { len } => ValueType::Str { len: *len },
-        Ty::Int { signed } => ValueType::Int { signed: *signed },
+        Ty::Inet => ValueType::Inet,
+        Ty::Int { signed, .. } => ValueType::Int { signed: *signed },
         _ => ValueType::Int { signed: false },
+    }
+}
+
+/// Bytes a string value holds (its buffer; a literal's text and NUL).
+fn value_len(e: &TExpr) -> u32 {
+    match (&e.kind, &e.ty) {
+        (TKind::ConstStr(s), _) => s.len() as u32 + 1,
+        (_, ty) => ty.buffer_len().unwrap_or(0),
     }
 }
 
 fn same_storage(a: &Ty, b: &Ty) -> bool {
     match (a, b) {
         (Ty::Str { len: x }, Ty::Str { len: y }) => x == y,
-        (Ty::Str { .. }, _) | (_, Ty::Str { .. }) => false,
+        (Ty::Inet, Ty::Inet) => true,
+        (Ty::Str { .. } | Ty::Inet, _) | (_, Ty::Str { .. } | Ty::Inet) => false,
         _ => true,
     }
 }

@@ -66,6 +66,17 @@ pub fn printf_into(text: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"}\n");
 }
 
+/// A text message of another type (`time`): `{"type": "time", "data":
+/// "..."}` and a newline.
+pub fn message(kind: &str, text: &[u8]) -> Vec<u8> {
+    let mut out = b"{\"type\": \"".to_vec();
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\", \"data\": ");
+    quoted(text, &mut out);
+    out.extend_from_slice(b"}\n");
+    out
+}
+
 /// What the program end prints with `-f json`: two newlines (bpftrace
 /// writes them in every format), then each non-empty map in name order as
 /// [`map`] prints it.

@@ -15,7 +15,8 @@
 //!   must compute, their labels and argument checks;
 //! - [`map`]: the map contents the printers take, and how per-CPU `min()`
 //!   and `max()` copies combine;
-//! - [`text`] and [`json`]: the two output formats.
+//! - [`text`] and [`json`]: the two output formats;
+//! - [`time`]: `time()` and `strftime()`, C `strftime` of the local time.
 //!
 //! What the BPF side must store for these printers to agree with bpftrace
 //! 0.23 (its `codegen_llvm.cpp`):
@@ -57,6 +58,7 @@ pub mod json;
 pub mod map;
 pub mod printf;
 pub mod text;
+pub mod time;
 
 pub use hist::{HistError, HistParams, LhistError, LhistParams, hist_bucket};
 pub use map::{AvgState, Key, KeyPart, Map, MapValues, Scalar, combine_min_max};

@@ -61,13 +61,15 @@ pub enum Arg<'a> {
     Unsigned(u64),
     /// The bytes up to (not including) the first NUL.
     Str(&'a [u8]),
+    /// An `ntop()` address's bytes, printed as its text by `%s`.
+    Inet(&'a [u8]),
 }
 
 impl Arg<'_> {
     fn arg_type(&self) -> ArgType {
         match self {
             Arg::Signed(_) | Arg::Unsigned(_) => ArgType::Integer,
-            Arg::Str(_) => ArgType::String,
+            Arg::Str(_) | Arg::Inet(_) => ArgType::String,
         }
     }
 }
@@ -294,6 +296,39 @@ impl FormatString {
         }
     }
 
+    /// Each conversion's letters without `%`, flags, width and precision
+    /// (`d`, `llu`, `-16s` gives `s`) and what it takes, in order.
+    pub fn conversions(&self) -> Vec<(&str, ArgType)> {
+        self.tokens
+            .iter()
+            .map(|t| (t.spec.as_str(), t.ty))
+            .collect()
+    }
+
+    /// The first `%` that starts no conversion and is no `%%`, with what
+    /// follows it up to a letter (`%i`, `%+d`, `%f`): bpftrace prints it
+    /// as written, which is seldom what its author meant.
+    pub fn stray_percent(&self) -> Option<String> {
+        let text = &self.text;
+        let mut at = 0;
+        while at < text.len() {
+            if text[at] != b'%' {
+                at += 1;
+            } else if let Some(token) = match_token(text, at) {
+                at = token.end;
+            } else if text.get(at + 1) == Some(&b'%') {
+                at += 2;
+            } else {
+                let end = text[at + 1..]
+                    .iter()
+                    .position(u8::is_ascii_alphabetic)
+                    .map_or(text.len(), |i| at + 2 + i);
+                return Some(String::from_utf8_lossy(&text[at..end]).into_owned());
+            }
+        }
+        None
+    }
+
     /// The type each argument must have, in order.
     pub fn expected_types(&self) -> Vec<ArgType> {
         self.tokens.iter().map(|t| t.ty).collect()
@@ -456,6 +491,13 @@ fn render(spec: &Spec, arg: Arg<'_>, out: &mut Vec<u8>) {
             let shown = spec
                 .precision
                 .map_or(&text[..], |p| &text[..p.min(text.len())]);
+            return field(spec, shown, out);
+        }
+        Arg::Inet(raw) => {
+            let text = crate::output::inet_text(raw);
+            let shown = spec
+                .precision
+                .map_or(text.as_bytes(), |p| &text.as_bytes()[..p.min(text.len())]);
             return field(spec, shown, out);
         }
         Arg::Signed(v) => v as u64,

@@ -2,8 +2,9 @@
 //! in a session, prove the profile with the canary, then print events until
 //! a stop condition. `printer` is what is done with each event.
 
+mod decode;
 mod printer;
-pub(crate) mod tracefs;
+mod tracefs;
 
 use std::io::Write;
 use std::path::PathBuf;

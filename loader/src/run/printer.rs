@@ -71,7 +71,7 @@ pub(super) struct Printer<'a> {
     /// --count was reached: the rest of a batch is not shown.
     done: bool,
     /// With the tracefs back end: turns its events' lines into events.
-    decoder: Option<&'a super::tracefs::Decoder>,
+    decoder: Option<&'a super::decode::Decoder>,
 }
 
 impl<'a> Printer<'a> {
@@ -101,7 +101,7 @@ impl<'a> Printer<'a> {
     }
 
     /// Reads trace-pipe lines as the tracefs back end's events.
-    pub(super) fn with_decoder(mut self, decoder: &'a super::tracefs::Decoder) -> Self {
+    pub(super) fn with_decoder(mut self, decoder: &'a super::decode::Decoder) -> Self {
         self.decoder = Some(decoder);
         self
     }

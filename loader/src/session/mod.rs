@@ -408,6 +408,13 @@ impl Session {
         Ok(())
     }
 
+    /// Detaches every program attached so far (they stay loaded, their maps
+    /// and rings stay readable): what nobtf does itself after this, such as
+    /// the loss flush's unlinks, never reaches the user's probes.
+    pub fn detach_all(&mut self) {
+        self.attachments.clear();
+    }
+
     /// Unlinks a missing file once on each CPU with a ring, pinned there, so
     /// that a probe on `do_unlinkat` fires on every ring's CPU (the kernel
     /// then writes each ring's pending loss count); the affinity is restored.

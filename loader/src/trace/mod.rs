@@ -5,6 +5,8 @@
 //! runs a program that needs no BPF as kprobe events where bpf(2) is
 //! missing (or with `--backend tracefs`).
 
+mod blocks;
+mod clock;
 mod printer;
 mod target;
 mod tracefs;
@@ -26,6 +28,8 @@ use crate::detect::{Report, Scope};
 use crate::load;
 use crate::plan::{self, PlanError, ReadChoice};
 use crate::session::{MapSpec, ProgramSpec, Session, SessionError, Setup, Steps};
+use blocks::Blocks;
+use clock::LocalClock;
 use printer::Printer;
 pub use target::{Fields, KERNEL_BTF, Tracepoints};
 
@@ -33,6 +37,8 @@ pub use target::{Fields, KERNEL_BTF, Tracepoints};
 pub struct TraceOptions {
     /// The program's text.
     pub program: String,
+    /// Its positional parameters (`$1`, ...).
+    pub params: Vec<String>,
     /// `--offsets FILE`; else the kernel's BTF, else the builtin profile.
     pub offsets: Option<PathBuf>,
     pub format: Format,
@@ -115,7 +121,10 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let kernel = target::kernel(&mut report, opts.read)?;
     // Reading the kernel's BTF takes a while (megabytes of types): only
     // for a program that reads struct members.
-    let needs_fields = lang::fields_used(&opts.program, kernel).map_or(true, |f| !f.is_empty());
+    // (or names a constant only BTF or a profile may know).
+    let needs_fields = lang::names_used(&opts.program, kernel).map_or(true, |used| {
+        !used.fields.is_empty() || !used.enums.is_empty()
+    });
     let fields = if needs_fields {
         Fields::choose(opts.offsets.as_ref(), &report)?
     } else {
@@ -130,8 +139,19 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         tracepoints: &tracepoints,
         kernel,
     };
-    let compiled = lang::compile_with(&opts.program, &target, Options { pid: opts.pid })
-        .map_err(|e| TraceError::Program(e.render(&opts.program)))?;
+    let compiled = lang::compile_with(
+        &opts.program,
+        &target,
+        Options {
+            pid: opts.pid,
+            params: opts.params.clone(),
+        },
+    )
+    .map_err(|e| TraceError::Program(e.render(&opts.program)))?;
+    for warning in &compiled.config.warnings {
+        eprintln!("{warning}");
+    }
+    let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
     steps.done("kernel features and compiling");
 
     let mut session = Session::new(Setup {
@@ -141,7 +161,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
             names: report.basic()?.names,
         },
         tracefs: report.tracefs.clone(),
-        ring_pages: opts.buffer_pages,
+        ring_pages: compiled.config.perf_rb_pages.unwrap_or(opts.buffer_pages),
         clone_fix: "",
     })?;
     session.create_maps(maps(&compiled))?;
@@ -150,11 +170,34 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         load_probe(&mut session, probe, Some(&mut report))?;
     }
     steps.done("loading the programs (verifier)");
-    session.attach_all()?;
-    steps.done("attaching");
 
-    let mut printer = Printer::new(&compiled, opts.format, out, opts.pid);
-    drive(opts, &mut session, &mut printer, flush_losses)
+    let clock = LocalClock::new();
+    let mut printer = Printer::new(&compiled, opts.format, out, opts.pid, &clock);
+    // BEGIN's map writes are in the kernel before the first probe fires.
+    let stopped = begin(opts, &session, &mut printer)?;
+    if !stopped {
+        session.attach_all()?;
+        steps.done("attaching");
+    }
+    drive(opts, &mut session, &mut printer, stopped, flush_losses)
+}
+
+/// Prints `Attaching N probes...`, then runs BEGIN (`elapsed`'s start
+/// first); whether it called `exit()`.
+fn begin(
+    opts: &TraceOptions,
+    session: &Session,
+    printer: &mut Printer<'_>,
+) -> Result<bool, TraceError> {
+    printer.write(report::attached_probes(probe_count(&opts.program), opts.format).as_bytes())?;
+    let mut blocks = Blocks {
+        session,
+        printer,
+        stopped: false,
+    };
+    let stopped = blocks.start()?;
+    printer.flush()?;
+    Ok(stopped)
 }
 
 /// Encodes `probe` against the session's maps and loads it; with `report`,
@@ -190,6 +233,9 @@ fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
         return;
     }
     let me = std::process::id();
+    // The user's probes go first: nobtf's own unlinks below must not be
+    // counted in their maps (a `kprobe:do_unlinkat` count would show them).
+    session.detach_all();
     let loaded =
         load_probe(session, &lang::flush::probe(me), None).and_then(|()| Ok(session.attach_all()?));
     if let Err(err) = loaded {
@@ -204,7 +250,7 @@ fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
     }
 }
 
-/// Prints `Attaching N probes...` and BEGIN's output, runs the command,
+/// After [`begin`] (`stopped` if it called `exit()`): runs the command,
 /// streams until the program or the user ends it (timers on the way),
 /// then END and the maps. `at_stop` counts the losses only known once the
 /// stream has stopped (the perf rings' last counts, the tracefs buffer's
@@ -213,16 +259,10 @@ fn drive(
     opts: &TraceOptions,
     session: &mut Session,
     printer: &mut Printer<'_>,
+    mut stopped: bool,
     at_stop: impl FnOnce(&mut Session, &mut Printer<'_>),
 ) -> Result<(), TraceError> {
     let compiled = printer.compiled();
-    printer.write(report::attached_probes(probe_count(&opts.program), opts.format).as_bytes())?;
-    let mut stopped = false;
-    for event in &compiled.begin {
-        printer.step(report::event(opts.format, event)?)?;
-    }
-    stopped |= act(printer, session)?;
-    printer.flush()?;
     if let (Some(command), false) = (&opts.command, stopped) {
         session.run_command(command)?;
     }
@@ -250,10 +290,12 @@ fn drive(
         for (due, every, timer) in timers.iter_mut() {
             if now >= *due && !stopped {
                 *due += *every;
-                for event in &timer.events {
-                    printer.step(report::event(opts.format, event)?)?;
-                }
-                stopped |= act(printer, session)?;
+                let mut blocks = Blocks {
+                    session,
+                    printer,
+                    stopped: false,
+                };
+                stopped |= blocks.run(std::slice::from_ref(&timer.block))?;
             }
         }
         // Whatever else ended the stream (a signal, the command's exit)
@@ -263,10 +305,12 @@ fn drive(
     }
     session.end_command();
     at_stop(session, printer);
-    for event in &compiled.end {
-        printer.step(report::event(opts.format, event)?)?;
-    }
-    act(printer, session)?;
+    let mut blocks = Blocks {
+        session,
+        printer,
+        stopped: false,
+    };
+    blocks.run(&compiled.end)?;
     let mut entries = Vec::new();
     for spec in &compiled.maps {
         entries.push(map_entries(session, spec)?);
@@ -277,7 +321,10 @@ fn drive(
         .zip(&entries)
         .map(|(spec, e)| (spec, e.as_slice()))
         .collect();
-    printer.write(&report::exit_maps(&maps, opts.format)?)?;
+    // `config = { print_maps_on_exit = 0 }` leaves them unprinted.
+    if compiled.config.print_maps_on_exit {
+        printer.write(&report::exit_maps(&maps, opts.format)?)?;
+    }
     printer.flush()?;
     if printer.lost > 0 {
         eprint!("{}", report::lost_events(printer.lost, opts.format));
@@ -286,15 +333,12 @@ fn drive(
 }
 
 /// Acts on the printer's queued steps in order; whether one said stop.
-fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, TraceError> {
+pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, TraceError> {
     while let Some(step) = printer.pending.pop_front() {
         match step {
             Step::Write(bytes) => printer.write(&bytes)?,
-            Step::PrintMap(name) => {
-                let spec = report::find_map(printer.compiled(), &name)?.clone();
-                let entries = map_entries(session, &spec)?;
-                printer.write(&report::print_map(&spec, &entries, printer.format())?)?;
-            }
+            Step::PrintMap(map) => print(printer, session, &map, 0, 0)?,
+            Step::PrintMapTop { map, top, div } => print(printer, session, &map, top, div)?,
             Step::ClearMap(name) => {
                 if let Some(map) = session.map(&name) {
                     for (key, _) in session.entries(&name)? {
@@ -311,6 +355,20 @@ fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, TraceError>
     Ok(false)
 }
 
+/// `print(@m, top, div)` now.
+fn print(
+    printer: &mut Printer<'_>,
+    session: &Session,
+    map: &str,
+    top: u32,
+    div: u32,
+) -> Result<(), TraceError> {
+    let spec = report::find_map(printer.compiled(), map)?.clone();
+    let entries = map_entries(session, &spec)?;
+    let text = report::print_map_top(&spec, &entries, printer.format(), top, div)?;
+    printer.write(&text)
+}
+
 /// A key and each CPU's value.
 type MapEntry = (Vec<u8>, Vec<Vec<u8>>);
 
@@ -320,23 +378,26 @@ fn map_entries(
     session: &Session,
     spec: &lang::output::MapSpec,
 ) -> Result<Vec<MapEntry>, TraceError> {
+    Ok(session
+        .entries(&spec.name)?
+        .into_iter()
+        .map(|(key, value)| (key, split_per_cpu(spec, &value)))
+        .collect())
+}
+
+/// A looked-up value as each CPU's (the kernel pads each to 8 bytes), or
+/// the one value of a map that is not per-CPU.
+fn split_per_cpu(spec: &lang::output::MapSpec, value: &[u8]) -> Vec<Vec<u8>> {
     let size = spec.value_size as usize;
     let stride = if spec.per_cpu {
         size.next_multiple_of(8)
     } else {
         size.max(1)
     };
-    Ok(session
-        .entries(&spec.name)?
-        .into_iter()
-        .map(|(key, value)| {
-            let values = value
-                .chunks(stride)
-                .map(|c| c[..size.min(c.len())].to_vec())
-                .collect();
-            (key, values)
-        })
-        .collect())
+    value
+        .chunks(stride)
+        .map(|c| c[..size.min(c.len())].to_vec())
+        .collect()
 }
 
 /// The session's maps: the program's, and the perf event array its records
@@ -408,6 +469,12 @@ mod tests {
         assert_eq!(probe_count("BEGIN { } kprobe:a,kretprobe:a { } END { }"), 4);
         assert_eq!(probe_count("interval:s:1 { exit(); }"), 1);
         assert_eq!(probe_count("kprobe:a {"), 0);
+        // The preamble is not a probe.
+        let preamble = "#include <linux/fs.h>\nstruct s { int a; };\nconfig = { max_strlen = 8 }\n";
+        assert_eq!(
+            probe_count(&format!("{preamble}BEGIN {{ }} kprobe:a {{ }}")),
+            2
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 use std::io::Write;
 
 use lang::Compiled;
+use lang::format::time::Clock;
+use lang::output::Event;
 use lang::report::{self, Format, ReportError, Step};
 use lang::tracefs_program::TracefsProgram;
 
@@ -42,11 +44,12 @@ impl<'a> Printer<'a> {
         format: Format,
         out: &'a mut dyn Write,
         pid: Option<u32>,
+        clock: &'a dyn Clock,
     ) -> Printer<'a> {
         Printer {
             compiled,
             format,
-            records: report::Records::new(compiled, format),
+            records: report::Records::new(compiled, format, clock),
             line: Vec::new(),
             out,
             pending: VecDeque::new(),
@@ -70,6 +73,15 @@ impl<'a> Printer<'a> {
 
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    pub fn clock(&self) -> &'a dyn Clock {
+        self.records.clock()
+    }
+
+    /// A decoded event's output or request.
+    pub fn event(&self, event: &Event) -> Result<Step, ReportError> {
+        self.records.event(event)
     }
 
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), TraceError> {
@@ -135,7 +147,7 @@ impl Events for Printer<'_> {
             .map_err(|e| TraceError::Line(e.to_string()))?;
         let mut flow = Flow::Continue;
         for event in &events {
-            if let Flow::Stop = self.step(report::event(self.format, event)?)? {
+            if let Flow::Stop = self.step(self.records.event(event)?)? {
                 flow = Flow::Stop;
             }
         }

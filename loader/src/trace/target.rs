@@ -6,16 +6,21 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use btf::Btf;
 use kernel_headers::pt_regs;
 use kernel_headers::pt_regs::NATIVE;
 use lang::fields::{FieldInfo, FieldSource};
-use lang::kernel::{Kernel, Readers};
+use lang::kernel::Kernel;
 use lang::tracepoint::{TracepointFormat, TracepointSource, parse_format};
-use offsets::btf::Btf;
-use probes::unlink::ReadHelper;
 use profile::Profile;
 
+use lang::config::MissingProbes;
+use lang::providers::AttachPoint as LangPoint;
+use lang::{Compiled, CompiledProbe};
+
+use super::TraceError;
 use crate::detect::Report;
+use crate::features::{self, Probeable};
 use crate::plan::{self, PlanError, ReadChoice};
 
 /// Where the kernel's BTF is, when it has one.
@@ -77,6 +82,82 @@ impl FieldSource for Fields {
             Fields::Nothing => None,
         }
     }
+
+    fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
+        match self {
+            Fields::Btf(btf) => FieldSource::struct_layout(btf.as_ref(), strukt),
+            _ => None,
+        }
+    }
+
+    fn enum_value(&self, name: &str) -> Option<i64> {
+        match self {
+            Fields::Btf(btf) => FieldSource::enum_value(btf.as_ref(), name),
+            _ => None,
+        }
+    }
+
+    fn has_kernel_btf(&self) -> bool {
+        matches!(self, Fields::Btf(_))
+    }
+}
+
+/// `compiled` without the kprobes whose function this kernel lacks, as
+/// bpftrace 0.23 treats them: one written in a list with others
+/// (`kprobe:a,kprobe:b`) is left out silently (`missing_probes =
+/// "ignore"`) or with a warning (`"warn"`, the default); otherwise it is
+/// kept, to fail at attach with the reason. Leaving every probe out is an
+/// error.
+pub fn without_missing_functions(
+    mut compiled: Compiled,
+    tracefs: Option<&Path>,
+) -> Result<Compiled, TraceError> {
+    let policy = compiled.config.missing_probes;
+    let listed = compiled.listed.clone();
+    let skippable = |p: &CompiledProbe| {
+        matches!(p.attach, LangPoint::Kprobe(_) | LangPoint::Kretprobe(_))
+            && listed.contains(&p.attach)
+    };
+    if policy == MissingProbes::Error || !compiled.probes.iter().any(skippable) {
+        return Ok(compiled);
+    }
+    let Ok(kallsyms) = fs::read_to_string("/proc/kallsyms") else {
+        return Ok(compiled);
+    };
+    let filter =
+        tracefs.and_then(|dir| fs::read_to_string(dir.join("available_filter_functions")).ok());
+    let before = compiled.probes.len();
+    compiled.probes.retain(|probe| {
+        let (LangPoint::Kprobe(function) | LangPoint::Kretprobe(function)) = &probe.attach else {
+            return true;
+        };
+        if !skippable(probe) {
+            return true;
+        }
+        match features::probeable(function, &kallsyms, filter.as_deref()) {
+            Probeable::Missing { .. } | Probeable::NotTraceable => {
+                if policy == MissingProbes::Warn {
+                    eprintln!(
+                        "warning: could not attach probe {}: this kernel cannot probe {function}, skipping",
+                        probe.attach
+                    );
+                }
+                false
+            }
+            Probeable::Yes | Probeable::NoKprobes => true,
+        }
+    });
+    let nothing_left = compiled.probes.is_empty()
+        && before > 0
+        && compiled.timers.is_empty()
+        && compiled.begin.is_empty()
+        && compiled.end.is_empty();
+    if nothing_left {
+        return Err(TraceError::Program(
+            "every probe's function is missing from this kernel: nothing to attach".into(),
+        ));
+    }
+    Ok(compiled)
 }
 
 /// Tracepoint formats from tracefs `events/CAT/NAME/format` (and `id`).
@@ -109,10 +190,6 @@ pub fn kernel(report: &mut Report, read: ReadChoice) -> Result<Kernel, PlanError
     })?;
     plan::probe_readers(report, read);
     let mut kernel = Kernel::for_release(version, abi);
-    kernel.readers = match plan::reader(report, read)? {
-        ReadHelper::ProbeReadKernel => Readers::Split,
-        ReadHelper::ProbeRead => Readers::ProbeReadStr,
-        ReadHelper::ProbeReadFixed => Readers::ProbeRead,
-    };
+    kernel.readers = plan::reader(report, read)?;
     Ok(kernel)
 }

@@ -10,16 +10,17 @@ use kernel_headers::kprobe::ProbeKind;
 use lang::Target;
 use lang::tracefs_program::{self, TranslateError};
 
+use super::clock::LocalClock;
 use super::printer::Printer;
 use super::target::{Fields, Tracepoints};
-use super::{TraceError, TraceOptions, drive};
+use super::{TraceError, TraceOptions, begin, drive};
 use crate::attach::{self, AttachMode, GROUP, stale};
 use crate::backend;
 use crate::detect::Report;
 use crate::load::LoadOptions;
 use crate::plan::{PlanError, ReadChoice};
-use crate::run::tracefs::KprobeEvents;
 use crate::session::{Session, Setup, Steps};
+use crate::tracefs_events::KprobeEvents;
 
 pub(super) fn run(
     opts: &TraceOptions,
@@ -88,7 +89,15 @@ pub(super) fn run(
     };
     let mut name = |kind: ProbeKind, function: &str| attach::next_event_name(kind, function);
     let program =
-        tracefs_program::translate(&opts.program, &target, syntax, GROUP, &mut name, &pids)
+        tracefs_program::translate(
+            &opts.program,
+            &target,
+            &opts.params,
+            syntax,
+            GROUP,
+            &mut name,
+            &pids,
+        )
             .map_err(|e| match e {
                 TranslateError::Program(e) => TraceError::Program(e.render(&opts.program)),
                 TranslateError::NeedsBpf(refusal) => TraceError::NeedsBpf(format!(
@@ -96,6 +105,14 @@ pub(super) fn run(
                     refusal.render(&opts.program)
                 )),
             })?;
+    // BEGIN and END run in user space, but there are no maps to hold
+    // what they write.
+    if let Some(map) = program.compiled.maps.first() {
+        return Err(TraceError::NeedsBpf(format!(
+            "tracefs back end: the map `{}` needs BPF ({why})",
+            map.name
+        )));
+    }
     steps.done("kernel features and translating to kprobe events");
 
     // Dropped after the session (declared before it): the trace pipe is
@@ -128,10 +145,13 @@ pub(super) fn run(
         "nobtf: tracing with tracefs kprobe events, no BPF ({why}), in {}",
         events.instance().display()
     );
+    let clock = LocalClock::new();
     let mut printer =
-        Printer::new(&program.compiled, opts.format, out, opts.pid).with_tracefs(&program);
-    let result = drive(opts, &mut session, &mut printer, |_, printer| {
-        printer.lost += events.losses().iter().map(|(_, n)| n).sum::<u64>();
+        Printer::new(&program.compiled, opts.format, out, opts.pid, &clock).with_tracefs(&program);
+    let result = begin(opts, &session, &mut printer).and_then(|stopped| {
+        drive(opts, &mut session, &mut printer, stopped, |_, printer| {
+            printer.lost += events.losses().iter().map(|(_, n)| n).sum::<u64>();
+        })
     });
     drop(session);
     drop(events);

@@ -35,7 +35,8 @@ enum Cmd {
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["kernel_src", "vmlinux", "btf"]))]
 struct GenArgs {
-    /// A kernel source tree (pristine, or configured in place).
+    /// A kernel source tree: pristine (with --config), or configured or
+    /// built in place (used as it is, with its own .config and compiler).
     #[arg(long, value_name = "DIR")]
     kernel_src: Option<PathBuf>,
     /// A vmlinux or module (.ko) with DWARF.
@@ -51,7 +52,7 @@ struct GenArgs {
     #[arg(long, value_name = "DIR", requires = "kernel_src")]
     build_dir: Option<PathBuf>,
     /// The kernel's architecture: x86_64, aarch64 (arm64) or arm (armhf).
-    /// Default: a vmlinux's own, else this machine's. A source tree for
+    /// Default: a vmlinux's or a kernel config's own, else this machine's. A source tree for
     /// another architecture is built with its cross gcc (CROSS_COMPILE).
     #[arg(long)]
     arch: Option<String>,
@@ -90,42 +91,84 @@ fn load(path: &Path) -> Result<Profile> {
     Profile::from_toml_str(&text).with_context(|| format!("{}", path.display()))
 }
 
-/// The `struct.member` fields a BPF object (an ELF file) or a trace program
-/// (a file holding it, or its text) reads.
-fn fields_from(source: &str) -> Result<Vec<String>> {
+/// What `--fields-from` names: the fields a BPF object (an ELF file)
+/// reads, known at once, or a trace program's text (given, or a file
+/// holding it), whose fields are found against each profile made.
+enum FieldsFrom {
+    Object(Vec<String>),
+    Program(String),
+}
+
+fn fields_from(source: &str) -> Result<FieldsFrom> {
     let path = Path::new(source);
-    let source = if path.is_file() {
-        let bytes = read(path)?;
-        if bytes.starts_with(b"\x7fELF") {
-            let object =
-                bpf_object::Object::parse(&bytes).with_context(|| format!("{}", path.display()))?;
-            return Ok(object.needed_fields());
-        }
-        String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))?
-    } else {
-        source.to_string()
-    };
+    if !path.is_file() {
+        return Ok(FieldsFrom::Program(source.to_string()));
+    }
+    let bytes = read(path)?;
+    if bytes.starts_with(b"\x7fELF") {
+        let object =
+            bpf_object::Object::parse(&bytes).with_context(|| format!("{}", path.display()))?;
+        return Ok(FieldsFrom::Object(object.needed_fields()));
+    }
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+    Ok(FieldsFrom::Program(text))
+}
+
+/// Add to `fields` what the programs use against `profile`; whether any
+/// is new. A program that stops on a member of unknown type (one `profile`
+/// lacks) gets it next time, typed; a program that stops with nothing new
+/// to add does not compile, and says why.
+fn add_program_fields(
+    programs: &[String],
+    profile: &Profile,
+    fields: &mut Vec<String>,
+) -> Result<bool> {
     // Which fields a program reads does not depend on the kernel's BPF
     // features; any kernel the language supports will do.
     let kernel = lang::kernel::Kernel::for_release(
         kernel_headers::KernelVersion::new(6, 1, 0),
         kernel_headers::pt_regs::NATIVE,
     );
-    lang::fields_used(&source, kernel).map_err(|e| {
-        anyhow::anyhow!(
-            "--fields-from: the program does not compile:\n{}",
-            e.render(&source)
-        )
-    })
+    let mut added = false;
+    let mut stopped = None;
+    for source in programs {
+        let not_compiled = |e: lang::Error| {
+            anyhow::anyhow!(
+                "--fields-from: the program does not compile:\n{}",
+                e.render(source)
+            )
+        };
+        let used = lang::fields_used_with(source, kernel, profile).map_err(not_compiled)?;
+        for field in used.fields {
+            if !fields.contains(&field) {
+                fields.push(field);
+                added = true;
+            }
+        }
+        if stopped.is_none() {
+            stopped = used.stopped.map(not_compiled);
+        }
+    }
+    match stopped {
+        Some(e) if !added => Err(e),
+        _ => Ok(added),
+    }
 }
 
 fn gen_cmd(args: GenArgs) -> Result<()> {
     let mut fields = args.fields;
+    let mut programs = Vec::new();
     for source in &args.fields_from {
-        for field in fields_from(source)? {
-            if !fields.contains(&field) {
-                fields.push(field);
+        match fields_from(source)? {
+            FieldsFrom::Object(needed) => {
+                for field in needed {
+                    if !fields.contains(&field) {
+                        fields.push(field);
+                    }
+                }
             }
+            FieldsFrom::Program(text) => programs.push(text),
         }
     }
     let arch = args
@@ -133,40 +176,53 @@ fn gen_cmd(args: GenArgs) -> Result<()> {
         .as_deref()
         .map(offsets::model::check_arch)
         .transpose()?;
-    let mut request = Request {
-        fields,
-        release: args.release,
-        arch,
+    let mut release = args.release;
+    // The running kernel's BTF carries no release; the running kernel does.
+    if release.is_none() && args.btf.as_deref() == Some(Path::new("/sys/kernel/btf/vmlinux")) {
+        release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|s| s.trim().to_string());
+    }
+    let input = match (&args.vmlinux, &args.btf) {
+        (Some(path), _) | (None, Some(path)) => Some((read(path)?, path.display().to_string())),
+        (None, None) => None,
     };
     let progress = &mut |msg: &str| eprintln!("offsets: {msg}");
-    let generated: Generated = if let Some(tree) = args.kernel_src {
-        let opts = SrcOptions {
-            tree,
-            config: args.config,
-            build_dir: args.build_dir,
-            arch: arch
-                .map_or(kernel_headers::pt_regs::NATIVE.arch, |a| a.arch)
-                .into(),
-            jobs: args.jobs,
-            make_vars: args.make_vars,
-            headers: args.headers,
-            request,
+    // Once per round of `--fields-from` programs: a chain of members is
+    // followed one typed member further each round.
+    let mut generate_for = |fields: &[String]| -> Result<Generated> {
+        let request = Request {
+            fields: fields.to_vec(),
+            release: release.clone(),
+            arch,
         };
-        kbuild::generate(&opts, progress)?
-    } else if let Some(path) = args.vmlinux {
-        progress(&format!("reading DWARF from {}", path.display()));
-        generate::from_vmlinux(&read(&path)?, &path.display().to_string(), &request)?
-    } else if let Some(path) = args.btf {
-        // The running kernel's BTF carries no release; the running kernel does.
-        if request.release.is_none() && path == Path::new("/sys/kernel/btf/vmlinux") {
-            request.release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .ok()
-                .map(|s| s.trim().to_string());
-        }
-        generate::from_btf(&read(&path)?, &path.display().to_string(), &request)?
-    } else {
-        bail!("give one of --kernel-src, --vmlinux, --btf");
+        Ok(if let Some(tree) = &args.kernel_src {
+            let opts = SrcOptions {
+                tree: tree.clone(),
+                config: args.config.clone(),
+                build_dir: args.build_dir.clone(),
+                arch: arch.map(|a| a.arch.to_string()),
+                jobs: args.jobs,
+                make_vars: args.make_vars.clone(),
+                headers: args.headers.clone(),
+                request,
+            };
+            kbuild::generate(&opts, progress)?
+        } else if let Some((bytes, label)) = &input {
+            if args.vmlinux.is_some() {
+                progress(&format!("reading DWARF from {label}"));
+                generate::from_vmlinux(bytes, label, &request)?
+            } else {
+                generate::from_btf(bytes, label, &request)?
+            }
+        } else {
+            bail!("give one of --kernel-src, --vmlinux, --btf");
+        })
     };
+    let mut generated = generate_for(&fields)?;
+    while add_program_fields(&programs, &generated.profile, &mut fields)? {
+        generated = generate_for(&fields)?;
+    }
     for w in &generated.warnings {
         eprintln!("offsets: warning: {w}");
     }

@@ -1,7 +1,7 @@
 //! Profiles and variants shared by the integration tests.
 #![allow(dead_code)]
 
-use probes::unlink::{Choices, Output, ReadHelper};
+use probes::unlink::{Choices, Output, Readers};
 use profile::{Field, NameArgType, Profile};
 
 /// 4.19..6.x (and the reference's 5.4): `name` at +0, `refcnt` at +16.
@@ -12,13 +12,9 @@ pub fn profile_5_4() -> Profile {
 /// A 4.x layout with `aname` before `refcnt`: `refcnt` at +24.
 pub fn profile_4_x() -> Profile {
     let mut profile = profile::builtin::FILENAME.profile("4.x");
-    profile.fields.insert(
-        profile::FILENAME_REFCNT.into(),
-        Field {
-            offset: 24,
-            size: 4,
-        },
-    );
+    profile
+        .fields
+        .insert(profile::FILENAME_REFCNT.into(), Field::typed(24, 4, "int"));
     profile
 }
 
@@ -32,12 +28,8 @@ pub fn profile_user_path() -> Profile {
 }
 
 pub const OUTPUTS: [Output; 2] = [Output::PerfEvents, Output::TracePrintk];
-pub const READS: [ReadHelper; 3] = [
-    ReadHelper::ProbeRead,
-    ReadHelper::ProbeReadKernel,
-    ReadHelper::ProbeReadFixed,
-];
+pub const READS: [Readers; 3] = [Readers::ProbeReadStr, Readers::Split, Readers::ProbeRead];
 
-pub fn choices(output: Output, read: ReadHelper) -> Choices {
+pub fn choices(output: Output, read: Readers) -> Choices {
     Choices { read, output }
 }

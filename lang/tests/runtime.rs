@@ -1,0 +1,534 @@
+//! What runs outside the probes: BEGIN, END and timers evaluated in user
+//! space against the maps, BEGIN's tables seen by the probes, and time.
+//! The kernel is probes' interpreter; a BEGIN table reaches its maps
+//! through a small update program, as the loader's `BPF_MAP_UPDATE_ELEM`.
+
+use kernel_headers::KernelVersion;
+use kernel_headers::pt_regs::NATIVE;
+use lang::format::time::{Clock, FixedClock};
+use lang::kernel::Kernel;
+use lang::output::{EVENTS_MAP, Event, MapSpec, decode_event};
+use lang::report::{self, Format, Step};
+use lang::tracepoint::NoTracepoints;
+use lang::userspace::{self, Flow, Host};
+use lang::{Compiled, Target, compile};
+use probes::interp::{Vm, fake_pt_regs};
+
+const EVENTS_FD: i32 = 100;
+
+/// No struct fields: these programs read none.
+static NO_FIELDS: Vec<(&str, lang::fields::FieldInfo)> = Vec::new();
+
+/// 4.14, no struct fields.
+fn target() -> Target<'static> {
+    Target {
+        fields: &NO_FIELDS,
+        tracepoints: &NoTracepoints,
+        kernel: Kernel::for_release(KernelVersion::new(4, 14, 0), NATIVE),
+    }
+}
+
+fn build(src: &str) -> Compiled {
+    compile(src, &target()).unwrap_or_else(|e| panic!("{}", e.render(src)))
+}
+
+/// The first line of the error compiling `src`.
+fn refusal(src: &str) -> String {
+    compile(src, &target()).unwrap_err().render(src)
+}
+
+/// The interpreter with every map of the program.
+struct Kernelish<'a> {
+    compiled: &'a Compiled,
+    vm: Vm,
+}
+
+impl<'a> Kernelish<'a> {
+    fn new(compiled: &'a Compiled) -> Self {
+        let mut vm = Vm::new();
+        vm.perf_map_fd = EVENTS_FD;
+        for (i, m) in compiled.maps.iter().enumerate() {
+            vm.add_hash_map(fd_of(i), m.key_size as usize, m.value_size as usize);
+        }
+        Kernelish { compiled, vm }
+    }
+
+    fn fd(&self, name: &str) -> Option<i32> {
+        if name == EVENTS_MAP {
+            return Some(EVENTS_FD);
+        }
+        self.compiled
+            .maps
+            .iter()
+            .position(|m| m.name == name)
+            .map(fd_of)
+    }
+
+    /// Runs the probe on `func` with these arguments.
+    fn fire(&mut self, func: &str, args: &[u64]) {
+        let probe = self
+            .compiled
+            .probes
+            .iter()
+            .find(|p| p.attach.func() == func)
+            .unwrap();
+        let raw = probe.encode(|name| self.fd(name)).unwrap();
+        let named: Vec<(&str, u64)> = args
+            .iter()
+            .zip(NATIVE.args)
+            .map(|(&v, &(name, _))| (name, v))
+            .collect();
+        let regs = fake_pt_regs(&named).unwrap();
+        assert_eq!(self.vm.run(&raw, &regs), Ok(0), "{}", probe.insns);
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.vm
+            .perf_output
+            .iter()
+            .map(|r| decode_event(&self.compiled.events, r).unwrap())
+            .collect()
+    }
+}
+
+fn fd_of(index: usize) -> i32 {
+    index as i32 + 1
+}
+
+#[test]
+fn strings_of_any_length_share_a_map() {
+    let compiled = build(
+        r#"kprobe:short { @name[1] = "ab"; }
+kprobe:long { @name[2] = "CAP_DAC_READ_SEARCH"; }
+kprobe:show { printf("%s|\n", @name[arg0]); }"#,
+    );
+    let mut k = Kernelish::new(&compiled);
+    k.fire("short", &[]);
+    k.fire("long", &[]);
+    for key in [1, 2, 3] {
+        k.fire("show", &[key]);
+    }
+    let lines: Vec<Event> = k.events();
+    let text = |s: &str| Event::Printf {
+        format: "%s|\n".into(),
+        args: vec![lang::output::Value::Str(s.into())],
+    };
+    assert_eq!(lines, [text("ab"), text("CAP_DAC_READ_SEARCH"), text("")]);
+}
+
+/// The kernel's side of the map syscalls: a small program per call, as
+/// the interpreter has no other way in.
+impl Kernelish<'_> {
+    fn map_call(&mut self, map: &str, key: &[u8], value: Option<&[u8]>) {
+        use probes::asm::{Builder, Reg::*, Size};
+        let mut b = Builder::new();
+        let put = |b: &mut Builder, bytes: &[u8], at: i16| {
+            for (i, word) in bytes.chunks(8).enumerate() {
+                let mut w = [0u8; 8];
+                w[..word.len()].copy_from_slice(word);
+                b.ld_imm64(R1, i64::from_ne_bytes(w));
+                b.store(Size::DW, R10, at + 8 * i as i16, R1);
+            }
+        };
+        let key_at = -256;
+        put(&mut b, key, key_at);
+        if let Some(value) = value {
+            put(&mut b, value, -128);
+        }
+        let name: &'static str = Box::leak(map.to_string().into_boxed_str());
+        b.ld_map(R1, name);
+        b.mov(R2, R10);
+        b.add(R2, i32::from(key_at));
+        match value {
+            Some(_) => {
+                b.mov(R3, R10);
+                b.add(R3, -128);
+                b.mov(R4, 0);
+                b.call(kernel_headers::bpf::Helper::MapUpdateElem);
+            }
+            None => b.call(kernel_headers::bpf::Helper::MapDeleteElem),
+        }
+        b.mov(R0, 0);
+        b.exit();
+        let raw = b.finish().unwrap().encode(|n| self.fd(n)).unwrap();
+        let regs = fake_pt_regs(&[]).unwrap();
+        assert_eq!(self.vm.run(&raw, &regs), Ok(0));
+    }
+}
+
+/// What the loader does with the maps, on the interpreter: a per-CPU
+/// value comes with a second CPU's zeros, as the kernel reports a CPU
+/// that never ran the program.
+struct Loader<'k, 'c> {
+    kernel: &'k mut Kernelish<'c>,
+    out: Vec<u8>,
+    clock: FixedClock,
+}
+
+impl Host for Loader<'_, '_> {
+    type Error = String;
+
+    fn lookup(&mut self, map: &MapSpec, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>, String> {
+        let fd = self.kernel.fd(&map.name).unwrap();
+        Ok(self
+            .kernel
+            .vm
+            .map_entries(fd)
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| {
+                if map.per_cpu {
+                    let idle = vec![0; v.len()];
+                    vec![v, idle]
+                } else {
+                    vec![v]
+                }
+            }))
+    }
+
+    fn update(&mut self, map: &MapSpec, key: &[u8], value: &[u8]) -> Result<(), String> {
+        assert_eq!(value.len(), map.value_size as usize);
+        self.kernel.map_call(&map.name, key, Some(value));
+        Ok(())
+    }
+
+    fn delete(&mut self, map: &MapSpec, key: &[u8]) -> Result<(), String> {
+        self.kernel.map_call(&map.name, key, None);
+        Ok(())
+    }
+
+    fn emit(&mut self, event: Event) -> Result<(), String> {
+        let records = report::Records::new(self.kernel.compiled, Format::Text, &self.clock);
+        match records.event(&event).unwrap() {
+            Step::Write(bytes) => self.out.extend(bytes),
+            Step::ClearMap(name) => {
+                let fd = self.kernel.fd(&name).unwrap();
+                for (key, _) in self.kernel.vm.map_entries(fd) {
+                    self.kernel.map_call(&name, &key, None);
+                }
+            }
+            Step::PrintMap(name) => {
+                let spec = report::find_map(self.kernel.compiled, &name).unwrap();
+                let entries = self.entries(spec);
+                self.out
+                    .extend(report::print_map(spec, &entries, Format::Text).unwrap());
+            }
+            Step::PrintMapTop { map, top, div } => {
+                let spec = report::find_map(self.kernel.compiled, &map).unwrap();
+                let entries = self.entries(spec);
+                self.out
+                    .extend(report::print_map_top(spec, &entries, Format::Text, top, div).unwrap());
+            }
+            Step::Exit => self.out.extend(b"<exit>\n"),
+        }
+        Ok(())
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        &self.clock
+    }
+}
+
+impl Loader<'_, '_> {
+    fn entries(&self, spec: &MapSpec) -> Vec<(Vec<u8>, Vec<Vec<u8>>)> {
+        let fd = self.kernel.fd(&spec.name).unwrap();
+        self.kernel
+            .vm
+            .map_entries(fd)
+            .into_iter()
+            .map(|(k, v)| {
+                let per_cpu = if spec.per_cpu {
+                    vec![v.clone(), vec![0; v.len()]]
+                } else {
+                    vec![v]
+                };
+                (k, per_cpu)
+            })
+            .collect()
+    }
+
+    /// The records the probes sent since the last call, printed.
+    fn records(&mut self, seen: &mut usize) {
+        let compiled = self.kernel.compiled;
+        for record in &self.kernel.vm.perf_output[*seen..] {
+            match report::record(compiled, Format::Text, record).unwrap() {
+                Step::Write(bytes) => self.out.extend(bytes),
+                other => panic!("{other:?}"),
+            }
+        }
+        *seen = self.kernel.vm.perf_output.len();
+    }
+
+    /// What the end prints: END, then every map.
+    fn end(&mut self) {
+        let compiled = self.kernel.compiled;
+        userspace::run_all(compiled, &compiled.end, self).unwrap();
+        let contents: Vec<_> = compiled.maps.iter().map(|m| (m, self.entries(m))).collect();
+        let maps: Vec<_> = contents.iter().map(|(m, e)| (*m, e.as_slice())).collect();
+        self.out
+            .extend(report::exit_maps(&maps, Format::Text).unwrap());
+    }
+}
+
+/// capable.bt's shape: BEGIN prints a header and fills a table the probe
+/// reads; END clears it, so the end prints it empty (a blank line, as
+/// bpftrace prints an empty map).
+#[test]
+fn begin_tables_are_in_the_maps_before_the_probes_run() {
+    let compiled = build(
+        r#"BEGIN {
+    printf("%-9s %-4s %s\n", "TIME", "CAP", "NAME");
+    @cap[0] = "CAP_CHOWN";
+    @cap[1] = "CAP_DAC_OVERRIDE";
+    @cap[2 + 3] = "CAP_KILL";
+}
+kprobe:cap_capable { $cap = arg2; printf("%-4d %s\n", $cap, @cap[$cap]); @seen[$cap] = count(); }
+END { clear(@cap); }"#,
+    );
+    let mut kernel = Kernelish::new(&compiled);
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    assert_eq!(
+        userspace::start(&compiled, &mut loader).unwrap(),
+        Flow::Continue
+    );
+    for cap in [1, 5, 7] {
+        loader.kernel.fire("cap_capable", &[0, 0, cap]);
+    }
+    let mut seen = 0;
+    loader.records(&mut seen);
+    loader.end();
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "TIME      CAP  NAME\n\
+         1    CAP_DAC_OVERRIDE\n\
+         5    CAP_KILL\n\
+         7    \n\
+         \n\n\n@seen[1]: 1\n@seen[5]: 1\n@seen[7]: 1\n"
+    );
+}
+
+/// END reads the maps the probes left: counts combined over the CPUs,
+/// averages, strings, absent keys as 0; `delete`, `exit()` ending the
+/// block; a table BEGIN filled and END did not clear is printed at the end
+/// as bpftrace prints a string map, the cleared ones as blank lines (two
+/// for an average).
+#[test]
+fn end_reads_the_maps() {
+    let compiled = build(
+        r#"BEGIN { @name[1] = "one"; @name[2] = "two"; $x = 6 * 7; @answer = $x; }
+kprobe:f { @calls[arg0] = count(); @lat = avg(arg1); @last = comm; }
+END {
+    printf("calls %d %d %d, avg %d, answer %d, last %s, name %s\n",
+        @calls[1], @calls[2], @calls[3], @lat, @answer, @last, @name[2]);
+    delete(@calls[1]);
+    printf("after delete %d; %s\n", @calls[1], @answer > 40 ? "big" : "small");
+    clear(@lat); clear(@last); clear(@answer);
+    exit();
+    printf("never\n");
+}"#,
+    );
+    let mut kernel = Kernelish::new(&compiled);
+    kernel.vm.comm[..2].copy_from_slice(b"rm");
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    userspace::start(&compiled, &mut loader).unwrap();
+    for (arg0, arg1) in [(1, 10), (1, 20), (2, 60)] {
+        loader.kernel.fire("f", &[arg0, arg1]);
+    }
+    loader.end();
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "calls 2 1 0, avg 30, answer 42, last rm, name two\n\
+         after delete 0; big\n\
+         <exit>\n\
+         \n\n\n@calls[2]: 1\n\n\n\n@name[1]: one\n@name[2]: two\n"
+    );
+}
+
+#[test]
+fn what_user_space_cannot_run_is_refused_in_begin_and_end() {
+    for (src, want) in [
+        (
+            "kprobe:f { @h = hist(arg0); } END { printf(\"%d\\n\", @h); }",
+            "reading the histogram `@h` cannot run in BEGIN or END",
+        ),
+        (
+            "BEGIN { @c = count(); }",
+            "an aggregation (count(), sum(), ...) cannot run in BEGIN or END",
+        ),
+        (
+            "END { printf(\"%d\\n\", pid); }",
+            "`pid` cannot be read in BEGIN or END",
+        ),
+    ] {
+        let err = refusal(src);
+        assert!(err.contains(want), "{src}: {err}");
+    }
+}
+
+/// opensnoop/execsnoop's time columns: `time()` prints the clock's local
+/// time when the record is read, `strftime()` the probe's `nsecs` made
+/// wall-clock time, `elapsed` the ns since BEGIN (its start written by the
+/// loader before BEGIN). BEGIN prints them in user space the same way.
+#[test]
+fn time_strftime_and_elapsed() {
+    let compiled = build(
+        r#"BEGIN { time("%H:%M:%S "); printf("%s %d\n", strftime("%M:%S.%f", nsecs), elapsed); }
+kprobe:f { time(); time("%Y-%m-%d "); printf("%-15s|%d|%s\n", strftime("%H:%M:%S.%f", nsecs), elapsed / 1000, strftime("%s", nsecs)); }"#,
+    );
+    // 2024-02-29 13:05:09 UTC; `nsecs` 0 was 13:05:00.5.
+    let clock = FixedClock {
+        now: 1_709_211_909,
+        nsecs: 7_000_000_000,
+        nsecs_epoch: 1_709_211_900_500_000_000,
+    };
+    let mut kernel = Kernelish::new(&compiled);
+    kernel.vm.ktime_ns = 7_250_000_123;
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock,
+    };
+    userspace::start(&compiled, &mut loader).unwrap();
+    loader.kernel.fire("f", &[]);
+    for format in [Format::Text, Format::Json] {
+        let mut records = report::Records::new(&compiled, format, &clock);
+        let mut out = Vec::new();
+        for record in &loader.kernel.vm.perf_output {
+            assert_eq!(records.record(record, &mut out).unwrap(), None);
+        }
+        let want = match format {
+            Format::Text => "13:05:09\n2024-02-29 13:05:07.750000|250000|1709211907\n",
+            Format::Json => concat!(
+                "{\"type\": \"time\", \"data\": \"13:05:09\\n\"}\n",
+                "{\"type\": \"time\", \"data\": \"2024-02-29 \"}\n",
+                "{\"type\": \"printf\", \"data\": \"13:05:07.750000|250000|1709211907\\n\"}\n"
+            ),
+        };
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "13:05:09 05:07.500000 0\n"
+    );
+}
+
+/// Every width, flag and length bpftrace 0.23 takes, the same from BEGIN
+/// (user space) and from a probe's record, as C's printf prints them (the
+/// argument cast to the length's type). `%i` is not a conversion to
+/// bpftrace: it prints as written.
+#[test]
+fn printf_conversions_as_bpftrace_takes_them() {
+    let body = r#"printf("%-5s|%5d|%05d|%x|%X|%lld|%hhu|%c|%%|%p|%u|%o|%.2s|%-4c|%lx|%hd|%i\n", "ab", 42, -42, 255, 255, -1, 257, 65, 0, -1, 8, "xyz", 66, -1, 65537);"#;
+    let compiled = build(&format!("BEGIN {{ {body} }} kprobe:f {{ {body} }}"));
+    let want =
+        "ab   |   42|-0042|ff|FF|-1|1|A|%|(nil)|4294967295|10|xy|B   |ffffffffffffffff|1|%i\n";
+    let mut kernel = Kernelish::new(&compiled);
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    userspace::start(&compiled, &mut loader).unwrap();
+    loader.kernel.fire("f", &[]);
+    let mut seen = 0;
+    loader.records(&mut seen);
+    assert_eq!(String::from_utf8(loader.out).unwrap(), want.repeat(2));
+
+    for (src, err) in [
+        (
+            r#"BEGIN { printf("%i\n", 1); }"#,
+            "`%i` is not a printf conversion in bpftrace 0.23",
+        ),
+        (
+            r#"BEGIN { printf("%r\n", 1); }"#,
+            "printf conversion `%r` prints a buf() value",
+        ),
+    ] {
+        let got = refusal(src);
+        assert!(got.contains(err), "{src}: {got}");
+    }
+}
+
+/// syscount.bt's END: `print(@m, top)` prints the last `top` entries in
+/// bpftrace's order, `print(@m, top, div)` divides the values too.
+#[test]
+fn print_takes_top_and_div() {
+    let compiled =
+        build("kprobe:f { @c[arg0] = count(); } END { print(@c, 2); print(@c, 0, 2); clear(@c); }");
+    let mut kernel = Kernelish::new(&compiled);
+    for (key, times) in [(1, 3), (2, 5), (3, 1)] {
+        for _ in 0..times {
+            kernel.fire("f", &[key]);
+        }
+    }
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    loader.end();
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "@c[1]: 3\n@c[2]: 5\n@c[3]: 0\n@c[1]: 1\n@c[2]: 2\n\n\n\n"
+    );
+}
+
+/// A map keyed by `comm` is read with a literal (`@s["rm"]`) of another
+/// length; a literal key longer than the first one written widens the key.
+#[test]
+fn string_keys_of_any_length_name_the_same_entries() {
+    let compiled = build(
+        r#"kprobe:f { @s[comm] = 5; @t["a-longer-literal-key"] = 1; @t[comm] = 2; }
+END { printf("%d %d %d %d\n", @s["rm"], @s["x"], @t["rm"], @t["a-longer-literal-key"]); }"#,
+    );
+    let mut kernel = Kernelish::new(&compiled);
+    kernel.vm.comm[..2].copy_from_slice(b"rm");
+    kernel.fire("f", &[]);
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    let compiled = loader.kernel.compiled;
+    userspace::run_all(compiled, &compiled.end, &mut loader).unwrap();
+    assert_eq!(String::from_utf8(loader.out).unwrap(), "5 0 2 1\n");
+}
+
+/// runqlat/tcplife-style END logic: `if`/`else`, `unroll`, `return` run in
+/// user space; string comparisons too.
+#[test]
+fn end_runs_if_unroll_and_return() {
+    let compiled = build(
+        r#"BEGIN { @mode = "verbose"; @n = 3; }
+END {
+    if (@mode == "verbose") { printf("verbose\n"); } else { printf("quiet\n"); }
+    $i = 0;
+    unroll(3) { $i = $i + @n; }
+    printf("%d\n", $i);
+    if ($i > 5) { return; }
+    printf("never\n");
+}
+END { printf("second END\n"); }"#,
+    );
+    let mut kernel = Kernelish::new(&compiled);
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    userspace::start(&compiled, &mut loader).unwrap();
+    let compiled = loader.kernel.compiled;
+    userspace::run_all(compiled, &compiled.end, &mut loader).unwrap();
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "verbose\n9\nsecond END\n"
+    );
+}

@@ -1,0 +1,205 @@
+//! `nobtf trace -l [PATTERN]`: the probes this kernel offers, as bpftrace
+//! lists them (`kprobe:FUNC`, `tracepoint:CAT:NAME`; with `-v` each
+//! tracepoint's arguments), sorted within each type.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use lang::glob;
+
+/// What the listing reads, as text: each `None` when the kernel does not
+/// offer it (no tracefs, no ftrace).
+#[derive(Debug, Default)]
+pub struct Sources {
+    /// tracefs `available_filter_functions`: `FUNC [MODULE]` a line.
+    pub filter_functions: Option<String>,
+    /// `/proc/kallsyms`, when the line above is missing.
+    pub kallsyms: Option<String>,
+    /// tracefs `available_events`: `CAT:NAME` a line.
+    pub events: Option<String>,
+}
+
+impl Sources {
+    /// Reads what this kernel has; missing files are left out.
+    pub fn read(tracefs: Option<&Path>) -> Sources {
+        let file = |name: &str| tracefs.and_then(|t| std::fs::read_to_string(t.join(name)).ok());
+        let filter_functions = file("available_filter_functions");
+        Sources {
+            kallsyms: match filter_functions {
+                Some(_) => None,
+                None => std::fs::read_to_string("/proc/kallsyms").ok(),
+            },
+            filter_functions,
+            events: file("available_events"),
+        }
+    }
+}
+
+/// Probe types as `-l` names them, with the spellings bpftrace also takes.
+const KPROBE: (&str, &[&str]) = ("kprobe", &["k"]);
+const TRACEPOINT: (&str, &[&str]) = ("tracepoint", &["t"]);
+
+/// A listing pattern: `TYPE:NAME` (each part may hold `*`), or a bare NAME
+/// matched in every type.
+struct Pattern<'a> {
+    kind: Option<&'a str>,
+    name: &'a str,
+}
+
+impl<'a> Pattern<'a> {
+    fn parse(text: &'a str) -> Pattern<'a> {
+        match text.split_once(':') {
+            Some((kind, name)) => Pattern {
+                kind: Some(kind),
+                name,
+            },
+            None => Pattern {
+                kind: None,
+                name: text,
+            },
+        }
+    }
+
+    fn takes(&self, (kind, aliases): (&str, &[&str])) -> bool {
+        match self.kind {
+            None => true,
+            Some(k) => glob::matches(k, kind) || aliases.contains(&k),
+        }
+    }
+}
+
+/// Every probe matching `pattern` (all when `None`), one `TYPE:NAME` a line.
+pub fn probes(sources: &Sources, pattern: Option<&str>) -> Vec<String> {
+    let pattern = Pattern::parse(pattern.unwrap_or("*:*"));
+    // `*` alone as a name part means everything (`-l 'kprobe:'` too).
+    let name = if pattern.name.is_empty() {
+        "*"
+    } else {
+        pattern.name
+    };
+    let mut out = Vec::new();
+    if pattern.takes(KPROBE) {
+        let funcs: BTreeSet<&str> = match (&sources.filter_functions, &sources.kallsyms) {
+            (Some(filter), _) => filter.lines().filter_map(filter_function).collect(),
+            (None, Some(kallsyms)) => kallsyms.lines().filter_map(text_symbol).collect(),
+            (None, None) => BTreeSet::new(),
+        };
+        out.extend(
+            funcs
+                .into_iter()
+                .filter(|f| glob::matches(name, f))
+                .map(|f| format!("{}:{f}", KPROBE.0)),
+        );
+    }
+    if pattern.takes(TRACEPOINT) {
+        let events: BTreeSet<&str> = sources
+            .events
+            .iter()
+            .flat_map(|e| e.lines())
+            .map(str::trim)
+            .filter(|e| e.contains(':'))
+            .collect();
+        out.extend(
+            events
+                .into_iter()
+                .filter(|e| glob::matches(name, e))
+                .map(|e| format!("{}:{e}", TRACEPOINT.0)),
+        );
+    }
+    out
+}
+
+/// The function of an `available_filter_functions` line (`vfs_read`,
+/// `ext4_file_open [ext4]`); none for the placeholders of functions ftrace
+/// could not place.
+fn filter_function(line: &str) -> Option<&str> {
+    let func = line.split_whitespace().next()?;
+    (!func.starts_with("__ftrace_invalid_address__")).then_some(func)
+}
+
+/// The function of a kallsyms text symbol line (`ADDR t NAME [MODULE]`).
+fn text_symbol(line: &str) -> Option<&str> {
+    let mut words = line.split_whitespace();
+    let (_, kind, name) = (words.next()?, words.next()?, words.next()?);
+    matches!(kind, "t" | "T").then_some(name)
+}
+
+/// A tracepoint's own arguments from its `format` file, as bpftrace's
+/// `-lv` shows them (`int __syscall_nr`, `const char * filename`): the
+/// fields after the common ones.
+pub fn tracepoint_args(format: &str) -> Vec<String> {
+    let mut lines = format.lines();
+    // The common fields end at the first empty line.
+    lines.by_ref().find(|l| l.is_empty());
+    lines
+        .filter_map(|l| l.strip_prefix("\tfield:"))
+        .map(|f| f.split(';').next().unwrap_or(f).to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources() -> Sources {
+        Sources {
+            filter_functions: Some(
+                "vfs_write\nvfs_read\n__ftrace_invalid_address___64\next4_file_open [ext4]\nvfs_read\n".into(),
+            ),
+            kallsyms: None,
+            events: Some("syscalls:sys_enter_openat\nsched:sched_switch\nsyscalls:sys_exit_openat\n".into()),
+        }
+    }
+
+    #[test]
+    fn lists_as_bpftrace_sorted_within_each_type() {
+        let s = sources();
+        assert_eq!(
+            probes(&s, None),
+            [
+                "kprobe:ext4_file_open",
+                "kprobe:vfs_read",
+                "kprobe:vfs_write",
+                "tracepoint:sched:sched_switch",
+                "tracepoint:syscalls:sys_enter_openat",
+                "tracepoint:syscalls:sys_exit_openat",
+            ]
+        );
+        assert_eq!(
+            probes(&s, Some("kprobe:vfs_*")),
+            ["kprobe:vfs_read", "kprobe:vfs_write"]
+        );
+        assert_eq!(
+            probes(&s, Some("*open*")),
+            [
+                "kprobe:ext4_file_open",
+                "tracepoint:syscalls:sys_enter_openat",
+                "tracepoint:syscalls:sys_exit_openat"
+            ]
+        );
+        assert_eq!(
+            probes(&s, Some("t:syscalls:sys_enter_*")),
+            ["tracepoint:syscalls:sys_enter_openat"]
+        );
+        assert!(probes(&s, Some("uprobe:*")).is_empty());
+    }
+
+    #[test]
+    fn kallsyms_text_symbols_without_ftrace() {
+        let s = Sources {
+            filter_functions: None,
+            kallsyms: Some("ffffffff81300000 T do_unlinkat\nffffffff81300100 d some_data\nffffffff81300200 t vfs_read\n".into()),
+            events: None,
+        };
+        assert_eq!(probes(&s, None), ["kprobe:do_unlinkat", "kprobe:vfs_read"]);
+    }
+
+    #[test]
+    fn tracepoint_args_skip_the_common_fields() {
+        let format = "name: sys_enter_openat\nID: 633\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:const char * filename;\toffset:24;\tsize:8;\tsigned:0;\n\nprint fmt: \"...\"\n";
+        assert_eq!(
+            tracepoint_args(format),
+            ["int __syscall_nr", "const char * filename"]
+        );
+    }
+}
