@@ -161,28 +161,17 @@ impl FieldSource for btf::Btf {
 }
 
 fn kernel_btf_field(btf: &btf::Btf, path: &FieldPath) -> Result<Lookup, btf::BtfError> {
-    let Some(mut ty) = btf.find_struct(&path.strukt)? else {
-        return Ok(Lookup::Unknown);
-    };
-    let mut bits = 0u64;
-    for member in &path.members {
-        let Some((off, m)) = btf.find_member(ty, member)? else {
-            return Ok(Lookup::Absent);
-        };
-        if m.bitfield_size != 0 {
-            return Ok(Lookup::Unknown);
-        }
-        bits += u64::from(off);
-        ty = m.ty;
+    match btf.find_field(&path.strukt, &path.members) {
+        Ok(at) => Ok(Lookup::Found(FieldInfo {
+            offset: at.offset,
+            size: at.size,
+            signed: Some(btf.is_signed(at.ty)?),
+        })),
+        Err(btf::PathError::NoMember { .. }) => Ok(Lookup::Absent),
+        Err(btf::PathError::Btf(e)) => Err(e),
+        // No such struct, a bit-field: the object's own answer stands.
+        Err(_) => Ok(Lookup::Unknown),
     }
-    let (Ok(offset), true) = (u32::try_from(bits / 8), bits.is_multiple_of(8)) else {
-        return Ok(Lookup::Unknown);
-    };
-    Ok(Lookup::Found(FieldInfo {
-        offset,
-        size: btf.size_of(ty)?,
-        signed: Some(btf.is_signed(ty)?),
-    }))
 }
 
 /// Why a record cannot become a [`CoreReloc`]: refused by design, or bad.

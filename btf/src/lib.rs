@@ -26,6 +26,33 @@ const INT_SIGNED: u32 = 1;
 #[error("{0}")]
 pub struct BtfError(pub String);
 
+/// Why a member path has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("no struct `{0}`")]
+    NoStruct(String),
+    #[error("`{strukt}` has no member `{member}`")]
+    NoMember { strukt: String, member: String },
+    /// A bit-field on the way, or a member not on a byte boundary.
+    #[error("`{0}` is a bit-field")]
+    BitField(String),
+    #[error("`{0}` has no size")]
+    Unsized(String),
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+}
+
+/// A struct member found by its path: where it is and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldAt {
+    pub offset: u32,
+    pub size: u32,
+    /// The member's type id, for what else a caller asks of it.
+    pub ty: u32,
+    /// Its C type as text (`struct mm_struct *`, `int`, `char[16]`).
+    pub c_type: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Void,
@@ -474,6 +501,51 @@ impl Btf {
             }
         }
         Ok(None)
+    }
+
+    /// The member `members` names inside struct `strukt` (`["f_path",
+    /// "dentry"]`), through embedded structs and anonymous members: the one
+    /// member walk that `offsets gen`, CO-RE and `nobtf trace` share.
+    /// Bit-fields are refused: nothing reads one.
+    pub fn find_field(
+        &self,
+        strukt: &str,
+        members: &[impl AsRef<str>],
+    ) -> Result<FieldAt, PathError> {
+        let mut ty = self
+            .find_struct(strukt)?
+            .ok_or_else(|| PathError::NoStruct(strukt.to_string()))?;
+        let mut bits: u64 = 0;
+        let mut path = strukt.to_string();
+        for member in members {
+            let member = member.as_ref();
+            let (off, m) = self
+                .find_member(ty, member)?
+                .ok_or_else(|| PathError::NoMember {
+                    strukt: path.clone(),
+                    member: member.to_string(),
+                })?;
+            path = format!("{path}.{member}");
+            if m.bitfield_size != 0 {
+                return Err(PathError::BitField(path));
+            }
+            bits = bits.saturating_add(u64::from(off));
+            ty = m.ty;
+        }
+        let offset = match u32::try_from(bits / 8) {
+            Ok(offset) if bits.is_multiple_of(8) => offset,
+            _ => return Err(PathError::BitField(path)),
+        };
+        let size = self.size_of(ty)?;
+        if size == 0 {
+            return Err(PathError::Unsized(path));
+        }
+        Ok(FieldAt {
+            offset,
+            size,
+            ty,
+            c_type: self.type_text(ty)?,
+        })
     }
 
     /// Find `member` in struct/union `id`, looking through anonymous

@@ -180,7 +180,12 @@ pub(crate) fn check_program(
         program,
         config,
         types,
-    } = read_source(source, target, params)?;
+    } = read_source(
+        source,
+        target.fields.has_kernel_btf(),
+        target.kernel,
+        params,
+    )?;
     let fields = Layered::new(target.fields, &types, target.kernel.abi.pointer_bytes);
     let target = &Target {
         fields: &fields,
@@ -190,7 +195,7 @@ pub(crate) fn check_program(
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
     checker.maps = discover_maps(&program, target, checker.str_len);
-    let checked = check_probes(&program, &mut checker, target.tracepoints).map_err(|e| {
+    check_probes(&program, &mut checker, config, target.tracepoints).map_err(|e| {
         // A member of a script type that could not be laid out: say why.
         match fields.problem.take() {
             Some((key, why)) if e.message.contains(&format!("`{key}`")) => Error {
@@ -199,60 +204,32 @@ pub(crate) fn check_program(
             },
             _ => e,
         }
-    })?;
-    let (checked, begin, end, timers) = checked;
-    let listed = program
-        .probes
-        .iter()
-        .filter(|probe| probe.attach.len() > 1)
-        .flat_map(|probe| {
-            probe
-                .attach
-                .iter()
-                .filter(|a| !is_wildcard(a))
-                .filter_map(|a| resolve(a).ok())
-        })
-        .map(|(point, _)| point)
-        .collect();
-    Ok(Checked {
-        probes: checked,
-        compiled: Compiled {
-            probes: Vec::new(),
-            begin,
-            end,
-            timers,
-            maps: checker.maps,
-            events: checker.events,
-            time_formats: checker.time_formats,
-            config,
-            listed,
-        },
     })
 }
 
-fn read_source(source: &str, target: &Target, params: &[String]) -> Result<Source, Error> {
+/// The program as [`crate::source::read`] reads it for `kernel`.
+fn read_source(
+    source: &str,
+    have_btf: bool,
+    kernel: Kernel,
+    params: &[String],
+) -> Result<Source, Error> {
     crate::source::read(
         source,
         ReadOptions {
-            have_btf: target.fields.has_kernel_btf(),
+            have_btf,
             params,
-            pointer_bytes: target.kernel.abi.pointer_bytes,
+            pointer_bytes: kernel.abi.pointer_bytes,
         },
     )
 }
 
-type CheckedProbes = (
-    Vec<(AttachPoint, crate::typed::TProbe, crate::diag::Span)>,
-    Vec<TProbe>,
-    Vec<TProbe>,
-    Vec<Timer>,
-);
-
 fn check_probes(
     program: &Program,
     checker: &mut Checker,
+    config: Config,
     kernel: &dyn TracepointSource,
-) -> Result<CheckedProbes, Error> {
+) -> Result<Checked, Error> {
     let mut checked = Vec::new();
     let (mut begin, mut end, mut timers) = (Vec::new(), Vec::new(), Vec::new());
     let expansions = program
@@ -298,7 +275,37 @@ fn check_probes(
             }
         }
     }
-    Ok((checked, begin, end, timers))
+    Ok(Checked {
+        probes: checked,
+        compiled: Compiled {
+            probes: Vec::new(),
+            begin,
+            end,
+            timers,
+            maps: std::mem::take(&mut checker.maps),
+            events: std::mem::take(&mut checker.events),
+            time_formats: std::mem::take(&mut checker.time_formats),
+            config,
+            listed: listed(program),
+        },
+    })
+}
+
+/// The attach points written in lists of several.
+fn listed(program: &Program) -> Vec<AttachPoint> {
+    program
+        .probes
+        .iter()
+        .filter(|probe| probe.attach.len() > 1)
+        .flat_map(|probe| {
+            probe
+                .attach
+                .iter()
+                .filter(|a| !is_wildcard(a))
+                .filter_map(|a| resolve(a).ok())
+        })
+        .map(|(point, _)| point)
+        .collect()
 }
 
 /// A probe's attach points, each wildcard expanded ([`crate::expand`]),
@@ -348,10 +355,10 @@ pub fn fields_used(source: &str, kernel: Kernel) -> Result<Vec<String>, Error> {
     names_used(source, kernel).map(|used| used.fields)
 }
 
-/// [`fields_used`] and the enumerators the program names that neither the
-/// script nor `kernel_headers::uapi` defines (what BTF or a profile must
-/// give).
-pub fn names_used(source: &str, kernel: Kernel) -> Result<Used, Error> {
+/// [`fields_used`], and the enumerators the program names that neither the
+/// script nor `kernel_headers::uapi` defines (BTF must give them): what a
+/// field source must answer for the program.
+pub fn names_used(source: &str, kernel: Kernel) -> Result<FieldsUsed, Error> {
     struct Nothing;
     impl FieldSource for Nothing {
         fn field(&self, _: &str, _: &str) -> Option<FieldInfo> {
@@ -365,11 +372,10 @@ pub fn names_used(source: &str, kernel: Kernel) -> Result<Used, Error> {
     }
 }
 
-/// What [`fields_used_with`] found: the members used, the constants named
-/// that only BTF or a profile can give, and the first error that stopped a
-/// probe's check early (its later members are not listed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Used {
+/// What [`fields_used_with`] found: the members used, the enumerators
+/// named, and the first error that stopped a probe's check early (its
+/// later members are not listed).
+pub struct FieldsUsed {
     pub fields: Vec<String>,
     pub enums: Vec<String>,
     pub stopped: Option<Error>,
@@ -378,28 +384,22 @@ pub struct Used {
 /// [`fields_used`] with the members `known` answers (with their types, so
 /// chains are followed), the others as if they existed, untyped. A chain
 /// through an untyped member stops its probe's check: `offsets gen` adds
-/// the fields found, regenerates, and asks again until nothing is new.
+/// the fields found, regenerates, and asks again until nothing is new. The
+/// members of types the script defines are the script's, not listed; the
+/// kernel structs they lead to are.
 pub fn fields_used_with(
     source: &str,
     kernel: Kernel,
     known: &dyn FieldSource,
-) -> Result<Used, Error> {
-    /// Every member and constant exists (unknown members untyped, unknown
-    /// constants 1 so that no division is by zero); what is asked for is
-    /// recorded.
+) -> Result<FieldsUsed, Error> {
+    /// What `known` answers, every other member (untyped) and constant (1,
+    /// so that no division is by zero); what is asked for is recorded.
     struct KnownOrAnything<'a> {
         known: &'a dyn FieldSource,
         fields: std::cell::RefCell<std::collections::BTreeSet<String>>,
         enums: std::cell::RefCell<std::collections::BTreeSet<String>>,
     }
     impl FieldSource for KnownOrAnything<'_> {
-        fn enum_value(&self, name: &str) -> Option<i64> {
-            if let Some(value) = kernel_headers::uapi::constant(name) {
-                return Some(value);
-            }
-            self.enums.borrow_mut().insert(name.to_string());
-            Some(self.known.enum_value(name).unwrap_or(1))
-        }
         fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
             self.fields
                 .borrow_mut()
@@ -411,29 +411,31 @@ pub fn fields_used_with(
         fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
             self.known.struct_layout(strukt).or(Some((8, 8)))
         }
+        fn enum_value(&self, name: &str) -> Option<i64> {
+            if let Some(value) = kernel_headers::uapi::constant(name) {
+                return Some(value);
+            }
+            self.enums.borrow_mut().insert(name.to_string());
+            Some(self.known.enum_value(name).unwrap_or(1))
+        }
     }
     let anything = KnownOrAnything {
         known,
         fields: Default::default(),
         enums: Default::default(),
     };
-    let tracepoints = AnyTracepoint(tracepoint_args(source));
-    let target = Target {
-        fields: &anything,
-        tracepoints: &tracepoints,
-        kernel,
-    };
     let Source {
         program,
         config,
         types,
-    } = read_source(source, &target, &[])?;
-    // The members of the script's own types are the script's to supply.
+    } = read_source(source, false, kernel, &[])?;
     let mut fields = Layered::new(&anything, &types, kernel.abi.pointer_bytes);
     fields.script_first = true;
+    let tracepoints = AnyTracepoint(tracepoint_args(source));
     let target = Target {
         fields: &fields,
-        ..target
+        tracepoints: &tracepoints,
+        kernel,
     };
     let mut checker = Checker::new(&fields, &tracepoints, kernel);
     checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
@@ -447,7 +449,7 @@ pub fn fields_used_with(
         }
     }
     drop(checker);
-    Ok(Used {
+    Ok(FieldsUsed {
         fields: anything.fields.into_inner().into_iter().collect(),
         enums: anything.enums.into_inner().into_iter().collect(),
         stopped,

@@ -1,6 +1,6 @@
-//! Where struct members come from: a [`FieldSource`] the loader implements
-//! (from an offsets profile here; from BTF in `offsets::btf`), and the C types the checker
-//! understands.
+//! Where struct members come from: a [`FieldSource`] (an offsets profile
+//! or a kernel's BTF here; the script's own types in `ctypes`), and the C
+//! types the checker understands.
 
 /// One struct member, as a profile or BTF knows it: the profile's own
 /// field model. Without a `c_type` (a format-1 profile) a member of 1, 2, 4
@@ -37,6 +37,29 @@ pub trait FieldSource {
 impl FieldSource for profile::Profile {
     fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
         profile::Profile::field(self, &format!("{strukt}.{member}")).ok()
+    }
+}
+
+/// BTF knows every struct's members, with their types (the walk is the
+/// `btf` crate's, shared with `offsets gen` and CO-RE).
+impl FieldSource for btf::Btf {
+    fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
+        let members: Vec<&str> = member.split('.').collect();
+        let at = self.find_field(strukt, &members).ok()?;
+        Some(FieldInfo {
+            offset: at.offset,
+            size: at.size,
+            c_type: Some(at.c_type),
+        })
+    }
+
+    fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
+        let id = self.find_struct(strukt).ok()??;
+        Some((self.size_of(id).ok()?, self.align_of(id).ok()?))
+    }
+
+    fn enum_value(&self, name: &str) -> Option<i64> {
+        btf::Btf::enum_value(self, name).ok()?
     }
 }
 

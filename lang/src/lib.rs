@@ -78,8 +78,8 @@ pub mod typed;
 pub mod userspace;
 
 pub use compile::{
-    Compiled, CompiledProbe, Options, Target, Timer, Used, compile, compile_with, fields_used,
-    fields_used_with, names_used,
+    Compiled, CompiledProbe, FieldsUsed, Options, Target, Timer, compile, compile_with,
+    fields_used, fields_used_with, names_used,
 };
 pub use diag::{Error, Span};
 pub use source::parse;

@@ -1121,10 +1121,20 @@ kprobe:h /arg0/ { printf("z\n"); }"#;
             refusal("interval:s:1 { printf(\"%d\\n\", cpu); }"),
             "the probe `interval:s:1` (it runs a BPF program) at 1:1"
         );
-        // BPF compares `retval < -1` unsigned (`-1` is not a literal);
-        // the filter would compare the signed field signed.
+        // A constant the 32-bit field cannot hold: BPF compares 64 bits.
         assert!(
-            refusal(r#"kretprobe:f /retval < -1/ { exit(); }"#).starts_with("the comparison `<`")
+            refusal(r#"kprobe:f /((struct filename *)arg1)->refcnt == 5000000000/ { exit(); }"#)
+                .starts_with("the comparison `==` (the event filter would compare")
+        );
+        // Literals are int64, as in bpftrace: both compare signed.
+        assert_eq!(
+            definitions(
+                r#"kretprobe:f /retval < -1/ { exit(); }"#,
+                Syntax::default()
+            )[0]
+            .1
+            .as_deref(),
+            Some("v0 < -1")
         );
         assert_eq!(
             definitions(r#"kretprobe:f /retval < 0/ { exit(); }"#, Syntax::default())[0]

@@ -189,7 +189,7 @@ fn one_line_causes() {
         ),
         (
             "kprobe:f { $x = 1; $x = comm; }",
-            "`$x` holds an unsigned integer; it cannot be assigned a string",
+            "`$x` holds a signed integer; it cannot be assigned a string",
         ),
         (
             "kprobe:f { if (arg0) { $in = 1; } $x = $in; }",
@@ -233,7 +233,7 @@ fn one_line_causes() {
         ),
         (
             "kprobe:f { $x = strncmp(comm, 1, 2); }",
-            "strncmp compares strings, found an unsigned integer",
+            "strncmp compares strings, found a signed integer",
         ),
         (
             "kprobe:f { $x = ntop(comm); }",

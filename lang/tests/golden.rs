@@ -32,6 +32,10 @@ const PROGRAMS: &[(&str, &str)] = &[
         "kretprobe:vfs_read { @bytes = hist(retval); }",
     ),
     (
+        "if-unroll",
+        r#"kretprobe:vfs_read { $n = 0; unroll(2) { $n += retval; } if ($n > 10) { printf("big\n"); } else if $n < 0 { return; } else { @small = count(); } }"#,
+    ),
+    (
         "tracepoint-openat",
         r#"tracepoint:syscalls:sys_enter_openat { printf("%s %s\n", comm, str(args->filename)); }"#,
     ),

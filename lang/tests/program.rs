@@ -108,7 +108,7 @@ fn run(compiled: &Compiled, args: &[u64], memory: &[(u64, Vec<u8>)]) -> Vec<Vec<
         .collect()
 }
 
-/// BEGIN's printf arguments.
+/// BEGIN's printf arguments, as the loader runs it in user space.
 fn begin_args(compiled: &Compiled) -> Vec<Vec<Value>> {
     lang::userspace::events(compiled, &compiled.begin)
         .into_iter()

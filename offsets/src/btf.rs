@@ -37,49 +37,23 @@ impl Btf {
         })
     }
 
-    /// The member `path` names: its bit offset from the struct's start and
-    /// its type id. A bit-field on the way is refused: nothing reads one.
-    fn member(&self, path: &FieldPath) -> Result<(u64, u32), GenError> {
-        let btf = &self.inner;
-        let mut ty = btf
-            .find_struct(&path.strukt)?
-            .ok_or_else(|| GenError::NoStruct(path.strukt.clone()))?;
-        let mut bits: u64 = 0;
-        let mut where_ = path.strukt.clone();
-        for member in &path.members {
-            let (off, m) = btf
-                .find_member(ty, member)?
-                .ok_or_else(|| GenError::NoMember {
-                    strukt: where_.clone(),
-                    member: member.clone(),
-                })?;
-            where_ = format!("{where_}.{member}");
-            if m.bitfield_size != 0 {
-                return Err(GenError::BitField(where_));
-            }
-            bits = bits.saturating_add(u64::from(off));
-            ty = m.ty;
-        }
-        Ok((bits, ty))
-    }
-
     pub fn field(&self, path: &FieldPath) -> Result<Field, GenError> {
-        let (bits, ty) = self.member(path)?;
-        let size = self.inner.size_of(ty)?;
-        if !bits.is_multiple_of(8) {
-            return Err(GenError::BitField(path.key()));
-        }
-        if size == 0 {
-            return Err(GenError::Unsized(path.key()));
-        }
-        let offset = u32::try_from(bits / 8).map_err(|_| err("offset overflows"))?;
-        // The C type as text (`struct mm_struct *`, `int`, `char[16]`): for
-        // `nobtf trace`, which follows members by their type.
-        let c_type = self.inner.type_text(ty)?;
+        let at = self
+            .inner
+            .find_field(&path.strukt, &path.members)
+            .map_err(|e| match e {
+                btf::PathError::NoStruct(s) => GenError::NoStruct(s),
+                btf::PathError::NoMember { strukt, member } => {
+                    GenError::NoMember { strukt, member }
+                }
+                btf::PathError::BitField(p) => GenError::BitField(p),
+                btf::PathError::Unsized(p) => GenError::Unsized(p),
+                btf::PathError::Btf(e) => e.into(),
+            })?;
         Ok(Field {
-            offset,
-            size,
-            c_type: Some(c_type),
+            offset: at.offset,
+            size: at.size,
+            c_type: Some(at.c_type),
         })
     }
 
@@ -125,22 +99,5 @@ impl Btf {
             }));
         }
         Ok(None)
-    }
-}
-
-/// BTF knows offsets, sizes and types; `member` may be a dotted path.
-impl lang::fields::FieldSource for Btf {
-    fn field(&self, strukt: &str, member: &str) -> Option<lang::fields::FieldInfo> {
-        let path = crate::model::FieldPath::parse(&format!("{strukt}.{member}")).ok()?;
-        Btf::field(self, &path).ok()
-    }
-
-    fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
-        let id = self.inner.find_struct(strukt).ok()??;
-        Some((self.inner.size_of(id).ok()?, self.inner.align_of(id).ok()?))
-    }
-
-    fn enum_value(&self, name: &str) -> Option<i64> {
-        self.inner.enum_value(name).ok()?
     }
 }

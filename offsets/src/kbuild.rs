@@ -30,6 +30,7 @@ use crate::elf::Elf;
 use crate::error::GenError;
 use crate::generate::{Generated, Request};
 use crate::model::{self, FnSig};
+use crate::tree::{self, Recorded};
 use profile::{DO_UNLINKAT, Provenance};
 
 /// Headers that may declare `do_unlinkat`, relative to the tree.
@@ -98,6 +99,14 @@ __build $(MAKECMDGOALS): ; @:
 endif
 ";
 const PREPARE_FILTER_FILE: &str = "prepare-filter.mk";
+/// What kbuild (4.x to 6.x) takes for a tree configured in place when it
+/// is asked to build it into a separate dir (`.config` aside).
+const CONFIGURED_MARKS: &[&str] = &[
+    "include/config",
+    "arch/x86/include/generated",
+    "arch/arm/include/generated",
+    "arch/arm64/include/generated",
+];
 /// Generated headers whose presence marks a dir as prepared, by this tool
 /// or by a kernel build (progress only: make decides what is up to date).
 const PREPARED_MARKS: &[&str] = &[
@@ -112,7 +121,9 @@ pub struct SrcOptions {
     pub config: Option<PathBuf>,
     /// The O= dir; default: a cache dir keyed by tree and config.
     pub build_dir: Option<PathBuf>,
-    pub arch: String,
+    /// `--arch`; None: the config's own (`CONFIG_X86_64`, `CONFIG_ARM64`,
+    /// `CONFIG_ARM`), else this machine's.
+    pub arch: Option<String>,
     pub jobs: u32,
     /// `make` plus any extra variables (`CC=...`, `KCFLAGS=...`).
     pub make_vars: Vec<String>,
@@ -134,9 +145,12 @@ fn hex(data: &[u8]) -> String {
 
 struct Make<'a> {
     opts: &'a SrcOptions,
-    build: PathBuf,
+    /// `O=`, `ARCH=` and the compiler, before the user's own variables.
+    vars: Vec<String>,
+    /// In a tree used in place, host programs are not rebuilt with flags
+    /// of ours (the user's next make would rebuild them again).
+    in_place: bool,
     progress: &'a mut dyn FnMut(&str),
-    abi: &'static Abi,
 }
 
 /// The prefix of Debian's cross gcc for each architecture nobtf knows.
@@ -148,27 +162,167 @@ fn cross_prefix(abi: &Abi) -> &'static str {
     }
 }
 
-impl Make<'_> {
-    /// For another architecture than this machine's, the kernel's own
-    /// `CROSS_COMPILE`, unless the user set one.
-    fn cross_compile(&self) -> Option<String> {
-        let given = self
-            .opts
-            .make_vars
+/// Whether the user named the compiler themselves.
+fn names_compiler(make_vars: &[String]) -> bool {
+    make_vars.iter().any(|v| {
+        ["CC=", "CROSS_COMPILE=", "LLVM="]
             .iter()
-            .any(|v| v.starts_with("CROSS_COMPILE="));
-        (self.abi != pt_regs::NATIVE && !given)
-            .then(|| format!("CROSS_COMPILE={}", cross_prefix(self.abi)))
-    }
+            .any(|p| v.starts_with(p))
+    })
+}
 
+/// The variables of a build into a separate output dir: the kernel's own
+/// `CROSS_COMPILE` for another architecture than this machine's, unless the
+/// user named a compiler.
+fn out_of_tree_vars(build: &Path, abi: &'static Abi, make_vars: &[String]) -> Vec<String> {
+    let mut vars = vec![
+        format!("O={}", build.display()),
+        format!("ARCH={}", abi.kbuild_arch),
+    ];
+    if abi != pt_regs::NATIVE && !names_compiler(make_vars) {
+        vars.push(format!("CROSS_COMPILE={}", cross_prefix(abi)));
+    }
+    vars
+}
+
+/// The variables of a build in a tree configured in place (no `O=`: with
+/// it, 4.x kbuild takes the tree for the source of a separate build and
+/// refuses it as not clean): the `ARCH` and compiler the tree was
+/// configured or built with, so that kbuild finds its configuration
+/// current and reconfigures nothing a later `make` of the user's would
+/// redo; or why the tree cannot be used so.
+fn in_place_vars(
+    tree: &Path,
+    abi: &'static Abi,
+    config: &str,
+    make_vars: &[String],
+) -> Result<Vec<String>, GenError> {
+    let recorded = Recorded::read(tree);
+    let arch = recorded
+        .var("ARCH")
+        .filter(|a| model::check_arch(a).is_ok_and(|found| found == abi))
+        .unwrap_or(abi.kbuild_arch);
+    let mut vars = vec![format!("ARCH={arch}")];
+    // What the configuration was made with: the compiler's version text
+    // (4.18+), and the compiler, also from a build's command lines.
+    let version_text = recorded
+        .var("CC_VERSION_TEXT")
+        .map(|t| (t, tree::AUTO_CONF_CMD))
+        .or_else(|| tree::config_compiler_text(config).map(|t| (t, ".config")));
+    let recorded_cc = recorded.compiler().or_else(|| {
+        let (text, file) = version_text?;
+        Some((text.split_whitespace().next()?, file))
+    });
+    let mut cc = None;
+    if !names_compiler(make_vars) {
+        match recorded_cc {
+            Some((recorded_cc, file)) => {
+                if tree::find_program(recorded_cc).is_none() {
+                    return Err(GenError::NotATree(format!(
+                        "{} was configured for the compiler `{recorded_cc}` ({file}), which is not \
+                         on PATH: add its directory to PATH, or {}",
+                        tree.display(),
+                        other_compiler(tree)
+                    )));
+                }
+                match tree::gcc_prefix(recorded_cc) {
+                    // The native gcc of the tree's own (ARM) machine: here
+                    // its cross twin, whose other name kbuild will see.
+                    Some("") if abi != pt_regs::NATIVE => {
+                        vars.push(format!("CROSS_COMPILE={}", cross_prefix(abi)));
+                    }
+                    Some("") => cc = Some(recorded_cc.to_string()),
+                    Some(prefix) if !prefix.contains(' ') => {
+                        vars.push(format!("CROSS_COMPILE={prefix}"));
+                        cc = Some(recorded_cc.to_string());
+                    }
+                    // `clang`, `ccache gcc`: as it is.
+                    _ => {
+                        vars.push(format!("CC={recorded_cc}"));
+                        cc = Some(recorded_cc.to_string());
+                    }
+                }
+            }
+            None if abi != pt_regs::NATIVE => {
+                vars.push(format!("CROSS_COMPILE={}", cross_prefix(abi)));
+            }
+            None => {}
+        }
+    }
+    // A compiler of another version makes 4.18+ kbuild reconfigure the tree
+    // (its `.config` records the version), and so rebuild it.
+    if let Some((wanted, file)) = version_text {
+        let cc = cc.unwrap_or_else(|| effective_cc(&vars, make_vars));
+        let found = compiler_version_text(&cc);
+        if found.as_deref() != Some(wanted) {
+            return Err(GenError::NotATree(format!(
+                "{} was configured with `{wanted}` ({file}), but `{cc}` here is {}: kbuild would \
+                 reconfigure the tree for it (and a later make rebuild it); name that compiler \
+                 with --make-var CROSS_COMPILE=PREFIX (or CC=), or {}",
+                tree.display(),
+                found.map_or("not found".into(), |f| format!("`{f}`")),
+                other_compiler(tree)
+            )));
+        }
+    }
+    Ok(vars)
+}
+
+/// The way out when the tree's own compiler is not at hand.
+fn other_compiler(tree: &Path) -> String {
+    format!(
+        "make offsets from a copy with this machine's compiler (`make mrproper` in it, then \
+         --config {}/.config)",
+        tree.display()
+    )
+}
+
+/// The C compiler make will run: the user's `CC=`, else clang for `LLVM=`,
+/// else `$(CROSS_COMPILE)gcc`.
+fn effective_cc(vars: &[String], make_vars: &[String]) -> String {
+    let all: Vec<&String> = vars.iter().chain(make_vars).collect();
+    let last = |name: &str| {
+        all.iter()
+            .rev()
+            .find_map(|v| v.strip_prefix(name))
+            .map(str::to_string)
+    };
+    if let Some(cc) = last("CC=") {
+        return cc;
+    }
+    if let Some(llvm) = last("LLVM=") {
+        // `LLVM=1`, or a prefix dir (`LLVM=/opt/llvm/`) or suffix (`LLVM=-14`).
+        return match llvm.as_str() {
+            "1" => "clang".into(),
+            l if l.ends_with('/') => format!("{l}clang"),
+            l => format!("clang{l}"),
+        };
+    }
+    format!("{}gcc", last("CROSS_COMPILE=").unwrap_or_default())
+}
+
+/// The first line of `CC --version`, as kbuild's `CC_VERSION_TEXT`
+/// (without `#`).
+fn compiler_version_text(cc: &str) -> Option<String> {
+    let mut words = cc.split_whitespace();
+    let out = Command::new(words.next()?)
+        .args(words)
+        .arg("--version")
+        .env("LC_ALL", "C")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next()?.replace('#', "");
+    out.status.success().then(|| first.trim().to_string())
+}
+
+impl Make<'_> {
     fn run(&mut self, step: &str, args: &[&str], extra: &[&str]) -> Result<String, GenError> {
         let start = Instant::now();
         let mut cmd = Command::new("make");
         cmd.arg("-C")
             .arg(&self.opts.tree)
-            .arg(format!("O={}", self.build.display()))
-            .arg(format!("ARCH={}", self.abi.kbuild_arch))
-            .args(self.cross_compile())
+            .args(&self.vars)
             .arg(format!("-j{}", self.opts.jobs.max(1)))
             .args(&self.opts.make_vars)
             .args(extra)
@@ -211,6 +365,7 @@ impl Make<'_> {
     fn run_tolerant(&mut self, step: &str, args: &[&str]) -> Result<String, GenError> {
         match self.run(step, args, SKIP_TOOLS) {
             Ok(t) => Ok(t),
+            Err(first) if self.in_place => Err(first),
             Err(first) => {
                 (self.progress)(&format!(
                     "{step} failed; retrying with {OLD_TREE_HOSTCFLAGS} (old tree, new compiler)"
@@ -263,7 +418,7 @@ impl Make<'_> {
                     first_problem(&output)
                 ));
                 all = true;
-            } else if !old_flags {
+            } else if !old_flags && !self.in_place {
                 (self.progress)(&format!(
                     "{step} failed; retrying with {OLD_TREE_HOSTCFLAGS} (old tree, new compiler)"
                 ));
@@ -308,6 +463,75 @@ fn compiler_messages(text: &str) -> String {
     }
 }
 
+/// A tree configured in place is its own build dir, and must be writable.
+fn check_in_place(tree: &Path, opts: &SrcOptions) -> Result<(), GenError> {
+    let copy = format!(
+        "make offsets from a copy (`make mrproper` in it, then --config {}/.config)",
+        tree.display()
+    );
+    let given = match (&opts.config, &opts.build_dir) {
+        (Some(_), _) => Some("--config"),
+        (_, Some(_)) => Some("--build-dir"),
+        _ => None,
+    };
+    if let Some(option) = given {
+        return Err(GenError::NotATree(format!(
+            "{} is configured in place (has .config), so it is used as it is, with its own \
+             config and build: drop {option}, or {copy}",
+            tree.display()
+        )));
+    }
+    let private = tree.join(OFFSETS_DIR);
+    let unwritable = match fs::metadata(tree) {
+        Ok(m) if m.permissions().readonly() => Some("read-only".to_string()),
+        // The dir this run writes to, made and removed again.
+        Ok(_) => fs::create_dir_all(&private)
+            .and_then(|()| fs::remove_dir(&private))
+            .err()
+            .map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    match unwritable {
+        Some(why) => Err(GenError::NotATree(format!(
+            "{} is configured in place but cannot be written ({why}), and kbuild prepares such \
+             a tree only in place: use a writable copy as it is (`cp -a`), or {copy}",
+            tree.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A build step failing in a tree used in place: the one line says what to
+/// do (the tree's own build may be half done, or broken for this machine).
+fn in_place_failure(err: GenError, in_place: bool, tree: &Path) -> GenError {
+    match err {
+        GenError::Build { step, output, .. } if in_place => GenError::NotATree(format!(
+            "{} cannot be prepared in place (`{step}`: {}): finish or repair its own build \
+             (`make prepare` there), or make offsets from a copy (`make mrproper` in it, then \
+             --config {}/.config)\n{output}",
+            tree.display(),
+            first_problem(&output),
+            tree.display()
+        )),
+        other => other,
+    }
+}
+
+/// Files this run adds to a tree used in place, removed when it ends.
+struct Scratch(Vec<PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(path)
+            } else {
+                fs::remove_file(path)
+            };
+        }
+    }
+}
+
 fn default_build_dir(tree: &Path, config_hash: &str) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
@@ -319,7 +543,6 @@ fn default_build_dir(tree: &Path, config_hash: &str) -> PathBuf {
 }
 
 pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Generated, GenError> {
-    let abi = model::check_arch(&opts.arch)?;
     let tree = fs::canonicalize(&opts.tree).map_err(|e| GenError::io(&opts.tree, e))?;
     if !tree.join("Makefile").is_file() || !tree.join(NAMEI).is_file() {
         return Err(GenError::NotATree(format!(
@@ -330,10 +553,14 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     // A tree configured in place cannot have a separate output dir (kbuild
     // refuses); then it is its own build dir and is prepared in place.
     let in_place = tree.join(".config").exists();
-    if in_place && opts.config.is_some() {
+    if in_place {
+        check_in_place(&tree, opts)?;
+    } else if let Some(mark) = CONFIGURED_MARKS.iter().find(|m| tree.join(m).exists()) {
         return Err(GenError::NotATree(format!(
-            "{} is configured in place (has .config), so it is used as it is: drop --config, \
-             or give a pristine tree (`make mrproper` in a copy)",
+            "{} has no .config but is not pristine ({mark} exists), so kbuild refuses to build \
+             it into a separate dir: run `make mrproper` in it (or in a copy), or put its \
+             config at {}/.config to use it in place",
+            tree.display(),
             tree.display()
         )));
     }
@@ -348,9 +575,11 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     } else {
         opts.build_dir.clone()
     };
-    let config_bytes = match (&opts.config, &build_dir) {
-        (Some(c), _) => read(c)?,
-        (None, Some(b)) if b.join(".config").is_file() => read(&b.join(".config"))?,
+    let (config_bytes, config_path) = match (&opts.config, &build_dir) {
+        (Some(c), _) => (read(c)?, c.clone()),
+        (None, Some(b)) if b.join(".config").is_file() => {
+            (read(&b.join(".config"))?, b.join(".config"))
+        }
         _ => {
             return Err(GenError::NoConfig(
                 "give --config FILE (e.g. /boot/config-$(uname -r)), or --build-dir DIR holding a configured .config".into(),
@@ -362,6 +591,7 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
             "the config file has no CONFIG_ lines".into(),
         ));
     }
+    let abi = tree::choose_arch(opts.arch.as_deref(), &config_bytes, &config_path)?;
     let config_hash = hex(&config_bytes);
     let build = match &build_dir {
         Some(b) => b.clone(),
@@ -369,10 +599,20 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     };
     fs::create_dir_all(&build).map_err(|e| GenError::io(&build, e))?;
     let build = fs::canonicalize(&build).map_err(|e| GenError::io(&build, e))?;
+    let vars = if in_place {
+        in_place_vars(
+            &tree,
+            abi,
+            &String::from_utf8_lossy(&config_bytes),
+            &opts.make_vars,
+        )?
+    } else {
+        out_of_tree_vars(&build, abi, &opts.make_vars)
+    };
     let mut make = Make {
         opts,
-        abi,
-        build: build.clone(),
+        vars,
+        in_place,
         progress,
     };
 
@@ -416,7 +656,8 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
         }
     }
 
-    // The generated file, in a private dir inside O=.
+    // The generated file, in a private dir inside O= (in a tree used in
+    // place, only while this runs).
     let fields = model::wanted_fields(&opts.request.fields)?;
     let mut headers: Vec<String> = cgen::BASE_HEADERS.iter().map(|s| s.to_string()).collect();
     if !opts.request.fields.is_empty() {
@@ -436,6 +677,10 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     };
     let ext = build.join(OFFSETS_DIR);
     fs::create_dir_all(&ext).map_err(|e| GenError::io(&ext, e))?;
+    let mut scratch = Scratch(Vec::new());
+    if in_place {
+        scratch.0.push(ext.clone());
+    }
     let write = |name: &str, text: &str| {
         let p = ext.join(name);
         fs::write(&p, text).map_err(|e| GenError::io(&p, e))
@@ -444,7 +689,22 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     write(PREPARE_FILTER_FILE, PREPARE_FILTER)?;
     let _ = fs::remove_file(ext.join("nobtf_offsets.s"));
     let _ = fs::remove_file(ext.join("nobtf_offsets.o"));
-    if PREPARED_MARKS.iter().all(|m| build.join(m).exists()) {
+    let prepared = PREPARED_MARKS.iter().all(|m| build.join(m).exists());
+    if in_place {
+        let state = if build.join("vmlinux").exists() {
+            "built"
+        } else if prepared {
+            "prepared"
+        } else {
+            "configured"
+        };
+        (make.progress)(&format!(
+            "using {} in place ({state}: its .config, {}), adding only what its own build \
+             would make",
+            build.display(),
+            make.vars.join(" ")
+        ));
+    } else if prepared {
         (make.progress)(&format!("reusing prepared {}", build.display()));
     } else {
         (make.progress)(&format!(
@@ -454,7 +714,8 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
         ));
     }
     let filter = format!("build=-f {} obj", ext.join(PREPARE_FILTER_FILE).display());
-    make.prepare_and_compile(&filter)?;
+    make.prepare_and_compile(&filter)
+        .map_err(|e| in_place_failure(e, in_place, &tree))?;
     let release = fs::read_to_string(build.join("include/config/kernel.release"))
         .map(|s| s.trim().to_string())
         .ok();
@@ -490,7 +751,16 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
         (make.progress)(
             "compiling fs/namei.s to see whether the static do_unlinkat stays a function",
         );
-        make.run_tolerant("fs/namei.s", &["fs/namei.s"])?;
+        if in_place {
+            // Not part of the kernel's build: gone when this run ends.
+            for leftover in ["fs/namei.s", "fs/.namei.s.cmd"] {
+                if !build.join(leftover).exists() {
+                    scratch.0.push(build.join(leftover));
+                }
+            }
+        }
+        make.run_tolerant("fs/namei.s", &["fs/namei.s"])
+            .map_err(|e| in_place_failure(e, in_place, &tree))?;
         let text = fs::read_to_string(build.join("fs/namei.s"))
             .map_err(|e| GenError::io(build.join("fs/namei.s"), e))?;
         cgen::asm_defines(&text, DO_UNLINKAT)
@@ -547,6 +817,77 @@ mod tests {
         let out = "make[3]: *** No rule to make target 'a/b.h', needed by 'nobtf-unistd'.  Stop.\n";
         assert!(first_problem(out).contains("No rule to make target 'a/b.h'"));
         assert_eq!(first_problem("one\nlast line\n"), "last line");
+    }
+
+    #[test]
+    fn a_tree_in_place_is_built_with_what_it_records() {
+        let tree = std::env::temp_dir().join(format!("nobtf-in-place-vars-{}", std::process::id()));
+        fs::create_dir_all(tree.join("include/config")).unwrap();
+        fs::create_dir_all(tree.join("kernel")).unwrap();
+        let x86 = pt_regs::abi("x86_64").unwrap();
+        let vars = |make_vars: &[&str]| {
+            let make_vars: Vec<String> = make_vars.iter().map(|v| v.to_string()).collect();
+            in_place_vars(&tree, x86, "CONFIG_X86_64=y\n", &make_vars)
+        };
+        // Configured only, nothing recorded: this machine's compiler.
+        assert_eq!(vars(&[]).unwrap(), ["ARCH=x86"]);
+        // Built natively on an ARM machine (4.x before 4.18 records no
+        // version): the cross gcc here, not this machine's own gcc.
+        fs::write(
+            tree.join(tree::BOUNDS_CMD),
+            "cmd_kernel/bounds.s := gcc -Wp,-MD,kernel/.bounds.s.d -nostdinc\n",
+        )
+        .unwrap();
+        let arm = pt_regs::abi("arm").unwrap();
+        assert_eq!(
+            in_place_vars(&tree, arm, "CONFIG_ARM=y\n", &[]).unwrap(),
+            ["ARCH=arm", "CROSS_COMPILE=arm-linux-gnueabihf-"]
+        );
+        assert_eq!(vars(&[]).unwrap(), ["ARCH=x86"]);
+        // Built with a cross gcc named by its prefix, configured as x86_64.
+        fs::write(
+            tree.join(tree::BOUNDS_CMD),
+            "cmd_kernel/bounds.s := x86_64-linux-gnu-gcc -Wp,-MD,kernel/.bounds.s.d -nostdinc\n",
+        )
+        .unwrap();
+        let version = compiler_version_text("x86_64-linux-gnu-gcc").unwrap();
+        fs::write(
+            tree.join(tree::AUTO_CONF_CMD),
+            format!(
+                "ifneq \"$(ARCH)\" \"x86_64\"\ninclude/config/auto.conf: FORCE\nendif\n\
+                 ifneq \"$(CC_VERSION_TEXT)\" \"{version}\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            vars(&[]).unwrap(),
+            ["ARCH=x86_64", "CROSS_COMPILE=x86_64-linux-gnu-"]
+        );
+        // The user's compiler wins, and is held to the recorded version.
+        assert_eq!(vars(&["CC=x86_64-linux-gnu-gcc"]).unwrap(), ["ARCH=x86_64"]);
+        let e = vars(&["LLVM=1"]).unwrap_err().to_string();
+        assert!(e.contains("but `clang` here is"), "{e}");
+        fs::remove_dir_all(&tree).unwrap();
+    }
+
+    #[test]
+    fn the_compiler_make_runs() {
+        let v = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(effective_cc(&v(&["ARCH=arm"]), &[]), "gcc");
+        assert_eq!(
+            effective_cc(&v(&["CROSS_COMPILE=arm-linux-gnueabihf-"]), &[]),
+            "arm-linux-gnueabihf-gcc"
+        );
+        assert_eq!(
+            effective_cc(&v(&["CROSS_COMPILE=a-"]), &v(&["CROSS_COMPILE=b-"])),
+            "b-gcc"
+        );
+        assert_eq!(effective_cc(&[], &v(&["LLVM=1", "CC=cc"])), "cc");
+        assert_eq!(effective_cc(&[], &v(&["LLVM=-14"])), "clang-14");
+        assert_eq!(
+            effective_cc(&[], &v(&["LLVM=/opt/llvm/bin/"])),
+            "/opt/llvm/bin/clang"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod generate;
 pub mod kbuild;
 pub mod model;
+pub mod tree;
 
 pub use error::GenError;
 pub use profile::{Field, Function, NameArgType, Profile, ProfileError, UnlinkArg, UnlinkFacts};

@@ -34,7 +34,7 @@ fn options(tree: &str, fields: &[&str]) -> (SrcOptions, PathBuf) {
         tree: fixture(tree),
         config: Some(config),
         build_dir: Some(dir.join("build")),
-        arch: "x86_64".into(),
+        arch: Some("x86_64".into()),
         jobs: 1,
         make_vars: Vec::new(),
         headers: Vec::new(),
@@ -126,7 +126,7 @@ fn errors_name_the_cause() {
     assert!(matches!(e, GenError::NoConfig(_)), "{e}");
 
     let (mut opts, dir3) = options("tree-5.4", &[]);
-    opts.arch = "sparc".into();
+    opts.arch = Some("sparc".into());
     let e = generate(&opts, &mut |_| {}).unwrap_err();
     assert!(matches!(e, GenError::Arch(_)), "{e}");
 
@@ -154,4 +154,134 @@ fn each_field_has_the_compilers_type() {
         );
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A copy of a fixture tree configured in place (its `.config` beside its
+/// Makefile), and options that name nothing but the tree.
+fn in_place(tree: &str, config: &str) -> (SrcOptions, PathBuf) {
+    let (mut opts, dir) = options(tree, &[]);
+    copy_tree(&fixture(tree), &dir.join("tree"));
+    std::fs::write(dir.join("tree/.config"), config).unwrap();
+    opts.tree = dir.join("tree");
+    opts.config = None;
+    opts.build_dir = None;
+    opts.arch = None;
+    (opts, dir)
+}
+
+#[test]
+fn a_tree_configured_in_place_gives_the_pristine_profile_and_keeps_its_config() {
+    let config = "CONFIG_X86_64=y\nCONFIG_SYNTHETIC=y\n";
+    for tree in ["tree-4.14", "tree-5.4"] {
+        let (pristine, dir) = options(tree, &[]);
+        let want = generate(&pristine, &mut |_| {}).unwrap().profile;
+        let (opts, dir2) = in_place(tree, config);
+        let mut steps = Vec::new();
+        let got = generate(&opts, &mut |m| steps.push(m.to_string())).unwrap();
+        assert!(steps.iter().any(|s| s.contains("in place")), "{steps:?}");
+        assert_eq!(got.profile.fields, want.fields, "{tree}");
+        assert_eq!(got.profile.functions, want.functions, "{tree}");
+        assert_eq!(got.profile.kernel, want.kernel, "{tree}");
+        let t = &opts.tree;
+        assert_eq!(std::fs::read_to_string(t.join(".config")).unwrap(), config);
+        // Prepared in place; nothing of this run's own is left behind.
+        assert!(t.join("include/generated/bounds.h").exists());
+        assert!(!t.join("nobtf-offsets").exists());
+        assert!(!t.join("fs/namei.s").exists());
+        // A second run on the now prepared tree gives the same.
+        let again = generate(&opts, &mut |_| {}).unwrap();
+        assert_eq!(again.profile, got.profile);
+        for d in [dir, dir2] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_tree_that_cannot_be_used_in_place_says_why_in_one_line() {
+    let x86 = "CONFIG_X86_64=y\n";
+    let one_line = |e: &GenError, wanted: &str| {
+        let text = e.to_string();
+        assert!(matches!(e, GenError::NotATree(_)), "{text}");
+        assert!(text.contains(wanted), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+    };
+    let mut dirs = Vec::new();
+
+    // Its own config and build dir are the tree's.
+    let (mut opts, dir) = in_place("tree-5.4", x86);
+    opts.config = Some(dir.join("config"));
+    one_line(&generate(&opts, &mut |_| {}).unwrap_err(), "drop --config");
+    opts.config = None;
+    opts.build_dir = Some(dir.join("build"));
+    one_line(
+        &generate(&opts, &mut |_| {}).unwrap_err(),
+        "drop --build-dir",
+    );
+    dirs.push(dir);
+
+    // Read-only (by its mode: root could still write).
+    let (opts, dir) = in_place("tree-5.4", x86);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |m| std::fs::set_permissions(&opts.tree, std::fs::Permissions::from_mode(m));
+    mode(0o555).unwrap();
+    let e = generate(&opts, &mut |_| {}).unwrap_err();
+    mode(0o755).unwrap();
+    one_line(&e, "cannot be written (read-only)");
+    assert!(!opts.tree.join("include/generated").exists());
+    dirs.push(dir);
+
+    // Configured for a compiler this machine lacks, or of another version.
+    let (opts, dir) = in_place("tree-5.4", x86);
+    std::fs::create_dir_all(opts.tree.join("include/config")).unwrap();
+    let record = |text: &str| std::fs::write(opts.tree.join("include/config/auto.conf.cmd"), text);
+    record("ifneq \"$(CC)\" \"no-such-vendor-gcc\"\ninclude/config/auto.conf: FORCE\nendif\n")
+        .unwrap();
+    one_line(
+        &generate(&opts, &mut |_| {}).unwrap_err(),
+        "`no-such-vendor-gcc` (include/config/auto.conf.cmd), which is not on PATH",
+    );
+    record("ifneq \"$(CC_VERSION_TEXT)\" \"gcc (Vendor) 4.9.4\"\n").unwrap();
+    one_line(
+        &generate(&opts, &mut |_| {}).unwrap_err(),
+        "was configured with `gcc (Vendor) 4.9.4`",
+    );
+    assert!(!opts.tree.join("include/generated").exists());
+    dirs.push(dir);
+
+    // Half cleaned: kbuild's marks of a configured tree, without .config.
+    let (opts, dir) = in_place("tree-5.4", x86);
+    std::fs::remove_file(opts.tree.join(".config")).unwrap();
+    std::fs::create_dir_all(opts.tree.join("include/config")).unwrap();
+    let mut opts = opts;
+    opts.config = Some(dir.join("config"));
+    one_line(
+        &generate(&opts, &mut |_| {}).unwrap_err(),
+        "run `make mrproper` in it",
+    );
+    dirs.push(dir);
+
+    // A config for another architecture than --arch.
+    let (mut opts, dir) = in_place("tree-5.4", "CONFIG_ARM=y\n");
+    opts.arch = Some("x86_64".into());
+    let e = generate(&opts, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, GenError::ArchMismatch { .. }), "{e}");
+    dirs.push(dir);
+
+    for d in dirs {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }

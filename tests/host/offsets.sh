@@ -96,6 +96,55 @@ hosttest_offsets_src_6_1_armhf_equals_builtin() {
         && assert_contains "$text" $'name_arg = 2\nname_arg_type = "struct filename *"'
 }
 
+# A copy of Debian's linux-source-VERSION configured in place with
+# `make [MAKE_ARGS...] TARGET`, as a user's or a vendor's tree is delivered:
+# `offsets gen --kernel-src TREE` (no --config, no --arch: the tree's own)
+# must use it as it is, leave its .config alone and nothing of its own
+# behind, and give the profile the pristine path gives for that config.
+offsets_in_place_equals_pristine() {
+    local version=$1 suite=$2 target=$3 off src tree sum out
+    shift 3
+    off=$(offsets_bin) || return 1
+    src=$(fetch_linux_source "$version" "$suite")
+    tree=$TEST_TMP/tree
+    cp -a "$src" "$tree"
+    make -s -C "$tree" "$@" "$target" >/dev/null || fail "make $target failed" || return 1
+    sum=$(sha256sum <"$tree/.config")
+    "$off" gen --kernel-src "$tree" -o "$TEST_TMP/in-place.toml" 2>"$TEST_TMP/err" \
+        || fail "$(cat "$TEST_TMP/err")" || return 1
+    assert_contains "$(cat "$TEST_TMP/err")" "using $tree in place" || return 1
+    [ "$(sha256sum <"$tree/.config")" = "$sum" ] || fail "the tree's .config was rewritten" || return 1
+    [ ! -e "$tree/nobtf-offsets" ] || fail "nobtf-offsets/ left in the tree" || return 1
+    "$off" gen --kernel-src "$src" --config "$tree/.config" --build-dir "$TEST_TMP/build" \
+        -o "$TEST_TMP/pristine.toml" || return 1
+    out=$("$off" diff "$TEST_TMP/in-place.toml" "$TEST_TMP/pristine.toml") || { fail "$out"; return 1; }
+    # Its config and build dir are its own: one line says so.
+    if out=$("$off" gen --kernel-src "$tree" --config "$tree/.config" 2>&1); then
+        fail "--config accepted for a tree configured in place: $out"
+        return 1
+    fi
+    assert_contains "$out" "drop --config" || return 1
+    [ "$(grep -c . <<<"$out")" = 1 ] || fail "more than one line: $out"
+}
+
+hosttest_offsets_src_in_place_5_10_equals_pristine() {
+    offsets_in_place_equals_pristine 5.10 bullseye defconfig
+}
+
+hosttest_offsets_src_in_place_6_1_equals_pristine() {
+    offsets_in_place_equals_pristine 6.1 bookworm defconfig
+}
+
+# 32-bit ARM, configured in place for the cross gcc: the arch and the
+# compiler come from the tree (its .config names both).
+hosttest_offsets_src_in_place_6_1_armhf_equals_pristine() {
+    install_packages --no-recommends gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+    offsets_in_place_equals_pristine 6.1 bookworm multi_v7_defconfig \
+        ARCH=arm CROSS_COMPILE=arm-linux-gnueabihf- || return 1
+    assert_contains "$(cat "$TEST_TMP/err")" "ARCH=arm CROSS_COMPILE=arm-linux-gnueabihf-" \
+        && assert_contains "$(cat "$TEST_TMP/in-place.toml")" 'arch = "arm"'
+}
+
 # Errors on real trees name the cause.
 hosttest_offsets_src_errors() {
     local off src out

@@ -48,7 +48,9 @@ corpus_tools() {
 # which git ignores).
 CORPUS_RESULTS_DIR=${NOBTF_CORPUS_RESULTS:-$NOBTF_ROOT/target/corpus}
 
-# The VM-side script. For each tool and each tracer: the tracer starts in
+# The VM-side script, run by the root filesystem's dash, so that the
+# workloads' commands are Debian's (busybox's sh would run its own applets
+# first: a `sort` without --parallel, a `stat` calling newfstatat). For each tool and each tracer: the tracer starts in
 # the background as a user would start it; once it has attached (its BEGIN
 # header is out: bpftrace prints `Attaching N probes...` before attaching
 # and BEGIN's output after; nobtf prints both after) the tool's workload
@@ -71,6 +73,10 @@ if [ -e /dev/loop-control ] || [ -e /dev/loop0 ]; then
     LOOP=$(losetup -f --show $W/disk 2>/dev/null || /nobtf/busybox losetup -f -s $W/disk 2>/dev/null) || LOOP=
 fi
 have() { command -v "$1" >/dev/null 2>&1; }
+# The test's own waits sleep under a name of their own, which the host side
+# drops with the tracers' lines: how many of them a tool sees after it has
+# attached follows timing.
+cp /usr/bin/sleep $W/corpus-nap
 echo "== setup loop=${LOOP:-none} perl=$(have perl && echo yes || echo no) bash=$(have bash && echo yes || echo no) setpriv=$(have setpriv && echo yes || echo no) second=$(cat /tmp/corpus-second)"
 
 # Workload parts, each a few hundred milliseconds under TCG.
@@ -81,6 +87,12 @@ w_files() {
     stat /etc/hostname >/dev/null
     stat $W/missing 2>/dev/null
     touch $W/t && rm -f $W/t
+}
+# The four syscalls statsnoop traces, by number (stat, lstat, statfs,
+# statx): libc's stat() and GNU stat call newfstatat or statx only.
+w_stat() {
+    perl -e 'my ($f, $r, $m, $b) = ("/etc/hostname", "/", "/tmp/cw/missing", "\0" x 512);
+        syscall(4, $f, $b); syscall(6, $f, $b); syscall(137, $r, $b); syscall(332, -100, $f, 0, 0x7ff, $b); syscall(4, $m, $b)'
 }
 w_exec() { /usr/bin/true; /usr/bin/env true; /usr/bin/echo exec-test >/dev/null; }
 # Waits name their children: a bare `wait` would wait for the tracer too.
@@ -156,7 +168,8 @@ workload() {
         bashreadline) w_readline ;;
         biolatency*|biosnoop|biostacks|bitesize) w_block ;;
         capable) w_files; w_setuid ;;
-        cpuwalk|runqlen|dcsnoop|opensnoop|statsnoop|syscount|vfscount|oomkill|xfsdist|ssl*) w_files ;;
+        cpuwalk|runqlen|dcsnoop|opensnoop|syscount|vfscount|oomkill|xfsdist|ssl*) w_files ;;
+        statsnoop) w_files; w_stat ;;
         execsnoop) w_exec ;;
         gethostlatency) w_dns ;;
         killsnoop) w_kill ;;
@@ -186,10 +199,10 @@ attached() {
     fi
     # No BEGIN to wait for (swapin): `Attaching` and two seconds.
     while IFS= read -r line; do
-        case $line in *Attaching*) sleep 2; return 0 ;; esac
+        case $line in *Attaching*) $W/corpus-nap 2; return 0 ;; esac
     done </tmp/out
     while IFS= read -r line; do
-        case $line in *Attaching*) sleep 2; return 0 ;; esac
+        case $line in *Attaching*) $W/corpus-nap 2; return 0 ;; esac
     done </tmp/err
     return 1
 }
@@ -215,7 +228,7 @@ run() {
         if ! kill -0 $pid 2>/dev/null; then state=refused; break; fi
         if attached $pid $tool; then state=starts; break; fi
         i=$((i + 1))
-        sleep 0.1
+        $W/corpus-nap 0.1
     done
     attached_at=$(uptime)
     [ $state = starts ] && workload $tool
@@ -229,7 +242,7 @@ run() {
             break
         fi
         i=$((i + 1))
-        sleep 0.1
+        $W/corpus-nap 0.1
     done
     wait $pid
     rc=$?
@@ -266,7 +279,7 @@ vmtest_corpus() {
     local out start=$SECONDS
     out=$(vm --rootfs "$BENCH_ROOTFS" --mem 4096 --timeout 3600 --file "$corpus:/corpus" \
         --file "$TEST_TMP/corpus.sh:/tmp/corpus.sh" --file "$TEST_TMP/tools:/tmp/corpus-tools" \
-        --file "$TEST_TMP/second:/tmp/corpus-second" -- sh /tmp/corpus.sh 2>"$TEST_TMP/vm.err") \
+        --file "$TEST_TMP/second:/tmp/corpus-second" -- /usr/bin/dash /tmp/corpus.sh 2>"$TEST_TMP/vm.err") \
         || { printf '%s\n' "$out" >&2; cat "$TEST_TMP/vm.err" >&2; fail "the VM script failed"; return 1; }
     # The script's own stderr (a workload command's complaint) is kept
     # apart: it must not land in the last tool's output.
@@ -281,12 +294,13 @@ vmtest_corpus() {
         grep -q "^$tool"$'\t' "$results" || missing+=" $tool"
     done
     local line
-    while IFS=$'\t' read -r tool bstate nstate equal why; do
+    while IFS=$'\t' read -r tool bstate nstate equal _ why; do
         case $tool in '#'*) continue ;; esac
         echo "corpus $tool: bpftrace=$bstate nobtf=$nstate equal=$equal" >&2
         [ "$equal" = yes ] || echo "    why not: $why" >&2
     done <"$results"
-    echo "summary: $(grep -c $'\tstarts\t' "$results") of $(grep -vc '^#' "$results") tools start under nobtf, $(grep -c $'\tyes\t' "$results") print what bpftrace prints (results: $results)" >&2
+    awk -F'\t' -v r="$results" '$1 !~ /^#/ { n++; b += $2 == "starts"; s += $3 == "starts"; e += $4 == "yes" }
+        END { printf "summary: %d tools: bpftrace runs %d, nobtf %d, %d print the same (results: %s)\n", n, b, s, e, r }' "$results" >&2
     [ -z "$missing" ] || { fail "no run of bpftrace or nobtf for:$missing"; return 1; }
     [ -z "$second" ] || { echo "summary: a calibration run: the listed tools are not checked" >&2; return 0; }
     corpus_check "$CORPUS_RESULTS_DIR" "$tools"
@@ -302,7 +316,7 @@ corpus_check() {
         tool=${entry%% *} regex=${entry#* }
         case " $(printf '%s ' $tools)" in *" $tool "*) ;; *) echo "summary: $tool is listed but not run (NOBTF_CORPUS_TOOLS)" >&2; continue ;; esac
         line=$(grep "^$tool"$'\t' "$dir/results.tsv") || { fail "$tool is listed but has no result"; return 1; }
-        IFS=$'\t' read -r _ _ nstate equal why <<<"$line"
+        IFS=$'\t' read -r _ _ nstate equal _ why <<<"$line"
         assert_eq "$nstate" starts || { fail "$tool must start under nobtf"; return 1; }
         theirs=$(corpus_stdout "$out" "$tool" bpftrace)
         [ "$regex" = - ] || assert_match "$theirs" "$regex" \
@@ -359,23 +373,25 @@ corpus_state() {
 }
 
 # What the two tracers' outputs are compared on: stdout, without the lines
-# of the tracer's own process (each sees itself, by its own name), with
+# of the tracer's own process (each sees itself, by its own name) and of
+# the test's waits (corpus-nap), without bpftrace's `Lost N events` (nobtf
+# says it on stderr; how many follows timing), with
 # times, addresses and every number masked (pids, tids, latencies, counts,
 # ports, histogram buckets: what differs from run to run), histogram bars
 # and column padding (it follows the numbers' widths) dropped, and each
 # distinct line once, sorted: events come from several CPUs, in no fixed
 # order, and how many times a line repeats follows timing.
 corpus_mask() {
-    grep -v -w -e bpftrace -e nobtf \
+    grep -v -w -e bpftrace -e nobtf -e corpus-nap | grep -v -E '^Lost [0-9]+ events' \
         | sed -E -e 's/[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?/<time>/g' -e 's/0x[0-9a-fA-F]+/<addr>/g' \
-            -e 's/[0-9]+/N/g' -e 's/\|@* *\|/|bar|/' -e 's/[[:space:]]+/ /g' -e 's/ $//' \
+            -e 's/[0-9]+/#/g' -e 's/\|@* *\|/|bar|/' -e 's/[[:space:]]+/ /g' -e 's/ $//' \
         | grep -v '^$' | LC_ALL=C sort -u
 }
 
 # Whether masked output $1 holds more than header lines: a line that was
 # masked (an event's fields), a map or a histogram bucket.
 corpus_has_content() {
-    grep -v '^Attaching N probe' <<<"$1" | grep -q -e 'N' -e '<time>' -e '<addr>' -e '^@' -e '^[[(]'
+    grep -v '^Attaching # probe' <<<"$1" | grep -q -e '#' -e '<time>' -e '<addr>' -e '^@' -e '^[[(]'
 }
 
 # corpus_lines_only TRACER LINES: how many masked lines only TRACER
@@ -391,13 +407,15 @@ corpus_lines_only() {
 }
 
 # corpus_compare OUTPUT TOOL: the tool's line of results.tsv: TOOL,
-# bpftrace's state, nobtf's, equal (yes|no), why not.
+# bpftrace's state, nobtf's, equal (yes|no), what bpftrace printed
+# (content, or headers: nothing the workload made it print), why not.
 corpus_compare() {
-    local out=$1 tool=$2 bstate nstate ours theirs equal=no why=""
+    local out=$1 tool=$2 bstate nstate ours theirs equal=no why="" printed=headers
     bstate=$(corpus_state "$out" "$tool" bpftrace) || return 1
     nstate=$(corpus_state "$out" "$tool" nobtf) || return 1
     theirs=$(corpus_stdout "$out" "$tool" bpftrace | corpus_mask)
     ours=$(corpus_stdout "$out" "$tool" nobtf | corpus_mask)
+    [ "$bstate" = starts ] && corpus_has_content "$theirs" && printed=content
     if [ "$bstate" != starts ]; then
         why=${bstate#refused(}
         why="bpftrace does not run it: ${why%)}"
@@ -406,12 +424,12 @@ corpus_compare() {
         why="nobtf refuses it: ${why%)}"
     elif [ "$ours" = "$theirs" ]; then
         equal=yes
-        corpus_has_content "$theirs" || why="headers only: the workload makes neither print more"
+        [ $printed = content ] || why="headers only: nothing in the VM makes either print more"
     else
         local only_theirs only_ours
         only_theirs=$(LC_ALL=C comm -23 <(printf '%s\n' "$theirs") <(printf '%s\n' "$ours"))
         only_ours=$(LC_ALL=C comm -13 <(printf '%s\n' "$theirs") <(printf '%s\n' "$ours"))
         why="$(corpus_lines_only bpftrace "$only_theirs"); $(corpus_lines_only nobtf "$only_ours")"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$bstate" "$nstate" "$equal" "$why"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$bstate" "$nstate" "$equal" "$printed" "$why"
 }

@@ -136,7 +136,9 @@ impl Checker<'_> {
         let span = e.span;
         let t = |kind, ty| Ok(TExpr { kind, ty, span });
         match &e.kind {
-            ExprKind::Int(n) => t(TKind::Const(*n), int(*n > i64::MAX as u64)),
+            // A literal is an int64, as in bpftrace (`$n = 0; $n < 0` compares
+            // signed); one past i64::MAX is a uint64.
+            ExprKind::Int(n) => t(TKind::Const(*n), int(*n <= i64::MAX as u64)),
             ExprKind::Str(s) => {
                 let len = (s.len() as u32 + 1).next_multiple_of(8).min(STR_MAX);
                 t(TKind::ConstStr(s.clone()), Ty::Str { len })

@@ -7,12 +7,12 @@ use std::cell::OnceCell;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use btf::Btf;
 use kernel_headers::pt_regs;
 use kernel_headers::pt_regs::NATIVE;
 use lang::fields::{FieldInfo, FieldSource};
 use lang::kernel::Kernel;
 use lang::tracepoint::{TracepointFormat, TracepointSource, parse_format};
-use offsets::btf::Btf;
 use profile::Profile;
 
 use lang::config::MissingProbes;

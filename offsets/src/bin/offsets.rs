@@ -35,7 +35,8 @@ enum Cmd {
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["kernel_src", "vmlinux", "btf"]))]
 struct GenArgs {
-    /// A kernel source tree (pristine, or configured in place).
+    /// A kernel source tree: pristine (with --config), or configured or
+    /// built in place (used as it is, with its own .config and compiler).
     #[arg(long, value_name = "DIR")]
     kernel_src: Option<PathBuf>,
     /// A vmlinux or module (.ko) with DWARF.
@@ -51,7 +52,7 @@ struct GenArgs {
     #[arg(long, value_name = "DIR", requires = "kernel_src")]
     build_dir: Option<PathBuf>,
     /// The kernel's architecture: x86_64, aarch64 (arm64) or arm (armhf).
-    /// Default: a vmlinux's own, else this machine's. A source tree for
+    /// Default: a vmlinux's or a kernel config's own, else this machine's. A source tree for
     /// another architecture is built with its cross gcc (CROSS_COMPILE).
     #[arg(long)]
     arch: Option<String>,
@@ -200,9 +201,7 @@ fn gen_cmd(args: GenArgs) -> Result<()> {
                 tree: tree.clone(),
                 config: args.config.clone(),
                 build_dir: args.build_dir.clone(),
-                arch: arch
-                    .map_or(kernel_headers::pt_regs::NATIVE.arch, |a| a.arch)
-                    .into(),
+                arch: arch.map(|a| a.arch.to_string()),
                 jobs: args.jobs,
                 make_vars: args.make_vars.clone(),
                 headers: args.headers.clone(),
