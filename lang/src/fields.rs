@@ -120,7 +120,13 @@ impl CType {
         if let Some(name) = text.strip_prefix("struct ") {
             return CType::Struct(name.trim().to_string());
         }
-        let unsigned = text.contains("unsigned") || text.starts_with('u') || text == "bool";
+        // The kernel's unsigned typedefs: `u16`, `__u32`, the byte-order
+        // ones (`__be16` ports, `__le32`) and checksums.
+        let unsigned = text.contains("unsigned")
+            || ["u", "__u", "__be", "__le", "__sum", "__wsum"]
+                .iter()
+                .any(|p| text.starts_with(p))
+            || text == "bool";
         let by_name = match text.replace("unsigned", "").replace("signed", "").trim() {
             "char" | "s8" | "u8" | "__u8" | "__s8" | "bool" | "_Bool" => Some(1),
             "short" | "short int" | "s16" | "u16" | "__u16" | "__s16" => Some(2),
@@ -159,6 +165,10 @@ mod tests {
         assert_eq!(CType::parse("unsigned int", 4), int(4, false));
         assert_eq!(CType::parse("u64", 8), int(8, false));
         assert_eq!(CType::parse("pid_t", 4), int(4, true));
+        assert_eq!(CType::parse("__u16", 2), int(2, false));
+        assert_eq!(CType::parse("__be16", 2), int(2, false));
+        assert_eq!(CType::parse("__be32", 4), int(4, false));
+        assert_eq!(CType::parse("__s32", 4), int(4, true));
         assert_eq!(CType::parse("long", 8), int(8, true));
         assert_eq!(CType::parse("long", 4), int(4, true));
         assert_eq!(CType::parse("char[16]", 16), CType::CharArray(16));

@@ -83,10 +83,12 @@ pub fn c_source(req: &CRequest) -> String {
         ));
     }
     // "n" forces a compile-time constant; the value is printed into the
-    // string as an immediate, `$16` on x86.
+    // string as an immediate, `$16` on x86. `.balign 4` after each string:
+    // the object is assembled now (for its DWARF types), and ARM's
+    // assembler refuses code after unaligned data in `.text`.
     s.push_str(concat!(
         "\n#define NOBTF_VALUE(key, val) \\\n",
-        "\tasm volatile(\"\\n.ascii \\\"->nobtf \" key \" %0\\\"\" : : \"n\" ((long)(val)))\n\n",
+        "\tasm volatile(\"\\n.ascii \\\"->nobtf \" key \" %0\\\"\\n.balign 4\" : : \"n\" ((long)(val)))\n\n",
         "void nobtf_offsets(void);\n",
         "void nobtf_offsets(void)\n{\n",
     ));

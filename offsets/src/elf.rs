@@ -68,7 +68,6 @@ impl<'a> Elf<'a> {
                 }
                 _ => continue,
             };
-            let value = base.wrapping_add_signed(reloc.addend());
             let at = usize::try_from(offset).map_err(err)?;
             let width = usize::from(reloc.size() / 8);
             let Some(slot) = at.checked_add(width).and_then(|end| bytes.get_mut(at..end)) else {
@@ -76,6 +75,13 @@ impl<'a> Elf<'a> {
                     "{name}: relocation at {offset} lies outside the section"
                 )));
             };
+            // REL relocations (32-bit ARM) keep their addend in the slot.
+            let addend = match (reloc.has_implicit_addend(), width) {
+                (true, 4) => i64::from(i32::from_le_bytes(slot[..4].try_into().map_err(err)?)),
+                (true, 8) => i64::from_le_bytes(slot[..8].try_into().map_err(err)?),
+                _ => reloc.addend(),
+            };
+            let value = base.wrapping_add_signed(addend);
             match width {
                 4 => slot.copy_from_slice(&(value as u32).to_le_bytes()),
                 8 => slot.copy_from_slice(&value.to_le_bytes()),

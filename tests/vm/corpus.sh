@@ -19,6 +19,23 @@ CORPUS_MUST_MATCH=(
     # No block device: debian-6.1 has loop, virtio_blk and sd as modules,
     # and the initramfs holds none; its histograms need block I/O.
     'bitesize -'
+    'biolatency -'
+    'biolatency-kp -'
+    'xfsdist -'
+    'writeback -'
+    # No retransmits on loopback in the VM.
+    'tcpretrans -'
+    'capable CAP_[A-Z_]+ +[01]$'
+    'killsnoop ^[0-9:.]+ +[0-9]+ +[^ ]+ +[0-9]+ +[0-9]+ +-?[0-9]+$'
+    'opensnoop ^[0-9]+ +[^ ]+ +-?[0-9]+ +[0-9]+ /'
+    'pidpersec PIDs/sec: @: [0-9]+'
+    'setuids setuid +uid='
+    'statsnoop ^[0-9]+ +[^ ]+ +-?[0-9]+ /'
+    'swapin ^[0-9]{2}:[0-9]{2}:[0-9]{2}$'
+    'syscount ^@syscall\[[0-9]+\]: [0-9]+'
+    'tcpaccept 127\.0\.0\.1'
+    'tcpconnect 127\.0\.0\.1'
+    'tcpsynbl @backlog\[backlog limit\]'
 )
 
 # Where the corpus is: beside the repository, as shared/kernels is (for a
