@@ -69,24 +69,36 @@ vmtest_trace_program_level() {
         [ "$header" = "== $1 rc=$rc" ] || { output_block "$out" "$header" >&2; fail "case $1: $header, expected rc=$rc"; return 1; }
         output_block "$out" "$header"
     }
+    # 4.14's do_unlinkat takes the user's path, not a struct filename: the
+    # struct cases run there, but their values mean nothing.
+    local filename=1
+    [ "$KERNEL" = linux-4.14 ] && filename=0
     b=$(block struct_def) || bad=$((bad + 1))
-    assert_eq "$(printf '%s\n' "$b" | head -2)" $'Attaching 1 probe...\n/tmp/a1 1' || bad=$((bad + 1))
+    if [ $filename = 1 ]; then
+        assert_eq "$(printf '%s\n' "$b" | head -2)" $'Attaching 1 probe...\n/tmp/a1 1' || bad=$((bad + 1))
+    else
+        assert_match "$b" '^Attaching 1 probe\.\.\.$' || bad=$((bad + 1))
+    fi
     b=$(block params) || bad=$((bad + 1))
     assert_contains "$b" "rm 42 2" || bad=$((bad + 1))
     b=$(block config) || bad=$((bad + 1))
-    assert_match "$b" '^/tmp$' \
+    { [ $filename = 0 ] || assert_match "$b" '^/tmp$'; } \
         && assert_contains "$b" "stderr: warning: config stack_mode = perf has no effect in nobtf trace" \
         && assert_contains "$b" "stderr: warning: could not attach probe kprobe:no_such_function_here" || bad=$((bad + 1))
     b=$(block no_maps) || bad=$((bad + 1))
     assert_eq "$(printf '%s\n' "$b" | grep -c '@c')" 0 || bad=$((bad + 1))
     b=$(block consts) || bad=$((bad + 1))
     assert_contains "$b" "42 0 2 10 7" || bad=$((bad + 1))
-    # skb_drop_reason is 5.17's: an enumerator BTF gives on 6.1 only (1
-    # there, as bpftrace 0.23 prints it).
+    # skb_drop_reason is 5.17's: an enumerator BTF gives on 6.1 and 6.12
+    # only (1 on 6.1, as bpftrace 0.23 prints it; 2 on 6.12, where
+    # SKB_CONSUMED comes before it).
     case $KERNEL in
-        debian-6.1)
+        debian-6.1 | debian-6.1-arm64)
             b=$(block btf_enum) || bad=$((bad + 1))
             assert_match "$b" '^1$' || bad=$((bad + 1)) ;;
+        debian-6.12)
+            b=$(block btf_enum) || bad=$((bad + 1))
+            assert_match "$b" '^2$' || bad=$((bad + 1)) ;;
         *)
             b=$(block btf_enum 1) || bad=$((bad + 1))
             assert_contains "$b" 'unknown identifier `SKB_DROP_REASON_NOT_SPECIFIED`' || bad=$((bad + 1)) ;;
