@@ -284,7 +284,14 @@ impl Gen<'_> {
                 Ok(())
             }
             TStmt::Emit { event, args, span } => {
-                let sizes: Vec<u32> = args.iter().map(|a| value_type(&a.ty).size()).collect();
+                // A tuple (`print($t)`) is its elements' slots, as its buffer holds them.
+                let sizes: Vec<u32> = args
+                    .iter()
+                    .map(|a| match a.ty {
+                        Ty::Tuple(_) => a.ty.slot_size(),
+                        _ => value_type(&a.ty).size(),
+                    })
+                    .collect();
                 let size = 8 + sizes.iter().sum::<u32>() as usize;
                 let rec = self.alloc(size, *span, "this record")?;
                 self.zero(rec, size);
@@ -292,6 +299,7 @@ impl Gen<'_> {
                 let mut at = rec + 8;
                 for (arg, len) in args.iter().zip(sizes) {
                     match value_type(&arg.ty) {
+                        _ if matches!(arg.ty, Ty::Tuple(_)) => self.buffer_into(arg, at, len)?,
                         ValueType::Str { len } => self.buffer_into(arg, at, len)?,
                         ValueType::Inet => self.buffer_into(arg, at, INET_SIZE)?,
                         ValueType::Int { .. } | ValueType::Timestamp { .. } => {

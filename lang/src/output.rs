@@ -159,6 +159,22 @@ pub enum EventFormat {
     Time {
         format: String,
     },
+    /// `print(expr)` of a value that is not a whole map: the record's
+    /// values, shown as `shape` arranges them.
+    Value {
+        shape: Shape,
+        args: Vec<Slot>,
+    },
+}
+
+/// How `print(expr)` arranges a record's values: a value, a pointer
+/// (printed in hex), or a tuple of these in parentheses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// The value at this index of the record's slots.
+    Value(usize),
+    Pointer(usize),
+    Tuple(Vec<Shape>),
 }
 
 /// One decoded record. A `strftime()` argument of a printf is its `nsecs`
@@ -171,6 +187,7 @@ pub enum Event {
     Clear { map: String },
     Exit,
     Time { format: String },
+    Value { shape: Shape, args: Vec<Value> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -274,7 +291,7 @@ impl EventFormat {
     /// The event of a format that carries no values (all but printf).
     pub fn valueless(&self) -> Option<Event> {
         Some(match self {
-            EventFormat::Printf { .. } => return None,
+            EventFormat::Printf { .. } | EventFormat::Value { .. } => return None,
             EventFormat::Print { map } => Event::Print { map: map.clone() },
             EventFormat::PrintTop { map, top, div } => Event::PrintTop {
                 map: map.clone(),
@@ -296,6 +313,10 @@ pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, Deco
     Ok(match format {
         EventFormat::Printf { format, args } => Event::Printf {
             format: format.clone(),
+            args: decode_slots(record, args)?,
+        },
+        EventFormat::Value { shape, args } => Event::Value {
+            shape: shape.clone(),
             args: decode_slots(record, args)?,
         },
         other => other.valueless().unwrap_or(Event::Exit),

@@ -27,10 +27,10 @@ use crate::Compiled;
 use crate::format::time::{Clock, FixedClock};
 use crate::format::{
     self, AvgState, FormatError, FormatString, HistParams, Key, KeyPart, LhistError, LhistParams,
-    MapValues,
+    MapValues, Printed,
 };
 use crate::output::{
-    DecodeError, Event, EventFormat, MapKind, MapSpec, MapValue, Value, ValueRef, ValueType,
+    DecodeError, Event, EventFormat, MapKind, MapSpec, MapValue, Shape, Value, ValueRef, ValueType,
     decode_event, event_format, slot_value,
 };
 
@@ -265,6 +265,13 @@ fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, 
                 .collect();
             printf(format, text, &args)?
         }
+        Event::Value { shape, args } => {
+            let value = printed(shape, args);
+            Step::Write(match format {
+                Format::Text => format::text::value(&value),
+                Format::Json => format::json::value(&value),
+            })
+        }
         Event::Print { map } => Step::PrintMap(map.clone()),
         Event::PrintTop { map, top, div } => Step::PrintMapTop {
             map: map.clone(),
@@ -274,6 +281,22 @@ fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, 
         Event::Clear { map } => Step::ClearMap(map.clone()),
         Event::Exit => Step::Exit,
     })
+}
+
+/// `print(expr)`'s value: the record's values arranged by `shape`.
+fn printed(shape: &Shape, args: &[Value]) -> Printed {
+    match shape {
+        Shape::Tuple(elements) => {
+            Printed::Tuple(elements.iter().map(|e| printed(e, args)).collect())
+        }
+        Shape::Value(i) | Shape::Pointer(i) => match (shape, args.get(*i)) {
+            (Shape::Pointer(_), Some(Value::Uint(n))) => Printed::Pointer(*n),
+            (_, Some(Value::Int(n))) => Printed::Signed(*n),
+            (_, Some(Value::Uint(n))) => Printed::Unsigned(*n),
+            (_, Some(Value::Str(s))) => Printed::Str(s.clone()),
+            (_, None) => Printed::Str(Vec::new()),
+        },
+    }
 }
 
 /// `print(@m)`: the map as bpftrace prints it at that moment.

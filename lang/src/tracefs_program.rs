@@ -273,6 +273,7 @@ impl Translator<'_> {
             | EventFormat::PrintTop { map, .. }
             | EventFormat::Clear { map } => refuse(format!("the map `{map}`"), span),
             EventFormat::Time { .. } => refuse("`time()`", span),
+            EventFormat::Value { .. } => refuse("`print()` of a value", span),
         }
     }
 

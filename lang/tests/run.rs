@@ -873,3 +873,42 @@ fn a_while_with_a_constant_bound_is_unrolled_before_5_3() {
         );
     }
 }
+
+/// `print()` of values, tuples (in place and in a variable, nested) and
+/// map elements prints as bpftrace 0.23's `print_non_map`.
+#[test]
+fn print_of_values_and_tuples() {
+    let src = r#"kprobe:f { $t = (arg0, "b"); @m[1] = 7;
+        print(1); print(-2); print((arg0, "b", comm, (int32)-1));
+        print($t); print(@m[1]); print((uint32)-1); print(comm) }"#;
+    let compiled = build(src, KernelVersion::new(5, 4, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[42]));
+    let text: Vec<String> = printed(&compiled, &vm)
+        .iter()
+        .map(
+            |e| match lang::report::event(lang::report::Format::Text, e) {
+                Ok(lang::report::Step::Write(bytes)) => String::from_utf8(bytes).unwrap(),
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    assert_eq!(
+        text.concat(),
+        "1\n-2\n(42, b, rm, -1)\n(42, b)\n7\n4294967295\nrm\n"
+    );
+    let json = printed(&compiled, &vm)
+        .iter()
+        .map(
+            |e| match lang::report::event(lang::report::Format::Json, e) {
+                Ok(lang::report::Step::Write(bytes)) => String::from_utf8(bytes).unwrap(),
+                other => panic!("{other:?}"),
+            },
+        )
+        .nth(2)
+        .unwrap();
+    assert_eq!(
+        json,
+        "{\"type\": \"value\", \"data\": [42,\"b\",\"rm\",-1]}\n"
+    );
+}

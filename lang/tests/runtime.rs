@@ -532,3 +532,21 @@ END { printf("second END\n"); }"#,
         "verbose\n9\nsecond END\n"
     );
 }
+
+/// `print()` of values and tuples in BEGIN, run in user space.
+#[test]
+fn begin_prints_values_and_tuples() {
+    let compiled =
+        build(r#"BEGIN { @n = 5; print(1); print((1, "b", -3)); print(@n); print("s") }"#);
+    let mut kernel = Kernelish::new(&compiled);
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    userspace::start(&compiled, &mut loader).unwrap();
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "1\n(1, b, -3)\n@n: 5\ns\n"
+    );
+}

@@ -9,7 +9,7 @@ use crate::diag::{Error, Span};
 use crate::fields::{CType, FieldSource};
 use crate::kernel::{Kernel, Readers};
 use crate::output::{
-    AF_INET, AF_INET6, EventFormat, MAP_ENTRIES, MapKind, MapSpec, Slot, ValueType,
+    AF_INET, AF_INET6, EventFormat, MAP_ENTRIES, MapKind, MapSpec, Shape, Slot, ValueType,
 };
 use crate::providers::{AttachPoint, Context};
 use crate::tracepoint::{TracepointFormat, TracepointSource};

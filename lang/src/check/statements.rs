@@ -123,6 +123,9 @@ impl Checker<'_> {
                 }))
             }
             "print" if args.len() > 1 => self.print_top(args, span),
+            "print" if only_map(args).is_none_or(|m| !m.keys.is_empty()) => {
+                self.print_value(scope, args, span)
+            }
             "print" | "clear" => {
                 let Some(m) = only_map(args) else {
                     return Err(Error::at(
@@ -223,6 +226,39 @@ impl Checker<'_> {
         }))
     }
 
+    /// `print(expr)` of a value, a map element or a tuple: the value as
+    /// bpftrace 0.23 prints it, on its own line. A tuple written in place
+    /// is emitted element by element (so BEGIN and END can print one).
+    fn print_value(
+        &mut self,
+        scope: &mut Scope,
+        args: &[Expr],
+        span: Span,
+    ) -> Result<Option<TStmt>, Error> {
+        let [arg] = args else {
+            return Err(Error::at(
+                span,
+                "print takes one value or map, e.g. print(@m) or print($x)",
+            ));
+        };
+        let value = self.expr(scope, arg)?;
+        let mut record = PrintRecord {
+            args: Vec::new(),
+            slots: Vec::new(),
+            offset: 8,
+        };
+        let shape = record.add(self.storable(value)?)?;
+        let event = self.event(EventFormat::Value {
+            shape,
+            args: record.slots,
+        });
+        Ok(Some(TStmt::Emit {
+            event,
+            args: record.args,
+            span,
+        }))
+    }
+
     /// A printf argument `strftime(FORMAT, NSECS)`: its slot (the `nsecs`,
     /// formatted in user space when the record is printed) and the
     /// `nsecs` expression. `None` for any other argument.
@@ -306,6 +342,64 @@ pub fn conversions(format: &str, args: usize) -> Result<Vec<char>, String> {
         ));
     }
     Ok(out)
+}
+
+/// The values of a `print(expr)` record, as they are laid out.
+struct PrintRecord {
+    args: Vec<TExpr>,
+    slots: Vec<Slot>,
+    offset: u32,
+}
+
+impl PrintRecord {
+    /// Adds `value` to the record; how it is printed.
+    fn add(&mut self, value: TExpr) -> Result<Shape, Error> {
+        if let TKind::Tuple(elements) = value.kind {
+            return elements
+                .into_iter()
+                .map(|e| self.add(e))
+                .collect::<Result<_, _>>()
+                .map(Shape::Tuple);
+        }
+        let shape = self.slots_of(&value.ty, value.span)?;
+        self.args.push(value);
+        Ok(shape)
+    }
+
+    /// The slots of a value of type `ty` at the record's end (a tuple's
+    /// elements one after the other, as its buffer holds them).
+    fn slots_of(&mut self, ty: &Ty, span: Span) -> Result<Shape, Error> {
+        let (value_type, pointer) = match ty {
+            Ty::Tuple(elements) => {
+                return elements
+                    .iter()
+                    .map(|e| self.slots_of(e, span))
+                    .collect::<Result<_, _>>()
+                    .map(Shape::Tuple);
+            }
+            Ty::Int { signed, .. } => (ValueType::Int { signed: *signed }, false),
+            Ty::Str { len } => (ValueType::Str { len: *len }, false),
+            Ty::Inet => (ValueType::Inet, false),
+            Ty::Ptr { .. } => (ValueType::Int { signed: false }, true),
+            Ty::Place { .. } => {
+                return Err(Error::at(
+                    span,
+                    format!("print cannot print {}: print its members", ty.describe()),
+                ));
+            }
+        };
+        let index = self.slots.len();
+        self.slots.push(Slot {
+            ty: value_type,
+            offset: self.offset,
+        });
+        self.offset += value_type.size();
+        Ok(if pointer {
+            Shape::Pointer(index)
+        } else {
+            Shape::Value(index)
+        })
+    }
 }
 
 /// The map a call's only argument names (`@m` or `@m[k]`).
