@@ -159,6 +159,12 @@ pub enum EventFormat {
     Time {
         format: String,
     },
+    /// `cat(FORMAT, ...)`: the file the formatted text names, read and
+    /// printed by the loader when the record arrives.
+    Cat {
+        format: String,
+        args: Vec<Slot>,
+    },
     /// `print(expr)` of a value that is not a whole map: the record's
     /// values, shown as `shape` arranges them.
     Value {
@@ -188,6 +194,7 @@ pub enum Event {
     Exit,
     Time { format: String },
     Value { shape: Shape, args: Vec<Value> },
+    Cat { format: String, args: Vec<Value> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -291,7 +298,9 @@ impl EventFormat {
     /// The event of a format that carries no values (all but printf).
     pub fn valueless(&self) -> Option<Event> {
         Some(match self {
-            EventFormat::Printf { .. } | EventFormat::Value { .. } => return None,
+            EventFormat::Printf { .. } | EventFormat::Value { .. } | EventFormat::Cat { .. } => {
+                return None;
+            }
             EventFormat::Print { map } => Event::Print { map: map.clone() },
             EventFormat::PrintTop { map, top, div } => Event::PrintTop {
                 map: map.clone(),
@@ -312,6 +321,10 @@ pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, Deco
     let format = event_format(events, record)?;
     Ok(match format {
         EventFormat::Printf { format, args } => Event::Printf {
+            format: format.clone(),
+            args: decode_slots(record, args)?,
+        },
+        EventFormat::Cat { format, args } => Event::Cat {
             format: format.clone(),
             args: decode_slots(record, args)?,
         },

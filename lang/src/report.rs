@@ -56,8 +56,24 @@ pub enum Step {
     PrintMapTop { map: String, top: u32, div: u32 },
     /// Delete every entry of this map.
     ClearMap(String),
+    /// `cat()`: print the file at this path ([`cat`] with what it holds,
+    /// at most [`MAX_CAT_BYTES`]; bpftrace's error line when it cannot be
+    /// read).
+    Cat(Vec<u8>),
     /// Stop tracing: detach, run END, print [`exit_maps`].
     Exit,
+}
+
+/// The most of a file `cat()` prints (bpftrace's `max_cat_bytes`).
+pub const MAX_CAT_BYTES: usize = 10240;
+
+/// What `cat()` prints of a file's contents: the bytes as they are (no
+/// newline added), or `{"type": "cat", "data": "..."}` in JSON.
+pub fn cat(format: Format, contents: &[u8]) -> Vec<u8> {
+    match format {
+        Format::Text => contents.to_vec(),
+        Format::Json => format::json::message("cat", contents),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -231,14 +247,6 @@ fn event_id(record: &[u8]) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-fn printf(format: Format, text: &str, args: &[format::Arg<'_>]) -> Result<Step, ReportError> {
-    let out = FormatString::parse(text).format(args)?;
-    Ok(Step::Write(match format {
-        Format::Text => out,
-        Format::Json => format::json::printf(&out),
-    }))
-}
-
 /// A decoded event's output or request, the clock standing at the epoch in
 /// UTC ([`Records::event`] takes the machine's).
 pub fn event(format: Format, event: &Event) -> Result<Step, ReportError> {
@@ -255,15 +263,14 @@ fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, 
             })
         }
         Event::Printf { format: text, args } => {
-            let args: Vec<format::Arg> = args
-                .iter()
-                .map(|v| match v {
-                    Value::Int(n) => format::Arg::Signed(*n),
-                    Value::Uint(n) => format::Arg::Unsigned(*n),
-                    Value::Str(s) => format::Arg::Str(s),
-                })
-                .collect();
-            printf(format, text, &args)?
+            let text = FormatString::parse(text).format(&printf_args(args))?;
+            Step::Write(match format {
+                Format::Text => text,
+                Format::Json => format::json::printf(&text),
+            })
+        }
+        Event::Cat { format: text, args } => {
+            Step::Cat(FormatString::parse(text).format(&printf_args(args))?)
         }
         Event::Value { shape, args } => {
             let value = printed(shape, args);
@@ -297,6 +304,17 @@ fn printed(shape: &Shape, args: &[Value]) -> Printed {
             (_, None) => Printed::Str(Vec::new()),
         },
     }
+}
+
+/// Decoded values as the formatter takes them.
+fn printf_args(args: &[Value]) -> Vec<format::Arg<'_>> {
+    args.iter()
+        .map(|v| match v {
+            Value::Int(n) => format::Arg::Signed(*n),
+            Value::Uint(n) => format::Arg::Unsigned(*n),
+            Value::Str(s) => format::Arg::Str(s),
+        })
+        .collect()
 }
 
 /// `print(@m)`: the map as bpftrace prints it at that moment.

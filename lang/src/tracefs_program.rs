@@ -274,6 +274,7 @@ impl Translator<'_> {
             | EventFormat::Clear { map } => refuse(format!("the map `{map}`"), span),
             EventFormat::Time { .. } => refuse("`time()`", span),
             EventFormat::Value { .. } => refuse("`print()` of a value", span),
+            EventFormat::Cat { .. } => refuse("`cat()`", span),
         }
     }
 

@@ -283,6 +283,13 @@ impl<H: Host> Eval<'_, H> {
                         format: format.clone(),
                         args: self.values(args, slots)?,
                     },
+                    EventFormat::Cat {
+                        format,
+                        args: slots,
+                    } => Event::Cat {
+                        format: format.clone(),
+                        args: self.values(args, slots)?,
+                    },
                     EventFormat::Value { shape, args: slots } => Event::Value {
                         shape: shape.clone(),
                         args: self.values(args, slots)?,

@@ -50,7 +50,6 @@ const UNSUPPORTED: &[&str] = &[
     "uaddr",
     "join",
     "system",
-    "cat",
     "signal",
     "override",
     "buf",

@@ -15,74 +15,28 @@ impl Checker<'_> {
         };
         let span = e.span;
         match name.as_str() {
-            "printf" => {
+            "printf" | "cat" => {
                 let Some((fmt, rest)) = args.split_first() else {
-                    return Err(Error::at(span, "printf needs a format string"));
+                    return Err(Error::at(span, format!("{name} needs a format string")));
                 };
                 let ExprKind::Str(format) = &fmt.kind else {
                     return Err(Error::at(
                         fmt.span,
-                        "printf's format must be a string literal",
+                        format!("{name}'s format must be a string literal"),
                     ));
                 };
-                let convs = conversions(format, rest.len()).map_err(|m| Error::at(fmt.span, m))?;
-                if convs.len() != rest.len() {
-                    return Err(Error::at(
-                        span,
-                        format!(
-                            "printf format has {} conversions but {} arguments",
-                            convs.len(),
-                            rest.len()
-                        ),
-                    ));
-                }
-                let mut targs = Vec::new();
-                let mut slots = Vec::new();
-                let mut offset = 8;
-                for (conv, arg) in convs.iter().zip(rest) {
-                    if let Some(slot) = self.strftime(scope, *conv, arg, offset)? {
-                        slots.push(slot.0);
-                        offset += slot.0.ty.size();
-                        targs.push(slot.1);
-                        continue;
+                let (targs, slots) = self.printf_args(scope, format, fmt.span, rest, span)?;
+                let format = format.clone();
+                let event = self.event(if name == "cat" {
+                    EventFormat::Cat {
+                        format,
+                        args: slots,
                     }
-                    let value = self.expr(scope, arg)?;
-                    let value = self.storable(value)?;
-                    let ty = match (conv, &value.ty) {
-                        ('s', Ty::Str { len }) => ValueType::Str { len: *len },
-                        ('s', Ty::Inet) => ValueType::Inet,
-                        (_, Ty::Tuple(_)) => {
-                            return Err(Error::at(
-                                value.span,
-                                "printf cannot print a tuple: print its elements (`$t.0`)",
-                            ));
-                        }
-                        ('s', _) => {
-                            return Err(Error::at(
-                                value.span,
-                                format!(
-                                    "%s needs a string, found {}; use str()",
-                                    value.ty.describe()
-                                ),
-                            ));
-                        }
-                        (_, Ty::Str { .. }) => {
-                            return Err(Error::at(
-                                value.span,
-                                format!("%{conv} needs an integer, found a string; use %s"),
-                            ));
-                        }
-                        ('d' | 'i', _) => ValueType::Int { signed: true },
-                        (_, Ty::Int { signed, .. }) => ValueType::Int { signed: *signed },
-                        _ => ValueType::Int { signed: false },
-                    };
-                    slots.push(Slot { ty, offset });
-                    offset += ty.size();
-                    targs.push(value);
-                }
-                let event = self.event(EventFormat::Printf {
-                    format: format.clone(),
-                    args: slots,
+                } else {
+                    EventFormat::Printf {
+                        format,
+                        args: slots,
+                    }
                 });
                 Ok(Some(TStmt::Emit {
                     event,
@@ -224,6 +178,74 @@ impl Checker<'_> {
             args: Vec::new(),
             span,
         }))
+    }
+
+    /// A printf-style call's arguments (printf's, cat's) checked against
+    /// its format: the values and the record slots they go to.
+    fn printf_args(
+        &mut self,
+        scope: &mut Scope,
+        format: &str,
+        format_span: Span,
+        rest: &[Expr],
+        span: Span,
+    ) -> Result<(Vec<TExpr>, Vec<Slot>), Error> {
+        let convs = conversions(format, rest.len()).map_err(|m| Error::at(format_span, m))?;
+        if convs.len() != rest.len() {
+            return Err(Error::at(
+                span,
+                format!(
+                    "printf format has {} conversions but {} arguments",
+                    convs.len(),
+                    rest.len()
+                ),
+            ));
+        }
+        let mut targs = Vec::new();
+        let mut slots = Vec::new();
+        let mut offset = 8;
+        for (conv, arg) in convs.iter().zip(rest) {
+            if let Some(slot) = self.strftime(scope, *conv, arg, offset)? {
+                slots.push(slot.0);
+                offset += slot.0.ty.size();
+                targs.push(slot.1);
+                continue;
+            }
+            let value = self.expr(scope, arg)?;
+            let value = self.storable(value)?;
+            let ty = match (conv, &value.ty) {
+                ('s', Ty::Str { len }) => ValueType::Str { len: *len },
+                ('s', Ty::Inet) => ValueType::Inet,
+                (_, Ty::Tuple(_)) => {
+                    return Err(Error::at(
+                        value.span,
+                        "printf cannot print a tuple: print its elements (`$t.0`)",
+                    ));
+                }
+                ('s', _) => {
+                    return Err(Error::at(
+                        value.span,
+                        format!(
+                            "%s needs a string, found {}; use str()",
+                            value.ty.describe()
+                        ),
+                    ));
+                }
+                (_, Ty::Str { .. }) => {
+                    return Err(Error::at(
+                        value.span,
+                        format!("%{conv} needs an integer, found a string; use %s"),
+                    ));
+                }
+                ('d' | 'i', _) => ValueType::Int { signed: true },
+                (_, Ty::Int { signed, .. }) => ValueType::Int { signed: *signed },
+                _ => ValueType::Int { signed: false },
+            };
+            slots.push(Slot { ty, offset });
+            offset += ty.size();
+            targs.push(value);
+        }
+        Ok((targs, slots))
     }
 
     /// `print(expr)` of a value, a map element or a tuple: the value as

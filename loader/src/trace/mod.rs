@@ -357,6 +357,7 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
                     }
                 }
             }
+            Step::Cat(path) => cat(printer, &path)?,
             Step::Exit => {
                 printer.pending.clear();
                 return Ok(true);
@@ -364,6 +365,27 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
         }
     }
     Ok(false)
+}
+
+/// `cat(PATH)` now: at most bpftrace's `max_cat_bytes` of the file; when it
+/// cannot be read, bpftrace's error line on stderr and nothing printed.
+fn cat(printer: &mut Printer<'_>, path: &[u8]) -> Result<(), TraceError> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    let mut contents = Vec::new();
+    let read = std::fs::File::open(path).and_then(|file| {
+        file.take(report::MAX_CAT_BYTES as u64)
+            .read_to_end(&mut contents)
+    });
+    if let Err(e) = read {
+        let cause = e.to_string();
+        // io::Error says "No such file or directory (os error 2)": strerror's
+        // words are bpftrace's.
+        let cause = cause.split(" (os error").next().unwrap_or(&cause);
+        eprintln!("ERROR: failed to open file '{}': {cause}", path.display());
+    }
+    printer.write(&report::cat(printer.format(), &contents))
 }
 
 /// `print(@m, top, div)` now.
