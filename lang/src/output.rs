@@ -23,6 +23,11 @@ pub enum ValueType {
     Timestamp {
         format: u32,
     },
+    /// `buf()`'s bytes for printf's `%r`: their count as a u64, then at
+    /// most `max` bytes.
+    Buf {
+        max: u32,
+    },
     /// `ntop()`'s address: the family as 8 bytes, then 16 bytes of address
     /// in network order (4 used for IPv4). Printed as text.
     Inet,
@@ -34,6 +39,7 @@ impl ValueType {
             ValueType::Int { .. } | ValueType::Timestamp { .. } => 8,
             ValueType::Str { len } => len.next_multiple_of(8),
             ValueType::Inet => INET_SIZE,
+            ValueType::Buf { max } => 8 + max.next_multiple_of(8),
         }
     }
 }
@@ -64,6 +70,8 @@ pub enum Value {
     /// The bytes before the first NUL (not necessarily UTF-8: bpftrace
     /// prints the bytes).
     Str(Vec<u8>),
+    /// `buf()`'s bytes, NULs included.
+    Buf(Vec<u8>),
 }
 
 /// A value at an offset in a record or key.
@@ -220,6 +228,8 @@ pub enum ValueRef<'a> {
     },
     /// An [`ValueType::Inet`]'s bytes, for [`inet_text`].
     Inet(&'a [u8]),
+    /// A [`ValueType::Buf`]'s bytes.
+    Buf(&'a [u8]),
 }
 
 /// The value at `slot` in `bytes`.
@@ -260,6 +270,13 @@ pub fn slot_value<'a>(bytes: &'a [u8], slot: &Slot) -> Result<ValueRef<'a>, Deco
             .get(start..start + INET_SIZE as usize)
             .map(ValueRef::Inet)
             .ok_or(truncated),
+        ValueType::Buf { max } => {
+            let len = word()?.min(u64::from(max)) as usize;
+            bytes
+                .get(start + 8..start + 8 + len)
+                .map(ValueRef::Buf)
+                .ok_or(truncated)
+        }
     }
 }
 
@@ -273,6 +290,7 @@ pub fn decode_slots(bytes: &[u8], slots: &[Slot]) -> Result<Vec<Value>, DecodeEr
                 ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => Value::Uint(n),
                 ValueRef::Str(s) => Value::Str(s.to_vec()),
                 ValueRef::Inet(raw) => Value::Str(inet_text(raw).into_bytes()),
+                ValueRef::Buf(bytes) => Value::Buf(bytes.to_vec()),
             })
         })
         .collect()

@@ -111,6 +111,7 @@ fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
         ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => format::Arg::Unsigned(n),
         ValueRef::Str(s) => format::Arg::Str(s),
         ValueRef::Inet(raw) => format::Arg::Inet(raw),
+        ValueRef::Buf(bytes) => format::Arg::Buf(bytes),
     }
 }
 
@@ -300,7 +301,7 @@ fn printed(shape: &Shape, args: &[Value]) -> Printed {
             (Shape::Pointer(_), Some(Value::Uint(n))) => Printed::Pointer(*n),
             (_, Some(Value::Int(n))) => Printed::Signed(*n),
             (_, Some(Value::Uint(n))) => Printed::Unsigned(*n),
-            (_, Some(Value::Str(s))) => Printed::Str(s.clone()),
+            (_, Some(Value::Str(s) | Value::Buf(s))) => Printed::Str(s.clone()),
             (_, None) => Printed::Str(Vec::new()),
         },
     }
@@ -313,6 +314,7 @@ fn printf_args(args: &[Value]) -> Vec<format::Arg<'_>> {
             Value::Int(n) => format::Arg::Signed(*n),
             Value::Uint(n) => format::Arg::Unsigned(*n),
             Value::Str(s) => format::Arg::Str(s),
+            Value::Buf(b) => format::Arg::Buf(b),
         })
         .collect()
 }
@@ -390,7 +392,7 @@ fn key_part(value: Value) -> KeyPart {
     match value {
         Value::Int(n) => KeyPart::Int(n),
         Value::Uint(n) => KeyPart::Int(n as i64),
-        Value::Str(s) => KeyPart::Str(s),
+        Value::Str(s) | Value::Buf(s) => KeyPart::Str(s),
     }
 }
 
@@ -444,7 +446,7 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
         MapValue::Min(n) | MapValue::Max(n) => n.unwrap_or(0),
         MapValue::Value(Value::Int(n)) => *n as u64,
         MapValue::Value(Value::Uint(n)) => *n,
-        MapValue::Value(Value::Str(_)) | MapValue::Avg { .. } => 0,
+        MapValue::Value(Value::Str(_) | Value::Buf(_)) | MapValue::Avg { .. } => 0,
     };
     let numbers =
         || -> Vec<(Key, u64)> { decoded.iter().map(|(k, v)| (k.clone(), bits(v))).collect() };
@@ -469,15 +471,17 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
             signed,
             entries: numbers(),
         },
-        MapKind::Assign(ValueType::Str { .. } | ValueType::Inet) => MapValues::Str(
-            decoded
-                .into_iter()
-                .map(|(k, v)| match v {
-                    MapValue::Value(Value::Str(s)) => (k, s),
-                    _ => (k, Vec::new()),
-                })
-                .collect(),
-        ),
+        MapKind::Assign(ValueType::Str { .. } | ValueType::Inet | ValueType::Buf { .. }) => {
+            MapValues::Str(
+                decoded
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        MapValue::Value(Value::Str(s) | Value::Buf(s)) => (k, s),
+                        _ => (k, Vec::new()),
+                    })
+                    .collect(),
+            )
+        }
         MapKind::Min { signed } => MapValues::Min {
             signed,
             entries: numbers(),
@@ -528,6 +532,7 @@ mod tests {
                     ValueType::Int { .. } | ValueType::Timestamp { .. } => 8,
                     ValueType::Str { len } => len,
                     ValueType::Inet => crate::output::INET_SIZE,
+                    ValueType::Buf { .. } => ty.size(),
                 };
                 slot
             })

@@ -338,6 +338,17 @@ impl Translator<'_> {
                 base: sub(base),
                 index: *index,
             },
+            TKind::Buf {
+                addr,
+                len,
+                max,
+                helper,
+            } => TKind::Buf {
+                addr: sub(addr),
+                len: sub(len),
+                max: *max,
+                helper: *helper,
+            },
             TKind::StrContains { haystack, needle } => TKind::StrContains {
                 haystack: sub(haystack),
                 needle: sub(needle),
@@ -468,6 +479,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Trunc { .. } => self.unsupported(e),
         }
@@ -555,6 +567,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Offset { .. } => return self.unsupported(e),
         })
@@ -591,6 +604,7 @@ impl Translator<'_> {
             TKind::StrCmp { .. } => "a comparison of two strings".into(),
             TKind::StrContains { .. } => "the function `strcontains`".into(),
             TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
+            TKind::Buf { .. } => "`buf()`".into(),
             TKind::Const(_)
             | TKind::ConstStr(_)
             | TKind::CtxLoad { .. }
@@ -724,6 +738,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
@@ -886,9 +901,10 @@ impl TracefsProgram {
                                 }
                                 (Raw::Str(s), _) => output::Value::Str(s),
                                 // ntop() is refused before a line is read.
-                                (Raw::Int(n), ValueType::Str { .. } | ValueType::Inet) => {
-                                    output::Value::Str(n.to_string().into_bytes())
-                                }
+                                (
+                                    Raw::Int(n),
+                                    ValueType::Str { .. } | ValueType::Inet | ValueType::Buf { .. },
+                                ) => output::Value::Str(n.to_string().into_bytes()),
                             }
                         })
                         .collect();

@@ -447,7 +447,7 @@ fn map_value(value: MapValue) -> V {
     match value {
         MapValue::Value(Value::Int(n)) => V::Int(n as u64),
         MapValue::Value(Value::Uint(n)) => V::Int(n),
-        MapValue::Value(Value::Str(s)) => V::Str(s),
+        MapValue::Value(Value::Str(s) | Value::Buf(s)) => V::Str(s),
         MapValue::Count(n) => V::Int(n),
         MapValue::Sum(n) => V::Int(n as u64),
         MapValue::Min(n) | MapValue::Max(n) => V::Int(n.unwrap_or(0)),

@@ -912,3 +912,40 @@ fn print_of_values_and_tuples() {
         "{\"type\": \"value\", \"data\": [42,\"b\",\"rm\",-1]}\n"
     );
 }
+
+/// `buf()` read for printf's `%r`, `%rx` and `%rh` prints as bpftrace
+/// 0.23's `hex_format_buffer`: its length clamped, NULs kept, nothing read
+/// for a length of 0.
+#[test]
+fn buf_prints_as_r_rx_rh() {
+    const DATA: u64 = 0xffff_8880_0000_1000;
+    let src = r#"kprobe:f { printf("[%r] [%rx] [%rh]\n", buf(arg0, arg1), buf(arg0, 3), buf(arg0, 2)); }"#;
+    let compiled = build(src, KernelVersion::new(4, 9, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    vm.map(Space::Kernel, DATA, b"hi\0\x7f\n\"z".to_vec())
+        .unwrap();
+    run(&compiled, &mut vm, fd.clone(), 0, &args_regs(&[DATA, 6]));
+    run(&compiled, &mut vm, fd.clone(), 0, &args_regs(&[DATA, 0]));
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[DATA, 1 << 40]));
+    let text: Vec<u8> = vm
+        .perf_output
+        .iter()
+        .flat_map(
+            |r| match lang::report::record(&compiled, lang::report::Format::Text, r) {
+                Ok(lang::report::Step::Write(bytes)) => bytes,
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    // A length past the limit reads the limit; the region is shorter, so
+    // the read fails and leaves zeros, as bpftrace's would.
+    let zeros = "\\x00".repeat(lang::check::BUF_MAX as usize);
+    assert_eq!(
+        String::from_utf8(text).unwrap(),
+        format!(
+            "[hi\\x00\\x7f\\x0a\"] [\\x68\\x69\\x00] [68 69]\n\
+             [] [\\x68\\x69\\x00] [68 69]\n\
+             [{zeros}] [\\x68\\x69\\x00] [68 69]\n"
+        )
+    );
+}

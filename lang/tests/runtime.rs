@@ -454,7 +454,7 @@ fn printf_conversions_as_bpftrace_takes_them() {
         ),
         (
             r#"BEGIN { printf("%r\n", 1); }"#,
-            "printf conversion `%r` prints a buf() value",
+            "%r prints a buf() value: printf(\"%r\\n\", buf(ADDR, LEN))",
         ),
     ] {
         let got = refusal(src);

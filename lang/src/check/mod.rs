@@ -29,6 +29,9 @@ pub const STR_LEN: u32 = 64;
 pub const COMM_LEN: u32 = 16;
 /// Longest `str()` a program may ask for: its buffer lives on the stack.
 pub const STR_MAX: u32 = 200;
+/// Most bytes a `buf()` holds: its record is built on the BPF stack
+/// (bpftrace's limit is `max_strlen` less 4, 1020 by default).
+pub const BUF_MAX: u32 = 256;
 
 /// bpftrace builtins and functions nobtf trace does not offer yet: named so
 /// that their use is "not supported", not "unknown".
@@ -52,7 +55,6 @@ const UNSUPPORTED: &[&str] = &[
     "system",
     "signal",
     "override",
-    "buf",
     "stats",
     "zero",
     "len",

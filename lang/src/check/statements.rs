@@ -205,11 +205,21 @@ impl Checker<'_> {
         let mut slots = Vec::new();
         let mut offset = 8;
         for (conv, arg) in convs.iter().zip(rest) {
-            if let Some(slot) = self.strftime(scope, *conv, arg, offset)? {
+            let special = match self.strftime(scope, *conv, arg, offset)? {
+                None => self.buf(scope, *conv, arg, offset)?,
+                found => found,
+            };
+            if let Some(slot) = special {
                 slots.push(slot.0);
                 offset += slot.0.ty.size();
                 targs.push(slot.1);
                 continue;
+            }
+            if *conv == 'r' {
+                return Err(Error::at(
+                    arg.span,
+                    "%r prints a buf() value: printf(\"%r\\n\", buf(ADDR, LEN))",
+                ));
             }
             let value = self.expr(scope, arg)?;
             let value = self.storable(value)?;
@@ -330,6 +340,104 @@ impl Checker<'_> {
         Ok(Some((Slot { ty, offset }, value)))
     }
 
+    /// A printf argument `buf(ADDR, LEN)` or `buf(ARRAY)` for `%r`: its
+    /// slot and the read. `None` for any other argument.
+    fn buf(
+        &mut self,
+        scope: &mut Scope,
+        conv: char,
+        arg: &Expr,
+        offset: u32,
+    ) -> Result<Option<(Slot, TExpr)>, Error> {
+        let ExprKind::Call { name, args } = &arg.kind else {
+            return Ok(None);
+        };
+        if name != "buf" {
+            return Ok(None);
+        }
+        if conv != 'r' {
+            return Err(Error::at(
+                arg.span,
+                format!("%{conv} cannot print buf()'s bytes; use %r"),
+            ));
+        }
+        let usage = "buf takes an address and a length, or an array: buf(ADDR, LEN)";
+        let (addr, len) = match &args[..] {
+            [addr, len] => (addr, Some(len)),
+            [array] => (array, None),
+            _ => return Err(Error::at(arg.span, usage)),
+        };
+        let addr = self.expr(scope, addr)?;
+        let (user, array) = match &addr.ty {
+            Ty::Ptr { user, .. } => (*user, None),
+            Ty::Int { .. } => (false, None),
+            Ty::Place {
+                place: Place::CharArray(n),
+                user,
+            } => (*user, Some(*n)),
+            other => {
+                return Err(Error::at(
+                    addr.span,
+                    format!(
+                        "buf reads from an address or an array, found {}",
+                        other.describe()
+                    ),
+                ));
+            }
+        };
+        let too_long = |n: u64| {
+            Error::at(
+                arg.span,
+                format!(
+                    "buf() of {n} bytes: nobtf's record lives on the 512-byte BPF stack, which holds at most {BUF_MAX}"
+                ),
+            )
+        };
+        let (count, max) = match (len, array) {
+            (Some(len), _) => {
+                let count = self.expr(scope, len)?;
+                let count = self.scalar(count, "buf's length")?;
+                let max = match count.kind {
+                    TKind::Const(n) if n > u64::from(BUF_MAX) => return Err(too_long(n)),
+                    TKind::Const(n) => n as u32,
+                    // bpftrace reads up to max_strlen less its header.
+                    _ => BUF_MAX,
+                };
+                (count, max)
+            }
+            (None, Some(n)) if n > BUF_MAX => return Err(too_long(u64::from(n))),
+            (None, Some(n)) => (
+                TExpr {
+                    kind: TKind::Const(u64::from(n)),
+                    ty: int(false),
+                    span: arg.span,
+                },
+                n,
+            ),
+            (None, None) => {
+                return Err(Error::at(
+                    arg.span,
+                    "buf needs a length for what is not an array: buf(ADDR, LEN)",
+                ));
+            }
+        };
+        let value = TExpr {
+            kind: TKind::Buf {
+                addr: Box::new(addr),
+                len: Box::new(count),
+                max,
+                helper: self.read_helper(user),
+            },
+            ty: Ty::Str { len: 8 + max },
+            span: arg.span,
+        };
+        let slot = Slot {
+            ty: ValueType::Buf { max },
+            offset,
+        };
+        Ok(Some((slot, value)))
+    }
+
     pub(super) fn event(&mut self, format: EventFormat) -> usize {
         if let Some(i) = self.events.iter().position(|e| *e == format) {
             return i;
@@ -344,17 +452,17 @@ impl Checker<'_> {
 /// `%[-][width][.precision]` then `s`, `c`, or `d u o x X p` after an
 /// optional `hh h l ll j z t`. Anything else after `%` (`%i`, `%+d`, `%f`)
 /// is text to bpftrace, printed as written; it is named when the number of
-/// arguments then does not match. `%r` takes a `buf()`, which nobtf lacks.
+/// arguments then does not match. `%r` (`%rx`, `%rh`) is `r`: it takes a
+/// `buf()`.
 pub fn conversions(format: &str, args: usize) -> Result<Vec<char>, String> {
     let parsed = crate::format::FormatString::parse(format);
     let mut out = Vec::new();
     for (spec, ty) in parsed.conversions() {
         if ty == crate::format::ArgType::Buffer {
-            return Err(format!(
-                "printf conversion `%{spec}` prints a buf() value, which nobtf trace does not support yet"
-            ));
+            out.push('r');
+        } else {
+            out.extend(spec.chars().last());
         }
-        out.extend(spec.chars().last());
     }
     if out.len() != args
         && let Some(text) = parsed.stray_percent()
