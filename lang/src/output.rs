@@ -173,6 +173,14 @@ pub enum EventFormat {
         format: String,
         args: Vec<Slot>,
     },
+    /// `join(ARRAY[, DELIM])`'s argument `index` (of [`JOIN_ARGS`], one
+    /// record each: the BPF stack holds one at a time): a string. The line
+    /// is the arguments before the first empty one, printed at the last.
+    JoinArg {
+        delimiter: String,
+        index: u32,
+        args: Vec<Slot>,
+    },
     /// `print(expr)` of a value that is not a whole map: the record's
     /// values, shown as `shape` arranges them.
     Value {
@@ -195,15 +203,42 @@ pub enum Shape {
 /// as [`Value::Uint`] ([`crate::report::Records`] prints it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Printf { format: String, args: Vec<Value> },
-    Print { map: String },
-    PrintTop { map: String, top: u32, div: u32 },
-    Clear { map: String },
+    Printf {
+        format: String,
+        args: Vec<Value>,
+    },
+    Print {
+        map: String,
+    },
+    PrintTop {
+        map: String,
+        top: u32,
+        div: u32,
+    },
+    Clear {
+        map: String,
+    },
     Exit,
-    Time { format: String },
-    Value { shape: Shape, args: Vec<Value> },
-    Cat { format: String, args: Vec<Value> },
+    Time {
+        format: String,
+    },
+    Value {
+        shape: Shape,
+        args: Vec<Value>,
+    },
+    Cat {
+        format: String,
+        args: Vec<Value>,
+    },
+    JoinArg {
+        delimiter: String,
+        index: u32,
+        arg: Vec<u8>,
+    },
 }
+
+/// Arguments `join()` reads (bpftrace's `join_argnum`).
+pub const JOIN_ARGS: u32 = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
@@ -316,7 +351,10 @@ impl EventFormat {
     /// The event of a format that carries no values (all but printf).
     pub fn valueless(&self) -> Option<Event> {
         Some(match self {
-            EventFormat::Printf { .. } | EventFormat::Value { .. } | EventFormat::Cat { .. } => {
+            EventFormat::Printf { .. }
+            | EventFormat::Value { .. }
+            | EventFormat::Cat { .. }
+            | EventFormat::JoinArg { .. } => {
                 return None;
             }
             EventFormat::Print { map } => Event::Print { map: map.clone() },
@@ -341,6 +379,18 @@ pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, Deco
         EventFormat::Printf { format, args } => Event::Printf {
             format: format.clone(),
             args: decode_slots(record, args)?,
+        },
+        EventFormat::JoinArg {
+            delimiter,
+            index,
+            args,
+        } => Event::JoinArg {
+            delimiter: delimiter.clone(),
+            index: *index,
+            arg: match decode_slots(record, args)?.pop() {
+                Some(Value::Str(s)) => s,
+                _ => Vec::new(),
+            },
         },
         EventFormat::Cat { format, args } => Event::Cat {
             format: format.clone(),

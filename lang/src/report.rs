@@ -131,6 +131,9 @@ pub struct Records<'a> {
     printfs: Vec<Option<FormatString>>,
     /// A JSON printf's text, before it is quoted.
     text: Vec<u8>,
+    /// The `join()` line so far, and whether an empty argument ended it.
+    joined: Vec<u8>,
+    join_ended: bool,
 }
 
 /// Arguments of a printf kept on the stack; more take a `Vec`.
@@ -152,6 +155,8 @@ impl<'a> Records<'a> {
             clock,
             printfs,
             text: Vec::new(),
+            joined: Vec::new(),
+            join_ended: false,
         }
     }
 
@@ -166,7 +171,17 @@ impl<'a> Records<'a> {
         let (EventFormat::Printf { args: slots, .. }, Some(Some(parsed))) =
             (event, self.printfs.get(event_id(record)))
         else {
-            return match self.event(&decode_event(&self.compiled.events, record)?)? {
+            let event = decode_event(&self.compiled.events, record)?;
+            if let Event::JoinArg {
+                delimiter,
+                index,
+                arg,
+            } = &event
+            {
+                self.join_arg(delimiter, *index, arg, out);
+                return Ok(None);
+            }
+            return match self.event(&event)? {
                 Step::Write(bytes) => {
                     out.extend_from_slice(&bytes);
                     Ok(None)
@@ -208,6 +223,34 @@ impl<'a> Records<'a> {
 }
 
 impl<'a> Records<'a> {
+    /// One of a `join()`'s arguments, in order (one CPU writes them one
+    /// after the other): bpftrace's line is the arguments before the first
+    /// empty one, printed when the last arrives.
+    fn join_arg(&mut self, delimiter: &str, index: u32, arg: &[u8], out: &mut Vec<u8>) {
+        if index == 0 {
+            self.joined.clear();
+            self.join_ended = false;
+        }
+        if arg.is_empty() {
+            self.join_ended = true;
+        }
+        if !self.join_ended {
+            if index > 0 {
+                self.joined.extend_from_slice(delimiter.as_bytes());
+            }
+            self.joined.extend_from_slice(arg);
+        }
+        if index + 1 == crate::output::JOIN_ARGS {
+            match self.format {
+                Format::Text => {
+                    out.extend_from_slice(&self.joined);
+                    out.push(b'\n');
+                }
+                Format::Json => out.extend(format::json::message("join", &self.joined)),
+            }
+        }
+    }
+
     /// The text of each `strftime()` argument of a printf record, by
     /// argument index (none, and no allocation, for most records).
     fn timestamps(
@@ -280,6 +323,9 @@ fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, 
                 Format::Json => format::json::value(&value),
             })
         }
+        // [`Records::record`] joins a join()'s records; BEGIN and END
+        // cannot read the array.
+        Event::JoinArg { .. } => Step::Write(Vec::new()),
         Event::Print { map } => Step::PrintMap(map.clone()),
         Event::PrintTop { map, top, div } => Step::PrintMapTop {
             map: map.clone(),

@@ -275,6 +275,7 @@ impl Translator<'_> {
             EventFormat::Time { .. } => refuse("`time()`", span),
             EventFormat::Value { .. } => refuse("`print()` of a value", span),
             EventFormat::Cat { .. } => refuse("`cat()`", span),
+            EventFormat::JoinArg { .. } => refuse("`join()`", span),
         }
     }
 

@@ -949,3 +949,40 @@ fn buf_prints_as_r_rx_rh() {
         )
     );
 }
+
+/// `join(args.argv)` prints the strings before the first empty one, with
+/// a space or the delimiter given, as bpftrace 0.23 does.
+#[test]
+fn join_prints_the_array() {
+    const ARGV: u64 = 0x7ffd_0000_1000;
+    const STRS: u64 = 0x7ffd_0000_2000;
+    let src = r#"kprobe:f { join((uint64 *)arg0); join((uint64 *)arg0, ","); }"#;
+    let compiled = build(src, KernelVersion::new(4, 9, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    let mut argv = Vec::new();
+    for p in [STRS, STRS + 3, STRS + 6, 0] {
+        argv.extend_from_slice(&p.to_ne_bytes());
+    }
+    argv.resize(8 * 16, 0);
+    vm.map(Space::Kernel, ARGV, argv).unwrap();
+    // 4.9 reads each string at full length (no probe_read_str).
+    let mut strs = b"ls\0-l\0/a\0".to_vec();
+    strs.resize(512, 0);
+    vm.map(Space::Kernel, STRS, strs).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[ARGV]));
+    for (format, want) in [
+        (lang::report::Format::Text, "ls -l /a\nls,-l,/a\n"),
+        (
+            lang::report::Format::Json,
+            "{\"type\": \"join\", \"data\": \"ls -l /a\"}\n{\"type\": \"join\", \"data\": \"ls,-l,/a\"}\n",
+        ),
+    ] {
+        let clock = lang::format::time::FixedClock::default();
+        let mut records = lang::report::Records::new(&compiled, format, &clock);
+        let mut out = Vec::new();
+        for r in &vm.perf_output {
+            assert_eq!(records.record(r, &mut out).unwrap(), None);
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+}

@@ -76,6 +76,7 @@ impl Checker<'_> {
                     span,
                 }))
             }
+            "join" => self.join(scope, args, span),
             "print" if args.len() > 1 => self.print_top(args, span),
             "print" if only_map(args).is_none_or(|m| !m.keys.is_empty()) => {
                 self.print_value(scope, args, span)
@@ -338,6 +339,88 @@ impl Checker<'_> {
             format: index as u32,
         };
         Ok(Some((Slot { ty, offset }, value)))
+    }
+
+    /// `join(ARRAY[, DELIM])`: the strings of a NULL-ended array of
+    /// pointers (`args.argv`), [`JOIN_ARGS`] of them, each read into a
+    /// record of its own (the BPF stack holds one), joined by the printer.
+    fn join(
+        &mut self,
+        scope: &mut Scope,
+        args: &[Expr],
+        span: Span,
+    ) -> Result<Option<TStmt>, Error> {
+        let usage = "join takes an array of string pointers and an optional delimiter literal: join(args.argv, \",\")";
+        let (array, delimiter) = match args {
+            [array] => (array, " ".to_string()),
+            [
+                array,
+                Expr {
+                    kind: ExprKind::Str(delimiter),
+                    ..
+                },
+            ] => (array, delimiter.clone()),
+            _ => return Err(Error::at(span, usage)),
+        };
+        let array = self.expr(scope, array)?;
+        let user = match &array.ty {
+            Ty::Ptr { user, .. } => *user,
+            Ty::Int { .. } => false,
+            other => {
+                return Err(Error::at(
+                    array.span,
+                    format!(
+                        "join reads an array of string pointers, found {}",
+                        other.describe()
+                    ),
+                ));
+            }
+        };
+        let pointer_bytes = self.kernel.abi.pointer_bytes;
+        let len = self.str_len.min(JOIN_LEN);
+        let mut body = Vec::new();
+        for index in 0..JOIN_ARGS {
+            let element = TExpr {
+                kind: TKind::Read {
+                    addr: Box::new(array.clone()),
+                    off: index * u32::from(pointer_bytes),
+                    bytes: pointer_bytes,
+                    signed: false,
+                    user,
+                    helper: self.read_helper(user),
+                },
+                ty: int(false),
+                span: array.span,
+            };
+            let text = TExpr {
+                kind: TKind::StrRead {
+                    addr: Box::new(element),
+                    len,
+                    user,
+                    helper: self.read_str_helper(user),
+                },
+                ty: Ty::Str { len },
+                span: array.span,
+            };
+            let event = self.event(EventFormat::JoinArg {
+                delimiter: delimiter.clone(),
+                index,
+                args: vec![Slot {
+                    ty: ValueType::Str { len },
+                    offset: 8,
+                }],
+            });
+            body.push(TStmt::Emit {
+                event,
+                args: vec![text],
+                span,
+            });
+        }
+        Ok(Some(TStmt::Unroll {
+            count: 1,
+            body,
+            span,
+        }))
     }
 
     /// A printf argument `buf(ADDR, LEN)` or `buf(ARRAY)` for `%r`: its
