@@ -184,11 +184,16 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let clock = LocalClock::new();
     let mut printer = Printer::new(&compiled, opts.format, out, opts.pid, &clock);
     // BEGIN's map writes are in the kernel before the first probe fires.
+    // Its output waits for the probes, as bpftrace's BEGIN runs once they
+    // are attached: a user (or a script) waiting for BEGIN's header may
+    // start the workload then.
+    printer.hold();
     let stopped = begin(opts, count, &session, &mut printer)?;
     if !stopped {
         session.attach_all()?;
         steps.done("attaching");
     }
+    printer.release()?;
     drive(opts, &mut session, &mut printer, stopped, flush_losses)
 }
 
@@ -200,7 +205,8 @@ fn begin(
     session: &Session,
     printer: &mut Printer<'_>,
 ) -> Result<bool, TraceError> {
-    printer.write(report::attached_probes(count, opts.format).as_bytes())?;
+    // Written now, held or not, as bpftrace writes it before attaching.
+    printer.write_now(report::attached_probes(count, opts.format).as_bytes())?;
     let mut blocks = Blocks {
         session,
         printer,
