@@ -9,7 +9,7 @@ use crate::codegen::generate;
 use crate::config::Config;
 use crate::ctypes::Layered;
 use crate::diag::{Error, Span};
-use crate::expand::{MAX_PROBES, is_wildcard, points};
+use crate::expand::{MAX_PROBES, is_wildcard};
 use crate::fields::CType;
 use crate::fields::{FieldInfo, FieldSource, Lookup};
 use crate::kernel::Kernel;
@@ -314,13 +314,7 @@ fn expanded<'p>(
     probe: &'p crate::ast::Probe,
     kernel: &dyn TracepointSource,
 ) -> Result<Vec<(&'p crate::ast::Attach, AttachPoint, Context)>, Error> {
-    let mut out = Vec::new();
-    for attach in &probe.attach {
-        for (point, context) in points(attach, kernel)? {
-            out.push((attach, point, context));
-        }
-    }
-    Ok(out)
+    crate::expand::list_points(&probe.attach, kernel)
 }
 
 /// The maps every probe assigns, so that a probe may print, clear, delete

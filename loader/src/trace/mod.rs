@@ -187,11 +187,16 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let clock = LocalClock::new();
     let mut printer = Printer::new(&compiled, opts.format, out, opts.pid, &clock);
     // BEGIN's map writes are in the kernel before the first probe fires.
+    // Its output waits for the probes, as bpftrace's BEGIN runs once they
+    // are attached: a user (or a script) waiting for BEGIN's header may
+    // start the workload then.
+    printer.hold();
     let stopped = begin(opts, count, &session, &mut printer)?;
     if !stopped {
         session.attach_all()?;
         steps.done("attaching");
     }
+    printer.release()?;
     drive(opts, &mut session, &mut printer, stopped, flush_losses)
 }
 
@@ -203,7 +208,8 @@ fn begin(
     session: &Session,
     printer: &mut Printer<'_>,
 ) -> Result<bool, TraceError> {
-    printer.write(report::attached_probes(count, opts.format).as_bytes())?;
+    // Written now, held or not, as bpftrace writes it before attaching.
+    printer.write_now(report::attached_probes(count, opts.format).as_bytes())?;
     let mut blocks = Blocks {
         session,
         printer,
@@ -360,6 +366,7 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
                     }
                 }
             }
+            Step::Cat(path) => cat(printer, &path)?,
             Step::Exit => {
                 printer.pending.clear();
                 return Ok(true);
@@ -367,6 +374,27 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
         }
     }
     Ok(false)
+}
+
+/// `cat(PATH)` now: at most bpftrace's `max_cat_bytes` of the file; when it
+/// cannot be read, bpftrace's error line on stderr and nothing printed.
+fn cat(printer: &mut Printer<'_>, path: &[u8]) -> Result<(), TraceError> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    let mut contents = Vec::new();
+    let read = std::fs::File::open(path).and_then(|file| {
+        file.take(report::MAX_CAT_BYTES as u64)
+            .read_to_end(&mut contents)
+    });
+    if let Err(e) = read {
+        let cause = e.to_string();
+        // io::Error says "No such file or directory (os error 2)": strerror's
+        // words are bpftrace's.
+        let cause = cause.split(" (os error").next().unwrap_or(&cause);
+        eprintln!("ERROR: failed to open file '{}': {cause}", path.display());
+    }
+    printer.write(&report::cat(printer.format(), &contents))
 }
 
 /// `print(@m, top, div)` now.
