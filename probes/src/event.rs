@@ -9,7 +9,7 @@ use kernel_headers::sched::TASK_COMM_LEN;
 use thiserror::Error;
 
 /// Layout version, the first field of every record; bumped on any change.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Bytes of path kept, NUL included.
 pub const FILENAME_LEN: usize = 256;
@@ -39,6 +39,10 @@ pub struct UnlinkEvent {
     pub comm: [u8; TASK_COMM_LEN],
     /// The path, NUL-terminated (entry events).
     pub filename: [u8; FILENAME_LEN],
+    /// The CPU the probe ran on, written only into the ring buffer (shared
+    /// by all CPUs); a perf ring is the CPU's own and says it.
+    pub cpu: u32,
+    pub reserved: u32,
 }
 
 /// Size of [`UnlinkEvent`] in bytes.
@@ -57,7 +61,8 @@ const _: () = {
     assert!(offset_of!(UnlinkEvent, ret) == 32);
     assert!(offset_of!(UnlinkEvent, comm) == 40);
     assert!(offset_of!(UnlinkEvent, filename) == 56);
-    assert!(SIZE == 312);
+    assert!(offset_of!(UnlinkEvent, cpu) == 312);
+    assert!(SIZE == 320);
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +105,8 @@ pub struct EventRef<'a> {
     pub ret: i64,
     pub comm: &'a [u8],
     pub filename: &'a [u8],
+    /// Meaningful in ring-buffer records only.
+    pub cpu: u32,
 }
 
 /// Parse one record, borrowing its strings. Perf pads raw samples to 8
@@ -126,6 +133,7 @@ pub fn parse_ref(bytes: &[u8]) -> Result<EventRef<'_>, EventError> {
         ret: i64::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, ret) }, 8>(record)),
         comm: &record[offset_of!(UnlinkEvent, comm)..][..TASK_COMM_LEN],
         filename: &record[offset_of!(UnlinkEvent, filename)..][..FILENAME_LEN],
+        cpu: u32::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, cpu) }, 4>(record)),
     })
 }
 
@@ -159,6 +167,8 @@ pub fn parse(bytes: &[u8]) -> Result<UnlinkEvent, EventError> {
         ret: event.ret,
         comm,
         filename,
+        cpu: event.cpu,
+        reserved: 0,
     })
 }
 
