@@ -49,6 +49,8 @@ pub struct TraceOptions {
     pub read: ReadChoice,
     /// Data pages per CPU ring (a power of two).
     pub buffer_pages: usize,
+    /// `--perf-buffer`: the perf rings even where the ring buffer exists.
+    pub perf_buffer: bool,
     pub verbose: bool,
     /// BPF programs, or tracefs kprobe events (programs that need no BPF).
     pub backend: BackendChoice,
@@ -108,6 +110,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     }
     let mut steps = Steps::new(opts.verbose, started);
     let mut report = Report::detect(Scope::Start);
+    report.ring_buffer &= !opts.perf_buffer;
     let chosen = backend::choose(&report, opts.backend)?;
     if chosen.backend == Backend::Tracefs {
         let why = match opts.backend {
