@@ -20,12 +20,13 @@ use crate::program::{EVENTS_MAP, MapSpec, MaxEntries};
 pub const LOSSES_MAP: &str = "ring_losses";
 
 /// Pending bytes that wake the reader: a few pages, so a storm's records
-/// come in batches (the perf rings wake at a page per CPU). The loader
-/// makes the ring at least [`MIN_RING_BYTES`].
+/// come in batches (the perf rings wake at a page per CPU). A ring this
+/// small or smaller (`--buffer-pages 1`) never reaches it: its reader
+/// wakes only at the poll timeout, which bounds every record's delay.
 pub const WAKEUP_BYTES: i32 = 16 * 1024;
 
-/// The smallest ring the loader makes: four wakeups' worth.
-pub const MIN_RING_BYTES: usize = 4 * WAKEUP_BYTES as usize;
+/// The smallest ring the loader makes (four pages).
+pub const MIN_RING_BYTES: usize = 16 * 1024;
 
 /// Where records go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -105,7 +105,7 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
                 UnlinkArg::Filename { .. } => EVENT_NAME_PTR,
                 UnlinkArg::UserPath => EVENT,
             };
-            start_event(&mut b, EventKind::Entry, zero_from, sink);
+            start_event(&mut b, EventKind::Entry, zero_from..0, sink);
             b.load(reg, R7, R6, arg);
             let filename = ev(offset_of!(UnlinkEvent, filename));
             match facts.kind {
@@ -169,11 +169,14 @@ pub fn exit(profile: &Profile, choices: &Choices) -> Result<Program, BuildError>
     b.mov(R6, R1);
     match choices.output.sink() {
         Some(sink) => {
-            start_event(&mut b, EventKind::Exit, EVENT, sink);
+            // An exit record stops before the path: only that much is
+            // zeroed and sent.
+            let end = EVENT + event::EXIT_SIZE as i16;
+            start_event(&mut b, EventKind::Exit, EVENT..end, sink);
             b.load(reg, R1, R6, ret);
             sign_extend_low_half(&mut b, R1);
             b.store(Size::DW, R10, ev(offset_of!(UnlinkEvent, ret)), R1);
-            sink.emit(&mut b, R6, EVENT, event::SIZE as i32);
+            sink.emit(&mut b, R6, EVENT, event::EXIT_SIZE as i32);
         }
         None => {
             b.call(Helper::GetCurrentPidTgid);
@@ -238,15 +241,20 @@ fn field_offset(field: Field, what: &'static str) -> Result<i32, BuildError> {
 
 /// Zero the stack from `from` up to the frame pointer.
 fn zero(b: &mut Builder, from: i16) {
-    for off in (from..0).step_by(8) {
+    zero_range(b, from..0);
+}
+
+/// Zero the stack slots in `range` (8-aligned offsets).
+fn zero_range(b: &mut Builder, range: std::ops::Range<i16>) {
+    for off in range.step_by(8) {
         b.store(Size::DW, R10, off, 0);
     }
 }
 
-/// Zero the stack from `zero_from`, then fill the event header: version,
+/// Zero the stack in `zeroed`, then fill the event header: version,
 /// kind, time, pid, tid and comm, and for the ring buffer the CPU.
-fn start_event(b: &mut Builder, kind: EventKind, zero_from: i16, sink: Sink) {
-    zero(b, zero_from);
+fn start_event(b: &mut Builder, kind: EventKind, zeroed: std::ops::Range<i16>, sink: Sink) {
+    zero_range(b, zeroed);
     let version = ev(offset_of!(UnlinkEvent, version));
     b.store(Size::W, R10, version, event::VERSION as i32);
     b.store(Size::W, R10, ev(offset_of!(UnlinkEvent, kind)), kind as i32);

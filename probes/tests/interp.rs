@@ -323,7 +323,7 @@ fn ring_buffer_records_carry_their_cpu_and_wake_the_reader_once_per_batch() {
     use kernel_headers::bpf::ringbuf::{FORCE_WAKEUP, NO_WAKEUP};
     use probes::ringbuf::WAKEUP_BYTES;
     let mark = WAKEUP_BYTES as u64;
-    let size = event::SIZE as u64;
+    let size = event::EXIT_SIZE as u64;
     // Only the record that takes the pending bytes across the mark wakes.
     for (pending, flags) in [
         (0, NO_WAKEUP),
@@ -346,7 +346,7 @@ fn ring_buffer_records_carry_their_cpu_and_wake_the_reader_once_per_batch() {
 
 #[test]
 fn a_record_the_ring_buffer_has_no_room_for_is_counted() {
-    let vm = ring_exit(1000, 1000 + event::SIZE as u64);
+    let vm = ring_exit(1000, 1000 + event::EXIT_SIZE as u64);
     assert!(vm.ring_output.is_empty());
     assert_eq!(losses(&vm), 1);
 }

@@ -98,7 +98,7 @@ fn perf_entry_reads_at_the_profile_offsets() {
         mov(R3, R7), add(R3, 0),                                  // &name->name
         Insn::Call(Helper::ProbeRead),
         Insn::Load { size: Size::DW, dst: R3, src: R10, off: -328 },
-        mov(R1, R10), add(R1, -320 + 56),                         // event.filename
+        mov(R1, R10), add(R1, -320 + 64),                         // event.filename
         mov(R2, 256),
         Insn::Call(Helper::ProbeReadStr),
     ];

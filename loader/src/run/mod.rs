@@ -154,10 +154,10 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         unlink::FUNCTION,
         plan.attach,
         plan::reader_name(plan.probes.reader),
-        if opts.trace_pipe {
-            "trace pipe"
-        } else {
-            "perf events"
+        match plan.probes.choices.output {
+            unlink::Output::TracePrintk => "trace pipe",
+            unlink::Output::PerfEvents => "perf events",
+            unlink::Output::RingBuffer => "ring buffer",
         },
         started.elapsed().as_millis()
     );
