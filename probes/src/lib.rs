@@ -6,7 +6,8 @@
 //! - [`event`]: the record the probes emit and the loader parses;
 //! - [`unlink`]: the `do_unlinkat` entry and exit probes;
 //! - [`ringbuf`]: how records reach the reader (perf rings or the ring buffer);
-//! - [`interp`]: a userspace interpreter to run the programs in tests.
+//! - [`interp`]: a userspace interpreter to run the programs in tests;
+//! - [`golden`]: disassembly tests' comparison with golden files.
 //!
 //! Nothing here makes a syscall or uses `unsafe`.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@
 pub mod asm;
 pub mod check;
 pub mod event;
+pub mod golden;
 pub mod interp;
 mod program;
 pub mod ringbuf;
