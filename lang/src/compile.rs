@@ -137,7 +137,7 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
             AttachPoint::Interval { .. } => None,
             _ => options.pid,
         };
-        let insns = generate(&typed, &checked.compiled.maps, pid)?;
+        let insns = generate(&typed, &checked.compiled.maps, pid, target.kernel.sink)?;
         if insns.len() > target.kernel.max_insns {
             return Err(Error::whole(format!(
                 "probe `{attach}` compiles to {} BPF instructions; this kernel accepts at most {} (4096 before 5.2)",

@@ -16,7 +16,6 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kernel_headers::bpf::map_type;
 use lang::output::EVENTS_MAP;
 use lang::providers::AttachPoint as LangPoint;
 use lang::report::{self, Entries, Format, ReportError, Step};
@@ -52,6 +51,8 @@ pub struct TraceOptions {
     pub read: ReadChoice,
     /// Data pages per CPU ring (a power of two).
     pub buffer_pages: usize,
+    /// `--perf-buffer`: the perf rings even where the ring buffer exists.
+    pub perf_buffer: bool,
     pub verbose: bool,
     /// BPF programs, or tracefs kprobe events (programs that need no BPF).
     pub backend: BackendChoice,
@@ -113,6 +114,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     }
     let mut steps = Steps::new(opts.verbose, started);
     let mut report = Report::detect(Scope::Start);
+    report.ring_buffer &= !opts.perf_buffer;
     let chosen = backend::choose(&report, opts.backend)?;
     if chosen.backend == Backend::Tracefs {
         let why = match opts.backend {
@@ -179,7 +181,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         ring_pages: compiled.config.perf_rb_pages.unwrap_or(opts.buffer_pages),
         clone_fix: "",
     })?;
-    session.create_maps(maps(&compiled))?;
+    session.create_maps(maps(&compiled, kernel.sink))?;
     steps.done("maps and perf rings");
     for probe in &compiled.probes {
         load_probe(&mut session, probe, &placed, Some(&mut report))?;
@@ -252,6 +254,13 @@ fn load_probe(
 /// undercount, which is said.
 fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
     printer.stopped = true;
+    // The ring buffer's losses are counted as they happen: a drain reads them.
+    if session.has_ring_buffer() {
+        if let Err(err) = session.drain(printer) {
+            eprintln!("warning: {err}");
+        }
+        return;
+    }
     if session.stats.records == 0 || session.map(EVENTS_MAP).is_none() {
         return;
     }
@@ -446,9 +455,9 @@ fn split_per_cpu(spec: &lang::output::MapSpec, value: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The session's maps: the program's, and the perf event array its records
-/// go through.
-fn maps(compiled: &Compiled) -> Vec<MapSpec> {
+/// The session's maps: the program's, and those its records go through
+/// (`sink`'s).
+fn maps(compiled: &Compiled, sink: probes::ringbuf::Sink) -> Vec<MapSpec> {
     let mut out: Vec<MapSpec> = compiled
         .maps
         .iter()
@@ -462,14 +471,7 @@ fn maps(compiled: &Compiled) -> Vec<MapSpec> {
         })
         .collect();
     if !compiled.events.is_empty() {
-        out.push(MapSpec {
-            name: EVENTS_MAP.into(),
-            map_type: map_type::PERF_EVENT_ARRAY,
-            key_size: 4,
-            value_size: 4,
-            max_entries: MaxEntries::PossibleCpus,
-            flags: 0,
-        });
+        out.extend(sink.maps().iter().map(MapSpec::from));
     }
     out
 }

@@ -145,5 +145,6 @@ pub fn kernel(report: &mut Report, read: ReadChoice) -> Result<Kernel, PlanError
     plan::probe_readers(report, read);
     let mut kernel = Kernel::for_release(version, abi);
     kernel.readers = plan::reader(report, read)?;
+    kernel.sink = report.sink();
     Ok(kernel)
 }
