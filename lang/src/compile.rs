@@ -9,7 +9,7 @@ use crate::codegen::generate;
 use crate::config::Config;
 use crate::ctypes::Layered;
 use crate::diag::{Error, Span};
-use crate::expand::{MAX_PROBES, is_wildcard};
+use crate::expand::{MAX_PROBES, is_wildcard, points};
 use crate::fields::CType;
 use crate::fields::{FieldInfo, FieldSource, Lookup};
 use crate::kernel::Kernel;
