@@ -9,12 +9,14 @@ use kernel_headers::kprobe::ProbeKind;
 use kernel_headers::pt_regs::NATIVE;
 use lang::fields::FieldInfo;
 use lang::kernel::Kernel;
-use lang::output::{Event, decode_event};
+use lang::output::Event;
 use lang::tracefs::{Fetch, FetchArg, FetchType, PipeLine, Syntax};
 use lang::tracefs_program::translate;
 use lang::tracepoint::NoTracepoints;
 use lang::{Target, compile};
-use probes::interp::{Space, Vm, fake_pt_regs};
+use probes::interp::{Space, fake_pt_regs};
+
+mod common;
 
 /// The fake kernel both back ends read: registers, and memory by space.
 struct Machine {
@@ -22,6 +24,7 @@ struct Machine {
     memory: Vec<(Space, u64, Vec<u8>)>,
 }
 
+/// The task as `common::vm_for` makes it (on CPU 1).
 const TID: u32 = 43;
 const COMM: &str = "rm";
 const FILENAME: u64 = 0xffff_8880_0000_1000;
@@ -167,22 +170,16 @@ fn target<'a>(fields: &'a Vec<(&'static str, FieldInfo)>) -> Target<'a> {
 fn through_bpf(src: &str, m: &Machine) -> Vec<Event> {
     let fields = fields();
     let compiled = compile(src, &target(&fields)).unwrap_or_else(|e| panic!("{}", e.render(src)));
-    let mut vm = Vm::new();
-    vm.perf_map_fd = 100;
+    let (mut vm, fd) = common::vm_for(&compiled);
+    // One thread: BPF's pid is the trace line's pid column too.
     vm.pid_tgid = (u64::from(TID) << 32) | u64::from(TID);
-    vm.comm[..COMM.len()].copy_from_slice(COMM.as_bytes());
     for (space, addr, bytes) in &m.memory {
         vm.map(*space, *addr, bytes.clone()).unwrap();
     }
-    let raw = compiled.probes[0]
-        .encode(|name| (name == lang::output::EVENTS_MAP).then_some(100))
-        .unwrap();
+    let raw = compiled.probes[0].encode(fd).unwrap();
     let regs = fake_pt_regs(&m.regs).unwrap();
     vm.run(&raw, &regs).unwrap();
-    vm.perf_output
-        .iter()
-        .map(|r| decode_event(&compiled.events, r).unwrap())
-        .collect()
+    common::printed(&compiled, &vm)
 }
 
 /// The records the tracefs event's one trace line stands for.
@@ -208,7 +205,7 @@ fn through_tracefs(src: &str, m: &Machine) -> Vec<Event> {
     let line = PipeLine {
         comm: COMM,
         tid: TID,
-        cpu: 0,
+        cpu: 1,
         ts_ns: 0,
         event: &probe.event.name,
         args: &args,
