@@ -8,12 +8,14 @@
 # also run under bpftrace 0.23 and must print the same.
 # shellcheck shell=bash
 
-# The VM-side script: each case prints `== NAME rc=STATUS`, its stdout,
-# then its stderr prefixed with `stderr: `. TRACER is `nobtf trace` or
-# `bpftrace`.
+# The VM-side script (see vm_trace_case_runner); with the argument
+# `bpftrace`, bpftrace runs the cases both tracers run.
 uprobe_script() {
+    vm_trace_case_runner
     cat <<'EOF'
-TRACER=${1:-nobtf trace}
+TRACER=${1:-nobtf}
+# `nobtf trace ARGS` as the runner says it, under bpftrace.
+[ "$TRACER" = bpftrace ] && nobtf() { shift; bpftrace "$@"; }
 LIBC=$(ls /lib/*-linux-gnu/libc.so.6 | head -1)
 # A dynamic symbol's address in an ELF64 little-endian file (no binutils here).
 symbol_address() {
@@ -34,14 +36,6 @@ symbol_address() {
 printf '#!/bin/sh\nexec /usr/bin/getent ahosts localhost >/dev/null\n' >/tmp/ahosts
 printf '#!/bin/sh\nexec /usr/bin/getent hosts localhost >/dev/null\n' >/tmp/hosts
 chmod +x /tmp/ahosts /tmp/hosts
-t() {
-    name=$1
-    shift
-    $TRACER "$@" >/tmp/out 2>/tmp/err
-    echo "== $name rc=$?"
-    cat /tmp/out
-    sed 's/^/stderr: /' /tmp/err
-}
 echo "== setup pmu=$([ -e /sys/bus/event_source/devices/uprobe ] && echo yes || echo no) libc=$LIBC"
 t lib_arg -e 'uprobe:libc:getaddrinfo /comm == "getent"/ { printf("%s %s %s\n", str(arg0), func, probe); }' -c '/bin/sh /tmp/ahosts'
 t path_retval -e "uretprobe:$LIBC:getaddrinfo /comm == \"getent\"/ { printf(\"ret=%d\\n\", retval); }" -c '/bin/sh /tmp/ahosts'
