@@ -901,3 +901,20 @@ fn a_uprobes_integers_point_into_the_process() {
         }]
     );
 }
+
+#[test]
+fn sarg_reads_the_stack_above_the_entrys_stack_pointer() {
+    let src = r#"uprobe:/bin/sh:main { printf("%d\n", sarg1); }"#;
+    let compiled = build(src, KernelVersion::new(6, 1, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    const STACK: u64 = 0x7fff_0000_3000;
+    let word = usize::from(NATIVE.pointer_bytes);
+    let mut stack = vec![0u8; 4 * word];
+    // Past the slots before the first stack argument, the second one.
+    let at = (usize::from(NATIVE.stack_args_from) + 1) * word;
+    stack[at] = 42;
+    vm.map(Space::User, STACK, stack).unwrap();
+    let regs = fake_pt_regs(&[("sp", STACK)]).unwrap();
+    run(&compiled, &mut vm, fd, 0, &regs);
+    assert_eq!(printf_args(&compiled, &vm), [vec![Value::Int(42)]]);
+}

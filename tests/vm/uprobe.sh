@@ -1,6 +1,6 @@
 # nobtf trace's uprobes on real kernels, over the bench's Debian 13 root
 # filesystem (a glibc, getent, bash): a library by its bare name, a path,
-# an address, a wildcard, uretprobe's retval, str() of a user pointer, -p,
+# an address, a wildcard, uretprobe's retval, str() of a user pointer, sarg, -p,
 # missing symbols under each missing_probes policy, and the refusals (no
 # such library, a file that is not a program, usdt). debian-6.1 attaches by
 # the uprobe PMU (and once by tracefs, forced), linux-4.14 by tracefs
@@ -43,6 +43,9 @@ t wildcard -e 'uprobe:libc:gethostbyname* /comm == "getent"/ { printf("%s\n", pr
 t entry_return -e 'uprobe:libc:getaddrinfo /comm == "getent"/ { @name[tid] = arg0; } uretprobe:libc:getaddrinfo /@name[tid]/ { printf("%s %d\n", str(@name[tid]), retval); delete(@name, tid); }' -c '/bin/sh /tmp/ahosts'
 t ignore -e 'config = { missing_probes = "ignore" } uprobe:libc:getaddrinfo, uprobe:libc:no_such_function /comm == "getent"/ { printf("hit\n"); }' -c '/bin/sh /tmp/ahosts'
 t warn -e 'uprobe:libc:getaddrinfo, uprobe:libc:no_such_function /comm == "getent"/ { printf("hit\n"); }' -c '/bin/sh /tmp/ahosts'
+# __libc_start_main's 7th argument, stack_end, is the first on the stack:
+# a stack address (the return address one slot lower is in the program).
+t sarg -e 'uprobe:libc:__libc_start_main /comm == "getent"/ { printf("%d\n", sarg0 > 0x7ff000000000); }' -c '/bin/sh /tmp/ahosts'
 t missing_symbol -e 'uprobe:libc:no_such_function { printf("x\n"); }'
 t missing_library -e 'uretprobe:libreadline:readline { printf("x\n"); }'
 if [ "$TRACER" = bpftrace ]; then exit 0; fi
@@ -104,6 +107,8 @@ vmtest_uprobe() {
     b=$(uprobe_case "$out" warn) || return 1
     assert_contains "$b" "hit" \
         && assert_contains "$b" "stderr: WARNING: Could not resolve symbol: $libc:no_such_function, skipping probe." || bad=$((bad + 1))
+    b=$(uprobe_case "$out" sarg) || return 1
+    assert_contains "$b" $'Attaching 1 probe...\n1\n' || bad=$((bad + 1))
     b=$(uprobe_case "$out" missing_symbol 1) || return 1
     assert_contains "$b" "stderr: error: Could not resolve symbol: $libc:no_such_function, cannot attach probe." || bad=$((bad + 1))
     b=$(uprobe_case "$out" missing_library 1) || return 1
@@ -151,5 +156,5 @@ vmtest_uprobe_matches_bpftrace() {
         bad=$((bad + 1))
     done
     echo "uprobe pairs: $cases programs, $bad different" >&2
-    assert_eq "$cases" 8 && assert_eq "$bad" 0
+    assert_eq "$cases" 9 && assert_eq "$bad" 0
 }

@@ -41,7 +41,6 @@ const UNSUPPORTED: &[&str] = &[
     "username",
     "ctx",
     "cpid",
-    "sarg0",
     "jiffies",
     "numaid",
     "ksym",
