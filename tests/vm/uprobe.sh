@@ -2,9 +2,9 @@
 # filesystem (a glibc, getent, bash): a library by its bare name, a path,
 # an address, a wildcard, uretprobe's retval, str() of a user pointer, sarg, -p,
 # missing symbols under each missing_probes policy, and the refusals (no
-# such library, a file that is not a program, usdt). debian-6.1 attaches by
-# the uprobe PMU (and once by tracefs, forced), linux-4.14 by tracefs
-# uprobe_events (the PMU came in 4.17). On debian-6.1 the same programs
+# such library, a file that is not a program, usdt). debian-6.1 and
+# linux-5.4 attach by the uprobe PMU (and once by tracefs, forced),
+# linux-4.14 by tracefs uprobe_events (the PMU came in 4.17). On debian-6.1 the same programs
 # also run under bpftrace 0.23 and must print the same.
 # shellcheck shell=bash
 
@@ -74,8 +74,8 @@ uprobe_case() {
 
 vmtest_uprobe() {
     case $KERNEL in
-        debian-6.1|linux-4.14) ;;
-        *) skip "the bench root filesystem (a glibc) is x86-64; uprobes run on debian-6.1 (PMU) and linux-4.14 (tracefs)"; return ;;
+        debian-6.1|linux-5.4|linux-4.14) ;;
+        *) skip "the bench root filesystem (a glibc) is x86-64; uprobes run on debian-6.1, linux-5.4 (PMU) and linux-4.14 (tracefs)"; return ;;
     esac
     (ensure_bench_rootfs) || { fail "the bench root filesystem could not be built"; return 1; }
     uprobe_script >"$TEST_TMP/uprobe.sh"
@@ -85,7 +85,8 @@ vmtest_uprobe() {
     # Kept under target/ (git ignores it) to read after a failure.
     printf '%s\n' "$out" >"$NOBTF_ROOT/target/uprobe-$KERNEL.out"
     local libc=/lib/x86_64-linux-gnu/libc.so.6 b bad=0 pid
-    if [ "$KERNEL" = debian-6.1 ]; then
+    # The uprobe PMU came with the kprobe PMU (4.17).
+    if kernel_has_pmu; then
         assert_contains "$out" "== setup pmu=yes libc=$libc" || bad=$((bad + 1))
     else
         assert_contains "$out" "== setup pmu=no libc=$libc" || bad=$((bad + 1))
