@@ -87,6 +87,7 @@ pub mod x86_64 {
         ret: RETURN,
         fetch_args: &["di", "si", "dx", "cx", "r8", "r9"],
         pointer_bytes: 8,
+        stack_args_from: 1,
         c_struct: "pt_regs",
         c_array: None,
         pt_regs_size: SIZE,
@@ -181,6 +182,7 @@ pub mod aarch64 {
         ret: RETURN,
         fetch_args: &["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"],
         pointer_bytes: 8,
+        stack_args_from: 0,
         c_struct: "user_pt_regs",
         c_array: Some(("regs", 31)),
         pt_regs_size: SIZE,
@@ -246,6 +248,7 @@ pub mod arm {
         ret: RETURN,
         fetch_args: &["r0", "r1", "r2", "r3"],
         pointer_bytes: 4,
+        stack_args_from: 0,
         c_struct: "pt_regs",
         c_array: Some(("uregs", 18)),
         pt_regs_size: SIZE,
@@ -284,6 +287,10 @@ pub struct Abi {
     pub fetch_args: &'static [&'static str],
     /// Width of a kernel pointer and of `long` (and of a register).
     pub pointer_bytes: u8,
+    /// Stack slots between the stack pointer at a function's entry and its
+    /// first argument passed on the stack (x86-64's return address: 1;
+    /// none where the return address is in a register).
+    pub stack_args_from: u8,
     /// The struct BPF C reads the context through (libbpf's bpf_tracing.h,
     /// as bpftool's vmlinux.h declares it), and its register array (name,
     /// length) where the registers are one: those elements are the first

@@ -884,6 +884,51 @@ fn a_while_with_a_constant_bound_is_unrolled_before_5_3() {
     }
 }
 
+#[test]
+fn a_uprobes_integers_point_into_the_process() {
+    let src = r#"uprobe:/bin/sh:main { printf("%s\n", str(arg0)); } uretprobe:/bin/sh:main { printf("%s\n", str(retval)); }"#;
+    use kernel_headers::bpf::Helper::*;
+    let compiled = build(src, KernelVersion::new(6, 1, 0));
+    for probe in &compiled.probes {
+        assert!(
+            probe.helpers().contains(&ProbeReadUserStr),
+            "{}",
+            probe.attach
+        );
+    }
+    // One reader for both spaces before 5.5.
+    let old = build(src, KernelVersion::new(4, 14, 0));
+    assert!(old.probes[0].helpers().contains(&ProbeReadStr));
+    let (mut vm, fd) = vm_for(&compiled);
+    const NAME: u64 = 0x7fff_0000_2000;
+    vm.map(Space::User, NAME, b"localhost\0".to_vec()).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[NAME]));
+    assert_eq!(
+        printed(&compiled, &vm),
+        [Event::Printf {
+            format: "%s\n".into(),
+            args: vec![Value::Str("localhost".into())],
+        }]
+    );
+}
+
+#[test]
+fn sarg_reads_the_stack_above_the_entrys_stack_pointer() {
+    let src = r#"uprobe:/bin/sh:main { printf("%d\n", sarg1); }"#;
+    let compiled = build(src, KernelVersion::new(6, 1, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    const STACK: u64 = 0x7fff_0000_3000;
+    let word = usize::from(NATIVE.pointer_bytes);
+    let mut stack = vec![0u8; 4 * word];
+    // Past the slots before the first stack argument, the second one.
+    let at = (usize::from(NATIVE.stack_args_from) + 1) * word;
+    stack[at] = 42;
+    vm.map(Space::User, STACK, stack).unwrap();
+    let regs = fake_pt_regs(&[("sp", STACK)]).unwrap();
+    run(&compiled, &mut vm, fd, 0, &regs);
+    assert_eq!(printf_args(&compiled, &vm), [vec![Value::Int(42)]]);
+}
+
 /// `print()` of values, tuples (in place and in a variable, nested) and
 /// map elements prints as bpftrace 0.23's `print_non_map`.
 #[test]

@@ -1,19 +1,21 @@
 # nobtf trace's uprobes on real kernels, over the bench's Debian 13 root
 # filesystem (a glibc, getent, bash): a library by its bare name, a path,
-# an address, a wildcard, uretprobe's retval, str() of a user pointer, -p,
+# an address, a wildcard, uretprobe's retval, str() of a user pointer, sarg, -p,
 # missing symbols under each missing_probes policy, and the refusals (no
-# such library, a file that is not a program, usdt). debian-6.1 attaches by
-# the uprobe PMU (and once by tracefs, forced), linux-4.14 by tracefs
-# uprobe_events (the PMU came in 4.17). On debian-6.1 the same programs
+# such library, a file that is not a program, usdt). debian-6.1 and
+# linux-5.4 attach by the uprobe PMU (and once by tracefs, forced),
+# linux-4.14 by tracefs uprobe_events (the PMU came in 4.17). On debian-6.1 the same programs
 # also run under bpftrace 0.23 and must print the same.
 # shellcheck shell=bash
 
-# The VM-side script: each case prints `== NAME rc=STATUS`, its stdout,
-# then its stderr prefixed with `stderr: `. TRACER is `nobtf trace` or
-# `bpftrace`.
+# The VM-side script (see vm_trace_case_runner); with the argument
+# `bpftrace`, bpftrace runs the cases both tracers run.
 uprobe_script() {
+    vm_trace_case_runner
     cat <<'EOF'
-TRACER=${1:-nobtf trace}
+TRACER=${1:-nobtf}
+# `nobtf trace ARGS` as the runner says it, under bpftrace.
+[ "$TRACER" = bpftrace ] && nobtf() { shift; bpftrace "$@"; }
 LIBC=$(ls /lib/*-linux-gnu/libc.so.6 | head -1)
 # A dynamic symbol's address in an ELF64 little-endian file (no binutils here).
 symbol_address() {
@@ -34,14 +36,6 @@ symbol_address() {
 printf '#!/bin/sh\nexec /usr/bin/getent ahosts localhost >/dev/null\n' >/tmp/ahosts
 printf '#!/bin/sh\nexec /usr/bin/getent hosts localhost >/dev/null\n' >/tmp/hosts
 chmod +x /tmp/ahosts /tmp/hosts
-t() {
-    name=$1
-    shift
-    $TRACER "$@" >/tmp/out 2>/tmp/err
-    echo "== $name rc=$?"
-    cat /tmp/out
-    sed 's/^/stderr: /' /tmp/err
-}
 echo "== setup pmu=$([ -e /sys/bus/event_source/devices/uprobe ] && echo yes || echo no) libc=$LIBC"
 t lib_arg -e 'uprobe:libc:getaddrinfo /comm == "getent"/ { printf("%s %s %s\n", str(arg0), func, probe); }' -c '/bin/sh /tmp/ahosts'
 t path_retval -e "uretprobe:$LIBC:getaddrinfo /comm == \"getent\"/ { printf(\"ret=%d\\n\", retval); }" -c '/bin/sh /tmp/ahosts'
@@ -49,6 +43,9 @@ t wildcard -e 'uprobe:libc:gethostbyname* /comm == "getent"/ { printf("%s\n", pr
 t entry_return -e 'uprobe:libc:getaddrinfo /comm == "getent"/ { @name[tid] = arg0; } uretprobe:libc:getaddrinfo /@name[tid]/ { printf("%s %d\n", str(@name[tid]), retval); delete(@name, tid); }' -c '/bin/sh /tmp/ahosts'
 t ignore -e 'config = { missing_probes = "ignore" } uprobe:libc:getaddrinfo, uprobe:libc:no_such_function /comm == "getent"/ { printf("hit\n"); }' -c '/bin/sh /tmp/ahosts'
 t warn -e 'uprobe:libc:getaddrinfo, uprobe:libc:no_such_function /comm == "getent"/ { printf("hit\n"); }' -c '/bin/sh /tmp/ahosts'
+# __libc_start_main's 7th argument, stack_end, is the first on the stack:
+# a stack address (the return address one slot lower is in the program).
+t sarg -e 'uprobe:libc:__libc_start_main /comm == "getent"/ { printf("%d\n", sarg0 > 0x7ff000000000); }' -c '/bin/sh /tmp/ahosts'
 t missing_symbol -e 'uprobe:libc:no_such_function { printf("x\n"); }'
 t missing_library -e 'uretprobe:libreadline:readline { printf("x\n"); }'
 if [ "$TRACER" = bpftrace ]; then exit 0; fi
@@ -77,8 +74,8 @@ uprobe_case() {
 
 vmtest_uprobe() {
     case $KERNEL in
-        debian-6.1|linux-4.14) ;;
-        *) skip "the bench root filesystem (a glibc) is x86-64; uprobes run on debian-6.1 (PMU) and linux-4.14 (tracefs)"; return ;;
+        debian-6.1|linux-5.4|linux-4.14) ;;
+        *) skip "the bench root filesystem (a glibc) is x86-64; uprobes run on debian-6.1, linux-5.4 (PMU) and linux-4.14 (tracefs)"; return ;;
     esac
     (ensure_bench_rootfs) || { fail "the bench root filesystem could not be built"; return 1; }
     uprobe_script >"$TEST_TMP/uprobe.sh"
@@ -88,7 +85,8 @@ vmtest_uprobe() {
     # Kept under target/ (git ignores it) to read after a failure.
     printf '%s\n' "$out" >"$NOBTF_ROOT/target/uprobe-$KERNEL.out"
     local libc=/lib/x86_64-linux-gnu/libc.so.6 b bad=0 pid
-    if [ "$KERNEL" = debian-6.1 ]; then
+    # The uprobe PMU came with the kprobe PMU (4.17).
+    if kernel_has_pmu; then
         assert_contains "$out" "== setup pmu=yes libc=$libc" || bad=$((bad + 1))
     else
         assert_contains "$out" "== setup pmu=no libc=$libc" || bad=$((bad + 1))
@@ -110,6 +108,8 @@ vmtest_uprobe() {
     b=$(uprobe_case "$out" warn) || return 1
     assert_contains "$b" "hit" \
         && assert_contains "$b" "stderr: WARNING: Could not resolve symbol: $libc:no_such_function, skipping probe." || bad=$((bad + 1))
+    b=$(uprobe_case "$out" sarg) || return 1
+    assert_eq "$(head -2 <<<"$b")" $'Attaching 1 probe...\n1' || bad=$((bad + 1))
     b=$(uprobe_case "$out" missing_symbol 1) || return 1
     assert_contains "$b" "stderr: error: Could not resolve symbol: $libc:no_such_function, cannot attach probe." || bad=$((bad + 1))
     b=$(uprobe_case "$out" missing_library 1) || return 1
@@ -157,5 +157,5 @@ vmtest_uprobe_matches_bpftrace() {
         bad=$((bad + 1))
     done
     echo "uprobe pairs: $cases programs, $bad different" >&2
-    assert_eq "$cases" 8 && assert_eq "$bad" 0
+    assert_eq "$cases" 9 && assert_eq "$bad" 0
 }

@@ -43,6 +43,12 @@ impl Checker<'_> {
                 sized_int(false, abi.pointer_bytes),
             );
         }
+        if let Some(n) = name
+            .strip_prefix("sarg")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            return self.stack_arg(scope, name, n, span);
+        }
         match name {
             "retval" => {
                 if scope.context != Context::Return {
@@ -89,6 +95,48 @@ impl Checker<'_> {
                 )),
             },
         }
+    }
+
+    /// `sargN`: the function's Nth argument passed on the stack, read from
+    /// above the stack pointer at entry (in the process, for a uprobe).
+    fn stack_arg(&self, scope: &Scope, name: &str, n: u32, span: Span) -> Result<TExpr, Error> {
+        let abi = self.kernel.abi;
+        if scope.context != Context::Entry {
+            return Err(Error::at(
+                span,
+                format!("`{name}` exists only in kprobes and uprobes"),
+            ));
+        }
+        let sp = abi.register("sp").ok_or_else(|| {
+            Error::at(span, format!("`{name}`: no stack pointer on {}", abi.arch))
+        })?;
+        let bytes = abi.pointer_bytes;
+        let slot = n
+            .checked_add(u32::from(abi.stack_args_from))
+            .and_then(|s| s.checked_mul(u32::from(bytes)))
+            .ok_or_else(|| Error::at(span, format!("`{name}` is too far up the stack")))?;
+        let user = scope.point.in_user_space();
+        let stack_pointer = TExpr {
+            kind: TKind::CtxLoad {
+                off: sp as u32,
+                bytes,
+                signed: false,
+            },
+            ty: sized_int(false, bytes),
+            span,
+        };
+        Ok(TExpr {
+            kind: TKind::Read {
+                addr: Box::new(stack_pointer),
+                off: slot,
+                bytes,
+                signed: false,
+                user,
+                helper: self.read_helper(user),
+            },
+            ty: sized_int(false, bytes),
+            span,
+        })
     }
 
     /// `elapsed`: `nsecs` less the start the loader writes in the hidden

@@ -49,7 +49,6 @@ const UNSUPPORTED: &[&str] = &[
     "username",
     "ctx",
     "cpid",
-    "sarg0",
     "jiffies",
     "numaid",
     "ksym",
