@@ -131,7 +131,7 @@ impl Drop for PerfRing {
 /// a few records at a time. The reader polls `wakeups` instead: an epoll
 /// fd holding the map edge-triggered, readable only after the kernel's
 /// wakeups (the record crossing the wakeup mark), each taken back by
-/// `drain_into` before it reads.
+/// `drain_into` when it finds the ring empty.
 #[derive(Debug)]
 pub struct BpfRing {
     consumer: NonNull<u8>,
@@ -227,12 +227,17 @@ impl BpfRing {
     /// hands the space back. Stops at the first record still being
     /// written. Returns the number of bytes copied.
     pub fn drain_into(&self, out: &mut Vec<u8>) -> usize {
-        // Before reading: a wakeup for a record written after this is kept.
-        self.take_wakeup();
         // Only this reader moves the consumer position.
         let start = self.consumer_pos().load(Ordering::Relaxed);
         // Acquire: the headers before `producer_pos` are those reserved.
-        let producer = self.producer_pos().load(Ordering::Acquire);
+        let mut producer = self.producer_pos().load(Ordering::Acquire);
+        if producer == start {
+            // Empty: the reader may sleep next, so the wakeup taken now
+            // must not be one for records still to read; look once more
+            // after taking it. (A syscall only when empty, not per read.)
+            self.take_wakeup();
+            producer = self.producer_pos().load(Ordering::Acquire);
+        }
         let mut end = start;
         while end < producer && end - start < self.data_len as u64 {
             // Acquire: a committed header's record bytes are visible.
