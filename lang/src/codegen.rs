@@ -271,6 +271,7 @@ impl Gen<'_> {
                 match value_type(&value.ty) {
                     ValueType::Str { len } => self.buffer_into(value, val, len)?,
                     ValueType::Inet => self.buffer_into(value, val, INET_SIZE)?,
+                    ty @ ValueType::Buf { .. } => self.buffer_into(value, val, ty.size())?,
                     ValueType::Int { .. } | ValueType::Timestamp { .. } => {
                         self.expr(value)?;
                         self.b.store(Size::DW, R10, val, R0);
@@ -293,7 +294,14 @@ impl Gen<'_> {
                 Ok(())
             }
             TStmt::Emit { event, args, span } => {
-                let sizes: Vec<u32> = args.iter().map(|a| value_type(&a.ty).size()).collect();
+                // A tuple (`print($t)`) is its elements' slots, as its buffer holds them.
+                let sizes: Vec<u32> = args
+                    .iter()
+                    .map(|a| match a.ty {
+                        Ty::Tuple(_) => a.ty.slot_size(),
+                        _ => value_type(&a.ty).size(),
+                    })
+                    .collect();
                 let size = 8 + sizes.iter().sum::<u32>() as usize;
                 let rec = self.alloc(size, *span, "this record")?;
                 self.zero(rec, size);
@@ -301,8 +309,10 @@ impl Gen<'_> {
                 let mut at = rec + 8;
                 for (arg, len) in args.iter().zip(sizes) {
                     match value_type(&arg.ty) {
+                        _ if matches!(arg.ty, Ty::Tuple(_)) => self.buffer_into(arg, at, len)?,
                         ValueType::Str { len } => self.buffer_into(arg, at, len)?,
                         ValueType::Inet => self.buffer_into(arg, at, INET_SIZE)?,
+                        ty @ ValueType::Buf { .. } => self.buffer_into(arg, at, ty.size())?,
                         ValueType::Int { .. } | ValueType::Timestamp { .. } => {
                             self.expr(arg)?;
                             self.b.store(Size::DW, R10, at, R0);
@@ -342,6 +352,7 @@ impl Gen<'_> {
                 (_, Some(len)) => self.buffer_into(k, at, len)?,
                 (ValueType::Str { len }, None) => self.buffer_into(k, at, len)?,
                 (ValueType::Inet, None) => self.buffer_into(k, at, INET_SIZE)?,
+                (ty @ ValueType::Buf { .. }, None) => self.buffer_into(k, at, ty.size())?,
                 (ValueType::Int { .. } | ValueType::Timestamp { .. }, None) => {
                     self.expr(k)?;
                     self.b.store(Size::DW, R10, at, R0);
@@ -553,6 +564,40 @@ impl Gen<'_> {
                 self.b.mov(R2, (*want).min(len) as i32);
                 self.b.call(*helper);
             }
+            TKind::Buf {
+                addr,
+                len: count,
+                max,
+                helper,
+            } => {
+                // The count, at most `max`, then that many bytes: a size the
+                // verifier sees bounded to [1, max] (none read for 0).
+                // JGT only: JLE and friends arrived in 4.14.
+                let (long, clamped) = (self.b.new_label("long"), self.b.new_label("clamped"));
+                let (read, empty) = (self.b.new_label("read"), self.b.new_label("empty"));
+                self.expr(count)?;
+                self.b.jump(JmpOp::Gt, R0, *max as i32, long);
+                self.b.ja(clamped);
+                self.b.bind(long);
+                self.b.mov(R0, *max as i32);
+                self.b.bind(clamped);
+                self.b.store(Size::DW, R10, off, R0);
+                self.expr(addr)?;
+                self.b.mov(R3, R0);
+                self.b.load(Size::DW, R2, R10, off);
+                self.b.jump(JmpOp::Gt, R2, 0, read);
+                self.b.ja(empty);
+                self.b.bind(read);
+                self.b.jump(
+                    JmpOp::Gt,
+                    R2,
+                    (*max).min(len.saturating_sub(8)) as i32,
+                    empty,
+                );
+                self.stack_ptr(R1, off + 8);
+                self.b.call(*helper);
+                self.b.bind(empty);
+            }
             TKind::Ternary(c, a, b) => {
                 let (other, end) = (self.b.new_label("other"), self.b.new_label("end"));
                 self.expr(c)?;
@@ -686,6 +731,7 @@ impl Gen<'_> {
             TKind::ConstStr(_)
             | TKind::Comm
             | TKind::StrRead { .. }
+            | TKind::Buf { .. }
             | TKind::Ntop { .. }
             | TKind::Tuple(_) => {
                 let (off, _) = self.buffer(e)?;

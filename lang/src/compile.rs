@@ -11,11 +11,11 @@ use crate::ctypes::Layered;
 use crate::diag::{Error, Span};
 use crate::expand::{MAX_PROBES, is_wildcard, points};
 use crate::fields::CType;
-use crate::fields::{FieldInfo, FieldSource};
+use crate::fields::{FieldInfo, FieldSource, Lookup};
 use crate::kernel::Kernel;
 use crate::lexer::Tok;
 use crate::output::{EventFormat, MapSpec};
-use crate::providers::{AttachPoint, Context, resolve};
+use crate::providers::{AttachPoint, Context};
 use crate::source::{ReadOptions, Source};
 use crate::tracepoint::{TracepointField, TracepointFormat, TracepointSource};
 use crate::typed::TProbe;
@@ -286,13 +286,13 @@ fn check_probes(
             events: std::mem::take(&mut checker.events),
             time_formats: std::mem::take(&mut checker.time_formats),
             config,
-            listed: listed(program),
+            listed: listed(program, kernel),
         },
     })
 }
 
 /// The attach points written in lists of several.
-fn listed(program: &Program) -> Vec<AttachPoint> {
+fn listed(program: &Program, kernel: &dyn TracepointSource) -> Vec<AttachPoint> {
     program
         .probes
         .iter()
@@ -302,8 +302,9 @@ fn listed(program: &Program) -> Vec<AttachPoint> {
                 .attach
                 .iter()
                 .filter(|a| !is_wildcard(a))
-                .filter_map(|a| resolve(a).ok())
+                .filter_map(|a| points(a, kernel).ok())
         })
+        .flatten()
         .map(|(point, _)| point)
         .collect()
 }
@@ -314,13 +315,7 @@ fn expanded<'p>(
     probe: &'p crate::ast::Probe,
     kernel: &dyn TracepointSource,
 ) -> Result<Vec<(&'p crate::ast::Attach, AttachPoint, Context)>, Error> {
-    let mut out = Vec::new();
-    for attach in &probe.attach {
-        for (point, context) in points(attach, kernel)? {
-            out.push((attach, point, context));
-        }
-    }
-    Ok(out)
+    crate::expand::list_points(&probe.attach, kernel)
 }
 
 /// The maps every probe assigns, so that a probe may print, clear, delete
@@ -361,8 +356,8 @@ pub fn fields_used(source: &str, kernel: Kernel) -> Result<Vec<String>, Error> {
 pub fn names_used(source: &str, kernel: Kernel) -> Result<FieldsUsed, Error> {
     struct Nothing;
     impl FieldSource for Nothing {
-        fn field(&self, _: &str, _: &str) -> Option<FieldInfo> {
-            None
+        fn lookup(&self, _: &str, _: &str) -> Lookup {
+            Lookup::Unknown
         }
     }
     let used = fields_used_with(source, kernel, &Nothing)?;
@@ -400,13 +395,15 @@ pub fn fields_used_with(
         enums: std::cell::RefCell<std::collections::BTreeSet<String>>,
     }
     impl FieldSource for KnownOrAnything<'_> {
-        fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
+        fn lookup(&self, strukt: &str, member: &str) -> Lookup {
             self.fields
                 .borrow_mut()
                 .insert(format!("{strukt}.{member}"));
-            self.known
-                .field(strukt, member)
-                .or(Some(FieldInfo::untyped(0, 8)))
+            Lookup::Found(
+                self.known
+                    .field(strukt, member)
+                    .unwrap_or(FieldInfo::untyped(0, 8)),
+            )
         }
         fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
             self.known.struct_layout(strukt).or(Some((8, 8)))

@@ -273,6 +273,9 @@ impl Translator<'_> {
             | EventFormat::PrintTop { map, .. }
             | EventFormat::Clear { map } => refuse(format!("the map `{map}`"), span),
             EventFormat::Time { .. } => refuse("`time()`", span),
+            EventFormat::Value { .. } => refuse("`print()` of a value", span),
+            EventFormat::Cat { .. } => refuse("`cat()`", span),
+            EventFormat::JoinArg { .. } => refuse("`join()`", span),
         }
     }
 
@@ -335,6 +338,17 @@ impl Translator<'_> {
             TKind::TupleField { base, index } => TKind::TupleField {
                 base: sub(base),
                 index: *index,
+            },
+            TKind::Buf {
+                addr,
+                len,
+                max,
+                helper,
+            } => TKind::Buf {
+                addr: sub(addr),
+                len: sub(len),
+                max: *max,
+                helper: *helper,
             },
             TKind::StrContains { haystack, needle } => TKind::StrContains {
                 haystack: sub(haystack),
@@ -466,6 +480,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Trunc { .. } => self.unsupported(e),
         }
@@ -553,6 +568,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Offset { .. } => return self.unsupported(e),
         })
@@ -589,6 +605,7 @@ impl Translator<'_> {
             TKind::StrCmp { .. } => "a comparison of two strings".into(),
             TKind::StrContains { .. } => "the function `strcontains`".into(),
             TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
+            TKind::Buf { .. } => "`buf()`".into(),
             TKind::Const(_)
             | TKind::ConstStr(_)
             | TKind::CtxLoad { .. }
@@ -722,6 +739,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
@@ -884,9 +902,10 @@ impl TracefsProgram {
                                 }
                                 (Raw::Str(s), _) => output::Value::Str(s),
                                 // ntop() is refused before a line is read.
-                                (Raw::Int(n), ValueType::Str { .. } | ValueType::Inet) => {
-                                    output::Value::Str(n.to_string().into_bytes())
-                                }
+                                (
+                                    Raw::Int(n),
+                                    ValueType::Str { .. } | ValueType::Inet | ValueType::Buf { .. },
+                                ) => output::Value::Str(n.to_string().into_bytes()),
                             }
                         })
                         .collect();
