@@ -31,7 +31,12 @@ fn sample_record(raw: &UnlinkEvent) -> Vec<u8> {
     body.extend_from_slice(&raw.flags.to_ne_bytes());
     body.extend_from_slice(&raw.ret.to_ne_bytes());
     body.extend_from_slice(&raw.comm);
-    body.extend_from_slice(&raw.filename);
+    body.extend_from_slice(&raw.cpu.to_ne_bytes());
+    body.extend_from_slice(&raw.reserved.to_ne_bytes());
+    // An exit record stops before the path, as the probe sends it.
+    if raw.kind == EventKind::Entry as u32 {
+        body.extend_from_slice(&raw.filename);
+    }
     let padded = (4 + body.len()).div_ceil(8) * 8;
     let size = PERF_EVENT_HEADER_SIZE + padded;
     let mut out = PERF_RECORD_SAMPLE.to_ne_bytes().to_vec();

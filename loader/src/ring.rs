@@ -55,6 +55,15 @@ fn header_at(bytes: &[u8], at: usize) -> Option<PerfEventHeader> {
 
 /// Iterates the records in `bytes`, which holds whole records back to back.
 pub fn records(bytes: &[u8]) -> impl Iterator<Item = Result<Record<'_>, RingError>> {
+    walk(bytes, parse_one)
+}
+
+/// Iterates the records `parse` finds at each offset (it returns the
+/// record and the bytes it takes), stopping after the first error.
+fn walk<'a>(
+    bytes: &'a [u8],
+    parse: impl Fn(&'a [u8], usize, usize) -> Result<(Record<'a>, usize), RingError>,
+) -> impl Iterator<Item = Result<Record<'a>, RingError>> {
     let mut at = 0usize;
     let mut failed = false;
     std::iter::from_fn(move || {
@@ -62,7 +71,7 @@ pub fn records(bytes: &[u8]) -> impl Iterator<Item = Result<Record<'_>, RingErro
             return None;
         }
         let left = bytes.len() - at;
-        let parsed = parse_one(bytes, at, left);
+        let parsed = parse(bytes, at, left);
         match &parsed {
             Ok((_, size)) => at += size,
             Err(_) => failed = true,
@@ -104,32 +113,27 @@ fn parse_one(bytes: &[u8], at: usize, left: usize) -> Result<(Record<'_>, usize)
 /// its data, 8-aligned, all committed): `Sample` for each record, `Other`
 /// for one the program discarded.
 pub fn ring_buffer_records(bytes: &[u8]) -> impl Iterator<Item = Result<Record<'_>, RingError>> {
-    let mut at = 0usize;
-    let mut failed = false;
-    std::iter::from_fn(move || {
-        if failed || at >= bytes.len() {
-            return None;
-        }
-        let left = bytes.len() - at;
-        let Some(header) = u32_at(bytes, at) else {
-            failed = true;
-            let size = ringbuf::HDR_SZ;
-            return Some(Err(RingError::RingTruncated { at, left, size }));
-        };
-        let len = (header & !(ringbuf::BUSY_BIT | ringbuf::DISCARD_BIT)) as usize;
-        let size = ringbuf::HDR_SZ + len;
-        if size > left {
-            failed = true;
-            return Some(Err(RingError::RingTruncated { at, left, size }));
-        }
-        let data = &bytes[at + ringbuf::HDR_SZ..at + size];
-        at += size.next_multiple_of(8);
-        Some(Ok(if header & ringbuf::DISCARD_BIT != 0 {
-            Record::Other(header)
-        } else {
-            Record::Sample(data)
-        }))
-    })
+    walk(bytes, parse_ring_buffer_one)
+}
+
+fn parse_ring_buffer_one(
+    bytes: &[u8],
+    at: usize,
+    left: usize,
+) -> Result<(Record<'_>, usize), RingError> {
+    let size = ringbuf::HDR_SZ;
+    let header = u32_at(bytes, at).ok_or(RingError::RingTruncated { at, left, size })?;
+    let len = (header & !(ringbuf::BUSY_BIT | ringbuf::DISCARD_BIT)) as usize;
+    let size = ringbuf::HDR_SZ + len;
+    if size > left {
+        return Err(RingError::RingTruncated { at, left, size });
+    }
+    let record = if header & ringbuf::DISCARD_BIT != 0 {
+        Record::Other(header)
+    } else {
+        Record::Sample(&bytes[at + ringbuf::HDR_SZ..at + size])
+    };
+    Ok((record, size.next_multiple_of(8)))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The mmap'ed rings: the perf ring of one CPU, and the BPF ring buffer
 //! all CPUs share.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -125,19 +125,29 @@ impl Drop for PerfRing {
 /// The BPF ring buffer (`BPF_MAP_TYPE_RINGBUF`, 5.8+) as its reader maps
 /// it: the consumer position's page read-write, the producer position's
 /// page and the data (mapped twice in a row by the kernel) read-only.
+///
+/// The map's fd polls readable whenever a byte is pending, so a reader
+/// polling it under a storm would wake at once after every drain and read
+/// a few records at a time. The reader polls `wakeups` instead: an epoll
+/// fd holding the map edge-triggered, readable only after the kernel's
+/// wakeups (the record crossing the wakeup mark), each taken back by
+/// `drain_into` when it finds the ring empty.
 #[derive(Debug)]
 pub struct BpfRing {
     consumer: NonNull<u8>,
     producer: NonNull<u8>,
     producer_len: usize,
     data_len: usize,
-    fd: OwnedFd,
+    /// The map's fd, held as long as its mappings.
+    _map: OwnedFd,
+    wakeups: OwnedFd,
 }
 
 impl BpfRing {
     /// Maps the ring buffer map `fd` of `data_len` bytes (its max_entries:
     /// a power-of-two number of pages).
     pub fn map(fd: OwnedFd, data_len: usize) -> SysResult<BpfRing> {
+        let wakeups = edge_triggered(fd.as_fd())?;
         let page = page_size();
         let consumer = mmap_shared(
             &fd,
@@ -159,17 +169,29 @@ impl BpfRing {
                 return Err(err);
             }
         };
-        Ok(BpfRing {
+        let ring = BpfRing {
             consumer,
             producer,
             producer_len,
             data_len,
-            fd,
-        })
+            _map: fd,
+            wakeups,
+        };
+        Ok(ring)
     }
 
+    /// What the reader polls: readable after a wakeup of the kernel's.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.wakeups.as_fd()
+    }
+
+    /// Takes back the pending wakeup, if any, so the next poll waits for
+    /// a new one.
+    fn take_wakeup(&self) {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: one epoll_event of our own, written by the kernel; a zero
+        // timeout never blocks. A failure only means a spurious wakeup later.
+        unsafe { libc::epoll_wait(self.wakeups.as_raw_fd(), &mut event, 1, 0) };
     }
 
     fn consumer_pos(&self) -> &AtomicU64 {
@@ -208,7 +230,14 @@ impl BpfRing {
         // Only this reader moves the consumer position.
         let start = self.consumer_pos().load(Ordering::Relaxed);
         // Acquire: the headers before `producer_pos` are those reserved.
-        let producer = self.producer_pos().load(Ordering::Acquire);
+        let mut producer = self.producer_pos().load(Ordering::Acquire);
+        if producer == start {
+            // Empty: the reader may sleep next, so the wakeup taken now
+            // must not be one for records still to read; look once more
+            // after taking it. (A syscall only when empty, not per read.)
+            self.take_wakeup();
+            producer = self.producer_pos().load(Ordering::Acquire);
+        }
         let mut end = start;
         while end < producer && end - start < self.data_len as u64 {
             // Acquire: a committed header's record bytes are visible.
@@ -239,6 +268,35 @@ impl BpfRing {
         self.consumer_pos().store(end, Ordering::Release);
         len
     }
+}
+
+/// An epoll fd watching `fd` for input, edge-triggered.
+fn edge_triggered(fd: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    // SAFETY: no pointers; the result is checked and owned at once.
+    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epoll < 0 {
+        return Err(SysError::last("epoll_create1"));
+    }
+    // SAFETY: a fresh fd returned just above, owned from here on.
+    let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: 0,
+    };
+    // SAFETY: both fds are open; the event is read by the kernel only
+    // during the call.
+    let ret = unsafe {
+        libc::epoll_ctl(
+            epoll.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            fd.as_raw_fd(),
+            &mut event,
+        )
+    };
+    if ret < 0 {
+        return Err(SysError::last("epoll_ctl(ring buffer)"));
+    }
+    Ok(epoll)
 }
 
 fn mmap_shared(fd: &OwnedFd, len: usize, prot: i32, offset: usize) -> SysResult<NonNull<u8>> {
