@@ -8,7 +8,9 @@ use crate::ast::Attach;
 use crate::diag::Error;
 use crate::glob;
 use crate::providers::{AttachPoint, Context, resolve};
+use crate::syscalls;
 use crate::tracepoint::TracepointSource;
+use kernel_headers::pt_regs::Abi;
 
 /// bpftrace 0.23's default `max_probes`: more attach points than this are
 /// refused (each match is its own program here, as on kernels without
@@ -17,28 +19,52 @@ pub const MAX_PROBES: usize = 1024;
 
 /// The attach points `attach` stands for: itself when it has no wildcard,
 /// else every probe of the kernel it matches, in the list's order.
+///
+/// A syscall tracepoint the kernel lacks is lowered to a kprobe where it
+/// can be ([`crate::syscalls`], for `abi`'s architecture); a wildcard
+/// over syscall tracepoints takes the lowered ones too.
 pub fn points(
     attach: &Attach,
     kernel: &dyn TracepointSource,
+    abi: &Abi,
 ) -> Result<Vec<(AttachPoint, Context)>, Error> {
     let (point, context) = resolve(attach)?;
     let Some(pattern) = pattern(&point) else {
+        let point = match &point {
+            AttachPoint::Tracepoint { category, name } if category == syscalls::CATEGORY => {
+                syscalls::lower(name, abi, kernel).unwrap_or(point)
+            }
+            _ => point,
+        };
         return Ok(vec![(point, context)]);
     };
     let written = attach.parts.join(":");
-    let names = kernel.matching(&pattern).ok_or_else(|| {
-        Error::at(
-            attach.span,
-            format!(
-                "`{written}`: a wildcard needs the kernel's list of probes (tracefs available_filter_functions or /proc/kallsyms for functions, available_events for tracepoints), which could not be read"
-            ),
-        )
-    })?;
-    let matches: Vec<(AttachPoint, Context)> = names
+    let lowered = match point {
+        AttachPoint::Tracepoint { .. } => syscalls::lower_matching(&pattern, abi, kernel),
+        _ => Vec::new(),
+    };
+    let names = match kernel.matching(&pattern) {
+        Some(names) => names,
+        None if !lowered.is_empty() => Vec::new(),
+        None => {
+            return Err(Error::at(
+                attach.span,
+                format!(
+                    "`{written}`: a wildcard needs the kernel's list of probes (tracefs available_filter_functions or /proc/kallsyms for functions, available_events for tracepoints), which could not be read"
+                ),
+            ));
+        }
+    };
+    let mut matches: Vec<(AttachPoint, Context)> = names
         .iter()
         .filter_map(|name| concrete(&point, name))
         .map(|p| (p, context))
         .collect();
+    if !lowered.is_empty() {
+        // In the order the real tracepoints would be listed.
+        matches.extend(lowered.into_iter().map(|p| (p, context)));
+        matches.sort_by_key(|(p, _)| p.to_string());
+    }
     if matches.is_empty() {
         return Err(Error::at(
             attach.span,
@@ -83,7 +109,7 @@ fn concrete(like: &AttachPoint, listed: &str) -> Option<AttachPoint> {
 /// and the probe does not read `probe`; its debian-6.1 run counts each
 /// match, as nobtf, which loads one program per match everywhere.) 0 for a
 /// program that does not parse.
-pub fn bpftrace_probe_count(source: &str, kernel: &dyn TracepointSource) -> u64 {
+pub fn bpftrace_probe_count(source: &str, kernel: &dyn TracepointSource, abi: &Abi) -> u64 {
     let Ok(program) = crate::parse(source) else {
         return 0;
     };
@@ -91,7 +117,7 @@ pub fn bpftrace_probe_count(source: &str, kernel: &dyn TracepointSource) -> u64 
         .probes
         .iter()
         .flat_map(|probe| &probe.attach)
-        .map(|attach| points(attach, kernel).map_or(1, |points| points.len() as u64))
+        .map(|attach| points(attach, kernel, abi).map_or(1, |points| points.len() as u64))
         .sum()
 }
 
@@ -147,7 +173,7 @@ mod tests {
     }
 
     fn expanded(text: &str, kernel: &Listed) -> Result<Vec<String>, String> {
-        points(&attach(text), kernel)
+        points(&attach(text), kernel, kernel_headers::pt_regs::NATIVE)
             .map(|ps| ps.into_iter().map(|(p, _)| p.to_string()).collect())
             .map_err(|e| e.message)
     }
@@ -170,11 +196,15 @@ mod tests {
             ]
         );
         // Each has its own `func`.
-        let funcs: Vec<String> = points(&attach("kprobe:vfs_*"), &KERNEL)
-            .unwrap()
-            .iter()
-            .map(|(p, _)| p.func())
-            .collect();
+        let funcs: Vec<String> = points(
+            &attach("kprobe:vfs_*"),
+            &KERNEL,
+            kernel_headers::pt_regs::NATIVE,
+        )
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.func())
+        .collect();
         assert_eq!(funcs, ["vfs_read", "vfs_readv", "vfs_write"]);
     }
 
@@ -199,7 +229,8 @@ mod tests {
 
     #[test]
     fn attached_probes_are_counted_as_bpftrace_counts_them() {
-        let count = |source: &str| bpftrace_probe_count(source, &KERNEL);
+        let count =
+            |source: &str| bpftrace_probe_count(source, &KERNEL, kernel_headers::pt_regs::NATIVE);
         assert_eq!(
             count("BEGIN { } kprobe:vfs_rea* { @[func] = count(); } END { }"),
             4

@@ -14,6 +14,9 @@ pub enum AttachPoint {
         category: String,
         name: String,
     },
+    /// A syscall tracepoint this kernel lacks, as a k(ret)probe on the
+    /// syscall's entry function ([`crate::syscalls`]).
+    Syscall(crate::syscalls::Lowered),
     /// Run in user space by the loader before attaching anything.
     Begin,
     /// Run in user space by the loader after detaching.
@@ -29,7 +32,9 @@ impl AttachPoint {
     pub fn prog_type(&self) -> Option<u32> {
         use kernel_headers::bpf::prog_type;
         match self {
-            AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_) => Some(prog_type::KPROBE),
+            AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_) | AttachPoint::Syscall(_) => {
+                Some(prog_type::KPROBE)
+            }
             AttachPoint::Tracepoint { .. } => Some(prog_type::TRACEPOINT),
             AttachPoint::Interval { .. } => Some(prog_type::PERF_EVENT),
             AttachPoint::Begin | AttachPoint::End => None,
@@ -52,6 +57,12 @@ impl core::fmt::Display for AttachPoint {
             AttachPoint::Kprobe(func) => write!(f, "kprobe:{func}"),
             AttachPoint::Kretprobe(func) => write!(f, "kretprobe:{func}"),
             AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
+            AttachPoint::Syscall(lowered) => write!(
+                f,
+                "tracepoint:{}:{}",
+                crate::syscalls::CATEGORY,
+                lowered.tracepoint
+            ),
             AttachPoint::Begin => write!(f, "BEGIN"),
             AttachPoint::End => write!(f, "END"),
             AttachPoint::Interval { nanos } => match nanos {

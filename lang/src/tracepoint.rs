@@ -29,6 +29,13 @@ pub trait TracepointSource {
     fn matching(&self, _pattern: &str) -> Option<Vec<String>> {
         None
     }
+
+    /// Whether the kernel can kprobe `function`: where a syscall
+    /// tracepoint is missing, [`crate::syscalls`] probes the syscall's
+    /// entry function instead.
+    fn can_probe(&self, _function: &str) -> bool {
+        false
+    }
 }
 
 /// No tracepoints: for programs that use none, and for tests.

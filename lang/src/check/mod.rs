@@ -164,6 +164,7 @@ impl<'a> Checker<'a> {
                     )
                 })?,
             ),
+            AttachPoint::Syscall(lowered) => crate::syscalls::format(lowered, self.kernel.abi),
             _ => None,
         };
         let mut scope = Scope {

@@ -4,6 +4,7 @@
 //! `detect` found them.
 
 use std::cell::OnceCell;
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -168,6 +169,9 @@ pub fn without_missing_functions(
 pub struct Tracepoints<'a> {
     tracefs: Option<&'a Path>,
     lists: OnceCell<Sources>,
+    /// The functions a kprobe may take, for syscall tracepoints lowered to
+    /// kprobes.
+    functions: OnceCell<BTreeSet<String>>,
 }
 
 impl<'a> Tracepoints<'a> {
@@ -175,7 +179,14 @@ impl<'a> Tracepoints<'a> {
         Tracepoints {
             tracefs,
             lists: OnceCell::new(),
+            functions: OnceCell::new(),
         }
+    }
+}
+
+impl Tracepoints<'_> {
+    fn lists(&self) -> &Sources {
+        self.lists.get_or_init(|| Sources::read(self.tracefs))
     }
 }
 
@@ -190,10 +201,21 @@ impl TracepointSource for Tracepoints<'_> {
     }
 
     fn matching(&self, pattern: &str) -> Option<Vec<String>> {
-        let lists = self.lists.get_or_init(|| Sources::read(self.tracefs));
+        let lists = self.lists();
         lists
             .can_list(pattern)
             .then(|| list::probes(lists, Some(pattern)))
+    }
+
+    fn can_probe(&self, function: &str) -> bool {
+        self.functions
+            .get_or_init(|| {
+                list::functions(self.lists())
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            })
+            .contains(function)
     }
 }
 
