@@ -170,8 +170,11 @@ pub struct Tracepoints<'a> {
     tracefs: Option<&'a Path>,
     lists: OnceCell<Sources>,
     /// The functions a kprobe may take, for syscall tracepoints lowered to
-    /// kprobes.
+    /// kprobes: ftrace's list, and kallsyms' text symbols for what that
+    /// list lacks (kprobes need no ftrace: 4.14 lists `SyS_openat`, not
+    /// its alias `sys_openat`; 5.4 leaves out `__x64_sys_sync`).
     functions: OnceCell<BTreeSet<String>>,
+    text_symbols: OnceCell<BTreeSet<String>>,
 }
 
 impl<'a> Tracepoints<'a> {
@@ -180,6 +183,7 @@ impl<'a> Tracepoints<'a> {
             tracefs,
             lists: OnceCell::new(),
             functions: OnceCell::new(),
+            text_symbols: OnceCell::new(),
         }
     }
 }
@@ -208,14 +212,24 @@ impl TracepointSource for Tracepoints<'_> {
     }
 
     fn can_probe(&self, function: &str) -> bool {
-        self.functions
-            .get_or_init(|| {
-                list::functions(self.lists())
-                    .into_iter()
-                    .map(String::from)
-                    .collect()
-            })
-            .contains(function)
+        let owned = |sources: &Sources| -> BTreeSet<String> {
+            list::functions(sources)
+                .into_iter()
+                .map(String::from)
+                .collect()
+        };
+        let listed = self.functions.get_or_init(|| owned(self.lists()));
+        listed.contains(function)
+            || self
+                .text_symbols
+                .get_or_init(|| {
+                    owned(&Sources {
+                        kallsyms: fs::read_to_string("/proc/kallsyms").ok(),
+                        blacklist: self.lists().blacklist.clone(),
+                        ..Sources::default()
+                    })
+                })
+                .contains(function)
     }
 }
 
