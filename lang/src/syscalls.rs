@@ -420,6 +420,12 @@ mod tests {
     fn the_format_has_the_real_tracepoints_names_and_types() {
         let src = r#"tracepoint:syscalls:sys_enter_openat { printf("%d %s\n", args.dfd, str(args->filename)); }"#;
         compiled(src, &WRAPPED).unwrap();
+        // argv: a user array of user strings.
+        compiled(
+            r#"tracepoint:syscalls:sys_enter_execve { printf("%s\n", str(args.argv[1])); }"#,
+            &WRAPPED,
+        )
+        .unwrap();
         let err = compiled(
             "tracepoint:syscalls:sys_enter_openat { @ = args.nope; }",
             &WRAPPED,
