@@ -97,6 +97,16 @@ pub fn lower(name: &str, abi: &Abi, kernel: &dyn TracepointSource) -> Option<Att
     }))
 }
 
+/// For the error naming a missing tracepoint of `category`: why it was
+/// not lowered, when it is a syscall's.
+pub fn why_not_lowered(category: &str) -> &'static str {
+    if category == CATEGORY {
+        ", nor can nobtf probe the syscall's entry function in its place (not in nobtf's syscall table for this architecture, or no such function)"
+    } else {
+        ""
+    }
+}
+
 /// Every syscall tracepoint of the architecture's table matching the
 /// wildcard `pattern` (`tracepoint:syscalls:sys_enter_*`) that the kernel
 /// lacks and [`lower`] can replace, as lowered attach points.
@@ -341,6 +351,7 @@ mod tests {
         ] {
             let err = compiled(src, &WRAPPED).unwrap_err();
             assert!(err.contains("unknown tracepoint"), "{err}");
+            assert!(err.contains("nor can nobtf probe"), "{err}");
         }
     }
 
