@@ -285,6 +285,9 @@ impl Translator<'_> {
             | EventFormat::PrintTop { map, .. }
             | EventFormat::Clear { map } => refuse(format!("the map `{map}`"), span),
             EventFormat::Time { .. } => refuse("`time()`", span),
+            EventFormat::Value { .. } => refuse("`print()` of a value", span),
+            EventFormat::Cat { .. } => refuse("`cat()`", span),
+            EventFormat::JoinArg { .. } => refuse("`join()`", span),
         }
     }
 
@@ -347,6 +350,17 @@ impl Translator<'_> {
             TKind::TupleField { base, index } => TKind::TupleField {
                 base: sub(base),
                 index: *index,
+            },
+            TKind::Buf {
+                addr,
+                len,
+                max,
+                helper,
+            } => TKind::Buf {
+                addr: sub(addr),
+                len: sub(len),
+                max: *max,
+                helper: *helper,
             },
             TKind::StrContains { haystack, needle } => TKind::StrContains {
                 haystack: sub(haystack),
@@ -478,6 +492,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Trunc { .. } => self.unsupported(e),
         }
@@ -565,6 +580,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Offset { .. } => return self.unsupported(e),
         })
@@ -601,6 +617,7 @@ impl Translator<'_> {
             TKind::StrCmp { .. } => "a comparison of two strings".into(),
             TKind::StrContains { .. } => "the function `strcontains`".into(),
             TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
+            TKind::Buf { .. } => "`buf()`".into(),
             TKind::Const(_)
             | TKind::ConstStr(_)
             | TKind::CtxLoad { .. }
@@ -734,6 +751,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
@@ -896,9 +914,10 @@ impl TracefsProgram {
                                 }
                                 (Raw::Str(s), _) => output::Value::Str(s),
                                 // ntop() is refused before a line is read.
-                                (Raw::Int(n), ValueType::Str { .. } | ValueType::Inet) => {
-                                    output::Value::Str(n.to_string().into_bytes())
-                                }
+                                (
+                                    Raw::Int(n),
+                                    ValueType::Str { .. } | ValueType::Inet | ValueType::Buf { .. },
+                                ) => output::Value::Str(n.to_string().into_bytes()),
                             }
                         })
                         .collect();
