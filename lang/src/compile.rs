@@ -112,6 +112,7 @@ impl CompiledProbe {
     pub fn name(&self) -> String {
         let base = match &self.attach {
             AttachPoint::Tracepoint { name, .. } => name.clone(),
+            AttachPoint::Syscall(lowered) => lowered.tracepoint.clone(),
             other => other.func(),
         };
         let clean: String = base
@@ -230,12 +231,13 @@ fn check_probes(
     config: Config,
     kernel: &dyn TracepointSource,
 ) -> Result<Checked, Error> {
+    let abi = checker.kernel.abi;
     let mut checked = Vec::new();
     let (mut begin, mut end, mut timers) = (Vec::new(), Vec::new(), Vec::new());
     let expansions = program
         .probes
         .iter()
-        .map(|probe| expanded(probe, kernel))
+        .map(|probe| expanded(probe, kernel, abi))
         .collect::<Result<Vec<_>, Error>>()?;
     // Before checking each match's body: `kprobe:*` has tens of thousands.
     let total: usize = expansions.iter().map(Vec::len).sum();
@@ -286,13 +288,17 @@ fn check_probes(
             events: std::mem::take(&mut checker.events),
             time_formats: std::mem::take(&mut checker.time_formats),
             config,
-            listed: listed(program, kernel),
+            listed: listed(program, kernel, abi),
         },
     })
 }
 
 /// The attach points written in lists of several.
-fn listed(program: &Program, kernel: &dyn TracepointSource) -> Vec<AttachPoint> {
+fn listed(
+    program: &Program,
+    kernel: &dyn TracepointSource,
+    abi: &kernel_headers::pt_regs::Abi,
+) -> Vec<AttachPoint> {
     program
         .probes
         .iter()
@@ -302,7 +308,7 @@ fn listed(program: &Program, kernel: &dyn TracepointSource) -> Vec<AttachPoint> 
                 .attach
                 .iter()
                 .filter(|a| !is_wildcard(a))
-                .filter_map(|a| points(a, kernel).ok())
+                .filter_map(|a| points(a, kernel, abi).ok())
         })
         .flatten()
         .map(|(point, _)| point)
@@ -314,8 +320,9 @@ fn listed(program: &Program, kernel: &dyn TracepointSource) -> Vec<AttachPoint> 
 fn expanded<'p>(
     probe: &'p crate::ast::Probe,
     kernel: &dyn TracepointSource,
+    abi: &kernel_headers::pt_regs::Abi,
 ) -> Result<Vec<(&'p crate::ast::Attach, AttachPoint, Context)>, Error> {
-    crate::expand::list_points(&probe.attach, kernel)
+    crate::expand::list_points(&probe.attach, kernel, abi)
 }
 
 /// The maps every probe assigns, so that a probe may print, clear, delete
@@ -328,7 +335,7 @@ fn discover_maps(program: &Program, target: &Target, str_len: u32) -> Vec<MapSpe
     // Twice: a probe reading a map assigned later needs it on the second round.
     for _ in 0..2 {
         for probe in &program.probes {
-            let Ok(points) = expanded(probe, target.tracepoints) else {
+            let Ok(points) = expanded(probe, target.tracepoints, target.kernel.abi) else {
                 continue;
             };
             for (attach, point, context) in points {
@@ -439,7 +446,7 @@ pub fn fields_used_with(
     checker.maps = discover_maps(&program, &target, checker.str_len);
     let mut stopped = None;
     for probe in &program.probes {
-        for (attach, point, context) in expanded(probe, &tracepoints)? {
+        for (attach, point, context) in expanded(probe, &tracepoints, kernel.abi)? {
             if let Err(e) = checker.probe(probe, &point, context, attach.span) {
                 stopped.get_or_insert(e);
             }

@@ -8,7 +8,9 @@ use crate::ast::Attach;
 use crate::diag::Error;
 use crate::glob;
 use crate::providers::{AttachPoint, Context, resolve};
+use crate::syscalls;
 use crate::tracepoint::TracepointSource;
+use kernel_headers::pt_regs::Abi;
 
 /// bpftrace 0.23's default `max_probes`: more attach points than this are
 /// refused (each match is its own program here, as on kernels without
@@ -17,11 +19,16 @@ pub const MAX_PROBES: usize = 1024;
 
 /// The attach points `attach` stands for: itself when it has no wildcard,
 /// else every probe of the kernel it matches, in the list's order.
+///
+/// A syscall tracepoint the kernel lacks is lowered to a kprobe where it
+/// can be ([`crate::syscalls`], for `abi`'s architecture); a wildcard
+/// over syscall tracepoints takes the lowered ones too.
 pub fn points(
     attach: &Attach,
     kernel: &dyn TracepointSource,
+    abi: &Abi,
 ) -> Result<Vec<(AttachPoint, Context)>, Error> {
-    let matches = matching(attach, kernel)?;
+    let matches = matching(attach, kernel, abi)?;
     if matches.is_empty() {
         return Err(no_match(attach));
     }
@@ -36,10 +43,11 @@ pub fn points(
 pub fn list_points<'a>(
     attaches: &'a [Attach],
     kernel: &dyn TracepointSource,
+    abi: &Abi,
 ) -> Result<Vec<(&'a Attach, AttachPoint, Context)>, Error> {
     let mut out = Vec::new();
     for attach in attaches {
-        for (point, context) in matching(attach, kernel)? {
+        for (point, context) in matching(attach, kernel, abi)? {
             out.push((attach, point, context));
         }
     }
@@ -61,26 +69,46 @@ fn no_match(attach: &Attach) -> Error {
 fn matching(
     attach: &Attach,
     kernel: &dyn TracepointSource,
+    abi: &Abi,
 ) -> Result<Vec<(AttachPoint, Context)>, Error> {
     let (point, context) = resolve(attach)?;
     let point = with_binary(point, attach, kernel)?;
     let Some(pattern) = pattern(&point) else {
+        let point = match &point {
+            AttachPoint::Tracepoint { category, name } if category == syscalls::CATEGORY => {
+                syscalls::lower(name, abi, kernel).unwrap_or(point)
+            }
+            _ => point,
+        };
         return Ok(vec![(point, context)]);
     };
     let written = attach.parts.join(":");
-    let names = kernel.matching(&pattern).ok_or_else(|| {
-        Error::at(
-            attach.span,
-            format!(
-                "`{written}`: a wildcard needs the kernel's list of probes (tracefs available_filter_functions or /proc/kallsyms for functions, available_events for tracepoints), which could not be read"
-            ),
-        )
-    })?;
-    let matches: Vec<(AttachPoint, Context)> = names
+    let lowered = match point {
+        AttachPoint::Tracepoint { .. } => syscalls::lower_matching(&pattern, abi, kernel),
+        _ => Vec::new(),
+    };
+    let names = match kernel.matching(&pattern) {
+        Some(names) => names,
+        None if !lowered.is_empty() => Vec::new(),
+        None => {
+            return Err(Error::at(
+                attach.span,
+                format!(
+                    "`{written}`: a wildcard needs the kernel's list of probes (tracefs available_filter_functions or /proc/kallsyms for functions, available_events for tracepoints), which could not be read"
+                ),
+            ));
+        }
+    };
+    let mut matches: Vec<(AttachPoint, Context)> = names
         .iter()
         .filter_map(|name| concrete(&point, name))
         .map(|p| (p, context))
         .collect();
+    if !lowered.is_empty() {
+        // In the order the real tracepoints would be listed.
+        matches.extend(lowered.into_iter().map(|p| (p, context)));
+        matches.sort_by_key(|(p, _)| p.to_string());
+    }
     Ok(matches)
 }
 
@@ -159,14 +187,16 @@ fn concrete(like: &AttachPoint, listed: &str) -> Option<AttachPoint> {
 /// and the probe does not read `probe`; its debian-6.1 run counts each
 /// match, as nobtf, which loads one program per match everywhere.) 0 for a
 /// program that does not parse.
-pub fn bpftrace_probe_count(source: &str, kernel: &dyn TracepointSource) -> u64 {
+pub fn bpftrace_probe_count(source: &str, kernel: &dyn TracepointSource, abi: &Abi) -> u64 {
     let Ok(program) = crate::parse(source) else {
         return 0;
     };
     program
         .probes
         .iter()
-        .map(|probe| list_points(&probe.attach, kernel).map_or(1, |points| points.len() as u64))
+        .map(|probe| {
+            list_points(&probe.attach, kernel, abi).map_or(1, |points| points.len() as u64)
+        })
         .sum()
 }
 
@@ -233,7 +263,7 @@ mod tests {
     }
 
     fn expanded(text: &str, kernel: &Listed) -> Result<Vec<String>, String> {
-        points(&attach(text), kernel)
+        points(&attach(text), kernel, kernel_headers::pt_regs::NATIVE)
             .map(|ps| ps.into_iter().map(|(p, _)| p.to_string()).collect())
             .map_err(|e| e.message)
     }
@@ -256,11 +286,15 @@ mod tests {
             ]
         );
         // Each has its own `func`.
-        let funcs: Vec<String> = points(&attach("kprobe:vfs_*"), &KERNEL)
-            .unwrap()
-            .iter()
-            .map(|(p, _)| p.func())
-            .collect();
+        let funcs: Vec<String> = points(
+            &attach("kprobe:vfs_*"),
+            &KERNEL,
+            kernel_headers::pt_regs::NATIVE,
+        )
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.func())
+        .collect();
         assert_eq!(funcs, ["vfs_read", "vfs_readv", "vfs_write"]);
     }
 
@@ -274,14 +308,16 @@ mod tests {
             attach("kprobe:nosuch_*"),
             attach("kprobe:vfs_w*"),
         ];
-        let points: Vec<String> = list_points(&list, &KERNEL)
+        let points: Vec<String> = list_points(&list, &KERNEL, kernel_headers::pt_regs::NATIVE)
             .unwrap()
             .iter()
             .map(|(_, p, _)| p.to_string())
             .collect();
         assert_eq!(points, ["kprobe:vfs_read", "kprobe:vfs_write"]);
         let none = [attach("kprobe:nosuch_*"), attach("kprobe:other_*")];
-        let err = list_points(&none, &KERNEL).unwrap_err().message;
+        let err = list_points(&none, &KERNEL, kernel_headers::pt_regs::NATIVE)
+            .unwrap_err()
+            .message;
         assert!(
             err.contains("`kprobe:nosuch_*`: the wildcard matches no probe"),
             "{err}"
@@ -301,11 +337,15 @@ mod tests {
                 "uretprobe:/bin/bash:readline_internal"
             ]
         );
-        let funcs: Vec<String> = points(&attach("uprobe:/bin/bash:read*"), &KERNEL)
-            .unwrap()
-            .iter()
-            .map(|(p, _)| p.func())
-            .collect();
+        let funcs: Vec<String> = points(
+            &attach("uprobe:/bin/bash:read*"),
+            &KERNEL,
+            kernel_headers::pt_regs::NATIVE,
+        )
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.func())
+        .collect();
         assert_eq!(funcs, ["readline", "readline_internal"]);
         assert_eq!(
             expanded("uretprobe:libnone:readline", &KERNEL).unwrap_err(),
@@ -336,7 +376,8 @@ mod tests {
 
     #[test]
     fn attached_probes_are_counted_as_bpftrace_counts_them() {
-        let count = |source: &str| bpftrace_probe_count(source, &KERNEL);
+        let count =
+            |source: &str| bpftrace_probe_count(source, &KERNEL, kernel_headers::pt_regs::NATIVE);
         assert_eq!(
             count("BEGIN { } kprobe:vfs_rea* { @[func] = count(); } END { }"),
             4

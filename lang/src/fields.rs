@@ -33,7 +33,10 @@ impl CType {
     /// (`pid_t`, `u64`) whose width the text alone does not say.
     pub fn parse(text: &str, size: u32) -> CType {
         let user = text.contains("__user");
-        let cleaned: Vec<&str> = text
+        // `*` apart, so that `char *const *` (execve's argv) loses its
+        // inner `const` too.
+        let spaced = text.replace('*', " * ");
+        let cleaned: Vec<&str> = spaced
             .split_whitespace()
             .filter(|w| !["const", "volatile", "__user", "__rcu", "__data_loc"].contains(w))
             .collect();
@@ -125,6 +128,17 @@ mod tests {
             CType::Ptr {
                 to: Box::new(int(1, true)),
                 user: true
+            }
+        );
+        // execve's argv, as its tracepoint's format writes it.
+        assert_eq!(
+            CType::parse("const char *const *", 8),
+            CType::Ptr {
+                to: Box::new(CType::Ptr {
+                    to: Box::new(int(1, true)),
+                    user: false
+                }),
+                user: false
             }
         );
         assert_eq!(CType::parse("void (*)(int)", 8), CType::Other);

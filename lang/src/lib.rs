@@ -71,6 +71,7 @@ pub mod preprocess;
 pub mod providers;
 pub mod report;
 pub mod source;
+pub mod syscalls;
 pub mod tracefs;
 pub mod tracefs_program;
 pub mod tracepoint;

@@ -14,6 +14,9 @@ pub enum AttachPoint {
         category: String,
         name: String,
     },
+    /// A syscall tracepoint this kernel lacks, as a k(ret)probe on the
+    /// syscall's entry function ([`crate::syscalls`]).
+    Syscall(crate::syscalls::Lowered),
     /// A user-space function's entry: `binary` as the loader resolved it
     /// (`uprobe:libc:f` names libc's path), `func` a symbol or `0xADDRESS`.
     Uprobe {
@@ -42,6 +45,7 @@ impl AttachPoint {
         match self {
             AttachPoint::Kprobe(_)
             | AttachPoint::Kretprobe(_)
+            | AttachPoint::Syscall(_)
             | AttachPoint::Uprobe { .. }
             | AttachPoint::Uretprobe { .. } => Some(prog_type::KPROBE),
             AttachPoint::Tracepoint { .. } => Some(prog_type::TRACEPOINT),
@@ -75,6 +79,12 @@ impl core::fmt::Display for AttachPoint {
             AttachPoint::Kprobe(func) => write!(f, "kprobe:{func}"),
             AttachPoint::Kretprobe(func) => write!(f, "kretprobe:{func}"),
             AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
+            AttachPoint::Syscall(lowered) => write!(
+                f,
+                "tracepoint:{}:{}",
+                crate::syscalls::CATEGORY,
+                lowered.tracepoint
+            ),
             AttachPoint::Uprobe { binary, func } => write!(f, "uprobe:{binary}:{func}"),
             AttachPoint::Uretprobe { binary, func } => write!(f, "uretprobe:{binary}:{func}"),
             AttachPoint::Begin => write!(f, "BEGIN"),

@@ -32,6 +32,9 @@ pub struct TracefsProgram {
     /// What the printers take, as from [`crate::compile`]: the printf
     /// formats, BEGIN, END and timers; no BPF probes and no maps.
     pub compiled: Compiled,
+    /// The syscall tracepoints this kernel lacks, as the kprobes of
+    /// `probes` that stand for them.
+    pub lowered: Vec<crate::syscalls::Lowered>,
 }
 
 /// One attach point's event.
@@ -131,10 +134,18 @@ pub fn translate(
 ) -> Result<TracefsProgram, TranslateError> {
     let checked = check_program(source, target, params)?;
     let mut probes = Vec::new();
+    let mut lowered = Vec::new();
     for (point, typed, attach_span) in &checked.probes {
+        if let AttachPoint::Syscall(syscall) = point {
+            lowered.push(syscall.clone());
+        }
         let (kind, function) = match point {
             AttachPoint::Kprobe(f) => (ProbeKind::Kprobe, f),
             AttachPoint::Kretprobe(f) => (ProbeKind::Kretprobe, f),
+            AttachPoint::Syscall(lowered) if lowered.exit => {
+                (ProbeKind::Kretprobe, &lowered.function)
+            }
+            AttachPoint::Syscall(lowered) => (ProbeKind::Kprobe, &lowered.function),
             other => {
                 return Err(TranslateError::NeedsBpf(Refusal {
                     what: format!("the probe `{other}` (it runs a BPF program)"),
@@ -182,6 +193,7 @@ pub fn translate(
     Ok(TracefsProgram {
         probes,
         compiled: checked.compiled,
+        lowered,
     })
 }
 

@@ -30,6 +30,13 @@ pub trait TracepointSource {
         None
     }
 
+    /// Whether the kernel can kprobe `function`: where a syscall
+    /// tracepoint is missing, [`crate::syscalls`] probes the syscall's
+    /// entry function instead.
+    fn can_probe(&self, _function: &str) -> bool {
+        false
+    }
+
     /// The file a uprobe's BINARY names: a path, or a library's name
     /// (`libc`) as the dynamic loader finds it; `None` when there is no
     /// such executable or shared object. Taken as written by default.

@@ -136,7 +136,7 @@ pub fn probes(sources: &Sources, pattern: Option<&str>) -> Vec<String> {
 /// ftrace's list (else kallsyms' text symbols), without the kprobe
 /// blacklist, the functions known to hang the kernel when traced, and the
 /// `.part.N` pieces of split functions.
-fn functions(sources: &Sources) -> BTreeSet<&str> {
+pub fn functions(sources: &Sources) -> BTreeSet<&str> {
     let blacklisted: BTreeSet<&str> = sources
         .blacklist
         .iter()

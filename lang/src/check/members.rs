@@ -267,11 +267,21 @@ impl Checker<'_> {
                 }
             }
         };
-        Ok(TExpr {
+        let value = TExpr {
             kind: ty_kind.0,
             ty: ty_kind.1,
             span,
-        })
+        };
+        match scope.point {
+            AttachPoint::Syscall(lowered) => crate::syscalls::read_field(
+                lowered,
+                self.kernel.abi,
+                value,
+                self.read_helper(false),
+            )
+            .map_err(|why| Error::at(span, why)),
+            _ => Ok(value),
+        }
     }
 }
 

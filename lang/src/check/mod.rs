@@ -164,10 +164,14 @@ impl<'a> Checker<'a> {
                 self.tracepoints.format(category, name).ok_or_else(|| {
                     Error::at(
                         attach_span,
-                        format!("unknown tracepoint `{category}:{name}`: the kernel has no events/{category}/{name} in tracefs"),
+                        format!(
+                            "unknown tracepoint `{category}:{name}`: the kernel has no events/{category}/{name} in tracefs{}",
+                            crate::syscalls::why_not_lowered(category)
+                        ),
                     )
                 })?,
             ),
+            AttachPoint::Syscall(lowered) => crate::syscalls::format(lowered, self.kernel.abi),
             _ => None,
         };
         let mut scope = Scope {

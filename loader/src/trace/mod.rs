@@ -166,8 +166,19 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     for warning in &compiled.config.warnings {
         eprintln!("{warning}");
     }
-    let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints);
+    let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints, kernel.abi);
     let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
+    if opts.verbose {
+        let lowered: Vec<_> = compiled
+            .probes
+            .iter()
+            .filter_map(|p| match &p.attach {
+                LangPoint::Syscall(lowered) => Some(lowered.clone()),
+                _ => None,
+            })
+            .collect();
+        say_lowered(&lowered);
+    }
     let (compiled, placed) = uprobes::place(compiled, tracepoints.user_files(), opts.pid)?;
     steps.done("kernel features and compiling");
 
@@ -488,6 +499,10 @@ fn attach_point(point: &LangPoint, placed: &uprobes::Placed) -> AttachPoint {
             category: category.clone(),
             name: name.clone(),
         },
+        LangPoint::Syscall(lowered) if lowered.exit => {
+            AttachPoint::Kretprobe(lowered.function.clone())
+        }
+        LangPoint::Syscall(lowered) => AttachPoint::Kprobe(lowered.function.clone()),
         LangPoint::Interval { nanos } => AttachPoint::Interval { period_ns: *nanos },
         // BEGIN and END run in user space, and every uprobe kept is
         // placed: neither reaches here.
@@ -495,6 +510,13 @@ fn attach_point(point: &LangPoint, placed: &uprobes::Placed) -> AttachPoint {
         LangPoint::Uprobe { .. } | LangPoint::Uretprobe { .. } => {
             unreachable!("uprobes are placed before loading")
         }
+    }
+}
+
+/// For `-v`: each syscall tracepoint lowered to a kprobe, and to what.
+fn say_lowered(lowered: &[lang::syscalls::Lowered]) {
+    for syscall in lowered {
+        eprintln!("nobtf: {}", syscall.describe());
     }
 }
 
@@ -515,7 +537,11 @@ mod tests {
     #[test]
     fn every_attach_point_counts_as_bpftrace_counts_them() {
         let count = |source: &str| {
-            lang::expand::bpftrace_probe_count(source, &lang::tracepoint::NoTracepoints)
+            lang::expand::bpftrace_probe_count(
+                source,
+                &lang::tracepoint::NoTracepoints,
+                kernel_headers::pt_regs::NATIVE,
+            )
         };
         assert_eq!(count("BEGIN { } kprobe:a,kretprobe:a { } END { }"), 4);
         assert_eq!(count("interval:s:1 { exit(); }"), 1);

@@ -4,6 +4,7 @@
 //! `detect` found them.
 
 use std::cell::OnceCell;
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
@@ -85,6 +86,12 @@ pub fn without_missing_functions(
 pub struct Tracepoints<'a> {
     tracefs: Option<&'a Path>,
     lists: OnceCell<Sources>,
+    /// The functions a kprobe may take, for syscall tracepoints lowered to
+    /// kprobes: ftrace's list, and kallsyms' text symbols for what that
+    /// list lacks (kprobes need no ftrace: 4.14 lists `SyS_openat`, not
+    /// its alias `sys_openat`; 5.4 leaves out `__x64_sys_sync`).
+    functions: OnceCell<BTreeSet<String>>,
+    text_symbols: OnceCell<BTreeSet<String>>,
     /// The files uprobes name.
     user: super::uprobes::UserFiles,
 }
@@ -94,12 +101,20 @@ impl<'a> Tracepoints<'a> {
         Tracepoints {
             tracefs,
             lists: OnceCell::new(),
+            functions: OnceCell::new(),
+            text_symbols: OnceCell::new(),
             user: Default::default(),
         }
     }
 
     pub fn user_files(&self) -> &super::uprobes::UserFiles {
         &self.user
+    }
+}
+
+impl Tracepoints<'_> {
+    fn lists(&self) -> &Sources {
+        self.lists.get_or_init(|| Sources::read(self.tracefs))
     }
 }
 
@@ -117,10 +132,31 @@ impl TracepointSource for Tracepoints<'_> {
         if pattern.starts_with("uprobe:") {
             return self.user.matching(pattern);
         }
-        let lists = self.lists.get_or_init(|| Sources::read(self.tracefs));
+        let lists = self.lists();
         lists
             .can_list(pattern)
             .then(|| list::probes(lists, Some(pattern)))
+    }
+
+    fn can_probe(&self, function: &str) -> bool {
+        let owned = |sources: &Sources| -> BTreeSet<String> {
+            list::functions(sources)
+                .into_iter()
+                .map(String::from)
+                .collect()
+        };
+        let listed = self.functions.get_or_init(|| owned(self.lists()));
+        listed.contains(function)
+            || self
+                .text_symbols
+                .get_or_init(|| {
+                    owned(&Sources {
+                        kallsyms: fs::read_to_string("/proc/kallsyms").ok(),
+                        blacklist: self.lists().blacklist.clone(),
+                        ..Sources::default()
+                    })
+                })
+                .contains(function)
     }
 
     fn uprobe_binary(&self, binary: &str) -> Option<String> {

@@ -122,6 +122,9 @@ pub(super) fn run(
     for probe in &program.probes {
         events.define(&probe.event, syntax, opts.verbose, "")?;
     }
+    if opts.verbose {
+        super::say_lowered(&program.lowered);
+    }
     let mut session = Session::new(Setup {
         attach: crate::attach::Attach::Tracefs(root.clone()),
         load: LoadOptions {
@@ -149,7 +152,7 @@ pub(super) fn run(
     let clock = LocalClock::new();
     let mut printer =
         Printer::new(&program.compiled, opts.format, out, opts.pid, &clock).with_tracefs(&program);
-    let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints);
+    let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints, abi);
     let result = begin(opts, count, &session, &mut printer).and_then(|stopped| {
         drive(opts, &mut session, &mut printer, stopped, |_, printer| {
             printer.lost += events.losses().iter().map(|(_, n)| n).sum::<u64>();
