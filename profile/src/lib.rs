@@ -9,6 +9,7 @@ pub mod builtin;
 mod error;
 mod file;
 mod model;
+mod source;
 mod validate;
 
 pub use error::ProfileError;
@@ -17,3 +18,4 @@ pub use model::{
     GENERATOR, KernelInfo, MAX_REGISTER_ARGS, NameArgType, Profile, Provenance, UnlinkArg,
     UnlinkFacts, arg_register, known_arches,
 };
+pub use source::{FieldPath, FieldSource, Lookup};
