@@ -497,11 +497,20 @@ vmtest_corpus_profiles() {
     (cd "$NOBTF_ROOT" && cargo build --quiet --release -p offsets --bin offsets) || return 1
     mkdir -p "$profiles"
     tools=${NOBTF_CORPUS_TOOLS:-${CORPUS_PROFILE_TOOLS[*]}}
+    # A tool that reads no struct field needs no profile (the builtin one
+    # serves), and offsets gen cannot type its tracepoint arguments without
+    # the kernel's tracefs (writeback's `args.name` is a string there):
+    # such a tool runs without one when offsets gen fails.
+    local noprofile=""
     for tool in $tools; do
         "$NOBTF_ROOT/target/release/offsets" gen --vmlinux "$KERNELS_DIR/nobtf-5.10/vmlinux" \
-            --fields-from "$corpus/$tool.bt" -o "$profiles/$tool.toml" \
-            || { fail "offsets gen --fields-from $tool.bt failed"; return 1; }
+            --fields-from "$corpus/$tool.bt" -o "$profiles/$tool.toml" 2>"$TEST_TMP/gen.err" && continue
+        grep -q 'struct ' "$corpus/$tool.bt" \
+            && { cat "$TEST_TMP/gen.err" >&2; fail "offsets gen --fields-from $tool.bt failed"; return 1; }
+        noprofile+=" $tool"
+        rm -f "$profiles/$tool.toml"
     done
+    [ -z "$noprofile" ] || echo "corpus-profiles: no profile (no struct fields; offsets gen cannot type them on the host):$noprofile" >&2
     corpus_script >"$TEST_TMP/corpus.sh"
     printf '%s\n' $tools >"$TEST_TMP/tools"
     : >"$TEST_TMP/second"
