@@ -14,14 +14,15 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
-use kernel_headers::bpf::{F_CURRENT_CPU, Helper, STACK_SIZE};
+use kernel_headers::bpf::{Helper, STACK_SIZE};
 use probes::asm::{AluOp, Builder, Insn, Insns, JmpOp, Label, Reg, Size, Width};
+use probes::ringbuf::Sink;
 
 use crate::ast::{BinOp, Jump, UnOp};
 use crate::check::value_type;
 use crate::diag::{Error, Span};
 use crate::format::hist::HIST_SEARCH_STEPS;
-use crate::output::{EVENTS_MAP, INET_SIZE, MapKind, MapSpec, ValueType};
+use crate::output::{INET_SIZE, MapKind, MapSpec, ValueType};
 use crate::typed::*;
 
 use Reg::*;
@@ -48,6 +49,7 @@ fn intern(name: &str) -> &'static str {
 struct Gen<'a> {
     b: Builder,
     maps: &'a [MapSpec],
+    sink: Sink,
     /// Bytes of stack in use below r10, and the most ever used.
     used: usize,
     /// Stack offset of each scratch variable.
@@ -61,12 +63,19 @@ struct Gen<'a> {
 /// Generate one probe's instructions.
 /// `pid`: when set, the program does nothing unless the current process
 /// (thread group) is that one (`nobtf trace -p PID`), checked first.
-pub fn generate(probe: &TProbe, maps: &[MapSpec], pid: Option<u32>) -> Result<Insns, Error> {
+/// Records go to `sink`.
+pub fn generate(
+    probe: &TProbe,
+    maps: &[MapSpec],
+    pid: Option<u32>,
+    sink: Sink,
+) -> Result<Insns, Error> {
     let mut b = Builder::new();
     let exit = b.new_label("exit");
     let mut g = Gen {
         b,
         maps,
+        sink,
         used: 0,
         vars: Vec::new(),
         exit,
@@ -311,12 +320,7 @@ impl Gen<'_> {
                     }
                     at += len as i16;
                 }
-                self.b.mov(R1, R6);
-                self.b.ld_map(R2, EVENTS_MAP);
-                self.b.ld_imm64(R3, F_CURRENT_CPU as i64);
-                self.stack_ptr(R4, rec);
-                self.b.mov(R5, size as i32);
-                self.b.call(Helper::PerfEventOutput);
+                self.sink.emit(&mut self.b, R6, rec, size as i32);
                 Ok(())
             }
         }

@@ -12,6 +12,7 @@
 //! the thread group's), `uid`, `gid`, `nsecs` (the line has microseconds).
 //! BEGIN, END and timer bodies run in user space as with BPF.
 
+use kernel_headers::bpf::Helper;
 use kernel_headers::kprobe::ProbeKind;
 use kernel_headers::pt_regs::Abi;
 
@@ -58,6 +59,11 @@ pub enum Action {
 pub enum Source {
     /// The event's fetch argument of this index.
     Fetched(usize),
+    /// Memory of either address space (BPF's compatible readers on x86
+    /// after 5.5 read whichever holds the address): fetched as kernel
+    /// memory (the first index) and as user memory, the one that did not
+    /// fault.
+    Either(usize, usize),
     /// The line's pid column: the thread id.
     Tid,
     /// The line's CPU column: the CPU the probe ran on.
@@ -420,6 +426,12 @@ impl Translator<'_> {
     }
 
     /// The fetch argument for `fetch` as `ty`, added once: its index.
+    /// Whether BPF reads this memory with a reader of either address space
+    /// where the kernel's fetches tell them apart (5.5+, `ustring`).
+    fn reads_either(&self, user: bool, helper: Helper) -> bool {
+        !user && self.syntax.ustring && matches!(helper, Helper::ProbeRead | Helper::ProbeReadStr)
+    }
+
     fn fetched(&mut self, fetch: Fetch, ty: FetchType) -> usize {
         if let Some(i) = self
             .args
@@ -513,32 +525,41 @@ impl Translator<'_> {
                 bytes,
                 signed,
                 user,
-                helper: _,
+                helper,
             } => {
                 let (of, extra) = self.address(addr)?;
-                let fetch = deref(of, extra + i64::from(*off), *user);
-                Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
+                let ty = int_type(*bytes, *signed);
+                let offset = extra + i64::from(*off);
+                if self.reads_either(*user, *helper) {
+                    let kernel = self.fetched(deref(of.clone(), offset, false), ty);
+                    Source::Either(kernel, self.fetched(deref(of, offset, true), ty))
+                } else {
+                    Source::Fetched(self.fetched(deref(of, offset, *user), ty))
+                }
             }
             TKind::StrRead {
                 addr,
                 len,
                 user,
-                helper: _,
+                helper,
             } => {
                 let (of, extra) = self.address(addr)?;
-                let ty = if *user {
-                    FetchType::UserString
-                } else {
-                    FetchType::String
-                };
                 // The string at the address (the last dereference is the
                 // kernel's string read).
                 let fetch = Fetch::Deref {
                     offset: extra,
                     of: Box::new(of),
                 };
+                let value = if self.reads_either(*user, *helper) {
+                    let kernel = self.fetched(fetch.clone(), FetchType::String);
+                    Source::Either(kernel, self.fetched(fetch, FetchType::UserString))
+                } else if *user {
+                    Source::Fetched(self.fetched(fetch, FetchType::UserString))
+                } else {
+                    Source::Fetched(self.fetched(fetch, FetchType::String))
+                };
                 Source::Limit {
-                    value: Box::new(Source::Fetched(self.fetched(fetch, ty))),
+                    value: Box::new(value),
                     bytes: (*len as usize).saturating_sub(1),
                 }
             }
@@ -943,6 +964,12 @@ fn resolve(source: &Source, values: &[tracefs::Value], line: &PipeLine, comm: &s
             // A read that faulted: BPF's reads leave zeros.
             Some(tracefs::Value::Fault) | None => Raw::Int(0),
         },
+        Source::Either(kernel, user) => match values.get(*kernel) {
+            Some(tracefs::Value::Fault) | None => {
+                resolve(&Source::Fetched(*user), values, line, comm)
+            }
+            Some(_) => resolve(&Source::Fetched(*kernel), values, line, comm),
+        },
         Source::CommFetched => match values.last() {
             Some(tracefs::Value::Str(s)) => Raw::Str(s.as_bytes().to_vec()),
             _ => Raw::Str(comm.as_bytes().to_vec()),
@@ -1065,7 +1092,8 @@ kretprobe:do_unlinkat { printf("ret %d tid %d cpu %d %s\n", retval, tid, cpu, co
                 ),
             ]
         );
-        // `$comm` where the kernel has it, last.
+        // `$comm` where the kernel has it, last; a string of either address
+        // space (x86's compatible readers) fetched as both.
         let syntax = Syntax {
             comm: true,
             ustring: true,
@@ -1076,7 +1104,7 @@ kretprobe:do_unlinkat { printf("ret %d tid %d cpu %d %s\n", retval, tid, cpu, co
                 syntax
             )[0]
             .0,
-            "p:nobtf/nobtf_1_p_f_0 f v0=+0(%di):string comm=$comm:string"
+            "p:nobtf/nobtf_1_p_f_0 f v0=+0(%di):string v1=+0(%di):ustring comm=$comm:string"
         );
     }
 

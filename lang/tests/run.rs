@@ -70,11 +70,15 @@ fn build(src: &str, release: KernelVersion) -> Compiled {
 }
 
 const EVENTS_FD: i32 = 100;
+const LOSSES_FD: i32 = 101;
 
 /// A VM with every map of the program served, and its fds by name.
 fn vm_for(compiled: &Compiled) -> (Vm, impl Fn(&str) -> Option<i32> + Clone + use<>) {
     let mut vm = Vm::new();
     vm.perf_map_fd = EVENTS_FD;
+    vm.ring_map_fd = EVENTS_FD;
+    vm.ring_capacity = 1 << 20;
+    vm.add_array_map(LOSSES_FD, 8, 1);
     vm.pid_tgid = (42 << 32) | 43;
     vm.uid_gid = (1000 << 32) | 1001;
     vm.comm = *b"rm\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
@@ -87,6 +91,9 @@ fn vm_for(compiled: &Compiled) -> (Vm, impl Fn(&str) -> Option<i32> + Clone + us
     let fd = move |name: &str| {
         if name == lang::output::EVENTS_MAP {
             return Some(EVENTS_FD);
+        }
+        if name == probes::ringbuf::LOSSES_MAP {
+            return Some(LOSSES_FD);
         }
         names.iter().position(|n| n == name).map(|i| i as i32 + 1)
     };
@@ -104,9 +111,12 @@ fn run(
     assert_eq!(vm.run(&raw, ctx), Ok(0), "{}", compiled.probes[probe].insns);
 }
 
+/// The records of either sink (5.8+ kernels get the ring buffer).
 fn printed(compiled: &Compiled, vm: &Vm) -> Vec<Event> {
+    let ring = vm.ring_output.iter().map(|(r, _)| r);
     vm.perf_output
         .iter()
+        .chain(ring)
         .map(|r| decode_event(&compiled.events, r).unwrap())
         .collect()
 }

@@ -137,7 +137,7 @@ impl<'a> Printer<'a> {
 impl Events for Printer<'_> {
     type Error = TraceError;
 
-    fn sample(&mut self, _cpu: u32, data: &[u8]) -> Result<Flow, TraceError> {
+    fn sample(&mut self, _cpu: Option<u32>, data: &[u8]) -> Result<Flow, TraceError> {
         if self.stopped {
             return Ok(Flow::Continue);
         }
