@@ -260,7 +260,17 @@ impl Translator<'_> {
                 // A line is printed whenever the probe fires: no branches.
                 TStmt::If { span, .. } => return refuse("the statement `if`", *span),
                 TStmt::While { span, .. } => return refuse("the loop `while`", *span),
-                TStmt::Unroll { span, .. } => return refuse("the loop `unroll`", *span),
+                // join() is one record per argument, in an unroll(1).
+                TStmt::Unroll { body, span, .. } => {
+                    let join = matches!(body.first(), Some(TStmt::Emit { event, .. })
+                        if matches!(self.events[*event], EventFormat::JoinArg { .. }));
+                    let what = if join {
+                        "`join()`"
+                    } else {
+                        "the loop `unroll`"
+                    };
+                    return refuse(what, *span);
+                }
                 TStmt::Jump { jump, span } => {
                     let word = match jump {
                         Jump::Return => "return",
@@ -1208,6 +1218,20 @@ kprobe:h /arg0/ { printf("z\n"); }"#;
         assert_eq!(
             refusal(r#"kprobe:f { print(@m); } kprobe:g { @m = 1; }"#),
             "the map `@m` at 1:12"
+        );
+        // What the printer or the loader does with a record of its own.
+        assert_eq!(
+            refusal("kprobe:f { print(arg0); }"),
+            "`print()` of a value at 1:12"
+        );
+        assert_eq!(
+            refusal(r#"kprobe:f { cat("/etc/%s", "x"); }"#),
+            "`cat()` at 1:12"
+        );
+        assert_eq!(refusal("kprobe:f { join(arg0); }"), "`join()` at 1:12");
+        assert_eq!(
+            refusal(r#"kprobe:f { printf("%r\n", buf(arg0, 4)); }"#),
+            "`buf()` at 1:27"
         );
         // Control flow: a line is printed whenever the probe fires.
         assert_eq!(

@@ -93,6 +93,15 @@ c wild_func '' "$DD" -e 'kretprobe:vfs_rea* /comm == "dd"/ { @[func] = count(); 
 c wild_tracepoint '' '/usr/bin/true' -e 'tracepoint:syscalls:sys_enter_exec* /str(args->filename) == "/usr/bin/true"/ { @[probe] = count(); }'
 c wild_none '' '' -e 'kprobe:no_such_function_* { }'
 c list_kprobes '' '' -l 'kprobe:vfs_r*'
+# A list's wildcard that matches nothing is left out (dcsnoop's
+# lookup_fast.constprop.*); print() of values and tuples, cat(), join().
+c wild_list_none '' "$DD" -e 'kprobe:vfs_read, kprobe:no_such_function_* /comm == "dd"/ { @[probe] = count(); }'
+c print_values 'touch /tmp/p1' '/usr/bin/rm /tmp/p1' -e 'kprobe:do_unlinkat /comm == "rm"/ { $t = (1, comm); @m[1] = 5; print(1); print(-2); print((1, "b", comm)); print($t); print(@m[1]); print((uint32)-1); print(comm); print((int8)-3); clear(@m); }'
+c print_json 'touch /tmp/p2' '/usr/bin/rm /tmp/p2' -f json -e 'kprobe:do_unlinkat /comm == "rm"/ { print(1); print((1, "b\"q", comm)); print(comm); }'
+c cat 'touch /tmp/p3; echo hello-cat >/tmp/cat.txt' '/usr/bin/rm /tmp/p3' -e 'kprobe:do_unlinkat /comm == "rm"/ { cat("/tmp/cat.%s", "txt"); cat("/nonexistent"); printf("after\n"); }'
+c cat_json 'touch /tmp/p4; echo hello-cat >/tmp/cat.txt' '/usr/bin/rm /tmp/p4' -f json -e 'kprobe:do_unlinkat /comm == "rm"/ { cat("/tmp/cat.txt"); }'
+c join '' '/usr/bin/ls -d / /tmp' -e 'tracepoint:syscalls:sys_enter_execve /str(args->filename) == "/usr/bin/ls"/ { join(args->argv); join(args->argv, ","); }'
+c join_json '' '/usr/bin/ls -d /' -f json -e 'tracepoint:syscalls:sys_enter_execve /str(args->filename) == "/usr/bin/ls"/ { join(args->argv); }'
 c list_verbose '' '' -lv 'tracepoint:syscalls:sys_enter_openat'
 EOF
 }
