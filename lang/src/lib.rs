@@ -70,6 +70,7 @@ pub mod preamble;
 pub mod preprocess;
 pub mod providers;
 pub mod report;
+pub mod sampling;
 pub mod source;
 pub mod tracefs;
 pub mod tracefs_program;

@@ -40,6 +40,9 @@ pub enum AttachPoint {
     /// Every `period_ns`, once: a CPU clock on the first online CPU (a
     /// trace program's `interval`).
     Interval { period_ns: u64 },
+    /// A trace program's `profile:`, `software:` or `hardware:` probe: its
+    /// perf event on each online CPU.
+    Sampling(lang::sampling::Sampling),
 }
 
 impl AttachPoint {
@@ -48,7 +51,9 @@ impl AttachPoint {
         match self {
             AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_) => prog_type::KPROBE,
             AttachPoint::Tracepoint { .. } => prog_type::TRACEPOINT,
-            AttachPoint::CpuClock { .. } | AttachPoint::Interval { .. } => prog_type::PERF_EVENT,
+            AttachPoint::CpuClock { .. }
+            | AttachPoint::Interval { .. }
+            | AttachPoint::Sampling(_) => prog_type::PERF_EVENT,
         }
     }
 
@@ -69,6 +74,7 @@ impl fmt::Display for AttachPoint {
             AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
             AttachPoint::CpuClock { period_ns } => write!(f, "cpu-clock every {period_ns} ns"),
             AttachPoint::Interval { period_ns } => write!(f, "interval of {period_ns} ns"),
+            AttachPoint::Sampling(sampling) => f.write_str(&sampling.name),
         }
     }
 }
@@ -99,6 +105,11 @@ pub enum AttachError {
     EventId { path: String, err: String },
     #[error("attaching to {0} needs tracefs")]
     NoTracefs(String),
+    /// `perf_event_open` of a hardware event found no counter for it.
+    #[error(
+        "{0}: this machine has no hardware counter for it (no PMU, as in a VM without one); use software:cpu-clock or profile:hz:N instead"
+    )]
+    NoCounter(String),
 }
 
 impl AttachError {
@@ -156,6 +167,7 @@ impl Attach {
             AttachPoint::CpuClock { period_ns } | AttachPoint::Interval { period_ns } => {
                 attach_cpu_clock(*period_ns, cpus, prog)?
             }
+            AttachPoint::Sampling(sampling) => attach_sampling(sampling, cpus, prog)?,
         })
     }
 }
@@ -371,6 +383,35 @@ pub fn attach_cpu_clock(
                 err,
             })?;
         // On error the timers attached so far drop with `attached`.
+        attached.push(finish(perf, None, prog, target.clone(), &target)?);
+    }
+    Ok(attached)
+}
+
+/// A sampling probe's perf event on each of `cpus`, as bpftrace opens it
+/// (every process, no group).
+pub fn attach_sampling(
+    sampling: &lang::sampling::Sampling,
+    cpus: &[u32],
+    prog: BorrowedFd<'_>,
+) -> Result<Vec<Attachment>, AttachError> {
+    let attr = attrs::sampling(sampling);
+    let mut attached = Vec::with_capacity(cpus.len());
+    for &cpu in cpus {
+        let target = format!("{} on cpu {cpu}", sampling.name);
+        let perf = sys::perf_event_open(&attr, None, -1, cpu as i32).map_err(|err| {
+            // No counter: ENOENT (no such event on this PMU) or EOPNOTSUPP
+            // (sampling unsupported), as under an emulator without a PMU.
+            let no_counter = matches!(err.errno(), Some(libc::ENOENT | libc::EOPNOTSUPP));
+            if sampling.event_type == kernel_headers::perf::PERF_TYPE_HARDWARE && no_counter {
+                AttachError::NoCounter(sampling.name.clone())
+            } else {
+                AttachError::Sys {
+                    function: target.clone(),
+                    err,
+                }
+            }
+        })?;
         attached.push(finish(perf, None, prog, target.clone(), &target)?);
     }
     Ok(attached)

@@ -448,6 +448,7 @@ fn attach_point(point: &LangPoint) -> AttachPoint {
             name: name.clone(),
         },
         LangPoint::Interval { nanos } => AttachPoint::Interval { period_ns: *nanos },
+        LangPoint::Sampling(sampling) => AttachPoint::Sampling(sampling.clone()),
         // BEGIN and END run in user space and never reach here.
         LangPoint::Begin | LangPoint::End => unreachable!("BEGIN and END are not compiled"),
     }
