@@ -72,6 +72,7 @@ pub mod providers;
 pub mod report;
 pub mod sampling;
 pub mod source;
+pub mod symbols;
 pub mod tracefs;
 pub mod tracefs_program;
 pub mod tracepoint;

@@ -386,6 +386,8 @@ impl Translator<'_> {
             | TKind::CtxAddr { .. }
             | TKind::DataLoc { .. }
             | TKind::Builtin(_)
+            | TKind::HelperValue(_)
+            | TKind::StackId { .. }
             | TKind::Comm => e.kind.clone(),
         };
         TExpr {
@@ -467,6 +469,8 @@ impl Translator<'_> {
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
             | TKind::TupleField { .. }
+            | TKind::HelperValue(_)
+            | TKind::StackId { .. }
             | TKind::Trunc { .. } => self.unsupported(e),
         }
     }
@@ -554,6 +558,8 @@ impl Translator<'_> {
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
             | TKind::TupleField { .. }
+            | TKind::HelperValue(_)
+            | TKind::StackId { .. }
             | TKind::Offset { .. } => return self.unsupported(e),
         })
     }
@@ -589,6 +595,9 @@ impl Translator<'_> {
             TKind::StrCmp { .. } => "a comparison of two strings".into(),
             TKind::StrContains { .. } => "the function `strcontains`".into(),
             TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
+            TKind::HelperValue(helper) => format!("`{}` (a BPF helper)", helper.name()),
+            TKind::StackId { user: false, .. } => "`kstack` (a BPF stack map)".into(),
+            TKind::StackId { user: true, .. } => "`ustack` (a BPF stack map)".into(),
             TKind::Const(_)
             | TKind::ConstStr(_)
             | TKind::CtxLoad { .. }
@@ -723,6 +732,8 @@ impl Translator<'_> {
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
             | TKind::TupleField { .. }
+            | TKind::HelperValue(_)
+            | TKind::StackId { .. }
             | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
                 Ok(format!("{} != 0", f.name))
@@ -884,9 +895,11 @@ impl TracefsProgram {
                                 }
                                 (Raw::Str(s), _) => output::Value::Str(s),
                                 // ntop() is refused before a line is read.
-                                (Raw::Int(n), ValueType::Str { .. } | ValueType::Inet) => {
-                                    output::Value::Str(n.to_string().into_bytes())
-                                }
+                                // So are stacks and symbols (they need BPF).
+                                (
+                                    Raw::Int(n),
+                                    ValueType::Str { .. } | ValueType::Inet | ValueType::Symbol(_),
+                                ) => output::Value::Str(n.to_string().into_bytes()),
                             }
                         })
                         .collect();

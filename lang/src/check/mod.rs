@@ -16,6 +16,7 @@ use crate::tracepoint::{TracepointFormat, TracepointSource};
 use crate::typed::*;
 use kernel_headers::bpf::Helper;
 
+mod builtins;
 mod expressions;
 mod flow;
 mod maps;
@@ -33,19 +34,11 @@ pub const STR_MAX: u32 = 200;
 /// bpftrace builtins and functions nobtf trace does not offer yet: named so
 /// that their use is "not supported", not "unknown".
 const UNSUPPORTED: &[&str] = &[
-    "kstack",
-    "ustack",
-    "curtask",
-    "rand",
-    "cgroup",
     "username",
     "ctx",
     "cpid",
     "sarg0",
     "jiffies",
-    "numaid",
-    "ksym",
-    "usym",
     "kaddr",
     "uaddr",
     "join",
@@ -63,8 +56,6 @@ const UNSUPPORTED: &[&str] = &[
     "path",
     "skboutput",
     "unwatch",
-    "kptr",
-    "uptr",
     "offsetof",
     "percpu_kaddr",
     "pton",
@@ -273,6 +264,7 @@ pub fn value_type(ty: &Ty) -> ValueType {
         Ty::Str { len } => ValueType::Str { len: *len },
         Ty::Inet => ValueType::Inet,
         Ty::Int { signed, .. } => ValueType::Int { signed: *signed },
+        Ty::Symbol(kind) => ValueType::Symbol(*kind),
         _ => ValueType::Int { signed: false },
     }
 }

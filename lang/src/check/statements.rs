@@ -51,6 +51,7 @@ impl Checker<'_> {
                     let ty = match (conv, &value.ty) {
                         ('s', Ty::Str { len }) => ValueType::Str { len: *len },
                         ('s', Ty::Inet) => ValueType::Inet,
+                        ('s', Ty::Symbol(kind)) => ValueType::Symbol(*kind),
                         (_, Ty::Tuple(_)) => {
                             return Err(Error::at(
                                 value.span,
