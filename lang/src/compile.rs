@@ -15,7 +15,7 @@ use crate::fields::{FieldInfo, FieldSource};
 use crate::kernel::Kernel;
 use crate::lexer::Tok;
 use crate::output::{EventFormat, MapSpec};
-use crate::providers::{AttachPoint, Context, resolve};
+use crate::providers::{AttachPoint, Context};
 use crate::source::{ReadOptions, Source};
 use crate::tracepoint::{TracepointField, TracepointFormat, TracepointSource};
 use crate::typed::TProbe;
@@ -287,13 +287,13 @@ fn check_probes(
             events: std::mem::take(&mut checker.events),
             time_formats: std::mem::take(&mut checker.time_formats),
             config,
-            listed: listed(program),
+            listed: listed(program, kernel),
         },
     })
 }
 
 /// The attach points written in lists of several.
-fn listed(program: &Program) -> Vec<AttachPoint> {
+fn listed(program: &Program, kernel: &dyn TracepointSource) -> Vec<AttachPoint> {
     program
         .probes
         .iter()
@@ -303,8 +303,9 @@ fn listed(program: &Program) -> Vec<AttachPoint> {
                 .attach
                 .iter()
                 .filter(|a| !is_wildcard(a))
-                .filter_map(|a| resolve(a).ok())
+                .filter_map(|a| points(a, kernel).ok())
         })
+        .flatten()
         .map(|(point, _)| point)
         .collect()
 }

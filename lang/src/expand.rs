@@ -22,6 +22,7 @@ pub fn points(
     kernel: &dyn TracepointSource,
 ) -> Result<Vec<(AttachPoint, Context)>, Error> {
     let (point, context) = resolve(attach)?;
+    let point = with_binary(point, attach, kernel)?;
     let Some(pattern) = pattern(&point) else {
         return Ok(vec![(point, context)]);
     };
@@ -48,12 +49,44 @@ pub fn points(
     Ok(matches)
 }
 
+/// A uprobe's point with its binary found (`libc` to libc's path), as
+/// bpftrace's `probe` shows it; other points as they are.
+fn with_binary(
+    point: AttachPoint,
+    attach: &Attach,
+    kernel: &dyn TracepointSource,
+) -> Result<AttachPoint, Error> {
+    let found = |binary: &str| {
+        kernel.uprobe_binary(binary).ok_or_else(|| {
+            Error::at(
+                attach.span,
+                format!("uprobe target file '{binary}' does not exist or is not executable"),
+            )
+        })
+    };
+    Ok(match point {
+        AttachPoint::Uprobe { binary, func } => AttachPoint::Uprobe {
+            binary: found(&binary)?,
+            func,
+        },
+        AttachPoint::Uretprobe { binary, func } => AttachPoint::Uretprobe {
+            binary: found(&binary)?,
+            func,
+        },
+        other => other,
+    })
+}
+
 /// The listing pattern for a wildcard point (`kprobe:vfs_*`; a kretprobe
 /// matches the functions a kprobe may take), or `None` without a wildcard.
 fn pattern(point: &AttachPoint) -> Option<String> {
     let text = match point {
         AttachPoint::Kprobe(f) | AttachPoint::Kretprobe(f) => format!("kprobe:{f}"),
         AttachPoint::Tracepoint { category, name } => format!("tracepoint:{category}:{name}"),
+        // A uprobe's symbols are listed as the uprobe's (`uprobe:PATH:SYM`).
+        AttachPoint::Uprobe { binary, func } | AttachPoint::Uretprobe { binary, func } => {
+            return glob::has_wildcard(func).then(|| format!("uprobe:{binary}:{func}"));
+        }
         _ => return None,
     };
     glob::has_wildcard(&text).then_some(text)
@@ -66,6 +99,14 @@ fn concrete(like: &AttachPoint, listed: &str) -> Option<AttachPoint> {
     match (like, kind) {
         (AttachPoint::Kprobe(_), "kprobe") => Some(AttachPoint::Kprobe(name.into())),
         (AttachPoint::Kretprobe(_), "kprobe") => Some(AttachPoint::Kretprobe(name.into())),
+        (AttachPoint::Uprobe { .. } | AttachPoint::Uretprobe { .. }, "uprobe") => {
+            let (binary, func) = name.rsplit_once(':')?;
+            let (binary, func) = (binary.to_string(), func.to_string());
+            Some(match like {
+                AttachPoint::Uprobe { .. } => AttachPoint::Uprobe { binary, func },
+                _ => AttachPoint::Uretprobe { binary, func },
+            })
+        }
         (AttachPoint::Tracepoint { .. }, "tracepoint") => {
             let (category, name) = name.split_once(':')?;
             Some(AttachPoint::Tracepoint {
@@ -128,6 +169,14 @@ mod tests {
                     .collect(),
             )
         }
+        /// `libc` is a library's name; `libnone` names nothing.
+        fn uprobe_binary(&self, binary: &str) -> Option<String> {
+            match binary {
+                "libc" => Some("/lib/libc.so.6".into()),
+                "libnone" => None,
+                _ => Some(binary.into()),
+            }
+        }
     }
 
     const KERNEL: Listed = Listed(Some(&[
@@ -137,6 +186,9 @@ mod tests {
         "tracepoint:syscalls:sys_enter_execve",
         "tracepoint:syscalls:sys_enter_execveat",
         "tracepoint:syscalls:sys_exit_execve",
+        "uprobe:/bin/bash:readline",
+        "uprobe:/bin/bash:readline_internal",
+        "uprobe:/lib/libc.so.6:getaddrinfo",
     ]));
 
     fn attach(text: &str) -> Attach {
@@ -176,6 +228,33 @@ mod tests {
             .map(|(p, _)| p.func())
             .collect();
         assert_eq!(funcs, ["vfs_read", "vfs_readv", "vfs_write"]);
+    }
+
+    #[test]
+    fn uprobes_name_the_file_their_library_is() {
+        assert_eq!(
+            expanded("uprobe:libc:getaddrinfo", &KERNEL).unwrap(),
+            ["uprobe:/lib/libc.so.6:getaddrinfo"]
+        );
+        assert_eq!(
+            expanded("ur:/bin/bash:readline*", &KERNEL).unwrap(),
+            [
+                "uretprobe:/bin/bash:readline",
+                "uretprobe:/bin/bash:readline_internal"
+            ]
+        );
+        let funcs: Vec<String> = points(&attach("uprobe:/bin/bash:read*"), &KERNEL)
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.func())
+            .collect();
+        assert_eq!(funcs, ["readline", "readline_internal"]);
+        assert_eq!(
+            expanded("uretprobe:libnone:readline", &KERNEL).unwrap_err(),
+            "uprobe target file 'libnone' does not exist or is not executable"
+        );
+        let err = expanded("usdt:/bin/bash:probe", &KERNEL).unwrap_err();
+        assert!(err.starts_with("`usdt` probes are not supported"), "{err}");
     }
 
     #[test]

@@ -149,7 +149,8 @@ fn one_line_causes() {
             "tracepoint:sched:nope { }",
             "unknown tracepoint `sched:nope`",
         ),
-        ("uprobe:/bin/sh:main { }", "unknown probe type `uprobe`"),
+        ("usdt:/bin/sh:main { }", "`usdt` probes are not supported"),
+        ("uprobe:/bin/sh { }", "expected uprobe:BINARY:SYMBOL"),
         (
             "kprobe:vfs_* { }",
             "a wildcard needs the kernel's list of probes",

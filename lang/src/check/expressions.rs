@@ -226,13 +226,16 @@ impl Checker<'_> {
             }
             ExprKind::Cast { target, value } => {
                 let v = self.expr(scope, value)?;
+                // A cast pointer points into the probe's side (a uprobe's
+                // process), as bpftrace's address spaces go.
+                let user = scope.point.in_user_space();
                 match target {
                     CastTarget::Struct { name, pointers: 1 } => match v.ty {
                         Ty::Int { .. } | Ty::Ptr { .. } => t(
                             v.kind,
                             Ty::Ptr {
                                 to: Pointee::Struct(name.clone()),
-                                user: false,
+                                user,
                             },
                         ),
                         _ => Err(Error::at(
@@ -257,7 +260,7 @@ impl Checker<'_> {
                         for _ in 1..*pointers {
                             to = Pointee::Ptr(Box::new(to));
                         }
-                        t(v.kind, Ty::Ptr { to, user: false })
+                        t(v.kind, Ty::Ptr { to, user })
                     }
                     CastTarget::Int { bytes, signed } => {
                         let v = self.scalar(v, "a cast's operand")?;
@@ -533,7 +536,9 @@ impl Checker<'_> {
                 let addr = self.expr(scope, &args[0])?;
                 let user = match &addr.ty {
                     Ty::Ptr { user, .. } | Ty::Place { user, .. } => *user,
-                    Ty::Int { .. } => false,
+                    // An integer is an address of the probe's side: a
+                    // uprobe's arguments are the process's.
+                    Ty::Int { .. } => scope.point.in_user_space(),
                     // `str($1)`: the parameter's text.
                     Ty::Str { .. } if matches!(addr.kind, TKind::ConstStr(_)) => return Ok(addr),
                     Ty::Str { .. } => {

@@ -10,6 +10,7 @@ mod clock;
 mod printer;
 mod target;
 mod tracefs;
+mod uprobes;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -162,6 +163,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     }
     let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints);
     let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
+    let (compiled, placed) = uprobes::place(compiled, tracepoints.user_files(), opts.pid)?;
     steps.done("kernel features and compiling");
 
     let mut session = Session::new(Setup {
@@ -177,7 +179,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     session.create_maps(maps(&compiled))?;
     steps.done("maps and perf rings");
     for probe in &compiled.probes {
-        load_probe(&mut session, probe, Some(&mut report))?;
+        load_probe(&mut session, probe, &placed, Some(&mut report))?;
     }
     steps.done("loading the programs (verifier)");
 
@@ -216,6 +218,7 @@ fn begin(
 fn load_probe(
     session: &mut Session,
     probe: &CompiledProbe,
+    placed: &uprobes::Placed,
     report: Option<&mut Report>,
 ) -> Result<(), TraceError> {
     let insns = probe
@@ -223,7 +226,7 @@ fn load_probe(
         .map_err(TraceError::Encode)?;
     let spec = ProgramSpec {
         name: &probe.name(),
-        point: attach_point(&probe.attach),
+        point: attach_point(&probe.attach, placed),
         insns: &insns,
         license: load::GPL,
         disassembly: &probe.insns,
@@ -247,8 +250,9 @@ fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
     // The user's probes go first: nobtf's own unlinks below must not be
     // counted in their maps (a `kprobe:do_unlinkat` count would show them).
     session.detach_all();
-    let loaded =
-        load_probe(session, &lang::flush::probe(me), None).and_then(|()| Ok(session.attach_all()?));
+    let flush = lang::flush::probe(me);
+    let loaded = load_probe(session, &flush, &uprobes::Placed::default(), None)
+        .and_then(|()| Ok(session.attach_all()?));
     if let Err(err) = loaded {
         eprintln!(
             "warning: the rings' last loss counts could not be read ({err}): more events may have been lost than reported"
@@ -439,7 +443,11 @@ fn maps(compiled: &Compiled) -> Vec<MapSpec> {
     out
 }
 
-fn attach_point(point: &LangPoint) -> AttachPoint {
+/// Where `point` attaches; a uprobe where [`uprobes::place`] put it.
+fn attach_point(point: &LangPoint, placed: &uprobes::Placed) -> AttachPoint {
+    if let Some(probe) = placed.get(point) {
+        return AttachPoint::Uprobe(probe.clone());
+    }
     match point {
         LangPoint::Kprobe(f) => AttachPoint::Kprobe(f.clone()),
         LangPoint::Kretprobe(f) => AttachPoint::Kretprobe(f.clone()),
@@ -449,8 +457,12 @@ fn attach_point(point: &LangPoint) -> AttachPoint {
         },
         LangPoint::Interval { nanos } => AttachPoint::Interval { period_ns: *nanos },
         LangPoint::Sampling(sampling) => AttachPoint::Sampling(sampling.clone()),
-        // BEGIN and END run in user space and never reach here.
+        // BEGIN and END run in user space, and every uprobe kept is
+        // placed: neither reaches here.
         LangPoint::Begin | LangPoint::End => unreachable!("BEGIN and END are not compiled"),
+        LangPoint::Uprobe { .. } | LangPoint::Uretprobe { .. } => {
+            unreachable!("uprobes are placed before loading")
+        }
     }
 }
 
@@ -495,11 +507,11 @@ mod tests {
     #[test]
     fn interval_probes_attach_once() {
         assert_eq!(
-            attach_point(&LangPoint::Interval { nanos: 1000 }),
+            attach_point(&LangPoint::Interval { nanos: 1000 }, &Default::default()),
             AttachPoint::Interval { period_ns: 1000 }
         );
         assert_eq!(
-            attach_point(&LangPoint::Kretprobe("f".into())),
+            attach_point(&LangPoint::Kretprobe("f".into()), &Default::default()),
             AttachPoint::Kretprobe("f".into())
         );
     }

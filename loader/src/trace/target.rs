@@ -168,6 +168,8 @@ pub fn without_missing_functions(
 pub struct Tracepoints<'a> {
     tracefs: Option<&'a Path>,
     lists: OnceCell<Sources>,
+    /// The files uprobes name.
+    user: super::uprobes::UserFiles,
 }
 
 impl<'a> Tracepoints<'a> {
@@ -175,7 +177,12 @@ impl<'a> Tracepoints<'a> {
         Tracepoints {
             tracefs,
             lists: OnceCell::new(),
+            user: Default::default(),
         }
+    }
+
+    pub fn user_files(&self) -> &super::uprobes::UserFiles {
+        &self.user
     }
 }
 
@@ -190,10 +197,17 @@ impl TracepointSource for Tracepoints<'_> {
     }
 
     fn matching(&self, pattern: &str) -> Option<Vec<String>> {
+        if pattern.starts_with("uprobe:") {
+            return self.user.matching(pattern);
+        }
         let lists = self.lists.get_or_init(|| Sources::read(self.tracefs));
         lists
             .can_list(pattern)
             .then(|| list::probes(lists, Some(pattern)))
+    }
+
+    fn uprobe_binary(&self, binary: &str) -> Option<String> {
+        self.user.find(binary)
     }
 }
 
