@@ -8,6 +8,7 @@
 mod blocks;
 mod clock;
 mod printer;
+mod symbolize;
 mod target;
 mod tracefs;
 mod uprobes;
@@ -177,6 +178,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         clone_fix: "",
     })?;
     session.create_maps(maps(&compiled))?;
+    install_symbols(&session, &compiled, opts.pid)?;
     steps.done("maps and perf rings");
     for probe in &compiled.probes {
         load_probe(&mut session, probe, &placed, Some(&mut report))?;
@@ -328,6 +330,12 @@ fn drive(
     blocks.run(&compiled.end)?;
     let mut entries = Vec::new();
     for spec in &compiled.maps {
+        // A stack map is read by the stacks that name its entries (before
+        // 4.12 it cannot be walked).
+        if lang::symbols::stack_map_limit(&spec.name).is_some() {
+            entries.push(Vec::new());
+            continue;
+        }
         entries.push(map_entries(session, spec)?);
     }
     let maps: Vec<(&lang::output::MapSpec, &Entries)> = compiled
@@ -382,6 +390,31 @@ fn print(
     let entries = map_entries(session, &spec)?;
     let text = report::print_map_top(&spec, &entries, printer.format(), top, div)?;
     printer.write(&text)
+}
+
+/// Makes the printers read stacks from the session's stack maps and name
+/// addresses from this system's symbols.
+fn install_symbols(
+    session: &Session,
+    compiled: &Compiled,
+    pid: Option<u32>,
+) -> Result<(), TraceError> {
+    let mut stacks = Vec::new();
+    for spec in &compiled.maps {
+        if let (Some(limit), Some(map)) = (
+            lang::symbols::stack_map_limit(&spec.name),
+            session.map(&spec.name),
+        ) {
+            let fd = map
+                .try_clone()
+                .map_err(|err| TraceError::Session(crate::session::write_error(err)))?;
+            stacks.push((limit, fd));
+        }
+    }
+    lang::symbols::install(std::sync::Arc::new(symbolize::SystemSymbols::new(
+        stacks, pid,
+    )));
+    Ok(())
 }
 
 /// A key and each CPU's value.

@@ -1,0 +1,101 @@
+# Sampling probes, stacks, symbols and the helper builtins of `nobtf
+# trace`, all cases in one boot per kernel: profile:/software:/hardware:
+# perf events with a BPF program on each CPU (4.9+), kstack/ustack through
+# a stack map with symbols from /proc/kallsyms and the process's ELF files,
+# ksym(), curtask/rand/numaid/cgroup, each refused by name where the kernel
+# cannot (cgroup before 4.18, hardware events without a PMU as under TCG,
+# everything BPF on the kernel without bpf(2)).
+# shellcheck shell=bash
+
+# The VM-side script: each case prints `== NAME rc=STATUS`, its stdout,
+# then its stderr prefixed with `stderr: `.
+sampling_script() {
+    cat <<'EOF'
+t() {
+    name=$1
+    shift
+    nobtf trace "$@" >/tmp/out 2>/tmp/err
+    echo "== $name rc=$?"
+    cat /tmp/out
+    sed 's/^/stderr: /' /tmp/err
+}
+# Something for the profile to sample in kernel code.
+(while :; do cat /proc/self/maps >/dev/null; done) & BUSY=$!
+t issue 'profile:hz:99 { @[kstack] = count(); }' --duration 2
+t profile_cpu 'profile:hz:50 { @[cpu] = count(); }' --duration 1
+t profile_ms 'profile:ms:10 { @ticks = count(); @p[probe] = count(); }' --duration 1
+t software_faults 'software:faults:1 /comm == "dd"/ { @f = count(); }' -c 'exec dd if=/dev/zero of=/dev/null bs=1M count=4 2>/dev/null'
+t software_cs 'software:cs { @[probe] = count(); }' --duration 1
+t hardware 'hardware:cycles:1000000 { @c = count(); }' --duration 1
+t kstack_perf 'kprobe:do_unlinkat /comm == "rm"/ { printf("%s", kstack(perf)); }' -c 'touch /tmp/k1; exec rm /tmp/k1'
+t kstack_raw 'kprobe:do_unlinkat /comm == "rm"/ { printf("%s", kstack(raw, 2)); }' -c 'touch /tmp/k2; exec rm /tmp/k2'
+t kstack_depth 'kprobe:do_unlinkat /comm == "rm"/ { @[kstack(3)] = count(); }' -c 'touch /tmp/k3; exec rm /tmp/k3'
+t ustack 'kprobe:hrtimer_nanosleep /comm == "sleep"/ { printf("%s", ustack(perf)); }' -c 'exec sleep 1'
+t ksym 'tracepoint:timer:timer_start { printf("%s\n", ksym(args->function)); exit(); }'
+t builtins 'kprobe:do_unlinkat /comm == "rm"/ { printf("%d %d %d\n", curtask != 0, rand == rand, numaid); }' -c 'touch /tmp/b1; exec rm /tmp/b1'
+t cgroup 'kprobe:do_unlinkat /comm == "rm"/ { printf("%d\n", cgroup > 0); }' -c 'touch /tmp/b2; exec rm /tmp/b2'
+kill $BUSY
+EOF
+}
+
+vmtest_sampling() {
+    local out
+    if ! kernel_has_bpf; then
+        # The tracefs back end: a sampling probe runs a BPF program.
+        out=$(vm -- sh -c 'nobtf trace "profile:hz:99 { @[kstack] = count(); }" --duration 2 2>&1; echo "rc=$?"') || return 1
+        assert_match "$out" '^error: .*the probe `profile:hz:99` \(it runs a BPF program\)' \
+            && assert_contains "$out" "rc=1" && assert_eq "$(grep -c . <<<"$out")" 2
+        return
+    fi
+    sampling_script >"$TEST_TMP/sampling.sh"
+    out=$(vm --timeout 600 --file "$TEST_TMP/sampling.sh:/tmp/sampling.sh" -- sh /tmp/sampling.sh 2>&1) \
+        || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
+    printf '%s\n' "$out" >"$TEST_TMP/sampling.out"
+    local b bad=0
+    block() {
+        local header rc=${2:-0}
+        header=$(printf '%s\n' "$out" | grep "^== $1 rc=") || { fail "no case $1"; return 1; }
+        [ "$header" = "== $1 rc=$rc" ] || { output_block "$out" "$header" >&2; fail "case $1: $header, expected rc=$rc"; return 1; }
+        output_block "$out" "$header"
+    }
+    # The issue's check: kernel stacks with symbols, as bpftrace prints them.
+    b=$(block issue) || bad=$((bad + 1))
+    assert_match "$b" '^Attaching 1 probe\.\.\.$' \
+        && assert_match "$b" '^@\[$' \
+        && assert_match "$b" '^        [A-Za-z_][A-Za-z0-9_.]*\+[0-9]+$' \
+        && assert_match "$b" '^\]: [0-9]+$' \
+        && assert_not_contains "$b" "0xffff" || bad=$((bad + 1))
+    b=$(block profile_cpu) || bad=$((bad + 1))
+    assert_match "$b" '^@\[0\]: [0-9]+$' || bad=$((bad + 1))
+    b=$(block profile_ms) || bad=$((bad + 1))
+    assert_match "$b" '^@ticks: [0-9]+$' && assert_match "$b" '^@p\[profile:ms:10\]: [0-9]+$' || bad=$((bad + 1))
+    b=$(block software_faults) || bad=$((bad + 1))
+    assert_match "$b" '^@f: [1-9][0-9]*$' || bad=$((bad + 1))
+    b=$(block software_cs) || bad=$((bad + 1))
+    assert_match "$b" '^@\[software:cs\]: [1-9][0-9]*$' || bad=$((bad + 1))
+    # QEMU's TCG has no PMU: one line naming the probe and the cause.
+    b=$(block hardware 1) || bad=$((bad + 1))
+    assert_match "$b" '^stderr: error: .*hardware:cycles:1000000: this machine has no hardware counter for it' || bad=$((bad + 1))
+    b=$(block kstack_perf) || bad=$((bad + 1))
+    assert_match "$b" '^	[0-9a-f]+ do_unlinkat\+[0-9]+$' || bad=$((bad + 1))
+    b=$(block kstack_raw) || bad=$((bad + 1))
+    assert_eq "$(printf '%s\n' "$b" | grep -cE '^[0-9a-f]{8,16}$')" 2 || bad=$((bad + 1))
+    b=$(block kstack_depth) || bad=$((bad + 1))
+    assert_eq "$(printf '%s\n' "$b" | grep -cE '^        [A-Za-z_].*\+[0-9]+$')" 3 \
+        && assert_match "$b" '^        do_unlinkat\+[0-9]+$' || bad=$((bad + 1))
+    # sleep's frame in the C library, named from its ELF symbols.
+    b=$(block ustack) || bad=$((bad + 1))
+    assert_match "$b" '^	[0-9a-f]+ [A-Za-z_]*nanosleep[A-Za-z0-9_]*\+[0-9]+ \(/.*libc[^)]*\)$' || bad=$((bad + 1))
+    b=$(block ksym) || bad=$((bad + 1))
+    assert_match "$b" '^[A-Za-z_][A-Za-z0-9_.]*$' && assert_not_contains "$b" "0x" || bad=$((bad + 1))
+    b=$(block builtins) || bad=$((bad + 1))
+    assert_match "$b" '^1 [01] 0$' || bad=$((bad + 1))
+    if [ "$KERNEL" = linux-4.14 ]; then
+        b=$(block cgroup 1) || bad=$((bad + 1))
+        assert_match "$b" '^stderr: error: 1:[0-9]+: `cgroup` needs the helper bpf_get_current_cgroup_id of Linux 4\.18; this kernel is 4\.14' || bad=$((bad + 1))
+    else
+        b=$(block cgroup) || bad=$((bad + 1))
+        assert_match "$b" '^1$' || bad=$((bad + 1))
+    fi
+    [ "$bad" = 0 ] || { fail "$bad sampling cases failed (output in $TEST_TMP/sampling.out)"; return 1; }
+}
