@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn a_function_of_this_process_is_named() {
         let symbols = SystemSymbols::new(Vec::new(), Some(std::process::id()));
-        let addr = a_function_of_this_process_is_named as usize as u64;
+        let addr = a_function_of_this_process_is_named as *const () as u64;
         let symbol = symbols.user(0, addr).expect("the test binary has symbols");
         assert!(
             symbol.name.contains("a_function_of_this_process_is_named"),
