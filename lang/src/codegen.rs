@@ -764,6 +764,11 @@ impl Gen<'_> {
                 Builtin::Cpu => self.b.call(Helper::GetSmpProcessorId),
             },
             TKind::HelperValue(helper) => self.b.call(*helper),
+            TKind::HelperWith { helper, arg } => {
+                self.expr(arg)?;
+                self.b.mov(R1, R0);
+                self.b.call(*helper);
+            }
             TKind::StackId { map, user } => self.stack_id(*map, *user),
             TKind::Var(slot) => {
                 let (off, ty) = self.vars[*slot].clone();

@@ -88,8 +88,12 @@ pub trait Symbolizer: Send + Sync {
     /// The kernel symbol `addr` is in.
     fn kernel(&self, addr: u64) -> Option<Symbol>;
     /// The symbol `addr` is in within process `pid` (0: the process being
-    /// traced, `-p` or `-c`'s).
+    /// traced, `-p`'s).
     fn user(&self, pid: u32, addr: u64) -> Option<Symbol>;
+    /// The address of kernel symbol `name` (`kaddr()`, at compile time).
+    fn kernel_address(&self, name: &str) -> Option<u64>;
+    /// The address symbol `name` has in the ELF file `binary` (`uaddr()`).
+    fn user_address(&self, binary: &str, name: &str) -> Option<u64>;
 }
 
 static INSTALLED: RwLock<Option<Arc<dyn Symbolizer>>> = RwLock::new(None);
@@ -112,15 +116,32 @@ impl Symbolizer for Nothing {
     fn user(&self, _: u32, _: u64) -> Option<Symbol> {
         None
     }
+    fn kernel_address(&self, _: &str) -> Option<u64> {
+        None
+    }
+    fn user_address(&self, _: &str, _: &str) -> Option<u64> {
+        None
+    }
+}
+
+fn installed() -> Arc<dyn Symbolizer> {
+    let installed = INSTALLED.read().unwrap_or_else(|e| e.into_inner()).clone();
+    installed.unwrap_or_else(|| Arc::new(Nothing))
 }
 
 /// A symbolic value's text through the installed symbolizer.
 pub fn text(kind: Symbolic, raw: u64) -> Vec<u8> {
-    let installed = INSTALLED.read().unwrap_or_else(|e| e.into_inner()).clone();
-    match installed {
-        Some(symbolizer) => text_with(symbolizer.as_ref(), kind, raw),
-        None => text_with(&Nothing, kind, raw),
-    }
+    text_with(installed().as_ref(), kind, raw)
+}
+
+/// `kaddr(name)` through the installed symbolizer.
+pub fn kernel_address(name: &str) -> Option<u64> {
+    installed().kernel_address(name)
+}
+
+/// `uaddr(name)` in `binary` through the installed symbolizer.
+pub fn user_address(binary: &str, name: &str) -> Option<u64> {
+    installed().user_address(binary, name)
 }
 
 /// An address as bpftrace prints one it cannot name (`%p`).
@@ -214,6 +235,12 @@ mod tests {
                 offset: 16,
                 module: Some("/bin/true".into()),
             })
+        }
+        fn kernel_address(&self, _: &str) -> Option<u64> {
+            None
+        }
+        fn user_address(&self, _: &str, _: &str) -> Option<u64> {
+            None
         }
     }
 

@@ -389,6 +389,10 @@ impl Translator<'_> {
             | TKind::HelperValue(_)
             | TKind::StackId { .. }
             | TKind::Comm => e.kind.clone(),
+            TKind::HelperWith { helper, arg } => TKind::HelperWith {
+                helper: *helper,
+                arg: sub(arg),
+            },
         };
         TExpr {
             kind,
@@ -470,6 +474,7 @@ impl Translator<'_> {
             | TKind::Tuple(_)
             | TKind::TupleField { .. }
             | TKind::HelperValue(_)
+            | TKind::HelperWith { .. }
             | TKind::StackId { .. }
             | TKind::Trunc { .. } => self.unsupported(e),
         }
@@ -559,6 +564,7 @@ impl Translator<'_> {
             | TKind::Tuple(_)
             | TKind::TupleField { .. }
             | TKind::HelperValue(_)
+            | TKind::HelperWith { .. }
             | TKind::StackId { .. }
             | TKind::Offset { .. } => return self.unsupported(e),
         })
@@ -595,7 +601,9 @@ impl Translator<'_> {
             TKind::StrCmp { .. } => "a comparison of two strings".into(),
             TKind::StrContains { .. } => "the function `strcontains`".into(),
             TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
-            TKind::HelperValue(helper) => format!("`{}` (a BPF helper)", helper.name()),
+            TKind::HelperValue(helper) | TKind::HelperWith { helper, .. } => {
+                format!("`{}` (a BPF helper)", helper.name())
+            }
             TKind::StackId { user: false, .. } => "`kstack` (a BPF stack map)".into(),
             TKind::StackId { user: true, .. } => "`ustack` (a BPF stack map)".into(),
             TKind::Const(_)
@@ -733,6 +741,7 @@ impl Translator<'_> {
             | TKind::Tuple(_)
             | TKind::TupleField { .. }
             | TKind::HelperValue(_)
+            | TKind::HelperWith { .. }
             | TKind::StackId { .. }
             | TKind::Trunc { .. } => {
                 let f = self.field(e)?;

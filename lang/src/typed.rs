@@ -191,6 +191,11 @@ pub enum TKind {
     /// What a helper without arguments returns (`curtask`, `rand`,
     /// `numaid`, `cgroup`).
     HelperValue(Helper),
+    /// What a helper returns given `arg` in r1 (`signal(SIG)`).
+    HelperWith {
+        helper: Helper,
+        arg: Box<TExpr>,
+    },
     /// `kstack`/`ustack`: the current stack's id in stack map `map`
     /// (`bpf_get_stackid`); for a user stack the thread group id is in the
     /// high 32 bits.

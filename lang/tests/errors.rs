@@ -240,8 +240,8 @@ fn one_line_causes() {
         ),
         ("interval:s:0 { }", "expected interval:s:N, interval:ms:N"),
         (
-            "kprobe:f { $x = *arg0; }",
-            "`*` needs a pointer, found an unsigned integer; cast it first",
+            "kprobe:f { $x = *comm; }",
+            "`*` needs a pointer, found a string; cast it first",
         ),
         (
             "kprobe:f { $x = 1; $x = comm; }",

@@ -35,6 +35,9 @@ t ustack_bpftrace 'kprobe:hrtimer_nanosleep /comm == "sleeper"/ { printf("%s", u
 t ksym 'tracepoint:timer:timer_start { printf("%s\n", ksym(args->function)); exit(); }'
 t builtins 'kprobe:do_unlinkat /comm == "rm"/ { printf("%d %d %d\n", curtask != 0, rand == rand, numaid); }' -c 'touch /tmp/b1; exec rm /tmp/b1'
 t cgroup 'kprobe:do_unlinkat /comm == "rm"/ { printf("%d\n", cgroup > 0); }' -c 'touch /tmp/b2; exec rm /tmp/b2'
+t kaddr 'interval:ms:100 { $avenrun = kaddr("avenrun"); printf("%d\n", *$avenrun >= 0); exit(); }'
+t kaddr_missing 'interval:ms:100 { printf("%d\n", kaddr("no_such_symbol_here")); }'
+t signal 'kprobe:hrtimer_nanosleep /comm == "sleeper"/ { signal("KILL"); }' -c '/tmp/sleeper; echo "status $?"'
 kill $BUSY
 EOF
 }
@@ -107,9 +110,26 @@ vmtest_sampling() {
     if [ "$KERNEL" = linux-4.14 ]; then
         b=$(block cgroup 1) || bad=$((bad + 1))
         assert_match "$b" '^stderr: error: 1:[0-9]+: `cgroup` needs the helper bpf_get_current_cgroup_id of Linux 4\.18; this kernel is 4\.14' || bad=$((bad + 1))
+    elif [ "$KERNEL" = nobtf-5.10 ]; then
+        # Built without cgroups: the loader's probe finds no helper.
+        b=$(block cgroup 1) || bad=$((bad + 1))
+        assert_eq "$b" 'stderr: error: helper bpf_get_current_cgroup_id is not available on this kernel (needed by the probes); mainline has it since 4.18' || bad=$((bad + 1))
     else
         b=$(block cgroup) || bad=$((bad + 1))
         assert_match "$b" '^1$' || bad=$((bad + 1))
     fi
+    b=$(block kaddr) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 1 probe...\n1' || bad=$((bad + 1))
+    b=$(block kaddr_missing 1) || bad=$((bad + 1))
+    assert_match "$b" '^stderr: error: 1:[0-9]+: kaddr\("no_such_symbol_here"\): no such symbol in /proc/kallsyms$' || bad=$((bad + 1))
+    case $KERNEL in
+        linux-4.14)
+            b=$(block signal 1) || bad=$((bad + 1))
+            assert_match "$b" '^stderr: error: 1:[0-9]+: `signal` needs the helper bpf_send_signal of Linux 5\.3; this kernel is' || bad=$((bad + 1)) ;;
+        *)
+            # SIGKILL: the shell reports 128 + 9.
+            b=$(block signal) || bad=$((bad + 1))
+            assert_contains "$b" "status 137" || bad=$((bad + 1)) ;;
+    esac
     [ "$bad" = 0 ] || { fail "$bad sampling cases failed (output in $TEST_TMP/sampling.out)"; return 1; }
 }

@@ -49,6 +49,7 @@ impl Checker<'_> {
             "ksym" => Symbolic::Ksym,
             "usym" => Symbolic::Usym,
             "kptr" | "uptr" => return Some(self.address_space(scope, name == "uptr", args, span)),
+            "kaddr" | "uaddr" => return Some(self.symbol_address(scope, name, args, span)),
             _ => return None,
         };
         Some((|| {
@@ -61,6 +62,116 @@ impl Checker<'_> {
                 span,
             })
         })())
+    }
+
+    /// `signal(SIG)` as a statement: the helper's result lands in a hidden
+    /// variable. `None` for other statements.
+    pub(super) fn sampling_stmt(
+        &mut self,
+        scope: &mut Scope,
+        name: &str,
+        args: &[Expr],
+        span: Span,
+    ) -> Option<Result<TStmt, Error>> {
+        if name != "signal" {
+            return None;
+        }
+        Some((|| {
+            self.needs_helper("signal", Helper::SendSignal, span)?;
+            expect_args(name, args, 1, span)?;
+            let arg = &args[0];
+            let invalid = |what: String| Error::at(arg.span, what);
+            let number = match &arg.kind {
+                ExprKind::Str(text) => {
+                    let n = kernel_headers::signal::number(text)
+                        .ok_or_else(|| invalid(format!("{text} is not a valid signal")))?;
+                    TExpr {
+                        kind: TKind::Const(u64::from(n)),
+                        ty: int(false),
+                        span: arg.span,
+                    }
+                }
+                _ => {
+                    if let Some(n) = constant(arg) {
+                        let max = kernel_headers::signal::MAX_SIGNAL;
+                        if n < 1 || n > i64::from(max) {
+                            return Err(invalid(format!(
+                                "{n} is not a valid signal, allowed range: [1,{max}]"
+                            )));
+                        }
+                    }
+                    let value = self.expr(scope, arg)?;
+                    if !matches!(value.ty, Ty::Int { .. }) {
+                        return Err(invalid(
+                            "signal only accepts string literals or integers".into(),
+                        ));
+                    }
+                    value
+                }
+            };
+            let slot = scope.vars.len();
+            scope.vars.push((String::new(), int(true)));
+            Ok(TStmt::AssignVar {
+                slot,
+                value: TExpr {
+                    kind: TKind::HelperWith {
+                        helper: Helper::SendSignal,
+                        arg: Box::new(number),
+                    },
+                    ty: int(true),
+                    span,
+                },
+            })
+        })())
+    }
+
+    /// `kaddr("sym")`: the kernel symbol's address, from /proc/kallsyms when
+    /// compiling; `uaddr("sym")`: the symbol's address in a uprobe's file.
+    fn symbol_address(
+        &mut self,
+        scope: &Scope,
+        name: &str,
+        args: &[Expr],
+        span: Span,
+    ) -> Result<TExpr, Error> {
+        expect_args(name, args, 1, span)?;
+        let ExprKind::Str(symbol) = &args[0].kind else {
+            return Err(Error::at(
+                args[0].span,
+                format!("{name}() takes a symbol's name as a string literal"),
+            ));
+        };
+        let address = if name == "kaddr" {
+            crate::symbols::kernel_address(symbol).ok_or_else(|| {
+                Error::at(
+                    span,
+                    format!("kaddr(\"{symbol}\"): no such symbol in /proc/kallsyms"),
+                )
+            })?
+        } else {
+            let binary = match scope.point {
+                AttachPoint::Uprobe { binary, .. } | AttachPoint::Uretprobe { binary, .. } => {
+                    binary
+                }
+                _ => {
+                    return Err(Error::at(
+                        span,
+                        "uaddr() is for uprobes: it names a symbol of the probed file",
+                    ));
+                }
+            };
+            crate::symbols::user_address(binary, symbol).ok_or_else(|| {
+                Error::at(
+                    span,
+                    format!("uaddr(\"{symbol}\"): could not resolve symbol {binary}:{symbol}"),
+                )
+            })?
+        };
+        Ok(TExpr {
+            kind: TKind::Const(address),
+            ty: int(false),
+            span,
+        })
     }
 
     /// A refusal when this kernel predates `helper`, naming `what` needs it.

@@ -74,6 +74,14 @@ impl Checker<'_> {
         let p = self.expr(scope, value)?;
         match p.ty.clone() {
             Ty::Ptr { to, user } => self.deref_value(p, &to, user, span),
+            // bpftrace reads a u64 at an integer (`*kaddr("avenrun")`).
+            Ty::Int { .. } => {
+                let u64 = Pointee::Int {
+                    bytes: 8,
+                    signed: false,
+                };
+                self.deref_value(p, &u64, false, span)
+            }
             other => Err(Error::at(
                 p.span,
                 format!(

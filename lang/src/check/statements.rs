@@ -14,6 +14,9 @@ impl Checker<'_> {
             return Ok(None);
         };
         let span = e.span;
+        if let Some(stmt) = self.sampling_stmt(scope, name, args, span) {
+            return stmt.map(Some);
+        }
         match name.as_str() {
             "printf" => {
                 let Some((fmt, rest)) = args.split_first() else {

@@ -145,6 +145,9 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         eprintln!("nobtf: struct fields from {}", fields.describe());
     }
     let tracepoints = Tracepoints::new(report.tracefs.as_deref().ok());
+    // kaddr() reads kallsyms while compiling; stacks are read at print.
+    let symbols = std::sync::Arc::new(symbolize::SystemSymbols::new(opts.pid));
+    lang::symbols::install(symbols.clone());
     let target = Target {
         fields: &fields,
         tracepoints: &tracepoints,
@@ -178,7 +181,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         clone_fix: "",
     })?;
     session.create_maps(maps(&compiled))?;
-    install_symbols(&session, &compiled, opts.pid)?;
+    symbols.set_stacks(stack_maps(&session, &compiled)?);
     steps.done("maps and perf rings");
     for probe in &compiled.probes {
         load_probe(&mut session, probe, &placed, Some(&mut report))?;
@@ -392,13 +395,12 @@ fn print(
     printer.write(&text)
 }
 
-/// Makes the printers read stacks from the session's stack maps and name
-/// addresses from this system's symbols.
-fn install_symbols(
+/// An fd of each of the session's stack maps, with its depth, for the
+/// printers to read stacks from.
+fn stack_maps(
     session: &Session,
     compiled: &Compiled,
-    pid: Option<u32>,
-) -> Result<(), TraceError> {
+) -> Result<Vec<(u32, crate::sys::MapFd)>, TraceError> {
     let mut stacks = Vec::new();
     for spec in &compiled.maps {
         if let (Some(limit), Some(map)) = (
@@ -411,10 +413,7 @@ fn install_symbols(
             stacks.push((limit, fd));
         }
     }
-    lang::symbols::install(std::sync::Arc::new(symbolize::SystemSymbols::new(
-        stacks, pid,
-    )));
-    Ok(())
+    Ok(stacks)
 }
 
 /// A key and each CPU's value.

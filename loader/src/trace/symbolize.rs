@@ -24,8 +24,8 @@ struct Mapping {
 }
 
 pub struct SystemSymbols {
-    /// Each stack map's depth and an fd of it.
-    stacks: Vec<(u32, MapFd)>,
+    /// Each stack map's depth and an fd of it, once the maps exist.
+    stacks: Mutex<Vec<(u32, MapFd)>>,
     /// The process `usym()` resolves in (`-p`), as bpftrace's `-p`.
     default_pid: Option<u32>,
     kernel: OnceLock<KernelSymbols>,
@@ -34,14 +34,25 @@ pub struct SystemSymbols {
 }
 
 impl SystemSymbols {
-    pub fn new(stacks: Vec<(u32, MapFd)>, default_pid: Option<u32>) -> SystemSymbols {
+    pub fn new(default_pid: Option<u32>) -> SystemSymbols {
         SystemSymbols {
-            stacks,
+            stacks: Mutex::default(),
             default_pid,
             kernel: OnceLock::new(),
             maps: Mutex::default(),
             files: Mutex::default(),
         }
+    }
+
+    /// The stack maps to read stacks from.
+    pub fn set_stacks(&self, stacks: Vec<(u32, MapFd)>) {
+        *self.stacks.lock().unwrap_or_else(|e| e.into_inner()) = stacks;
+    }
+
+    fn kernel_symbols(&self) -> &KernelSymbols {
+        self.kernel.get_or_init(|| {
+            parse_kallsyms(&std::fs::read_to_string("/proc/kallsyms").unwrap_or_default())
+        })
     }
 
     fn mappings(&self, pid: u32) -> Arc<Vec<Mapping>> {
@@ -68,7 +79,8 @@ impl SystemSymbols {
 
 impl Symbolizer for SystemSymbols {
     fn stack(&self, limit: u32, id: u32) -> Option<Vec<u64>> {
-        let (_, map) = self.stacks.iter().find(|(depth, _)| *depth == limit)?;
+        let stacks = self.stacks.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, map) = stacks.iter().find(|(depth, _)| *depth == limit)?;
         let mut value = vec![0u8; map.lookup_len()];
         if !map.lookup(&id.to_ne_bytes(), &mut value).ok()? {
             return None;
@@ -83,10 +95,19 @@ impl Symbolizer for SystemSymbols {
     }
 
     fn kernel(&self, addr: u64) -> Option<Symbol> {
-        let symbols = self.kernel.get_or_init(|| {
-            parse_kallsyms(&std::fs::read_to_string("/proc/kallsyms").unwrap_or_default())
-        });
-        kernel_symbol(symbols, addr)
+        kernel_symbol(self.kernel_symbols(), addr)
+    }
+
+    fn kernel_address(&self, name: &str) -> Option<u64> {
+        let symbols = self.kernel_symbols();
+        symbols
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(addr, _)| *addr)
+    }
+
+    fn user_address(&self, binary: &str, name: &str) -> Option<u64> {
+        self.file(binary)?.symbol(name).map(|s| s.address)
     }
 
     fn user(&self, pid: u32, addr: u64) -> Option<Symbol> {
@@ -204,7 +225,7 @@ mod tests {
     /// of the test binary.
     #[test]
     fn a_function_of_this_process_is_named() {
-        let symbols = SystemSymbols::new(Vec::new(), Some(std::process::id()));
+        let symbols = SystemSymbols::new(Some(std::process::id()));
         let addr = a_function_of_this_process_is_named as *const () as u64;
         let symbol = symbols.user(0, addr).expect("the test binary has symbols");
         assert!(
@@ -213,5 +234,17 @@ mod tests {
         );
         assert_eq!(symbol.offset, 0);
         assert!(symbols.user(0, 8).is_none());
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let exe = exe.to_str().unwrap();
+        let start = symbols
+            .user_address(exe, &symbol.name)
+            .expect("its own symbol");
+        assert!(
+            symbols
+                .user_address(exe, "no_such_symbol_anywhere")
+                .is_none()
+        );
+        // The file's address of the function, less the load bias.
+        assert_eq!(start & 0xfff, addr & 0xfff);
     }
 }
