@@ -145,7 +145,9 @@ impl Checker<'_> {
             crate::symbols::kernel_address(symbol).ok_or_else(|| {
                 Error::at(
                     span,
-                    format!("kaddr(\"{symbol}\"): no such symbol in /proc/kallsyms"),
+                    format!(
+                        "kaddr(\"{symbol}\"): no such symbol in /proc/kallsyms (without CONFIG_KALLSYMS_ALL it lists functions only)"
+                    ),
                 )
             })?
         } else {
