@@ -21,6 +21,47 @@ pub fn points(
     attach: &Attach,
     kernel: &dyn TracepointSource,
 ) -> Result<Vec<(AttachPoint, Context)>, Error> {
+    let matches = matching(attach, kernel)?;
+    if matches.is_empty() {
+        return Err(no_match(attach));
+    }
+    Ok(matches)
+}
+
+/// The attach points of a probe's list, each wildcard expanded, with the
+/// attach point each came from. A wildcard that matches nothing is left
+/// out, as bpftrace 0.23 leaves it (`kprobe:lookup_fast,
+/// kprobe:lookup_fast.constprop.*` attaches the first), unless nothing of
+/// the list is left.
+pub fn list_points<'a>(
+    attaches: &'a [Attach],
+    kernel: &dyn TracepointSource,
+) -> Result<Vec<(&'a Attach, AttachPoint, Context)>, Error> {
+    let mut out = Vec::new();
+    for attach in attaches {
+        for (point, context) in matching(attach, kernel)? {
+            out.push((attach, point, context));
+        }
+    }
+    match (out.is_empty(), attaches.first()) {
+        (true, Some(first)) => Err(no_match(first)),
+        _ => Ok(out),
+    }
+}
+
+fn no_match(attach: &Attach) -> Error {
+    let written = attach.parts.join(":");
+    Error::at(
+        attach.span,
+        format!("`{written}`: the wildcard matches no probe of this kernel"),
+    )
+}
+
+/// [`points`], empty when a wildcard matches nothing.
+fn matching(
+    attach: &Attach,
+    kernel: &dyn TracepointSource,
+) -> Result<Vec<(AttachPoint, Context)>, Error> {
     let (point, context) = resolve(attach)?;
     let point = with_binary(point, attach, kernel)?;
     let Some(pattern) = pattern(&point) else {
@@ -40,12 +81,6 @@ pub fn points(
         .filter_map(|name| concrete(&point, name))
         .map(|p| (p, context))
         .collect();
-    if matches.is_empty() {
-        return Err(Error::at(
-            attach.span,
-            format!("`{written}`: the wildcard matches no probe of this kernel"),
-        ));
-    }
     Ok(matches)
 }
 
@@ -131,8 +166,7 @@ pub fn bpftrace_probe_count(source: &str, kernel: &dyn TracepointSource) -> u64 
     program
         .probes
         .iter()
-        .flat_map(|probe| &probe.attach)
-        .map(|attach| points(attach, kernel).map_or(1, |points| points.len() as u64))
+        .map(|probe| list_points(&probe.attach, kernel).map_or(1, |points| points.len() as u64))
         .sum()
 }
 
@@ -230,6 +264,30 @@ mod tests {
         assert_eq!(funcs, ["vfs_read", "vfs_readv", "vfs_write"]);
     }
 
+    /// dcsnoop's `kprobe:lookup_fast, kprobe:lookup_fast.constprop.*`:
+    /// a wildcard of a list that matches nothing is left out, as bpftrace
+    /// 0.23 leaves it; a list of nothing but such wildcards is an error.
+    #[test]
+    fn a_list_leaves_out_wildcards_that_match_nothing() {
+        let list = [
+            attach("kprobe:vfs_read"),
+            attach("kprobe:nosuch_*"),
+            attach("kprobe:vfs_w*"),
+        ];
+        let points: Vec<String> = list_points(&list, &KERNEL)
+            .unwrap()
+            .iter()
+            .map(|(_, p, _)| p.to_string())
+            .collect();
+        assert_eq!(points, ["kprobe:vfs_read", "kprobe:vfs_write"]);
+        let none = [attach("kprobe:nosuch_*"), attach("kprobe:other_*")];
+        let err = list_points(&none, &KERNEL).unwrap_err().message;
+        assert!(
+            err.contains("`kprobe:nosuch_*`: the wildcard matches no probe"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn uprobes_name_the_file_their_library_is() {
         assert_eq!(
@@ -293,12 +351,12 @@ mod tests {
 
     #[test]
     fn the_checker_sees_each_match() {
-        use crate::fields::{FieldInfo, FieldSource};
+        use crate::fields::{FieldSource, Lookup};
         use crate::kernel::Kernel;
         struct NoFields;
         impl FieldSource for NoFields {
-            fn field(&self, _: &str, _: &str) -> Option<FieldInfo> {
-                None
+            fn lookup(&self, _: &str, _: &str) -> Lookup {
+                Lookup::Unknown
             }
         }
         let target = crate::Target {

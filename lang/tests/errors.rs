@@ -194,12 +194,12 @@ fn one_line_causes() {
             "clear takes one map, e.g. clear(@m)",
         ),
         (
-            "kprobe:f { print(1); }",
-            "print takes one map, e.g. print(@m)",
+            "kprobe:f { $t = (struct task_struct *)arg0; print(*$t); }",
+            "print cannot print `struct task_struct`: print its members",
         ),
         (
             "kprobe:f { @m = 1; print(@m[1]); }",
-            "print takes the whole map, without a key",
+            "`@m` is used with different keys elsewhere",
         ),
         (
             "kprobe:f { delete(1); }",

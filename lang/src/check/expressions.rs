@@ -684,7 +684,11 @@ impl Checker<'_> {
                 span,
                 "strftime() is printed by printf's %s: printf(\"%s\\n\", strftime(\"%H:%M:%S\", nsecs))",
             )),
-            "printf" | "print" | "exit" | "clear" | "delete" | "time" => Err(Error::at(
+            "buf" => Err(Error::at(
+                span,
+                "buf() is printed by printf's %r: printf(\"%r\\n\", buf(ADDR, LEN))",
+            )),
+            "printf" | "print" | "exit" | "clear" | "delete" | "time" | "cat" => Err(Error::at(
                 span,
                 format!("{name}() is a statement, not a value"),
             )),

@@ -17,7 +17,6 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kernel_headers::bpf::map_type;
 use lang::output::EVENTS_MAP;
 use lang::providers::AttachPoint as LangPoint;
 use lang::report::{self, Entries, Format, ReportError, Step};
@@ -27,6 +26,7 @@ use probes::MaxEntries;
 use crate::attach::{AttachMode, AttachPoint, stale};
 use crate::backend::{self, Backend, BackendChoice};
 use crate::detect::{Report, Scope};
+use crate::fields::Fields;
 use crate::list;
 use crate::load;
 use crate::plan::{self, PlanError, ReadChoice};
@@ -34,7 +34,7 @@ use crate::session::{MapSpec, ProgramSpec, Session, SessionError, Setup, Steps};
 use blocks::Blocks;
 use clock::LocalClock;
 use printer::Printer;
-pub use target::{Fields, KERNEL_BTF, Tracepoints};
+pub use target::Tracepoints;
 
 #[derive(Debug, Clone)]
 pub struct TraceOptions {
@@ -52,6 +52,8 @@ pub struct TraceOptions {
     pub read: ReadChoice,
     /// Data pages per CPU ring (a power of two).
     pub buffer_pages: usize,
+    /// `--perf-buffer`: the perf rings even where the ring buffer exists.
+    pub perf_buffer: bool,
     pub verbose: bool,
     /// BPF programs, or tracefs kprobe events (programs that need no BPF).
     pub backend: BackendChoice,
@@ -67,6 +69,8 @@ pub enum TraceError {
     Program(String),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Fields(#[from] crate::fields::FieldsError),
     #[error(transparent)]
     Session(SessionError),
     #[error("{0}")]
@@ -111,6 +115,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     }
     let mut steps = Steps::new(opts.verbose, started);
     let mut report = Report::detect(Scope::Start);
+    report.ring_buffer &= !opts.perf_buffer;
     let chosen = backend::choose(&report, opts.backend)?;
     if chosen.backend == Backend::Tracefs {
         let why = match opts.backend {
@@ -180,7 +185,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         ring_pages: compiled.config.perf_rb_pages.unwrap_or(opts.buffer_pages),
         clone_fix: "",
     })?;
-    session.create_maps(maps(&compiled))?;
+    session.create_maps(maps(&compiled, kernel.sink))?;
     symbols.set_stacks(stack_maps(&session, &compiled)?);
     steps.done("maps and perf rings");
     for probe in &compiled.probes {
@@ -191,11 +196,16 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let clock = LocalClock::new();
     let mut printer = Printer::new(&compiled, opts.format, out, opts.pid, &clock);
     // BEGIN's map writes are in the kernel before the first probe fires.
+    // Its output waits for the probes, as bpftrace's BEGIN runs once they
+    // are attached: a user (or a script) waiting for BEGIN's header may
+    // start the workload then.
+    printer.hold();
     let stopped = begin(opts, count, &session, &mut printer)?;
     if !stopped {
         session.attach_all()?;
         steps.done("attaching");
     }
+    printer.release()?;
     drive(opts, &mut session, &mut printer, stopped, flush_losses)
 }
 
@@ -207,7 +217,8 @@ fn begin(
     session: &Session,
     printer: &mut Printer<'_>,
 ) -> Result<bool, TraceError> {
-    printer.write(report::attached_probes(count, opts.format).as_bytes())?;
+    // Written now, held or not, as bpftrace writes it before attaching.
+    printer.write_now(report::attached_probes(count, opts.format).as_bytes())?;
     let mut blocks = Blocks {
         session,
         printer,
@@ -248,6 +259,13 @@ fn load_probe(
 /// undercount, which is said.
 fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
     printer.stopped = true;
+    // The ring buffer's losses are counted as they happen: a drain reads them.
+    if session.has_ring_buffer() {
+        if let Err(err) = session.drain(printer) {
+            eprintln!("warning: {err}");
+        }
+        return;
+    }
     if session.stats.records == 0 || session.map(EVENTS_MAP).is_none() {
         return;
     }
@@ -372,6 +390,7 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
                     }
                 }
             }
+            Step::Cat(path) => cat(printer, &path)?,
             Step::Exit => {
                 printer.pending.clear();
                 return Ok(true);
@@ -379,6 +398,27 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
         }
     }
     Ok(false)
+}
+
+/// `cat(PATH)` now: at most bpftrace's `max_cat_bytes` of the file; when it
+/// cannot be read, bpftrace's error line on stderr and nothing printed.
+fn cat(printer: &mut Printer<'_>, path: &[u8]) -> Result<(), TraceError> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    let mut contents = Vec::new();
+    let read = std::fs::File::open(path).and_then(|file| {
+        file.take(report::MAX_CAT_BYTES as u64)
+            .read_to_end(&mut contents)
+    });
+    if let Err(e) = read {
+        let cause = e.to_string();
+        // io::Error says "No such file or directory (os error 2)": strerror's
+        // words are bpftrace's.
+        let cause = cause.split(" (os error").next().unwrap_or(&cause);
+        eprintln!("ERROR: failed to open file '{}': {cause}", path.display());
+    }
+    printer.write(&report::cat(printer.format(), &contents))
 }
 
 /// `print(@m, top, div)` now.
@@ -447,9 +487,9 @@ fn split_per_cpu(spec: &lang::output::MapSpec, value: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The session's maps: the program's, and the perf event array its records
-/// go through.
-fn maps(compiled: &Compiled) -> Vec<MapSpec> {
+/// The session's maps: the program's, and those its records go through
+/// (`sink`'s).
+fn maps(compiled: &Compiled, sink: probes::ringbuf::Sink) -> Vec<MapSpec> {
     let mut out: Vec<MapSpec> = compiled
         .maps
         .iter()
@@ -463,14 +503,7 @@ fn maps(compiled: &Compiled) -> Vec<MapSpec> {
         })
         .collect();
     if !compiled.events.is_empty() {
-        out.push(MapSpec {
-            name: EVENTS_MAP.into(),
-            map_type: map_type::PERF_EVENT_ARRAY,
-            key_size: 4,
-            value_size: 4,
-            max_entries: MaxEntries::PossibleCpus,
-            flags: 0,
-        });
+        out.extend(sink.maps().iter().map(MapSpec::from));
     }
     out
 }
