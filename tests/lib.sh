@@ -70,6 +70,15 @@ vm() {
 # The VM side's case runner, printed at the top of a VM script: `t NAME
 # ARGS...` runs `nobtf trace ARGS` and prints `== NAME rc=STATUS`, its
 # stdout, then its stderr with each line prefixed `stderr: `.
+# vm_trace_case OUT NAME [RC]: the output of case NAME that
+# vm_trace_case_runner's `t` printed into OUT; its header must say rc=RC (0).
+vm_trace_case() {
+    local header rc=${3:-0}
+    header=$(printf '%s\n' "$1" | grep "^== $2 rc=") || { fail "no case $2"; return 1; }
+    [ "$header" = "== $2 rc=$rc" ] || { output_block "$1" "$header" >&2; fail "case $2: $header, expected rc=$rc"; return 1; }
+    output_block "$1" "$header"
+}
+
 vm_trace_case_runner() {
     cat <<'EOF'
 t() {

@@ -164,6 +164,11 @@ pub const STACK_SIZE: usize = 512;
 pub const OBJ_NAME_LEN: usize = 16;
 /// `perf_event_output` flag: write to the ring of the CPU running the program.
 pub const F_CURRENT_CPU: u64 = 0xffff_ffff;
+/// `get_stackid` flag: the user stack, not the kernel's.
+pub const F_USER_STACK: u64 = 1 << 8;
+/// A BPF program on a perf event (`BPF_PROG_TYPE_PERF_EVENT`, attached with
+/// `PERF_EVENT_IOC_SET_BPF`): 4.9.
+pub const PERF_EVENT_PROGRAMS_SINCE: KernelVersion = KernelVersion::new(4, 9, 0);
 /// `perf_event_output` flags bits that select a CPU index.
 pub const F_INDEX_MASK: u64 = 0xffff_ffff;
 
@@ -217,7 +222,16 @@ helpers! {
     GetCurrentPidTgid = 14, "bpf_get_current_pid_tgid", since (4, 2);
     GetCurrentUidGid = 15, "bpf_get_current_uid_gid", since (4, 2);
     GetCurrentComm = 16, "bpf_get_current_comm", since (4, 2);
+    GetPrandomU32 = 7, "bpf_get_prandom_u32", since (4, 1);
     PerfEventOutput = 25, "bpf_perf_event_output", since (4, 4);
+    /// Id of the current stack in a `STACK_TRACE` map.
+    GetStackid = 27, "bpf_get_stackid", since (4, 6);
+    /// The current `struct task_struct *`.
+    GetCurrentTask = 35, "bpf_get_current_task", since (4, 8);
+    /// Queues a signal to the current process.
+    SendSignal = 109, "bpf_send_signal", since (5, 3);
+    GetNumaNodeId = 42, "bpf_get_numa_node_id", since (4, 10);
+    GetCurrentCgroupId = 80, "bpf_get_current_cgroup_id", since (4, 18);
     ProbeReadStr = 45, "bpf_probe_read_str", since (4, 11);
     ProbeReadUser = 112, "bpf_probe_read_user", since (5, 5);
     ProbeReadKernel = 113, "bpf_probe_read_kernel", since (5, 5);
@@ -329,6 +343,7 @@ pub mod map_type {
     pub const PERF_EVENT_ARRAY: u32 = 4;
     pub const PERCPU_HASH: u32 = 5;
     pub const PERCPU_ARRAY: u32 = 6;
+    /// Stacks by id, for `bpf_get_stackid` (4.6+): key u32, value u64 × depth.
     pub const STACK_TRACE: u32 = 7;
     /// 5.8.
     pub const RINGBUF: u32 = 27;

@@ -13,6 +13,7 @@ pub mod kprobe;
 pub mod perf;
 pub mod pt_regs;
 pub mod sched;
+pub mod signal;
 pub mod syscalls;
 pub mod uapi;
 pub mod version;

@@ -15,6 +15,35 @@ pub const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
 /// `config` of a PERF_TYPE_SOFTWARE event that carries `bpf_perf_event_output` data (4.4+).
 pub const PERF_COUNT_SW_BPF_OUTPUT: u64 = 10;
 
+/// `config` values of PERF_TYPE_SOFTWARE events (`enum perf_sw_ids`).
+pub mod sw {
+    pub const CPU_CLOCK: u64 = 0;
+    pub const TASK_CLOCK: u64 = 1;
+    pub const PAGE_FAULTS: u64 = 2;
+    pub const CONTEXT_SWITCHES: u64 = 3;
+    pub const CPU_MIGRATIONS: u64 = 4;
+    pub const PAGE_FAULTS_MIN: u64 = 5;
+    pub const PAGE_FAULTS_MAJ: u64 = 6;
+    pub const ALIGNMENT_FAULTS: u64 = 7;
+    pub const EMULATION_FAULTS: u64 = 8;
+    pub const DUMMY: u64 = 9;
+    pub const BPF_OUTPUT: u64 = 10;
+}
+
+/// `config` values of PERF_TYPE_HARDWARE events (`enum perf_hw_id`).
+pub mod hw {
+    pub const CPU_CYCLES: u64 = 0;
+    pub const INSTRUCTIONS: u64 = 1;
+    pub const CACHE_REFERENCES: u64 = 2;
+    pub const CACHE_MISSES: u64 = 3;
+    pub const BRANCH_INSTRUCTIONS: u64 = 4;
+    pub const BRANCH_MISSES: u64 = 5;
+    pub const BUS_CYCLES: u64 = 6;
+    pub const STALLED_CYCLES_FRONTEND: u64 = 7;
+    pub const STALLED_CYCLES_BACKEND: u64 = 8;
+    pub const REF_CPU_CYCLES: u64 = 9;
+}
+
 /// `sample_type` bit: samples carry the raw bytes the program wrote.
 pub const PERF_SAMPLE_RAW: u64 = 1 << 10;
 
@@ -28,6 +57,8 @@ pub mod attr_flag {
     pub const INHERIT: u64 = 1 << 1;
     pub const EXCLUDE_USER: u64 = 1 << 4;
     pub const EXCLUDE_KERNEL: u64 = 1 << 5;
+    /// `sample_period` is `sample_freq`: samples per second.
+    pub const FREQ: u64 = 1 << 10;
     /// Wake up by `wakeup_watermark` bytes, not `wakeup_events` records.
     pub const WATERMARK: u64 = 1 << 14;
 }

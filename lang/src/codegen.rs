@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
-use kernel_headers::bpf::{Helper, STACK_SIZE};
+use kernel_headers::bpf::{F_USER_STACK, Helper, STACK_SIZE};
 use probes::asm::{AluOp, Builder, Insn, Insns, JmpOp, Label, Reg, Size, Width};
 use probes::ringbuf::Sink;
 
@@ -111,6 +111,31 @@ fn fits_i32(n: u64) -> Option<i32> {
 }
 
 impl Gen<'_> {
+    /// `kstack`/`ustack`: `bpf_get_stackid(ctx, map, flags)` (an id, or a
+    /// negative errno); a user stack's id (its low 32 bits) gets the thread
+    /// group id above it, whose files name its frames.
+    fn stack_id(&mut self, map: usize, user: bool) {
+        self.b.mov(R1, R6);
+        self.b.ld_map(R2, intern(&self.maps[map].name));
+        let flags = if user { F_USER_STACK } else { 0 };
+        self.b.mov(R3, flags as i32);
+        self.b.call(Helper::GetStackid);
+        if user {
+            // r7 is callee-saved and otherwise unused.
+            self.b.push(Insn::Alu {
+                width: Width::W32,
+                op: AluOp::Mov,
+                dst: R7,
+                src: R0.into(),
+            });
+            self.b.call(Helper::GetCurrentPidTgid);
+            self.b.alu(AluOp::Rsh, R0, 32);
+            self.b
+                .alu(AluOp::Lsh, R0, crate::symbols::USTACK_ID_BITS as i32);
+            self.b.alu(AluOp::Or, R0, R7);
+        }
+    }
+
     /// Reserve `size` bytes (rounded to 8) of stack; the offset from r10.
     fn alloc(&mut self, size: usize, span: Span, what: &str) -> Result<i16, Error> {
         self.used += size.next_multiple_of(8);
@@ -272,7 +297,7 @@ impl Gen<'_> {
                     ValueType::Str { len } => self.buffer_into(value, val, len)?,
                     ValueType::Inet => self.buffer_into(value, val, INET_SIZE)?,
                     ty @ ValueType::Buf { .. } => self.buffer_into(value, val, ty.size())?,
-                    ValueType::Int { .. } | ValueType::Timestamp { .. } => {
+                    ValueType::Int { .. } | ValueType::Timestamp { .. } | ValueType::Symbol(_) => {
                         self.expr(value)?;
                         self.b.store(Size::DW, R10, val, R0);
                     }
@@ -313,7 +338,9 @@ impl Gen<'_> {
                         ValueType::Str { len } => self.buffer_into(arg, at, len)?,
                         ValueType::Inet => self.buffer_into(arg, at, INET_SIZE)?,
                         ty @ ValueType::Buf { .. } => self.buffer_into(arg, at, ty.size())?,
-                        ValueType::Int { .. } | ValueType::Timestamp { .. } => {
+                        ValueType::Int { .. }
+                        | ValueType::Timestamp { .. }
+                        | ValueType::Symbol(_) => {
                             self.expr(arg)?;
                             self.b.store(Size::DW, R10, at, R0);
                         }
@@ -353,7 +380,10 @@ impl Gen<'_> {
                 (ValueType::Str { len }, None) => self.buffer_into(k, at, len)?,
                 (ValueType::Inet, None) => self.buffer_into(k, at, INET_SIZE)?,
                 (ty @ ValueType::Buf { .. }, None) => self.buffer_into(k, at, ty.size())?,
-                (ValueType::Int { .. } | ValueType::Timestamp { .. }, None) => {
+                (
+                    ValueType::Int { .. } | ValueType::Timestamp { .. } | ValueType::Symbol(_),
+                    None,
+                ) => {
                     self.expr(k)?;
                     self.b.store(Size::DW, R10, at, R0);
                 }
@@ -783,6 +813,13 @@ impl Gen<'_> {
                 Builtin::Nsecs => self.b.call(Helper::KtimeGetNs),
                 Builtin::Cpu => self.b.call(Helper::GetSmpProcessorId),
             },
+            TKind::HelperValue(helper) => self.b.call(*helper),
+            TKind::HelperWith { helper, arg } => {
+                self.expr(arg)?;
+                self.b.mov(R1, R0);
+                self.b.call(*helper);
+            }
+            TKind::StackId { map, user } => self.stack_id(*map, *user),
             TKind::Var(slot) => {
                 let (off, ty) = self.vars[*slot].clone();
                 match ty.buffer_len() {

@@ -248,6 +248,7 @@ fn check_probes(
     }
     for (probe, points) in program.probes.iter().zip(expansions) {
         for (attach, point, context) in points {
+            crate::sampling::check_kernel(&point, checker.kernel.release, attach.span)?;
             let typed = checker.probe(probe, &point, context, attach.span)?;
             if context == Context::UserSpace {
                 if let Some(p) = &probe.predicate {

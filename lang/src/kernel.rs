@@ -12,6 +12,9 @@ pub use probes::ringbuf::Sink;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kernel {
+    /// The release, for what only some releases have (helpers, perf-event
+    /// programs): refused by name and version where it lacks them.
+    pub release: KernelVersion,
     pub readers: Readers,
     /// `BPF_MAP_TYPE_PERCPU_HASH` (4.6+): aggregations need no atomics.
     pub percpu_hash: bool,
@@ -35,6 +38,7 @@ impl Kernel {
     /// The capabilities mainline `release` has, on `abi`.
     pub fn for_release(release: KernelVersion, abi: &'static Abi) -> Kernel {
         Kernel {
+            release,
             readers: Readers::for_release(release),
             percpu_hash: release >= PERCPU_HASH_SINCE,
             max_insns: if release >= LARGE_PROGRAMS_SINCE {

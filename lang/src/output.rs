@@ -31,12 +31,15 @@ pub enum ValueType {
     /// `ntop()`'s address: the family as 8 bytes, then 16 bytes of address
     /// in network order (4 used for IPv4). Printed as text.
     Inet,
+    /// A stack id or an address, 8 bytes, printed as symbols
+    /// ([`crate::symbols::text`]).
+    Symbol(crate::symbols::Symbolic),
 }
 
 impl ValueType {
     pub fn size(self) -> u32 {
         match self {
-            ValueType::Int { .. } | ValueType::Timestamp { .. } => 8,
+            ValueType::Int { .. } | ValueType::Timestamp { .. } | ValueType::Symbol(_) => 8,
             ValueType::Str { len } => len.next_multiple_of(8),
             ValueType::Inet => INET_SIZE,
             ValueType::Buf { max } => 8 + max.next_multiple_of(8),
@@ -263,6 +266,11 @@ pub enum ValueRef<'a> {
     },
     /// An [`ValueType::Inet`]'s bytes, for [`inet_text`].
     Inet(&'a [u8]),
+    /// A [`ValueType::Symbol`]'s number, for [`crate::symbols::text`].
+    Symbol {
+        kind: crate::symbols::Symbolic,
+        raw: u64,
+    },
     /// A [`ValueType::Buf`]'s bytes.
     Buf(&'a [u8]),
 }
@@ -305,6 +313,7 @@ pub fn slot_value<'a>(bytes: &'a [u8], slot: &Slot) -> Result<ValueRef<'a>, Deco
             .get(start..start + INET_SIZE as usize)
             .map(ValueRef::Inet)
             .ok_or(truncated),
+        ValueType::Symbol(kind) => Ok(ValueRef::Symbol { kind, raw: word()? }),
         ValueType::Buf { max } => {
             let len = word()?.min(u64::from(max)) as usize;
             bytes
@@ -325,6 +334,7 @@ pub fn decode_slots(bytes: &[u8], slots: &[Slot]) -> Result<Vec<Value>, DecodeEr
                 ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => Value::Uint(n),
                 ValueRef::Str(s) => Value::Str(s.to_vec()),
                 ValueRef::Inet(raw) => Value::Str(inet_text(raw).into_bytes()),
+                ValueRef::Symbol { kind, raw } => Value::Str(crate::symbols::text(kind, raw)),
                 ValueRef::Buf(bytes) => Value::Buf(bytes.to_vec()),
             })
         })
@@ -421,10 +431,13 @@ pub enum MapValue {
 }
 
 impl MapSpec {
-    /// `BPF_MAP_TYPE_HASH` or `BPF_MAP_TYPE_PERCPU_HASH`.
+    /// `BPF_MAP_TYPE_HASH` or `BPF_MAP_TYPE_PERCPU_HASH`; a stack map
+    /// (named by [`crate::symbols::stack_map_name`]) is a `STACK_TRACE`.
     pub fn map_type(&self) -> u32 {
         use kernel_headers::bpf::map_type;
-        if self.per_cpu {
+        if crate::symbols::stack_map_limit(&self.name).is_some() {
+            map_type::STACK_TRACE
+        } else if self.per_cpu {
             map_type::PERCPU_HASH
         } else {
             map_type::HASH

@@ -36,6 +36,8 @@ pub enum AttachPoint {
     Interval {
         nanos: u64,
     },
+    /// `profile:`, `software:`, `hardware:`: a perf event on every online CPU.
+    Sampling(crate::sampling::Sampling),
 }
 
 impl AttachPoint {
@@ -49,7 +51,7 @@ impl AttachPoint {
             | AttachPoint::Uprobe { .. }
             | AttachPoint::Uretprobe { .. } => Some(prog_type::KPROBE),
             AttachPoint::Tracepoint { .. } => Some(prog_type::TRACEPOINT),
-            AttachPoint::Interval { .. } => Some(prog_type::PERF_EVENT),
+            AttachPoint::Interval { .. } | AttachPoint::Sampling(_) => Some(prog_type::PERF_EVENT),
             AttachPoint::Begin | AttachPoint::End => None,
         }
     }
@@ -94,6 +96,7 @@ impl core::fmt::Display for AttachPoint {
                 n if n % 1_000_000 == 0 => write!(f, "interval:ms:{}", n / 1_000_000),
                 n => write!(f, "interval:us:{}", n / 1_000),
             },
+            AttachPoint::Sampling(sampling) => f.write_str(&sampling.name),
         }
     }
 }
@@ -216,6 +219,24 @@ const PROVIDERS: &[Provider] = &[
             };
             Some(AttachPoint::Interval { nanos })
         },
+    },
+    Provider {
+        names: &["profile", "p"],
+        usage: "profile:hz:N, profile:s:N, profile:ms:N or profile:us:N",
+        context: Context::Timer,
+        make: |rest| crate::sampling::profile(rest).map(AttachPoint::Sampling),
+    },
+    Provider {
+        names: &["software", "s"],
+        usage: "software:EVENT or software:EVENT:PERIOD, EVENT one of alignment-faults, bpf-output, context-switches (cs), cpu-clock (cpu), cpu-migrations, dummy, emulation-faults, major-faults, minor-faults, page-faults (faults), task-clock",
+        context: Context::Timer,
+        make: |rest| crate::sampling::software(rest).map(AttachPoint::Sampling),
+    },
+    Provider {
+        names: &["hardware", "h"],
+        usage: "hardware:EVENT or hardware:EVENT:PERIOD, EVENT one of backend-stalls, branch-instructions (branches), branch-misses, bus-cycles, cache-misses, cache-references, cpu-cycles (cycles), frontend-stalls, instructions, ref-cycles",
+        context: Context::Timer,
+        make: |rest| crate::sampling::hardware(rest).map(AttachPoint::Sampling),
     },
 ];
 

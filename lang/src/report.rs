@@ -111,6 +111,7 @@ fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
         ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => format::Arg::Unsigned(n),
         ValueRef::Str(s) => format::Arg::Str(s),
         ValueRef::Inet(raw) => format::Arg::Inet(raw),
+        ValueRef::Symbol { raw, .. } => format::Arg::Unsigned(raw),
         ValueRef::Buf(bytes) => format::Arg::Buf(bytes),
     }
 }
@@ -260,13 +261,17 @@ impl<'a> Records<'a> {
     ) -> Result<Vec<(usize, Vec<u8>)>, DecodeError> {
         let mut texts = Vec::new();
         for (i, slot) in slots.iter().enumerate() {
-            if let ValueRef::Timestamp { format, nsecs } = slot_value(record, slot)? {
-                let format = self.compiled.time_formats.get(format as usize);
-                let text = format.map_or_else(
-                    || b"(?)".to_vec(),
-                    |f| format::time::timestamp(f, nsecs, self.clock),
-                );
-                texts.push((i, text));
+            match slot_value(record, slot)? {
+                ValueRef::Timestamp { format, nsecs } => {
+                    let format = self.compiled.time_formats.get(format as usize);
+                    let text = format.map_or_else(
+                        || b"(?)".to_vec(),
+                        |f| format::time::timestamp(f, nsecs, self.clock),
+                    );
+                    texts.push((i, text));
+                }
+                ValueRef::Symbol { kind, raw } => texts.push((i, crate::symbols::text(kind, raw))),
+                _ => {}
             }
         }
         Ok(texts)
@@ -517,17 +522,17 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
             signed,
             entries: numbers(),
         },
-        MapKind::Assign(ValueType::Str { .. } | ValueType::Inet | ValueType::Buf { .. }) => {
-            MapValues::Str(
-                decoded
-                    .into_iter()
-                    .map(|(k, v)| match v {
-                        MapValue::Value(Value::Str(s) | Value::Buf(s)) => (k, s),
-                        _ => (k, Vec::new()),
-                    })
-                    .collect(),
-            )
-        }
+        MapKind::Assign(
+            ValueType::Str { .. } | ValueType::Inet | ValueType::Buf { .. } | ValueType::Symbol(_),
+        ) => MapValues::Str(
+            decoded
+                .into_iter()
+                .map(|(k, v)| match v {
+                    MapValue::Value(Value::Str(s) | Value::Buf(s)) => (k, s),
+                    _ => (k, Vec::new()),
+                })
+                .collect(),
+        ),
         MapKind::Min { signed } => MapValues::Min {
             signed,
             entries: numbers(),
@@ -574,12 +579,7 @@ mod tests {
             .iter()
             .map(|&ty| {
                 let slot = Slot { ty, offset };
-                offset += match ty {
-                    ValueType::Int { .. } | ValueType::Timestamp { .. } => 8,
-                    ValueType::Str { len } => len,
-                    ValueType::Inet => crate::output::INET_SIZE,
-                    ValueType::Buf { .. } => ty.size(),
-                };
+                offset += ty.size();
                 slot
             })
             .collect();

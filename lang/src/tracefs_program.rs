@@ -428,7 +428,13 @@ impl Translator<'_> {
             | TKind::CtxAddr { .. }
             | TKind::DataLoc { .. }
             | TKind::Builtin(_)
+            | TKind::HelperValue(_)
+            | TKind::StackId { .. }
             | TKind::Comm => e.kind.clone(),
+            TKind::HelperWith { helper, arg } => TKind::HelperWith {
+                helper: *helper,
+                arg: sub(arg),
+            },
         };
         TExpr {
             kind,
@@ -516,6 +522,9 @@ impl Translator<'_> {
             | TKind::Tuple(_)
             | TKind::Buf { .. }
             | TKind::TupleField { .. }
+            | TKind::HelperValue(_)
+            | TKind::HelperWith { .. }
+            | TKind::StackId { .. }
             | TKind::Trunc { .. } => self.unsupported(e),
         }
     }
@@ -613,6 +622,9 @@ impl Translator<'_> {
             | TKind::Tuple(_)
             | TKind::Buf { .. }
             | TKind::TupleField { .. }
+            | TKind::HelperValue(_)
+            | TKind::HelperWith { .. }
+            | TKind::StackId { .. }
             | TKind::Offset { .. } => return self.unsupported(e),
         })
     }
@@ -648,6 +660,11 @@ impl Translator<'_> {
             TKind::StrCmp { .. } => "a comparison of two strings".into(),
             TKind::StrContains { .. } => "the function `strcontains`".into(),
             TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
+            TKind::HelperValue(helper) | TKind::HelperWith { helper, .. } => {
+                format!("`{}` (a BPF helper)", helper.name())
+            }
+            TKind::StackId { user: false, .. } => "`kstack` (a BPF stack map)".into(),
+            TKind::StackId { user: true, .. } => "`ustack` (a BPF stack map)".into(),
             TKind::Buf { .. } => "`buf()`".into(),
             TKind::Const(_)
             | TKind::ConstStr(_)
@@ -784,6 +801,9 @@ impl Translator<'_> {
             | TKind::Tuple(_)
             | TKind::Buf { .. }
             | TKind::TupleField { .. }
+            | TKind::HelperValue(_)
+            | TKind::HelperWith { .. }
+            | TKind::StackId { .. }
             | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
                 Ok(format!("{} != 0", f.name))
@@ -945,9 +965,13 @@ impl TracefsProgram {
                                 }
                                 (Raw::Str(s), _) => output::Value::Str(s),
                                 // ntop() is refused before a line is read.
+                                // Stacks and symbols need BPF.
                                 (
                                     Raw::Int(n),
-                                    ValueType::Str { .. } | ValueType::Inet | ValueType::Buf { .. },
+                                    ValueType::Str { .. }
+                                    | ValueType::Inet
+                                    | ValueType::Buf { .. }
+                                    | ValueType::Symbol(_),
                                 ) => output::Value::Str(n.to_string().into_bytes()),
                             }
                         })

@@ -77,6 +77,8 @@ pub enum Ty {
     /// A tuple: its elements one after the other, each laid out as a map
     /// key's part (so `@m[$t]` is `@m[a, b]`).
     Tuple(Vec<Ty>),
+    /// A stack id or an address (64 bits) printed as symbols.
+    Symbol(crate::symbols::Symbolic),
 }
 
 impl Ty {
@@ -87,7 +89,7 @@ impl Ty {
             Ty::Str { len } => Some(*len),
             Ty::Inet => Some(crate::output::INET_SIZE),
             Ty::Tuple(elements) => Some(elements.iter().map(Ty::slot_size).sum()),
-            Ty::Int { .. } | Ty::Ptr { .. } | Ty::Place { .. } => None,
+            Ty::Int { .. } | Ty::Ptr { .. } | Ty::Place { .. } | Ty::Symbol(_) => None,
         }
     }
 
@@ -124,6 +126,9 @@ impl Ty {
             Ty::Str { .. } => "a string".into(),
             Ty::Inet => "an address (`ntop()`)".into(),
             Ty::Tuple(elements) => format!("a tuple of {}", elements.len()),
+            Ty::Symbol(crate::symbols::Symbolic::Stack(s)) if s.user => "a user stack".into(),
+            Ty::Symbol(crate::symbols::Symbolic::Stack(_)) => "a kernel stack".into(),
+            Ty::Symbol(_) => "a symbol".into(),
             Ty::Ptr {
                 to: Pointee::Struct(s),
                 ..
@@ -183,6 +188,21 @@ pub enum TKind {
         off: u32,
     },
     Builtin(Builtin),
+    /// What a helper without arguments returns (`curtask`, `rand`,
+    /// `numaid`, `cgroup`).
+    HelperValue(Helper),
+    /// What a helper returns given `arg` in r1 (`signal(SIG)`).
+    HelperWith {
+        helper: Helper,
+        arg: Box<TExpr>,
+    },
+    /// `kstack`/`ustack`: the current stack's id in stack map `map`
+    /// (`bpf_get_stackid`); for a user stack the thread group id is in the
+    /// high 32 bits.
+    StackId {
+        map: usize,
+        user: bool,
+    },
     Comm,
     Var(usize),
     /// Reading `@m[keys]` (0 when absent).

@@ -76,6 +76,61 @@ fn a_member_of_unknown_type_needs_a_cast_to_be_followed() {
 }
 
 #[test]
+fn helpers_and_perf_events_are_refused_by_name_and_version_on_older_kernels() {
+    let cases = [
+        (
+            "kprobe:f { @[curtask] = count(); }",
+            (4, 7),
+            "`curtask` needs the helper bpf_get_current_task of Linux 4.8; this kernel is 4.7.0",
+        ),
+        (
+            "kprobe:f { @[cgroup] = count(); }",
+            (4, 14),
+            "`cgroup` needs the helper bpf_get_current_cgroup_id of Linux 4.18; this kernel is 4.14.0",
+        ),
+        (
+            "kprobe:f { @[numaid] = count(); }",
+            (4, 9),
+            "`numaid` needs the helper bpf_get_numa_node_id of Linux 4.10",
+        ),
+        (
+            "kprobe:f { @[kstack] = count(); }",
+            (4, 5),
+            "`kstack` needs the helper bpf_get_stackid of Linux 4.6",
+        ),
+        (
+            "profile:hz:99 { @[cpu] = count(); }",
+            (4, 8),
+            "`profile:hz:99` runs a BPF program on a perf event, which needs Linux 4.9 or later",
+        ),
+        (
+            "kprobe:f { @[kstack(flame)] = count(); }",
+            (5, 4),
+            "unknown stack mode `flame`: bpftrace, perf or raw",
+        ),
+        (
+            "kprobe:f { @[ustack(2000)] = count(); }",
+            (5, 4),
+            "limit shouldn't exceed 1024, 2000 given",
+        ),
+        (
+            "kprobe:f { @[ustack(raw, 200)] = count(); }",
+            (5, 4),
+            "at most 127 frames",
+        ),
+        (
+            "software:nope:1 { }",
+            (5, 4),
+            "`software:nope:1`: expected software:EVENT",
+        ),
+    ];
+    for (src, (major, minor), want) in cases {
+        let got = error_on(src, KernelVersion::new(major, minor, 0));
+        assert!(got.contains(want), "{src}: {got}");
+    }
+}
+
+#[test]
 fn one_line_causes() {
     let cases = [
         (
@@ -83,12 +138,12 @@ fn one_line_causes() {
             "unknown identifier `foo`",
         ),
         (
-            "kprobe:f { printf(\"%s\\n\", kstack); }",
-            "`kstack` is a bpftrace builtin nobtf trace does not support yet",
+            "kprobe:f { printf(\"%s\\n\", username); }",
+            "`username` is a bpftrace builtin nobtf trace does not support yet",
         ),
         (
-            "kprobe:f { $x = ksym(arg0); }",
-            "`ksym()` is a bpftrace function nobtf trace does not support yet",
+            "kprobe:f { $x = macaddr(arg0); }",
+            "`macaddr()` is a bpftrace function nobtf trace does not support yet",
         ),
         (
             "tracepoint:sched:nope { }",
@@ -185,8 +240,8 @@ fn one_line_causes() {
         ),
         ("interval:s:0 { }", "expected interval:s:N, interval:ms:N"),
         (
-            "kprobe:f { $x = *arg0; }",
-            "`*` needs a pointer, found an unsigned integer; cast it first",
+            "kprobe:f { $x = *comm; }",
+            "`*` needs a pointer, found a string; cast it first",
         ),
         (
             "kprobe:f { $x = 1; $x = comm; }",

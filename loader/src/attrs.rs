@@ -120,6 +120,20 @@ pub fn cpu_clock(period_ns: u64) -> PerfEventAttr {
     }
 }
 
+/// A sampling probe's event (`profile:`, `software:`, `hardware:`): by
+/// period, or by frequency with the `freq` bit.
+pub fn sampling(sampling: &lang::sampling::Sampling) -> PerfEventAttr {
+    PerfEventAttr {
+        sample_period: sampling.period,
+        flags: if sampling.freq {
+            perf::attr_flag::FREQ
+        } else {
+            0
+        },
+        ..base(sampling.event_type, sampling.config)
+    }
+}
+
 /// A tracefs event (a `kprobe_events` probe or a tracepoint) by its id.
 pub fn tracepoint(id: u64) -> PerfEventAttr {
     PerfEventAttr {

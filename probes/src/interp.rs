@@ -481,6 +481,16 @@ impl Vm {
                     None => Ok((-ENOENT) as u64),
                 }
             }
+            // Helpers of `nobtf trace`'s sampling builtins: the interpreter
+            // runs the unlink probes, which call none of them.
+            Helper::GetPrandomU32
+            | Helper::GetStackid
+            | Helper::GetCurrentTask
+            | Helper::SendSignal
+            | Helper::GetNumaNodeId
+            | Helper::GetCurrentCgroupId => {
+                Err(fail(format!("{} is not interpreted", helper.name())))
+            }
             Helper::GetCurrentUidGid => Ok(self.uid_gid),
             Helper::GetSmpProcessorId => Ok(u64::from(self.cpu)),
             Helper::KtimeGetNs => Ok(self.ktime_ns),

@@ -49,6 +49,9 @@ impl Checker<'_> {
         {
             return self.stack_arg(scope, name, n, span);
         }
+        if let Some(value) = self.sampling_ident(name, span) {
+            return value;
+        }
         match name {
             "retval" => {
                 if scope.context != Context::Return {
@@ -551,6 +554,9 @@ impl Checker<'_> {
         args: &[Expr],
         span: Span,
     ) -> Result<TExpr, Error> {
+        if let Some(value) = self.sampling_call(scope, name, args, span) {
+            return value;
+        }
         match name {
             "str" => {
                 if args.is_empty() || args.len() > 2 {
@@ -597,6 +603,12 @@ impl Checker<'_> {
                     }
                     Ty::Tuple(_) => {
                         return Err(Error::at(addr.span, "str() of a tuple"));
+                    }
+                    Ty::Symbol(_) => {
+                        return Err(Error::at(
+                            addr.span,
+                            format!("str() of {}: print it with %s", addr.ty.describe()),
+                        ));
                     }
                 };
                 let len = match &addr.ty {

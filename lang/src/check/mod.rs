@@ -17,6 +17,7 @@ use crate::tracepoint::{TracepointFormat, TracepointSource};
 use crate::typed::*;
 use kernel_headers::bpf::Helper;
 
+mod builtins;
 mod expressions;
 mod flow;
 mod maps;
@@ -41,22 +42,11 @@ pub const JOIN_LEN: u32 = STR_MAX;
 /// bpftrace builtins and functions nobtf trace does not offer yet: named so
 /// that their use is "not supported", not "unknown".
 const UNSUPPORTED: &[&str] = &[
-    "kstack",
-    "ustack",
-    "curtask",
-    "rand",
-    "cgroup",
     "username",
     "ctx",
     "cpid",
     "jiffies",
-    "numaid",
-    "ksym",
-    "usym",
-    "kaddr",
-    "uaddr",
     "system",
-    "signal",
     "override",
     "stats",
     "zero",
@@ -67,8 +57,6 @@ const UNSUPPORTED: &[&str] = &[
     "path",
     "skboutput",
     "unwatch",
-    "kptr",
-    "uptr",
     "offsetof",
     "percpu_kaddr",
     "pton",
@@ -281,6 +269,7 @@ pub fn value_type(ty: &Ty) -> ValueType {
         Ty::Str { len } => ValueType::Str { len: *len },
         Ty::Inet => ValueType::Inet,
         Ty::Int { signed, .. } => ValueType::Int { signed: *signed },
+        Ty::Symbol(kind) => ValueType::Symbol(*kind),
         _ => ValueType::Int { signed: false },
     }
 }

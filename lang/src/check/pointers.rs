@@ -74,6 +74,14 @@ impl Checker<'_> {
         let p = self.expr(scope, value)?;
         match p.ty.clone() {
             Ty::Ptr { to, user } => self.deref_value(p, &to, user, span),
+            // bpftrace reads a u64 at an integer (`*kaddr("avenrun")`).
+            Ty::Int { .. } => {
+                let u64 = Pointee::Int {
+                    bytes: 8,
+                    signed: false,
+                };
+                self.deref_value(p, &u64, false, span)
+            }
             other => Err(Error::at(
                 p.span,
                 format!(
@@ -298,6 +306,7 @@ impl Checker<'_> {
             Ty::Str { len } => *len,
             Ty::Inet => crate::output::INET_SIZE,
             Ty::Tuple(_) => v.ty.buffer_len().unwrap_or(0),
+            Ty::Symbol(_) => 8,
             Ty::Place {
                 place: Place::CharArray(n),
                 ..

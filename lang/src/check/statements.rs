@@ -14,6 +14,9 @@ impl Checker<'_> {
             return Ok(None);
         };
         let span = e.span;
+        if let Some(stmt) = self.sampling_stmt(scope, name, args, span) {
+            return stmt.map(Some);
+        }
         match name.as_str() {
             "printf" | "cat" => {
                 let Some((fmt, rest)) = args.split_first() else {
@@ -227,6 +230,7 @@ impl Checker<'_> {
             let ty = match (conv, &value.ty) {
                 ('s', Ty::Str { len }) => ValueType::Str { len: *len },
                 ('s', Ty::Inet) => ValueType::Inet,
+                ('s', Ty::Symbol(kind)) => ValueType::Symbol(*kind),
                 (_, Ty::Tuple(_)) => {
                     return Err(Error::at(
                         value.span,
@@ -593,6 +597,7 @@ impl PrintRecord {
             Ty::Int { signed, .. } => (ValueType::Int { signed: *signed }, false),
             Ty::Str { len } => (ValueType::Str { len: *len }, false),
             Ty::Inet => (ValueType::Inet, false),
+            Ty::Symbol(kind) => (ValueType::Symbol(*kind), false),
             Ty::Ptr { .. } => (ValueType::Int { signed: false }, true),
             Ty::Place { .. } => {
                 return Err(Error::at(

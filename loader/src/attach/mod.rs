@@ -41,6 +41,9 @@ pub enum AttachPoint {
     /// Every `period_ns`, once: a CPU clock on the first online CPU (a
     /// trace program's `interval`).
     Interval { period_ns: u64 },
+    /// A trace program's `profile:`, `software:` or `hardware:` probe: its
+    /// perf event on each online CPU.
+    Sampling(lang::sampling::Sampling),
     /// A user-space function: `offset` into the file at `path` (see
     /// [`uprobe`]).
     Uprobe(uprobe::UserProbe),
@@ -54,7 +57,9 @@ impl AttachPoint {
                 prog_type::KPROBE
             }
             AttachPoint::Tracepoint { .. } => prog_type::TRACEPOINT,
-            AttachPoint::CpuClock { .. } | AttachPoint::Interval { .. } => prog_type::PERF_EVENT,
+            AttachPoint::CpuClock { .. }
+            | AttachPoint::Interval { .. }
+            | AttachPoint::Sampling(_) => prog_type::PERF_EVENT,
         }
     }
 
@@ -75,6 +80,7 @@ impl fmt::Display for AttachPoint {
             AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
             AttachPoint::CpuClock { period_ns } => write!(f, "cpu-clock every {period_ns} ns"),
             AttachPoint::Interval { period_ns } => write!(f, "interval of {period_ns} ns"),
+            AttachPoint::Sampling(sampling) => f.write_str(&sampling.name),
             AttachPoint::Uprobe(probe) => write!(f, "{probe}"),
         }
     }
@@ -106,6 +112,11 @@ pub enum AttachError {
     EventId { path: String, err: String },
     #[error("attaching to {0} needs tracefs")]
     NoTracefs(String),
+    /// `perf_event_open` of a hardware event found no counter for it.
+    #[error(
+        "{0}: this machine has no hardware counter for it (no PMU, as in a VM without one); use software:cpu-clock or profile:hz:N instead"
+    )]
+    NoCounter(String),
     #[error(
         "attaching {0}: this kernel has neither the uprobe PMU (4.17+) nor tracefs uprobe_events (CONFIG_UPROBE_EVENTS)"
     )]
@@ -167,6 +178,7 @@ impl Attach {
             AttachPoint::CpuClock { period_ns } | AttachPoint::Interval { period_ns } => {
                 attach_cpu_clock(*period_ns, cpus, prog)?
             }
+            AttachPoint::Sampling(sampling) => attach_sampling(sampling, cpus, prog)?,
             AttachPoint::Uprobe(probe) => vec![uprobe::attach(self, probe, prog, tracefs)?],
         })
     }
@@ -437,6 +449,35 @@ pub fn attach_cpu_clock(
                 err,
             })?;
         // On error the timers attached so far drop with `attached`.
+        attached.push(finish(perf, None, prog, target.clone(), &target)?);
+    }
+    Ok(attached)
+}
+
+/// A sampling probe's perf event on each of `cpus`, as bpftrace opens it
+/// (every process, no group).
+pub fn attach_sampling(
+    sampling: &lang::sampling::Sampling,
+    cpus: &[u32],
+    prog: BorrowedFd<'_>,
+) -> Result<Vec<Attachment>, AttachError> {
+    let attr = attrs::sampling(sampling);
+    let mut attached = Vec::with_capacity(cpus.len());
+    for &cpu in cpus {
+        let target = format!("{} on cpu {cpu}", sampling.name);
+        let perf = sys::perf_event_open(&attr, None, -1, cpu as i32).map_err(|err| {
+            // No counter: ENOENT (no such event on this PMU) or EOPNOTSUPP
+            // (sampling unsupported), as under an emulator without a PMU.
+            let no_counter = matches!(err.errno(), Some(libc::ENOENT | libc::EOPNOTSUPP));
+            if sampling.event_type == kernel_headers::perf::PERF_TYPE_HARDWARE && no_counter {
+                AttachError::NoCounter(sampling.name.clone())
+            } else {
+                AttachError::Sys {
+                    function: target.clone(),
+                    err,
+                }
+            }
+        })?;
         attached.push(finish(perf, None, prog, target.clone(), &target)?);
     }
     Ok(attached)

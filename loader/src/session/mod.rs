@@ -390,7 +390,7 @@ impl Session {
         for prog in &self.progs[self.attached..] {
             let tracefs = self.setup.tracefs.as_deref().ok();
             let cpus = match prog.point {
-                AttachPoint::CpuClock { .. } => features::online_cpus()?,
+                AttachPoint::CpuClock { .. } | AttachPoint::Sampling(_) => features::online_cpus()?,
                 AttachPoint::Interval { .. } => {
                     features::online_cpus()?.into_iter().take(1).collect()
                 }

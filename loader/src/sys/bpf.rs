@@ -74,6 +74,17 @@ fn wrong_size(call: &'static str, what: &str, got: usize, want: usize) -> SysErr
 }
 
 impl MapFd {
+    /// Another fd of the same map (`dup`), for a reader that outlives the
+    /// borrow of its owner.
+    pub fn try_clone(&self) -> io::Result<MapFd> {
+        Ok(MapFd {
+            fd: self.fd.try_clone()?,
+            key_size: self.key_size,
+            value_size: self.value_size,
+            slots: self.slots,
+        })
+    }
+
     pub fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }

@@ -8,6 +8,7 @@
 mod blocks;
 mod clock;
 mod printer;
+mod symbolize;
 mod target;
 mod tracefs;
 mod uprobes;
@@ -149,6 +150,9 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         eprintln!("nobtf: struct fields from {}", fields.describe());
     }
     let tracepoints = Tracepoints::new(report.tracefs.as_deref().ok());
+    // kaddr() reads kallsyms while compiling; stacks are read at print.
+    let symbols = std::sync::Arc::new(symbolize::SystemSymbols::new(opts.pid));
+    lang::symbols::install(symbols.clone());
     let target = Target {
         fields: &fields,
         tracepoints: &tracepoints,
@@ -193,6 +197,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         clone_fix: "",
     })?;
     session.create_maps(maps(&compiled, kernel.sink))?;
+    symbols.set_stacks(stack_maps(&session, &compiled)?);
     steps.done("maps and perf rings");
     for probe in &compiled.probes {
         load_probe(&mut session, probe, &placed, Some(&mut report))?;
@@ -357,6 +362,12 @@ fn drive(
     blocks.run(&compiled.end)?;
     let mut entries = Vec::new();
     for spec in &compiled.maps {
+        // A stack map is read by the stacks that name its entries (before
+        // 4.12 it cannot be walked).
+        if lang::symbols::stack_map_limit(&spec.name).is_some() {
+            entries.push(Vec::new());
+            continue;
+        }
         entries.push(map_entries(session, spec)?);
     }
     let maps: Vec<(&lang::output::MapSpec, &Entries)> = compiled
@@ -435,6 +446,27 @@ fn print(
     printer.write(&text)
 }
 
+/// An fd of each of the session's stack maps, with its depth, for the
+/// printers to read stacks from.
+fn stack_maps(
+    session: &Session,
+    compiled: &Compiled,
+) -> Result<Vec<(u32, crate::sys::MapFd)>, TraceError> {
+    let mut stacks = Vec::new();
+    for spec in &compiled.maps {
+        if let (Some(limit), Some(map)) = (
+            lang::symbols::stack_map_limit(&spec.name),
+            session.map(&spec.name),
+        ) {
+            let fd = map
+                .try_clone()
+                .map_err(|err| TraceError::Session(crate::session::write_error(err)))?;
+            stacks.push((limit, fd));
+        }
+    }
+    Ok(stacks)
+}
+
 /// A key and each CPU's value.
 type MapEntry = (Vec<u8>, Vec<Vec<u8>>);
 
@@ -504,6 +536,7 @@ fn attach_point(point: &LangPoint, placed: &uprobes::Placed) -> AttachPoint {
         }
         LangPoint::Syscall(lowered) => AttachPoint::Kprobe(lowered.function.clone()),
         LangPoint::Interval { nanos } => AttachPoint::Interval { period_ns: *nanos },
+        LangPoint::Sampling(sampling) => AttachPoint::Sampling(sampling.clone()),
         // BEGIN and END run in user space, and every uprobe kept is
         // placed: neither reaches here.
         LangPoint::Begin | LangPoint::End => unreachable!("BEGIN and END are not compiled"),
