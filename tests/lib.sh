@@ -67,9 +67,6 @@ vm() {
     fi
 }
 
-# The VM side's case runner, printed at the top of a VM script: `t NAME
-# ARGS...` runs `nobtf trace ARGS` and prints `== NAME rc=STATUS`, its
-# stdout, then its stderr with each line prefixed `stderr: `.
 # vm_trace_case OUT NAME [RC]: the output of case NAME that
 # vm_trace_case_runner's `t` printed into OUT; its header must say rc=RC (0).
 vm_trace_case() {
@@ -79,6 +76,9 @@ vm_trace_case() {
     output_block "$1" "$header"
 }
 
+# The VM side's case runner, printed at the top of a VM script: `t NAME
+# ARGS...` runs `nobtf trace ARGS` and prints `== NAME rc=STATUS`, its
+# stdout, then its stderr with each line prefixed `stderr: `.
 vm_trace_case_runner() {
     cat <<'EOF'
 t() {

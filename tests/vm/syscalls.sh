@@ -72,12 +72,7 @@ vmtest_syscall_tracepoints_lowered() {
     printf '%s\n' "$out" >"$TEST_TMP/syscalls.out"
     local b bad=0 lowered
     lowered=$(syscalls_lowered_to)
-    block() {
-        local header rc=${2:-0}
-        header=$(printf '%s\n' "$out" | grep "^== $1 rc=") || { fail "no case $1"; return 1; }
-        [ "$header" = "== $1 rc=$rc" ] || { output_block "$out" "$header" >&2; fail "case $1: $header, expected rc=$rc"; return 1; }
-        output_block "$out" "$header"
-    }
+    block() { vm_trace_case "$out" "$@"; }
     # Lines of the program, not nobtf's notes.
     printed() { grep -v '^stderr: nobtf: ' <<<"$1"; }
 

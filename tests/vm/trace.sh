@@ -113,12 +113,7 @@ vmtest_trace_corpus() {
     printf '%s\n' "$out" >"$TEST_TMP/corpus.out"
     local b cases=0 bad=0
     # block NAME [RC]: the case's output; its header must say rc=RC (0).
-    block() {
-        local header rc=${2:-0}
-        header=$(printf '%s\n' "$out" | grep "^== $1 rc=") || { fail "no case $1"; return 1; }
-        [ "$header" = "== $1 rc=$rc" ] || { output_block "$out" "$header" >&2; fail "case $1: $header, expected rc=$rc"; return 1; }
-        output_block "$out" "$header"
-    }
+    block() { vm_trace_case "$out" "$@"; }
     if [ "$KERNEL" = linux-4.14 ]; then
         # No struct filename argument on 4.14 (the path is a user pointer):
         # the line runs, but means nothing there.
@@ -350,12 +345,7 @@ vmtest_trace_runtime() {
         || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
     printf '%s\n' "$out" >"$TEST_TMP/runtime.out"
     local b bad=0
-    block() {
-        local header
-        header=$(printf '%s\n' "$out" | grep "^== $1 rc=") || { fail "no case $1"; return 1; }
-        [ "$header" = "== $1 rc=0" ] || { output_block "$out" "$header" >&2; fail "case $1: $header"; return 1; }
-        output_block "$out" "$header"
-    }
+    block() { vm_trace_case "$out" "$@"; }
     b=$(block begin_table) || bad=$((bad + 1))
     assert_eq "$b" $'Attaching 3 probes...\nESTABLISHED SYN_SENT||' || bad=$((bad + 1))
     b=$(block begin_table_printed) || bad=$((bad + 1))

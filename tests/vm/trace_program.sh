@@ -56,12 +56,7 @@ vmtest_trace_program_level() {
         || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
     printf '%s\n' "$out" >"$TEST_TMP/program.out"
     local b bad=0
-    block() {
-        local header rc=${2:-0}
-        header=$(printf '%s\n' "$out" | grep "^== $1 rc=") || { fail "no case $1"; return 1; }
-        [ "$header" = "== $1 rc=$rc" ] || { output_block "$out" "$header" >&2; fail "case $1: $header, expected rc=$rc"; return 1; }
-        output_block "$out" "$header"
-    }
+    block() { vm_trace_case "$out" "$@"; }
     # 4.14's do_unlinkat takes the user's path, not a struct filename: the
     # struct cases run there, but their values mean nothing.
     local filename=1
