@@ -8,10 +8,12 @@
 pub mod builtin;
 mod error;
 mod file;
+mod identity;
 mod model;
 mod validate;
 
 pub use error::ProfileError;
+pub use identity::{Identity, IdentityError, Running, arch_of_machine};
 pub use model::{
     DO_UNLINKAT, FILENAME_NAME, FILENAME_REFCNT, FORMAT_UNTYPED, FORMAT_VERSION, Field, Function,
     GENERATOR, KernelInfo, MAX_REGISTER_ARGS, NameArgType, Profile, Provenance, UnlinkArg,

@@ -31,7 +31,7 @@ pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// Where struct members come from.
 pub enum Fields {
     Profile {
-        profile: Profile,
+        profile: Box<Profile>,
         shown: String,
     },
     Btf(Box<Btf>),
@@ -46,7 +46,7 @@ impl Fields {
     pub fn choose(offsets: Option<&PathBuf>, report: &Report) -> Result<Fields, PlanError> {
         if let Some(path) = offsets {
             return Ok(Fields::Profile {
-                profile: plan::choose_profile(Some(path), report)?,
+                profile: Box::new(plan::choose_profile(Some(path), report)?),
                 shown: path.display().to_string(),
             });
         }
@@ -59,7 +59,7 @@ impl Fields {
         }
         Ok(match plan::choose_profile(None, report) {
             Ok(profile) => Fields::Profile {
-                profile,
+                profile: Box::new(profile),
                 shown: "the builtin profile".into(),
             },
             Err(_) => Fields::Nothing,
@@ -79,7 +79,7 @@ impl Fields {
 impl FieldSource for Fields {
     fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
         match self {
-            Fields::Profile { profile, .. } => FieldSource::field(profile, strukt, member),
+            Fields::Profile { profile, .. } => FieldSource::field(profile.as_ref(), strukt, member),
             Fields::Btf(btf) => FieldSource::field(btf.as_ref(), strukt, member),
             Fields::Nothing => None,
         }
