@@ -175,6 +175,17 @@ pub struct TraceArgs {
     /// the builtin profile where it fits).
     #[arg(long, value_name = "FILE", env = "NOBTF_OFFSETS")]
     pub offsets: Option<PathBuf>,
+    /// Check and compile for the kernel the --offsets profile describes,
+    /// touching no kernel: print what would attach, or refuse as a real
+    /// run on that box would.
+    #[arg(short = 'd', long, conflicts_with = "list")]
+    pub dry_run: bool,
+    /// With --dry-run: a copy of the box's /proc/kallsyms.
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub kallsyms: Option<PathBuf>,
+    /// With --dry-run: a copy of the box's tracefs (or its events directory).
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub tracepoints: Option<PathBuf>,
     /// Run `/bin/sh -c CMD` once attached; stop when it exits.
     #[arg(short = 'c', value_name = "CMD")]
     pub command: Option<String>,
@@ -370,6 +381,10 @@ impl TraceArgs {
             verbose: self.verbose,
             backend: self.backend.into(),
             list: self.list,
+            dry_run: self.dry_run.then_some(trace::DryRun {
+                kallsyms: self.kallsyms,
+                tracefs: self.tracepoints,
+            }),
         })
     }
 }
