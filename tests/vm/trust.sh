@@ -1,0 +1,75 @@
+# Trusting a profile on the live kernel (issue 26): a profile of another
+# build of the same release (nobtf-5.10's tree with CONFIG_SCHEDSTATS, which
+# puts 224 bytes of statistics in task_struct before pid and comm) is caught
+# by the live checks of the fields a program reads, naming the field; the
+# profile of nobtf-5.10's own config passes them; a profile of another
+# release is refused before anything loads; nobtf's own check is not seen
+# by the user's probes. Both profiles are generated here from the tree
+# (about 13 s each, -j1, pristine build dirs).
+# shellcheck shell=bash
+
+trust_profiles() {
+    local src fields=(--field task_struct.pid --field task_struct.tgid --field task_struct.comm
+        --field task_struct.real_parent --field task_struct.mm)
+    (cd "$NOBTF_ROOT" && cargo build --quiet --release -p offsets --bin offsets) || return 1
+    src=$(fetch_linux_source 5.10 bullseye)
+    sed 's/^# CONFIG_SCHEDSTATS is not set$/CONFIG_SCHEDSTATS=y/' "$KERNELS_DIR/$KERNEL/config" >"$TEST_TMP/sched.config"
+    grep -qx CONFIG_SCHEDSTATS=y "$TEST_TMP/sched.config" || { fail "the config already has SCHEDSTATS"; return 1; }
+    "$NOBTF_ROOT/target/release/offsets" gen --kernel-src "$src" --config "$KERNELS_DIR/$KERNEL/config" \
+        --build-dir "$TEST_TMP/build-right" "${fields[@]}" -o "$TEST_TMP/right.toml" || return 1
+    "$NOBTF_ROOT/target/release/offsets" gen --kernel-src "$src" --config "$TEST_TMP/sched.config" \
+        --build-dir "$TEST_TMP/build-sched" "${fields[@]}" -o "$TEST_TMP/sched.toml" || return 1
+}
+
+vmtest_trust_live_checks_catch_another_config() {
+    [ "$KERNEL" = nobtf-5.10 ] || { skip "the tree and its config are nobtf-5.10's"; return; }
+    trust_profiles || return 1
+    cat >"$TEST_TMP/trust.sh" <<'SCRIPT'
+COMM='kprobe:wake_up_new_task { $t = (struct task_struct *)arg0; printf("%s\n", $t->comm); }'
+t() {
+    name=$1
+    shift
+    env -u NOBTF_OFFSETS nobtf trace "$@" >/tmp/out 2>/tmp/err
+    echo "== $name rc=$?"
+    cat /tmp/out
+    sed 's/^/stderr: /' /tmp/err
+}
+sed 's/^release = .*/release = "4.14.177"/' /tmp/right.toml >/tmp/other.toml
+# The same offsets, as if made from another build of 5.10.223.
+sed 's/^arch = .*/&\nversion = "#9 SMP another build"/' /tmp/right.toml >/tmp/build.toml
+t right -v --offsets /tmp/right.toml "$COMM" -c 'exec true'
+t sched -v --offsets /tmp/sched.toml "$COMM" -c 'exec true'
+t sched_pid --offsets /tmp/sched.toml 'kprobe:wake_up_new_task { $t = (struct task_struct *)arg0; printf("%d %d %d\n", $t->pid, $t->tgid, $t->real_parent->tgid); }' -c 'exec true'
+t other_release --offsets /tmp/other.toml "$COMM" -c 'exec true'
+t other_build --offsets /tmp/build.toml "$COMM" -c 'exec true'
+t other_build_mm --offsets /tmp/build.toml 'kprobe:wake_up_new_task { $t = (struct task_struct *)arg0; printf("%s %d\n", $t->comm, $t->mm != 0); }' -c 'exec true'
+t own --offsets /tmp/right.toml 'kprobe:__set_task_comm { $t = (struct task_struct *)arg0; @[$t->comm] = count(); }' -c 'echo x >/proc/self/comm'
+SCRIPT
+    local out
+    out=$(vm --file "$TEST_TMP/trust.sh:/tmp/trust.sh" --file "$TEST_TMP/right.toml:/tmp/right.toml" \
+        --file "$TEST_TMP/sched.toml:/tmp/sched.toml" -- sh /tmp/trust.sh 2>&1) || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
+    printf '%s\n' "$out" >"$TEST_TMP/trust.out"
+    local b comm_right comm_sched pid_sched bad=0
+    comm_right=$(awk '/^\[fields."task_struct.comm"\]/ { on = 1 } on && /^offset = / { print $3; exit }' "$TEST_TMP/right.toml")
+    comm_sched=$(awk '/^\[fields."task_struct.comm"\]/ { on = 1 } on && /^offset = / { print $3; exit }' "$TEST_TMP/sched.toml")
+    pid_sched=$(awk '/^\[fields."task_struct.pid"\]/ { on = 1 } on && /^offset = / { print $3; exit }' "$TEST_TMP/sched.toml")
+    [ "$comm_right" != "$comm_sched" ] || { fail "SCHEDSTATS did not move comm ($comm_right)"; return 1; }
+    b=$(output_block "$out" "== right rc=0")
+    assert_contains "$b" "stderr: nobtf: live checks passed: task_struct.comm (offset $comm_right) = nobtf" \
+        && assert_match "$b" '^Attaching 1 probe\.\.\.$' && assert_match "$b" '^nobtf$' || bad=$((bad + 1))
+    b=$(output_block "$out" "== sched rc=1")
+    assert_match "$b" "^stderr: error: the offsets profile \\(/tmp/sched.toml\\) does not fit this kernel: task_struct.comm \\(offset $comm_sched\\) read \".*\" as nobtf's task->comm, expected \"nobtf\"" \
+        && assert_not_contains "$b" "Attaching" || bad=$((bad + 1))
+    b=$(output_block "$out" "== sched_pid rc=1")
+    assert_match "$b" "^stderr: error: the offsets profile \\(/tmp/sched.toml\\) does not fit this kernel: task_struct.pid \\(offset $pid_sched\\) read \"-?[0-9]+\" as nobtf's task->pid, expected \"[0-9]+\"" || bad=$((bad + 1))
+    b=$(output_block "$out" "== other_release rc=1")
+    assert_eq "$b" "stderr: error: offsets profile /tmp/other.toml is for kernel 4.14.177 on x86_64, but this kernel is 5.10.223 on x86_64: generate one for this kernel with \`offsets gen\` (docs/offsets.md)" || bad=$((bad + 1))
+    b=$(output_block "$out" "== other_build rc=0")
+    assert_contains "$b" "stderr: nobtf: offsets profile /tmp/build.toml is for another build of this release; the live checks of every field the program reads passed" \
+        && assert_match "$b" '^nobtf$' || bad=$((bad + 1))
+    b=$(output_block "$out" "== other_build_mm rc=1")
+    assert_contains "$b" "stderr: error: offsets profile /tmp/build.toml was made for another build of this release, and task_struct.mm cannot be checked on the live kernel" || bad=$((bad + 1))
+    b=$(output_block "$out" "== own rc=0")
+    assert_not_contains "$b" "@[nobtf]" && assert_contains "$b" "@[x]: 1" || bad=$((bad + 1))
+    assert_eq "$bad" 0
+}
