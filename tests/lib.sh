@@ -67,6 +67,22 @@ vm() {
     fi
 }
 
+# The VM side's case runner, printed at the top of a VM script: `t NAME
+# ARGS...` runs `nobtf trace ARGS` and prints `== NAME rc=STATUS`, its
+# stdout, then its stderr with each line prefixed `stderr: `.
+vm_trace_case_runner() {
+    cat <<'EOF'
+t() {
+    name=$1
+    shift
+    nobtf trace "$@" >/tmp/out 2>/tmp/err
+    echo "== $name rc=$?"
+    cat /tmp/out
+    sed 's/^/stderr: /' /tmp/err
+}
+EOF
+}
+
 # Kernel facts the VM tests branch on, from what the kernel is.
 kernel_has_pmu() { [ "$KERNEL" != linux-4.14 ]; }            # the kprobe PMU: 4.17
 # do_unlinkat(int, const char __user *): 4.14 and older.

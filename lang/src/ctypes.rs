@@ -20,7 +20,7 @@ use std::rc::Rc;
 
 use crate::diag::{Error, Span};
 use crate::fields::{FieldInfo, FieldSource};
-use crate::lexer::{Lexer, Substitutions, Tok};
+use crate::lexer::{Lexer, Substitutions, Tok, Tokens};
 
 /// Nested type definitions a declaration may use.
 const MAX_NESTING: usize = 32;
@@ -79,8 +79,7 @@ impl ScriptTypes {
         let mut types = ScriptTypes::default();
         for (text, span) in definitions {
             let mut parser = DeclParser {
-                lexer: Lexer::with(text, subs),
-                peeked: None,
+                toks: Tokens::new(Lexer::with(text, subs)),
                 pointer_bytes: u32::from(pointer_bytes),
                 types: &mut types,
                 depth: 0,
@@ -416,8 +415,7 @@ fn kernel_typedef(name: &str, pointer_bytes: u32) -> Option<(u32, bool)> {
 }
 
 struct DeclParser<'l, 't> {
-    lexer: Lexer<'l>,
-    peeked: Option<(Tok, Span)>,
+    toks: Tokens<'l>,
     pointer_bytes: u32,
     types: &'t mut ScriptTypes,
     depth: usize,
@@ -443,46 +441,18 @@ const QUALIFIERS: &[&str] = &[
 ];
 
 impl DeclParser<'_, '_> {
-    fn peek(&mut self) -> Result<&(Tok, Span), Error> {
-        if self.peeked.is_none() {
-            self.peeked = Some(self.lexer.next_token()?);
-        }
-        Ok(self.peeked.as_ref().expect("just filled"))
-    }
-
-    fn next(&mut self) -> Result<(Tok, Span), Error> {
-        self.peek()?;
-        Ok(self.peeked.take().expect("just filled"))
+    fn fail<T>(&mut self, expected: &str) -> Result<T, Error> {
+        Err(self.toks.unexpected(expected)?)
     }
 
     fn eat(&mut self, p: &str) -> Result<bool, Error> {
-        if matches!(self.peek()?.0, Tok::Punct(q) if q == p) {
-            self.next()?;
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
-    fn fail<T>(&mut self, expected: &str) -> Result<T, Error> {
-        let (tok, span) = self.peek()?.clone();
-        Err(Error::at(
-            span,
-            format!("expected {expected}, found {}", tok.describe()),
-        ))
-    }
-
-    fn expect(&mut self, p: &str, what: &str) -> Result<(), Error> {
-        if self.eat(p)? {
-            Ok(())
-        } else {
-            self.fail(&format!("`{p}` {what}"))
-        }
+        Ok(self.toks.eat(p)?.is_some())
     }
 
     fn ident(&mut self) -> Result<Option<String>, Error> {
-        if let Tok::Ident(name) = &self.peek()?.0 {
+        if let Tok::Ident(name) = &self.toks.peek()?.0 {
             let name = name.clone();
-            self.next()?;
+            self.toks.take()?;
             return Ok(Some(name));
         }
         Ok(None)
@@ -490,7 +460,7 @@ impl DeclParser<'_, '_> {
 
     /// Top-level definitions to the end of the text.
     fn definitions(&mut self) -> Result<(), Error> {
-        while self.peek()?.0 != Tok::Eof {
+        while self.toks.peek()?.0 != Tok::Eof {
             self.definition()?;
         }
         Ok(())
@@ -498,9 +468,9 @@ impl DeclParser<'_, '_> {
 
     /// One top-level definition.
     fn definition(&mut self) -> Result<(), Error> {
-        let typedef = matches!(&self.peek()?.0, Tok::Ident(w) if w == "typedef");
+        let typedef = matches!(&self.toks.peek()?.0, Tok::Ident(w) if w == "typedef");
         if typedef {
-            self.next()?;
+            self.toks.take()?;
         }
         let base = self.base_type()?;
         if typedef {
@@ -516,7 +486,7 @@ impl DeclParser<'_, '_> {
             }
         }
         self.skip_qualifiers()?;
-        if self.eat(";")? || self.peek()?.0 == Tok::Eof {
+        if self.eat(";")? || self.toks.peek()?.0 == Tok::Eof {
             return Ok(());
         }
         self.fail("`;` to end the definition")
@@ -524,14 +494,14 @@ impl DeclParser<'_, '_> {
 
     fn skip_qualifiers(&mut self) -> Result<(), Error> {
         loop {
-            let word = match &self.peek()?.0 {
+            let word = match &self.toks.peek()?.0 {
                 Tok::Ident(w) => w.clone(),
                 _ => return Ok(()),
             };
             if QUALIFIERS.contains(&word.as_str()) {
-                self.next()?;
+                self.toks.take()?;
             } else if word == "__attribute__" || word == "__aligned" || word == "__packed" {
-                let (_, span) = self.next()?;
+                let (_, span) = self.toks.take()?;
                 return Err(Error::at(
                     span,
                     format!(
@@ -549,7 +519,7 @@ impl DeclParser<'_, '_> {
     fn base_type(&mut self) -> Result<Ty, Error> {
         self.depth += 1;
         if self.depth > MAX_NESTING {
-            let span = self.peek()?.1;
+            let span = self.toks.peek()?.1;
             return Err(Error::at(span, "type definitions nested too deep"));
         }
         let ty = self.base_type_inner();
@@ -559,11 +529,11 @@ impl DeclParser<'_, '_> {
 
     fn base_type_inner(&mut self) -> Result<Ty, Error> {
         self.skip_qualifiers()?;
-        let Tok::Ident(word) = self.peek()?.0.clone() else {
+        let Tok::Ident(word) = self.toks.peek()?.0.clone() else {
             return self.fail("a type");
         };
         if word == "struct" || word == "union" {
-            self.next()?;
+            self.toks.take()?;
             let union = word == "union";
             let name = self.ident()?;
             let body = if self.eat("{")? {
@@ -584,7 +554,7 @@ impl DeclParser<'_, '_> {
             return Ok(Ty::Record { union, name, body });
         }
         if word == "enum" {
-            self.next()?;
+            self.toks.take()?;
             let name = self.ident()?;
             if self.eat("{")? {
                 self.enumerators()?;
@@ -593,7 +563,7 @@ impl DeclParser<'_, '_> {
         }
         // Integer keywords in any order (`unsigned long long int`).
         let mut words = Vec::new();
-        while let Tok::Ident(w) = &self.peek()?.0 {
+        while let Tok::Ident(w) = &self.toks.peek()?.0 {
             if ![
                 "unsigned", "signed", "char", "short", "int", "long", "float", "double", "void",
                 "_Bool",
@@ -603,11 +573,11 @@ impl DeclParser<'_, '_> {
                 break;
             }
             words.push(w.clone());
-            self.next()?;
+            self.toks.take()?;
             self.skip_qualifiers()?;
         }
         if words.is_empty() {
-            self.next()?;
+            self.toks.take()?;
             self.skip_qualifiers()?;
             if self.types.typedefs.iter().any(|(n, _)| n == &word) {
                 return Ok(Ty::Named(word));
@@ -697,7 +667,7 @@ impl DeclParser<'_, '_> {
             loop {
                 let (name, ty) = self.declarator(base.clone())?;
                 let bitfield = if self.eat(":")? {
-                    match self.next()? {
+                    match self.toks.take()? {
                         (Tok::Int(_), _) => true,
                         (tok, span) => {
                             return Err(Error::at(
@@ -714,7 +684,7 @@ impl DeclParser<'_, '_> {
                     break;
                 }
             }
-            self.expect(";", "after a member")?;
+            self.toks.expect(";", "after a member")?;
         }
     }
 
@@ -735,7 +705,7 @@ impl DeclParser<'_, '_> {
             self.types.enumerators.push((name, next));
             next = next.wrapping_add(1);
             if !self.eat(",")? {
-                self.expect("}", "to end the enum")?;
+                self.toks.expect("}", "to end the enum")?;
                 return Ok(());
             }
         }
@@ -753,10 +723,10 @@ impl DeclParser<'_, '_> {
         }
         if self.eat("(")? {
             // A function pointer: `(*name)(params)`; only its width matters.
-            self.expect("*", "in a function pointer")?;
+            self.toks.expect("*", "in a function pointer")?;
             let name = self.ident()?;
-            self.expect(")", "after the function pointer's name")?;
-            self.expect("(", "before the function's parameters")?;
+            self.toks.expect(")", "after the function pointer's name")?;
+            self.toks.expect("(", "before the function's parameters")?;
             self.skip_balanced(")")?;
             return Ok((
                 name,
@@ -772,10 +742,10 @@ impl DeclParser<'_, '_> {
                 0
             } else {
                 let n = self.const_expr(0)?;
-                self.expect("]", "to end the array's length")?;
+                self.toks.expect("]", "to end the array's length")?;
                 u32::try_from(n).map_err(|_| {
                     Error::at(
-                        self.peeked.as_ref().map_or(Span::default(), |p| p.1),
+                        self.toks.peeked_span().unwrap_or_default(),
                         format!("array length {n} is out of range"),
                     )
                 })?
@@ -798,7 +768,7 @@ impl DeclParser<'_, '_> {
     fn skip_balanced(&mut self, close: &str) -> Result<(), Error> {
         let mut depth = 0usize;
         loop {
-            match self.next()? {
+            match self.toks.take()? {
                 (Tok::Punct("("), _) => depth += 1,
                 (Tok::Punct(p), _) if p == close && depth == 0 => return Ok(()),
                 (Tok::Punct(")"), _) => depth = depth.saturating_sub(1),
@@ -854,16 +824,16 @@ impl DeclParser<'_, '_> {
         }
         if self.eat("(")? {
             let v = self.const_expr(0)?;
-            self.expect(")", "to close `(`")?;
+            self.toks.expect(")", "to close `(`")?;
             return Ok(v);
         }
-        match self.next()? {
+        match self.toks.take()? {
             (Tok::Int(n), _) => {
                 // C's integer suffixes (`1UL`) reach here as the next word.
-                if let Tok::Ident(w) = &self.peek()?.0
+                if let Tok::Ident(w) = &self.toks.peek()?.0
                     && w.chars().all(|c| "uUlL".contains(c))
                 {
-                    self.next()?;
+                    self.toks.take()?;
                 }
                 Ok(n as i64)
             }

@@ -53,6 +53,76 @@ pub struct Substitutions<'a> {
     pub params: &'a [String],
 }
 
+/// The lexer with one token of lookahead: both parsers (programs and the C
+/// declarations of a preamble) read through it.
+pub struct Tokens<'a> {
+    lexer: Lexer<'a>,
+    peeked: Option<(Tok, Span)>,
+}
+
+impl<'a> Tokens<'a> {
+    pub fn new(lexer: Lexer<'a>) -> Tokens<'a> {
+        Tokens {
+            lexer,
+            peeked: None,
+        }
+    }
+
+    pub fn peek(&mut self) -> Result<&(Tok, Span), Error> {
+        if self.peeked.is_none() {
+            self.peeked = Some(self.lexer.next_token()?);
+        }
+        Ok(self.peeked.as_ref().expect("just filled"))
+    }
+
+    pub fn take(&mut self) -> Result<(Tok, Span), Error> {
+        self.peek()?;
+        Ok(self.peeked.take().expect("just filled"))
+    }
+
+    pub fn at_punct(&mut self, p: &str) -> Result<bool, Error> {
+        Ok(matches!(self.peek()?.0, Tok::Punct(q) if q == p))
+    }
+
+    /// Takes the punctuation `p` if it comes next.
+    pub fn eat(&mut self, p: &str) -> Result<Option<Span>, Error> {
+        if self.at_punct(p)? {
+            Ok(Some(self.take()?.1))
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn expect(&mut self, p: &str, context: &str) -> Result<Span, Error> {
+        match self.eat(p)? {
+            Some(span) => Ok(span),
+            None => Err(self.unexpected(&format!("`{p}` {context}"))?),
+        }
+    }
+
+    /// "expected X, found Y" at the next token.
+    pub fn unexpected(&mut self, expected: &str) -> Result<Error, Error> {
+        let (tok, span) = self.peek()?.clone();
+        Ok(Error::at(
+            span,
+            format!("expected {expected}, found {}", tok.describe()),
+        ))
+    }
+
+    /// Where the peeked token starts, if one is peeked.
+    pub fn peeked_span(&self) -> Option<Span> {
+        self.peeked.as_ref().map(|p| p.1)
+    }
+
+    /// An attach point is a raw word: anything peeked is read again as one.
+    pub fn attach_word(&mut self) -> Result<(String, Span), Error> {
+        if let Some((_, span)) = self.peeked.take() {
+            self.lexer.rewind(span.start);
+        }
+        self.lexer.attach_word()
+    }
+}
+
 /// Macros expanding macros: deeper is refused (`#define A B`, `#define B A`).
 const MAX_EXPANSION: usize = 16;
 

@@ -8,7 +8,7 @@
 
 use crate::ast::*;
 use crate::diag::{Error, Span};
-use crate::lexer::{Lexer, Substitutions, Tok};
+use crate::lexer::{Lexer, Substitutions, Tok, Tokens};
 
 /// Nesting a program may use; deeper input is refused rather than allowed
 /// to exhaust the parser's stack.
@@ -22,12 +22,11 @@ pub fn parse(src: &str) -> Result<Program, Error> {
 /// preprocessor lines and preamble are gone already (see [`crate::source`]).
 pub fn parse_with(src: &str, subs: Substitutions) -> Result<Program, Error> {
     let mut p = Parser {
-        lexer: Lexer::with(src, subs),
-        peeked: None,
+        toks: Tokens::new(Lexer::with(src, subs)),
         depth: 0,
     };
     let mut probes = Vec::new();
-    while p.peek()?.0 != Tok::Eof {
+    while p.toks.peek()?.0 != Tok::Eof {
         probes.push(p.probe()?);
     }
     if probes.is_empty() {
@@ -40,8 +39,7 @@ pub fn parse_with(src: &str, subs: Substitutions) -> Result<Program, Error> {
 }
 
 struct Parser<'a> {
-    lexer: Lexer<'a>,
-    peeked: Option<(Tok, Span)>,
+    toks: Tokens<'a>,
     depth: usize,
 }
 
@@ -65,55 +63,12 @@ const LEVELS: &[&[(&str, BinOp)]] = &[
 ];
 
 impl Parser<'_> {
-    fn peek(&mut self) -> Result<&(Tok, Span), Error> {
-        if self.peeked.is_none() {
-            self.peeked = Some(self.lexer.next_token()?);
-        }
-        Ok(self.peeked.as_ref().expect("just filled"))
-    }
-
-    fn next(&mut self) -> Result<(Tok, Span), Error> {
-        self.peek()?;
-        Ok(self.peeked.take().expect("just filled"))
-    }
-
-    fn at_punct(&mut self, p: &str) -> Result<bool, Error> {
-        Ok(matches!(self.peek()?.0, Tok::Punct(q) if q == p))
-    }
-
-    fn eat(&mut self, p: &str) -> Result<Option<Span>, Error> {
-        if self.at_punct(p)? {
-            Ok(Some(self.next()?.1))
-        } else {
-            Ok(None)
-        }
-    }
-
-    fn expect(&mut self, p: &str, context: &str) -> Result<Span, Error> {
-        match self.eat(p)? {
-            Some(span) => Ok(span),
-            None => Err(self.unexpected(&format!("`{p}` {context}"))?),
-        }
-    }
-
-    fn unexpected(&mut self, expected: &str) -> Result<Error, Error> {
-        let (tok, span) = self.peek()?.clone();
-        Ok(Error::at(
-            span,
-            format!("expected {expected}, found {}", tok.describe()),
-        ))
-    }
-
     fn probe(&mut self) -> Result<Probe, Error> {
         let mut attach = Vec::new();
         loop {
-            // Attach points are raw words: re-read anything peeked as one.
-            if let Some((_, span)) = self.peeked.take() {
-                self.lexer.rewind(span.start);
-            }
-            let (word, span) = self.lexer.attach_word()?;
+            let (word, span) = self.toks.attach_word()?;
             if word.is_empty() {
-                return Err(self.unexpected("a probe such as `kprobe:FUNC`")?);
+                return Err(self.toks.unexpected("a probe such as `kprobe:FUNC`")?);
             }
             if ["struct", "union", "enum", "typedef", "config"].contains(&word.as_str()) {
                 return Err(Error::at(
@@ -127,14 +82,14 @@ impl Parser<'_> {
                 parts: word.split(':').map(str::to_string).collect(),
                 span,
             });
-            if self.eat(",")?.is_none() {
+            if self.toks.eat(",")?.is_none() {
                 break;
             }
         }
         let start = attach[0].span;
-        let predicate = if self.eat("/")?.is_some() {
+        let predicate = if self.toks.eat("/")?.is_some() {
             let e = self.expr_no_div()?;
-            self.expect("/", "to end the predicate")?;
+            self.toks.expect("/", "to end the predicate")?;
             Some(e)
         } else {
             None
@@ -150,15 +105,15 @@ impl Parser<'_> {
 
     /// `{ statements }`; the span of its `}`.
     fn block(&mut self, context: &str) -> Result<(Vec<Stmt>, Span), Error> {
-        let open = self.expect("{", context)?;
+        let open = self.toks.expect("{", context)?;
         self.enter(open)?;
         let mut body = Vec::new();
         loop {
-            if let Some(end) = self.eat("}")? {
+            if let Some(end) = self.toks.eat("}")? {
                 self.depth -= 1;
                 return Ok((body, end));
             }
-            if self.eat(";")?.is_some() {
+            if self.toks.eat(";")?.is_some() {
                 continue;
             }
             let stmt = self.stmt()?;
@@ -168,8 +123,8 @@ impl Parser<'_> {
                 StmtKind::If { .. } | StmtKind::While { .. } | StmtKind::Unroll { .. }
             );
             body.push(stmt);
-            if !braced && !self.at_punct("}")? {
-                self.expect(";", "between statements")?;
+            if !braced && !self.toks.at_punct("}")? {
+                self.toks.expect(";", "between statements")?;
             }
         }
     }
@@ -179,7 +134,7 @@ impl Parser<'_> {
         const KEYWORDS: &[&str] = &[
             "if", "while", "unroll", "for", "return", "break", "continue", "let",
         ];
-        let (tok, span) = self.peek()?.clone();
+        let (tok, span) = self.toks.peek()?.clone();
         Ok(match tok {
             Tok::Ident(word) => KEYWORDS.iter().find(|k| **k == word).map(|k| (*k, span)),
             _ => None,
@@ -192,10 +147,10 @@ impl Parser<'_> {
         let cond = self.expr()?;
         let (then, mut end) = self.block("after `if`'s condition")?;
         let mut otherwise = Vec::new();
-        if matches!(&self.peek()?.0, Tok::Ident(w) if w == "else") {
-            self.next()?;
-            if matches!(&self.peek()?.0, Tok::Ident(w) if w == "if") {
-                let (_, at) = self.next()?;
+        if matches!(&self.toks.peek()?.0, Tok::Ident(w) if w == "else") {
+            self.toks.take()?;
+            if matches!(&self.toks.peek()?.0, Tok::Ident(w) if w == "if") {
+                let (_, at) = self.toks.take()?;
                 // A chain of `else if` nests: bounded like any nesting.
                 self.enter(at)?;
                 let nested = self.if_stmt(at)?;
@@ -219,7 +174,7 @@ impl Parser<'_> {
     }
 
     fn keyword_stmt(&mut self, word: &str, start: Span) -> Result<Stmt, Error> {
-        self.next()?;
+        self.toks.take()?;
         let stmt = |kind, end: Span| Stmt {
             kind,
             span: start.to(end),
@@ -232,9 +187,9 @@ impl Parser<'_> {
                 Ok(stmt(StmtKind::While { cond, body }, end))
             }
             "unroll" => {
-                self.expect("(", "after `unroll`")?;
+                self.toks.expect("(", "after `unroll`")?;
                 let count = self.expr()?;
-                self.expect(")", "after `unroll`'s count")?;
+                self.toks.expect(")", "after `unroll`'s count")?;
                 let (body, end) = self.block("after `unroll(N)`")?;
                 Ok(stmt(StmtKind::Unroll { count, body }, end))
             }
@@ -248,7 +203,7 @@ impl Parser<'_> {
                     "break" => Jump::Break,
                     _ => Jump::Continue,
                 };
-                if jump == Jump::Return && !self.at_punct(";")? && !self.at_punct("}")? {
+                if jump == Jump::Return && !self.toks.at_punct(";")? && !self.toks.at_punct("}")? {
                     let value = self.expr()?;
                     return Err(Error::at(
                         value.span,
@@ -258,7 +213,7 @@ impl Parser<'_> {
                 Ok(stmt(StmtKind::Jump(jump), start))
             }
             _ => {
-                let (tok, span) = self.next()?;
+                let (tok, span) = self.toks.take()?;
                 let Tok::Var(name) = tok else {
                     return Err(Error::at(
                         span,
@@ -268,14 +223,14 @@ impl Parser<'_> {
                         ),
                     ));
                 };
-                if self.at_punct(":")? {
-                    let at = self.peek()?.1;
+                if self.toks.at_punct(":")? {
+                    let at = self.toks.peek()?.1;
                     return Err(Error::at(
                         at,
                         "`let $x: TYPE` is not supported by nobtf trace yet: the type comes from the first assignment",
                     ));
                 }
-                let value = match self.eat("=")? {
+                let value = match self.toks.eat("=")? {
                     Some(_) => Some(self.expr()?),
                     None => None,
                 };
@@ -305,13 +260,13 @@ impl Parser<'_> {
         ];
         let mut assign = None;
         for (p, op) in compound {
-            if let Some(s) = self.eat(p)? {
+            if let Some(s) = self.toks.eat(p)? {
                 assign = Some((op, self.expr()?, s));
                 break;
             }
         }
         for (p, op) in [("++", BinOp::Add), ("--", BinOp::Sub)] {
-            if let Some(s) = self.eat(p)? {
+            if let Some(s) = self.toks.eat(p)? {
                 let one = Expr {
                     kind: ExprKind::Int(1),
                     span: s,
@@ -368,12 +323,12 @@ impl Parser<'_> {
     }
 
     fn ternary(&mut self, div: bool) -> Result<Expr, Error> {
-        let span = self.peek()?.1;
+        let span = self.toks.peek()?.1;
         self.enter(span)?;
         let cond = self.binary(0, div)?;
-        let result = if self.eat("?")?.is_some() {
+        let result = if self.toks.eat("?")?.is_some() {
             let then = self.ternary(div)?;
-            self.expect(":", "between the branches of `?:`")?;
+            self.toks.expect(":", "between the branches of `?:`")?;
             let other = self.ternary(div)?;
             let span = cond.span.to(other.span);
             Ok(Expr {
@@ -393,7 +348,7 @@ impl Parser<'_> {
     fn binary(&mut self, min: usize, div: bool) -> Result<Expr, Error> {
         let mut left = self.unary(div)?;
         while let Some((level, op)) = self.binary_op(min, div)? {
-            self.next()?;
+            self.toks.take()?;
             let right = self.binary(level + 1, div)?;
             let span = left.span.to(right.span);
             left = Expr {
@@ -406,7 +361,7 @@ impl Parser<'_> {
 
     /// The binary operator next, if its precedence is `min` or tighter.
     fn binary_op(&mut self, min: usize, div: bool) -> Result<Option<(usize, BinOp)>, Error> {
-        let Tok::Punct(p) = self.peek()?.0 else {
+        let Tok::Punct(p) = self.toks.peek()?.0 else {
             return Ok(None);
         };
         Ok(LEVELS
@@ -422,7 +377,7 @@ impl Parser<'_> {
 
     fn unary(&mut self, div: bool) -> Result<Expr, Error> {
         for (p, op) in [("!", UnOp::Not), ("-", UnOp::Neg), ("~", UnOp::BitNot)] {
-            if let Some(start) = self.eat(p)? {
+            if let Some(start) = self.toks.eat(p)? {
                 self.enter(start)?;
                 let value = self.unary(div)?;
                 self.depth -= 1;
@@ -434,7 +389,7 @@ impl Parser<'_> {
             }
         }
         for p in ["*", "&"] {
-            if let Some(start) = self.eat(p)? {
+            if let Some(start) = self.toks.eat(p)? {
                 self.enter(start)?;
                 let value = Box::new(self.unary(div)?);
                 self.depth -= 1;
@@ -453,9 +408,9 @@ impl Parser<'_> {
 
     fn postfix(&mut self, mut base: Expr) -> Result<Expr, Error> {
         loop {
-            if !matches!(base.kind, ExprKind::Map(_)) && self.eat("[")?.is_some() {
+            if !matches!(base.kind, ExprKind::Map(_)) && self.toks.eat("[")?.is_some() {
                 let index = self.expr()?;
-                let end = self.expect("]", "to close `[`")?;
+                let end = self.toks.expect("]", "to close `[`")?;
                 let span = base.span.to(end);
                 base = Expr {
                     kind: ExprKind::Index {
@@ -466,14 +421,14 @@ impl Parser<'_> {
                 };
                 continue;
             }
-            let arrow = if self.eat("->")?.is_some() {
+            let arrow = if self.toks.eat("->")?.is_some() {
                 true
-            } else if self.eat(".")?.is_some() {
+            } else if self.toks.eat(".")?.is_some() {
                 false
             } else {
                 return Ok(base);
             };
-            let (tok, member_span) = self.next()?;
+            let (tok, member_span) = self.toks.take()?;
             if let (Tok::Int(n), false) = (&tok, arrow) {
                 let span = base.span.to(member_span);
                 base = Expr {
@@ -505,14 +460,14 @@ impl Parser<'_> {
     }
 
     fn primary(&mut self, div: bool) -> Result<Expr, Error> {
-        let (tok, span) = self.next()?;
+        let (tok, span) = self.toks.take()?;
         let kind = match tok {
             Tok::Int(n) => ExprKind::Int(n),
             Tok::Str(s) => ExprKind::Str(s),
             Tok::Var(name) => ExprKind::Var(name),
             Tok::Map(name) => {
-                let (keys, end) = if self.at_punct("[")? {
-                    self.next()?;
+                let (keys, end) = if self.toks.at_punct("[")? {
+                    self.toks.take()?;
                     self.list("]")?
                 } else {
                     (Vec::new(), span)
@@ -524,10 +479,10 @@ impl Parser<'_> {
                 });
             }
             Tok::Ident(name) => {
-                if name == "sizeof" && self.at_punct("(")? {
-                    self.next()?;
+                if name == "sizeof" && self.toks.at_punct("(")? {
+                    self.toks.take()?;
                     if let Some(target) = self.cast_target()? {
-                        let end = self.expect(")", "to end sizeof's type")?;
+                        let end = self.toks.expect(")", "to end sizeof's type")?;
                         return Ok(Expr {
                             kind: ExprKind::SizeofType(target),
                             span: span.to(end),
@@ -539,8 +494,8 @@ impl Parser<'_> {
                         span: span.to(end),
                     });
                 }
-                if self.at_punct("(")? {
-                    self.next()?;
+                if self.toks.at_punct("(")? {
+                    self.toks.take()?;
                     let (args, end) = self.list(")")?;
                     return Ok(Expr {
                         kind: ExprKind::Call { name, args },
@@ -551,7 +506,7 @@ impl Parser<'_> {
             }
             Tok::Punct("(") => {
                 if let Some(target) = self.cast_target()? {
-                    let close = self.expect(")", "to end the cast")?;
+                    let close = self.toks.expect(")", "to end the cast")?;
                     self.enter(close)?;
                     let value = self.unary(div)?;
                     self.depth -= 1;
@@ -566,7 +521,7 @@ impl Parser<'_> {
                 }
                 // Inside parentheses `/` divides again.
                 let inner = self.expr()?;
-                if self.eat(",")?.is_some() {
+                if self.toks.eat(",")?.is_some() {
                     let (mut rest, end) = self.list(")")?;
                     rest.insert(0, inner);
                     return Ok(Expr {
@@ -574,7 +529,7 @@ impl Parser<'_> {
                         span: span.to(end),
                     });
                 }
-                let end = self.expect(")", "to close `(`")?;
+                let end = self.toks.expect(")", "to close `(`")?;
                 return Ok(Expr {
                     kind: inner.kind,
                     span: span.to(end),
@@ -592,7 +547,7 @@ impl Parser<'_> {
 
     /// After `(`: a type name makes this a cast.
     fn cast_target(&mut self) -> Result<Option<CastTarget>, Error> {
-        let Tok::Ident(word) = self.peek()?.0.clone() else {
+        let Tok::Ident(word) = self.toks.peek()?.0.clone() else {
             return Ok(None);
         };
         let int = match word.as_str() {
@@ -607,9 +562,9 @@ impl Parser<'_> {
             _ => None,
         };
         if let Some((bytes, signed)) = int {
-            self.next()?;
+            self.toks.take()?;
             let mut pointers = 0u8;
-            while self.eat("*")?.is_some() {
+            while self.toks.eat("*")?.is_some() {
                 pointers = pointers.saturating_add(1);
             }
             return Ok(Some(if pointers == 0 {
@@ -625,8 +580,8 @@ impl Parser<'_> {
         if word != "struct" {
             return Ok(None);
         }
-        self.next()?;
-        let (tok, span) = self.next()?;
+        self.toks.take()?;
+        let (tok, span) = self.toks.take()?;
         let Tok::Ident(name) = tok else {
             return Err(Error::at(
                 span,
@@ -634,7 +589,7 @@ impl Parser<'_> {
             ));
         };
         let mut pointers = 0u8;
-        while self.eat("*")?.is_some() {
+        while self.toks.eat("*")?.is_some() {
             pointers = pointers.saturating_add(1);
         }
         Ok(Some(CastTarget::Struct { name, pointers }))
@@ -644,12 +599,12 @@ impl Parser<'_> {
     fn list(&mut self, close: &str) -> Result<(Vec<Expr>, Span), Error> {
         let mut items = Vec::new();
         loop {
-            if let Some(end) = self.eat(close)? {
+            if let Some(end) = self.toks.eat(close)? {
                 return Ok((items, end));
             }
             items.push(self.expr()?);
-            if !self.at_punct(close)? {
-                self.expect(",", &format!("or `{close}`"))?;
+            if !self.toks.at_punct(close)? {
+                self.toks.expect(",", &format!("or `{close}`"))?;
             }
         }
     }

@@ -69,8 +69,6 @@ fn disassembly_matches_golden_files() {
         ),
     ];
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    let mut mismatched = Vec::new();
     let cases = PROGRAMS.iter().flat_map(|program| {
         ABIS.iter().flat_map(move |abi| {
             [
@@ -80,28 +78,19 @@ fn disassembly_matches_golden_files() {
             .map(|release| (program, *abi, release))
         })
     });
-    for ((name, src), abi, (tag, release)) in cases {
+    let texts = cases.map(|((name, src), abi, (tag, release))| {
         let target = Target {
             fields: &fields,
             tracepoints: &Openat,
             kernel: Kernel::for_release(release, abi),
         };
         let compiled = compile(src, &target).unwrap_or_else(|e| panic!("{}", e.render(src)));
-        let text = format!("; {src}\n{}", compiled.probes[0].insns);
-        let path = dir.join(format!("{name}-{tag}-{}.txt", abi.arch));
-        if update {
-            std::fs::write(&path, &text).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1", path.display()));
-        if expected != text {
-            eprintln!(
-                "--- {} (expected)\n{expected}+++ actual\n{text}",
-                path.display()
-            );
-            mismatched.push(path);
-        }
+        (
+            format!("{name}-{tag}-{}.txt", abi.arch),
+            format!("; {src}\n{}", compiled.probes[0].insns),
+        )
+    });
+    if let Err(differ) = probes::golden::compare(&dir, texts) {
+        panic!("differ from golden: {differ:?}; UPDATE_GOLDEN=1 regenerates");
     }
-    assert!(mismatched.is_empty(), "differ from golden: {mismatched:?}");
 }

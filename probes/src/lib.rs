@@ -5,7 +5,8 @@
 //! - [`check`]: the static check run on the encoded bytes before any load;
 //! - [`event`]: the record the probes emit and the loader parses;
 //! - [`unlink`]: the `do_unlinkat` entry and exit probes;
-//! - [`interp`]: a userspace interpreter to run the programs in tests.
+//! - [`interp`]: a userspace interpreter to run the programs in tests;
+//! - [`golden`]: disassembly tests' comparison with golden files.
 //!
 //! Nothing here makes a syscall or uses `unsafe`.
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@
 pub mod asm;
 pub mod check;
 pub mod event;
+pub mod golden;
 pub mod interp;
 mod program;
 pub mod unlink;

@@ -44,29 +44,12 @@ fn variants() -> Vec<(String, probes::Program)> {
 #[test]
 fn disassembly_matches_golden_files() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    let mut mismatched = Vec::new();
-    for (name, program) in variants() {
-        let path = dir.join(format!("{name}.txt"));
-        let text = program.to_string();
-        if update {
-            std::fs::write(&path, &text).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1", path.display()));
-        if expected != text {
-            eprintln!(
-                "--- {} (expected)\n{expected}+++ actual\n{text}",
-                path.display()
-            );
-            mismatched.push(name);
-        }
+    let cases = variants()
+        .into_iter()
+        .map(|(name, program)| (format!("{name}.txt"), program.to_string()));
+    if let Err(differ) = probes::golden::compare(&dir, cases) {
+        panic!("differ from golden: {differ:?}; UPDATE_GOLDEN=1 regenerates");
     }
-    assert!(
-        mismatched.is_empty(),
-        "differ from golden: {mismatched:?}; UPDATE_GOLDEN=1 regenerates"
-    );
 }
 
 #[test]

@@ -11,6 +11,7 @@
 # The VM-side script: each case prints `== NAME rc=STATUS`, its stdout,
 # then its stderr prefixed with `stderr: `. $1 is the kernel's name.
 trace_corpus_script() {
+    vm_trace_case_runner
     cat <<'EOF'
 K=$1
 # The unlinked path: a user pointer argument on 4.14, a struct filename after.
@@ -20,14 +21,6 @@ head -c 250 /dev/zero >/tmp/f250
 # arm64 has no unlink(2), only unlinkat(2).
 UNLINK_TP=sys_enter_unlink
 [ "$(uname -m)" = aarch64 ] && UNLINK_TP=sys_enter_unlinkat
-t() {
-    name=$1
-    shift
-    nobtf trace "$@" >/tmp/out 2>/tmp/err
-    echo "== $name rc=$?"
-    cat /tmp/out
-    sed 's/^/stderr: /' /tmp/err
-}
 touch /tmp/a.txt /tmp/t1 /tmp/t2 /tmp/t3 /tmp/j1 /tmp/e1 /tmp/e2 /tmp/c1 /tmp/c2 /tmp/d1 /tmp/o1 /tmp/o2 /tmp/o3 /tmp/s1 /tmp/v1 /tmp/v2 /tmp/v3
 t issue 'kprobe:do_unlinkat { $f = (struct filename *)arg1; printf("%s %d\n", str($f->name), $f->refcnt); }' -c 'rm /tmp/a.txt'
 t arg_string "kprobe:do_unlinkat /comm == \"rm\"/ { printf(\"%s\\n\", $NAME); }" -c 'exec rm /tmp/t1'
@@ -332,15 +325,8 @@ SCRIPT
 # widths and flags; one boot per kernel. (tests/vm/conformance.sh compares
 # the same programs with bpftrace's output on debian-6.1.)
 trace_runtime_script() {
+    vm_trace_case_runner
     cat <<'EOF2'
-t() {
-    name=$1
-    shift
-    nobtf trace "$@" >/tmp/out 2>/tmp/err
-    echo "== $name rc=$?"
-    cat /tmp/out
-    sed 's/^/stderr: /' /tmp/err
-}
 touch /tmp/r1 /tmp/r2 /tmp/r3 /tmp/r4
 t begin_table 'BEGIN { @state[1] = "ESTABLISHED"; @state[2] = "SYN_SENT"; } kprobe:do_unlinkat /comm == "rm"/ { printf("%s %s|%s|\n", @state[1], @state[2], @state[3]); } END { clear(@state); }' -c 'exec rm /tmp/r1'
 t begin_table_printed 'BEGIN { @name[0] = "zero"; @name[7] = "seven"; exit(); }'

@@ -7,15 +7,8 @@
 # shellcheck shell=bash
 
 trace_program_script() {
+    vm_trace_case_runner
     cat <<'EOF'
-t() {
-    name=$1
-    shift
-    nobtf trace "$@" >/tmp/out 2>/tmp/err
-    echo "== $name rc=$?"
-    cat /tmp/out
-    sed 's/^/stderr: /' /tmp/err
-}
 touch /tmp/a1 /tmp/a2 /tmp/a3 /tmp/a4
 cat >/tmp/struct.bt <<'BT'
 #!/usr/bin/env bpftrace
