@@ -24,16 +24,8 @@ trust_profiles() {
 vmtest_trust_live_checks_catch_another_config() {
     [ "$KERNEL" = nobtf-5.10 ] || { skip "the tree and its config are nobtf-5.10's"; return; }
     trust_profiles || return 1
-    cat >"$TEST_TMP/trust.sh" <<'SCRIPT'
+    { vm_trace_case_runner; cat <<'SCRIPT'; } >"$TEST_TMP/trust.sh"
 COMM='kprobe:wake_up_new_task { $t = (struct task_struct *)arg0; printf("%s\n", $t->comm); }'
-t() {
-    name=$1
-    shift
-    env -u NOBTF_OFFSETS nobtf trace "$@" >/tmp/out 2>/tmp/err
-    echo "== $name rc=$?"
-    cat /tmp/out
-    sed 's/^/stderr: /' /tmp/err
-}
 sed 's/^release = .*/release = "4.14.177"/' /tmp/right.toml >/tmp/other.toml
 # The same offsets, as if made from another build of 5.10.223.
 sed 's/^arch = .*/&\nversion = "#9 SMP another build"/' /tmp/right.toml >/tmp/build.toml
