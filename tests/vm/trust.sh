@@ -10,7 +10,11 @@
 
 trust_profiles() {
     local src fields=(--field task_struct.pid --field task_struct.tgid --field task_struct.comm
-        --field task_struct.real_parent --field task_struct.mm)
+        --field task_struct.real_parent --field task_struct.mm --field mm_struct.arg_start
+        --field file.f_path.dentry --field dentry.d_name.name --field file.f_inode
+        --field inode.i_ino --field inode.i_size --field sock.__sk_common.skc_num
+        --field sock.__sk_common.skc_dport --field sock.__sk_common.skc_rcv_saddr
+        --field sock.__sk_common.skc_daddr --field task_struct.files)
     (cd "$NOBTF_ROOT" && cargo build --quiet --release -p offsets --bin offsets) || return 1
     src=$(fetch_linux_source 5.10 bullseye)
     sed 's/^# CONFIG_SCHEDSTATS is not set$/CONFIG_SCHEDSTATS=y/' "$KERNELS_DIR/$KERNEL/config" >"$TEST_TMP/sched.config"
@@ -34,8 +38,19 @@ t sched -v --offsets /tmp/sched.toml "$COMM" -c 'exec true'
 t sched_pid --offsets /tmp/sched.toml 'kprobe:wake_up_new_task { $t = (struct task_struct *)arg0; printf("%d %d %d\n", $t->pid, $t->tgid, $t->real_parent->tgid); }' -c 'exec true'
 t other_release --offsets /tmp/other.toml "$COMM" -c 'exec true'
 t other_build --offsets /tmp/build.toml "$COMM" -c 'exec true'
-t other_build_mm --offsets /tmp/build.toml 'kprobe:wake_up_new_task { $t = (struct task_struct *)arg0; printf("%s %d\n", $t->comm, $t->mm != 0); }' -c 'exec true'
-t own --offsets /tmp/right.toml 'kprobe:__set_task_comm { $t = (struct task_struct *)arg0; @[$t->comm] = count(); }' -c 'echo x >/proc/self/comm'
+t other_build_files --offsets /tmp/build.toml 'kprobe:wake_up_new_task { $t = (struct task_struct *)arg0; printf("%s %d\n", $t->comm, $t->files != 0); }' -c 'exec true'
+# Every kind of check at once: the file, the socket, the task's mm, the
+# unlinked name; and each caught when its offset is wrong.
+ALL='kprobe:vfs_read /comm == "none"/ { $f = (struct file *)arg0; printf("%s %d %d\n", str($f->f_path.dentry->d_name.name), $f->f_inode->i_ino, $f->f_inode->i_size); } kprobe:tcp_sendmsg /comm == "none"/ { $s = (struct sock *)arg0; printf("%d %d %d %d\n", $s->__sk_common.skc_num, $s->__sk_common.skc_dport, $s->__sk_common.skc_rcv_saddr, $s->__sk_common.skc_daddr); } kprobe:__set_task_comm /comm == "none"/ { $t = (struct task_struct *)arg0; printf("%d\n", $t->mm->arg_start); } kprobe:do_unlinkat /comm == "none"/ { $n = (struct filename *)arg1; printf("%s %d\n", str($n->name), $n->refcnt); }'
+t all -v --offsets /tmp/right.toml "$ALL" --duration 0.2
+moved() { awk -v k="[fields.\"$1\"]" '$0 == k { on = 1 } on && /^offset = / { $3 = $3 + 8; on = 0 } { print }' /tmp/right.toml >/tmp/moved.toml; }
+for f in inode.i_ino sock.__sk_common.skc_num mm_struct.arg_start dentry.d_name.name filename.refcnt; do
+    moved $f
+    t "moved $f" --offsets /tmp/moved.toml "$ALL" --duration 0.2
+done
+# The live check fires __set_task_comm in nobtf itself: the program's own
+# probe there must not see it (the -c shell names nobtf's pid).
+t own --offsets /tmp/right.toml 'kprobe:__set_task_comm { $t = (struct task_struct *)arg0; printf("hit %d %s\n", pid, $t->comm); }' -c 'echo "nobtf=$PPID"'
 SCRIPT
     local out
     out=$(vm --file "$TEST_TMP/trust.sh:/tmp/trust.sh" --file "$TEST_TMP/right.toml:/tmp/right.toml" \
@@ -59,9 +74,22 @@ SCRIPT
     b=$(output_block "$out" "== other_build rc=0")
     assert_contains "$b" "stderr: nobtf: offsets profile /tmp/build.toml is for another build of this release; the live checks of every field the program reads passed" \
         && assert_match "$b" '^nobtf$' || bad=$((bad + 1))
-    b=$(output_block "$out" "== other_build_mm rc=1")
-    assert_contains "$b" "stderr: error: offsets profile /tmp/build.toml was made for another build of this release, and task_struct.mm cannot be checked on the live kernel" || bad=$((bad + 1))
+    b=$(output_block "$out" "== other_build_files rc=1")
+    assert_contains "$b" "stderr: error: offsets profile /tmp/build.toml was made for another build of this release, and task_struct.files cannot be checked on the live kernel" || bad=$((bad + 1))
+    b=$(output_block "$out" "== all rc=0")
+    local f
+    for f in inode.i_ino inode.i_size file.f_inode sock.__sk_common.skc_num sock.__sk_common.skc_dport \
+        sock.__sk_common.skc_rcv_saddr sock.__sk_common.skc_daddr mm_struct.arg_start task_struct.mm \
+        dentry.d_name.name file.f_path.dentry filename.name filename.refcnt; do
+        assert_match "$b" "^stderr: nobtf: live checks passed: .*$f \(offset [0-9]+\) = " || bad=$((bad + 1))
+    done
+    for f in inode.i_ino sock.__sk_common.skc_num mm_struct.arg_start dentry.d_name.name filename.refcnt; do
+        b=$(output_block "$out" "== moved $f rc=1")
+        assert_match "$b" "^stderr: error: the offsets profile \(/tmp/moved.toml\) does not fit this kernel: $f \(offset [0-9]+\) read " || bad=$((bad + 1))
+    done
+    local me
     b=$(output_block "$out" "== own rc=0")
-    assert_not_contains "$b" "@[nobtf]" && assert_contains "$b" "@[x]: 1" || bad=$((bad + 1))
+    me=$(sed -n 's/^nobtf=//p' <<<"$b")
+    assert_match "$me" '^[0-9]+$' && assert_eq "$(grep -c "^hit $me " <<<"$b")" 0 || bad=$((bad + 1))
     assert_eq "$bad" 0
 }

@@ -2,6 +2,11 @@
 //! reads from an offsets profile, in a session of their own before the
 //! program's probes load: nothing of them reaches the user's maps or output.
 
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lang::kernel::Kernel;
@@ -14,7 +19,7 @@ use super::printer::Printer;
 use super::target::{Fields, Tracepoints};
 use super::{TraceError, TraceOptions, act, load_probe, maps};
 use crate::detect::Report;
-use crate::live_check::{self, Facts, LiveCheckError};
+use crate::live_check::{self, Facts, LiveCheckError, READ_SIZE, SEND_SIZE, Trigger, Truth};
 use crate::load;
 use crate::plan;
 use crate::session::{Session, Setup};
@@ -60,8 +65,46 @@ pub(super) fn check(
     if checks.checked.is_empty() {
         return Ok(());
     }
-    let facts = Facts::own()?;
-    let text = checks.program(facts.pid);
+    let mut passed = Vec::new();
+    for trigger in checks.triggers() {
+        passed.extend(run_check(
+            opts,
+            report,
+            fields,
+            kernel,
+            tracepoints,
+            &checks,
+            trigger,
+        )?);
+    }
+    if opts.verbose {
+        eprintln!("nobtf: live checks passed: {}", passed.join(", "));
+    }
+    if let Identity::OtherBuild { .. } = identity {
+        eprintln!(
+            "nobtf: offsets profile {shown} is for another build of this release; the live checks of every field the program reads passed"
+        );
+    }
+    Ok(())
+}
+
+/// One trigger's check: its program loaded and attached in a session of
+/// its own, nobtf's action, the record judged.
+fn run_check(
+    opts: &TraceOptions,
+    report: &Report,
+    fields: &Fields,
+    kernel: Kernel,
+    tracepoints: &Tracepoints<'_>,
+    checks: &live_check::Plan,
+    trigger: Trigger,
+) -> Result<Vec<String>, TraceError> {
+    let Fields::Profile { profile, shown } = fields else {
+        return Ok(Vec::new());
+    };
+    let mut facts = Facts::own()?;
+    let action = Action::prepare(trigger, &mut facts)?;
+    let text = checks.program(trigger, std::process::id());
     let target = Target {
         fields,
         tracepoints,
@@ -84,11 +127,7 @@ pub(super) fn check(
         load_probe(&mut session, probe, None)?;
     }
     session.attach_all()?;
-    // The kernel calls __set_task_comm with nobtf's own task.
-    std::fs::write("/proc/self/comm", &facts.comm).map_err(|err| LiveCheckError::Own {
-        what: "writing /proc/self/comm".into(),
-        err: err.to_string(),
-    })?;
+    action.fire()?;
     let mut record = Vec::new();
     let clock = LocalClock::new();
     {
@@ -104,16 +143,124 @@ pub(super) fn check(
     drop(session);
     let record = String::from_utf8_lossy(&record);
     if record.is_empty() {
-        return Err(LiveCheckError::NoRecord.into());
+        return Err(LiveCheckError::NoRecord {
+            function: trigger.function(),
+            action: trigger.action(),
+        }
+        .into());
     }
-    let passed = checks.judge(&record, &facts, profile, shown)?;
-    if opts.verbose {
-        eprintln!("nobtf: live checks passed: {}", passed.join(", "));
+    Ok(checks.judge(trigger, &record, &facts, profile, shown)?)
+}
+
+/// What nobtf does for a trigger, prepared before the probe attaches (its
+/// facts known), fired after.
+enum Action {
+    Comm(String),
+    Read(File, PathBuf),
+    Send(TcpStream, TcpListener),
+    Unlink(PathBuf),
+}
+
+impl Action {
+    fn prepare(trigger: Trigger, facts: &mut Facts) -> Result<Action, LiveCheckError> {
+        let me = std::process::id();
+        Ok(match trigger {
+            Trigger::Comm => Action::Comm(facts.value(Truth::Comm).unwrap_or_default().to_string()),
+            Trigger::Read => {
+                let path = own_file(&format!(".nobtf-live-{me}-r"), READ_SIZE + 7)?;
+                let file = File::open(&path).map_err(|e| own("opening", &path, e))?;
+                let meta = file.metadata().map_err(|e| own("stat of", &path, e))?;
+                facts.set(Truth::Ino, meta.ino());
+                facts.set(Truth::Size, meta.len());
+                facts.set(
+                    Truth::FileName,
+                    path.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default(),
+                );
+                Action::Read(file, path)
+            }
+            Trigger::Send => {
+                let failed = |what: &str, e: std::io::Error| LiveCheckError::Own {
+                    what: format!("{what} (a loopback TCP connection for the socket checks)"),
+                    err: e.to_string(),
+                };
+                let listener = TcpListener::bind("127.0.0.1:0")
+                    .map_err(|e| failed("listening on 127.0.0.1", e))?;
+                let remote = listener
+                    .local_addr()
+                    .map_err(|e| failed("its address", e))?;
+                let stream = TcpStream::connect(remote).map_err(|e| failed("connecting", e))?;
+                let local = stream.local_addr().map_err(|e| failed("its address", e))?;
+                facts.set(Truth::LocalPort, local.port());
+                facts.set(
+                    Truth::RemotePortBe,
+                    u16::from_ne_bytes(remote.port().to_be_bytes()),
+                );
+                facts.set(Truth::LoopbackBe, u32::from_ne_bytes([127, 0, 0, 1]));
+                facts.set(Truth::Family, libc_af_inet());
+                Action::Send(stream, listener)
+            }
+            Trigger::Unlink => {
+                let path = own_file(&format!(".nobtf-live-{me}-u"), 1)?;
+                facts.set(Truth::UnlinkPath, path.display());
+                facts.set(Truth::FreshRefcnt, crate::canary::FRESH_REFCNT);
+                Action::Unlink(path)
+            }
+        })
     }
-    if let Identity::OtherBuild { .. } = identity {
-        eprintln!(
-            "nobtf: offsets profile {shown} is for another build of this release; the live checks of every field the program reads passed"
-        );
+
+    fn fire(self) -> Result<(), LiveCheckError> {
+        match self {
+            Action::Comm(name) => std::fs::write("/proc/self/comm", name)
+                .map_err(|e| own("writing", Path::new("/proc/self/comm"), e)),
+            Action::Read(mut file, path) => {
+                let mut buf = vec![0u8; READ_SIZE];
+                let read = file.read(&mut buf).map_err(|e| own("reading", &path, e));
+                let _ = std::fs::remove_file(&path);
+                read.map(|_| ())
+            }
+            Action::Send(mut stream, listener) => {
+                let sent = stream
+                    .write_all(&[0u8; SEND_SIZE])
+                    .map_err(|e| LiveCheckError::Own {
+                        what: "sending on the loopback connection".into(),
+                        err: e.to_string(),
+                    });
+                drop(listener);
+                sent
+            }
+            Action::Unlink(path) => {
+                std::fs::remove_file(&path).map_err(|e| own("removing", &path, e))
+            }
+        }
     }
-    Ok(())
+}
+
+/// AF_INET, as `skc_family` holds it.
+fn libc_af_inet() -> i64 {
+    kernel_headers::uapi::constant("AF_INET").unwrap_or(2)
+}
+
+fn own(what: &str, path: &Path, err: std::io::Error) -> LiveCheckError {
+    LiveCheckError::Own {
+        what: format!("{what} {}", path.display()),
+        err: err.to_string(),
+    }
+}
+
+/// A new file of `size` bytes in /tmp, else the current directory.
+fn own_file(name: &str, size: usize) -> Result<PathBuf, LiveCheckError> {
+    let mut last = None;
+    for path in [Path::new("/tmp").join(name), PathBuf::from(name)] {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                f.write_all(&vec![b'x'; size])
+                    .map_err(|e| own("writing", &path, e))?;
+                return Ok(path);
+            }
+            Err(err) => last = Some(own("creating", &path, err)),
+        }
+    }
+    Err(last.expect("two places tried"))
 }
