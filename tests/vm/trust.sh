@@ -93,3 +93,33 @@ SCRIPT
     assert_match "$me" '^[0-9]+$' && assert_eq "$(grep -c "^hit $me " <<<"$b")" 0 || bad=$((bad + 1))
     assert_eq "$bad" 0
 }
+
+# The same on the tracefs back end (nobpf-5.10, no bpf(2)): the checks run
+# as kprobe events with fetch arguments, as the program does.
+vmtest_trust_live_checks_on_the_tracefs_back_end() {
+    [ "$KERNEL" = nobpf-5.10 ] || { skip "the back end without BPF; its tree and config are nobpf-5.10's"; return; }
+    trust_profiles || return 1
+    { vm_trace_case_runner; cat <<'SCRIPT'; } >"$TEST_TMP/trust.sh"
+TASK='kprobe:wake_up_new_task { $t = (struct task_struct *)arg0; printf("%s %d\n", $t->comm, $t->pid); }'
+FILE='kprobe:vfs_read /arg2 == 77/ { $f = (struct file *)arg0; printf("%s %d\n", str($f->f_path.dentry->d_name.name), $f->f_inode->i_ino); }'
+t right -v --offsets /tmp/right.toml "$TASK" -c 'exec true'
+t sched --offsets /tmp/sched.toml "$TASK" -c 'exec true'
+t file -v --offsets /tmp/right.toml "$FILE" --duration 0.2
+awk '$0 == "[fields.\"inode.i_ino\"]" { on = 1 } on && /^offset = / { $3 = $3 + 8; on = 0 } { print }' /tmp/right.toml >/tmp/moved.toml
+t moved_ino --offsets /tmp/moved.toml "$FILE" --duration 0.2
+SCRIPT
+    local out
+    out=$(vm --file "$TEST_TMP/trust.sh:/tmp/trust.sh" --file "$TEST_TMP/right.toml:/tmp/right.toml" \
+        --file "$TEST_TMP/sched.toml:/tmp/sched.toml" -- sh /tmp/trust.sh 2>&1) || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
+    local b bad=0
+    b=$(output_block "$out" "== right rc=0")
+    assert_match "$b" '^stderr: nobtf: live checks passed: task_struct.pid \(offset [0-9]+\) = [0-9]+, task_struct.comm \(offset [0-9]+\) = nobtf$' \
+        && assert_match "$b" '^nobtf [0-9]+$' || bad=$((bad + 1))
+    b=$(output_block "$out" "== sched rc=1")
+    assert_match "$b" "^stderr: error: the offsets profile \\(/tmp/sched.toml\\) does not fit this kernel: task_struct.pid \\(offset [0-9]+\\) read " || bad=$((bad + 1))
+    b=$(output_block "$out" "== file rc=0")
+    assert_match "$b" '^stderr: nobtf: live checks passed: .*inode.i_ino \(offset [0-9]+\) = [0-9]+, .*dentry.d_name.name \(offset [0-9]+\) = \.nobtf-live-' || bad=$((bad + 1))
+    b=$(output_block "$out" "== moved_ino rc=1")
+    assert_match "$b" '^stderr: error: the offsets profile \(/tmp/moved.toml\) does not fit this kernel: inode.i_ino \(offset [0-9]+\) read ' || bad=$((bad + 1))
+    assert_eq "$bad" 0
+}

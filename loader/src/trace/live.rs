@@ -9,8 +9,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use kernel_headers::kprobe::ProbeKind;
 use lang::kernel::Kernel;
 use lang::report::Format;
+use lang::tracefs::Syntax;
+use lang::tracefs_program::{self, TranslateError};
 use lang::{Options, Target};
 use profile::Identity;
 
@@ -18,14 +21,24 @@ use super::clock::LocalClock;
 use super::printer::Printer;
 use super::target::{Fields, Tracepoints};
 use super::{TraceError, TraceOptions, act, load_probe, maps};
+use crate::attach::{self, Attach, GROUP};
 use crate::detect::Report;
 use crate::live_check::{self, Facts, LiveCheckError, READ_SIZE, SEND_SIZE, Trigger, Truth};
 use crate::load;
 use crate::plan;
 use crate::session::{Session, Setup};
+use crate::tracefs_events::KprobeEvents;
 
 /// How long the check's record may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the checks run: BPF programs, or tracefs kprobe events (the
+/// back end the program itself runs on).
+#[derive(Clone, Copy)]
+pub(super) enum Via<'a> {
+    Bpf,
+    Tracefs { root: &'a Path, syntax: Syntax },
+}
 
 pub(super) fn check(
     opts: &TraceOptions,
@@ -33,6 +46,7 @@ pub(super) fn check(
     fields: &Fields,
     kernel: Kernel,
     tracepoints: &Tracepoints<'_>,
+    via: Via<'_>,
 ) -> Result<(), TraceError> {
     // BTF is the kernel's own description: nothing to prove.
     let Fields::Profile { profile, shown } = fields else {
@@ -67,15 +81,26 @@ pub(super) fn check(
     }
     let mut passed = Vec::new();
     for trigger in checks.triggers() {
-        passed.extend(run_check(
-            opts,
-            report,
+        let target = Target {
             fields,
-            kernel,
             tracepoints,
-            &checks,
-            trigger,
-        )?);
+            kernel,
+        };
+        let mut facts = Facts::own()?;
+        let action = Action::prepare(trigger, &mut facts)?;
+        let text = checks.program(trigger, std::process::id());
+        let record = match via {
+            Via::Bpf => record_bpf(opts, report, &target, &text, action)?,
+            Via::Tracefs { root, syntax } => record_tracefs(root, syntax, &target, &text, action)?,
+        };
+        if record.is_empty() {
+            return Err(LiveCheckError::NoRecord {
+                function: trigger.function(),
+                action: trigger.action(),
+            }
+            .into());
+        }
+        passed.extend(checks.judge(trigger, &record, &facts, profile, shown)?);
     }
     if opts.verbose {
         eprintln!("nobtf: live checks passed: {}", passed.join(", "));
@@ -88,30 +113,17 @@ pub(super) fn check(
     Ok(())
 }
 
-/// One trigger's check: its program loaded and attached in a session of
-/// its own, nobtf's action, the record judged.
-fn run_check(
+/// The check program `text` as BPF, in a session of its own: loaded,
+/// attached, `action` fired, its record.
+fn record_bpf(
     opts: &TraceOptions,
     report: &Report,
-    fields: &Fields,
-    kernel: Kernel,
-    tracepoints: &Tracepoints<'_>,
-    checks: &live_check::Plan,
-    trigger: Trigger,
-) -> Result<Vec<String>, TraceError> {
-    let Fields::Profile { profile, shown } = fields else {
-        return Ok(Vec::new());
-    };
-    let mut facts = Facts::own()?;
-    let action = Action::prepare(trigger, &mut facts)?;
-    let text = checks.program(trigger, std::process::id());
-    let target = Target {
-        fields,
-        tracepoints,
-        kernel,
-    };
-    let compiled = lang::compile_with(&text, &target, Options::default())
-        .map_err(|e| TraceError::Program(format!("the live check program: {}", e.render(&text))))?;
+    target: &Target<'_>,
+    text: &str,
+    action: Action,
+) -> Result<String, TraceError> {
+    let compiled = lang::compile_with(text, target, Options::default())
+        .map_err(|e| TraceError::Program(format!("the live check program: {}", e.render(text))))?;
     let mut session = Session::new(Setup {
         attach: plan::attach_mechanism(report, opts.attach)?,
         load: load::LoadOptions {
@@ -130,26 +142,67 @@ fn run_check(
     action.fire()?;
     let mut record = Vec::new();
     let clock = LocalClock::new();
-    {
-        let mut printer = Printer::new(&compiled, Format::Text, &mut record, None, &clock);
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            session.stream(&mut printer, Some(deadline))?;
-            if act(&mut printer, &session)? || Instant::now() >= deadline {
-                break;
-            }
-        }
-    }
+    let printer = Printer::new(&compiled, Format::Text, &mut record, None, &clock);
+    await_record(&mut session, printer)?;
     drop(session);
-    let record = String::from_utf8_lossy(&record);
-    if record.is_empty() {
-        return Err(LiveCheckError::NoRecord {
-            function: trigger.function(),
-            action: trigger.action(),
-        }
-        .into());
+    Ok(String::from_utf8_lossy(&record).into_owned())
+}
+
+/// The check program `text` as kprobe events in an instance of its own.
+fn record_tracefs(
+    root: &Path,
+    syntax: Syntax,
+    target: &Target<'_>,
+    text: &str,
+    action: Action,
+) -> Result<String, TraceError> {
+    let mut name = |kind: ProbeKind, function: &str| attach::next_event_name(kind, function);
+    let program = tracefs_program::translate(text, target, &[], syntax, GROUP, &mut name, &[])
+        .map_err(|e| {
+            let why = match e {
+                TranslateError::Program(e) => e.render(text),
+                TranslateError::NeedsBpf(refusal) => refusal.render(text),
+            };
+            TraceError::Program(format!("the live check program: {why}"))
+        })?;
+    let mut events = KprobeEvents::new(root, 8)?;
+    for probe in &program.probes {
+        events.define(&probe.event, syntax, false, "")?;
     }
-    Ok(checks.judge(trigger, &record, &facts, profile, shown)?)
+    let mut session = Session::new(Setup {
+        attach: Attach::Tracefs(root.to_path_buf()),
+        load: load::LoadOptions {
+            kern_version: 0,
+            names: false,
+        },
+        tracefs: Ok(events.instance().to_path_buf()),
+        ring_pages: 8,
+        clone_fix: "",
+    })?;
+    session.open_trace_pipe()?;
+    for probe in &program.probes {
+        events.enable(&probe.event, probe.filter.as_deref())?;
+    }
+    action.fire()?;
+    let mut record = Vec::new();
+    let clock = LocalClock::new();
+    let printer = Printer::new(&program.compiled, Format::Text, &mut record, None, &clock)
+        .with_tracefs(&program);
+    await_record(&mut session, printer)?;
+    drop(session);
+    drop(events);
+    Ok(String::from_utf8_lossy(&record).into_owned())
+}
+
+/// Streams until the check program's `exit()`, or [`TIMEOUT`].
+fn await_record(session: &mut Session, mut printer: Printer<'_>) -> Result<(), TraceError> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        session.stream(&mut printer, Some(deadline))?;
+        if act(&mut printer, session)? || Instant::now() >= deadline {
+            return Ok(());
+        }
+    }
 }
 
 /// What nobtf does for a trigger, prepared before the probe attaches (its

@@ -174,7 +174,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints);
     let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
     steps.done("kernel features and compiling");
-    live::check(opts, &report, &fields, kernel, &tracepoints)?;
+    live::check(opts, &report, &fields, kernel, &tracepoints, live::Via::Bpf)?;
 
     let mut session = Session::new(Setup {
         attach: plan::attach_mechanism(&report, opts.attach)?,
