@@ -21,6 +21,10 @@ Errors (one `error:` line first, details may follow; exit status 1):
       the canary (a file nobtf removes itself) came back wrong: the profile's
       offsets are not this kernel's. Run `offsets gen` (docs/offsets.md) and
       pass --offsets FILE; --no-verify prints anyway.
+  the offsets profile (...) does not fit this kernel: FIELD (offset N) read X as ..., expected Y
+      `nobtf trace`'s live check of a field the program reads came back wrong.
+  offsets profile P is for kernel R on A, but this kernel is R2 on A2
+      the profile describes another kernel: run `offsets gen` for this one.
   the probe did not fire: ...
       no event came for the canary within 5 s: unlink(2) does not reach the
       probed function, or the trace pipe has another reader.
@@ -491,5 +495,21 @@ mod tests {
         let opts = trace(&["nobtf", "trace", "-l"]);
         assert!(opts.list && opts.program.is_empty());
         assert!(Cli::try_parse_from(["nobtf", "trace", "-l", "-e", "BEGIN {}"]).is_err());
+        // --dry-run and the box's files it takes; those only with it.
+        let opts = trace(&[
+            "nobtf",
+            "trace",
+            "-d",
+            "--kallsyms",
+            "k",
+            "--tracepoints",
+            "t",
+            "BEGIN {}",
+        ]);
+        let dry = opts.dry_run.expect("a dry run");
+        assert_eq!(dry.kallsyms, Some(PathBuf::from("k")));
+        assert_eq!(dry.tracefs, Some(PathBuf::from("t")));
+        assert!(trace(&["nobtf", "trace", "BEGIN {}"]).dry_run.is_none());
+        assert!(Cli::try_parse_from(["nobtf", "trace", "--kallsyms", "k", "BEGIN {}"]).is_err());
     }
 }
