@@ -7,13 +7,12 @@
 //! elements of their register arrays) are answered from
 //! `kernel_headers::pt_regs`.
 
-use std::fmt;
-
 use kernel_headers::bpf::{RawInsn, class, mode, size, source};
 use kernel_headers::btf::core_kind;
 use kernel_headers::pt_regs;
 
 use crate::error::ObjError;
+pub use profile::{Field, FieldPath, FieldSource, Lookup};
 
 const LD_IMM64: u8 = class::LD | size::DW | mode::IMM;
 
@@ -58,33 +57,6 @@ impl CoreKind {
     }
 }
 
-/// A member path from a named struct, e.g. `filename.refcnt` or
-/// `task_struct.se.vruntime`: the key of `Profile::fields`. Anonymous
-/// structs and unions on the way are left out, as the profile leaves them.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FieldPath {
-    pub strukt: String,
-    pub members: Vec<String>,
-}
-
-impl FieldPath {
-    /// `struct.member[.member]`.
-    pub fn key(&self) -> String {
-        let mut key = self.strukt.clone();
-        for m in &self.members {
-            key.push('.');
-            key.push_str(m);
-        }
-        key
-    }
-}
-
-impl fmt::Display for FieldPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.key())
-    }
-}
-
 /// A field as the program was compiled: what clang put in the instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalField {
@@ -103,74 +75,13 @@ pub struct CoreReloc {
     pub local: LocalField,
 }
 
-/// Where a field is on the target kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FieldInfo {
-    pub offset: u32,
-    pub size: u32,
-    /// `None` when the source does not record it (profiles): the object's
-    /// own type decides then.
-    pub signed: Option<bool>,
-}
-
-/// A source's answer about one field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    Found(FieldInfo),
-    /// The source knows the struct and it has no such member.
-    Absent,
-    /// The source cannot say (a profile without the key).
-    Unknown,
-}
-
-/// What the target kernel's structs look like: an offsets profile, or the
-/// running kernel's BTF.
-pub trait FieldSource {
-    fn field(&self, path: &FieldPath) -> Lookup;
-}
-
 /// No source at all: every field is unknown, so an object with CO-RE
 /// relocations is refused with the fields to add.
 pub struct NoFields;
 
 impl FieldSource for NoFields {
-    fn field(&self, _: &FieldPath) -> Lookup {
+    fn lookup(&self, _: &str, _: &str) -> Lookup {
         Lookup::Unknown
-    }
-}
-
-/// An offsets profile knows offsets and sizes of the fields it lists.
-impl FieldSource for profile::Profile {
-    fn field(&self, path: &FieldPath) -> Lookup {
-        match self.fields.get(&path.key()) {
-            Some(f) => Lookup::Found(FieldInfo {
-                offset: f.offset,
-                size: f.size,
-                signed: None,
-            }),
-            None => Lookup::Unknown,
-        }
-    }
-}
-
-/// A kernel's BTF knows every struct it has; bit-fields are not answered.
-impl FieldSource for btf::Btf {
-    fn field(&self, path: &FieldPath) -> Lookup {
-        kernel_btf_field(self, path).unwrap_or(Lookup::Unknown)
-    }
-}
-
-fn kernel_btf_field(btf: &btf::Btf, path: &FieldPath) -> Result<Lookup, btf::BtfError> {
-    match btf.find_field(&path.strukt, &path.members) {
-        Ok(at) => Ok(Lookup::Found(FieldInfo {
-            offset: at.offset,
-            size: at.size,
-            signed: Some(btf.is_signed(at.ty)?),
-        })),
-        Err(btf::PathError::NoMember { .. }) => Ok(Lookup::Absent),
-        Err(btf::PathError::Btf(e)) => Err(e),
-        // No such struct, a bit-field: the object's own answer stands.
-        Err(_) => Ok(Lookup::Unknown),
     }
 }
 
@@ -287,10 +198,20 @@ pub(super) fn local_field(
     Ok((kind, field, local))
 }
 
-/// The answer for `field` on the target: the registers from the
-/// architecture's layout, everything else from `source`.
-fn lookup(field: &FieldPath, source: &dyn FieldSource) -> Lookup {
-    register_lookup(pt_regs::NATIVE, field).unwrap_or_else(|| source.field(field))
+/// The answer for `field` on the target, and whether it is signed where
+/// that is known: the registers from the architecture's layout, everything
+/// else from `source`.
+fn lookup(field: &FieldPath, source: &dyn FieldSource) -> (Lookup, Option<bool>) {
+    match register_lookup(pt_regs::NATIVE, field) {
+        Some(found) => (found, Some(false)),
+        None => {
+            let member = field.member_path();
+            (
+                source.lookup(&field.strukt, &member),
+                source.is_signed(&field.strukt, &member),
+            )
+        }
+    }
 }
 
 /// `field` as a register of `abi`, if it names the registers' struct.
@@ -303,10 +224,10 @@ fn register_lookup(abi: &pt_regs::Abi, field: &FieldPath) -> Option<Lookup> {
         _ => None,
     };
     Some(match found {
-        Some(offset) => Lookup::Found(FieldInfo {
+        Some(offset) => Lookup::Found(Field {
             offset: offset as u32,
             size: u32::from(abi.pointer_bytes),
-            signed: Some(false),
+            c_type: Some("unsigned long".into()),
         }),
         None => Lookup::Absent,
     })
@@ -351,9 +272,10 @@ pub(super) fn apply(
     let local = &reloc.local;
     let orig = value_of(reloc.kind, local.offset, local.size, local.signed)
         .ok_or_else(|| patch_error(format!("the object's field is {} bytes", local.size)))?;
-    let (target, new_size) = match lookup(&reloc.field, source) {
+    let (found, signed) = lookup(&reloc.field, source);
+    let (target, new_size) = match found {
         Lookup::Found(info) => {
-            let signed = info.signed.unwrap_or(local.signed);
+            let signed = signed.unwrap_or(local.signed);
             let value = value_of(reloc.kind, info.offset, info.size, signed)
                 .ok_or_else(|| patch_error(format!("the kernel's field is {} bytes", info.size)))?;
             (value, Some(info.size))
@@ -613,8 +535,8 @@ mod tests {
 
     struct One(Lookup);
     impl FieldSource for One {
-        fn field(&self, _: &FieldPath) -> Lookup {
-            self.0
+        fn lookup(&self, _: &str, _: &str) -> Lookup {
+            self.0.clone()
         }
     }
 
@@ -626,11 +548,7 @@ mod tests {
 
     #[test]
     fn each_kind_takes_its_value_from_the_source() {
-        let moved = One(Lookup::Found(FieldInfo {
-            offset: 24,
-            size: 8,
-            signed: None,
-        }));
+        let moved = One(Lookup::Found(Field::untyped(24, 8)));
         let value = |kind: CoreKind, orig: i32, source: &dyn FieldSource| {
             let mut insns = [i(MOV_K, reg::R1, 0, 0, orig)];
             apply(
@@ -695,10 +613,10 @@ mod tests {
             members: vec![member.to_string()],
         };
         let found = |offset, size| {
-            Some(Lookup::Found(FieldInfo {
+            Some(Lookup::Found(Field {
                 offset,
                 size,
-                signed: Some(false),
+                c_type: Some("unsigned long".into()),
             }))
         };
         let (a64, a32) = (

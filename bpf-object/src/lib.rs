@@ -46,7 +46,7 @@ use std::fmt;
 use kernel_headers::bpf::RawInsn;
 
 pub use co_re::{
-    CoreKind, CoreReloc, FieldInfo, FieldPath, FieldSource, LocalField, Lookup, NoFields, Resolved,
+    CoreKind, CoreReloc, Field, FieldPath, FieldSource, LocalField, Lookup, NoFields, Resolved,
 };
 pub use error::{ObjError, RelocCause};
 /// Where a program attaches: its section is `kprobe/<fn>` or `kretprobe/<fn>`.

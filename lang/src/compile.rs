@@ -11,7 +11,7 @@ use crate::ctypes::Layered;
 use crate::diag::{Error, Span};
 use crate::expand::{MAX_PROBES, is_wildcard, points};
 use crate::fields::CType;
-use crate::fields::{FieldInfo, FieldSource};
+use crate::fields::{FieldInfo, FieldSource, Lookup};
 use crate::kernel::Kernel;
 use crate::lexer::Tok;
 use crate::output::{EventFormat, MapSpec};
@@ -361,8 +361,8 @@ pub fn fields_used(source: &str, kernel: Kernel) -> Result<Vec<String>, Error> {
 pub fn names_used(source: &str, kernel: Kernel) -> Result<FieldsUsed, Error> {
     struct Nothing;
     impl FieldSource for Nothing {
-        fn field(&self, _: &str, _: &str) -> Option<FieldInfo> {
-            None
+        fn lookup(&self, _: &str, _: &str) -> Lookup {
+            Lookup::Unknown
         }
     }
     let used = fields_used_with(source, kernel, &Nothing)?;
@@ -400,13 +400,15 @@ pub fn fields_used_with(
         enums: std::cell::RefCell<std::collections::BTreeSet<String>>,
     }
     impl FieldSource for KnownOrAnything<'_> {
-        fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
+        fn lookup(&self, strukt: &str, member: &str) -> Lookup {
             self.fields
                 .borrow_mut()
                 .insert(format!("{strukt}.{member}"));
-            self.known
-                .field(strukt, member)
-                .or(Some(FieldInfo::untyped(0, 8)))
+            Lookup::Found(
+                self.known
+                    .field(strukt, member)
+                    .unwrap_or(FieldInfo::untyped(0, 8)),
+            )
         }
         fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
             self.known.struct_layout(strukt).or(Some((8, 8)))

@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::diag::{Error, Span};
-use crate::fields::{FieldInfo, FieldSource};
+use crate::fields::{FieldInfo, FieldSource, Lookup};
 use crate::lexer::{Lexer, Substitutions, Tok, Tokens};
 
 /// Nested type definitions a declaration may use.
@@ -350,18 +350,18 @@ fn c_type(ty: &Ty) -> Option<String> {
 }
 
 impl FieldSource for Layered<'_> {
-    fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
+    fn lookup(&self, strukt: &str, member: &str) -> Lookup {
         let script_first = self.script_first && self.script.defines(strukt);
         if !script_first && let Some(f) = self.outer.field(strukt, member) {
-            return Some(f);
+            return Lookup::Found(f);
         }
         match self.script_field(strukt, member, 0) {
-            Ok(f) => Some(f),
+            Ok(f) => Lookup::Found(f),
             Err(why) => {
                 if !why.is_empty() {
                     *self.problem.borrow_mut() = Some((format!("{strukt}.{member}"), why));
                 }
-                None
+                Lookup::Unknown
             }
         }
     }

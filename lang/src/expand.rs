@@ -214,12 +214,12 @@ mod tests {
 
     #[test]
     fn the_checker_sees_each_match() {
-        use crate::fields::{FieldInfo, FieldSource};
+        use crate::fields::{FieldSource, Lookup};
         use crate::kernel::Kernel;
         struct NoFields;
         impl FieldSource for NoFields {
-            fn field(&self, _: &str, _: &str) -> Option<FieldInfo> {
-                None
+            fn lookup(&self, _: &str, _: &str) -> Lookup {
+                Lookup::Unknown
             }
         }
         let target = crate::Target {

@@ -7,71 +7,7 @@
 /// or 8 bytes reads as an unsigned integer; a pointer-sized one can be
 /// followed after an explicit cast: `((struct mm_struct *)$t->mm)->owner`.
 pub use profile::Field as FieldInfo;
-
-/// Struct members by struct and member name. `member` may be a dotted path
-/// (`se.vruntime`) when the source knows nested members but not the type of
-/// the enclosing one.
-pub trait FieldSource {
-    fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo>;
-
-    /// `(size, alignment)` of `struct NAME`, for a script's definitions
-    /// that embed it; `None` when the source does not know (a profile).
-    fn struct_layout(&self, _strukt: &str) -> Option<(u32, u32)> {
-        None
-    }
-
-    /// The value of the enumerator `name` (`TCP_CLOSE`), when known.
-    fn enum_value(&self, _name: &str) -> Option<i64> {
-        None
-    }
-
-    /// Whether this is the running kernel's BTF: bpftrace then defines
-    /// `BPFTRACE_HAVE_BTF` for the program's `#ifdef`s.
-    fn has_kernel_btf(&self) -> bool {
-        false
-    }
-}
-
-/// A profile knows members under `struct.member[.member]` keys, with their
-/// types from format 2 on.
-impl FieldSource for profile::Profile {
-    fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
-        profile::Profile::field(self, &format!("{strukt}.{member}")).ok()
-    }
-}
-
-/// BTF knows every struct's members, with their types (the walk is the
-/// `btf` crate's, shared with `offsets gen` and CO-RE).
-impl FieldSource for btf::Btf {
-    fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
-        let members: Vec<&str> = member.split('.').collect();
-        let at = self.find_field(strukt, &members).ok()?;
-        Some(FieldInfo {
-            offset: at.offset,
-            size: at.size,
-            c_type: Some(at.c_type),
-        })
-    }
-
-    fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
-        let id = self.find_struct(strukt).ok()??;
-        Some((self.size_of(id).ok()?, self.align_of(id).ok()?))
-    }
-
-    fn enum_value(&self, name: &str) -> Option<i64> {
-        btf::Btf::enum_value(self, name).ok()?
-    }
-}
-
-/// A fixed list of `("struct.member", info)`: tests, and sources built by hand.
-impl FieldSource for Vec<(&str, FieldInfo)> {
-    fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
-        let key = format!("{strukt}.{member}");
-        self.iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, info)| info.clone())
-    }
-}
+pub use profile::{FieldPath, FieldSource, Lookup};
 
 /// A C type, as far as the checker cares.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use kernel_headers::KernelVersion;
 use kernel_headers::pt_regs::{self, NATIVE};
 use lang::config::MissingProbes;
 use lang::ctypes::{Layered, ScriptTypes};
-use lang::fields::{FieldInfo, FieldSource};
+use lang::fields::{FieldInfo, FieldSource, Lookup};
 use lang::kernel::Kernel;
 use lang::lexer::Substitutions;
 use lang::output::{Event, Value, decode_event};
@@ -29,12 +29,15 @@ fn profile() -> Vec<(&'static str, FieldInfo)> {
 /// A BTF-like source: fields, a struct size and enumerators.
 struct FakeBtf;
 impl FieldSource for FakeBtf {
-    fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
-        (strukt, member).eq(&("qstr", "name")).then(|| FieldInfo {
-            offset: 8,
-            size: 8,
-            c_type: Some("const unsigned char *".into()),
-        })
+    fn lookup(&self, strukt: &str, member: &str) -> Lookup {
+        match (strukt, member) {
+            ("qstr", "name") => Lookup::Found(FieldInfo {
+                offset: 8,
+                size: 8,
+                c_type: Some("const unsigned char *".into()),
+            }),
+            _ => Lookup::Unknown,
+        }
     }
     fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
         match strukt {

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod detect;
 pub mod dump;
 pub mod features;
+pub mod fields;
 pub mod legacy;
 pub mod list;
 pub mod live_check;

@@ -10,42 +10,11 @@ use profile::{
     KernelInfo, NameArgType, Profile, Provenance,
 };
 
-/// `struct.member[.member...]`, as given to `--field`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct FieldPath {
-    pub strukt: String,
-    pub members: Vec<String>,
-}
+pub use profile::FieldPath;
 
-impl FieldPath {
-    pub fn parse(text: &str) -> Result<FieldPath, GenError> {
-        let bad = || GenError::FieldSyntax(text.to_string());
-        let mut parts = text.split('.');
-        let strukt = parts.next().ok_or_else(bad)?;
-        let members: Vec<String> = parts.map(str::to_string).collect();
-        let ident = |s: &str| {
-            !s.is_empty()
-                && !s.starts_with(|c: char| c.is_ascii_digit())
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        };
-        if !ident(strukt) || members.is_empty() || !members.iter().all(|m| ident(m)) {
-            return Err(bad());
-        }
-        Ok(FieldPath {
-            strukt: strukt.to_string(),
-            members,
-        })
-    }
-
-    /// The profile key, `struct.member`.
-    pub fn key(&self) -> String {
-        format!("{}.{}", self.strukt, self.members.join("."))
-    }
-
-    /// `member.member` as C `offsetof` takes it.
-    pub fn member_path(&self) -> String {
-        self.members.join(".")
-    }
+/// A `--field` argument, `struct.member[.member...]`.
+pub fn parse_field(text: &str) -> Result<FieldPath, GenError> {
+    FieldPath::parse(text).ok_or_else(|| GenError::FieldSyntax(text.to_string()))
 }
 
 /// The fields every profile carries, then the requested ones, each after
@@ -58,7 +27,7 @@ pub fn wanted_fields(extra: &[String]) -> Result<Vec<FieldPath>, GenError> {
         .into_iter()
         .chain(extra.iter().map(String::as_str))
     {
-        let path = FieldPath::parse(text)?;
+        let path = parse_field(text)?;
         for depth in 1..=path.members.len() {
             let step = FieldPath {
                 strukt: path.strukt.clone(),
@@ -181,12 +150,12 @@ mod tests {
 
     #[test]
     fn field_paths() {
-        let p = FieldPath::parse("task_struct.se.vruntime").unwrap();
+        let p = parse_field("task_struct.se.vruntime").unwrap();
         assert_eq!(p.strukt, "task_struct");
         assert_eq!(p.member_path(), "se.vruntime");
         assert_eq!(p.key(), "task_struct.se.vruntime");
         for bad in ["", "filename", ".x", "a.", "a..b", "a.b c", "1a.b", "a.b;"] {
-            assert!(FieldPath::parse(bad).is_err(), "{bad}");
+            assert!(parse_field(bad).is_err(), "{bad}");
         }
         let w = wanted_fields(&[
             "filename.refcnt".into(),

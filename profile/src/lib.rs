@@ -10,6 +10,7 @@ mod error;
 mod file;
 mod identity;
 mod model;
+mod source;
 mod validate;
 
 pub use error::ProfileError;
@@ -19,3 +20,4 @@ pub use model::{
     GENERATOR, KernelInfo, MAX_REGISTER_ARGS, NameArgType, Profile, Provenance, UnlinkArg,
     UnlinkFacts, arg_register, known_arches,
 };
+pub use source::{FieldPath, FieldSource, Lookup};

@@ -351,23 +351,18 @@ fn co_re_seed_against_kernel_btf() {
     let btf_bytes = file.section_by_name(".BTF").unwrap().data().unwrap();
     let kernel_btf = btf::Btf::parse(btf_bytes).unwrap();
     assert_eq!(
-        kernel_btf.field(&FieldPath {
-            strukt: "filename".into(),
-            members: vec!["refcnt".into()]
-        }),
-        Lookup::Found(FieldInfo {
+        kernel_btf.lookup("filename", "refcnt"),
+        Lookup::Found(Field {
             offset: 16,
             size: 4,
-            signed: Some(true)
+            c_type: Some("int".into())
         })
     );
     assert_eq!(
-        kernel_btf.field(&FieldPath {
-            strukt: "filename".into(),
-            members: vec!["nope".into()]
-        }),
-        Lookup::Absent
+        FieldSource::is_signed(&kernel_btf, "filename", "refcnt"),
+        Some(true)
     );
+    assert_eq!(kernel_btf.lookup("filename", "nope"), Lookup::Absent);
     let prepared = prepare_for(&obj, KernelVersion::new(6, 1, 0), &kernel_btf).unwrap();
     let entry = &prepared.programs[0];
     let original = &obj.programs[0].insns;

@@ -14,17 +14,17 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bpf_object::{FieldSource, KernelFacts, NoFields, Prepared};
+use bpf_object::{KernelFacts, NoFields, Prepared};
 use kernel_headers::bpf::{RawInsn, map_flags, map_type};
 use kernel_headers::bpf_attr::BPF_ANY;
 use probes::MaxEntries;
-use profile::Profile;
 
 use super::{ObjError, Object, ProbeKind};
 use crate::attach::{AttachMode, AttachPoint};
 use crate::detect::{Report, Scope};
+use crate::fields::{Fields, FieldsError, KERNEL_BTF};
 use crate::load::{self, LoadError};
-use crate::plan::{self, PlanError, ProfileChoiceError};
+use crate::plan::{self, PlanError};
 use crate::session::{
     Events, Flow, MapSpec, ProgramSpec, Session, SessionError, Setup, write_error,
 };
@@ -60,10 +60,8 @@ pub enum LegacyLoadError {
          --fields-from {path} ...` and pass it with --offsets FILE"
     )]
     NoFieldSource { path: String, fields: String },
-    #[error(
-        "reading the kernel's BTF {KERNEL_BTF}: {err}; pass an offsets profile with --offsets FILE"
-    )]
-    KernelBtf { err: String },
+    #[error(transparent)]
+    Fields(#[from] FieldsError),
     #[error("writing the initial value of global data map `{section}`: {err}")]
     DataMap { section: String, err: SysError },
     #[error(transparent)]
@@ -72,77 +70,6 @@ pub enum LegacyLoadError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Session(#[from] SessionError),
-}
-
-/// The running kernel's own BTF, where it was built with it (5.4+ with
-/// CONFIG_DEBUG_INFO_BTF).
-const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
-
-/// Where CO-RE relocations find this kernel's struct fields.
-enum Fields {
-    /// The object has none: nothing is looked up.
-    NotNeeded,
-    /// `--offsets FILE`, or the builtin profile where it fits.
-    Profile(Profile, String),
-    Btf(btf::Btf),
-}
-
-impl Fields {
-    /// `--offsets FILE` first (the user said so), then the kernel's BTF,
-    /// then the builtin profile where one is known to fit this kernel.
-    fn choose(
-        object: &Object,
-        path: &str,
-        offsets: Option<&PathBuf>,
-        report: &Report,
-    ) -> Result<Fields, LegacyLoadError> {
-        if object.programs.iter().all(|p| p.core_relocs.is_empty()) {
-            return Ok(Fields::NotNeeded);
-        }
-        if let Some(file) = offsets {
-            let profile = plan::choose_profile(Some(file), report)?;
-            return Ok(Fields::Profile(profile, file.display().to_string()));
-        }
-        match std::fs::read(KERNEL_BTF) {
-            Ok(bytes) => {
-                return btf::Btf::parse(&bytes)
-                    .map(Fields::Btf)
-                    .map_err(|e| LegacyLoadError::KernelBtf { err: e.to_string() });
-            }
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(LegacyLoadError::KernelBtf { err: e.to_string() });
-            }
-            Err(_) => {}
-        }
-        match plan::choose_profile(None, report) {
-            Ok(profile) => Ok(Fields::Profile(profile, "builtin".into())),
-            Err(PlanError::Profile(ProfileChoiceError::NoBuiltin { .. })) => {
-                Err(LegacyLoadError::NoFieldSource {
-                    path: path.to_string(),
-                    fields: object.needed_fields().join(", "),
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn source(&self) -> &dyn FieldSource {
-        match self {
-            Fields::NotNeeded => &NoFields,
-            Fields::Profile(profile, _) => profile,
-            Fields::Btf(btf) => btf,
-        }
-    }
-}
-
-impl std::fmt::Display for Fields {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fields::NotNeeded => write!(f, "no CO-RE relocations"),
-            Fields::Profile(_, name) => write!(f, "CO-RE fields from offsets profile {name}"),
-            Fields::Btf(_) => write!(f, "CO-RE fields from the kernel's BTF ({KERNEL_BTF})"),
-        }
-    }
 }
 
 /// Reads the object and runs it; the summary goes to stderr.
@@ -173,7 +100,20 @@ fn run(
     let mut report = Report::detect(Scope::Start);
     let basic = *report.basic()?;
     let attach = plan::attach_mechanism(&report, request.attach)?;
-    let fields = Fields::choose(object, &path, request.offsets.as_ref(), &report)?;
+    // Only an object with CO-RE relocations reads struct fields.
+    let fields = if object.programs.iter().all(|p| p.core_relocs.is_empty()) {
+        None
+    } else {
+        match Fields::choose(request.offsets.as_ref(), &report)? {
+            Fields::Nothing => {
+                return Err(LegacyLoadError::NoFieldSource {
+                    path,
+                    fields: object.needed_fields().join(", "),
+                });
+            }
+            fields => Some(fields),
+        }
+    };
     let global = load::probe_global_data(report.kern_version());
     let prepared = object
         .prepare(
@@ -181,13 +121,16 @@ fn run(
                 global_data: global.map_values,
                 has_helper: &mut |helper| *report.probe(helper) != load::Support::No,
             },
-            fields.source(),
+            match &fields {
+                Some(fields) => fields,
+                None => &NoFields,
+            },
         )
         .map_err(|err| LegacyLoadError::Object {
             path: path.clone(),
             err,
         })?;
-    tell(&prepared, &fields, request.verbose);
+    tell(&prepared, fields.as_ref(), request.verbose);
 
     let mut session = Session::new(Setup {
         attach: attach.clone(),
@@ -268,9 +211,9 @@ fn run(
 
 /// Helper fallbacks always (the program calls something other than it
 /// says); with `-v` every rewrite and where CO-RE fields came from.
-fn tell(prepared: &Prepared, fields: &Fields, verbose: bool) {
-    if verbose && !matches!(fields, Fields::NotNeeded) {
-        eprintln!("nobtf: {fields}");
+fn tell(prepared: &Prepared, fields: Option<&Fields>, verbose: bool) {
+    if verbose && let Some(fields) = fields {
+        eprintln!("nobtf: CO-RE fields from {}", fields.describe());
     }
     for rewrite in &prepared.log {
         if verbose || matches!(rewrite, bpf_object::Rewrite::Helper { .. }) {

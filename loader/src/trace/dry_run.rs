@@ -20,11 +20,12 @@ use lang::tracepoint::{TracepointFormat, TracepointSource, parse_format};
 use lang::{Compiled, Options, Target};
 use profile::Profile;
 
-use super::target::{self, Fields};
+use super::target;
 use super::{TraceError, TraceOptions};
 use crate::attach::{AttachMode, GROUP};
 use crate::backend::BackendChoice;
 use crate::features;
+use crate::fields::Fields;
 use crate::list::{self, Sources};
 use crate::plan::{self, PlanError, ProfileChoiceError, ReadChoice};
 

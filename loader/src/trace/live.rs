@@ -19,10 +19,11 @@ use profile::Identity;
 
 use super::clock::LocalClock;
 use super::printer::Printer;
-use super::target::{Fields, Tracepoints};
+use super::target::Tracepoints;
 use super::{TraceError, TraceOptions, act, load_probe, maps};
 use crate::attach::{self, Attach, GROUP};
 use crate::detect::Report;
+use crate::fields::Fields;
 use crate::live_check::{self, Facts, LiveCheckError, READ_SIZE, SEND_SIZE, Trigger, Truth};
 use crate::load;
 use crate::plan;

@@ -27,6 +27,7 @@ use probes::MaxEntries;
 use crate::attach::{AttachMode, AttachPoint, stale};
 use crate::backend::{self, Backend, BackendChoice};
 use crate::detect::{Report, Scope};
+use crate::fields::Fields;
 use crate::list;
 use crate::load;
 use crate::plan::{self, PlanError, ReadChoice};
@@ -35,7 +36,7 @@ use blocks::Blocks;
 use clock::LocalClock;
 pub use dry_run::DryRun;
 use printer::Printer;
-pub use target::{Fields, KERNEL_BTF, Tracepoints};
+pub use target::Tracepoints;
 
 #[derive(Debug, Clone)]
 pub struct TraceOptions {
@@ -70,6 +71,8 @@ pub enum TraceError {
     Program(String),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Fields(#[from] crate::fields::FieldsError),
     #[error(transparent)]
     Session(SessionError),
     #[error("{0}")]

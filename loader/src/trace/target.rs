@@ -5,15 +5,11 @@
 
 use std::cell::OnceCell;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use btf::Btf;
 use kernel_headers::pt_regs;
-use kernel_headers::pt_regs::NATIVE;
-use lang::fields::{FieldInfo, FieldSource};
 use lang::kernel::Kernel;
 use lang::tracepoint::{TracepointFormat, TracepointSource, parse_format};
-use profile::Profile;
 
 use lang::config::MissingProbes;
 use lang::providers::AttachPoint as LangPoint;
@@ -24,85 +20,6 @@ use crate::detect::Report;
 use crate::features::{self, Probeable};
 use crate::list::{self, Sources};
 use crate::plan::{self, PlanError, ReadChoice};
-
-/// Where the kernel's BTF is, when it has one.
-pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
-
-/// Where struct members come from.
-pub enum Fields {
-    Profile {
-        profile: Box<Profile>,
-        shown: String,
-    },
-    Btf(Box<Btf>),
-    /// No profile and no BTF: programs that read no struct still run; one
-    /// that does is refused by the checker, naming the field.
-    Nothing,
-}
-
-impl Fields {
-    /// `--offsets FILE`, else the kernel's BTF, else the builtin profile
-    /// known to fit this kernel, else nothing.
-    pub fn choose(offsets: Option<&PathBuf>, report: &Report) -> Result<Fields, PlanError> {
-        if let Some(path) = offsets {
-            return Ok(Fields::Profile {
-                profile: Box::new(plan::choose_profile(Some(path), report)?),
-                shown: path.display().to_string(),
-            });
-        }
-        if let Ok(bytes) = fs::read(KERNEL_BTF)
-            && let Ok(btf) = Btf::parse(&bytes)
-        {
-            // BTF does not record the pointer size (4 bytes on 32-bit ARM).
-            let btf = btf.with_pointer_size(u32::from(NATIVE.pointer_bytes));
-            return Ok(Fields::Btf(Box::new(btf)));
-        }
-        Ok(match plan::choose_profile(None, report) {
-            Ok(profile) => Fields::Profile {
-                profile: Box::new(profile),
-                shown: "the builtin profile".into(),
-            },
-            Err(_) => Fields::Nothing,
-        })
-    }
-
-    /// For `-v`: where fields come from.
-    pub fn describe(&self) -> String {
-        match self {
-            Fields::Profile { shown, .. } => format!("offsets profile {shown}"),
-            Fields::Btf(_) => format!("the kernel's BTF ({KERNEL_BTF})"),
-            Fields::Nothing => "nowhere (no profile, no BTF, no builtin profile fits)".into(),
-        }
-    }
-}
-
-impl FieldSource for Fields {
-    fn field(&self, strukt: &str, member: &str) -> Option<FieldInfo> {
-        match self {
-            Fields::Profile { profile, .. } => FieldSource::field(profile.as_ref(), strukt, member),
-            Fields::Btf(btf) => FieldSource::field(btf.as_ref(), strukt, member),
-            Fields::Nothing => None,
-        }
-    }
-
-    fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
-        match self {
-            Fields::Btf(btf) => FieldSource::struct_layout(btf.as_ref(), strukt),
-            _ => None,
-        }
-    }
-
-    fn enum_value(&self, name: &str) -> Option<i64> {
-        match self {
-            Fields::Btf(btf) => FieldSource::enum_value(btf.as_ref(), name),
-            _ => None,
-        }
-    }
-
-    fn has_kernel_btf(&self) -> bool {
-        matches!(self, Fields::Btf(_))
-    }
-}
 
 /// `compiled` without the kprobes whose function this kernel lacks, as
 /// bpftrace 0.23 treats them: one written in a list with others

@@ -12,11 +12,12 @@ use lang::tracefs_program::{self, TranslateError};
 
 use super::clock::LocalClock;
 use super::printer::Printer;
-use super::target::{Fields, Tracepoints};
+use super::target::Tracepoints;
 use super::{TraceError, TraceOptions, begin, drive};
 use crate::attach::{self, AttachMode, GROUP, stale};
 use crate::backend;
 use crate::detect::Report;
+use crate::fields::Fields;
 use crate::load::LoadOptions;
 use crate::plan::{PlanError, ReadChoice};
 use crate::session::{Session, Setup, Steps};

@@ -1,0 +1,115 @@
+//! Where struct members come from on this machine, for `nobtf trace` and
+//! `nobtf load` alike: `--offsets FILE` (the user said so), else the
+//! kernel's BTF, else the builtin profile known to fit this kernel.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use btf::Btf;
+use kernel_headers::pt_regs::NATIVE;
+use profile::{FieldSource, Lookup, Profile};
+
+use crate::detect::Report;
+use crate::plan::{self, PlanError};
+
+/// Where the kernel's BTF is, when it was built with it (5.4+ with
+/// CONFIG_DEBUG_INFO_BTF).
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FieldsError {
+    #[error(
+        "reading the kernel's BTF {KERNEL_BTF}: {err}; pass an offsets profile with --offsets FILE"
+    )]
+    KernelBtf { err: String },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// Where struct members come from.
+pub enum Fields {
+    Profile {
+        profile: Box<Profile>,
+        shown: String,
+    },
+    Btf(Box<Btf>),
+    /// No profile, no BTF, and no builtin profile fits: what reads no
+    /// struct still runs; what does is refused, naming the field.
+    Nothing,
+}
+
+impl Fields {
+    pub fn choose(offsets: Option<&PathBuf>, report: &Report) -> Result<Fields, FieldsError> {
+        if let Some(path) = offsets {
+            return Ok(Fields::Profile {
+                profile: Box::new(plan::choose_profile(Some(path), report)?),
+                shown: path.display().to_string(),
+            });
+        }
+        match fs::read(KERNEL_BTF) {
+            Ok(bytes) => {
+                let btf = Btf::parse(&bytes)
+                    .map_err(|e| FieldsError::KernelBtf { err: e.to_string() })?;
+                // BTF does not record the pointer size (4 bytes on 32-bit ARM).
+                let btf = btf.with_pointer_size(u32::from(NATIVE.pointer_bytes));
+                return Ok(Fields::Btf(Box::new(btf)));
+            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(FieldsError::KernelBtf { err: e.to_string() });
+            }
+            Err(_) => {}
+        }
+        Ok(match plan::choose_profile(None, report) {
+            Ok(profile) => Fields::Profile {
+                profile: Box::new(profile),
+                shown: "the builtin profile".into(),
+            },
+            Err(_) => Fields::Nothing,
+        })
+    }
+
+    /// For `-v`: where fields come from.
+    pub fn describe(&self) -> String {
+        match self {
+            Fields::Profile { shown, .. } => format!("offsets profile {shown}"),
+            Fields::Btf(_) => format!("the kernel's BTF ({KERNEL_BTF})"),
+            Fields::Nothing => "nowhere (no profile, no BTF, no builtin profile fits)".into(),
+        }
+    }
+}
+
+impl FieldSource for Fields {
+    fn lookup(&self, strukt: &str, member: &str) -> Lookup {
+        match self {
+            Fields::Profile { profile, .. } => profile.lookup(strukt, member),
+            Fields::Btf(btf) => btf.lookup(strukt, member),
+            Fields::Nothing => Lookup::Unknown,
+        }
+    }
+
+    fn is_signed(&self, strukt: &str, member: &str) -> Option<bool> {
+        match self {
+            Fields::Btf(btf) => FieldSource::is_signed(btf.as_ref(), strukt, member),
+            _ => None,
+        }
+    }
+
+    fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
+        match self {
+            Fields::Btf(btf) => btf.struct_layout(strukt),
+            _ => None,
+        }
+    }
+
+    fn enum_value(&self, name: &str) -> Option<i64> {
+        match self {
+            Fields::Btf(btf) => FieldSource::enum_value(btf.as_ref(), name),
+            _ => None,
+        }
+    }
+
+    fn has_kernel_btf(&self) -> bool {
+        matches!(self, Fields::Btf(_))
+    }
+}
