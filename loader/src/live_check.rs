@@ -446,7 +446,7 @@ impl Plan {
     }
 
     /// The keys `trigger` checks, numbers first, in record order.
-    fn keys(&self, trigger: Trigger) -> Vec<&'static str> {
+    pub fn keys(&self, trigger: Trigger) -> Vec<&'static str> {
         let mut keys: Vec<&'static str> = self
             .checked
             .iter()

@@ -53,8 +53,12 @@ pub(super) fn check(
     let Fields::Profile { profile, shown } = fields else {
         return Ok(());
     };
-    let Ok(used) = lang::names_used(&opts.program, kernel) else {
-        return Ok(());
+    // Through the profile's types, so that a chain of members is followed
+    // to its end (`$f->f_path.dentry->d_name.name`).
+    let used = match lang::fields_used_with(&opts.program, kernel, fields) {
+        Ok(used) => used,
+        // The program itself compiled: nothing is left to find.
+        Err(_) => return Ok(()),
     };
     let identity = live_check::identity_quiet(profile, shown, report)?;
     if opts.verbose && identity == Identity::ReleaseOnly {
@@ -88,7 +92,28 @@ pub(super) fn check(
             kernel,
         };
         let mut facts = Facts::own()?;
-        let action = Action::prepare(trigger, &mut facts)?;
+        // A kernel without what the trigger needs (no IPv4 for a loopback
+        // connection): its fields are not checked, and said so.
+        let action = match Action::prepare(trigger, &mut facts) {
+            Ok(action) => action,
+            Err(err) => {
+                let keys = checks.keys(trigger);
+                if other_build {
+                    return Err(LiveCheckError::OtherBuildUnchecked {
+                        profile: shown.clone(),
+                        fields: keys.iter().map(|k| k.to_string()).collect(),
+                    }
+                    .into());
+                }
+                if opts.verbose {
+                    eprintln!(
+                        "nobtf: live checks cannot check {} ({err})",
+                        keys.join(", ")
+                    );
+                }
+                continue;
+            }
+        };
         let text = checks.program(trigger, std::process::id());
         let record = match via {
             Via::Bpf => record_bpf(opts, report, &target, &text, action)?,
