@@ -464,7 +464,12 @@ impl Plan {
         let mut args = Vec::new();
         for key in self.keys(trigger) {
             let known = find(key);
-            format.push(if known.truth.is_string() { "%s" } else { "%d" });
+            // 64 bits: `unsigned long` members (mm_struct's) print whole.
+            format.push(if known.truth.is_string() {
+                "%s"
+            } else {
+                "%lld"
+            });
             args.push(known.expr);
         }
         format!(
@@ -497,12 +502,25 @@ impl Plan {
         for (key, read) in keys.iter().zip(&values) {
             let known = find(key);
             let expected = truth.get(known.truth)?;
-            let offset = profile.fields.get(*key).map_or(0, |f| f.offset);
-            let shown_field = format!("{key} (offset {offset})");
+            let offset = |k: &str| profile.fields.get(k).map_or(0, |f| f.offset);
+            let shown_field = format!("{key} (offset {})", offset(key));
             if *read != expected {
+                // The check reads through other fields: any of them may be
+                // the wrong one.
+                let through: Vec<String> = known
+                    .through
+                    .iter()
+                    .filter(|t| *t != key)
+                    .map(|t| format!("{t} (offset {})", offset(t)))
+                    .collect();
+                let field = if through.is_empty() {
+                    shown_field
+                } else {
+                    format!("{shown_field} or {}", through.join(" or "))
+                };
                 return Err(LiveCheckError::Mismatch {
                     profile: shown.to_string(),
-                    field: shown_field,
+                    field,
                     how: known.expr.replace("$v", trigger.subject()),
                     read: read.to_string(),
                     expected: expected.to_string(),
@@ -692,7 +710,7 @@ mod tests {
         assert_eq!(checks.triggers(), [Trigger::Comm]);
         assert_eq!(
             checks.program(Trigger::Comm, 42),
-            "kprobe:__set_task_comm /tid == 42/ { $v = (struct task_struct *)arg0; printf(\"%d\u{1f}%d\u{1f}%s\\n\", $v->pid, $v->real_parent->tgid, $v->comm); exit(); }"
+            "kprobe:__set_task_comm /tid == 42/ { $v = (struct task_struct *)arg0; printf(\"%lld\u{1f}%lld\u{1f}%s\\n\", $v->pid, $v->real_parent->tgid, $v->comm); exit(); }"
         );
         // Without the field its check reads through, it is not checked.
         let p = profile(&TASK[..1]);

@@ -85,7 +85,7 @@ SCRIPT
     done
     for f in inode.i_ino mm_struct.arg_start dentry.d_name.name filename.refcnt; do
         b=$(output_block "$out" "== moved $f rc=1")
-        assert_match "$b" "^stderr: error: the offsets profile \(/tmp/moved.toml\) does not fit this kernel: $f \(offset [0-9]+\) read " || bad=$((bad + 1))
+        assert_match "$b" "^stderr: error: the offsets profile \(/tmp/moved.toml\) does not fit this kernel: .*$f \(offset [0-9]+\).* read " || bad=$((bad + 1))
     done
     local me
     b=$(output_block "$out" "== own rc=0")
@@ -120,7 +120,7 @@ SCRIPT
     b=$(output_block "$out" "== file rc=0")
     assert_match "$b" '^stderr: nobtf: live checks passed: .*inode.i_ino \(offset [0-9]+\) = [0-9]+, .*dentry.d_name.name \(offset [0-9]+\) = \.nobtf-live-' || bad=$((bad + 1))
     b=$(output_block "$out" "== moved_ino rc=1")
-    assert_match "$b" '^stderr: error: the offsets profile \(/tmp/moved.toml\) does not fit this kernel: inode.i_ino \(offset [0-9]+\) read ' || bad=$((bad + 1))
+    assert_match "$b" '^stderr: error: the offsets profile \(/tmp/moved.toml\) does not fit this kernel: .*inode.i_ino \(offset [0-9]+\).* read ' || bad=$((bad + 1))
     assert_eq "$bad" 0
 }
 
@@ -130,6 +130,8 @@ SCRIPT
 vmtest_trust_live_checks_of_sockets() {
     [ "$KERNEL" = debian-6.1 ] || { skip "one BTF kernel with TCP/IP is enough"; return; }
     { vm_trace_case_runner; cat <<'SCRIPT'; } >"$TEST_TMP/trust.sh"
+# The VM's loopback is down: up, for nobtf's connection.
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 offsets gen --btf /sys/kernel/btf/vmlinux --field sock.__sk_common.skc_num --field sock.__sk_common.skc_dport \
     --field sock.__sk_common.skc_rcv_saddr --field sock.__sk_common.skc_daddr -o /tmp/sock.toml || exit 1
 SOCK='kprobe:tcp_sendmsg /comm == "none"/ { $s = (struct sock *)arg0; printf("%d %d %d %d\n", $s->__sk_common.skc_num, $s->__sk_common.skc_dport, $s->__sk_common.skc_rcv_saddr, $s->__sk_common.skc_daddr); }'

@@ -128,7 +128,7 @@ pub(super) fn check(
         }
         passed.extend(checks.judge(trigger, &record, &facts, profile, shown)?);
     }
-    if opts.verbose {
+    if opts.verbose && !passed.is_empty() {
         eprintln!("nobtf: live checks passed: {}", passed.join(", "));
     }
     if let Identity::OtherBuild { .. } = identity {
