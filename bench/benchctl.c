@@ -1,13 +1,16 @@
 // The measuring side of scripts/bench, run inside the VM.
-//   benchctl loop N PATH
-//       unlink PATH (which does not exist) N times; prints ns_per_unlink.
+//   benchctl loop N WORK
+//       do WORK N times; prints ns_per_unlink (ns per operation). WORK is
+//       PATH (unlink PATH, which does not exist), open:PATH (open and close
+//       PATH) or read:PATH (pread 64 bytes of PATH, opened once).
 //   benchctl trace N PATH NEEDLE -- CMD...
 //       start the tracer CMD with its stdout on a pipe; unlink a marker file
 //       every 2 ms until a line containing NEEDLE comes back (attach_ms, from
 //       start to first event seen); discard its output for 500 ms so the
-//       marker's events are gone; then drain the pipe in a child counting
-//       entry and exit lines and the sum of "Lost N events" lines; unlink
-//       PATH N times (ns_per_unlink), give the tracer 2 s to catch up, stop
+//       marker's events are gone (the marker is also opened, for tracers of
+//       opens); then drain the pipe in a child counting
+//       entry and exit lines, all lines and the sum of "Lost N events" lines;
+//       do WORK N times (ns_per_unlink), give the tracer 2 s to catch up, stop
 //       it with SIGINT and report its peak_rss_kb and the CPU time it used
 //       from the loop's start to the stop (storm_cpu_ms). Nothing else unlinks in
 //       the VM, so every counted event is one of the N unlinks'.
@@ -30,12 +33,35 @@ static long long now_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static double unlink_loop(long n, const char *path)
+// ns per operation of WORK (see the usage above).
+static double work_loop(long n, const char *work)
 {
-	long long start = now_ns();
+	long long start;
+	char buf[64];
 
-	for (long i = 0; i < n; i++)
-		unlink(path);
+	if (!strncmp(work, "open:", 5)) {
+		start = now_ns();
+		for (long i = 0; i < n; i++) {
+			int fd = open(work + 5, O_RDONLY);
+
+			if (fd >= 0)
+				close(fd);
+		}
+	} else if (!strncmp(work, "read:", 5)) {
+		int fd = open(work + 5, O_RDONLY);
+
+		if (fd < 0)
+			return perror("benchctl: open"), -1;
+		start = now_ns();
+		for (long i = 0; i < n; i++)
+			if (pread(fd, buf, sizeof(buf), 0) < 0)
+				return perror("benchctl: pread"), -1;
+		close(fd);
+	} else {
+		start = now_ns();
+		for (long i = 0; i < n; i++)
+			unlink(work);
+	}
 	return (double)(now_ns() - start) / n;
 }
 
@@ -62,7 +88,7 @@ static double cpu_ms(pid_t pid)
 #define MARKER "/tmp/bench-marker"
 
 struct counts {
-	long entries, exits, lost;
+	long entries, exits, lost, lines;
 };
 
 static void count_line(const char *line, size_t len, struct counts *c)
@@ -70,6 +96,7 @@ static void count_line(const char *line, size_t len, struct counts *c)
 	const char *k = line, *end = line + len;
 	char num[24];
 
+	c->lines++;
 	// memchr, not memmem: glibc's memmem costs a few hundred instructions
 	// a call. The first "KPROBE ENTRY" or "KPROBE EXIT" in the line counts.
 	while ((k = memchr(k, 'K', end - k))) {
@@ -142,6 +169,7 @@ static int trace(long n, const char *path, const char *needle, char **cmd)
 		struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
 
 		unlink(MARKER);
+		close(open(MARKER, O_RDONLY));
 		if (poll(&pfd, 1, 2) > 0) {
 			ssize_t got = read(fds[0], buf + used, sizeof(buf) - 1 - used);
 			if (got <= 0) {
@@ -179,12 +207,12 @@ static int trace(long n, const char *path, const char *needle, char **cmd)
 		struct counts c = { 0 };
 
 		count_lines(fds[0], &c);
-		printf("entries %ld\nexits %ld\nlost_stdout %ld\n", c.entries, c.exits, c.lost);
+		printf("entries %ld\nexits %ld\nlost_stdout %ld\nlines %ld\n", c.entries, c.exits, c.lost, c.lines);
 		_exit(0);
 	}
 	close(fds[0]);
 	double cpu_before = cpu_ms(tracer);
-	printf("ns_per_unlink %.1f\n", unlink_loop(n, path));
+	printf("ns_per_unlink %.1f\n", work_loop(n, path));
 	sleep(2);
 	double cpu_after = cpu_ms(tracer);
 	if (cpu_before >= 0 && cpu_after >= 0)
@@ -203,11 +231,11 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 4 && !strcmp(argv[1], "loop")) {
-		printf("ns_per_unlink %.1f\n", unlink_loop(atol(argv[2]), argv[3]));
+		printf("ns_per_unlink %.1f\n", work_loop(atol(argv[2]), argv[3]));
 		return 0;
 	}
 	if (argc > 6 && !strcmp(argv[1], "trace") && !strcmp(argv[5], "--"))
 		return trace(atol(argv[2]), argv[3], argv[4], argv + 6);
-	fprintf(stderr, "usage: benchctl loop N PATH | benchctl trace N PATH NEEDLE -- CMD...\n");
+	fprintf(stderr, "usage: benchctl loop N WORK | benchctl trace N WORK NEEDLE -- CMD...\n");
 	return 2;
 }

@@ -9,7 +9,15 @@ import argparse
 import json
 import statistics
 
-TOOLS = ["nobtf", "libbpf", "bpftrace", "ply", "limit", "nobtf-trace", "bpftrace-field"]
+TOOLS = ["nobtf", "libbpf", "bpftrace", "ply", "limit", "nobtf-trace", "bpftrace-field", "nobtf-perf"]
+# Real tools, the same program under nobtf trace and bpftrace, each pair
+# under its own storm (opens, reads): (row, what it runs, the storm).
+REAL_TOOLS = [
+    ("opensnoop", "opensnoop.bt (bpftrace 0.23's tools/)", "open and close of /etc/hostname"),
+    ("vfsread-hist", "the vfs_read latency histogram (kprobe, kretprobe, @start[tid], hist, delete)",
+     "pread of 64 bytes"),
+    ("vfs-count", "`kprobe:vfs_* { @[func] = count(); }`", "pread of 64 bytes"),
+]
 # The same field-reading one-liner under nobtf trace and bpftrace: a kprobe
 # only, so one event per unlink where the other tools make two.
 FIELD_PAIR = ("nobtf-trace", "bpftrace-field")
@@ -74,6 +82,14 @@ def derive(results, unlinks):
                 r = results.get(tool)
                 if r and ref and ref > 0 and key in r:
                     r[ratio] = r[key] / ref
+    for row, _, _ in REAL_TOOLS:
+        ours, theirs = results.get(f"nobtf-{row}", {}), results.get(f"bpftrace-{row}", {})
+        for r in (ours, theirs):
+            if "ns_per_unlink" in r and "base_ns_per_unlink" in r:
+                r["added_ns_per_op"] = r["ns_per_unlink"] - r["base_ns_per_unlink"]
+        for key in ("added_ns_per_op", "attach_ms", "storm_cpu_ms", "peak_rss_kb"):
+            if ours.get(key) is not None and theirs.get(key):
+                ours[key + "_vs_bpftrace"] = ours[key] / theirs[key]
     ours, theirs = (results.get(tool, {}) for tool in FIELD_PAIR)
     for key, ratio in (("added_ns_per_delivered", "field_delivered_cost_vs_bpftrace"),
                        ("attach_ms", "field_start_vs_bpftrace")):
@@ -93,7 +109,8 @@ def exit_text(code):
 def summarize(rounds):
     """Median of every figure over the rounds, plus min and max of each."""
     summary = {}
-    for tool in ["none", "none_after"] + TOOLS:
+    real = [f"{who}-{row}" for row, _, _ in REAL_TOOLS for who in ("nobtf", "bpftrace")]
+    for tool in ["none", "none_after"] + TOOLS + real:
         keys = {k for r in rounds for k in r.get(tool, {})}
         for key in keys:
             values = [r[tool][key] for r in rounds if key in r.get(tool, {})]
@@ -195,6 +212,42 @@ def main():
         "nobtf-trace and bpftrace-field run the same field-reading one-liner, a kprobe only "
         f"(one event per unlink, {args.unlinks} expected): `{meta.get('field_prog', 'n/a')}`."
     )
+    real_rows = [row for row, _, _ in REAL_TOOLS
+                 if f"nobtf-{row}" in summary or f"bpftrace-{row}" in summary]
+    if real_rows:
+        lines += [
+            "",
+            "Real tools, nobtf trace against bpftrace in the same boot, each under its own storm of "
+            f"{args.unlinks} operations:",
+            "",
+            "| tool | tracer | storm | added ns per operation | vs bpftrace | start to all probes attached (ms) "
+            "| vs bpftrace | tracer CPU in the storm (ms) | vs bpftrace | peak RSS (KiB) | vs bpftrace "
+            "| lines printed | exit |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row, what, storm in REAL_TOOLS:
+            for who in ("nobtf", "bpftrace"):
+                tool = f"{who}-{row}"
+                if tool not in summary:
+                    lines.append(f"| {what} | {who} | {storm} | not run |" + " |" * 9)
+                    continue
+                vs = (lambda key: cell(tool, key + "_vs_bpftrace", "{:.2f}x", spread=True)) if who == "nobtf" \
+                    else (lambda key: "1.00x")
+                lines.append(
+                    f"| {what} | {who} | {storm} | {cell(tool, 'added_ns_per_op')} | {vs('added_ns_per_op')} "
+                    f"| {cell(tool, 'attach_ms', '{:.1f}')} | {vs('attach_ms')} "
+                    f"| {cell(tool, 'storm_cpu_ms')} | {vs('storm_cpu_ms')} "
+                    f"| {cell(tool, 'peak_rss_kb')} | {vs('peak_rss_kb')} | {cell(tool, 'lines')} "
+                    f"| {exit_text(summary.get(tool, {}).get('tracer_exit'))} |"
+                )
+        lines += [
+            "",
+            "Added ns per operation is over a no-probe run of the same storm right before the tracer. "
+            "Start to all probes attached: from exec to the first line of a probe written last in the "
+            "program (`kprobe:do_unlinkat` printing the marker benchctl unlinks every 2 ms; opensnoop "
+            "prints the marker's failed open itself). Tracer CPU: user and system time of the tracer "
+            "from the storm's start to its stop. Lines printed: every line the tracer wrote to stdout.",
+        ]
     lines.append("")
     lines.append(f"Made by `{args.command}`.")
     with open(args.markdown, "w") as f:

@@ -6,7 +6,15 @@ N=${1:-200000}
 # The round number rotates the tools' order: whoever goes first in a boot
 # pays the kernel's first-use costs (kprobe, JIT, text patching).
 ROUND=${2:-1}
+# The tools to run, by name (default: all of them, in this order).
+ALL_TOOLS="nobtf libbpf bpftrace ply limit nobtf-trace bpftrace-field nobtf-perf nobtf-opensnoop bpftrace-opensnoop nobtf-vfsread-hist bpftrace-vfsread-hist nobtf-vfs-count bpftrace-vfs-count"
+TOOLS=${3:-$ALL_TOOLS}
 STORM=/tmp/nobtf-bench-storm
+# The real tools' workloads: opens of a file, reads of a file.
+OPEN_STORM=open:/etc/hostname
+READ_FILE=/tmp/nobtf-bench-read
+READ_STORM=read:$READ_FILE
+head -c 4096 /dev/zero >"$READ_FILE"
 export PATH=/usr/local/bin:$PATH
 
 result() { echo "RESULT $1 $2 $3"; }
@@ -37,6 +45,15 @@ kretprobe:do_unlinkat { printf("%v-%v KPROBE EXIT: pid = %v, ret = %v\n", comm, 
 # unlink. refcnt is an atomic_t there, so both need .counter.
 FIELD_PROG='kprobe:do_unlinkat { printf("KPROBE ENTRY %s %d\n", str(((struct filename *)arg1)->name), ((struct filename *)arg1)->refcnt.counter); }'
 echo "field_prog $FIELD_PROG"
+# The real tools, the same text for both tracers: opensnoop.bt from the
+# corpus (scripts/bench delivers it), an aggregating one and a wide one.
+# The aggregating programs print nothing until they end: a last probe
+# prints the marker's unlink, so "start to first event" is the start to all
+# probes attached (both tools attach in the program's order).
+MARKER_PROBE='kprobe:do_unlinkat { printf("/tmp/bench-marker\n"); }'
+HIST_PROG="kprobe:vfs_read { @start[tid] = nsecs; } kretprobe:vfs_read /@start[tid]/ { @us = hist((nsecs - @start[tid]) / 1000); delete(@start[tid]); } $MARKER_PROBE"
+WIDE_PROG="kprobe:vfs_* { @[func] = count(); } $MARKER_PROBE"
+OPENSNOOP=/bench/opensnoop.bt
 
 # run_tool NAME NEEDLE CMD...: NEEDLE is what shows the tracer's first event.
 run_tool() {
@@ -45,11 +62,12 @@ run_tool() {
     result "$name" size_bytes "$(size_of "$(command -v "$1")")"
     # A no-probe baseline right before each tool: the guest drifts over a
     # boot by more than the limit's whole cost.
-    result "$name" base_ns_per_unlink "$(benchctl loop "$N" "$STORM" | awk '{ print $2 }')"
-    benchctl trace "$N" "$STORM" "$needle" -- "$@" >/tmp/$name.out 2>/tmp/$name.err
+    work=$WORK
+    result "$name" base_ns_per_unlink "$(benchctl loop "$N" "$work" | awk '{ print $2 }')"
+    benchctl trace "$N" "$work" "$needle" -- "$@" >/tmp/$name.out 2>/tmp/$name.err
     cat /tmp/$name.out
     sed "s/^/$name stderr: /" /tmp/$name.err | tail -n 5
-    for metric in attach_ms ns_per_unlink storm_cpu_ms peak_rss_kb entries exits lost_stdout tracer_exit; do
+    for metric in attach_ms ns_per_unlink storm_cpu_ms peak_rss_kb entries exits lost_stdout lines tracer_exit; do
         # The limit has no events: its line is the attach, not a first event.
         [ "$name/$metric" = limit/attach_ms ] && continue
         value=$(awk -v m=$metric '$1 == m { print $2 }' /tmp/$name.out)
@@ -62,17 +80,35 @@ run_tool() {
 # Warm up, then the baseline with no probe: before and after the tools, to see drift.
 benchctl loop 2000 "$STORM" >/dev/null
 result none ns_per_unlink "$(benchctl loop "$N" "$STORM" | awk '{ print $2 }')"
-run_nth() {
+run_named() {
+    WORK=$STORM
     case $1 in
-        0) run_tool nobtf /tmp/bench-marker nobtf run unlink ;;
-        1) run_tool libbpf /tmp/bench-marker libbpf-unlink ;;
-        2) run_tool bpftrace /tmp/bench-marker bpftrace -e "$BPFTRACE_PROG" ;;
-        3) run_tool ply "KPROBE ENTRY" ply "$PLY_PROG" ;;
+        nobtf) run_tool nobtf /tmp/bench-marker nobtf run unlink ;;
+        libbpf) run_tool libbpf /tmp/bench-marker libbpf-unlink ;;
+        bpftrace) run_tool bpftrace /tmp/bench-marker bpftrace -e "$BPFTRACE_PROG" ;;
+        ply) run_tool ply "KPROBE ENTRY" ply "$PLY_PROG" ;;
         # The limit: empty programs on the same probes, attached as libbpf does.
-        4) run_tool limit "libbpf-limit: attached" libbpf-limit ;;
-        5) run_tool nobtf-trace /tmp/bench-marker nobtf trace -e "$FIELD_PROG" ;;
-        6) run_tool bpftrace-field /tmp/bench-marker bpftrace -e "$FIELD_PROG" ;;
+        limit) run_tool limit "libbpf-limit: attached" libbpf-limit ;;
+        nobtf-trace) run_tool nobtf-trace /tmp/bench-marker nobtf trace -e "$FIELD_PROG" ;;
+        bpftrace-field) run_tool bpftrace-field /tmp/bench-marker bpftrace -e "$FIELD_PROG" ;;
+        # nobtf with the perf buffer where the ring buffer is the default.
+        nobtf-perf) run_tool nobtf-perf /tmp/bench-marker nobtf run unlink --perf-buffer ;;
+        nobtf-opensnoop) WORK=$OPEN_STORM; run_tool "$1" /tmp/bench-marker nobtf trace "$OPENSNOOP" ;;
+        bpftrace-opensnoop) WORK=$OPEN_STORM; run_tool "$1" /tmp/bench-marker bpftrace "$OPENSNOOP" ;;
+        nobtf-vfsread-hist) WORK=$READ_STORM; run_tool "$1" /tmp/bench-marker nobtf trace -e "$HIST_PROG" ;;
+        bpftrace-vfsread-hist) WORK=$READ_STORM; run_tool "$1" /tmp/bench-marker bpftrace -e "$HIST_PROG" ;;
+        nobtf-vfs-count) WORK=$READ_STORM; run_tool "$1" /tmp/bench-marker nobtf trace -e "$WIDE_PROG" ;;
+        bpftrace-vfs-count) WORK=$READ_STORM; run_tool "$1" /tmp/bench-marker bpftrace -e "$WIDE_PROG" ;;
+        *) echo "unknown tool $1" >&2 ;;
     esac
 }
-for i in 0 1 2 3 4 5 6; do run_nth $(((i + ROUND - 1) % 7)); done
+# Rotate: round R starts with the R-th tool.
+ntools=$(echo $TOOLS | wc -w)
+skip=$(((ROUND - 1) % ntools))
+first="" rest="" i=0
+for tool in $TOOLS; do
+    if [ $i -lt $skip ]; then rest="$rest $tool"; else first="$first $tool"; fi
+    i=$((i + 1))
+done
+for tool in $first $rest; do run_named "$tool"; done
 result none_after ns_per_unlink "$(benchctl loop "$N" "$STORM" | awk '{ print $2 }')"

@@ -223,6 +223,38 @@ helpers! {
     ProbeReadKernel = 113, "bpf_probe_read_kernel", since (5, 5);
     ProbeReadUserStr = 114, "bpf_probe_read_user_str", since (5, 5);
     ProbeReadKernelStr = 115, "bpf_probe_read_kernel_str", since (5, 5);
+    /// Copies a record into a `BPF_MAP_TYPE_RINGBUF`.
+    RingbufOutput = 130, "bpf_ringbuf_output", since (5, 8);
+    /// A ring buffer's state, e.g. [`ringbuf::AVAIL_DATA`].
+    RingbufQuery = 134, "bpf_ringbuf_query", since (5, 8);
+}
+
+/// The BPF ring buffer (`BPF_MAP_TYPE_RINGBUF`, 5.8+): the flags of
+/// `bpf_ringbuf_output`, `bpf_ringbuf_query`'s questions and the layout the
+/// reader maps.
+pub mod ringbuf {
+    use super::KernelVersion;
+
+    /// The release that added the map type and its helpers.
+    pub const SINCE: KernelVersion = KernelVersion::new(5, 8, 0);
+    /// `BPF_RB_NO_WAKEUP`: commit without waking the reader.
+    pub const NO_WAKEUP: u64 = 1;
+    /// `BPF_RB_FORCE_WAKEUP`: commit and wake the reader.
+    pub const FORCE_WAKEUP: u64 = 2;
+    /// `BPF_RB_AVAIL_DATA`: bytes written and not yet consumed.
+    pub const AVAIL_DATA: u64 = 0;
+    /// `BPF_RINGBUF_BUSY_BIT`: the record is reserved, not yet committed.
+    pub const BUSY_BIT: u32 = 1 << 31;
+    /// `BPF_RINGBUF_DISCARD_BIT`: the record was discarded; skip it.
+    pub const DISCARD_BIT: u32 = 1 << 30;
+    /// `BPF_RINGBUF_HDR_SZ`: the u32 length (with the bits above) and a
+    /// u32 page offset before each record; records are 8-aligned.
+    pub const HDR_SZ: usize = 8;
+    /// The mmap layout: the consumer position's page (read-write) at
+    /// offset 0, the producer position's page after it, then the data,
+    /// mapped twice in a row so a record that wraps reads contiguously.
+    pub const CONSUMER_POS_PAGE: usize = 0;
+    pub const PRODUCER_POS_PAGE: usize = 1;
 }
 
 impl Helper {
@@ -340,6 +372,8 @@ mod tests {
             (Helper::ProbeReadKernel, 113, KernelVersion::new(5, 5, 0)),
             (Helper::ProbeReadUserStr, 114, KernelVersion::new(5, 5, 0)),
             (Helper::ProbeReadKernelStr, 115, KernelVersion::new(5, 5, 0)),
+            (Helper::RingbufOutput, 130, KernelVersion::new(5, 8, 0)),
+            (Helper::RingbufQuery, 134, KernelVersion::new(5, 8, 0)),
         ];
         for (helper, id, since) in expect {
             assert_eq!(helper.id(), id, "{}", helper.name());

@@ -14,14 +14,15 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
-use kernel_headers::bpf::{F_CURRENT_CPU, Helper, STACK_SIZE};
+use kernel_headers::bpf::{Helper, STACK_SIZE};
 use probes::asm::{AluOp, Builder, Insn, Insns, JmpOp, Label, Reg, Size, Width};
+use probes::ringbuf::Sink;
 
 use crate::ast::{BinOp, Jump, UnOp};
 use crate::check::value_type;
 use crate::diag::{Error, Span};
 use crate::format::hist::HIST_SEARCH_STEPS;
-use crate::output::{EVENTS_MAP, INET_SIZE, MapKind, MapSpec, ValueType};
+use crate::output::{INET_SIZE, MapKind, MapSpec, ValueType};
 use crate::typed::*;
 
 use Reg::*;
@@ -48,6 +49,7 @@ fn intern(name: &str) -> &'static str {
 struct Gen<'a> {
     b: Builder,
     maps: &'a [MapSpec],
+    sink: Sink,
     /// Bytes of stack in use below r10, and the most ever used.
     used: usize,
     /// Stack offset of each scratch variable.
@@ -61,12 +63,19 @@ struct Gen<'a> {
 /// Generate one probe's instructions.
 /// `pid`: when set, the program does nothing unless the current process
 /// (thread group) is that one (`nobtf trace -p PID`), checked first.
-pub fn generate(probe: &TProbe, maps: &[MapSpec], pid: Option<u32>) -> Result<Insns, Error> {
+/// Records go to `sink`.
+pub fn generate(
+    probe: &TProbe,
+    maps: &[MapSpec],
+    pid: Option<u32>,
+    sink: Sink,
+) -> Result<Insns, Error> {
     let mut b = Builder::new();
     let exit = b.new_label("exit");
     let mut g = Gen {
         b,
         maps,
+        sink,
         used: 0,
         vars: Vec::new(),
         exit,
@@ -262,6 +271,7 @@ impl Gen<'_> {
                 match value_type(&value.ty) {
                     ValueType::Str { len } => self.buffer_into(value, val, len)?,
                     ValueType::Inet => self.buffer_into(value, val, INET_SIZE)?,
+                    ty @ ValueType::Buf { .. } => self.buffer_into(value, val, ty.size())?,
                     ValueType::Int { .. } | ValueType::Timestamp { .. } => {
                         self.expr(value)?;
                         self.b.store(Size::DW, R10, val, R0);
@@ -284,7 +294,14 @@ impl Gen<'_> {
                 Ok(())
             }
             TStmt::Emit { event, args, span } => {
-                let sizes: Vec<u32> = args.iter().map(|a| value_type(&a.ty).size()).collect();
+                // A tuple (`print($t)`) is its elements' slots, as its buffer holds them.
+                let sizes: Vec<u32> = args
+                    .iter()
+                    .map(|a| match a.ty {
+                        Ty::Tuple(_) => a.ty.slot_size(),
+                        _ => value_type(&a.ty).size(),
+                    })
+                    .collect();
                 let size = 8 + sizes.iter().sum::<u32>() as usize;
                 let rec = self.alloc(size, *span, "this record")?;
                 self.zero(rec, size);
@@ -292,8 +309,10 @@ impl Gen<'_> {
                 let mut at = rec + 8;
                 for (arg, len) in args.iter().zip(sizes) {
                     match value_type(&arg.ty) {
+                        _ if matches!(arg.ty, Ty::Tuple(_)) => self.buffer_into(arg, at, len)?,
                         ValueType::Str { len } => self.buffer_into(arg, at, len)?,
                         ValueType::Inet => self.buffer_into(arg, at, INET_SIZE)?,
+                        ty @ ValueType::Buf { .. } => self.buffer_into(arg, at, ty.size())?,
                         ValueType::Int { .. } | ValueType::Timestamp { .. } => {
                             self.expr(arg)?;
                             self.b.store(Size::DW, R10, at, R0);
@@ -301,12 +320,7 @@ impl Gen<'_> {
                     }
                     at += len as i16;
                 }
-                self.b.mov(R1, R6);
-                self.b.ld_map(R2, EVENTS_MAP);
-                self.b.ld_imm64(R3, F_CURRENT_CPU as i64);
-                self.stack_ptr(R4, rec);
-                self.b.mov(R5, size as i32);
-                self.b.call(Helper::PerfEventOutput);
+                self.sink.emit(&mut self.b, R6, rec, size as i32);
                 Ok(())
             }
         }
@@ -338,6 +352,7 @@ impl Gen<'_> {
                 (_, Some(len)) => self.buffer_into(k, at, len)?,
                 (ValueType::Str { len }, None) => self.buffer_into(k, at, len)?,
                 (ValueType::Inet, None) => self.buffer_into(k, at, INET_SIZE)?,
+                (ty @ ValueType::Buf { .. }, None) => self.buffer_into(k, at, ty.size())?,
                 (ValueType::Int { .. } | ValueType::Timestamp { .. }, None) => {
                     self.expr(k)?;
                     self.b.store(Size::DW, R10, at, R0);
@@ -549,6 +564,40 @@ impl Gen<'_> {
                 self.b.mov(R2, (*want).min(len) as i32);
                 self.b.call(*helper);
             }
+            TKind::Buf {
+                addr,
+                len: count,
+                max,
+                helper,
+            } => {
+                // The count, at most `max`, then that many bytes: a size the
+                // verifier sees bounded to [1, max] (none read for 0).
+                // JGT only: JLE and friends arrived in 4.14.
+                let (long, clamped) = (self.b.new_label("long"), self.b.new_label("clamped"));
+                let (read, empty) = (self.b.new_label("read"), self.b.new_label("empty"));
+                self.expr(count)?;
+                self.b.jump(JmpOp::Gt, R0, *max as i32, long);
+                self.b.ja(clamped);
+                self.b.bind(long);
+                self.b.mov(R0, *max as i32);
+                self.b.bind(clamped);
+                self.b.store(Size::DW, R10, off, R0);
+                self.expr(addr)?;
+                self.b.mov(R3, R0);
+                self.b.load(Size::DW, R2, R10, off);
+                self.b.jump(JmpOp::Gt, R2, 0, read);
+                self.b.ja(empty);
+                self.b.bind(read);
+                self.b.jump(
+                    JmpOp::Gt,
+                    R2,
+                    (*max).min(len.saturating_sub(8)) as i32,
+                    empty,
+                );
+                self.stack_ptr(R1, off + 8);
+                self.b.call(*helper);
+                self.b.bind(empty);
+            }
             TKind::Ternary(c, a, b) => {
                 let (other, end) = (self.b.new_label("other"), self.b.new_label("end"));
                 self.expr(c)?;
@@ -682,6 +731,7 @@ impl Gen<'_> {
             TKind::ConstStr(_)
             | TKind::Comm
             | TKind::StrRead { .. }
+            | TKind::Buf { .. }
             | TKind::Ntop { .. }
             | TKind::Tuple(_) => {
                 let (off, _) = self.buffer(e)?;

@@ -15,7 +15,7 @@ use crate::fields::{FieldInfo, FieldSource, Lookup};
 use crate::kernel::Kernel;
 use crate::lexer::Tok;
 use crate::output::{EventFormat, MapSpec};
-use crate::providers::{AttachPoint, Context, resolve};
+use crate::providers::{AttachPoint, Context};
 use crate::source::{ReadOptions, Source};
 use crate::tracepoint::{TracepointField, TracepointFormat, TracepointSource};
 use crate::typed::TProbe;
@@ -137,7 +137,7 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
             AttachPoint::Interval { .. } => None,
             _ => options.pid,
         };
-        let insns = generate(&typed, &checked.compiled.maps, pid)?;
+        let insns = generate(&typed, &checked.compiled.maps, pid, target.kernel.sink)?;
         if insns.len() > target.kernel.max_insns {
             return Err(Error::whole(format!(
                 "probe `{attach}` compiles to {} BPF instructions; this kernel accepts at most {} (4096 before 5.2)",
@@ -286,13 +286,13 @@ fn check_probes(
             events: std::mem::take(&mut checker.events),
             time_formats: std::mem::take(&mut checker.time_formats),
             config,
-            listed: listed(program),
+            listed: listed(program, kernel),
         },
     })
 }
 
 /// The attach points written in lists of several.
-fn listed(program: &Program) -> Vec<AttachPoint> {
+fn listed(program: &Program, kernel: &dyn TracepointSource) -> Vec<AttachPoint> {
     program
         .probes
         .iter()
@@ -302,8 +302,9 @@ fn listed(program: &Program) -> Vec<AttachPoint> {
                 .attach
                 .iter()
                 .filter(|a| !is_wildcard(a))
-                .filter_map(|a| resolve(a).ok())
+                .filter_map(|a| points(a, kernel).ok())
         })
+        .flatten()
         .map(|(point, _)| point)
         .collect()
 }
@@ -314,13 +315,7 @@ fn expanded<'p>(
     probe: &'p crate::ast::Probe,
     kernel: &dyn TracepointSource,
 ) -> Result<Vec<(&'p crate::ast::Attach, AttachPoint, Context)>, Error> {
-    let mut out = Vec::new();
-    for attach in &probe.attach {
-        for (point, context) in points(attach, kernel)? {
-            out.push((attach, point, context));
-        }
-    }
-    Ok(out)
+    crate::expand::list_points(&probe.attach, kernel)
 }
 
 /// The maps every probe assigns, so that a probe may print, clear, delete

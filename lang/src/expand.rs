@@ -21,7 +21,49 @@ pub fn points(
     attach: &Attach,
     kernel: &dyn TracepointSource,
 ) -> Result<Vec<(AttachPoint, Context)>, Error> {
+    let matches = matching(attach, kernel)?;
+    if matches.is_empty() {
+        return Err(no_match(attach));
+    }
+    Ok(matches)
+}
+
+/// The attach points of a probe's list, each wildcard expanded, with the
+/// attach point each came from. A wildcard that matches nothing is left
+/// out, as bpftrace 0.23 leaves it (`kprobe:lookup_fast,
+/// kprobe:lookup_fast.constprop.*` attaches the first), unless nothing of
+/// the list is left.
+pub fn list_points<'a>(
+    attaches: &'a [Attach],
+    kernel: &dyn TracepointSource,
+) -> Result<Vec<(&'a Attach, AttachPoint, Context)>, Error> {
+    let mut out = Vec::new();
+    for attach in attaches {
+        for (point, context) in matching(attach, kernel)? {
+            out.push((attach, point, context));
+        }
+    }
+    match (out.is_empty(), attaches.first()) {
+        (true, Some(first)) => Err(no_match(first)),
+        _ => Ok(out),
+    }
+}
+
+fn no_match(attach: &Attach) -> Error {
+    let written = attach.parts.join(":");
+    Error::at(
+        attach.span,
+        format!("`{written}`: the wildcard matches no probe of this kernel"),
+    )
+}
+
+/// [`points`], empty when a wildcard matches nothing.
+fn matching(
+    attach: &Attach,
+    kernel: &dyn TracepointSource,
+) -> Result<Vec<(AttachPoint, Context)>, Error> {
     let (point, context) = resolve(attach)?;
+    let point = with_binary(point, attach, kernel)?;
     let Some(pattern) = pattern(&point) else {
         return Ok(vec![(point, context)]);
     };
@@ -39,13 +81,35 @@ pub fn points(
         .filter_map(|name| concrete(&point, name))
         .map(|p| (p, context))
         .collect();
-    if matches.is_empty() {
-        return Err(Error::at(
-            attach.span,
-            format!("`{written}`: the wildcard matches no probe of this kernel"),
-        ));
-    }
     Ok(matches)
+}
+
+/// A uprobe's point with its binary found (`libc` to libc's path), as
+/// bpftrace's `probe` shows it; other points as they are.
+fn with_binary(
+    point: AttachPoint,
+    attach: &Attach,
+    kernel: &dyn TracepointSource,
+) -> Result<AttachPoint, Error> {
+    let found = |binary: &str| {
+        kernel.uprobe_binary(binary).ok_or_else(|| {
+            Error::at(
+                attach.span,
+                format!("uprobe target file '{binary}' does not exist or is not executable"),
+            )
+        })
+    };
+    Ok(match point {
+        AttachPoint::Uprobe { binary, func } => AttachPoint::Uprobe {
+            binary: found(&binary)?,
+            func,
+        },
+        AttachPoint::Uretprobe { binary, func } => AttachPoint::Uretprobe {
+            binary: found(&binary)?,
+            func,
+        },
+        other => other,
+    })
 }
 
 /// The listing pattern for a wildcard point (`kprobe:vfs_*`; a kretprobe
@@ -54,6 +118,10 @@ fn pattern(point: &AttachPoint) -> Option<String> {
     let text = match point {
         AttachPoint::Kprobe(f) | AttachPoint::Kretprobe(f) => format!("kprobe:{f}"),
         AttachPoint::Tracepoint { category, name } => format!("tracepoint:{category}:{name}"),
+        // A uprobe's symbols are listed as the uprobe's (`uprobe:PATH:SYM`).
+        AttachPoint::Uprobe { binary, func } | AttachPoint::Uretprobe { binary, func } => {
+            return glob::has_wildcard(func).then(|| format!("uprobe:{binary}:{func}"));
+        }
         _ => return None,
     };
     glob::has_wildcard(&text).then_some(text)
@@ -66,6 +134,14 @@ fn concrete(like: &AttachPoint, listed: &str) -> Option<AttachPoint> {
     match (like, kind) {
         (AttachPoint::Kprobe(_), "kprobe") => Some(AttachPoint::Kprobe(name.into())),
         (AttachPoint::Kretprobe(_), "kprobe") => Some(AttachPoint::Kretprobe(name.into())),
+        (AttachPoint::Uprobe { .. } | AttachPoint::Uretprobe { .. }, "uprobe") => {
+            let (binary, func) = name.rsplit_once(':')?;
+            let (binary, func) = (binary.to_string(), func.to_string());
+            Some(match like {
+                AttachPoint::Uprobe { .. } => AttachPoint::Uprobe { binary, func },
+                _ => AttachPoint::Uretprobe { binary, func },
+            })
+        }
         (AttachPoint::Tracepoint { .. }, "tracepoint") => {
             let (category, name) = name.split_once(':')?;
             Some(AttachPoint::Tracepoint {
@@ -90,8 +166,7 @@ pub fn bpftrace_probe_count(source: &str, kernel: &dyn TracepointSource) -> u64 
     program
         .probes
         .iter()
-        .flat_map(|probe| &probe.attach)
-        .map(|attach| points(attach, kernel).map_or(1, |points| points.len() as u64))
+        .map(|probe| list_points(&probe.attach, kernel).map_or(1, |points| points.len() as u64))
         .sum()
 }
 
@@ -128,6 +203,14 @@ mod tests {
                     .collect(),
             )
         }
+        /// `libc` is a library's name; `libnone` names nothing.
+        fn uprobe_binary(&self, binary: &str) -> Option<String> {
+            match binary {
+                "libc" => Some("/lib/libc.so.6".into()),
+                "libnone" => None,
+                _ => Some(binary.into()),
+            }
+        }
     }
 
     const KERNEL: Listed = Listed(Some(&[
@@ -137,6 +220,9 @@ mod tests {
         "tracepoint:syscalls:sys_enter_execve",
         "tracepoint:syscalls:sys_enter_execveat",
         "tracepoint:syscalls:sys_exit_execve",
+        "uprobe:/bin/bash:readline",
+        "uprobe:/bin/bash:readline_internal",
+        "uprobe:/lib/libc.so.6:getaddrinfo",
     ]));
 
     fn attach(text: &str) -> Attach {
@@ -176,6 +262,57 @@ mod tests {
             .map(|(p, _)| p.func())
             .collect();
         assert_eq!(funcs, ["vfs_read", "vfs_readv", "vfs_write"]);
+    }
+
+    /// dcsnoop's `kprobe:lookup_fast, kprobe:lookup_fast.constprop.*`:
+    /// a wildcard of a list that matches nothing is left out, as bpftrace
+    /// 0.23 leaves it; a list of nothing but such wildcards is an error.
+    #[test]
+    fn a_list_leaves_out_wildcards_that_match_nothing() {
+        let list = [
+            attach("kprobe:vfs_read"),
+            attach("kprobe:nosuch_*"),
+            attach("kprobe:vfs_w*"),
+        ];
+        let points: Vec<String> = list_points(&list, &KERNEL)
+            .unwrap()
+            .iter()
+            .map(|(_, p, _)| p.to_string())
+            .collect();
+        assert_eq!(points, ["kprobe:vfs_read", "kprobe:vfs_write"]);
+        let none = [attach("kprobe:nosuch_*"), attach("kprobe:other_*")];
+        let err = list_points(&none, &KERNEL).unwrap_err().message;
+        assert!(
+            err.contains("`kprobe:nosuch_*`: the wildcard matches no probe"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn uprobes_name_the_file_their_library_is() {
+        assert_eq!(
+            expanded("uprobe:libc:getaddrinfo", &KERNEL).unwrap(),
+            ["uprobe:/lib/libc.so.6:getaddrinfo"]
+        );
+        assert_eq!(
+            expanded("ur:/bin/bash:readline*", &KERNEL).unwrap(),
+            [
+                "uretprobe:/bin/bash:readline",
+                "uretprobe:/bin/bash:readline_internal"
+            ]
+        );
+        let funcs: Vec<String> = points(&attach("uprobe:/bin/bash:read*"), &KERNEL)
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.func())
+            .collect();
+        assert_eq!(funcs, ["readline", "readline_internal"]);
+        assert_eq!(
+            expanded("uretprobe:libnone:readline", &KERNEL).unwrap_err(),
+            "uprobe target file 'libnone' does not exist or is not executable"
+        );
+        let err = expanded("usdt:/bin/bash:probe", &KERNEL).unwrap_err();
+        assert!(err.starts_with("`usdt` probes are not supported"), "{err}");
     }
 
     #[test]

@@ -5,8 +5,10 @@ use kernel_headers::KernelVersion;
 pub use kernel_headers::bpf::Readers;
 use kernel_headers::bpf::{
     BOUNDED_LOOPS_SINCE, COMPLEXITY_LIMIT_INSNS, LARGE_PROGRAMS_SINCE, MAXINSNS, PERCPU_HASH_SINCE,
+    ringbuf,
 };
 use kernel_headers::pt_regs::Abi;
+pub use probes::ringbuf::Sink;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kernel {
@@ -24,6 +26,8 @@ pub struct Kernel {
     /// `str(arg1)` of a user path works; elsewhere it is read as kernel
     /// memory.
     pub compat_readers: bool,
+    /// Where records go: the BPF ring buffer (5.8+) or the perf rings.
+    pub sink: Sink,
     pub abi: &'static Abi,
 }
 
@@ -40,6 +44,7 @@ impl Kernel {
             },
             bounded_loops: release >= BOUNDED_LOOPS_SINCE,
             compat_readers: abi.arch == "x86_64",
+            sink: Sink::for_ring_buffer(release >= ringbuf::SINCE),
             abi,
         }
     }

@@ -23,6 +23,11 @@ pub enum ValueType {
     Timestamp {
         format: u32,
     },
+    /// `buf()`'s bytes for printf's `%r`: their count as a u64, then at
+    /// most `max` bytes.
+    Buf {
+        max: u32,
+    },
     /// `ntop()`'s address: the family as 8 bytes, then 16 bytes of address
     /// in network order (4 used for IPv4). Printed as text.
     Inet,
@@ -34,6 +39,7 @@ impl ValueType {
             ValueType::Int { .. } | ValueType::Timestamp { .. } => 8,
             ValueType::Str { len } => len.next_multiple_of(8),
             ValueType::Inet => INET_SIZE,
+            ValueType::Buf { max } => 8 + max.next_multiple_of(8),
         }
     }
 }
@@ -64,6 +70,8 @@ pub enum Value {
     /// The bytes before the first NUL (not necessarily UTF-8: bpftrace
     /// prints the bytes).
     Str(Vec<u8>),
+    /// `buf()`'s bytes, NULs included.
+    Buf(Vec<u8>),
 }
 
 /// A value at an offset in a record or key.
@@ -159,19 +167,78 @@ pub enum EventFormat {
     Time {
         format: String,
     },
+    /// `cat(FORMAT, ...)`: the file the formatted text names, read and
+    /// printed by the loader when the record arrives.
+    Cat {
+        format: String,
+        args: Vec<Slot>,
+    },
+    /// `join(ARRAY[, DELIM])`'s argument `index` (of [`JOIN_ARGS`], one
+    /// record each: the BPF stack holds one at a time): a string. The line
+    /// is the arguments before the first empty one, printed at the last.
+    JoinArg {
+        delimiter: String,
+        index: u32,
+        args: Vec<Slot>,
+    },
+    /// `print(expr)` of a value that is not a whole map: the record's
+    /// values, shown as `shape` arranges them.
+    Value {
+        shape: Shape,
+        args: Vec<Slot>,
+    },
+}
+
+/// How `print(expr)` arranges a record's values: a value, a pointer
+/// (printed in hex), or a tuple of these in parentheses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// The value at this index of the record's slots.
+    Value(usize),
+    Pointer(usize),
+    Tuple(Vec<Shape>),
 }
 
 /// One decoded record. A `strftime()` argument of a printf is its `nsecs`
 /// as [`Value::Uint`] ([`crate::report::Records`] prints it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Printf { format: String, args: Vec<Value> },
-    Print { map: String },
-    PrintTop { map: String, top: u32, div: u32 },
-    Clear { map: String },
+    Printf {
+        format: String,
+        args: Vec<Value>,
+    },
+    Print {
+        map: String,
+    },
+    PrintTop {
+        map: String,
+        top: u32,
+        div: u32,
+    },
+    Clear {
+        map: String,
+    },
     Exit,
-    Time { format: String },
+    Time {
+        format: String,
+    },
+    Value {
+        shape: Shape,
+        args: Vec<Value>,
+    },
+    Cat {
+        format: String,
+        args: Vec<Value>,
+    },
+    JoinArg {
+        delimiter: String,
+        index: u32,
+        arg: Vec<u8>,
+    },
 }
+
+/// Arguments `join()` reads (bpftrace's `join_argnum`).
+pub const JOIN_ARGS: u32 = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
@@ -196,6 +263,8 @@ pub enum ValueRef<'a> {
     },
     /// An [`ValueType::Inet`]'s bytes, for [`inet_text`].
     Inet(&'a [u8]),
+    /// A [`ValueType::Buf`]'s bytes.
+    Buf(&'a [u8]),
 }
 
 /// The value at `slot` in `bytes`.
@@ -236,6 +305,13 @@ pub fn slot_value<'a>(bytes: &'a [u8], slot: &Slot) -> Result<ValueRef<'a>, Deco
             .get(start..start + INET_SIZE as usize)
             .map(ValueRef::Inet)
             .ok_or(truncated),
+        ValueType::Buf { max } => {
+            let len = word()?.min(u64::from(max)) as usize;
+            bytes
+                .get(start + 8..start + 8 + len)
+                .map(ValueRef::Buf)
+                .ok_or(truncated)
+        }
     }
 }
 
@@ -249,6 +325,7 @@ pub fn decode_slots(bytes: &[u8], slots: &[Slot]) -> Result<Vec<Value>, DecodeEr
                 ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => Value::Uint(n),
                 ValueRef::Str(s) => Value::Str(s.to_vec()),
                 ValueRef::Inet(raw) => Value::Str(inet_text(raw).into_bytes()),
+                ValueRef::Buf(bytes) => Value::Buf(bytes.to_vec()),
             })
         })
         .collect()
@@ -274,7 +351,12 @@ impl EventFormat {
     /// The event of a format that carries no values (all but printf).
     pub fn valueless(&self) -> Option<Event> {
         Some(match self {
-            EventFormat::Printf { .. } => return None,
+            EventFormat::Printf { .. }
+            | EventFormat::Value { .. }
+            | EventFormat::Cat { .. }
+            | EventFormat::JoinArg { .. } => {
+                return None;
+            }
             EventFormat::Print { map } => Event::Print { map: map.clone() },
             EventFormat::PrintTop { map, top, div } => Event::PrintTop {
                 map: map.clone(),
@@ -296,6 +378,26 @@ pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, Deco
     Ok(match format {
         EventFormat::Printf { format, args } => Event::Printf {
             format: format.clone(),
+            args: decode_slots(record, args)?,
+        },
+        EventFormat::JoinArg {
+            delimiter,
+            index,
+            args,
+        } => Event::JoinArg {
+            delimiter: delimiter.clone(),
+            index: *index,
+            arg: match decode_slots(record, args)?.pop() {
+                Some(Value::Str(s)) => s,
+                _ => Vec::new(),
+            },
+        },
+        EventFormat::Cat { format, args } => Event::Cat {
+            format: format.clone(),
+            args: decode_slots(record, args)?,
+        },
+        EventFormat::Value { shape, args } => Event::Value {
+            shape: shape.clone(),
             args: decode_slots(record, args)?,
         },
         other => other.valueless().unwrap_or(Event::Exit),

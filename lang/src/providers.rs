@@ -14,6 +14,17 @@ pub enum AttachPoint {
         category: String,
         name: String,
     },
+    /// A user-space function's entry: `binary` as the loader resolved it
+    /// (`uprobe:libc:f` names libc's path), `func` a symbol or `0xADDRESS`.
+    Uprobe {
+        binary: String,
+        func: String,
+    },
+    /// A user-space function's return.
+    Uretprobe {
+        binary: String,
+        func: String,
+    },
     /// Run in user space by the loader before attaching anything.
     Begin,
     /// Run in user space by the loader after detaching.
@@ -29,7 +40,10 @@ impl AttachPoint {
     pub fn prog_type(&self) -> Option<u32> {
         use kernel_headers::bpf::prog_type;
         match self {
-            AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_) => Some(prog_type::KPROBE),
+            AttachPoint::Kprobe(_)
+            | AttachPoint::Kretprobe(_)
+            | AttachPoint::Uprobe { .. }
+            | AttachPoint::Uretprobe { .. } => Some(prog_type::KPROBE),
             AttachPoint::Tracepoint { .. } => Some(prog_type::TRACEPOINT),
             AttachPoint::Interval { .. } => Some(prog_type::PERF_EVENT),
             AttachPoint::Begin | AttachPoint::End => None,
@@ -40,8 +54,17 @@ impl AttachPoint {
     pub fn func(&self) -> String {
         match self {
             AttachPoint::Kprobe(f) | AttachPoint::Kretprobe(f) => f.clone(),
+            AttachPoint::Uprobe { func, .. } | AttachPoint::Uretprobe { func, .. } => func.clone(),
             _ => self.to_string(),
         }
+    }
+
+    /// A probe in user space: its arguments and `retval` are user addresses.
+    pub fn in_user_space(&self) -> bool {
+        matches!(
+            self,
+            AttachPoint::Uprobe { .. } | AttachPoint::Uretprobe { .. }
+        )
     }
 }
 
@@ -52,6 +75,8 @@ impl core::fmt::Display for AttachPoint {
             AttachPoint::Kprobe(func) => write!(f, "kprobe:{func}"),
             AttachPoint::Kretprobe(func) => write!(f, "kretprobe:{func}"),
             AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
+            AttachPoint::Uprobe { binary, func } => write!(f, "uprobe:{binary}:{func}"),
+            AttachPoint::Uretprobe { binary, func } => write!(f, "uretprobe:{binary}:{func}"),
             AttachPoint::Begin => write!(f, "BEGIN"),
             AttachPoint::End => write!(f, "END"),
             AttachPoint::Interval { nanos } => match nanos {
@@ -123,6 +148,32 @@ const PROVIDERS: &[Provider] = &[
         },
     },
     Provider {
+        names: &["uprobe", "u"],
+        usage: "uprobe:BINARY:SYMBOL or uprobe:BINARY:0xADDRESS (BINARY a path or a library's name, e.g. libc)",
+        context: Context::Entry,
+        make: |rest| match rest {
+            [binary, func] if !binary.is_empty() && is_symbol(func) => Some(AttachPoint::Uprobe {
+                binary: binary.clone(),
+                func: func.clone(),
+            }),
+            _ => None,
+        },
+    },
+    Provider {
+        names: &["uretprobe", "ur"],
+        usage: "uretprobe:BINARY:SYMBOL or uretprobe:BINARY:0xADDRESS (BINARY a path or a library's name, e.g. libc)",
+        context: Context::Return,
+        make: |rest| match rest {
+            [binary, func] if !binary.is_empty() && is_symbol(func) => {
+                Some(AttachPoint::Uretprobe {
+                    binary: binary.clone(),
+                    func: func.clone(),
+                })
+            }
+            _ => None,
+        },
+    },
+    Provider {
         names: &["BEGIN"],
         usage: "BEGIN",
         context: Context::UserSpace,
@@ -189,6 +240,12 @@ fn is_symbol(s: &str) -> bool {
 pub fn resolve(attach: &Attach) -> Result<(AttachPoint, Context), Error> {
     let written = attach.parts.join(":");
     let (name, rest) = attach.parts.split_first().expect("split yields one part");
+    if name == "usdt" {
+        return Err(Error::at(
+            attach.span,
+            "`usdt` probes are not supported by nobtf trace yet (it does not read .note.stapsdt): use a uprobe on the function",
+        ));
+    }
     let Some(provider) = PROVIDERS.iter().find(|p| p.names.contains(&name.as_str())) else {
         let known: Vec<&str> = PROVIDERS.iter().map(|p| p.names[0]).collect();
         return Err(Error::at(

@@ -27,10 +27,10 @@ use crate::Compiled;
 use crate::format::time::{Clock, FixedClock};
 use crate::format::{
     self, AvgState, FormatError, FormatString, HistParams, Key, KeyPart, LhistError, LhistParams,
-    MapValues,
+    MapValues, Printed,
 };
 use crate::output::{
-    DecodeError, Event, EventFormat, MapKind, MapSpec, MapValue, Value, ValueRef, ValueType,
+    DecodeError, Event, EventFormat, MapKind, MapSpec, MapValue, Shape, Value, ValueRef, ValueType,
     decode_event, event_format, slot_value,
 };
 
@@ -56,8 +56,24 @@ pub enum Step {
     PrintMapTop { map: String, top: u32, div: u32 },
     /// Delete every entry of this map.
     ClearMap(String),
+    /// `cat()`: print the file at this path ([`cat`] with what it holds,
+    /// at most [`MAX_CAT_BYTES`]; bpftrace's error line when it cannot be
+    /// read).
+    Cat(Vec<u8>),
     /// Stop tracing: detach, run END, print [`exit_maps`].
     Exit,
+}
+
+/// The most of a file `cat()` prints (bpftrace's `max_cat_bytes`).
+pub const MAX_CAT_BYTES: usize = 10240;
+
+/// What `cat()` prints of a file's contents: the bytes as they are (no
+/// newline added), or `{"type": "cat", "data": "..."}` in JSON.
+pub fn cat(format: Format, contents: &[u8]) -> Vec<u8> {
+    match format {
+        Format::Text => contents.to_vec(),
+        Format::Json => format::json::message("cat", contents),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -95,6 +111,7 @@ fn arg(value: ValueRef<'_>) -> format::Arg<'_> {
         ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => format::Arg::Unsigned(n),
         ValueRef::Str(s) => format::Arg::Str(s),
         ValueRef::Inet(raw) => format::Arg::Inet(raw),
+        ValueRef::Buf(bytes) => format::Arg::Buf(bytes),
     }
 }
 
@@ -114,6 +131,9 @@ pub struct Records<'a> {
     printfs: Vec<Option<FormatString>>,
     /// A JSON printf's text, before it is quoted.
     text: Vec<u8>,
+    /// The `join()` line so far, and whether an empty argument ended it.
+    joined: Vec<u8>,
+    join_ended: bool,
 }
 
 /// Arguments of a printf kept on the stack; more take a `Vec`.
@@ -135,6 +155,8 @@ impl<'a> Records<'a> {
             clock,
             printfs,
             text: Vec::new(),
+            joined: Vec::new(),
+            join_ended: false,
         }
     }
 
@@ -149,7 +171,17 @@ impl<'a> Records<'a> {
         let (EventFormat::Printf { args: slots, .. }, Some(Some(parsed))) =
             (event, self.printfs.get(event_id(record)))
         else {
-            return match self.event(&decode_event(&self.compiled.events, record)?)? {
+            let event = decode_event(&self.compiled.events, record)?;
+            if let Event::JoinArg {
+                delimiter,
+                index,
+                arg,
+            } = &event
+            {
+                self.join_arg(delimiter, *index, arg, out);
+                return Ok(None);
+            }
+            return match self.event(&event)? {
                 Step::Write(bytes) => {
                     out.extend_from_slice(&bytes);
                     Ok(None)
@@ -191,6 +223,34 @@ impl<'a> Records<'a> {
 }
 
 impl<'a> Records<'a> {
+    /// One of a `join()`'s arguments, in order (one CPU writes them one
+    /// after the other): bpftrace's line is the arguments before the first
+    /// empty one, printed when the last arrives.
+    fn join_arg(&mut self, delimiter: &str, index: u32, arg: &[u8], out: &mut Vec<u8>) {
+        if index == 0 {
+            self.joined.clear();
+            self.join_ended = false;
+        }
+        if arg.is_empty() {
+            self.join_ended = true;
+        }
+        if !self.join_ended {
+            if index > 0 {
+                self.joined.extend_from_slice(delimiter.as_bytes());
+            }
+            self.joined.extend_from_slice(arg);
+        }
+        if index + 1 == crate::output::JOIN_ARGS {
+            match self.format {
+                Format::Text => {
+                    out.extend_from_slice(&self.joined);
+                    out.push(b'\n');
+                }
+                Format::Json => out.extend(format::json::message("join", &self.joined)),
+            }
+        }
+    }
+
     /// The text of each `strftime()` argument of a printf record, by
     /// argument index (none, and no allocation, for most records).
     fn timestamps(
@@ -231,14 +291,6 @@ fn event_id(record: &[u8]) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-fn printf(format: Format, text: &str, args: &[format::Arg<'_>]) -> Result<Step, ReportError> {
-    let out = FormatString::parse(text).format(args)?;
-    Ok(Step::Write(match format {
-        Format::Text => out,
-        Format::Json => format::json::printf(&out),
-    }))
-}
-
 /// A decoded event's output or request, the clock standing at the epoch in
 /// UTC ([`Records::event`] takes the machine's).
 pub fn event(format: Format, event: &Event) -> Result<Step, ReportError> {
@@ -255,16 +307,25 @@ fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, 
             })
         }
         Event::Printf { format: text, args } => {
-            let args: Vec<format::Arg> = args
-                .iter()
-                .map(|v| match v {
-                    Value::Int(n) => format::Arg::Signed(*n),
-                    Value::Uint(n) => format::Arg::Unsigned(*n),
-                    Value::Str(s) => format::Arg::Str(s),
-                })
-                .collect();
-            printf(format, text, &args)?
+            let text = FormatString::parse(text).format(&printf_args(args))?;
+            Step::Write(match format {
+                Format::Text => text,
+                Format::Json => format::json::printf(&text),
+            })
         }
+        Event::Cat { format: text, args } => {
+            Step::Cat(FormatString::parse(text).format(&printf_args(args))?)
+        }
+        Event::Value { shape, args } => {
+            let value = printed(shape, args);
+            Step::Write(match format {
+                Format::Text => format::text::value(&value),
+                Format::Json => format::json::value(&value),
+            })
+        }
+        // [`Records::record`] joins a join()'s records; BEGIN and END
+        // cannot read the array.
+        Event::JoinArg { .. } => Step::Write(Vec::new()),
         Event::Print { map } => Step::PrintMap(map.clone()),
         Event::PrintTop { map, top, div } => Step::PrintMapTop {
             map: map.clone(),
@@ -274,6 +335,34 @@ fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, 
         Event::Clear { map } => Step::ClearMap(map.clone()),
         Event::Exit => Step::Exit,
     })
+}
+
+/// `print(expr)`'s value: the record's values arranged by `shape`.
+fn printed(shape: &Shape, args: &[Value]) -> Printed {
+    match shape {
+        Shape::Tuple(elements) => {
+            Printed::Tuple(elements.iter().map(|e| printed(e, args)).collect())
+        }
+        Shape::Value(i) | Shape::Pointer(i) => match (shape, args.get(*i)) {
+            (Shape::Pointer(_), Some(Value::Uint(n))) => Printed::Pointer(*n),
+            (_, Some(Value::Int(n))) => Printed::Signed(*n),
+            (_, Some(Value::Uint(n))) => Printed::Unsigned(*n),
+            (_, Some(Value::Str(s) | Value::Buf(s))) => Printed::Str(s.clone()),
+            (_, None) => Printed::Str(Vec::new()),
+        },
+    }
+}
+
+/// Decoded values as the formatter takes them.
+fn printf_args(args: &[Value]) -> Vec<format::Arg<'_>> {
+    args.iter()
+        .map(|v| match v {
+            Value::Int(n) => format::Arg::Signed(*n),
+            Value::Uint(n) => format::Arg::Unsigned(*n),
+            Value::Str(s) => format::Arg::Str(s),
+            Value::Buf(b) => format::Arg::Buf(b),
+        })
+        .collect()
 }
 
 /// `print(@m)`: the map as bpftrace prints it at that moment.
@@ -349,7 +438,7 @@ fn key_part(value: Value) -> KeyPart {
     match value {
         Value::Int(n) => KeyPart::Int(n),
         Value::Uint(n) => KeyPart::Int(n as i64),
-        Value::Str(s) => KeyPart::Str(s),
+        Value::Str(s) | Value::Buf(s) => KeyPart::Str(s),
     }
 }
 
@@ -403,7 +492,7 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
         MapValue::Min(n) | MapValue::Max(n) => n.unwrap_or(0),
         MapValue::Value(Value::Int(n)) => *n as u64,
         MapValue::Value(Value::Uint(n)) => *n,
-        MapValue::Value(Value::Str(_)) | MapValue::Avg { .. } => 0,
+        MapValue::Value(Value::Str(_) | Value::Buf(_)) | MapValue::Avg { .. } => 0,
     };
     let numbers =
         || -> Vec<(Key, u64)> { decoded.iter().map(|(k, v)| (k.clone(), bits(v))).collect() };
@@ -428,15 +517,17 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
             signed,
             entries: numbers(),
         },
-        MapKind::Assign(ValueType::Str { .. } | ValueType::Inet) => MapValues::Str(
-            decoded
-                .into_iter()
-                .map(|(k, v)| match v {
-                    MapValue::Value(Value::Str(s)) => (k, s),
-                    _ => (k, Vec::new()),
-                })
-                .collect(),
-        ),
+        MapKind::Assign(ValueType::Str { .. } | ValueType::Inet | ValueType::Buf { .. }) => {
+            MapValues::Str(
+                decoded
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        MapValue::Value(Value::Str(s) | Value::Buf(s)) => (k, s),
+                        _ => (k, Vec::new()),
+                    })
+                    .collect(),
+            )
+        }
         MapKind::Min { signed } => MapValues::Min {
             signed,
             entries: numbers(),
@@ -487,6 +578,7 @@ mod tests {
                     ValueType::Int { .. } | ValueType::Timestamp { .. } => 8,
                     ValueType::Str { len } => len,
                     ValueType::Inet => crate::output::INET_SIZE,
+                    ValueType::Buf { .. } => ty.size(),
                 };
                 slot
             })

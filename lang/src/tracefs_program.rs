@@ -12,6 +12,7 @@
 //! the thread group's), `uid`, `gid`, `nsecs` (the line has microseconds).
 //! BEGIN, END and timer bodies run in user space as with BPF.
 
+use kernel_headers::bpf::Helper;
 use kernel_headers::kprobe::ProbeKind;
 use kernel_headers::pt_regs::Abi;
 
@@ -58,6 +59,11 @@ pub enum Action {
 pub enum Source {
     /// The event's fetch argument of this index.
     Fetched(usize),
+    /// Memory of either address space (BPF's compatible readers on x86
+    /// after 5.5 read whichever holds the address): fetched as kernel
+    /// memory (the first index) and as user memory, the one that did not
+    /// fault.
+    Either(usize, usize),
     /// The line's pid column: the thread id.
     Tid,
     /// The line's CPU column: the CPU the probe ran on.
@@ -273,6 +279,9 @@ impl Translator<'_> {
             | EventFormat::PrintTop { map, .. }
             | EventFormat::Clear { map } => refuse(format!("the map `{map}`"), span),
             EventFormat::Time { .. } => refuse("`time()`", span),
+            EventFormat::Value { .. } => refuse("`print()` of a value", span),
+            EventFormat::Cat { .. } => refuse("`cat()`", span),
+            EventFormat::JoinArg { .. } => refuse("`join()`", span),
         }
     }
 
@@ -336,6 +345,17 @@ impl Translator<'_> {
                 base: sub(base),
                 index: *index,
             },
+            TKind::Buf {
+                addr,
+                len,
+                max,
+                helper,
+            } => TKind::Buf {
+                addr: sub(addr),
+                len: sub(len),
+                max: *max,
+                helper: *helper,
+            },
             TKind::StrContains { haystack, needle } => TKind::StrContains {
                 haystack: sub(haystack),
                 needle: sub(needle),
@@ -396,6 +416,12 @@ impl Translator<'_> {
     }
 
     /// The fetch argument for `fetch` as `ty`, added once: its index.
+    /// Whether BPF reads this memory with a reader of either address space
+    /// where the kernel's fetches tell them apart (5.5+, `ustring`).
+    fn reads_either(&self, user: bool, helper: Helper) -> bool {
+        !user && self.syntax.ustring && matches!(helper, Helper::ProbeRead | Helper::ProbeReadStr)
+    }
+
     fn fetched(&mut self, fetch: Fetch, ty: FetchType) -> usize {
         if let Some(i) = self
             .args
@@ -466,6 +492,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Trunc { .. } => self.unsupported(e),
         }
@@ -488,32 +515,41 @@ impl Translator<'_> {
                 bytes,
                 signed,
                 user,
-                helper: _,
+                helper,
             } => {
                 let (of, extra) = self.address(addr)?;
-                let fetch = deref(of, extra + i64::from(*off), *user);
-                Source::Fetched(self.fetched(fetch, int_type(*bytes, *signed)))
+                let ty = int_type(*bytes, *signed);
+                let offset = extra + i64::from(*off);
+                if self.reads_either(*user, *helper) {
+                    let kernel = self.fetched(deref(of.clone(), offset, false), ty);
+                    Source::Either(kernel, self.fetched(deref(of, offset, true), ty))
+                } else {
+                    Source::Fetched(self.fetched(deref(of, offset, *user), ty))
+                }
             }
             TKind::StrRead {
                 addr,
                 len,
                 user,
-                helper: _,
+                helper,
             } => {
                 let (of, extra) = self.address(addr)?;
-                let ty = if *user {
-                    FetchType::UserString
-                } else {
-                    FetchType::String
-                };
                 // The string at the address (the last dereference is the
                 // kernel's string read).
                 let fetch = Fetch::Deref {
                     offset: extra,
                     of: Box::new(of),
                 };
+                let value = if self.reads_either(*user, *helper) {
+                    let kernel = self.fetched(fetch.clone(), FetchType::String);
+                    Source::Either(kernel, self.fetched(fetch, FetchType::UserString))
+                } else if *user {
+                    Source::Fetched(self.fetched(fetch, FetchType::UserString))
+                } else {
+                    Source::Fetched(self.fetched(fetch, FetchType::String))
+                };
                 Source::Limit {
-                    value: Box::new(Source::Fetched(self.fetched(fetch, ty))),
+                    value: Box::new(value),
                     bytes: (*len as usize).saturating_sub(1),
                 }
             }
@@ -553,6 +589,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Offset { .. } => return self.unsupported(e),
         })
@@ -589,6 +626,7 @@ impl Translator<'_> {
             TKind::StrCmp { .. } => "a comparison of two strings".into(),
             TKind::StrContains { .. } => "the function `strcontains`".into(),
             TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
+            TKind::Buf { .. } => "`buf()`".into(),
             TKind::Const(_)
             | TKind::ConstStr(_)
             | TKind::CtxLoad { .. }
@@ -722,6 +760,7 @@ impl Translator<'_> {
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
+            | TKind::Buf { .. }
             | TKind::TupleField { .. }
             | TKind::Trunc { .. } => {
                 let f = self.field(e)?;
@@ -884,9 +923,10 @@ impl TracefsProgram {
                                 }
                                 (Raw::Str(s), _) => output::Value::Str(s),
                                 // ntop() is refused before a line is read.
-                                (Raw::Int(n), ValueType::Str { .. } | ValueType::Inet) => {
-                                    output::Value::Str(n.to_string().into_bytes())
-                                }
+                                (
+                                    Raw::Int(n),
+                                    ValueType::Str { .. } | ValueType::Inet | ValueType::Buf { .. },
+                                ) => output::Value::Str(n.to_string().into_bytes()),
                             }
                         })
                         .collect();
@@ -913,6 +953,12 @@ fn resolve(source: &Source, values: &[tracefs::Value], line: &PipeLine, comm: &s
             Some(tracefs::Value::Str(s)) => Raw::Str(s.as_bytes().to_vec()),
             // A read that faulted: BPF's reads leave zeros.
             Some(tracefs::Value::Fault) | None => Raw::Int(0),
+        },
+        Source::Either(kernel, user) => match values.get(*kernel) {
+            Some(tracefs::Value::Fault) | None => {
+                resolve(&Source::Fetched(*user), values, line, comm)
+            }
+            Some(_) => resolve(&Source::Fetched(*kernel), values, line, comm),
         },
         Source::CommFetched => match values.last() {
             Some(tracefs::Value::Str(s)) => Raw::Str(s.as_bytes().to_vec()),
@@ -1036,7 +1082,8 @@ kretprobe:do_unlinkat { printf("ret %d tid %d cpu %d %s\n", retval, tid, cpu, co
                 ),
             ]
         );
-        // `$comm` where the kernel has it, last.
+        // `$comm` where the kernel has it, last; a string of either address
+        // space (x86's compatible readers) fetched as both.
         let syntax = Syntax {
             comm: true,
             ustring: true,
@@ -1047,7 +1094,7 @@ kretprobe:do_unlinkat { printf("ret %d tid %d cpu %d %s\n", retval, tid, cpu, co
                 syntax
             )[0]
             .0,
-            "p:nobtf/nobtf_1_p_f_0 f v0=+0(%di):string comm=$comm:string"
+            "p:nobtf/nobtf_1_p_f_0 f v0=+0(%di):string v1=+0(%di):ustring comm=$comm:string"
         );
     }
 

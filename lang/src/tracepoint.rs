@@ -29,6 +29,13 @@ pub trait TracepointSource {
     fn matching(&self, _pattern: &str) -> Option<Vec<String>> {
         None
     }
+
+    /// The file a uprobe's BINARY names: a path, or a library's name
+    /// (`libc`) as the dynamic loader finds it; `None` when there is no
+    /// such executable or shared object. Taken as written by default.
+    fn uprobe_binary(&self, binary: &str) -> Option<String> {
+        Some(binary.to_string())
+    }
 }
 
 /// No tracepoints: for programs that use none, and for tests.

@@ -242,6 +242,15 @@ pub enum TKind {
         user: bool,
         helper: Helper,
     },
+    /// `buf(addr, len)`, a printf `%r` argument: `len` (at most `max`)
+    /// as a u64, then that many bytes read from `addr` with `helper`. Its
+    /// type is the record buffer it fills ([`crate::output::ValueType::Buf`]).
+    Buf {
+        addr: Box<TExpr>,
+        len: Box<TExpr>,
+        max: u32,
+        helper: Helper,
+    },
     /// `bswap(x)`: the low `bytes` of x in reverse order.
     Bswap {
         value: Box<TExpr>,

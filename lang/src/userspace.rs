@@ -279,31 +279,21 @@ impl<H: Host> Eval<'_, H> {
                     EventFormat::Printf {
                         format,
                         args: slots,
-                    } => {
-                        let mut values = Vec::with_capacity(args.len());
-                        for (arg, slot) in args.iter().zip(slots) {
-                            values.push(match (self.expr(arg)?, slot.ty) {
-                                (V::Int(n), ValueType::Timestamp { format }) => {
-                                    let format = self
-                                        .compiled
-                                        .time_formats
-                                        .get(format as usize)
-                                        .map_or("", String::as_str);
-                                    let clock = self.host.clock();
-                                    Value::Str(crate::format::time::timestamp(format, n, clock))
-                                }
-                                (V::Str(s), _) => Value::Str(s),
-                                (V::Int(n), ValueType::Int { signed: true }) => {
-                                    Value::Int(n as i64)
-                                }
-                                (V::Int(n), _) => Value::Uint(n),
-                            });
-                        }
-                        Event::Printf {
-                            format: format.clone(),
-                            args: values,
-                        }
-                    }
+                    } => Event::Printf {
+                        format: format.clone(),
+                        args: self.values(args, slots)?,
+                    },
+                    EventFormat::Cat {
+                        format,
+                        args: slots,
+                    } => Event::Cat {
+                        format: format.clone(),
+                        args: self.values(args, slots)?,
+                    },
+                    EventFormat::Value { shape, args: slots } => Event::Value {
+                        shape: shape.clone(),
+                        args: self.values(args, slots)?,
+                    },
                     EventFormat::Exit => {
                         self.host.emit(Event::Exit).map_err(RunError::Host)?;
                         return Ok(Next::Exit);
@@ -316,6 +306,29 @@ impl<H: Host> Eval<'_, H> {
             _ => {}
         }
         Ok(Next::Go)
+    }
+
+    /// A record's values: each argument as its slot holds it (a
+    /// `strftime()` as its text).
+    fn values(&mut self, args: &[TExpr], slots: &[Slot]) -> Result<Vec<Value>, RunError<H::Error>> {
+        let mut values = Vec::with_capacity(args.len());
+        for (arg, slot) in args.iter().zip(slots) {
+            values.push(match (self.expr(arg)?, slot.ty) {
+                (V::Int(n), ValueType::Timestamp { format }) => {
+                    let format = self
+                        .compiled
+                        .time_formats
+                        .get(format as usize)
+                        .map_or("", String::as_str);
+                    let clock = self.host.clock();
+                    Value::Str(crate::format::time::timestamp(format, n, clock))
+                }
+                (V::Str(s), _) => Value::Str(s),
+                (V::Int(n), ValueType::Int { signed: true }) => Value::Int(n as i64),
+                (V::Int(n), _) => Value::Uint(n),
+            });
+        }
+        Ok(values)
     }
 
     /// The kernel key of `@m[keys]`, laid out as the BPF code lays it.
@@ -434,7 +447,7 @@ fn map_value(value: MapValue) -> V {
     match value {
         MapValue::Value(Value::Int(n)) => V::Int(n as u64),
         MapValue::Value(Value::Uint(n)) => V::Int(n),
-        MapValue::Value(Value::Str(s)) => V::Str(s),
+        MapValue::Value(Value::Str(s) | Value::Buf(s)) => V::Str(s),
         MapValue::Count(n) => V::Int(n),
         MapValue::Sum(n) => V::Int(n as u64),
         MapValue::Min(n) | MapValue::Max(n) => V::Int(n.unwrap_or(0)),

@@ -94,7 +94,8 @@ fn one_line_causes() {
             "tracepoint:sched:nope { }",
             "unknown tracepoint `sched:nope`",
         ),
-        ("uprobe:/bin/sh:main { }", "unknown probe type `uprobe`"),
+        ("usdt:/bin/sh:main { }", "`usdt` probes are not supported"),
+        ("uprobe:/bin/sh { }", "expected uprobe:BINARY:SYMBOL"),
         (
             "kprobe:vfs_* { }",
             "a wildcard needs the kernel's list of probes",
@@ -138,12 +139,12 @@ fn one_line_causes() {
             "clear takes one map, e.g. clear(@m)",
         ),
         (
-            "kprobe:f { print(1); }",
-            "print takes one map, e.g. print(@m)",
+            "kprobe:f { $t = (struct task_struct *)arg0; print(*$t); }",
+            "print cannot print `struct task_struct`: print its members",
         ),
         (
             "kprobe:f { @m = 1; print(@m[1]); }",
-            "print takes the whole map, without a key",
+            "`@m` is used with different keys elsewhere",
         ),
         (
             "kprobe:f { delete(1); }",

@@ -142,6 +142,7 @@ fn trace(src: &str, events: &[(&str, Vec<u64>, &[u8])], format: Format) -> Strin
                     out.extend(report::print_map_top(spec, &entries, format, top, div).unwrap());
                 }
                 Step::ClearMap(name) => kernel.fresh_map(&name),
+                Step::Cat(path) => out.extend(report::cat(format, &path)),
                 Step::Exit => break 'events,
             }
         }

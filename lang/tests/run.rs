@@ -70,11 +70,15 @@ fn build(src: &str, release: KernelVersion) -> Compiled {
 }
 
 const EVENTS_FD: i32 = 100;
+const LOSSES_FD: i32 = 101;
 
 /// A VM with every map of the program served, and its fds by name.
 fn vm_for(compiled: &Compiled) -> (Vm, impl Fn(&str) -> Option<i32> + Clone + use<>) {
     let mut vm = Vm::new();
     vm.perf_map_fd = EVENTS_FD;
+    vm.ring_map_fd = EVENTS_FD;
+    vm.ring_capacity = 1 << 20;
+    vm.add_array_map(LOSSES_FD, 8, 1);
     vm.pid_tgid = (42 << 32) | 43;
     vm.uid_gid = (1000 << 32) | 1001;
     vm.comm = *b"rm\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
@@ -87,6 +91,9 @@ fn vm_for(compiled: &Compiled) -> (Vm, impl Fn(&str) -> Option<i32> + Clone + us
     let fd = move |name: &str| {
         if name == lang::output::EVENTS_MAP {
             return Some(EVENTS_FD);
+        }
+        if name == probes::ringbuf::LOSSES_MAP {
+            return Some(LOSSES_FD);
         }
         names.iter().position(|n| n == name).map(|i| i as i32 + 1)
     };
@@ -104,9 +111,12 @@ fn run(
     assert_eq!(vm.run(&raw, ctx), Ok(0), "{}", compiled.probes[probe].insns);
 }
 
+/// The records of either sink (5.8+ kernels get the ring buffer).
 fn printed(compiled: &Compiled, vm: &Vm) -> Vec<Event> {
+    let ring = vm.ring_output.iter().map(|(r, _)| r);
     vm.perf_output
         .iter()
+        .chain(ring)
         .map(|r| decode_event(&compiled.events, r).unwrap())
         .collect()
 }
@@ -871,5 +881,118 @@ fn a_while_with_a_constant_bound_is_unrolled_before_5_3() {
             error.contains("`while` needs a kernel whose verifier takes loops"),
             "{src}: {error}"
         );
+    }
+}
+
+/// `print()` of values, tuples (in place and in a variable, nested) and
+/// map elements prints as bpftrace 0.23's `print_non_map`.
+#[test]
+fn print_of_values_and_tuples() {
+    let src = r#"kprobe:f { $t = (arg0, "b"); @m[1] = 7;
+        print(1); print(-2); print((arg0, "b", comm, (int32)-1));
+        print($t); print(@m[1]); print((uint32)-1); print(comm) }"#;
+    let compiled = build(src, KernelVersion::new(5, 4, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[42]));
+    let text: Vec<String> = printed(&compiled, &vm)
+        .iter()
+        .map(
+            |e| match lang::report::event(lang::report::Format::Text, e) {
+                Ok(lang::report::Step::Write(bytes)) => String::from_utf8(bytes).unwrap(),
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    assert_eq!(
+        text.concat(),
+        "1\n-2\n(42, b, rm, -1)\n(42, b)\n7\n4294967295\nrm\n"
+    );
+    let json = printed(&compiled, &vm)
+        .iter()
+        .map(
+            |e| match lang::report::event(lang::report::Format::Json, e) {
+                Ok(lang::report::Step::Write(bytes)) => String::from_utf8(bytes).unwrap(),
+                other => panic!("{other:?}"),
+            },
+        )
+        .nth(2)
+        .unwrap();
+    assert_eq!(
+        json,
+        "{\"type\": \"value\", \"data\": [42,\"b\",\"rm\",-1]}\n"
+    );
+}
+
+/// `buf()` read for printf's `%r`, `%rx` and `%rh` prints as bpftrace
+/// 0.23's `hex_format_buffer`: its length clamped, NULs kept, nothing read
+/// for a length of 0.
+#[test]
+fn buf_prints_as_r_rx_rh() {
+    const DATA: u64 = 0xffff_8880_0000_1000;
+    let src = r#"kprobe:f { printf("[%r] [%rx] [%rh]\n", buf(arg0, arg1), buf(arg0, 3), buf(arg0, 2)); }"#;
+    let compiled = build(src, KernelVersion::new(4, 9, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    vm.map(Space::Kernel, DATA, b"hi\0\x7f\n\"z".to_vec())
+        .unwrap();
+    run(&compiled, &mut vm, fd.clone(), 0, &args_regs(&[DATA, 6]));
+    run(&compiled, &mut vm, fd.clone(), 0, &args_regs(&[DATA, 0]));
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[DATA, 1 << 40]));
+    let text: Vec<u8> = vm
+        .perf_output
+        .iter()
+        .flat_map(
+            |r| match lang::report::record(&compiled, lang::report::Format::Text, r) {
+                Ok(lang::report::Step::Write(bytes)) => bytes,
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    // A length past the limit reads the limit; the region is shorter, so
+    // the read fails and leaves zeros, as bpftrace's would.
+    let zeros = "\\x00".repeat(lang::check::BUF_MAX as usize);
+    assert_eq!(
+        String::from_utf8(text).unwrap(),
+        format!(
+            "[hi\\x00\\x7f\\x0a\"] [\\x68\\x69\\x00] [68 69]\n\
+             [] [\\x68\\x69\\x00] [68 69]\n\
+             [{zeros}] [\\x68\\x69\\x00] [68 69]\n"
+        )
+    );
+}
+
+/// `join(args.argv)` prints the strings before the first empty one, with
+/// a space or the delimiter given, as bpftrace 0.23 does.
+#[test]
+fn join_prints_the_array() {
+    const ARGV: u64 = 0x7ffd_0000_1000;
+    const STRS: u64 = 0x7ffd_0000_2000;
+    let src = r#"kprobe:f { join((uint64 *)arg0); join((uint64 *)arg0, ","); }"#;
+    let compiled = build(src, KernelVersion::new(4, 9, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    let mut argv = Vec::new();
+    for p in [STRS, STRS + 3, STRS + 6, 0] {
+        argv.extend_from_slice(&p.to_ne_bytes());
+    }
+    argv.resize(8 * 16, 0);
+    vm.map(Space::Kernel, ARGV, argv).unwrap();
+    // 4.9 reads each string at full length (no probe_read_str).
+    let mut strs = b"ls\0-l\0/a\0".to_vec();
+    strs.resize(512, 0);
+    vm.map(Space::Kernel, STRS, strs).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[ARGV]));
+    for (format, want) in [
+        (lang::report::Format::Text, "ls -l /a\nls,-l,/a\n"),
+        (
+            lang::report::Format::Json,
+            "{\"type\": \"join\", \"data\": \"ls -l /a\"}\n{\"type\": \"join\", \"data\": \"ls,-l,/a\"}\n",
+        ),
+    ] {
+        let clock = lang::format::time::FixedClock::default();
+        let mut records = lang::report::Records::new(&compiled, format, &clock);
+        let mut out = Vec::new();
+        for r in &vm.perf_output {
+            assert_eq!(records.record(r, &mut out).unwrap(), None);
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 }

@@ -219,6 +219,11 @@ impl Host for Loader<'_, '_> {
                 self.out
                     .extend(report::print_map_top(spec, &entries, Format::Text, top, div).unwrap());
             }
+            Step::Cat(path) => {
+                self.out.extend(b"<cat ");
+                self.out.extend(path);
+                self.out.extend(b">\n");
+            }
             Step::Exit => self.out.extend(b"<exit>\n"),
         }
         Ok(())
@@ -449,7 +454,7 @@ fn printf_conversions_as_bpftrace_takes_them() {
         ),
         (
             r#"BEGIN { printf("%r\n", 1); }"#,
-            "printf conversion `%r` prints a buf() value",
+            "%r prints a buf() value: printf(\"%r\\n\", buf(ADDR, LEN))",
         ),
     ] {
         let got = refusal(src);
@@ -530,5 +535,24 @@ END { printf("second END\n"); }"#,
     assert_eq!(
         String::from_utf8(loader.out).unwrap(),
         "verbose\n9\nsecond END\n"
+    );
+}
+
+/// `print()` of values and tuples in BEGIN, run in user space.
+#[test]
+fn begin_prints_values_and_tuples() {
+    let compiled = build(
+        r#"BEGIN { @n = 5; print(1); print((1, "b", -3)); print(@n); print("s"); cat("/proc/%d/stat", 12) }"#,
+    );
+    let mut kernel = Kernelish::new(&compiled);
+    let mut loader = Loader {
+        kernel: &mut kernel,
+        out: Vec::new(),
+        clock: FixedClock::default(),
+    };
+    userspace::start(&compiled, &mut loader).unwrap();
+    assert_eq!(
+        String::from_utf8(loader.out).unwrap(),
+        "1\n(1, b, -3)\n@n: 5\ns\n<cat /proc/12/stat>\n"
     );
 }

@@ -93,6 +93,8 @@ fn main() {
         ret: 0,
         comm,
         filename,
+        cpu: 0,
+        reserved: 0,
     };
     let exit = UnlinkEvent {
         kind: EventKind::Exit as u32,

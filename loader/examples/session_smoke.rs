@@ -21,7 +21,7 @@ struct Quiet;
 
 impl Events for Quiet {
     type Error = SessionError;
-    fn sample(&mut self, _cpu: u32, _data: &[u8]) -> Result<Flow, SessionError> {
+    fn sample(&mut self, _cpu: Option<u32>, _data: &[u8]) -> Result<Flow, SessionError> {
         Ok(Flow::Continue)
     }
     fn lost(&mut self, _cpu: u32, _count: u64) {}

@@ -102,6 +102,15 @@ pub fn kprobe_pmu(pmu_type: u32, retprobe_bit: Option<u32>) -> PerfEventAttr {
     }
 }
 
+/// The uprobe PMU's event at `offset` into the file whose path `sys`
+/// passes as `config1`; `retprobe_bit` set for a uretprobe.
+pub fn uprobe_pmu(pmu_type: u32, retprobe_bit: Option<u32>, offset: u64) -> PerfEventAttr {
+    PerfEventAttr {
+        config2: offset,
+        ..kprobe_pmu(pmu_type, retprobe_bit)
+    }
+}
+
 /// A CPU-clock software event on one CPU that overflows every `period_ns`:
 /// a perf-event program attached to it runs on that CPU at that interval.
 pub fn cpu_clock(period_ns: u64) -> PerfEventAttr {

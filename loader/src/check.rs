@@ -176,7 +176,9 @@ impl fmt::Display for Check {
             if let Ok(h) = plan::reader(report, ReadChoice::Auto) {
                 writeln!(f, "  read helper        {}", plan::reader_name(h))?;
             }
-            let output = if report.has_helper(Helper::PerfEventOutput) {
+            let output = if report.sink() == probes::ringbuf::Sink::RingBuffer {
+                "BPF ring buffer (bpf_ringbuf_output)"
+            } else if report.has_helper(Helper::PerfEventOutput) {
                 "perf event array (bpf_perf_event_output)"
             } else {
                 "none"

@@ -141,9 +141,14 @@ pub struct RunArgs {
     /// How to attach the kprobes.
     #[arg(long, value_enum, default_value_t = AttachArg::Auto)]
     pub attach: AttachArg,
-    /// Data pages per CPU perf ring (a power of two).
+    /// Data pages per CPU perf ring (a power of two); the BPF ring buffer
+    /// holds as many for all CPUs.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub buffer_pages: usize,
+    /// Send records through the per-CPU perf buffer even where the kernel
+    /// has the BPF ring buffer (5.8+).
+    #[arg(long)]
+    pub perf_buffer: bool,
     /// Skip the canary that checks the profile against this kernel first.
     #[arg(long)]
     pub no_verify: bool,
@@ -208,9 +213,14 @@ pub struct TraceArgs {
     /// Memory reader the programs call.
     #[arg(long, value_enum, default_value_t = ReadArg::Auto)]
     pub read_helper: ReadArg,
-    /// Data pages per CPU perf ring (a power of two).
+    /// Data pages per CPU perf ring (a power of two); the BPF ring buffer
+    /// holds as many for all CPUs.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub buffer_pages: usize,
+    /// Send records through the per-CPU perf buffer even where the kernel
+    /// has the BPF ring buffer (5.8+).
+    #[arg(long)]
+    pub perf_buffer: bool,
     /// Say where fields come from and how long each start-up step took (on stderr).
     #[arg(short, long)]
     pub verbose: bool,
@@ -347,6 +357,7 @@ impl RunArgs {
             read: self.probe.read_helper.into(),
             trace_pipe: self.probe.trace_pipe,
             buffer_pages: self.buffer_pages,
+            perf_buffer: self.perf_buffer,
             verify: !self.no_verify,
             verbose: self.verbose,
             backend: self.backend.into(),
@@ -382,6 +393,7 @@ impl TraceArgs {
             attach: self.attach.into(),
             read: self.read_helper.into(),
             buffer_pages: self.buffer_pages,
+            perf_buffer: self.perf_buffer,
             verbose: self.verbose,
             backend: self.backend.into(),
             list: self.list,

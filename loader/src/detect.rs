@@ -31,6 +31,9 @@ pub struct Report {
     /// Helpers probed by test loads so far, each once.
     pub helpers: Vec<(Helper, Support)>,
     pub possible_cpus: Result<Vec<u32>, String>,
+    /// A `BPF_MAP_TYPE_RINGBUF` could be created (5.8+; vendor kernels may
+    /// have it earlier): records go through it instead of the perf rings.
+    pub ring_buffer: bool,
 }
 
 /// How much `Report::detect` looks at.
@@ -65,6 +68,7 @@ impl Report {
             function,
             helpers: Vec::new(),
             possible_cpus: features::possible_cpus().map_err(|e| e.to_string()),
+            ring_buffer: load::probe_ring_buffer(),
         };
         if scope == Scope::Everything {
             for &helper in Helper::ALL {
@@ -97,6 +101,15 @@ impl Report {
             .iter()
             .copied()
             .find(|&h| *self.probe(h) == Support::No)
+    }
+
+    /// Where records go here: the ring buffer when the kernel has it and
+    /// its helpers (a probe said nothing against them), else the perf rings.
+    pub fn sink(&self) -> probes::ringbuf::Sink {
+        let helpers = probes::ringbuf::Sink::RingBuffer.helpers();
+        probes::ringbuf::Sink::for_ring_buffer(
+            self.ring_buffer && helpers.iter().all(|&h| self.has_helper(h)),
+        )
     }
 
     pub fn kern_version(&self) -> u32 {
@@ -156,6 +169,7 @@ pub(crate) fn test_report(bpf_errno: Option<i32>, euid: u32) -> Report {
         function: Some(Ok(Probeable::Yes)),
         helpers: Vec::new(),
         possible_cpus: Ok(vec![0]),
+        ring_buffer: false,
     }
 }
 

@@ -75,8 +75,10 @@ pub fn kernel() -> Result<Kernel, FeatureError> {
 }
 
 const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
+const UPROBE_PMU: &str = "/sys/bus/event_source/devices/uprobe";
 
-/// The perf kprobe PMU (4.17+).
+/// The perf kprobe PMU (4.17+), or the uprobe PMU (the same shape, added
+/// with it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KprobePmu {
     pub pmu_type: u32,
@@ -92,7 +94,16 @@ pub fn parse_format_bit(text: &str) -> Option<u32> {
 
 /// `Ok(None)` when the kernel has no kprobe PMU.
 pub fn kprobe_pmu() -> Result<Option<KprobePmu>, FeatureError> {
-    let dir = Path::new(KPROBE_PMU);
+    probe_pmu(Path::new(KPROBE_PMU))
+}
+
+/// `Ok(None)` when the kernel has no uprobe PMU.
+pub fn uprobe_pmu() -> Result<Option<KprobePmu>, FeatureError> {
+    probe_pmu(Path::new(UPROBE_PMU))
+}
+
+/// The PMU of sysfs directory `dir`: its type and `format/retprobe` bit.
+fn probe_pmu(dir: &Path) -> Result<Option<KprobePmu>, FeatureError> {
     if !dir.exists() {
         return Ok(None);
     }

@@ -244,6 +244,19 @@ pub fn probe_helper(helper: Helper, kern_version: u32) -> Support {
     }
 }
 
+/// Whether this kernel creates a BPF ring buffer (5.8+), by creating the
+/// smallest one (a page) and dropping it.
+pub fn probe_ring_buffer() -> bool {
+    let shape = MapShape {
+        map_type: kernel_headers::bpf::map_type::RINGBUF,
+        key_size: 0,
+        value_size: 0,
+        max_entries: sys::page_size() as u32,
+        map_flags: 0,
+    };
+    create_map("ring_probe", shape, false, 1).is_ok()
+}
+
 /// The smallest valid kprobe program: `r0 = 0; exit`.
 fn trivial_program() -> Vec<RawInsn> {
     let mut b = Builder::new();

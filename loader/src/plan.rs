@@ -13,6 +13,7 @@ use kernel_headers::bpf::Helper;
 use kernel_headers::bpf::Readers;
 use kernel_headers::pt_regs;
 use probes::Program;
+use probes::ringbuf::Sink;
 use probes::unlink::{self, Choices, Output};
 use profile::Profile;
 
@@ -190,7 +191,7 @@ impl Probes {
                 .as_ref()
                 .map_or_else(|| "builtin".to_string(), |p| p.display().to_string()),
             reader,
-            choices: choices(reader, request.trace_pipe),
+            choices: choices(reader, request.trace_pipe, report.sink()),
         })
     }
 
@@ -200,13 +201,13 @@ impl Probes {
     }
 }
 
-fn choices(reader: Readers, trace_pipe: bool) -> Choices {
+fn choices(reader: Readers, trace_pipe: bool, sink: Sink) -> Choices {
     Choices {
         read: reader,
-        output: if trace_pipe {
-            Output::TracePrintk
-        } else {
-            Output::PerfEvents
+        output: match (trace_pipe, sink) {
+            (true, _) => Output::TracePrintk,
+            (false, Sink::PerfEvents) => Output::PerfEvents,
+            (false, Sink::RingBuffer) => Output::RingBuffer,
         },
     }
 }
@@ -262,7 +263,7 @@ pub fn run_plan(
                 .unwrap_or(&profile::builtin::FILENAME);
             build(
                 &builtin.profile(release),
-                &choices(reader, request.trace_pipe),
+                &choices(reader, request.trace_pipe, report.sink()),
             )
         }
     };

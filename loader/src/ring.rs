@@ -1,8 +1,11 @@
-//! Perf ring records, parsed from bytes already copied out of the ring (the
-//! copy in `sys::PerfRing::drain_into` undoes the wrap-around), so this part
-//! is pure and tested without a kernel.
+//! Perf ring and BPF ring buffer records, parsed from bytes already copied
+//! out of the ring (the copies in `sys::PerfRing::drain_into` and
+//! `sys::BpfRing::drain_into` undo the wrap-around), so this part is pure
+//! and tested without a kernel.
 
 use std::mem::offset_of;
+
+use kernel_headers::bpf::ringbuf;
 
 use kernel_headers::perf::{
     PERF_EVENT_HEADER_SIZE, PERF_RECORD_LOST, PERF_RECORD_SAMPLE, PerfEventHeader,
@@ -21,6 +24,8 @@ pub enum Record<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RingError {
+    #[error("ring buffer record at byte {at} is cut short ({left} bytes left, header says {size})")]
+    RingTruncated { at: usize, left: usize, size: usize },
     #[error("perf ring record at byte {at} is cut short ({left} bytes left, header says {size})")]
     Truncated { at: usize, left: usize, size: usize },
     #[error("perf ring record at byte {at} has impossible size {size}")]
@@ -95,6 +100,38 @@ fn parse_one(bytes: &[u8], at: usize, left: usize) -> Result<(Record<'_>, usize)
     Ok((record, size))
 }
 
+/// Iterates the ring buffer records in `bytes` (each an 8-byte header and
+/// its data, 8-aligned, all committed): `Sample` for each record, `Other`
+/// for one the program discarded.
+pub fn ring_buffer_records(bytes: &[u8]) -> impl Iterator<Item = Result<Record<'_>, RingError>> {
+    let mut at = 0usize;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || at >= bytes.len() {
+            return None;
+        }
+        let left = bytes.len() - at;
+        let Some(header) = u32_at(bytes, at) else {
+            failed = true;
+            let size = ringbuf::HDR_SZ;
+            return Some(Err(RingError::RingTruncated { at, left, size }));
+        };
+        let len = (header & !(ringbuf::BUSY_BIT | ringbuf::DISCARD_BIT)) as usize;
+        let size = ringbuf::HDR_SZ + len;
+        if size > left {
+            failed = true;
+            return Some(Err(RingError::RingTruncated { at, left, size }));
+        }
+        let data = &bytes[at + ringbuf::HDR_SZ..at + size];
+        at += size.next_multiple_of(8);
+        Some(Ok(if header & ringbuf::DISCARD_BIT != 0 {
+            Record::Other(header)
+        } else {
+            Record::Sample(data)
+        }))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +189,44 @@ mod tests {
         assert_eq!(err, RingError::BadSize { at: 0, size: 4 });
         // A bad record ends the iteration instead of looping.
         assert_eq!(records(&header(PERF_RECORD_SAMPLE, 4)).count(), 1);
+    }
+
+    fn ring_record(header: u32, data: &[u8]) -> Vec<u8> {
+        let mut out = header.to_ne_bytes().to_vec();
+        out.extend_from_slice(&0u32.to_ne_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(8), 0);
+        out
+    }
+
+    #[test]
+    fn ring_buffer_records_skip_discarded_ones_and_padding() {
+        let mut bytes = ring_record(5, b"hello");
+        bytes.extend(ring_record(3 | ringbuf::DISCARD_BIT, b"bye"));
+        bytes.extend(ring_record(8, b"12345678"));
+        let got: Vec<_> = ring_buffer_records(&bytes)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            got,
+            [
+                Record::Sample(b"hello"),
+                Record::Other(3 | ringbuf::DISCARD_BIT),
+                Record::Sample(b"12345678"),
+            ]
+        );
+        let err = ring_buffer_records(&bytes[..12])
+            .next()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            RingError::RingTruncated {
+                at: 0,
+                left: 12,
+                size: 13
+            }
+        );
+        assert_eq!(ring_buffer_records(&bytes[..12]).count(), 1);
     }
 }

@@ -9,7 +9,7 @@ use kernel_headers::sched::TASK_COMM_LEN;
 use thiserror::Error;
 
 /// Layout version, the first field of every record; bumped on any change.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Bytes of path kept, NUL included.
 pub const FILENAME_LEN: usize = 256;
@@ -37,12 +37,21 @@ pub struct UnlinkEvent {
     /// `do_unlinkat`'s return value (exit events).
     pub ret: i64,
     pub comm: [u8; TASK_COMM_LEN],
-    /// The path, NUL-terminated (entry events).
+    /// The CPU the probe ran on, written only into the ring buffer (shared
+    /// by all CPUs); a perf ring is the CPU's own and says it.
+    pub cpu: u32,
+    pub reserved: u32,
+    /// The path, NUL-terminated (entry events; an exit record stops
+    /// before it).
     pub filename: [u8; FILENAME_LEN],
 }
 
 /// Size of [`UnlinkEvent`] in bytes.
 pub const SIZE: usize = size_of::<UnlinkEvent>();
+
+/// Bytes of an exit record: everything before the path, which an exit
+/// does not have (a fifth of the entry's stack, copy and reading).
+pub const EXIT_SIZE: usize = offset_of!(UnlinkEvent, filename);
 
 // The program writes these fields at these offsets; pin them so a layout
 // change is a deliberate version bump.
@@ -56,8 +65,10 @@ const _: () = {
     assert!(offset_of!(UnlinkEvent, flags) == 28);
     assert!(offset_of!(UnlinkEvent, ret) == 32);
     assert!(offset_of!(UnlinkEvent, comm) == 40);
-    assert!(offset_of!(UnlinkEvent, filename) == 56);
-    assert!(SIZE == 312);
+    assert!(offset_of!(UnlinkEvent, cpu) == 56);
+    assert!(offset_of!(UnlinkEvent, filename) == 64);
+    assert!(EXIT_SIZE == 64);
+    assert!(SIZE == 320);
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +88,12 @@ impl EventKind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum EventError {
-    #[error("event is {len} bytes, shorter than the {SIZE} of an unlink event")]
-    TooShort { len: usize },
+    #[error("event is {len} bytes, shorter than the {need} of an unlink {kind} event")]
+    TooShort {
+        len: usize,
+        need: usize,
+        kind: &'static str,
+    },
     #[error(
         "event version {found}, this nobtf reads version {VERSION}: load probes and reader from the same build"
     )]
@@ -100,13 +115,21 @@ pub struct EventRef<'a> {
     pub ret: i64,
     pub comm: &'a [u8],
     pub filename: &'a [u8],
+    /// Meaningful in ring-buffer records only.
+    pub cpu: u32,
 }
 
-/// Parse one record, borrowing its strings. Perf pads raw samples to 8
-/// bytes, so trailing bytes after [`SIZE`] are ignored.
+/// Parse one record, borrowing its strings: an entry of [`SIZE`] bytes or
+/// an exit of [`EXIT_SIZE`] (its `filename` then empty). Perf pads raw
+/// samples to 8 bytes, so trailing bytes are ignored.
 pub fn parse_ref(bytes: &[u8]) -> Result<EventRef<'_>, EventError> {
-    let Some(record) = bytes.first_chunk::<SIZE>() else {
-        return Err(EventError::TooShort { len: bytes.len() });
+    let Some(record) = bytes.first_chunk::<EXIT_SIZE>() else {
+        let (need, kind) = (EXIT_SIZE, "exit");
+        return Err(EventError::TooShort {
+            len: bytes.len(),
+            need,
+            kind,
+        });
     };
     let version = u32::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, version) }, 4>(record));
     if version != VERSION {
@@ -115,6 +138,20 @@ pub fn parse_ref(bytes: &[u8]) -> Result<EventRef<'_>, EventError> {
     let kind = u32::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, kind) }, 4>(record));
     let Some(kind) = EventKind::from_u32(kind) else {
         return Err(EventError::Kind { found: kind });
+    };
+    let filename = match kind {
+        EventKind::Entry => match bytes.get(EXIT_SIZE..SIZE) {
+            Some(path) => path,
+            None => {
+                let (need, kind) = (SIZE, "entry");
+                return Err(EventError::TooShort {
+                    len: bytes.len(),
+                    need,
+                    kind,
+                });
+            }
+        },
+        EventKind::Exit => &[],
     };
     Ok(EventRef {
         kind,
@@ -125,7 +162,8 @@ pub fn parse_ref(bytes: &[u8]) -> Result<EventRef<'_>, EventError> {
         flags: u32::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, flags) }, 4>(record)),
         ret: i64::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, ret) }, 8>(record)),
         comm: &record[offset_of!(UnlinkEvent, comm)..][..TASK_COMM_LEN],
-        filename: &record[offset_of!(UnlinkEvent, filename)..][..FILENAME_LEN],
+        filename,
+        cpu: u32::from_ne_bytes(field::<{ offset_of!(UnlinkEvent, cpu) }, 4>(record)),
     })
 }
 
@@ -134,8 +172,8 @@ pub fn parse_ref(bytes: &[u8]) -> Result<EventRef<'_>, EventError> {
 /// closures it replaced were calls with bounds checks, a tenth of the
 /// reader's instructions).
 #[inline(always)]
-fn field<const AT: usize, const N: usize>(record: &[u8; SIZE]) -> [u8; N] {
-    const { assert!(AT + N <= SIZE) };
+fn field<const AT: usize, const N: usize>(record: &[u8; EXIT_SIZE]) -> [u8; N] {
+    const { assert!(AT + N <= EXIT_SIZE) };
     let mut value = [0; N];
     value.copy_from_slice(&record[AT..AT + N]);
     value
@@ -147,7 +185,7 @@ pub fn parse(bytes: &[u8]) -> Result<UnlinkEvent, EventError> {
     let mut comm = [0; TASK_COMM_LEN];
     comm.copy_from_slice(event.comm);
     let mut filename = [0; FILENAME_LEN];
-    filename.copy_from_slice(event.filename);
+    filename[..event.filename.len()].copy_from_slice(event.filename);
     Ok(UnlinkEvent {
         version: VERSION,
         kind: event.kind as u32,
@@ -159,6 +197,8 @@ pub fn parse(bytes: &[u8]) -> Result<UnlinkEvent, EventError> {
         ret: event.ret,
         comm,
         filename,
+        cpu: event.cpu,
+        reserved: 0,
     })
 }
 
@@ -223,7 +263,7 @@ mod tests {
         bytes[28..32].copy_from_slice(&HAS_REFCNT.to_ne_bytes());
         bytes[32..40].copy_from_slice(&(-2i64).to_ne_bytes());
         bytes[40..42].copy_from_slice(b"rm");
-        bytes[56..61].copy_from_slice(b"a.txt");
+        bytes[64..69].copy_from_slice(b"a.txt");
         bytes
     }
 
@@ -265,7 +305,14 @@ mod tests {
 
     #[test]
     fn bad_records_are_errors() {
-        assert_eq!(parse(&[0; 10]), Err(EventError::TooShort { len: 10 }));
+        let short = |len, need, kind| Err(EventError::TooShort { len, need, kind });
+        assert_eq!(parse(&[0; 10]), short(10, EXIT_SIZE, "exit"));
+        // An exit is whole without the path; an entry is not.
+        let mut exit = sample();
+        exit[4..8].copy_from_slice(&(EventKind::Exit as u32).to_ne_bytes());
+        let parsed = parse(&exit[..EXIT_SIZE]).unwrap();
+        assert_eq!((parsed.ret, parsed.filename_str().as_ref()), (-2, ""));
+        assert_eq!(parse(&sample()[..SIZE - 1]), short(SIZE - 1, SIZE, "entry"));
         let mut bytes = sample();
         bytes[0] = 9;
         assert_eq!(parse(&bytes), Err(EventError::Version { found: 9 }));

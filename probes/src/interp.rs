@@ -34,6 +34,7 @@ pub const MAP_VALUE_ADDR: u64 = 0xffff_b000_0000_0000;
 const ENOENT: i64 = 2;
 
 const EFAULT: i64 = 14;
+const ENOSPC: i64 = 28;
 /// Far more than a test's loops run: this only stops a broken program.
 const STEP_LIMIT: usize = 100_000;
 /// Registers r1..r5 after a call: the verifier forbids reading them, so give
@@ -137,6 +138,15 @@ pub struct Vm {
     pub perf_map_fd: i32,
     /// Records passed to `perf_event_output`.
     pub perf_output: Vec<Vec<u8>>,
+    /// The fd of the ring buffer `ringbuf_output` and `ringbuf_query` accept.
+    pub ring_map_fd: i32,
+    /// Records passed to `ringbuf_output`, with its flags.
+    pub ring_output: Vec<(Vec<u8>, u64)>,
+    /// What `ringbuf_query(BPF_RB_AVAIL_DATA)` answers: bytes written and
+    /// not consumed; each record adds its size and header, 8-aligned.
+    pub ring_pending: u64,
+    /// Bytes the ring holds: a record past them fails with -ENOSPC.
+    pub ring_capacity: u64,
     /// Lines passed to `trace_printk`, formatted.
     pub trace_pipe: Vec<String>,
     /// `get_current_uid_gid()`: gid << 32 | uid.
@@ -201,6 +211,28 @@ impl Vm {
             value_size,
             entries: Vec::new(),
         });
+    }
+
+    /// Serve `fd` as an array map of `entries` zeroed values (keys are
+    /// u32 indexes), as the kernel creates one.
+    pub fn add_array_map(&mut self, fd: i32, value_size: usize, entries: u32) {
+        let mut map = HashMap {
+            fd,
+            key_size: 4,
+            value_size,
+            entries: Vec::new(),
+        };
+        for key in 0..entries {
+            let addr = MAP_VALUE_ADDR + self.next_value_addr;
+            self.next_value_addr += value_size.next_multiple_of(8).max(8) as u64;
+            self.regions.push(Region {
+                base: addr,
+                bytes: vec![0; value_size],
+                kind: Kind::MapValue,
+            });
+            map.entries.push((key.to_ne_bytes().to_vec(), addr));
+        }
+        self.hash_maps.push(map);
     }
 
     /// The entries of hash map `fd` (key, value), in insertion order.
@@ -508,6 +540,32 @@ impl Vm {
                     .read(r[4], len, STACK_ONLY)
                     .ok_or_else(|| fail(format!("record at {:#x} is not stack", r[4])))?;
                 self.perf_output.push(data.to_vec());
+                Ok(0)
+            }
+            Helper::RingbufQuery | Helper::RingbufOutput => {
+                if r[1] != MAP_ADDR + u64::from(self.ring_map_fd as u32) {
+                    return Err(fail(format!("{:#x} is not the ring buffer", r[1])));
+                }
+                if helper == Helper::RingbufQuery {
+                    return match r[2] {
+                        0 => Ok(self.ring_pending),
+                        other => Err(fail(format!("query {other} is not BPF_RB_AVAIL_DATA"))),
+                    };
+                }
+                let len = size(r[3])?;
+                let data = self
+                    .read(r[2], len, STACK_ONLY)
+                    .ok_or_else(|| fail(format!("record at {:#x} is not stack", r[2])))?
+                    .to_vec();
+                if r[4] > 3 {
+                    return Err(fail(format!("flags {:#x} are not BPF_RB_*", r[4])));
+                }
+                let taken = (len as u64 + 8).next_multiple_of(8);
+                if self.ring_pending + taken > self.ring_capacity {
+                    return Ok((-ENOSPC) as u64);
+                }
+                self.ring_pending += taken;
+                self.ring_output.push((data, r[4]));
                 Ok(0)
             }
             Helper::TracePrintk => {

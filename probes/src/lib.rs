@@ -5,6 +5,7 @@
 //! - [`check`]: the static check run on the encoded bytes before any load;
 //! - [`event`]: the record the probes emit and the loader parses;
 //! - [`unlink`]: the `do_unlinkat` entry and exit probes;
+//! - [`ringbuf`]: how records reach the reader (perf rings or the ring buffer);
 //! - [`interp`]: a userspace interpreter to run the programs in tests;
 //! - [`golden`]: disassembly tests' comparison with golden files.
 //!
@@ -17,6 +18,7 @@ pub mod event;
 pub mod golden;
 pub mod interp;
 mod program;
+pub mod ringbuf;
 pub mod unlink;
 
 pub use kernel_headers::kprobe::ProbeKind;

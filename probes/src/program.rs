@@ -20,6 +20,9 @@ pub enum MaxEntries {
     /// One entry per possible CPU (`/sys/devices/system/cpu/possible`), as a
     /// perf event array needs; known only on the running machine.
     PossibleCpus,
+    /// A BPF ring buffer's size in bytes (a power-of-two number of pages),
+    /// which the loader chooses.
+    RingBytes,
 }
 
 /// A map the program refers to by name; the loader creates it and passes its

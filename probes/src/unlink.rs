@@ -11,8 +11,8 @@
 
 use core::mem::offset_of;
 
+use kernel_headers::bpf::Helper;
 pub use kernel_headers::bpf::Readers;
-use kernel_headers::bpf::{self, Helper, map_type};
 use kernel_headers::kprobe::ProbeKind;
 use kernel_headers::pt_regs::Abi;
 use kernel_headers::sched::TASK_COMM_LEN;
@@ -20,7 +20,8 @@ use profile::{Field, Profile, UnlinkArg};
 
 use crate::asm::{AluOp, Builder, JmpOp, Reg, Reg::*, Size};
 use crate::event::{self, EventKind, UnlinkEvent};
-use crate::program::{BuildError, MapSpec, MaxEntries, Program};
+use crate::program::{BuildError, Program};
+use crate::ringbuf::Sink;
 
 pub use crate::program::EVENTS_MAP;
 /// The function both probes attach to.
@@ -55,6 +56,9 @@ pub const FIXED_READ_SIZES: [i32; 6] = [
 pub enum Output {
     /// [`UnlinkEvent`] records into the [`EVENTS_MAP`] perf event array.
     PerfEvents,
+    /// [`UnlinkEvent`] records, with their CPU, into the [`EVENTS_MAP`]
+    /// BPF ring buffer (5.8+).
+    RingBuffer,
     /// Text lines into the trace pipe with `bpf_trace_printk`, no map.
     TracePrintk,
 }
@@ -66,6 +70,17 @@ const EVENT_NAME_PTR: i16 = EVENT - 8;
 // Trace-pipe entry variant: the path buffer, the pointer, then the format.
 const PRINTK_BUF: i16 = -(event::FILENAME_LEN as i16);
 const PRINTK_NAME_PTR: i16 = PRINTK_BUF - 8;
+
+impl Output {
+    /// Where the records go; `None`: the trace pipe.
+    pub fn sink(self) -> Option<Sink> {
+        match self {
+            Output::PerfEvents => Some(Sink::PerfEvents),
+            Output::RingBuffer => Some(Sink::RingBuffer),
+            Output::TracePrintk => None,
+        }
+    }
+}
 
 /// Stack offset of an event field.
 const fn ev(field: usize) -> i16 {
@@ -84,13 +99,13 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
     let read = choices.read;
     let mut b = Builder::new();
     b.mov(R6, R1);
-    match choices.output {
-        Output::PerfEvents => {
+    match choices.output.sink() {
+        Some(sink) => {
             let zero_from = match facts.kind {
                 UnlinkArg::Filename { .. } => EVENT_NAME_PTR,
                 UnlinkArg::UserPath => EVENT,
             };
-            start_event(&mut b, EventKind::Entry, zero_from);
+            start_event(&mut b, EventKind::Entry, zero_from..0, sink);
             b.load(reg, R7, R6, arg);
             let filename = ev(offset_of!(UnlinkEvent, filename));
             match facts.kind {
@@ -108,9 +123,9 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
                     read_path(&mut b, read.user_str(), filename, Source::Reg(R7))
                 }
             }
-            output(&mut b);
+            sink.emit(&mut b, R6, EVENT, event::SIZE as i32);
         }
-        Output::TracePrintk => {
+        None => {
             zero(&mut b, PRINTK_NAME_PTR);
             b.call(Helper::GetCurrentPidTgid);
             b.mov(R8, R0);
@@ -152,15 +167,18 @@ pub fn exit(profile: &Profile, choices: &Choices) -> Result<Program, BuildError>
     let reg = register_size(abi);
     let mut b = Builder::new();
     b.mov(R6, R1);
-    match choices.output {
-        Output::PerfEvents => {
-            start_event(&mut b, EventKind::Exit, EVENT);
+    match choices.output.sink() {
+        Some(sink) => {
+            // An exit record stops before the path: only that much is
+            // zeroed and sent.
+            let end = EVENT + event::EXIT_SIZE as i16;
+            start_event(&mut b, EventKind::Exit, EVENT..end, sink);
             b.load(reg, R1, R6, ret);
             sign_extend_low_half(&mut b, R1);
             b.store(Size::DW, R10, ev(offset_of!(UnlinkEvent, ret)), R1);
-            output(&mut b);
+            sink.emit(&mut b, R6, EVENT, event::EXIT_SIZE as i32);
         }
-        Output::TracePrintk => {
+        None => {
             b.call(Helper::GetCurrentPidTgid);
             b.mov(R3, R0);
             b.alu(AluOp::Rsh, R3, 32);
@@ -186,16 +204,7 @@ fn finish(
     kind: ProbeKind,
     output: Output,
 ) -> Result<Program, BuildError> {
-    let maps = match output {
-        Output::PerfEvents => vec![MapSpec {
-            name: EVENTS_MAP,
-            map_type: map_type::PERF_EVENT_ARRAY,
-            key_size: 4,
-            value_size: 4,
-            max_entries: MaxEntries::PossibleCpus,
-        }],
-        Output::TracePrintk => vec![],
-    };
+    let maps = output.sink().map(Sink::maps).unwrap_or_default();
     Ok(Program {
         name,
         kind,
@@ -232,15 +241,20 @@ fn field_offset(field: Field, what: &'static str) -> Result<i32, BuildError> {
 
 /// Zero the stack from `from` up to the frame pointer.
 fn zero(b: &mut Builder, from: i16) {
-    for off in (from..0).step_by(8) {
+    zero_range(b, from..0);
+}
+
+/// Zero the stack slots in `range` (8-aligned offsets).
+fn zero_range(b: &mut Builder, range: std::ops::Range<i16>) {
+    for off in range.step_by(8) {
         b.store(Size::DW, R10, off, 0);
     }
 }
 
-/// Zero the stack from `zero_from`, then fill the event header: version,
-/// kind, time, pid, tid and comm.
-fn start_event(b: &mut Builder, kind: EventKind, zero_from: i16) {
-    zero(b, zero_from);
+/// Zero the stack in `zeroed`, then fill the event header: version,
+/// kind, time, pid, tid and comm, and for the ring buffer the CPU.
+fn start_event(b: &mut Builder, kind: EventKind, zeroed: std::ops::Range<i16>, sink: Sink) {
+    zero_range(b, zeroed);
     let version = ev(offset_of!(UnlinkEvent, version));
     b.store(Size::W, R10, version, event::VERSION as i32);
     b.store(Size::W, R10, ev(offset_of!(UnlinkEvent, kind)), kind as i32);
@@ -255,6 +269,10 @@ fn start_event(b: &mut Builder, kind: EventKind, zero_from: i16) {
     b.add(R1, i32::from(ev(offset_of!(UnlinkEvent, comm))));
     b.mov(R2, TASK_COMM_LEN as i32);
     b.call(Helper::GetCurrentComm);
+    if sink == Sink::RingBuffer {
+        b.call(Helper::GetSmpProcessorId);
+        b.store(Size::W, R10, ev(offset_of!(UnlinkEvent, cpu)), R0);
+    }
 }
 
 /// Read `field` of the `struct filename` at r7 into the stack at `to`.
@@ -339,18 +357,6 @@ fn read_fixed(b: &mut Builder, to: i16, src: Source) {
     }
     b.bind(done);
     b.store(Size::B, R10, to + event::FILENAME_LEN as i16 - 1, 0);
-}
-
-/// `perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, fp + EVENT, SIZE)`.
-fn output(b: &mut Builder) {
-    b.mov(R1, R6);
-    b.ld_map(R2, EVENTS_MAP);
-    // 0xffffffff must not be sign-extended: the kernel rejects other bits.
-    b.ld_imm64(R3, bpf::F_CURRENT_CPU as i64);
-    b.mov(R4, R10);
-    b.add(R4, i32::from(EVENT));
-    b.mov(R5, event::SIZE as i32);
-    b.call(Helper::PerfEventOutput);
 }
 
 /// Write `format` (NUL-terminated) on the stack just below `below`, then

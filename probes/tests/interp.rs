@@ -184,6 +184,7 @@ fn int_return_is_sign_extended() {
         );
         match output {
             Output::PerfEvents => assert_eq!(event::parse(&vm.perf_output[0]).unwrap().ret, -2),
+            Output::RingBuffer => unreachable!(),
             Output::TracePrintk => {
                 assert_eq!(vm.trace_pipe, ["KPROBE EXIT: pid = 4242, ret = -2\n"])
             }
@@ -281,4 +282,71 @@ fn fixed_reads_of_a_long_path_end_in_nul() {
             "{read:?}"
         );
     }
+}
+
+const LOSSES_FD: i32 = 6;
+
+/// Runs the exit probe into the ring buffer with `pending` bytes already
+/// waiting in a ring of `capacity` bytes.
+fn ring_exit(pending: u64, capacity: u64) -> Vm {
+    let mut vm = machine(Layout::V54);
+    vm.ring_map_fd = EVENTS_FD;
+    vm.ring_pending = pending;
+    vm.ring_capacity = capacity;
+    vm.cpu = 3;
+    vm.add_array_map(LOSSES_FD, 8, 1);
+    let program =
+        unlink::exit(&profile_5_4(), &choices(Output::RingBuffer, Readers::Split)).unwrap();
+    let raw = program
+        .encode(|name| match name {
+            unlink::EVENTS_MAP => Some(EVENTS_FD),
+            probes::ringbuf::LOSSES_MAP => Some(LOSSES_FD),
+            _ => None,
+        })
+        .unwrap();
+    let regs = fake_pt_regs_of(
+        &kernel_headers::pt_regs::x86_64::ABI,
+        &[("ax", 0xffff_fffe)],
+    )
+    .unwrap();
+    assert_eq!(vm.run(&raw, &regs).unwrap(), 0);
+    vm
+}
+
+fn losses(vm: &Vm) -> u64 {
+    let entries = vm.map_entries(LOSSES_FD);
+    u64::from_ne_bytes(entries[0].1[..8].try_into().unwrap())
+}
+
+#[test]
+fn ring_buffer_records_carry_their_cpu_and_wake_the_reader_once_per_batch() {
+    use kernel_headers::bpf::ringbuf::{FORCE_WAKEUP, NO_WAKEUP};
+    use probes::ringbuf::WAKEUP_BYTES;
+    let mark = WAKEUP_BYTES as u64;
+    let size = event::EXIT_SIZE as u64;
+    // Only the record that takes the pending bytes across the mark wakes.
+    for (pending, flags) in [
+        (0, NO_WAKEUP),
+        (mark - size - 1, NO_WAKEUP),
+        (mark - size, FORCE_WAKEUP),
+        (mark - 1, FORCE_WAKEUP),
+        (mark, NO_WAKEUP),
+        (10 * mark, NO_WAKEUP),
+    ] {
+        let vm = ring_exit(pending, 1 << 20);
+        assert_eq!(vm.ring_output.len(), 1, "pending {pending}");
+        let (record, got) = &vm.ring_output[0];
+        assert_eq!(*got, flags, "pending {pending}");
+        let event = event::parse(record).unwrap();
+        assert_task(&event, EventKind::Exit);
+        assert_eq!((event.ret, event.cpu), (-2, 3));
+        assert_eq!(losses(&vm), 0);
+    }
+}
+
+#[test]
+fn a_record_the_ring_buffer_has_no_room_for_is_counted() {
+    let vm = ring_exit(1000, 1000 + event::EXIT_SIZE as u64);
+    assert!(vm.ring_output.is_empty());
+    assert_eq!(losses(&vm), 1);
 }

@@ -87,18 +87,18 @@ fn perf_entry_reads_at_the_profile_offsets() {
     #[rustfmt::skip]
     let expected = [
         Insn::Load { size: Size::DW, dst: R7, src: R6, off: 104 }, // arg 2 = pt_regs->si
-        mov(R1, R10), add(R1, -312 + 24),                         // &event.refcnt
+        mov(R1, R10), add(R1, -320 + 24),                         // &event.refcnt
         mov(R2, 4),
         mov(R3, R7), add(R3, 24),                                 // &name->refcnt on 4.x
         Insn::Call(Helper::ProbeRead),
         Insn::Jump { op: JmpOp::Ne, dst: R0, src: 0.into(), off: 1 },
-        Insn::Store { size: Size::W, dst: R10, off: -312 + 28, src: 1.into() }, // HAS_REFCNT
-        mov(R1, R10), add(R1, -320),                              // the pointer's slot
+        Insn::Store { size: Size::W, dst: R10, off: -320 + 28, src: 1.into() }, // HAS_REFCNT
+        mov(R1, R10), add(R1, -328),                              // the pointer's slot
         mov(R2, 8),
         mov(R3, R7), add(R3, 0),                                  // &name->name
         Insn::Call(Helper::ProbeRead),
-        Insn::Load { size: Size::DW, dst: R3, src: R10, off: -320 },
-        mov(R1, R10), add(R1, -312 + 56),                         // event.filename
+        Insn::Load { size: Size::DW, dst: R3, src: R10, off: -328 },
+        mov(R1, R10), add(R1, -320 + 64),                         // event.filename
         mov(R2, 256),
         Insn::Call(Helper::ProbeReadStr),
     ];

@@ -7,9 +7,11 @@ use std::fmt;
 
 use kernel_headers::KernelVersion;
 
+use crate::FORMAT_VERSION;
+
 use crate::model::{
-    DO_UNLINKAT, FILENAME_NAME, FILENAME_REFCNT, FORMAT_VERSION, Field, Function, GENERATOR,
-    KernelInfo, NameArgType, Profile, Provenance,
+    DO_UNLINKAT, FILENAME_NAME, FILENAME_REFCNT, Field, Function, GENERATOR, KernelInfo,
+    NameArgType, Profile, Provenance,
 };
 
 /// A builtin profile and the versions it fits.

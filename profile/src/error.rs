@@ -1,4 +1,4 @@
-use crate::model::{FORMAT_UNTYPED, FORMAT_VERSION};
+use crate::{FORMAT_UNTYPED, FORMAT_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {

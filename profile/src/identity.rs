@@ -81,7 +81,8 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{FORMAT_VERSION, KernelInfo, Provenance};
+    use crate::FORMAT_VERSION;
+    use crate::model::{KernelInfo, Provenance};
 
     fn profile(release: &str, arch: &str, version: Option<&str>) -> Profile {
         Profile {

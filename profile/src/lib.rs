@@ -13,11 +13,18 @@ mod model;
 mod source;
 mod validate;
 
+/// Format version written into every profile; bumped on incompatible change.
+/// Format 2 gives every field its C type; format 1 files (no types) still read.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The format before fields carried types: read, never written.
+pub const FORMAT_UNTYPED: u32 = 1;
+
 pub use error::ProfileError;
 pub use identity::{Identity, IdentityError, Running, arch_of_machine};
 pub use model::{
-    DO_UNLINKAT, FILENAME_NAME, FILENAME_REFCNT, FORMAT_UNTYPED, FORMAT_VERSION, Field, Function,
-    GENERATOR, KernelInfo, MAX_REGISTER_ARGS, NameArgType, Profile, Provenance, UnlinkArg,
-    UnlinkFacts, arg_register, known_arches,
+    DO_UNLINKAT, FILENAME_NAME, FILENAME_REFCNT, Field, Function, GENERATOR, KernelInfo,
+    MAX_REGISTER_ARGS, NameArgType, Profile, Provenance, UnlinkArg, UnlinkFacts, arg_register,
+    known_arches,
 };
 pub use source::{FieldPath, FieldSource, Lookup};

@@ -14,13 +14,6 @@ pub fn known_arches() -> String {
     names.join(", ")
 }
 
-/// Format version written into every profile; bumped on incompatible change.
-/// Format 2 gives every field its C type; format 1 files (no types) still read.
-pub const FORMAT_VERSION: u32 = 2;
-
-/// The format before fields carried types: read, never written.
-pub const FORMAT_UNTYPED: u32 = 1;
-
 /// The `generator` string of profiles made by this build.
 pub const GENERATOR: &str = concat!("offsets ", env!("CARGO_PKG_VERSION"));
 

@@ -2,7 +2,8 @@
 //! and not as garbage in the events.
 
 use crate::error::ProfileError;
-use crate::model::{FORMAT_UNTYPED, FORMAT_VERSION, Profile};
+use crate::model::Profile;
+use crate::{FORMAT_UNTYPED, FORMAT_VERSION};
 
 /// No kernel struct nobtf reads is anywhere near this large.
 const MAX_FIELD_OFFSET: u32 = 1 << 16;

@@ -137,8 +137,12 @@ w_sync() {
     dd if=/dev/zero of=$W/s bs=4k count=2 conv=fdatasync status=none
     rm -f $W/s
 }
+# The listener's stdin stays open (a nap's pipe) until the client is gone:
+# on an empty stdin busybox nc may close first, and which end closes first
+# decides whose comm tcplife prints for the server's socket (LAST_ACK's
+# task, or the one that happened to run its last ACK).
 w_tcp() {
-    /nobtf/busybox nc -l -p 7777 >/dev/null &
+    { $W/corpus-nap 10 & echo $! >$W/nap.pid; wait; } | /nobtf/busybox nc -l -p 7777 >/dev/null &
     l=$!
     i=0
     while [ $i -lt 30 ]; do
@@ -155,6 +159,7 @@ w_tcp() {
     done
     kill $l 2>/dev/null
     wait $l 2>/dev/null
+    kill "$(cat $W/nap.pid)" 2>/dev/null
 }
 w_readline() { printf 'echo readline-one\nexit\n' | bash --norc -i >/dev/null 2>&1; }
 # nanosleep(2) itself: sleep(1) and libc's nanosleep() call clock_nanosleep.
@@ -401,10 +406,22 @@ corpus_state() {
 # distinct line once, sorted: events come from several CPUs, in no fixed
 # order, and how many times a line repeats follows timing.
 corpus_mask() {
-    grep -v -w -e bpftrace -e nobtf -e corpus-nap | grep -v -E '^Lost [0-9]+ events' \
+    corpus_unwarned | grep -v -w -e bpftrace -e nobtf -e corpus-nap | grep -v -E '^Lost [0-9]+ events' \
         | sed -E -e 's/[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?/<time>/g' -e 's/0x[0-9a-fA-F]+/<addr>/g' \
             -e 's/[0-9]+/#/g' -e 's/\|@* *\|/|bar|/' -e 's/[[:space:]]+/ /g' -e 's/ $//' \
         | grep -v '^$' | LC_ALL=C sort -u
+}
+
+# Without bpftrace's runtime helper warnings, which it writes to stdout
+# and nobtf does not write (runqlat's `delete()` of a key never stored):
+# the WARNING line with its place, `Additional Info - helper: ...`, the
+# source line and its `~~~` underline.
+corpus_unwarned() {
+    awk '/^[^ ]+:[0-9]+:[0-9]+(-[0-9]+)?: WARNING: / { skip = 1; next }
+        skip == 1 && /^Additional Info - helper: / { skip = 2; next }
+        skip == 2 { skip = 3; next }
+        skip == 3 && /^ *~+$/ { skip = 0; next }
+        { skip = 0; print }'
 }
 
 # Whether masked output $1 holds more than header lines: a line that was

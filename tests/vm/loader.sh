@@ -77,7 +77,9 @@ vmtest_loader_unlink_every_mode() {
         assert_match "$header" 'rc=0 ' || { printf '%s\n' "$block" >&2; return 1; }
         assert_match "$block" "^ *rm-$pid +\\[[0-9]{3}\\] +[0-9]+\\.[0-9]{6}: KPROBE ENTRY pid = $pid, filename = /tmp/a.txt\$" || return 1
         assert_match "$block" "^ *rm-$pid +\\[[0-9]{3}\\] +[0-9]+\\.[0-9]{6}: KPROBE EXIT: pid = $pid, ret = 0\$" || return 1
-        assert_match "$block" "^stderr: nobtf: attached to do_unlinkat entry and return \\($attach, $(loader_reader_regex "$helper"), perf events\\) in [0-9]+ ms\$" || return 1
+        local buffer='perf events'
+        kernel_has_ring_buffer && buffer='ring buffer'
+        assert_match "$block" "^stderr: nobtf: attached to do_unlinkat entry and return \\($attach, $(loader_reader_regex "$helper"), $buffer\\) in [0-9]+ ms\$" || return 1
         assert_contains "$block" "stderr: nobtf: 2 events delivered, 0 lost" || return 1
     done < <(printf '%s\n' "$out" | grep '^== mode=')
     assert_eq "$blocks" 6 || return 1
@@ -182,11 +184,16 @@ vmtest_loader_check_and_dump() {
         && assert_match "$check" "^  bpf\\(2\\) +yes \\(kprobe programs load; object names $names\\)\$" \
         && assert_match "$check" "^  release +$(kernel_release "$KERNEL" | sed 's/[.+]/\\&/g') \\(built as .*, kern_version $code\\)\$" \
         || return 1
-    local dump fixed
+    # Records go through the BPF ring buffer from 5.8, the perf buffer before.
+    local dump fixed output='perf event array \(bpf_perf_event_output\)' call='bpf_perf_event_output#25'
+    if kernel_has_ring_buffer; then
+        output='BPF ring buffer \(bpf_ringbuf_output\)' call='bpf_ringbuf_output#130'
+    fi
+    assert_match "$check" "^  output +$output\$" || return 1
     dump=$(output_block "$out" "== dump")
     fixed=$(output_block "$out" "== dump fixed")
     assert_match "$dump" '^; unlink_entry' \
-        && assert_match "$dump" 'call bpf_perf_event_output#25' \
+        && assert_match "$dump" "call $call" \
         && assert_match "$dump" "call $reader(_str|_user_str)?#" \
         && assert_match "$dump" 'exit$' \
         && assert_match "$fixed" 'call bpf_probe_read#4' \
@@ -233,4 +240,19 @@ vmtest_loader_runs_without_btf_and_refuses_other_arch_profiles() {
     refused=$(output_block "$out" "== run rc=0")
     assert_eq "$refused" "error: offsets profile /tmp/other.toml is for $other, but this nobtf runs on $(kernel_profile_arch): use a profile made for this machine's kernel (\`offsets gen --arch ...\`)" \
         && assert_contains "$out" "== other rc=1"
+}
+
+# Where the kernel has the BPF ring buffer, --perf-buffer still sends the
+# records of both front ends through the perf buffer.
+vmtest_loader_perf_buffer_beside_the_ring_buffer() {
+    kernel_has_bpf && kernel_has_ring_buffer || { skip "no BPF ring buffer before 5.8"; return; }
+    local out
+    out=$(vm -- sh -c 'touch /tmp/a.txt /tmp/b.txt
+        nobtf run unlink --perf-buffer --count 2 -c "rm /tmp/a.txt" 2>&1
+        echo "== trace"
+        nobtf trace --perf-buffer -e "kretprobe:do_unlinkat /comm == \"rm\"/ { printf(\"ret=%d\\n\", retval); }" -c "rm /tmp/b.txt" 2>&1') || return 1
+    assert_match "$out" '^nobtf: attached to do_unlinkat entry and return \(.*, perf events\) in [0-9]+ ms$' \
+        && assert_match "$out" 'KPROBE ENTRY pid = [0-9]+, filename = /tmp/a.txt$' \
+        && assert_match "$out" 'KPROBE EXIT: pid = [0-9]+, ret = 0$' \
+        && assert_contains "$(output_block "$out" "== trace")" "ret=0"
 }

@@ -223,13 +223,16 @@ impl Checker<'_> {
             }
             ExprKind::Cast { target, value } => {
                 let v = self.expr(scope, value)?;
+                // A cast pointer points into the probe's side (a uprobe's
+                // process), as bpftrace's address spaces go.
+                let user = scope.point.in_user_space();
                 match target {
                     CastTarget::Struct { name, pointers: 1 } => match v.ty {
                         Ty::Int { .. } | Ty::Ptr { .. } => t(
                             v.kind,
                             Ty::Ptr {
                                 to: Pointee::Struct(name.clone()),
-                                user: false,
+                                user,
                             },
                         ),
                         _ => Err(Error::at(
@@ -254,7 +257,7 @@ impl Checker<'_> {
                         for _ in 1..*pointers {
                             to = Pointee::Ptr(Box::new(to));
                         }
-                        t(v.kind, Ty::Ptr { to, user: false })
+                        t(v.kind, Ty::Ptr { to, user })
                     }
                     CastTarget::Int { bytes, signed } => {
                         let v = self.scalar(v, "a cast's operand")?;
@@ -527,7 +530,9 @@ impl Checker<'_> {
                 let addr = self.expr(scope, &args[0])?;
                 let user = match &addr.ty {
                     Ty::Ptr { user, .. } | Ty::Place { user, .. } => *user,
-                    Ty::Int { .. } => false,
+                    // An integer is an address of the probe's side: a
+                    // uprobe's arguments are the process's.
+                    Ty::Int { .. } => scope.point.in_user_space(),
                     // `str($1)`: the parameter's text.
                     Ty::Str { .. } if matches!(addr.kind, TKind::ConstStr(_)) => return Ok(addr),
                     Ty::Str { .. } => {
@@ -667,7 +672,11 @@ impl Checker<'_> {
                 span,
                 "strftime() is printed by printf's %s: printf(\"%s\\n\", strftime(\"%H:%M:%S\", nsecs))",
             )),
-            "printf" | "print" | "exit" | "clear" | "delete" | "time" => Err(Error::at(
+            "buf" => Err(Error::at(
+                span,
+                "buf() is printed by printf's %r: printf(\"%r\\n\", buf(ADDR, LEN))",
+            )),
+            "printf" | "print" | "exit" | "clear" | "delete" | "time" | "cat" => Err(Error::at(
                 span,
                 format!("{name}() is a statement, not a value"),
             )),

@@ -9,7 +9,8 @@ use crate::diag::{Error, Span};
 use crate::fields::{CType, FieldSource};
 use crate::kernel::{Kernel, Readers};
 use crate::output::{
-    AF_INET, AF_INET6, EventFormat, MAP_ENTRIES, MapKind, MapSpec, Slot, ValueType,
+    AF_INET, AF_INET6, EventFormat, JOIN_ARGS, MAP_ENTRIES, MapKind, MapSpec, Shape, Slot,
+    ValueType,
 };
 use crate::providers::{AttachPoint, Context};
 use crate::tracepoint::{TracepointFormat, TracepointSource};
@@ -29,6 +30,13 @@ pub const STR_LEN: u32 = 64;
 pub const COMM_LEN: u32 = 16;
 /// Longest `str()` a program may ask for: its buffer lives on the stack.
 pub const STR_MAX: u32 = 200;
+/// Most bytes a `buf()` holds: its record is built on the BPF stack
+/// (bpftrace's limit is `max_strlen` less 4, 1020 by default).
+pub const BUF_MAX: u32 = 256;
+/// Longest string of each `join()` argument read (bpftrace's
+/// `join_argsize` is 1024; nobtf's record is on the BPF stack), unless
+/// `max_strlen` is shorter.
+pub const JOIN_LEN: u32 = STR_MAX;
 
 /// bpftrace builtins and functions nobtf trace does not offer yet: named so
 /// that their use is "not supported", not "unknown".
@@ -48,12 +56,9 @@ const UNSUPPORTED: &[&str] = &[
     "usym",
     "kaddr",
     "uaddr",
-    "join",
     "system",
-    "cat",
     "signal",
     "override",
-    "buf",
     "stats",
     "zero",
     "len",

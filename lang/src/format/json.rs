@@ -2,7 +2,7 @@
 //! its spacing (`{"type": "map", "data": {...}}`).
 
 use super::hist::{HistParams, LhistParams};
-use super::map::{Key, KeyPart, Map, MapValues, Rendered, Scalar, rendered_entries};
+use super::map::{Key, KeyPart, Map, MapValues, Printed, Rendered, rendered_entries};
 
 /// Appends `bytes` as the inside of a JSON string, escaped as bpftrace
 /// does: `"` `\` newline, carriage return and tab by name, other bytes
@@ -196,15 +196,33 @@ pub fn lhist(buckets: &[u64], params: &LhistParams) -> Vec<u8> {
 }
 
 /// `print(expr)` of a non-map value: `{"type": "value", "data": V}`.
-pub fn value(value: &Scalar) -> Vec<u8> {
+pub fn value(value: &Printed) -> Vec<u8> {
     let mut out = b"{\"type\": \"value\", \"data\": ".to_vec();
-    match value {
-        Scalar::Signed(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Scalar::Unsigned(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Scalar::Str(s) => quoted(s, &mut out),
-    }
+    printed_into(value, &mut out);
     out.extend_from_slice(b"}\n");
     out
+}
+
+/// A value as bpftrace 0.23 writes it in JSON: pointers in decimal, tuples
+/// as arrays without spaces (`[1,"b"]`).
+fn printed_into(value: &Printed, out: &mut Vec<u8>) {
+    match value {
+        Printed::Signed(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Printed::Unsigned(n) | Printed::Pointer(n) => {
+            out.extend_from_slice(n.to_string().as_bytes())
+        }
+        Printed::Str(s) => quoted(s, out),
+        Printed::Tuple(elements) => {
+            out.push(b'[');
+            for (i, element) in elements.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                printed_into(element, out);
+            }
+            out.push(b']');
+        }
+    }
 }
 
 /// `{"type": "attached_probes", "data": {"probes": N}}`.

@@ -131,12 +131,16 @@ pub fn combine_min_max(per_cpu: &[(u64, u64)], signed: bool, is_max: bool) -> u6
         .unwrap_or(0)
 }
 
-/// A single value as `print(expr)` shows it for a non-map expression.
+/// A value as `print(expr)` shows it for a non-map expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scalar {
+pub enum Printed {
     Signed(i64),
     Unsigned(u64),
     Str(Vec<u8>),
+    /// In hex (`0xffff...`) as text, in decimal in JSON.
+    Pointer(u64),
+    /// `(a, b)` as text, `[a,b]` in JSON.
+    Tuple(Vec<Printed>),
 }
 
 /// One map at print time.

@@ -61,7 +61,7 @@ pub mod text;
 pub mod time;
 
 pub use hist::{HistError, HistParams, LhistError, LhistParams, hist_bucket};
-pub use map::{AvgState, Key, KeyPart, Map, MapValues, Scalar, combine_min_max};
+pub use map::{AvgState, Key, KeyPart, Map, MapValues, Printed, combine_min_max};
 pub use printf::{Arg, ArgType, FormatError, FormatString};
 
 #[cfg(test)]

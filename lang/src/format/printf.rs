@@ -37,8 +37,7 @@ pub enum ArgType {
     Integer,
     /// Strings (`str()`, `comm`, string literals, ...).
     String,
-    /// bpftrace's `buf()` values: nobtf has none, listed so that `%r` is
-    /// counted and refused as bpftrace does.
+    /// bpftrace's `buf()` values, for `%r`.
     Buffer,
 }
 
@@ -63,6 +62,8 @@ pub enum Arg<'a> {
     Str(&'a [u8]),
     /// An `ntop()` address's bytes, printed as its text by `%s`.
     Inet(&'a [u8]),
+    /// A `buf()`'s bytes, printed by `%r` (`%rx`, `%rh`).
+    Buf(&'a [u8]),
 }
 
 impl Arg<'_> {
@@ -70,6 +71,7 @@ impl Arg<'_> {
         match self {
             Arg::Signed(_) | Arg::Unsigned(_) => ArgType::Integer,
             Arg::Str(_) | Arg::Inet(_) => ArgType::String,
+            Arg::Buf(_) => ArgType::Buffer,
         }
     }
 }
@@ -136,9 +138,58 @@ struct Part {
     after: Vec<u8>,
     /// A `%c` or a NUL in the text: the output is cut at its first NUL.
     may_hold_nul: bool,
+    /// A `%r` part (written as `%s`): how its `buf()` bytes become text.
+    buffer: Option<BufferText>,
+}
+
+/// How `%r`, `%rx` and `%rh` write a `buf()`'s bytes (bpftrace's
+/// `hex_format_buffer`): printable ASCII as it is and the rest as `\xNN`;
+/// every byte as `\xNN`; every byte as `NN` with spaces between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferText {
+    Escaped,
+    AllHex,
+    Spaced,
+}
+
+impl BufferText {
+    /// The text of `bytes`.
+    pub fn render(self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len() * 4);
+        for (i, &b) in bytes.iter().enumerate() {
+            match self {
+                BufferText::Escaped if (32..=126).contains(&b) => out.push(b),
+                BufferText::Escaped | BufferText::AllHex => {
+                    out.extend_from_slice(format!("\\x{b:02x}").as_bytes())
+                }
+                BufferText::Spaced => {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    out.extend_from_slice(format!("{b:02x}").as_bytes());
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Part {
+    /// A `%r` part: bpftrace prints it as `%s` of the bytes' text.
+    fn buffer(part: &[u8], spec: &str) -> Part {
+        let mode = match spec {
+            "rx" => BufferText::AllHex,
+            "rh" => BufferText::Spaced,
+            _ => BufferText::Escaped,
+        };
+        let mut text = part[..part.len() - spec.len()].to_vec();
+        text.push(b's');
+        Part {
+            buffer: Some(mode),
+            ..Part::new(&text, true)
+        }
+    }
+
     fn new(part: &[u8], string_arg: bool) -> Part {
         let (mut before, mut after) = (Vec::new(), Vec::new());
         let mut conversion = None;
@@ -180,6 +231,7 @@ impl Part {
             conversion,
             after,
             may_hold_nul,
+            buffer: None,
         }
     }
 
@@ -190,8 +242,10 @@ impl Part {
         if !self.before.is_empty() {
             out.extend_from_slice(&self.before);
         }
-        if let Some(spec) = &self.conversion {
-            render(spec, arg, out);
+        match (&self.conversion, self.buffer, arg) {
+            (Some(spec), Some(mode), Arg::Buf(bytes)) => text_field(spec, &mode.render(bytes), out),
+            (Some(spec), _, arg) => render(spec, arg, out),
+            (None, ..) => {}
         }
         if !self.after.is_empty() {
             out.extend_from_slice(&self.after);
@@ -284,9 +338,12 @@ impl FormatString {
         let parts = tokens
             .iter()
             .map(|token| {
-                let part = Part::new(&text[part_start..token.end], token.ty == ArgType::String);
+                let text = &text[part_start..token.end];
                 part_start = token.end;
-                part
+                match token.ty {
+                    ArgType::Buffer => Part::buffer(text, &token.spec),
+                    ty => Part::new(text, ty == ArgType::String),
+                }
             })
             .collect();
         FormatString {
@@ -469,6 +526,12 @@ fn pad(out: &mut Vec<u8>, count: usize, byte: u8) {
 
 /// Writes `body` in a field of `spec.width`, space-padded on the side the
 /// `-` flag says.
+/// `%s` of text, cut at the precision.
+fn text_field(spec: &Spec, text: &[u8], out: &mut Vec<u8>) {
+    let shown = spec.precision.map_or(text, |p| &text[..p.min(text.len())]);
+    field(spec, shown, out);
+}
+
 fn field(spec: &Spec, body: &[u8], out: &mut Vec<u8>) {
     let fill = spec.width.saturating_sub(body.len());
     if !spec.left {
@@ -500,6 +563,7 @@ fn render(spec: &Spec, arg: Arg<'_>, out: &mut Vec<u8>) {
                 .map_or(text.as_bytes(), |p| &text.as_bytes()[..p.min(text.len())]);
             return field(spec, shown, out);
         }
+        Arg::Buf(bytes) => return text_field(spec, &BufferText::Escaped.render(bytes), out),
         Arg::Signed(v) => v as u64,
         Arg::Unsigned(v) => v,
     };

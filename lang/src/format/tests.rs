@@ -243,15 +243,15 @@ fn json_printf_events_escape_as_bpftrace() {
 fn print_of_a_non_map_value_in_json() {
     // BEGIN { $x = 5; print($x); print("a\"b"); print((uint64)-1); } -f json
     assert_eq!(
-        json::value(&Scalar::Signed(5)),
+        json::value(&Printed::Signed(5)),
         b"{\"type\": \"value\", \"data\": 5}\n"
     );
     assert_eq!(
-        String::from_utf8(json::value(&Scalar::Str(b"a\"b".to_vec()))).unwrap(),
+        String::from_utf8(json::value(&Printed::Str(b"a\"b".to_vec()))).unwrap(),
         "{\"type\": \"value\", \"data\": \"a\\\"b\"}\n"
     );
     assert_eq!(
-        json::value(&Scalar::Unsigned(u64::MAX)),
+        json::value(&Printed::Unsigned(u64::MAX)),
         b"{\"type\": \"value\", \"data\": 18446744073709551615}\n"
     );
 }
@@ -619,15 +619,15 @@ fn print_as_bpftrace_0_23_printed_it() {
     out.extend(text::map(&c3, 0, 0));
     out.extend(text::map(&mm, 0, 0));
     out.extend(text::map(&h, 2, 2));
-    out.extend(text::value(&Scalar::Str(b"END".to_vec())));
+    out.extend(text::value(&Printed::Str(b"END".to_vec())));
     out.extend(text::map(&av, 2, 10));
     for value in [
-        Scalar::Signed(5),
-        Scalar::Signed(-3),
-        Scalar::Str(b"a\"b".to_vec()),
-        Scalar::Unsigned(u64::MAX),
-        Scalar::Signed(-1),
-        Scalar::Signed(-4),
+        Printed::Signed(5),
+        Printed::Signed(-3),
+        Printed::Str(b"a\"b".to_vec()),
+        Printed::Unsigned(u64::MAX),
+        Printed::Signed(-1),
+        Printed::Signed(-4),
     ] {
         out.extend(text::value(&value));
     }
@@ -714,7 +714,7 @@ fn untouched_maps_as_bpftrace_0_23_printed_them() {
     let mut out = text::attached_probes(2).into_bytes();
     out.extend(text::map(&c, 0, 0));
     out.extend(text::map(&a, 0, 0));
-    out.extend(text::value(&Scalar::Str(b"x".to_vec())));
+    out.extend(text::value(&Printed::Str(b"x".to_vec())));
     out.extend(text::exit_maps(&maps));
     golden(&out, include_str!("golden/untouched.out"));
 }

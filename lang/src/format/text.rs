@@ -2,7 +2,7 @@
 //! with its labels and 52-column bars, and the lines around them.
 
 use super::hist::{HistParams, LhistParams};
-use super::map::{Key, Map, MapValues, Rendered, Scalar, rendered_entries};
+use super::map::{Key, Map, MapValues, Printed, Rendered, rendered_entries};
 
 const BAR_WIDTH: usize = 52;
 
@@ -132,14 +132,32 @@ pub fn lhist(buckets: &[u64], params: &LhistParams) -> Vec<u8> {
 }
 
 /// `print(expr)` of a non-map value: the value and a newline.
-pub fn value(value: &Scalar) -> Vec<u8> {
-    let mut out = match value {
-        Scalar::Signed(n) => n.to_string().into_bytes(),
-        Scalar::Unsigned(n) => n.to_string().into_bytes(),
-        Scalar::Str(s) => s.clone(),
-    };
+pub fn value(value: &Printed) -> Vec<u8> {
+    let mut out = Vec::new();
+    printed_into(value, &mut out);
     out.push(b'\n');
     out
+}
+
+/// A value as bpftrace 0.23 writes it: strings as their bytes, tuples as
+/// `(a, b)` at any depth.
+fn printed_into(value: &Printed, out: &mut Vec<u8>) {
+    match value {
+        Printed::Signed(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Printed::Unsigned(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Printed::Pointer(n) => out.extend_from_slice(format!("{n:#x}").as_bytes()),
+        Printed::Str(s) => out.extend_from_slice(s),
+        Printed::Tuple(elements) => {
+            out.push(b'(');
+            for (i, element) in elements.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                printed_into(element, out);
+            }
+            out.push(b')');
+        }
+    }
 }
 
 /// The line printed once the probes are attached.

@@ -8,6 +8,7 @@
 
 pub mod diagnose;
 pub mod stale;
+pub mod uprobe;
 
 use std::ffi::CString;
 use std::fmt;
@@ -40,13 +41,18 @@ pub enum AttachPoint {
     /// Every `period_ns`, once: a CPU clock on the first online CPU (a
     /// trace program's `interval`).
     Interval { period_ns: u64 },
+    /// A user-space function: `offset` into the file at `path` (see
+    /// [`uprobe`]).
+    Uprobe(uprobe::UserProbe),
 }
 
 impl AttachPoint {
     /// The program type the kernel attaches here.
     pub fn prog_type(&self) -> u32 {
         match self {
-            AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_) => prog_type::KPROBE,
+            AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_) | AttachPoint::Uprobe(_) => {
+                prog_type::KPROBE
+            }
             AttachPoint::Tracepoint { .. } => prog_type::TRACEPOINT,
             AttachPoint::CpuClock { .. } | AttachPoint::Interval { .. } => prog_type::PERF_EVENT,
         }
@@ -69,6 +75,7 @@ impl fmt::Display for AttachPoint {
             AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
             AttachPoint::CpuClock { period_ns } => write!(f, "cpu-clock every {period_ns} ns"),
             AttachPoint::Interval { period_ns } => write!(f, "interval of {period_ns} ns"),
+            AttachPoint::Uprobe(probe) => write!(f, "{probe}"),
         }
     }
 }
@@ -89,7 +96,7 @@ pub use kernel_headers::kprobe::ProbeKind;
 pub enum AttachError {
     #[error("attaching to {function}: {err}")]
     Sys { function: String, err: SysError },
-    #[error("creating kprobe event `{definition}` in {path}: {err}")]
+    #[error("creating tracefs event `{definition}` in {path}: {err}")]
     Define {
         definition: String,
         path: String,
@@ -99,6 +106,10 @@ pub enum AttachError {
     EventId { path: String, err: String },
     #[error("attaching to {0} needs tracefs")]
     NoTracefs(String),
+    #[error(
+        "attaching {0}: this kernel has neither the uprobe PMU (4.17+) nor tracefs uprobe_events (CONFIG_UPROBE_EVENTS)"
+    )]
+    NoUprobes(String),
 }
 
 impl AttachError {
@@ -156,6 +167,7 @@ impl Attach {
             AttachPoint::CpuClock { period_ns } | AttachPoint::Interval { period_ns } => {
                 attach_cpu_clock(*period_ns, cpus, prog)?
             }
+            AttachPoint::Uprobe(probe) => vec![uprobe::attach(self, probe, prog, tracefs)?],
         })
     }
 }
@@ -169,21 +181,29 @@ impl fmt::Display for Attach {
     }
 }
 
-/// A tracefs `kprobe_events` entry nobtf created; removed on drop.
+/// tracefs's file of kprobe events.
+pub const KPROBE_EVENTS: &str = "kprobe_events";
+/// tracefs's file of uprobe events (the same syntax, `PATH:OFFSET` for
+/// the function).
+pub const UPROBE_EVENTS: &str = "uprobe_events";
+
+/// A tracefs `kprobe_events` or `uprobe_events` entry nobtf created;
+/// removed on drop.
 #[derive(Debug)]
 struct TracefsEvent {
     tracefs: PathBuf,
+    file: &'static str,
     name: String,
 }
 
 impl Drop for TracefsEvent {
     fn drop(&mut self) {
         let removal = format!("-:{GROUP}/{}", self.name);
-        if let Err(err) = write_kprobe_events(&self.tracefs, &removal) {
+        if let Err(err) = write_probe_events(&self.tracefs, self.file, &removal) {
             eprintln!(
-                "warning: could not remove kprobe event {GROUP}/{} ({err}); remove it with: echo '{removal}' >> {}",
+                "warning: could not remove tracefs event {GROUP}/{} ({err}); remove it with: echo '{removal}' >> {}",
                 self.name,
-                self.tracefs.join("kprobe_events").display()
+                self.tracefs.join(self.file).display()
             );
         }
     }
@@ -211,9 +231,12 @@ impl Drop for Attachment {
 /// `nobtf_<pid>_<p|r>_<function>_<n>`: unique per process and parseable,
 /// so a later cleanup can tell whose event it is.
 pub fn event_name(pid: u32, kind: ProbeKind, function: &str, n: u32) -> String {
+    // Cut: the kernel limits event names (64 bytes since 5.x); `n` keeps
+    // them unique.
     let clean: String = function
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(32)
         .collect();
     format!("{GROUP}_{pid}_{}_{clean}_{n}", kind.letter())
 }
@@ -224,9 +247,12 @@ pub fn event_definition(kind: ProbeKind, name: &str, function: &str) -> String {
 }
 
 pub(crate) fn write_kprobe_events(tracefs: &Path, line: &str) -> std::io::Result<()> {
-    let mut file = OpenOptions::new()
-        .append(true)
-        .open(tracefs.join("kprobe_events"))?;
+    write_probe_events(tracefs, KPROBE_EVENTS, line)
+}
+
+/// Appends `line` to tracefs's `file` (`kprobe_events`, `uprobe_events`).
+pub(crate) fn write_probe_events(tracefs: &Path, file: &str, line: &str) -> std::io::Result<()> {
+    let mut file = OpenOptions::new().append(true).open(tracefs.join(file))?;
     // One definition per write: the kernel parses each write as whole lines.
     let line = format!("{line}\n");
     let written = file.write(line.as_bytes())?;
@@ -298,27 +324,67 @@ pub fn attach_tracefs(
     function: &str,
     prog: BorrowedFd<'_>,
 ) -> Result<Attachment, AttachError> {
-    let name = next_event_name(kind, function);
-    let definition = event_definition(kind, &name, function);
-    write_kprobe_events(tracefs, &definition).map_err(|err| AttachError::Define {
-        definition: definition.clone(),
-        path: tracefs.join("kprobe_events").display().to_string(),
-        err,
-    })?;
-    // From here on the event exists and is removed if anything fails.
-    let event = TracefsEvent {
-        tracefs: tracefs.to_path_buf(),
-        name: name.clone(),
+    let event = TracefsProbe {
+        file: KPROBE_EVENTS,
+        kind,
+        name_from: function,
+        location: function,
+        shown: function,
+        pid: None,
     };
-    let id = event_id(tracefs, GROUP, &name)?;
-    let perf = sys::perf_event_open(&attrs::tracepoint(id), None, -1, 0).map_err(|err| {
-        AttachError::Sys {
-            function: function.to_string(),
+    event.attach(tracefs, prog)
+}
+
+/// A probe defined in tracefs (`kprobe_events` or `uprobe_events`), then
+/// opened as a perf tracepoint by its id.
+pub(crate) struct TracefsProbe<'a> {
+    pub file: &'static str,
+    pub kind: ProbeKind,
+    /// What the event's name is made from (a function).
+    pub name_from: &'a str,
+    /// What the definition probes: a function, or `PATH:0xOFFSET`.
+    pub location: &'a str,
+    /// The probe as errors name it.
+    pub shown: &'a str,
+    /// Only this process (`-p`), or every one.
+    pub pid: Option<u32>,
+}
+
+impl TracefsProbe<'_> {
+    pub fn attach(&self, tracefs: &Path, prog: BorrowedFd<'_>) -> Result<Attachment, AttachError> {
+        let name = next_event_name(self.kind, self.name_from);
+        let definition = event_definition(self.kind, &name, self.location);
+        write_probe_events(tracefs, self.file, &definition).map_err(|err| AttachError::Define {
+            definition: definition.clone(),
+            path: tracefs.join(self.file).display().to_string(),
             err,
-        }
-    })?;
-    let description = format!("tracefs {GROUP}/{name}");
-    finish(perf, Some(event), prog, description, function)
+        })?;
+        // From here on the event exists and is removed if anything fails.
+        let event = TracefsEvent {
+            tracefs: tracefs.to_path_buf(),
+            file: self.file,
+            name: name.clone(),
+        };
+        let id = event_id(tracefs, GROUP, &name)?;
+        let (pid, cpu) = perf_target(self.pid);
+        let perf = sys::perf_event_open(&attrs::tracepoint(id), None, pid, cpu).map_err(|err| {
+            AttachError::Sys {
+                function: self.shown.to_string(),
+                err,
+            }
+        })?;
+        let description = format!("tracefs {GROUP}/{name}");
+        finish(perf, Some(event), prog, description, self.shown)
+    }
+}
+
+/// perf_event_open's pid and cpu for a probe of one process (any CPU) or
+/// of all (the program runs wherever it fires; the event needs one CPU).
+pub(crate) fn perf_target(pid: Option<u32>) -> (i32, i32) {
+    match pid {
+        Some(pid) => (pid as i32, -1),
+        None => (-1, 0),
+    }
 }
 
 /// The id of tracefs event `group/name` (`events/<group>/<name>/id`).

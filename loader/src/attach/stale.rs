@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use super::{GROUP, write_kprobe_events};
+use super::{GROUP, KPROBE_EVENTS, UPROBE_EVENTS, write_probe_events};
 
 /// Parses a `kprobe_events` listing into (group/name) of nobtf's events.
 pub fn our_events(listing: &str) -> Vec<String> {
@@ -52,7 +52,7 @@ pub struct Sweep {
 /// considered; other groups, and nobtf events of live processes, are never
 /// touched. The kernel itself refuses to remove an event still in use.
 pub fn remove_stale(tracefs: &Path, alive: &dyn Fn(u32) -> bool) -> std::io::Result<Sweep> {
-    let listing = fs::read_to_string(tracefs.join("kprobe_events"))?;
+    let listing = fs::read_to_string(tracefs.join(KPROBE_EVENTS))?;
     let mut sweep = Sweep::default();
     // First the tracing instances of the tracefs back end: removing one
     // disables the events enabled in it, which can then be removed.
@@ -73,7 +73,23 @@ pub fn remove_stale(tracefs: &Path, alive: &dyn Fn(u32) -> bool) -> std::io::Res
             }
         }
     }
-    for event in our_events(&listing) {
+    sweep_file(tracefs, KPROBE_EVENTS, &listing, alive, &mut sweep);
+    // Uprobe events, where the kernel has them.
+    if let Ok(listing) = fs::read_to_string(tracefs.join(UPROBE_EVENTS)) {
+        sweep_file(tracefs, UPROBE_EVENTS, &listing, alive, &mut sweep);
+    }
+    Ok(sweep)
+}
+
+/// Removes the events of `listing` (tracefs's `file`) whose owner is gone.
+fn sweep_file(
+    tracefs: &Path,
+    file: &str,
+    listing: &str,
+    alive: &dyn Fn(u32) -> bool,
+    sweep: &mut Sweep,
+) {
+    for event in our_events(listing) {
         let Some(pid) = owner_pid(&event) else {
             continue;
         };
@@ -81,12 +97,11 @@ pub fn remove_stale(tracefs: &Path, alive: &dyn Fn(u32) -> bool) -> std::io::Res
             sweep.kept.push((event, pid));
             continue;
         }
-        match write_kprobe_events(tracefs, &format!("-:{event}")) {
+        match write_probe_events(tracefs, file, &format!("-:{event}")) {
             Ok(()) => sweep.removed.push((event, pid)),
             Err(err) => sweep.failed.push((event, err.to_string())),
         }
     }
-    Ok(sweep)
 }
 
 fn kind_of(event: &str) -> &'static str {

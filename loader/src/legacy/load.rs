@@ -318,7 +318,9 @@ impl Events for Copier<'_> {
     type Error = LegacyLoadError;
 
     /// Perf samples have no format nobtf knows: one hex line each.
-    fn sample(&mut self, cpu: u32, data: &[u8]) -> Result<Flow, LegacyLoadError> {
+    fn sample(&mut self, cpu: Option<u32>, data: &[u8]) -> Result<Flow, LegacyLoadError> {
+        // Legacy objects write to perf event arrays only: a CPU is known.
+        let cpu = cpu.unwrap_or_default();
         write!(self.out, "cpu {cpu}:").map_err(write_error)?;
         for byte in data {
             write!(self.out, " {byte:02x}").map_err(write_error)?;

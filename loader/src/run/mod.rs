@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub trace_pipe: bool,
     /// Data pages per CPU ring (a power of two).
     pub buffer_pages: usize,
+    /// `--perf-buffer`: the perf rings even where the ring buffer exists.
+    pub perf_buffer: bool,
     /// Run the canary before showing events.
     pub verify: bool,
     /// Report the start-up steps' times.
@@ -104,6 +106,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
     let mut steps = Steps::new(opts.verbose, started);
     steps.done("process start and arguments");
     let mut report = Report::detect(Scope::Start);
+    report.ring_buffer &= !opts.perf_buffer;
     let chosen = backend::choose(&report, opts.backend)?;
     if chosen.backend == Backend::Tracefs {
         return tracefs::run(opts, out, started, &report, steps, &chosen.why);
@@ -151,10 +154,10 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         unlink::FUNCTION,
         plan.attach,
         plan::reader_name(plan.probes.reader),
-        if opts.trace_pipe {
-            "trace pipe"
-        } else {
-            "perf events"
+        match plan.probes.choices.output {
+            unlink::Output::TracePrintk => "trace pipe",
+            unlink::Output::PerfEvents => "perf events",
+            unlink::Output::RingBuffer => "ring buffer",
         },
         started.elapsed().as_millis()
     );

@@ -212,7 +212,7 @@ impl Drop for Printer<'_> {
 impl Events for Printer<'_> {
     type Error = RunError;
 
-    fn sample(&mut self, cpu: u32, data: &[u8]) -> Result<Flow, RunError> {
+    fn sample(&mut self, cpu: Option<u32>, data: &[u8]) -> Result<Flow, RunError> {
         let raw = match probe_event::parse_ref(data) {
             Ok(raw) => raw,
             Err(err) => {
@@ -221,7 +221,8 @@ impl Events for Printer<'_> {
                 return Ok(Flow::Continue);
             }
         };
-        self.show(event(cpu, &raw))
+        // A ring buffer record carries its CPU; a perf ring is the CPU's own.
+        self.show(event(cpu.unwrap_or(raw.cpu), &raw))
     }
 
     fn lost(&mut self, cpu: u32, count: u64) {

@@ -206,6 +206,8 @@ pub struct Session {
     attachments: Vec<Attachment>,
     /// (cpu, its ring), for every perf event array.
     rings: Vec<(u32, PerfRing)>,
+    /// The BPF ring buffer (5.8+) and its loss counts.
+    ring_buffer: Option<stream::RingBuffer>,
     progs: Vec<Loaded>,
     /// How many of `progs` are attached (in order).
     attached: usize,
@@ -237,6 +239,7 @@ impl Session {
             child: None,
             attachments: Vec::new(),
             rings: Vec::new(),
+            ring_buffer: None,
             progs: Vec::new(),
             maps: Vec::new(),
             pipe: None,
@@ -261,6 +264,7 @@ impl Session {
             let max_entries = match spec.max_entries {
                 MaxEntries::Fixed(n) => n,
                 MaxEntries::PossibleCpus => cpu_slots()?,
+                MaxEntries::RingBytes => stream::ring_buffer_bytes(self.setup.ring_pages)?,
             };
             let slots = match spec.map_type {
                 map_type::PERCPU_HASH | map_type::PERCPU_ARRAY => {
@@ -278,6 +282,11 @@ impl Session {
             let map = load::create_map(&spec.name, shape, self.setup.load.names, slots)?;
             if spec.map_type == map_type::PERF_EVENT_ARRAY {
                 stream::open_rings(&map, self.setup.ring_pages, &mut self.rings)?;
+                self.poll = None;
+            }
+            if spec.map_type == map_type::RINGBUF {
+                let ring = sys::BpfRing::map(map.try_clone_fd()?, max_entries as usize)?;
+                self.ring_buffer = Some(stream::RingBuffer::new(ring)?);
                 self.poll = None;
             }
             self.maps.push((spec.name, map));
@@ -422,7 +431,7 @@ impl Session {
         let Ok(before) = sys::affinity() else {
             return;
         };
-        for cpu in self.ring_cpus() {
+        for cpu in self.rings.iter().map(|(cpu, _)| *cpu) {
             if sys::set_affinity(&sys::CpuSet::only(cpu)).is_ok() {
                 let _ = std::fs::remove_file(path);
             }
@@ -459,7 +468,16 @@ impl Session {
 
     /// The CPUs with a ring, in ring order.
     pub fn ring_cpus(&self) -> Vec<u32> {
-        self.rings.iter().map(|(cpu, _)| *cpu).collect()
+        match &self.ring_buffer {
+            Some(ring) => ring.loss_cpus(),
+            None => self.rings.iter().map(|(cpu, _)| *cpu).collect(),
+        }
+    }
+
+    /// Whether records come through the BPF ring buffer, whose losses are
+    /// counted as they happen (no flush needed at the end).
+    pub fn has_ring_buffer(&self) -> bool {
+        self.ring_buffer.is_some()
     }
 }
 

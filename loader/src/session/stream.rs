@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use super::{Session, SessionError};
 use crate::features;
-use crate::ring::{self, Record};
-use crate::sys::{self, MapFd, PerfRing, PollSet};
+use crate::ring::{self, Record, RingError};
+use crate::sys::{self, BpfRing, MapFd, PerfRing, PollSet};
 
 /// How late a quiet event may be shown: the rings wake the reader only
 /// once `wakeup_bytes` wait (see `attrs::perf_output`), so the poll times
@@ -71,11 +71,14 @@ pub enum Flow {
 /// What a front end does with what the programs send.
 pub trait Events {
     type Error: From<SessionError>;
-    /// One perf sample (the bytes a program passed to `perf_event_output`,
-    /// padded to 8) from `cpu`'s ring. After a `Stop` the rest of the
-    /// batch still comes (to count losses); it is not to be shown.
-    fn sample(&mut self, cpu: u32, data: &[u8]) -> Result<Flow, Self::Error>;
-    /// The kernel dropped `count` samples on `cpu`: its ring was full.
+    /// One record (the bytes a program passed to `perf_event_output`,
+    /// padded to 8, or to `ringbuf_output`) from `cpu`'s perf ring, or with
+    /// `None` from the ring buffer all CPUs share (a record that needs its
+    /// CPU carries it). After a `Stop` the rest of the batch still comes
+    /// (to count losses); it is not to be shown.
+    fn sample(&mut self, cpu: Option<u32>, data: &[u8]) -> Result<Flow, Self::Error>;
+    /// The kernel dropped `count` records on `cpu`: its ring (or the ring
+    /// buffer) was full.
     fn lost(&mut self, cpu: u32, count: u64);
     /// One trace-pipe line, its end trimmed.
     fn line(&mut self, line: &str) -> Result<Flow, Self::Error>;
@@ -111,6 +114,65 @@ pub(super) fn open_rings(
         rings.push((cpu, ring));
     }
     Ok(())
+}
+
+/// Ring buffer bytes: the perf rings' total (`pages` per online CPU),
+/// rounded up to a power of two and at least `probes::ringbuf::MIN_RING_BYTES`
+/// (the kernel wants a power-of-two number of pages).
+pub(super) fn ring_buffer_bytes(pages: usize) -> Result<u32, SessionError> {
+    let possible = features::possible_cpus()?;
+    let cpus = features::online_cpus().unwrap_or(possible).len();
+    let bytes = (pages * sys::page_size() * cpus)
+        .max(probes::ringbuf::MIN_RING_BYTES)
+        .max(sys::page_size())
+        .next_power_of_two();
+    Ok(u32::try_from(bytes).unwrap_or(1 << 31))
+}
+
+/// The BPF ring buffer, and the per-CPU loss counts of
+/// `probes::ringbuf::LOSSES_MAP` reported so far.
+#[derive(Debug)]
+pub struct RingBuffer {
+    ring: BpfRing,
+    /// The possible CPUs, in the order a per-CPU lookup gives their values.
+    cpus: Vec<u32>,
+    reported: Vec<u64>,
+}
+
+impl RingBuffer {
+    pub(super) fn new(ring: BpfRing) -> Result<RingBuffer, SessionError> {
+        let cpus = features::possible_cpus()?;
+        Ok(RingBuffer {
+            ring,
+            reported: vec![0; cpus.len()],
+            cpus,
+        })
+    }
+
+    pub(super) fn loss_cpus(&self) -> Vec<u32> {
+        self.cpus.clone()
+    }
+
+    /// Hands `events` what each CPU lost since the last call.
+    fn report_losses<H: Events>(&mut self, losses: &MapFd, events: &mut H) -> Result<(), H::Error> {
+        let mut value = vec![0u8; losses.lookup_len()];
+        if !losses
+            .lookup(&0u32.to_ne_bytes(), &mut value)
+            .map_err(SessionError::from)?
+        {
+            return Ok(());
+        }
+        let counts = value
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().expect("chunks of 8")));
+        for ((cpu, reported), count) in self.cpus.iter().zip(&mut self.reported).zip(counts) {
+            if count > *reported {
+                events.lost(*cpu, count - *reported);
+                *reported = count;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The kernel's trace pipe, read without blocking, split into lines.
@@ -185,6 +247,7 @@ impl Session {
             // The signalfd first, at SIGNALS_INDEX.
             let mut fds: Vec<BorrowedFd<'_>> = vec![self.signals.fd()];
             fds.extend(self.rings.iter().map(|(_, r)| r.fd()));
+            fds.extend(self.ring_buffer.iter().map(|r| r.ring.fd()));
             if let Some(p) = &self.pipe {
                 fds.push(p.file.as_fd());
             }
@@ -196,8 +259,11 @@ impl Session {
     /// Waits up to `timeout_ms` for data or a signal; returns whether a
     /// termination signal came (SIGCHLD only wakes the loop).
     pub fn wait(&mut self, timeout_ms: i32) -> Result<bool, SessionError> {
-        // The signalfd, the rings, the trace pipe.
-        let fds = 1 + self.rings.len() + usize::from(self.pipe.is_some());
+        // The signalfd, the rings, the ring buffer, the trace pipe.
+        let fds = 1
+            + self.rings.len()
+            + usize::from(self.ring_buffer.is_some())
+            + usize::from(self.pipe.is_some());
         let poll = self.poll_set();
         let interrupted = poll.wait(timeout_ms)?;
         let woken = interrupted || (0..fds).any(|i| poll.ready(i));
@@ -226,7 +292,19 @@ impl Session {
             return Ok(Flow::Stop);
         }
         let mut bytes = std::mem::take(&mut self.scratch);
-        let flow = drain_rings(&self.rings, &mut bytes, events, &mut self.stats);
+        let losses = self
+            .maps
+            .iter()
+            .find(|(name, _)| name == probes::ringbuf::LOSSES_MAP)
+            .map(|(_, map)| map);
+        let ring_buffer = self.ring_buffer.as_mut().zip(losses);
+        let flow = drain_rings(
+            &self.rings,
+            ring_buffer,
+            &mut bytes,
+            events,
+            &mut self.stats,
+        );
         self.scratch = bytes;
         flow
     }
@@ -283,14 +361,58 @@ impl Latency {
     }
 }
 
+/// Hands `events` the records in `bytes` (parsed by `records`), from
+/// `cpu`'s perf ring or (`None`) the ring buffer.
+fn hand_over<'a, H: Events, I>(
+    records: I,
+    cpu: Option<u32>,
+    events: &mut H,
+    stats: &mut ReaderStats,
+) -> Result<Flow, H::Error>
+where
+    I: Iterator<Item = Result<Record<'a>, RingError>>,
+{
+    let mut flow = Flow::Continue;
+    for record in records {
+        match record.map_err(SessionError::from)? {
+            Record::Sample(data) => {
+                stats.records += 1;
+                if let Flow::Stop = events.sample(cpu, data)? {
+                    flow = Flow::Stop;
+                }
+            }
+            Record::Lost(n) => {
+                if let Some(cpu) = cpu {
+                    events.lost(cpu, n);
+                }
+            }
+            Record::Other(_) => {}
+        }
+    }
+    Ok(flow)
+}
+
 fn drain_rings<H: Events>(
     rings: &[(u32, PerfRing)],
+    mut ring_buffer: Option<(&mut RingBuffer, &MapFd)>,
     bytes: &mut Vec<u8>,
     events: &mut H,
     stats: &mut ReaderStats,
 ) -> Result<Flow, H::Error> {
     for _ in 0..DRAIN_PASSES {
         let mut got = false;
+        if let Some((ring, _)) = ring_buffer.as_mut() {
+            bytes.clear();
+            if ring.ring.drain_into(bytes) > 0 {
+                got = true;
+                stats.ring_reads += 1;
+                stats.bytes += bytes.len() as u64;
+                let records = ring::ring_buffer_records(bytes);
+                if let Flow::Stop = hand_over(records, None, events, stats)? {
+                    return Ok(Flow::Stop);
+                }
+            }
+        }
         for (cpu, ring) in rings {
             bytes.clear();
             if ring.drain_into(bytes) == 0 {
@@ -299,24 +421,16 @@ fn drain_rings<H: Events>(
             got = true;
             stats.ring_reads += 1;
             stats.bytes += bytes.len() as u64;
-            let mut flow = Flow::Continue;
-            for record in ring::records(bytes) {
-                match record.map_err(SessionError::from)? {
-                    Record::Sample(data) => {
-                        stats.records += 1;
-                        if let Flow::Stop = events.sample(*cpu, data)? {
-                            flow = Flow::Stop;
-                        }
-                    }
-                    Record::Lost(n) => events.lost(*cpu, n),
-                    Record::Other(_) => {}
-                }
-            }
-            if let Flow::Stop = flow {
+            if let Flow::Stop = hand_over(ring::records(bytes), Some(*cpu), events, stats)? {
                 return Ok(Flow::Stop);
             }
         }
         if !got {
+            // Drained: the ring buffer's loss counts are read now, not per
+            // record (a syscall each).
+            if let Some((ring, losses)) = ring_buffer.as_mut() {
+                ring.report_losses(losses, events)?;
+            }
             events.idle()?;
             break;
         }

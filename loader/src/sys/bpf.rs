@@ -78,6 +78,14 @@ impl MapFd {
         self.fd.as_raw_fd()
     }
 
+    /// A second fd of the map (for a ring buffer's reader, which maps it).
+    pub fn try_clone_fd(&self) -> SysResult<OwnedFd> {
+        self.fd.try_clone().map_err(|err| SysError {
+            call: "fcntl(F_DUPFD_CLOEXEC)",
+            err,
+        })
+    }
+
     pub fn key_size(&self) -> u32 {
         self.key_size
     }

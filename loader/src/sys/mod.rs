@@ -1,6 +1,6 @@
 //! Every system call nobtf makes that std does not wrap, by subsystem:
 //! [`bpf`] (maps, programs), [`perf`] (`perf_event_open` and its ioctls),
-//! [`ring`] (the mmap'ed perf rings), [`process`] (uname, rlimits, euid),
+//! [`ring`] (the mmap'ed perf rings and BPF ring buffer), [`process`] (uname, rlimits, euid),
 //! [`mount`], [`signals`], [`poll`], [`clock`] and [`affinity`].
 //!
 //! These are the only modules with `unsafe`. Attribute structs arrive here
@@ -28,7 +28,7 @@ pub use mount::mount_pseudo;
 pub use perf::{perf_disable, perf_enable, perf_event_open, perf_set_bpf};
 pub use poll::PollSet;
 pub use process::{geteuid, raise_memlock_limit, uname};
-pub use ring::{PerfRing, page_size};
+pub use ring::{BpfRing, PerfRing, page_size};
 pub use signals::{SignalFd, hold_termination_signals};
 
 /// A failed system call, named, with the errno the kernel returned.

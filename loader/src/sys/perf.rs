@@ -10,7 +10,8 @@ use kernel_headers::pt_regs;
 use super::{SysError, SysResult, long, owned};
 
 /// `perf_event_open(attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC)`. `kprobe_func`,
-/// when given, is passed as `config1` (the kprobe PMU's function name).
+/// when given, is passed as `config1` (the kprobe PMU's function name, the
+/// uprobe PMU's path).
 pub fn perf_event_open(
     attr: &PerfEventAttr,
     kprobe_func: Option<&CStr>,

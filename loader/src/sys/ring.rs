@@ -1,9 +1,11 @@
-//! The mmap'ed perf ring of one CPU.
+//! The mmap'ed rings: the perf ring of one CPU, and the BPF ring buffer
+//! all CPUs share.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use kernel_headers::bpf::ringbuf;
 use kernel_headers::perf;
 
 use super::{SysError, SysResult};
@@ -116,6 +118,161 @@ impl Drop for PerfRing {
         let ret = unsafe { libc::munmap(self.base.as_ptr().cast(), self.map_len) };
         if ret < 0 {
             eprintln!("warning: {}", SysError::last("munmap(perf ring)"));
+        }
+    }
+}
+
+/// The BPF ring buffer (`BPF_MAP_TYPE_RINGBUF`, 5.8+) as its reader maps
+/// it: the consumer position's page read-write, the producer position's
+/// page and the data (mapped twice in a row by the kernel) read-only.
+#[derive(Debug)]
+pub struct BpfRing {
+    consumer: NonNull<u8>,
+    producer: NonNull<u8>,
+    producer_len: usize,
+    data_len: usize,
+    fd: OwnedFd,
+}
+
+impl BpfRing {
+    /// Maps the ring buffer map `fd` of `data_len` bytes (its max_entries:
+    /// a power-of-two number of pages).
+    pub fn map(fd: OwnedFd, data_len: usize) -> SysResult<BpfRing> {
+        let page = page_size();
+        let consumer = mmap_shared(
+            &fd,
+            page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            ringbuf::CONSUMER_POS_PAGE * page,
+        )?;
+        let producer_len = page + 2 * data_len;
+        let producer = match mmap_shared(
+            &fd,
+            producer_len,
+            libc::PROT_READ,
+            ringbuf::PRODUCER_POS_PAGE * page,
+        ) {
+            Ok(p) => p,
+            Err(err) => {
+                // SAFETY: the consumer page mapped just above, unmapped once.
+                unsafe { libc::munmap(consumer.as_ptr().cast(), page) };
+                return Err(err);
+            }
+        };
+        Ok(BpfRing {
+            consumer,
+            producer,
+            producer_len,
+            data_len,
+            fd,
+        })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn consumer_pos(&self) -> &AtomicU64 {
+        // SAFETY: the u64 at the start of the consumer page, 8-aligned
+        // (page-aligned), mapped as long as `self` lives; shared with the
+        // kernel, hence atomic.
+        unsafe { &*self.consumer.as_ptr().cast::<AtomicU64>() }
+    }
+
+    fn producer_pos(&self) -> &AtomicU64 {
+        // SAFETY: as `consumer_pos`, at the start of the producer page.
+        unsafe { &*self.producer.as_ptr().cast::<AtomicU64>() }
+    }
+
+    /// The data area's first byte.
+    fn data(&self) -> *const u8 {
+        // SAFETY: one page into the producer mapping, which is page +
+        // 2 * data_len bytes long.
+        unsafe { self.producer.as_ptr().add(page_size()) }
+    }
+
+    fn header(&self, pos: u64) -> &AtomicU32 {
+        let at = (pos as usize) & (self.data_len - 1);
+        // SAFETY: record headers start 8-aligned inside the data area (the
+        // kernel aligns every record to 8), so the u32 at `at` is aligned
+        // and in the mapping; the kernel writes it concurrently (the busy
+        // bit), hence atomic.
+        unsafe { &*self.data().add(at).cast::<AtomicU32>() }
+    }
+
+    /// Appends every committed record (header included, as the kernel laid
+    /// it out) the kernel has published since the last call to `out`, then
+    /// hands the space back. Stops at the first record still being
+    /// written. Returns the number of bytes copied.
+    pub fn drain_into(&self, out: &mut Vec<u8>) -> usize {
+        // Only this reader moves the consumer position.
+        let start = self.consumer_pos().load(Ordering::Relaxed);
+        // Acquire: the headers before `producer_pos` are those reserved.
+        let producer = self.producer_pos().load(Ordering::Acquire);
+        let mut end = start;
+        while end < producer && end - start < self.data_len as u64 {
+            // Acquire: a committed header's record bytes are visible.
+            let len = self.header(end).load(Ordering::Acquire);
+            if len & ringbuf::BUSY_BIT != 0 {
+                break;
+            }
+            let body = (len & !(ringbuf::BUSY_BIT | ringbuf::DISCARD_BIT)) as usize;
+            end += (ringbuf::HDR_SZ + body).next_multiple_of(8) as u64;
+        }
+        let len = (end - start) as usize;
+        if len == 0 {
+            return 0;
+        }
+        let at = (start as usize) & (self.data_len - 1);
+        out.reserve(len);
+        // SAFETY: [at, at + len) lies in the data area mapped twice in a
+        // row (at < data_len, len <= data_len), so it is one readable
+        // range; the kernel does not reuse it until the consumer position
+        // moves past it, which happens only after this copy.
+        unsafe {
+            let dst = out.as_mut_ptr().add(out.len());
+            std::ptr::copy_nonoverlapping(self.data().add(at), dst, len);
+            out.set_len(out.len() + len);
+        }
+        // Release: our reads of the records happen before the kernel may
+        // reuse their space.
+        self.consumer_pos().store(end, Ordering::Release);
+        len
+    }
+}
+
+fn mmap_shared(fd: &OwnedFd, len: usize, prot: i32, offset: usize) -> SysResult<NonNull<u8>> {
+    // SAFETY: a fresh shared mapping of a ring buffer map's fd; the kernel
+    // validates length, protection and offset, and the result is checked
+    // against MAP_FAILED.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            offset as libc::off_t,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(SysError::last("mmap(ring buffer)"));
+    }
+    NonNull::new(ptr.cast::<u8>()).ok_or_else(|| SysError::last("mmap(ring buffer)"))
+}
+
+impl Drop for BpfRing {
+    fn drop(&mut self) {
+        let page = page_size();
+        // SAFETY: exactly the two mappings made in `map`, each unmapped once.
+        let rets = unsafe {
+            [
+                libc::munmap(self.consumer.as_ptr().cast(), page),
+                libc::munmap(self.producer.as_ptr().cast(), self.producer_len),
+            ]
+        };
+        if rets.iter().any(|&r| r < 0) {
+            eprintln!("warning: {}", SysError::last("munmap(ring buffer)"));
         }
     }
 }

@@ -160,9 +160,9 @@ fn record_bpf(
         ring_pages: 8,
         clone_fix: "",
     })?;
-    session.create_maps(maps(&compiled))?;
+    session.create_maps(maps(&compiled, target.kernel.sink))?;
     for probe in &compiled.probes {
-        load_probe(&mut session, probe, None)?;
+        load_probe(&mut session, probe, &Default::default(), None)?;
     }
     session.attach_all()?;
     action.fire()?;

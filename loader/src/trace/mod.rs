@@ -12,12 +12,12 @@ mod live;
 mod printer;
 mod target;
 mod tracefs;
+mod uprobes;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kernel_headers::bpf::map_type;
 use lang::output::EVENTS_MAP;
 use lang::providers::AttachPoint as LangPoint;
 use lang::report::{self, Entries, Format, ReportError, Step};
@@ -54,6 +54,8 @@ pub struct TraceOptions {
     pub read: ReadChoice,
     /// Data pages per CPU ring (a power of two).
     pub buffer_pages: usize,
+    /// `--perf-buffer`: the perf rings even where the ring buffer exists.
+    pub perf_buffer: bool,
     pub verbose: bool,
     /// BPF programs, or tracefs kprobe events (programs that need no BPF).
     pub backend: BackendChoice,
@@ -123,6 +125,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     }
     let mut steps = Steps::new(opts.verbose, started);
     let mut report = Report::detect(Scope::Start);
+    report.ring_buffer &= !opts.perf_buffer;
     let chosen = backend::choose(&report, opts.backend)?;
     if chosen.backend == Backend::Tracefs {
         let why = match opts.backend {
@@ -176,6 +179,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     }
     let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints);
     let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
+    let (compiled, placed) = uprobes::place(compiled, tracepoints.user_files(), opts.pid)?;
     steps.done("kernel features and compiling");
     live::check(opts, &report, &fields, kernel, &tracepoints, live::Via::Bpf)?;
 
@@ -189,21 +193,26 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         ring_pages: compiled.config.perf_rb_pages.unwrap_or(opts.buffer_pages),
         clone_fix: "",
     })?;
-    session.create_maps(maps(&compiled))?;
+    session.create_maps(maps(&compiled, kernel.sink))?;
     steps.done("maps and perf rings");
     for probe in &compiled.probes {
-        load_probe(&mut session, probe, Some(&mut report))?;
+        load_probe(&mut session, probe, &placed, Some(&mut report))?;
     }
     steps.done("loading the programs (verifier)");
 
     let clock = LocalClock::new();
     let mut printer = Printer::new(&compiled, opts.format, out, opts.pid, &clock);
     // BEGIN's map writes are in the kernel before the first probe fires.
+    // Its output waits for the probes, as bpftrace's BEGIN runs once they
+    // are attached: a user (or a script) waiting for BEGIN's header may
+    // start the workload then.
+    printer.hold();
     let stopped = begin(opts, count, &session, &mut printer)?;
     if !stopped {
         session.attach_all()?;
         steps.done("attaching");
     }
+    printer.release()?;
     drive(opts, &mut session, &mut printer, stopped, flush_losses)
 }
 
@@ -215,7 +224,8 @@ fn begin(
     session: &Session,
     printer: &mut Printer<'_>,
 ) -> Result<bool, TraceError> {
-    printer.write(report::attached_probes(count, opts.format).as_bytes())?;
+    // Written now, held or not, as bpftrace writes it before attaching.
+    printer.write_now(report::attached_probes(count, opts.format).as_bytes())?;
     let mut blocks = Blocks {
         session,
         printer,
@@ -231,6 +241,7 @@ fn begin(
 fn load_probe(
     session: &mut Session,
     probe: &CompiledProbe,
+    placed: &uprobes::Placed,
     report: Option<&mut Report>,
 ) -> Result<(), TraceError> {
     let insns = probe
@@ -238,7 +249,7 @@ fn load_probe(
         .map_err(TraceError::Encode)?;
     let spec = ProgramSpec {
         name: &probe.name(),
-        point: attach_point(&probe.attach),
+        point: attach_point(&probe.attach, placed),
         insns: &insns,
         license: load::GPL,
         disassembly: &probe.insns,
@@ -255,6 +266,13 @@ fn load_probe(
 /// undercount, which is said.
 fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
     printer.stopped = true;
+    // The ring buffer's losses are counted as they happen: a drain reads them.
+    if session.has_ring_buffer() {
+        if let Err(err) = session.drain(printer) {
+            eprintln!("warning: {err}");
+        }
+        return;
+    }
     if session.stats.records == 0 || session.map(EVENTS_MAP).is_none() {
         return;
     }
@@ -262,8 +280,9 @@ fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
     // The user's probes go first: nobtf's own unlinks below must not be
     // counted in their maps (a `kprobe:do_unlinkat` count would show them).
     session.detach_all();
-    let loaded =
-        load_probe(session, &lang::flush::probe(me), None).and_then(|()| Ok(session.attach_all()?));
+    let flush = lang::flush::probe(me);
+    let loaded = load_probe(session, &flush, &uprobes::Placed::default(), None)
+        .and_then(|()| Ok(session.attach_all()?));
     if let Err(err) = loaded {
         eprintln!(
             "warning: the rings' last loss counts could not be read ({err}): more events may have been lost than reported"
@@ -372,6 +391,7 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
                     }
                 }
             }
+            Step::Cat(path) => cat(printer, &path)?,
             Step::Exit => {
                 printer.pending.clear();
                 return Ok(true);
@@ -379,6 +399,27 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
         }
     }
     Ok(false)
+}
+
+/// `cat(PATH)` now: at most bpftrace's `max_cat_bytes` of the file; when it
+/// cannot be read, bpftrace's error line on stderr and nothing printed.
+fn cat(printer: &mut Printer<'_>, path: &[u8]) -> Result<(), TraceError> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    let mut contents = Vec::new();
+    let read = std::fs::File::open(path).and_then(|file| {
+        file.take(report::MAX_CAT_BYTES as u64)
+            .read_to_end(&mut contents)
+    });
+    if let Err(e) = read {
+        let cause = e.to_string();
+        // io::Error says "No such file or directory (os error 2)": strerror's
+        // words are bpftrace's.
+        let cause = cause.split(" (os error").next().unwrap_or(&cause);
+        eprintln!("ERROR: failed to open file '{}': {cause}", path.display());
+    }
+    printer.write(&report::cat(printer.format(), &contents))
 }
 
 /// `print(@m, top, div)` now.
@@ -426,9 +467,9 @@ fn split_per_cpu(spec: &lang::output::MapSpec, value: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The session's maps: the program's, and the perf event array its records
-/// go through.
-fn maps(compiled: &Compiled) -> Vec<MapSpec> {
+/// The session's maps: the program's, and those its records go through
+/// (`sink`'s).
+fn maps(compiled: &Compiled, sink: probes::ringbuf::Sink) -> Vec<MapSpec> {
     let mut out: Vec<MapSpec> = compiled
         .maps
         .iter()
@@ -442,19 +483,16 @@ fn maps(compiled: &Compiled) -> Vec<MapSpec> {
         })
         .collect();
     if !compiled.events.is_empty() {
-        out.push(MapSpec {
-            name: EVENTS_MAP.into(),
-            map_type: map_type::PERF_EVENT_ARRAY,
-            key_size: 4,
-            value_size: 4,
-            max_entries: MaxEntries::PossibleCpus,
-            flags: 0,
-        });
+        out.extend(sink.maps().iter().map(MapSpec::from));
     }
     out
 }
 
-fn attach_point(point: &LangPoint) -> AttachPoint {
+/// Where `point` attaches; a uprobe where [`uprobes::place`] put it.
+fn attach_point(point: &LangPoint, placed: &uprobes::Placed) -> AttachPoint {
+    if let Some(probe) = placed.get(point) {
+        return AttachPoint::Uprobe(probe.clone());
+    }
     match point {
         LangPoint::Kprobe(f) => AttachPoint::Kprobe(f.clone()),
         LangPoint::Kretprobe(f) => AttachPoint::Kretprobe(f.clone()),
@@ -463,8 +501,12 @@ fn attach_point(point: &LangPoint) -> AttachPoint {
             name: name.clone(),
         },
         LangPoint::Interval { nanos } => AttachPoint::Interval { period_ns: *nanos },
-        // BEGIN and END run in user space and never reach here.
+        // BEGIN and END run in user space, and every uprobe kept is
+        // placed: neither reaches here.
         LangPoint::Begin | LangPoint::End => unreachable!("BEGIN and END are not compiled"),
+        LangPoint::Uprobe { .. } | LangPoint::Uretprobe { .. } => {
+            unreachable!("uprobes are placed before loading")
+        }
     }
 }
 
@@ -509,11 +551,11 @@ mod tests {
     #[test]
     fn interval_probes_attach_once() {
         assert_eq!(
-            attach_point(&LangPoint::Interval { nanos: 1000 }),
+            attach_point(&LangPoint::Interval { nanos: 1000 }, &Default::default()),
             AttachPoint::Interval { period_ns: 1000 }
         );
         assert_eq!(
-            attach_point(&LangPoint::Kretprobe("f".into())),
+            attach_point(&LangPoint::Kretprobe("f".into()), &Default::default()),
             AttachPoint::Kretprobe("f".into())
         );
     }

@@ -36,6 +36,8 @@ pub struct Printer<'a> {
     /// The tracefs back end's events, whose trace-pipe lines stand for
     /// the records.
     tracefs: Option<&'a TracefsProgram>,
+    /// Output held back (BEGIN's, until the probes are attached).
+    held: Option<Vec<u8>>,
 }
 
 impl<'a> Printer<'a> {
@@ -58,6 +60,7 @@ impl<'a> Printer<'a> {
             pid,
             pid_gone: false,
             tracefs: None,
+            held: None,
         }
     }
 
@@ -85,8 +88,30 @@ impl<'a> Printer<'a> {
     }
 
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), TraceError> {
-        self.out.write_all(bytes).map_err(write_error)?;
+        match &mut self.held {
+            Some(held) => held.extend_from_slice(bytes),
+            None => self.out.write_all(bytes).map_err(write_error)?,
+        }
         Ok(())
+    }
+
+    /// Writes `bytes` and flushes them, even while output is held.
+    pub fn write_now(&mut self, bytes: &[u8]) -> Result<(), TraceError> {
+        self.out.write_all(bytes).map_err(write_error)?;
+        self.flush()
+    }
+
+    /// Holds what is written from now until [`Printer::release`].
+    pub fn hold(&mut self) {
+        self.held.get_or_insert_with(Vec::new);
+    }
+
+    /// Writes what was held, and writes directly again.
+    pub fn release(&mut self) -> Result<(), TraceError> {
+        if let Some(held) = self.held.take() {
+            self.write(&held)?;
+        }
+        self.flush()
     }
 
     pub fn flush(&mut self) -> Result<(), TraceError> {
@@ -112,7 +137,7 @@ impl<'a> Printer<'a> {
 impl Events for Printer<'_> {
     type Error = TraceError;
 
-    fn sample(&mut self, _cpu: u32, data: &[u8]) -> Result<Flow, TraceError> {
+    fn sample(&mut self, _cpu: Option<u32>, data: &[u8]) -> Result<Flow, TraceError> {
         if self.stopped {
             return Ok(Flow::Continue);
         }

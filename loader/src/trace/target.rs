@@ -103,6 +103,8 @@ pub fn without_missing(
 pub struct Tracepoints<'a> {
     tracefs: Option<&'a Path>,
     lists: OnceCell<Sources>,
+    /// The files uprobes name.
+    user: super::uprobes::UserFiles,
 }
 
 impl<'a> Tracepoints<'a> {
@@ -110,7 +112,12 @@ impl<'a> Tracepoints<'a> {
         Tracepoints {
             tracefs,
             lists: OnceCell::new(),
+            user: Default::default(),
         }
+    }
+
+    pub fn user_files(&self) -> &super::uprobes::UserFiles {
+        &self.user
     }
 }
 
@@ -125,10 +132,17 @@ impl TracepointSource for Tracepoints<'_> {
     }
 
     fn matching(&self, pattern: &str) -> Option<Vec<String>> {
+        if pattern.starts_with("uprobe:") {
+            return self.user.matching(pattern);
+        }
         let lists = self.lists.get_or_init(|| Sources::read(self.tracefs));
         lists
             .can_list(pattern)
             .then(|| list::probes(lists, Some(pattern)))
+    }
+
+    fn uprobe_binary(&self, binary: &str) -> Option<String> {
+        self.user.find(binary)
     }
 }
 
@@ -149,5 +163,6 @@ pub fn kernel(report: &mut Report, read: ReadChoice) -> Result<Kernel, PlanError
     plan::probe_readers(report, read);
     let mut kernel = Kernel::for_release(version, abi);
     kernel.readers = plan::reader(report, read)?;
+    kernel.sink = report.sink();
     Ok(kernel)
 }
