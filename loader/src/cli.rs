@@ -21,6 +21,10 @@ Errors (one `error:` line first, details may follow; exit status 1):
       the canary (a file nobtf removes itself) came back wrong: the profile's
       offsets are not this kernel's. Run `offsets gen` (docs/offsets.md) and
       pass --offsets FILE; --no-verify prints anyway.
+  the offsets profile (...) does not fit this kernel: FIELD (offset N) read X as ..., expected Y
+      `nobtf trace`'s live check of a field the program reads came back wrong.
+  offsets profile P is for kernel R on A, but this kernel is R2 on A2
+      the profile describes another kernel: run `offsets gen` for this one.
   the probe did not fire: ...
       no event came for the canary within 5 s: unlink(2) does not reach the
       probed function, or the trace pipe has another reader.
@@ -180,6 +184,17 @@ pub struct TraceArgs {
     /// the builtin profile where it fits).
     #[arg(long, value_name = "FILE", env = "NOBTF_OFFSETS")]
     pub offsets: Option<PathBuf>,
+    /// Check and compile for the kernel the --offsets profile describes,
+    /// touching no kernel: print what would attach, or refuse as a real
+    /// run on that box would.
+    #[arg(short = 'd', long, conflicts_with = "list")]
+    pub dry_run: bool,
+    /// With --dry-run: a copy of the box's /proc/kallsyms.
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub kallsyms: Option<PathBuf>,
+    /// With --dry-run: a copy of the box's tracefs (or its events directory).
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub tracepoints: Option<PathBuf>,
     /// Run `/bin/sh -c CMD` once attached; stop when it exits.
     #[arg(short = 'c', value_name = "CMD")]
     pub command: Option<String>,
@@ -382,6 +397,10 @@ impl TraceArgs {
             verbose: self.verbose,
             backend: self.backend.into(),
             list: self.list,
+            dry_run: self.dry_run.then_some(trace::DryRun {
+                kallsyms: self.kallsyms,
+                tracefs: self.tracepoints,
+            }),
         })
     }
 }
@@ -488,5 +507,21 @@ mod tests {
         let opts = trace(&["nobtf", "trace", "-l"]);
         assert!(opts.list && opts.program.is_empty());
         assert!(Cli::try_parse_from(["nobtf", "trace", "-l", "-e", "BEGIN {}"]).is_err());
+        // --dry-run and the box's files it takes; those only with it.
+        let opts = trace(&[
+            "nobtf",
+            "trace",
+            "-d",
+            "--kallsyms",
+            "k",
+            "--tracepoints",
+            "t",
+            "BEGIN {}",
+        ]);
+        let dry = opts.dry_run.expect("a dry run");
+        assert_eq!(dry.kallsyms, Some(PathBuf::from("k")));
+        assert_eq!(dry.tracefs, Some(PathBuf::from("t")));
+        assert!(trace(&["nobtf", "trace", "BEGIN {}"]).dry_run.is_none());
+        assert!(Cli::try_parse_from(["nobtf", "trace", "--kallsyms", "k", "BEGIN {}"]).is_err());
     }
 }

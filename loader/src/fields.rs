@@ -30,7 +30,7 @@ pub enum FieldsError {
 /// Where struct members come from.
 pub enum Fields {
     Profile {
-        profile: Profile,
+        profile: Box<Profile>,
         shown: String,
     },
     Btf(Box<Btf>),
@@ -43,7 +43,7 @@ impl Fields {
     pub fn choose(offsets: Option<&PathBuf>, report: &Report) -> Result<Fields, FieldsError> {
         if let Some(path) = offsets {
             return Ok(Fields::Profile {
-                profile: plan::choose_profile(Some(path), report)?,
+                profile: Box::new(plan::choose_profile(Some(path), report)?),
                 shown: path.display().to_string(),
             });
         }
@@ -62,7 +62,7 @@ impl Fields {
         }
         Ok(match plan::choose_profile(None, report) {
             Ok(profile) => Fields::Profile {
-                profile,
+                profile: Box::new(profile),
                 shown: "the builtin profile".into(),
             },
             Err(_) => Fields::Nothing,

@@ -10,7 +10,8 @@
 //!   kernel (fields from a profile or BTF, tracefs tracepoint formats,
 //!   probed readers) and run in a session, printed through `lang::report`.
 //! - `attach`: kprobes (PMU, tracefs), tracepoints, CPU clocks; stale events.
-//! - `canary`: proving a profile on this kernel; `output`, `pipe_line`: the
+//! - `canary`: proving a profile on this kernel (`live_check`: the fields a
+//!   trace program reads, and the profile's identity); `output`, `pipe_line`: the
 //!   unlink events' text and JSON lines, and the trace-pipe line.
 //! - `sys` (the only `unsafe`), `attrs`, `load`, `ring`, `features`: the
 //!   kernel interface.
@@ -30,6 +31,7 @@ pub mod features;
 pub mod fields;
 pub mod legacy;
 pub mod list;
+pub mod live_check;
 pub mod load;
 pub mod output;
 pub mod pipe_line;

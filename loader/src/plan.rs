@@ -59,6 +59,7 @@ pub fn choose_profile(offsets: Option<&PathBuf>, report: &Report) -> Result<Prof
             }
             .into());
         }
+        crate::live_check::identity(&profile, &shown, report)?;
         return Ok(profile);
     }
     let kernel = report

@@ -92,4 +92,6 @@ pub enum ProfileChoiceError {
         pt_regs::NATIVE.arch
     )]
     OtherArch { path: String, arch: String },
+    #[error(transparent)]
+    OtherKernel(#[from] profile::IdentityError),
 }

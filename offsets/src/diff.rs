@@ -77,6 +77,22 @@ pub fn diff(a: &Profile, b: &Profile) -> Diff {
             a.kernel.release, b.kernel.release
         ));
     }
+    // Which build and config: told apart, though the offsets may agree.
+    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not recorded)".into());
+    if a.kernel.version != b.kernel.version {
+        d.notes.push(format!(
+            "kernel.version: {} vs {}",
+            shown(&a.kernel.version),
+            shown(&b.kernel.version)
+        ));
+    }
+    if a.kernel.layout_config != b.kernel.layout_config {
+        d.notes.push(format!(
+            "kernel.layout_config: {} vs {}",
+            shown(&a.kernel.layout_config),
+            shown(&b.kernel.layout_config)
+        ));
+    }
     if a.source != b.source {
         d.notes.push(format!(
             "source: {} ({}) vs {} ({})",
@@ -110,6 +126,21 @@ mod tests {
         let d = diff(&a, &b);
         assert!(d.differences.is_empty(), "{d:?}");
         assert_eq!(d.notes.len(), 3, "{d:?}");
+        // Another build or config is said, not counted.
+        b.kernel.version = Some("#2 SMP".into());
+        b.kernel.layout_config = Some("00ff".into());
+        let d = diff(&a, &b);
+        assert!(d.differences.is_empty(), "{d:?}");
+        assert!(
+            d.notes
+                .contains(&"kernel.version: (not recorded) vs #2 SMP".to_string()),
+            "{d:?}"
+        );
+        assert!(
+            d.notes
+                .contains(&"kernel.layout_config: (not recorded) vs 00ff".to_string()),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -116,12 +116,20 @@ impl<'a> Elf<'a> {
                 }
             }
         }
-        let hay = self
-            .file
+        banner_release(self.rodata())
+    }
+
+    /// The build's `uname -v`, from the banner.
+    pub fn build_version(&self) -> Option<String> {
+        crate::identity::banner_version(self.rodata())
+    }
+
+    /// Where the `Linux version` banner is: `.rodata`, else anywhere.
+    fn rodata(&self) -> &[u8] {
+        self.file
             .section_by_name(".rodata")
             .and_then(|s| s.data().ok())
-            .unwrap_or(self.data);
-        banner_release(hay)
+            .unwrap_or(self.data)
     }
 }
 

@@ -18,6 +18,9 @@ pub struct Request {
     pub fields: Vec<String>,
     /// The kernel release, when the input does not carry it (raw BTF).
     pub release: Option<String>,
+    /// The build's `uname -v`, when the input does not carry it (the
+    /// running kernel's raw BTF).
+    pub version: Option<String>,
     /// The kernel's architecture (`--arch`): checked against an ELF input,
     /// assumed for raw BTF. None: the ELF's, else this machine's.
     pub arch: Option<&'static Abi>,
@@ -103,7 +106,7 @@ pub fn from_vmlinux(data: &[u8], label: &str, req: &Request) -> Result<Generated
         Some(id) => format!("{label} build-id {id}"),
         None => format!("{label} sha256 {}", short_hash(data)),
     };
-    let profile = model::assemble(
+    let mut profile = model::assemble(
         abi,
         release_or(req, elf.release()),
         Provenance {
@@ -114,12 +117,13 @@ pub fn from_vmlinux(data: &[u8], label: &str, req: &Request) -> Result<Generated
         fields,
         unlink,
     )?;
+    profile.kernel.version = elf.build_version();
     Ok(Generated { profile, warnings })
 }
 
 /// From raw BTF, or an ELF (vmlinux) carrying a `.BTF` section.
 pub fn from_btf(data: &[u8], label: &str, req: &Request) -> Result<Generated, GenError> {
-    let (btf_bytes, release, abi) = if data.starts_with(b"\x7fELF") {
+    let (btf_bytes, release, abi, version) = if data.starts_with(b"\x7fELF") {
         let elf = Elf::parse(data)?;
         let abi = req.abi(Some(&elf), label)?;
         let section = elf.section(".BTF")?.ok_or_else(|| {
@@ -127,9 +131,14 @@ pub fn from_btf(data: &[u8], label: &str, req: &Request) -> Result<Generated, Ge
                 "{label} has no .BTF section (a kernel without CONFIG_DEBUG_INFO_BTF); use --vmlinux or --kernel-src"
             ))
         })?;
-        (section.into_owned(), elf.release(), abi)
+        (
+            section.into_owned(),
+            elf.release(),
+            abi,
+            elf.build_version(),
+        )
     } else {
-        (data.to_vec(), None, req.abi(None, label)?)
+        (data.to_vec(), None, req.abi(None, label)?, None)
     };
     // BTF gives pointers no size: it is the architecture's.
     let btf = Btf::parse(&btf_bytes)?.with_pointer_size(u32::from(abi.pointer_bytes));
@@ -145,7 +154,7 @@ pub fn from_btf(data: &[u8], label: &str, req: &Request) -> Result<Generated, Ge
             why: "has no BTF FUNC in this BTF".into(),
         })?;
     let unlink = model::unlink_function(&sig, "btf")?;
-    let profile = model::assemble(
+    let mut profile = model::assemble(
         abi,
         release_or(req, release),
         Provenance {
@@ -156,6 +165,7 @@ pub fn from_btf(data: &[u8], label: &str, req: &Request) -> Result<Generated, Ge
         fields,
         unlink,
     )?;
+    profile.kernel.version = version.or_else(|| req.version.clone());
     Ok(Generated {
         profile,
         warnings: Vec::new(),

@@ -778,7 +778,7 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
         .config
         .as_ref()
         .map_or_else(|| build.join(".config"), |c| c.clone());
-    let profile = model::assemble(
+    let mut profile = model::assemble(
         abi,
         opts.request
             .release
@@ -797,6 +797,16 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
         field_map,
         unlink,
     )?;
+    // A tree that was built (not only prepared) knows its `uname -v`.
+    profile.kernel.version = [
+        "include/generated/utsversion.h",
+        "include/generated/compile.h",
+    ]
+    .iter()
+    .find_map(|h| crate::identity::header_version(&fs::read_to_string(build.join(h)).ok()?));
+    // The config as olddefconfig completed it, defaults included.
+    let completed = fs::read(build.join(".config")).unwrap_or(config_bytes);
+    profile.kernel.layout_config = Some(crate::identity::layout_digest(&completed));
     Ok(Generated { profile, warnings })
 }
 

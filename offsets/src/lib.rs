@@ -12,6 +12,7 @@ pub mod dwarf;
 pub mod elf;
 pub mod error;
 pub mod generate;
+pub mod identity;
 pub mod kbuild;
 pub mod model;
 pub mod tree;

@@ -120,10 +120,7 @@ pub fn assemble(
     functions.insert(DO_UNLINKAT.to_string(), unlink);
     let profile = Profile {
         format: FORMAT_VERSION,
-        kernel: KernelInfo {
-            release,
-            arch: abi.arch.into(),
-        },
+        kernel: KernelInfo::new(release, abi.arch),
         source: Provenance {
             generator: GENERATOR.into(),
             ..source

@@ -175,6 +175,7 @@ fn dwarf_of_relocatable_objects_both_shapes() {
         fields: vec!["filename.uptr".into()],
         release: None,
         arch: None,
+        ..Request::default()
     };
     let p = from_vmlinux(&fixture("namei-4.14-dwarf4.o"), "namei-4.14", &req)
         .unwrap()
@@ -200,6 +201,7 @@ fn no_panic_on(data: &[u8]) {
         fields: vec!["inode.i_ino".into()],
         release: None,
         arch: None,
+        ..Request::default()
     };
     let _ = Btf::parse(data);
     let _ = from_btf(data, "fuzz", &req);

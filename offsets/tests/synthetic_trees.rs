@@ -42,6 +42,7 @@ fn options(tree: &str, fields: &[&str]) -> (SrcOptions, PathBuf) {
             fields: fields.iter().map(|s| s.to_string()).collect(),
             release: None,
             arch: None,
+            ..Request::default()
         },
     };
     (opts, dir)

@@ -147,10 +147,7 @@ impl Builtin {
         );
         Profile {
             format: FORMAT_VERSION,
-            kernel: KernelInfo {
-                release: release.into(),
-                arch: self.arch.into(),
-            },
+            kernel: KernelInfo::new(release, self.arch),
             source: Provenance {
                 method: "builtin".into(),
                 detail: self.detail.into(),

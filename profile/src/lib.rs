@@ -8,6 +8,7 @@
 pub mod builtin;
 mod error;
 mod file;
+mod identity;
 mod model;
 mod source;
 mod validate;
@@ -20,6 +21,7 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const FORMAT_UNTYPED: u32 = 1;
 
 pub use error::ProfileError;
+pub use identity::{Identity, IdentityError, Running, arch_of_machine};
 pub use model::{
     DO_UNLINKAT, FILENAME_NAME, FILENAME_REFCNT, Field, Function, GENERATOR, KernelInfo,
     MAX_REGISTER_ARGS, NameArgType, Profile, Provenance, UnlinkArg, UnlinkFacts, arg_register,

@@ -54,6 +54,26 @@ pub struct KernelInfo {
     pub release: String,
     /// "x86_64", "aarch64" or "arm": a row of `kernel_headers::pt_regs::ABIS`.
     pub arch: String,
+    /// The build's `uname -v` (`#1 SMP Debian 5.10.223-1 (2024-08-10)`),
+    /// where the source knew it: two builds of one release differ here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// A digest of the `.config` options that change struct layouts
+    /// (`offsets gen --kernel-src` only), to tell two configs apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout_config: Option<String>,
+}
+
+impl KernelInfo {
+    /// A kernel known by its release and architecture only.
+    pub fn new(release: impl Into<String>, arch: impl Into<String>) -> KernelInfo {
+        KernelInfo {
+            release: release.into(),
+            arch: arch.into(),
+            version: None,
+            layout_config: None,
+        }
+    }
 }
 
 /// How a profile was made, so a user can judge it and remake it.

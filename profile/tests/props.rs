@@ -54,10 +54,7 @@ fn valid_profile() -> impl Strategy<Value = Profile> {
         .prop_map(
             |(release, (method, detail, generator), fields, functions)| Profile {
                 format: FORMAT_VERSION,
-                kernel: KernelInfo {
-                    release,
-                    arch: "x86_64".into(),
-                },
+                kernel: KernelInfo::new(release, "x86_64"),
                 source: Provenance {
                     method,
                     detail,

@@ -7,6 +7,8 @@
 
 mod blocks;
 mod clock;
+mod dry_run;
+mod live;
 mod printer;
 mod symbolize;
 mod target;
@@ -33,6 +35,7 @@ use crate::plan::{self, PlanError, ReadChoice};
 use crate::session::{MapSpec, ProgramSpec, Session, SessionError, Setup, Steps};
 use blocks::Blocks;
 use clock::LocalClock;
+pub use dry_run::DryRun;
 use printer::Printer;
 pub use target::Tracepoints;
 
@@ -60,6 +63,8 @@ pub struct TraceOptions {
     /// `-l`: list the probes matching `program` (all when it is empty)
     /// instead of tracing.
     pub list: bool,
+    /// `--dry-run`: check and compile for the profile's kernel, touch none.
+    pub dry_run: Option<DryRun>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +92,9 @@ pub enum TraceError {
     /// A trace-pipe line of one of nobtf's events that does not read.
     #[error("{0}")]
     Line(String),
+    /// The live checks refused the profile.
+    #[error(transparent)]
+    Live(#[from] crate::live_check::LiveCheckError),
 }
 
 impl From<SessionError> for TraceError {
@@ -104,6 +112,9 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         let pattern = Some(opts.program.as_str()).filter(|p| !p.is_empty());
         return list::print(pattern, opts.verbose, out)
             .map_err(|err| TraceError::Session(crate::session::write_error(err)));
+    }
+    if let Some(dry) = &opts.dry_run {
+        return dry_run::run(opts, dry, out);
     }
     if !opts.buffer_pages.is_power_of_two() {
         return Err(TraceError::BufferPages(opts.buffer_pages));
@@ -185,6 +196,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     }
     let (compiled, placed) = uprobes::place(compiled, tracepoints.user_files(), opts.pid)?;
     steps.done("kernel features and compiling");
+    live::check(opts, &report, &fields, kernel, &tracepoints, live::Via::Bpf)?;
 
     let mut session = Session::new(Setup {
         attach: plan::attach_mechanism(&report, opts.attach)?,

@@ -29,8 +29,31 @@ use crate::plan::{self, PlanError, ReadChoice};
 /// kept, to fail at attach with the reason. Leaving every probe out is an
 /// error.
 pub fn without_missing_functions(
-    mut compiled: Compiled,
+    compiled: Compiled,
     tracefs: Option<&Path>,
+) -> Result<Compiled, TraceError> {
+    // Reading kallsyms (megabytes) only when a listed probe could be left out.
+    let listed_kprobe = compiled.probes.iter().any(|p| {
+        matches!(p.attach, LangPoint::Kprobe(_) | LangPoint::Kretprobe(_))
+            && compiled.listed.contains(&p.attach)
+    });
+    if compiled.config.missing_probes == MissingProbes::Error || !listed_kprobe {
+        return Ok(compiled);
+    }
+    let Ok(kallsyms) = fs::read_to_string("/proc/kallsyms") else {
+        return Ok(compiled);
+    };
+    let filter =
+        tracefs.and_then(|dir| fs::read_to_string(dir.join("available_filter_functions")).ok());
+    without_missing(compiled, &kallsyms, filter.as_deref())
+}
+
+/// [`without_missing_functions`] against these lists (the box's, for
+/// `--dry-run`).
+pub fn without_missing(
+    mut compiled: Compiled,
+    kallsyms: &str,
+    filter: Option<&str>,
 ) -> Result<Compiled, TraceError> {
     let policy = compiled.config.missing_probes;
     let listed = compiled.listed.clone();
@@ -41,11 +64,6 @@ pub fn without_missing_functions(
     if policy == MissingProbes::Error || !compiled.probes.iter().any(skippable) {
         return Ok(compiled);
     }
-    let Ok(kallsyms) = fs::read_to_string("/proc/kallsyms") else {
-        return Ok(compiled);
-    };
-    let filter =
-        tracefs.and_then(|dir| fs::read_to_string(dir.join("available_filter_functions")).ok());
     let before = compiled.probes.len();
     compiled.probes.retain(|probe| {
         let (LangPoint::Kprobe(function) | LangPoint::Kretprobe(function)) = &probe.attach else {
@@ -54,7 +72,7 @@ pub fn without_missing_functions(
         if !skippable(probe) {
             return true;
         }
-        match features::probeable(function, &kallsyms, filter.as_deref()) {
+        match features::probeable(function, kallsyms, filter) {
             Probeable::Missing { .. } | Probeable::NotTraceable => {
                 if policy == MissingProbes::Warn {
                     eprintln!(

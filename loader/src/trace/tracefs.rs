@@ -115,6 +115,11 @@ pub(super) fn run(
         )));
     }
     steps.done("kernel features and translating to kprobe events");
+    let via = super::live::Via::Tracefs {
+        root: &root,
+        syntax,
+    };
+    super::live::check(opts, report, &fields, kernel, &tracepoints, via)?;
 
     // Dropped after the session (declared before it): the trace pipe is
     // closed before the instance is removed.

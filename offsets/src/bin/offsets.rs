@@ -177,11 +177,17 @@ fn gen_cmd(args: GenArgs) -> Result<()> {
         .map(offsets::model::check_arch)
         .transpose()?;
     let mut release = args.release;
-    // The running kernel's BTF carries no release; the running kernel does.
+    let mut version = None;
+    // The running kernel's BTF carries no release; the running kernel does
+    // (and its build string, when the release is its own).
     if release.is_none() && args.btf.as_deref() == Some(Path::new("/sys/kernel/btf/vmlinux")) {
-        release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .ok()
-            .map(|s| s.trim().to_string());
+        let proc_sys = |name: &str| {
+            std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
+        release = proc_sys("osrelease");
+        version = proc_sys("version");
     }
     let input = match (&args.vmlinux, &args.btf) {
         (Some(path), _) | (None, Some(path)) => Some((read(path)?, path.display().to_string())),
@@ -194,6 +200,7 @@ fn gen_cmd(args: GenArgs) -> Result<()> {
         let request = Request {
             fields: fields.to_vec(),
             release: release.clone(),
+            version: version.clone(),
             arch,
         };
         Ok(if let Some(tree) = &args.kernel_src {

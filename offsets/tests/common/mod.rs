@@ -51,5 +51,6 @@ pub fn typed_request() -> Request {
         fields: fields.iter().map(|f| f.to_string()).collect(),
         release: Some("5.4.0-test".into()),
         arch: None,
+        ..Request::default()
     }
 }
