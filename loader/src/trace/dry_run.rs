@@ -230,7 +230,7 @@ impl Box_ {
         );
         let _ = writeln!(text, "attach: {attach}");
         let _ = writeln!(text, "reader: {}", plan::reader_name(kernel.readers));
-        let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints);
+        let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints, self.abi);
         let _ = writeln!(text, "would attach {count} probe{}", plural(count));
         for probe in &compiled.probes {
             self.probe(probe, kernel.max_insns, opts.verbose, text)?;
@@ -300,7 +300,7 @@ impl Box_ {
         }
         self.functions_probeable(&program.compiled)?;
         let _ = writeln!(text, "back end: tracefs kprobe events (no BPF)");
-        let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints);
+        let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints, self.abi);
         let _ = writeln!(text, "would attach {count} probe{}", plural(count));
         for probe in &program.probes {
             let definition = probe
