@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -264,8 +264,12 @@ impl Action {
                     what: format!("{what} (a loopback TCP connection for the socket checks)"),
                     err: e.to_string(),
                 };
-                let listener = TcpListener::bind("127.0.0.1:0")
-                    .map_err(|e| failed("listening on 127.0.0.1", e))?;
+                // A SocketAddr, not "127.0.0.1:0": a string may need a name
+                // lookup, which links glibc's resolver (and its dlopen) into
+                // the static ARM binaries.
+                let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+                let listener =
+                    TcpListener::bind(loopback).map_err(|e| failed("listening on 127.0.0.1", e))?;
                 let remote = listener
                     .local_addr()
                     .map_err(|e| failed("its address", e))?;
