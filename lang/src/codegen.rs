@@ -449,12 +449,12 @@ impl Gen<'_> {
                 self.b.add(R1, 1);
                 self.b.store(Size::DW, R0, 0, R1);
             }
-            MapKind::Sum { .. } | MapKind::Avg => {
+            MapKind::Sum { .. } | MapKind::Avg { .. } => {
                 self.b.load(Size::DW, R1, R0, 0);
                 self.b.load(Size::DW, R2, R10, v);
                 self.b.add(R1, R2);
                 self.b.store(Size::DW, R0, 0, R1);
-                if kind == MapKind::Avg {
+                if matches!(kind, MapKind::Avg { .. }) {
                     self.b.load(Size::DW, R1, R0, 8);
                     self.b.add(R1, 1);
                     self.b.store(Size::DW, R0, 8, R1);
@@ -494,7 +494,7 @@ impl Gen<'_> {
                 self.b.load(Size::DW, R1, R10, v);
                 self.b.store(Size::DW, R10, val, R1);
             }
-            MapKind::Min { .. } | MapKind::Max { .. } | MapKind::Avg => {
+            MapKind::Min { .. } | MapKind::Max { .. } | MapKind::Avg { .. } => {
                 self.b.load(Size::DW, R1, R10, v);
                 self.b.store(Size::DW, R10, val, R1);
                 self.b.store(Size::DW, R10, val + 8, 1);

@@ -105,8 +105,11 @@ pub enum MapKind {
         signed: bool,
     },
     /// `avg(x)`: per CPU `[u64 total, u64 count]`; bpftrace prints
-    /// total/count signed whatever `x`'s sign.
-    Avg,
+    /// total/count signed whatever `x`'s sign. `stats(x)` (`stats`) keeps
+    /// the same and prints the count and total too.
+    Avg {
+        stats: bool,
+    },
     /// `hist(x)`: the key ends in a u64 bucket (bpftrace's log2 buckets:
     /// 0 for negatives, 1 for 0, `2 + floor(log2 x)` above); value u64 count.
     Hist,
@@ -495,7 +498,7 @@ impl MapSpec {
                 MapKind::Count | MapKind::Sum { .. } | MapKind::Hist | MapKind::Lhist { .. } => {
                     total = total.wrapping_add(int(b, 0)?)
                 }
-                MapKind::Avg => {
+                MapKind::Avg { .. } => {
                     total = total.wrapping_add(int(b, 0)?);
                     second = second.wrapping_add(int(b, 8)?);
                 }
@@ -510,7 +513,7 @@ impl MapSpec {
         };
         Ok(match self.kind {
             MapKind::Sum { .. } => MapValue::Sum(total as i64),
-            MapKind::Avg => MapValue::Avg {
+            MapKind::Avg { .. } => MapValue::Avg {
                 sum: total as i64,
                 count: second,
             },
@@ -567,7 +570,7 @@ mod tests {
             Ok(MapValue::Max(None))
         );
         assert_eq!(
-            spec(MapKind::Avg).combine(&all),
+            spec(MapKind::Avg { stats: false }).combine(&all),
             Ok(MapValue::Avg { sum: 2, count: 2 })
         );
         assert_eq!(spec(MapKind::Count).combine(&all), Ok(MapValue::Count(2)));

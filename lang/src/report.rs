@@ -541,7 +541,8 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
             signed,
             entries: numbers(),
         },
-        MapKind::Avg => MapValues::Avg(
+        MapKind::Avg { stats } => MapValues::Avg(
+            stats,
             decoded
                 .into_iter()
                 .map(|(k, v)| match v {

@@ -60,6 +60,7 @@ c pointers 'touch /tmp/v4' '/usr/bin/rm /tmp/v4' -e 'kprobe:do_unlinkat /comm ==
 c tuple_keys 'touch /tmp/v5' '/usr/bin/rm /tmp/v5' -e 'kprobe:do_unlinkat /comm == "rm"/ { $k = (1, comm); @a[$k] = 7; @b[2, "x"] = 1; delete(@b, (2, "x")); @c[comm] = 1; delete(@c, comm); }'
 c count 'touch /tmp/c1 /tmp/c2' '/usr/bin/rm /tmp/c1 /tmp/c2' -e 'kprobe:do_unlinkat /comm == "rm"/ { @[comm] = count(); @n = count(); }'
 c aggregates '' "$DD" -e 'kretprobe:vfs_read /comm == "dd"/ { @mn = min(retval); @mx = max(retval); @s = sum(retval); @a = avg(retval); @c = count(); }'
+c stats '' "$DD" -e 'kretprobe:vfs_read /comm == "dd"/ { @st = stats(retval); @by[retval > 100] = stats(retval); }'
 c hist '' "$DD" -e 'kretprobe:vfs_read /comm == "dd"/ { @h = hist(retval); }'
 c lhist '' "$DD" -e 'kretprobe:vfs_read /comm == "dd"/ { @l = lhist(retval, 0, 1000, 100); }'
 c assign 'touch /tmp/o1' '/usr/bin/rm /tmp/o1' -e 'kprobe:do_unlinkat /comm == "rm"/ { @last = str(((struct filename *)arg1)->name); @flag[1, "x"] = 7; }'

@@ -218,7 +218,7 @@ impl Checker<'_> {
                     {
                         int(signed)
                     }
-                    MapKind::Avg if user_space => int(true),
+                    MapKind::Avg { .. } if user_space => int(true),
                     MapKind::Hist | MapKind::Lhist { .. } if user_space => {
                         return Err(crate::userspace::refusal(
                             span,

@@ -119,7 +119,7 @@ impl Checker<'_> {
         let key_size = (user_key + if bucket { 8 } else { 0 }).max(8);
         let (value_size, per_cpu) = match kind {
             MapKind::Assign(ty) => (ty.size(), false),
-            MapKind::Min { .. } | MapKind::Max { .. } | MapKind::Avg => {
+            MapKind::Min { .. } | MapKind::Max { .. } | MapKind::Avg { .. } => {
                 (16, self.kernel.percpu_hash)
             }
             _ => (8, self.kernel.percpu_hash),
@@ -244,7 +244,14 @@ impl Checker<'_> {
                         Agg::Max(e),
                     ))
                 }
-                "avg" => Some((MapKind::Avg, Agg::Avg(one(self, "avg's argument")?))),
+                "avg" => Some((
+                    MapKind::Avg { stats: false },
+                    Agg::Avg(one(self, "avg's argument")?),
+                )),
+                "stats" => Some((
+                    MapKind::Avg { stats: true },
+                    Agg::Avg(one(self, "stats's argument")?),
+                )),
                 "hist" => Some((MapKind::Hist, Agg::Hist(one(self, "hist's argument")?))),
                 "lhist" => {
                     expect_args(name, args, 4, span)?;

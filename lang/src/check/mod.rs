@@ -48,7 +48,6 @@ const UNSUPPORTED: &[&str] = &[
     "jiffies",
     "system",
     "override",
-    "stats",
     "zero",
     "len",
     "reg",

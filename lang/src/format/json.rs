@@ -104,7 +104,7 @@ pub fn map(map: &Map, top: u32, div: u32) -> Vec<u8> {
     }
     let kind = match map.values {
         MapValues::Hist { .. } | MapValues::Lhist { .. } => "hist",
-        MapValues::Avg(_) => "stats",
+        MapValues::Avg(..) => "stats",
         _ => "map",
     };
     let keyed = map.values.is_keyed();
@@ -126,6 +126,10 @@ pub fn map(map: &Map, top: u32, div: u32) -> Vec<u8> {
         match value {
             Rendered::Number(n) => out.extend_from_slice(n.as_bytes()),
             Rendered::Str(s) => quoted(s, &mut out),
+            Rendered::Stats([count, average, total]) => out.extend_from_slice(
+                format!("{{\"count\": {count}, \"average\": {average}, \"total\": {total}}}")
+                    .as_bytes(),
+            ),
             Rendered::Hist(buckets) => match &map.values {
                 MapValues::Lhist { params, .. } => out.extend(lhist(buckets, params)),
                 MapValues::Hist { params, .. } => out.extend(hist(buckets, params, div)),

@@ -85,8 +85,8 @@ pub enum MapValues {
         signed: bool,
         entries: Vec<(Key, u64)>,
     },
-    /// `avg()`.
-    Avg(Vec<(Key, AvgState)>),
+    /// `avg()`, or `stats()` when the flag is set.
+    Avg(bool, Vec<(Key, AvgState)>),
     /// String assignment (`@x = comm`).
     Str(Vec<(Key, Vec<u8>)>),
     /// `hist()`: per key, the count of each bucket index
@@ -237,7 +237,7 @@ impl MapValues {
             | MapValues::Int { entries: e, .. }
             | MapValues::Min { entries: e, .. }
             | MapValues::Max { entries: e, .. } => keys(e),
-            MapValues::Avg(e) => keys(e),
+            MapValues::Avg(_, e) => keys(e),
             MapValues::Str(e) => keys(e),
             MapValues::Hist { entries: e, .. } | MapValues::Lhist { entries: e, .. } => keys(e),
         }
@@ -248,6 +248,8 @@ impl MapValues {
 /// `top` and `div`.
 pub(crate) enum Rendered {
     Number(String),
+    /// `stats()`: count, average, total.
+    Stats([i64; 3]),
     Str(Vec<u8>),
     Hist(Vec<u64>),
 }
@@ -297,9 +299,16 @@ pub(crate) fn rendered_entries(values: &MapValues, top: u32, div: u32) -> Vec<(K
                 .map(|(k, v)| (k, num(signed_text(v, *signed, div))))
                 .collect()
         }
-        MapValues::Avg(e) => ordered(e, AvgState::average, compare_keys, top)
+        MapValues::Avg(false, e) => ordered(e, AvgState::average, compare_keys, top)
             .into_iter()
             .map(|(k, v)| (k, num(v.average().wrapping_div(div as i64).to_string())))
+            .collect(),
+        MapValues::Avg(true, e) => ordered(e, AvgState::average, compare_keys, top)
+            .into_iter()
+            .map(|(k, v)| {
+                let average = v.average().wrapping_div(div as i64);
+                (k, Rendered::Stats([v.count as i64, average, v.total]))
+            })
             .collect(),
         MapValues::Str(e) => {
             let mut sorted = e.clone();

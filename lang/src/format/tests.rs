@@ -121,11 +121,33 @@ fn keyed_hists_are_ordered_by_total_and_separated_by_an_empty_line() {
 #[test]
 fn avg_divides_as_bpftrace() {
     let values: Vec<i64> = (0..=100).collect();
-    let map = map("@", MapValues::Avg(vec![(vec![], avg_of(&values))]));
+    let map = map("@", MapValues::Avg(false, vec![(vec![], avg_of(&values))]));
     assert_eq!(text(&map, 0, 0), "@: 50\n\n");
     // Truncation toward zero for negative averages.
     assert_eq!(avg_of(&[-3, -4]).average(), -3);
     assert_eq!(AvgState::default().average(), 0);
+}
+
+#[test]
+fn stats_print_count_average_and_total_as_bpftrace() {
+    let map = map(
+        "@s",
+        MapValues::Avg(
+            true,
+            vec![
+                (vec![i(2)], avg_of(&[10, 20])),
+                (vec![i(1)], avg_of(&[-3, -4])),
+            ],
+        ),
+    );
+    assert_eq!(
+        text(&map, 0, 0),
+        "@s[1]: count 2, average -3, total -7\n@s[2]: count 2, average 15, total 30\n\n"
+    );
+    assert_eq!(
+        json(&map, 0, 0),
+        "{\"type\": \"stats\", \"data\": {\"@s\": {\"1\": {\"count\": 2, \"average\": -3, \"total\": -7}, \"2\": {\"count\": 2, \"average\": 15, \"total\": 30}}}}\n"
+    );
 }
 
 #[test]
@@ -319,6 +341,7 @@ fn any_values() -> impl Strategy<Value = MapValues> {
             .prop_map(|(signed, entries)| MapValues::Max { signed, entries }),
         proptest::collection::vec((any_key(), any::<u64>(), any::<i64>()), 0..5).prop_map(|e| {
             MapValues::Avg(
+                false,
                 e.into_iter()
                     .map(|(k, count, total)| (k, AvgState { count, total }))
                     .collect(),
@@ -409,7 +432,7 @@ fn exit_text_as_bpftrace_0_23_printed_it() {
             "@b",
             MapValues::Count(vec![(vec![s("y")], 2), (vec![s("x")], 1)]),
         ),
-        map("@c", MapValues::Avg(vec![(vec![], avg_of(&[5]))])),
+        map("@c", MapValues::Avg(false, vec![(vec![], avg_of(&[5]))])),
         map("@d", signed(vec![])),
         map("@e", hist(vec![(vec![], hist_of(&[0, -5, 1000]))])),
         map(
@@ -460,7 +483,10 @@ fn exit_json_as_bpftrace_0_23_printed_it() {
         map("@z", signed(vec![(vec![], 1)])),
         map("@a", MapValues::Count(vec![(vec![], 1)])),
         map("@b", MapValues::Count(vec![(vec![s("x"), i(2)], 1)])),
-        map("@c", MapValues::Avg(vec![(vec![], avg_of(&[-7, 2]))])),
+        map(
+            "@c",
+            MapValues::Avg(false, vec![(vec![], avg_of(&[-7, 2]))]),
+        ),
         map("@d", signed(vec![])),
         map(
             "@e",
@@ -495,8 +521,14 @@ fn exit_json_as_bpftrace_0_23_printed_it() {
             },
         ),
         map("@hz", hist(vec![(vec![], vec![0; HIST_SLOTS])])),
-        map("@la", MapValues::Avg(vec![(vec![], avg_of(&[3, 4]))])),
-        map("@ua", MapValues::Avg(vec![(vec![i(1)], avg_of(&[5]))])),
+        map(
+            "@la",
+            MapValues::Avg(false, vec![(vec![], avg_of(&[3, 4]))]),
+        ),
+        map(
+            "@ua",
+            MapValues::Avg(false, vec![(vec![i(1)], avg_of(&[5]))]),
+        ),
         map("@tk", signed(vec![(vec![i(1), s("a")], 5)])),
         map("@esc", signed(vec![(vec![s("é\"\t")], 1)])),
         map("@q", signed(vec![(vec![s("a"), s("b\"c")], 1)])),
@@ -603,11 +635,14 @@ fn print_as_bpftrace_0_23_printed_it() {
     );
     let av = map(
         "@av",
-        MapValues::Avg(vec![
-            (vec![s("c")], avg_of(&[30])),
-            (vec![s("a")], avg_of(&[10])),
-            (vec![s("b")], avg_of(&[20])),
-        ]),
+        MapValues::Avg(
+            false,
+            vec![
+                (vec![s("c")], avg_of(&[30])),
+                (vec![s("a")], avg_of(&[10])),
+                (vec![s("b")], avg_of(&[20])),
+            ],
+        ),
     );
     let neg = map("@neg", signed(vec![(vec![i(-3)], -4)]));
     let mut out = text::attached_probes(1).into_bytes();
@@ -649,13 +684,19 @@ fn order_as_bpftrace_0_23_printed_it() {
         map("@s", signed(keyed(&[(1, 3), (2, -9), (3, 1)]))),
         map(
             "@a",
-            MapValues::Avg(vec![
-                (vec![i(1)], avg_of(&[3])),
-                (vec![i(2)], avg_of(&[-9])),
-                (vec![i(3)], avg_of(&[1])),
-            ]),
+            MapValues::Avg(
+                false,
+                vec![
+                    (vec![i(1)], avg_of(&[3])),
+                    (vec![i(2)], avg_of(&[-9])),
+                    (vec![i(3)], avg_of(&[1])),
+                ],
+            ),
         ),
-        map("@ub", MapValues::Avg(vec![(vec![], avg_of(&[-1, 3]))])),
+        map(
+            "@ub",
+            MapValues::Avg(false, vec![(vec![], avg_of(&[-1, 3]))]),
+        ),
         map(
             "@u",
             MapValues::Int {
@@ -701,7 +742,7 @@ fn order_as_bpftrace_0_23_printed_it() {
 #[test]
 fn untouched_maps_as_bpftrace_0_23_printed_them() {
     let c = map("@c", MapValues::Count(vec![(vec![], 0)]));
-    let a = map("@a", MapValues::Avg(vec![]));
+    let a = map("@a", MapValues::Avg(false, vec![]));
     let maps = vec![
         c.clone(),
         map("@s", signed(vec![])),

@@ -40,6 +40,9 @@ pub fn map(map: &Map, top: u32, div: u32) -> Vec<u8> {
                 line.extend_from_slice(b": ");
                 line.extend_from_slice(&s);
             }
+            Rendered::Stats([count, average, total]) => line.extend_from_slice(
+                format!(": count {count}, average {average}, total {total}").as_bytes(),
+            ),
             Rendered::Hist(buckets) => {
                 line.extend_from_slice(b":\n");
                 match &map.values {
@@ -53,7 +56,7 @@ pub fn map(map: &Map, top: u32, div: u32) -> Vec<u8> {
     }
     let mut out = lines.join(&b'\n');
     out.push(b'\n');
-    if matches!(map.values, MapValues::Avg(_)) {
+    if matches!(map.values, MapValues::Avg(..)) {
         out.push(b'\n');
     }
     out
