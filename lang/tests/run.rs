@@ -5,10 +5,12 @@ use kernel_headers::KernelVersion;
 use kernel_headers::pt_regs::{self, NATIVE};
 use lang::fields::FieldInfo;
 use lang::kernel::Kernel;
-use lang::output::{Event, EventFormat, MapSpec, MapValue, Value, decode_event};
+use lang::output::{Event, EventFormat, MapSpec, MapValue, Value};
 use lang::tracepoint::{NoTracepoints, TracepointFormat, TracepointSource, parse_format};
 use lang::{Compiled, Target, compile};
 use probes::interp::{Space, Vm, fake_pt_regs};
+
+mod common;
 
 const FIELDS: &[(&str, FieldInfo)] = &[];
 
@@ -69,36 +71,7 @@ fn build(src: &str, release: KernelVersion) -> Compiled {
     compile(src, &target).unwrap_or_else(|e| panic!("{}", e.render(src)))
 }
 
-const EVENTS_FD: i32 = 100;
-const LOSSES_FD: i32 = 101;
-
-/// A VM with every map of the program served, and its fds by name.
-fn vm_for(compiled: &Compiled) -> (Vm, impl Fn(&str) -> Option<i32> + Clone + use<>) {
-    let mut vm = Vm::new();
-    vm.perf_map_fd = EVENTS_FD;
-    vm.ring_map_fd = EVENTS_FD;
-    vm.ring_capacity = 1 << 20;
-    vm.add_array_map(LOSSES_FD, 8, 1);
-    vm.pid_tgid = (42 << 32) | 43;
-    vm.uid_gid = (1000 << 32) | 1001;
-    vm.comm = *b"rm\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
-    vm.ktime_ns = 5_000;
-    vm.cpu = 1;
-    let names: Vec<String> = compiled.maps.iter().map(|m| m.name.clone()).collect();
-    for (i, m) in compiled.maps.iter().enumerate() {
-        vm.add_hash_map(i as i32 + 1, m.key_size as usize, m.value_size as usize);
-    }
-    let fd = move |name: &str| {
-        if name == lang::output::EVENTS_MAP {
-            return Some(EVENTS_FD);
-        }
-        if name == probes::ringbuf::LOSSES_MAP {
-            return Some(LOSSES_FD);
-        }
-        names.iter().position(|n| n == name).map(|i| i as i32 + 1)
-    };
-    (vm, fd)
-}
+use common::{printed, vm_for};
 
 fn run(
     compiled: &Compiled,
@@ -109,16 +82,6 @@ fn run(
 ) {
     let raw = compiled.probes[probe].encode(fd).unwrap();
     assert_eq!(vm.run(&raw, ctx), Ok(0), "{}", compiled.probes[probe].insns);
-}
-
-/// The records of either sink (5.8+ kernels get the ring buffer).
-fn printed(compiled: &Compiled, vm: &Vm) -> Vec<Event> {
-    let ring = vm.ring_output.iter().map(|(r, _)| r);
-    vm.perf_output
-        .iter()
-        .chain(ring)
-        .map(|r| decode_event(&compiled.events, r).unwrap())
-        .collect()
 }
 
 fn args_regs(args: &[u64]) -> Vec<u8> {
