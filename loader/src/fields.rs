@@ -63,7 +63,7 @@ impl Fields {
         Ok(match plan::choose_profile(None, report) {
             Ok(profile) => Fields::Profile {
                 profile: Box::new(profile),
-                shown: "the builtin profile".into(),
+                shown: "builtin".into(),
             },
             Err(_) => Fields::Nothing,
         })

@@ -470,4 +470,19 @@ impl TracepointSource for BoxTracepoints<'_> {
             .can_list(pattern)
             .then(|| list::probes(&lists, Some(pattern)))
     }
+
+    /// As on the box (`target::Tracepoints::can_probe`): in ftrace's list,
+    /// else among kallsyms' text symbols. Without a copy of kallsyms
+    /// nothing is known to be probeable, so no syscall is lowered.
+    fn can_probe(&self, function: &str) -> bool {
+        let listed = |sources: &Sources| list::functions(sources).contains(&function);
+        listed(&Sources {
+            filter_functions: self.kernel.filter_functions.clone(),
+            kallsyms: self.kernel.kallsyms.clone(),
+            ..Sources::default()
+        }) || listed(&Sources {
+            kallsyms: self.kernel.kallsyms.clone(),
+            ..Sources::default()
+        })
+    }
 }
