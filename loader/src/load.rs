@@ -247,6 +247,12 @@ pub fn probe_helper(helper: Helper, kern_version: u32) -> Support {
 /// Whether this kernel creates a BPF ring buffer (5.8+), by creating the
 /// smallest one (a page) and dropping it.
 pub fn probe_ring_buffer() -> bool {
+    // 32-bit ARM keeps the perf rings: with the ring buffer, nobtf hung in
+    // debian-6.1-armhf's VM (loader_check_and_dump, the canary's run), and
+    // the reader was measured on 64-bit kernels only.
+    if cfg!(target_pointer_width = "32") {
+        return false;
+    }
     let shape = MapShape {
         map_type: kernel_headers::bpf::map_type::RINGBUF,
         key_size: 0,
