@@ -17,7 +17,7 @@ use kernel_headers::pt_regs;
 use lang::providers::AttachPoint as LangPoint;
 use lang::tracefs_program::{self, TranslateError};
 use lang::tracepoint::{TracepointFormat, TracepointSource, parse_format};
-use lang::{Compiled, Options, Target};
+use lang::{Compiled, Target};
 use profile::Profile;
 
 use super::target;
@@ -205,18 +205,7 @@ impl Box_ {
             tracepoints: &tracepoints,
             kernel,
         };
-        let compiled = lang::compile_with(
-            &opts.program,
-            &target,
-            Options {
-                pid: opts.pid,
-                params: opts.params.clone(),
-            },
-        )
-        .map_err(|e| TraceError::Program(e.render(&opts.program)))?;
-        for warning in &compiled.config.warnings {
-            eprintln!("{warning}");
-        }
+        let compiled = super::compile_program(opts, &target)?;
         let compiled = match &self.kallsyms {
             Some(kallsyms) => {
                 target::without_missing(compiled, kallsyms, self.filter_functions.as_deref())?

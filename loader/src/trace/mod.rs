@@ -169,18 +169,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         tracepoints: &tracepoints,
         kernel,
     };
-    let compiled = lang::compile_with(
-        &opts.program,
-        &target,
-        Options {
-            pid: opts.pid,
-            params: opts.params.clone(),
-        },
-    )
-    .map_err(|e| TraceError::Program(e.render(&opts.program)))?;
-    for warning in &compiled.config.warnings {
-        eprintln!("{warning}");
-    }
+    let compiled = compile_program(opts, &target)?;
     let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints, kernel.abi);
     let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
     if opts.verbose {
@@ -573,6 +562,27 @@ pub fn program_text(arg: &str) -> io::Result<String> {
     } else {
         Ok(arg.to_string())
     }
+}
+
+/// `opts`' program compiled for `target`, its config warnings written to
+/// stderr: what a real run and a dry run both do first.
+pub(crate) fn compile_program(
+    opts: &TraceOptions,
+    target: &Target,
+) -> Result<Compiled, TraceError> {
+    let compiled = lang::compile_with(
+        &opts.program,
+        target,
+        Options {
+            pid: opts.pid,
+            params: opts.params.clone(),
+        },
+    )
+    .map_err(|e| TraceError::Program(e.render(&opts.program)))?;
+    for warning in &compiled.config.warnings {
+        eprintln!("{warning}");
+    }
+    Ok(compiled)
 }
 
 #[cfg(test)]
