@@ -234,18 +234,7 @@ impl Box_ {
         profile: Profile,
         text: &mut String,
     ) -> Result<(), TraceError> {
-        let refuse = |what: &str| -> TraceError {
-            PlanError::Attach(format!(
-                "{what}; the tracefs back end defines kprobe events: drop it, or pass --backend bpf"
-            ))
-            .into()
-        };
-        if opts.attach == AttachMode::Pmu {
-            return Err(refuse("--attach pmu attaches BPF programs"));
-        }
-        if opts.read != ReadChoice::Auto {
-            return Err(refuse("--read-helper chooses a BPF helper"));
-        }
+        super::tracefs::refuse_bpf_options(opts)?;
         let kernel = lang::kernel::Kernel::for_release(self.version, self.abi);
         let fields = self.fields(opts, profile, kernel);
         let tracepoints = BoxTracepoints::new(self);

@@ -32,18 +32,7 @@ pub(super) fn run(
 ) -> Result<(), TraceError> {
     // `why` is the reason tracefs traces: `--backend tracefs`, or what the
     // kernel lacks.
-    let refuse = |what: &str| -> TraceError {
-        PlanError::Attach(format!(
-            "{what}; the tracefs back end defines kprobe events: drop it, or pass --backend bpf"
-        ))
-        .into()
-    };
-    if opts.attach == AttachMode::Pmu {
-        return Err(refuse("--attach pmu attaches BPF programs"));
-    }
-    if opts.read != ReadChoice::Auto {
-        return Err(refuse("--read-helper chooses a BPF helper"));
-    }
+    refuse_bpf_options(opts)?;
     let root = report
         .tracefs
         .clone()
@@ -184,4 +173,21 @@ fn threads(pid: u32) -> Vec<u32> {
     }
     tids.sort_unstable();
     tids
+}
+/// The options that choose how BPF programs attach or read, refused on the
+/// tracefs back end (a real run and a dry run alike).
+pub(super) fn refuse_bpf_options(opts: &TraceOptions) -> Result<(), TraceError> {
+    let refuse = |what: &str| -> TraceError {
+        PlanError::Attach(format!(
+            "{what}; the tracefs back end defines kprobe events: drop it, or pass --backend bpf"
+        ))
+        .into()
+    };
+    if opts.attach == AttachMode::Pmu {
+        return Err(refuse("--attach pmu attaches BPF programs"));
+    }
+    if opts.read != ReadChoice::Auto {
+        return Err(refuse("--read-helper chooses a BPF helper"));
+    }
+    Ok(())
 }
