@@ -498,11 +498,10 @@ corpus_compare() {
 # needs BTF. Results in target/corpus-nobtf-5.10/results.tsv.
 # Not tcpaccept, tcpconnect, tcplife, tcpretrans: they read skc_v6_*
 # fields, and nobtf-5.10 is built without IPv6 (its DWARF has no such
-# member, so no profile can hold them). Not dcsnoop yet: its
-# `$nd->last` is placed after nameidata's embedded `struct path`, whose
-# size a --fields-from profile does not record (refused in one line).
+# member, so no profile can hold them). dcsnoop's own `struct nameidata`
+# embeds `struct path`: the profile's [structs] gives its size.
 CORPUS_PROFILE_TOOLS=(
-    biolatency biolatency-kp bitesize capable killsnoop oomkill
+    biolatency biolatency-kp biosnoop bitesize capable dcsnoop killsnoop oomkill
     opensnoop pidpersec runqlat setuids statsnoop swapin syncsnoop syscount
     tcpsynbl undump vfscount vfsstat writeback xfsdist
 )

@@ -88,12 +88,12 @@ impl Checker<'_> {
                 format!("`{name}` is a bpftrace builtin nobtf trace does not support yet"),
             )),
             _ => match self.fields.enum_value(name) {
-                // An enumerator (the script's, BTF's) or a uapi constant.
+                // An enumerator (the script's, BTF's, the profile's) or a uapi constant.
                 Some(value) => e(TKind::Const(value as u64), int(value < 0)),
                 None => Err(Error::at(
                     span,
                     format!(
-                        "unknown identifier `{name}`: not a builtin, nor a constant of the script's enums or #defines, the kernel's BTF or nobtf's uapi table"
+                        "unknown identifier `{name}`: not a builtin, nor a constant of the script's enums or #defines, the kernel's BTF, the offsets profile's [enums] (`offsets gen --fields-from PROGRAM` records them) or nobtf's uapi table"
                     ),
                 )),
             },
