@@ -135,7 +135,14 @@ pub struct Records<'a> {
     /// The `join()` line so far, and whether an empty argument ended it.
     joined: Vec<u8>,
     join_ended: bool,
+    /// `max_strlen` (NUL included): a printf string this long is marked
+    /// as truncated.
+    max_strlen: usize,
 }
+
+/// What bpftrace 0.23 appends to a printf string argument it takes as
+/// truncated (its `str_trunc_trailer` default).
+const TRUNCATION_TRAILER: &[u8] = b"..";
 
 /// Arguments of a printf kept on the stack; more take a `Vec`.
 const STACK_ARGS: usize = 8;
@@ -158,6 +165,7 @@ impl<'a> Records<'a> {
             text: Vec::new(),
             joined: Vec::new(),
             join_ended: false,
+            max_strlen: compiled.config.max_strlen.unwrap_or(crate::check::STR_LEN) as usize,
         }
     }
 
@@ -252,7 +260,8 @@ impl<'a> Records<'a> {
         }
     }
 
-    /// The text of each `strftime()` argument of a printf record, by
+    /// The text of each `strftime()` and symbol argument of a printf
+    /// record, and of each string that filled its `max_strlen` buffer, by
     /// argument index (none, and no allocation, for most records).
     fn timestamps(
         &self,
@@ -271,6 +280,11 @@ impl<'a> Records<'a> {
                     texts.push((i, text));
                 }
                 ValueRef::Symbol { kind, raw } => texts.push((i, crate::symbols::text(kind, raw))),
+                // bpftrace 0.23 takes a string that fills `max_strlen`
+                // (its NUL included) as cut short, and marks it.
+                ValueRef::Str(text) if text.len() + 1 == self.max_strlen => {
+                    texts.push((i, [text, TRUNCATION_TRAILER].concat()));
+                }
                 _ => {}
             }
         }

@@ -104,6 +104,9 @@ c cat_json 'touch /tmp/p4; echo hello-cat >/tmp/cat.txt' '/usr/bin/rm /tmp/p4' -
 c join '' '/usr/bin/ls -d / /tmp' -e 'tracepoint:syscalls:sys_enter_execve /str(args->filename) == "/usr/bin/ls"/ { join(args->argv); join(args->argv, ","); }'
 c join_json '' '/usr/bin/ls -d /' -f json -e 'tracepoint:syscalls:sys_enter_execve /str(args->filename) == "/usr/bin/ls"/ { join(args->argv); }'
 c list_verbose '' '' -lv 'tracepoint:syscalls:sys_enter_openat'
+# A string that fills max_strlen (NUL included) is marked `..`, before
+# its width; a shorter one is not.
+c max_strlen 'touch /tmp/abcdefghij /tmp/a' '/usr/bin/rm /tmp/abcdefghij /tmp/a' -e 'config = { max_strlen = 8 } kprobe:do_unlinkat /comm == "rm"/ { printf("%s|%-10s|\n", str(((struct filename *)arg1)->name), str(((struct filename *)arg1)->name)); }'
 EOF
 }
 

@@ -506,21 +506,18 @@ CORPUS_PROFILE_TOOLS=(
     tcpsynbl undump vfscount vfsstat writeback xfsdist
 )
 
-vmtest_corpus_profiles() {
-    [ "$KERNEL" = nobtf-5.10 ] || { skip "the profile corpus runs on nobtf-5.10 (no BTF, a vmlinux with DWARF)"; return; }
-    local corpus tool tools profiles=$TEST_TMP/profiles
-    corpus=$(corpus_dir)
-    [ -d "$corpus" ] || { skip "no corpus at $corpus (NOBTF_CORPUS names another)"; return; }
-    (ensure_bench_rootfs) || { fail "the bench root filesystem could not be built"; return 1; }
+# corpus_tool_profiles CORPUS DIR TOOL...: DIR/TOOL.toml from nobtf-5.10's
+# vmlinux for each tool that reads struct fields.
+corpus_tool_profiles() {
+    local corpus=$1 profiles=$2 tool
+    shift 2
     (cd "$NOBTF_ROOT" && cargo build --quiet --release -p offsets --bin offsets) || return 1
-    mkdir -p "$profiles"
-    tools=${NOBTF_CORPUS_TOOLS:-${CORPUS_PROFILE_TOOLS[*]}}
     # A tool that reads no struct field needs no profile (the builtin one
     # serves), and offsets gen cannot type its tracepoint arguments without
     # the kernel's tracefs (writeback's `args.name` is a string there):
     # such a tool runs without one when offsets gen fails.
     local noprofile=""
-    for tool in $tools; do
+    for tool in "$@"; do
         "$NOBTF_ROOT/target/release/offsets" gen --vmlinux "$KERNELS_DIR/nobtf-5.10/vmlinux" \
             --fields-from "$corpus/$tool.bt" -o "$profiles/$tool.toml" 2>"$TEST_TMP/gen.err" && continue
         grep -q 'struct ' "$corpus/$tool.bt" \
@@ -529,10 +526,27 @@ vmtest_corpus_profiles() {
         rm -f "$profiles/$tool.toml"
     done
     [ -z "$noprofile" ] || echo "corpus-profiles: no profile (no struct fields; offsets gen cannot type them on the host):$noprofile" >&2
+}
+
+vmtest_corpus_profiles() {
+    local corpus tool tools profiles=$TEST_TMP/profiles how
+    case $KERNEL in
+        nobtf-5.10) how="offsets gen --vmlinux --fields-from TOOL profiles" ;;
+        # No vmlinux, no tree here: the profile made from its tree once
+        # (tests/profiles/linux-5.4.toml; the vm wrapper passes it).
+        linux-5.4) how="tests/profiles/linux-5.4.toml" ;;
+        *) skip "the profile corpus runs on nobtf-5.10 (a vmlinux with DWARF) and linux-5.4 (a committed profile), neither with BTF"; return ;;
+    esac
+    corpus=$(corpus_dir)
+    [ -d "$corpus" ] || { skip "no corpus at $corpus (NOBTF_CORPUS names another)"; return; }
+    (ensure_bench_rootfs) || { fail "the bench root filesystem could not be built"; return 1; }
+    mkdir -p "$profiles"
+    tools=${NOBTF_CORPUS_TOOLS:-${CORPUS_PROFILE_TOOLS[*]}}
+    [ "$KERNEL" = nobtf-5.10 ] && { corpus_tool_profiles "$corpus" "$profiles" $tools || return 1; }
     corpus_script >"$TEST_TMP/corpus.sh"
     printf '%s\n' $tools >"$TEST_TMP/tools"
     : >"$TEST_TMP/second"
-    local out start=$SECONDS dir=${NOBTF_CORPUS_RESULTS:-$NOBTF_ROOT/target}/corpus-nobtf-5.10
+    local out start=$SECONDS dir=${NOBTF_CORPUS_RESULTS:-$NOBTF_ROOT/target}/corpus-$KERNEL
     out=$(vm --rootfs "$BENCH_ROOTFS" --mem 4096 --timeout 3600 --file "$corpus:/corpus" \
         --file "$profiles:/profiles" --file "$TEST_TMP/corpus.sh:/tmp/corpus.sh" \
         --file "$TEST_TMP/tools:/tmp/corpus-tools" --file "$TEST_TMP/second:/tmp/corpus-second" \
@@ -542,8 +556,8 @@ vmtest_corpus_profiles() {
     mkdir -p "$dir"
     printf '%s\n' "$out" >"$dir/output.txt"
     local state failed="" started=0 absent=0
-    printf '# %s, kernel %s, nobtf with offsets gen --vmlinux --fields-from TOOL profiles\n' \
-        "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(kernel_release nobtf-5.10)" >"$dir/results.tsv"
+    printf '# %s, kernel %s, nobtf with %s\n' \
+        "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(kernel_release "$KERNEL")" "$how" >"$dir/results.tsv"
     for tool in $tools; do
         state=$(corpus_state "$out" "$tool" nobtf) || { fail "no nobtf run of $tool"; return 1; }
         printf '%s\t%s\n' "$tool" "$state" >>"$dir/results.tsv"
