@@ -366,7 +366,8 @@ fn printed(shape: &Shape, args: &[Value]) -> Printed {
             (Shape::Pointer(_), Some(Value::Uint(n))) => Printed::Pointer(*n),
             (_, Some(Value::Int(n))) => Printed::Signed(*n),
             (_, Some(Value::Uint(n))) => Printed::Unsigned(*n),
-            (_, Some(Value::Str(s) | Value::Buf(s))) => Printed::Str(s.clone()),
+            (_, Some(Value::Str(s))) => Printed::Str(s.clone()),
+            (_, Some(Value::Buf(b))) => Printed::Str(buffer_text(b)),
             (_, None) => Printed::Str(Vec::new()),
         },
     }
@@ -457,8 +458,15 @@ fn key_part(value: Value) -> KeyPart {
     match value {
         Value::Int(n) => KeyPart::Int(n),
         Value::Uint(n) => KeyPart::Int(n as i64),
-        Value::Str(s) | Value::Buf(s) => KeyPart::Str(s),
+        Value::Str(s) => KeyPart::Str(s),
+        Value::Buf(b) => KeyPart::Str(buffer_text(&b)),
     }
+}
+
+/// A `buf()` outside printf (a map's key or value, print()): bpftrace
+/// writes its bytes as `%r` does.
+fn buffer_text(bytes: &[u8]) -> Vec<u8> {
+    format::printf::BufferText::Escaped.render(bytes)
 }
 
 /// A map's entries decoded and their per-CPU values combined, as the
@@ -542,7 +550,8 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
             decoded
                 .into_iter()
                 .map(|(k, v)| match v {
-                    MapValue::Value(Value::Str(s) | Value::Buf(s)) => (k, s),
+                    MapValue::Value(Value::Str(s)) => (k, s),
+                    MapValue::Value(Value::Buf(b)) => (k, buffer_text(&b)),
                     _ => (k, Vec::new()),
                 })
                 .collect(),

@@ -1004,3 +1004,48 @@ fn join_prints_the_array() {
         assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 }
+
+/// `buf()` outside printf: a map's value and key, a variable, print():
+/// each written as `%r` writes it (bpftrace 0.23's `resolve_buf`).
+#[test]
+fn buf_is_a_value_maps_variables_and_print_hold() {
+    const DATA: u64 = 0xffff_8880_0000_1000;
+    let src = r#"kprobe:f { @b = buf(arg0, 4); @k[buf(arg0, 2)] = 1; $v = buf(arg0, 3); printf("[%r]\n", $v); print(buf(arg0, 5)); print(@b); }"#;
+    let compiled = build(src, KernelVersion::new(4, 9, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    vm.map(Space::Kernel, DATA, b"hi\0\x7f\n".to_vec()).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[DATA]));
+    let mut text = Vec::new();
+    for r in &vm.perf_output {
+        match lang::report::record(&compiled, lang::report::Format::Text, r).unwrap() {
+            lang::report::Step::Write(bytes) => text.extend(bytes),
+            lang::report::Step::PrintMap(name) => {
+                let (fd, spec) = map_named(&compiled, &name);
+                let entries: Vec<_> = vm
+                    .map_entries(fd)
+                    .into_iter()
+                    .map(|(k, v)| (k, vec![v]))
+                    .collect();
+                text.extend(
+                    lang::report::print_map(spec, &entries, lang::report::Format::Text).unwrap(),
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        String::from_utf8(text).unwrap(),
+        "[hi\\x00]\nhi\\x00\\x7f\\x0a\n@b: hi\\x00\\x7f\n"
+    );
+    let (fd, spec) = map_named(&compiled, "@k");
+    let entries: Vec<_> = vm
+        .map_entries(fd)
+        .into_iter()
+        .map(|(k, v)| (k, vec![v]))
+        .collect();
+    let json = lang::report::print_map(spec, &entries, lang::report::Format::Json).unwrap();
+    assert_eq!(
+        String::from_utf8(json).unwrap(),
+        "{\"type\": \"map\", \"data\": {\"@k\": {\"hi\": 1}}}\n"
+    );
+}

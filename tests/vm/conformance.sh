@@ -106,6 +106,8 @@ c join_json '' '/usr/bin/ls -d /' -f json -e 'tracepoint:syscalls:sys_enter_exec
 c list_verbose '' '' -lv 'tracepoint:syscalls:sys_enter_openat'
 # A string that fills max_strlen (NUL included) is marked `..`, before
 # its width; a shorter one is not.
+# buf() outside printf: a map's value and key, a variable, print().
+c buf_values 'touch /tmp/q1' '/usr/bin/rm /tmp/q1' -e 'kprobe:do_unlinkat /comm == "rm"/ { $n = ((struct filename *)arg1)->name; @b = buf($n, 6); @k[buf($n, 4)] = 1; $v = buf($n, 3); printf("[%r]\n", $v); print(buf($n, 5)); }'
 c max_strlen 'touch /tmp/abcdefghij /tmp/a' '/usr/bin/rm /tmp/abcdefghij /tmp/a' -e 'config = { max_strlen = 8 } kprobe:do_unlinkat /comm == "rm"/ { printf("%s|%-10s|\n", str(((struct filename *)arg1)->name), str(((struct filename *)arg1)->name)); }'
 EOF
 }
