@@ -1049,3 +1049,52 @@ fn buf_is_a_value_maps_variables_and_print_hold() {
         "{\"type\": \"map\", \"data\": {\"@k\": {\"hi\": 1}}}\n"
     );
 }
+
+/// Tuples inside tuples: built, read by index and printed as bpftrace
+/// 0.23 prints them (`(1, (2, rm))`); as a map key, refused by name.
+#[test]
+fn nested_tuples_print_as_bpftrace_prints_them() {
+    let src =
+        r#"kprobe:f { $t = (1, (-2, "ab"), 3); print($t); printf("%d %s\n", $t.1.0, $t.1.1); }"#;
+    let compiled = build(src, KernelVersion::new(4, 9, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[]));
+    let mut text = Vec::new();
+    for r in &vm.perf_output {
+        match lang::report::record(&compiled, lang::report::Format::Text, r).unwrap() {
+            lang::report::Step::Write(bytes) => text.extend(bytes),
+            lang::report::Step::PrintMap(name) => {
+                let (fd, spec) = map_named(&compiled, &name);
+                let entries: Vec<_> = vm
+                    .map_entries(fd)
+                    .into_iter()
+                    .map(|(k, v)| (k, vec![v]))
+                    .collect();
+                text.extend(
+                    lang::report::print_map(spec, &entries, lang::report::Format::Text).unwrap(),
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        String::from_utf8(text).unwrap(),
+        "(1, (-2, ab), 3)\n-2 ab\n"
+    );
+    for key in ["(7, (\"x\", 8))", "1, (2, 3)"] {
+        let src = format!("kprobe:f {{ @k[{key}] = 1; }}");
+        let fields = fields();
+        let target = Target {
+            fields: &fields,
+            tracepoints: &Openat,
+            kernel: kernel(KernelVersion::new(5, 4, 0)),
+        };
+        let err = compile(&src, &target).unwrap_err();
+        assert!(
+            err.message
+                .contains("a map key cannot hold a tuple within a tuple yet"),
+            "{key}: {}",
+            err.message
+        );
+    }
+}

@@ -108,6 +108,9 @@ c list_verbose '' '' -lv 'tracepoint:syscalls:sys_enter_openat'
 # its width; a shorter one is not.
 # buf() outside printf: a map's value and key, a variable, print().
 c buf_values 'touch /tmp/q1' '/usr/bin/rm /tmp/q1' -e 'kprobe:do_unlinkat /comm == "rm"/ { $n = ((struct filename *)arg1)->name; @b = buf($n, 6); @k[buf($n, 4)] = 1; $v = buf($n, 3); printf("[%r]\n", $v); print(buf($n, 5)); }'
+# Tuples within tuples, printed and read by index.
+c nested_tuples 'touch /tmp/q2' '/usr/bin/rm /tmp/q2' -e 'kprobe:do_unlinkat /comm == "rm"/ { $t = (1, (-2, "ab"), comm); print($t); print((7, (comm, (8, "x")))); $u = $t.1; printf("%d %s\n", $u.0, $u.1); }'
+c nested_tuples_json 'touch /tmp/q3' '/usr/bin/rm /tmp/q3' -f json -e 'kprobe:do_unlinkat /comm == "rm"/ { print((1, (-2, "ab"), comm)); }'
 c max_strlen 'touch /tmp/abcdefghij /tmp/a' '/usr/bin/rm /tmp/abcdefghij /tmp/a' -e 'config = { max_strlen = 8 } kprobe:do_unlinkat /comm == "rm"/ { printf("%s|%-10s|\n", str(((struct filename *)arg1)->name), str(((struct filename *)arg1)->name)); }'
 EOF
 }

@@ -337,9 +337,11 @@ impl Checker<'_> {
                     let v = self.expr(scope, element)?;
                     let v = self.storable(v)?;
                     match v.ty {
-                        Ty::Int { .. } | Ty::Ptr { .. } | Ty::Str { .. } | Ty::Inet => {
-                            typed.push(v)
-                        }
+                        Ty::Int { .. }
+                        | Ty::Ptr { .. }
+                        | Ty::Str { .. }
+                        | Ty::Inet
+                        | Ty::Tuple(_) => typed.push(v),
                         _ => {
                             return Err(Error::at(
                                 v.span,
