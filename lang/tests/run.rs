@@ -1005,6 +1005,32 @@ fn join_prints_the_array() {
     }
 }
 
+/// A map printed as print() prints it, from the interpreter's table.
+fn print_map(compiled: &Compiled, vm: &Vm, name: &str, format: lang::report::Format) -> Vec<u8> {
+    let (fd, spec) = map_named(compiled, name);
+    let entries: Vec<_> = vm
+        .map_entries(fd)
+        .into_iter()
+        .map(|(k, v)| (k, vec![v]))
+        .collect();
+    lang::report::print_map(spec, &entries, format).unwrap()
+}
+
+/// The text the loader prints for every record the program sent.
+fn text_output(compiled: &Compiled, vm: &Vm) -> String {
+    let mut text = Vec::new();
+    for r in &vm.perf_output {
+        match lang::report::record(compiled, lang::report::Format::Text, r).unwrap() {
+            lang::report::Step::Write(bytes) => text.extend(bytes),
+            lang::report::Step::PrintMap(name) => {
+                text.extend(print_map(compiled, vm, &name, lang::report::Format::Text))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    String::from_utf8(text).unwrap()
+}
+
 /// `buf()` outside printf: a map's value and key, a variable, print():
 /// each written as `%r` writes it (bpftrace 0.23's `resolve_buf`).
 #[test]
@@ -1015,35 +1041,11 @@ fn buf_is_a_value_maps_variables_and_print_hold() {
     let (mut vm, fd) = vm_for(&compiled);
     vm.map(Space::Kernel, DATA, b"hi\0\x7f\n".to_vec()).unwrap();
     run(&compiled, &mut vm, fd, 0, &args_regs(&[DATA]));
-    let mut text = Vec::new();
-    for r in &vm.perf_output {
-        match lang::report::record(&compiled, lang::report::Format::Text, r).unwrap() {
-            lang::report::Step::Write(bytes) => text.extend(bytes),
-            lang::report::Step::PrintMap(name) => {
-                let (fd, spec) = map_named(&compiled, &name);
-                let entries: Vec<_> = vm
-                    .map_entries(fd)
-                    .into_iter()
-                    .map(|(k, v)| (k, vec![v]))
-                    .collect();
-                text.extend(
-                    lang::report::print_map(spec, &entries, lang::report::Format::Text).unwrap(),
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-    }
     assert_eq!(
-        String::from_utf8(text).unwrap(),
+        text_output(&compiled, &vm),
         "[hi\\x00]\nhi\\x00\\x7f\\x0a\n@b: hi\\x00\\x7f\n"
     );
-    let (fd, spec) = map_named(&compiled, "@k");
-    let entries: Vec<_> = vm
-        .map_entries(fd)
-        .into_iter()
-        .map(|(k, v)| (k, vec![v]))
-        .collect();
-    let json = lang::report::print_map(spec, &entries, lang::report::Format::Json).unwrap();
+    let json = print_map(&compiled, &vm, "@k", lang::report::Format::Json);
     assert_eq!(
         String::from_utf8(json).unwrap(),
         "{\"type\": \"map\", \"data\": {\"@k\": {\"hi\": 1}}}\n"
@@ -1059,28 +1061,7 @@ fn nested_tuples_print_as_bpftrace_prints_them() {
     let compiled = build(src, KernelVersion::new(4, 9, 0));
     let (mut vm, fd) = vm_for(&compiled);
     run(&compiled, &mut vm, fd, 0, &args_regs(&[]));
-    let mut text = Vec::new();
-    for r in &vm.perf_output {
-        match lang::report::record(&compiled, lang::report::Format::Text, r).unwrap() {
-            lang::report::Step::Write(bytes) => text.extend(bytes),
-            lang::report::Step::PrintMap(name) => {
-                let (fd, spec) = map_named(&compiled, &name);
-                let entries: Vec<_> = vm
-                    .map_entries(fd)
-                    .into_iter()
-                    .map(|(k, v)| (k, vec![v]))
-                    .collect();
-                text.extend(
-                    lang::report::print_map(spec, &entries, lang::report::Format::Text).unwrap(),
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(
-        String::from_utf8(text).unwrap(),
-        "(1, (-2, ab), 3)\n-2 ab\n"
-    );
+    assert_eq!(text_output(&compiled, &vm), "(1, (-2, ab), 3)\n-2 ab\n");
     for key in ["(7, (\"x\", 8))", "1, (2, 3)"] {
         let src = format!("kprobe:f {{ @k[{key}] = 1; }}");
         let fields = fields();
