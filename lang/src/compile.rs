@@ -376,11 +376,13 @@ pub fn names_used(source: &str, kernel: Kernel) -> Result<FieldsUsed, Error> {
 }
 
 /// What [`fields_used_with`] found: the members used, the enumerators
-/// named, and the first error that stopped a probe's check early (its
-/// later members are not listed).
+/// named, the kernel structs whose size the script's own types need (one
+/// they embed), and the first error that stopped a probe's check early
+/// (its later members are not listed).
 pub struct FieldsUsed {
     pub fields: Vec<String>,
     pub enums: Vec<String>,
+    pub structs: Vec<String>,
     pub stopped: Option<Error>,
 }
 
@@ -401,6 +403,7 @@ pub fn fields_used_with(
         known: &'a dyn FieldSource,
         fields: std::cell::RefCell<std::collections::BTreeSet<String>>,
         enums: std::cell::RefCell<std::collections::BTreeSet<String>>,
+        structs: std::cell::RefCell<std::collections::BTreeSet<String>>,
     }
     impl FieldSource for KnownOrAnything<'_> {
         fn lookup(&self, strukt: &str, member: &str) -> Lookup {
@@ -414,6 +417,7 @@ pub fn fields_used_with(
             )
         }
         fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
+            self.structs.borrow_mut().insert(strukt.to_string());
             self.known.struct_layout(strukt).or(Some((8, 8)))
         }
         fn enum_value(&self, name: &str) -> Option<i64> {
@@ -428,6 +432,7 @@ pub fn fields_used_with(
         known,
         fields: Default::default(),
         enums: Default::default(),
+        structs: Default::default(),
     };
     let Source {
         program,
@@ -457,6 +462,7 @@ pub fn fields_used_with(
     Ok(FieldsUsed {
         fields: anything.fields.into_inner().into_iter().collect(),
         enums: anything.enums.into_inner().into_iter().collect(),
+        structs: anything.structs.into_inner().into_iter().collect(),
         stopped,
     })
 }
