@@ -179,6 +179,13 @@ pub enum EventFormat {
         format: String,
         args: Vec<Slot>,
     },
+    /// `system(FORMAT, ...)` (with `--unsafe`): the formatted command, run
+    /// through `/bin/sh -c` by the loader when the record arrives, its
+    /// output printed.
+    System {
+        format: String,
+        args: Vec<Slot>,
+    },
     /// `join(ARRAY[, DELIM])`'s argument `index` (of [`JOIN_ARGS`], one
     /// record each: the BPF stack holds one at a time): a string. The line
     /// is the arguments before the first empty one, printed at the last.
@@ -233,6 +240,10 @@ pub enum Event {
         args: Vec<Value>,
     },
     Cat {
+        format: String,
+        args: Vec<Value>,
+    },
+    System {
         format: String,
         args: Vec<Value>,
     },
@@ -367,6 +378,7 @@ impl EventFormat {
             EventFormat::Printf { .. }
             | EventFormat::Value { .. }
             | EventFormat::Cat { .. }
+            | EventFormat::System { .. }
             | EventFormat::JoinArg { .. } => {
                 return None;
             }
@@ -406,6 +418,10 @@ pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, Deco
             },
         },
         EventFormat::Cat { format, args } => Event::Cat {
+            format: format.clone(),
+            args: decode_slots(record, args)?,
+        },
+        EventFormat::System { format, args } => Event::System {
             format: format.clone(),
             args: decode_slots(record, args)?,
         },

@@ -132,7 +132,9 @@ pub fn translate(
     event_name: &mut dyn FnMut(ProbeKind, &str) -> String,
     pids: &[u32],
 ) -> Result<TracefsProgram, TranslateError> {
-    let checked = check_program(source, target, params)?;
+    // The unsafe functions are BPF-only: refused below by name, with or
+    // without --unsafe.
+    let checked = check_program(source, target, params, true)?;
     let mut probes = Vec::new();
     let mut lowered = Vec::new();
     for (point, typed, attach_span) in &checked.probes {
@@ -303,6 +305,7 @@ impl Translator<'_> {
             EventFormat::Time { .. } => refuse("`time()`", span),
             EventFormat::Value { .. } => refuse("`print()` of a value", span),
             EventFormat::Cat { .. } => refuse("`cat()`", span),
+            EventFormat::System { .. } => refuse("`system()`", span),
             EventFormat::JoinArg { .. } => refuse("`join()`", span),
         }
     }

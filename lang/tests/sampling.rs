@@ -14,7 +14,7 @@ use lang::output::{EventFormat, ValueType};
 use lang::providers::AttachPoint;
 use lang::symbols::{self, StackMode, StackType, Symbol, Symbolic, Symbolizer};
 use lang::tracepoint::NoTracepoints;
-use lang::{Compiled, Target, compile};
+use lang::{Compiled, Options, Target, compile, compile_with};
 
 fn compiled(src: &str) -> Compiled {
     let fields: Vec<(&'static str, FieldInfo)> = Vec::new();
@@ -23,7 +23,12 @@ fn compiled(src: &str) -> Compiled {
         tracepoints: &NoTracepoints,
         kernel: Kernel::for_release(KernelVersion::new(5, 4, 0), NATIVE),
     };
-    compile(src, &target).unwrap_or_else(|e| panic!("{}", e.render(src)))
+    // signal() is one of bpftrace's unsafe functions.
+    let options = Options {
+        unsafe_allowed: true,
+        ..Options::default()
+    };
+    compile_with(src, &target, options).unwrap_or_else(|e| panic!("{}", e.render(src)))
 }
 
 /// Knows one kernel symbol, `avenrun`.

@@ -30,7 +30,7 @@ t builtins 'kprobe:do_unlinkat /comm == "rm"/ { printf("%d %d %d\n", curtask != 
 t cgroup 'kprobe:do_unlinkat /comm == "rm"/ { printf("%d\n", cgroup > 0); }' -c 'touch /tmp/b2; exec rm /tmp/b2'
 t kaddr 'interval:ms:100 { $avenrun = kaddr("avenrun"); printf("%d\n", *$avenrun >= 0); exit(); }'
 t kaddr_missing 'interval:ms:100 { printf("%d\n", kaddr("no_such_symbol_here")); }'
-t signal 'kprobe:hrtimer_nanosleep /comm == "sleeper"/ { signal("KILL"); }' -c '/tmp/sleeper; echo "status $?"'
+t signal --unsafe 'kprobe:hrtimer_nanosleep /comm == "sleeper"/ { signal("KILL"); }' -c '/tmp/sleeper; echo "status $?"'
 kill $BUSY
 EOF
 }

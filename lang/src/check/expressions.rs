@@ -554,6 +554,7 @@ impl Checker<'_> {
         args: &[Expr],
         span: Span,
     ) -> Result<TExpr, Error> {
+        self.refuse_unsafe(name, span)?;
         if let Some(value) = self.sampling_call(scope, name, args, span) {
             return value;
         }
@@ -736,10 +737,9 @@ impl Checker<'_> {
                 span,
                 "buf() is printed by printf's %r: printf(\"%r\\n\", buf(ADDR, LEN))",
             )),
-            "printf" | "print" | "exit" | "clear" | "delete" | "time" | "cat" => Err(Error::at(
-                span,
-                format!("{name}() is a statement, not a value"),
-            )),
+            "printf" | "print" | "exit" | "clear" | "delete" | "time" | "cat" | "system" => Err(
+                Error::at(span, format!("{name}() is a statement, not a value")),
+            ),
             _ if UNSUPPORTED.contains(&name) => Err(Error::at(
                 span,
                 format!("`{name}()` is a bpftrace function nobtf trace does not support yet"),
