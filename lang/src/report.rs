@@ -282,7 +282,9 @@ impl<'a> Records<'a> {
                     );
                     texts.push((i, text));
                 }
-                ValueRef::Symbol { kind, raw } => texts.push((i, crate::symbols::text(kind, raw))),
+                ValueRef::Symbol { kind, raw, pid } => {
+                    texts.push((i, crate::symbols::text_in(kind, raw, pid)))
+                }
                 _ => {}
             }
         }

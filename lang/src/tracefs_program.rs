@@ -363,6 +363,7 @@ impl Translator<'_> {
                 addr: sub(addr),
                 from: *from,
             },
+            TKind::Usym(addr) => TKind::Usym(sub(addr)),
             TKind::Tuple(elements) => {
                 TKind::Tuple(elements.iter().map(|x| self.substitute(x)).collect())
             }
@@ -520,6 +521,7 @@ impl Translator<'_> {
             | TKind::StrRead { .. }
             | TKind::Bswap { .. }
             | TKind::Ntop { .. }
+            | TKind::Usym(_)
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
@@ -620,6 +622,7 @@ impl Translator<'_> {
             | TKind::StrEq { .. }
             | TKind::Bswap { .. }
             | TKind::Ntop { .. }
+            | TKind::Usym(_)
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
@@ -660,6 +663,7 @@ impl Translator<'_> {
             TKind::Offset { .. } => "a member's address".into(),
             TKind::Bswap { .. } => "the function `bswap`".into(),
             TKind::Ntop { .. } => "the function `ntop`".into(),
+            TKind::Usym(_) => "the function `usym`".into(),
             TKind::StrCmp { .. } => "a comparison of two strings".into(),
             TKind::StrContains { .. } => "the function `strcontains`".into(),
             TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
@@ -799,6 +803,7 @@ impl Translator<'_> {
             | TKind::StrRead { .. }
             | TKind::Bswap { .. }
             | TKind::Ntop { .. }
+            | TKind::Usym(_)
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
