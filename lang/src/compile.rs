@@ -37,6 +37,9 @@ pub struct Options {
     pub pid: Option<u32>,
     /// The positional parameters `$1`, `$2`, ... (`$#` counts them).
     pub params: Vec<String>,
+    /// `--unsafe`: the functions bpftrace calls unsafe (`system()`,
+    /// `signal()`) are allowed.
+    pub unsafe_allowed: bool,
 }
 
 /// A compiled program, ready for the loader.
@@ -131,7 +134,7 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
 
 /// [`compile`] with the user's [`Options`].
 pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<Compiled, Error> {
-    let checked = check_program(source, target, &options.params)?;
+    let checked = check_program(source, target, &options.params, options.unsafe_allowed)?;
     let mut probes = Vec::new();
     for (attach, typed, _) in checked.probes {
         let pid = match attach {
@@ -176,6 +179,7 @@ pub(crate) fn check_program(
     source: &str,
     target: &Target,
     params: &[String],
+    unsafe_allowed: bool,
 ) -> Result<Checked, Error> {
     let Source {
         program,
@@ -195,6 +199,7 @@ pub(crate) fn check_program(
     };
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
+    checker.unsafe_allowed = unsafe_allowed;
     checker.maps = discover_maps(&program, target, checker.str_len);
     check_probes(&program, &mut checker, config, target.tracepoints).map_err(|e| {
         // A member of a script type that could not be laid out: say why.

@@ -558,6 +558,7 @@ impl Checker<'_> {
         args: &[Expr],
         span: Span,
     ) -> Result<TExpr, Error> {
+        self.refuse_unsafe(name, span)?;
         if let Some(value) = self.sampling_call(scope, name, args, span) {
             return value;
         }
@@ -740,7 +741,7 @@ impl Checker<'_> {
                 "strftime() is printed by printf's %s: printf(\"%s\\n\", strftime(\"%H:%M:%S\", nsecs))",
             )),
             "buf" => self.buf_value(scope, args, span),
-            "printf" | "print" | "exit" | "clear" | "delete" | "time" | "cat" => Err(Error::at(
+            "printf" | "print" | "exit" | "clear" | "delete" | "time" | "cat" | "system" => Err(Error::at(
                 span,
                 format!("{name}() is a statement, not a value"),
             )),
