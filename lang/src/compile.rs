@@ -132,7 +132,7 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
 /// [`compile`] with the user's [`Options`].
 pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<Compiled, Error> {
     let mut checked = check_program(source, target, &options.params)?;
-    key_functions_by_address(&mut checked);
+    number_constant_keys(&mut checked);
     let mut probes = Vec::new();
     for (attach, typed, _) in checked.probes {
         let pid = match attach {
@@ -163,9 +163,9 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
     })
 }
 
-/// `@[func]`'s key as the function's address ([`crate::func_keys`]), in
-/// every block of the program.
-fn key_functions_by_address(checked: &mut Checked) {
+/// `@[func]`'s key as a number ([`crate::func_keys`]), in every block of
+/// the program.
+fn number_constant_keys(checked: &mut Checked) {
     let Checked { probes, compiled } = checked;
     let mut blocks: Vec<&mut crate::typed::TProbe> = probes
         .iter_mut()
@@ -174,7 +174,7 @@ fn key_functions_by_address(checked: &mut Checked) {
         .chain(compiled.end.iter_mut())
         .chain(compiled.timers.iter_mut().map(|t| &mut t.block))
         .collect();
-    crate::func_keys::key_by_address(&mut blocks, &mut compiled.maps);
+    crate::func_keys::number_constant_keys(&mut blocks, &mut compiled.maps);
 }
 
 /// A program parsed and checked, before code generation: what runs in the
