@@ -134,7 +134,8 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
 
 /// [`compile`] with the user's [`Options`].
 pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<Compiled, Error> {
-    let checked = check_program(source, target, &options.params, options.unsafe_allowed)?;
+    let mut checked = check_program(source, target, &options.params, options.unsafe_allowed)?;
+    number_constant_keys(&mut checked);
     let mut probes = Vec::new();
     for (attach, typed, _) in checked.probes {
         let pid = match attach {
@@ -163,6 +164,20 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
         probes,
         ..checked.compiled
     })
+}
+
+/// `@[func]`'s key as a number ([`crate::func_keys`]), in every block of
+/// the program.
+fn number_constant_keys(checked: &mut Checked) {
+    let Checked { probes, compiled } = checked;
+    let mut blocks: Vec<&mut crate::typed::TProbe> = probes
+        .iter_mut()
+        .map(|(_, typed, _)| typed)
+        .chain(compiled.begin.iter_mut())
+        .chain(compiled.end.iter_mut())
+        .chain(compiled.timers.iter_mut().map(|t| &mut t.block))
+        .collect();
+    crate::func_keys::number_constant_keys(&mut blocks, &mut compiled.maps);
 }
 
 /// A program parsed and checked, before code generation: what runs in the
