@@ -147,19 +147,11 @@ impl Box_ {
     /// The reader `--read-helper` resolves to on that release, refused as
     /// a real run refuses a helper the kernel lacks.
     fn reader(&self, choice: ReadChoice) -> Result<Readers, PlanError> {
-        let needs = |helper: Helper, read: Readers| {
-            if self.has(helper) {
-                Ok(read)
-            } else {
-                Err(PlanError::ReadHelper { choice, helper })
-            }
-        };
-        match choice {
-            ReadChoice::ProbeReadFixed => needs(Helper::ProbeRead, Readers::ProbeRead),
-            ReadChoice::ProbeRead => needs(Helper::ProbeReadStr, Readers::ProbeReadStr),
-            ReadChoice::ProbeReadKernel => needs(Helper::ProbeReadKernel, Readers::Split),
-            ReadChoice::Auto => Ok(Readers::for_release(self.version)),
-        }
+        plan::chosen_reader(
+            choice,
+            |helper| self.has(helper),
+            || Readers::for_release(self.version),
+        )
     }
 
     fn has(&self, helper: Helper) -> bool {
@@ -299,13 +291,11 @@ impl Box_ {
     /// The attach mechanism `mode` resolves to on that release.
     fn attach(&self, mode: AttachMode) -> Result<&'static str, PlanError> {
         let pmu = self.version >= KernelVersion::new(4, 17, 0);
-        match mode {
-            AttachMode::Pmu if !pmu => Err(PlanError::Attach(
-                "the kprobe PMU (/sys/bus/event_source/devices/kprobe, 4.17+) is missing; use --attach tracefs".into(),
-            )),
-            AttachMode::Pmu | AttachMode::Auto if pmu => Ok("perf_event_open on the kprobe PMU"),
-            _ => Ok("tracefs kprobe_events"),
-        }
+        Ok(if plan::uses_pmu(mode, Ok(pmu))? {
+            "perf_event_open on the kprobe PMU"
+        } else {
+            "tracefs kprobe_events"
+        })
     }
 
     /// Every kprobe's function is in the box's kallsyms (when given).
