@@ -6,7 +6,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kernel_headers::pt_regs;
 use lang::kernel::Kernel;
@@ -128,11 +128,56 @@ fn present_functions<'a>(kallsyms: &'a str, filter: Option<&str>) -> HashSet<&'a
     }
 }
 
-/// Tracepoint formats from tracefs `events/CAT/NAME/format` (and `id`),
-/// and the probes wildcards match ([`crate::list`]), read once when a
-/// program has a wildcard.
-pub struct Tracepoints<'a> {
+/// Where a kernel's tracepoints and function lists are read: this
+/// kernel's tracefs and `/proc/kallsyms` ([`LiveKernel`]), or copies of a
+/// box's (`--dry-run`).
+pub trait KernelFiles {
+    /// The directory holding `CAT/NAME/format` (and `id`).
+    fn events_dir(&self) -> Option<PathBuf>;
+    /// The lists wildcards match against ([`crate::list`]).
+    fn lists(&self) -> Sources;
+    /// The kernel's symbols, for the functions ftrace's list lacks.
+    fn kallsyms(&self) -> Option<String>;
+    /// The id of a tracepoint whose `id` file cannot be read: `None`
+    /// makes it missing.
+    fn unknown_id(&self) -> Option<u32> {
+        None
+    }
+    /// The files uprobes name, where they are this machine's.
+    fn user_files(&self) -> Option<&super::uprobes::UserFiles> {
+        None
+    }
+}
+
+/// This kernel's files.
+pub struct LiveKernel<'a> {
     tracefs: Option<&'a Path>,
+    user: super::uprobes::UserFiles,
+}
+
+impl KernelFiles for LiveKernel<'_> {
+    fn events_dir(&self) -> Option<PathBuf> {
+        Some(self.tracefs?.join("events"))
+    }
+
+    fn lists(&self) -> Sources {
+        Sources::read(self.tracefs)
+    }
+
+    fn kallsyms(&self) -> Option<String> {
+        fs::read_to_string("/proc/kallsyms").ok()
+    }
+
+    fn user_files(&self) -> Option<&super::uprobes::UserFiles> {
+        Some(&self.user)
+    }
+}
+
+/// Tracepoint formats from `events/CAT/NAME/format` (and `id`), and the
+/// probes wildcards match ([`crate::list`]), read once when a program has
+/// a wildcard.
+pub struct KernelTracepoints<F> {
+    files: F,
     lists: OnceCell<Sources>,
     /// The functions a kprobe may take, for syscall tracepoints lowered to
     /// kprobes: ftrace's list, and kallsyms' text symbols for what that
@@ -142,46 +187,59 @@ pub struct Tracepoints<'a> {
     text_symbols: OnceCell<BTreeSet<String>>,
     /// Each kernel wildcard's matches: compiling expands it several times.
     matched: RefCell<HashMap<String, Vec<String>>>,
-    /// The files uprobes name.
-    user: super::uprobes::UserFiles,
 }
+
+/// This kernel's tracepoints.
+pub type Tracepoints<'a> = KernelTracepoints<LiveKernel<'a>>;
 
 impl<'a> Tracepoints<'a> {
     pub fn new(tracefs: Option<&'a Path>) -> Tracepoints<'a> {
-        Tracepoints {
+        KernelTracepoints::over(LiveKernel {
             tracefs,
+            user: Default::default(),
+        })
+    }
+
+    pub fn user_files(&self) -> &super::uprobes::UserFiles {
+        &self.files.user
+    }
+}
+
+impl<F: KernelFiles> KernelTracepoints<F> {
+    pub fn over(files: F) -> KernelTracepoints<F> {
+        KernelTracepoints {
+            files,
             lists: OnceCell::new(),
             functions: OnceCell::new(),
             text_symbols: OnceCell::new(),
             matched: Default::default(),
-            user: Default::default(),
         }
     }
 
-    pub fn user_files(&self) -> &super::uprobes::UserFiles {
-        &self.user
-    }
-}
-
-impl Tracepoints<'_> {
     fn lists(&self) -> &Sources {
-        self.lists.get_or_init(|| Sources::read(self.tracefs))
+        self.lists.get_or_init(|| self.files.lists())
     }
 }
 
-impl TracepointSource for Tracepoints<'_> {
+impl<F: KernelFiles> TracepointSource for KernelTracepoints<F> {
     fn format(&self, category: &str, name: &str) -> Option<TracepointFormat> {
-        let dir = self.tracefs?.join("events").join(category).join(name);
+        let dir = self.files.events_dir()?.join(category).join(name);
         let mut format = parse_format(&fs::read_to_string(dir.join("format")).ok()?).ok()?;
         if format.id.is_none() {
-            format.id = fs::read_to_string(dir.join("id")).ok()?.trim().parse().ok();
+            let unknown = self.files.unknown_id();
+            format.id = match fs::read_to_string(dir.join("id")) {
+                Ok(id) => id.trim().parse().ok().or(unknown),
+                Err(_) => Some(unknown?),
+            };
         }
         Some(format)
     }
 
     fn matching(&self, pattern: &str) -> Option<Vec<String>> {
-        if pattern.starts_with("uprobe:") {
-            return self.user.matching(pattern);
+        if pattern.starts_with("uprobe:")
+            && let Some(user) = self.files.user_files()
+        {
+            return user.matching(pattern);
         }
         if let Some(found) = self.matched.borrow().get(pattern) {
             return Some(found.clone());
@@ -209,7 +267,7 @@ impl TracepointSource for Tracepoints<'_> {
                 .text_symbols
                 .get_or_init(|| {
                     owned(&Sources {
-                        kallsyms: fs::read_to_string("/proc/kallsyms").ok(),
+                        kallsyms: self.files.kallsyms(),
                         blacklist: self.lists().blacklist.clone(),
                         ..Sources::default()
                     })
@@ -218,7 +276,10 @@ impl TracepointSource for Tracepoints<'_> {
     }
 
     fn uprobe_binary(&self, binary: &str) -> Option<String> {
-        self.user.find(binary)
+        match self.files.user_files() {
+            Some(user) => user.find(binary),
+            None => Some(binary.to_string()),
+        }
     }
 }
 
