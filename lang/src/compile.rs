@@ -37,6 +37,9 @@ pub struct Options {
     pub pid: Option<u32>,
     /// The positional parameters `$1`, `$2`, ... (`$#` counts them).
     pub params: Vec<String>,
+    /// `--unsafe`: the functions bpftrace calls unsafe (`system()`,
+    /// `signal()`) are allowed.
+    pub unsafe_allowed: bool,
 }
 
 /// A compiled program, ready for the loader.
@@ -131,7 +134,8 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
 
 /// [`compile`] with the user's [`Options`].
 pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<Compiled, Error> {
-    let checked = check_program(source, target, &options.params)?;
+    let mut checked = check_program(source, target, &options.params, options.unsafe_allowed)?;
+    number_constant_keys(&mut checked);
     let mut probes = Vec::new();
     for (attach, typed, _) in checked.probes {
         let pid = match attach {
@@ -162,6 +166,20 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
     })
 }
 
+/// `@[func]`'s key as a number ([`crate::func_keys`]), in every block of
+/// the program.
+fn number_constant_keys(checked: &mut Checked) {
+    let Checked { probes, compiled } = checked;
+    let mut blocks: Vec<&mut crate::typed::TProbe> = probes
+        .iter_mut()
+        .map(|(_, typed, _)| typed)
+        .chain(compiled.begin.iter_mut())
+        .chain(compiled.end.iter_mut())
+        .chain(compiled.timers.iter_mut().map(|t| &mut t.block))
+        .collect();
+    crate::func_keys::number_constant_keys(&mut blocks, &mut compiled.maps);
+}
+
 /// A program parsed and checked, before code generation: what runs in the
 /// kernel (each attach point with its typed body and span), and the rest
 /// of [`Compiled`] (no probes yet).
@@ -176,6 +194,7 @@ pub(crate) fn check_program(
     source: &str,
     target: &Target,
     params: &[String],
+    unsafe_allowed: bool,
 ) -> Result<Checked, Error> {
     let Source {
         program,
@@ -195,6 +214,7 @@ pub(crate) fn check_program(
     };
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
+    checker.unsafe_allowed = unsafe_allowed;
     checker.maps = discover_maps(&program, target, checker.str_len);
     check_probes(&program, &mut checker, config, target.tracepoints).map_err(|e| {
         // A member of a script type that could not be laid out: say why.

@@ -60,6 +60,9 @@ pub enum Step {
     /// at most [`MAX_CAT_BYTES`]; bpftrace's error line when it cannot be
     /// read).
     Cat(Vec<u8>),
+    /// `system()`: run this command with `/bin/sh -c` and print its
+    /// standard output ([`system`] with what it printed).
+    System(Vec<u8>),
     /// Stop tracing: detach, run END, print [`exit_maps`].
     Exit,
 }
@@ -73,6 +76,15 @@ pub fn cat(format: Format, contents: &[u8]) -> Vec<u8> {
     match format {
         Format::Text => contents.to_vec(),
         Format::Json => format::json::message("cat", contents),
+    }
+}
+
+/// What `system()` prints of its command's output: the bytes as they are,
+/// or `{"type": "syscall", "data": "..."}` in JSON (bpftrace's name).
+pub fn system(format: Format, output: &[u8]) -> Vec<u8> {
+    match format {
+        Format::Text => output.to_vec(),
+        Format::Json => format::json::message("syscall", output),
     }
 }
 
@@ -279,7 +291,9 @@ impl<'a> Records<'a> {
                     );
                     texts.push((i, text));
                 }
-                ValueRef::Symbol { kind, raw } => texts.push((i, crate::symbols::text(kind, raw))),
+                ValueRef::Symbol { kind, raw, pid } => {
+                    texts.push((i, crate::symbols::text_in(kind, raw, pid)))
+                }
                 // bpftrace 0.23 takes a string that fills `max_strlen`
                 // (its NUL included) as cut short, and marks it.
                 ValueRef::Str(text) if text.len() + 1 == self.max_strlen => {
@@ -334,6 +348,9 @@ fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, 
         }
         Event::Cat { format: text, args } => {
             Step::Cat(FormatString::parse(text).format(&printf_args(args))?)
+        }
+        Event::System { format: text, args } => {
+            Step::System(FormatString::parse(text).format(&printf_args(args))?)
         }
         Event::Value { shape, args } => {
             let value = printed(shape, args);

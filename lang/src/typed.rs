@@ -95,6 +95,7 @@ impl Ty {
             Ty::Inet => Some(crate::output::INET_SIZE),
             Ty::Buf { max } => Some(crate::output::ValueType::Buf { max: *max }.size()),
             Ty::Tuple(elements) => Some(elements.iter().map(Ty::slot_size).sum()),
+            Ty::Symbol(crate::symbols::Symbolic::Usym) => Some(crate::symbols::USYM_SIZE),
             Ty::Int { .. } | Ty::Ptr { .. } | Ty::Place { .. } | Ty::Symbol(_) => None,
         }
     }
@@ -302,6 +303,9 @@ pub enum TKind {
         bytes: u8,
         signed: bool,
     },
+    /// `usym(addr)`: the address and the current thread group id, in a
+    /// buffer of [`crate::symbols::USYM_SIZE`] bytes.
+    Usym(Box<TExpr>),
 }
 
 /// Where `ntop()`'s address bytes come from.

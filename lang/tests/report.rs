@@ -143,6 +143,7 @@ fn trace(src: &str, events: &[(&str, Vec<u64>, &[u8])], format: Format) -> Strin
                 }
                 Step::ClearMap(name) => kernel.fresh_map(&name),
                 Step::Cat(path) => out.extend(report::cat(format, &path)),
+                Step::System(command) => out.extend(report::system(format, &command)),
                 Step::Exit => break 'events,
             }
         }

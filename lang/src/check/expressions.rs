@@ -568,6 +568,7 @@ impl Checker<'_> {
         args: &[Expr],
         span: Span,
     ) -> Result<TExpr, Error> {
+        self.refuse_unsafe(name, span)?;
         if let Some(value) = self.sampling_call(scope, name, args, span) {
             return value;
         }
@@ -750,10 +751,9 @@ impl Checker<'_> {
                 "strftime() is printed by printf's %s: printf(\"%s\\n\", strftime(\"%H:%M:%S\", nsecs))",
             )),
             "buf" => self.buf_value(scope, args, span),
-            "printf" | "print" | "exit" | "clear" | "delete" | "time" | "cat" => Err(Error::at(
-                span,
-                format!("{name}() is a statement, not a value"),
-            )),
+            "printf" | "print" | "exit" | "clear" | "delete" | "time" | "cat" | "system" => Err(
+                Error::at(span, format!("{name}() is a statement, not a value")),
+            ),
             _ if UNSUPPORTED.contains(&name) => Err(Error::at(
                 span,
                 format!("`{name}()` is a bpftrace function nobtf trace does not support yet"),

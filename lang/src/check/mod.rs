@@ -46,7 +46,6 @@ const UNSUPPORTED: &[&str] = &[
     "ctx",
     "cpid",
     "jiffies",
-    "system",
     "override",
     "zero",
     "len",
@@ -62,6 +61,9 @@ const UNSUPPORTED: &[&str] = &[
     "has_key",
     "print_tuple",
 ];
+
+/// What bpftrace refuses without `--unsafe` (its safe mode).
+const UNSAFE: &[&str] = &["system", "signal", "override"];
 
 /// Everything the checker knows about the program as a whole.
 pub struct Checker<'a> {
@@ -84,6 +86,8 @@ pub struct Checker<'a> {
     /// Skip what fails and go on: the discovery pass that finds every map
     /// before the real one (which reports the errors).
     pub lenient: bool,
+    /// `--unsafe` was given: [`UNSAFE`] functions may be called.
+    pub unsafe_allowed: bool,
 }
 
 #[derive(Clone)]
@@ -135,7 +139,20 @@ impl<'a> Checker<'a> {
             untyped: Vec::new(),
             str_len: STR_LEN,
             lenient: false,
+            unsafe_allowed: false,
         }
+    }
+
+    /// bpftrace's safe mode: an unsafe function is refused first, whatever
+    /// else is wrong with the call.
+    fn refuse_unsafe(&self, name: &str, span: Span) -> Result<(), Error> {
+        if UNSAFE.contains(&name) && !self.unsafe_allowed {
+            return Err(Error::at(
+                span,
+                format!("{name}() is an unsafe function being used in safe mode"),
+            ));
+        }
+        Ok(())
     }
 
     /// Check one probe's body for one of its attach points.

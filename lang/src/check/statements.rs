@@ -14,11 +14,12 @@ impl Checker<'_> {
             return Ok(None);
         };
         let span = e.span;
+        self.refuse_unsafe(name, span)?;
         if let Some(stmt) = self.sampling_stmt(scope, name, args, span) {
             return stmt.map(Some);
         }
         match name.as_str() {
-            "printf" | "cat" => {
+            "printf" | "cat" | "system" => {
                 let Some((fmt, rest)) = args.split_first() else {
                     return Err(Error::at(span, format!("{name} needs a format string")));
                 };
@@ -32,6 +33,11 @@ impl Checker<'_> {
                 let format = format.clone();
                 let event = self.event(if name == "cat" {
                     EventFormat::Cat {
+                        format,
+                        args: slots,
+                    }
+                } else if name == "system" {
+                    EventFormat::System {
                         format,
                         args: slots,
                     }
