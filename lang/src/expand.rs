@@ -268,6 +268,15 @@ mod tests {
             .map_err(|e| e.message)
     }
 
+    /// The `func` of each point `text` expands to.
+    fn funcs(text: &str) -> Vec<String> {
+        points(&attach(text), &KERNEL, kernel_headers::pt_regs::NATIVE)
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.func())
+            .collect()
+    }
+
     #[test]
     fn each_match_is_its_own_point() {
         assert_eq!(
@@ -286,16 +295,10 @@ mod tests {
             ]
         );
         // Each has its own `func`.
-        let funcs: Vec<String> = points(
-            &attach("kprobe:vfs_*"),
-            &KERNEL,
-            kernel_headers::pt_regs::NATIVE,
-        )
-        .unwrap()
-        .iter()
-        .map(|(p, _)| p.func())
-        .collect();
-        assert_eq!(funcs, ["vfs_read", "vfs_readv", "vfs_write"]);
+        assert_eq!(
+            funcs("kprobe:vfs_*"),
+            ["vfs_read", "vfs_readv", "vfs_write"]
+        );
     }
 
     /// dcsnoop's `kprobe:lookup_fast, kprobe:lookup_fast.constprop.*`:
@@ -337,16 +340,10 @@ mod tests {
                 "uretprobe:/bin/bash:readline_internal"
             ]
         );
-        let funcs: Vec<String> = points(
-            &attach("uprobe:/bin/bash:read*"),
-            &KERNEL,
-            kernel_headers::pt_regs::NATIVE,
-        )
-        .unwrap()
-        .iter()
-        .map(|(p, _)| p.func())
-        .collect();
-        assert_eq!(funcs, ["readline", "readline_internal"]);
+        assert_eq!(
+            funcs("uprobe:/bin/bash:read*"),
+            ["readline", "readline_internal"]
+        );
         assert_eq!(
             expanded("uretprobe:libnone:readline", &KERNEL).unwrap_err(),
             "uprobe target file 'libnone' does not exist or is not executable"

@@ -74,6 +74,9 @@ pub enum Symbolic {
     /// `usym(addr)`: the function containing it in the process the probe
     /// fired in (stored with the address: [`USYM_SIZE`]).
     Usym,
+    /// A string constant held as its number in [`intern`]'s table: a map
+    /// key part every use fills with a constant (`@[func]`).
+    Name,
 }
 
 /// A symbol an address falls in.
@@ -144,6 +147,29 @@ pub fn text_in(kind: Symbolic, raw: u64, pid: u32) -> Vec<u8> {
     text_with_in(installed().as_ref(), kind, raw, pid)
 }
 
+/// The strings [`Symbolic::Name`] numbers, for the whole process: only
+/// appended to, so a number once given keeps its string.
+static NAMES: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// `name`'s number in the table [`Symbolic::Name`] prints from.
+pub fn intern(name: &str) -> u64 {
+    let mut names = NAMES.write().unwrap_or_else(|e| e.into_inner());
+    let at = match names.iter().position(|n| n == name) {
+        Some(at) => at,
+        None => {
+            names.push(name.to_string());
+            names.len() - 1
+        }
+    };
+    at as u64
+}
+
+/// The string numbered `id` by [`intern`].
+fn interned(id: u64) -> Option<String> {
+    let names = NAMES.read().unwrap_or_else(|e| e.into_inner());
+    names.get(usize::try_from(id).ok()?).cloned()
+}
+
 /// `kaddr(name)` through the installed symbolizer.
 pub fn kernel_address(name: &str) -> Option<u64> {
     installed().kernel_address(name)
@@ -184,6 +210,7 @@ pub fn text_with_in(symbolizer: &dyn Symbolizer, kind: Symbolic, raw: u64, pid: 
     match kind {
         Symbolic::Ksym => frame(symbolizer.kernel(raw), raw, false, false).into_bytes(),
         Symbolic::Usym => frame(symbolizer.user(pid, raw), raw, false, false).into_bytes(),
+        Symbolic::Name => interned(raw).unwrap_or_default().into_bytes(),
         Symbolic::Stack(stack) => {
             let (id, pid) = if stack.user {
                 (raw as u32, (raw >> USTACK_ID_BITS) as u32)

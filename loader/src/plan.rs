@@ -77,29 +77,30 @@ pub fn choose_profile(offsets: Option<&PathBuf>, report: &Report) -> Result<Prof
 
 /// The attach mechanism `mode` resolves to here.
 pub fn attach_mechanism(report: &Report, mode: AttachMode) -> Result<Attach, PlanError> {
-    let pmu = report
-        .pmu
-        .as_ref()
-        .map_err(|e| PlanError::Attach(e.clone()));
-    let tracefs = || {
-        report
+    let has_pmu = match &report.pmu {
+        Ok(pmu) => Ok(pmu.is_some()),
+        Err(e) => Err(PlanError::Attach(e.clone())),
+    };
+    match (uses_pmu(mode, has_pmu)?, &report.pmu) {
+        (true, Ok(Some(pmu))) => Ok(Attach::Pmu(*pmu)),
+        _ => report
             .tracefs
             .clone()
             .map(Attach::Tracefs)
-            .map_err(|e| PlanError::Attach(format!("no kprobe PMU, and {e}")))
-    };
+            .map_err(|e| PlanError::Attach(format!("no kprobe PMU, and {e}"))),
+    }
+}
+
+/// Whether `mode` attaches through the kprobe PMU, given whether the
+/// kernel has one (`Err`: it could not be told); else tracefs.
+pub fn uses_pmu(mode: AttachMode, has_pmu: Result<bool, PlanError>) -> Result<bool, PlanError> {
     match mode {
-        AttachMode::Pmu => match pmu? {
-            Some(p) => Ok(Attach::Pmu(*p)),
-            None => Err(PlanError::Attach(
-                "the kprobe PMU (/sys/bus/event_source/devices/kprobe, 4.17+) is missing; use --attach tracefs".into(),
-            )),
-        },
-        AttachMode::Tracefs => tracefs(),
-        AttachMode::Auto => match pmu {
-            Ok(Some(p)) => Ok(Attach::Pmu(*p)),
-            _ => tracefs(),
-        },
+        AttachMode::Tracefs => Ok(false),
+        AttachMode::Auto => Ok(has_pmu.unwrap_or(false)),
+        AttachMode::Pmu if has_pmu? => Ok(true),
+        AttachMode::Pmu => Err(PlanError::Attach(
+            "the kprobe PMU (/sys/bus/event_source/devices/kprobe, 4.17+) is missing; use --attach tracefs".into(),
+        )),
     }
 }
 
@@ -128,8 +129,26 @@ pub fn probe_readers(report: &mut Report, choice: ReadChoice) {
 /// The reader the probes use: the newest the kernel has for `auto`, or the
 /// one chosen, refused when a helper it needs is known to be absent.
 pub fn reader(report: &Report, choice: ReadChoice) -> Result<Readers, PlanError> {
+    chosen_reader(
+        choice,
+        |helper| report.has_helper(helper),
+        || match report.helper(Helper::ProbeReadKernel) {
+            Some(Support::Yes) => Readers::Split,
+            _ if report.has_helper(Helper::ProbeReadStr) => Readers::ProbeReadStr,
+            _ => Readers::ProbeRead,
+        },
+    )
+}
+
+/// The reader `choice` names, refused when `has` says the kernel lacks
+/// the helper it needs; `auto` picks for [`ReadChoice::Auto`].
+pub fn chosen_reader(
+    choice: ReadChoice,
+    has: impl Fn(Helper) -> bool,
+    auto: impl FnOnce() -> Readers,
+) -> Result<Readers, PlanError> {
     let needs = |helper: Helper, read: Readers| {
-        if report.has_helper(helper) {
+        if has(helper) {
             Ok(read)
         } else {
             Err(PlanError::ReadHelper { choice, helper })
@@ -139,11 +158,7 @@ pub fn reader(report: &Report, choice: ReadChoice) -> Result<Readers, PlanError>
         ReadChoice::ProbeReadFixed => needs(Helper::ProbeRead, Readers::ProbeRead),
         ReadChoice::ProbeRead => needs(Helper::ProbeReadStr, Readers::ProbeReadStr),
         ReadChoice::ProbeReadKernel => needs(Helper::ProbeReadKernel, Readers::Split),
-        ReadChoice::Auto => Ok(match report.helper(Helper::ProbeReadKernel) {
-            Some(Support::Yes) => Readers::Split,
-            _ if report.has_helper(Helper::ProbeReadStr) => Readers::ProbeReadStr,
-            _ => Readers::ProbeRead,
-        }),
+        ReadChoice::Auto => Ok(auto()),
     }
 }
 

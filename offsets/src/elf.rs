@@ -135,25 +135,13 @@ impl<'a> Elf<'a> {
 
 /// The release in a `Linux version 5.10.0-1-amd64 (...)` banner.
 pub fn banner_release(hay: &[u8]) -> Option<String> {
-    const NEEDLE: &[u8] = b"Linux version ";
-    let mut from = 0;
-    while let Some(pos) = hay
-        .get(from..)?
-        .windows(NEEDLE.len())
-        .position(|w| w == NEEDLE)
-    {
-        let start = from + pos + NEEDLE.len();
-        let rest = &hay[start..];
-        if rest.first().is_some_and(u8::is_ascii_digit) {
-            let end = rest
-                .iter()
-                .position(|b| !b.is_ascii_graphic())
-                .unwrap_or(rest.len());
-            return Some(String::from_utf8_lossy(&rest[..end]).into_owned());
-        }
-        from = start;
-    }
-    None
+    let rest =
+        crate::identity::banners(hay).find(|rest| rest.first().is_some_and(u8::is_ascii_digit))?;
+    let end = rest
+        .iter()
+        .position(|b| !b.is_ascii_graphic())
+        .unwrap_or(rest.len());
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
 }
 
 #[cfg(test)]

@@ -9,28 +9,30 @@ use sha2::{Digest, Sha256};
 /// The `uname -v` in a `Linux version R (who@host) (compiler) #1 SMP ...`
 /// banner (`linux_banner`): what follows the compiler's parenthesis.
 pub fn banner_version(hay: &[u8]) -> Option<String> {
-    const NEEDLE: &[u8] = b"Linux version ";
-    let mut from = 0;
-    while let Some(pos) = hay
-        .get(from..)?
-        .windows(NEEDLE.len())
-        .position(|w| w == NEEDLE)
-    {
-        let start = from + pos + NEEDLE.len();
-        let rest = &hay[start..];
+    banners(hay).find_map(|rest| {
         let end = rest
             .iter()
             .position(|&b| b == 0 || b == b'\n')
             .unwrap_or(rest.len());
         let line = String::from_utf8_lossy(&rest[..end]);
-        if line.starts_with(|c: char| c.is_ascii_digit())
-            && let Some(at) = line.find(") #")
-        {
-            return Some(line[at + 2..].trim_end().to_string());
-        }
-        from = start;
-    }
-    None
+        let at = line.find(") #")?;
+        line.starts_with(|c: char| c.is_ascii_digit())
+            .then(|| line[at + 2..].trim_end().to_string())
+    })
+}
+
+/// What follows each `Linux version ` in `hay`, up to its end.
+pub fn banners(hay: &[u8]) -> impl Iterator<Item = &[u8]> {
+    const NEEDLE: &[u8] = b"Linux version ";
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let pos = hay
+            .get(from..)?
+            .windows(NEEDLE.len())
+            .position(|w| w == NEEDLE)?;
+        from += pos + NEEDLE.len();
+        Some(&hay[from..])
+    })
 }
 
 /// `UTS_VERSION` in a generated header (`include/generated/compile.h`

@@ -25,10 +25,23 @@ trust_profiles() {
         --build-dir "$TEST_TMP/build-sched" "${fields[@]}" -o "$TEST_TMP/sched.toml" || return 1
 }
 
+# The VM-side moved FIELD BYTES PROFILE: PROFILE with FIELD's offset BYTES
+# further on, written to /tmp/moved.toml (a profile the live checks catch).
+trust_moved_function() {
+    cat <<'EOF'
+moved() { awk -v k="[fields.\"$1\"]" -v by="$2" '$0 == k { on = 1 } on && /^offset = / { $3 = $3 + by; on = 0 } { print }' "$3" >/tmp/moved.toml; }
+EOF
+}
+
+# profile_offset PROFILE FIELD: the offset PROFILE gives FIELD.
+profile_offset() {
+    awk -v k="[fields.\"$2\"]" '$0 == k { on = 1 } on && /^offset = / { print $3; exit }' "$1"
+}
+
 vmtest_trust_live_checks_catch_another_config() {
     [ "$KERNEL" = nobtf-5.10 ] || { skip "the tree and its config are nobtf-5.10's"; return; }
     trust_profiles || return 1
-    { vm_trace_case_runner; cat <<'SCRIPT'; } >"$TEST_TMP/trust.sh"
+    { vm_trace_case_runner; trust_moved_function; cat <<'SCRIPT'; } >"$TEST_TMP/trust.sh"
 COMM='kprobe:wake_up_new_task { $t = (struct task_struct *)arg0; printf("%s\n", $t->comm); }'
 sed 's/^release = .*/release = "4.14.177"/' /tmp/right.toml >/tmp/other.toml
 # The same offsets, as if made from another build of 5.10.223.
@@ -44,9 +57,8 @@ t other_build_files --offsets /tmp/build.toml 'kprobe:wake_up_new_task { $t = (s
 # (nobtf-5.10 has no TCP/IP: the socket checks run on debian-6.1 below.)
 ALL='kprobe:vfs_read /comm == "none"/ { $f = (struct file *)arg0; printf("%s %d %d\n", str($f->f_path.dentry->d_name.name), $f->f_inode->i_ino, $f->f_inode->i_size); } kprobe:__set_task_comm /comm == "none"/ { $t = (struct task_struct *)arg0; printf("%d\n", $t->mm->arg_start); } kprobe:do_unlinkat /comm == "none"/ { $n = (struct filename *)arg1; printf("%s %d\n", str($n->name), $n->refcnt); }'
 t all -v --offsets /tmp/right.toml "$ALL" --duration 0.2
-moved() { awk -v k="[fields.\"$1\"]" '$0 == k { on = 1 } on && /^offset = / { $3 = $3 + 8; on = 0 } { print }' /tmp/right.toml >/tmp/moved.toml; }
 for f in inode.i_ino mm_struct.arg_start dentry.d_name.name filename.refcnt; do
-    moved $f
+    moved $f 8 /tmp/right.toml
     t "moved $f" --offsets /tmp/moved.toml "$ALL" --duration 0.2
 done
 # The live check fires __set_task_comm in nobtf itself: the program's own
@@ -58,9 +70,9 @@ SCRIPT
         --file "$TEST_TMP/sched.toml:/tmp/sched.toml" -- sh /tmp/trust.sh 2>&1) || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
     printf '%s\n' "$out" >"$TEST_TMP/trust.out"
     local b comm_right comm_sched pid_sched bad=0
-    comm_right=$(awk '/^\[fields."task_struct.comm"\]/ { on = 1 } on && /^offset = / { print $3; exit }' "$TEST_TMP/right.toml")
-    comm_sched=$(awk '/^\[fields."task_struct.comm"\]/ { on = 1 } on && /^offset = / { print $3; exit }' "$TEST_TMP/sched.toml")
-    pid_sched=$(awk '/^\[fields."task_struct.pid"\]/ { on = 1 } on && /^offset = / { print $3; exit }' "$TEST_TMP/sched.toml")
+    comm_right=$(profile_offset "$TEST_TMP/right.toml" task_struct.comm)
+    comm_sched=$(profile_offset "$TEST_TMP/sched.toml" task_struct.comm)
+    pid_sched=$(profile_offset "$TEST_TMP/sched.toml" task_struct.pid)
     [ "$comm_right" != "$comm_sched" ] || { fail "SCHEDSTATS did not move comm ($comm_right)"; return 1; }
     b=$(output_block "$out" "== right rc=0")
     assert_contains "$b" "stderr: nobtf: live checks passed: task_struct.comm (offset $comm_right) = nobtf" \
@@ -99,13 +111,13 @@ SCRIPT
 vmtest_trust_live_checks_on_the_tracefs_back_end() {
     [ "$KERNEL" = nobpf-5.10 ] || { skip "the back end without BPF; its tree and config are nobpf-5.10's"; return; }
     trust_profiles || return 1
-    { vm_trace_case_runner; cat <<'SCRIPT'; } >"$TEST_TMP/trust.sh"
+    { vm_trace_case_runner; trust_moved_function; cat <<'SCRIPT'; } >"$TEST_TMP/trust.sh"
 TASK='kprobe:wake_up_new_task { $t = (struct task_struct *)arg0; printf("%s %d\n", $t->comm, $t->pid); }'
 FILE='kprobe:vfs_read /arg2 == 77/ { $f = (struct file *)arg0; printf("%s %d\n", str($f->f_path.dentry->d_name.name), $f->f_inode->i_ino); }'
 t right -v --offsets /tmp/right.toml "$TASK" -c 'exec true'
 t sched --offsets /tmp/sched.toml "$TASK" -c 'exec true'
 t file -v --offsets /tmp/right.toml "$FILE" --duration 0.2
-awk '$0 == "[fields.\"inode.i_ino\"]" { on = 1 } on && /^offset = / { $3 = $3 + 8; on = 0 } { print }' /tmp/right.toml >/tmp/moved.toml
+moved inode.i_ino 8 /tmp/right.toml
 t moved_ino --offsets /tmp/moved.toml "$FILE" --duration 0.2
 SCRIPT
     local out
@@ -129,14 +141,14 @@ SCRIPT
 # --offsets the fields come from the profile, and are checked).
 vmtest_trust_live_checks_of_sockets() {
     [ "$KERNEL" = debian-6.1 ] || { skip "one BTF kernel with TCP/IP is enough"; return; }
-    { vm_trace_case_runner; cat <<'SCRIPT'; } >"$TEST_TMP/trust.sh"
+    { vm_trace_case_runner; trust_moved_function; cat <<'SCRIPT'; } >"$TEST_TMP/trust.sh"
 # The VM's loopback is down: up, for nobtf's connection.
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 offsets gen --btf /sys/kernel/btf/vmlinux --field sock.__sk_common.skc_num --field sock.__sk_common.skc_dport \
     --field sock.__sk_common.skc_rcv_saddr --field sock.__sk_common.skc_daddr -o /tmp/sock.toml || exit 1
 SOCK='kprobe:tcp_sendmsg /comm == "none"/ { $s = (struct sock *)arg0; printf("%d %d %d %d\n", $s->__sk_common.skc_num, $s->__sk_common.skc_dport, $s->__sk_common.skc_rcv_saddr, $s->__sk_common.skc_daddr); }'
 t sock -v --offsets /tmp/sock.toml "$SOCK" --duration 0.2
-awk '$0 == "[fields.\"sock.__sk_common.skc_num\"]" { on = 1 } on && /^offset = / { $3 = $3 + 2; on = 0 } { print }' /tmp/sock.toml >/tmp/moved.toml
+moved sock.__sk_common.skc_num 2 /tmp/sock.toml
 t moved --offsets /tmp/moved.toml "$SOCK" --duration 0.2
 SCRIPT
     local out b bad=0

@@ -284,6 +284,7 @@ pub fn value_type(ty: &Ty) -> ValueType {
     match ty {
         Ty::Str { len } => ValueType::Str { len: *len },
         Ty::Inet => ValueType::Inet,
+        Ty::Buf { max } => ValueType::Buf { max: *max },
         Ty::Int { signed, .. } => ValueType::Int { signed: *signed },
         Ty::Symbol(kind) => ValueType::Symbol(*kind),
         _ => ValueType::Int { signed: false },
@@ -302,7 +303,9 @@ fn same_storage(a: &Ty, b: &Ty) -> bool {
     match (a, b) {
         (Ty::Str { len: x }, Ty::Str { len: y }) => x == y,
         (Ty::Inet, Ty::Inet) => true,
-        (Ty::Str { .. } | Ty::Inet, _) | (_, Ty::Str { .. } | Ty::Inet) => false,
+        (Ty::Buf { max: x }, Ty::Buf { max: y }) => x == y,
+        (Ty::Str { .. } | Ty::Inet | Ty::Buf { .. }, _)
+        | (_, Ty::Str { .. } | Ty::Inet | Ty::Buf { .. }) => false,
         _ => true,
     }
 }

@@ -439,19 +439,13 @@ pub fn attach_cpu_clock(
     cpus: &[u32],
     prog: BorrowedFd<'_>,
 ) -> Result<Vec<Attachment>, AttachError> {
-    let attr = attrs::cpu_clock(period_ns);
-    let mut attached = Vec::with_capacity(cpus.len());
-    for &cpu in cpus {
-        let target = format!("cpu-clock on cpu {cpu}");
-        let perf =
-            sys::perf_event_open(&attr, None, -1, cpu as i32).map_err(|err| AttachError::Sys {
-                function: target.clone(),
-                err,
-            })?;
-        // On error the timers attached so far drop with `attached`.
-        attached.push(finish(perf, None, prog, target.clone(), &target)?);
-    }
-    Ok(attached)
+    attach_each_cpu(
+        &attrs::cpu_clock(period_ns),
+        "cpu-clock",
+        cpus,
+        prog,
+        |function, err| AttachError::Sys { function, err },
+    )
 }
 
 /// A sampling probe's perf event on each of `cpus`, as bpftrace opens it
@@ -462,22 +456,34 @@ pub fn attach_sampling(
     prog: BorrowedFd<'_>,
 ) -> Result<Vec<Attachment>, AttachError> {
     let attr = attrs::sampling(sampling);
+    attach_each_cpu(&attr, &sampling.name, cpus, prog, |function, err| {
+        // No counter: ENOENT (no such event on this PMU) or EOPNOTSUPP
+        // (sampling unsupported), as under an emulator without a PMU.
+        let no_counter = matches!(err.errno(), Some(libc::ENOENT | libc::EOPNOTSUPP));
+        if sampling.event_type == kernel_headers::perf::PERF_TYPE_HARDWARE && no_counter {
+            AttachError::NoCounter(sampling.name.clone())
+        } else {
+            AttachError::Sys { function, err }
+        }
+    })
+}
+
+/// The perf event `attr` (named `event`) on each of `cpus` for every
+/// process, each running `prog`; `open_error` says why one did not open
+/// (given `EVENT on cpu N`).
+fn attach_each_cpu(
+    attr: &kernel_headers::perf::PerfEventAttr,
+    event: &str,
+    cpus: &[u32],
+    prog: BorrowedFd<'_>,
+    open_error: impl Fn(String, SysError) -> AttachError,
+) -> Result<Vec<Attachment>, AttachError> {
     let mut attached = Vec::with_capacity(cpus.len());
     for &cpu in cpus {
-        let target = format!("{} on cpu {cpu}", sampling.name);
-        let perf = sys::perf_event_open(&attr, None, -1, cpu as i32).map_err(|err| {
-            // No counter: ENOENT (no such event on this PMU) or EOPNOTSUPP
-            // (sampling unsupported), as under an emulator without a PMU.
-            let no_counter = matches!(err.errno(), Some(libc::ENOENT | libc::EOPNOTSUPP));
-            if sampling.event_type == kernel_headers::perf::PERF_TYPE_HARDWARE && no_counter {
-                AttachError::NoCounter(sampling.name.clone())
-            } else {
-                AttachError::Sys {
-                    function: target.clone(),
-                    err,
-                }
-            }
-        })?;
+        let target = format!("{event} on cpu {cpu}");
+        let perf = sys::perf_event_open(attr, None, -1, cpu as i32)
+            .map_err(|err| open_error(target.clone(), err))?;
+        // On error the events attached so far drop with `attached`.
         attached.push(finish(perf, None, prog, target.clone(), &target)?);
     }
     Ok(attached)

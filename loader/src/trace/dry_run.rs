@@ -16,17 +16,16 @@ use kernel_headers::bpf::{Helper, Readers};
 use kernel_headers::pt_regs;
 use lang::providers::AttachPoint as LangPoint;
 use lang::tracefs_program::{self, TranslateError};
-use lang::tracepoint::{TracepointFormat, TracepointSource, parse_format};
 use lang::{Compiled, Target};
 use profile::Profile;
 
-use super::target;
+use super::target::{self, KernelFiles, KernelTracepoints};
 use super::{TraceError, TraceOptions};
 use crate::attach::{AttachMode, GROUP};
 use crate::backend::BackendChoice;
 use crate::features;
 use crate::fields::Fields;
-use crate::list::{self, Sources};
+use crate::list::Sources;
 use crate::plan::{self, PlanError, ProfileChoiceError, ReadChoice};
 
 /// What `--dry-run` checks against besides the profile.
@@ -148,19 +147,11 @@ impl Box_ {
     /// The reader `--read-helper` resolves to on that release, refused as
     /// a real run refuses a helper the kernel lacks.
     fn reader(&self, choice: ReadChoice) -> Result<Readers, PlanError> {
-        let needs = |helper: Helper, read: Readers| {
-            if self.has(helper) {
-                Ok(read)
-            } else {
-                Err(PlanError::ReadHelper { choice, helper })
-            }
-        };
-        match choice {
-            ReadChoice::ProbeReadFixed => needs(Helper::ProbeRead, Readers::ProbeRead),
-            ReadChoice::ProbeRead => needs(Helper::ProbeReadStr, Readers::ProbeReadStr),
-            ReadChoice::ProbeReadKernel => needs(Helper::ProbeReadKernel, Readers::Split),
-            ReadChoice::Auto => Ok(Readers::for_release(self.version)),
-        }
+        plan::chosen_reader(
+            choice,
+            |helper| self.has(helper),
+            || Readers::for_release(self.version),
+        )
     }
 
     fn has(&self, helper: Helper) -> bool {
@@ -178,7 +169,7 @@ impl Box_ {
             .as_ref()
             .map_or_else(String::new, |p| p.display().to_string());
         let needs = lang::names_used(&opts.program, kernel).map_or(true, |used| {
-            !used.fields.is_empty() || !used.enums.is_empty()
+            !used.fields.is_empty() || !used.enums.is_empty() || !used.structs.is_empty()
         });
         if needs {
             Fields::Profile {
@@ -199,7 +190,7 @@ impl Box_ {
         let kernel = self.lang_kernel(opts.read)?;
         let attach = self.attach(opts.attach)?;
         let fields = self.fields(opts, profile, kernel);
-        let tracepoints = BoxTracepoints::new(self);
+        let tracepoints = KernelTracepoints::over(BoxFiles { kernel: self });
         let target = Target {
             fields: &fields,
             tracepoints: &tracepoints,
@@ -237,7 +228,7 @@ impl Box_ {
         super::tracefs::refuse_bpf_options(opts)?;
         let kernel = lang::kernel::Kernel::for_release(self.version, self.abi);
         let fields = self.fields(opts, profile, kernel);
-        let tracepoints = BoxTracepoints::new(self);
+        let tracepoints = KernelTracepoints::over(BoxFiles { kernel: self });
         let target = Target {
             fields: &fields,
             tracepoints: &tracepoints,
@@ -300,13 +291,11 @@ impl Box_ {
     /// The attach mechanism `mode` resolves to on that release.
     fn attach(&self, mode: AttachMode) -> Result<&'static str, PlanError> {
         let pmu = self.version >= KernelVersion::new(4, 17, 0);
-        match mode {
-            AttachMode::Pmu if !pmu => Err(PlanError::Attach(
-                "the kprobe PMU (/sys/bus/event_source/devices/kprobe, 4.17+) is missing; use --attach tracefs".into(),
-            )),
-            AttachMode::Pmu | AttachMode::Auto if pmu => Ok("perf_event_open on the kprobe PMU"),
-            _ => Ok("tracefs kprobe_events"),
-        }
+        Ok(if plan::uses_pmu(mode, Ok(pmu))? {
+            "perf_event_open on the kprobe PMU"
+        } else {
+            "tracefs kprobe_events"
+        })
     }
 
     /// Every kprobe's function is in the box's kallsyms (when given).
@@ -385,16 +374,14 @@ fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Tracepoint formats and wildcard lists from the box's copied files.
-struct BoxTracepoints<'a> {
+/// The box's copied files: tracepoint formats, and the lists wildcards
+/// and syscall lowering match against. Without a copy of kallsyms nothing
+/// is known to be probeable, so no syscall is lowered.
+struct BoxFiles<'a> {
     kernel: &'a Box_,
 }
 
-impl<'a> BoxTracepoints<'a> {
-    fn new(kernel: &'a Box_) -> BoxTracepoints<'a> {
-        BoxTracepoints { kernel }
-    }
-
+impl BoxFiles<'_> {
     /// `CAT:NAME` a line: the box's `available_events`, else the
     /// directories of its events copy.
     fn events_list(&self) -> Option<String> {
@@ -424,43 +411,26 @@ impl<'a> BoxTracepoints<'a> {
     }
 }
 
-impl TracepointSource for BoxTracepoints<'_> {
-    fn format(&self, category: &str, name: &str) -> Option<TracepointFormat> {
-        let dir = self.kernel.events.as_ref()?.join(category).join(name);
-        let mut format = parse_format(&fs::read_to_string(dir.join("format")).ok()?).ok()?;
-        if format.id.is_none() {
-            format.id = fs::read_to_string(dir.join("id"))
-                .ok()
-                .and_then(|id| id.trim().parse().ok())
-                .or(Some(0));
-        }
-        Some(format)
+impl KernelFiles for BoxFiles<'_> {
+    fn events_dir(&self) -> Option<PathBuf> {
+        self.kernel.events.clone()
     }
 
-    fn matching(&self, pattern: &str) -> Option<Vec<String>> {
-        let lists = Sources {
+    fn lists(&self) -> Sources {
+        Sources {
             filter_functions: self.kernel.filter_functions.clone(),
             kallsyms: self.kernel.kallsyms.clone(),
             events: self.events_list(),
             blacklist: None,
-        };
-        lists
-            .can_list(pattern)
-            .then(|| list::probes(&lists, Some(pattern)))
+        }
     }
 
-    /// As on the box (`target::Tracepoints::can_probe`): in ftrace's list,
-    /// else among kallsyms' text symbols. Without a copy of kallsyms
-    /// nothing is known to be probeable, so no syscall is lowered.
-    fn can_probe(&self, function: &str) -> bool {
-        let listed = |sources: &Sources| list::functions(sources).contains(&function);
-        listed(&Sources {
-            filter_functions: self.kernel.filter_functions.clone(),
-            kallsyms: self.kernel.kallsyms.clone(),
-            ..Sources::default()
-        }) || listed(&Sources {
-            kallsyms: self.kernel.kallsyms.clone(),
-            ..Sources::default()
-        })
+    fn kallsyms(&self) -> Option<String> {
+        self.kernel.kallsyms.clone()
+    }
+
+    /// A copy may hold the formats alone; nothing attaches by the id.
+    fn unknown_id(&self) -> Option<u32> {
+        Some(0)
     }
 }

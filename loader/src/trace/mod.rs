@@ -160,7 +160,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     // for a program that reads struct members.
     // (or names a constant only BTF or a profile may know).
     let needs_fields = lang::names_used(&opts.program, kernel).map_or(true, |used| {
-        !used.fields.is_empty() || !used.enums.is_empty()
+        !used.fields.is_empty() || !used.enums.is_empty() || !used.structs.is_empty()
     });
     let fields = if needs_fields {
         Fields::choose(opts.offsets.as_ref(), &report)?
