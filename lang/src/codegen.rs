@@ -295,6 +295,10 @@ impl Gen<'_> {
                 let val = self.alloc(value_size as usize, *span, "the map value")?;
                 self.zero(val, value_size as usize);
                 match value_type(&value.ty) {
+                    // A tuple's buffer is the map value's layout.
+                    _ if matches!(value.ty, Ty::Tuple(_)) => {
+                        self.buffer_into(value, val, value_size)?
+                    }
                     ValueType::Str { len } => self.buffer_into(value, val, len)?,
                     ValueType::Inet => self.buffer_into(value, val, INET_SIZE)?,
                     ty @ (ValueType::Buf { .. } | ValueType::Symbol(Symbolic::Usym)) => {
@@ -485,7 +489,7 @@ impl Gen<'_> {
                 self.b.store(Size::DW, R0, 0, R2);
                 self.b.store(Size::DW, R0, 8, 1);
             }
-            MapKind::Assign(_) => {}
+            MapKind::Assign(_) | MapKind::Tuple => {}
         }
         self.b.ja(done);
         self.b.bind(init);
@@ -504,7 +508,7 @@ impl Gen<'_> {
                 self.b.store(Size::DW, R10, val, R1);
                 self.b.store(Size::DW, R10, val + 8, 1);
             }
-            MapKind::Assign(_) => {}
+            MapKind::Assign(_) | MapKind::Tuple => {}
         }
         self.update(map, key, val);
         self.b.bind(done);

@@ -122,6 +122,9 @@ pub enum MapKind {
         max: i64,
         step: i64,
     },
+    /// `@m = (a, b)`: one tuple, laid out as [`MapSpec::tuple`] says; not
+    /// per-CPU.
+    Tuple,
 }
 
 /// One map, for the loader to create and the printers to read.
@@ -138,6 +141,16 @@ pub struct MapSpec {
     /// `BPF_MAP_TYPE_PERCPU_HASH` rather than `HASH`.
     pub per_cpu: bool,
     pub max_entries: u32,
+    /// A [`MapKind::Tuple`] value's parts and how they print.
+    pub tuple: Option<TupleLayout>,
+}
+
+/// A tuple's parts in a map value: `slots` from offset 0, printed as
+/// `shape` arranges them (nested tuples in parentheses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TupleLayout {
+    pub shape: Shape,
+    pub slots: Vec<Slot>,
 }
 
 /// Entries a map holds, as bpftrace's default.
@@ -456,6 +469,8 @@ pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, Deco
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MapValue {
     Value(Value),
+    /// A [`MapKind::Tuple`]'s parts, in its layout's slot order.
+    Tuple(Vec<Value>),
     Count(u64),
     Sum(i64),
     /// As `x`'s type: signed values sign-extended. `None` when no CPU set
@@ -530,6 +545,10 @@ impl MapSpec {
                         value.into_iter().next().unwrap_or(Value::Uint(0)),
                     ));
                 }
+                MapKind::Tuple => {
+                    let slots = self.tuple.as_ref().map_or(&[][..], |t| &t.slots[..]);
+                    return Ok(MapValue::Tuple(decode_slots(b, slots)?));
+                }
                 MapKind::Count | MapKind::Sum { .. } | MapKind::Hist | MapKind::Lhist { .. } => {
                     total = total.wrapping_add(int(b, 0)?)
                 }
@@ -575,6 +594,7 @@ mod tests {
             value_size: 16,
             per_cpu: true,
             max_entries: MAP_ENTRIES,
+            tuple: None,
         }
     }
 

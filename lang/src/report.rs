@@ -536,7 +536,9 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
         MapValue::Min(n) | MapValue::Max(n) => n.unwrap_or(0),
         MapValue::Value(Value::Int(n)) => *n as u64,
         MapValue::Value(Value::Uint(n)) => *n,
-        MapValue::Value(Value::Str(_) | Value::Buf(_)) | MapValue::Avg { .. } => 0,
+        MapValue::Value(Value::Str(_) | Value::Buf(_))
+        | MapValue::Tuple(_)
+        | MapValue::Avg { .. } => 0,
     };
     let numbers =
         || -> Vec<(Key, u64)> { decoded.iter().map(|(k, v)| (k.clone(), bits(v))).collect() };
@@ -573,6 +575,21 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
                 })
                 .collect(),
         ),
+        MapKind::Tuple => {
+            let shape = spec
+                .tuple
+                .as_ref()
+                .map_or(Shape::Tuple(Vec::new()), |t| t.shape.clone());
+            MapValues::Tuple(
+                decoded
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        MapValue::Tuple(parts) => (k, printed(&shape, &parts)),
+                        _ => (k, Printed::Tuple(Vec::new())),
+                    })
+                    .collect(),
+            )
+        }
         MapKind::Min { signed } => MapValues::Min {
             signed,
             entries: numbers(),

@@ -97,9 +97,10 @@ fn check_body(body: &[TStmt], maps: &[MapSpec], clock: bool) -> Result<(), (Span
         match stmt {
             TStmt::AssignVar { value, .. } => check_expr(value, maps, clock)?,
             TStmt::MapAssign { keys, value, .. } => {
-                for e in keys.iter().chain([value]) {
+                for e in keys {
                     check_expr(e, maps, clock)?;
                 }
+                check_stored(value, maps, clock)?;
             }
             TStmt::Delete { keys, .. } | TStmt::Emit { args: keys, .. } => {
                 for e in keys {
@@ -129,6 +130,18 @@ fn check_body(body: &[TStmt], maps: &[MapSpec], clock: bool) -> Result<(), (Span
         }
     }
     Ok(())
+}
+
+/// A value stored in a map: a tuple written in place (`@t = (1, "a")`),
+/// part by part.
+fn check_stored(e: &TExpr, maps: &[MapSpec], clock: bool) -> Result<(), (Span, String)> {
+    match &e.kind {
+        TKind::Tuple(elements) => elements
+            .iter()
+            .try_for_each(|e| check_stored(e, maps, clock)),
+        _ if matches!(e.ty, Ty::Tuple(_)) => Err((e.span, "a tuple other than `(a, b)`".into())),
+        _ => check_expr(e, maps, clock),
+    }
 }
 
 fn check_expr(e: &TExpr, maps: &[MapSpec], clock: bool) -> Result<(), (Span, String)> {
@@ -264,7 +277,7 @@ impl<H: Host> Eval<'_, H> {
                 let spec = &self.compiled.maps[*map];
                 let key = self.key(spec, keys)?;
                 let mut bytes = vec![0u8; spec.value_size as usize];
-                put(&mut bytes, 0, &self.expr(value)?);
+                self.put_stored(&mut bytes, 0, value)?;
                 self.host
                     .update(spec, &key, &bytes)
                     .map_err(RunError::Host)?;
@@ -346,6 +359,24 @@ impl<H: Host> Eval<'_, H> {
             put_slot(&mut key, slot, &v);
         }
         Ok(key)
+    }
+
+    /// `e` written at `at`: a tuple's parts each in its own slot.
+    fn put_stored(
+        &mut self,
+        bytes: &mut [u8],
+        at: usize,
+        e: &TExpr,
+    ) -> Result<(), RunError<H::Error>> {
+        if let (TKind::Tuple(elements), Ty::Tuple(types)) = (&e.kind, &e.ty) {
+            for (element, offset) in elements.iter().zip(Ty::tuple_offsets(types)) {
+                let end = (at + (offset + element.ty.slot_size()) as usize).min(bytes.len());
+                self.put_stored(&mut bytes[..end], at + offset as usize, element)?;
+            }
+            return Ok(());
+        }
+        put(bytes, at, &self.expr(e)?);
+        Ok(())
     }
 
     fn expr(&mut self, e: &TExpr) -> Result<V, RunError<H::Error>> {
@@ -456,6 +487,8 @@ fn map_value(value: MapValue) -> V {
         MapValue::Value(Value::Uint(n)) => V::Int(n),
         MapValue::Value(Value::Str(s) | Value::Buf(s)) => V::Str(s),
         MapValue::Count(n) => V::Int(n),
+        // `check` refuses reading a map of tuples here.
+        MapValue::Tuple(_) => V::Int(0),
         MapValue::Sum(n) => V::Int(n as u64),
         MapValue::Min(n) | MapValue::Max(n) => V::Int(n.unwrap_or(0)),
         MapValue::Avg { sum, count } => V::Int(if count == 0 {

@@ -210,6 +210,19 @@ fn one_line_causes() {
             "assigned a different kind of value",
         ),
         (
+            "kprobe:f { @t = (1, comm); @t = count(); }",
+            "`@t` is assigned a different kind of value elsewhere",
+        ),
+        (
+            "kprobe:f { @t = (1, comm); @t = (comm, 1); }",
+            "`@t` holds a tuple of other types elsewhere",
+        ),
+        ("kprobe:f { @s = sum((1, 2)); }", "sum's argument"),
+        (
+            "END { print(@t.0); } kprobe:f { @t = (1, 2); }",
+            "reading the tuple map `@t` cannot run in BEGIN or END",
+        ),
+        (
             "kprobe:f { @a[1] = 1; @a[comm] = 2; }",
             "used with different keys",
         ),

@@ -360,3 +360,53 @@ fn a_string_that_fills_max_strlen_is_marked_truncated() {
     );
     assert_eq!(out.trim_end(), "Attaching 1 probe...\nabcdefghijklmno");
 }
+
+/// A map of tuples holds each tuple in its value and prints it as
+/// bpftrace 0.23 does: `(a, b)` in key order as text, `[a,"b"]` in JSON;
+/// its parts read back through `@t.N` and a variable.
+#[test]
+fn maps_of_tuples_print_and_read_back() {
+    let src = r#"kprobe:t { @m[arg0] = ((int64)arg1, comm, (arg0, "x")); @t = (1, comm);
+        $x = @m[arg0]; printf("%d %s %s\n", $x.0, $x.1, @t.1); }
+        kprobe:show { print(@m); }"#;
+    let events: [(&str, Vec<u64>, &[u8]); 3] = [
+        ("t", vec![2, -5i64 as u64], b"bash"),
+        ("t", vec![1, 7], b"rm"),
+        ("show", vec![], b"rm"),
+    ];
+    assert_eq!(
+        trace(src, &events, Format::Text),
+        "Attaching 1 probe...\n-5 bash bash\n7 rm rm\n\
+         @m[1]: (7, rm, (1, x))\n@m[2]: (-5, bash, (2, x))\n\n\n\
+         @m[1]: (7, rm, (1, x))\n@m[2]: (-5, bash, (2, x))\n@t: (1, rm)\n"
+    );
+    assert_eq!(
+        trace(src, &events, Format::Json),
+        "{\"type\": \"attached_probes\", \"data\": {\"probes\": 1}}\n\
+         {\"type\": \"printf\", \"data\": \"-5 bash bash\\n\"}\n\
+         {\"type\": \"printf\", \"data\": \"7 rm rm\\n\"}\n\
+         {\"type\": \"map\", \"data\": {\"@m\": {\"1\": [7,\"rm\",[1,\"x\"]], \"2\": [-5,\"bash\",[2,\"x\"]]}}}\n\n\n\
+         {\"type\": \"map\", \"data\": {\"@m\": {\"1\": [7,\"rm\",[1,\"x\"]], \"2\": [-5,\"bash\",[2,\"x\"]]}}}\n\
+         {\"type\": \"map\", \"data\": {\"@t\": [1,\"rm\"]}}\n"
+    );
+}
+
+/// BEGIN writes a tuple part by part in user space, each part in its own
+/// slot (a long string does not run into the next part).
+#[test]
+fn begin_writes_a_tuple_into_its_map() {
+    let compiled = build(
+        r#"BEGIN { @t = ("abcdefghijklmnopq", "z", (7, -1)); @s[1, "k"] = ((uint8)2, "v"); }"#,
+    );
+    let mut host = lang::userspace::MemoryHost::new(lang::format::time::FixedClock::default());
+    lang::userspace::run_all(&compiled, &compiled.begin, &mut host).unwrap();
+    let mut out = Vec::new();
+    for name in ["@t", "@s"] {
+        let spec = report::find_map(&compiled, name).unwrap();
+        out.extend(report::print_map(spec, &host.entries(name), Format::Text).unwrap());
+    }
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "@t: (abcdefghijklmnopq, z, (7, -1))\n@s[1, k]: (2, v)\n"
+    );
+}

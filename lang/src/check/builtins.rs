@@ -280,6 +280,7 @@ impl Checker<'_> {
             value_size: 8 * limit,
             per_cpu: false,
             max_entries: MAP_ENTRIES,
+            tuple: None,
         });
         self.maps.len() - 1
     }

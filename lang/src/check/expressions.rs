@@ -172,6 +172,7 @@ impl Checker<'_> {
                     value_size: 8,
                     per_cpu: false,
                     max_entries: 1,
+                    tuple: None,
                 });
                 self.maps.len() - 1
             }
@@ -221,6 +222,16 @@ impl Checker<'_> {
                     MapKind::Assign(ValueType::Int { signed }) => int(signed),
                     MapKind::Assign(ValueType::Str { len }) => Ty::Str { len },
                     MapKind::Assign(ValueType::Buf { max }) => Ty::Buf { max },
+                    MapKind::Tuple if user_space => {
+                        return Err(crate::userspace::refusal(
+                            span,
+                            &format!("reading the tuple map `{}`", self.maps[map].name),
+                        ));
+                    }
+                    MapKind::Tuple => match &self.maps[map].tuple {
+                        Some(layout) => super::maps::tuple_type(layout),
+                        None => return Err(Error::at(span, "internal: tuple map without layout")),
+                    },
                     // In BEGIN and END, read in user space: combined over
                     // the CPUs, as bpftrace 0.23 reads them.
                     MapKind::Count if user_space => int(false),

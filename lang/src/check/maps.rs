@@ -120,6 +120,7 @@ impl Checker<'_> {
                 value_size: 8,
                 per_cpu: false,
                 max_entries: MAP_ENTRIES,
+                tuple: None,
             });
         }
         let (kind, agg_or_value) = self.map_value(scope, value)?;
@@ -130,8 +131,19 @@ impl Checker<'_> {
         let user_key: u32 = key.iter().map(|s| s.ty.size()).sum();
         let bucket = matches!(kind, MapKind::Hist | MapKind::Lhist { .. });
         let key_size = (user_key + if bucket { 8 } else { 0 }).max(8);
+        let tuple = match &agg_or_value {
+            Err(value) if kind == MapKind::Tuple => Some(tuple_layout(value)?),
+            _ => None,
+        };
         let (value_size, per_cpu) = match kind {
             MapKind::Assign(ty) => (ty.size(), false),
+            MapKind::Tuple => (
+                tuple
+                    .as_ref()
+                    .and_then(|t| t.slots.last())
+                    .map_or(8, |s| s.offset + s.ty.size()),
+                false,
+            ),
             MapKind::Min { .. } | MapKind::Max { .. } | MapKind::Avg { .. } => {
                 (16, self.kernel.percpu_hash)
             }
@@ -145,6 +157,7 @@ impl Checker<'_> {
             value_size,
             per_cpu,
             max_entries: MAP_ENTRIES,
+            tuple,
         };
         let map = match self.maps.iter().position(|m| m.name == name) {
             Some(i) => {
@@ -180,6 +193,12 @@ impl Checker<'_> {
                             MapKind::Assign(ValueType::Str { .. })
                         )
                     );
+                if kind == MapKind::Tuple && old.kind == kind && old.tuple != spec.tuple {
+                    return Err(Error::at(
+                        span,
+                        format!("`{name}` holds a tuple of other types elsewhere"),
+                    ));
+                }
                 if !compatible {
                     return Err(Error::at(
                         span,
@@ -301,13 +320,14 @@ impl Checker<'_> {
         }
         let e = self.expr(scope, value)?;
         let e = self.storable(e)?;
-        if let Ty::Place { .. } | Ty::Tuple(_) = e.ty {
-            return Err(Error::at(
+        match e.ty {
+            Ty::Place { .. } => Err(Error::at(
                 e.span,
-                format!("a map cannot hold {} (yet, for a tuple)", e.ty.describe()),
-            ));
+                format!("a map cannot hold {}", e.ty.describe()),
+            )),
+            Ty::Tuple(_) => Ok((MapKind::Tuple, Err(e))),
+            _ => Ok((MapKind::Assign(value_type(&e.ty)), Err(e))),
         }
-        Ok((MapKind::Assign(value_type(&e.ty)), Err(e)))
     }
 }
 
@@ -326,4 +346,38 @@ fn same_kind(a: MapKind, b: MapKind) -> bool {
         k => k,
     };
     unsigned(a) == unsigned(b)
+}
+
+/// Where a tuple's parts lie in a map value, and how they print: as
+/// `print()` lays out a tuple in its record.
+fn tuple_layout(value: &TExpr) -> Result<TupleLayout, Error> {
+    let mut record = super::statements::PrintRecord::default();
+    let shape = record.slots_of(&value.ty, value.span)?;
+    Ok(TupleLayout {
+        shape,
+        slots: record.slots,
+    })
+}
+
+/// The type of a value read back from a map of tuples (a pointer reads as
+/// an untyped one: the layout keeps only that it prints in hex).
+pub(super) fn tuple_type(layout: &TupleLayout) -> Ty {
+    fn of(shape: &Shape, slots: &[Slot]) -> Ty {
+        match shape {
+            Shape::Tuple(elements) => Ty::Tuple(elements.iter().map(|e| of(e, slots)).collect()),
+            Shape::Pointer(_) => Ty::Ptr {
+                to: Pointee::Other,
+                user: false,
+            },
+            Shape::Value(i) => match slots.get(*i).map(|s| s.ty) {
+                Some(ValueType::Int { signed }) => Ty::Int { signed, bytes: 8 },
+                Some(ValueType::Str { len }) => Ty::Str { len },
+                Some(ValueType::Inet) => Ty::Inet,
+                Some(ValueType::Buf { max }) => Ty::Buf { max },
+                Some(ValueType::Symbol(kind)) => Ty::Symbol(kind),
+                Some(ValueType::Timestamp { .. }) | None => Ty::U64,
+            },
+        }
+    }
+    of(&layout.shape, &layout.slots)
 }

@@ -10,7 +10,7 @@ use crate::fields::{CType, FieldSource};
 use crate::kernel::{Kernel, Readers};
 use crate::output::{
     AF_INET, AF_INET6, EventFormat, JOIN_ARGS, MAP_ENTRIES, MapKind, MapSpec, Shape, Slot,
-    ValueType,
+    TupleLayout, ValueType,
 };
 use crate::providers::{AttachPoint, Context};
 use crate::tracepoint::{TracepointFormat, TracepointSource};

@@ -589,9 +589,10 @@ pub fn conversions(format: &str, args: usize) -> Result<Vec<char>, String> {
 }
 
 /// The values of a `print(expr)` record, as they are laid out.
-struct PrintRecord {
+#[derive(Default)]
+pub(super) struct PrintRecord {
     args: Vec<TExpr>,
-    slots: Vec<Slot>,
+    pub(super) slots: Vec<Slot>,
     offset: u32,
 }
 
@@ -612,7 +613,7 @@ impl PrintRecord {
 
     /// The slots of a value of type `ty` at the record's end (a tuple's
     /// elements one after the other, as its buffer holds them).
-    fn slots_of(&mut self, ty: &Ty, span: Span) -> Result<Shape, Error> {
+    pub(super) fn slots_of(&mut self, ty: &Ty, span: Span) -> Result<Shape, Error> {
         let (value_type, pointer) = match ty {
             Ty::Tuple(elements) => {
                 return elements

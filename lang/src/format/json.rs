@@ -126,6 +126,7 @@ pub fn map(map: &Map, top: u32, div: u32) -> Vec<u8> {
         match value {
             Rendered::Number(n) => out.extend_from_slice(n.as_bytes()),
             Rendered::Str(s) => quoted(s, &mut out),
+            Rendered::Printed(value) => printed_into(value, &mut out),
             Rendered::Stats([count, average, total]) => out.extend_from_slice(
                 format!("{{\"count\": {count}, \"average\": {average}, \"total\": {total}}}")
                     .as_bytes(),

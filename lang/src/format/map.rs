@@ -89,6 +89,8 @@ pub enum MapValues {
     Avg(bool, Vec<(Key, AvgState)>),
     /// String assignment (`@x = comm`).
     Str(Vec<(Key, Vec<u8>)>),
+    /// Tuple assignment (`@x = (1, comm)`).
+    Tuple(Vec<(Key, Printed)>),
     /// `hist()`: per key, the count of each bucket index
     /// ([`HistParams::bucket`]); missing trailing buckets are zero.
     Hist {
@@ -239,6 +241,7 @@ impl MapValues {
             | MapValues::Max { entries: e, .. } => keys(e),
             MapValues::Avg(_, e) => keys(e),
             MapValues::Str(e) => keys(e),
+            MapValues::Tuple(e) => keys(e),
             MapValues::Hist { entries: e, .. } | MapValues::Lhist { entries: e, .. } => keys(e),
         }
     }
@@ -251,6 +254,7 @@ pub(crate) enum Rendered {
     /// `stats()`: count, average, total.
     Stats([i64; 3]),
     Str(Vec<u8>),
+    Printed(Printed),
     Hist(Vec<u64>),
 }
 
@@ -310,18 +314,8 @@ pub(crate) fn rendered_entries(values: &MapValues, top: u32, div: u32) -> Vec<(K
                 (k, Rendered::Stats([v.count as i64, average, v.total]))
             })
             .collect(),
-        MapValues::Str(e) => {
-            let mut sorted = e.clone();
-            sorted.sort_by(|(a, _), (b, _)| compare_keys(a, b));
-            let keep = top as usize;
-            if keep != 0 && sorted.len() > keep {
-                sorted.drain(..sorted.len() - keep);
-            }
-            sorted
-                .into_iter()
-                .map(|(k, v)| (k, Rendered::Str(v)))
-                .collect()
-        }
+        MapValues::Str(e) => by_key(e, top, Rendered::Str),
+        MapValues::Tuple(e) => by_key(e, top, Rendered::Printed),
         MapValues::Hist { entries: e, .. } | MapValues::Lhist { entries: e, .. } => {
             ordered(e, |b| hist_total(b), compare_key_bytes, top)
                 .into_iter()
@@ -329,4 +323,20 @@ pub(crate) fn rendered_entries(values: &MapValues, top: u32, div: u32) -> Vec<(K
                 .collect()
         }
     }
+}
+
+/// Entries in key order (as bpftrace sorts maps of strings and tuples),
+/// the last `top` when it is non-zero.
+fn by_key<V: Clone>(
+    entries: &[(Key, V)],
+    top: u32,
+    render: impl Fn(V) -> Rendered,
+) -> Vec<(Key, Rendered)> {
+    let mut sorted = entries.to_vec();
+    sorted.sort_by(|(a, _), (b, _)| compare_keys(a, b));
+    let keep = top as usize;
+    if keep != 0 && sorted.len() > keep {
+        sorted.drain(..sorted.len() - keep);
+    }
+    sorted.into_iter().map(|(k, v)| (k, render(v))).collect()
 }

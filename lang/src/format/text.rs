@@ -40,6 +40,10 @@ pub fn map(map: &Map, top: u32, div: u32) -> Vec<u8> {
                 line.extend_from_slice(b": ");
                 line.extend_from_slice(&s);
             }
+            Rendered::Printed(value) => {
+                line.extend_from_slice(b": ");
+                printed_into(&value, &mut line);
+            }
             Rendered::Stats([count, average, total]) => line.extend_from_slice(
                 format!(": count {count}, average {average}, total {total}").as_bytes(),
             ),
