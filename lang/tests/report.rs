@@ -367,7 +367,7 @@ fn a_string_that_fills_max_strlen_is_marked_truncated() {
 #[test]
 fn maps_of_tuples_print_and_read_back() {
     let src = r#"kprobe:t { @m[arg0] = ((int64)arg1, comm, (arg0, "x")); @t = (1, comm);
-        $x = @m[arg0]; printf("%d %s %s\n", $x.0, $x.1, @t.1); }
+        $x = @m[arg0]; printf("%d %s %s\n", $x.0, $x.1, @t.1); print(@t); print(@m[arg0]); }
         kprobe:show { print(@m); }"#;
     let events: [(&str, Vec<u64>, &[u8]); 3] = [
         ("t", vec![2, -5i64 as u64], b"bash"),
@@ -376,7 +376,8 @@ fn maps_of_tuples_print_and_read_back() {
     ];
     assert_eq!(
         trace(src, &events, Format::Text),
-        "Attaching 1 probe...\n-5 bash bash\n7 rm rm\n\
+        "Attaching 1 probe...\n-5 bash bash\n@t: (1, bash)\n(-5, bash, (2, x))\n\
+         7 rm rm\n@t: (1, rm)\n(7, rm, (1, x))\n\
          @m[1]: (7, rm, (1, x))\n@m[2]: (-5, bash, (2, x))\n\n\n\
          @m[1]: (7, rm, (1, x))\n@m[2]: (-5, bash, (2, x))\n@t: (1, rm)\n"
     );
@@ -384,7 +385,11 @@ fn maps_of_tuples_print_and_read_back() {
         trace(src, &events, Format::Json),
         "{\"type\": \"attached_probes\", \"data\": {\"probes\": 1}}\n\
          {\"type\": \"printf\", \"data\": \"-5 bash bash\\n\"}\n\
+         {\"type\": \"map\", \"data\": {\"@t\": [1,\"bash\"]}}\n\
+         {\"type\": \"value\", \"data\": [-5,\"bash\",[2,\"x\"]]}\n\
          {\"type\": \"printf\", \"data\": \"7 rm rm\\n\"}\n\
+         {\"type\": \"map\", \"data\": {\"@t\": [1,\"rm\"]}}\n\
+         {\"type\": \"value\", \"data\": [7,\"rm\",[1,\"x\"]]}\n\
          {\"type\": \"map\", \"data\": {\"@m\": {\"1\": [7,\"rm\",[1,\"x\"]], \"2\": [-5,\"bash\",[2,\"x\"]]}}}\n\n\n\
          {\"type\": \"map\", \"data\": {\"@m\": {\"1\": [7,\"rm\",[1,\"x\"]], \"2\": [-5,\"bash\",[2,\"x\"]]}}}\n\
          {\"type\": \"map\", \"data\": {\"@t\": [1,\"rm\"]}}\n"

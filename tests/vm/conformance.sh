@@ -111,6 +111,11 @@ c buf_values 'touch /tmp/q1' '/usr/bin/rm /tmp/q1' -e 'kprobe:do_unlinkat /comm 
 # Tuples within tuples, printed and read by index.
 c nested_tuples 'touch /tmp/q2' '/usr/bin/rm /tmp/q2' -e 'kprobe:do_unlinkat /comm == "rm"/ { $t = (1, (-2, "ab"), comm); print($t); print((7, (comm, (8, "x")))); $u = $t.1; printf("%d %s\n", $u.0, $u.1); }'
 c nested_tuples_json 'touch /tmp/q3' '/usr/bin/rm /tmp/q3' -f json -e 'kprobe:do_unlinkat /comm == "rm"/ { print((1, (-2, "ab"), comm)); }'
+# Tuples as map values: printed at exit and by print(), read back by index.
+c tuple_values 'touch /tmp/q4' '/usr/bin/rm /tmp/q4' -e 'kprobe:do_unlinkat /comm == "rm"/ { @m[comm, 1] = (-1, comm, (2, "x")); @m[comm, 2] = (3, "ab", (4, "y")); @t = (7, comm); $x = @m[comm, 1]; printf("%d %s %d %s\n", $x.0, $x.1, @t.0, @m[comm, 2].2.1); print(@m); print(@m[comm, 2]); }'
+c tuple_values_json 'touch /tmp/q5' '/usr/bin/rm /tmp/q5' -f json -e 'kprobe:do_unlinkat /comm == "rm"/ { @m[1] = (-1, comm, (2, "x\"q")); @t = (7, comm); print(@t); }'
+c tuple_values_begin '' '' -e 'BEGIN { @t = (1, "a"); @u[2] = ("b", (3, -4)); exit(); }'
+c tuple_value_aggregate '' '' -e 'BEGIN { @s = sum((1, 2)); exit(); }'
 c max_strlen 'touch /tmp/abcdefghij /tmp/a' '/usr/bin/rm /tmp/abcdefghij /tmp/a' -e 'config = { max_strlen = 8 } kprobe:do_unlinkat /comm == "rm"/ { printf("%s|%-10s|\n", str(((struct filename *)arg1)->name), str(((struct filename *)arg1)->name)); }'
 # system() runs its command behind --unsafe, and is refused without it.
 c system 'touch /tmp/p5' '/usr/bin/rm /tmp/p5' --unsafe -e 'kprobe:do_unlinkat /comm == "rm"/ { system("echo sys %s %d", comm, 7); printf("after\n"); }'
@@ -158,13 +163,14 @@ vmtest_conformance_with_bpftrace() {
     for r in ${refused[@]+"${refused[@]}"}; do echo "summary: refused by bpftrace, not counted: $r" >&2; done
     echo "summary: $same of $total programs identical; ${#refused[@]} refused by bpftrace" >&2
     assert_eq "$(printf '%s\n' "$names" | grep -c .)" "$(conformance_script | grep -c '^c ')" || { fail "not every program ran"; return 1; }
-    # bpftrace 0.23 refuses these six (an atomic_t printed with %d, a
+    # bpftrace 0.23 refuses these seven (an atomic_t printed with %d, a
     # string ternary and a while loop with break and continue its verifier
     # run rejects, the kernel's s8/u8 names, a wildcard matching nothing,
-    # which nobtf refuses too, system() without --unsafe): another refusal is a failure, not a smaller
+    # which nobtf refuses too, sum() of a tuple, system() without --unsafe):
+    # another refusal is a failure, not a smaller
     # count.
     assert_eq "$(printf '%s\n' ${refused[@]+"${refused[@]}"} | sed -n 's/^\([a-z_0-9]*\): .*/\1/p' | paste -sd' ')" \
-        "issue ternary_string arithmetic_s8 while_loop wild_none system_safe" || { fail "bpftrace refused other programs than expected"; return 1; }
+        "issue ternary_string arithmetic_s8 while_loop wild_none tuple_value_aggregate system_safe" || { fail "bpftrace refused other programs than expected"; return 1; }
     # Both refuse system() without --unsafe, in the same words.
     local tool
     for tool in bpftrace nobtf; do
@@ -172,6 +178,9 @@ vmtest_conformance_with_bpftrace() {
         assert_contains "$(output_block "$out" "$header")" 'system() is an unsafe function being used in safe mode' \
             || { fail "$tool did not refuse system() in safe mode"; return 1; }
     done
+    header=$(printf '%s\n' "$out" | grep "^== tuple_value_aggregate nobtf rc=")
+    assert_contains "$(output_block "$out" "$header")" "sum's argument" \
+        || { fail "nobtf did not refuse sum() of a tuple"; return 1; }
     assert_eq "${empty[*]+${empty[*]}}" "" || { fail "programs whose workload printed nothing: ${empty[*]}"; return 1; }
     assert_eq "$same" "$total"
 }
