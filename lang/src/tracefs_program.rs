@@ -1251,6 +1251,10 @@ kprobe:h /arg0/ { printf("z\n"); }"#;
             refusal(r#"kprobe:f { print(@m); } kprobe:g { @m = 1; }"#),
             "the map `@m` at 1:12"
         );
+        assert_eq!(
+            refusal(r#"kprobe:f { @t[1] = (arg0, comm); }"#),
+            "the map `@t` at 1:12"
+        );
         // What the printer or the loader does with a record of its own.
         assert_eq!(
             refusal("kprobe:f { print(arg0); }"),
