@@ -648,7 +648,12 @@ impl Gen<'_> {
                 self.b.bind(end);
             }
             TKind::Tuple(elements) => {
-                let types: Vec<Ty> = elements.iter().map(|e| e.ty.clone()).collect();
+                // The tuple's own type places its parts: a map of tuples
+                // may hold longer strings than this one's.
+                let types = match &e.ty {
+                    Ty::Tuple(types) if types.len() == elements.len() => types.clone(),
+                    _ => elements.iter().map(|e| e.ty.clone()).collect(),
+                };
                 for (element, at) in elements.iter().zip(Ty::tuple_offsets(&types)) {
                     let at = off + at as i16;
                     match element.ty.buffer_len() {

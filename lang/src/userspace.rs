@@ -369,8 +369,9 @@ impl<H: Host> Eval<'_, H> {
         e: &TExpr,
     ) -> Result<(), RunError<H::Error>> {
         if let (TKind::Tuple(elements), Ty::Tuple(types)) = (&e.kind, &e.ty) {
-            for (element, offset) in elements.iter().zip(Ty::tuple_offsets(types)) {
-                let end = (at + (offset + element.ty.slot_size()) as usize).min(bytes.len());
+            let offsets = Ty::tuple_offsets(types);
+            for ((element, offset), ty) in elements.iter().zip(offsets).zip(types) {
+                let end = (at + (offset + ty.slot_size()) as usize).min(bytes.len());
                 self.put_stored(&mut bytes[..end], at + offset as usize, element)?;
             }
             return Ok(());

@@ -415,3 +415,19 @@ fn begin_writes_a_tuple_into_its_map() {
         "@t: (abcdefghijklmnopq, z, (7, -1))\n@s[1, k]: (2, v)\n"
     );
 }
+
+/// One map of tuples whose strings differ in length (`comm` and `"ab"`):
+/// each part as long as the longest, as bpftrace 0.23 takes it; a tuple
+/// from a variable is laid out the same way.
+#[test]
+fn a_map_of_tuples_takes_strings_of_any_length() {
+    let src = r#"kprobe:t { $v = (5, "c", (6, "d")); @m[1] = (-1, comm, (2, "x"));
+        @m[2] = (3, "ab", (4, "abcdefghijklmnopqrstuvwxyz")); @m[3] = $v;
+        printf("%s %s %s\n", @m[2].1, @m[2].2.1, @m[3].2.1); }"#;
+    assert_eq!(
+        trace(src, &[("t", vec![], b"bash")], Format::Text),
+        "Attaching 1 probe...\nab abcdefghijklmnopqrstuvwxyz d\n\n\n\
+         @m[1]: (-1, bash, (2, x))\n@m[2]: (3, ab, (4, abcdefghijklmnopqrstuvwxyz))\n\
+         @m[3]: (5, c, (6, d))\n"
+    );
+}

@@ -137,13 +137,7 @@ impl Checker<'_> {
         };
         let (value_size, per_cpu) = match kind {
             MapKind::Assign(ty) => (ty.size(), false),
-            MapKind::Tuple => (
-                tuple
-                    .as_ref()
-                    .and_then(|t| t.slots.last())
-                    .map_or(8, |s| s.offset + s.ty.size()),
-                false,
-            ),
+            MapKind::Tuple => (tuple.as_ref().map_or(8, layout_size), false),
             MapKind::Min { .. } | MapKind::Max { .. } | MapKind::Avg { .. } => {
                 (16, self.kernel.percpu_hash)
             }
@@ -194,10 +188,22 @@ impl Checker<'_> {
                         )
                     );
                 if kind == MapKind::Tuple && old.kind == kind && old.tuple != spec.tuple {
-                    return Err(Error::at(
-                        span,
-                        format!("`{name}` holds a tuple of other types elsewhere"),
-                    ));
+                    // Strings of any length, as for maps of strings: the
+                    // map's parts are as long as the longest.
+                    let Some(wider) = old
+                        .tuple
+                        .as_ref()
+                        .zip(spec.tuple.as_ref())
+                        .and_then(|(a, b)| widest(a, b))
+                    else {
+                        return Err(Error::at(
+                            span,
+                            format!("`{name}` holds a tuple of other types elsewhere"),
+                        ));
+                    };
+                    let old = &mut self.maps[i];
+                    old.value_size = layout_size(&wider);
+                    old.tuple = Some(wider);
                 }
                 if !compatible {
                     return Err(Error::at(
@@ -221,12 +227,18 @@ impl Checker<'_> {
                 agg,
                 span,
             },
-            Err(value) => TStmt::MapAssign {
-                map,
-                keys,
-                value,
-                span,
-            },
+            Err(value) => {
+                let value = match &self.maps[map].tuple {
+                    Some(layout) => laid_out(value, &tuple_type(layout)),
+                    None => value,
+                };
+                TStmt::MapAssign {
+                    map,
+                    keys,
+                    value,
+                    span,
+                }
+            }
         }))
     }
 
@@ -380,4 +392,81 @@ pub(super) fn tuple_type(layout: &TupleLayout) -> Ty {
         }
     }
     of(&layout.shape, &layout.slots)
+}
+
+fn layout_size(layout: &TupleLayout) -> u32 {
+    layout.slots.last().map_or(8, |s| s.offset + s.ty.size())
+}
+
+/// Two layouts of one shape whose strings may differ in length: the
+/// longer of each, the parts after it moved along.
+fn widest(a: &TupleLayout, b: &TupleLayout) -> Option<TupleLayout> {
+    if a.shape != b.shape || a.slots.len() != b.slots.len() {
+        return None;
+    }
+    let mut offset = 0;
+    let mut slots = Vec::new();
+    for (x, y) in a.slots.iter().zip(&b.slots) {
+        let ty = match (x.ty, y.ty) {
+            (ValueType::Str { len: m }, ValueType::Str { len: n }) => {
+                ValueType::Str { len: m.max(n) }
+            }
+            (ValueType::Int { signed: m }, ValueType::Int { signed: n }) => {
+                ValueType::Int { signed: m || n }
+            }
+            (m, n) if m == n => m,
+            _ => return None,
+        };
+        slots.push(Slot { ty, offset });
+        offset += ty.size();
+    }
+    Some(TupleLayout {
+        shape: a.shape.clone(),
+        slots,
+    })
+}
+
+/// A tuple value laid out as the map's tuples are (`want`): its parts at
+/// the map's offsets, each written as long as it is (the rest stays
+/// zero). A tuple that is not written out part by part (a variable, a map
+/// element) is taken apart with `.N`.
+fn laid_out(value: TExpr, want: &Ty) -> TExpr {
+    let (Ty::Tuple(have), Ty::Tuple(wanted)) = (&value.ty, want) else {
+        return value;
+    };
+    if &value.ty == want || have.len() != wanted.len() {
+        return value;
+    }
+    let span = value.span;
+    let parts = match value.kind {
+        TKind::Tuple(elements) => elements,
+        kind => {
+            let base = TExpr {
+                kind,
+                ty: value.ty.clone(),
+                span,
+            };
+            have.iter()
+                .enumerate()
+                .map(|(index, ty)| TExpr {
+                    kind: TKind::TupleField {
+                        base: Box::new(base.clone()),
+                        index,
+                    },
+                    ty: ty.clone(),
+                    span,
+                })
+                .collect()
+        }
+    };
+    let parts = parts
+        .into_iter()
+        .zip(wanted)
+        .map(|(part, want)| laid_out(part, want))
+        .collect();
+    TExpr {
+        kind: TKind::Tuple(parts),
+        ty: want.clone(),
+        span,
+    }
 }
