@@ -312,7 +312,7 @@ SCRIPT
 trace_runtime_script() {
     vm_trace_case_runner
     cat <<'EOF2'
-touch /tmp/r1 /tmp/r2 /tmp/r3 /tmp/r4
+touch /tmp/r1 /tmp/r2 /tmp/r3 /tmp/r4 /tmp/r5
 t begin_table 'BEGIN { @state[1] = "ESTABLISHED"; @state[2] = "SYN_SENT"; } kprobe:do_unlinkat /comm == "rm"/ { printf("%s %s|%s|\n", @state[1], @state[2], @state[3]); } END { clear(@state); }' -c 'exec rm /tmp/r1'
 t begin_table_printed 'BEGIN { @name[0] = "zero"; @name[7] = "seven"; exit(); }'
 t end_reads 'kprobe:do_unlinkat /comm == "rm"/ { @n = count(); @s[comm] = sum(5); @l = comm; } END { printf("%d %d %s %d\n", @n, @s["rm"], @l, @s["x"]); clear(@n); clear(@s); clear(@l); }' -c 'exec rm /tmp/r2 /tmp/r3'
@@ -323,6 +323,7 @@ export TZ=XYZ-5
 t time_zone 'BEGIN { time("%Z %z\n"); exit(); }'
 unset TZ
 t elapsed 'interval:ms:300 { printf("%d\n", elapsed / 100000000); exit(); }'
+t tuple_values 'kprobe:do_unlinkat /comm == "rm"/ { @m[comm, 1] = (-1, comm, (2, "x")); @m[comm, 2] = (3, "ab", (4, "y")); $x = @m[comm, 1]; printf("%d %s %s\n", $x.0, $x.1, @m[comm, 2].2.1); print(@m[comm, 2]); }' -c 'exec rm /tmp/r5'
 t printf_flags 'BEGIN { printf("%-5s|%5d|%05d|%x|%X|%lld|%hhu|%c|%%|%p|%u|%o|%.2s|%-4c|%lx|%hd\n", "ab", 42, -42, 255, 255, -1, 257, 65, 0, -1, 8, "xyz", 66, -1, 65537); exit(); }'
 EOF2
 }
@@ -355,6 +356,9 @@ vmtest_trace_runtime() {
     assert_match "$b" '^([3-9]|[1-9][0-9]+)$' || bad=$((bad + 1))
     b=$(block printf_flags) || bad=$((bad + 1))
     assert_eq "$b" $'Attaching 1 probe...\nab   |   42|-0042|ff|FF|-1|1|A|%|(nil)|4294967295|10|xy|B   |ffffffffffffffff|1' || bad=$((bad + 1))
-    echo "trace runtime on $KERNEL: 8 cases, $bad failed" >&2
+    # Tuples as map values, copied through map lookups as strings are.
+    b=$(block tuple_values) || bad=$((bad + 1))
+    assert_eq "$b" $'Attaching 1 probe...\n-1 rm y\n(3, ab, (4, y))\n\n\n@m[rm, 1]: (-1, rm, (2, x))\n@m[rm, 2]: (3, ab, (4, y))' || bad=$((bad + 1))
+    echo "trace runtime on $KERNEL: 9 cases, $bad failed" >&2
     assert_eq "$bad" 0
 }
