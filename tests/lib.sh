@@ -39,10 +39,12 @@ output_block() {
 }
 
 # The offsets profile the kernel under test needs (no builtin one fits
-# before 4.19), or nothing.
+# before 4.19; linux-5.4's, generated from its tree, holds the fields the
+# corpus tools read beyond the builtin profile's), or nothing.
 kernel_profile() {
     case $KERNEL in
         linux-4.14) printf '%s\n' "$NOBTF_ROOT/tests/profiles/linux-4.14.toml" ;;
+        linux-5.4) printf '%s\n' "$NOBTF_ROOT/tests/profiles/linux-5.4.toml" ;;
     esac
 }
 

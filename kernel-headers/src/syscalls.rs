@@ -34,9 +34,15 @@ pub const PLAIN_PREFIX: &str = "sys_";
 /// Bits of [`Signature::arches`].
 pub const X86_64: u8 = 1;
 pub const AARCH64: u8 = 2;
+pub const ARM: u8 = 4;
 
 /// What every 64-bit table has.
 const BOTH: u8 = X86_64 | AARCH64;
+/// What every table has.
+const ALL: u8 = BOTH | ARM;
+/// The tables that keep the calls taking a path relative to the working
+/// directory (arm64's, from asm-generic, has none of them).
+const X86_ARM: u8 = X86_64 | ARM;
 
 mod x86_64 {
     use super::*;
@@ -76,10 +82,29 @@ mod aarch64 {
     };
 }
 
+mod arm {
+    use super::*;
+    use pt_regs::arm::PtRegs;
+
+    const fn r(n: usize) -> usize {
+        offset_of!(PtRegs, uregs) + n * 4
+    }
+
+    /// 32-bit ARM (EABI) has no wrappers: each syscall is a C function
+    /// called with r0..r3 and the rest on the stack. `user_args` is where
+    /// the user's registers hold the arguments (r0..r5), for reference.
+    pub const ABI: SyscallAbi = SyscallAbi {
+        arch: "arm",
+        wrapper_prefix: None,
+        user_args: [r(0), r(1), r(2), r(3), r(4), r(5)],
+        mask: ARM,
+    };
+}
+
 /// The syscall entry of `arch` (as [`pt_regs::Abi::arch`]), if nobtf has
 /// its table.
 pub fn abi(arch: &str) -> Option<&'static SyscallAbi> {
-    [&x86_64::ABI, &aarch64::ABI]
+    [&x86_64::ABI, &aarch64::ABI, &arm::ABI]
         .into_iter()
         .find(|a| a.arch == arch)
 }
@@ -121,17 +146,22 @@ const ARGV: &str = "const char *const *";
 /// arch/x86/kernel/sys_x86_64.c, arch/arm64/kernel/sys.c) and the
 /// architectures' syscall tables (arch/x86/entry/syscalls/syscall_64.tbl;
 /// arm64 takes include/uapi/asm-generic/unistd.h, which has none of the
-/// calls that only take a path relative to the working directory).
+/// calls that only take a path relative to the working directory;
+/// arch/arm/tools/syscall.tbl, EABI). 32-bit ARM calls other functions
+/// for some: `mmap2`, `fstatat64`, `sync_file_range2`,
+/// `nanosleep_time32`, so those are not in its table; nor are `pread64`
+/// and `pwrite64`, whose 64-bit position a function call passes in an
+/// aligned register pair that the kprobe's registers do not line up with.
 const SIGNATURES: &[Signature] = &[
     // Programs.
     sig(
         "execve",
-        BOTH,
+        ALL,
         &[(PATH, "filename"), (ARGV, "argv"), (ARGV, "envp")],
     ),
     sig(
         "execveat",
-        BOTH,
+        ALL,
         &[
             ("int", "fd"),
             (PATH, "filename"),
@@ -140,9 +170,9 @@ const SIGNATURES: &[Signature] = &[
             ("int", "flags"),
         ],
     ),
-    sig("fork", X86_64, &[]),
-    sig("vfork", X86_64, &[]),
-    // CONFIG_CLONE_BACKWARDS (arm64) swaps the last two.
+    sig("fork", X86_ARM, &[]),
+    sig("vfork", X86_ARM, &[]),
+    // CONFIG_CLONE_BACKWARDS (arm64, arm) swaps the last two.
     sig(
         "clone",
         X86_64,
@@ -156,7 +186,7 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "clone",
-        AARCH64,
+        AARCH64 | ARM,
         &[
             ("unsigned long", "clone_flags"),
             ("unsigned long", "newsp"),
@@ -165,11 +195,11 @@ const SIGNATURES: &[Signature] = &[
             ("int *", "child_tidptr"),
         ],
     ),
-    sig("exit", BOTH, &[("int", "error_code")]),
-    sig("exit_group", BOTH, &[("int", "error_code")]),
+    sig("exit", ALL, &[("int", "error_code")]),
+    sig("exit_group", ALL, &[("int", "error_code")]),
     sig(
         "wait4",
-        BOTH,
+        ALL,
         &[
             ("pid_t", "upid"),
             ("int *", "stat_addr"),
@@ -177,10 +207,10 @@ const SIGNATURES: &[Signature] = &[
             ("struct rusage *", "ru"),
         ],
     ),
-    sig("getpid", BOTH, &[]),
+    sig("getpid", ALL, &[]),
     sig(
         "ptrace",
-        BOTH,
+        ALL,
         &[
             ("long", "request"),
             ("long", "pid"),
@@ -191,12 +221,12 @@ const SIGNATURES: &[Signature] = &[
     // Opening and closing.
     sig(
         "open",
-        X86_64,
+        X86_ARM,
         &[(PATH, "filename"), ("int", "flags"), ("umode_t", "mode")],
     ),
     sig(
         "openat",
-        BOTH,
+        ALL,
         &[
             ("int", "dfd"),
             (PATH, "filename"),
@@ -206,7 +236,7 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "openat2",
-        BOTH,
+        ALL,
         &[
             ("int", "dfd"),
             (PATH, "filename"),
@@ -214,29 +244,29 @@ const SIGNATURES: &[Signature] = &[
             ("size_t", "usize"),
         ],
     ),
-    sig("creat", X86_64, &[(PATH, "pathname"), ("umode_t", "mode")]),
-    sig("close", BOTH, &[("unsigned int", "fd")]),
-    sig("dup", BOTH, &[("unsigned int", "fildes")]),
+    sig("creat", X86_ARM, &[(PATH, "pathname"), ("umode_t", "mode")]),
+    sig("close", ALL, &[("unsigned int", "fd")]),
+    sig("dup", ALL, &[("unsigned int", "fildes")]),
     sig(
         "dup2",
-        X86_64,
+        X86_ARM,
         &[("unsigned int", "oldfd"), ("unsigned int", "newfd")],
     ),
     sig(
         "dup3",
-        BOTH,
+        ALL,
         &[
             ("unsigned int", "oldfd"),
             ("unsigned int", "newfd"),
             ("int", "flags"),
         ],
     ),
-    sig("pipe", X86_64, &[("int *", "fildes")]),
-    sig("pipe2", BOTH, &[("int *", "fildes"), ("int", "flags")]),
+    sig("pipe", X86_ARM, &[("int *", "fildes")]),
+    sig("pipe2", ALL, &[("int *", "fildes"), ("int", "flags")]),
     // Reading and writing.
     sig(
         "read",
-        BOTH,
+        ALL,
         &[
             ("unsigned int", "fd"),
             ("char *", "buf"),
@@ -245,7 +275,7 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "write",
-        BOTH,
+        ALL,
         &[
             ("unsigned int", "fd"),
             ("const char *", "buf"),
@@ -274,7 +304,7 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "ioctl",
-        BOTH,
+        ALL,
         &[
             ("unsigned int", "fd"),
             ("unsigned int", "cmd"),
@@ -282,13 +312,13 @@ const SIGNATURES: &[Signature] = &[
         ],
     ),
     // Syncing.
-    sig("sync", BOTH, &[]),
-    sig("syncfs", BOTH, &[("int", "fd")]),
-    sig("fsync", BOTH, &[("unsigned int", "fd")]),
-    sig("fdatasync", BOTH, &[("unsigned int", "fd")]),
+    sig("sync", ALL, &[]),
+    sig("syncfs", ALL, &[("int", "fd")]),
+    sig("fsync", ALL, &[("unsigned int", "fd")]),
+    sig("fdatasync", ALL, &[("unsigned int", "fd")]),
     sig(
         "msync",
-        BOTH,
+        ALL,
         &[
             ("unsigned long", "start"),
             ("size_t", "len"),
@@ -308,17 +338,17 @@ const SIGNATURES: &[Signature] = &[
     // Stat.
     sig(
         "newstat",
-        X86_64,
+        X86_ARM,
         &[(PATH, "filename"), ("struct stat *", "statbuf")],
     ),
     sig(
         "newlstat",
-        X86_64,
+        X86_ARM,
         &[(PATH, "filename"), ("struct stat *", "statbuf")],
     ),
     sig(
         "newfstat",
-        BOTH,
+        ALL,
         &[("unsigned int", "fd"), ("struct stat *", "statbuf")],
     ),
     sig(
@@ -333,7 +363,7 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "statx",
-        BOTH,
+        ALL,
         &[
             ("int", "dfd"),
             (PATH, "filename"),
@@ -344,28 +374,28 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "statfs",
-        BOTH,
+        ALL,
         &[(PATH, "pathname"), ("struct statfs *", "buf")],
     ),
     sig(
         "fstatfs",
-        BOTH,
+        ALL,
         &[("unsigned int", "fd"), ("struct statfs *", "buf")],
     ),
-    sig("access", X86_64, &[(PATH, "filename"), ("int", "mode")]),
+    sig("access", X86_ARM, &[(PATH, "filename"), ("int", "mode")]),
     sig(
         "faccessat",
-        BOTH,
+        ALL,
         &[("int", "dfd"), (PATH, "filename"), ("int", "mode")],
     ),
     sig(
         "readlink",
-        X86_64,
+        X86_ARM,
         &[(PATH, "path"), ("char *", "buf"), ("int", "bufsiz")],
     ),
     sig(
         "readlinkat",
-        BOTH,
+        ALL,
         &[
             ("int", "dfd"),
             (PATH, "pathname"),
@@ -374,24 +404,24 @@ const SIGNATURES: &[Signature] = &[
         ],
     ),
     // Names in the file system.
-    sig("unlink", X86_64, &[(PATH, "pathname")]),
+    sig("unlink", X86_ARM, &[(PATH, "pathname")]),
     sig(
         "unlinkat",
-        BOTH,
+        ALL,
         &[("int", "dfd"), (PATH, "pathname"), ("int", "flag")],
     ),
-    sig("mkdir", X86_64, &[(PATH, "pathname"), ("umode_t", "mode")]),
+    sig("mkdir", X86_ARM, &[(PATH, "pathname"), ("umode_t", "mode")]),
     sig(
         "mkdirat",
-        BOTH,
+        ALL,
         &[("int", "dfd"), (PATH, "pathname"), ("umode_t", "mode")],
     ),
-    sig("rmdir", X86_64, &[(PATH, "pathname")]),
-    sig("chdir", BOTH, &[(PATH, "filename")]),
-    sig("rename", X86_64, &[(PATH, "oldname"), (PATH, "newname")]),
+    sig("rmdir", X86_ARM, &[(PATH, "pathname")]),
+    sig("chdir", ALL, &[(PATH, "filename")]),
+    sig("rename", X86_ARM, &[(PATH, "oldname"), (PATH, "newname")]),
     sig(
         "renameat",
-        BOTH,
+        ALL,
         &[
             ("int", "olddfd"),
             (PATH, "oldname"),
@@ -401,7 +431,7 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "renameat2",
-        BOTH,
+        ALL,
         &[
             ("int", "olddfd"),
             (PATH, "oldname"),
@@ -410,20 +440,20 @@ const SIGNATURES: &[Signature] = &[
             ("unsigned int", "flags"),
         ],
     ),
-    sig("chmod", X86_64, &[(PATH, "filename"), ("umode_t", "mode")]),
+    sig("chmod", X86_ARM, &[(PATH, "filename"), ("umode_t", "mode")]),
     sig(
         "fchmodat",
-        BOTH,
+        ALL,
         &[("int", "dfd"), (PATH, "filename"), ("umode_t", "mode")],
     ),
     sig(
         "chown",
-        X86_64,
+        X86_ARM,
         &[(PATH, "filename"), ("uid_t", "user"), ("gid_t", "group")],
     ),
     sig(
         "fchownat",
-        BOTH,
+        ALL,
         &[
             ("int", "dfd"),
             (PATH, "filename"),
@@ -432,18 +462,18 @@ const SIGNATURES: &[Signature] = &[
             ("int", "flag"),
         ],
     ),
-    sig("truncate", BOTH, &[(PATH, "path"), ("long", "length")]),
+    sig("truncate", ALL, &[(PATH, "path"), ("long", "length")]),
     sig(
         "ftruncate",
-        BOTH,
+        ALL,
         &[("unsigned int", "fd"), ("off_t", "length")],
     ),
     // Signals and sleep.
-    sig("kill", BOTH, &[("pid_t", "pid"), ("int", "sig")]),
-    sig("tkill", BOTH, &[("pid_t", "pid"), ("int", "sig")]),
+    sig("kill", ALL, &[("pid_t", "pid"), ("int", "sig")]),
+    sig("tkill", ALL, &[("pid_t", "pid"), ("int", "sig")]),
     sig(
         "tgkill",
-        BOTH,
+        ALL,
         &[("pid_t", "tgid"), ("pid_t", "pid"), ("int", "sig")],
     ),
     sig(
@@ -455,22 +485,22 @@ const SIGNATURES: &[Signature] = &[
         ],
     ),
     // Credentials.
-    sig("setuid", BOTH, &[("uid_t", "uid")]),
-    sig("setgid", BOTH, &[("gid_t", "gid")]),
-    sig("setreuid", BOTH, &[("uid_t", "ruid"), ("uid_t", "euid")]),
-    sig("setregid", BOTH, &[("gid_t", "rgid"), ("gid_t", "egid")]),
+    sig("setuid", ALL, &[("uid_t", "uid")]),
+    sig("setgid", ALL, &[("gid_t", "gid")]),
+    sig("setreuid", ALL, &[("uid_t", "ruid"), ("uid_t", "euid")]),
+    sig("setregid", ALL, &[("gid_t", "rgid"), ("gid_t", "egid")]),
     sig(
         "setresuid",
-        BOTH,
+        ALL,
         &[("uid_t", "ruid"), ("uid_t", "euid"), ("uid_t", "suid")],
     ),
     sig(
         "setresgid",
-        BOTH,
+        ALL,
         &[("gid_t", "rgid"), ("gid_t", "egid"), ("gid_t", "sgid")],
     ),
-    sig("setfsuid", BOTH, &[("uid_t", "uid")]),
-    sig("setfsgid", BOTH, &[("gid_t", "gid")]),
+    sig("setfsuid", ALL, &[("uid_t", "uid")]),
+    sig("setfsgid", ALL, &[("gid_t", "gid")]),
     // Memory.
     sig(
         "mmap",
@@ -486,7 +516,7 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "mprotect",
-        BOTH,
+        ALL,
         &[
             ("unsigned long", "start"),
             ("size_t", "len"),
@@ -495,19 +525,19 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "munmap",
-        BOTH,
+        ALL,
         &[("unsigned long", "addr"), ("size_t", "len")],
     ),
-    sig("brk", BOTH, &[("unsigned long", "brk")]),
+    sig("brk", ALL, &[("unsigned long", "brk")]),
     // Sockets.
     sig(
         "socket",
-        BOTH,
+        ALL,
         &[("int", "family"), ("int", "type"), ("int", "protocol")],
     ),
     sig(
         "connect",
-        BOTH,
+        ALL,
         &[
             ("int", "fd"),
             ("struct sockaddr *", "uservaddr"),
@@ -516,17 +546,17 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "bind",
-        BOTH,
+        ALL,
         &[
             ("int", "fd"),
             ("struct sockaddr *", "umyaddr"),
             ("int", "addrlen"),
         ],
     ),
-    sig("listen", BOTH, &[("int", "fd"), ("int", "backlog")]),
+    sig("listen", ALL, &[("int", "fd"), ("int", "backlog")]),
     sig(
         "accept",
-        BOTH,
+        ALL,
         &[
             ("int", "fd"),
             ("struct sockaddr *", "upeer_sockaddr"),
@@ -535,7 +565,7 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "accept4",
-        BOTH,
+        ALL,
         &[
             ("int", "fd"),
             ("struct sockaddr *", "upeer_sockaddr"),
@@ -545,7 +575,7 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "sendto",
-        BOTH,
+        ALL,
         &[
             ("int", "fd"),
             ("void *", "buff"),
@@ -557,7 +587,7 @@ const SIGNATURES: &[Signature] = &[
     ),
     sig(
         "recvfrom",
-        BOTH,
+        ALL,
         &[
             ("int", "fd"),
             ("void *", "ubuf"),
@@ -589,7 +619,10 @@ mod tests {
             arm64.user_args[5],
             pt_regs::aarch64::ABI.register("r5").unwrap()
         );
-        assert!(abi("arm").is_none());
+        let arm = abi("arm").unwrap();
+        assert_eq!(arm.wrapper_prefix, None);
+        assert_eq!(arm.user_args[4], pt_regs::arm::ABI.register("r4").unwrap());
+        assert!(abi("riscv64").is_none());
     }
 
     #[test]
@@ -601,8 +634,28 @@ mod tests {
         let clone_arg = |a, i: usize| signature(a, "clone").unwrap().args[i].1;
         assert_eq!(clone_arg(x86, 4), "tls");
         assert_eq!(clone_arg(arm64, 3), "tls");
+        // 32-bit ARM keeps the path-only calls, but calls other functions
+        // for mmap, fstatat and nanosleep, and pairs 64-bit arguments.
+        let arm = abi("arm").unwrap();
+        for (name, present) in [
+            ("open", true),
+            ("unlink", true),
+            ("openat", true),
+            ("newstat", true),
+            ("statx", true),
+            ("sync", true),
+            ("kill", true),
+            ("mmap", false),
+            ("newfstatat", false),
+            ("nanosleep", false),
+            ("pread64", false),
+            ("sync_file_range", false),
+        ] {
+            assert_eq!(signature(arm, name).is_some(), present, "{name}");
+        }
+        assert_eq!(clone_arg(arm, 3), "tls");
         // At most one entry per name and architecture, and six arguments.
-        for a in [x86, arm64] {
+        for a in [x86, arm64, arm] {
             for s in signatures(a) {
                 assert_eq!(signatures(a).filter(|o| o.name == s.name).count(), 1);
                 assert!(s.args.len() <= 6, "{}", s.name);

@@ -23,6 +23,7 @@ use crate::check::value_type;
 use crate::diag::{Error, Span};
 use crate::format::hist::HIST_SEARCH_STEPS;
 use crate::output::{INET_SIZE, MapKind, MapSpec, ValueType};
+use crate::symbols::Symbolic;
 use crate::typed::*;
 
 use Reg::*;
@@ -296,7 +297,9 @@ impl Gen<'_> {
                 match value_type(&value.ty) {
                     ValueType::Str { len } => self.buffer_into(value, val, len)?,
                     ValueType::Inet => self.buffer_into(value, val, INET_SIZE)?,
-                    ty @ ValueType::Buf { .. } => self.buffer_into(value, val, ty.size())?,
+                    ty @ (ValueType::Buf { .. } | ValueType::Symbol(Symbolic::Usym)) => {
+                        self.buffer_into(value, val, ty.size())?
+                    }
                     ValueType::Int { .. } | ValueType::Timestamp { .. } | ValueType::Symbol(_) => {
                         self.expr(value)?;
                         self.b.store(Size::DW, R10, val, R0);
@@ -337,7 +340,9 @@ impl Gen<'_> {
                         _ if matches!(arg.ty, Ty::Tuple(_)) => self.buffer_into(arg, at, len)?,
                         ValueType::Str { len } => self.buffer_into(arg, at, len)?,
                         ValueType::Inet => self.buffer_into(arg, at, INET_SIZE)?,
-                        ty @ ValueType::Buf { .. } => self.buffer_into(arg, at, ty.size())?,
+                        ty @ (ValueType::Buf { .. } | ValueType::Symbol(Symbolic::Usym)) => {
+                            self.buffer_into(arg, at, ty.size())?
+                        }
                         ValueType::Int { .. }
                         | ValueType::Timestamp { .. }
                         | ValueType::Symbol(_) => {
@@ -670,6 +675,13 @@ impl Gen<'_> {
                     }
                 }
             }
+            TKind::Usym(addr) => {
+                self.expr(addr)?;
+                self.b.store(Size::DW, R10, off, R0);
+                self.b.call(Helper::GetCurrentPidTgid);
+                self.b.alu(AluOp::Rsh, R0, 32);
+                self.b.store(Size::W, R10, off + 8, R0);
+            }
             TKind::Var(slot) => {
                 let (from, ty) = self.vars[*slot].clone();
                 let Some(have) = ty.buffer_len() else {
@@ -763,6 +775,7 @@ impl Gen<'_> {
             | TKind::StrRead { .. }
             | TKind::Buf { .. }
             | TKind::Ntop { .. }
+            | TKind::Usym(_)
             | TKind::Tuple(_) => {
                 let (off, _) = self.buffer(e)?;
                 self.stack_ptr(R0, off);

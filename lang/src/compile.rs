@@ -37,6 +37,9 @@ pub struct Options {
     pub pid: Option<u32>,
     /// The positional parameters `$1`, `$2`, ... (`$#` counts them).
     pub params: Vec<String>,
+    /// `--unsafe`: the functions bpftrace calls unsafe (`system()`,
+    /// `signal()`) are allowed.
+    pub unsafe_allowed: bool,
 }
 
 /// A compiled program, ready for the loader.
@@ -131,7 +134,8 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
 
 /// [`compile`] with the user's [`Options`].
 pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<Compiled, Error> {
-    let checked = check_program(source, target, &options.params)?;
+    let mut checked = check_program(source, target, &options.params, options.unsafe_allowed)?;
+    number_constant_keys(&mut checked);
     let mut probes = Vec::new();
     for (attach, typed, _) in checked.probes {
         let pid = match attach {
@@ -162,6 +166,20 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
     })
 }
 
+/// `@[func]`'s key as a number ([`crate::func_keys`]), in every block of
+/// the program.
+fn number_constant_keys(checked: &mut Checked) {
+    let Checked { probes, compiled } = checked;
+    let mut blocks: Vec<&mut crate::typed::TProbe> = probes
+        .iter_mut()
+        .map(|(_, typed, _)| typed)
+        .chain(compiled.begin.iter_mut())
+        .chain(compiled.end.iter_mut())
+        .chain(compiled.timers.iter_mut().map(|t| &mut t.block))
+        .collect();
+    crate::func_keys::number_constant_keys(&mut blocks, &mut compiled.maps);
+}
+
 /// A program parsed and checked, before code generation: what runs in the
 /// kernel (each attach point with its typed body and span), and the rest
 /// of [`Compiled`] (no probes yet).
@@ -176,6 +194,7 @@ pub(crate) fn check_program(
     source: &str,
     target: &Target,
     params: &[String],
+    unsafe_allowed: bool,
 ) -> Result<Checked, Error> {
     let Source {
         program,
@@ -195,6 +214,7 @@ pub(crate) fn check_program(
     };
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
+    checker.unsafe_allowed = unsafe_allowed;
     checker.maps = discover_maps(&program, target, checker.str_len);
     check_probes(&program, &mut checker, config, target.tracepoints).map_err(|e| {
         // A member of a script type that could not be laid out: say why.
@@ -376,11 +396,13 @@ pub fn names_used(source: &str, kernel: Kernel) -> Result<FieldsUsed, Error> {
 }
 
 /// What [`fields_used_with`] found: the members used, the enumerators
-/// named, and the first error that stopped a probe's check early (its
-/// later members are not listed).
+/// named, the kernel structs whose size the script's own types need (one
+/// they embed), and the first error that stopped a probe's check early
+/// (its later members are not listed).
 pub struct FieldsUsed {
     pub fields: Vec<String>,
     pub enums: Vec<String>,
+    pub structs: Vec<String>,
     pub stopped: Option<Error>,
 }
 
@@ -401,6 +423,7 @@ pub fn fields_used_with(
         known: &'a dyn FieldSource,
         fields: std::cell::RefCell<std::collections::BTreeSet<String>>,
         enums: std::cell::RefCell<std::collections::BTreeSet<String>>,
+        structs: std::cell::RefCell<std::collections::BTreeSet<String>>,
     }
     impl FieldSource for KnownOrAnything<'_> {
         fn lookup(&self, strukt: &str, member: &str) -> Lookup {
@@ -414,6 +437,7 @@ pub fn fields_used_with(
             )
         }
         fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
+            self.structs.borrow_mut().insert(strukt.to_string());
             self.known.struct_layout(strukt).or(Some((8, 8)))
         }
         fn enum_value(&self, name: &str) -> Option<i64> {
@@ -428,6 +452,7 @@ pub fn fields_used_with(
         known,
         fields: Default::default(),
         enums: Default::default(),
+        structs: Default::default(),
     };
     let Source {
         program,
@@ -457,6 +482,7 @@ pub fn fields_used_with(
     Ok(FieldsUsed {
         fields: anything.fields.into_inner().into_iter().collect(),
         enums: anything.enums.into_inner().into_iter().collect(),
+        structs: anything.structs.into_inner().into_iter().collect(),
         stopped,
     })
 }

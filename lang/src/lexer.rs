@@ -200,8 +200,8 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// An attach point: letters, digits and `_ : * . -` up to a blank, `,`,
-    /// `{` or `/`.
+    /// An attach point: letters, digits and `_ : * . - +` up to a blank,
+    /// `,`, `{` or `/` (`+` for `uprobe:PATH:FUNC+OFFSET`).
     pub fn attach_word(&mut self) -> Result<(String, Span), Error> {
         self.skip_trivia()?;
         let start = self.pos;
@@ -218,7 +218,7 @@ impl<'a> Lexer<'a> {
                     in_path = false;
                 }
                 prev = c;
-                !(c.is_ascii_alphanumeric() || "_:*.-".contains(c) || in_path && c == '/')
+                !(c.is_ascii_alphanumeric() || "_:*.-+".contains(c) || in_path && c == '/')
             })
             .unwrap_or(self.rest().len());
         self.pos += len;

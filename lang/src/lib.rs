@@ -61,6 +61,7 @@ pub mod expand;
 pub mod fields;
 pub mod flush;
 pub mod format;
+mod func_keys;
 pub mod glob;
 pub mod kernel;
 pub mod lexer;

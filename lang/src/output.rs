@@ -39,6 +39,7 @@ pub enum ValueType {
 impl ValueType {
     pub fn size(self) -> u32 {
         match self {
+            ValueType::Symbol(crate::symbols::Symbolic::Usym) => crate::symbols::USYM_SIZE,
             ValueType::Int { .. } | ValueType::Timestamp { .. } | ValueType::Symbol(_) => 8,
             ValueType::Str { len } => len.next_multiple_of(8),
             ValueType::Inet => INET_SIZE,
@@ -179,6 +180,13 @@ pub enum EventFormat {
         format: String,
         args: Vec<Slot>,
     },
+    /// `system(FORMAT, ...)` (with `--unsafe`): the formatted command, run
+    /// through `/bin/sh -c` by the loader when the record arrives, its
+    /// output printed.
+    System {
+        format: String,
+        args: Vec<Slot>,
+    },
     /// `join(ARRAY[, DELIM])`'s argument `index` (of [`JOIN_ARGS`], one
     /// record each: the BPF stack holds one at a time): a string. The line
     /// is the arguments before the first empty one, printed at the last.
@@ -236,6 +244,10 @@ pub enum Event {
         format: String,
         args: Vec<Value>,
     },
+    System {
+        format: String,
+        args: Vec<Value>,
+    },
     JoinArg {
         delimiter: String,
         index: u32,
@@ -269,10 +281,12 @@ pub enum ValueRef<'a> {
     },
     /// An [`ValueType::Inet`]'s bytes, for [`inet_text`].
     Inet(&'a [u8]),
-    /// A [`ValueType::Symbol`]'s number, for [`crate::symbols::text`].
+    /// A [`ValueType::Symbol`]'s number, for [`crate::symbols::text_in`],
+    /// and the process a `usym()` was taken in (0 for the others).
     Symbol {
         kind: crate::symbols::Symbolic,
         raw: u64,
+        pid: u32,
     },
     /// A [`ValueType::Buf`]'s bytes.
     Buf(&'a [u8]),
@@ -316,7 +330,21 @@ pub fn slot_value<'a>(bytes: &'a [u8], slot: &Slot) -> Result<ValueRef<'a>, Deco
             .get(start..start + INET_SIZE as usize)
             .map(ValueRef::Inet)
             .ok_or(truncated),
-        ValueType::Symbol(kind) => Ok(ValueRef::Symbol { kind, raw: word()? }),
+        ValueType::Symbol(kind) => {
+            let pid = match kind {
+                crate::symbols::Symbolic::Usym => bytes
+                    .get(start + 8..start + 12)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_ne_bytes)
+                    .ok_or(truncated.clone())?,
+                _ => 0,
+            };
+            Ok(ValueRef::Symbol {
+                kind,
+                raw: word()?,
+                pid,
+            })
+        }
         ValueType::Buf { max } => {
             let len = word()?.min(u64::from(max)) as usize;
             bytes
@@ -337,7 +365,9 @@ pub fn decode_slots(bytes: &[u8], slots: &[Slot]) -> Result<Vec<Value>, DecodeEr
                 ValueRef::Uint(n) | ValueRef::Timestamp { nsecs: n, .. } => Value::Uint(n),
                 ValueRef::Str(s) => Value::Str(s.to_vec()),
                 ValueRef::Inet(raw) => Value::Str(inet_text(raw).into_bytes()),
-                ValueRef::Symbol { kind, raw } => Value::Str(crate::symbols::text(kind, raw)),
+                ValueRef::Symbol { kind, raw, pid } => {
+                    Value::Str(crate::symbols::text_in(kind, raw, pid))
+                }
                 ValueRef::Buf(bytes) => Value::Buf(bytes.to_vec()),
             })
         })
@@ -367,6 +397,7 @@ impl EventFormat {
             EventFormat::Printf { .. }
             | EventFormat::Value { .. }
             | EventFormat::Cat { .. }
+            | EventFormat::System { .. }
             | EventFormat::JoinArg { .. } => {
                 return None;
             }
@@ -406,6 +437,10 @@ pub fn decode_event(events: &[EventFormat], record: &[u8]) -> Result<Event, Deco
             },
         },
         EventFormat::Cat { format, args } => Event::Cat {
+            format: format.clone(),
+            args: decode_slots(record, args)?,
+        },
+        EventFormat::System { format, args } => Event::System {
             format: format.clone(),
             args: decode_slots(record, args)?,
         },

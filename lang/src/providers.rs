@@ -162,13 +162,15 @@ const PROVIDERS: &[Provider] = &[
     },
     Provider {
         names: &["uprobe", "u"],
-        usage: "uprobe:BINARY:SYMBOL or uprobe:BINARY:0xADDRESS (BINARY a path or a library's name, e.g. libc)",
+        usage: "uprobe:BINARY:SYMBOL, uprobe:BINARY:SYMBOL+OFFSET or uprobe:BINARY:0xADDRESS (BINARY a path or a library's name, e.g. libc)",
         context: Context::Entry,
         make: |rest| match rest {
-            [binary, func] if !binary.is_empty() && is_symbol(func) => Some(AttachPoint::Uprobe {
-                binary: binary.clone(),
-                func: func.clone(),
-            }),
+            [binary, func] if !binary.is_empty() && is_user_function(func) => {
+                Some(AttachPoint::Uprobe {
+                    binary: binary.clone(),
+                    func: func.clone(),
+                })
+            }
             _ => None,
         },
     },
@@ -177,7 +179,7 @@ const PROVIDERS: &[Provider] = &[
         usage: "uretprobe:BINARY:SYMBOL or uretprobe:BINARY:0xADDRESS (BINARY a path or a library's name, e.g. libc)",
         context: Context::Return,
         make: |rest| match rest {
-            [binary, func] if !binary.is_empty() && is_symbol(func) => {
+            [binary, func] if !binary.is_empty() && is_user_function(func) => {
                 Some(AttachPoint::Uretprobe {
                     binary: binary.clone(),
                     func: func.clone(),
@@ -260,6 +262,23 @@ fn duration_nanos(text: &str) -> Option<u64> {
 
 /// A function or tracepoint name, or a wildcard pattern of one
 /// ([`crate::expand`] replaces those by what they match).
+/// A uprobe's function: a symbol (a wildcard too), an address, or
+/// `SYMBOL+OFFSET` (see [`split_offset`]).
+fn is_user_function(s: &str) -> bool {
+    is_symbol(s)
+        || split_offset(s).is_some_and(|(sym, _)| is_symbol(sym) && !glob::has_wildcard(sym))
+}
+
+/// `SYMBOL+OFFSET` as its symbol and offset (decimal, or hex after `0x`).
+pub fn split_offset(func: &str) -> Option<(&str, u64)> {
+    let (symbol, offset) = func.split_once('+')?;
+    let offset = match offset.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+        None => offset.parse().ok()?,
+    };
+    Some((symbol, offset))
+}
+
 fn is_symbol(s: &str) -> bool {
     !s.is_empty()
         && s.chars()

@@ -60,6 +60,9 @@ pub enum Step {
     /// at most [`MAX_CAT_BYTES`]; bpftrace's error line when it cannot be
     /// read).
     Cat(Vec<u8>),
+    /// `system()`: run this command with `/bin/sh -c` and print its
+    /// standard output ([`system`] with what it printed).
+    System(Vec<u8>),
     /// Stop tracing: detach, run END, print [`exit_maps`].
     Exit,
 }
@@ -73,6 +76,15 @@ pub fn cat(format: Format, contents: &[u8]) -> Vec<u8> {
     match format {
         Format::Text => contents.to_vec(),
         Format::Json => format::json::message("cat", contents),
+    }
+}
+
+/// What `system()` prints of its command's output: the bytes as they are,
+/// or `{"type": "syscall", "data": "..."}` in JSON (bpftrace's name).
+pub fn system(format: Format, output: &[u8]) -> Vec<u8> {
+    match format {
+        Format::Text => output.to_vec(),
+        Format::Json => format::json::message("syscall", output),
     }
 }
 
@@ -135,7 +147,14 @@ pub struct Records<'a> {
     /// The `join()` line so far, and whether an empty argument ended it.
     joined: Vec<u8>,
     join_ended: bool,
+    /// `max_strlen` (NUL included): a printf string this long is marked
+    /// as truncated.
+    max_strlen: usize,
 }
+
+/// What bpftrace 0.23 appends to a printf string argument it takes as
+/// truncated (its `str_trunc_trailer` default).
+const TRUNCATION_TRAILER: &[u8] = b"..";
 
 /// Arguments of a printf kept on the stack; more take a `Vec`.
 const STACK_ARGS: usize = 8;
@@ -158,6 +177,7 @@ impl<'a> Records<'a> {
             text: Vec::new(),
             joined: Vec::new(),
             join_ended: false,
+            max_strlen: compiled.config.max_strlen.unwrap_or(crate::check::STR_LEN) as usize,
         }
     }
 
@@ -252,7 +272,8 @@ impl<'a> Records<'a> {
         }
     }
 
-    /// The text of each `strftime()` argument of a printf record, by
+    /// The text of each `strftime()` and symbol argument of a printf
+    /// record, and of each string that filled its `max_strlen` buffer, by
     /// argument index (none, and no allocation, for most records).
     fn timestamps(
         &self,
@@ -270,7 +291,14 @@ impl<'a> Records<'a> {
                     );
                     texts.push((i, text));
                 }
-                ValueRef::Symbol { kind, raw } => texts.push((i, crate::symbols::text(kind, raw))),
+                ValueRef::Symbol { kind, raw, pid } => {
+                    texts.push((i, crate::symbols::text_in(kind, raw, pid)))
+                }
+                // bpftrace 0.23 takes a string that fills `max_strlen`
+                // (its NUL included) as cut short, and marks it.
+                ValueRef::Str(text) if text.len() + 1 == self.max_strlen => {
+                    texts.push((i, [text, TRUNCATION_TRAILER].concat()));
+                }
                 _ => {}
             }
         }
@@ -321,6 +349,9 @@ fn event_with(format: Format, event: &Event, clock: &dyn Clock) -> Result<Step, 
         Event::Cat { format: text, args } => {
             Step::Cat(FormatString::parse(text).format(&printf_args(args))?)
         }
+        Event::System { format: text, args } => {
+            Step::System(FormatString::parse(text).format(&printf_args(args))?)
+        }
         Event::Value { shape, args } => {
             let value = printed(shape, args);
             Step::Write(match format {
@@ -352,7 +383,8 @@ fn printed(shape: &Shape, args: &[Value]) -> Printed {
             (Shape::Pointer(_), Some(Value::Uint(n))) => Printed::Pointer(*n),
             (_, Some(Value::Int(n))) => Printed::Signed(*n),
             (_, Some(Value::Uint(n))) => Printed::Unsigned(*n),
-            (_, Some(Value::Str(s) | Value::Buf(s))) => Printed::Str(s.clone()),
+            (_, Some(Value::Str(s))) => Printed::Str(s.clone()),
+            (_, Some(Value::Buf(b))) => Printed::Str(buffer_text(b)),
             (_, None) => Printed::Str(Vec::new()),
         },
     }
@@ -443,8 +475,15 @@ fn key_part(value: Value) -> KeyPart {
     match value {
         Value::Int(n) => KeyPart::Int(n),
         Value::Uint(n) => KeyPart::Int(n as i64),
-        Value::Str(s) | Value::Buf(s) => KeyPart::Str(s),
+        Value::Str(s) => KeyPart::Str(s),
+        Value::Buf(b) => KeyPart::Str(buffer_text(&b)),
     }
+}
+
+/// A `buf()` outside printf (a map's key or value, print()): bpftrace
+/// writes its bytes as `%r` does.
+fn buffer_text(bytes: &[u8]) -> Vec<u8> {
+    format::printf::BufferText::Escaped.render(bytes)
 }
 
 /// A map's entries decoded and their per-CPU values combined, as the
@@ -528,7 +567,8 @@ pub fn contents(spec: &MapSpec, entries: &Entries) -> Result<format::Map, Report
             decoded
                 .into_iter()
                 .map(|(k, v)| match v {
-                    MapValue::Value(Value::Str(s) | Value::Buf(s)) => (k, s),
+                    MapValue::Value(Value::Str(s)) => (k, s),
+                    MapValue::Value(Value::Buf(b)) => (k, buffer_text(&b)),
                     _ => (k, Vec::new()),
                 })
                 .collect(),

@@ -49,6 +49,10 @@ pub const STACK_MAP_PREFIX: &str = "stack_";
 /// is above them (its symbols are in that process's files).
 pub const USTACK_ID_BITS: u32 = 32;
 
+/// Bytes of a `usym()` value: the address, then the thread group id (u32)
+/// it was taken in, as bpftrace's `usym_t`.
+pub const USYM_SIZE: u32 = 16;
+
 /// The stack map `kstack(N)` and `ustack(N)` use.
 pub fn stack_map_name(limit: u32) -> String {
     format!("{STACK_MAP_PREFIX}{limit}")
@@ -67,8 +71,12 @@ pub enum Symbolic {
     Stack(StackType),
     /// `ksym(addr)`: the kernel function containing it.
     Ksym,
-    /// `usym(addr)`: the function of the traced process containing it.
+    /// `usym(addr)`: the function containing it in the process the probe
+    /// fired in (stored with the address: [`USYM_SIZE`]).
     Usym,
+    /// A string constant held as its number in [`intern`]'s table: a map
+    /// key part every use fills with a constant (`@[func]`).
+    Name,
 }
 
 /// A symbol an address falls in.
@@ -131,7 +139,35 @@ fn installed() -> Arc<dyn Symbolizer> {
 
 /// A symbolic value's text through the installed symbolizer.
 pub fn text(kind: Symbolic, raw: u64) -> Vec<u8> {
-    text_with(installed().as_ref(), kind, raw)
+    text_in(kind, raw, 0)
+}
+
+/// [`text`] of a value taken in process `pid` (a `usym()`'s; 0: `-p`'s).
+pub fn text_in(kind: Symbolic, raw: u64, pid: u32) -> Vec<u8> {
+    text_with_in(installed().as_ref(), kind, raw, pid)
+}
+
+/// The strings [`Symbolic::Name`] numbers, for the whole process: only
+/// appended to, so a number once given keeps its string.
+static NAMES: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// `name`'s number in the table [`Symbolic::Name`] prints from.
+pub fn intern(name: &str) -> u64 {
+    let mut names = NAMES.write().unwrap_or_else(|e| e.into_inner());
+    let at = match names.iter().position(|n| n == name) {
+        Some(at) => at,
+        None => {
+            names.push(name.to_string());
+            names.len() - 1
+        }
+    };
+    at as u64
+}
+
+/// The string numbered `id` by [`intern`].
+fn interned(id: u64) -> Option<String> {
+    let names = NAMES.read().unwrap_or_else(|e| e.into_inner());
+    names.get(usize::try_from(id).ok()?).cloned()
 }
 
 /// `kaddr(name)` through the installed symbolizer.
@@ -166,9 +202,15 @@ fn frame(symbol: Option<Symbol>, addr: u64, offset: bool, module: bool) -> Strin
 
 /// Text of a symbolic value as bpftrace 0.23 prints it.
 pub fn text_with(symbolizer: &dyn Symbolizer, kind: Symbolic, raw: u64) -> Vec<u8> {
+    text_with_in(symbolizer, kind, raw, 0)
+}
+
+/// [`text_with`] of a value taken in process `pid` (see [`text_in`]).
+pub fn text_with_in(symbolizer: &dyn Symbolizer, kind: Symbolic, raw: u64, pid: u32) -> Vec<u8> {
     match kind {
         Symbolic::Ksym => frame(symbolizer.kernel(raw), raw, false, false).into_bytes(),
-        Symbolic::Usym => frame(symbolizer.user(0, raw), raw, false, false).into_bytes(),
+        Symbolic::Usym => frame(symbolizer.user(pid, raw), raw, false, false).into_bytes(),
+        Symbolic::Name => interned(raw).unwrap_or_default().into_bytes(),
         Symbolic::Stack(stack) => {
             let (id, pid) = if stack.user {
                 (raw as u32, (raw >> USTACK_ID_BITS) as u32)
@@ -272,6 +314,14 @@ mod tests {
         );
         // -EFAULT: no stack.
         assert_eq!(text(stack(false, StackMode::Bpftrace), -14i64 as u64), "\n");
+    }
+
+    #[test]
+    fn usym_names_the_address_in_the_process_it_was_taken_in() {
+        let usym =
+            |pid| String::from_utf8(text_with_in(&Fake, Symbolic::Usym, 0xffff_1010, pid)).unwrap();
+        assert_eq!(usym(42), "main");
+        assert_eq!(usym(43), "0xffff1010");
     }
 
     #[test]

@@ -499,4 +499,69 @@ tracepoint:syscalls:sys_exit_openat { printf("%d\n", args.ret); }"#;
         );
         assert_eq!(program.lowered.len(), 2);
     }
+
+    /// 32-bit ARM: no wrappers; the first four arguments are the plain
+    /// function's r0..r3, the rest on the stack (refused by name).
+    #[test]
+    fn arm_reads_the_plain_functions_registers() {
+        use kernel_headers::pt_regs::arm::ABI as ARM;
+        const ARM_KERNEL: Kernel_ = Kernel_ {
+            real: &[],
+            functions: &["sys_openat", "sys_clone", "__x64_sys_openat"],
+        };
+        let fields: Vec<(&str, FieldInfo)> = Vec::new();
+        let target = Target {
+            fields: &fields,
+            tracepoints: &ARM_KERNEL,
+            kernel: Kernel::for_release(KernelVersion::new(6, 1, 0), &ARM),
+        };
+        let compiled = |src: &str| compile(src, &target).map_err(|e| e.render(src));
+        let src = r#"tracepoint:syscalls:sys_enter_openat { printf("%s %o\n", str(args.filename), args.mode); }"#;
+        let attach: Vec<AttachPoint> = compiled(src)
+            .unwrap()
+            .probes
+            .into_iter()
+            .map(|p| p.attach)
+            .collect();
+        assert_eq!(
+            attach,
+            [lowered("sys_enter_openat", "sys_openat", false, false)]
+        );
+        let AttachPoint::Syscall(openat) = &attach[0] else {
+            unreachable!()
+        };
+        let load = |name: &str, lowered: &Lowered| {
+            let format = format(lowered, &ARM).unwrap();
+            let field = format.fields.iter().find(|f| f.name == name).unwrap();
+            let load = TExpr {
+                kind: TKind::CtxLoad {
+                    off: field.offset,
+                    bytes: 4,
+                    signed: false,
+                },
+                ty: Ty::Int {
+                    signed: false,
+                    bytes: 4,
+                },
+                span: crate::Span::default(),
+            };
+            read_field(lowered, &ARM, load, Helper::ProbeRead)
+        };
+        let reg = |name| ARM.register(name).unwrap() as u32;
+        assert!(matches!(
+            load("mode", openat).unwrap().kind,
+            TKind::CtxLoad { off, bytes: 4, .. } if off == reg("r3")
+        ));
+        let clone = lowered("sys_enter_clone", "sys_clone", false, false);
+        let AttachPoint::Syscall(clone) = &clone else {
+            unreachable!()
+        };
+        assert_eq!(
+            load("child_tidptr", clone).unwrap_err(),
+            "argument 5 of sys_clone is on the stack, which nobtf does not read on arm"
+        );
+        // A call 32-bit ARM makes through another function stays unknown.
+        let err = compiled("tracepoint:syscalls:sys_enter_newfstatat { }").unwrap_err();
+        assert!(err.contains("unknown tracepoint"), "{err}");
+    }
 }

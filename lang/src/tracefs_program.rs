@@ -132,7 +132,9 @@ pub fn translate(
     event_name: &mut dyn FnMut(ProbeKind, &str) -> String,
     pids: &[u32],
 ) -> Result<TracefsProgram, TranslateError> {
-    let checked = check_program(source, target, params)?;
+    // The unsafe functions are BPF-only: refused below by name, with or
+    // without --unsafe.
+    let checked = check_program(source, target, params, true)?;
     let mut probes = Vec::new();
     let mut lowered = Vec::new();
     for (point, typed, attach_span) in &checked.probes {
@@ -303,6 +305,7 @@ impl Translator<'_> {
             EventFormat::Time { .. } => refuse("`time()`", span),
             EventFormat::Value { .. } => refuse("`print()` of a value", span),
             EventFormat::Cat { .. } => refuse("`cat()`", span),
+            EventFormat::System { .. } => refuse("`system()`", span),
             EventFormat::JoinArg { .. } => refuse("`join()`", span),
         }
     }
@@ -360,6 +363,7 @@ impl Translator<'_> {
                 addr: sub(addr),
                 from: *from,
             },
+            TKind::Usym(addr) => TKind::Usym(sub(addr)),
             TKind::Tuple(elements) => {
                 TKind::Tuple(elements.iter().map(|x| self.substitute(x)).collect())
             }
@@ -517,6 +521,7 @@ impl Translator<'_> {
             | TKind::StrRead { .. }
             | TKind::Bswap { .. }
             | TKind::Ntop { .. }
+            | TKind::Usym(_)
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
@@ -617,6 +622,7 @@ impl Translator<'_> {
             | TKind::StrEq { .. }
             | TKind::Bswap { .. }
             | TKind::Ntop { .. }
+            | TKind::Usym(_)
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)
@@ -657,6 +663,7 @@ impl Translator<'_> {
             TKind::Offset { .. } => "a member's address".into(),
             TKind::Bswap { .. } => "the function `bswap`".into(),
             TKind::Ntop { .. } => "the function `ntop`".into(),
+            TKind::Usym(_) => "the function `usym`".into(),
             TKind::StrCmp { .. } => "a comparison of two strings".into(),
             TKind::StrContains { .. } => "the function `strcontains`".into(),
             TKind::Tuple(_) | TKind::TupleField { .. } => "a tuple".into(),
@@ -796,6 +803,7 @@ impl Translator<'_> {
             | TKind::StrRead { .. }
             | TKind::Bswap { .. }
             | TKind::Ntop { .. }
+            | TKind::Usym(_)
             | TKind::StrCmp { .. }
             | TKind::StrContains { .. }
             | TKind::Tuple(_)

@@ -74,6 +74,11 @@ pub enum Ty {
     },
     /// `ntop()`'s address, in a stack buffer ([`crate::output::ValueType::Inet`]).
     Inet,
+    /// `buf()`'s length and at most `max` bytes, in a stack buffer
+    /// ([`crate::output::ValueType::Buf`]).
+    Buf {
+        max: u32,
+    },
     /// A tuple: its elements one after the other, each laid out as a map
     /// key's part (so `@m[$t]` is `@m[a, b]`).
     Tuple(Vec<Ty>),
@@ -88,7 +93,9 @@ impl Ty {
         match self {
             Ty::Str { len } => Some(*len),
             Ty::Inet => Some(crate::output::INET_SIZE),
+            Ty::Buf { max } => Some(crate::output::ValueType::Buf { max: *max }.size()),
             Ty::Tuple(elements) => Some(elements.iter().map(Ty::slot_size).sum()),
+            Ty::Symbol(crate::symbols::Symbolic::Usym) => Some(crate::symbols::USYM_SIZE),
             Ty::Int { .. } | Ty::Ptr { .. } | Ty::Place { .. } | Ty::Symbol(_) => None,
         }
     }
@@ -125,6 +132,7 @@ impl Ty {
             Ty::Int { signed: false, .. } => "an unsigned integer".into(),
             Ty::Str { .. } => "a string".into(),
             Ty::Inet => "an address (`ntop()`)".into(),
+            Ty::Buf { .. } => "a buffer (`buf()`)".into(),
             Ty::Tuple(elements) => format!("a tuple of {}", elements.len()),
             Ty::Symbol(crate::symbols::Symbolic::Stack(s)) if s.user => "a user stack".into(),
             Ty::Symbol(crate::symbols::Symbolic::Stack(_)) => "a kernel stack".into(),
@@ -295,6 +303,9 @@ pub enum TKind {
         bytes: u8,
         signed: bool,
     },
+    /// `usym(addr)`: the address and the current thread group id, in a
+    /// buffer of [`crate::symbols::USYM_SIZE`] bytes.
+    Usym(Box<TExpr>),
 }
 
 /// Where `ntop()`'s address bytes come from.

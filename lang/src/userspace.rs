@@ -290,6 +290,13 @@ impl<H: Host> Eval<'_, H> {
                         format: format.clone(),
                         args: self.values(args, slots)?,
                     },
+                    EventFormat::System {
+                        format,
+                        args: slots,
+                    } => Event::System {
+                        format: format.clone(),
+                        args: self.values(args, slots)?,
+                    },
                     EventFormat::Value { shape, args: slots } => Event::Value {
                         shape: shape.clone(),
                         args: self.values(args, slots)?,

@@ -143,6 +143,7 @@ fn trace(src: &str, events: &[(&str, Vec<u64>, &[u8])], format: Format) -> Strin
                 }
                 Step::ClearMap(name) => kernel.fresh_map(&name),
                 Step::Cat(path) => out.extend(report::cat(format, &path)),
+                Step::System(command) => out.extend(report::system(format, &command)),
                 Step::Exit => break 'events,
             }
         }
@@ -330,4 +331,32 @@ fn generated_buckets_are_formats_buckets() {
             );
         }
     }
+}
+
+/// bpftrace 0.23 marks a printf string that fills `max_strlen` (NUL
+/// included) with `..`, before its width; a shorter or a longer one (comm
+/// holds 16 bytes whatever `max_strlen` says) is printed as it is.
+#[test]
+fn a_string_that_fills_max_strlen_is_marked_truncated() {
+    let src = "config = { max_strlen = 8 }\nkprobe:p { printf(\"%s|%-10s|\\n\", comm, comm); }";
+    let out = trace(
+        src,
+        &[
+            ("p", vec![], b"abcdefg"),
+            ("p", vec![], b"abcdef"),
+            ("p", vec![], b"abcdefghij"),
+        ],
+        Format::Text,
+    );
+    assert_eq!(
+        out.trim_end(),
+        "Attaching 1 probe...\nabcdefg..|abcdefg.. |\nabcdef|abcdef    |\nabcdefghij|abcdefghij|"
+    );
+    // The default, 64: comm never fills it.
+    let out = trace(
+        "kprobe:p { printf(\"%s\\n\", comm); }",
+        &[("p", vec![], b"abcdefghijklmno")],
+        Format::Text,
+    );
+    assert_eq!(out.trim_end(), "Attaching 1 probe...\nabcdefghijklmno");
 }

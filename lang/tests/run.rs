@@ -1004,3 +1004,78 @@ fn join_prints_the_array() {
         assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 }
+
+/// A map printed as print() prints it, from the interpreter's table.
+fn print_map(compiled: &Compiled, vm: &Vm, name: &str, format: lang::report::Format) -> Vec<u8> {
+    let (fd, spec) = map_named(compiled, name);
+    let entries: Vec<_> = vm
+        .map_entries(fd)
+        .into_iter()
+        .map(|(k, v)| (k, vec![v]))
+        .collect();
+    lang::report::print_map(spec, &entries, format).unwrap()
+}
+
+/// The text the loader prints for every record the program sent.
+fn text_output(compiled: &Compiled, vm: &Vm) -> String {
+    let mut text = Vec::new();
+    for r in &vm.perf_output {
+        match lang::report::record(compiled, lang::report::Format::Text, r).unwrap() {
+            lang::report::Step::Write(bytes) => text.extend(bytes),
+            lang::report::Step::PrintMap(name) => {
+                text.extend(print_map(compiled, vm, &name, lang::report::Format::Text))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    String::from_utf8(text).unwrap()
+}
+
+/// `buf()` outside printf: a map's value and key, a variable, print():
+/// each written as `%r` writes it (bpftrace 0.23's `resolve_buf`).
+#[test]
+fn buf_is_a_value_maps_variables_and_print_hold() {
+    const DATA: u64 = 0xffff_8880_0000_1000;
+    let src = r#"kprobe:f { @b = buf(arg0, 4); @k[buf(arg0, 2)] = 1; $v = buf(arg0, 3); printf("[%r]\n", $v); print(buf(arg0, 5)); print(@b); }"#;
+    let compiled = build(src, KernelVersion::new(4, 9, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    vm.map(Space::Kernel, DATA, b"hi\0\x7f\n".to_vec()).unwrap();
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[DATA]));
+    assert_eq!(
+        text_output(&compiled, &vm),
+        "[hi\\x00]\nhi\\x00\\x7f\\x0a\n@b: hi\\x00\\x7f\n"
+    );
+    let json = print_map(&compiled, &vm, "@k", lang::report::Format::Json);
+    assert_eq!(
+        String::from_utf8(json).unwrap(),
+        "{\"type\": \"map\", \"data\": {\"@k\": {\"hi\": 1}}}\n"
+    );
+}
+
+/// Tuples inside tuples: built, read by index and printed as bpftrace
+/// 0.23 prints them (`(1, (2, rm))`); as a map key, refused by name.
+#[test]
+fn nested_tuples_print_as_bpftrace_prints_them() {
+    let src =
+        r#"kprobe:f { $t = (1, (-2, "ab"), 3); print($t); printf("%d %s\n", $t.1.0, $t.1.1); }"#;
+    let compiled = build(src, KernelVersion::new(4, 9, 0));
+    let (mut vm, fd) = vm_for(&compiled);
+    run(&compiled, &mut vm, fd, 0, &args_regs(&[]));
+    assert_eq!(text_output(&compiled, &vm), "(1, (-2, ab), 3)\n-2 ab\n");
+    for key in ["(7, (\"x\", 8))", "1, (2, 3)"] {
+        let src = format!("kprobe:f {{ @k[{key}] = 1; }}");
+        let fields = fields();
+        let target = Target {
+            fields: &fields,
+            tracepoints: &Openat,
+            kernel: kernel(KernelVersion::new(5, 4, 0)),
+        };
+        let err = compile(&src, &target).unwrap_err();
+        assert!(
+            err.message
+                .contains("a map key cannot hold a tuple within a tuple yet"),
+            "{key}: {}",
+            err.message
+        );
+    }
+}

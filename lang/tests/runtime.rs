@@ -224,6 +224,11 @@ impl Host for Loader<'_, '_> {
                 self.out.extend(path);
                 self.out.extend(b">\n");
             }
+            Step::System(command) => {
+                self.out.extend(b"<system ");
+                self.out.extend(command);
+                self.out.extend(b">\n");
+            }
             Step::Exit => self.out.extend(b"<exit>\n"),
         }
         Ok(())

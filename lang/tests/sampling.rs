@@ -14,7 +14,7 @@ use lang::output::{EventFormat, ValueType};
 use lang::providers::AttachPoint;
 use lang::symbols::{self, StackMode, StackType, Symbol, Symbolic, Symbolizer};
 use lang::tracepoint::NoTracepoints;
-use lang::{Compiled, Target, compile};
+use lang::{Compiled, Options, Target, compile, compile_with};
 
 fn compiled(src: &str) -> Compiled {
     let fields: Vec<(&'static str, FieldInfo)> = Vec::new();
@@ -23,7 +23,12 @@ fn compiled(src: &str) -> Compiled {
         tracepoints: &NoTracepoints,
         kernel: Kernel::for_release(KernelVersion::new(5, 4, 0), NATIVE),
     };
-    compile(src, &target).unwrap_or_else(|e| panic!("{}", e.render(src)))
+    // signal() is one of bpftrace's unsafe functions.
+    let options = Options {
+        unsafe_allowed: true,
+        ..Options::default()
+    };
+    compile_with(src, &target, options).unwrap_or_else(|e| panic!("{}", e.render(src)))
 }
 
 /// Knows one kernel symbol, `avenrun`.
@@ -109,6 +114,22 @@ fn user_stacks_and_symbols_print_with_s() {
     );
     let helpers = c.probes[0].helpers();
     assert!(helpers.contains(&Helper::GetStackid) && helpers.contains(&Helper::GetCurrentPidTgid));
+    // usym() carries the thread group it was taken in, as bpftrace's
+    // usym_t: 16 bytes, the pid after the address.
+    assert_eq!(args[2].offset - args[1].offset, 8);
+    let mut record = vec![0u8; args[2].offset as usize + 16];
+    let at = args[2].offset as usize;
+    record[at..at + 8].copy_from_slice(&0x1234u64.to_ne_bytes());
+    record[at + 8..at + 12].copy_from_slice(&42u32.to_ne_bytes());
+    assert_eq!(
+        lang::output::slot_value(&record, &args[2]).unwrap(),
+        lang::output::ValueRef::Symbol {
+            kind: Symbolic::Usym,
+            raw: 0x1234,
+            pid: 42
+        }
+    );
+    assert!(lang::output::slot_value(&record[..at + 8], &args[2]).is_err());
 }
 
 #[test]

@@ -228,6 +228,10 @@ pub struct TraceArgs {
     /// arguments (printf of arguments, members, strings; no maps).
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
+    /// Allow what bpftrace calls unsafe: `system()` runs commands, and
+    /// `signal()` sends signals.
+    #[arg(long = "unsafe")]
+    pub unsafe_allowed: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -401,6 +405,7 @@ impl TraceArgs {
                 kallsyms: self.kallsyms,
                 tracefs: self.tracepoints,
             }),
+            unsafe_allowed: self.unsafe_allowed,
         })
     }
 }

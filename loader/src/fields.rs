@@ -97,15 +97,17 @@ impl FieldSource for Fields {
 
     fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
         match self {
+            Fields::Profile { profile, .. } => profile.struct_layout(strukt),
             Fields::Btf(btf) => btf.struct_layout(strukt),
-            _ => None,
+            Fields::Nothing => None,
         }
     }
 
     fn enum_value(&self, name: &str) -> Option<i64> {
         match self {
+            Fields::Profile { profile, .. } => profile.enum_value(name),
             Fields::Btf(btf) => FieldSource::enum_value(btf.as_ref(), name),
-            _ => None,
+            Fields::Nothing => None,
         }
     }
 

@@ -5,7 +5,7 @@
 use crate::error::GenError;
 use crate::model::{FieldPath, FnSig, ParamType};
 use btf::Kind;
-use profile::Field;
+use profile::{Field, StructLayout};
 
 /// A parsed BTF blob.
 #[derive(Debug)]
@@ -55,6 +55,22 @@ impl Btf {
             size: at.size,
             c_type: Some(at.c_type),
         })
+    }
+
+    /// The size and alignment of the complete struct `name`, if any.
+    pub fn struct_layout(&self, name: &str) -> Result<Option<StructLayout>, GenError> {
+        let Some(id) = self.inner.find_struct(name)? else {
+            return Ok(None);
+        };
+        Ok(Some(StructLayout {
+            size: self.inner.size_of(id)?,
+            align: self.inner.align_of(id)?,
+        }))
+    }
+
+    /// The value of the enumerator `name`, if some enum has it.
+    pub fn enum_value(&self, name: &str) -> Result<Option<i64>, GenError> {
+        Ok(self.inner.enum_value(name)?)
     }
 
     fn param_type(&self, id: u32) -> Result<ParamType, GenError> {

@@ -12,8 +12,9 @@
 use std::collections::BTreeMap;
 
 use crate::error::GenError;
+use crate::generate::Named;
 use crate::model::{FieldPath, FnSig, ParamType};
-use profile::{DO_UNLINKAT, Field};
+use profile::{DO_UNLINKAT, Field, StructLayout};
 
 /// Prefix of each marker line in the assembly.
 pub const MARKER: &str = "->nobtf ";
@@ -53,6 +54,10 @@ pub const EXTRA_HEADERS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct CRequest {
     pub fields: Vec<FieldPath>,
+    /// Structs whose size and alignment are asked for.
+    pub structs: Vec<String>,
+    /// Enumerators whose values are asked for.
+    pub enums: Vec<String>,
     /// `<...>` headers to include, in order.
     pub headers: Vec<String>,
     /// Absolute path of the header declaring `do_unlinkat`, if one does.
@@ -101,6 +106,17 @@ pub fn c_source(req: &CRequest) -> String {
         s.push_str(&format!(
             "\tNOBTF_VALUE(\"field {key} size\", sizeof(((struct {st} *)0)->{m}));\n"
         ));
+    }
+    for name in &req.structs {
+        s.push_str(&format!(
+            "\tNOBTF_VALUE(\"struct {name} size\", sizeof(struct {name}));\n"
+        ));
+        s.push_str(&format!(
+            "\tNOBTF_VALUE(\"struct {name} align\", __alignof__(struct {name}));\n"
+        ));
+    }
+    for name in &req.enums {
+        s.push_str(&format!("\tNOBTF_VALUE(\"enum {name}\", {name});\n"));
     }
     if req.unlinkat_decl.is_some() {
         for (key, ret, params) in UNLINKAT_CANDIDATES {
@@ -171,6 +187,34 @@ pub fn fields_from_markers(
             ))
         })
         .collect()
+}
+
+/// The structs' layouts and the enumerators' values from parsed markers.
+pub fn named_from_markers(
+    markers: &BTreeMap<String, i64>,
+    structs: &[String],
+    enums: &[String],
+) -> Result<Named, GenError> {
+    let get = |k: String| markers.get(&k).copied().ok_or(GenError::Marker(k));
+    let mut named = Named::default();
+    for name in structs {
+        let size = get(format!("struct {name} size"))?;
+        let align = get(format!("struct {name} align"))?;
+        let (Ok(size), Ok(align)) = (u32::try_from(size), u32::try_from(align)) else {
+            return Err(GenError::Compile(format!(
+                "struct {name}: size {size} or alignment {align} is out of range"
+            )));
+        };
+        named
+            .structs
+            .insert(name.clone(), StructLayout { size, align });
+    }
+    for name in enums {
+        named
+            .enums
+            .insert(name.clone(), get(format!("enum {name}"))?);
+    }
+    Ok(named)
 }
 
 /// The signature the type checks accepted.
@@ -324,10 +368,30 @@ mod tests {
     fn c_source_has_each_marker() {
         let req = CRequest {
             fields: vec![FieldPath::parse("filename.refcnt").unwrap()],
+            structs: vec!["path".into()],
+            enums: vec!["TCP_CLOSE".into()],
             headers: vec!["linux/fs.h".into()],
             unlinkat_decl: Some("/src/fs/internal.h".into()),
         };
         let c = c_source(&req);
+        assert!(
+            c.contains("\"struct path size\", sizeof(struct path)"),
+            "{c}"
+        );
+        assert!(
+            c.contains("\"struct path align\", __alignof__(struct path)"),
+            "{c}"
+        );
+        assert!(c.contains("\"enum TCP_CLOSE\", TCP_CLOSE)"), "{c}");
+        let asm = ".ascii \"->nobtf struct path size $16\"\n.ascii \"->nobtf struct path align $8\"\n\
+                   .ascii \"->nobtf enum TCP_CLOSE $7\"\n";
+        let named = named_from_markers(&parse_markers(asm), &req.structs, &req.enums).unwrap();
+        assert_eq!(named.structs["path"], StructLayout { size: 16, align: 8 });
+        assert_eq!(named.enums["TCP_CLOSE"], 7);
+        assert!(matches!(
+            named_from_markers(&parse_markers(asm), &["qstr".into()], &[]),
+            Err(GenError::Marker(m)) if m == "struct qstr size"
+        ));
         assert!(c.contains("offsetof(struct filename, refcnt)"), "{c}");
         assert!(
             c.contains("typeof(((struct filename *)0)->refcnt) *nobtf_type_0;"),

@@ -6,7 +6,9 @@ use std::fmt::Debug;
 use profile::Profile;
 
 /// The differences that change what a probe would do (arch, fields,
-/// functions' signatures, and so the registers read), one line each; and notes on the rest
+/// functions' signatures, and so the registers read; struct sizes and
+/// enumerators, which a trace program's own types and constants read),
+/// one line each; and notes on the rest
 /// (release, provenance, how a signature was decided), which do not count.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Diff {
@@ -70,6 +72,23 @@ pub fn diff(a: &Profile, b: &Profile) -> Diff {
                 .unwrap_or_default();
             format!("symbol {} name_arg {} `{ty}`", f.symbol, f.name_arg)
         },
+    );
+    // A trace program's own structs and constants read these.
+    compare_maps(
+        "struct",
+        &a.structs,
+        &b.structs,
+        &mut d.differences,
+        |x, y| x == y,
+        |s| format!("size {} align {}", s.size, s.align),
+    );
+    compare_maps(
+        "enumerator",
+        &a.enums,
+        &b.enums,
+        &mut d.differences,
+        |x, y| x == y,
+        |v| v.to_string(),
     );
     if a.kernel.release != b.kernel.release {
         d.notes.push(format!(
@@ -155,6 +174,12 @@ mod tests {
             Field::typed(0, 8, "unsigned char *"),
         );
         b.functions.get_mut("do_unlinkat").unwrap().name_arg_type = NameArgType::UserPath;
+        let mut a = a;
+        a.structs
+            .insert("path".into(), profile::StructLayout { size: 16, align: 8 });
+        b.structs
+            .insert("path".into(), profile::StructLayout { size: 24, align: 8 });
+        b.enums.insert("TCP_SYN_RECV".into(), 3);
         let d = diff(&a, &b);
         assert_eq!(
             d.differences,
@@ -163,6 +188,8 @@ mod tests {
                 "field `filename.refcnt`: offset 16 size 4 `int` vs offset 24 size 4 `int`",
                 "field `inode.i_ino` only in B (offset 64 size 8)",
                 "function `do_unlinkat`: symbol true name_arg 2 `struct filename *` vs symbol true name_arg 2 `const char __user *`",
+                "struct `path`: size 16 align 8 vs size 24 align 8",
+                "enumerator `TCP_SYN_RECV` only in B (3)",
             ]
         );
     }

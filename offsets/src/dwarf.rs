@@ -6,7 +6,7 @@ use gimli::{AttributeValue, DwAt, DwTag, EndianSlice, LittleEndian, UnitOffset, 
 
 use crate::error::GenError;
 use crate::model::{FieldPath, FnSig, ParamType};
-use profile::Field;
+use profile::{Field, StructLayout};
 
 type R<'a> = EndianSlice<'a, LittleEndian>;
 type Unit<'a> = gimli::Unit<R<'a>>;
@@ -18,23 +18,44 @@ fn err(e: impl std::fmt::Display) -> GenError {
     GenError::Dwarf(e.to_string())
 }
 
-/// What a scan found: each requested field (or why it failed), and the
-/// function's signature if some unit declares or defines it.
+/// What a scan found: each requested field (or why it failed), the
+/// function's signature if some unit declares or defines it, and the
+/// requested structs' layouts and enumerators' values that some unit has.
 #[derive(Debug, Default)]
 pub struct Found {
     pub fields: BTreeMap<FieldPath, Result<Field, String>>,
     pub function: Option<FnSig>,
+    pub structs: BTreeMap<String, StructLayout>,
+    pub enums: BTreeMap<String, i64>,
 }
 
-/// Scan `dwarf` (sections already loaded) until every struct in `paths` and
-/// `function` are found, or the units run out.
-pub fn scan(dwarf: &Dwarf, paths: &[FieldPath], function: &str) -> Result<Found, GenError> {
+/// What a scan looks for besides the fields and the function.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Wanted<'a> {
+    /// Structs whose size and alignment are wanted.
+    pub structs: &'a [String],
+    /// Enumerators whose values are wanted.
+    pub enums: &'a [String],
+}
+
+/// Scan `dwarf` (sections already loaded) until every struct in `paths`,
+/// `function` and everything in `wanted` are found, or the units run out.
+pub fn scan(
+    dwarf: &Dwarf,
+    paths: &[FieldPath],
+    function: &str,
+    wanted: Wanted,
+) -> Result<Found, GenError> {
     let mut found = Found::default();
     let mut units = dwarf.units();
     while let Some(header) = units.next().map_err(err)? {
         let unit = dwarf.unit(header).map_err(err)?;
-        scan_unit(dwarf, &unit, paths, function, &mut found)?;
-        if found.fields.len() == paths.len() && found.function.is_some() {
+        scan_unit(dwarf, &unit, paths, function, wanted, &mut found)?;
+        if found.fields.len() == paths.len()
+            && found.function.is_some()
+            && found.structs.len() == wanted.structs.len()
+            && found.enums.len() == wanted.enums.len()
+        {
             break;
         }
     }
@@ -46,16 +67,36 @@ fn scan_unit(
     unit: &Unit,
     paths: &[FieldPath],
     function: &str,
+    wanted: Wanted,
     found: &mut Found,
 ) -> Result<(), GenError> {
     let mut cursor = unit.entries();
     let mut depth: isize = 0;
+    let mut in_enum = false;
     while let Some((delta, entry)) = cursor.next_dfs().map_err(err)? {
         depth += delta;
+        if depth == 2 && in_enum && entry.tag() == dw::DW_TAG_enumerator {
+            if let Some(name) = name_of(dwarf, unit, entry)?
+                && wanted.enums.contains(&name)
+                && !found.enums.contains_key(&name)
+                && let Some(value) = entry.attr_value(dw::DW_AT_const_value).map_err(err)?
+            {
+                // Data forms hold the value unsigned; sdata signed.
+                let value = match value {
+                    AttributeValue::Sdata(v) => Some(v),
+                    other => other.udata_value().map(|v| v as i64),
+                };
+                if let Some(value) = value {
+                    found.enums.insert(name, value);
+                }
+            }
+            continue;
+        }
         if depth != 1 {
             continue;
         }
         let tag = entry.tag();
+        in_enum = tag == dw::DW_TAG_enumeration_type && !wanted.enums.is_empty();
         if tag != dw::DW_TAG_structure_type && tag != dw::DW_TAG_subprogram {
             continue;
         }
@@ -65,6 +106,17 @@ fn scan_unit(
         if tag == dw::DW_TAG_structure_type {
             if entry.attr(dw::DW_AT_declaration).map_err(err)?.is_some() {
                 continue;
+            }
+            if wanted.structs.contains(&name) && !found.structs.contains_key(&name) {
+                let size = size_of(unit, entry.offset(), 0)?;
+                let align = align_of(unit, entry.offset(), 0)?;
+                if let (Ok(size), Ok(align)) = (u32::try_from(size), u32::try_from(align))
+                    && size > 0
+                {
+                    found
+                        .structs
+                        .insert(name.clone(), StructLayout { size, align });
+                }
             }
             for path in paths.iter().filter(|p| p.strukt == name) {
                 if found.fields.contains_key(path) {
@@ -171,6 +223,49 @@ fn size_of(unit: &Unit, off: UnitOffset, depth: usize) -> Result<u64, GenError> 
         }
         _ => Ok(0),
     }
+}
+
+/// Alignment of the type at `off` as the C ABI placed it: DWARF 5's
+/// `DW_AT_alignment` when given, else a record's widest member's (1 when
+/// a member sits off its alignment: packed), a scalar's size (at most 8).
+fn align_of(unit: &Unit, off: UnitOffset, depth: usize) -> Result<u64, GenError> {
+    if depth > MAX_DEPTH {
+        return Err(err("type nesting too deep"));
+    }
+    let off = strip(unit, off)?;
+    let entry = unit.entry(off).map_err(err)?;
+    if let Some(align) = udata(&entry, dw::DW_AT_alignment)? {
+        return Ok(align);
+    }
+    Ok(match entry.tag() {
+        dw::DW_TAG_pointer_type | dw::DW_TAG_reference_type => {
+            u64::from(unit.encoding().address_size)
+        }
+        dw::DW_TAG_array_type => match type_ref(&entry)? {
+            Some(elem) => align_of(unit, elem, depth + 1)?,
+            None => 1,
+        },
+        dw::DW_TAG_structure_type | dw::DW_TAG_union_type => {
+            let mut align = 1;
+            let mut tree = unit.entries_tree(Some(off)).map_err(err)?;
+            let mut children = tree.root().map_err(err)?.children();
+            while let Some(child) = children.next().map_err(err)? {
+                let e = child.entry();
+                if e.tag() != dw::DW_TAG_member {
+                    continue;
+                }
+                let Some(ty) = type_ref(e)? else { continue };
+                let a = align_of(unit, ty, depth + 1)?.max(1);
+                let bitfield = e.attr(dw::DW_AT_bit_size).map_err(err)?.is_some();
+                if !bitfield && member_offset(e)? % a != 0 {
+                    return Ok(1);
+                }
+                align = align.max(a);
+            }
+            align
+        }
+        _ => udata(&entry, dw::DW_AT_byte_size)?.unwrap_or(1).clamp(1, 8),
+    })
 }
 
 fn member_offset(entry: &gimli::DebuggingInformationEntry<R>) -> Result<u64, GenError> {
@@ -400,8 +495,9 @@ pub fn scan_elf(
     elf: &crate::elf::Elf,
     paths: &[FieldPath],
     function: &str,
+    wanted: Wanted,
 ) -> Result<Found, GenError> {
-    with_dwarf(elf, |dwarf| scan(dwarf, paths, function))
+    with_dwarf(elf, |dwarf| scan(dwarf, paths, function, wanted))
 }
 
 /// The C type (as [`type_text`] writes it) each pointer variable whose

@@ -9,13 +9,19 @@ use crate::btf::Btf;
 use crate::elf::Elf;
 use crate::error::GenError;
 use crate::model::{self, FieldPath};
-use profile::{DO_UNLINKAT, Field, Profile, Provenance};
+use profile::{DO_UNLINKAT, Field, Profile, Provenance, StructLayout};
 
 /// What the caller asks for beyond the built-in facts.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     /// Extra `struct.member` fields (`--field`).
     pub fields: Vec<String>,
+    /// Structs whose size and alignment to record (`[structs]`): those a
+    /// `--fields-from` program's own types embed.
+    pub structs: Vec<String>,
+    /// Enumerators whose values to record (`[enums]`): those a
+    /// `--fields-from` program names.
+    pub enums: Vec<String>,
     /// The kernel release, when the input does not carry it (raw BTF).
     pub release: Option<String>,
     /// The build's `uname -v`, when the input does not carry it (the
@@ -66,7 +72,11 @@ pub fn from_vmlinux(data: &[u8], label: &str, req: &Request) -> Result<Generated
     let elf = Elf::parse(data)?;
     let abi = req.abi(Some(&elf), label)?;
     let paths = model::wanted_fields(&req.fields)?;
-    let found = crate::dwarf::scan_elf(&elf, &paths, DO_UNLINKAT)?;
+    let wanted = crate::dwarf::Wanted {
+        structs: &req.structs,
+        enums: &req.enums,
+    };
+    let found = crate::dwarf::scan_elf(&elf, &paths, DO_UNLINKAT, wanted)?;
     let mut fields = BTreeMap::new();
     for path in &paths {
         match found.fields.get(path) {
@@ -118,6 +128,11 @@ pub fn from_vmlinux(data: &[u8], label: &str, req: &Request) -> Result<Generated
         unlink,
     )?;
     profile.kernel.version = elf.build_version();
+    let named = Named {
+        structs: found.structs,
+        enums: found.enums,
+    };
+    record_named(&mut profile, req, named, &mut warnings)?;
     Ok(Generated { profile, warnings })
 }
 
@@ -166,10 +181,53 @@ pub fn from_btf(data: &[u8], label: &str, req: &Request) -> Result<Generated, Ge
         unlink,
     )?;
     profile.kernel.version = version.or_else(|| req.version.clone());
-    Ok(Generated {
-        profile,
-        warnings: Vec::new(),
-    })
+    let mut named = Named::default();
+    for name in &req.structs {
+        if let Some(layout) = btf.struct_layout(name)? {
+            named.structs.insert(name.clone(), layout);
+        }
+    }
+    for name in &req.enums {
+        if let Some(value) = btf.enum_value(name)? {
+            named.enums.insert(name.clone(), value);
+        }
+    }
+    let mut warnings = Vec::new();
+    record_named(&mut profile, req, named, &mut warnings)?;
+    Ok(Generated { profile, warnings })
+}
+
+/// The layouts of the structs and the values of the enumerators a
+/// `--fields-from` program asked for that the kernel has.
+#[derive(Debug, Default)]
+pub struct Named {
+    pub structs: BTreeMap<String, StructLayout>,
+    pub enums: BTreeMap<String, i64>,
+}
+
+/// Put the structs' layouts and the enumerators' values found into the
+/// profile, and warn of each asked for that the kernel does not have: the
+/// program then says which is missing when it runs.
+pub(crate) fn record_named(
+    profile: &mut Profile,
+    req: &Request,
+    Named { structs, enums }: Named,
+    warnings: &mut Vec<String>,
+) -> Result<(), GenError> {
+    for name in req.structs.iter().filter(|n| !structs.contains_key(*n)) {
+        warnings.push(format!(
+            "struct `{name}` is not defined in this kernel: its size is not recorded"
+        ));
+    }
+    for name in req.enums.iter().filter(|n| !enums.contains_key(*n)) {
+        warnings.push(format!(
+            "`{name}` is no enumerator of this kernel: its value is not recorded"
+        ));
+    }
+    profile.structs = structs;
+    profile.enums = enums;
+    profile.validate()?;
+    Ok(())
 }
 
 /// Parse a field list for callers that only validate.

@@ -660,7 +660,8 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     // place, only while this runs).
     let fields = model::wanted_fields(&opts.request.fields)?;
     let mut headers: Vec<String> = cgen::BASE_HEADERS.iter().map(|s| s.to_string()).collect();
-    if !opts.request.fields.is_empty() {
+    let r = &opts.request;
+    if !(r.fields.is_empty() && r.structs.is_empty() && r.enums.is_empty()) {
         // Only those this tree has: the set moved over the years.
         headers.extend(
             cgen::EXTRA_HEADERS
@@ -672,6 +673,8 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     headers.extend(opts.headers.iter().cloned());
     let creq = CRequest {
         fields: fields.clone(),
+        structs: opts.request.structs.clone(),
+        enums: opts.request.enums.clone(),
         headers,
         unlinkat_decl: decl.clone(),
     };
@@ -807,6 +810,8 @@ pub fn generate(opts: &SrcOptions, progress: &mut dyn FnMut(&str)) -> Result<Gen
     // The config as olddefconfig completed it, defaults included.
     let completed = fs::read(build.join(".config")).unwrap_or(config_bytes);
     profile.kernel.layout_config = Some(crate::identity::layout_digest(&completed));
+    let named = cgen::named_from_markers(&markers, &opts.request.structs, &opts.request.enums)?;
+    crate::generate::record_named(&mut profile, &opts.request, named, &mut warnings)?;
     Ok(Generated { profile, warnings })
 }
 

@@ -127,6 +127,8 @@ pub fn assemble(
         },
         fields,
         functions,
+        structs: Default::default(),
+        enums: Default::default(),
     };
     profile.validate()?;
     Ok(profile)

@@ -120,3 +120,75 @@ fn a_chain_through_a_member_without_members_is_refused() {
     let err = refused("kprobe:f { $f = (struct file *)arg0; printf(\"%d\\n\", $f->f_pos->x); }");
     assert!(err.contains("has no members"), "{err}");
 }
+
+/// A script's own struct embedding kernel structs (dcsnoop's `nameidata`
+/// after its `struct path`): the profile records their sizes, and the
+/// program's member after them is placed with it.
+const EMBEDS: &str = r#"struct nd { struct path path; struct qstr last; };
+kprobe:f { $n = (struct nd *)arg0; if (arg1 == SYNTH_ANON_B || arg1 == SYNTH_BELOW) { printf("%s\n", str($n->last.name)); } }"#;
+
+#[test]
+fn embedded_structs_and_named_enumerators_join_the_profile() {
+    let text = profile(&["--fields-from", EMBEDS]);
+    for expected in [
+        "[structs.path]\nsize = 16\nalign = 8\n",
+        "[structs.qstr]\nsize = 16\nalign = 8\n",
+        "[enums]\nSYNTH_ANON_B = 9\nSYNTH_BELOW = -2\n",
+    ] {
+        assert!(text.contains(expected), "{expected}\n{text}");
+    }
+    // The script's own struct is the script's: not asked of the kernel.
+    assert!(!text.contains("structs.nd"), "{text}");
+    let btf = offsets(&[
+        "gen",
+        "--btf",
+        &fixture("namei-5.4.btf"),
+        "--fields-from",
+        EMBEDS,
+    ]);
+    let btf = String::from_utf8(btf.stdout).unwrap();
+    assert!(
+        btf.contains("[structs.path]\nsize = 16\nalign = 8\n")
+            && btf.contains("SYNTH_ANON_B = 9\n"),
+        "{btf}"
+    );
+    // The program compiles against the profile alone: `last` sits after
+    // the 16 bytes of `path`, its `name` 8 bytes further.
+    let profile = offsets::Profile::from_toml_str(&text).unwrap();
+    let target = lang::Target {
+        fields: &profile,
+        tracepoints: &lang::tracepoint::NoTracepoints,
+        kernel: lang::kernel::Kernel::for_release(
+            kernel_headers::KernelVersion::new(5, 4, 0),
+            kernel_headers::pt_regs::NATIVE,
+        ),
+    };
+    lang::compile(EMBEDS, &target).unwrap();
+}
+
+#[test]
+fn what_the_kernel_lacks_is_a_warning_not_a_value() {
+    let object = fixture("namei-5.4.o");
+    let out = offsets(&[
+        "gen",
+        "--vmlinux",
+        &object,
+        "--fields-from",
+        "struct nd { struct nosuch x; int y; }; kprobe:f { $n = (struct nd *)arg0; printf(\"%d %d\\n\", $n->y, NO_SUCH_ENUMERATOR); }",
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("struct `nosuch` is not defined in this kernel"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`NO_SUCH_ENUMERATOR` is no enumerator of this kernel"),
+        "{err}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("[structs") && !text.contains("[enums]"),
+        "{text}"
+    );
+}

@@ -155,6 +155,8 @@ impl Builtin {
             },
             fields,
             functions,
+            structs: Default::default(),
+            enums: Default::default(),
         }
     }
 }

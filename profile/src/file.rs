@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::error::ProfileError;
-use crate::model::{Field, Function, KernelInfo, Profile, Provenance};
+use crate::model::{Field, Function, KernelInfo, Profile, Provenance, StructLayout};
 
 /// The file as written: a profile plus `[pt_regs]`, which files written
 /// before the register was derived carry.
@@ -19,6 +19,10 @@ struct Stored {
     fields: BTreeMap<String, Field>,
     #[serde(default)]
     functions: BTreeMap<String, Function>,
+    #[serde(default)]
+    structs: BTreeMap<String, StructLayout>,
+    #[serde(default)]
+    enums: BTreeMap<String, i64>,
     /// `function.role` -> x86-64 `pt_regs` member, e.g. `"do_unlinkat.name" = "si"`.
     #[serde(default)]
     pt_regs: BTreeMap<String, String>,
@@ -36,6 +40,8 @@ impl Profile {
             source: stored.source,
             fields: stored.fields,
             functions: stored.functions,
+            structs: stored.structs,
+            enums: stored.enums,
         };
         profile.validate()?;
         check_registers(&profile, &stored.pt_regs)?;

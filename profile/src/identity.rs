@@ -98,6 +98,8 @@ mod tests {
             },
             fields: Default::default(),
             functions: Default::default(),
+            structs: Default::default(),
+            enums: Default::default(),
         }
     }
 

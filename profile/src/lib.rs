@@ -24,7 +24,7 @@ pub use error::ProfileError;
 pub use identity::{Identity, IdentityError, Running, arch_of_machine};
 pub use model::{
     DO_UNLINKAT, FILENAME_NAME, FILENAME_REFCNT, Field, Function, GENERATOR, KernelInfo,
-    MAX_REGISTER_ARGS, NameArgType, Profile, Provenance, UnlinkArg, UnlinkFacts, arg_register,
-    known_arches,
+    MAX_REGISTER_ARGS, NameArgType, Profile, Provenance, StructLayout, UnlinkArg, UnlinkFacts,
+    arg_register, known_arches,
 };
 pub use source::{FieldPath, FieldSource, Lookup};

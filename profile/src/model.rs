@@ -45,6 +45,23 @@ pub struct Profile {
     pub fields: BTreeMap<String, Field>,
     /// function name -> what its signature is on this kernel.
     pub functions: BTreeMap<String, Function>,
+    /// struct name -> its size and alignment: what a script's own struct
+    /// needs to place the members after one it embeds (`struct path` in
+    /// dcsnoop's `nameidata`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub structs: BTreeMap<String, StructLayout>,
+    /// enumerator name -> value (`TCP_ESTABLISHED = 1`), for a program
+    /// naming one where there is no BTF.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub enums: BTreeMap<String, i64>,
+}
+
+/// A struct's size and alignment in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StructLayout {
+    pub size: u32,
+    pub align: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]

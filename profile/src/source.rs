@@ -102,13 +102,22 @@ pub trait FieldSource {
 }
 
 /// A profile knows the members it lists, under `struct.member[.member]`
-/// keys, with their types from format 2 on.
+/// keys, with their types from format 2 on, and the struct sizes and
+/// enumerators `offsets gen --fields-from` recorded.
 impl FieldSource for Profile {
     fn lookup(&self, strukt: &str, member: &str) -> Lookup {
         match self.fields.get(&format!("{strukt}.{member}")) {
             Some(field) => Lookup::Found(field.clone()),
             None => Lookup::Unknown,
         }
+    }
+
+    fn struct_layout(&self, strukt: &str) -> Option<(u32, u32)> {
+        self.structs.get(strukt).map(|s| (s.size, s.align))
+    }
+
+    fn enum_value(&self, name: &str) -> Option<i64> {
+        self.enums.get(name).copied()
     }
 }
 

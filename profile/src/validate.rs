@@ -53,6 +53,21 @@ impl Profile {
                 )));
             }
         }
+        for (name, layout) in &self.structs {
+            // Alignment 0 would divide by zero when a script's struct is laid out.
+            if layout.size == 0 || !layout.align.is_power_of_two() || layout.align > layout.size {
+                return Err(ProfileError::Invalid(format!(
+                    "struct `{name}` has size {} and alignment {}: a struct has a size and a power-of-two alignment no larger",
+                    layout.size, layout.align
+                )));
+            }
+            if layout.size > MAX_FIELD_OFFSET {
+                return Err(ProfileError::Invalid(format!(
+                    "struct `{name}` size {} is beyond any struct",
+                    layout.size
+                )));
+            }
+        }
         for (name, function) in &self.functions {
             if abi.arg(function.name_arg).is_none() {
                 return Err(ProfileError::Invalid(format!(

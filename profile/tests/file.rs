@@ -124,3 +124,41 @@ fn format_2_files_carry_types() {
     let e = Profile::from_toml_str(&mixed).unwrap_err().to_string();
     assert!(e.contains("format 1 does not carry"), "{e}");
 }
+
+/// `[structs]` and `[enums]`: what a trace program's own types and
+/// constants need where there is no BTF; written only when not empty.
+#[test]
+fn struct_layouts_and_enumerators_read_and_answer() {
+    use profile::FieldSource;
+    assert!(!good().contains("[structs") && !good().contains("[enums]"));
+    let text = format!(
+        "{}\n[structs.path]\nsize = 16\nalign = 8\n\n[enums]\nTCP_SYN_RECV = 3\nNEG = -2\n",
+        good()
+    );
+    let profile = Profile::from_toml_str(&text).unwrap();
+    assert_eq!(profile.struct_layout("path"), Some((16, 8)));
+    assert_eq!(profile.struct_layout("qstr"), None);
+    assert_eq!(profile.enum_value("NEG"), Some(-2));
+    assert_eq!(profile.enum_value("TCP_SYN_RECV"), Some(3));
+    assert_eq!(profile.enum_value("TCP_CLOSE"), None);
+    assert_eq!(
+        Profile::from_toml_str(&profile.to_toml_string()).unwrap(),
+        profile
+    );
+    for (from, to, why) in [
+        (
+            "align = 8",
+            "align = 0",
+            "struct `path` has size 16 and alignment 0",
+        ),
+        ("align = 8", "align = 6", "alignment 6"),
+        ("size = 16\nalign", "size = 0\nalign", "size 0"),
+        ("align = 8", "align = 8\ncount = 1", "unknown field `count`"),
+        ("NEG = -2", "NEG = \"x\"", "invalid type"),
+    ] {
+        let bad = text.replacen(from, to, 1);
+        assert_ne!(bad, text, "{from}");
+        let err = Profile::from_toml_str(&bad).unwrap_err().to_string();
+        assert!(err.contains(why), "{to}: {err}");
+    }
+}

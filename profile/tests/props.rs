@@ -62,6 +62,8 @@ fn valid_profile() -> impl Strategy<Value = Profile> {
                 },
                 fields,
                 functions,
+                structs: Default::default(),
+                enums: Default::default(),
             },
         )
 }

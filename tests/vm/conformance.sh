@@ -104,6 +104,18 @@ c cat_json 'touch /tmp/p4; echo hello-cat >/tmp/cat.txt' '/usr/bin/rm /tmp/p4' -
 c join '' '/usr/bin/ls -d / /tmp' -e 'tracepoint:syscalls:sys_enter_execve /str(args->filename) == "/usr/bin/ls"/ { join(args->argv); join(args->argv, ","); }'
 c join_json '' '/usr/bin/ls -d /' -f json -e 'tracepoint:syscalls:sys_enter_execve /str(args->filename) == "/usr/bin/ls"/ { join(args->argv); }'
 c list_verbose '' '' -lv 'tracepoint:syscalls:sys_enter_openat'
+# A string that fills max_strlen (NUL included) is marked `..`, before
+# its width; a shorter one is not.
+# buf() outside printf: a map's value and key, a variable, print().
+c buf_values 'touch /tmp/q1' '/usr/bin/rm /tmp/q1' -e 'kprobe:do_unlinkat /comm == "rm"/ { $n = ((struct filename *)arg1)->name; @b = buf($n, 6); @k[buf($n, 4)] = 1; $v = buf($n, 3); printf("[%r]\n", $v); print(buf($n, 5)); }'
+# Tuples within tuples, printed and read by index.
+c nested_tuples 'touch /tmp/q2' '/usr/bin/rm /tmp/q2' -e 'kprobe:do_unlinkat /comm == "rm"/ { $t = (1, (-2, "ab"), comm); print($t); print((7, (comm, (8, "x")))); $u = $t.1; printf("%d %s\n", $u.0, $u.1); }'
+c nested_tuples_json 'touch /tmp/q3' '/usr/bin/rm /tmp/q3' -f json -e 'kprobe:do_unlinkat /comm == "rm"/ { print((1, (-2, "ab"), comm)); }'
+c max_strlen 'touch /tmp/abcdefghij /tmp/a' '/usr/bin/rm /tmp/abcdefghij /tmp/a' -e 'config = { max_strlen = 8 } kprobe:do_unlinkat /comm == "rm"/ { printf("%s|%-10s|\n", str(((struct filename *)arg1)->name), str(((struct filename *)arg1)->name)); }'
+# system() runs its command behind --unsafe, and is refused without it.
+c system 'touch /tmp/p5' '/usr/bin/rm /tmp/p5' --unsafe -e 'kprobe:do_unlinkat /comm == "rm"/ { system("echo sys %s %d", comm, 7); printf("after\n"); }'
+c system_json 'touch /tmp/p6' '/usr/bin/rm /tmp/p6' --unsafe -f json -e 'kprobe:do_unlinkat /comm == "rm"/ { system("echo sys"); }'
+c system_safe 'touch /tmp/p7' '/usr/bin/rm /tmp/p7' -e 'kprobe:do_unlinkat /comm == "rm"/ { system("echo no"); }'
 EOF
 }
 
@@ -146,13 +158,20 @@ vmtest_conformance_with_bpftrace() {
     for r in ${refused[@]+"${refused[@]}"}; do echo "summary: refused by bpftrace, not counted: $r" >&2; done
     echo "summary: $same of $total programs identical; ${#refused[@]} refused by bpftrace" >&2
     assert_eq "$(printf '%s\n' "$names" | grep -c .)" "$(conformance_script | grep -c '^c ')" || { fail "not every program ran"; return 1; }
-    # bpftrace 0.23 refuses these five (an atomic_t printed with %d, a
+    # bpftrace 0.23 refuses these six (an atomic_t printed with %d, a
     # string ternary and a while loop with break and continue its verifier
     # run rejects, the kernel's s8/u8 names, a wildcard matching nothing,
-    # which nobtf refuses too): another refusal is a failure, not a smaller
+    # which nobtf refuses too, system() without --unsafe): another refusal is a failure, not a smaller
     # count.
     assert_eq "$(printf '%s\n' ${refused[@]+"${refused[@]}"} | sed -n 's/^\([a-z_0-9]*\): .*/\1/p' | paste -sd' ')" \
-        "issue ternary_string arithmetic_s8 while_loop wild_none" || { fail "bpftrace refused other programs than expected"; return 1; }
+        "issue ternary_string arithmetic_s8 while_loop wild_none system_safe" || { fail "bpftrace refused other programs than expected"; return 1; }
+    # Both refuse system() without --unsafe, in the same words.
+    local tool
+    for tool in bpftrace nobtf; do
+        header=$(printf '%s\n' "$out" | grep "^== system_safe $tool rc=")
+        assert_contains "$(output_block "$out" "$header")" 'system() is an unsafe function being used in safe mode' \
+            || { fail "$tool did not refuse system() in safe mode"; return 1; }
+    done
     assert_eq "${empty[*]+${empty[*]}}" "" || { fail "programs whose workload printed nothing: ${empty[*]}"; return 1; }
     assert_eq "$same" "$total"
 }

@@ -135,3 +135,53 @@ SCRIPT
         && assert_not_contains "$block" "R x" \
         && assert_contains "$block" "rc=1"
 }
+
+# Where there is no BTF, a profile from `offsets gen --vmlinux
+# --fields-from PROGRAM` carries what the program's own C and constants
+# need: the size of the kernel struct its struct embeds ([structs]:
+# dcsnoop's `nameidata` after `struct path`) and the enumerators it names
+# ([enums]: `PIDTYPE_SID`, `MM_SWAPENTS`, in no uapi table). The same
+# profile without either table is refused, naming what it lacks.
+vmtest_offsets_profile_structs_and_enums() {
+    [ "$KERNEL" = nobtf-5.10 ] || { skip "needs a kernel without BTF whose vmlinux has DWARF (nobtf-5.10)"; return; }
+    (cd "$NOBTF_ROOT" && cargo build --quiet --release -p offsets --bin offsets) || return 1
+    cat >"$TEST_TMP/nd.bt" <<'PROG'
+struct nd { struct path path; struct qstr last; };
+BEGIN { printf("B %d %d\n", PIDTYPE_SID, MM_SWAPENTS); }
+kprobe:lookup_fast /comm == "cat"/ {
+    $nd = (struct nd *)arg0;
+    if (str($nd->last.name) == "nobtfdir") { printf("L %s %d\n", str($nd->last.name), PIDTYPE_PGID); }
+}
+PROG
+    "$NOBTF_ROOT/target/release/offsets" gen --vmlinux "$KERNELS_DIR/$KERNEL/vmlinux" \
+        --fields-from "$TEST_TMP/nd.bt" -o "$TEST_TMP/nd.toml" || return 1
+    assert_contains "$(cat "$TEST_TMP/nd.toml")" $'[structs.path]\nsize = 16\nalign = 8' \
+        && assert_contains "$(cat "$TEST_TMP/nd.toml")" $'[enums]\nMM_SWAPENTS = 2\nPIDTYPE_PGID = 2\nPIDTYPE_SID = 3' || return 1
+    awk '/^\[/ { skip = ($0 ~ /^\[structs\./) } !skip' "$TEST_TMP/nd.toml" >"$TEST_TMP/nostructs.toml"
+    awk '/^\[/ { skip = ($0 == "[enums]") } !skip' "$TEST_TMP/nd.toml" >"$TEST_TMP/noenums.toml"
+    cat >"$TEST_TMP/nd.sh" <<'SCRIPT'
+mkdir -p /tmp/nobtfdir && echo x >/tmp/nobtfdir/f
+for p in nd nostructs noenums; do
+    echo "== $p"
+    env -u NOBTF_OFFSETS nobtf trace --offsets /tmp/$p.toml /tmp/nd.bt -c 'cat /tmp/nobtfdir/f' 2>&1
+    echo "rc=$?"
+done
+SCRIPT
+    local out block
+    out=$(vm --file "$TEST_TMP/nd.sh:/tmp/nd.sh" --file "$TEST_TMP/nd.bt:/tmp/nd.bt" \
+        --file "$TEST_TMP/nd.toml:/tmp/nd.toml" --file "$TEST_TMP/nostructs.toml:/tmp/nostructs.toml" \
+        --file "$TEST_TMP/noenums.toml:/tmp/noenums.toml" \
+        -- sh /tmp/nd.sh 2>&1) || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
+    block=$(output_block "$out" "== nd")
+    assert_match "$block" '^B 3 2$' \
+        && assert_match "$block" '^L nobtfdir 2$' \
+        && assert_contains "$block" "rc=0" || return 1
+    block=$(output_block "$out" "== nostructs")
+    assert_contains "$block" 'the size of `struct path` is unknown' \
+        && assert_not_contains "$block" "L nobtfdir" \
+        && assert_contains "$block" "rc=1" || return 1
+    block=$(output_block "$out" "== noenums")
+    assert_contains "$block" 'unknown identifier `PIDTYPE_SID`' \
+        && assert_not_contains "$block" "B 3" \
+        && assert_contains "$block" "rc=1"
+}

@@ -2,7 +2,8 @@
 # trace`, all cases in one boot per kernel: profile:/software:/hardware:
 # perf events with a BPF program on each CPU (4.9+), kstack/ustack through
 # a stack map with symbols from /proc/kallsyms and the process's ELF files,
-# ksym(), curtask/rand/numaid/cgroup, each refused by name where the kernel
+# ksym(), curtask/rand/numaid/cgroup, uprobes on a static program of the
+# kernel's architecture (arm64's only uprobe test), each refused by name where the kernel
 # cannot (cgroup before 4.18, hardware events without a PMU as under TCG,
 # everything BPF on the kernel without bpf(2)).
 # shellcheck shell=bash
@@ -30,8 +31,21 @@ t builtins 'kprobe:do_unlinkat /comm == "rm"/ { printf("%d %d %d\n", curtask != 
 t cgroup 'kprobe:do_unlinkat /comm == "rm"/ { printf("%d\n", cgroup > 0); }' -c 'touch /tmp/b2; exec rm /tmp/b2'
 t kaddr 'interval:ms:100 { $avenrun = kaddr("avenrun"); printf("%d\n", *$avenrun >= 0); exit(); }'
 t kaddr_missing 'interval:ms:100 { printf("%d\n", kaddr("no_such_symbol_here")); }'
-t signal 'kprobe:hrtimer_nanosleep /comm == "sleeper"/ { signal("KILL"); }' -c '/tmp/sleeper; echo "status $?"'
+t signal --unsafe 'kprobe:hrtimer_nanosleep /comm == "sleeper"/ { signal("KILL"); }' -c '/tmp/sleeper; echo "status $?"'
 kill $BUSY
+# Uprobes on the sleeper, a static program of this architecture (the bench
+# root filesystem, with bpftrace's uprobe cases, is x86-64 only). Not on
+# 32-bit ARM, whose uprobes take ARM code only (gcc emits Thumb there).
+[ "$1" = arm ] && exit 0
+t uprobe_main 'uprobe:/tmp/sleeper:main { printf("%s %s\n", probe, comm); }' -c /tmp/sleeper
+t uretprobe_main 'uretprobe:/tmp/sleeper:main { printf("ret %d\n", retval); }' -c /tmp/sleeper
+t uprobe_list -l 'uprobe:/tmp/sleeper:main'
+# usym() of an address in the process the probe fired in (no -p).
+t usym 'uprobe:/tmp/sleeper:main { printf("%s\n", usym(uaddr("main"))); }' -c /tmp/sleeper
+# Into the function: arm64's instructions are all 4 bytes, so nobtf checks
+# the boundary there; elsewhere only --unsafe attaches it.
+t uprobe_offset 'uprobe:/tmp/sleeper:main+4 { printf("%s\n", probe); }' -c /tmp/sleeper
+t uprobe_offset_mid 'uprobe:/tmp/sleeper:main+2 { printf("%s\n", probe); }' -c /tmp/sleeper
 EOF
 }
 
@@ -56,7 +70,8 @@ vmtest_sampling() {
     printf '%s\n' '#include <time.h>' \
         'int main(void) { struct timespec t = { 1, 0 }; return nanosleep(&t, 0); }' >"$TEST_TMP/sleeper.c"
     "$cc" -static -O1 -o "$TEST_TMP/sleeper" "$TEST_TMP/sleeper.c" || { fail "$cc failed (scripts/test installs the cross compilers)"; return 1; }
-    out=$(vm --timeout 600 --file "$TEST_TMP/sampling.sh:/tmp/sampling.sh" --file "$TEST_TMP/sleeper:/tmp/sleeper" -- sh /tmp/sampling.sh 2>&1) \
+    out=$(vm --timeout 600 --file "$TEST_TMP/sampling.sh:/tmp/sampling.sh" --file "$TEST_TMP/sleeper:/tmp/sleeper" \
+        -- sh /tmp/sampling.sh "$(kernel_profile_arch)" 2>&1) \
         || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
     printf '%s\n' "$out" >"$TEST_TMP/sampling.out"
     local b bad=0
@@ -134,5 +149,25 @@ vmtest_sampling() {
             b=$(block signal) || bad=$((bad + 1))
             assert_contains "$b" "status 137" || bad=$((bad + 1)) ;;
     esac
+    if [ "$(kernel_profile_arch)" != arm ]; then
+        b=$(block uprobe_main) || bad=$((bad + 1))
+        assert_eq "$b" $'Attaching 1 probe...\nuprobe:/tmp/sleeper:main sleeper' || bad=$((bad + 1))
+        b=$(block uretprobe_main) || bad=$((bad + 1))
+        assert_eq "$b" $'Attaching 1 probe...\nret 0' || bad=$((bad + 1))
+        b=$(block uprobe_list) || bad=$((bad + 1))
+        assert_eq "$b" 'uprobe:/tmp/sleeper:main' || bad=$((bad + 1))
+        b=$(block usym) || bad=$((bad + 1))
+        assert_eq "$b" $'Attaching 1 probe...\nmain' || bad=$((bad + 1))
+        local hint='Use --unsafe to force attachment. WARNING: This option could lead to data corruption in the target process.'
+        if [ "$(kernel_profile_arch)" = aarch64 ]; then
+            b=$(block uprobe_offset) || bad=$((bad + 1))
+            assert_eq "$b" $'Attaching 1 probe...\nuprobe:/tmp/sleeper:main+4' || bad=$((bad + 1))
+            b=$(block uprobe_offset_mid 1) || bad=$((bad + 1))
+            assert_eq "$b" "stderr: error: Could not add uprobe into middle of instruction: /tmp/sleeper:main+2 $hint" || bad=$((bad + 1))
+        else
+            b=$(block uprobe_offset 1) || bad=$((bad + 1))
+            assert_eq "$b" "stderr: error: Can't check if uprobe is in proper place (compiled without (k|u)probe offset support): /tmp/sleeper:main+4 $hint" || bad=$((bad + 1))
+        fi
+    fi
     [ "$bad" = 0 ] || { fail "$bad sampling cases failed (output in $TEST_TMP/sampling.out)"; return 1; }
 }

@@ -4,8 +4,8 @@
 # signals, JSON, errors), all run in one boot per kernel, each output
 # asserted. Struct fields come from the kernel's BTF where it has one, from
 # a profile generated from the source tree on nobtf-5.10 (the check),
-# from tests/profiles/linux-4.14.toml on linux-4.14 and from the builtin
-# profile on linux-5.4.
+# from tests/profiles/linux-4.14.toml on linux-4.14 and from
+# tests/profiles/linux-5.4.toml on linux-5.4.
 # shellcheck shell=bash
 
 # The VM-side script: each case prints `== NAME rc=STATUS`, its stdout,

@@ -56,8 +56,13 @@ impl Checker<'_> {
             expect_args(name, args, 1, span)?;
             let addr = self.expr(scope, &args[0])?;
             let addr = self.scalar(addr, &format!("{name}()'s address"))?;
+            // A user address is named in the process it was taken in.
+            let kind = match symbol {
+                Symbolic::Usym => TKind::Usym(Box::new(addr)),
+                _ => addr.kind,
+            };
             Ok(TExpr {
-                kind: addr.kind,
+                kind,
                 ty: Ty::Symbol(symbol),
                 span,
             })

@@ -88,12 +88,12 @@ impl Checker<'_> {
                 format!("`{name}` is a bpftrace builtin nobtf trace does not support yet"),
             )),
             _ => match self.fields.enum_value(name) {
-                // An enumerator (the script's, BTF's) or a uapi constant.
+                // An enumerator (the script's, BTF's, the profile's) or a uapi constant.
                 Some(value) => e(TKind::Const(value as u64), int(value < 0)),
                 None => Err(Error::at(
                     span,
                     format!(
-                        "unknown identifier `{name}`: not a builtin, nor a constant of the script's enums or #defines, the kernel's BTF or nobtf's uapi table"
+                        "unknown identifier `{name}`: not a builtin, nor a constant of the script's enums or #defines, the kernel's BTF, the offsets profile's [enums] (`offsets gen --fields-from PROGRAM` records them) or nobtf's uapi table"
                     ),
                 )),
             },
@@ -210,6 +210,7 @@ impl Checker<'_> {
                 let ty = match self.maps[map].kind {
                     MapKind::Assign(ValueType::Int { signed }) => int(signed),
                     MapKind::Assign(ValueType::Str { len }) => Ty::Str { len },
+                    MapKind::Assign(ValueType::Buf { max }) => Ty::Buf { max },
                     // In BEGIN and END, read in user space: combined over
                     // the CPUs, as bpftrace 0.23 reads them.
                     MapKind::Count if user_space => int(false),
@@ -258,7 +259,8 @@ impl Checker<'_> {
                 let ty = match (&a.ty, &b.ty) {
                     (Ty::Str { len: x }, Ty::Str { len: y }) => Ty::Str { len: *x.max(y) },
                     (Ty::Inet, Ty::Inet) => Ty::Inet,
-                    (Ty::Str { .. } | Ty::Inet, _) | (_, Ty::Str { .. } | Ty::Inet) => {
+                    (Ty::Str { .. } | Ty::Inet | Ty::Buf { .. }, _)
+                    | (_, Ty::Str { .. } | Ty::Inet | Ty::Buf { .. }) => {
                         return Err(Error::at(
                             span,
                             "the branches of `?:` must both be strings, both addresses or both integers",
@@ -335,9 +337,11 @@ impl Checker<'_> {
                     let v = self.expr(scope, element)?;
                     let v = self.storable(v)?;
                     match v.ty {
-                        Ty::Int { .. } | Ty::Ptr { .. } | Ty::Str { .. } | Ty::Inet => {
-                            typed.push(v)
-                        }
+                        Ty::Int { .. }
+                        | Ty::Ptr { .. }
+                        | Ty::Str { .. }
+                        | Ty::Inet
+                        | Ty::Tuple(_) => typed.push(v),
                         _ => {
                             return Err(Error::at(
                                 v.span,
@@ -554,6 +558,7 @@ impl Checker<'_> {
         args: &[Expr],
         span: Span,
     ) -> Result<TExpr, Error> {
+        self.refuse_unsafe(name, span)?;
         if let Some(value) = self.sampling_call(scope, name, args, span) {
             return value;
         }
@@ -600,6 +605,9 @@ impl Checker<'_> {
                             addr.span,
                             "str() of an address: print it with %s",
                         ));
+                    }
+                    Ty::Buf { .. } => {
+                        return Err(Error::at(addr.span, "str() of a buffer: print it with %r"));
                     }
                     Ty::Tuple(_) => {
                         return Err(Error::at(addr.span, "str() of a tuple"));
@@ -732,14 +740,10 @@ impl Checker<'_> {
                 span,
                 "strftime() is printed by printf's %s: printf(\"%s\\n\", strftime(\"%H:%M:%S\", nsecs))",
             )),
-            "buf" => Err(Error::at(
-                span,
-                "buf() is printed by printf's %r: printf(\"%r\\n\", buf(ADDR, LEN))",
-            )),
-            "printf" | "print" | "exit" | "clear" | "delete" | "time" | "cat" => Err(Error::at(
-                span,
-                format!("{name}() is a statement, not a value"),
-            )),
+            "buf" => self.buf_value(scope, args, span),
+            "printf" | "print" | "exit" | "clear" | "delete" | "time" | "cat" | "system" => Err(
+                Error::at(span, format!("{name}() is a statement, not a value")),
+            ),
             _ if UNSUPPORTED.contains(&name) => Err(Error::at(
                 span,
                 format!("`{name}()` is a bpftrace function nobtf trace does not support yet"),

@@ -12,15 +12,28 @@ impl Checker<'_> {
     }
 
     pub(super) fn keys(&mut self, scope: &mut Scope, m: &MapAccess) -> Result<Vec<TExpr>, Error> {
+        let several = m.keys.len() > 1;
         m.keys
             .iter()
             .map(|k| {
                 let value = self.expr(scope, k)?;
                 let value = self.storable(value)?;
+                // A key's parts are flat: a tuple within it would print
+                // as its elements, where bpftrace prints `(a, b)`.
+                let nested = match &value.ty {
+                    Ty::Tuple(elements) => {
+                        several || elements.iter().any(|e| matches!(e, Ty::Tuple(_)))
+                    }
+                    _ => false,
+                };
                 match value.ty {
                     Ty::Place { .. } => Err(Error::at(
                         value.span,
                         format!("a map key cannot be {}", value.ty.describe()),
+                    )),
+                    _ if nested => Err(Error::at(
+                        value.span,
+                        "a map key cannot hold a tuple within a tuple yet: key by its elements",
                     )),
                     _ => Ok(value),
                 }

@@ -46,7 +46,6 @@ const UNSUPPORTED: &[&str] = &[
     "ctx",
     "cpid",
     "jiffies",
-    "system",
     "override",
     "zero",
     "len",
@@ -62,6 +61,9 @@ const UNSUPPORTED: &[&str] = &[
     "has_key",
     "print_tuple",
 ];
+
+/// What bpftrace refuses without `--unsafe` (its safe mode).
+const UNSAFE: &[&str] = &["system", "signal", "override"];
 
 /// Everything the checker knows about the program as a whole.
 pub struct Checker<'a> {
@@ -84,6 +86,8 @@ pub struct Checker<'a> {
     /// Skip what fails and go on: the discovery pass that finds every map
     /// before the real one (which reports the errors).
     pub lenient: bool,
+    /// `--unsafe` was given: [`UNSAFE`] functions may be called.
+    pub unsafe_allowed: bool,
 }
 
 #[derive(Clone)]
@@ -135,7 +139,20 @@ impl<'a> Checker<'a> {
             untyped: Vec::new(),
             str_len: STR_LEN,
             lenient: false,
+            unsafe_allowed: false,
         }
+    }
+
+    /// bpftrace's safe mode: an unsafe function is refused first, whatever
+    /// else is wrong with the call.
+    fn refuse_unsafe(&self, name: &str, span: Span) -> Result<(), Error> {
+        if UNSAFE.contains(&name) && !self.unsafe_allowed {
+            return Err(Error::at(
+                span,
+                format!("{name}() is an unsafe function being used in safe mode"),
+            ));
+        }
+        Ok(())
     }
 
     /// Check one probe's body for one of its attach points.
@@ -267,6 +284,7 @@ pub fn value_type(ty: &Ty) -> ValueType {
     match ty {
         Ty::Str { len } => ValueType::Str { len: *len },
         Ty::Inet => ValueType::Inet,
+        Ty::Buf { max } => ValueType::Buf { max: *max },
         Ty::Int { signed, .. } => ValueType::Int { signed: *signed },
         Ty::Symbol(kind) => ValueType::Symbol(*kind),
         _ => ValueType::Int { signed: false },
@@ -285,7 +303,9 @@ fn same_storage(a: &Ty, b: &Ty) -> bool {
     match (a, b) {
         (Ty::Str { len: x }, Ty::Str { len: y }) => x == y,
         (Ty::Inet, Ty::Inet) => true,
-        (Ty::Str { .. } | Ty::Inet, _) | (_, Ty::Str { .. } | Ty::Inet) => false,
+        (Ty::Buf { max: x }, Ty::Buf { max: y }) => x == y,
+        (Ty::Str { .. } | Ty::Inet | Ty::Buf { .. }, _)
+        | (_, Ty::Str { .. } | Ty::Inet | Ty::Buf { .. }) => false,
         _ => true,
     }
 }

@@ -305,8 +305,9 @@ impl Checker<'_> {
             Ty::Ptr { .. } => u32::from(self.kernel.abi.pointer_bytes),
             Ty::Str { len } => *len,
             Ty::Inet => crate::output::INET_SIZE,
+            Ty::Buf { .. } => v.ty.buffer_len().unwrap_or(0),
             Ty::Tuple(_) => v.ty.buffer_len().unwrap_or(0),
-            Ty::Symbol(_) => 8,
+            Ty::Symbol(_) => v.ty.buffer_len().unwrap_or(8),
             Ty::Place {
                 place: Place::CharArray(n),
                 ..

@@ -14,11 +14,12 @@ impl Checker<'_> {
             return Ok(None);
         };
         let span = e.span;
+        self.refuse_unsafe(name, span)?;
         if let Some(stmt) = self.sampling_stmt(scope, name, args, span) {
             return stmt.map(Some);
         }
         match name.as_str() {
-            "printf" | "cat" => {
+            "printf" | "cat" | "system" => {
                 let Some((fmt, rest)) = args.split_first() else {
                     return Err(Error::at(span, format!("{name} needs a format string")));
                 };
@@ -32,6 +33,11 @@ impl Checker<'_> {
                 let format = format.clone();
                 let event = self.event(if name == "cat" {
                     EventFormat::Cat {
+                        format,
+                        args: slots,
+                    }
+                } else if name == "system" {
+                    EventFormat::System {
                         format,
                         args: slots,
                     }
@@ -219,15 +225,22 @@ impl Checker<'_> {
                 targs.push(slot.1);
                 continue;
             }
-            if *conv == 'r' {
-                return Err(Error::at(
-                    arg.span,
-                    "%r prints a buf() value: printf(\"%r\\n\", buf(ADDR, LEN))",
-                ));
-            }
             let value = self.expr(scope, arg)?;
             let value = self.storable(value)?;
             let ty = match (conv, &value.ty) {
+                ('r', Ty::Buf { max }) => ValueType::Buf { max: *max },
+                ('r', _) => {
+                    return Err(Error::at(
+                        arg.span,
+                        "%r prints a buf() value: printf(\"%r\\n\", buf(ADDR, LEN))",
+                    ));
+                }
+                (_, Ty::Buf { .. }) => {
+                    return Err(Error::at(
+                        value.span,
+                        format!("%{conv} cannot print buf()'s bytes; use %r"),
+                    ));
+                }
                 ('s', Ty::Str { len }) => ValueType::Str { len: *len },
                 ('s', Ty::Inet) => ValueType::Inet,
                 ('s', Ty::Symbol(kind)) => ValueType::Symbol(*kind),
@@ -448,11 +461,30 @@ impl Checker<'_> {
                 format!("%{conv} cannot print buf()'s bytes; use %r"),
             ));
         }
+        let value = self.buf_value(scope, args, arg.span)?;
+        let Ty::Buf { max } = value.ty else {
+            return Err(Error::at(arg.span, "internal: buf() is not a buffer"));
+        };
+        let slot = Slot {
+            ty: ValueType::Buf { max },
+            offset,
+        };
+        Ok(Some((slot, value)))
+    }
+
+    /// `buf(ADDR, LEN)` or `buf(ARRAY)`: the read of its bytes (a value
+    /// for `%r`, a map, a variable or print()).
+    pub(super) fn buf_value(
+        &mut self,
+        scope: &mut Scope,
+        args: &[Expr],
+        span: Span,
+    ) -> Result<TExpr, Error> {
         let usage = "buf takes an address and a length, or an array: buf(ADDR, LEN)";
-        let (addr, len) = match &args[..] {
+        let (addr, len) = match args {
             [addr, len] => (addr, Some(len)),
             [array] => (array, None),
-            _ => return Err(Error::at(arg.span, usage)),
+            _ => return Err(Error::at(span, usage)),
         };
         let addr = self.expr(scope, addr)?;
         let (user, array) = match &addr.ty {
@@ -474,7 +506,7 @@ impl Checker<'_> {
         };
         let too_long = |n: u64| {
             Error::at(
-                arg.span,
+                span,
                 format!(
                     "buf() of {n} bytes: nobtf's record lives on the 512-byte BPF stack, which holds at most {BUF_MAX}"
                 ),
@@ -497,32 +529,27 @@ impl Checker<'_> {
                 TExpr {
                     kind: TKind::Const(u64::from(n)),
                     ty: int(false),
-                    span: arg.span,
+                    span,
                 },
                 n,
             ),
             (None, None) => {
                 return Err(Error::at(
-                    arg.span,
+                    span,
                     "buf needs a length for what is not an array: buf(ADDR, LEN)",
                 ));
             }
         };
-        let value = TExpr {
+        Ok(TExpr {
             kind: TKind::Buf {
                 addr: Box::new(addr),
                 len: Box::new(count),
                 max,
                 helper: self.read_helper(user),
             },
-            ty: Ty::Str { len: 8 + max },
-            span: arg.span,
-        };
-        let slot = Slot {
-            ty: ValueType::Buf { max },
-            offset,
-        };
-        Ok(Some((slot, value)))
+            ty: Ty::Buf { max },
+            span,
+        })
     }
 
     pub(super) fn event(&mut self, format: EventFormat) -> usize {
@@ -597,6 +624,7 @@ impl PrintRecord {
             Ty::Int { signed, .. } => (ValueType::Int { signed: *signed }, false),
             Ty::Str { len } => (ValueType::Str { len: *len }, false),
             Ty::Inet => (ValueType::Inet, false),
+            Ty::Buf { max } => (ValueType::Buf { max: *max }, false),
             Ty::Symbol(kind) => (ValueType::Symbol(*kind), false),
             Ty::Ptr { .. } => (ValueType::Int { signed: false }, true),
             Ty::Place { .. } => {

@@ -250,6 +250,15 @@ impl BpfRing {
         }
         let len = (end - start) as usize;
         if len == 0 {
+            if producer != start {
+                // The first record is still being written. The map's fd
+                // stays readable until it is committed, so without taking
+                // the wakeup the reader would poll, find it busy and poll
+                // again in a loop (measured under instruction counting:
+                // 6,000 polls woken for 228 reads with data). Its commit's
+                // wakeup, or the poll's timeout, brings it.
+                self.take_wakeup();
+            }
             return 0;
         }
         let at = (start as usize) & (self.data_len - 1);

@@ -169,7 +169,7 @@ impl Box_ {
             .as_ref()
             .map_or_else(String::new, |p| p.display().to_string());
         let needs = lang::names_used(&opts.program, kernel).map_or(true, |used| {
-            !used.fields.is_empty() || !used.enums.is_empty()
+            !used.fields.is_empty() || !used.enums.is_empty() || !used.structs.is_empty()
         });
         if needs {
             Fields::Profile {

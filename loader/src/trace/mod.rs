@@ -65,6 +65,8 @@ pub struct TraceOptions {
     pub list: bool,
     /// `--dry-run`: check and compile for the profile's kernel, touch none.
     pub dry_run: Option<DryRun>,
+    /// `--unsafe`: `system()` and `signal()` allowed, as bpftrace's flag.
+    pub unsafe_allowed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,8 @@ pub enum TraceError {
     /// The live checks refused the profile.
     #[error(transparent)]
     Live(#[from] crate::live_check::LiveCheckError),
+    #[error("system(): cannot run `/bin/sh -c {command}`: {err}")]
+    System { command: String, err: String },
 }
 
 impl From<SessionError> for TraceError {
@@ -109,9 +113,15 @@ impl From<SessionError> for TraceError {
 /// records to `out` as they come and the maps at exit.
 pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result<(), TraceError> {
     if opts.list {
+        let write_error = |err| TraceError::Session(crate::session::write_error(err));
+        if let Some(listed) = uprobes::list(&opts.program)? {
+            return listed
+                .iter()
+                .try_for_each(|probe| writeln!(out, "{probe}"))
+                .map_err(write_error);
+        }
         let pattern = Some(opts.program.as_str()).filter(|p| !p.is_empty());
-        return list::print(pattern, opts.verbose, out)
-            .map_err(|err| TraceError::Session(crate::session::write_error(err)));
+        return list::print(pattern, opts.verbose, out).map_err(write_error);
     }
     if let Some(dry) = &opts.dry_run {
         return dry_run::run(opts, dry, out);
@@ -150,7 +160,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     // for a program that reads struct members.
     // (or names a constant only BTF or a profile may know).
     let needs_fields = lang::names_used(&opts.program, kernel).map_or(true, |used| {
-        !used.fields.is_empty() || !used.enums.is_empty()
+        !used.fields.is_empty() || !used.enums.is_empty() || !used.structs.is_empty()
     });
     let fields = if needs_fields {
         Fields::choose(opts.offsets.as_ref(), &report)?
@@ -183,7 +193,12 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
             .collect();
         say_lowered(&lowered);
     }
-    let (compiled, placed) = uprobes::place(compiled, tracepoints.user_files(), opts.pid)?;
+    let (compiled, placed) = uprobes::place(
+        compiled,
+        tracepoints.user_files(),
+        opts.pid,
+        opts.unsafe_allowed,
+    )?;
     steps.done("kernel features and compiling");
     live::check(opts, &report, &fields, kernel, &tracepoints, live::Via::Bpf)?;
 
@@ -403,6 +418,7 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
                 }
             }
             Step::Cat(path) => cat(printer, &path)?,
+            Step::System(command) => system(printer, &command)?,
             Step::Exit => {
                 printer.pending.clear();
                 return Ok(true);
@@ -431,6 +447,24 @@ fn cat(printer: &mut Printer<'_>, path: &[u8]) -> Result<(), TraceError> {
         eprintln!("ERROR: failed to open file '{}': {cause}", path.display());
     }
     printer.write(&report::cat(printer.format(), &contents))
+}
+
+/// `system(COMMAND)` now, as bpftrace runs it (popen): `/bin/sh -c COMMAND`
+/// with its standard output printed once it exits; its standard error is
+/// nobtf's. A command that cannot be started is an error.
+fn system(printer: &mut Printer<'_>, command: &[u8]) -> Result<(), TraceError> {
+    use std::os::unix::ffi::OsStrExt;
+    let output = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(std::ffi::OsStr::from_bytes(command))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| TraceError::System {
+            command: String::from_utf8_lossy(command).into_owned(),
+            err: e.to_string(),
+        })?;
+    printer.write(&report::system(printer.format(), &output.stdout))
 }
 
 /// `print(@m, top, div)` now.
@@ -576,6 +610,7 @@ pub(crate) fn compile_program(
         Options {
             pid: opts.pid,
             params: opts.params.clone(),
+            unsafe_allowed: opts.unsafe_allowed,
         },
     )
     .map_err(|e| TraceError::Program(e.render(&opts.program)))?;

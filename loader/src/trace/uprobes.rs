@@ -108,6 +108,38 @@ impl UserFiles {
     }
 }
 
+/// `-l 'uprobe:FILE:FUNCTIONS'` (or `uretprobe:`, `u:`, `ur:`): the
+/// functions of the file FILE names (found as a probe's file is) matching
+/// FUNCTIONS, sorted, as bpftrace lists them; `None` for a pattern of
+/// another kind. A file that is not a program is refused as a probe's is.
+pub fn list(pattern: &str) -> Result<Option<Vec<String>>, TraceError> {
+    let Some((kind, rest)) = pattern.split_once(':') else {
+        return Ok(None);
+    };
+    let kind = match kind {
+        "uprobe" | "u" => "uprobe",
+        "uretprobe" | "ur" => "uretprobe",
+        _ => return Ok(None),
+    };
+    let (file, functions) = rest.rsplit_once(':').unwrap_or((rest, "*"));
+    let files = UserFiles::default();
+    let missing = || {
+        TraceError::Program(format!(
+            "uprobe target file '{file}' does not exist or is not executable"
+        ))
+    };
+    let path = files.find(file).ok_or_else(missing)?;
+    let listed = files
+        .matching(&format!("uprobe:{path}:{functions}"))
+        .ok_or_else(missing)?;
+    Ok(Some(
+        listed
+            .into_iter()
+            .map(|probe| probe.replacen("uprobe", kind, 1))
+            .collect(),
+    ))
+}
+
 /// Whether the owner of `path` may execute it (bpftrace's test for an
 /// executable that is not a shared object).
 fn owner_may_run(path: &str) -> bool {
@@ -152,9 +184,20 @@ fn address(func: &str) -> Option<u64> {
     }
 }
 
-/// The file offset of `func` (a symbol or an address) in `binary` (at
-/// `path`), or why it has none; `Ok(None)` for a symbol the file lacks.
-fn offset(binary: &Binary, path: &str, func: &str, ret: bool) -> Result<Option<u64>, String> {
+/// bpftrace's hint after what it refuses for safety.
+const HINT_UNSAFE: &str = "Use --unsafe to force attachment. WARNING: This option could lead to data corruption in the target process.";
+
+/// The file offset of `func` (a symbol, `SYMBOL+OFFSET` or an address) in
+/// `binary` (at `path`), or why it has none, checked as bpftrace 0.23
+/// checks it; `Ok(None)` for a symbol the file lacks. `unsafe_allowed`
+/// (`--unsafe`) turns what bpftrace refuses for safety into a warning.
+fn offset(
+    binary: &Binary,
+    path: &str,
+    func: &str,
+    ret: bool,
+    unsafe_allowed: bool,
+) -> Result<Option<u64>, String> {
     let (symbol, into) = match address(func) {
         Some(at) => {
             let sym = binary
@@ -162,10 +205,13 @@ fn offset(binary: &Binary, path: &str, func: &str, ret: bool) -> Result<Option<u
                 .ok_or_else(|| format!("Could not resolve address: {path}:0x{at:x}"))?;
             (sym, at - sym.address)
         }
-        None => match binary.symbol(func) {
-            Some(sym) => (sym, 0),
-            None => return Ok(None),
-        },
+        None => {
+            let (name, into) = lang::providers::split_offset(func).unwrap_or((func, 0));
+            match binary.symbol(name) {
+                Some(sym) => (sym, into),
+                None => return Ok(None),
+            }
+        }
     };
     if ret && into != 0 {
         return Err(format!(
@@ -173,22 +219,56 @@ fn offset(binary: &Binary, path: &str, func: &str, ret: bool) -> Result<Option<u
             symbol.name
         ));
     }
-    if into != 0 {
+    if symbol.size == 0 && into == 0 {
+        if !unsafe_allowed {
+            return Err(format!(
+                "Could not determine boundary for {} (symbol has size 0). {HINT_UNSAFE}",
+                symbol.name
+            ));
+        }
+    } else if into >= symbol.size {
         return Err(format!(
-            "{path}:{func} is {into} bytes into {}: nobtf cannot check that it is an instruction boundary; probe the function's first address",
-            symbol.name
+            "Offset outside the function bounds ('{}' size is {})",
+            symbol.name, symbol.size
         ));
     }
-    if symbol.size == 0 {
-        return Err(format!(
-            "Could not determine boundary for {} (symbol has size 0).",
-            symbol.name
-        ));
+    if into != 0 {
+        check_boundary(
+            &format!("{path}:{}+{into}", symbol.name),
+            into,
+            unsafe_allowed,
+        )?;
     }
     binary
-        .file_offset(symbol.address)
+        .file_offset(symbol.address + into)
         .map(Some)
         .ok_or_else(|| format!("{path}:{func} is not in an executable segment of the file"))
+}
+
+/// Whether `into` bytes into a function is an instruction's start, as far
+/// as nobtf can tell without a disassembler: on arm64 every instruction is
+/// 4 bytes; elsewhere (x86's variable lengths, 32-bit ARM's Thumb) it
+/// cannot, as bpftrace built without its disassembler. `probe` names the
+/// place (`PATH:SYMBOL+OFFSET`) in bpftrace's words.
+fn check_boundary(probe: &str, into: u64, unsafe_allowed: bool) -> Result<(), String> {
+    let fixed_width = std::env::consts::ARCH == "aarch64";
+    match (fixed_width, into.is_multiple_of(4), unsafe_allowed) {
+        (true, true, _) => Ok(()),
+        (true, false, false) => Err(format!(
+            "Could not add uprobe into middle of instruction: {probe} {HINT_UNSAFE}"
+        )),
+        (true, false, true) => {
+            eprintln!("WARNING: Unsafe uprobe in the middle of the instruction: {probe}");
+            Ok(())
+        }
+        (false, _, false) => Err(format!(
+            "Can't check if uprobe is in proper place (compiled without (k|u)probe offset support): {probe} {HINT_UNSAFE}"
+        )),
+        (false, _, true) => {
+            eprintln!("WARNING: Unchecked uprobe : {probe}");
+            Ok(())
+        }
+    }
 }
 
 /// Finds each uprobe's file offset. A symbol the file lacks is handled as
@@ -198,6 +278,7 @@ pub fn place(
     mut compiled: Compiled,
     files: &UserFiles,
     pid: Option<u32>,
+    unsafe_allowed: bool,
 ) -> Result<(Compiled, Placed), TraceError> {
     let policy = compiled.config.missing_probes;
     let mut placed = Vec::new();
@@ -214,7 +295,8 @@ pub fn place(
                 "uprobe target file '{path}' does not exist or is not executable"
             ))
         })?;
-        let offset = offset(&binary, path, func, ret).map_err(TraceError::Program)?;
+        let offset =
+            offset(&binary, path, func, ret, unsafe_allowed).map_err(TraceError::Program)?;
         let Some(offset) = offset else {
             let why = format!("Could not resolve symbol: {path}:{func}");
             if policy == MissingProbes::Error || !compiled.listed.contains(&probe.attach) {
@@ -265,10 +347,64 @@ mod tests {
             .expect("readable");
         assert_eq!(main, [format!("uprobe:{me}:main")]);
         let binary = files.binary(me).unwrap();
-        assert!(offset(&binary, me, "main", false).unwrap().is_some());
+        assert!(offset(&binary, me, "main", false, false).unwrap().is_some());
         assert_eq!(
-            offset(&binary, me, "no_such_function_here", false),
+            offset(&binary, me, "no_such_function_here", false, false),
             Ok(None)
+        );
+    }
+
+    #[test]
+    fn offsets_into_a_function_are_checked_as_bpftrace_checks_them() {
+        let me = std::env::current_exe().unwrap();
+        let me = me.to_str().unwrap();
+        let files = UserFiles::default();
+        let binary = files.binary(me).unwrap();
+        let main = binary.symbol("main").unwrap();
+        let start = offset(&binary, me, "main", false, false).unwrap().unwrap();
+        assert_eq!(
+            offset(&binary, me, "main+4", true, true),
+            Err(
+                "uretprobes cannot be attached at function offset. (address resolved to: main+4)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            offset(&binary, me, &format!("main+{}", main.size), false, true),
+            Err(format!(
+                "Offset outside the function bounds ('main' size is {})",
+                main.size
+            ))
+        );
+        // x86's instructions vary in length: checked only under --unsafe,
+        // as by a bpftrace built without its disassembler.
+        if std::env::consts::ARCH == "x86_64" {
+            assert_eq!(
+                offset(&binary, me, "main+0x4", false, false),
+                Err(format!(
+                    "Can't check if uprobe is in proper place (compiled without (k|u)probe offset support): {me}:main+4 {HINT_UNSAFE}"
+                ))
+            );
+        }
+        assert_eq!(
+            offset(&binary, me, "main+0x4", false, true),
+            Ok(Some(start + 4))
+        );
+    }
+
+    #[test]
+    fn uprobe_listings_name_the_file_and_its_functions() {
+        let me = std::env::current_exe().unwrap();
+        let me = me.to_str().unwrap();
+        assert_eq!(
+            list(&format!("ur:{me}:mai*")).unwrap(),
+            Some(vec![format!("uretprobe:{me}:main")])
+        );
+        assert!(list("kprobe:vfs_*").unwrap().is_none());
+        let err = list("uprobe:/etc/hostname-or-nothing:*").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "uprobe target file '/etc/hostname-or-nothing' does not exist or is not executable"
         );
     }
 }

@@ -115,15 +115,32 @@ fn fields_from(source: &str) -> Result<FieldsFrom> {
     Ok(FieldsFrom::Program(text))
 }
 
-/// Add to `fields` what the programs use against `profile`; whether any
+/// What the profile must hold: fields, and for `--fields-from` programs
+/// the structs their own types embed and the enumerators they name.
+#[derive(Default)]
+struct Wanted {
+    fields: Vec<String>,
+    structs: Vec<String>,
+    enums: Vec<String>,
+}
+
+/// Push each of `names` not yet in `list`; whether any was new.
+fn add_new(list: &mut Vec<String>, names: Vec<String>) -> bool {
+    let mut added = false;
+    for name in names {
+        if !list.contains(&name) {
+            list.push(name);
+            added = true;
+        }
+    }
+    added
+}
+
+/// Add to `wanted` what the programs use against `profile`; whether any
 /// is new. A program that stops on a member of unknown type (one `profile`
 /// lacks) gets it next time, typed; a program that stops with nothing new
 /// to add does not compile, and says why.
-fn add_program_fields(
-    programs: &[String],
-    profile: &Profile,
-    fields: &mut Vec<String>,
-) -> Result<bool> {
+fn add_program_needs(programs: &[String], profile: &Profile, wanted: &mut Wanted) -> Result<bool> {
     // Which fields a program reads does not depend on the kernel's BPF
     // features; any kernel the language supports will do.
     let kernel = lang::kernel::Kernel::for_release(
@@ -140,12 +157,9 @@ fn add_program_fields(
             )
         };
         let used = lang::fields_used_with(source, kernel, profile).map_err(not_compiled)?;
-        for field in used.fields {
-            if !fields.contains(&field) {
-                fields.push(field);
-                added = true;
-            }
-        }
+        added |= add_new(&mut wanted.fields, used.fields);
+        added |= add_new(&mut wanted.structs, used.structs);
+        added |= add_new(&mut wanted.enums, used.enums);
         if stopped.is_none() {
             stopped = used.stopped.map(not_compiled);
         }
@@ -157,16 +171,15 @@ fn add_program_fields(
 }
 
 fn gen_cmd(args: GenArgs) -> Result<()> {
-    let mut fields = args.fields;
+    let mut wanted = Wanted {
+        fields: args.fields,
+        ..Wanted::default()
+    };
     let mut programs = Vec::new();
     for source in &args.fields_from {
         match fields_from(source)? {
             FieldsFrom::Object(needed) => {
-                for field in needed {
-                    if !fields.contains(&field) {
-                        fields.push(field);
-                    }
-                }
+                add_new(&mut wanted.fields, needed);
             }
             FieldsFrom::Program(text) => programs.push(text),
         }
@@ -196,9 +209,11 @@ fn gen_cmd(args: GenArgs) -> Result<()> {
     let progress = &mut |msg: &str| eprintln!("offsets: {msg}");
     // Once per round of `--fields-from` programs: a chain of members is
     // followed one typed member further each round.
-    let mut generate_for = |fields: &[String]| -> Result<Generated> {
+    let mut generate_for = |wanted: &Wanted| -> Result<Generated> {
         let request = Request {
-            fields: fields.to_vec(),
+            fields: wanted.fields.clone(),
+            structs: wanted.structs.clone(),
+            enums: wanted.enums.clone(),
             release: release.clone(),
             version: version.clone(),
             arch,
@@ -226,9 +241,9 @@ fn gen_cmd(args: GenArgs) -> Result<()> {
             bail!("give one of --kernel-src, --vmlinux, --btf");
         })
     };
-    let mut generated = generate_for(&fields)?;
-    while add_program_fields(&programs, &generated.profile, &mut fields)? {
-        generated = generate_for(&fields)?;
+    let mut generated = generate_for(&wanted)?;
+    while add_program_needs(&programs, &generated.profile, &mut wanted)? {
+        generated = generate_for(&wanted)?;
     }
     for w in &generated.warnings {
         eprintln!("offsets: warning: {w}");
