@@ -200,10 +200,12 @@ rust_toolchain() {
 # modules bring the tables even with -C force-unwind-tables=no (LTO keeps
 # the strictest module's setting). What is lost is the frames of a panic's
 # backtrace (RUST_BACKTRACE=1), which in a stripped binary name no
-# function anyway. (32-bit ARM unwinds with .ARM.exidx, 38 KB.)
+# function anyway. 32-bit ARM's tables are .ARM.exidx and .ARM.extab
+# (scripts/lib/no-arm-exidx.ld: 38 KB; 1,994,308 bytes with them).
 arch_rustflags() {
     case $1 in
         x86_64 | aarch64) echo "-C link-arg=-Wl,-T,$NOBTF_ROOT/scripts/lib/no-eh-frame.ld" ;;
+        armv7) echo "-C link-arg=-Wl,-T,$NOBTF_ROOT/scripts/lib/no-arm-exidx.ld" ;;
     esac
 }
 
