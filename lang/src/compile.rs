@@ -461,7 +461,10 @@ pub fn fields_used_with(
     } = read_source(source, false, kernel, &[])?;
     let mut fields = Layered::new(&anything, &types, kernel.abi.pointer_bytes);
     fields.script_first = true;
-    let tracepoints = AnyTracepoint(tracepoint_args(source));
+    let tracepoints = AnyTracepoint {
+        args: tracepoint_args(source),
+        abi: kernel.abi,
+    };
     let target = Target {
         fields: &fields,
         tracepoints: &tracepoints,
@@ -487,8 +490,12 @@ pub fn fields_used_with(
     })
 }
 
-/// Every tracepoint, each with the given argument names as 8-byte integers.
-struct AnyTracepoint(Vec<String>);
+/// Every tracepoint: a syscall's typed from the architecture's table,
+/// any other with the given argument names as 8-byte integers.
+struct AnyTracepoint {
+    args: Vec<String>,
+    abi: &'static kernel_headers::pt_regs::Abi,
+}
 
 impl TracepointSource for AnyTracepoint {
     /// A wildcard stands for itself: every probe exists.
@@ -496,9 +503,14 @@ impl TracepointSource for AnyTracepoint {
         Some(vec![pattern.to_string()])
     }
 
-    fn format(&self, _: &str, _: &str) -> Option<TracepointFormat> {
+    fn format(&self, category: &str, name: &str) -> Option<TracepointFormat> {
+        if category == "syscalls"
+            && let Some(format) = crate::syscalls::table_format(name, self.abi)
+        {
+            return Some(format);
+        }
         let fields = self
-            .0
+            .args
             .iter()
             .zip(0u32..)
             .map(|(name, i)| TracepointField {
