@@ -461,7 +461,10 @@ pub fn fields_used_with(
     } = read_source(source, false, kernel, &[])?;
     let mut fields = Layered::new(&anything, &types, kernel.abi.pointer_bytes);
     fields.script_first = true;
-    let tracepoints = AnyTracepoint(tracepoint_args(source));
+    let tracepoints = AnyTracepoint {
+        args: tracepoint_args(source),
+        abi: kernel.abi,
+    };
     let target = Target {
         fields: &fields,
         tracepoints: &tracepoints,
@@ -487,8 +490,13 @@ pub fn fields_used_with(
     })
 }
 
-/// Every tracepoint, each with the given argument names as 8-byte integers.
-struct AnyTracepoint(Vec<String>);
+/// Every tracepoint: a syscall's with the real record's names and types
+/// (from the architecture's syscall table, so `args.rqtp->tv_sec` is a
+/// field read), any other with the given argument names as 8-byte integers.
+struct AnyTracepoint {
+    args: Vec<String>,
+    abi: &'static kernel_headers::pt_regs::Abi,
+}
 
 impl TracepointSource for AnyTracepoint {
     /// A wildcard stands for itself: every probe exists.
@@ -496,9 +504,20 @@ impl TracepointSource for AnyTracepoint {
         Some(vec![pattern.to_string()])
     }
 
-    fn format(&self, _: &str, _: &str) -> Option<TracepointFormat> {
+    fn format(&self, category: &str, name: &str) -> Option<TracepointFormat> {
+        if category == crate::syscalls::CATEGORY {
+            let syscall = crate::syscalls::Lowered {
+                tracepoint: name.to_string(),
+                function: String::new(),
+                exit: name.starts_with("sys_exit_"),
+                wrapped: false,
+            };
+            if let Some(format) = crate::syscalls::format(&syscall, self.abi) {
+                return Some(format);
+            }
+        }
         let fields = self
-            .0
+            .args
             .iter()
             .zip(0u32..)
             .map(|(name, i)| TracepointField {
