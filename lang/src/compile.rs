@@ -490,9 +490,8 @@ pub fn fields_used_with(
     })
 }
 
-/// Every tracepoint: a syscall's with the real record's names and types
-/// (from the architecture's syscall table, so `args.rqtp->tv_sec` is a
-/// field read), any other with the given argument names as 8-byte integers.
+/// Every tracepoint: a syscall's typed from the architecture's table,
+/// any other with the given argument names as 8-byte integers.
 struct AnyTracepoint {
     args: Vec<String>,
     abi: &'static kernel_headers::pt_regs::Abi,
@@ -505,16 +504,10 @@ impl TracepointSource for AnyTracepoint {
     }
 
     fn format(&self, category: &str, name: &str) -> Option<TracepointFormat> {
-        if category == crate::syscalls::CATEGORY {
-            let syscall = crate::syscalls::Lowered {
-                tracepoint: name.to_string(),
-                function: String::new(),
-                exit: name.starts_with("sys_exit_"),
-                wrapped: false,
-            };
-            if let Some(format) = crate::syscalls::format(&syscall, self.abi) {
-                return Some(format);
-            }
+        if category == "syscalls"
+            && let Some(format) = crate::syscalls::table_format(name, self.abi)
+        {
+            return Some(format);
         }
         let fields = self
             .args

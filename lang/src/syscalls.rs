@@ -153,6 +153,20 @@ pub fn format(lowered: &Lowered, abi: &Abi) -> Option<TracepointFormat> {
     Some(TracepointFormat { id: None, fields })
 }
 
+/// The record format the architecture's table gives the syscall
+/// tracepoint `name`, whatever the kernel has: for `offsets gen
+/// --fields-from`, which types `args.ARG` without a kernel's tracefs.
+pub fn table_format(name: &str, abi: &Abi) -> Option<TracepointFormat> {
+    let (_, exit) = syscall_of(name)?;
+    let lowered = Lowered {
+        tracepoint: name.into(),
+        function: String::new(),
+        exit,
+        wrapped: false,
+    };
+    format(&lowered, abi)
+}
+
 /// How the kprobe reads the field the real record has at `offset` (the
 /// checker's `CtxLoad` of it), typed as the checker typed `load`; `Err`
 /// with the reason where the kprobe cannot (`__syscall_nr`).

@@ -377,6 +377,11 @@ fn what_user_space_cannot_run_is_refused_in_begin_and_end() {
             "END { printf(\"%d\\n\", pid); }",
             "`pid` cannot be read in BEGIN or END",
         ),
+        // A constant nothing defines is unknown, in BEGIN as in a probe.
+        (
+            "BEGIN { printf(\"%d\\n\", NO_SUCH_CONSTANT); }",
+            "unknown identifier `NO_SUCH_CONSTANT`",
+        ),
     ] {
         let err = refusal(src);
         assert!(err.contains(want), "{src}: {err}");

@@ -176,13 +176,13 @@ fn hangs_when_traced(func: &str) -> bool {
 /// The function of an `available_filter_functions` line (`vfs_read`,
 /// `ext4_file_open [ext4]`); none for the placeholders of functions ftrace
 /// could not place.
-fn filter_function(line: &str) -> Option<&str> {
+pub(crate) fn filter_function(line: &str) -> Option<&str> {
     let func = line.split_whitespace().next()?;
     (!func.starts_with("__ftrace_invalid_address__")).then_some(func)
 }
 
 /// The function of a kallsyms text symbol line (`ADDR t NAME [MODULE]`).
-fn text_symbol(line: &str) -> Option<&str> {
+pub(crate) fn text_symbol(line: &str) -> Option<&str> {
     let mut words = line.split_whitespace();
     let (_, kind, name) = (words.next()?, words.next()?, words.next()?);
     matches!(kind, "t" | "T").then_some(name)

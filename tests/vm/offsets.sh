@@ -141,7 +141,8 @@ SCRIPT
 # need: the size of the kernel struct its struct embeds ([structs]:
 # dcsnoop's `nameidata` after `struct path`) and the enumerators it names
 # ([enums]: `PIDTYPE_SID`, `MM_SWAPENTS`, in no uapi table). The same
-# profile without either table is refused, naming what it lacks.
+# profile without either table is refused, naming what it lacks. (A
+# qstr's name points into the whole path: `nobtfdir/f`, as dcsnoop shows.)
 vmtest_offsets_profile_structs_and_enums() {
     [ "$KERNEL" = nobtf-5.10 ] || { skip "needs a kernel without BTF whose vmlinux has DWARF (nobtf-5.10)"; return; }
     (cd "$NOBTF_ROOT" && cargo build --quiet --release -p offsets --bin offsets) || return 1
@@ -150,7 +151,7 @@ struct nd { struct path path; struct qstr last; };
 BEGIN { printf("B %d %d\n", PIDTYPE_SID, MM_SWAPENTS); }
 kprobe:lookup_fast /comm == "cat"/ {
     $nd = (struct nd *)arg0;
-    if (str($nd->last.name) == "nobtfdir") { printf("L %s %d\n", str($nd->last.name), PIDTYPE_PGID); }
+    if (str($nd->last.name) == "nobtfdir/f") { printf("L %s %d\n", str($nd->last.name), PIDTYPE_PGID); }
 }
 PROG
     "$NOBTF_ROOT/target/release/offsets" gen --vmlinux "$KERNELS_DIR/$KERNEL/vmlinux" \
@@ -174,7 +175,7 @@ SCRIPT
         -- sh /tmp/nd.sh 2>&1) || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
     block=$(output_block "$out" "== nd")
     assert_match "$block" '^B 3 2$' \
-        && assert_match "$block" '^L nobtfdir 2$' \
+        && assert_match "$block" '^L nobtfdir/f 2$' \
         && assert_contains "$block" "rc=0" || return 1
     block=$(output_block "$out" "== nostructs")
     assert_contains "$block" 'the size of `struct path` is unknown' \

@@ -70,7 +70,9 @@ vmtest_trace_program_level() {
     b=$(block params) || bad=$((bad + 1))
     assert_contains "$b" "rm 42 2" || bad=$((bad + 1))
     b=$(block config) || bad=$((bad + 1))
-    { [ $filename = 0 ] || assert_match "$b" '^/tmp$'; } \
+    # "/tmp/a3" cut to max_strlen 5 (its NUL included), marked `..` as
+    # bpftrace 0.23 marks a string that fills max_strlen.
+    { [ $filename = 0 ] || assert_match "$b" '^/tmp\.\.$'; } \
         && assert_contains "$b" "stderr: warning: config stack_mode = perf has no effect in nobtf trace" \
         && assert_contains "$b" "stderr: warning: could not attach probe kprobe:no_such_function_here" || bad=$((bad + 1))
     b=$(block no_maps) || bad=$((bad + 1))

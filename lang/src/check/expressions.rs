@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// A name that is no builtin nor a constant anything defines.
+fn unknown_identifier(name: &str, span: Span) -> Error {
+    Error::at(
+        span,
+        format!(
+            "unknown identifier `{name}`: not a builtin, nor a constant of the script's enums or #defines, the kernel's BTF, the offsets profile's [enums] (`offsets gen --fields-from PROGRAM` records them) or nobtf's uapi table"
+        ),
+    )
+}
+
 impl Checker<'_> {
     pub(super) fn ident(&mut self, scope: &Scope, name: &str, span: Span) -> Result<TExpr, Error> {
         let e = |kind, ty| Ok(TExpr { kind, ty, span });
@@ -9,6 +19,11 @@ impl Checker<'_> {
         if scope.context == Context::UserSpace && !matches!(name, "nsecs" | "elapsed") {
             if let Some(value) = self.fields.enum_value(name) {
                 return e(TKind::Const(value as u64), int(value < 0));
+            }
+            // Builtins are lower case; a constant's name (`TCP_CLOSE`) that
+            // nothing defines is unknown here as in a probe.
+            if !name.chars().any(|c| c.is_ascii_lowercase()) {
+                return Err(unknown_identifier(name, span));
             }
             return Err(Error::at(
                 span,
@@ -90,12 +105,7 @@ impl Checker<'_> {
             _ => match self.fields.enum_value(name) {
                 // An enumerator (the script's, BTF's, the profile's) or a uapi constant.
                 Some(value) => e(TKind::Const(value as u64), int(value < 0)),
-                None => Err(Error::at(
-                    span,
-                    format!(
-                        "unknown identifier `{name}`: not a builtin, nor a constant of the script's enums or #defines, the kernel's BTF, the offsets profile's [enums] (`offsets gen --fields-from PROGRAM` records them) or nobtf's uapi table"
-                    ),
-                )),
+                None => Err(unknown_identifier(name, span)),
             },
         }
     }

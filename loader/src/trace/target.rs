@@ -105,24 +105,15 @@ pub fn without_missing(
 /// The text symbols of `kallsyms` that `filter` (ftrace's list) also has,
 /// when the kernel has kprobes: what `features::probeable` finds probeable.
 fn present_functions<'a>(kallsyms: &'a str, filter: Option<&str>) -> HashSet<&'a str> {
-    let text: HashSet<&str> = kallsyms
-        .lines()
-        .filter_map(|line| {
-            let mut cols = line.split_whitespace();
-            let (_, kind, name) = (cols.next()?, cols.next()?, cols.next()?);
-            matches!(kind, "t" | "T").then_some(name)
-        })
-        .collect();
+    let text: HashSet<&str> = kallsyms.lines().filter_map(list::text_symbol).collect();
     if !text.contains(features::KPROBES_SYMBOL) {
         return HashSet::new();
     }
     match filter {
         None => text,
-        Some(list) => {
-            let traceable: HashSet<&str> = list
-                .lines()
-                .filter_map(|l| l.split_whitespace().next())
-                .collect();
+        Some(ftrace) => {
+            let traceable: HashSet<&str> =
+                ftrace.lines().filter_map(list::filter_function).collect();
             text.into_iter().filter(|f| traceable.contains(f)).collect()
         }
     }
