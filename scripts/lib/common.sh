@@ -44,9 +44,9 @@ install_packages() {
 # static-pie, an emulator effect more than a hardware one. What PIE would
 # add, ASLR of nobtf's own image, matters less for a short-lived tool
 # written in a memory-safe language.
-# No .eh_frame_hdr (33 KB on x86-64): with panic=abort nothing unwinds, and
-# a backtrace still finds the frames through the table crtbeginT.o
-# registers, as static binaries did before the header existed.
+# No .eh_frame_hdr (33 KB on x86-64): with panic=abort nothing unwinds.
+# x86-64 and arm64 drop the unwind tables themselves too (arch_rustflags in
+# scripts/lib/cross.sh).
 STATIC_RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static -C link-arg=-Wl,--no-eh-frame-hdr'
 # x86-64 links against musl, which rustup ships for that target: static
 # glibc alone was ~0.74 MB of a 2.16 MB nobtf (its start-up code pulls in
@@ -66,7 +66,7 @@ build_static() {
     local args=() bin
     for bin in "$@"; do args+=(--bin "$bin"); done
     x86_64_target
-    (cd "$NOBTF_ROOT" && RUSTFLAGS=$STATIC_RUSTFLAGS \
+    (cd "$NOBTF_ROOT" && RUSTFLAGS="$STATIC_RUSTFLAGS $(arch_rustflags x86_64)" \
         cargo build --quiet --release --target "$X86_64_TRIPLE" "${args[@]}")
 }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }

@@ -134,19 +134,14 @@ vmtest_syscall_tracepoints_lowered() {
         assert_eq "$(printf '%s\n' "$b" | sed -nE 's/^[0-9:]+ +[0-9]+ +sync +//p')" \
             $'tracepoint:syscalls:sys_enter_sync\ntracepoint:syscalls:sys_enter_syncfs\ntracepoint:syscalls:sys_enter_fsync' || bad=$((bad + 1))
         # execsnoop: curtask, join() and task_struct's real_parent and pid,
-        # proved by the live checks where a profile gives them. linux-5.4
-        # runs on the builtin profile (or tests/profiles/linux-5.4.toml),
-        # which has no real_parent yet: there the refusal names the field.
-        if [ "$KERNEL" = linux-5.4 ] && [[ "$(output_block "$out" "$(grep '^== execsnoop rc=' <<<"$out")")" == *'unknown field `task_struct.'* ]]; then
-            echo "execsnoop on $KERNEL: refused, its profile lacks task_struct.real_parent" >&2
-        else
-            b=$(block execsnoop) || bad=$((bad + 1))
-            assert_match "$(printed "$b")" '^[0-9:.]+ +[0-9]+ +[0-9]+ +/usr/bin/true x$' || bad=$((bad + 1))
-            if [ -n "$lowered" ]; then
-                assert_match "$b" '^stderr: nobtf: live checks passed: .*task_struct\.real_parent' || bad=$((bad + 1))
-            fi
-            echo "summary: execsnoop on $KERNEL: $(grep -E -m1 '/usr/bin/true x$' <<<"$b")$(grep -m1 -o '; live checks passed: .*' <<<"${b//stderr: nobtf: live/; live}")" >&2
+        # proved by the live checks where a profile gives them (linux-5.4:
+        # tests/profiles/linux-5.4.toml, which records real_parent).
+        b=$(block execsnoop) || bad=$((bad + 1))
+        assert_match "$(printed "$b")" '^[0-9:.]+ +[0-9]+ +[0-9]+ +/usr/bin/true x$' || bad=$((bad + 1))
+        if [ -n "$lowered" ]; then
+            assert_match "$b" '^stderr: nobtf: live checks passed: .*task_struct\.real_parent' || bad=$((bad + 1))
         fi
+        echo "summary: execsnoop on $KERNEL: $(grep -E -m1 '/usr/bin/true x$' <<<"$b")$(grep -m1 -o '; live checks passed: .*' <<<"${b//stderr: nobtf: live/; live}")" >&2
     fi
     [ "$bad" = 0 ] || { echo "output kept in $TEST_TMP/syscalls.out" >&2; return 1; }
 }

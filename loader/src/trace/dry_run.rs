@@ -15,13 +15,12 @@ use kernel_headers::KernelVersion;
 use kernel_headers::bpf::{Helper, Readers};
 use kernel_headers::pt_regs;
 use lang::providers::AttachPoint as LangPoint;
-use lang::tracefs_program::{self, TranslateError};
 use lang::{Compiled, Target};
 use profile::Profile;
 
 use super::target::{self, KernelFiles, KernelTracepoints};
 use super::{TraceError, TraceOptions};
-use crate::attach::{AttachMode, GROUP};
+use crate::attach::AttachMode;
 use crate::backend::BackendChoice;
 use crate::features;
 use crate::fields::Fields;
@@ -245,28 +244,15 @@ impl Box_ {
             n += 1;
             format!("{function}_{n}")
         };
-        let program = tracefs_program::translate(
-            &opts.program,
+        let program = super::tracefs::translate(
+            opts,
             &target,
-            &opts.params,
             syntax,
-            GROUP,
             &mut name,
             &[],
-        )
-        .map_err(|e| match e {
-            TranslateError::Program(e) => TraceError::Program(e.render(&opts.program)),
-            TranslateError::NeedsBpf(refusal) => TraceError::NeedsBpf(format!(
-                "tracefs back end: {} needs BPF (--backend tracefs)",
-                refusal.render(&opts.program)
-            )),
-        })?;
-        if let Some(map) = program.compiled.maps.first() {
-            return Err(TraceError::NeedsBpf(format!(
-                "tracefs back end: the map `{}` needs BPF (--backend tracefs)",
-                map.name
-            )));
-        }
+            "--backend tracefs",
+            "",
+        )?;
         self.functions_probeable(&program.compiled)?;
         let _ = writeln!(text, "back end: tracefs kprobe events (no BPF)");
         let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints, self.abi);

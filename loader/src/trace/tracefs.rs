@@ -78,31 +78,15 @@ pub(super) fn run(
         None => Vec::new(),
     };
     let mut name = |kind: ProbeKind, function: &str| attach::next_event_name(kind, function);
-    let program =
-        tracefs_program::translate(
-            &opts.program,
-            &target,
-            &opts.params,
-            syntax,
-            GROUP,
-            &mut name,
-            &pids,
-        )
-            .map_err(|e| match e {
-                TranslateError::Program(e) => TraceError::Program(e.render(&opts.program)),
-                TranslateError::NeedsBpf(refusal) => TraceError::NeedsBpf(format!(
-                    "tracefs back end: {} needs BPF ({why}); without BPF, nobtf trace runs printf of arguments, struct members, str(), retval, comm, tid and cpu, with predicates comparing them to constants",
-                    refusal.render(&opts.program)
-                )),
-            })?;
-    // BEGIN and END run in user space, but there are no maps to hold
-    // what they write.
-    if let Some(map) = program.compiled.maps.first() {
-        return Err(TraceError::NeedsBpf(format!(
-            "tracefs back end: the map `{}` needs BPF ({why})",
-            map.name
-        )));
-    }
+    let program = translate(
+        opts,
+        &target,
+        syntax,
+        &mut name,
+        &pids,
+        why,
+        "; without BPF, nobtf trace runs printf of arguments, struct members, str(), retval, comm, tid and cpu, with predicates comparing them to constants",
+    )?;
     steps.done("kernel features and translating to kprobe events");
     let via = super::live::Via::Tracefs {
         root: &root,
@@ -174,6 +158,44 @@ fn threads(pid: u32) -> Vec<u32> {
     tids.sort_unstable();
     tids
 }
+/// The program as kprobe events (a real run and a dry run alike), refused
+/// where it needs BPF: `... needs BPF ({why}){more}`, the map refusal
+/// without `more`. BEGIN and END run in user space, but there are no maps
+/// to hold what they write.
+pub(super) fn translate(
+    opts: &TraceOptions,
+    target: &Target,
+    syntax: lang::tracefs::Syntax,
+    name: &mut dyn FnMut(ProbeKind, &str) -> String,
+    pids: &[u32],
+    why: &str,
+    more: &str,
+) -> Result<tracefs_program::TracefsProgram, TraceError> {
+    let program = tracefs_program::translate(
+        &opts.program,
+        target,
+        &opts.params,
+        syntax,
+        GROUP,
+        name,
+        pids,
+    )
+    .map_err(|e| match e {
+        TranslateError::Program(e) => TraceError::Program(e.render(&opts.program)),
+        TranslateError::NeedsBpf(refusal) => TraceError::NeedsBpf(format!(
+            "tracefs back end: {} needs BPF ({why}){more}",
+            refusal.render(&opts.program)
+        )),
+    })?;
+    if let Some(map) = program.compiled.maps.first() {
+        return Err(TraceError::NeedsBpf(format!(
+            "tracefs back end: the map `{}` needs BPF ({why})",
+            map.name
+        )));
+    }
+    Ok(program)
+}
+
 /// The options that choose how BPF programs attach or read, refused on the
 /// tracefs back end (a real run and a dry run alike).
 pub(super) fn refuse_bpf_options(opts: &TraceOptions) -> Result<(), TraceError> {
