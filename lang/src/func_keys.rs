@@ -132,53 +132,11 @@ fn stmts_keys(stmts: &mut [TStmt], f: &mut dyn FnMut(usize, &mut Vec<TExpr>)) {
 }
 
 fn expr_keys(e: &mut TExpr, f: &mut dyn FnMut(usize, &mut Vec<TExpr>)) {
-    match &mut e.kind {
-        TKind::Const(_)
-        | TKind::ConstStr(_)
-        | TKind::CtxLoad { .. }
-        | TKind::CtxAddr { .. }
-        | TKind::DataLoc { .. }
-        | TKind::Builtin(_)
-        | TKind::HelperValue(_)
-        | TKind::StackId { .. }
-        | TKind::Comm
-        | TKind::Var(_) => {}
-        TKind::MapGet { map, keys } => {
-            keys.iter_mut().for_each(|k| expr_keys(k, f));
-            f(*map, keys);
-        }
-        TKind::HelperWith { arg: a, .. }
-        | TKind::Unary(_, a)
-        | TKind::StrEq { value: a, .. }
-        | TKind::Read { addr: a, .. }
-        | TKind::Offset { base: a, .. }
-        | TKind::StrRead { addr: a, .. }
-        | TKind::Bswap { value: a, .. }
-        | TKind::TupleField { base: a, .. }
-        | TKind::Usym(a)
-        | TKind::Trunc { value: a, .. } => expr_keys(a, f),
-        TKind::Binary { left, right, .. } | TKind::StrCmp { left, right, .. } => {
-            expr_keys(left, f);
-            expr_keys(right, f);
-        }
-        TKind::StrContains { haystack, needle } => {
-            expr_keys(haystack, f);
-            expr_keys(needle, f);
-        }
-        TKind::Buf { addr, len, .. } => {
-            expr_keys(addr, f);
-            expr_keys(len, f);
-        }
-        TKind::Ntop { family, addr, .. } => {
-            expr_keys(family, f);
-            expr_keys(addr, f);
-        }
-        TKind::Ternary(a, b, c) => {
-            expr_keys(a, f);
-            expr_keys(b, f);
-            expr_keys(c, f);
-        }
-        TKind::Tuple(elements) => elements.iter_mut().for_each(|x| expr_keys(x, f)),
+    for child in e.kind.children_mut() {
+        expr_keys(child, f);
+    }
+    if let TKind::MapGet { map, keys } = &mut e.kind {
+        f(*map, keys);
     }
 }
 

@@ -312,139 +312,16 @@ impl Translator<'_> {
 
     /// `e` with each variable replaced by its expression now.
     fn substitute(&self, e: &TExpr) -> TExpr {
-        let sub = |x: &TExpr| Box::new(self.substitute(x));
-        let kind = match &e.kind {
-            TKind::Var(slot) => match &self.vars[*slot] {
-                Some(value) => return value.clone(),
-                None => e.kind.clone(),
-            },
-            TKind::Read {
-                addr,
-                off,
-                bytes,
-                signed,
-                user,
-                helper,
-            } => TKind::Read {
-                addr: sub(addr),
-                off: *off,
-                bytes: *bytes,
-                signed: *signed,
-                user: *user,
-                helper: *helper,
-            },
-            TKind::Offset { base, off } => TKind::Offset {
-                base: sub(base),
-                off: *off,
-            },
-            TKind::StrRead {
-                addr,
-                len,
-                user,
-                helper,
-            } => TKind::StrRead {
-                addr: sub(addr),
-                len: *len,
-                user: *user,
-                helper: *helper,
-            },
-            TKind::Trunc {
-                value,
-                bytes,
-                signed,
-            } => TKind::Trunc {
-                value: sub(value),
-                bytes: *bytes,
-                signed: *signed,
-            },
-            TKind::Unary(op, v) => TKind::Unary(*op, sub(v)),
-            TKind::Ntop { family, addr, from } => TKind::Ntop {
-                family: sub(family),
-                addr: sub(addr),
-                from: *from,
-            },
-            TKind::Usym(addr) => TKind::Usym(sub(addr)),
-            TKind::Tuple(elements) => {
-                TKind::Tuple(elements.iter().map(|x| self.substitute(x)).collect())
-            }
-            TKind::TupleField { base, index } => TKind::TupleField {
-                base: sub(base),
-                index: *index,
-            },
-            TKind::Buf {
-                addr,
-                len,
-                max,
-                helper,
-            } => TKind::Buf {
-                addr: sub(addr),
-                len: sub(len),
-                max: *max,
-                helper: *helper,
-            },
-            TKind::StrContains { haystack, needle } => TKind::StrContains {
-                haystack: sub(haystack),
-                needle: sub(needle),
-            },
-            TKind::StrCmp {
-                left,
-                right,
-                len,
-                negate,
-            } => TKind::StrCmp {
-                left: sub(left),
-                right: sub(right),
-                len: *len,
-                negate: *negate,
-            },
-            TKind::Bswap { value, bytes } => TKind::Bswap {
-                value: sub(value),
-                bytes: *bytes,
-            },
-            TKind::Binary {
-                op,
-                signed,
-                left,
-                right,
-            } => TKind::Binary {
-                op: *op,
-                signed: *signed,
-                left: sub(left),
-                right: sub(right),
-            },
-            TKind::Ternary(c, a, b) => TKind::Ternary(sub(c), sub(a), sub(b)),
-            TKind::StrEq {
-                value,
-                literal,
-                negate,
-            } => TKind::StrEq {
-                value: sub(value),
-                literal: literal.clone(),
-                negate: *negate,
-            },
-            TKind::MapGet { map, keys } => TKind::MapGet {
-                map: *map,
-                keys: keys.iter().map(|k| self.substitute(k)).collect(),
-            },
-            TKind::Const(_)
-            | TKind::ConstStr(_)
-            | TKind::CtxLoad { .. }
-            | TKind::CtxAddr { .. }
-            | TKind::DataLoc { .. }
-            | TKind::Builtin(_)
-            | TKind::HelperValue(_)
-            | TKind::StackId { .. }
-            | TKind::Comm => e.kind.clone(),
-            TKind::HelperWith { helper, arg } => TKind::HelperWith {
-                helper: *helper,
-                arg: sub(arg),
-            },
-        };
-        TExpr {
-            kind,
-            ty: e.ty.clone(),
-            span: e.span,
+        if let TKind::Var(slot) = e.kind
+            && let Some(value) = &self.vars[slot]
+        {
+            return value.clone();
         }
+        let mut out = e.clone();
+        for child in out.kind.children_mut() {
+            *child = self.substitute(child);
+        }
+        out
     }
 
     /// The fetch argument for `fetch` as `ty`, added once: its index.
@@ -1155,6 +1032,17 @@ kretprobe:do_unlinkat { printf("ret %d tid %d cpu %d %s\n", retval, tid, cpu, co
     #[test]
     fn nested_arrows_nest_dereferences() {
         let src = r#"kprobe:f { printf("%d %s\n", ((struct task_struct *)arg0)->mm->owner->mm->map_count, ((struct task_struct *)arg0)->mm->owner->comm); }"#;
+        assert_eq!(
+            definitions(src, Syntax::default())[0].0,
+            "p:nobtf/nobtf_1_p_f_0 f v0=+32(+64(+16(+64(%di)))):s32 v1=+80(+16(+64(%di))):string"
+        );
+    }
+
+    #[test]
+    fn variables_keep_the_variables_they_were_made_of() {
+        // `$m` is made of `$t` inside a member read, and keeps the `$t` of
+        // its assignment when `$t` changes afterwards.
+        let src = r#"kprobe:f { $t = (struct task_struct *)arg0; $m = $t->mm->owner; $t = (struct task_struct *)arg1; printf("%d %s\n", $m->mm->map_count, $m->comm); }"#;
         assert_eq!(
             definitions(src, Syntax::default())[0].0,
             "p:nobtf/nobtf_1_p_f_0 f v0=+32(+64(+16(+64(%di)))):s32 v1=+80(+16(+64(%di))):string"

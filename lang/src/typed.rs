@@ -308,6 +308,44 @@ pub enum TKind {
     Usym(Box<TExpr>),
 }
 
+impl TKind {
+    /// The expressions this one is made of, in evaluation order: what a
+    /// pass over the tree rewrites or visits. Every kind is listed, so a
+    /// new one with operands cannot be missed.
+    pub fn children_mut(&mut self) -> Vec<&mut TExpr> {
+        match self {
+            TKind::Const(_)
+            | TKind::ConstStr(_)
+            | TKind::CtxLoad { .. }
+            | TKind::CtxAddr { .. }
+            | TKind::DataLoc { .. }
+            | TKind::Builtin(_)
+            | TKind::HelperValue(_)
+            | TKind::StackId { .. }
+            | TKind::Comm
+            | TKind::Var(_) => Vec::new(),
+            TKind::MapGet { keys: many, .. } | TKind::Tuple(many) => many.iter_mut().collect(),
+            TKind::HelperWith { arg: a, .. }
+            | TKind::Unary(_, a)
+            | TKind::StrEq { value: a, .. }
+            | TKind::Read { addr: a, .. }
+            | TKind::Offset { base: a, .. }
+            | TKind::StrRead { addr: a, .. }
+            | TKind::Bswap { value: a, .. }
+            | TKind::TupleField { base: a, .. }
+            | TKind::Trunc { value: a, .. }
+            | TKind::Usym(a) => vec![a.as_mut()],
+            TKind::Binary { left, right, .. } | TKind::StrCmp { left, right, .. } => {
+                vec![left.as_mut(), right.as_mut()]
+            }
+            TKind::StrContains { haystack, needle } => vec![haystack.as_mut(), needle.as_mut()],
+            TKind::Buf { addr, len, .. } => vec![addr.as_mut(), len.as_mut()],
+            TKind::Ntop { family, addr, .. } => vec![family.as_mut(), addr.as_mut()],
+            TKind::Ternary(a, b, c) => vec![a.as_mut(), b.as_mut(), c.as_mut()],
+        }
+    }
+}
+
 /// Where `ntop()`'s address bytes come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InetSource {
