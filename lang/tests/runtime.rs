@@ -466,6 +466,10 @@ fn printf_conversions_as_bpftrace_takes_them() {
             r#"BEGIN { printf("%r\n", 1); }"#,
             "%r prints a buf() value: printf(\"%r\\n\", buf(ADDR, LEN))",
         ),
+        (
+            r#"kprobe:f { printf("%d\n", buf(arg0, 4)); }"#,
+            "%d cannot print buf()'s bytes; use %r",
+        ),
     ] {
         let got = refusal(src);
         assert!(got.contains(err), "{src}: {got}");

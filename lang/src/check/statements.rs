@@ -215,11 +215,7 @@ impl Checker<'_> {
         let mut slots = Vec::new();
         let mut offset = 8;
         for (conv, arg) in convs.iter().zip(rest) {
-            let special = match self.strftime(scope, *conv, arg, offset)? {
-                None => self.buf(scope, *conv, arg, offset)?,
-                found => found,
-            };
-            if let Some(slot) = special {
+            if let Some(slot) = self.strftime(scope, *conv, arg, offset)? {
                 slots.push(slot.0);
                 offset += slot.0.ty.size();
                 targs.push(slot.1);
@@ -438,38 +434,6 @@ impl Checker<'_> {
             body,
             span,
         }))
-    }
-
-    /// A printf argument `buf(ADDR, LEN)` or `buf(ARRAY)` for `%r`: its
-    /// slot and the read. `None` for any other argument.
-    fn buf(
-        &mut self,
-        scope: &mut Scope,
-        conv: char,
-        arg: &Expr,
-        offset: u32,
-    ) -> Result<Option<(Slot, TExpr)>, Error> {
-        let ExprKind::Call { name, args } = &arg.kind else {
-            return Ok(None);
-        };
-        if name != "buf" {
-            return Ok(None);
-        }
-        if conv != 'r' {
-            return Err(Error::at(
-                arg.span,
-                format!("%{conv} cannot print buf()'s bytes; use %r"),
-            ));
-        }
-        let value = self.buf_value(scope, args, arg.span)?;
-        let Ty::Buf { max } = value.ty else {
-            return Err(Error::at(arg.span, "internal: buf() is not a buffer"));
-        };
-        let slot = Slot {
-            ty: ValueType::Buf { max },
-            offset,
-        };
-        Ok(Some((slot, value)))
     }
 
     /// `buf(ADDR, LEN)` or `buf(ARRAY)`: the read of its bytes (a value
