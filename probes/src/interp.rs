@@ -488,7 +488,8 @@ impl Vm {
             | Helper::GetCurrentTask
             | Helper::SendSignal
             | Helper::GetNumaNodeId
-            | Helper::GetCurrentCgroupId => {
+            | Helper::GetCurrentCgroupId
+            | Helper::GetFuncIp => {
                 Err(fail(format!("{} is not interpreted", helper.name())))
             }
             Helper::GetCurrentUidGid => Ok(self.uid_gid),
