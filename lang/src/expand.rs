@@ -213,7 +213,13 @@ pub fn group_multi<'a>(
         AttachPoint::Kretprobe(_) => Some(true),
         _ => None,
     };
-    let several = |ret: bool| points.iter().filter(|(_, p, _)| kind(p) == Some(ret)).count() > 1;
+    let several = |ret: bool| {
+        points
+            .iter()
+            .filter(|(_, p, _)| kind(p) == Some(ret))
+            .count()
+            > 1
+    };
     let (entries, returns) = (several(false), several(true));
     if !entries && !returns {
         return points;

@@ -50,7 +50,11 @@ fn compile(source: &str, multi: bool) -> Compiled {
 }
 
 fn points(compiled: &Compiled) -> Vec<String> {
-    compiled.probes.iter().map(|p| format!("{:?}", p.attach)).collect()
+    compiled
+        .probes
+        .iter()
+        .map(|p| format!("{:?}", p.attach))
+        .collect()
 }
 
 #[test]
@@ -128,7 +132,11 @@ fn a_program_that_needs_a_name_per_function_falls_back_whole() {
         "kprobe:vfs_* { @[func] = count(); } kprobe:do_unlinkat { @[func] = count(); }",
     ] {
         let compiled = compile(source, true);
-        assert!(compiled.probes.len() >= 3, "{source}: {:?}", points(&compiled));
+        assert!(
+            compiled.probes.len() >= 3,
+            "{source}: {:?}",
+            points(&compiled)
+        );
         assert!(
             compiled
                 .probes
@@ -142,7 +150,10 @@ fn a_program_that_needs_a_name_per_function_falls_back_whole() {
 
 #[test]
 fn func_prints_through_the_symbolizer_in_printf() {
-    let compiled = compile(r#"kretprobe:vfs_* { printf("%s %d\n", func, retval); }"#, true);
+    let compiled = compile(
+        r#"kretprobe:vfs_* { printf("%s %d\n", func, retval); }"#,
+        true,
+    );
     assert_eq!(compiled.probes.len(), 1);
     assert!(matches!(
         compiled.probes[0].attach,

@@ -489,9 +489,7 @@ impl Vm {
             | Helper::SendSignal
             | Helper::GetNumaNodeId
             | Helper::GetCurrentCgroupId
-            | Helper::GetFuncIp => {
-                Err(fail(format!("{} is not interpreted", helper.name())))
-            }
+            | Helper::GetFuncIp => Err(fail(format!("{} is not interpreted", helper.name()))),
             Helper::GetCurrentUidGid => Ok(self.uid_gid),
             Helper::GetSmpProcessorId => Ok(u64::from(self.cpu)),
             Helper::KtimeGetNs => Ok(self.ktime_ns),

@@ -77,9 +77,7 @@ impl AttachPoint {
     /// (`expected_attach_type`): a kprobe_multi link's type, else none.
     pub fn expected_attach_type(&self) -> u32 {
         match self {
-            AttachPoint::KprobeMulti { .. } => {
-                kernel_headers::bpf::attach_type::TRACE_KPROBE_MULTI
-            }
+            AttachPoint::KprobeMulti { .. } => kernel_headers::bpf::attach_type::TRACE_KPROBE_MULTI,
             _ => 0,
         }
     }
@@ -297,12 +295,11 @@ pub fn attach_kprobe_multi(
     } else {
         0
     };
-    let link = sys::link_create_kprobe_multi(prog, &names, flags).map_err(|err| {
-        AttachError::Sys {
+    let link =
+        sys::link_create_kprobe_multi(prog, &names, flags).map_err(|err| AttachError::Sys {
             function: shown(),
             err,
-        }
-    })?;
+        })?;
     Ok(Attachment {
         perf: link,
         _event: None,

@@ -406,21 +406,18 @@ impl Session {
                 ret,
             } = &prog.point
             {
-                let refused = match crate::attach::attach_kprobe_multi(
-                    functions,
-                    *ret,
-                    prog.fd.as_fd(),
-                ) {
-                    Ok(link) => {
-                        self.attach_notes.push(format!(
+                let refused =
+                    match crate::attach::attach_kprobe_multi(functions, *ret, prog.fd.as_fd()) {
+                        Ok(link) => {
+                            self.attach_notes.push(format!(
                             "{written}: one program on {} functions through one kprobe_multi link",
                             functions.len()
                         ));
-                        self.attachments.push(link);
-                        continue;
-                    }
-                    Err(err) => err,
-                };
+                            self.attachments.push(link);
+                            continue;
+                        }
+                        Err(err) => err,
+                    };
                 let (name, written, functions, ret) =
                     (prog.name.clone(), written.clone(), functions.clone(), *ret);
                 let insns = prog.insns.clone().unwrap_or_default();
