@@ -65,8 +65,11 @@ impl SystemSymbols {
             let functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
             let wanted: std::collections::HashSet<&str> =
                 functions.iter().map(String::as_str).collect();
-            let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-            starts_of(&text, &wanted)
+            // Line by line: the whole file is megabytes held for nothing.
+            match std::fs::File::open("/proc/kallsyms") {
+                Ok(file) => starts_of(std::io::BufReader::new(file), &wanted),
+                Err(_) => KernelSymbols::new(),
+            }
         })
     }
 
@@ -186,9 +189,13 @@ fn parse_kallsyms(text: &str) -> KernelSymbols {
 }
 
 /// The start of each of `wanted`'s functions in `kallsyms` text, sorted.
-fn starts_of(kallsyms: &str, wanted: &std::collections::HashSet<&str>) -> KernelSymbols {
+fn starts_of(
+    kallsyms: impl std::io::BufRead,
+    wanted: &std::collections::HashSet<&str>,
+) -> KernelSymbols {
     let mut starts: KernelSymbols = kallsyms
         .lines()
+        .map_while(Result::ok)
         .filter_map(|line| {
             let mut fields = line.split_ascii_whitespace();
             let addr = fields.next()?;
@@ -269,7 +276,7 @@ mod tests {
     fn a_func_address_is_named_from_the_attached_functions_only() {
         let kallsyms = "ffffffff81000100 t do_thing\nffffffff81000200 T vfs_read\nffffffff81000300 T vfs_write\n";
         let wanted = std::collections::HashSet::from(["vfs_write", "vfs_read"]);
-        let starts = starts_of(kallsyms, &wanted);
+        let starts = starts_of(kallsyms.as_bytes(), &wanted);
         assert_eq!(starts.len(), 2);
         let at = |addr| function_at(&starts, addr).map(|s| s.name);
         assert_eq!(at(0xffff_ffff_8100_0200).as_deref(), Some("vfs_read"));
