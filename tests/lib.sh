@@ -100,6 +100,9 @@ kernel_has_pmu() { [ "$KERNEL" != linux-4.14 ]; }            # the kprobe PMU: 4
 kernel_passes_user_path() { [ "$KERNEL" = linux-4.14 ]; }
 # bpf(2): all but nobpf-5.10, built without it for the tracefs back end.
 kernel_has_bpf() { [ "$KERNEL" != nobpf-5.10 ]; }
+# kprobe_multi links (5.18+ with CONFIG_FPROBE, 64-bit): debian-6.12 (the
+# debian-6.1 kernel here refuses the link: EOPNOTSUPP, no CONFIG_FPROBE).
+kernel_has_kprobe_multi() { [ "$KERNEL" = debian-6.12 ]; }
 kernel_has_probe_read_kernel() { case $KERNEL in linux-*) return 1 ;; esac; }  # 5.5
 # The BPF ring buffer: 5.8; nobtf keeps the perf rings on 32-bit ARM.
 kernel_has_ring_buffer() { case $KERNEL in linux-* | debian-6.1-armhf) return 1 ;; esac; }

@@ -241,6 +241,9 @@ helpers! {
     RingbufOutput = 130, "bpf_ringbuf_output", since (5, 8);
     /// A ring buffer's state, e.g. [`ringbuf::AVAIL_DATA`].
     RingbufQuery = 134, "bpf_ringbuf_query", since (5, 8);
+    /// The address of the probed function (kprobe programs 5.15+; in a
+    /// kprobe_multi program: the function the link fired for).
+    GetFuncIp = 173, "bpf_get_func_ip", since (5, 15);
 }
 
 /// The BPF ring buffer (`BPF_MAP_TYPE_RINGBUF`, 5.8+): the flags of
@@ -359,6 +362,18 @@ pub mod prog_type {
     pub const TRACEPOINT: u32 = 5;
     pub const XDP: u32 = 6;
     pub const PERF_EVENT: u32 = 7;
+}
+
+/// `enum bpf_attach_type` values nobtf uses: a program's
+/// `expected_attach_type` at load, and a link's at BPF_LINK_CREATE.
+pub mod attach_type {
+    use super::KernelVersion;
+
+    /// One kprobe program on many functions through one fprobe link
+    /// (needs CONFIG_FPROBE).
+    pub const TRACE_KPROBE_MULTI: u32 = 42;
+    /// The release that added it.
+    pub const KPROBE_MULTI_SINCE: KernelVersion = KernelVersion::new(5, 18, 0);
 }
 
 #[cfg(test)]

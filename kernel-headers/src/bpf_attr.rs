@@ -17,6 +17,8 @@ pub mod cmd {
     /// 5.2+: makes a map read-only for user space from now on (global
     /// `.rodata` after its one update).
     pub const BPF_MAP_FREEZE: u32 = 22;
+    /// 5.7+: a link of a program to where it runs (kprobe_multi: 5.18+).
+    pub const BPF_LINK_CREATE: u32 = 28;
 }
 
 // Program and map types and the object name length live in `crate::bpf`.
@@ -78,10 +80,40 @@ pub struct ProgLoadAttr {
     pub prog_flags: u32,
     /// 4.15+: NUL-terminated.
     pub prog_name: [u8; BPF_OBJ_NAME_LEN],
+    /// 4.15+ (device offload); zero here.
+    pub prog_ifindex: u32,
+    /// 4.17+: what the program will attach as (`crate::bpf::attach_type`),
+    /// checked at load; zero for a plain kprobe.
+    pub expected_attach_type: u32,
 }
 
 /// Bytes of `ProgLoadAttr` before `prog_name`: what a 4.14 kernel knows.
 pub const PROG_LOAD_SIZE_NO_NAME: usize = 48;
+
+/// The BPF_LINK_CREATE member of `union bpf_attr` as a kprobe_multi link
+/// takes it (5.18+): one program on `cnt` functions named by `syms` (or at
+/// `addrs`), each with an optional cookie.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KprobeMultiLinkAttr {
+    pub prog_fd: u32,
+    pub target_fd: u32,
+    /// `crate::bpf::attach_type::TRACE_KPROBE_MULTI`.
+    pub attach_type: u32,
+    pub flags: u32,
+    /// [`KPROBE_MULTI_RETURN`] for the functions' returns.
+    pub kprobe_multi_flags: u32,
+    pub cnt: u32,
+    /// Pointer to `cnt` pointers to NUL-terminated function names, or 0.
+    pub syms: u64,
+    /// Pointer to `cnt` addresses, or 0 (with `syms`).
+    pub addrs: u64,
+    /// Pointer to `cnt` u64 cookies, or 0.
+    pub cookies: u64,
+}
+
+/// `BPF_F_KPROBE_MULTI_RETURN`: the link fires at the functions' returns.
+pub const KPROBE_MULTI_RETURN: u32 = 1;
 
 /// The BPF_MAP_*_ELEM member of `union bpf_attr`.
 #[repr(C)]
@@ -121,7 +153,17 @@ mod tests {
         assert_eq!(offset_of!(ProgLoadAttr, kern_version), 40);
         assert_eq!(offset_of!(ProgLoadAttr, prog_flags), 44);
         assert_eq!(offset_of!(ProgLoadAttr, prog_name), PROG_LOAD_SIZE_NO_NAME);
-        assert_eq!(size_of::<ProgLoadAttr>(), 64);
+        assert_eq!(offset_of!(ProgLoadAttr, expected_attach_type), 68);
+        assert_eq!(size_of::<ProgLoadAttr>(), 72);
+    }
+
+    #[test]
+    fn kprobe_multi_link_layout() {
+        assert_eq!(offset_of!(KprobeMultiLinkAttr, attach_type), 8);
+        assert_eq!(offset_of!(KprobeMultiLinkAttr, kprobe_multi_flags), 16);
+        assert_eq!(offset_of!(KprobeMultiLinkAttr, syms), 24);
+        assert_eq!(offset_of!(KprobeMultiLinkAttr, cookies), 40);
+        assert_eq!(size_of::<KprobeMultiLinkAttr>(), 48);
     }
 
     #[test]

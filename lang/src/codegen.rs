@@ -834,6 +834,10 @@ impl Gen<'_> {
                 }
                 Builtin::Nsecs => self.b.call(Helper::KtimeGetNs),
                 Builtin::Cpu => self.b.call(Helper::GetSmpProcessorId),
+                Builtin::FuncIp => {
+                    self.b.mov(R1, R6);
+                    self.b.call(Helper::GetFuncIp);
+                }
             },
             TKind::HelperValue(helper) => self.b.call(*helper),
             TKind::HelperWith { helper, arg } => {

@@ -67,6 +67,11 @@ pub struct Compiled {
     pub time_formats: Vec<String>,
     /// The program's `config = { ... }` settings.
     pub config: Config,
+    /// Why a probe on several functions is one program per function where
+    /// the kernel takes kprobe_multi links (the program's check with
+    /// `func` as an address refused it: `probe` read, `func` used as a
+    /// string), for `-v`; `None` when nothing fell back.
+    pub multi_refused: Option<String>,
     /// Attach points written in a list with others (`kprobe:a,kprobe:b`):
     /// bpftrace leaves these out when the kernel lacks them, as
     /// `config.missing_probes` says; a probe of its own is an error.
@@ -189,12 +194,46 @@ pub(crate) struct Checked {
 }
 
 /// Parse and check `source` with the positional parameters `params`: the
-/// phases every back end shares.
+/// phases every back end shares. Where the kernel takes kprobe_multi links
+/// a probe on several functions is one program for all of them, unless
+/// the program only checks with one program per function (it reads
+/// `probe`, or uses `func` where only a string will do): then every probe
+/// is one per function, as on a kernel without them, and why is kept.
 pub(crate) fn check_program(
     source: &str,
     target: &Target,
     params: &[String],
     unsafe_allowed: bool,
+) -> Result<Checked, Error> {
+    if !target.kernel.kprobe_multi {
+        return check_program_as(source, target, params, unsafe_allowed, false);
+    }
+    match check_program_as(source, target, params, unsafe_allowed, true) {
+        Ok(checked) => Ok(checked),
+        Err(refused) => {
+            let mut checked = check_program_as(source, target, params, unsafe_allowed, false)?;
+            let several = checked
+                .probes
+                .iter()
+                .filter(|(p, ..)| matches!(p, AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_)))
+                .count()
+                > 1;
+            if several {
+                checked.compiled.multi_refused = Some(refused.message);
+            }
+            Ok(checked)
+        }
+    }
+}
+
+/// [`check_program`], with probes on several functions grouped (`multi`)
+/// or not.
+fn check_program_as(
+    source: &str,
+    target: &Target,
+    params: &[String],
+    unsafe_allowed: bool,
+    multi: bool,
 ) -> Result<Checked, Error> {
     let Source {
         program,
@@ -215,8 +254,8 @@ pub(crate) fn check_program(
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
     checker.unsafe_allowed = unsafe_allowed;
-    checker.maps = discover_maps(&program, target, checker.str_len);
-    check_probes(&program, &mut checker, config, target.tracepoints).map_err(|e| {
+    checker.maps = discover_maps(&program, target, checker.str_len, multi);
+    check_probes(&program, &mut checker, config, target.tracepoints, multi).map_err(|e| {
         // A member of a script type that could not be laid out: say why.
         match fields.problem.take() {
             Some((key, why)) if e.message.contains(&format!("`{key}`")) => Error {
@@ -250,6 +289,7 @@ fn check_probes(
     checker: &mut Checker,
     config: Config,
     kernel: &dyn TracepointSource,
+    multi: bool,
 ) -> Result<Checked, Error> {
     let abi = checker.kernel.abi;
     let mut checked = Vec::new();
@@ -257,10 +297,17 @@ fn check_probes(
     let expansions = program
         .probes
         .iter()
-        .map(|probe| expanded(probe, kernel, abi))
+        .map(|probe| expanded(probe, kernel, abi, multi))
         .collect::<Result<Vec<_>, Error>>()?;
     // Before checking each match's body: `kprobe:*` has tens of thousands.
-    let total: usize = expansions.iter().map(Vec::len).sum();
+    let total: usize = expansions
+        .iter()
+        .flatten()
+        .map(|(_, point, _)| match point {
+            AttachPoint::KprobeMulti { functions, .. } => functions.len(),
+            _ => 1,
+        })
+        .sum();
     if total > MAX_PROBES {
         return Err(Error::whole(format!(
             "Can't attach to {total} probes because it exceeds the current limit of {MAX_PROBES} probes: narrow the wildcards"
@@ -309,6 +356,7 @@ fn check_probes(
             events: std::mem::take(&mut checker.events),
             time_formats: std::mem::take(&mut checker.time_formats),
             config,
+            multi_refused: None,
             listed: listed(program, kernel, abi),
         },
     })
@@ -337,26 +385,33 @@ fn listed(
 }
 
 /// A probe's attach points, each wildcard expanded ([`crate::expand`]),
-/// with the attach point each came from.
+/// with the attach point each came from; with `multi`, its kernel
+/// functions grouped into kprobe_multi programs.
 fn expanded<'p>(
     probe: &'p crate::ast::Probe,
     kernel: &dyn TracepointSource,
     abi: &kernel_headers::pt_regs::Abi,
+    multi: bool,
 ) -> Result<Vec<(&'p crate::ast::Attach, AttachPoint, Context)>, Error> {
-    crate::expand::list_points(&probe.attach, kernel, abi)
+    let points = crate::expand::list_points(&probe.attach, kernel, abi)?;
+    Ok(if multi {
+        crate::expand::group_multi(points)
+    } else {
+        points
+    })
 }
 
 /// The maps every probe assigns, so that a probe may print, clear, delete
 /// or read a map another probe, later in the text, assigns (as in
 /// bpftrace). Errors are left to the real pass.
-fn discover_maps(program: &Program, target: &Target, str_len: u32) -> Vec<MapSpec> {
+fn discover_maps(program: &Program, target: &Target, str_len: u32, multi: bool) -> Vec<MapSpec> {
     let mut checker = Checker::new(target.fields, target.tracepoints, target.kernel);
     checker.lenient = true;
     checker.str_len = str_len;
     // Twice: a probe reading a map assigned later needs it on the second round.
     for _ in 0..2 {
         for probe in &program.probes {
-            let Ok(points) = expanded(probe, target.tracepoints, target.kernel.abi) else {
+            let Ok(points) = expanded(probe, target.tracepoints, target.kernel.abi, multi) else {
                 continue;
             };
             for (attach, point, context) in points {
@@ -472,10 +527,10 @@ pub fn fields_used_with(
     };
     let mut checker = Checker::new(&fields, &tracepoints, kernel);
     checker.str_len = config.max_strlen.unwrap_or(checker.str_len);
-    checker.maps = discover_maps(&program, &target, checker.str_len);
+    checker.maps = discover_maps(&program, &target, checker.str_len, false);
     let mut stopped = None;
     for probe in &program.probes {
-        for (attach, point, context) in expanded(probe, &tracepoints, kernel.abi)? {
+        for (attach, point, context) in expanded(probe, &tracepoints, kernel.abi, false)? {
             if let Err(e) = checker.probe(probe, &point, context, attach.span) {
                 stopped.get_or_insert(e);
             }

@@ -200,6 +200,71 @@ pub fn bpftrace_probe_count(source: &str, kernel: &dyn TracepointSource, abi: &A
         .sum()
 }
 
+/// A probe's points ([`list_points`]) with its kernel functions' entries
+/// made one [`AttachPoint::KprobeMulti`], and their returns another, where
+/// there are several of a kind: one program for all, in the place of the
+/// first. Other points (tracepoints, syscalls lowered to kprobes, a lone
+/// function) stay as they are.
+pub fn group_multi<'a>(
+    points: Vec<(&'a Attach, AttachPoint, Context)>,
+) -> Vec<(&'a Attach, AttachPoint, Context)> {
+    let kind = |point: &AttachPoint| match point {
+        AttachPoint::Kprobe(_) => Some(false),
+        AttachPoint::Kretprobe(_) => Some(true),
+        _ => None,
+    };
+    let several = |ret: bool| {
+        points
+            .iter()
+            .filter(|(_, p, _)| kind(p) == Some(ret))
+            .count()
+            > 1
+    };
+    let (entries, returns) = (several(false), several(true));
+    if !entries && !returns {
+        return points;
+    }
+    let mut out: Vec<(&'a Attach, AttachPoint, Context)> = Vec::new();
+    for (attach, point, context) in points {
+        let ret = match kind(&point) {
+            Some(ret) if (ret && returns) || (!ret && entries) => ret,
+            _ => {
+                out.push((attach, point, context));
+                continue;
+            }
+        };
+        let function = point.func();
+        let written_here = attach.parts.join(":");
+        let group = out.iter_mut().find_map(|(_, p, _)| match p {
+            AttachPoint::KprobeMulti {
+                written,
+                functions,
+                ret: r,
+            } if *r == ret => Some((written, functions)),
+            _ => None,
+        });
+        match group {
+            Some((written, functions)) => {
+                if !written.split(',').any(|w| w == written_here) {
+                    written.push(',');
+                    written.push_str(&written_here);
+                }
+                functions.push(function);
+            }
+            None => out.push((
+                attach,
+                AttachPoint::KprobeMulti {
+                    written: written_here,
+                    functions: vec![function],
+                    ret,
+                },
+                context,
+            )),
+        }
+    }
+    out
+}
+
 /// Whether an attach point as written has a wildcard.
 pub fn is_wildcard(attach: &Attach) -> bool {
     attach.parts.iter().any(|p| glob::has_wildcard(p))

@@ -31,6 +31,11 @@ pub struct Kernel {
     pub compat_readers: bool,
     /// Where records go: the BPF ring buffer (5.8+) or the perf rings.
     pub sink: Sink,
+    /// One program may attach to many functions through a kprobe_multi
+    /// link (5.18+ with CONFIG_FPROBE, 64-bit): a probe whose attach
+    /// points expand to several kernel functions is compiled once.
+    /// `for_release` leaves it off: the loader sets it from what it found.
+    pub kprobe_multi: bool,
     pub abi: &'static Abi,
 }
 
@@ -49,7 +54,14 @@ impl Kernel {
             bounded_loops: release >= BOUNDED_LOOPS_SINCE,
             compat_readers: abi.arch == "x86_64",
             sink: Sink::for_ring_buffer(release >= ringbuf::SINCE),
+            kprobe_multi: false,
             abi,
         }
+    }
+
+    /// Whether mainline `release` on `abi` attaches kprobe_multi links
+    /// (what a dry run assumes; a live run tries).
+    pub fn release_has_kprobe_multi(release: KernelVersion, abi: &Abi) -> bool {
+        release >= kernel_headers::bpf::attach_type::KPROBE_MULTI_SINCE && abi.pointer_bytes == 8
     }
 }

@@ -10,6 +10,16 @@ use crate::glob;
 pub enum AttachPoint {
     Kprobe(String),
     Kretprobe(String),
+    /// One program on every function of a probe's list or wildcard, at
+    /// their entries or (`ret`) returns, through one kprobe_multi link
+    /// (5.18+): `func` is the address the link fired for
+    /// ([`crate::compile`] decides; [`crate::expand::group_multi`] groups).
+    KprobeMulti {
+        /// The attach points as written (`kprobe:vfs_*`), for messages.
+        written: String,
+        functions: Vec<String>,
+        ret: bool,
+    },
     Tracepoint {
         category: String,
         name: String,
@@ -47,6 +57,7 @@ impl AttachPoint {
         match self {
             AttachPoint::Kprobe(_)
             | AttachPoint::Kretprobe(_)
+            | AttachPoint::KprobeMulti { .. }
             | AttachPoint::Syscall(_)
             | AttachPoint::Uprobe { .. }
             | AttachPoint::Uretprobe { .. } => Some(prog_type::KPROBE),
@@ -60,6 +71,10 @@ impl AttachPoint {
     pub fn func(&self) -> String {
         match self {
             AttachPoint::Kprobe(f) | AttachPoint::Kretprobe(f) => f.clone(),
+            // The program's name only: `func` itself is read at run time.
+            AttachPoint::KprobeMulti { functions, .. } => {
+                functions.first().cloned().unwrap_or_default()
+            }
             AttachPoint::Uprobe { func, .. } | AttachPoint::Uretprobe { func, .. } => func.clone(),
             _ => self.to_string(),
         }
@@ -80,6 +95,7 @@ impl core::fmt::Display for AttachPoint {
         match self {
             AttachPoint::Kprobe(func) => write!(f, "kprobe:{func}"),
             AttachPoint::Kretprobe(func) => write!(f, "kretprobe:{func}"),
+            AttachPoint::KprobeMulti { written, .. } => f.write_str(written),
             AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
             AttachPoint::Syscall(lowered) => write!(
                 f,

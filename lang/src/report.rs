@@ -659,6 +659,7 @@ mod tests {
             begin: Vec::new(),
             end: Vec::new(),
             timers: Vec::new(),
+            multi_refused: None,
             maps: Vec::new(),
             time_formats: Vec::new(),
             events: vec![

@@ -74,6 +74,9 @@ pub enum Symbolic {
     /// `usym(addr)`: the function containing it in the process the probe
     /// fired in (stored with the address: [`USYM_SIZE`]).
     Usym,
+    /// `func` in a program on many functions (kprobe_multi): the address
+    /// of the function the probe fired in, printed as its name.
+    Func,
     /// A string constant held as its number in [`intern`]'s table: a map
     /// key part every use fills with a constant (`@[func]`).
     Name,
@@ -98,6 +101,11 @@ pub trait Symbolizer: Send + Sync {
     /// The symbol `addr` is in within process `pid` (0: the process being
     /// traced, `-p`'s).
     fn user(&self, pid: u32, addr: u64) -> Option<Symbol>;
+    /// The kernel function starting at (or containing) `addr`: a `func`
+    /// read at run time. By default the symbol containing it.
+    fn function(&self, addr: u64) -> Option<Symbol> {
+        self.kernel(addr)
+    }
     /// The address of kernel symbol `name` (`kaddr()`, at compile time).
     fn kernel_address(&self, name: &str) -> Option<u64>;
     /// The address symbol `name` has in the ELF file `binary` (`uaddr()`).
@@ -210,6 +218,7 @@ pub fn text_with_in(symbolizer: &dyn Symbolizer, kind: Symbolic, raw: u64, pid: 
     match kind {
         Symbolic::Ksym => frame(symbolizer.kernel(raw), raw, false, false).into_bytes(),
         Symbolic::Usym => frame(symbolizer.user(pid, raw), raw, false, false).into_bytes(),
+        Symbolic::Func => frame(symbolizer.function(raw), raw, false, false).into_bytes(),
         Symbolic::Name => interned(raw).unwrap_or_default().into_bytes(),
         Symbolic::Stack(stack) => {
             let (id, pid) = if stack.user {

@@ -489,7 +489,9 @@ impl Translator<'_> {
                 Some(value) => self.value(&value)?,
                 None => return self.unsupported(e),
             },
-            TKind::Builtin(Builtin::Pid | Builtin::Uid | Builtin::Gid | Builtin::Nsecs)
+            TKind::Builtin(
+                Builtin::Pid | Builtin::Uid | Builtin::Gid | Builtin::Nsecs | Builtin::FuncIp,
+            )
             | TKind::CtxAddr { .. }
             | TKind::DataLoc { .. }
             | TKind::MapGet { .. }

@@ -168,6 +168,9 @@ pub enum Builtin {
     Gid,
     Nsecs,
     Cpu,
+    /// `bpf_get_func_ip(ctx)`: the probed function's address (`func` in a
+    /// kprobe_multi program).
+    FuncIp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

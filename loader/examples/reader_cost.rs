@@ -150,6 +150,7 @@ fn trace(events: usize, format: report::Format) {
         begin: Vec::new(),
         end: Vec::new(),
         timers: Vec::new(),
+        multi_refused: None,
         maps: Vec::new(),
         time_formats: Vec::new(),
         events: vec![EventFormat::Printf {

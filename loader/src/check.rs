@@ -184,6 +184,16 @@ impl fmt::Display for Check {
                 "none"
             };
             writeln!(f, "  output             {output}")?;
+            match &report.kprobe_multi {
+                Ok(()) => writeln!(
+                    f,
+                    "  wildcard kprobes   one program, one kprobe_multi link (trace)"
+                )?,
+                Err(why) => writeln!(
+                    f,
+                    "  wildcard kprobes   one kprobe per function: no kprobe_multi link ({why})"
+                )?,
+            }
         }
         match &self.verdict {
             Ok(_) => writeln!(f, "nobtf run unlink can work here"),

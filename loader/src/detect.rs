@@ -34,6 +34,10 @@ pub struct Report {
     /// A `BPF_MAP_TYPE_RINGBUF` could be created (5.8+; vendor kernels may
     /// have it earlier): records go through it instead of the perf rings.
     pub ring_buffer: bool,
+    /// One program attaches to many functions through a kprobe_multi link
+    /// (5.18+, CONFIG_FPROBE), found by trying (`load::probe_kprobe_multi`);
+    /// else why not.
+    pub kprobe_multi: Result<(), String>,
 }
 
 /// How much `Report::detect` looks at.
@@ -59,16 +63,22 @@ impl Report {
             features::function_probeable(FUNCTION, tracefs.as_deref().ok())
                 .map_err(|e| e.to_string())
         });
+        let bpf = load::probe_basic(kern_version);
+        let kprobe_multi = match &bpf {
+            Ok(_) => load::probe_kprobe_multi(kern_version),
+            Err(e) => Err(e.to_string()),
+        };
         let mut report = Report {
             kernel,
             euid: sys::geteuid(),
-            bpf: load::probe_basic(kern_version),
+            bpf,
             pmu: features::kprobe_pmu().map_err(|e| e.to_string()),
             tracefs,
             function,
             helpers: Vec::new(),
             possible_cpus: features::possible_cpus().map_err(|e| e.to_string()),
             ring_buffer: load::probe_ring_buffer(),
+            kprobe_multi,
         };
         if scope == Scope::Everything {
             for &helper in Helper::ALL {
@@ -170,6 +180,7 @@ pub(crate) fn test_report(bpf_errno: Option<i32>, euid: u32) -> Report {
         helpers: Vec::new(),
         possible_cpus: Ok(vec![0]),
         ring_buffer: false,
+        kprobe_multi: Err("5.10".into()),
     }
 }
 

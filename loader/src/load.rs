@@ -120,14 +120,15 @@ pub fn create_map(
 /// GPL-compatible.
 pub fn load_program(
     name: &str,
-    prog_type: u32,
+    (prog_type, expected_attach_type): (u32, u32),
     insns: &[RawInsn],
     license: &CStr,
     disassembly: &dyn fmt::Display,
     opts: LoadOptions,
 ) -> Result<OwnedFd, LoadError> {
     let prog_name = opts.names.then_some(name);
-    let attr = attrs::prog_load(prog_type, opts.kern_version, prog_name, log_level::OFF);
+    let mut attr = attrs::prog_load(prog_type, opts.kern_version, prog_name, log_level::OFF);
+    attr.expected_attach_type = expected_attach_type;
     let first = match sys::prog_load(&attr, insns, license, None) {
         Ok(fd) => return Ok(fd),
         Err(err) => err,
@@ -261,6 +262,25 @@ pub fn probe_ring_buffer() -> bool {
         map_flags: 0,
     };
     create_map("ring_probe", shape, false, 1).is_ok()
+}
+
+/// Whether this kernel attaches one kprobe program to many functions
+/// through a kprobe_multi link (5.18+, CONFIG_FPROBE), by trying: the
+/// trivial program loaded for it, linked to a function no kernel has. A
+/// kernel that has such links looks the name up and finds nothing
+/// (ENOENT, ESRCH); one without them refuses the attach type or the link
+/// (EINVAL, EOPNOTSUPP) first. Nothing is attached either way.
+pub fn probe_kprobe_multi(kern_version: u32) -> Result<(), String> {
+    let insns = trivial_program();
+    let mut attr = attrs::prog_load_kprobe(kern_version, None, log_level::OFF);
+    attr.expected_attach_type = kernel_headers::bpf::attach_type::TRACE_KPROBE_MULTI;
+    let prog = sys::prog_load(&attr, &insns, GPL, None).map_err(|e| e.to_string())?;
+    let nothing = [std::ffi::CString::from(c"nobtf_no_such_function")];
+    match sys::link_create_kprobe_multi(std::os::fd::AsFd::as_fd(&prog), &nothing, 0) {
+        Err(err) if matches!(err.errno(), Some(libc::ENOENT | libc::ESRCH)) => Ok(()),
+        Err(err) => Err(err.to_string()),
+        Ok(_) => Err("a link to a function that does not exist was made".into()),
+    }
 }
 
 /// The smallest valid kprobe program: `r0 = 0; exit`.

@@ -488,9 +488,8 @@ impl Vm {
             | Helper::GetCurrentTask
             | Helper::SendSignal
             | Helper::GetNumaNodeId
-            | Helper::GetCurrentCgroupId => {
-                Err(fail(format!("{} is not interpreted", helper.name())))
-            }
+            | Helper::GetCurrentCgroupId
+            | Helper::GetFuncIp => Err(fail(format!("{} is not interpreted", helper.name()))),
             Helper::GetCurrentUidGid => Ok(self.uid_gid),
             Helper::GetSmpProcessorId => Ok(u64::from(self.cpu)),
             Helper::KtimeGetNs => Ok(self.ktime_ns),

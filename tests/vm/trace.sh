@@ -274,6 +274,56 @@ vmtest_trace_corpus() {
     assert_eq "$bad" 0 && assert_eq "$cases" 39
 }
 
+# A probe on several functions: one program through one kprobe_multi
+# link where the kernel has them (-v says so), else one per function (-v
+# says why); either way the same output as one kprobe per function
+# (`--attach pmu`), `func` named. A program reading `probe` stays one per
+# function.
+vmtest_trace_kprobe_multi() {
+    kernel_has_bpf && kernel_has_pmu || return 0
+    local script=$TEST_TMP/multi.sh
+    {
+        vm_trace_case_runner
+        cat <<'EOF'
+head -c 250 /dev/zero >/tmp/f250
+DD='exec dd if=/tmp/f250 of=/dev/null bs=100 2>/dev/null'
+ENTRY='kprobe:vfs_rea* /comm == "dd"/ { @[func] = count(); }'
+RETURN='kretprobe:vfs_rea* /comm == "dd"/ { @[func] = count(); printf("%s %d\n", func, retval); }'
+t multi_entry -v "$ENTRY" -c "$DD"
+t single_entry -v --attach pmu "$ENTRY" -c "$DD"
+t multi_return -v "$RETURN" -c "$DD"
+t single_return -v --attach pmu "$RETURN" -c "$DD"
+t multi_probe -v 'kprobe:vfs_rea* /comm == "dd"/ { @[probe] = count(); }' -c "$DD"
+EOF
+    } >"$script"
+    local out
+    out=$(vm --timeout 600 --file "$script:/tmp/multi.sh" -- sh /tmp/multi.sh 2>&1) || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
+    printf '%s\n' "$out" >"$TEST_TMP/multi.out"
+    local bad=0 b single
+    stdout() { vm_trace_case "$out" "$1" | grep -v '^stderr: '; }
+    b=$(vm_trace_case "$out" multi_entry) || bad=$((bad + 1))
+    if kernel_has_kprobe_multi; then
+        assert_contains "$b" "stderr: nobtf: kprobe:vfs_rea*: one program on " \
+            && assert_contains "$b" "functions through one kprobe_multi link" || bad=$((bad + 1))
+    else
+        assert_contains "$b" "kprobes, one program per function: this kernel has no kprobe_multi links" || bad=$((bad + 1))
+    fi
+    assert_contains "$b" "@[vfs_read]: 4" || bad=$((bad + 1))
+    single=$(vm_trace_case "$out" single_entry) || bad=$((bad + 1))
+    assert_contains "$single" "one program per function: --attach names one way per function" \
+        && assert_not_contains "$single" "kprobe_multi link" || bad=$((bad + 1))
+    assert_eq "$(stdout multi_entry)" "$(stdout single_entry)" || bad=$((bad + 1))
+    b=$(stdout multi_return) || bad=$((bad + 1))
+    assert_eq "$(grep -c '^vfs_read [0-9]*$' <<<"$b")" 4 && assert_contains "$b" "@[vfs_read]: 4" || bad=$((bad + 1))
+    assert_eq "$b" "$(stdout single_return)" || bad=$((bad + 1))
+    b=$(vm_trace_case "$out" multi_probe) || bad=$((bad + 1))
+    assert_contains "$b" "@[kprobe:vfs_read]: 4" || bad=$((bad + 1))
+    if kernel_has_kprobe_multi; then
+        assert_contains "$b" "one program per function: the program needs it" || bad=$((bad + 1))
+    fi
+    assert_eq "$bad" 0
+}
+
 # A storm through a one-page buffer, rm at the highest priority on nobtf's
 # CPU: every one of rm's unlinks is printed or counted lost, the last
 # losses included (the kernel reports a full perf ring's count only ahead

@@ -89,6 +89,14 @@ impl Checker<'_> {
             "elapsed" => Ok(self.elapsed(span)),
             "cpu" => e(TKind::Builtin(Builtin::Cpu), int(false)),
             "comm" => e(TKind::Comm, Ty::Str { len: COMM_LEN }),
+            "func" if matches!(scope.point, AttachPoint::KprobeMulti { .. }) => e(
+                TKind::Builtin(Builtin::FuncIp),
+                Ty::Symbol(crate::symbols::Symbolic::Func),
+            ),
+            "probe" if matches!(scope.point, AttachPoint::KprobeMulti { .. }) => Err(Error::at(
+                span,
+                "`probe` names each function's probe: not in one program for many functions",
+            )),
             "func" => e(
                 TKind::ConstStr(scope.point.func()),
                 Ty::Str { len: STR_LEN },

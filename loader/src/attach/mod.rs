@@ -34,6 +34,15 @@ pub enum AttachPoint {
     Kprobe(String),
     /// Return of a kernel function.
     Kretprobe(String),
+    /// The entries (or, `ret`, returns) of many kernel functions, one
+    /// program for all through one kprobe_multi link (5.18+); where the
+    /// kernel refuses the link, the session attaches the same bytecode to
+    /// each function as a kprobe.
+    KprobeMulti {
+        written: String,
+        functions: Vec<String>,
+        ret: bool,
+    },
     /// A static tracepoint, `events/<category>/<name>` in tracefs.
     Tracepoint { category: String, name: String },
     /// Every `period_ns` of CPU time, on each online CPU.
@@ -53,13 +62,23 @@ impl AttachPoint {
     /// The program type the kernel attaches here.
     pub fn prog_type(&self) -> u32 {
         match self {
-            AttachPoint::Kprobe(_) | AttachPoint::Kretprobe(_) | AttachPoint::Uprobe(_) => {
-                prog_type::KPROBE
-            }
+            AttachPoint::Kprobe(_)
+            | AttachPoint::Kretprobe(_)
+            | AttachPoint::KprobeMulti { .. }
+            | AttachPoint::Uprobe(_) => prog_type::KPROBE,
             AttachPoint::Tracepoint { .. } => prog_type::TRACEPOINT,
             AttachPoint::CpuClock { .. }
             | AttachPoint::Interval { .. }
             | AttachPoint::Sampling(_) => prog_type::PERF_EVENT,
+        }
+    }
+
+    /// What the kernel checks the program against at load
+    /// (`expected_attach_type`): a kprobe_multi link's type, else none.
+    pub fn expected_attach_type(&self) -> u32 {
+        match self {
+            AttachPoint::KprobeMulti { .. } => kernel_headers::bpf::attach_type::TRACE_KPROBE_MULTI,
+            _ => 0,
         }
     }
 
@@ -77,6 +96,9 @@ impl fmt::Display for AttachPoint {
         match self {
             AttachPoint::Kprobe(function) => write!(f, "kprobe:{function}"),
             AttachPoint::Kretprobe(function) => write!(f, "kretprobe:{function}"),
+            AttachPoint::KprobeMulti {
+                written, functions, ..
+            } => write!(f, "{written} ({} functions)", functions.len()),
             AttachPoint::Tracepoint { category, name } => write!(f, "tracepoint:{category}:{name}"),
             AttachPoint::CpuClock { period_ns } => write!(f, "cpu-clock every {period_ns} ns"),
             AttachPoint::Interval { period_ns } => write!(f, "interval of {period_ns} ns"),
@@ -171,6 +193,9 @@ impl Attach {
             AttachPoint::Kretprobe(function) => {
                 vec![self.attach(ProbeKind::Kretprobe, function, prog)?]
             }
+            AttachPoint::KprobeMulti { functions, ret, .. } => {
+                vec![attach_kprobe_multi(functions, *ret, prog)?]
+            }
             AttachPoint::Tracepoint { category, name } => {
                 let tracefs = tracefs.ok_or_else(|| AttachError::NoTracefs(point.to_string()))?;
                 vec![attach_tracepoint(tracefs, category, name, prog)?]
@@ -230,14 +255,57 @@ pub struct Attachment {
     perf: OwnedFd,
     _event: Option<TracefsEvent>,
     pub description: String,
+    /// `perf` is a BPF link (closing it detaches), not a perf event.
+    link: bool,
 }
 
 impl Drop for Attachment {
     fn drop(&mut self) {
+        if self.link {
+            return;
+        }
         if let Err(err) = sys::perf_disable(self.perf.as_fd()) {
             eprintln!("warning: detaching {}: {err}", self.description);
         }
     }
+}
+
+/// `prog` on the entries (or returns) of every one of `functions` through
+/// one kprobe_multi link; the kernel refuses the whole link if it cannot
+/// attach to one of them.
+pub fn attach_kprobe_multi(
+    functions: &[String],
+    ret: bool,
+    prog: BorrowedFd<'_>,
+) -> Result<Attachment, AttachError> {
+    let shown = || format!("{} functions through kprobe_multi", functions.len());
+    let names = functions
+        .iter()
+        .map(|f| CString::new(f.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| AttachError::Sys {
+            function: shown(),
+            err: SysError {
+                call: "bpf(BPF_LINK_CREATE)",
+                err: std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in function name"),
+            },
+        })?;
+    let flags = if ret {
+        kernel_headers::bpf_attr::KPROBE_MULTI_RETURN
+    } else {
+        0
+    };
+    let link =
+        sys::link_create_kprobe_multi(prog, &names, flags).map_err(|err| AttachError::Sys {
+            function: shown(),
+            err,
+        })?;
+    Ok(Attachment {
+        perf: link,
+        _event: None,
+        description: format!("kprobe_multi link of {}", shown()),
+        link: true,
+    })
 }
 
 /// `nobtf_<pid>_<p|r>_<function>_<n>`: unique per process and parseable,
@@ -296,6 +364,7 @@ fn finish(
         perf,
         _event: event,
         description,
+        link: false,
     };
     let wrap = |err| AttachError::Sys {
         function: function.to_string(),

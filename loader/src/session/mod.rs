@@ -193,6 +193,9 @@ struct Loaded {
     name: String,
     point: AttachPoint,
     fd: OwnedFd,
+    /// A kprobe_multi program's bytecode, loaded again as a kprobe per
+    /// function if the kernel refuses its link.
+    insns: Option<Vec<RawInsn>>,
 }
 
 /// What was set up. Fields drop in declaration order, the reverse of
@@ -209,6 +212,10 @@ pub struct Session {
     /// The BPF ring buffer (5.8+) and its loss counts.
     ring_buffer: Option<stream::RingBuffer>,
     progs: Vec<Loaded>,
+    /// The kprobe_multi programs loaded again as kprobes (see `Loaded`).
+    fallback_progs: Vec<OwnedFd>,
+    /// How each program on many functions was attached, and why, for `-v`.
+    pub attach_notes: Vec<String>,
     /// How many of `progs` are attached (in order).
     attached: usize,
     /// (name, map), in order of creation.
@@ -241,6 +248,8 @@ impl Session {
             rings: Vec::new(),
             ring_buffer: None,
             progs: Vec::new(),
+            fallback_progs: Vec::new(),
+            attach_notes: Vec::new(),
             maps: Vec::new(),
             pipe: None,
             poll: None,
@@ -341,16 +350,18 @@ impl Session {
     pub fn load_raw(&mut self, spec: &ProgramSpec<'_>) -> Result<(), LoadError> {
         let fd = load::load_program(
             spec.name,
-            spec.point.prog_type(),
+            (spec.point.prog_type(), spec.point.expected_attach_type()),
             spec.insns,
             spec.license,
             spec.disassembly,
             self.setup.load,
         )?;
+        let multi = matches!(spec.point, AttachPoint::KprobeMulti { .. });
         self.progs.push(Loaded {
             name: spec.name.to_string(),
             point: spec.point.clone(),
             fd,
+            insns: multi.then(|| spec.insns.to_vec()),
         });
         Ok(())
     }
@@ -387,7 +398,36 @@ impl Session {
     /// When attaching to a function fails, kallsyms and
     /// available_filter_functions are read to say why.
     pub fn attach_all(&mut self) -> Result<(), SessionError> {
-        for prog in &self.progs[self.attached..] {
+        for at in self.attached..self.progs.len() {
+            let prog = &self.progs[at];
+            if let AttachPoint::KprobeMulti {
+                written,
+                functions,
+                ret,
+            } = &prog.point
+            {
+                let refused =
+                    match crate::attach::attach_kprobe_multi(functions, *ret, prog.fd.as_fd()) {
+                        Ok(link) => {
+                            self.attach_notes.push(format!(
+                            "{written}: one program on {} functions through one kprobe_multi link",
+                            functions.len()
+                        ));
+                            self.attachments.push(link);
+                            continue;
+                        }
+                        Err(err) => err,
+                    };
+                let (name, written, functions, ret) =
+                    (prog.name.clone(), written.clone(), functions.clone(), *ret);
+                let insns = prog.insns.clone().unwrap_or_default();
+                self.attach_notes.push(format!(
+                    "{written}: the kernel refused the kprobe_multi link ({refused}): one kprobe per function ({}), the same program",
+                    self.setup.attach
+                ));
+                self.attach_each(&name, &insns, &functions, ret)?;
+                continue;
+            }
             let tracefs = self.setup.tracefs.as_deref().ok();
             let cpus = match prog.point {
                 AttachPoint::CpuClock { .. } | AttachPoint::Sampling(_) => features::online_cpus()?,
@@ -414,6 +454,48 @@ impl Session {
             self.attachments.extend(attachments);
         }
         self.attached = self.progs.len();
+        Ok(())
+    }
+
+    /// A kprobe_multi program's bytecode loaded again as a plain kprobe
+    /// program and attached to each function the usual way: `func` is
+    /// still the function's address (`bpf_get_func_ip` works in kprobes
+    /// since 5.15, and a kprobe_multi program is only made for 5.18+).
+    fn attach_each(
+        &mut self,
+        name: &str,
+        insns: &[RawInsn],
+        functions: &[String],
+        ret: bool,
+    ) -> Result<(), SessionError> {
+        let fd = load::load_program(
+            name,
+            (kernel_headers::bpf::prog_type::KPROBE, 0),
+            insns,
+            load::GPL,
+            &"(the kprobe_multi program, as a kprobe)",
+            self.setup.load,
+        )?;
+        let kind = if ret {
+            crate::attach::ProbeKind::Kretprobe
+        } else {
+            crate::attach::ProbeKind::Kprobe
+        };
+        let tracefs = self.setup.tracefs.as_deref().ok();
+        for function in functions {
+            let attached = self.setup.attach.attach(kind, function, fd.as_fd());
+            let attachment = attached.map_err(|err| {
+                diagnose::explain_attach_failure(function, &err, tracefs, self.setup.clone_fix)
+                    .map(|why| SessionError::Unprobeable {
+                        program: name.to_string(),
+                        function: function.to_string(),
+                        why,
+                    })
+                    .unwrap_or_else(|| err.into())
+            })?;
+            self.attachments.push(attachment);
+        }
+        self.fallback_progs.push(fd);
         Ok(())
     }
 

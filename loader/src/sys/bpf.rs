@@ -6,7 +6,9 @@ use std::mem::size_of;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use kernel_headers::bpf::RawInsn;
-use kernel_headers::bpf_attr::{self, MapCreateAttr, MapElemAttr, ProgLoadAttr};
+use kernel_headers::bpf_attr::{
+    self, KprobeMultiLinkAttr, MapCreateAttr, MapElemAttr, ProgLoadAttr,
+};
 use kernel_headers::pt_regs;
 
 use super::{SysError, SysResult, long, owned};
@@ -255,6 +257,35 @@ pub fn prog_load(
             bpf_attr::cmd::BPF_PROG_LOAD,
             &mut attr,
             "bpf(BPF_PROG_LOAD)",
+        )
+    }?;
+    Ok(owned(fd))
+}
+
+/// BPF_LINK_CREATE of a kprobe_multi link (5.18+): `prog` on each of
+/// `functions`, at their returns when `flags` says so. The link's fd keeps
+/// it attached; closing it detaches.
+pub fn link_create_kprobe_multi(
+    prog: std::os::fd::BorrowedFd<'_>,
+    functions: &[std::ffi::CString],
+    flags: u32,
+) -> SysResult<OwnedFd> {
+    let syms: Vec<u64> = functions.iter().map(|f| f.as_ptr() as u64).collect();
+    let mut attr = KprobeMultiLinkAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        attach_type: kernel_headers::bpf::attach_type::TRACE_KPROBE_MULTI,
+        kprobe_multi_flags: flags,
+        cnt: syms.len() as u32,
+        syms: syms.as_ptr() as u64,
+        ..KprobeMultiLinkAttr::default()
+    };
+    // SAFETY: `syms` holds `cnt` pointers to NUL-terminated strings owned
+    // by `functions`; both outlive the call; addrs and cookies are null.
+    let fd = unsafe {
+        bpf(
+            bpf_attr::cmd::BPF_LINK_CREATE,
+            &mut attr,
+            "bpf(BPF_LINK_CREATE)",
         )
     }?;
     Ok(owned(fd))

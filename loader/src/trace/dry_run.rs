@@ -186,7 +186,11 @@ impl Box_ {
         profile: Profile,
         text: &mut String,
     ) -> Result<(), TraceError> {
-        let kernel = self.lang_kernel(opts.read)?;
+        let mut kernel = self.lang_kernel(opts.read)?;
+        // The box's CONFIG_FPROBE is not known here: its release decides
+        // (a live run tries, and falls back to one kprobe per function).
+        kernel.kprobe_multi = opts.attach == AttachMode::Auto
+            && lang::kernel::Kernel::release_has_kprobe_multi(self.version, self.abi);
         let attach = self.attach(opts.attach)?;
         let fields = self.fields(opts, profile, kernel);
         let tracepoints = KernelTracepoints::over(BoxFiles { kernel: self });
@@ -208,6 +212,24 @@ impl Box_ {
             "back end: bpf (assumed: the box's kernel has bpf(2) and kprobe BPF programs; `nobtf check` there says)"
         );
         let _ = writeln!(text, "attach: {attach}");
+        let multi = compiled
+            .probes
+            .iter()
+            .filter(|p| matches!(p.attach, LangPoint::KprobeMulti { .. }))
+            .count();
+        if multi > 0 {
+            let _ = writeln!(
+                text,
+                "kprobe_multi: {multi} program{} on several functions, one link each (assumed from release {}: the box's CONFIG_FPROBE is not checked; without it a live run attaches one kprobe per function)",
+                plural(multi as u64),
+                self.version
+            );
+        } else if let Some(refused) = &compiled.multi_refused {
+            let _ = writeln!(
+                text,
+                "kprobe_multi: not used, one program per function ({refused})"
+            );
+        }
         let _ = writeln!(text, "reader: {}", plan::reader_name(kernel.readers));
         let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints, self.abi);
         let _ = writeln!(text, "would attach {count} probe{}", plural(count));

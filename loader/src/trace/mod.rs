@@ -155,7 +155,8 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     if let Ok(tracefs) = &report.tracefs {
         stale::sweep(tracefs, false);
     }
-    let kernel = target::kernel(&mut report, opts.read)?;
+    let mut kernel = target::kernel(&mut report, opts.read)?;
+    kernel.kprobe_multi = report.kprobe_multi.is_ok() && opts.attach == AttachMode::Auto;
     // Reading the kernel's BTF takes a while (megabytes of types): only
     // for a program that reads struct members.
     // (or names a constant only BTF or a profile may know).
@@ -182,7 +183,9 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let compiled = compile_program(opts, &target)?;
     let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints, kernel.abi);
     let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
+    symbols.set_functions(multi_functions(&compiled));
     if opts.verbose {
+        say_multi(&compiled, kernel, &report.kprobe_multi, opts.attach);
         let lowered: Vec<_> = compiled
             .probes
             .iter()
@@ -230,6 +233,11 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let stopped = begin(opts, count, &session, &mut printer)?;
     if !stopped {
         session.attach_all()?;
+        if opts.verbose {
+            for note in &session.attach_notes {
+                eprintln!("nobtf: {note}");
+            }
+        }
         steps.done("attaching");
     }
     printer.release()?;
@@ -562,6 +570,15 @@ fn attach_point(point: &LangPoint, placed: &uprobes::Placed) -> AttachPoint {
     match point {
         LangPoint::Kprobe(f) => AttachPoint::Kprobe(f.clone()),
         LangPoint::Kretprobe(f) => AttachPoint::Kretprobe(f.clone()),
+        LangPoint::KprobeMulti {
+            written,
+            functions,
+            ret,
+        } => AttachPoint::KprobeMulti {
+            written: written.clone(),
+            functions: functions.clone(),
+            ret: *ret,
+        },
         LangPoint::Tracepoint { category, name } => AttachPoint::Tracepoint {
             category: category.clone(),
             name: name.clone(),
@@ -579,6 +596,62 @@ fn attach_point(point: &LangPoint, placed: &uprobes::Placed) -> AttachPoint {
             unreachable!("uprobes are placed before loading")
         }
     }
+}
+
+/// The functions of the programs on many functions: `func` there is an
+/// address, named from these.
+fn multi_functions(compiled: &Compiled) -> Vec<String> {
+    compiled
+        .probes
+        .iter()
+        .filter_map(|p| match &p.attach {
+            LangPoint::KprobeMulti { functions, .. } => Some(functions.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// For `-v`: whether probes on several functions are one program each
+/// (kprobe_multi) or one per function, and why.
+pub(crate) fn say_multi(
+    compiled: &Compiled,
+    kernel: lang::kernel::Kernel,
+    found: &Result<(), String>,
+    attach: AttachMode,
+) {
+    let multi = compiled
+        .probes
+        .iter()
+        .filter(|p| matches!(p.attach, LangPoint::KprobeMulti { .. }))
+        .count();
+    let single = compiled
+        .probes
+        .iter()
+        .filter(|p| matches!(p.attach, LangPoint::Kprobe(_) | LangPoint::Kretprobe(_)))
+        .count();
+    if multi > 0 {
+        eprintln!(
+            "nobtf: {multi} program{} on several functions each, for kprobe_multi links (`func` is read as the function's address)",
+            if multi == 1 { "" } else { "s" }
+        );
+    }
+    if single < 2 {
+        return;
+    }
+    let why = if let Some(refused) = &compiled.multi_refused {
+        format!("the program needs it ({refused})")
+    } else if kernel.kprobe_multi {
+        return;
+    } else if attach != AttachMode::Auto {
+        "--attach names one way per function".to_string()
+    } else {
+        match found {
+            Err(why) => format!("this kernel has no kprobe_multi links ({why})"),
+            Ok(()) => return,
+        }
+    };
+    eprintln!("nobtf: {single} kprobes, one program per function: {why}");
 }
 
 /// For `-v`: each syscall tracepoint lowered to a kprobe, and to what.

@@ -33,10 +33,10 @@ pub fn without_missing_functions(
     tracefs: Option<&Path>,
 ) -> Result<Compiled, TraceError> {
     // Reading kallsyms (megabytes) only when a listed probe could be left out.
-    let listed_kprobe = compiled.probes.iter().any(|p| {
-        matches!(p.attach, LangPoint::Kprobe(_) | LangPoint::Kretprobe(_))
-            && compiled.listed.contains(&p.attach)
-    });
+    let listed_kprobe = compiled
+        .probes
+        .iter()
+        .any(|p| listed_functions(p, &compiled.listed).next().is_some());
     if compiled.config.missing_probes == MissingProbes::Error || !listed_kprobe {
         return Ok(compiled);
     }
@@ -57,10 +57,7 @@ pub fn without_missing(
 ) -> Result<Compiled, TraceError> {
     let policy = compiled.config.missing_probes;
     let listed = compiled.listed.clone();
-    let skippable = |p: &CompiledProbe| {
-        matches!(p.attach, LangPoint::Kprobe(_) | LangPoint::Kretprobe(_))
-            && listed.contains(&p.attach)
-    };
+    let skippable = |p: &CompiledProbe| listed_functions(p, &listed).next().is_some();
     if policy == MissingProbes::Error || !compiled.probes.iter().any(skippable) {
         return Ok(compiled);
     }
@@ -69,6 +66,35 @@ pub fn without_missing(
     // linux-4.14 under emulation.
     let present = present_functions(kallsyms, filter);
     let before = compiled.probes.len();
+    // A program on several functions keeps those there, as if each were
+    // its own probe.
+    for probe in &mut compiled.probes {
+        let missing: Vec<String> = listed_functions(probe, &listed)
+            .filter(|f| !present.contains(f.as_str()))
+            .filter(|f| {
+                matches!(
+                    features::probeable(f, kallsyms, filter),
+                    Probeable::Missing { .. } | Probeable::NotTraceable
+                )
+            })
+            .cloned()
+            .collect();
+        if let LangPoint::KprobeMulti { functions, ret, .. } = &mut probe.attach {
+            for function in &missing {
+                if policy == MissingProbes::Warn {
+                    let kind = if *ret { "kretprobe" } else { "kprobe" };
+                    eprintln!(
+                        "warning: could not attach probe {kind}:{function}: this kernel cannot probe {function}, skipping"
+                    );
+                }
+            }
+            functions.retain(|f| !missing.contains(f));
+        }
+    }
+    compiled.probes.retain(|probe| match &probe.attach {
+        LangPoint::KprobeMulti { functions, .. } => !functions.is_empty(),
+        _ => true,
+    });
     compiled.probes.retain(|probe| {
         let (LangPoint::Kprobe(function) | LangPoint::Kretprobe(function)) = &probe.attach else {
             return true;
@@ -100,6 +126,28 @@ pub fn without_missing(
         ));
     }
     Ok(compiled)
+}
+
+/// The functions of `probe` written in a list with others (`listed`):
+/// those bpftrace leaves out when the kernel lacks them.
+fn listed_functions<'a>(
+    probe: &'a CompiledProbe,
+    listed: &'a [LangPoint],
+) -> impl Iterator<Item = &'a String> + 'a {
+    let (functions, ret): (&[String], bool) = match &probe.attach {
+        LangPoint::Kprobe(f) => (std::slice::from_ref(f), false),
+        LangPoint::Kretprobe(f) => (std::slice::from_ref(f), true),
+        LangPoint::KprobeMulti { functions, ret, .. } => (functions, *ret),
+        _ => (&[], false),
+    };
+    functions.iter().filter(move |f| {
+        let point = if ret {
+            LangPoint::Kretprobe((*f).clone())
+        } else {
+            LangPoint::Kprobe((*f).clone())
+        };
+        listed.contains(&point)
+    })
 }
 
 /// The text symbols of `kallsyms` that `filter` (ftrace's list) also has,
