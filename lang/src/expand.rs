@@ -4,6 +4,8 @@
 //! What the kernel can probe comes from the loader, through
 //! [`TracepointSource::matching`].
 
+use std::collections::HashSet;
+
 use crate::ast::Attach;
 use crate::diag::Error;
 use crate::glob;
@@ -225,6 +227,10 @@ pub fn group_multi<'a>(
         return points;
     }
     let mut out: Vec<(&'a Attach, AttachPoint, Context)> = Vec::new();
+    // Each group's place in `out`, kind and functions. A function a probe
+    // names twice goes to a second group: one link refuses a function
+    // twice, and one kprobe per function runs the body twice.
+    let mut groups: Vec<(usize, bool, HashSet<String>)> = Vec::new();
     for (attach, point, context) in points {
         let ret = match kind(&point) {
             Some(ret) if (ret && returns) || (!ret && entries) => ret,
@@ -235,31 +241,35 @@ pub fn group_multi<'a>(
         };
         let function = point.func();
         let written_here = attach.parts.join(":");
-        let group = out.iter_mut().find_map(|(_, p, _)| match p {
-            AttachPoint::KprobeMulti {
-                written,
-                functions,
-                ret: r,
-            } if *r == ret => Some((written, functions)),
-            _ => None,
-        });
+        let group = groups
+            .iter_mut()
+            .find(|(_, r, members)| *r == ret && !members.contains(&function));
         match group {
-            Some((written, functions)) => {
-                if !written.split(',').any(|w| w == written_here) {
-                    written.push(',');
-                    written.push_str(&written_here);
+            Some((at, _, members)) => {
+                members.insert(function.clone());
+                if let AttachPoint::KprobeMulti {
+                    written, functions, ..
+                } = &mut out[*at].1
+                {
+                    if !written.split(',').any(|w| w == written_here) {
+                        written.push(',');
+                        written.push_str(&written_here);
+                    }
+                    functions.push(function);
                 }
-                functions.push(function);
             }
-            None => out.push((
-                attach,
-                AttachPoint::KprobeMulti {
-                    written: written_here,
-                    functions: vec![function],
-                    ret,
-                },
-                context,
-            )),
+            None => {
+                groups.push((out.len(), ret, HashSet::from([function.clone()])));
+                out.push((
+                    attach,
+                    AttachPoint::KprobeMulti {
+                        written: written_here,
+                        functions: vec![function],
+                        ret,
+                    },
+                    context,
+                ));
+            }
         }
     }
     out

@@ -130,6 +130,9 @@ fn a_program_that_needs_a_name_per_function_falls_back_whole() {
         r#"kprobe:vfs_* /func == "vfs_read"/ { @ = count(); }"#,
         // One map keyed by `func` of a lone function (a string) too.
         "kprobe:vfs_* { @[func] = count(); } kprobe:do_unlinkat { @[func] = count(); }",
+        // `func`'s size is its string's.
+        "kprobe:vfs_* { @ = sizeof(func); }",
+        "kprobe:vfs_* { @[func] = count(); } kprobe:do_unlinkat { @[func] = count(); }",
     ] {
         let compiled = compile(source, true);
         assert!(
@@ -159,4 +162,52 @@ fn func_prints_through_the_symbolizer_in_printf() {
         compiled.probes[0].attach,
         AttachPoint::KprobeMulti { ret: true, .. }
     ));
+}
+
+#[test]
+fn func_is_a_string_to_printf_integer_conversions() {
+    let fields: Vec<(&'static str, FieldInfo)> = Vec::new();
+    for multi in [true, false] {
+        let mut kernel = Kernel::for_release(KernelVersion::new(6, 12, 0), &ABI);
+        kernel.kprobe_multi = multi;
+        let target = Target {
+            fields: &fields,
+            tracepoints: &Functions,
+            kernel,
+        };
+        for conv in ["%d", "%x", "%u"] {
+            let source = format!(r#"kprobe:vfs_* {{ printf("{conv}\n", func); }}"#);
+            let refused = lang::compile(&source, &target).err();
+            let message = refused.map(|e| e.message).unwrap_or_default();
+            assert_eq!(
+                message,
+                format!("{conv} needs an integer, found a string; use %s"),
+                "{source} (multi {multi})"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_function_named_twice_is_in_two_programs_as_with_one_per_function() {
+    let compiled = compile("kprobe:vfs_read,kprobe:vfs_* { @[func] = count(); }", true);
+    let groups: Vec<_> = compiled
+        .probes
+        .iter()
+        .map(|p| match &p.attach {
+            AttachPoint::KprobeMulti { functions, .. } => functions.clone(),
+            other => panic!("{other}"),
+        })
+        .collect();
+    // One link per group: the kernel refuses a link naming a function twice.
+    assert_eq!(
+        groups,
+        [vec!["vfs_read", "vfs_readv", "vfs_write"], vec!["vfs_read"]]
+    );
+    assert_eq!(
+        compile("kprobe:vfs_read,kprobe:vfs_* { @[func] = count(); }", false)
+            .probes
+            .len(),
+        4
+    );
 }

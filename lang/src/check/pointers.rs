@@ -307,6 +307,13 @@ impl Checker<'_> {
             Ty::Inet => crate::output::INET_SIZE,
             Ty::Buf { .. } => v.ty.buffer_len().unwrap_or(0),
             Ty::Tuple(_) => v.ty.buffer_len().unwrap_or(0),
+            // One program per function makes it a string of `str_len`.
+            Ty::Symbol(crate::symbols::Symbolic::Func) => {
+                return Err(Error::at(
+                    args[0].span,
+                    "sizeof(func) is its string's size: one program per function",
+                ));
+            }
             Ty::Symbol(_) => v.ty.buffer_len().unwrap_or(8),
             Ty::Place {
                 place: Place::CharArray(n),

@@ -255,7 +255,8 @@ impl Checker<'_> {
                         ),
                     ));
                 }
-                (_, Ty::Str { .. }) => {
+                // `func` is a string in bpftrace, whatever holds it here.
+                (_, Ty::Str { .. } | Ty::Symbol(crate::symbols::Symbolic::Func)) => {
                     return Err(Error::at(
                         value.span,
                         format!("%{conv} needs an integer, found a string; use %s"),

@@ -312,7 +312,14 @@ impl Box_ {
             return Ok(());
         };
         for probe in &compiled.probes {
-            if let LangPoint::Kprobe(function) | LangPoint::Kretprobe(function) = &probe.attach {
+            let functions = match &probe.attach {
+                LangPoint::Kprobe(function) | LangPoint::Kretprobe(function) => {
+                    std::slice::from_ref(function)
+                }
+                LangPoint::KprobeMulti { functions, .. } => functions.as_slice(),
+                _ => continue,
+            };
+            for function in functions {
                 let probeable =
                     features::probeable(function, kallsyms, self.filter_functions.as_deref());
                 plan::explain_probeable(function, &probeable)?;
@@ -355,10 +362,12 @@ impl Box_ {
 
     /// What the given files could not show.
     fn unchecked(&self, compiled: &Compiled, text: &mut String) {
-        let kprobes = compiled
-            .probes
-            .iter()
-            .any(|p| matches!(p.attach, LangPoint::Kprobe(_) | LangPoint::Kretprobe(_)));
+        let kprobes = compiled.probes.iter().any(|p| {
+            matches!(
+                p.attach,
+                LangPoint::Kprobe(_) | LangPoint::Kretprobe(_) | LangPoint::KprobeMulti { .. }
+            )
+        });
         if kprobes && self.kallsyms.is_none() {
             let _ = writeln!(
                 text,
