@@ -294,6 +294,9 @@ t single_entry -v --attach pmu "$ENTRY" -c "$DD"
 t multi_return -v "$RETURN" -c "$DD"
 t single_return -v --attach pmu "$RETURN" -c "$DD"
 t multi_probe -v 'kprobe:vfs_rea* /comm == "dd"/ { @[probe] = count(); }' -c "$DD"
+TWICE='kprobe:vfs_read,kprobe:vfs_rea* /comm == "dd"/ { @[func] = count(); } kprobe:vfs_read* /comm == "dd"/ { @b[func] = count(); }'
+t multi_twice -v "$TWICE" -c "$DD"
+t single_twice -v --attach pmu "$TWICE" -c "$DD"
 EOF
     } >"$script"
     local out
@@ -316,6 +319,17 @@ EOF
     b=$(stdout multi_return) || bad=$((bad + 1))
     assert_eq "$(grep -c '^vfs_read [0-9]*$' <<<"$b")" 4 && assert_contains "$b" "@[vfs_read]: 4" || bad=$((bad + 1))
     assert_eq "$b" "$(stdout single_return)" || bad=$((bad + 1))
+    # vfs_read named twice in one probe runs its body twice per read, as
+    # one kprobe per function does (the second through a link of its own:
+    # the kernel refuses a link naming a function twice); a second probe
+    # on the same functions has its own link.
+    b=$(vm_trace_case "$out" multi_twice) || bad=$((bad + 1))
+    if kernel_has_kprobe_multi; then
+        assert_not_contains "$b" "refused the kprobe_multi link" \
+            && assert_eq "$(grep -c 'through one kprobe_multi link$' <<<"$b")" 3 || bad=$((bad + 1))
+    fi
+    assert_contains "$b" "@[vfs_read]: 8" && assert_contains "$b" "@b[vfs_read]: 4" || bad=$((bad + 1))
+    assert_eq "$(stdout multi_twice)" "$(stdout single_twice)" || bad=$((bad + 1))
     b=$(vm_trace_case "$out" multi_probe) || bad=$((bad + 1))
     assert_contains "$b" "@[kprobe:vfs_read]: 4" || bad=$((bad + 1))
     if kernel_has_kprobe_multi; then

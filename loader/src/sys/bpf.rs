@@ -291,6 +291,34 @@ pub fn link_create_kprobe_multi(
     Ok(owned(fd))
 }
 
+/// BPF_LINK_CREATE of a kprobe_multi link whose one address is to be read
+/// from `addrs_at` in this process, for finding out whether the kernel has
+/// such links: a kernel that has them fails copying from an unmapped
+/// `addrs_at` (EFAULT) before looking any function up, one without them
+/// refuses the attach type first.
+pub fn link_create_kprobe_multi_at(
+    prog: std::os::fd::BorrowedFd<'_>,
+    addrs_at: u64,
+) -> SysResult<OwnedFd> {
+    let mut attr = KprobeMultiLinkAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        attach_type: kernel_headers::bpf::attach_type::TRACE_KPROBE_MULTI,
+        cnt: 1,
+        addrs: addrs_at,
+        ..KprobeMultiLinkAttr::default()
+    };
+    // SAFETY: the kernel only reads `addrs_at` through copy_from_user,
+    // which fails cleanly on an unmapped address; `attr` outlives the call.
+    let fd = unsafe {
+        bpf(
+            bpf_attr::cmd::BPF_LINK_CREATE,
+            &mut attr,
+            "bpf(BPF_LINK_CREATE)",
+        )
+    }?;
+    Ok(owned(fd))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

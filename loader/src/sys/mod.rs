@@ -22,7 +22,9 @@ mod ring;
 mod signals;
 
 pub use affinity::{CpuSet, affinity, set_affinity};
-pub use bpf::{MapFd, link_create_kprobe_multi, lookup_len, map_create, prog_load};
+pub use bpf::{
+    MapFd, link_create_kprobe_multi, link_create_kprobe_multi_at, lookup_len, map_create, prog_load,
+};
 pub use clock::monotonic_ns;
 pub use mount::mount_pseudo;
 pub use perf::{perf_disable, perf_enable, perf_event_open, perf_set_bpf};
