@@ -239,6 +239,10 @@ helpers! {
     ProbeReadKernelStr = 115, "bpf_probe_read_kernel_str", since (5, 5);
     /// Copies a record into a `BPF_MAP_TYPE_RINGBUF`.
     RingbufOutput = 130, "bpf_ringbuf_output", since (5, 8);
+    /// Reserves a record in a `BPF_MAP_TYPE_RINGBUF`, to be written in place.
+    RingbufReserve = 131, "bpf_ringbuf_reserve", since (5, 8);
+    /// Commits a reserved record.
+    RingbufSubmit = 132, "bpf_ringbuf_submit", since (5, 8);
     /// A ring buffer's state, e.g. [`ringbuf::AVAIL_DATA`].
     RingbufQuery = 134, "bpf_ringbuf_query", since (5, 8);
     /// The address of the probed function (kprobe programs 5.15+; in a
@@ -403,6 +407,8 @@ mod tests {
             (Helper::ProbeReadUserStr, 114, KernelVersion::new(5, 5, 0)),
             (Helper::ProbeReadKernelStr, 115, KernelVersion::new(5, 5, 0)),
             (Helper::RingbufOutput, 130, KernelVersion::new(5, 8, 0)),
+            (Helper::RingbufReserve, 131, KernelVersion::new(5, 8, 0)),
+            (Helper::RingbufSubmit, 132, KernelVersion::new(5, 8, 0)),
             (Helper::RingbufQuery, 134, KernelVersion::new(5, 8, 0)),
         ];
         for (helper, id, since) in expect {

@@ -6,7 +6,9 @@
 //! `nobtf trace` does. Run under `valgrind --tool=callgrind` for
 //! instructions per event (scripts/bench measures the whole tracer in a
 //! VM; this isolates the printing path).
-//!   cargo run --release -p loader --example reader_cost -- [EVENTS] [text|json|trace-text|trace-json]
+//! `text` and `json` take the records as the BPF ring buffer lays them
+//! out (5.8+), `perf-text` and `perf-json` as the perf rings do.
+//!   cargo run --release -p loader --example reader_cost -- [EVENTS] [text|json|perf-text|perf-json|trace-text|trace-json]
 #![forbid(unsafe_code)]
 
 use std::io::{BufWriter, Write};
@@ -48,6 +50,23 @@ fn sample_record(raw: &UnlinkEvent) -> Vec<u8> {
     out
 }
 
+/// One BPF ring buffer record holding `raw`: the 8-byte header (length,
+/// page offset) and the record, padded to 8, as the kernel lays it out.
+fn ring_record(raw: &UnlinkEvent) -> Vec<u8> {
+    let sample = sample_record(raw);
+    let body = &sample[PERF_EVENT_HEADER_SIZE + 4..];
+    let len = if raw.kind == EventKind::Entry as u32 {
+        SIZE
+    } else {
+        event::EXIT_SIZE
+    };
+    let mut out = (len as u32).to_ne_bytes().to_vec();
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&body[..len]);
+    out.resize(out.len().next_multiple_of(8), 0);
+    out
+}
+
 /// The perf sample record around a program's output `raw`.
 fn wrap(raw: &[u8]) -> Vec<u8> {
     let padded = (4 + raw.len()).div_ceil(8) * 8;
@@ -77,11 +96,13 @@ fn main() {
     let events: usize = args
         .next()
         .map_or(100_000, |n| n.parse().expect("EVENTS is a number"));
-    let format = match args.next().as_deref() {
-        Some("json") => Format::Json,
+    let (format, perf) = match args.next().as_deref() {
+        Some("json") => (Format::Json, false),
+        Some("perf-text") => (Format::Text, true),
+        Some("perf-json") => (Format::Json, true),
         Some("trace-text") => return trace(events, report::Format::Text),
         Some("trace-json") => return trace(events, report::Format::Json),
-        _ => Format::Text,
+        _ => (Format::Text, false),
     };
     let mut comm = [0u8; kernel_headers::sched::TASK_COMM_LEN];
     comm[..9].copy_from_slice(b"benchctl\0");
@@ -110,22 +131,43 @@ fn main() {
     // A drain's worth of records, as one 64-page ring would hold.
     let mut batch = Vec::new();
     while batch.len() < 64 * 4096 - 2 * 400 {
-        batch.extend(sample_record(&entry));
-        batch.extend(sample_record(&exit));
+        if perf {
+            batch.extend(sample_record(&entry));
+            batch.extend(sample_record(&exit));
+        } else {
+            batch.extend(ring_record(&entry));
+            batch.extend(ring_record(&exit));
+        }
     }
-    let per_batch = ring::records(&batch).count();
+    if perf {
+        print_unlink(events, format, &batch, ring::records);
+    } else {
+        print_unlink(events, format, &batch, ring::ring_buffer_records);
+    }
+}
+
+/// Prints `events` records of `batch` (walked by `records`, again and
+/// again) as the printer does.
+fn print_unlink<'a, I>(events: usize, format: Format, batch: &'a [u8], records: fn(&'a [u8]) -> I)
+where
+    I: Iterator<Item = Result<Record<'a>, ring::RingError>>,
+{
+    let per_batch = records(batch).count();
     let mut out = dev_null();
     let mut done = 0;
     // As the printer gathers lines: one buffer, written when 64 KiB wait.
     let mut line = output::Lines::with_capacity(68 * 1024);
     let mut cache = output::LineCache::default();
     while done < events {
-        for record in ring::records(&batch).take(events - done) {
+        for record in records(batch).take(events - done) {
             let Ok(Record::Sample(data)) = record else {
                 panic!("bad record")
             };
             let raw = event::parse_ref(data).expect("a valid event");
-            cache.append(&mut line, format, &loader::run::event(1, &raw));
+            // As the printer does: text straight from the record.
+            if format != Format::Text || !cache.append_record(&mut line, &raw, 1) {
+                cache.append(&mut line, format, &loader::run::event(1, &raw));
+            }
             if line.len() >= 64 * 1024 {
                 out.write_all(line.as_bytes())
                     .expect("writing to /dev/null");

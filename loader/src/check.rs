@@ -177,7 +177,7 @@ impl fmt::Display for Check {
                 writeln!(f, "  read helper        {}", plan::reader_name(h))?;
             }
             let output = if report.sink() == probes::ringbuf::Sink::RingBuffer {
-                "BPF ring buffer (bpf_ringbuf_output)"
+                "BPF ring buffer (bpf_ringbuf_reserve/submit)"
             } else if report.has_helper(Helper::PerfEventOutput) {
                 "perf event array (bpf_perf_event_output)"
             } else {

@@ -3,6 +3,7 @@
 //! per event, and one copy of each byte.
 
 mod lines;
+mod record;
 
 use std::borrow::Cow;
 
@@ -101,6 +102,8 @@ fn message_tail(line: &mut Lines, event: &Event<'_>) {
 #[derive(Debug, Default)]
 pub struct LineCache {
     thread: Option<Thread>,
+    /// The last line's seconds, formatted.
+    seconds: Option<record::Seconds>,
 }
 
 /// The parts made for one (tid, cpu, pid, comm).
@@ -110,6 +113,9 @@ struct Thread {
     cpu: u32,
     pid: u32,
     comm: String,
+    /// The comm's 16 bytes as the record holds them, when the parts were
+    /// made from a record (`LineCache::append_record`).
+    comm_word: Option<u128>,
     /// `None` when a part is longer than a [`Part`] (a comm of many
     /// replaced bytes): such lines are formatted afresh.
     parts: Option<[Part; 3]>,
@@ -160,7 +166,7 @@ impl LineCache {
             return append_line(line, format, event);
         };
         line.put(&prefix.bytes, prefix.len);
-        time(line, event.ts_ns);
+        self.time(line, event.ts_ns);
         let head = match event.kind {
             EventKind::Entry { .. } => entry_head,
             EventKind::Exit { .. } => exit_head,
@@ -194,6 +200,7 @@ impl LineCache {
             cpu: event.cpu,
             pid: event.pid,
             comm: event.comm.to_string(),
+            comm_word: None,
             parts,
         });
     }

@@ -1,7 +1,8 @@
-//! Perf ring and BPF ring buffer records, parsed from bytes already copied
-//! out of the ring (the copies in `sys::PerfRing::drain_into` and
-//! `sys::BpfRing::drain_into` undo the wrap-around), so this part is pure
-//! and tested without a kernel.
+//! Perf ring and BPF ring buffer records, parsed from bytes with no
+//! wrap-around (a perf ring's copied out by `sys::PerfRing::drain_into`;
+//! the ring buffer's read in place, its data mapped twice in a row, by
+//! `sys::BpfRing::drain_with`), so this part is pure and tested without a
+//! kernel.
 
 use std::mem::offset_of;
 

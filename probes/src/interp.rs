@@ -31,6 +31,11 @@ pub const STACK_ADDR: u64 = 0xffff_c900_1000_0000;
 pub const MAP_ADDR: u64 = 0xffff_a000_0000_0000;
 /// Hash map values live from here, each in its own region.
 pub const MAP_VALUE_ADDR: u64 = 0xffff_b000_0000_0000;
+/// Reserved ring buffer records live from here, each in its own region.
+pub const RING_RECORD_ADDR: u64 = 0xffff_b800_0000_0000;
+/// What a reserved ring buffer record holds before the program writes it
+/// (the kernel does not zero it): a byte a test would notice.
+pub const RING_STALE: u8 = 0xa5;
 const ENOENT: i64 = 2;
 
 const EFAULT: i64 = 14;
@@ -58,11 +63,15 @@ enum Kind {
     User,
     /// A hash map entry's value: the program may load and store.
     MapValue,
+    /// A ring buffer record reserved and not yet submitted: the program
+    /// and helpers write it in place.
+    RingRecord,
 }
 
-const PROGRAM_READ: &[Kind] = &[Kind::Ctx, Kind::Stack, Kind::MapValue];
+const PROGRAM_READ: &[Kind] = &[Kind::Ctx, Kind::Stack, Kind::MapValue, Kind::RingRecord];
 const STACK_ONLY: &[Kind] = &[Kind::Stack];
-const PROGRAM_WRITE: &[Kind] = &[Kind::Stack, Kind::MapValue];
+const PROGRAM_WRITE: &[Kind] = &[Kind::Stack, Kind::MapValue, Kind::RingRecord];
+const HELPER_WRITE: &[Kind] = &[Kind::Stack, Kind::RingRecord];
 const KERNEL: &[Kind] = &[Kind::Ctx, Kind::Stack, Kind::Kernel, Kind::MapValue];
 const USER: &[Kind] = &[Kind::User];
 const ANY: &[Kind] = &[
@@ -120,6 +129,8 @@ pub enum InterpError {
         helper: &'static str,
         reason: String,
     },
+    #[error("a ring buffer record was reserved and never submitted")]
+    Unsubmitted,
     #[error("memory at {addr:#x} ({len} bytes) overlaps memory already mapped")]
     Overlap { addr: u64, len: usize },
 }
@@ -155,6 +166,7 @@ pub struct Vm {
     pub cpu: u32,
     hash_maps: Vec<HashMap>,
     next_value_addr: u64,
+    next_record_addr: u64,
 }
 
 /// A zeroed native `pt_regs` with the named registers set, e.g.
@@ -261,9 +273,13 @@ impl Vm {
             bytes: vec![0; STACK_SIZE],
             kind: Kind::Stack,
         });
-        let result = self.execute(program);
+        let mut result = self.execute(program);
+        let unsubmitted = self.regions.iter().any(|r| r.kind == Kind::RingRecord);
+        if unsubmitted && result.is_ok() {
+            result = Err(InterpError::Unsubmitted);
+        }
         self.regions
-            .retain(|r| !matches!(r.kind, Kind::Ctx | Kind::Stack));
+            .retain(|r| !matches!(r.kind, Kind::Ctx | Kind::Stack | Kind::RingRecord));
         result
     }
 
@@ -386,9 +402,9 @@ impl Vm {
         Some(())
     }
 
-    /// Helpers write only to the stack.
+    /// Helpers write only to the stack and reserved ring records.
     fn write(&mut self, addr: u64, data: &[u8]) -> Option<()> {
-        let (n, start) = self.find(addr, data.len(), STACK_ONLY)?;
+        let (n, start) = self.find(addr, data.len(), HELPER_WRITE)?;
         self.regions[n].bytes[start..start + data.len()].copy_from_slice(data);
         Some(())
     }
@@ -575,6 +591,42 @@ impl Vm {
                 }
                 self.ring_pending += taken;
                 self.ring_output.push((data, r[4]));
+                Ok(0)
+            }
+            Helper::RingbufReserve => {
+                if r[1] != MAP_ADDR + u64::from(self.ring_map_fd as u32) {
+                    return Err(fail(format!("{:#x} is not the ring buffer", r[1])));
+                }
+                let len = size(r[2])?;
+                if r[3] != 0 {
+                    return Err(fail(format!("flags {:#x} are not 0", r[3])));
+                }
+                let taken = (len as u64 + 8).next_multiple_of(8);
+                if self.ring_pending + taken > self.ring_capacity {
+                    return Ok(0);
+                }
+                // Reserving moves the producer: the query counts it.
+                self.ring_pending += taken;
+                let addr = RING_RECORD_ADDR + self.next_record_addr;
+                self.next_record_addr += taken;
+                self.regions.push(Region {
+                    base: addr,
+                    bytes: vec![RING_STALE; len],
+                    kind: Kind::RingRecord,
+                });
+                Ok(addr)
+            }
+            Helper::RingbufSubmit => {
+                let at = self
+                    .regions
+                    .iter()
+                    .position(|g| g.kind == Kind::RingRecord && g.base == r[1])
+                    .ok_or_else(|| fail(format!("{:#x} is not a reserved record", r[1])))?;
+                if r[2] > 3 {
+                    return Err(fail(format!("flags {:#x} are not BPF_RB_*", r[2])));
+                }
+                let record = self.regions.remove(at);
+                self.ring_output.push((record.bytes, r[2]));
                 Ok(0)
             }
             Helper::TracePrintk => {

@@ -12,7 +12,7 @@
 
 use kernel_headers::bpf::{F_CURRENT_CPU, Helper, map_type, ringbuf};
 
-use crate::asm::{AluOp, Builder, JmpOp, Reg, Reg::*, Size};
+use crate::asm::{AluOp, Builder, JmpOp, Label, Reg, Reg::*, Size};
 use crate::program::{EVENTS_MAP, MapSpec, MaxEntries};
 
 /// The per-CPU array (one u64 at key 0) counting records the ring buffer
@@ -133,19 +133,71 @@ fn ring_output(b: &mut Builder, at: i16, size: i32) {
     b.call(Helper::RingbufOutput);
     let done = b.new_label("ring_sent");
     b.jump(JmpOp::Eq, R0, 0, done);
-    // kprobe, tracepoint and perf-event programs never nest on one CPU
-    // (the kernel's bpf_prog_active), so a plain add on this CPU's slot is
-    // exact. The key (0) reuses the record's first slot.
-    b.store(Size::W, R10, at, 0);
+    // The key (0) reuses the record's first slot.
+    count_loss(b, at, done);
+    b.bind(done);
+}
+
+/// Adds one to this CPU's count in [`LOSSES_MAP`], its key (0) written at
+/// `fp + key_at`, then goes on at `done` (bound by the caller). kprobe, tracepoint and perf-event programs never nest
+/// on one CPU (the kernel's bpf_prog_active), so a plain add on this
+/// CPU's slot is exact.
+fn count_loss(b: &mut Builder, key_at: i16, done: Label) {
+    b.store(Size::W, R10, key_at, 0);
     b.ld_map(R1, LOSSES_MAP);
     b.mov(R2, R10);
-    b.add(R2, i32::from(at));
+    b.add(R2, i32::from(key_at));
     b.call(Helper::MapLookupElem);
     b.jump(JmpOp::Eq, R0, 0, done);
     b.load(Size::DW, R1, R0, 0);
     b.add(R1, 1);
     b.store(Size::DW, R0, 0, R1);
-    b.bind(done);
+}
+
+/// `record = bpf_ringbuf_reserve(EVENTS_MAP, size, 0)`: a record of `size`
+/// bytes to write in place, not zeroed (the program writes every byte the
+/// reader uses). When the ring has no room, counts a loss (its key at
+/// `fp + key_at`) and ends the program with 0. `record` must be one of
+/// the registers helpers keep (r6..r9); every path after this must reach
+/// [`submit`] (the verifier holds the program to it).
+pub fn reserve(b: &mut Builder, record: Reg, size: i32, key_at: i16) {
+    assert!(
+        size > 0 && size < WAKEUP_BYTES,
+        "a record of {size} bytes cannot cross the wakeup mark"
+    );
+    b.ld_map(R1, EVENTS_MAP);
+    b.mov(R2, size);
+    b.mov(R3, 0);
+    b.call(Helper::RingbufReserve);
+    let reserved = b.new_label("ring_reserved");
+    b.jump(JmpOp::Ne, R0, 0, reserved);
+    let counted = b.new_label("loss_counted");
+    count_loss(b, key_at, counted);
+    b.bind(counted);
+    b.mov(R0, 0);
+    b.exit();
+    b.bind(reserved);
+    b.mov(record, R0);
+}
+
+/// `bpf_ringbuf_submit(record, flags)` for a record of `size` bytes made
+/// by [`reserve`], waking the reader only when this record took the
+/// pending data across [`WAKEUP_BYTES`]: the pending bytes (this record's
+/// included, header and padding too) minus the mark, as one unsigned
+/// compare against what the record takes.
+pub fn submit(b: &mut Builder, record: Reg, size: i32) {
+    let taken = (size + ringbuf::HDR_SZ as i32 + 7) / 8 * 8;
+    b.ld_map(R1, EVENTS_MAP);
+    b.mov(R2, ringbuf::AVAIL_DATA as i32);
+    b.call(Helper::RingbufQuery);
+    b.mov(R2, ringbuf::NO_WAKEUP as i32);
+    b.alu(AluOp::Sub, R0, WAKEUP_BYTES);
+    let quiet = b.new_label("ring_quiet");
+    b.jump(JmpOp::Ge, R0, taken, quiet);
+    b.mov(R2, ringbuf::FORCE_WAKEUP as i32);
+    b.bind(quiet);
+    b.mov(R1, record);
+    b.call(Helper::RingbufSubmit);
 }
 
 #[cfg(test)]

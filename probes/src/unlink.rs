@@ -21,7 +21,7 @@ use profile::{Field, Profile, UnlinkArg};
 use crate::asm::{AluOp, Builder, JmpOp, Reg, Reg::*, Size};
 use crate::event::{self, EventKind, UnlinkEvent};
 use crate::program::{BuildError, Program};
-use crate::ringbuf::Sink;
+use crate::ringbuf::{self, Sink};
 
 pub use crate::program::EVENTS_MAP;
 /// The function both probes attach to.
@@ -67,6 +67,9 @@ pub enum Output {
 // `struct filename` string pointer below it.
 const EVENT: i16 = -(event::SIZE as i16);
 const EVENT_NAME_PTR: i16 = EVENT - 8;
+// Ring buffer variants: the record is the ring's; the stack holds the
+// `struct filename` string pointer (and a lost record's key).
+const RING_NAME_PTR: i16 = -8;
 // Trace-pipe entry variant: the path buffer, the pointer, then the format.
 const PRINTK_BUF: i16 = -(event::FILENAME_LEN as i16);
 const PRINTK_NAME_PTR: i16 = PRINTK_BUF - 8;
@@ -100,6 +103,33 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
     let mut b = Builder::new();
     b.mov(R6, R1);
     match choices.output.sink() {
+        Some(Sink::RingBuffer) => {
+            b.load(reg, R7, R6, arg);
+            ringbuf::reserve(&mut b, R8, event::SIZE as i32, RING_NAME_PTR);
+            let record = At::record(R8);
+            write_header(&mut b, EventKind::Entry, record, Sink::RingBuffer);
+            // The ring's memory is not zeroed: refcnt, flags and ret are
+            // written whatever is read below.
+            b.store(Size::DW, R8, field(offset_of!(UnlinkEvent, refcnt)), 0);
+            b.store(Size::DW, R8, field(offset_of!(UnlinkEvent, ret)), 0);
+            let filename = record.at(offset_of!(UnlinkEvent, filename));
+            match facts.kind {
+                UnlinkArg::Filename { name, refcnt } => {
+                    let refcnt_at = record.at(offset_of!(UnlinkEvent, refcnt));
+                    read_field(&mut b, read, refcnt_at, refcnt, "refcnt")?;
+                    let read_name = b.new_label("read_name");
+                    b.jump(JmpOp::Ne, R0, 0, read_name);
+                    let flags = field(offset_of!(UnlinkEvent, flags));
+                    b.store(Size::W, R8, flags, event::HAS_REFCNT as i32);
+                    b.bind(read_name);
+                    read_filename(&mut b, read, RING_NAME_PTR, name, filename)?;
+                }
+                UnlinkArg::UserPath => {
+                    read_path(&mut b, read.user_str(), filename, Source::Reg(R7))
+                }
+            }
+            ringbuf::submit(&mut b, R8, event::SIZE as i32);
+        }
         Some(sink) => {
             let zero_from = match facts.kind {
                 UnlinkArg::Filename { .. } => EVENT_NAME_PTR,
@@ -107,10 +137,10 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
             };
             start_event(&mut b, EventKind::Entry, zero_from..0, sink);
             b.load(reg, R7, R6, arg);
-            let filename = ev(offset_of!(UnlinkEvent, filename));
+            let filename = At::stack(ev(offset_of!(UnlinkEvent, filename)));
             match facts.kind {
                 UnlinkArg::Filename { name, refcnt } => {
-                    let refcnt_at = ev(offset_of!(UnlinkEvent, refcnt));
+                    let refcnt_at = At::stack(ev(offset_of!(UnlinkEvent, refcnt)));
                     read_field(&mut b, read, refcnt_at, refcnt, "refcnt")?;
                     let read_name = b.new_label("read_name");
                     b.jump(JmpOp::Ne, R0, 0, read_name);
@@ -133,10 +163,12 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
             b.load(reg, R7, R6, arg);
             match facts.kind {
                 UnlinkArg::Filename { name, .. } => {
-                    read_filename(&mut b, read, PRINTK_NAME_PTR, name, PRINTK_BUF)?;
+                    let to = At::stack(PRINTK_BUF);
+                    read_filename(&mut b, read, PRINTK_NAME_PTR, name, to)?;
                 }
                 UnlinkArg::UserPath => {
-                    read_path(&mut b, read.user_str(), PRINTK_BUF, Source::Reg(R7));
+                    let to = At::stack(PRINTK_BUF);
+                    read_path(&mut b, read.user_str(), to, Source::Reg(R7));
                 }
             }
             // %d = pid (r3), %s = the path buffer (r4).
@@ -168,6 +200,16 @@ pub fn exit(profile: &Profile, choices: &Choices) -> Result<Program, BuildError>
     let mut b = Builder::new();
     b.mov(R6, R1);
     match choices.output.sink() {
+        Some(Sink::RingBuffer) => {
+            let size = event::EXIT_SIZE as i32;
+            ringbuf::reserve(&mut b, R8, size, RING_NAME_PTR);
+            write_header(&mut b, EventKind::Exit, At::record(R8), Sink::RingBuffer);
+            b.store(Size::DW, R8, field(offset_of!(UnlinkEvent, refcnt)), 0);
+            b.load(reg, R1, R6, ret);
+            sign_extend_low_half(&mut b, R1);
+            b.store(Size::DW, R8, field(offset_of!(UnlinkEvent, ret)), R1);
+            ringbuf::submit(&mut b, R8, size);
+        }
         Some(sink) => {
             // An exit record stops before the path: only that much is
             // zeroed and sent.
@@ -251,40 +293,100 @@ fn zero_range(b: &mut Builder, range: std::ops::Range<i16>) {
     }
 }
 
-/// Zero the stack in `zeroed`, then fill the event header: version,
-/// kind, time, pid, tid and comm, and for the ring buffer the CPU.
+/// Zero the stack in `zeroed`, then fill the event header on the stack.
 fn start_event(b: &mut Builder, kind: EventKind, zeroed: std::ops::Range<i16>, sink: Sink) {
     zero_range(b, zeroed);
-    let version = ev(offset_of!(UnlinkEvent, version));
-    b.store(Size::W, R10, version, event::VERSION as i32);
-    b.store(Size::W, R10, ev(offset_of!(UnlinkEvent, kind)), kind as i32);
+    write_header(b, kind, At::stack(EVENT), sink);
+}
+
+/// Fill the event header of the record at `record`: version, kind, time,
+/// pid, tid and comm, and for the ring buffer the CPU (with `reserved`
+/// zeroed by the same store).
+fn write_header(b: &mut Builder, kind: EventKind, record: At, sink: Sink) {
+    let base = record.base;
+    let version = record.off(offset_of!(UnlinkEvent, version));
+    b.store(Size::W, base, version, event::VERSION as i32);
+    b.store(
+        Size::W,
+        base,
+        record.off(offset_of!(UnlinkEvent, kind)),
+        kind as i32,
+    );
     b.call(Helper::KtimeGetNs);
-    b.store(Size::DW, R10, ev(offset_of!(UnlinkEvent, ts_ns)), R0);
+    b.store(
+        Size::DW,
+        base,
+        record.off(offset_of!(UnlinkEvent, ts_ns)),
+        R0,
+    );
     // Upper half: thread group id (pid); lower half: thread id.
     b.call(Helper::GetCurrentPidTgid);
-    b.store(Size::W, R10, ev(offset_of!(UnlinkEvent, tid)), R0);
+    b.store(Size::W, base, record.off(offset_of!(UnlinkEvent, tid)), R0);
     b.alu(AluOp::Rsh, R0, 32);
-    b.store(Size::W, R10, ev(offset_of!(UnlinkEvent, pid)), R0);
-    b.mov(R1, R10);
-    b.add(R1, i32::from(ev(offset_of!(UnlinkEvent, comm))));
+    b.store(Size::W, base, record.off(offset_of!(UnlinkEvent, pid)), R0);
+    record.at(offset_of!(UnlinkEvent, comm)).to(b, R1);
     b.mov(R2, TASK_COMM_LEN as i32);
     b.call(Helper::GetCurrentComm);
     if sink == Sink::RingBuffer {
+        const { assert!(offset_of!(UnlinkEvent, reserved) == offset_of!(UnlinkEvent, cpu) + 4) };
         b.call(Helper::GetSmpProcessorId);
-        b.store(Size::W, R10, ev(offset_of!(UnlinkEvent, cpu)), R0);
+        // A u32 in r0, zero-extended: the CPU and a zero `reserved`.
+        b.store(Size::DW, base, record.off(offset_of!(UnlinkEvent, cpu)), R0);
     }
+}
+
+/// Where the probe writes a field: at `off` from `base`, the frame pointer
+/// (the record on the stack) or a register holding a reserved ring
+/// buffer record.
+#[derive(Clone, Copy)]
+struct At {
+    base: Reg,
+    off: i16,
+}
+
+impl At {
+    fn stack(off: i16) -> At {
+        At { base: R10, off }
+    }
+
+    /// The start of the ring buffer record whose address `base` holds.
+    fn record(base: Reg) -> At {
+        At { base, off: 0 }
+    }
+
+    /// The offset of `field` (bytes into this place).
+    fn off(self, field: usize) -> i16 {
+        self.off + field as i16
+    }
+
+    fn at(self, field: usize) -> At {
+        At {
+            base: self.base,
+            off: self.off(field),
+        }
+    }
+
+    /// `reg = base + off`.
+    fn to(self, b: &mut Builder, reg: Reg) {
+        b.mov(reg, self.base);
+        b.add(reg, i32::from(self.off));
+    }
+}
+
+/// Offset of a field in a ring buffer record.
+const fn field(offset: usize) -> i16 {
+    offset as i16
 }
 
 /// Read `field` of the `struct filename` at r7 into the stack at `to`.
 fn read_field(
     b: &mut Builder,
     read: Readers,
-    to: i16,
+    to: At,
     field: Field,
     what: &'static str,
 ) -> Result<(), BuildError> {
-    b.mov(R1, R10);
-    b.add(R1, i32::from(to));
+    to.to(b, R1);
     b.mov(R2, field.size as i32);
     b.mov(R3, R7);
     b.add(R3, field_offset(field, what)?);
@@ -299,9 +401,9 @@ fn read_filename(
     read: Readers,
     ptr_slot: i16,
     name: Field,
-    to: i16,
+    to: At,
 ) -> Result<(), BuildError> {
-    read_field(b, read, ptr_slot, name, "name")?;
+    read_field(b, read, At::stack(ptr_slot), name, "name")?;
     read_path(b, read.kernel_str(), to, Source::Stack(ptr_slot));
     Ok(())
 }
@@ -329,13 +431,12 @@ impl Source {
 
 /// Read the path at `src` into the (zeroed) buffer at `to`: with the string
 /// helper when there is one, else with fixed-size `probe_read`s.
-fn read_path(b: &mut Builder, helper: Option<Helper>, to: i16, src: Source) {
+fn read_path(b: &mut Builder, helper: Option<Helper>, to: At, src: Source) {
     let Some(helper) = helper else {
         return read_fixed(b, to, src);
     };
     src.to_r3(b);
-    b.mov(R1, R10);
-    b.add(R1, i32::from(to));
+    to.to(b, R1);
     b.mov(R2, event::FILENAME_LEN as i32);
     b.call(helper);
 }
@@ -343,20 +444,26 @@ fn read_path(b: &mut Builder, helper: Option<Helper>, to: i16, src: Source) {
 /// `probe_read(fp + to, size, src)` for each of [`FIXED_READ_SIZES`] until
 /// one succeeds; the last byte is then zeroed, so the buffer holds a
 /// NUL-terminated string however long the path was.
-fn read_fixed(b: &mut Builder, to: i16, src: Source) {
+fn read_fixed(b: &mut Builder, to: At, src: Source) {
+    if to.base != R10 {
+        // A ring buffer record is not zeroed, and a shorter read leaves
+        // the rest as it was: zero the buffer, as the stack's is.
+        for off in (0..event::FILENAME_LEN as i16).step_by(8) {
+            b.store(Size::DW, to.base, to.off + off, 0);
+        }
+    }
     let done = b.new_label("fixed_read_done");
     for (i, size) in FIXED_READ_SIZES.into_iter().enumerate() {
         if i > 0 {
             b.jump(JmpOp::Eq, R0, 0, done);
         }
         src.to_r3(b);
-        b.mov(R1, R10);
-        b.add(R1, i32::from(to));
+        to.to(b, R1);
         b.mov(R2, size);
         b.call(Helper::ProbeRead);
     }
     b.bind(done);
-    b.store(Size::B, R10, to + event::FILENAME_LEN as i16 - 1, 0);
+    b.store(Size::B, to.base, to.off + event::FILENAME_LEN as i16 - 1, 0);
 }
 
 /// Write `format` (NUL-terminated) on the stack just below `below`, then

@@ -69,7 +69,11 @@ fn padded(bytes: &[u8], len: usize) -> Vec<u8> {
 /// Build, encode and run a program; return what it emitted.
 fn run(vm: &mut Vm, program: probes::Program, ctx: &[(&str, u64)]) {
     let raw = program
-        .encode(|name| (name == unlink::EVENTS_MAP).then_some(EVENTS_FD))
+        .encode(|name| match name {
+            unlink::EVENTS_MAP => Some(EVENTS_FD),
+            probes::ringbuf::LOSSES_MAP => Some(LOSSES_FD),
+            _ => None,
+        })
         .unwrap();
     // The profiles here are x86-64's: so are the registers, on any host.
     let regs = fake_pt_regs_of(&kernel_headers::pt_regs::x86_64::ABI, ctx).unwrap();
@@ -325,10 +329,12 @@ fn ring_buffer_records_carry_their_cpu_and_wake_the_reader_once_per_batch() {
     let mark = WAKEUP_BYTES as u64;
     let size = event::EXIT_SIZE as u64;
     // Only the record that takes the pending bytes across the mark wakes.
+    // What the record takes of the ring: its header and padding too.
+    let taken = (size + 8).next_multiple_of(8);
     for (pending, flags) in [
         (0, NO_WAKEUP),
-        (mark - size - 1, NO_WAKEUP),
-        (mark - size, FORCE_WAKEUP),
+        (mark - taken - 1, NO_WAKEUP),
+        (mark - taken, FORCE_WAKEUP),
         (mark - 1, FORCE_WAKEUP),
         (mark, NO_WAKEUP),
         (10 * mark, NO_WAKEUP),
@@ -349,4 +355,61 @@ fn a_record_the_ring_buffer_has_no_room_for_is_counted() {
     let vm = ring_exit(1000, 1000 + event::EXIT_SIZE as u64);
     assert!(vm.ring_output.is_empty());
     assert_eq!(losses(&vm), 1);
+}
+
+/// The entry probe into the ring buffer, whose records are written in
+/// place over stale bytes ([`probes::interp::RING_STALE`]), gives the
+/// event the perf variant's zeroed stack gives: every field the reader
+/// uses is written, whatever the reads find.
+#[test]
+fn ring_records_written_in_place_equal_the_stack_records() {
+    let cases = [
+        (profile_5_4(), FILENAME),
+        (profile_5_4(), 0x10),
+        (profile_user_path(), USER_PATH),
+        (profile_user_path(), 0x10),
+    ];
+    for read in READS {
+        for (profile, arg) in &cases {
+            let ctx = [("di", AT_FDCWD as u64), ("si", *arg)];
+            let mut perf = machine(Layout::V54);
+            run(
+                &mut perf,
+                unlink::entry(profile, &choices(Output::PerfEvents, read)).unwrap(),
+                &ctx,
+            );
+            let want = event::parse(&perf.perf_output[0]).unwrap();
+            let mut ring = machine(Layout::V54);
+            ring.ring_map_fd = EVENTS_FD;
+            ring.ring_capacity = 1 << 20;
+            ring.cpu = 3;
+            run(
+                &mut ring,
+                unlink::entry(profile, &choices(Output::RingBuffer, read)).unwrap(),
+                &ctx,
+            );
+            let (record, _) = &ring.ring_output[0];
+            assert_eq!(record.len(), event::SIZE);
+            let got = event::parse(record).unwrap();
+            let what = format!("{read:?} {arg:#x}");
+            assert_task(&got, EventKind::Entry);
+            assert_eq!((got.cpu, got.reserved), (3, 0), "{what}");
+            assert_eq!(
+                (got.refcnt, got.flags, got.ret),
+                (want.refcnt, want.flags, want.ret),
+                "{what}"
+            );
+            assert_eq!(got.filename_str(), want.filename_str(), "{what}");
+            assert_eq!(got.comm, want.comm, "{what}");
+        }
+    }
+    // The stale bytes are there to be noticed: past the path's NUL.
+    let mut ring = machine(Layout::V54);
+    ring.ring_map_fd = EVENTS_FD;
+    ring.ring_capacity = 1 << 20;
+    let program =
+        unlink::entry(&profile_5_4(), &choices(Output::RingBuffer, Readers::Split)).unwrap();
+    run(&mut ring, program, &[("si", FILENAME)]);
+    let record = &ring.ring_output[0].0;
+    assert_eq!(record[event::EXIT_SIZE + 6], probes::interp::RING_STALE);
 }

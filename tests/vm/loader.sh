@@ -187,7 +187,7 @@ vmtest_loader_check_and_dump() {
     # Records go through the BPF ring buffer from 5.8, the perf buffer before.
     local dump fixed output='perf event array \(bpf_perf_event_output\)' call='bpf_perf_event_output#25'
     if kernel_has_ring_buffer; then
-        output='BPF ring buffer \(bpf_ringbuf_output\)' call='bpf_ringbuf_output#130'
+        output='BPF ring buffer \(bpf_ringbuf_reserve/submit\)' call='bpf_ringbuf_submit#132'
     fi
     assert_match "$check" "^  output +$output\$" || return 1
     dump=$(output_block "$out" "== dump")

@@ -194,7 +194,7 @@ fn chunk<const N: usize>(bytes: &[u8], at: usize) -> Option<&[u8; N]> {
 const MAX_DIGITS: usize = 20;
 
 /// "00" to "99".
-const PAIRS: [u8; 200] = {
+pub(super) const PAIRS: [u8; 200] = {
     let mut pairs = [0; 200];
     let mut n = 0;
     while n < 100 {

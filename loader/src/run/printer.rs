@@ -222,7 +222,11 @@ impl Events for Printer<'_> {
             }
         };
         // A ring buffer record carries its CPU; a perf ring is the CPU's own.
-        self.show(event(cpu.unwrap_or(raw.cpu), &raw))
+        let cpu = cpu.unwrap_or(raw.cpu);
+        if self.shows_straight(raw.pid) && self.lines.append_record(&mut self.pending, &raw, cpu) {
+            return self.gathered();
+        }
+        self.show(event(cpu, &raw))
     }
 
     fn lost(&mut self, cpu: u32, count: u64) {
@@ -252,6 +256,18 @@ impl Events for Printer<'_> {
 }
 
 impl Printer<'_> {
+    /// Whether an event of `pid` is printed at once as a text line: not
+    /// nobtf's own, not filtered out, not held or past the end (what
+    /// `show` checks, on the record's pid before any parsing).
+    fn shows_straight(&self, pid: u32) -> bool {
+        self.opts.format == output::Format::Text
+            && pid != self.me
+            && self.opts.pid.is_none_or(|p| p == pid)
+            && !self.stopping
+            && !self.done
+            && self.held.is_none()
+    }
+
     /// Keeps nobtf's own event for the canary, or shows (or holds) it.
     fn show(&mut self, event: Event<'_>) -> Result<Flow, RunError> {
         if event.pid == self.me {

@@ -402,15 +402,18 @@ fn drain_rings<H: Events>(
     for _ in 0..DRAIN_PASSES {
         let mut got = false;
         if let Some((ring, _)) = ring_buffer.as_mut() {
-            bytes.clear();
-            if ring.ring.drain_into(bytes) > 0 {
-                got = true;
+            // Records are parsed and printed where they lie in the ring.
+            let mut flow = Flow::Continue;
+            let read = ring.ring.drain_with(|records| {
                 stats.ring_reads += 1;
-                stats.bytes += bytes.len() as u64;
-                let records = ring::ring_buffer_records(bytes);
-                if let Flow::Stop = hand_over(records, None, events, stats)? {
-                    return Ok(Flow::Stop);
-                }
+                stats.bytes += records.len() as u64;
+                let records = ring::ring_buffer_records(records);
+                flow = hand_over(records, None, events, stats)?;
+                Ok::<_, H::Error>(())
+            })?;
+            got |= read > 0;
+            if let Flow::Stop = flow {
+                return Ok(Flow::Stop);
             }
         }
         for (cpu, ring) in rings {

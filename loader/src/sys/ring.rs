@@ -131,7 +131,7 @@ impl Drop for PerfRing {
 /// a few records at a time. The reader polls `wakeups` instead: an epoll
 /// fd holding the map edge-triggered, readable only after the kernel's
 /// wakeups (the record crossing the wakeup mark), each taken back by
-/// `drain_into` when it finds the ring empty.
+/// `drain_with` when it finds the ring empty.
 #[derive(Debug)]
 pub struct BpfRing {
     consumer: NonNull<u8>,
@@ -222,11 +222,12 @@ impl BpfRing {
         unsafe { &*self.data().add(at).cast::<AtomicU32>() }
     }
 
-    /// Appends every committed record (header included, as the kernel laid
-    /// it out) the kernel has published since the last call to `out`, then
-    /// hands the space back. Stops at the first record still being
-    /// written. Returns the number of bytes copied.
-    pub fn drain_into(&self, out: &mut Vec<u8>) -> usize {
+    /// Hands `read` every committed record (headers included, as the
+    /// kernel laid them out) the kernel has published since the last
+    /// call, in place in the mapping, then hands the space back (whatever
+    /// `read` returned). Stops at the first record still being written.
+    /// Returns the number of bytes read (0: `read` was not called).
+    pub fn drain_with<E>(&self, read: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<usize, E> {
         // Only this reader moves the consumer position.
         let start = self.consumer_pos().load(Ordering::Relaxed);
         // Acquire: the headers before `producer_pos` are those reserved.
@@ -259,23 +260,20 @@ impl BpfRing {
                 // wakeup, or the poll's timeout, brings it.
                 self.take_wakeup();
             }
-            return 0;
+            return Ok(0);
         }
         let at = (start as usize) & (self.data_len - 1);
-        out.reserve(len);
         // SAFETY: [at, at + len) lies in the data area mapped twice in a
         // row (at < data_len, len <= data_len), so it is one readable
-        // range; the kernel does not reuse it until the consumer position
-        // moves past it, which happens only after this copy.
-        unsafe {
-            let dst = out.as_mut_ptr().add(out.len());
-            std::ptr::copy_nonoverlapping(self.data().add(at), dst, len);
-            out.set_len(out.len() + len);
-        }
+        // range, mapped as long as `self`; the kernel does not write it
+        // until the consumer position moves past it, which happens only
+        // after `read` returns (the slice does not outlive the call).
+        let records = unsafe { std::slice::from_raw_parts(self.data().add(at), len) };
+        let result = read(records);
         // Release: our reads of the records happen before the kernel may
         // reuse their space.
         self.consumer_pos().store(end, Ordering::Release);
-        len
+        result.map(|()| len)
     }
 }
 
