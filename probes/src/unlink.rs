@@ -130,7 +130,12 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
             if user_path {
                 read_path(&mut b, read.user_str(), filename, Source::Reg(R7));
             } else {
-                read_path(&mut b, read.kernel_str(), filename, Source::Stack(RING_NAME_PTR));
+                read_path(
+                    &mut b,
+                    read.kernel_str(),
+                    filename,
+                    Source::Stack(RING_NAME_PTR),
+                );
             }
             ringbuf::submit(&mut b, R8, R9);
         }

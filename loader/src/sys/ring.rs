@@ -226,10 +226,7 @@ impl BpfRing {
     /// kernel laid them out) the kernel has published since the last
     /// call, in place in the mapping, then hands the space back (whatever
     /// `read` returned). Stops at the first record still being written.
-    pub fn drain_with<E>(
-        &self,
-        read: impl FnOnce(&[u8]) -> Result<(), E>,
-    ) -> Result<Drained, E> {
+    pub fn drain_with<E>(&self, read: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<Drained, E> {
         // Only this reader moves the consumer position.
         let start = self.consumer_pos().load(Ordering::Relaxed);
         // Acquire: the headers before `producer_pos` are those reserved.
