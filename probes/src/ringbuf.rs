@@ -154,12 +154,39 @@ fn count_loss(b: &mut Builder, key_at: i16, done: Label) {
     b.store(Size::DW, R0, 0, R1);
 }
 
+/// `flags = ` the `bpf_ringbuf_submit` flags of a record of `size` bytes
+/// about to be reserved: a wakeup only when this record takes the pending
+/// data across [`WAKEUP_BYTES`]. Called before [`reserve`], so the
+/// `ringbuf_query` is not in the time the record stays busy (the reader
+/// waits at a busy record): the pending bytes before it minus the mark
+/// less what the record takes (header and padding too), as one unsigned
+/// compare against what it takes. `flags` must be one of the registers
+/// helpers keep (r6..r9).
+pub fn wakeup_flags(b: &mut Builder, flags: Reg, size: i32) {
+    assert!(
+        size > 0 && size < WAKEUP_BYTES,
+        "a record of {size} bytes cannot cross the wakeup mark"
+    );
+    let taken = (size + ringbuf::HDR_SZ as i32 + 7) / 8 * 8;
+    b.ld_map(R1, EVENTS_MAP);
+    b.mov(R2, ringbuf::AVAIL_DATA as i32);
+    b.call(Helper::RingbufQuery);
+    b.mov(flags, ringbuf::NO_WAKEUP as i32);
+    b.alu(AluOp::Sub, R0, WAKEUP_BYTES - taken);
+    let quiet = b.new_label("ring_quiet");
+    b.jump(JmpOp::Ge, R0, taken, quiet);
+    b.mov(flags, ringbuf::FORCE_WAKEUP as i32);
+    b.bind(quiet);
+}
+
 /// `record = bpf_ringbuf_reserve(EVENTS_MAP, size, 0)`: a record of `size`
 /// bytes to write in place, not zeroed (the program writes every byte the
 /// reader uses). When the ring has no room, counts a loss (its key at
 /// `fp + key_at`) and ends the program with 0. `record` must be one of
 /// the registers helpers keep (r6..r9); every path after this must reach
-/// [`submit`] (the verifier holds the program to it).
+/// [`submit`] (the verifier holds the program to it). The record is busy
+/// until then and the reader cannot go past it: the caller does every
+/// helper call it can before this one.
 pub fn reserve(b: &mut Builder, record: Reg, size: i32, key_at: i16) {
     assert!(
         size > 0 && size < WAKEUP_BYTES,
@@ -180,22 +207,10 @@ pub fn reserve(b: &mut Builder, record: Reg, size: i32, key_at: i16) {
     b.mov(record, R0);
 }
 
-/// `bpf_ringbuf_submit(record, flags)` for a record of `size` bytes made
-/// by [`reserve`], waking the reader only when this record took the
-/// pending data across [`WAKEUP_BYTES`]: the pending bytes (this record's
-/// included, header and padding too) minus the mark, as one unsigned
-/// compare against what the record takes.
-pub fn submit(b: &mut Builder, record: Reg, size: i32) {
-    let taken = (size + ringbuf::HDR_SZ as i32 + 7) / 8 * 8;
-    b.ld_map(R1, EVENTS_MAP);
-    b.mov(R2, ringbuf::AVAIL_DATA as i32);
-    b.call(Helper::RingbufQuery);
-    b.mov(R2, ringbuf::NO_WAKEUP as i32);
-    b.alu(AluOp::Sub, R0, WAKEUP_BYTES);
-    let quiet = b.new_label("ring_quiet");
-    b.jump(JmpOp::Ge, R0, taken, quiet);
-    b.mov(R2, ringbuf::FORCE_WAKEUP as i32);
-    b.bind(quiet);
+/// `bpf_ringbuf_submit(record, flags)` for a record made by [`reserve`],
+/// with the flags [`wakeup_flags`] left in `flags`.
+pub fn submit(b: &mut Builder, record: Reg, flags: Reg) {
+    b.mov(R2, flags);
     b.mov(R1, record);
     b.call(Helper::RingbufSubmit);
 }

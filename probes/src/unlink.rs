@@ -67,9 +67,11 @@ pub enum Output {
 // `struct filename` string pointer below it.
 const EVENT: i16 = -(event::SIZE as i16);
 const EVENT_NAME_PTR: i16 = EVENT - 8;
-// Ring buffer variants: the record is the ring's; the stack holds the
-// `struct filename` string pointer (and a lost record's key).
-const RING_NAME_PTR: i16 = -8;
+// Ring buffer variants: the record's header (all but the path) is made on
+// the stack and copied into the reserved record; below it the `struct
+// filename` string pointer (and a lost record's key).
+const RING_HEADER: i16 = -(event::EXIT_SIZE as i16);
+const RING_NAME_PTR: i16 = RING_HEADER - 8;
 // Trace-pipe entry variant: the path buffer, the pointer, then the format.
 const PRINTK_BUF: i16 = -(event::FILENAME_LEN as i16);
 const PRINTK_NAME_PTR: i16 = PRINTK_BUF - 8;
@@ -105,30 +107,37 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
     match choices.output.sink() {
         Some(Sink::RingBuffer) => {
             b.load(reg, R7, R6, arg);
-            ringbuf::reserve(&mut b, R8, event::SIZE as i32, RING_NAME_PTR);
-            let record = At::record(R8);
-            write_header(&mut b, EventKind::Entry, record, Sink::RingBuffer);
-            // The ring's memory is not zeroed: refcnt, flags and ret are
-            // written whatever is read below.
-            b.store(Size::DW, R8, field(offset_of!(UnlinkEvent, refcnt)), 0);
-            b.store(Size::DW, R8, field(offset_of!(UnlinkEvent, ret)), 0);
-            let filename = record.at(offset_of!(UnlinkEvent, filename));
-            match facts.kind {
-                UnlinkArg::Filename { name, refcnt } => {
-                    let refcnt_at = record.at(offset_of!(UnlinkEvent, refcnt));
-                    read_field(&mut b, read, refcnt_at, refcnt, "refcnt")?;
-                    let read_name = b.new_label("read_name");
-                    b.jump(JmpOp::Ne, R0, 0, read_name);
-                    let flags = field(offset_of!(UnlinkEvent, flags));
-                    b.store(Size::W, R8, flags, event::HAS_REFCNT as i32);
-                    b.bind(read_name);
-                    read_filename(&mut b, read, RING_NAME_PTR, name, filename)?;
-                }
-                UnlinkArg::UserPath => {
-                    read_path(&mut b, read.user_str(), filename, Source::Reg(R7))
-                }
+            // Every helper whose result does not need the record runs
+            // first, into the header on the stack: the record is busy from
+            // its reserve to its submit, and the reader cannot go past it.
+            ring_header(&mut b, EventKind::Entry);
+            let user_path = matches!(facts.kind, UnlinkArg::UserPath);
+            if let UnlinkArg::Filename { name, refcnt } = facts.kind {
+                let refcnt_at = At::stack(RING_HEADER).at(offset_of!(UnlinkEvent, refcnt));
+                read_field(&mut b, read, refcnt_at, refcnt, "refcnt")?;
+                let read_name = b.new_label("read_name");
+                b.jump(JmpOp::Ne, R0, 0, read_name);
+                let flags = RING_HEADER + field(offset_of!(UnlinkEvent, flags));
+                b.store(Size::W, R10, flags, event::HAS_REFCNT as i32);
+                b.bind(read_name);
+                read_field(&mut b, read, At::stack(RING_NAME_PTR), name, "name")?;
             }
-            ringbuf::submit(&mut b, R8, event::SIZE as i32);
+            ringbuf::wakeup_flags(&mut b, R9, event::SIZE as i32);
+            ringbuf::reserve(&mut b, R8, event::SIZE as i32, RING_NAME_PTR);
+            copy_ring_header(&mut b, R8);
+            // Only the path is read into the record itself.
+            let filename = At::record(R8).at(offset_of!(UnlinkEvent, filename));
+            if user_path {
+                read_path(&mut b, read.user_str(), filename, Source::Reg(R7));
+            } else {
+                read_path(
+                    &mut b,
+                    read.kernel_str(),
+                    filename,
+                    Source::Stack(RING_NAME_PTR),
+                );
+            }
+            ringbuf::submit(&mut b, R8, R9);
         }
         Some(sink) => {
             let zero_from = match facts.kind {
@@ -201,14 +210,18 @@ pub fn exit(profile: &Profile, choices: &Choices) -> Result<Program, BuildError>
     b.mov(R6, R1);
     match choices.output.sink() {
         Some(Sink::RingBuffer) => {
-            let size = event::EXIT_SIZE as i32;
-            ringbuf::reserve(&mut b, R8, size, RING_NAME_PTR);
-            write_header(&mut b, EventKind::Exit, At::record(R8), Sink::RingBuffer);
-            b.store(Size::DW, R8, field(offset_of!(UnlinkEvent, refcnt)), 0);
+            // The whole record on the stack first, then a short reserve,
+            // copy and submit (see the entry probe).
+            ring_header(&mut b, EventKind::Exit);
             b.load(reg, R1, R6, ret);
             sign_extend_low_half(&mut b, R1);
-            b.store(Size::DW, R8, field(offset_of!(UnlinkEvent, ret)), R1);
-            ringbuf::submit(&mut b, R8, size);
+            let ret_at = RING_HEADER + field(offset_of!(UnlinkEvent, ret));
+            b.store(Size::DW, R10, ret_at, R1);
+            let size = event::EXIT_SIZE as i32;
+            ringbuf::wakeup_flags(&mut b, R9, size);
+            ringbuf::reserve(&mut b, R8, size, RING_NAME_PTR);
+            copy_ring_header(&mut b, R8);
+            ringbuf::submit(&mut b, R8, R9);
         }
         Some(sink) => {
             // An exit record stops before the path: only that much is
@@ -332,6 +345,24 @@ fn write_header(b: &mut Builder, kind: EventKind, record: At, sink: Sink) {
         b.call(Helper::GetSmpProcessorId);
         // A u32 in r0, zero-extended: the CPU and a zero `reserved`.
         b.store(Size::DW, base, record.off(offset_of!(UnlinkEvent, cpu)), R0);
+    }
+}
+
+/// The header of a ring buffer record, on the stack at [`RING_HEADER`]:
+/// refcnt, flags and ret zeroed, the rest filled by [`write_header`].
+fn ring_header(b: &mut Builder, kind: EventKind) {
+    let zeroed = RING_HEADER + field(offset_of!(UnlinkEvent, refcnt));
+    const { assert!(offset_of!(UnlinkEvent, ret) == offset_of!(UnlinkEvent, refcnt) + 8) };
+    zero_range(b, zeroed..zeroed + 16);
+    write_header(b, kind, At::stack(RING_HEADER), Sink::RingBuffer);
+}
+
+/// Copies the header made by [`ring_header`] into the reserved record at
+/// `record`, eight bytes at a time.
+fn copy_ring_header(b: &mut Builder, record: Reg) {
+    for off in (0..event::EXIT_SIZE as i16).step_by(8) {
+        b.load(Size::DW, R1, R10, RING_HEADER + off);
+        b.store(Size::DW, record, off, R1);
     }
 }
 

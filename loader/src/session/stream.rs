@@ -45,6 +45,9 @@ pub struct ReaderStats {
     pub ring_reads: u64,
     pub records: u64,
     pub bytes: u64,
+    /// Drains that found the ring buffer's first record still being
+    /// written (each followed by a `QUICK_MS` poll).
+    pub busy: u64,
 }
 
 impl std::fmt::Display for ReaderStats {
@@ -52,12 +55,13 @@ impl std::fmt::Display for ReaderStats {
         let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
         write!(
             f,
-            "{} polls ({} woken by data or a signal, the rest timed out), {} ring reads with data: {:.1} records ({:.0} bytes) per read",
+            "{} polls ({} woken by data or a signal, the rest timed out), {} ring reads with data: {:.1} records ({:.0} bytes) per read, {} stops at a record being written",
             self.waits,
             self.woken,
             self.ring_reads,
             per(self.records, self.ring_reads),
             per(self.bytes, self.ring_reads),
+            self.busy,
         )
     }
 }
@@ -137,6 +141,9 @@ pub struct RingBuffer {
     /// The possible CPUs, in the order a per-CPU lookup gives their values.
     cpus: Vec<u32>,
     reported: Vec<u64>,
+    /// The last drain stopped at a record still being written: its commit
+    /// wakes no one, so the next poll is a short one.
+    head_busy: bool,
 }
 
 impl RingBuffer {
@@ -146,6 +153,7 @@ impl RingBuffer {
             ring,
             reported: vec![0; cpus.len()],
             cpus,
+            head_busy: false,
         })
     }
 
@@ -320,10 +328,16 @@ impl Session {
     ) -> Result<(), H::Error> {
         let mut latency = Latency::default();
         loop {
-            let timeout = deadline.map_or(latency.ms, |d| {
+            // A record still being written is waited for with a short
+            // poll, not a whole timeout: its commit wakes no one, and the
+            // records behind it fill the ring meanwhile. Not a spin: the
+            // producer may need this CPU to finish it.
+            let head_busy = self.ring_buffer.as_ref().is_some_and(|r| r.head_busy);
+            let ms = if head_busy { QUICK_MS } else { latency.ms };
+            let timeout = deadline.map_or(ms, |d| {
                 d.saturating_duration_since(Instant::now())
                     .as_millis()
-                    .min(latency.ms as u128) as i32
+                    .min(ms as u128) as i32
             });
             let mut stop = self.wait(timeout)?;
             if let Some(c) = self.child.as_mut() {
@@ -404,14 +418,16 @@ fn drain_rings<H: Events>(
         if let Some((ring, _)) = ring_buffer.as_mut() {
             // Records are parsed and printed where they lie in the ring.
             let mut flow = Flow::Continue;
-            let read = ring.ring.drain_with(|records| {
+            let drained = ring.ring.drain_with(|records| {
                 stats.ring_reads += 1;
                 stats.bytes += records.len() as u64;
                 let records = ring::ring_buffer_records(records);
                 flow = hand_over(records, None, events, stats)?;
                 Ok::<_, H::Error>(())
             })?;
-            got |= read > 0;
+            got |= drained.bytes > 0;
+            ring.head_busy = drained.head_busy;
+            stats.busy += u64::from(drained.head_busy);
             if let Flow::Stop = flow {
                 return Ok(Flow::Stop);
             }
@@ -453,10 +469,11 @@ mod tests {
             ring_reads: 4,
             records: 50,
             bytes: 16_000,
+            busy: 2,
         };
         assert_eq!(
             stats.to_string(),
-            "10 polls (4 woken by data or a signal, the rest timed out), 4 ring reads with data: 12.5 records (4000 bytes) per read"
+            "10 polls (4 woken by data or a signal, the rest timed out), 4 ring reads with data: 12.5 records (4000 bytes) per read, 2 stops at a record being written"
         );
         assert!(ReaderStats::default().to_string().contains("0.0 records"));
     }

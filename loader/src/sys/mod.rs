@@ -30,7 +30,7 @@ pub use mount::mount_pseudo;
 pub use perf::{perf_disable, perf_enable, perf_event_open, perf_set_bpf};
 pub use poll::PollSet;
 pub use process::{geteuid, raise_memlock_limit, uname};
-pub use ring::{BpfRing, PerfRing, page_size};
+pub use ring::{BpfRing, Drained, PerfRing, page_size};
 pub use signals::{SignalFd, hold_termination_signals};
 
 /// A failed system call, named, with the errno the kernel returned.

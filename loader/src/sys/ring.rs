@@ -226,8 +226,7 @@ impl BpfRing {
     /// kernel laid them out) the kernel has published since the last
     /// call, in place in the mapping, then hands the space back (whatever
     /// `read` returned). Stops at the first record still being written.
-    /// Returns the number of bytes read (0: `read` was not called).
-    pub fn drain_with<E>(&self, read: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<usize, E> {
+    pub fn drain_with<E>(&self, read: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<Drained, E> {
         // Only this reader moves the consumer position.
         let start = self.consumer_pos().load(Ordering::Relaxed);
         // Acquire: the headers before `producer_pos` are those reserved.
@@ -240,10 +239,12 @@ impl BpfRing {
             producer = self.producer_pos().load(Ordering::Acquire);
         }
         let mut end = start;
+        let mut busy = false;
         while end < producer && end - start < self.data_len as u64 {
             // Acquire: a committed header's record bytes are visible.
             let len = self.header(end).load(Ordering::Acquire);
             if len & ringbuf::BUSY_BIT != 0 {
+                busy = true;
                 break;
             }
             let body = (len & !(ringbuf::BUSY_BIT | ringbuf::DISCARD_BIT)) as usize;
@@ -251,16 +252,20 @@ impl BpfRing {
         }
         let len = (end - start) as usize;
         if len == 0 {
-            if producer != start {
+            if busy {
                 // The first record is still being written. The map's fd
                 // stays readable until it is committed, so without taking
                 // the wakeup the reader would poll, find it busy and poll
                 // again in a loop (measured under instruction counting:
-                // 6,000 polls woken for 228 reads with data). Its commit's
-                // wakeup, or the poll's timeout, brings it.
+                // 6,000 polls woken for 228 reads with data). Its commit
+                // wakes no one (a record's wakeup is for the one crossing
+                // the mark), so the caller polls with a short timeout.
                 self.take_wakeup();
             }
-            return Ok(0);
+            return Ok(Drained {
+                bytes: 0,
+                head_busy: busy,
+            });
         }
         let at = (start as usize) & (self.data_len - 1);
         // SAFETY: [at, at + len) lies in the data area mapped twice in a
@@ -273,8 +278,20 @@ impl BpfRing {
         // Release: our reads of the records happen before the kernel may
         // reuse their space.
         self.consumer_pos().store(end, Ordering::Release);
-        result.map(|()| len)
+        result.map(|()| Drained {
+            bytes: len,
+            head_busy: false,
+        })
     }
+}
+
+/// What one [`BpfRing::drain_with`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Bytes handed to the reader (0: it was not called).
+    pub bytes: usize,
+    /// Nothing was read because the first record was still being written.
+    pub head_busy: bool,
 }
 
 /// An epoll fd watching `fd` for input, edge-triggered.
