@@ -240,7 +240,11 @@ impl BpfRing {
         }
         let mut end = start;
         let mut busy = false;
-        while end < producer && end - start < self.data_len as u64 {
+        // At most a batch's worth at a time: the records are read in place,
+        // so their space goes back to the kernel only after `read`; a
+        // whole ring's worth held while it is printed left the probes no
+        // room (the caller drains again at once).
+        while end < producer && end - start < BATCH_BYTES.min(self.data_len as u64) {
             // Acquire: a committed header's record bytes are visible.
             let len = self.header(end).load(Ordering::Acquire);
             if len & ringbuf::BUSY_BIT != 0 {
@@ -284,6 +288,9 @@ impl BpfRing {
         })
     }
 }
+
+/// The most [`BpfRing::drain_with`] hands over at once.
+const BATCH_BYTES: u64 = 32 * 1024;
 
 /// What one [`BpfRing::drain_with`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
