@@ -141,9 +141,10 @@ pub struct RingBuffer {
     /// The possible CPUs, in the order a per-CPU lookup gives their values.
     cpus: Vec<u32>,
     reported: Vec<u64>,
-    /// The last drain stopped at a record still being written: its commit
-    /// wakes no one, so the next poll is a short one.
-    head_busy: bool,
+    /// The last drain stopped at a record still being written (its commit
+    /// wakes no one) or left records for the next (no record after them
+    /// crosses the wakeup mark): the next poll is a short one.
+    poll_soon: bool,
 }
 
 impl RingBuffer {
@@ -153,7 +154,7 @@ impl RingBuffer {
             ring,
             reported: vec![0; cpus.len()],
             cpus,
-            head_busy: false,
+            poll_soon: false,
         })
     }
 
@@ -332,8 +333,8 @@ impl Session {
             // poll, not a whole timeout: its commit wakes no one, and the
             // records behind it fill the ring meanwhile. Not a spin: the
             // producer may need this CPU to finish it.
-            let head_busy = self.ring_buffer.as_ref().is_some_and(|r| r.head_busy);
-            let ms = if head_busy { QUICK_MS } else { latency.ms };
+            let poll_soon = self.ring_buffer.as_ref().is_some_and(|r| r.poll_soon);
+            let ms = if poll_soon { QUICK_MS } else { latency.ms };
             let timeout = deadline.map_or(ms, |d| {
                 d.saturating_duration_since(Instant::now())
                     .as_millis()
@@ -416,20 +417,32 @@ fn drain_rings<H: Events>(
     for _ in 0..DRAIN_PASSES {
         let mut got = false;
         if let Some((ring, _)) = ring_buffer.as_mut() {
-            // Records are parsed and printed where they lie in the ring.
-            let mut flow = Flow::Continue;
-            let drained = ring.ring.drain_with(|records| {
-                stats.ring_reads += 1;
-                stats.bytes += records.len() as u64;
-                let records = ring::ring_buffer_records(records);
-                flow = hand_over(records, None, events, stats)?;
-                Ok::<_, H::Error>(())
-            })?;
-            got |= drained.bytes > 0;
-            ring.head_busy = drained.head_busy;
-            stats.busy += u64::from(drained.head_busy);
-            if let Flow::Stop = flow {
-                return Ok(Flow::Stop);
+            // Records are parsed and printed where they lie in the ring, a
+            // batch at a time (each batch's space released before the
+            // next), up to a ring's worth a pass as a perf ring's pass.
+            let mut read = 0;
+            loop {
+                let mut flow = Flow::Continue;
+                let drained = ring.ring.drain_with(|records| {
+                    stats.ring_reads += 1;
+                    stats.bytes += records.len() as u64;
+                    let records = ring::ring_buffer_records(records);
+                    flow = hand_over(records, None, events, stats)?;
+                    Ok::<_, H::Error>(())
+                })?;
+                ring.poll_soon = drained.head_busy;
+                stats.busy += u64::from(drained.head_busy);
+                if let Flow::Stop = flow {
+                    return Ok(Flow::Stop);
+                }
+                if drained.bytes == 0 {
+                    break;
+                }
+                got = true;
+                read += drained.bytes;
+                if read >= ring.ring.data_len() {
+                    break;
+                }
             }
         }
         for (cpu, ring) in rings {
@@ -451,8 +464,12 @@ fn drain_rings<H: Events>(
                 ring.report_losses(losses, events)?;
             }
             events.idle()?;
-            break;
+            return Ok(Flow::Continue);
         }
+    }
+    // Still records after the last pass (a storm): the next poll is short.
+    if let Some((ring, _)) = ring_buffer {
+        ring.poll_soon = true;
     }
     Ok(Flow::Continue)
 }

@@ -222,11 +222,21 @@ impl BpfRing {
         unsafe { &*self.data().add(at).cast::<AtomicU32>() }
     }
 
+    /// The data area's size: the most one drain can find.
+    pub fn data_len(&self) -> usize {
+        self.data_len
+    }
+
     /// Hands `read` every committed record (headers included, as the
     /// kernel laid them out) the kernel has published since the last
     /// call, in place in the mapping, then hands the space back (whatever
     /// `read` returned). Stops at the first record still being written.
-    pub fn drain_with<E>(&self, read: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<Drained, E> {
+    /// `&mut self`: a nested call from `read` would hand the kernel back
+    /// the space `read`'s slice still points to.
+    pub fn drain_with<E>(
+        &mut self,
+        read: impl FnOnce(&[u8]) -> Result<(), E>,
+    ) -> Result<Drained, E> {
         // Only this reader moves the consumer position.
         let start = self.consumer_pos().load(Ordering::Relaxed);
         // Acquire: the headers before `producer_pos` are those reserved.
