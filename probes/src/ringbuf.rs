@@ -115,17 +115,7 @@ fn ring_output(b: &mut Builder, at: i16, size: i32) {
         size > 0 && size < WAKEUP_BYTES,
         "a record of {size} bytes cannot cross the wakeup mark"
     );
-    b.ld_map(R1, EVENTS_MAP);
-    b.mov(R2, ringbuf::AVAIL_DATA as i32);
-    b.call(Helper::RingbufQuery);
-    // Crossing: WAKEUP_BYTES - size <= pending < WAKEUP_BYTES, as one
-    // unsigned compare of pending - (WAKEUP_BYTES - size) against size.
-    b.mov(R4, ringbuf::NO_WAKEUP as i32);
-    b.alu(AluOp::Sub, R0, WAKEUP_BYTES - size);
-    let quiet = b.new_label("ring_quiet");
-    b.jump(JmpOp::Ge, R0, size, quiet);
-    b.mov(R4, ringbuf::FORCE_WAKEUP as i32);
-    b.bind(quiet);
+    query_wakeup(b, R4, size);
     b.ld_map(R1, EVENTS_MAP);
     b.mov(R2, R10);
     b.add(R2, i32::from(at));
@@ -168,6 +158,14 @@ pub fn wakeup_flags(b: &mut Builder, flags: Reg, size: i32) {
         "a record of {size} bytes cannot cross the wakeup mark"
     );
     let taken = (size + ringbuf::HDR_SZ as i32 + 7) / 8 * 8;
+    query_wakeup(b, flags, taken);
+}
+
+/// `flags = ` FORCE_WAKEUP when a record taking `taken` bytes moves the
+/// pending data across [`WAKEUP_BYTES`], else NO_WAKEUP: crossing is
+/// `WAKEUP_BYTES - taken <= pending < WAKEUP_BYTES`, one unsigned compare
+/// of `pending - (WAKEUP_BYTES - taken)` against `taken`. Clobbers r0..r5.
+fn query_wakeup(b: &mut Builder, flags: Reg, taken: i32) {
     b.ld_map(R1, EVENTS_MAP);
     b.mov(R2, ringbuf::AVAIL_DATA as i32);
     b.call(Helper::RingbufQuery);
