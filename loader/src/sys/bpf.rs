@@ -270,25 +270,16 @@ pub fn link_create_kprobe_multi(
     functions: &[std::ffi::CString],
     flags: u32,
 ) -> SysResult<OwnedFd> {
+    // Pointers to NUL-terminated strings owned by `functions`, which
+    // outlive the call.
     let syms: Vec<u64> = functions.iter().map(|f| f.as_ptr() as u64).collect();
-    let mut attr = KprobeMultiLinkAttr {
+    kprobe_multi_link(KprobeMultiLinkAttr {
         prog_fd: prog.as_raw_fd() as u32,
-        attach_type: kernel_headers::bpf::attach_type::TRACE_KPROBE_MULTI,
         kprobe_multi_flags: flags,
         cnt: syms.len() as u32,
         syms: syms.as_ptr() as u64,
         ..KprobeMultiLinkAttr::default()
-    };
-    // SAFETY: `syms` holds `cnt` pointers to NUL-terminated strings owned
-    // by `functions`; both outlive the call; addrs and cookies are null.
-    let fd = unsafe {
-        bpf(
-            bpf_attr::cmd::BPF_LINK_CREATE,
-            &mut attr,
-            "bpf(BPF_LINK_CREATE)",
-        )
-    }?;
-    Ok(owned(fd))
+    })
 }
 
 /// BPF_LINK_CREATE of a kprobe_multi link whose one address is to be read
@@ -300,15 +291,21 @@ pub fn link_create_kprobe_multi_at(
     prog: std::os::fd::BorrowedFd<'_>,
     addrs_at: u64,
 ) -> SysResult<OwnedFd> {
-    let mut attr = KprobeMultiLinkAttr {
+    kprobe_multi_link(KprobeMultiLinkAttr {
         prog_fd: prog.as_raw_fd() as u32,
-        attach_type: kernel_headers::bpf::attach_type::TRACE_KPROBE_MULTI,
         cnt: 1,
         addrs: addrs_at,
         ..KprobeMultiLinkAttr::default()
-    };
-    // SAFETY: the kernel only reads `addrs_at` through copy_from_user,
-    // which fails cleanly on an unmapped address; `attr` outlives the call.
+    })
+}
+
+/// BPF_LINK_CREATE with `attr`, its attach type set to kprobe_multi.
+fn kprobe_multi_link(mut attr: KprobeMultiLinkAttr) -> SysResult<OwnedFd> {
+    attr.attach_type = kernel_headers::bpf::attach_type::TRACE_KPROBE_MULTI;
+    // SAFETY: `attr` outlives the call; the kernel reads the `cnt` entries
+    // its `syms` or `addrs` point to only through copy_from_user (an
+    // unmapped address fails with EFAULT), and the callers keep what they
+    // point to alive across the call.
     let fd = unsafe {
         bpf(
             bpf_attr::cmd::BPF_LINK_CREATE,
