@@ -37,7 +37,8 @@ impl TracepointSource for Functions {
     }
 }
 
-fn compile(source: &str, multi: bool) -> Compiled {
+/// `source` compiled for a 6.12 kernel with or without kprobe_multi links.
+fn try_compile(source: &str, multi: bool) -> Result<Compiled, lang::Error> {
     let fields: Vec<(&'static str, FieldInfo)> = Vec::new();
     let mut kernel = Kernel::for_release(KernelVersion::new(6, 12, 0), &ABI);
     kernel.kprobe_multi = multi;
@@ -46,7 +47,11 @@ fn compile(source: &str, multi: bool) -> Compiled {
         tracepoints: &Functions,
         kernel,
     };
-    lang::compile(source, &target).unwrap_or_else(|e| panic!("{source}: {}", e.render(source)))
+    lang::compile(source, &target)
+}
+
+fn compile(source: &str, multi: bool) -> Compiled {
+    try_compile(source, multi).unwrap_or_else(|e| panic!("{source}: {}", e.render(source)))
 }
 
 fn points(compiled: &Compiled) -> Vec<String> {
@@ -166,18 +171,10 @@ fn func_prints_through_the_symbolizer_in_printf() {
 
 #[test]
 fn func_is_a_string_to_printf_integer_conversions() {
-    let fields: Vec<(&'static str, FieldInfo)> = Vec::new();
     for multi in [true, false] {
-        let mut kernel = Kernel::for_release(KernelVersion::new(6, 12, 0), &ABI);
-        kernel.kprobe_multi = multi;
-        let target = Target {
-            fields: &fields,
-            tracepoints: &Functions,
-            kernel,
-        };
         for conv in ["%d", "%x", "%u"] {
             let source = format!(r#"kprobe:vfs_* {{ printf("{conv}\n", func); }}"#);
-            let refused = lang::compile(&source, &target).err();
+            let refused = try_compile(&source, multi).err();
             let message = refused.map(|e| e.message).unwrap_or_default();
             assert_eq!(
                 message,
