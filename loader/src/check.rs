@@ -185,11 +185,12 @@ impl fmt::Display for Check {
             };
             writeln!(f, "  output             {output}")?;
             match &report.kprobe_multi {
-                Ok(()) => writeln!(
+                None => {}
+                Some(Ok(())) => writeln!(
                     f,
                     "  wildcard kprobes   one program, one kprobe_multi link (trace)"
                 )?,
-                Err(why) => writeln!(
+                Some(Err(why)) => writeln!(
                     f,
                     "  wildcard kprobes   one kprobe per function: no kprobe_multi link ({why})"
                 )?,

@@ -36,8 +36,9 @@ pub struct Report {
     pub ring_buffer: bool,
     /// One program attaches to many functions through a kprobe_multi link
     /// (5.18+, CONFIG_FPROBE), found by trying (`load::probe_kprobe_multi`);
-    /// else why not.
-    pub kprobe_multi: Result<(), String>,
+    /// else why not. Tried for `Scope::Everything`, else when first asked
+    /// ([`Report::kprobe_multi`]): only trace programs use it.
+    pub kprobe_multi: Option<Result<(), String>>,
 }
 
 /// How much `Report::detect` looks at.
@@ -64,10 +65,6 @@ impl Report {
                 .map_err(|e| e.to_string())
         });
         let bpf = load::probe_basic(kern_version);
-        let kprobe_multi = match &bpf {
-            Ok(_) => load::probe_kprobe_multi(kern_version),
-            Err(e) => Err(e.to_string()),
-        };
         let mut report = Report {
             kernel,
             euid: sys::geteuid(),
@@ -78,9 +75,10 @@ impl Report {
             helpers: Vec::new(),
             possible_cpus: features::possible_cpus().map_err(|e| e.to_string()),
             ring_buffer: load::probe_ring_buffer(),
-            kprobe_multi,
+            kprobe_multi: None,
         };
         if scope == Scope::Everything {
+            report.kprobe_multi();
             for &helper in Helper::ALL {
                 report.probe(helper);
             }
@@ -103,6 +101,19 @@ impl Report {
             }
         };
         &self.helpers[at].1
+    }
+
+    /// Whether kprobe_multi links work here (else why not), by a test link
+    /// the first time it is asked, from memory after that.
+    pub fn kprobe_multi(&mut self) -> &Result<(), String> {
+        let found = match self.kprobe_multi.take() {
+            Some(found) => found,
+            None => match &self.bpf {
+                Ok(_) => load::probe_kprobe_multi(self.kern_version()),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        self.kprobe_multi.insert(found)
     }
 
     /// The first of `helpers` this kernel lacks, probing each (once).
@@ -180,7 +191,7 @@ pub(crate) fn test_report(bpf_errno: Option<i32>, euid: u32) -> Report {
         helpers: Vec::new(),
         possible_cpus: Ok(vec![0]),
         ring_buffer: false,
-        kprobe_multi: Err("5.10".into()),
+        kprobe_multi: Some(Err("5.10".into())),
     }
 }
 

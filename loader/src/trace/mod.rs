@@ -156,7 +156,9 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
         stale::sweep(tracefs, false);
     }
     let mut kernel = target::kernel(&mut report, opts.read)?;
-    kernel.kprobe_multi = report.kprobe_multi.is_ok() && opts.attach == AttachMode::Auto;
+    // Only asked for when nothing else decides: a test link at start.
+    let multi_found = (opts.attach == AttachMode::Auto).then(|| report.kprobe_multi().clone());
+    kernel.kprobe_multi = multi_found.as_ref().is_some_and(Result::is_ok);
     // Reading the kernel's BTF takes a while (megabytes of types): only
     // for a program that reads struct members.
     // (or names a constant only BTF or a profile may know).
@@ -185,7 +187,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
     symbols.set_functions(multi_functions(&compiled));
     if opts.verbose {
-        say_multi(&compiled, kernel, &report.kprobe_multi, opts.attach);
+        say_multi(&compiled, kernel, multi_found.as_ref(), opts.attach);
         let lowered: Vec<_> = compiled
             .probes
             .iter()
@@ -617,7 +619,7 @@ fn multi_functions(compiled: &Compiled) -> Vec<String> {
 pub(crate) fn say_multi(
     compiled: &Compiled,
     kernel: lang::kernel::Kernel,
-    found: &Result<(), String>,
+    found: Option<&Result<(), String>>,
     attach: AttachMode,
 ) {
     let multi = compiled
@@ -647,8 +649,8 @@ pub(crate) fn say_multi(
         "--attach names one way per function".to_string()
     } else {
         match found {
-            Err(why) => format!("this kernel has no kprobe_multi links ({why})"),
-            Ok(()) => return,
+            Some(Err(why)) => format!("this kernel has no kprobe_multi links ({why})"),
+            _ => return,
         }
     };
     eprintln!("nobtf: {single} kprobes, one program per function: {why}");
