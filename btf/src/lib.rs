@@ -12,7 +12,8 @@
 
 use kernel_headers::btf::BTF_MAGIC as MAGIC;
 
-const HEADER_LEN: usize = 24;
+/// Bytes of the header every raw BTF starts with.
+pub const HEADER_LEN: usize = 24;
 /// Pointer size unless told otherwise ([`Btf::with_pointer_size`]): BTF
 /// does not record it; 8 bytes on x86-64 and arm64.
 const POINTER_SIZE: u32 = 8;
@@ -153,12 +154,23 @@ fn le_u32(data: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
 }
 
-impl Btf {
-    pub fn parse(data: &[u8]) -> Result<Btf, BtfError> {
-        if data.len() < HEADER_LEN {
+/// Where a raw BTF's type and string sections lie (byte ranges of the
+/// whole data), from its header alone: what [`Btf::parse`] reads, and what
+/// [`partial`] reads a prefix of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sections {
+    pub types: std::ops::Range<usize>,
+    pub strings: std::ops::Range<usize>,
+}
+
+impl Sections {
+    /// The sections `header` (the data's first bytes, at least
+    /// [`HEADER_LEN`]) describes.
+    pub fn of(header: &[u8]) -> Result<Sections, BtfError> {
+        if header.len() < HEADER_LEN {
             return Err(err("shorter than the BTF header"));
         }
-        let magic = u16::from_le_bytes([data[0], data[1]]);
+        let magic = u16::from_le_bytes([header[0], header[1]]);
         if magic == MAGIC.swap_bytes() {
             return Err(err("big-endian BTF is not supported (x86_64 only)"));
         }
@@ -167,25 +179,41 @@ impl Btf {
                 "bad magic {magic:#06x} (want {MAGIC:#06x}); not raw BTF"
             )));
         }
-        if data[2] != 1 {
-            return Err(err(format!("BTF version {} is not 1", data[2])));
+        if header[2] != 1 {
+            return Err(err(format!("BTF version {} is not 1", header[2])));
         }
-        let hdr_len = le_u32(data, 4) as usize;
-        if hdr_len < HEADER_LEN || hdr_len > data.len() {
+        let hdr_len = le_u32(header, 4) as usize;
+        if hdr_len < HEADER_LEN {
             return Err(err(format!("header length {hdr_len} is impossible")));
         }
         let section = |off_at: usize, len_at: usize, what: &str| {
-            let off = le_u32(data, off_at) as usize;
-            let len = le_u32(data, len_at) as usize;
+            let off = le_u32(header, off_at) as usize;
+            let len = le_u32(header, len_at) as usize;
             hdr_len
                 .checked_add(off)
-                .and_then(|start| Some((start, start.checked_add(len)?)))
-                .filter(|&(_, end)| end <= data.len())
-                .map(|(start, end)| &data[start..end])
-                .ok_or_else(|| err(format!("{what} section ({off}+{len}) lies beyond the data")))
+                .and_then(|start| Some(start..start.checked_add(len)?))
+                .ok_or_else(|| err(format!("{what} section ({off}+{len}) overflows")))
         };
-        let type_data = section(8, 12, "type")?;
-        let strings = section(16, 20, "string")?.to_vec();
+        Ok(Sections {
+            types: section(8, 12, "type")?,
+            strings: section(16, 20, "string")?,
+        })
+    }
+}
+
+impl Btf {
+    pub fn parse(data: &[u8]) -> Result<Btf, BtfError> {
+        let sections = Sections::of(data)?;
+        let section = |range: std::ops::Range<usize>, what: &str| {
+            data.get(range.clone()).ok_or_else(|| {
+                err(format!(
+                    "{what} section ({}..{}) lies beyond the data",
+                    range.start, range.end
+                ))
+            })
+        };
+        let type_data = section(sections.types, "type")?;
+        let strings = section(sections.strings, "string")?.to_vec();
         let mut types = vec![Type {
             name_off: 0,
             kind: Kind::Void,
@@ -580,6 +608,8 @@ impl Btf {
         Ok(None)
     }
 }
+
+pub mod partial;
 
 #[cfg(test)]
 mod tests;

@@ -228,6 +228,9 @@ helpers! {
     GetStackid = 27, "bpf_get_stackid", since (4, 6);
     /// The current `struct task_struct *`.
     GetCurrentTask = 35, "bpf_get_current_task", since (4, 8);
+    /// The current `struct task_struct *` as a BTF pointer (5.11+): its
+    /// fields are plain loads, checked against the kernel's BTF.
+    GetCurrentTaskBtf = 158, "bpf_get_current_task_btf", since (5, 11);
     /// Queues a signal to the current process.
     SendSignal = 109, "bpf_send_signal", since (5, 3);
     GetNumaNodeId = 42, "bpf_get_numa_node_id", since (4, 10);

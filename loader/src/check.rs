@@ -12,6 +12,7 @@ use crate::detect::Report;
 use crate::features::Probeable;
 use crate::load::Support;
 use crate::plan::{self, FUNCTION, PlanError, ReadChoice, UnlinkRequest};
+use probes::unlink::CommRead;
 
 /// The report and the verdict for `request` with automatic choices.
 pub struct Check {
@@ -184,6 +185,12 @@ impl fmt::Display for Check {
                 "none"
             };
             writeln!(f, "  output             {output}")?;
+            if let Some(comm) = report.task_comm {
+                let comm = comm.map_or(CommRead::Helper, |comm_offset| CommRead::TaskBtf {
+                    comm_offset,
+                });
+                writeln!(f, "  comm               {}", plan::comm_name(comm))?;
+            }
             match &report.kprobe_multi {
                 None => {}
                 Some(Ok(())) => writeln!(

@@ -39,6 +39,11 @@ pub struct Report {
     /// else why not. Tried for `Scope::Everything`, else when first asked
     /// ([`Report::kprobe_multi`]): only trace programs use it.
     pub kprobe_multi: Option<Result<(), String>>,
+    /// Where the unlink probes read `task_struct.comm` through
+    /// `bpf_get_current_task_btf` (its offset, from the kernel's BTF), if
+    /// a test load says they can; asked when first needed
+    /// ([`Report::task_comm`]).
+    pub task_comm: Option<Option<i16>>,
 }
 
 /// How much `Report::detect` looks at.
@@ -76,9 +81,11 @@ impl Report {
             possible_cpus: features::possible_cpus().map_err(|e| e.to_string()),
             ring_buffer: load::probe_ring_buffer(),
             kprobe_multi: None,
+            task_comm: None,
         };
         if scope == Scope::Everything {
             report.kprobe_multi();
+            report.task_comm();
             for &helper in Helper::ALL {
                 report.probe(helper);
             }
@@ -114,6 +121,24 @@ impl Report {
             },
         };
         self.kprobe_multi.insert(found)
+    }
+
+    /// `task_struct.comm`'s offset where the unlink probes can read it
+    /// through `bpf_get_current_task_btf` (5.11+ with BTF), found the first
+    /// time it is asked: a few KiB of the kernel's BTF and one test load.
+    pub fn task_comm(&mut self) -> Option<i16> {
+        if let Some(found) = self.task_comm {
+            return found;
+        }
+        let found = self
+            .bpf
+            .is_ok()
+            .then(|| crate::fields::kernel_member_offset("task_struct", "comm"))
+            .flatten()
+            .and_then(|offset| i16::try_from(offset).ok())
+            .filter(|&offset| load::probe_task_comm(self.kern_version(), offset));
+        self.task_comm = Some(found);
+        found
     }
 
     /// The first of `helpers` this kernel lacks, probing each (once).
@@ -192,6 +217,7 @@ pub(crate) fn test_report(bpf_errno: Option<i32>, euid: u32) -> Report {
         possible_cpus: Ok(vec![0]),
         ring_buffer: false,
         kprobe_multi: Some(Err("5.10".into())),
+        task_comm: Some(None),
     }
 }
 

@@ -115,3 +115,68 @@ impl FieldSource for Fields {
         matches!(self, Fields::Btf(_))
     }
 }
+
+/// The byte offset of `member` directly in struct `strukt`, from the
+/// kernel's BTF read a piece at a time (`btf::partial`): the unlink probes
+/// ask for `task_struct.comm` at every start, and the whole BTF is
+/// megabytes. `None` without BTF, or when the struct or member is not
+/// there.
+pub fn kernel_member_offset(strukt: &str, member: &str) -> Option<u32> {
+    use btf::partial::{self, Prefix, Scan};
+    use std::os::unix::fs::FileExt;
+
+    let file = fs::File::open(KERNEL_BTF).ok()?;
+    let read = |range: &std::ops::Range<usize>, len: usize| -> Option<(Vec<u8>, bool)> {
+        let len = len.min(range.len());
+        let mut buf = vec![0u8; len];
+        let mut got = 0;
+        while got < len {
+            match file.read_at(&mut buf[got..], (range.start + got) as u64) {
+                Ok(0) => return None,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        Some((buf, len == range.len()))
+    };
+    let mut header = [0u8; btf::HEADER_LEN];
+    file.read_exact_at(&mut header, 0).ok()?;
+    let sections = btf::Sections::of(&header).ok()?;
+    // Doubled until found: 16 KiB of each holds task_struct on the kernels
+    // seen (debian-6.12 needs under 4 KiB of each).
+    let (mut types_len, mut strings_len) = (16 << 10, 16 << 10);
+    let (mut types, mut strings) = (
+        read(&sections.types, types_len)?,
+        read(&sections.strings, strings_len)?,
+    );
+    loop {
+        let scan = partial::member_offset(
+            Prefix {
+                bytes: &types.0,
+                whole: types.1,
+            },
+            Prefix {
+                bytes: &strings.0,
+                whole: strings.1,
+            },
+            strukt,
+            member,
+        )
+        .ok()?;
+        match scan {
+            Scan::Found { bit_offset } => {
+                return (bit_offset % 8 == 0).then_some(bit_offset / 8);
+            }
+            Scan::Absent => return None,
+            Scan::MoreTypes => {
+                types_len *= 4;
+                types = read(&sections.types, types_len)?;
+            }
+            Scan::MoreStrings => {
+                strings_len *= 4;
+                strings = read(&sections.strings, strings_len)?;
+            }
+        }
+    }
+}

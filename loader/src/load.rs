@@ -245,6 +245,23 @@ pub fn probe_helper(helper: Helper, kern_version: u32) -> Support {
     }
 }
 
+/// Whether this kernel loads the unlink probes' comm read through
+/// `bpf_get_current_task_btf` at `comm_offset` (the very instructions, by
+/// `probes::unlink::copy_comm`): the helper (5.11+), the kernel's BTF, and
+/// a verifier that takes 8-byte loads inside `char comm[16]`.
+pub fn probe_task_comm(kern_version: u32, comm_offset: i16) -> bool {
+    let mut b = Builder::new();
+    let comm = probes::unlink::CommRead::TaskBtf { comm_offset };
+    probes::unlink::copy_comm(&mut b, comm, Reg::R10, -16);
+    b.mov(Reg::R0, 0);
+    b.exit();
+    let Ok(insns) = b.finish().and_then(|insns| insns.encode(|_| None)) else {
+        return false;
+    };
+    let attr = attrs::prog_load_kprobe(kern_version, None, log_level::OFF);
+    sys::prog_load(&attr, &insns, GPL, None).is_ok()
+}
+
 /// Whether this kernel creates a BPF ring buffer (5.8+), by creating the
 /// smallest one (a page) and dropping it.
 pub fn probe_ring_buffer() -> bool {

@@ -14,7 +14,7 @@ use kernel_headers::bpf::Readers;
 use kernel_headers::pt_regs;
 use probes::Program;
 use probes::ringbuf::Sink;
-use probes::unlink::{self, Choices, Output};
+use probes::unlink::{self, Choices, CommRead, Output};
 use profile::Profile;
 
 use crate::attach::{Attach, AttachMode, diagnose};
@@ -36,6 +36,16 @@ pub fn reader_name(read: Readers) -> &'static str {
         Readers::Split => "bpf_probe_read_kernel",
         Readers::ProbeReadStr => "bpf_probe_read",
         Readers::ProbeRead => "bpf_probe_read (fixed-size reads)",
+    }
+}
+
+/// How `nobtf check` and `-v` name the way the probes read the comm.
+pub fn comm_name(comm: CommRead) -> String {
+    match comm {
+        CommRead::Helper => "bpf_get_current_comm".into(),
+        CommRead::TaskBtf { comm_offset } => format!(
+            "bpf_get_current_task_btf, task_struct.comm at byte {comm_offset} (the kernel's BTF)"
+        ),
     }
 }
 
@@ -206,7 +216,16 @@ impl Probes {
                 .as_ref()
                 .map_or_else(|| "builtin".to_string(), |p| p.display().to_string()),
             reader,
-            choices: choices(reader, request.trace_pipe, report.sink()),
+            choices: Choices {
+                comm: match request.trace_pipe {
+                    // trace_printk's lines name the task themselves.
+                    true => CommRead::Helper,
+                    false => report.task_comm().map_or(CommRead::Helper, |comm_offset| {
+                        CommRead::TaskBtf { comm_offset }
+                    }),
+                },
+                ..choices(reader, request.trace_pipe, report.sink())
+            },
         })
     }
 
@@ -224,6 +243,7 @@ fn choices(reader: Readers, trace_pipe: bool, sink: Sink) -> Choices {
             (false, Sink::PerfEvents) => Output::PerfEvents,
             (false, Sink::RingBuffer) => Output::RingBuffer,
         },
+        comm: CommRead::Helper,
     }
 }
 

@@ -7,7 +7,7 @@ use kernel_headers::perf::{PERF_EVENT_HEADER_SIZE, PERF_RECORD_LOST, PERF_RECORD
 use loader::ring::{self, Record};
 use loader::{attach, features, pipe_line};
 use probes::event;
-use probes::unlink::{self, Choices, Output, Readers};
+use probes::unlink::{self, Choices, CommRead, Output, Readers};
 use profile::Profile;
 use proptest::prelude::*;
 
@@ -143,7 +143,11 @@ proptest! {
         };
         for read in [Readers::ProbeReadStr, Readers::Split] {
             for output in [Output::PerfEvents, Output::TracePrintk] {
-                let choices = Choices { read, output };
+                let choices = Choices {
+                read,
+                output,
+                comm: CommRead::Helper,
+            };
                 if let Ok(program) = unlink::entry(&profile, &choices) {
                     let _ = program.to_string();
                 }

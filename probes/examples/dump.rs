@@ -5,7 +5,7 @@
 //! `cargo run -p probes --example dump`
 #![forbid(unsafe_code)]
 
-use probes::unlink::{self, Choices, Output, Readers};
+use probes::unlink::{self, Choices, CommRead, Output, Readers};
 use profile::NameArgType;
 
 fn main() -> Result<(), probes::BuildError> {
@@ -16,7 +16,11 @@ fn main() -> Result<(), probes::BuildError> {
     }
     for output in [Output::PerfEvents, Output::TracePrintk] {
         for read in [Readers::ProbeReadStr, Readers::Split] {
-            let choices = Choices { read, output };
+            let choices = Choices {
+                read,
+                output,
+                comm: CommRead::Helper,
+            };
             for (arg, profile) in [
                 ("struct filename *", &filename),
                 ("const char __user *", &user_path),
@@ -29,6 +33,7 @@ fn main() -> Result<(), probes::BuildError> {
         let choices = Choices {
             read: Readers::Split,
             output,
+            comm: CommRead::Helper,
         };
         print(&unlink::exit(&filename, &choices)?, &format!("{output:?}"));
     }

@@ -502,6 +502,7 @@ impl Vm {
             Helper::GetPrandomU32
             | Helper::GetStackid
             | Helper::GetCurrentTask
+            | Helper::GetCurrentTaskBtf
             | Helper::SendSignal
             | Helper::GetNumaNodeId
             | Helper::GetCurrentCgroupId

@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use probes::unlink::{self, Output, Readers};
+use probes::unlink::{self, CommRead, Output, Readers};
 
 fn slug(output: Output, read: Readers) -> &'static str {
     match (output, read) {
@@ -47,6 +47,21 @@ fn variants() -> Vec<(String, probes::Program)> {
             }
         }
     }
+    // The comm read through the task's BTF pointer (5.11+ with BTF), at
+    // debian-6.12's offset.
+    let c = unlink::Choices {
+        comm: CommRead::TaskBtf { comm_offset: 2976 },
+        ..choices(ring.0, ring.1)
+    };
+    let profile = profile_5_4();
+    out.push((
+        "entry-ring-task_btf-filename".into(),
+        unlink::entry(&profile, &c).unwrap(),
+    ));
+    out.push((
+        "exit-ring-task_btf-filename".into(),
+        unlink::exit(&profile, &c).unwrap(),
+    ));
     out
 }
 

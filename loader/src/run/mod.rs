@@ -161,6 +161,12 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write, started: Instant) -> Result<S
         },
         started.elapsed().as_millis()
     );
+    if opts.verbose {
+        eprintln!(
+            "nobtf: comm read with {}",
+            plan::comm_name(plan.probes.choices.comm)
+        );
+    }
 
     let mut printer = Printer::new(opts, out, &session);
     let expected = expected(&plan.probes.profile, &plan.probes.profile_shown);

@@ -1,7 +1,7 @@
 //! Profiles and variants shared by the integration tests.
 #![allow(dead_code)]
 
-use probes::unlink::{Choices, Output, Readers};
+use probes::unlink::{Choices, CommRead, Output, Readers};
 use profile::{Field, NameArgType, Profile};
 
 /// 4.19..6.x (and the reference's 5.4): `name` at +0, `refcnt` at +16.
@@ -31,5 +31,9 @@ pub const OUTPUTS: [Output; 2] = [Output::PerfEvents, Output::TracePrintk];
 pub const READS: [Readers; 3] = [Readers::ProbeReadStr, Readers::Split, Readers::ProbeRead];
 
 pub fn choices(output: Output, read: Readers) -> Choices {
-    Choices { read, output }
+    Choices {
+        read,
+        output,
+        comm: CommRead::Helper,
+    }
 }
