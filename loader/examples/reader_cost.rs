@@ -163,10 +163,16 @@ where
             let Ok(Record::Sample(data)) = record else {
                 panic!("bad record")
             };
-            let raw = event::parse_ref(data).expect("a valid event");
+            // As the printer does: used where parsed (moving it out of
+            // the `Result` is a copy of its 72 bytes).
+            let parsed = event::parse_ref(data);
+            let raw = match &parsed {
+                Ok(raw) => raw,
+                Err(err) => panic!("{err}"),
+            };
             // As the printer does: text straight from the record.
-            if format != Format::Text || !cache.append_record(&mut line, &raw, 1) {
-                cache.append(&mut line, format, &loader::run::event(1, &raw));
+            if format != Format::Text || !cache.append_record(&mut line, raw, 1) {
+                cache.append(&mut line, format, &loader::run::event(1, raw));
             }
             if line.len() >= 64 * 1024 {
                 out.write_all(line.as_bytes())

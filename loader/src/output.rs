@@ -104,6 +104,8 @@ pub struct LineCache {
     thread: Option<Thread>,
     /// The last line's seconds, formatted.
     seconds: Option<record::Seconds>,
+    /// What lines straight from records start with (`append_record`).
+    record: Option<Box<record::RecordThread>>,
 }
 
 /// The parts made for one (tid, cpu, pid, comm).
@@ -113,9 +115,6 @@ struct Thread {
     cpu: u32,
     pid: u32,
     comm: String,
-    /// The comm's 16 bytes as the record holds them, when the parts were
-    /// made from a record (`LineCache::append_record`).
-    comm_word: Option<u128>,
     /// `None` when a part is longer than a [`Part`] (a comm of many
     /// replaced bytes): such lines are formatted afresh.
     parts: Option<[Part; 3]>,
@@ -200,7 +199,6 @@ impl LineCache {
             cpu: event.cpu,
             pid: event.pid,
             comm: event.comm.to_string(),
-            comm_word: None,
             parts,
         });
     }

@@ -64,6 +64,21 @@ impl Lines {
         self.buf.resize(len, 0);
     }
 
+    /// Lets `write` fill the `N` bytes after the lines (one room check
+    /// for a whole line) and appends as many of them as it returns;
+    /// `None`, nothing appended.
+    #[inline(always)]
+    pub(super) fn write_with<const N: usize>(
+        &mut self,
+        write: impl FnOnce(&mut [u8; N]) -> Option<usize>,
+    ) -> bool {
+        let Some(len) = write(self.room::<N>()) else {
+            return false;
+        };
+        self.len += len.min(N);
+        true
+    }
+
     /// Appends `chunk[..len]`: the whole chunk is copied (a copy of a
     /// known size) and the end moved back.
     #[inline(always)]

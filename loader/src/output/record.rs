@@ -1,29 +1,61 @@
 //! The text line of an unlink record, formatted straight from its bytes:
-//! under a storm this is most of the reader's work. The comm and path are
-//! searched for their NUL a word at a time and copied as they lie when
-//! ASCII (no `CStr`, no UTF-8 validation, no `Event`); the thread's parts
-//! and the time's seconds are kept from the line before, the microseconds
-//! written as three digit pairs. Any other record (a non-ASCII comm or
-//! path) takes the general path, so the bytes are those of
+//! under a storm this is most of the reader's work, so it is a few fixed
+//! size copies into room taken once per line. Kept per thread (comm, tid,
+//! cpu, pid) and second: `comm-tid [cpu] secs.` as one run of bytes and
+//! each kind's message head; per line only the microseconds (one 8-byte
+//! store with `: `), the path (copied sixteen bytes at a time while its
+//! NUL is searched) or the return value are made. A record whose comm or
+//! path is not ASCII takes the general path, so the bytes are those of
 //! [`LineCache::append`] (a test compares the two).
 
 use std::borrow::Cow;
 
-use probes::event::{EventKind as RecordKind, EventRef};
+use probes::event::{EventKind as RecordKind, EventRef, FILENAME_LEN};
 
-use super::{Event, EventKind, LineCache, Lines, Part};
+use super::lines::PAIRS;
+use super::{Event, EventKind, LineCache, Lines, PART, Part};
 
-/// `0x01` in every byte of a `u128` / `u64`.
+/// `0x01` in every byte of a `u128`.
 const ONES_128: u128 = u128::from_le_bytes([1; 16]);
 const HIGHS_128: u128 = u128::from_le_bytes([0x80; 16]);
-const ONES_64: u64 = u64::from_le_bytes([1; 8]);
-const HIGHS_64: u64 = u64::from_le_bytes([0x80; 8]);
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// Bytes of the kept `comm-tid [cpu] secs.`: at most 41 of prefix (see
+/// [`PART`]) and 12 of seconds (`u64::MAX` ns is 11 digits, and the dot).
+const LEAD: usize = 64;
+
+/// `usecs: `
+const STAMP: usize = 8;
+
+/// The room a line is written into: the lead, stamp, head and whole path
+/// at their longest, and the newline.
+const ROOM: usize = LEAD + STAMP + PART + FILENAME_LEN + 8;
 
 /// Seconds kept with their text: `{:>5}.`, at most 20 digits and the dot.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Seconds {
     secs: u64,
     text: Part,
+}
+
+/// The parts of the lines made straight from one thread's records.
+#[derive(Debug)]
+pub(super) struct RecordThread {
+    /// The comm's 16 bytes as the record holds them.
+    comm: u128,
+    pid: u32,
+    tid: u32,
+    cpu: u32,
+    /// `comm-tid [cpu] `
+    prefix: Part,
+    /// The first nanosecond of the second `lead` shows.
+    second_ns: u64,
+    /// `comm-tid [cpu] secs.`, `lead_len` bytes of it.
+    lead: [u8; LEAD],
+    lead_len: usize,
+    entry_head: Part,
+    exit_head: Part,
 }
 
 impl LineCache {
@@ -34,66 +66,200 @@ impl LineCache {
         let Some(&comm) = record.comm.first_chunk::<16>() else {
             return false;
         };
-        let comm = u128::from_le_bytes(comm);
-        let filename = match record.kind {
-            RecordKind::Entry => match ascii_c_str(record.filename) {
-                Some(path) => Some(path),
-                None => return false,
-            },
-            RecordKind::Exit => None,
-        };
-        let same = self.thread.as_ref().is_some_and(|t| {
-            t.comm_word == Some(comm) && (t.tid, t.cpu, t.pid) == (record.tid, cpu, record.pid)
+        let comm = u128::from_ne_bytes(comm);
+        let same = self.record.as_ref().is_some_and(|t| {
+            t.comm == comm && (t.tid, t.pid, t.cpu) == (record.tid, record.pid, cpu)
         });
-        if !same && !self.remember_record(record, comm, cpu) {
-            return false;
+        if !same {
+            self.record = remember_record(record, comm, cpu);
         }
-        let Some([prefix, entry_head, exit_head]) = self.thread.as_ref().and_then(|t| t.parts)
-        else {
+        let Some(thread) = self.record.as_deref_mut() else {
             return false;
         };
-        line.put(&prefix.bytes, prefix.len);
-        self.time(line, record.ts_ns);
-        match filename {
-            Some(path) => {
-                line.put(&entry_head.bytes, entry_head.len);
-                line.extend(path);
+        let mut since = record.ts_ns.wrapping_sub(thread.second_ns);
+        if since >= NS_PER_SEC {
+            if !thread.new_second(record.ts_ns) {
+                return false;
             }
-            None => {
-                line.put(&exit_head.bytes, exit_head.len);
-                line.signed(record.ret);
+            since = record.ts_ns - thread.second_ns;
+        }
+        let stamp = stamp(since / 1000);
+        let thread = &*thread;
+        match record.kind {
+            RecordKind::Entry => {
+                let Some(path) = record.filename.first_chunk::<FILENAME_LEN>() else {
+                    return false;
+                };
+                line.write_with::<ROOM>(|room| {
+                    let at = thread.start(room, stamp, &thread.entry_head)?;
+                    let end = at + copy_path(room.get_mut(at..at + FILENAME_LEN)?, path)?;
+                    *room.get_mut(end)? = b'\n';
+                    Some(end + 1)
+                })
+            }
+            RecordKind::Exit => {
+                let ret = small(record.ret);
+                let written = line.write_with::<ROOM>(|room| {
+                    let at = thread.start(room, stamp, &thread.exit_head)?;
+                    if let Some((text, len)) = ret {
+                        *room.get_mut(at..at + 4)?.first_chunk_mut()? = text;
+                        return Some(at + len);
+                    }
+                    Some(at)
+                });
+                if written && ret.is_none() {
+                    line.signed(record.ret);
+                    line.push(b'\n');
+                }
+                written
             }
         }
-        line.push(b'\n');
+    }
+}
+
+/// The thread's parts, made from `record`; `None` for a comm that is not
+/// ASCII (or parts too long to keep).
+#[cold]
+#[inline(never)]
+fn remember_record(record: &EventRef<'_>, comm_word: u128, cpu: u32) -> Option<Box<RecordThread>> {
+    let len = ascii_len_128(comm_word)?;
+    let comm = std::str::from_utf8(record.comm.get(..len)?).ok()?;
+    let event = Event {
+        ts_ns: record.ts_ns,
+        cpu,
+        pid: record.pid,
+        tid: record.tid,
+        comm: Cow::Borrowed(comm),
+        kind: EventKind::Exit { ret: 0 },
+    };
+    let entry = Event {
+        kind: EventKind::Entry {
+            filename: Cow::Borrowed(""),
+            refcnt: None,
+        },
+        ..event.clone()
+    };
+    let mut thread = Box::new(RecordThread {
+        comm: comm_word,
+        pid: record.pid,
+        tid: record.tid,
+        cpu,
+        prefix: Part::new(|line| super::thread_prefix(line, &event))?,
+        second_ns: 0,
+        lead: [0; LEAD],
+        lead_len: 0,
+        entry_head: Part::new(|line| super::message_head(line, &entry))?,
+        exit_head: Part::new(|line| super::message_head(line, &event))?,
+    });
+    thread.new_second(record.ts_ns).then_some(thread)
+}
+
+impl RecordThread {
+    /// Makes the lead for the second of `ts_ns`; `false` if too long.
+    #[cold]
+    #[inline(never)]
+    fn new_second(&mut self, ts_ns: u64) -> bool {
+        let secs = ts_ns / NS_PER_SEC;
+        let mut lead = Lines::with_capacity(LEAD);
+        lead.put(&self.prefix.bytes, self.prefix.len);
+        lead.padded(secs, b' ', 5);
+        lead.push(b'.');
+        let Some(bytes) = self.lead.get_mut(..lead.len()) else {
+            return false;
+        };
+        bytes.copy_from_slice(lead.as_bytes());
+        self.lead_len = lead.len();
+        self.second_ns = secs * NS_PER_SEC;
         true
     }
 
-    /// Makes the thread's parts from the record; `false` for a comm that
-    /// is not ASCII.
-    fn remember_record(&mut self, record: &EventRef<'_>, comm_word: u128, cpu: u32) -> bool {
-        let Some(len) = ascii_len_128(comm_word) else {
-            return false;
-        };
-        let Ok(comm) = std::str::from_utf8(&record.comm[..len]) else {
-            return false;
-        };
-        self.remember(&Event {
-            ts_ns: record.ts_ns,
-            cpu,
-            pid: record.pid,
-            tid: record.tid,
-            comm: Cow::Borrowed(comm),
-            kind: EventKind::Exit { ret: 0 },
-        });
-        if let Some(thread) = self.thread.as_mut() {
-            thread.comm_word = Some(comm_word);
-        }
-        true
+    /// Writes the lead, the stamp and `head` at the start of `room`;
+    /// returns where the message's last value goes.
+    #[inline(always)]
+    fn start(&self, room: &mut [u8; ROOM], stamp: [u8; STAMP], head: &Part) -> Option<usize> {
+        *room.first_chunk_mut::<LEAD>()? = self.lead;
+        let at = self.lead_len.min(LEAD);
+        *room.get_mut(at..at + STAMP)?.first_chunk_mut()? = stamp;
+        let at = at + STAMP;
+        *room.get_mut(at..at + PART)?.first_chunk_mut()? = head.bytes;
+        Some(at + head.len.min(PART))
     }
+}
 
+/// `usecs` (below a million) as six digits, then `: `: `usecs / 10^4`
+/// in 32.32 fixed point, whose integer part is the first digit pair and
+/// whose fraction times 100 gives each next pair (one multiplication a
+/// pair, where divisions took four instructions each; exact for every
+/// `usecs`, a test tries them all), the pairs' text from a table.
+#[inline(always)]
+fn stamp(usecs: u64) -> [u8; STAMP] {
+    /// 2^32 / 10^4, rounded up: the error stays below one in the last pair.
+    const SCALE: u64 = (1 << 32) / 10_000 + 1;
+    const FRACTION: u64 = u32::MAX as u64;
+    // Each `n` is below 100 already; `min` costs less than a bounds check.
+    let pair = |n: u64| {
+        let at = n.min(99) as usize * 2;
+        u64::from(u16::from_le_bytes([PAIRS[at], PAIRS[at + 1]]))
+    };
+    let first = usecs * SCALE;
+    let second = (first & FRACTION) * 100;
+    let third = (second & FRACTION) * 100;
+    let word = pair(first >> 32)
+        | pair(second >> 32) << 16
+        | pair(third >> 32) << 32
+        | u64::from_le_bytes(*b"\0\0\0\0\0\0: ");
+    word.to_le_bytes()
+}
+
+/// `ret` and the newline as text, with its length, when between -99 and
+/// 99 (what unlink returns: 0 or a negative errno).
+#[inline(always)]
+fn small(ret: i64) -> Option<([u8; 4], usize)> {
+    let n = ret.unsigned_abs();
+    if n >= 100 {
+        return None;
+    }
+    let (digits, mut len) = if n < 10 {
+        (u32::from(b'0') + n as u32, 1)
+    } else {
+        let at = n as usize * 2;
+        (u32::from(u16::from_le_bytes([PAIRS[at], PAIRS[at + 1]])), 2)
+    };
+    let mut text = digits | u32::from(b'\n') << (8 * len);
+    if ret < 0 {
+        text = text << 8 | u32::from(b'-');
+        len += 1;
+    }
+    Some((text.to_le_bytes(), len + 1))
+}
+
+/// Copies the bytes of `path` before its first NUL (all of them without
+/// one) to `to`, sixteen at a time; their length, if they are ASCII: as
+/// `probes::event::c_str` reads them.
+#[inline(always)]
+fn copy_path(to: &mut [u8], path: &[u8; FILENAME_LEN]) -> Option<usize> {
+    let (to, _) = to.as_chunks_mut::<16>();
+    let mut seen = 0u128;
+    for (i, (chunk, to)) in path.as_chunks::<16>().0.iter().zip(to).enumerate() {
+        *to = *chunk;
+        let word = u128::from_le_bytes(*chunk);
+        let zeros = word.wrapping_sub(ONES_128) & !word & HIGHS_128;
+        if zeros != 0 {
+            // The lowest flag marks the first NUL (a borrow only flags
+            // bytes above a zero byte); the bytes below it must be ASCII.
+            let below = (zeros & zeros.wrapping_neg()) - 1;
+            return ((seen | word & below) & HIGHS_128 == 0)
+                .then_some(i * 16 + zeros.trailing_zeros() as usize / 8);
+        }
+        seen |= word;
+    }
+    (seen & HIGHS_128 == 0).then_some(FILENAME_LEN)
+}
+
+impl LineCache {
     /// `secs.usecs: `, the seconds' text kept from the line before.
     pub(super) fn time(&mut self, line: &mut Lines, ts_ns: u64) {
-        let secs = ts_ns / 1_000_000_000;
+        let secs = ts_ns / NS_PER_SEC;
         if self.seconds.is_none_or(|kept| kept.secs != secs) {
             let Some(text) = Part::new(|part| {
                 part.padded(secs, b' ', 5);
@@ -106,49 +272,8 @@ impl LineCache {
         if let Some(kept) = &self.seconds {
             line.put(&kept.text.bytes, kept.text.len);
         }
-        let usecs = (ts_ns - secs * 1_000_000_000) / 1000;
-        let [a, b] = pair(usecs / 10_000);
-        let [c, d] = pair(usecs / 100 % 100);
-        let [e, f] = pair(usecs % 100);
-        line.literal(&[a, b, c, d, e, f, b':', b' ']);
+        line.literal(&stamp((ts_ns - secs * NS_PER_SEC) / 1000));
     }
-}
-
-/// `n` (below 100) as two digits.
-#[inline(always)]
-fn pair(n: u64) -> [u8; 2] {
-    let at = n as usize % 100 * 2;
-    [super::lines::PAIRS[at], super::lines::PAIRS[at + 1]]
-}
-
-/// The bytes before the first NUL of `bytes` (all of them without one),
-/// if they are ASCII: as `probes::event::c_str` reads them, a word at a
-/// time.
-fn ascii_c_str(bytes: &[u8]) -> Option<&[u8]> {
-    let (words, rest) = bytes.as_chunks::<8>();
-    for (i, word) in words.iter().enumerate() {
-        let word = u64::from_le_bytes(*word);
-        let zeros = word.wrapping_sub(ONES_64) & !word & HIGHS_64;
-        // The lowest flag marks the first NUL (a borrow only flags bytes
-        // above a zero byte); the bytes below it must be ASCII.
-        let below = if zeros == 0 {
-            u64::MAX
-        } else {
-            (zeros & zeros.wrapping_neg()) - 1
-        };
-        if word & HIGHS_64 & below != 0 {
-            return None;
-        }
-        if zeros != 0 {
-            return Some(&bytes[..i * 8 + zeros.trailing_zeros() as usize / 8]);
-        }
-    }
-    let start = bytes.len() - rest.len();
-    let end = rest
-        .iter()
-        .position(|&b| b == 0)
-        .map_or(bytes.len(), |n| start + n);
-    bytes[start..end].is_ascii().then_some(&bytes[..end])
 }
 
 /// The length before the first NUL of the 16 bytes in `word` (16 without
@@ -198,17 +323,49 @@ mod tests {
         bytes
     }
 
+    /// What `copy_path` copies and measures of `bytes` (NUL-padded).
+    fn path_len(bytes: &[u8]) -> Option<usize> {
+        let mut path = [0u8; FILENAME_LEN];
+        path[..bytes.len()].copy_from_slice(bytes);
+        let mut to = [0u8; FILENAME_LEN];
+        let len = copy_path(&mut to, &path)?;
+        assert_eq!(to[..len], path[..len]);
+        Some(len)
+    }
+
     #[test]
-    fn c_strings_stop_at_the_first_nul_and_refuse_non_ascii() {
-        assert_eq!(ascii_c_str(b"/tmp/a\0junk\xff"), Some(&b"/tmp/a"[..]));
-        assert_eq!(
-            ascii_c_str(b"0123456789abcdef\0"),
-            Some(&b"0123456789abcdef"[..])
-        );
-        assert_eq!(ascii_c_str(b"\x01\0"), Some(&b"\x01"[..]));
-        assert_eq!(ascii_c_str(b"no nul at all"), Some(&b"no nul at all"[..]));
-        assert_eq!(ascii_c_str(b"caf\xc3\xa9\0"), None);
-        assert_eq!(ascii_c_str(b""), Some(&b""[..]));
+    fn paths_stop_at_the_first_nul_and_refuse_non_ascii() {
+        assert_eq!(path_len(b"/tmp/a\0junk\xff"), Some(6));
+        assert_eq!(path_len(b"0123456789abcdef\0"), Some(16));
+        assert_eq!(path_len(b"0123456789abcdef0\0\xff"), Some(17));
+        assert_eq!(path_len(b"\x01\0"), Some(1));
+        assert_eq!(path_len(&[b'x'; FILENAME_LEN]), Some(FILENAME_LEN));
+        assert_eq!(path_len(b"caf\xc3\xa9\0"), None);
+        assert_eq!(path_len(b"0123456789abcdef\xff\0"), None);
+        assert_eq!(path_len(b"\xff0123456789abcdef\0"), None);
+        assert_eq!(path_len(b""), Some(0));
+    }
+
+    #[test]
+    fn small_return_values_and_stamps() {
+        let text = |ret| small(ret).map(|(t, len)| t[..len].to_vec());
+        assert_eq!(text(0).as_deref(), Some(&b"0\n"[..]));
+        assert_eq!(text(-2).as_deref(), Some(&b"-2\n"[..]));
+        assert_eq!(text(-99).as_deref(), Some(&b"-99\n"[..]));
+        assert_eq!(text(42).as_deref(), Some(&b"42\n"[..]));
+        assert_eq!(text(100), None);
+        assert_eq!(text(i64::MIN), None);
+        assert_eq!(&stamp(0), b"000000: ");
+        assert_eq!(&stamp(987_654), b"987654: ");
+        assert_eq!(&stamp(1_002), b"001002: ");
+        for usecs in 0..1_000_000 {
+            let want = format!("{usecs:06}: ");
+            assert_eq!(stamp(usecs), want.as_bytes(), "{usecs}");
+        }
+    }
+
+    #[test]
+    fn comm_words_stop_at_the_first_nul_and_refuse_non_ascii() {
         let word = |b: &[u8]| {
             let mut w = [0u8; 16];
             w[..b.len()].copy_from_slice(b);

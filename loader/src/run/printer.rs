@@ -213,7 +213,10 @@ impl Events for Printer<'_> {
     type Error = RunError;
 
     fn sample(&mut self, cpu: Option<u32>, data: &[u8]) -> Result<Flow, RunError> {
-        let raw = match probe_event::parse_ref(data) {
+        // Used where parsed: moving it out of the `Result` copied its 72
+        // bytes (at opt-level "z", byte by byte).
+        let parsed = probe_event::parse_ref(data);
+        let raw = match &parsed {
             Ok(raw) => raw,
             Err(err) => {
                 self.summary.bad += 1;
@@ -223,10 +226,10 @@ impl Events for Printer<'_> {
         };
         // A ring buffer record carries its CPU; a perf ring is the CPU's own.
         let cpu = cpu.unwrap_or(raw.cpu);
-        if self.shows_straight(raw.pid) && self.lines.append_record(&mut self.pending, &raw, cpu) {
+        if self.shows_straight(raw.pid) && self.lines.append_record(&mut self.pending, raw, cpu) {
             return self.gathered();
         }
-        self.show(event(cpu, &raw))
+        self.show(event(cpu, raw))
     }
 
     fn lost(&mut self, cpu: u32, count: u64) {
