@@ -124,6 +124,9 @@ kernel_name_register() { [ "$(kernel_profile_arch)" = x86_64 ] && echo si || ech
 kernel_return_register() { [ "$(kernel_profile_arch)" = x86_64 ] && echo ax || echo r0; }
 # The BTF-less kernels.
 kernel_has_btf() { case $KERNEL in nobtf-*|nobpf-*|linux-*|*-armhf) return 1 ;; esac; }
+# bpf_get_current_task_btf (5.11) on a kernel with BTF: the unlink probes
+# read the comm through it.
+kernel_has_task_btf() { kernel_has_btf && [ "$KERNEL" != debian-5.10 ]; }
 
 # The tracefs directory inside the VM, for shell snippets run there.
 # shellcheck disable=SC2016

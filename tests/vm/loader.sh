@@ -190,10 +190,19 @@ vmtest_loader_check_and_dump() {
         output='BPF ring buffer \(bpf_ringbuf_reserve/submit\)' call='bpf_ringbuf_submit#132'
     fi
     assert_match "$check" "^  output +$output\$" || return 1
+    # The comm: two loads through the task's BTF pointer where the kernel
+    # takes them (5.11+ with BTF), else the helper.
+    local comm='bpf_get_current_comm' comm_call='bpf_get_current_comm#16'
+    if kernel_has_task_btf; then
+        comm="bpf_get_current_task_btf, task_struct.comm at byte [0-9]+ \\(the kernel's BTF\\)"
+        comm_call='bpf_get_current_task_btf#158'
+    fi
+    assert_match "$check" "^  comm +$comm\$" || return 1
     dump=$(output_block "$out" "== dump")
     fixed=$(output_block "$out" "== dump fixed")
     assert_match "$dump" '^; unlink_entry' \
         && assert_match "$dump" "call $call" \
+        && assert_match "$dump" "call $comm_call" \
         && assert_match "$dump" "call $reader(_str|_user_str)?#" \
         && assert_match "$dump" 'exit$' \
         && assert_match "$fixed" 'call bpf_probe_read#4' \
