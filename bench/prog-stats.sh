@@ -5,7 +5,7 @@
 # missing files. Under `-icount` these are guest instructions times 2 ns.
 # The stats' own timing is in every figure: the `empty` row shows it.
 #
-#   scripts/vm --kernel debian-6.12 --rootfs "$BENCH_ROOTFS" \
+#   scripts/vm --kernel debian-6.12 --timeout 900 --rootfs "$BENCH_ROOTFS" \
 #       --file "$bin/benchctl:/usr/local/bin/benchctl" \
 #       --file target/x86_64-unknown-linux-musl/release/nobtf:/usr/local/bin/nobtf \
 #       --file bench/prog-stats.sh:/bench/prog-stats.sh -- /bench/prog-stats.sh [N]
