@@ -113,8 +113,97 @@ fn parse_one(bytes: &[u8], at: usize, left: usize) -> Result<(Record<'_>, usize)
 /// Iterates the ring buffer records in `bytes` (each an 8-byte header and
 /// its data, 8-aligned, all committed): `Sample` for each record, `Other`
 /// for one the program discarded.
-pub fn ring_buffer_records(bytes: &[u8]) -> impl Iterator<Item = Result<Record<'_>, RingError>> {
-    walk(bytes, parse_ring_buffer_one)
+pub fn ring_buffer_records(bytes: &[u8]) -> RingBufferRecords<'_> {
+    RingBufferRecords { bytes, at: 0 }
+}
+
+/// The iterator of [`ring_buffer_records`]. The reader's loop is
+/// [`RingBufferRecords::try_each`]: through `iter::from_fn` each record
+/// was a call (at opt-level "z") returning a 32-byte
+/// `Option<Result<..>>` through memory.
+#[derive(Debug, Clone)]
+pub struct RingBufferRecords<'a> {
+    bytes: &'a [u8],
+    /// The next record's header; past the end after an error.
+    at: usize,
+}
+
+impl<'a> RingBufferRecords<'a> {
+    /// The record at `at`, and where the next one starts; `None` at the
+    /// end (or past it), `Some(None)` for a record cut short.
+    #[inline(always)]
+    fn at(bytes: &'a [u8], at: usize) -> Option<Option<(Record<'a>, usize)>> {
+        if at >= bytes.len() {
+            return None;
+        }
+        let whole = bytes
+            .get(at..)
+            .and_then(|rest| rest.split_first_chunk::<{ ringbuf::HDR_SZ }>())
+            .and_then(|(header, after)| {
+                let header = u32::from_ne_bytes(*header.first_chunk::<4>()?);
+                let len = (header & !(ringbuf::BUSY_BIT | ringbuf::DISCARD_BIT)) as usize;
+                let data = after.get(..len)?;
+                let record = if header & ringbuf::DISCARD_BIT != 0 {
+                    Record::Other(header)
+                } else {
+                    Record::Sample(data)
+                };
+                // `at` is 8-aligned: the next record is too.
+                const { assert!(ringbuf::HDR_SZ % 8 == 0) };
+                Some((record, at + ((ringbuf::HDR_SZ + len + 7) & !7)))
+            });
+        Some(whole)
+    }
+
+    /// Hands `each` the records in turn, stopping at the first error:
+    /// `each`'s, or a record cut short (its [`RingError`] made into an
+    /// `E` by `cut`). Nothing per record goes through memory: the loop and
+    /// `each` are inlined into the caller, the error made apart.
+    #[inline(always)]
+    pub fn try_each<E>(
+        self,
+        mut each: impl FnMut(Record<'a>) -> Result<(), E>,
+        cut: impl FnOnce(RingError) -> E,
+    ) -> Result<(), E> {
+        let mut at = self.at;
+        while let Some(whole) = Self::at(self.bytes, at) {
+            let Some((record, next)) = whole else {
+                return Err(cut(ring_buffer_error(self.bytes, at)));
+            };
+            at = next;
+            each(record)?;
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Iterator for RingBufferRecords<'a> {
+    type Item = Result<Record<'a>, RingError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some((record, next)) = Self::at(self.bytes, self.at)? else {
+            let err = ring_buffer_error(self.bytes, self.at);
+            self.at = usize::MAX;
+            return Some(Err(err));
+        };
+        self.at = next;
+        Some(Ok(record))
+    }
+}
+
+/// The error of the ring buffer record at `at`, which is cut short.
+#[cold]
+#[inline(never)]
+fn ring_buffer_error(bytes: &[u8], at: usize) -> RingError {
+    let left = bytes.len().saturating_sub(at);
+    match parse_ring_buffer_one(bytes, at, left) {
+        Err(err) => err,
+        Ok(_) => RingError::RingTruncated {
+            at,
+            left,
+            size: ringbuf::HDR_SZ,
+        },
+    }
 }
 
 fn parse_ring_buffer_one(
@@ -233,5 +322,52 @@ mod tests {
             }
         );
         assert_eq!(ring_buffer_records(&bytes[..12]).count(), 1);
+    }
+
+    /// What `try_each` hands over: the records, then the error if any.
+    fn each(bytes: &[u8]) -> (Vec<Record<'_>>, Option<RingError>) {
+        let mut got = Vec::new();
+        let walked = ring_buffer_records(bytes).try_each(
+            |record| {
+                got.push(record);
+                Ok(())
+            },
+            |cut| cut,
+        );
+        (got, walked.err())
+    }
+
+    #[test]
+    fn try_each_hands_over_what_the_iterator_yields() {
+        let mut bytes = ring_record(5, b"hello");
+        bytes.extend(ring_record(3 | ringbuf::DISCARD_BIT, b"bye"));
+        bytes.extend(ring_record(0, b""));
+        bytes.extend(ring_record(8, b"12345678"));
+        // Whole, cut in a header, in a record, in its padding, and empty.
+        for end in [bytes.len(), 44, 36, 13, 12, 4, 0] {
+            let cut = &bytes[..end];
+            let iterated: Vec<_> = ring_buffer_records(cut).collect();
+            let (got, err) = each(cut);
+            let mut want: Vec<_> = got.into_iter().map(Ok).collect();
+            want.extend(err.map(Err));
+            assert_eq!(want, iterated, "{end}");
+        }
+        assert_eq!(each(&bytes).0.len(), 4);
+        // A discarded record cut short is an error too.
+        let discarded = ring_record(9 | ringbuf::DISCARD_BIT, b"x");
+        assert!(matches!(
+            each(&discarded).1,
+            Some(RingError::RingTruncated { at: 0, .. })
+        ));
+        // `each`'s error stops the walk.
+        let mut seen = 0;
+        let walked = ring_buffer_records(&bytes).try_each(
+            |_| {
+                seen += 1;
+                Err(None)
+            },
+            Some,
+        );
+        assert_eq!((walked, seen), (Err(None), 1));
     }
 }

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use probes::event::{EventKind as RecordKind, EventRef, FILENAME_LEN};
+use probes::event::{EventBytes, FILENAME_LEN};
 
 use super::lines::PAIRS;
 use super::{Event, EventKind, LineCache, Lines, PART, Part};
@@ -44,8 +44,8 @@ pub(super) struct Seconds {
 pub(super) struct RecordThread {
     /// The comm's 16 bytes as the record holds them.
     comm: u128,
-    pid: u32,
-    tid: u32,
+    /// The record's pid and tid as one word ([`EventBytes::ids`]).
+    ids: u64,
     cpu: u32,
     /// `comm-tid [cpu] `
     prefix: Part,
@@ -62,43 +62,38 @@ impl LineCache {
     /// Appends the text line of `record` (read on `cpu`), newline included,
     /// as [`LineCache::append`] would for its event; `false`, nothing
     /// appended, for a record whose comm or path is not ASCII.
-    pub fn append_record(&mut self, line: &mut Lines, record: &EventRef<'_>, cpu: u32) -> bool {
-        let Some(&comm) = record.comm.first_chunk::<16>() else {
-            return false;
-        };
-        let comm = u128::from_ne_bytes(comm);
-        let same = self.record.as_ref().is_some_and(|t| {
-            t.comm == comm && (t.tid, t.pid, t.cpu) == (record.tid, record.pid, cpu)
-        });
+    pub fn append_record(&mut self, line: &mut Lines, record: EventBytes<'_>, cpu: u32) -> bool {
+        let comm = u128::from_ne_bytes(record.comm());
+        let ids = record.ids();
+        let same = self
+            .record
+            .as_ref()
+            .is_some_and(|t| t.comm == comm && t.ids == ids && t.cpu == cpu);
         if !same {
             self.record = remember_record(record, comm, cpu);
         }
         let Some(thread) = self.record.as_deref_mut() else {
             return false;
         };
-        let mut since = record.ts_ns.wrapping_sub(thread.second_ns);
+        let ts_ns = record.ts_ns();
+        let mut since = ts_ns.wrapping_sub(thread.second_ns);
         if since >= NS_PER_SEC {
-            if !thread.new_second(record.ts_ns) {
+            if !thread.new_second(ts_ns) {
                 return false;
             }
-            since = record.ts_ns - thread.second_ns;
+            since = ts_ns - thread.second_ns;
         }
         let stamp = stamp(since / 1000);
         let thread = &*thread;
-        match record.kind {
-            RecordKind::Entry => {
-                let Some(path) = record.filename.first_chunk::<FILENAME_LEN>() else {
-                    return false;
-                };
-                line.write_with::<ROOM>(|room| {
-                    let at = thread.start(room, stamp, &thread.entry_head)?;
-                    let end = at + copy_path(room.get_mut(at..at + FILENAME_LEN)?, path)?;
-                    *room.get_mut(end)? = b'\n';
-                    Some(end + 1)
-                })
-            }
-            RecordKind::Exit => {
-                let ret = small(record.ret);
+        match record.filename() {
+            Some(path) => line.write_with::<ROOM>(|room| {
+                let at = thread.start(room, stamp, &thread.entry_head)?;
+                let end = at + copy_path(room.get_mut(at..at + FILENAME_LEN)?, path)?;
+                *room.get_mut(end)? = b'\n';
+                Some(end + 1)
+            }),
+            None => {
+                let ret = small(record.ret());
                 let written = line.write_with::<ROOM>(|room| {
                     let at = thread.start(room, stamp, &thread.exit_head)?;
                     if let Some((text, len)) = ret {
@@ -108,7 +103,7 @@ impl LineCache {
                     Some(at)
                 });
                 if written && ret.is_none() {
-                    line.signed(record.ret);
+                    line.signed(record.ret());
                     line.push(b'\n');
                 }
                 written
@@ -121,14 +116,15 @@ impl LineCache {
 /// ASCII (or parts too long to keep).
 #[cold]
 #[inline(never)]
-fn remember_record(record: &EventRef<'_>, comm_word: u128, cpu: u32) -> Option<Box<RecordThread>> {
+fn remember_record(record: EventBytes<'_>, comm_word: u128, cpu: u32) -> Option<Box<RecordThread>> {
     let len = ascii_len_128(comm_word)?;
-    let comm = std::str::from_utf8(record.comm.get(..len)?).ok()?;
+    let comm = record.comm();
+    let comm = std::str::from_utf8(comm.get(..len)?).ok()?;
     let event = Event {
-        ts_ns: record.ts_ns,
+        ts_ns: record.ts_ns(),
         cpu,
-        pid: record.pid,
-        tid: record.tid,
+        pid: record.pid(),
+        tid: record.tid(),
         comm: Cow::Borrowed(comm),
         kind: EventKind::Exit { ret: 0 },
     };
@@ -141,8 +137,7 @@ fn remember_record(record: &EventRef<'_>, comm_word: u128, cpu: u32) -> Option<B
     };
     let mut thread = Box::new(RecordThread {
         comm: comm_word,
-        pid: record.pid,
-        tid: record.tid,
+        ids: record.ids(),
         cpu,
         prefix: Part::new(|line| super::thread_prefix(line, &event))?,
         second_ns: 0,
@@ -151,7 +146,7 @@ fn remember_record(record: &EventRef<'_>, comm_word: u128, cpu: u32) -> Option<B
         entry_head: Part::new(|line| super::message_head(line, &entry))?,
         exit_head: Part::new(|line| super::message_head(line, &event))?,
     });
-    thread.new_second(record.ts_ns).then_some(thread)
+    thread.new_second(record.ts_ns()).then_some(thread)
 }
 
 impl RecordThread {
@@ -295,7 +290,7 @@ fn ascii_len_128(word: u128) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::output::Format;
-    use probes::event::{self, HAS_REFCNT, SIZE, VERSION};
+    use probes::event::{self, EventKind as RecordKind, HAS_REFCNT, SIZE, VERSION};
 
     /// An unlink record's bytes, as the probes write them.
     fn record(
@@ -396,10 +391,11 @@ mod tests {
                 let kind = if entry { RecordKind::Entry } else { RecordKind::Exit };
                 let bytes = record(kind, ts_ns, (pid, tid), ret, comms[comm], paths[path]);
                 let raw = event::parse_ref(&bytes).unwrap();
+                let record = event::EventBytes::new(&bytes).unwrap();
                 let mut want = Lines::default();
                 fresh_cache.append(&mut want, Format::Text, &crate::run::event(cpu, &raw));
                 let mut got = Lines::default();
-                if !cache.append_record(&mut got, &raw, cpu) {
+                if !cache.append_record(&mut got, record, cpu) {
                     proptest::prop_assert!(got.is_empty());
                     cache.append(&mut got, Format::Text, &crate::run::event(cpu, &raw));
                 }

@@ -376,11 +376,10 @@ impl Latency {
     }
 }
 
-/// Hands `events` the records in `bytes` (parsed by `records`), from
-/// `cpu`'s perf ring or (`None`) the ring buffer.
+/// Hands `events` the records of `cpu`'s perf ring in `records`.
 fn hand_over<'a, H: Events, I>(
     records: I,
-    cpu: Option<u32>,
+    cpu: u32,
     events: &mut H,
     stats: &mut ReaderStats,
 ) -> Result<Flow, H::Error>
@@ -389,22 +388,37 @@ where
 {
     let mut flow = Flow::Continue;
     for record in records {
-        match record.map_err(SessionError::from)? {
-            Record::Sample(data) => {
-                stats.records += 1;
-                if let Flow::Stop = events.sample(cpu, data)? {
-                    flow = Flow::Stop;
-                }
-            }
-            Record::Lost(n) => {
-                if let Some(cpu) = cpu {
-                    events.lost(cpu, n);
-                }
-            }
-            Record::Other(_) => {}
-        }
+        let record = record.map_err(SessionError::from)?;
+        hand_over_one(record, Some(cpu), events, stats, &mut flow)?;
     }
     Ok(flow)
+}
+
+/// Hands `events` one record from `cpu`'s perf ring or (`None`) the ring
+/// buffer; `flow` becomes `Stop` when `events` says so.
+#[inline(always)]
+fn hand_over_one<H: Events>(
+    record: Record<'_>,
+    cpu: Option<u32>,
+    events: &mut H,
+    stats: &mut ReaderStats,
+    flow: &mut Flow,
+) -> Result<(), H::Error> {
+    match record {
+        Record::Sample(data) => {
+            stats.records += 1;
+            if let Flow::Stop = events.sample(cpu, data)? {
+                *flow = Flow::Stop;
+            }
+        }
+        Record::Lost(n) => {
+            if let Some(cpu) = cpu {
+                events.lost(cpu, n);
+            }
+        }
+        Record::Other(_) => {}
+    }
+    Ok(())
 }
 
 fn drain_rings<H: Events>(
@@ -426,9 +440,10 @@ fn drain_rings<H: Events>(
                 let drained = ring.ring.drain_with(|records| {
                     stats.ring_reads += 1;
                     stats.bytes += records.len() as u64;
-                    let records = ring::ring_buffer_records(records);
-                    flow = hand_over(records, None, events, stats)?;
-                    Ok::<_, H::Error>(())
+                    ring::ring_buffer_records(records).try_each(
+                        |record| hand_over_one(record, None, events, stats, &mut flow),
+                        |cut| H::Error::from(SessionError::from(cut)),
+                    )
                 })?;
                 ring.poll_soon = drained.head_busy;
                 stats.busy += u64::from(drained.head_busy);
@@ -453,7 +468,7 @@ fn drain_rings<H: Events>(
             got = true;
             stats.ring_reads += 1;
             stats.bytes += bytes.len() as u64;
-            if let Flow::Stop = hand_over(ring::records(bytes), Some(*cpu), events, stats)? {
+            if let Flow::Stop = hand_over(ring::records(bytes), *cpu, events, stats)? {
                 return Ok(Flow::Stop);
             }
         }
