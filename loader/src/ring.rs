@@ -149,7 +149,7 @@ impl<'a> RingBufferRecords<'a> {
                     Record::Sample(data)
                 };
                 // `at` is 8-aligned: the next record is too.
-                const { assert!(ringbuf::HDR_SZ % 8 == 0) };
+                const { assert!(ringbuf::HDR_SZ.is_multiple_of(8)) };
                 Some((record, at + ((ringbuf::HDR_SZ + len + 7) & !7)))
             });
         Some(whole)
