@@ -142,15 +142,17 @@ fn main() {
     print_unlink(events, format, &batch, perf);
 }
 
-/// Prints `events` records of `batch` (walked again and again) as the
-/// printer does: the perf rings' records through their iterator, the ring
-/// buffer's through `try_each`, as the session hands them over.
+/// Prints `events` records of `batch` (walked again and again, by
+/// `try_each` as the session hands them over) as the printer does.
 fn print_unlink(events: usize, format: Format, batch: &[u8], perf: bool) {
-    let per_batch = if perf {
-        ring::records(batch).count()
-    } else {
-        ring::ring_buffer_records(batch).count()
+    let records = || {
+        if perf {
+            ring::records(batch)
+        } else {
+            ring::ring_buffer_records(batch)
+        }
     };
+    let per_batch = records().count();
     let mut out = dev_null();
     let mut done = 0;
     // As the printer gathers lines: one buffer, written when 64 KiB wait.
@@ -158,18 +160,8 @@ fn print_unlink(events: usize, format: Format, batch: &[u8], perf: bool) {
     let mut cache = output::LineCache::default();
     while done < events {
         let left = events - done;
-        if perf {
-            for record in ring::records(batch).take(left) {
-                let Ok(record) = record else {
-                    panic!("bad record")
-                };
-                print_one(record, format, &mut cache, &mut line, &mut out);
-                done += 1;
-            }
-            continue;
-        }
         let mut printed = 0;
-        let walked = ring::ring_buffer_records(batch).try_each(
+        let walked = records().try_each(
             |record| {
                 if printed == left {
                     return Err(None);

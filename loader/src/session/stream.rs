@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::{Session, SessionError};
 use crate::features;
-use crate::ring::{self, Record, RingError};
+use crate::ring::{self, Record};
 use crate::sys::{self, BpfRing, MapFd, PerfRing, PollSet};
 
 /// How late a quiet event may be shown: the rings wake the reader only
@@ -376,28 +376,10 @@ impl Latency {
     }
 }
 
-/// Hands `events` the records of `cpu`'s perf ring in `records`.
-fn hand_over<'a, H: Events, I>(
-    records: I,
-    cpu: u32,
-    events: &mut H,
-    stats: &mut ReaderStats,
-) -> Result<Flow, H::Error>
-where
-    I: Iterator<Item = Result<Record<'a>, RingError>>,
-{
-    let mut flow = Flow::Continue;
-    for record in records {
-        let record = record.map_err(SessionError::from)?;
-        hand_over_one(record, Some(cpu), events, stats, &mut flow)?;
-    }
-    Ok(flow)
-}
-
 /// Hands `events` one record from `cpu`'s perf ring or (`None`) the ring
 /// buffer; `flow` becomes `Stop` when `events` says so.
 #[inline(always)]
-fn hand_over_one<H: Events>(
+fn hand_over<H: Events>(
     record: Record<'_>,
     cpu: Option<u32>,
     events: &mut H,
@@ -441,7 +423,7 @@ fn drain_rings<H: Events>(
                     stats.ring_reads += 1;
                     stats.bytes += records.len() as u64;
                     ring::ring_buffer_records(records).try_each(
-                        |record| hand_over_one(record, None, events, stats, &mut flow),
+                        |record| hand_over(record, None, events, stats, &mut flow),
                         |cut| H::Error::from(SessionError::from(cut)),
                     )
                 })?;
@@ -468,7 +450,12 @@ fn drain_rings<H: Events>(
             got = true;
             stats.ring_reads += 1;
             stats.bytes += bytes.len() as u64;
-            if let Flow::Stop = hand_over(ring::records(bytes), *cpu, events, stats)? {
+            let mut flow = Flow::Continue;
+            ring::records(bytes).try_each(
+                |record| hand_over(record, Some(*cpu), events, stats, &mut flow),
+                |cut| H::Error::from(SessionError::from(cut)),
+            )?;
+            if let Flow::Stop = flow {
                 return Ok(Flow::Stop);
             }
         }
