@@ -572,6 +572,52 @@ impl Gen<'_> {
         self.b.bind(end);
     }
 
+    /// The current task's comm into the 16 bytes at `off`: two loads
+    /// through `bpf_get_current_task_btf` at `task_struct.comm` (`comm`),
+    /// the bytes after the first NUL zeroed as `bpf_get_current_comm`
+    /// leaves them: kernels that rename with `strlcpy` keep the old
+    /// name's tail there, and a map key or a compare sees every byte.
+    /// Branch-free: a word's zero bytes are flagged by `(w - 0x01..) & !w
+    /// & 0x80..`, the lowest flag marks the NUL, and `(lowest << 1) - 1`
+    /// keeps the bytes up to it (all of them without one); the second
+    /// word is cleared when the first held the NUL.
+    fn comm_from_task(&mut self, comm: i16, off: i16) {
+        const ONES: i64 = 0x0101_0101_0101_0101;
+        const HIGHS: i64 = 0x8080_8080_8080_8080_u64 as i64;
+        let b = &mut self.b;
+        b.call(Helper::GetCurrentTaskBtf);
+        b.load(Size::DW, R1, R0, comm);
+        b.load(Size::DW, R2, R0, comm + 8);
+        b.ld_imm64(R4, ONES);
+        b.ld_imm64(R5, HIGHS);
+        // r3 = the zero-byte flags of `word`; r0 = its keep mask; word &= r0.
+        let keep_to_nul = |b: &mut Builder, word: Reg| {
+            b.mov(R3, word);
+            b.alu(AluOp::Sub, R3, R4);
+            b.mov(R0, word);
+            b.alu(AluOp::Xor, R0, -1);
+            b.alu(AluOp::And, R3, R0);
+            b.alu(AluOp::And, R3, R5);
+            b.mov(R0, 0);
+            b.alu(AluOp::Sub, R0, R3);
+            b.alu(AluOp::And, R0, R3);
+            b.alu(AluOp::Lsh, R0, 1);
+            b.alu(AluOp::Sub, R0, 1);
+            b.alu(AluOp::And, word, R0);
+        };
+        keep_to_nul(b, R1);
+        // r0 = all ones when the first word had no NUL, else 0.
+        b.mov(R0, 0);
+        b.alu(AluOp::Sub, R0, R3);
+        b.alu(AluOp::Or, R0, R3);
+        b.alu(AluOp::Rsh, R0, 63);
+        b.alu(AluOp::Sub, R0, 1);
+        b.alu(AluOp::And, R2, R0);
+        keep_to_nul(b, R2);
+        b.store(Size::DW, R10, off, R1);
+        b.store(Size::DW, R10, off + 8, R2);
+    }
+
     /// Write a string or an address into the zeroed stack buffer at `off`
     /// of `len` bytes.
     fn buffer_into(&mut self, e: &TExpr, off: i16, len: u32) -> Result<(), Error> {
@@ -586,7 +632,10 @@ impl Gen<'_> {
                         .store(Size::W, R10, off + 4 * i as i16, i32::from_le_bytes(word));
                 }
             }
-            TKind::Comm => {
+            TKind::Comm {
+                task_btf: Some(comm),
+            } if len >= crate::check::COMM_LEN => self.comm_from_task(*comm, off),
+            TKind::Comm { .. } => {
                 self.stack_ptr(R1, off);
                 self.b.mov(R2, len.min(crate::check::COMM_LEN) as i32);
                 self.b.call(Helper::GetCurrentComm);
@@ -780,7 +829,7 @@ impl Gen<'_> {
                 }
             }
             TKind::ConstStr(_)
-            | TKind::Comm
+            | TKind::Comm { .. }
             | TKind::StrRead { .. }
             | TKind::Buf { .. }
             | TKind::Ntop { .. }

@@ -36,6 +36,11 @@ pub struct Kernel {
     /// points expand to several kernel functions is compiled once.
     /// `for_release` leaves it off: the loader sets it from what it found.
     pub kprobe_multi: bool,
+    /// `task_struct.comm`'s offset where programs read it through
+    /// `bpf_get_current_task_btf` (5.11+ with BTF; a test load decides):
+    /// `comm` is then two loads, not `bpf_get_current_comm`'s copy.
+    /// `for_release` leaves it off: the loader sets it from what it found.
+    pub task_comm: Option<i16>,
     pub abi: &'static Abi,
 }
 
@@ -55,6 +60,7 @@ impl Kernel {
             compat_readers: abi.arch == "x86_64",
             sink: Sink::for_ring_buffer(release >= ringbuf::SINCE),
             kprobe_multi: false,
+            task_comm: None,
             abi,
         }
     }

@@ -389,7 +389,7 @@ impl Translator<'_> {
             | TKind::CtxAddr { .. }
             | TKind::DataLoc { .. }
             | TKind::Builtin(_)
-            | TKind::Comm
+            | TKind::Comm { .. }
             | TKind::MapGet { .. }
             | TKind::Unary(..)
             | TKind::Binary { .. }
@@ -466,14 +466,14 @@ impl Translator<'_> {
                     bytes: (*len as usize).saturating_sub(1),
                 }
             }
-            TKind::Comm if self.syntax.comm => {
+            TKind::Comm { .. } if self.syntax.comm => {
                 self.comm = true;
                 Source::Limit {
                     value: Box::new(Source::CommFetched),
                     bytes: crate::check::COMM_LEN as usize - 1,
                 }
             }
-            TKind::Comm => Source::CommColumn,
+            TKind::Comm { .. } => Source::CommColumn,
             TKind::Builtin(Builtin::Tid) => Source::Tid,
             TKind::Builtin(Builtin::Cpu) => Source::Cpu,
             TKind::Trunc {
@@ -555,7 +555,7 @@ impl Translator<'_> {
             TKind::Const(_)
             | TKind::ConstStr(_)
             | TKind::CtxLoad { .. }
-            | TKind::Comm
+            | TKind::Comm { .. }
             | TKind::Read { .. }
             | TKind::StrRead { .. }
             | TKind::Trunc { .. } => "this expression".into(),
@@ -672,7 +672,7 @@ impl Translator<'_> {
             | TKind::CtxAddr { .. }
             | TKind::DataLoc { .. }
             | TKind::Builtin(_)
-            | TKind::Comm
+            | TKind::Comm { .. }
             | TKind::Var(_)
             | TKind::MapGet { .. }
             | TKind::Unary(..)

@@ -214,7 +214,12 @@ pub enum TKind {
         map: usize,
         user: bool,
     },
-    Comm,
+    /// The current task's comm: through `bpf_get_current_task_btf` at this
+    /// offset of `task_struct` where the kernel takes it (the loader found
+    /// it: 5.11+ with BTF), else `bpf_get_current_comm`.
+    Comm {
+        task_btf: Option<i16>,
+    },
     Var(usize),
     /// Reading `@m[keys]` (0 when absent).
     MapGet {
@@ -325,7 +330,7 @@ impl TKind {
             | TKind::Builtin(_)
             | TKind::HelperValue(_)
             | TKind::StackId { .. }
-            | TKind::Comm
+            | TKind::Comm { .. }
             | TKind::Var(_) => Vec::new(),
             TKind::MapGet { keys: many, .. } | TKind::Tuple(many) => many.iter_mut().collect(),
             TKind::HelperWith { arg: a, .. }

@@ -168,7 +168,7 @@ fn check_expr(e: &TExpr, maps: &[MapSpec], clock: bool) -> Result<(), (Span, Str
         TKind::StrEq { value, .. } => sub(value),
         TKind::Trunc { value, .. } => sub(value),
         TKind::Builtin(b) => Err((e.span, format!("`{}`", format!("{b:?}").to_lowercase()))),
-        TKind::Comm => Err((e.span, "`comm`".into())),
+        TKind::Comm { .. } => Err((e.span, "`comm`".into())),
         _ => Err((e.span, "reading kernel memory".into())),
     }
 }

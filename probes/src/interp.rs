@@ -53,6 +53,9 @@ const PRINTK_STR_MAX: usize = 63;
 pub enum Space {
     Kernel,
     User,
+    /// The current `task_struct`: `bpf_get_current_task_btf` returns the
+    /// first address mapped so, and the program loads from it directly.
+    Task,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,13 +69,27 @@ enum Kind {
     /// A ring buffer record reserved and not yet submitted: the program
     /// and helpers write it in place.
     RingRecord,
+    /// The current task (see [`Space::Task`]).
+    Task,
 }
 
-const PROGRAM_READ: &[Kind] = &[Kind::Ctx, Kind::Stack, Kind::MapValue, Kind::RingRecord];
+const PROGRAM_READ: &[Kind] = &[
+    Kind::Ctx,
+    Kind::Stack,
+    Kind::MapValue,
+    Kind::RingRecord,
+    Kind::Task,
+];
 const STACK_ONLY: &[Kind] = &[Kind::Stack];
 const PROGRAM_WRITE: &[Kind] = &[Kind::Stack, Kind::MapValue, Kind::RingRecord];
 const HELPER_WRITE: &[Kind] = &[Kind::Stack, Kind::RingRecord];
-const KERNEL: &[Kind] = &[Kind::Ctx, Kind::Stack, Kind::Kernel, Kind::MapValue];
+const KERNEL: &[Kind] = &[
+    Kind::Ctx,
+    Kind::Stack,
+    Kind::Kernel,
+    Kind::MapValue,
+    Kind::Task,
+];
 const USER: &[Kind] = &[Kind::User];
 const ANY: &[Kind] = &[
     Kind::Ctx,
@@ -206,6 +223,7 @@ impl Vm {
         let kind = match space {
             Space::Kernel => Kind::Kernel,
             Space::User => Kind::User,
+            Space::Task => Kind::Task,
         };
         self.regions.push(Region {
             base: addr,
@@ -502,11 +520,16 @@ impl Vm {
             Helper::GetPrandomU32
             | Helper::GetStackid
             | Helper::GetCurrentTask
-            | Helper::GetCurrentTaskBtf
             | Helper::SendSignal
             | Helper::GetNumaNodeId
             | Helper::GetCurrentCgroupId
             | Helper::GetFuncIp => Err(fail(format!("{} is not interpreted", helper.name()))),
+            Helper::GetCurrentTaskBtf => self
+                .regions
+                .iter()
+                .find(|r| r.kind == Kind::Task)
+                .map(|r| r.base)
+                .ok_or_else(|| fail("no task mapped (Space::Task)".into())),
             Helper::GetCurrentUidGid => Ok(self.uid_gid),
             Helper::GetSmpProcessorId => Ok(u64::from(self.cpu)),
             Helper::KtimeGetNs => Ok(self.ktime_ns),

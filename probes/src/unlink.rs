@@ -127,14 +127,7 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
             ring_header(&mut b, EventKind::Entry, choices.comm);
             let user_path = matches!(facts.kind, UnlinkArg::UserPath);
             if let UnlinkArg::Filename { name, refcnt } = facts.kind {
-                let refcnt_at = At::stack(RING_HEADER).at(offset_of!(UnlinkEvent, refcnt));
-                read_field(&mut b, read, refcnt_at, refcnt, "refcnt")?;
-                let read_name = b.new_label("read_name");
-                b.jump(JmpOp::Ne, R0, 0, read_name);
-                let flags = RING_HEADER + field(offset_of!(UnlinkEvent, flags));
-                b.store(Size::W, R10, flags, event::HAS_REFCNT as i32);
-                b.bind(read_name);
-                read_field(&mut b, read, At::stack(RING_NAME_PTR), name, "name")?;
+                ring_filename_fields(&mut b, read, name, refcnt)?;
             }
             ringbuf::wakeup_flags(&mut b, R9, event::SIZE as i32);
             ringbuf::reserve(&mut b, R8, event::SIZE as i32, RING_NAME_PTR);
@@ -452,6 +445,56 @@ impl At {
 /// Offset of a field in a ring buffer record.
 const fn field(offset: usize) -> i16 {
     offset as i16
+}
+
+/// The most bytes of `struct filename` the ring entry probe reads at once
+/// to get both the name pointer and the refcnt.
+const FILENAME_SPAN_MAX: u32 = 64;
+/// Where that read lands: the stack below [`RING_NAME_PTR`].
+const RING_SPAN: i16 = RING_NAME_PTR - FILENAME_SPAN_MAX as i16;
+
+/// The ring entry probe's reads of the `struct filename` at r7: its name
+/// pointer into [`RING_NAME_PTR`], its refcnt into the header, flagged
+/// [`event::HAS_REFCNT`] when read. Where the two lie within
+/// [`FILENAME_SPAN_MAX`] bytes (every profile seen: name at 0, refcnt at
+/// 16) both come from one read, a helper call less per event; a failed
+/// read leaves both zero (the helper zeroes its buffer), as two failed
+/// reads did.
+fn ring_filename_fields(
+    b: &mut Builder,
+    read: Readers,
+    name: Field,
+    refcnt: Field,
+) -> Result<(), BuildError> {
+    let refcnt_at = RING_HEADER + field(offset_of!(UnlinkEvent, refcnt));
+    let flags = RING_HEADER + field(offset_of!(UnlinkEvent, flags));
+    let start = name.offset.min(refcnt.offset);
+    let end =
+        (name.offset.saturating_add(name.size)).max(refcnt.offset.saturating_add(refcnt.size));
+    if name.size != 8 || refcnt.size != 4 || end - start > FILENAME_SPAN_MAX {
+        read_field(b, read, At::stack(refcnt_at), refcnt, "refcnt")?;
+        let read_name = b.new_label("read_name");
+        b.jump(JmpOp::Ne, R0, 0, read_name);
+        b.store(Size::W, R10, flags, event::HAS_REFCNT as i32);
+        b.bind(read_name);
+        return read_field(b, read, At::stack(RING_NAME_PTR), name, "name");
+    }
+    let span = Field {
+        offset: start,
+        size: end - start,
+        c_type: None,
+    };
+    read_field(b, read, At::stack(RING_SPAN), span, "name")?;
+    let within = |f: &Field| RING_SPAN + (f.offset - start) as i16;
+    b.load(Size::W, R1, R10, within(&refcnt));
+    b.store(Size::W, R10, refcnt_at, R1);
+    b.load(Size::DW, R1, R10, within(&name));
+    b.store(Size::DW, R10, RING_NAME_PTR, R1);
+    let unread = b.new_label("refcnt_unread");
+    b.jump(JmpOp::Ne, R0, 0, unread);
+    b.store(Size::W, R10, flags, event::HAS_REFCNT as i32);
+    b.bind(unread);
+    Ok(())
 }
 
 /// Read `field` of the `struct filename` at r7 into the stack at `to`.

@@ -88,7 +88,12 @@ impl Checker<'_> {
             "nsecs" => e(TKind::Builtin(Builtin::Nsecs), int(false)),
             "elapsed" => Ok(self.elapsed(span)),
             "cpu" => e(TKind::Builtin(Builtin::Cpu), int(false)),
-            "comm" => e(TKind::Comm, Ty::Str { len: COMM_LEN }),
+            "comm" => e(
+                TKind::Comm {
+                    task_btf: self.kernel.task_comm,
+                },
+                Ty::Str { len: COMM_LEN },
+            ),
             "func" if matches!(scope.point, AttachPoint::KprobeMulti { .. }) => e(
                 TKind::Builtin(Builtin::FuncIp),
                 Ty::Symbol(crate::symbols::Symbolic::Func),

@@ -159,6 +159,8 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     // Only asked for when nothing else decides: a test link at start.
     let multi_found = (opts.attach == AttachMode::Auto).then(|| report.kprobe_multi().clone());
     kernel.kprobe_multi = multi_found.as_ref().is_some_and(Result::is_ok);
+    // A few KiB of BTF and one test load: `comm` as two loads where it can.
+    kernel.task_comm = report.task_comm();
     // Reading the kernel's BTF takes a while (megabytes of types): only
     // for a program that reads struct members.
     // (or names a constant only BTF or a profile may know).
