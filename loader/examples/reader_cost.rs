@@ -19,7 +19,7 @@ use lang::output::{EventFormat, Slot, ValueType};
 use lang::report;
 use loader::output::{self, Format};
 use loader::ring::{self, Record};
-use probes::event::{self, EventKind, HAS_REFCNT, SIZE, UnlinkEvent, VERSION};
+use probes::event::{self, EventBytes, EventKind, HAS_REFCNT, SIZE, UnlinkEvent, VERSION};
 
 /// One perf sample record holding `raw`, as the kernel lays it out.
 fn sample_record(raw: &UnlinkEvent) -> Vec<u8> {
@@ -139,53 +139,80 @@ fn main() {
             batch.extend(ring_record(&exit));
         }
     }
-    if perf {
-        print_unlink(events, format, &batch, ring::records);
-    } else {
-        print_unlink(events, format, &batch, ring::ring_buffer_records);
-    }
+    print_unlink(events, format, &batch, perf);
 }
 
-/// Prints `events` records of `batch` (walked by `records`, again and
-/// again) as the printer does.
-fn print_unlink<'a, I>(events: usize, format: Format, batch: &'a [u8], records: fn(&'a [u8]) -> I)
-where
-    I: Iterator<Item = Result<Record<'a>, ring::RingError>>,
-{
-    let per_batch = records(batch).count();
+/// Prints `events` records of `batch` (walked again and again, by
+/// `try_each` as the session hands them over) as the printer does.
+fn print_unlink(events: usize, format: Format, batch: &[u8], perf: bool) {
+    let records = || {
+        if perf {
+            ring::records(batch)
+        } else {
+            ring::ring_buffer_records(batch)
+        }
+    };
+    let per_batch = records().count();
     let mut out = dev_null();
     let mut done = 0;
     // As the printer gathers lines: one buffer, written when 64 KiB wait.
     let mut line = output::Lines::with_capacity(68 * 1024);
     let mut cache = output::LineCache::default();
     while done < events {
-        for record in records(batch).take(events - done) {
-            let Ok(Record::Sample(data)) = record else {
-                panic!("bad record")
-            };
-            // As the printer does: used where parsed (moving it out of
-            // the `Result` is a copy of its 72 bytes).
-            let parsed = event::parse_ref(data);
-            let raw = match &parsed {
-                Ok(raw) => raw,
-                Err(err) => panic!("{err}"),
-            };
-            // As the printer does: text straight from the record.
-            if format != Format::Text || !cache.append_record(&mut line, raw, 1) {
-                cache.append(&mut line, format, &loader::run::event(1, raw));
-            }
-            if line.len() >= 64 * 1024 {
-                out.write_all(line.as_bytes())
-                    .expect("writing to /dev/null");
-                line.clear();
-            }
-            done += 1;
+        let left = events - done;
+        let mut printed = 0;
+        let walked = records().try_each(
+            |record| {
+                if printed == left {
+                    return Err(None);
+                }
+                print_one(record, format, &mut cache, &mut line, &mut out);
+                printed += 1;
+                Ok(())
+            },
+            Some,
+        );
+        if let Err(Some(err)) = walked {
+            panic!("{err}");
         }
+        done += printed;
     }
     out.write_all(line.as_bytes())
         .expect("writing to /dev/null");
     out.flush().expect("flush");
     eprintln!("{done} events ({per_batch} per 64-page batch)");
+}
+
+/// One record, as the printer shows it: text straight from the record's
+/// bytes, else the parsed event; the lines written when 64 KiB wait.
+#[inline(always)]
+fn print_one(
+    record: Record<'_>,
+    format: Format,
+    cache: &mut output::LineCache,
+    line: &mut output::Lines,
+    out: &mut BufWriter<std::fs::File>,
+) {
+    let Record::Sample(data) = record else {
+        panic!("bad record")
+    };
+    let straight = match EventBytes::new(data) {
+        Some(record) if format == Format::Text => cache.append_record(line, record, 1),
+        _ => false,
+    };
+    if !straight {
+        let parsed = event::parse_ref(data);
+        let raw = match &parsed {
+            Ok(raw) => raw,
+            Err(err) => panic!("{err}"),
+        };
+        cache.append(line, format, &loader::run::event(1, raw));
+    }
+    if line.len() >= 64 * 1024 {
+        out.write_all(line.as_bytes())
+            .expect("writing to /dev/null");
+        line.clear();
+    }
 }
 
 /// `nobtf trace -e 'kprobe:do_unlinkat { printf("KPROBE ENTRY %s %d\n",

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use probes::event::{self as probe_event, EventKind as ProbeEventKind};
+use probes::event::{self as probe_event, EventBytes, EventKind as ProbeEventKind};
 
 use super::{RunError, RunOptions};
 use crate::canary::{Seen, Witness};
@@ -213,23 +213,18 @@ impl Events for Printer<'_> {
     type Error = RunError;
 
     fn sample(&mut self, cpu: Option<u32>, data: &[u8]) -> Result<Flow, RunError> {
-        // Used where parsed: moving it out of the `Result` copied its 72
-        // bytes (at opt-level "z", byte by byte).
-        let parsed = probe_event::parse_ref(data);
-        let raw = match &parsed {
-            Ok(raw) => raw,
-            Err(err) => {
-                self.summary.bad += 1;
-                eprintln!("warning: {err}");
-                return Ok(Flow::Continue);
+        // The usual record: its line straight from its bytes, each field
+        // read where it lies.
+        if let Some(record) = EventBytes::new(data) {
+            // A ring buffer record carries its CPU; a perf ring is the CPU's own.
+            let cpu = cpu.unwrap_or(record.cpu());
+            if self.shows_straight(record.pid())
+                && self.lines.append_record(&mut self.pending, record, cpu)
+            {
+                return self.gathered();
             }
-        };
-        // A ring buffer record carries its CPU; a perf ring is the CPU's own.
-        let cpu = cpu.unwrap_or(raw.cpu);
-        if self.shows_straight(raw.pid) && self.lines.append_record(&mut self.pending, raw, cpu) {
-            return self.gathered();
         }
-        self.show(event(cpu, raw))
+        self.sample_parsed(cpu, data)
     }
 
     fn lost(&mut self, cpu: u32, count: u64) {
@@ -259,6 +254,24 @@ impl Events for Printer<'_> {
 }
 
 impl Printer<'_> {
+    /// A record not shown straight from its bytes: nobtf's own, held,
+    /// filtered, not ASCII, or bad (counted and warned about).
+    #[inline(never)]
+    fn sample_parsed(&mut self, cpu: Option<u32>, data: &[u8]) -> Result<Flow, RunError> {
+        // Used where parsed: moving it out of the `Result` copied its 72
+        // bytes (at opt-level "z", byte by byte).
+        let parsed = probe_event::parse_ref(data);
+        let raw = match &parsed {
+            Ok(raw) => raw,
+            Err(err) => {
+                self.summary.bad += 1;
+                eprintln!("warning: {err}");
+                return Ok(Flow::Continue);
+            }
+        };
+        self.show(event(cpu.unwrap_or(raw.cpu), raw))
+    }
+
     /// Whether an event of `pid` is printed at once as a text line: not
     /// nobtf's own, not filtered out, not held or past the end (what
     /// `show` checks, on the record's pid before any parsing).

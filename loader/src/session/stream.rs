@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::{Session, SessionError};
 use crate::features;
-use crate::ring::{self, Record, RingError};
+use crate::ring::{self, Record};
 use crate::sys::{self, BpfRing, MapFd, PerfRing, PollSet};
 
 /// How late a quiet event may be shown: the rings wake the reader only
@@ -376,35 +376,31 @@ impl Latency {
     }
 }
 
-/// Hands `events` the records in `bytes` (parsed by `records`), from
-/// `cpu`'s perf ring or (`None`) the ring buffer.
-fn hand_over<'a, H: Events, I>(
-    records: I,
+/// Hands `events` one record from `cpu`'s perf ring or (`None`) the ring
+/// buffer; `flow` becomes `Stop` when `events` says so.
+#[inline(always)]
+fn hand_over<H: Events>(
+    record: Record<'_>,
     cpu: Option<u32>,
     events: &mut H,
     stats: &mut ReaderStats,
-) -> Result<Flow, H::Error>
-where
-    I: Iterator<Item = Result<Record<'a>, RingError>>,
-{
-    let mut flow = Flow::Continue;
-    for record in records {
-        match record.map_err(SessionError::from)? {
-            Record::Sample(data) => {
-                stats.records += 1;
-                if let Flow::Stop = events.sample(cpu, data)? {
-                    flow = Flow::Stop;
-                }
+    flow: &mut Flow,
+) -> Result<(), H::Error> {
+    match record {
+        Record::Sample(data) => {
+            stats.records += 1;
+            if let Flow::Stop = events.sample(cpu, data)? {
+                *flow = Flow::Stop;
             }
-            Record::Lost(n) => {
-                if let Some(cpu) = cpu {
-                    events.lost(cpu, n);
-                }
-            }
-            Record::Other(_) => {}
         }
+        Record::Lost(n) => {
+            if let Some(cpu) = cpu {
+                events.lost(cpu, n);
+            }
+        }
+        Record::Other(_) => {}
     }
-    Ok(flow)
+    Ok(())
 }
 
 fn drain_rings<H: Events>(
@@ -426,9 +422,10 @@ fn drain_rings<H: Events>(
                 let drained = ring.ring.drain_with(|records| {
                     stats.ring_reads += 1;
                     stats.bytes += records.len() as u64;
-                    let records = ring::ring_buffer_records(records);
-                    flow = hand_over(records, None, events, stats)?;
-                    Ok::<_, H::Error>(())
+                    ring::ring_buffer_records(records).try_each(
+                        |record| hand_over(record, None, events, stats, &mut flow),
+                        |cut| H::Error::from(SessionError::from(cut)),
+                    )
                 })?;
                 ring.poll_soon = drained.head_busy;
                 stats.busy += u64::from(drained.head_busy);
@@ -453,7 +450,12 @@ fn drain_rings<H: Events>(
             got = true;
             stats.ring_reads += 1;
             stats.bytes += bytes.len() as u64;
-            if let Flow::Stop = hand_over(ring::records(bytes), Some(*cpu), events, stats)? {
+            let mut flow = Flow::Continue;
+            ring::records(bytes).try_each(
+                |record| hand_over(record, Some(*cpu), events, stats, &mut flow),
+                |cut| H::Error::from(SessionError::from(cut)),
+            )?;
+            if let Flow::Stop = flow {
                 return Ok(Flow::Stop);
             }
         }
