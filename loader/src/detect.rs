@@ -135,7 +135,9 @@ impl Report {
             .is_ok()
             .then(|| crate::fields::kernel_member_offset("task_struct", "comm"))
             .flatten()
+            // Both words' offsets must fit the loads' i16.
             .and_then(|offset| i16::try_from(offset).ok())
+            .filter(|&offset| offset <= i16::MAX - 8)
             .filter(|&offset| load::probe_task_comm(self.kern_version(), offset));
         self.task_comm = Some(found);
         found

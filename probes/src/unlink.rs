@@ -471,7 +471,10 @@ fn ring_filename_fields(
     let start = name.offset.min(refcnt.offset);
     let end =
         (name.offset.saturating_add(name.size)).max(refcnt.offset.saturating_add(refcnt.size));
-    if name.size != 8 || refcnt.size != 4 || end - start > FILENAME_SPAN_MAX {
+    // The stack loads below must be aligned to their size.
+    let aligned =
+        (name.offset - start).is_multiple_of(8) && (refcnt.offset - start).is_multiple_of(4);
+    if name.size != 8 || refcnt.size != 4 || end - start > FILENAME_SPAN_MAX || !aligned {
         read_field(b, read, At::stack(refcnt_at), refcnt, "refcnt")?;
         let read_name = b.new_label("read_name");
         b.jump(JmpOp::Ne, R0, 0, read_name);

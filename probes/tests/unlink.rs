@@ -237,3 +237,26 @@ fn encode_needs_the_events_map() {
         )
     );
 }
+
+/// The ring entry probe reads name pointer and refcnt in one read only
+/// where the stack loads of both stay aligned: refcnt at 12 before a name
+/// at 16 (a custom profile) keeps the two reads.
+#[test]
+fn one_filename_read_only_where_its_loads_are_aligned() {
+    let reads = |profile: &profile::Profile| {
+        let c = choices(Output::RingBuffer, Readers::Split);
+        let text = unlink::entry(profile, &c).unwrap().to_string();
+        text.matches("call bpf_probe_read_kernel#").count()
+    };
+    assert_eq!(reads(&profile_5_4()), 1);
+    let mut odd = profile_5_4();
+    odd.fields.insert(
+        profile::FILENAME_REFCNT.into(),
+        profile::Field::typed(12, 4, "int"),
+    );
+    odd.fields.insert(
+        profile::FILENAME_NAME.into(),
+        profile::Field::typed(16, 8, "const char *"),
+    );
+    assert_eq!(reads(&odd), 2);
+}
