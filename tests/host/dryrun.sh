@@ -77,3 +77,39 @@ hosttest_dryrun_gives_the_verdicts_of_the_linux_4_14_vm() {
     echo "summary: $(grep -c . <<<"$got") corpus programs, each with the linux-4.14 VM's verdict" >&2
     assert_eq "$got" "$want"
 }
+
+# A probe on several functions against a 5.18+ profile: one program for
+# all of them, assumed from the release (the box's CONFIG_FPROBE is not
+# checked), unless the program needs a name per function, the attach is
+# forced, or the release is older.
+hosttest_dryrun_assumes_kprobe_multi_from_5_18() {
+    local nobtf bad=0 out
+    nobtf=$(dryrun_nobtf) || return 1
+    profile() {
+        printf 'format = 2\n\n[kernel]\nrelease = "%s"\narch = "x86_64"\n\n' "$1"
+        printf '[source]\nmethod = "btf"\ndetail = "written by tests/host/dryrun.sh"\ngenerator = "offsets 0.1.0"\n\n'
+        printf '[fields."filename.name"]\noffset = 0\nsize = 8\ntype = "char *"\n\n'
+        printf '[fields."filename.refcnt"]\noffset = 16\nsize = 4\ntype = "atomic_t"\n'
+    }
+    profile 6.12.0 >"$TEST_TMP/6.12.toml"
+    profile 5.17.0 >"$TEST_TMP/5.17.toml"
+    local two='kprobe:vfs_read,kprobe:vfs_write'
+    dry() { local p=$1; shift; "$nobtf" trace --dry-run --offsets "$TEST_TMP/$p.toml" "$@" 2>&1; }
+    out=$(dry 6.12 "$two { @[func] = count(); }") \
+        && assert_contains "$out" "kprobe_multi: 1 program on several functions, one link each (assumed from release 6.12.0: the box's CONFIG_FPROBE is not checked" \
+        && assert_match "$out" "^program $two: [0-9]+ instructions of 1000000; helpers: bpf_get_func_ip," \
+        || bad=$((bad + 1))
+    out=$(dry 6.12 "$two { printf(\"%s\\n\", probe); }") \
+        && assert_contains "$out" 'kprobe_multi: not used, one program per function (`probe` names each function' \
+        && assert_match "$out" '^program kprobe:vfs_read: ' \
+        || bad=$((bad + 1))
+    out=$(dry 6.12 --attach pmu "$two { @[func] = count(); }") \
+        && assert_not_contains "$out" "kprobe_multi: 1 program" \
+        && assert_match "$out" '^program kprobe:vfs_write: ' \
+        || bad=$((bad + 1))
+    out=$(dry 5.17 "$two { @[func] = count(); }") \
+        && assert_not_contains "$out" "kprobe_multi: 1 program" \
+        && assert_not_contains "$out" "bpf_get_func_ip" \
+        || bad=$((bad + 1))
+    assert_eq "$bad" 0
+}
