@@ -426,3 +426,42 @@ vmtest_trace_runtime() {
     echo "trace runtime on $KERNEL: 9 cases, $bad failed" >&2
     assert_eq "$bad" 0
 }
+
+# Stopped by SIGINT under a storm, every event's line is whole: each run
+# of the program writes two records (printf, then a slow loop, then the
+# line's end, as execsnoop's printf then join), and a stop between them
+# once left half a line. Several stops per boot: most land inside a run.
+vmtest_trace_stop_prints_events_whole() {
+    kernel_has_bpf || { skip "the tracefs back end prints each event from one trace line"; return; }
+    [ "$KERNEL" != linux-4.14 ] || { skip "no bounded loops before 5.3 to make a run last"; return; }
+    cat >"$TEST_TMP/stop.sh" <<'SCRIPT'
+P='kprobe:vfs_read /comm == "dd"/ { printf("a %d ", pid); $i = 0; while ($i < 2000) { $i++; } printf("b %d\n", $i); }'
+for run in 1 2 3 4 5 6; do
+    dd if=/dev/zero of=/dev/null bs=1 count=1000000000 2>/dev/null &
+    storm=$!
+    nobtf trace "$P" >/tmp/w.out 2>/tmp/w.err &
+    tracer=$!
+    i=0
+    while [ $i -lt 300 ] && ! grep -q '^a ' /tmp/w.out; do sleep 0.1; i=$((i + 1)); done
+    sleep 0.$run
+    kill -INT $tracer
+    wait $tracer
+    rc=$?
+    kill $storm
+    wait $storm 2>/dev/null
+    echo "== run $run rc=$rc whole=$(grep -c '^a [0-9]* b 2000$' /tmp/w.out) other=$(grep -c -v -E '^(a [0-9]+ b 2000|Attaching 1 probe\.\.\.|)$' /tmp/w.out)"
+    grep -v -E '^(a [0-9]+ b 2000|Attaching 1 probe\.\.\.|)$' /tmp/w.out | head -n 3 | sed 's/^/other: /'
+    sed 's/^/stderr: /' /tmp/w.err
+done
+SCRIPT
+    local out bad=0 runs
+    out=$(vm --timeout 600 --file "$TEST_TMP/stop.sh:/tmp/stop.sh" -- sh /tmp/stop.sh) \
+        || { printf '%s\n' "$out" >&2; fail "the VM script failed"; return 1; }
+    printf '%s\n' "$out" >&2
+    runs=$(grep -c '^== run ' <<<"$out")
+    assert_eq "$runs" 6 || return 1
+    # Each run printed events, and nothing but whole lines.
+    grep -q -E '^== run [0-9] rc=0 whole=0 ' <<<"$out" && { fail "a run printed no event"; bad=$((bad + 1)); }
+    grep -v -E '^== run [0-9] rc=0 whole=[0-9]+ other=0$' <<<"$out" | grep -q '^== run' && { fail "a run printed half a line or failed"; bad=$((bad + 1)); }
+    assert_eq "$bad" 0
+}

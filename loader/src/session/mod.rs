@@ -216,6 +216,9 @@ pub struct Session {
     fallback_progs: Vec<OwnedFd>,
     /// How each program on many functions was attached, and why, for `-v`.
     pub attach_notes: Vec<String>,
+    /// The kernel refused a kprobe_multi link: its functions have one
+    /// kprobe each.
+    pub multi_refused: bool,
     /// How many of `progs` are attached (in order).
     attached: usize,
     /// (name, map), in order of creation.
@@ -250,6 +253,7 @@ impl Session {
             progs: Vec::new(),
             fallback_progs: Vec::new(),
             attach_notes: Vec::new(),
+            multi_refused: false,
             maps: Vec::new(),
             pipe: None,
             poll: None,
@@ -406,21 +410,27 @@ impl Session {
                 ret,
             } = &prog.point
             {
-                let refused =
-                    match crate::attach::attach_kprobe_multi(functions, *ret, prog.fd.as_fd()) {
-                        Ok(link) => {
-                            self.attach_notes.push(format!(
-                            "{written}: one program on {} functions through one kprobe_multi link",
-                            functions.len()
-                        ));
-                            self.attachments.push(link);
-                            continue;
-                        }
-                        Err(err) => err,
-                    };
+                let refused = match crate::attach::attach_kprobe_multi(
+                    functions,
+                    *ret,
+                    prog.fd.as_fd(),
+                ) {
+                    Ok(link) => {
+                        self.attach_notes.push(match functions.len() {
+                                1 => format!("{written}: through a kprobe_multi link"),
+                                n => format!(
+                                    "{written}: one program on {n} functions through one kprobe_multi link"
+                                ),
+                            });
+                        self.attachments.push(link);
+                        continue;
+                    }
+                    Err(err) => err,
+                };
                 let (name, written, functions, ret) =
                     (prog.name.clone(), written.clone(), functions.clone(), *ret);
                 let insns = prog.insns.clone().unwrap_or_default();
+                self.multi_refused = true;
                 self.attach_notes.push(format!(
                     "{written}: the kernel refused the kprobe_multi link ({refused}): one kprobe per function ({}), the same program",
                     self.setup.attach
@@ -504,6 +514,26 @@ impl Session {
     /// the loss flush's unlinks, never reaches the user's probes.
     pub fn detach_all(&mut self) {
         self.attachments.clear();
+    }
+
+    /// Returns once every program run that began before the call has
+    /// ended, so that after [`Session::detach_all`] the rings hold every
+    /// record those runs will write. A program runs with preemption off:
+    /// `membarrier` waits for each CPU to leave such code; without it,
+    /// running on each CPU in turn does the same.
+    pub fn wait_for_running_programs(&self) {
+        if sys::membarrier_global().is_ok() {
+            return;
+        }
+        let (Ok(before), Ok(cpus)) = (sys::affinity(), features::online_cpus()) else {
+            return;
+        };
+        for cpu in cpus {
+            let _ = sys::set_affinity(&sys::CpuSet::only(cpu));
+        }
+        if let Err(err) = sys::set_affinity(&before) {
+            eprintln!("warning: {err}");
+        }
     }
 
     /// Unlinks a missing file once on each CPU with a ring, pinned there, so

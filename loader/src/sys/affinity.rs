@@ -1,4 +1,4 @@
-//! CPU affinity of the calling thread.
+//! CPU affinity of the calling thread, and waiting for every CPU.
 
 use std::mem::size_of;
 
@@ -35,6 +35,24 @@ pub fn set_affinity(set: &CpuSet) -> SysResult<()> {
     // SAFETY: reads size_of::<cpu_set_t>() bytes from a valid set.
     if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set.0) } < 0 {
         return Err(SysError::last("sched_setaffinity"));
+    }
+    Ok(())
+}
+
+/// `membarrier(MEMBARRIER_CMD_GLOBAL)`: every CPU has left the
+/// preemption-disabled code it ran before the call (BPF programs run so).
+/// Fails without `CONFIG_MEMBARRIER` or with `nohz_full`.
+pub fn membarrier_global() -> SysResult<()> {
+    // SAFETY: takes no pointers; cmd and flags are plain integers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            kernel_headers::sched::MEMBARRIER_CMD_GLOBAL,
+            0,
+        )
+    };
+    if ret < 0 {
+        return Err(SysError::last("membarrier"));
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ mod process;
 mod ring;
 mod signals;
 
-pub use affinity::{CpuSet, affinity, set_affinity};
+pub use affinity::{CpuSet, affinity, membarrier_global, set_affinity};
 pub use bpf::{
     MapFd, link_create_kprobe_multi, link_create_kprobe_multi_at, lookup_len, map_create, prog_load,
 };

@@ -26,6 +26,7 @@ impl Blocks<'_, '_> {
     pub fn run(&mut self, blocks: &[lang::typed::TProbe]) -> Result<bool, TraceError> {
         let compiled = self.printer.compiled();
         let flow = userspace::run_all(compiled, blocks, self).map_err(run_error)?;
+        self.printer.exited |= flow == Flow::Exit;
         Ok(self.stopped || flow == Flow::Exit)
     }
 
@@ -33,6 +34,7 @@ impl Blocks<'_, '_> {
     pub fn start(&mut self) -> Result<bool, TraceError> {
         let compiled = self.printer.compiled();
         let flow = userspace::start(compiled, self).map_err(run_error)?;
+        self.printer.exited |= flow == Flow::Exit;
         Ok(self.stopped || flow == Flow::Exit)
     }
 }

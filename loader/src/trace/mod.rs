@@ -32,7 +32,7 @@ use crate::fields::Fields;
 use crate::list;
 use crate::load;
 use crate::plan::{self, PlanError, ReadChoice};
-use crate::session::{MapSpec, ProgramSpec, Session, SessionError, Setup, Steps};
+use crate::session::{Flow, MapSpec, ProgramSpec, Session, SessionError, Setup, Steps};
 use blocks::Blocks;
 use clock::LocalClock;
 pub use dry_run::DryRun;
@@ -293,10 +293,16 @@ fn load_probe(
     Ok(())
 }
 
-/// The rings' last loss counts (see `lang::flush`), when records came: a
-/// ring that never filled lost nothing. Without them the summary may
-/// undercount, which is said.
+/// Unless `exit()` ended the trace, the records of the program runs under
+/// way, then the rings' last loss counts (see `lang::flush`), when records
+/// came: a ring that never filled lost nothing. Without them the summary
+/// may undercount, which is said.
 fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
+    if !printer.exited
+        && let Err(err) = print_runs_under_way(session, printer)
+    {
+        eprintln!("warning: {err}");
+    }
     printer.stopped = true;
     // The ring buffer's losses are counted as they happen: a drain reads them.
     if session.has_ring_buffer() {
@@ -324,6 +330,26 @@ fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
     session.unlink_on_each_ring_cpu(&format!("/tmp/.nobtf-flush-{me}"));
     if let Err(err) = session.drain(printer) {
         eprintln!("warning: {err}");
+    }
+}
+
+/// Detaches the probes, waits for the runs under way and prints what they
+/// wrote: an event of several records (execsnoop's printf, then join) is
+/// printed whole, where a stop between its records would leave half a
+/// line.
+fn print_runs_under_way(
+    session: &mut Session,
+    printer: &mut Printer<'_>,
+) -> Result<(), TraceError> {
+    session.detach_all();
+    session.wait_for_running_programs();
+    // A step a record asks for (a map printed, `exit()`) stops a drain:
+    // acted on, the drain goes on, until one finds the rings empty.
+    loop {
+        let flow = session.drain(printer)?;
+        if act(printer, session)? || matches!(flow, Flow::Continue) {
+            return Ok(());
+        }
     }
 }
 
@@ -433,6 +459,7 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
             Step::System(command) => system(printer, &command)?,
             Step::Exit => {
                 printer.pending.clear();
+                printer.exited = true;
                 return Ok(true);
             }
         }

@@ -30,6 +30,8 @@ pub struct Printer<'a> {
     /// The trace has stopped: records still read only bring the rings'
     /// last loss counts, nothing more is shown.
     pub stopped: bool,
+    /// An `exit()` ended the trace: the records after it are not shown.
+    pub exited: bool,
     /// `-p PID`: stop when it is gone.
     pid: Option<u32>,
     pub pid_gone: bool,
@@ -57,6 +59,7 @@ impl<'a> Printer<'a> {
             pending: VecDeque::new(),
             lost: 0,
             stopped: false,
+            exited: false,
             pid,
             pid_gone: false,
             tracefs: None,
