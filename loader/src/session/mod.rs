@@ -216,9 +216,6 @@ pub struct Session {
     fallback_progs: Vec<OwnedFd>,
     /// How each program on many functions was attached, and why, for `-v`.
     pub attach_notes: Vec<String>,
-    /// The kernel refused a kprobe_multi link: its functions have one
-    /// kprobe each.
-    pub multi_refused: bool,
     /// How many of `progs` are attached (in order).
     attached: usize,
     /// (name, map), in order of creation.
@@ -253,7 +250,6 @@ impl Session {
             progs: Vec::new(),
             fallback_progs: Vec::new(),
             attach_notes: Vec::new(),
-            multi_refused: false,
             maps: Vec::new(),
             pipe: None,
             poll: None,
@@ -430,7 +426,6 @@ impl Session {
                 let (name, written, functions, ret) =
                     (prog.name.clone(), written.clone(), functions.clone(), *ret);
                 let insns = prog.insns.clone().unwrap_or_default();
-                self.multi_refused = true;
                 self.attach_notes.push(format!(
                     "{written}: the kernel refused the kprobe_multi link ({refused}): one kprobe per function ({}), the same program",
                     self.setup.attach
