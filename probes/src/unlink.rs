@@ -137,12 +137,7 @@ pub fn entry(profile: &Profile, choices: &Choices) -> Result<Program, BuildError
             if user_path {
                 read_path(&mut b, read.user_str(), filename, Source::Reg(R7));
             } else {
-                read_path(
-                    &mut b,
-                    read.kernel_str(),
-                    filename,
-                    Source::Stack(RING_NAME_PTR),
-                );
+                read_short_path_first(&mut b, read, filename, Source::Stack(RING_NAME_PTR));
             }
             ringbuf::submit(&mut b, R8, R9);
         }
@@ -561,6 +556,50 @@ fn read_path(b: &mut Builder, helper: Option<Helper>, to: At, src: Source) {
     to.to(b, R1);
     b.mov(R2, event::FILENAME_LEN as i32);
     b.call(helper);
+}
+
+/// Bytes of a kernel path the ring entry probe reads at a fixed size
+/// first: most paths fit.
+const SHORT_PATH: i16 = 64;
+
+/// Read the kernel path at `src` into the record at `to` (r8's), as
+/// [`read_path`] does, but first [`SHORT_PATH`] bytes at a fixed size:
+/// the kernel copies those 8 bytes at a time where the string helper takes
+/// one byte at a time (under `-icount`, about 690 ns for a 22-byte path).
+/// Where they hold no NUL (a longer path) or the read fails (the name ends
+/// before an unmapped page), the string helper reads it. Bytes after the
+/// NUL are whatever followed the name; the reader stops at the NUL, as it
+/// does after the string helper, which leaves the rest as it was. Uses r6
+/// and r7.
+fn read_short_path_first(b: &mut Builder, read: Readers, to: At, src: Source) {
+    if read.kernel_str().is_none() {
+        return read_path(b, None, to, src);
+    }
+    let string = b.new_label("path_string");
+    let done = b.new_label("path_done");
+    src.to_r3(b);
+    to.to(b, R1);
+    b.mov(R2, i32::from(SHORT_PATH));
+    b.call(read.kernel());
+    b.jump(JmpOp::Ne, R0, 0, string);
+    // A word w holds a zero byte exactly when (w - 0x01..01) & !w &
+    // 0x80..80 is not zero; the words' terms are or-ed, the mask last.
+    b.ld_imm64(R6, 0x0101_0101_0101_0101);
+    b.mov(R7, 0);
+    for word in (0..SHORT_PATH).step_by(8) {
+        b.load(Size::DW, R1, to.base, to.off + word);
+        b.mov(R2, R1);
+        b.alu(AluOp::Sub, R2, R6);
+        b.alu(AluOp::Xor, R1, -1);
+        b.alu(AluOp::And, R2, R1);
+        b.alu(AluOp::Or, R7, R2);
+    }
+    b.ld_imm64(R6, 0x8080_8080_8080_8080_u64 as i64);
+    b.alu(AluOp::And, R7, R6);
+    b.jump(JmpOp::Ne, R7, 0, done);
+    b.bind(string);
+    read_path(b, read.kernel_str(), to, src);
+    b.bind(done);
 }
 
 /// `probe_read(fp + to, size, src)` for each of [`FIXED_READ_SIZES`] until

@@ -403,7 +403,8 @@ fn ring_records_written_in_place_equal_the_stack_records() {
             assert_eq!(got.comm, want.comm, "{what}");
         }
     }
-    // The stale bytes are there to be noticed: past the path's NUL.
+    // The stale bytes are there to be noticed: past the path's NUL and
+    // the 64 bytes read at a fixed size.
     let mut ring = machine(Layout::V54);
     ring.ring_map_fd = EVENTS_FD;
     ring.ring_capacity = 1 << 20;
@@ -411,5 +412,38 @@ fn ring_records_written_in_place_equal_the_stack_records() {
         unlink::entry(&profile_5_4(), &choices(Output::RingBuffer, Readers::Split)).unwrap();
     run(&mut ring, program, &[("si", FILENAME)]);
     let record = &ring.ring_output[0].0;
-    assert_eq!(record[event::EXIT_SIZE + 6], probes::interp::RING_STALE);
+    assert_eq!(record[event::EXIT_SIZE + 70], probes::interp::RING_STALE);
+}
+
+/// The ring entry probe reads a kernel path 64 bytes at a fixed size
+/// first, and with the string helper where those hold no NUL or cannot be
+/// read: every length, and every mapping's end, gives the path the string
+/// helper alone gives (cut to FILENAME_LEN - 1 bytes).
+#[test]
+fn ring_paths_of_every_length_and_mapping_end_read_whole() {
+    const AT: u64 = 0xffff_8880_0300_0000;
+    for len in 0..event::FILENAME_LEN + 20 {
+        let path: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        let want = String::from_utf8(path[..len.min(event::FILENAME_LEN - 1)].to_vec()).unwrap();
+        // The NUL last in the mapping, or the usual filler after it.
+        for tail in [0, 100] {
+            let mut bytes = path.clone();
+            bytes.push(0);
+            bytes.resize(bytes.len() + tail, b'#');
+            let mut vm = machine(Layout::V54);
+            vm.ring_map_fd = EVENTS_FD;
+            vm.ring_capacity = 1 << 20;
+            let mut filename = struct_filename(Layout::V54);
+            filename[0..8].copy_from_slice(&AT.to_ne_bytes());
+            vm.map(Space::Kernel, FILENAME + 0x1000, filename).unwrap();
+            vm.map(Space::Kernel, AT, bytes).unwrap();
+            let program =
+                unlink::entry(&profile_5_4(), &choices(Output::RingBuffer, Readers::Split))
+                    .unwrap();
+            run(&mut vm, program, &[("si", FILENAME + 0x1000)]);
+            let got = event::parse(&vm.ring_output[0].0).unwrap();
+            assert_eq!(got.filename_str(), want, "length {len}, {tail} bytes after");
+            assert_eq!(got.refcnt, REFCNT, "length {len}");
+        }
+    }
 }
