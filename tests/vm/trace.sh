@@ -437,12 +437,14 @@ vmtest_trace_stop_prints_events_whole() {
     cat >"$TEST_TMP/stop.sh" <<'SCRIPT'
 P='kprobe:vfs_read /comm == "dd"/ { printf("a %d ", pid); $i = 0; while ($i < 2000) { $i++; } printf("b %d\n", $i); }'
 for run in 1 2 3 4 5 6; do
+    rm -f /tmp/w.out /tmp/w.err
     dd if=/dev/zero of=/dev/null bs=1 count=1000000000 2>/dev/null &
     storm=$!
     nobtf trace "$P" >/tmp/w.out 2>/tmp/w.err &
     tracer=$!
+    # Attached and printing (its signals are blocked by then).
     i=0
-    while [ $i -lt 300 ] && ! grep -q '^a ' /tmp/w.out; do sleep 0.1; i=$((i + 1)); done
+    while [ $i -lt 300 ] && ! grep -q '^a ' /tmp/w.out 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
     sleep 0.$run
     kill -INT $tracer
     wait $tracer
@@ -460,8 +462,18 @@ SCRIPT
     printf '%s\n' "$out" >&2
     runs=$(grep -c '^== run ' <<<"$out")
     assert_eq "$runs" 6 || return 1
-    # Each run printed events, and nothing but whole lines.
+    # Each run printed events, and nothing but whole lines; a run that lost
+    # records (a full ring can drop one of an event's two) is not judged,
+    # but most must be.
     grep -q -E '^== run [0-9] rc=0 whole=0 ' <<<"$out" && { fail "a run printed no event"; bad=$((bad + 1)); }
-    grep -v -E '^== run [0-9] rc=0 whole=[0-9]+ other=0$' <<<"$out" | grep -q '^== run' && { fail "a run printed half a line or failed"; bad=$((bad + 1)); }
+    local run judged=0 block
+    for run in 1 2 3 4 5 6; do
+        block=$(sed -n "/^== run $run /,/^== run /p" <<<"$out")
+        grep -q '^stderr: Lost [0-9]* events' <<<"$block" && continue
+        judged=$((judged + 1))
+        assert_match "$(head -n1 <<<"$block")" "^== run $run rc=0 whole=[0-9]+ other=0\$" \
+            || { fail "run $run printed half a line or failed"; bad=$((bad + 1)); }
+    done
+    [ "$judged" -ge 4 ] || { fail "only $judged runs lost nothing"; bad=$((bad + 1)); }
     assert_eq "$bad" 0
 }

@@ -513,21 +513,36 @@ impl Session {
 
     /// Returns once every program run that began before the call has
     /// ended, so that after [`Session::detach_all`] the rings hold every
-    /// record those runs will write. A program runs with preemption off:
-    /// `membarrier` waits for each CPU to leave such code; without it,
-    /// running on each CPU in turn does the same.
+    /// record those runs will write. Programs run inside an RCU read-side
+    /// section, most with preemption off: `membarrier` waits for each CPU
+    /// to leave such code (`synchronize_rcu`, or `synchronize_sched`
+    /// before 5.0). Without it (`CONFIG_MEMBARRIER=n`, `nohz_full`),
+    /// running on each CPU in turn proves each has left its
+    /// preemption-off code; a uprobe program preempted mid-run (5.19+
+    /// with `CONFIG_PREEMPT`) may still end after it, which would cut
+    /// that one event.
     pub fn wait_for_running_programs(&self) {
         if sys::membarrier_global().is_ok() {
             return;
         }
-        let (Ok(before), Ok(cpus)) = (sys::affinity(), features::online_cpus()) else {
-            return;
-        };
-        for cpu in cpus {
-            let _ = sys::set_affinity(&sys::CpuSet::only(cpu));
-        }
-        if let Err(err) = sys::set_affinity(&before) {
-            eprintln!("warning: {err}");
+        let walked = sys::affinity().and_then(|before| {
+            let cpus = features::online_cpus().map_err(|e| sys::SysError {
+                call: "reading the online CPUs",
+                err: io::Error::other(e.to_string()),
+            })?;
+            let reached = cpus
+                .iter()
+                .filter(|&&cpu| sys::set_affinity(&sys::CpuSet::only(cpu)).is_ok())
+                .count();
+            sys::set_affinity(&before)?;
+            Ok((reached, cpus.len()))
+        });
+        match walked {
+            Ok((reached, all)) if reached == all => {}
+            Ok((reached, all)) => eprintln!(
+                "warning: the last events may be cut: {reached} of {all} CPUs could be waited for (no membarrier(2), and this process may not run on the others)"
+            ),
+            Err(err) => eprintln!("warning: the last events may be cut: {err}"),
         }
     }
 

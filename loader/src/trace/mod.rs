@@ -298,6 +298,9 @@ fn load_probe(
 /// came: a ring that never filled lost nothing. Without them the summary
 /// may undercount, which is said.
 fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
+    // The user's probes go first: nothing they see from now on (nobtf's
+    // own flush below, the command's end, END's reads) is the trace's.
+    session.detach_all();
     if !printer.exited
         && let Err(err) = print_runs_under_way(session, printer)
     {
@@ -333,15 +336,14 @@ fn flush_losses(session: &mut Session, printer: &mut Printer<'_>) {
     }
 }
 
-/// Detaches the probes, waits for the runs under way and prints what they
-/// wrote: an event of several records (execsnoop's printf, then join) is
-/// printed whole, where a stop between its records would leave half a
-/// line.
+/// With the probes detached: waits for the runs under way and prints what
+/// they wrote, so that an event of several records (execsnoop's printf,
+/// then join) is printed whole, where a stop between its records would
+/// leave half a line.
 fn print_runs_under_way(
     session: &mut Session,
     printer: &mut Printer<'_>,
 ) -> Result<(), TraceError> {
-    session.detach_all();
     session.wait_for_running_programs();
     // A step a record asks for (a map printed, `exit()`) stops a drain:
     // acted on, the drain goes on, until one finds the rings empty.
@@ -406,8 +408,10 @@ fn drive(
         stopped |= !timed && !pending;
         stopped |= end.is_some_and(|e| now >= e) || printer.pid_gone;
     }
-    session.end_command();
+    // Detached first (at_stop): what killing the command makes the
+    // kernel do is nobtf's doing, not the trace's.
     at_stop(session, printer);
+    session.end_command();
     let mut blocks = Blocks {
         session,
         printer,
