@@ -465,15 +465,15 @@ SCRIPT
     # Each run printed events, and nothing but whole lines; a run that lost
     # records (a full ring can drop one of an event's two) is not judged,
     # but most must be.
-    grep -q -E '^== run [0-9] rc=0 whole=0 ' <<<"$out" && { fail "a run printed no event"; bad=$((bad + 1)); }
+    grep -q -E '^== run [0-9] rc=0 whole=0 ' <<<"$out" && { fail "a run printed no event" || bad=$((bad + 1)); }
     local run judged=0 block
     for run in 1 2 3 4 5 6; do
         block=$(sed -n "/^== run $run /,/^== run /p" <<<"$out")
         grep -q '^stderr: Lost [0-9]* events' <<<"$block" && continue
         judged=$((judged + 1))
         assert_match "$(head -n1 <<<"$block")" "^== run $run rc=0 whole=[0-9]+ other=0\$" \
-            || { fail "run $run printed half a line or failed"; bad=$((bad + 1)); }
+            || { fail "run $run printed half a line or failed" || bad=$((bad + 1)); }
     done
-    [ "$judged" -ge 4 ] || { fail "only $judged runs lost nothing"; bad=$((bad + 1)); }
+    [ "$judged" -ge 4 ] || { fail "only $judged runs lost nothing" || bad=$((bad + 1)); }
     assert_eq "$bad" 0
 }
