@@ -406,23 +406,18 @@ impl Session {
                 ret,
             } = &prog.point
             {
-                let refused = match crate::attach::attach_kprobe_multi(
-                    functions,
-                    *ret,
-                    prog.fd.as_fd(),
-                ) {
-                    Ok(link) => {
-                        self.attach_notes.push(match functions.len() {
-                                1 => format!("{written}: through a kprobe_multi link"),
-                                n => format!(
-                                    "{written}: one program on {n} functions through one kprobe_multi link"
-                                ),
-                            });
-                        self.attachments.push(link);
-                        continue;
-                    }
-                    Err(err) => err,
-                };
+                let refused =
+                    match crate::attach::attach_kprobe_multi(functions, *ret, prog.fd.as_fd()) {
+                        Ok(link) => {
+                            self.attach_notes.push(format!(
+                            "{written}: one program on {} functions through one kprobe_multi link",
+                            functions.len()
+                        ));
+                            self.attachments.push(link);
+                            continue;
+                        }
+                        Err(err) => err,
+                    };
                 let (name, written, functions, ret) =
                     (prog.name.clone(), written.clone(), functions.clone(), *ret);
                 let insns = prog.insns.clone().unwrap_or_default();
