@@ -59,6 +59,9 @@ struct Gen<'a> {
     exit: Label,
     /// The innermost `while` first: where `continue` and `break` go.
     loops: Vec<(Label, Label)>,
+    /// Strings are being written into a record for the reader, which
+    /// stops at the NUL: what follows it need not be zero.
+    in_record: bool,
 }
 
 /// Generate one probe's instructions.
@@ -81,6 +84,7 @@ pub fn generate(
         vars: Vec::new(),
         exit,
         loops: Vec::new(),
+        in_record: false,
     };
     let span = Span::default();
     for ty in &probe.vars {
@@ -105,6 +109,22 @@ pub fn generate(
     g.b.exit();
     g.b.finish()
         .map_err(|e| Error::whole(format!("internal error assembling the program: {e}")))
+}
+
+/// Bytes of a kernel string a record's `str()` reads first at a fixed
+/// size: the string helpers copy a kernel string a byte at a time, each
+/// byte a fault-checked load; the fixed-size reader copies eight at once.
+const FIRST_BYTES: u32 = 64;
+
+/// The fixed-size reader for a kernel string's first bytes, where its
+/// string helper is byte-wise (user strings are read a word at a time
+/// already; before 4.11 every string is a fixed-size read).
+fn fixed_reader(string: Helper, user: bool) -> Option<Helper> {
+    match (string, user) {
+        (Helper::ProbeReadKernelStr, false) => Some(Helper::ProbeReadKernel),
+        (Helper::ProbeReadStr, false) => Some(Helper::ProbeRead),
+        _ => None,
+    }
 }
 
 fn fits_i32(n: u64) -> Option<i32> {
@@ -338,28 +358,37 @@ impl Gen<'_> {
                 let rec = self.alloc(size, *span, "this record")?;
                 self.zero(rec, size);
                 self.b.store(Size::DW, R10, rec, *event as i32);
-                let mut at = rec + 8;
-                for (arg, len) in args.iter().zip(sizes) {
-                    match value_type(&arg.ty) {
-                        _ if matches!(arg.ty, Ty::Tuple(_)) => self.buffer_into(arg, at, len)?,
-                        ValueType::Str { len } => self.buffer_into(arg, at, len)?,
-                        ValueType::Inet => self.buffer_into(arg, at, INET_SIZE)?,
-                        ty @ (ValueType::Buf { .. } | ValueType::Symbol(Symbolic::Usym)) => {
-                            self.buffer_into(arg, at, ty.size())?
-                        }
-                        ValueType::Int { .. }
-                        | ValueType::Timestamp { .. }
-                        | ValueType::Symbol(_) => {
-                            self.expr(arg)?;
-                            self.b.store(Size::DW, R10, at, R0);
-                        }
-                    }
-                    at += len as i16;
-                }
+                self.record_args(args, sizes, rec + 8)?;
                 self.sink.emit(&mut self.b, R6, rec, size as i32);
                 Ok(())
             }
         }
+    }
+
+    /// Writes a record's arguments, each in its slot from `at` on.
+    fn record_args(&mut self, args: &[TExpr], sizes: Vec<u32>, mut at: i16) -> Result<(), Error> {
+        for (arg, len) in args.iter().zip(sizes) {
+            match value_type(&arg.ty) {
+                _ if matches!(arg.ty, Ty::Tuple(_)) => {
+                    self.in_record = true;
+                    self.buffer_into(arg, at, len)?
+                }
+                ValueType::Str { len } => {
+                    self.in_record = true;
+                    self.buffer_into(arg, at, len)?
+                }
+                ValueType::Inet => self.buffer_into(arg, at, INET_SIZE)?,
+                ty @ (ValueType::Buf { .. } | ValueType::Symbol(Symbolic::Usym)) => {
+                    self.buffer_into(arg, at, ty.size())?
+                }
+                ValueType::Int { .. } | ValueType::Timestamp { .. } | ValueType::Symbol(_) => {
+                    self.expr(arg)?;
+                    self.b.store(Size::DW, R10, at, R0);
+                }
+            }
+            at += len as i16;
+        }
+        Ok(())
     }
 
     /// Build a map key on the stack; its offset. Room for a trailing
@@ -621,6 +650,9 @@ impl Gen<'_> {
     /// Write a string or an address into the zeroed stack buffer at `off`
     /// of `len` bytes.
     fn buffer_into(&mut self, e: &TExpr, off: i16, len: u32) -> Result<(), Error> {
+        // Whether this buffer is a record's slot: taken here, so nothing
+        // evaluated on the way (an address, a condition, a key) sees it.
+        let in_record = std::mem::take(&mut self.in_record);
         match &e.kind {
             TKind::ConstStr(s) => {
                 let bytes = s.as_bytes();
@@ -644,13 +676,22 @@ impl Gen<'_> {
                 addr,
                 len: want,
                 helper,
-                ..
+                user,
             } => {
+                let size = (*want).min(len);
                 self.expr(addr)?;
-                self.b.mov(R3, R0);
-                self.stack_ptr(R1, off);
-                self.b.mov(R2, (*want).min(len) as i32);
-                self.b.call(*helper);
+                let fixed = fixed_reader(*helper, *user);
+                match fixed.filter(|_| in_record) {
+                    Some(fixed) if size >= FIRST_BYTES => {
+                        self.str_first_bytes(e.span, off, size, fixed, *helper)?
+                    }
+                    _ => {
+                        self.b.mov(R3, R0);
+                        self.stack_ptr(R1, off);
+                        self.b.mov(R2, size as i32);
+                        self.b.call(*helper);
+                    }
+                }
             }
             TKind::Buf {
                 addr,
@@ -690,9 +731,11 @@ impl Gen<'_> {
                 let (other, end) = (self.b.new_label("other"), self.b.new_label("end"));
                 self.expr(c)?;
                 self.b.jump(JmpOp::Eq, R0, 0, other);
+                self.in_record = in_record;
                 self.buffer_into(a, off, len)?;
                 self.b.ja(end);
                 self.b.bind(other);
+                self.in_record = in_record;
                 self.buffer_into(b, off, len)?;
                 self.b.bind(end);
             }
@@ -706,7 +749,10 @@ impl Gen<'_> {
                 for (element, at) in elements.iter().zip(Ty::tuple_offsets(&types)) {
                     let at = off + at as i16;
                     match element.ty.buffer_len() {
-                        Some(n) => self.buffer_into(element, at, n)?,
+                        Some(n) => {
+                            self.in_record = in_record;
+                            self.buffer_into(element, at, n)?
+                        }
                         None => {
                             self.expr(element)?;
                             self.b.store(Size::DW, R10, at, R0);
@@ -764,6 +810,51 @@ impl Gen<'_> {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The string at r0 into `fp + off`, `size` bytes at most: its first
+    /// [`FIRST_BYTES`] copied with `fixed` (eight bytes a step, where the
+    /// string helper takes one), kept when a NUL is among them; else, or
+    /// when that read failed, read again with `string`. The bytes after the
+    /// NUL are then what followed the string, not zeros: only for records,
+    /// whose reader stops at the NUL.
+    fn str_first_bytes(
+        &mut self,
+        span: Span,
+        off: i16,
+        size: u32,
+        fixed: Helper,
+        string: Helper,
+    ) -> Result<(), Error> {
+        let addr = self.alloc(8, span, "this string's address")?;
+        self.b.store(Size::DW, R10, addr, R0);
+        let (again, done) = (self.b.new_label("str_again"), self.b.new_label("str_done"));
+        self.b.mov(R3, R0);
+        self.stack_ptr(R1, off);
+        self.b.mov(R2, FIRST_BYTES as i32);
+        self.b.call(fixed);
+        self.b.jump(JmpOp::Ne, R0, 0, again);
+        // A word w holds a zero byte exactly when (w - 0x01..01) & !w &
+        // 0x80..80 is not zero; the words' terms are or-ed, the mask last.
+        self.b.ld_imm64(R4, 0x0101_0101_0101_0101);
+        for word in (0..FIRST_BYTES as i16).step_by(8) {
+            self.b.load(Size::DW, R1, R10, off + word);
+            self.b.mov(R2, R1);
+            self.b.alu(AluOp::Sub, R2, R4);
+            self.b.alu(AluOp::Xor, R1, -1);
+            self.b.alu(AluOp::And, R2, R1);
+            self.b.alu(AluOp::Or, R0, R2);
+        }
+        self.b.ld_imm64(R4, 0x8080_8080_8080_8080_u64 as i64);
+        self.b.alu(AluOp::And, R0, R4);
+        self.b.jump(JmpOp::Ne, R0, 0, done);
+        self.b.bind(again);
+        self.b.load(Size::DW, R3, R10, addr);
+        self.stack_ptr(R1, off);
+        self.b.mov(R2, size as i32);
+        self.b.call(string);
+        self.b.bind(done);
         Ok(())
     }
 

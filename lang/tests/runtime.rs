@@ -570,3 +570,64 @@ fn begin_prints_values_and_tuples() {
         "1\n(1, b, -3)\n@n: 5\ns\n<cat /proc/12/stat>\n"
     );
 }
+
+/// A record's kernel string: its first 64 bytes read at a fixed size and
+/// kept when they hold the NUL, else read again with the string helper.
+/// Every length, the NUL last in its mapping (the fixed read fails) or
+/// followed by other bytes (read along, and not shown).
+#[test]
+fn record_strings_of_every_length_and_mapping_end_print_whole() {
+    const AT: u64 = 0xffff_8880_0400_0000;
+    let compiled = build(r#"kprobe:show { printf("%s|%s|\n", str(arg0), str(arg1, 100)); }"#);
+    let program = &compiled.probes[0].insns.to_string();
+    assert!(
+        program.contains("bpf_probe_read#4") && program.contains("bpf_probe_read_str#45"),
+        "the fixed-size read and the string helper behind it:\n{program}"
+    );
+    for len in 0..130 {
+        let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        for tail in [0, 100] {
+            let mut bytes = text.clone();
+            bytes.push(0);
+            bytes.resize(bytes.len() + tail, b'#');
+            let mut k = Kernelish::new(&compiled);
+            k.vm.map(probes::interp::Space::Kernel, AT, bytes).unwrap();
+            k.fire("show", &[AT, AT]);
+            let shown = |max: usize| text[..len.min(max - 1)].to_vec();
+            let want = Event::Printf {
+                format: "%s|%s|\n".into(),
+                args: vec![
+                    lang::output::Value::Str(shown(64)),
+                    lang::output::Value::Str(shown(100)),
+                ],
+            };
+            assert_eq!(k.events(), [want], "length {len}, {tail} bytes after");
+        }
+    }
+}
+
+/// A string read inside a record's argument for a map key is read whole
+/// and zeroed after its NUL, as keys need: the record's fixed-size read
+/// is the record's slot's alone.
+#[test]
+fn record_arguments_keep_their_keys_zeroed_after_the_nul() {
+    const AT: u64 = 0xffff_8880_0400_0000;
+    let compiled = build(
+        r#"kprobe:set { @m[str(arg0)] = "seven"; }
+kprobe:show { printf("%s %s\n", @m[str(arg0)], arg1 ? str(arg0) : "none"); }"#,
+    );
+    let mut k = Kernelish::new(&compiled);
+    let mut bytes = b"key\0".to_vec();
+    bytes.resize(200, b'#');
+    k.vm.map(probes::interp::Space::Kernel, AT, bytes).unwrap();
+    k.fire("set", &[AT]);
+    k.fire("show", &[AT, 1]);
+    let want = Event::Printf {
+        format: "%s %s\n".into(),
+        args: vec![
+            lang::output::Value::Str(b"seven".to_vec()),
+            lang::output::Value::Str(b"key".to_vec()),
+        ],
+    };
+    assert_eq!(k.events(), [want]);
+}
