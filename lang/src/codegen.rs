@@ -62,6 +62,18 @@ struct Gen<'a> {
     /// Strings are being written into a record for the reader, which
     /// stops at the NUL: what follows it need not be zero.
     in_record: bool,
+    /// Struct members a record's arguments read, each group read once.
+    shared: Vec<SharedRead>,
+}
+
+/// Members of one struct that a record's arguments read, copied with one
+/// helper call into `slot`: the bytes from `start` to `end` of `addr`.
+struct SharedRead {
+    addr: TExpr,
+    helper: Helper,
+    start: u32,
+    end: u32,
+    slot: i16,
 }
 
 /// Generate one probe's instructions.
@@ -85,6 +97,7 @@ pub fn generate(
         exit,
         loops: Vec::new(),
         in_record: false,
+        shared: Vec::new(),
     };
     let span = Span::default();
     for ty in &probe.vars {
@@ -125,6 +138,97 @@ fn fixed_reader(string: Helper, user: bool) -> Option<Helper> {
         (Helper::ProbeReadStr, false) => Some(Helper::ProbeRead),
         _ => None,
     }
+}
+
+/// The most bytes of one struct a record's arguments read at once.
+const SHARED_READ_BYTES: u32 = 64;
+
+/// The member reads in `e` that a record's argument always makes: not
+/// those behind a condition, a key or a helper's other arguments.
+fn member_reads<'e>(e: &'e TExpr, out: &mut Vec<&'e TExpr>) {
+    match &e.kind {
+        TKind::Read { addr, .. } => {
+            out.push(e);
+            member_reads(addr, out);
+        }
+        TKind::StrRead { addr, .. } | TKind::Offset { base: addr, .. } => member_reads(addr, out),
+        TKind::Trunc { value, .. } | TKind::Unary(_, value) => member_reads(value, out),
+        TKind::Binary { left, right, .. } => {
+            member_reads(left, out);
+            member_reads(right, out);
+        }
+        _ => {}
+    }
+}
+
+/// Whether `a` and `b` are the same pure expression (their spans aside):
+/// within one record's arguments they have the same value.
+fn same_value(a: &TExpr, b: &TExpr) -> bool {
+    match (&a.kind, &b.kind) {
+        (TKind::Const(x), TKind::Const(y)) => x == y,
+        (TKind::Var(x), TKind::Var(y)) => x == y,
+        (TKind::CtxLoad { .. }, TKind::CtxLoad { .. }) => a.kind == b.kind,
+        (
+            TKind::HelperValue(Helper::GetCurrentTask),
+            TKind::HelperValue(Helper::GetCurrentTask),
+        ) => true,
+        (TKind::Offset { base: x, off: i }, TKind::Offset { base: y, off: j }) => {
+            i == j && same_value(x, y)
+        }
+        (
+            TKind::Trunc {
+                value: x,
+                bytes: i,
+                signed: s,
+            },
+            TKind::Trunc {
+                value: y,
+                bytes: j,
+                signed: t,
+            },
+        ) => i == j && s == t && same_value(x, y),
+        (TKind::Unary(o, x), TKind::Unary(p, y)) => o == p && same_value(x, y),
+        (
+            TKind::Binary {
+                op: o,
+                signed: s,
+                left: l1,
+                right: r1,
+            },
+            TKind::Binary {
+                op: p,
+                signed: t,
+                left: l2,
+                right: r2,
+            },
+        ) => o == p && s == t && same_value(l1, l2) && same_value(r1, r2),
+        (
+            TKind::Read {
+                addr: x,
+                off: i,
+                bytes: n,
+                signed: s,
+                user: u,
+                helper: h,
+            },
+            TKind::Read {
+                addr: y,
+                off: j,
+                bytes: m,
+                signed: t,
+                user: v,
+                helper: g,
+            },
+        ) => i == j && n == m && s == t && u == v && h == g && same_value(x, y),
+        _ => false,
+    }
+}
+
+/// How many member reads deep `e` is.
+fn depth(e: &TExpr) -> usize {
+    let mut reads = Vec::new();
+    member_reads(e, &mut reads);
+    reads.len()
 }
 
 fn fits_i32(n: u64) -> Option<i32> {
@@ -358,11 +462,79 @@ impl Gen<'_> {
                 let rec = self.alloc(size, *span, "this record")?;
                 self.zero(rec, size);
                 self.b.store(Size::DW, R10, rec, *event as i32);
-                self.record_args(args, sizes, rec + 8)?;
+                self.share_reads(args)?;
+                let written = self.record_args(args, sizes, rec + 8);
+                self.shared.clear();
+                written?;
                 self.sink.emit(&mut self.b, R6, rec, size as i32);
                 Ok(())
             }
         }
+    }
+
+    /// Reads once the members of one struct that `args` read two or more
+    /// times within [`SHARED_READ_BYTES`], each group from the same address
+    /// (the same pure expression) with the same helper: one helper call
+    /// where each member took one (a member read costs a helper call; a
+    /// load from the stack, one instruction). Groups are read shallow
+    /// first, so a deeper one's address can use them.
+    fn share_reads(&mut self, args: &[TExpr]) -> Result<(), Error> {
+        let mut reads = Vec::new();
+        for arg in args {
+            member_reads(arg, &mut reads);
+        }
+        let mut groups: Vec<(&TExpr, Helper, u32, u32, usize)> = Vec::new();
+        for read in &reads {
+            let TKind::Read {
+                addr,
+                off,
+                bytes,
+                helper,
+                ..
+            } = &read.kind
+            else {
+                continue;
+            };
+            let end = off + u32::from(*bytes);
+            match groups
+                .iter_mut()
+                .find(|g| g.1 == *helper && same_value(g.0, addr))
+            {
+                Some(group) => {
+                    group.2 = group.2.min(*off);
+                    group.3 = group.3.max(end);
+                    group.4 += 1;
+                }
+                None => groups.push((addr, *helper, *off, end, 1)),
+            }
+        }
+        groups.sort_by_key(|g| depth(g.0));
+        for (addr, helper, start, end, count) in groups {
+            // Loads from the stack must be aligned: the copy starts at a
+            // multiple of 8, where members are naturally aligned.
+            let start = start / 8 * 8;
+            let len = end - start;
+            if count < 2 || len > SHARED_READ_BYTES || self.used + len as usize > STACK_SIZE / 2 {
+                continue;
+            }
+            self.expr(addr)?;
+            let slot = self.alloc(len as usize, addr.span, "a struct's members")?;
+            self.b.mov(R3, R0);
+            if start != 0 {
+                self.b.add(R3, start as i32);
+            }
+            self.stack_ptr(R1, slot);
+            self.b.mov(R2, len as i32);
+            self.b.call(helper);
+            self.shared.push(SharedRead {
+                addr: addr.clone(),
+                helper,
+                start,
+                end,
+                slot,
+            });
+        }
+        Ok(())
     }
 
     /// Writes a record's arguments, each in its slot from `at` on.
@@ -1092,6 +1264,27 @@ impl Gen<'_> {
                 helper,
                 ..
             } => {
+                let end = off + u32::from(*bytes);
+                let shared = self.shared.iter().find(|r| {
+                    r.helper == *helper
+                        && r.start <= *off
+                        && end <= r.end
+                        && matches!(bytes, 1 | 2 | 4 | 8)
+                        && off % u32::from(*bytes) == 0
+                        && same_value(&r.addr, addr)
+                });
+                if let Some(r) = shared {
+                    let size = match bytes {
+                        1 => Size::B,
+                        2 => Size::H,
+                        4 => Size::W,
+                        _ => Size::DW,
+                    };
+                    let at = r.slot + (off - r.start) as i16;
+                    self.b.load(size, R0, R10, at);
+                    self.extend(R0, *bytes, *signed);
+                    return Ok(());
+                }
                 self.expr(addr)?;
                 let tmp = self.alloc(8, e.span, "this read")?;
                 self.b.store(Size::DW, R10, tmp, 0);

@@ -492,3 +492,45 @@ fn lists_and_names_the_loader_needs() {
     assert_eq!(used.enums, ["SKB_DROP_REASON_NOT_SPECIFIED"]);
     assert!(used.fields.is_empty());
 }
+
+/// Members of one struct in one record are read with one helper call, a
+/// pointer member's struct with another; each value is the member's, of
+/// its size and sign, and a struct that cannot be read gives zeros.
+#[test]
+fn members_of_one_struct_are_read_once_per_record() {
+    let compiled = build(
+        r#"struct s { int a; unsigned short b; unsigned char c; long d; struct s *next; }
+kprobe:f { $p = (struct s *)arg0;
+  printf("%d %d %d %d %d %d\n", $p->a, $p->b, $p->c, $p->d, $p->next->a, $p->next->d); }"#,
+        &[],
+    );
+    let program = compiled.probes[0].insns.to_string();
+    assert_eq!(
+        program.matches("call bpf_probe_read").count(),
+        2,
+        "one read of *$p, one of *$p->next:\n{program}"
+    );
+    const S: u64 = 0xffff_8880_0500_0000;
+    const NEXT: u64 = 0xffff_8880_0500_1000;
+    let strukt = |a: i32, b: u16, c: u8, d: i64, next: u64| {
+        let mut bytes = a.to_ne_bytes().to_vec();
+        bytes.extend(b.to_ne_bytes());
+        bytes.push(c);
+        bytes.push(0xee);
+        bytes.extend(d.to_ne_bytes());
+        bytes.extend(next.to_ne_bytes());
+        bytes
+    };
+    let memory = [
+        (S, strukt(-5, 65000, 200, 1 << 40, NEXT)),
+        (NEXT, strukt(7, 1, 2, -9, 0)),
+    ];
+    let ints = |v: [i64; 6]| vec![v.map(Value::Int).to_vec()];
+    assert_eq!(
+        run(&compiled, &[S], &memory),
+        ints([-5, 65000, 200, 1 << 40, 7, -9])
+    );
+    // *$p->next unmapped, then *$p.
+    assert_eq!(run(&compiled, &[NEXT], &memory), ints([7, 1, 2, -9, 0, 0]));
+    assert_eq!(run(&compiled, &[0x1000], &memory), ints([0; 6]));
+}
