@@ -2,7 +2,8 @@
 # Runs inside the benchmark VM: what each BPF program costs per run, from
 # the kernel's own count (kernel.bpf_stats_enabled: run_time_ns and
 # run_cnt in the program fd's fdinfo) while benchctl's loop unlinks N
-# missing files. Under `-icount` these are guest instructions times 2 ns.
+# missing files. Under `-icount` they follow guest instructions (about 4 ns
+# of guest time each, measured: docs/benchmarks.md).
 # The stats' own timing is in every figure: the `empty` row shows it.
 #
 #   scripts/vm --kernel debian-6.12 --timeout 900 --rootfs "$BENCH_ROOTFS" \
