@@ -64,6 +64,16 @@ struct Gen<'a> {
     in_record: bool,
     /// Struct members a record's arguments read, each group read once.
     shared: Vec<SharedRead>,
+    /// The predicate's map value (`/@start[tid]/`), until a statement
+    /// may write that map.
+    known: Option<KnownValue>,
+}
+
+/// What `map[keys]` held when the predicate read it, kept at `slot`.
+struct KnownValue {
+    map: usize,
+    keys: Vec<TExpr>,
+    slot: i16,
 }
 
 /// Members of one struct that a record's arguments read, copied with one
@@ -98,6 +108,7 @@ pub fn generate(
         loops: Vec::new(),
         in_record: false,
         shared: Vec::new(),
+        known: None,
     };
     let span = Span::default();
     for ty in &probe.vars {
@@ -115,6 +126,20 @@ pub fn generate(
     if let Some(p) = &probe.predicate {
         g.expr(p)?;
         g.b.jump(JmpOp::Eq, R0, 0, exit);
+        // `/@start[tid]/` then `nsecs - @start[tid]`: the body reads the
+        // value the predicate found instead of looking it up again.
+        if let TKind::MapGet { map, keys } = &p.kind
+            && p.ty.buffer_len().is_none()
+            && keys.iter().all(fixed_in_a_run)
+        {
+            let slot = g.alloc(8, p.span, "the predicate's map value")?;
+            g.b.store(Size::DW, R10, slot, R0);
+            g.known = Some(KnownValue {
+                map: *map,
+                keys: keys.clone(),
+                slot,
+            });
+        }
     }
     g.block(&probe.body)?;
     g.b.bind(exit);
@@ -167,6 +192,7 @@ fn same_value(a: &TExpr, b: &TExpr) -> bool {
     match (&a.kind, &b.kind) {
         (TKind::Const(x), TKind::Const(y)) => x == y,
         (TKind::Var(x), TKind::Var(y)) => x == y,
+        (TKind::Builtin(x), TKind::Builtin(y)) => x == y && *x != Builtin::Nsecs,
         (TKind::CtxLoad { .. }, TKind::CtxLoad { .. }) => a.kind == b.kind,
         (
             TKind::HelperValue(Helper::GetCurrentTask),
@@ -222,6 +248,33 @@ fn same_value(a: &TExpr, b: &TExpr) -> bool {
         ) => i == j && n == m && s == t && u == v && h == g && same_value(x, y),
         _ => false,
     }
+}
+
+/// Whether `e` has one value for the whole of a probe's run, whatever
+/// its statements do: constants, the context, the current task's ids.
+fn fixed_in_a_run(e: &TExpr) -> bool {
+    match &e.kind {
+        TKind::Const(_) | TKind::CtxLoad { .. } => true,
+        TKind::Builtin(b) => !matches!(b, Builtin::Nsecs),
+        TKind::Trunc { value, .. } | TKind::Unary(_, value) => fixed_in_a_run(value),
+        TKind::Binary { left, right, .. } => fixed_in_a_run(left) && fixed_in_a_run(right),
+        _ => false,
+    }
+}
+
+/// Whether `stmts` may write `map` (assign, aggregate or delete), in any
+/// branch or loop.
+fn writes_map(stmts: &[TStmt], map: usize) -> bool {
+    stmts.iter().any(|stmt| match stmt {
+        TStmt::MapAssign { map: m, .. }
+        | TStmt::MapAgg { map: m, .. }
+        | TStmt::Delete { map: m, .. } => *m == map,
+        TStmt::If {
+            then, otherwise, ..
+        } => writes_map(then, map) || writes_map(otherwise, map),
+        TStmt::While { body, .. } | TStmt::Unroll { body, .. } => writes_map(body, map),
+        TStmt::AssignVar { .. } | TStmt::Emit { .. } | TStmt::Jump { .. } => false,
+    })
 }
 
 /// How many member reads deep `e` is.
@@ -312,6 +365,7 @@ impl Gen<'_> {
         for stmt in body {
             self.stmt(stmt)?;
             self.used = base;
+            self.forget_if_written(std::slice::from_ref(stmt));
         }
         Ok(())
     }
@@ -364,6 +418,8 @@ impl Gen<'_> {
                 trips: None,
                 ..
             } => {
+                // The body's code runs again after its own writes.
+                self.forget_if_written(body);
                 let (top, end) = (self.b.new_label("while"), self.b.new_label("end_while"));
                 self.b.bind(top);
                 self.expr(cond)?;
@@ -535,6 +591,15 @@ impl Gen<'_> {
             });
         }
         Ok(())
+    }
+
+    /// Drops the predicate's map value once `stmts` may write its map.
+    fn forget_if_written(&mut self, stmts: &[TStmt]) {
+        if let Some(known) = &self.known
+            && writes_map(stmts, known.map)
+        {
+            self.known = None;
+        }
     }
 
     /// Writes a record's arguments, each in its slot from `at` on.
@@ -1050,6 +1115,18 @@ impl Gen<'_> {
     }
 
     /// r0 = pointer to the value of `@m[keys]`, or 0.
+    /// Where the predicate's value of the map read `e` is kept, if it is
+    /// the same read and still current.
+    fn known_value(&self, e: &TExpr) -> Option<i16> {
+        let (TKind::MapGet { map, keys }, Some(known)) = (&e.kind, &self.known) else {
+            return None;
+        };
+        (known.map == *map
+            && known.keys.len() == keys.len()
+            && known.keys.iter().zip(keys).all(|(a, b)| same_value(a, b)))
+        .then_some(known.slot)
+    }
+
     fn lookup(&mut self, e: &TExpr) -> Result<(), Error> {
         let TKind::MapGet { map, keys } = &e.kind else {
             return Err(Error::at(e.span, "internal: map read expected"));
@@ -1169,6 +1246,8 @@ impl Gen<'_> {
                 if e.ty.buffer_len().is_some() {
                     let (off, _) = self.buffer(e)?;
                     self.stack_ptr(R0, off);
+                } else if let Some(slot) = self.known_value(e) {
+                    self.b.load(Size::DW, R0, R10, slot);
                 } else {
                     let absent = self.b.new_label("absent");
                     self.lookup(e)?;

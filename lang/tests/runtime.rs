@@ -631,3 +631,56 @@ kprobe:show { printf("%s %s\n", @m[str(arg0)], arg1 ? str(arg0) : "none"); }"#,
     };
     assert_eq!(k.events(), [want]);
 }
+
+/// `/@start[tid]/` then `@start[tid]` in the body: the body takes the
+/// value the predicate read, until a statement writes the map; after a
+/// `delete` the map is read again.
+#[test]
+fn the_predicates_map_value_serves_the_body_until_the_map_is_written() {
+    let compiled = build(
+        r#"kprobe:set { @start[tid] = arg0; }
+kprobe:get /@start[tid]/ { printf("%d\n", @start[tid] + 1); delete(@start[tid]); printf("%d\n", @start[tid]); }"#,
+    );
+    let get = compiled
+        .probes
+        .iter()
+        .find(|p| p.attach.func() == "get")
+        .unwrap();
+    let program = get.insns.to_string();
+    assert_eq!(
+        program.matches("call bpf_map_lookup_elem").count(),
+        2,
+        "the predicate's lookup and the one after the delete:\n{program}"
+    );
+    let mut k = Kernelish::new(&compiled);
+    k.fire("get", &[]);
+    k.fire("set", &[41]);
+    k.fire("get", &[]);
+    k.fire("get", &[]);
+    let int = |n: i64| Event::Printf {
+        format: "%d\n".into(),
+        args: vec![lang::output::Value::Int(n)],
+    };
+    assert_eq!(k.events(), [int(42), int(0)]);
+}
+
+/// In a loop with a back edge (5.3+), the body's code runs again after its
+/// own writes: a map the loop writes is read afresh in it.
+#[test]
+fn a_loop_that_writes_the_predicates_map_reads_it_afresh() {
+    let target = Target {
+        kernel: Kernel::for_release(KernelVersion::new(5, 4, 0), NATIVE),
+        ..target()
+    };
+    let src = r#"kprobe:set { @m[1] = arg0; }
+kprobe:get /@m[1]/ { $i = 0; while ($i < arg0) { printf("%d\n", @m[1]); delete(@m[1]); $i++; } }"#;
+    let compiled = compile(src, &target).unwrap_or_else(|e| panic!("{}", e.render(src)));
+    let mut k = Kernelish::new(&compiled);
+    k.fire("set", &[7]);
+    k.fire("get", &[2]);
+    let int = |n: i64| Event::Printf {
+        format: "%d\n".into(),
+        args: vec![lang::output::Value::Int(n)],
+    };
+    assert_eq!(k.events(), [int(7), int(0)]);
+}
