@@ -269,7 +269,8 @@ pub(super) fn prepare(
                 &mut log,
             )?;
         }
-        map_refs.sort_by_key(|r| r.insn);
+        // One reference per instruction: the order is the same unstable.
+        map_refs.sort_unstable_by_key(|r| r.insn);
         programs.push(ReadyProgram {
             section: program.section.clone(),
             name: name.clone(),

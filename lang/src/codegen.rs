@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
-use kernel_headers::bpf::{F_USER_STACK, Helper, STACK_SIZE};
+use kernel_headers::bpf::{F_USER_STACK, Helper, MAXINSNS, STACK_SIZE};
 use probes::asm::{AluOp, Builder, Insn, Insns, JmpOp, Label, Reg, Size, Width};
 use probes::ringbuf::Sink;
 
@@ -22,6 +22,7 @@ use crate::ast::{BinOp, Jump, UnOp};
 use crate::check::value_type;
 use crate::diag::{Error, Span};
 use crate::format::hist::HIST_SEARCH_STEPS;
+use crate::kernel::Kernel;
 use crate::output::{INET_SIZE, MapKind, MapSpec, ValueType};
 use crate::symbols::Symbolic;
 use crate::typed::*;
@@ -62,6 +63,8 @@ struct Gen<'a> {
     /// Strings are being written into a record for the reader, which
     /// stops at the NUL: what follows it need not be zero.
     in_record: bool,
+    /// A record's kernel strings are read first at a fixed size.
+    str_first_bytes: bool,
     /// Struct members a record's arguments read, each group read once.
     shared: Vec<SharedRead>,
     /// The predicate's map value (`/@start[tid]/`), until a statement
@@ -89,19 +92,22 @@ struct SharedRead {
 /// Generate one probe's instructions.
 /// `pid`: when set, the program does nothing unless the current process
 /// (thread group) is that one (`nobtf trace -p PID`), checked first.
-/// Records go to `sink`.
+/// Records go to the kernel's sink.
 pub fn generate(
     probe: &TProbe,
     maps: &[MapSpec],
     pid: Option<u32>,
-    sink: Sink,
+    kernel: &Kernel,
 ) -> Result<Insns, Error> {
     let mut b = Builder::new();
     let exit = b.new_label("exit");
     let mut g = Gen {
         b,
         maps,
-        sink,
+        sink: kernel.sink,
+        // About 60 instructions more per string: only where the limit is
+        // a million, not 4,096.
+        str_first_bytes: kernel.max_insns > MAXINSNS,
         used: 0,
         vars: Vec::new(),
         exit,
@@ -168,13 +174,14 @@ fn fixed_reader(string: Helper, user: bool) -> Option<Helper> {
 /// The most bytes of one struct a record's arguments read at once.
 const SHARED_READ_BYTES: u32 = 64;
 
-/// The member reads in `e` that a record's argument always makes: not
-/// those behind a condition, a key or a helper's other arguments.
+/// The member reads in `e` that a record's argument always makes (not
+/// those behind a condition, a key or a helper's other arguments), each
+/// after the reads its address makes.
 fn member_reads<'e>(e: &'e TExpr, out: &mut Vec<&'e TExpr>) {
     match &e.kind {
         TKind::Read { addr, .. } => {
-            out.push(e);
             member_reads(addr, out);
+            out.push(e);
         }
         TKind::StrRead { addr, .. } | TKind::Offset { base: addr, .. } => member_reads(addr, out),
         TKind::Trunc { value, .. } | TKind::Unary(_, value) => member_reads(value, out),
@@ -275,13 +282,6 @@ fn writes_map(stmts: &[TStmt], map: usize) -> bool {
         TStmt::While { body, .. } | TStmt::Unroll { body, .. } => writes_map(body, map),
         TStmt::AssignVar { .. } | TStmt::Emit { .. } | TStmt::Jump { .. } => false,
     })
-}
-
-/// How many member reads deep `e` is.
-fn depth(e: &TExpr) -> usize {
-    let mut reads = Vec::new();
-    member_reads(e, &mut reads);
-    reads.len()
 }
 
 fn fits_i32(n: u64) -> Option<i32> {
@@ -532,8 +532,9 @@ impl Gen<'_> {
     /// times within [`SHARED_READ_BYTES`], each group from the same address
     /// (the same pure expression) with the same helper: one helper call
     /// where each member took one (a member read costs a helper call; a
-    /// load from the stack, one instruction). Groups are read shallow
-    /// first, so a deeper one's address can use them.
+    /// load from the stack, one instruction). Groups are read in the order
+    /// of their first read, inner reads first, so a deeper one's address
+    /// can use them.
     fn share_reads(&mut self, args: &[TExpr]) -> Result<(), Error> {
         let mut reads = Vec::new();
         for arg in args {
@@ -564,7 +565,6 @@ impl Gen<'_> {
                 None => groups.push((addr, *helper, *off, end, 1)),
             }
         }
-        groups.sort_by_key(|g| depth(g.0));
         for (addr, helper, start, end, count) in groups {
             // Loads from the stack must be aligned: the copy starts at a
             // multiple of 8, where members are naturally aligned.
@@ -918,7 +918,7 @@ impl Gen<'_> {
                 let size = (*want).min(len);
                 self.expr(addr)?;
                 let fixed = fixed_reader(*helper, *user);
-                match fixed.filter(|_| in_record) {
+                match fixed.filter(|_| in_record && self.str_first_bytes) {
                     Some(fixed) if size >= FIRST_BYTES => {
                         self.str_first_bytes(e.span, off, size, fixed, *helper)?
                     }

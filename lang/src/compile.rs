@@ -147,7 +147,7 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
             AttachPoint::Interval { .. } => None,
             _ => options.pid,
         };
-        let insns = generate(&typed, &checked.compiled.maps, pid, target.kernel.sink)?;
+        let insns = generate(&typed, &checked.compiled.maps, pid, &target.kernel)?;
         if insns.len() > target.kernel.max_insns {
             return Err(Error::whole(format!(
                 "probe `{attach}` compiles to {} BPF instructions; this kernel accepts at most {} (4096 before 5.2)",

@@ -109,7 +109,7 @@ fn matching(
     if !lowered.is_empty() {
         // In the order the real tracepoints would be listed.
         matches.extend(lowered.into_iter().map(|p| (p, context)));
-        matches.sort_by_key(|(p, _)| p.to_string());
+        matches.sort_unstable_by_key(|(p, _)| p.to_string());
     }
     Ok(matches)
 }

@@ -81,10 +81,8 @@ pub fn message(kind: &str, text: &[u8]) -> Vec<u8> {
 /// writes them in every format), then each non-empty map in name order as
 /// [`map`] prints it.
 pub fn exit_maps(maps: &[Map]) -> Vec<u8> {
-    let mut sorted: Vec<&Map> = maps.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = b"\n\n".to_vec();
-    for m in sorted {
+    for m in super::map::in_name_order(maps) {
         out.extend(map(m, 0, 0));
     }
     out

@@ -12,10 +12,8 @@ const BAR_WIDTH: usize = 52;
 /// ones included (an empty map prints an empty line, an empty `avg()` map
 /// two).
 pub fn exit_maps(maps: &[Map]) -> Vec<u8> {
-    let mut sorted: Vec<&Map> = maps.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = b"\n\n".to_vec();
-    for m in sorted {
+    for m in super::map::in_name_order(maps) {
         out.extend(map(m, 0, 0));
     }
     out
