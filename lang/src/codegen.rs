@@ -17,6 +17,7 @@ use std::sync::{Mutex, OnceLock};
 use kernel_headers::bpf::{F_USER_STACK, Helper, MAXINSNS, STACK_SIZE};
 use probes::asm::{AluOp, Builder, Insn, Insns, JmpOp, Label, Reg, Size, Width};
 use probes::ringbuf::Sink;
+use probes::strings::nul_among_words;
 
 use crate::ast::{BinOp, Jump, UnOp};
 use crate::check::value_type;
@@ -474,21 +475,8 @@ impl Gen<'_> {
                 let key = self.key(*map, keys, *span)?;
                 let val = self.alloc(value_size as usize, *span, "the map value")?;
                 self.zero(val, value_size as usize);
-                match value_type(&value.ty) {
-                    // A tuple's buffer is the map value's layout.
-                    _ if matches!(value.ty, Ty::Tuple(_)) => {
-                        self.buffer_into(value, val, value_size)?
-                    }
-                    ValueType::Str { len } => self.buffer_into(value, val, len)?,
-                    ValueType::Inet => self.buffer_into(value, val, INET_SIZE)?,
-                    ty @ (ValueType::Buf { .. } | ValueType::Symbol(Symbolic::Usym)) => {
-                        self.buffer_into(value, val, ty.size())?
-                    }
-                    ValueType::Int { .. } | ValueType::Timestamp { .. } | ValueType::Symbol(_) => {
-                        self.expr(value)?;
-                        self.b.store(Size::DW, R10, val, R0);
-                    }
-                }
+                // A tuple's buffer is the map value's layout.
+                self.value_into(value, val, value_size, false)?;
                 self.update(*map, key, val);
                 Ok(())
             }
@@ -605,27 +593,42 @@ impl Gen<'_> {
     /// Writes a record's arguments, each in its slot from `at` on.
     fn record_args(&mut self, args: &[TExpr], sizes: Vec<u32>, mut at: i16) -> Result<(), Error> {
         for (arg, len) in args.iter().zip(sizes) {
-            match value_type(&arg.ty) {
-                _ if matches!(arg.ty, Ty::Tuple(_)) => {
-                    self.in_record = true;
-                    self.buffer_into(arg, at, len)?
-                }
-                ValueType::Str { len } => {
-                    self.in_record = true;
-                    self.buffer_into(arg, at, len)?
-                }
-                ValueType::Inet => self.buffer_into(arg, at, INET_SIZE)?,
-                ty @ (ValueType::Buf { .. } | ValueType::Symbol(Symbolic::Usym)) => {
-                    self.buffer_into(arg, at, ty.size())?
-                }
-                ValueType::Int { .. } | ValueType::Timestamp { .. } | ValueType::Symbol(_) => {
-                    self.expr(arg)?;
-                    self.b.store(Size::DW, R10, at, R0);
-                }
-            }
+            self.value_into(arg, at, len, true)?;
             at += len as i16;
         }
         Ok(())
+    }
+
+    /// Writes `value` into its slot at `fp + at`: a buffer (a string, a
+    /// tuple of `tuple_len` bytes, an address, `buf()`, `usym`) filled in
+    /// place, anything else as one 64-bit word. `in_record`: the slot is a
+    /// record's, whose reader stops at a string's NUL.
+    fn value_into(
+        &mut self,
+        value: &TExpr,
+        at: i16,
+        tuple_len: u32,
+        in_record: bool,
+    ) -> Result<(), Error> {
+        match value_type(&value.ty) {
+            _ if matches!(value.ty, Ty::Tuple(_)) => {
+                self.in_record = in_record;
+                self.buffer_into(value, at, tuple_len)
+            }
+            ValueType::Str { len } => {
+                self.in_record = in_record;
+                self.buffer_into(value, at, len)
+            }
+            ValueType::Inet => self.buffer_into(value, at, INET_SIZE),
+            ty @ (ValueType::Buf { .. } | ValueType::Symbol(Symbolic::Usym)) => {
+                self.buffer_into(value, at, ty.size())
+            }
+            ValueType::Int { .. } | ValueType::Timestamp { .. } | ValueType::Symbol(_) => {
+                self.expr(value)?;
+                self.b.store(Size::DW, R10, at, R0);
+                Ok(())
+            }
+        }
     }
 
     /// Build a map key on the stack; its offset. Room for a trailing
@@ -1072,19 +1075,7 @@ impl Gen<'_> {
         self.b.mov(R2, FIRST_BYTES as i32);
         self.b.call(fixed);
         self.b.jump(JmpOp::Ne, R0, 0, again);
-        // A word w holds a zero byte exactly when (w - 0x01..01) & !w &
-        // 0x80..80 is not zero; the words' terms are or-ed, the mask last.
-        self.b.ld_imm64(R4, 0x0101_0101_0101_0101);
-        for word in (0..FIRST_BYTES as i16).step_by(8) {
-            self.b.load(Size::DW, R1, R10, off + word);
-            self.b.mov(R2, R1);
-            self.b.alu(AluOp::Sub, R2, R4);
-            self.b.alu(AluOp::Xor, R1, -1);
-            self.b.alu(AluOp::And, R2, R1);
-            self.b.alu(AluOp::Or, R0, R2);
-        }
-        self.b.ld_imm64(R4, 0x8080_8080_8080_8080_u64 as i64);
-        self.b.alu(AluOp::And, R0, R4);
+        nul_among_words(&mut self.b, R10, off, FIRST_BYTES as i16, R0, R4);
         self.b.jump(JmpOp::Ne, R0, 0, done);
         self.b.bind(again);
         self.b.load(Size::DW, R3, R10, addr);

@@ -19,6 +19,7 @@ pub mod golden;
 pub mod interp;
 mod program;
 pub mod ringbuf;
+pub mod strings;
 pub mod unlink;
 
 pub use kernel_headers::kprobe::ProbeKind;

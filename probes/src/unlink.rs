@@ -582,20 +582,7 @@ fn read_short_path_first(b: &mut Builder, read: Readers, to: At, src: Source) {
     b.mov(R2, i32::from(SHORT_PATH));
     b.call(read.kernel());
     b.jump(JmpOp::Ne, R0, 0, string);
-    // A word w holds a zero byte exactly when (w - 0x01..01) & !w &
-    // 0x80..80 is not zero; the words' terms are or-ed, the mask last.
-    b.ld_imm64(R6, 0x0101_0101_0101_0101);
-    b.mov(R7, 0);
-    for word in (0..SHORT_PATH).step_by(8) {
-        b.load(Size::DW, R1, to.base, to.off + word);
-        b.mov(R2, R1);
-        b.alu(AluOp::Sub, R2, R6);
-        b.alu(AluOp::Xor, R1, -1);
-        b.alu(AluOp::And, R2, R1);
-        b.alu(AluOp::Or, R7, R2);
-    }
-    b.ld_imm64(R6, 0x8080_8080_8080_8080_u64 as i64);
-    b.alu(AluOp::And, R7, R6);
+    crate::strings::nul_among_words(b, to.base, to.off, SHORT_PATH, R7, R6);
     b.jump(JmpOp::Ne, R7, 0, done);
     b.bind(string);
     read_path(b, read.kernel_str(), to, src);
