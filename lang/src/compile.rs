@@ -140,7 +140,7 @@ pub fn compile(source: &str, target: &Target) -> Result<Compiled, Error> {
 /// [`compile`] with the user's [`Options`].
 pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<Compiled, Error> {
     let mut checked = check_program(source, target, &options.params, options.unsafe_allowed)?;
-    number_constant_keys(&mut checked);
+    settle_maps(&mut checked);
     let mut probes = Vec::new();
     for (attach, typed, _) in checked.probes {
         let pid = match attach {
@@ -171,9 +171,10 @@ pub fn compile_with(source: &str, target: &Target, options: Options) -> Result<C
     })
 }
 
-/// `@[func]`'s key as a number ([`crate::func_keys`]), in every block of
-/// the program.
-fn number_constant_keys(checked: &mut Checked) {
+/// What the whole program decides of its maps: `@[func]`'s key as a
+/// number ([`crate::func_keys`]), keyless aggregations in arrays
+/// ([`crate::arrays`]).
+fn settle_maps(checked: &mut Checked) {
     let Checked { probes, compiled } = checked;
     let mut blocks: Vec<&mut crate::typed::TProbe> = probes
         .iter_mut()
@@ -183,6 +184,8 @@ fn number_constant_keys(checked: &mut Checked) {
         .chain(compiled.timers.iter_mut().map(|t| &mut t.block))
         .collect();
     crate::func_keys::number_constant_keys(&mut blocks, &mut compiled.maps);
+    let blocks: Vec<&crate::typed::TProbe> = blocks.into_iter().map(|b| &*b).collect();
+    crate::arrays::keyless_in_arrays(&blocks, &mut compiled.maps);
 }
 
 /// A program parsed and checked, before code generation: what runs in the

@@ -50,6 +50,7 @@
 //! place each construct that needs BPF.
 #![forbid(unsafe_code)]
 
+mod arrays;
 pub mod ast;
 pub mod check;
 pub mod codegen;

@@ -140,6 +140,10 @@ pub struct MapSpec {
     pub value_size: u32,
     /// `BPF_MAP_TYPE_PERCPU_HASH` rather than `HASH`.
     pub per_cpu: bool,
+    /// A per-CPU array indexed by the bucket instead of a hash
+    /// ([`crate::arrays`]): its kernel key is a u32, and a slot of zeros
+    /// is an absent entry.
+    pub array: bool,
     pub max_entries: u32,
     /// A [`MapKind::Tuple`] value's parts and how they print.
     pub tuple: Option<TupleLayout>,
@@ -484,17 +488,47 @@ pub enum MapValue {
 }
 
 impl MapSpec {
-    /// `BPF_MAP_TYPE_HASH` or `BPF_MAP_TYPE_PERCPU_HASH`; a stack map
+    /// `BPF_MAP_TYPE_HASH`, `PERCPU_HASH` or `PERCPU_ARRAY`; a stack map
     /// (named by [`crate::symbols::stack_map_name`]) is a `STACK_TRACE`.
     pub fn map_type(&self) -> u32 {
         use kernel_headers::bpf::map_type;
         if crate::symbols::stack_map_limit(&self.name).is_some() {
             map_type::STACK_TRACE
+        } else if self.array {
+            map_type::PERCPU_ARRAY
         } else if self.per_cpu {
             map_type::PERCPU_HASH
         } else {
             map_type::HASH
         }
+    }
+
+    /// Bytes of the kernel map's key: an array's index is a u32, the
+    /// program's key (`key_size`) a u64 bucket.
+    pub fn kernel_key_size(&self) -> u32 {
+        if self.array { 4 } else { self.key_size }
+    }
+
+    /// The program's key as the kernel map takes it.
+    pub fn kernel_key(&self, key: &[u8]) -> Vec<u8> {
+        match (self.array, key.first_chunk::<8>()) {
+            (true, Some(bucket)) => (u64::from_ne_bytes(*bucket) as u32).to_ne_bytes().to_vec(),
+            _ => key.to_vec(),
+        }
+    }
+
+    /// A kernel map's key as the program builds it.
+    pub fn program_key(&self, key: &[u8]) -> Vec<u8> {
+        match (self.array, key.first_chunk::<4>()) {
+            (true, Some(index)) => u64::from(u32::from_ne_bytes(*index)).to_ne_bytes().to_vec(),
+            _ => key.to_vec(),
+        }
+    }
+
+    /// Whether an entry read from the kernel (every CPU's value) is in the
+    /// map: an array's slot of zeros is not.
+    pub fn present<V: AsRef<[u8]>>(&self, per_cpu: &[V]) -> bool {
+        !self.array || per_cpu.iter().any(|v| v.as_ref().iter().any(|&b| b != 0))
     }
 
     /// The user's key values of a kernel key.
@@ -593,6 +627,7 @@ mod tests {
             key_size: 16,
             value_size: 16,
             per_cpu: true,
+            array: false,
             max_entries: MAP_ENTRIES,
             tuple: None,
         }

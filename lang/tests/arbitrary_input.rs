@@ -232,7 +232,11 @@ proptest! {
         let mut vm = probes::interp::Vm::new();
         vm.perf_map_fd = 100;
         for (i, m) in compiled.maps.iter().enumerate() {
-            vm.add_hash_map(i as i32 + 1, m.key_size as usize, m.value_size as usize);
+            if m.array {
+                vm.add_array_map(i as i32 + 1, m.value_size as usize, m.max_entries);
+            } else {
+                vm.add_hash_map(i as i32 + 1, m.key_size as usize, m.value_size as usize);
+            }
         }
         let names: Vec<String> = compiled.maps.iter().map(|m| m.name.clone()).collect();
         let fd = |name: &str| {

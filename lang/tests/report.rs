@@ -69,8 +69,13 @@ impl<'a> Kernelish<'a> {
         let spec = report::find_map(self.compiled, name).unwrap();
         let fd = self.next_fd;
         self.next_fd += 1;
-        self.vm
-            .add_hash_map(fd, spec.key_size as usize, spec.value_size as usize);
+        if spec.array {
+            self.vm
+                .add_array_map(fd, spec.value_size as usize, spec.max_entries);
+        } else {
+            self.vm
+                .add_hash_map(fd, spec.key_size as usize, spec.value_size as usize);
+        }
         self.fds.insert(name.to_string(), fd);
     }
 
@@ -115,8 +120,9 @@ impl<'a> Kernelish<'a> {
                 } else {
                     vec![value]
                 };
-                (key, per_cpu)
+                (spec.program_key(&key), per_cpu)
             })
+            .filter(|(_, per_cpu)| spec.present(per_cpu))
             .collect()
     }
 }

@@ -48,7 +48,11 @@ impl<'a> Kernelish<'a> {
         let mut vm = Vm::new();
         vm.perf_map_fd = EVENTS_FD;
         for (i, m) in compiled.maps.iter().enumerate() {
-            vm.add_hash_map(fd_of(i), m.key_size as usize, m.value_size as usize);
+            if m.array {
+                vm.add_array_map(fd_of(i), m.value_size as usize, m.max_entries);
+            } else {
+                vm.add_hash_map(fd_of(i), m.key_size as usize, m.value_size as usize);
+            }
         }
         Kernelish { compiled, vm }
     }
@@ -170,12 +174,13 @@ impl Host for Loader<'_, '_> {
 
     fn lookup(&mut self, map: &MapSpec, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>, String> {
         let fd = self.kernel.fd(&map.name).unwrap();
+        let key = map.kernel_key(key);
         Ok(self
             .kernel
             .vm
             .map_entries(fd)
             .into_iter()
-            .find(|(k, _)| k == key)
+            .find(|(k, _)| *k == key)
             .map(|(_, v)| {
                 if map.per_cpu {
                     let idle = vec![0; v.len()];
@@ -183,17 +188,19 @@ impl Host for Loader<'_, '_> {
                 } else {
                     vec![v]
                 }
-            }))
+            })
+            .filter(|per_cpu| map.present(per_cpu)))
     }
 
     fn update(&mut self, map: &MapSpec, key: &[u8], value: &[u8]) -> Result<(), String> {
         assert_eq!(value.len(), map.value_size as usize);
-        self.kernel.map_call(&map.name, key, Some(value));
+        self.kernel
+            .map_call(&map.name, &map.kernel_key(key), Some(value));
         Ok(())
     }
 
     fn delete(&mut self, map: &MapSpec, key: &[u8]) -> Result<(), String> {
-        self.kernel.map_call(&map.name, key, None);
+        self.kernel.map_call(&map.name, &map.kernel_key(key), None);
         Ok(())
     }
 
@@ -203,8 +210,12 @@ impl Host for Loader<'_, '_> {
             Step::Write(bytes) => self.out.extend(bytes),
             Step::ClearMap(name) => {
                 let fd = self.kernel.fd(&name).unwrap();
+                let spec = report::find_map(self.kernel.compiled, &name).unwrap();
+                // As the loader clears: an array's slots are zeroed.
+                let zeros = vec![0; spec.value_size as usize];
+                let zeros = spec.array.then_some(zeros.as_slice());
                 for (key, _) in self.kernel.vm.map_entries(fd) {
-                    self.kernel.map_call(&name, &key, None);
+                    self.kernel.map_call(&name, &key, zeros);
                 }
             }
             Step::PrintMap(name) => {
@@ -252,8 +263,9 @@ impl Loader<'_, '_> {
                 } else {
                     vec![v]
                 };
-                (k, per_cpu)
+                (spec.program_key(&k), per_cpu)
             })
+            .filter(|(_, per_cpu)| spec.present(per_cpu))
             .collect()
     }
 
@@ -694,4 +706,58 @@ kprobe:get /@m[1]/ { $i = 0; while ($i < arg0) { printf("%d\n", @m[1]); delete(@
         args: vec![lang::output::Value::Int(n)],
     };
     assert_eq!(k.events(), [int(7), int(0)]);
+}
+
+/// Keyless aggregations but sums and maps the program deletes from are
+/// per-CPU arrays indexed by the bucket; the same code run on per-CPU
+/// hashes (as before arrays) prints the same, slots never written and
+/// cleared ones included.
+#[test]
+fn keyless_aggregations_in_arrays_print_as_in_hashes() {
+    use kernel_headers::bpf::map_type::{PERCPU_ARRAY, PERCPU_HASH};
+    let array = build(
+        r#"kprobe:f { @n = count(); @us = hist(arg0); @l = lhist(arg0, 0, 100, 10);
+    @lo = min(arg0); @hi = max(arg0); @a = avg(arg0); @s = sum(arg0); @k[1] = count(); }
+kprobe:g { @gone = count(); delete(@gone); }
+kprobe:never { @none = count(); @nh = hist(arg0); @nmin = min(arg0); @navg = stats(arg0); }
+END { printf("%d %d %d\n", @n, @lo, @none); clear(@l); print(@us); }"#,
+    );
+    let kinds: Vec<(&str, u32, u32)> = array
+        .maps
+        .iter()
+        .map(|m| (m.name.as_str(), m.map_type(), m.max_entries))
+        .collect();
+    for (name, ty, entries) in [("@n", PERCPU_ARRAY, 1), ("@us", PERCPU_ARRAY, 65)]
+        .into_iter()
+        .chain([("@l", PERCPU_ARRAY, 12), ("@lo", PERCPU_ARRAY, 1)])
+        .chain([("@s", PERCPU_HASH, 4096), ("@k", PERCPU_HASH, 4096)])
+        .chain([("@gone", PERCPU_HASH, 4096), ("@navg", PERCPU_ARRAY, 1)])
+    {
+        assert!(kinds.contains(&(name, ty, entries)), "{name}: {kinds:?}");
+    }
+    let mut hash = array.clone();
+    for m in &mut hash.maps {
+        m.array = false;
+        m.max_entries = lang::output::MAP_ENTRIES;
+    }
+    let run = |compiled: &Compiled| {
+        let mut kernel = Kernelish::new(compiled);
+        for v in [0, 5, 70, 3, 1000] {
+            kernel.fire("f", &[v]);
+            kernel.fire("g", &[]);
+        }
+        let mut loader = Loader {
+            kernel: &mut kernel,
+            out: Vec::new(),
+            clock: FixedClock::default(),
+        };
+        loader.end();
+        String::from_utf8(loader.out).unwrap()
+    };
+    let printed = run(&array);
+    assert_eq!(printed, run(&hash));
+    assert!(
+        printed.starts_with("5 0 0\n@us:\n[0]") && printed.contains("@s: 1078\n"),
+        "{printed}"
+    );
 }

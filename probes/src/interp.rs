@@ -37,6 +37,8 @@ pub const RING_RECORD_ADDR: u64 = 0xffff_b800_0000_0000;
 /// (the kernel does not zero it): a byte a test would notice.
 pub const RING_STALE: u8 = 0xa5;
 const ENOENT: i64 = 2;
+const EINVAL: i64 = 22;
+const E2BIG: i64 = 7;
 
 const EFAULT: i64 = 14;
 const ENOSPC: i64 = 28;
@@ -108,6 +110,9 @@ struct HashMap {
     value_size: usize,
     /// Key and the base address of its value's region.
     entries: Vec<(Vec<u8>, u64)>,
+    /// An array's entries are all there from the start: none is added or
+    /// deleted, as the kernel refuses both.
+    array: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -240,6 +245,7 @@ impl Vm {
             key_size,
             value_size,
             entries: Vec::new(),
+            array: false,
         });
     }
 
@@ -251,6 +257,7 @@ impl Vm {
             key_size: 4,
             value_size,
             entries: Vec::new(),
+            array: true,
         };
         for key in 0..entries {
             let addr = MAP_VALUE_ADDR + self.next_value_addr;
@@ -489,6 +496,8 @@ impl Vm {
                         .find(addr, value_size, &[Kind::MapValue])
                         .ok_or_else(|| fail("map value vanished".into()))?;
                     self.regions[n].bytes = value;
+                } else if self.hash_maps[m].array {
+                    return Ok((-E2BIG) as u64);
                 } else {
                     let addr = MAP_VALUE_ADDR + self.next_value_addr;
                     self.next_value_addr += value_size.next_multiple_of(8).max(8) as u64;
@@ -504,6 +513,9 @@ impl Vm {
             Helper::MapDeleteElem => {
                 let m = map_at(self)?;
                 let key = stack_bytes(self, r[2], self.hash_maps[m].key_size, "key")?;
+                if self.hash_maps[m].array {
+                    return Ok((-EINVAL) as u64);
+                }
                 let entries = &mut self.hash_maps[m].entries;
                 match entries.iter().position(|(k, _)| *k == key) {
                     Some(i) => {

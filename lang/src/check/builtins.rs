@@ -279,6 +279,7 @@ impl Checker<'_> {
             key_size: 4,
             value_size: 8 * limit,
             per_cpu: false,
+            array: false,
             max_entries: MAP_ENTRIES,
             tuple: None,
         });

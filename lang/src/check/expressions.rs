@@ -184,6 +184,7 @@ impl Checker<'_> {
                     key_size: 8,
                     value_size: 8,
                     per_cpu: false,
+                    array: false,
                     max_entries: 1,
                     tuple: None,
                 });

@@ -119,6 +119,7 @@ impl Checker<'_> {
                 key_size: 8,
                 value_size: 8,
                 per_cpu: false,
+                array: false,
                 max_entries: MAP_ENTRIES,
                 tuple: None,
             });
@@ -150,6 +151,7 @@ impl Checker<'_> {
             key_size,
             value_size,
             per_cpu,
+            array: false,
             max_entries: MAP_ENTRIES,
             tuple,
         };

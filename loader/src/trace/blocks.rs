@@ -12,7 +12,7 @@ use super::{TraceError, act, split_per_cpu};
 use crate::session::{Session, SessionError};
 
 /// `BPF_ANY`: create or replace.
-const ANY: u64 = 0;
+pub(super) const ANY: u64 = 0;
 
 pub(super) struct Blocks<'a, 'p> {
     pub session: &'a Session,
@@ -54,10 +54,14 @@ impl Host for Blocks<'_, '_> {
             return Ok(None);
         };
         let mut value = vec![0u8; fd.lookup_len()];
-        if !fd.lookup(key, &mut value).map_err(SessionError::from)? {
+        if !fd
+            .lookup(&map.kernel_key(key), &mut value)
+            .map_err(SessionError::from)?
+        {
             return Ok(None);
         }
-        Ok(Some(split_per_cpu(map, &value)))
+        let per_cpu = split_per_cpu(map, &value);
+        Ok(map.present(&per_cpu).then_some(per_cpu))
     }
 
     fn update(&mut self, map: &MapSpec, key: &[u8], value: &[u8]) -> Result<(), TraceError> {
@@ -65,13 +69,15 @@ impl Host for Blocks<'_, '_> {
             .session
             .map(&map.name)
             .ok_or_else(|| SessionError::NoMap(map.name.clone()))?;
-        fd.update(key, value, ANY).map_err(SessionError::from)?;
+        fd.update(&map.kernel_key(key), value, ANY)
+            .map_err(SessionError::from)?;
         Ok(())
     }
 
     fn delete(&mut self, map: &MapSpec, key: &[u8]) -> Result<(), TraceError> {
         if let Some(fd) = self.session.map(&map.name) {
-            fd.delete(key).map_err(SessionError::from)?;
+            fd.delete(&map.kernel_key(key))
+                .map_err(SessionError::from)?;
         }
         Ok(())
     }

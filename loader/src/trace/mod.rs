@@ -453,9 +453,16 @@ pub(super) fn act(printer: &mut Printer<'_>, session: &Session) -> Result<bool, 
             Step::PrintMap(map) => print(printer, session, &map, 0, 0)?,
             Step::PrintMapTop { map, top, div } => print(printer, session, &map, top, div)?,
             Step::ClearMap(name) => {
+                let array = report::find_map(printer.compiled(), &name)?.array;
                 if let Some(map) = session.map(&name) {
+                    // An array's slots cannot be deleted: zeros are absent.
+                    let zeros = vec![0u8; map.lookup_len()];
                     for (key, _) in session.entries(&name)? {
-                        map.delete(&key).map_err(SessionError::from)?;
+                        match array {
+                            true => map.update(&key, &zeros, blocks::ANY),
+                            false => map.delete(&key).map(drop),
+                        }
+                        .map_err(SessionError::from)?;
                     }
                 }
             }
@@ -557,7 +564,8 @@ fn map_entries(
     Ok(session
         .entries(&spec.name)?
         .into_iter()
-        .map(|(key, value)| (key, split_per_cpu(spec, &value)))
+        .map(|(key, value)| (spec.program_key(&key), split_per_cpu(spec, &value)))
+        .filter(|(_, per_cpu)| spec.present(per_cpu))
         .collect())
 }
 
@@ -585,7 +593,7 @@ fn maps(compiled: &Compiled, sink: probes::ringbuf::Sink) -> Vec<MapSpec> {
         .map(|m| MapSpec {
             name: m.name.clone(),
             map_type: m.map_type(),
-            key_size: m.key_size,
+            key_size: m.kernel_key_size(),
             value_size: m.value_size,
             max_entries: MaxEntries::Fixed(m.max_entries),
             flags: 0,
