@@ -1214,9 +1214,9 @@ impl Gen<'_> {
                 }
                 Builtin::Nsecs => self.b.call(Helper::KtimeGetNs),
                 Builtin::Cpu => self.b.call(Helper::GetSmpProcessorId),
-                Builtin::FuncIp => {
+                Builtin::FuncCookie => {
                     self.b.mov(R1, R6);
-                    self.b.call(Helper::GetFuncIp);
+                    self.b.call(Helper::GetAttachCookie);
                 }
             },
             TKind::HelperValue(helper) => self.b.call(*helper),
