@@ -251,9 +251,6 @@ helpers! {
     /// The address of the probed function (kprobe programs 5.15+; in a
     /// kprobe_multi program: the function the link fired for).
     GetFuncIp = 173, "bpf_get_func_ip", since (5, 15);
-    /// The cookie the program's link gave the probe that fired (kprobe
-    /// programs 5.15+; per function in a kprobe_multi link).
-    GetAttachCookie = 174, "bpf_get_attach_cookie", since (5, 15);
 }
 
 /// The BPF ring buffer (`BPF_MAP_TYPE_RINGBUF`, 5.8+): the flags of

@@ -1214,9 +1214,9 @@ impl Gen<'_> {
                 }
                 Builtin::Nsecs => self.b.call(Helper::KtimeGetNs),
                 Builtin::Cpu => self.b.call(Helper::GetSmpProcessorId),
-                Builtin::FuncCookie => {
+                Builtin::FuncIp => {
                     self.b.mov(R1, R6);
-                    self.b.call(Helper::GetAttachCookie);
+                    self.b.call(Helper::GetFuncIp);
                 }
             },
             TKind::HelperValue(helper) => self.b.call(*helper),

@@ -184,7 +184,8 @@ fn settle_maps(checked: &mut Checked) {
         .chain(compiled.timers.iter_mut().map(|t| &mut t.block))
         .collect();
     crate::func_keys::number_constant_keys(&mut blocks, &mut compiled.maps);
-    crate::arrays::aggregations_in_arrays(&mut blocks, &mut compiled.maps);
+    let blocks: Vec<&crate::typed::TProbe> = blocks.into_iter().map(|b| &*b).collect();
+    crate::arrays::keyless_in_arrays(&blocks, &mut compiled.maps);
 }
 
 /// A program parsed and checked, before code generation: what runs in the

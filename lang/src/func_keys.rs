@@ -77,7 +77,7 @@ pub(crate) fn number_constant_keys(blocks: &mut [&mut TProbe], maps: &mut [MapSp
 
 /// Calls `f` with every map key list in `block` (map index, keys), inner
 /// ones (a map read inside a key) first.
-pub(crate) fn each_key(block: &mut TProbe, f: &mut dyn FnMut(usize, &mut Vec<TExpr>)) {
+fn each_key(block: &mut TProbe, f: &mut dyn FnMut(usize, &mut Vec<TExpr>)) {
     if let Some(p) = block.predicate.as_mut() {
         expr_keys(p, f);
     }

@@ -4,7 +4,6 @@
 //! the loader installs (it reads the stack maps, /proc/kallsyms and the
 //! processes' ELF files). Pure: the formatting is here, the reading there.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 /// How a stack is printed (bpftrace's `kstack(MODE)`).
@@ -75,9 +74,8 @@ pub enum Symbolic {
     /// `usym(addr)`: the function containing it in the process the probe
     /// fired in (stored with the address: [`USYM_SIZE`]).
     Usym,
-    /// `func` in a program on many functions (kprobe_multi): the
-    /// function's number in [`intern`]'s table, which the link gives each
-    /// function as its cookie ([`func_cookie`]), printed as its name.
+    /// `func` in a program on many functions (kprobe_multi): the address
+    /// of the function the probe fired in, printed as its name.
     Func,
     /// A string constant held as its number in [`intern`]'s table: a map
     /// key part every use fills with a constant (`@[func]`).
@@ -157,47 +155,27 @@ pub fn text_in(kind: Symbolic, raw: u64, pid: u32) -> Vec<u8> {
     text_with_in(installed().as_ref(), kind, raw, pid)
 }
 
-/// The strings [`Symbolic::Name`] and [`Symbolic::Func`] number, for the
-/// whole process: only appended to, so a number once given keeps its
-/// string. Indexed: `kprobe:*` numbers tens of thousands of functions.
-static NAMES: RwLock<Names> = RwLock::new(Names {
-    strings: Vec::new(),
-    numbers: BTreeMap::new(),
-});
-
-struct Names {
-    strings: Vec<String>,
-    numbers: BTreeMap<String, u64>,
-}
+/// The strings [`Symbolic::Name`] numbers, for the whole process: only
+/// appended to, so a number once given keeps its string.
+static NAMES: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// `name`'s number in the table [`Symbolic::Name`] prints from.
 pub fn intern(name: &str) -> u64 {
     let mut names = NAMES.write().unwrap_or_else(|e| e.into_inner());
-    if let Some(&number) = names.numbers.get(name) {
-        return number;
-    }
-    let number = names.strings.len() as u64;
-    names.strings.push(name.to_string());
-    names.numbers.insert(name.to_string(), number);
-    number
-}
-
-/// How many strings [`intern`] has numbered: every number is below it.
-pub fn interned_count() -> u64 {
-    let names = NAMES.read().unwrap_or_else(|e| e.into_inner());
-    names.strings.len() as u64
-}
-
-/// The cookie a kprobe_multi link gives `function`: what `func` reads
-/// there ([`Symbolic::Func`]).
-pub fn func_cookie(function: &str) -> u64 {
-    intern(function)
+    let at = match names.iter().position(|n| n == name) {
+        Some(at) => at,
+        None => {
+            names.push(name.to_string());
+            names.len() - 1
+        }
+    };
+    at as u64
 }
 
 /// The string numbered `id` by [`intern`].
 fn interned(id: u64) -> Option<String> {
     let names = NAMES.read().unwrap_or_else(|e| e.into_inner());
-    names.strings.get(usize::try_from(id).ok()?).cloned()
+    names.get(usize::try_from(id).ok()?).cloned()
 }
 
 /// `kaddr(name)` through the installed symbolizer.
@@ -240,7 +218,8 @@ pub fn text_with_in(symbolizer: &dyn Symbolizer, kind: Symbolic, raw: u64, pid: 
     match kind {
         Symbolic::Ksym => frame(symbolizer.kernel(raw), raw, false, false).into_bytes(),
         Symbolic::Usym => frame(symbolizer.user(pid, raw), raw, false, false).into_bytes(),
-        Symbolic::Func | Symbolic::Name => interned(raw).unwrap_or_default().into_bytes(),
+        Symbolic::Func => frame(symbolizer.function(raw), raw, false, false).into_bytes(),
+        Symbolic::Name => interned(raw).unwrap_or_default().into_bytes(),
         Symbolic::Stack(stack) => {
             let (id, pid) = if stack.user {
                 (raw as u32, (raw >> USTACK_ID_BITS) as u32)

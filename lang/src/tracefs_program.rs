@@ -490,7 +490,7 @@ impl Translator<'_> {
                 None => return self.unsupported(e),
             },
             TKind::Builtin(
-                Builtin::Pid | Builtin::Uid | Builtin::Gid | Builtin::Nsecs | Builtin::FuncCookie,
+                Builtin::Pid | Builtin::Uid | Builtin::Gid | Builtin::Nsecs | Builtin::FuncIp,
             )
             | TKind::CtxAddr { .. }
             | TKind::DataLoc { .. }

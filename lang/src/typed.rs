@@ -168,9 +168,9 @@ pub enum Builtin {
     Gid,
     Nsecs,
     Cpu,
-    /// `bpf_get_attach_cookie(ctx)`: `func` in a kprobe_multi program, the
-    /// function's number the link gave it ([`crate::symbols::func_cookie`]).
-    FuncCookie,
+    /// `bpf_get_func_ip(ctx)`: the probed function's address (`func` in a
+    /// kprobe_multi program).
+    FuncIp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

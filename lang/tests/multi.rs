@@ -77,11 +77,7 @@ fn a_wildcard_is_one_program_with_func_read_at_run_time() {
     assert_eq!(written, "kprobe:vfs_*");
     assert_eq!(functions, &["vfs_read", "vfs_readv", "vfs_write"]);
     assert!(!ret);
-    assert!(
-        compiled.probes[0]
-            .helpers()
-            .contains(&Helper::GetAttachCookie)
-    );
+    assert!(compiled.probes[0].helpers().contains(&Helper::GetFuncIp));
     assert_eq!(
         compiled.maps[0].key[0].ty,
         ValueType::Symbol(Symbolic::Func)
@@ -97,7 +93,7 @@ fn without_kprobe_multi_each_function_is_its_own_program() {
         compiled
             .probes
             .iter()
-            .all(|p| !p.helpers().contains(&Helper::GetAttachCookie))
+            .all(|p| !p.helpers().contains(&Helper::GetFuncIp))
     );
     // `func` a constant per program, numbered (`func_keys`).
     assert_eq!(
@@ -210,95 +206,5 @@ fn a_function_named_twice_is_in_two_programs_as_with_one_per_function() {
             .probes
             .len(),
         4
-    );
-}
-
-/// A map's key and each CPU's value, as the loader reads them.
-type PerCpuEntry = (Vec<u8>, Vec<Vec<u8>>);
-
-/// Runs `compiled`'s programs on the interpreter for each call of
-/// `calls` (a function's name), the program on many functions with the
-/// function's cookie as its link gives it, and returns what the end
-/// prints: the maps, read as the loader reads them (an array's slot of
-/// zeros absent, its index widened to the program's key).
-fn run_calls(compiled: &Compiled, calls: &[&str]) -> String {
-    use lang::report::{self, Format};
-    use probes::interp::{Vm, fake_pt_regs};
-    let mut vm = Vm::new();
-    vm.perf_map_fd = 100;
-    let fd = |name: &str| compiled.maps.iter().position(|m| m.name == name);
-    for (i, m) in compiled.maps.iter().enumerate() {
-        if m.array {
-            vm.add_array_map(i as i32 + 1, m.value_size as usize, m.max_entries);
-        } else {
-            vm.add_hash_map(i as i32 + 1, m.key_size as usize, m.value_size as usize);
-        }
-    }
-    for call in calls {
-        let probe = compiled
-            .probes
-            .iter()
-            .find(|p| match &p.attach {
-                AttachPoint::KprobeMulti { functions, .. } => functions.iter().any(|f| f == call),
-                point => point.func() == *call,
-            })
-            .unwrap();
-        vm.attach_cookie = lang::symbols::func_cookie(call);
-        let raw = probe.encode(|name| fd(name).map(|i| i as i32 + 1)).unwrap();
-        assert_eq!(vm.run(&raw, &fake_pt_regs(&[]).unwrap()), Ok(0));
-    }
-    let entries: Vec<Vec<PerCpuEntry>> = compiled
-        .maps
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            vm.map_entries(i as i32 + 1)
-                .into_iter()
-                .map(|(k, v)| (m.program_key(&k), vec![v]))
-                .filter(|(_, per_cpu)| m.present(per_cpu))
-                .collect()
-        })
-        .collect();
-    let maps: Vec<_> = compiled
-        .maps
-        .iter()
-        .zip(&entries)
-        .map(|(m, e)| (m, e.as_slice()))
-        .collect();
-    String::from_utf8(report::exit_maps(&maps, Format::Text).unwrap()).unwrap()
-}
-
-/// `@[func]` in a program on many functions is a per-CPU array indexed by
-/// the function's cookie; it prints what one program per function prints
-/// with its hash of constant names. A sum, a second key part, or a
-/// delete keep the hash.
-#[test]
-fn a_map_keyed_by_func_alone_is_an_array_indexed_by_the_cookie() {
-    use kernel_headers::bpf::map_type::{PERCPU_ARRAY, PERCPU_HASH};
-    let source = "kprobe:vfs_* { @[func] = count(); @s[func] = sum(2); @two[func, 1] = count(); @gone[func] = count(); delete(@gone[func]); }";
-    let multi = compile(source, true);
-    let types: Vec<(&str, u32)> = multi
-        .maps
-        .iter()
-        .map(|m| (m.name.as_str(), m.map_type()))
-        .collect();
-    assert_eq!(
-        types,
-        [
-            ("@", PERCPU_ARRAY),
-            ("@s", PERCPU_HASH),
-            ("@two", PERCPU_HASH),
-            ("@gone", PERCPU_HASH)
-        ]
-    );
-    let functions = ["vfs_read", "vfs_readv", "vfs_write"];
-    let most = functions.map(lang::symbols::func_cookie).into_iter().max();
-    assert!(most < Some(u64::from(multi.maps[0].max_entries)));
-    let calls = ["vfs_read", "vfs_write", "vfs_read", "vfs_read"];
-    let printed = run_calls(&multi, &calls);
-    assert_eq!(printed, run_calls(&compile(source, false), &calls));
-    assert!(
-        printed.contains("\n@[vfs_write]: 1\n@[vfs_read]: 3\n"),
-        "{printed}"
     );
 }

@@ -760,36 +760,6 @@ pub enum DecodeError {
     UnknownPseudo { index: usize, src: u8 },
 }
 
-/// `raw` with each `call bpf_get_attach_cookie` made `r0 = cookie`: the
-/// program as one function's own, for an attachment that carries no
-/// cookie (a kprobe attached by ioctl). `None` when `raw` makes no such
-/// call, or does not decode.
-pub fn cookie_in_place(raw: &[RawInsn], cookie: i32) -> Option<Vec<RawInsn>> {
-    let calls: Vec<usize> = decode(raw)
-        .ok()?
-        .into_iter()
-        .filter(|(_, insn)| *insn == Insn::Call(Helper::GetAttachCookie))
-        .map(|(at, _)| at)
-        .collect();
-    if calls.is_empty() {
-        return None;
-    }
-    let mut constant = Vec::with_capacity(1);
-    Insn::Alu {
-        width: Width::W64,
-        op: AluOp::Mov,
-        dst: Reg::R0,
-        src: Operand::Imm(cookie),
-    }
-    .encode_into(&mut constant, &|_| None)
-    .ok()?;
-    let mut out = raw.to_vec();
-    for at in calls {
-        out[at] = constant[0];
-    }
-    Some(out)
-}
-
 /// Decode slots into instructions, each with its slot index. The inverse of
 /// [`Insns::encode`] (maps come back as fds).
 pub fn decode(raw: &[RawInsn]) -> Result<Vec<(usize, Insn)>, DecodeError> {

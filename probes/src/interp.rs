@@ -186,9 +186,6 @@ pub struct Vm {
     pub uid_gid: u64,
     /// `get_smp_processor_id()`.
     pub cpu: u32,
-    /// What `bpf_get_attach_cookie` returns: the link's cookie for the
-    /// probe that fired.
-    pub attach_cookie: u64,
     hash_maps: Vec<HashMap>,
     next_value_addr: u64,
     next_record_addr: u64,
@@ -513,10 +510,6 @@ impl Vm {
                 }
                 Ok(0)
             }
-            Helper::GetAttachCookie if r[1] != CTX_ADDR => {
-                Err(fail("first argument is not the context".into()))
-            }
-            Helper::GetAttachCookie => Ok(self.attach_cookie),
             Helper::MapDeleteElem => {
                 let m = map_at(self)?;
                 let key = stack_bytes(self, r[2], self.hash_maps[m].key_size, "key")?;

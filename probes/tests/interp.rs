@@ -447,33 +447,3 @@ fn ring_paths_of_every_length_and_mapping_end_read_whole() {
         }
     }
 }
-
-/// A program that reads its link's cookie, made one function's own for an
-/// attachment without cookies: the call becomes that constant, and the
-/// rest of the program is as it was.
-#[test]
-fn a_cookie_put_in_place_is_what_the_program_reads() {
-    use kernel_headers::bpf::Helper;
-    use probes::asm::{Builder, Reg::*};
-    let mut b = Builder::new();
-    b.mov(R6, R1);
-    b.call(Helper::GetAttachCookie);
-    b.add(R0, 1);
-    b.exit();
-    let raw = b.finish().unwrap().encode(|_| None).unwrap();
-    let regs = fake_pt_regs_of(&kernel_headers::pt_regs::x86_64::ABI, &[]).unwrap();
-    let mut vm = Vm::new();
-    vm.attach_cookie = 41;
-    assert_eq!(vm.run(&raw, &regs), Ok(42));
-    let own = probes::asm::cookie_in_place(&raw, 6).unwrap();
-    assert_eq!(
-        (own.len(), &own[..1], &own[2..]),
-        (raw.len(), &raw[..1], &raw[2..])
-    );
-    assert_eq!(vm.run(&own, &regs), Ok(7));
-    b = Builder::new();
-    b.mov(R0, 0);
-    b.exit();
-    let plain = b.finish().unwrap().encode(|_| None).unwrap();
-    assert_eq!(probes::asm::cookie_in_place(&plain, 6), None);
-}

@@ -94,19 +94,10 @@ impl Checker<'_> {
                 },
                 Ty::Str { len: COMM_LEN },
             ),
-            "func" if matches!(scope.point, AttachPoint::KprobeMulti { .. }) => {
-                // Numbered now: the maps it keys know every number
-                // (`crate::arrays`), and the printer every name.
-                if let AttachPoint::KprobeMulti { functions, .. } = &scope.point {
-                    functions.iter().for_each(|f| {
-                        crate::symbols::func_cookie(f);
-                    });
-                }
-                e(
-                    TKind::Builtin(Builtin::FuncCookie),
-                    Ty::Symbol(crate::symbols::Symbolic::Func),
-                )
-            }
+            "func" if matches!(scope.point, AttachPoint::KprobeMulti { .. }) => e(
+                TKind::Builtin(Builtin::FuncIp),
+                Ty::Symbol(crate::symbols::Symbolic::Func),
+            ),
             "probe" if matches!(scope.point, AttachPoint::KprobeMulti { .. }) => Err(Error::at(
                 span,
                 "`probe` names each function's probe: not in one program for many functions",

@@ -41,8 +41,6 @@ pub enum AttachPoint {
     KprobeMulti {
         written: String,
         functions: Vec<String>,
-        /// What `bpf_get_attach_cookie` returns for each function.
-        cookies: Vec<u64>,
         ret: bool,
     },
     /// A static tracepoint, `events/<category>/<name>` in tracefs.
@@ -195,13 +193,8 @@ impl Attach {
             AttachPoint::Kretprobe(function) => {
                 vec![self.attach(ProbeKind::Kretprobe, function, prog)?]
             }
-            AttachPoint::KprobeMulti {
-                functions,
-                cookies,
-                ret,
-                ..
-            } => {
-                vec![attach_kprobe_multi(functions, cookies, *ret, prog)?]
+            AttachPoint::KprobeMulti { functions, ret, .. } => {
+                vec![attach_kprobe_multi(functions, *ret, prog)?]
             }
             AttachPoint::Tracepoint { category, name } => {
                 let tracefs = tracefs.ok_or_else(|| AttachError::NoTracefs(point.to_string()))?;
@@ -282,7 +275,6 @@ impl Drop for Attachment {
 /// attach to one of them.
 pub fn attach_kprobe_multi(
     functions: &[String],
-    cookies: &[u64],
     ret: bool,
     prog: BorrowedFd<'_>,
 ) -> Result<Attachment, AttachError> {
@@ -303,12 +295,11 @@ pub fn attach_kprobe_multi(
     } else {
         0
     };
-    let link = sys::link_create_kprobe_multi(prog, &names, cookies, flags).map_err(|err| {
-        AttachError::Sys {
+    let link =
+        sys::link_create_kprobe_multi(prog, &names, flags).map_err(|err| AttachError::Sys {
             function: shown(),
             err,
-        }
-    })?;
+        })?;
     Ok(Attachment {
         perf: link,
         _event: None,

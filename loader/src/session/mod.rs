@@ -144,9 +144,6 @@ pub enum SessionError {
     Duration(f64),
     #[error("no map `{0}` in this session")]
     NoMap(String),
-    /// An internal fault: every kprobe_multi function has a cookie.
-    #[error("internal: no cookie for {0} in its kprobe_multi program")]
-    NoCookie(String),
 }
 
 impl SessionError {
@@ -406,36 +403,29 @@ impl Session {
             if let AttachPoint::KprobeMulti {
                 written,
                 functions,
-                cookies,
                 ret,
             } = &prog.point
             {
-                let linked =
-                    crate::attach::attach_kprobe_multi(functions, cookies, *ret, prog.fd.as_fd());
-                let refused = match linked {
-                    Ok(link) => {
-                        self.attach_notes.push(format!(
+                let refused =
+                    match crate::attach::attach_kprobe_multi(functions, *ret, prog.fd.as_fd()) {
+                        Ok(link) => {
+                            self.attach_notes.push(format!(
                             "{written}: one program on {} functions through one kprobe_multi link",
                             functions.len()
                         ));
-                        self.attachments.push(link);
-                        continue;
-                    }
-                    Err(err) => err,
-                };
-                let (name, written, functions, cookies, ret) = (
-                    prog.name.clone(),
-                    written.clone(),
-                    functions.clone(),
-                    cookies.clone(),
-                    *ret,
-                );
+                            self.attachments.push(link);
+                            continue;
+                        }
+                        Err(err) => err,
+                    };
+                let (name, written, functions, ret) =
+                    (prog.name.clone(), written.clone(), functions.clone(), *ret);
                 let insns = prog.insns.clone().unwrap_or_default();
                 self.attach_notes.push(format!(
                     "{written}: the kernel refused the kprobe_multi link ({refused}): one kprobe per function ({}), the same program",
                     self.setup.attach
                 ));
-                self.attach_each(&name, &insns, &functions, &cookies, ret)?;
+                self.attach_each(&name, &insns, &functions, ret)?;
                 continue;
             }
             let tracefs = self.setup.tracefs.as_deref().ok();
@@ -468,51 +458,31 @@ impl Session {
     }
 
     /// A kprobe_multi program's bytecode loaded again as a plain kprobe
-    /// program and attached to each function the usual way. A kprobe
-    /// attached so has no cookie: a program that reads it (`func`) is
-    /// loaded once per function, with that function's cookie in place of
-    /// the call.
+    /// program and attached to each function the usual way: `func` is
+    /// still the function's address (`bpf_get_func_ip` works in kprobes
+    /// since 5.15, and a kprobe_multi program is only made for 5.18+).
     fn attach_each(
         &mut self,
         name: &str,
         insns: &[RawInsn],
         functions: &[String],
-        cookies: &[u64],
         ret: bool,
     ) -> Result<(), SessionError> {
+        let fd = load::load_program(
+            name,
+            (kernel_headers::bpf::prog_type::KPROBE, 0),
+            insns,
+            load::GPL,
+            &"(the kprobe_multi program, as a kprobe)",
+            self.setup.load,
+        )?;
         let kind = if ret {
             crate::attach::ProbeKind::Kretprobe
         } else {
             crate::attach::ProbeKind::Kprobe
         };
-        let options = self.setup.load;
-        let load = |insns: &[RawInsn]| {
-            load::load_program(
-                name,
-                (kernel_headers::bpf::prog_type::KPROBE, 0),
-                insns,
-                load::GPL,
-                &"(the kprobe_multi program, as a kprobe)",
-                options,
-            )
-        };
-        let first = self.fallback_progs.len();
-        let reads_cookie = probes::asm::cookie_in_place(insns, 0).is_some();
-        if reads_cookie {
-            for (at, function) in functions.iter().enumerate() {
-                let cookie = cookies.get(at).and_then(|&c| i32::try_from(c).ok());
-                let own = cookie.and_then(|c| probes::asm::cookie_in_place(insns, c));
-                let Some(own) = own else {
-                    return Err(SessionError::NoCookie(function.clone()));
-                };
-                self.fallback_progs.push(load(&own)?);
-            }
-        } else {
-            self.fallback_progs.push(load(insns)?);
-        }
         let tracefs = self.setup.tracefs.as_deref().ok();
-        for (at, function) in functions.iter().enumerate() {
-            let fd = &self.fallback_progs[if reads_cookie { first + at } else { first }];
+        for function in functions {
             let attached = self.setup.attach.attach(kind, function, fd.as_fd());
             let attachment = attached.map_err(|err| {
                 diagnose::explain_attach_failure(function, &err, tracefs, self.setup.clone_fix)
@@ -525,6 +495,7 @@ impl Session {
             })?;
             self.attachments.push(attachment);
         }
+        self.fallback_progs.push(fd);
         Ok(())
     }
 

@@ -263,29 +263,21 @@ pub fn prog_load(
 }
 
 /// BPF_LINK_CREATE of a kprobe_multi link (5.18+): `prog` on each of
-/// `functions`, at their returns when `flags` says so, each with its
-/// cookie of `cookies` (as many, or none). The link's fd keeps it
-/// attached; closing it detaches.
+/// `functions`, at their returns when `flags` says so. The link's fd keeps
+/// it attached; closing it detaches.
 pub fn link_create_kprobe_multi(
     prog: std::os::fd::BorrowedFd<'_>,
     functions: &[std::ffi::CString],
-    cookies: &[u64],
     flags: u32,
 ) -> SysResult<OwnedFd> {
     // Pointers to NUL-terminated strings owned by `functions`, which
     // outlive the call.
     let syms: Vec<u64> = functions.iter().map(|f| f.as_ptr() as u64).collect();
-    let cookies = if cookies.len() == syms.len() {
-        cookies.as_ptr() as u64
-    } else {
-        0
-    };
     kprobe_multi_link(KprobeMultiLinkAttr {
         prog_fd: prog.as_raw_fd() as u32,
         kprobe_multi_flags: flags,
         cnt: syms.len() as u32,
         syms: syms.as_ptr() as u64,
-        cookies,
         ..KprobeMultiLinkAttr::default()
     })
 }
@@ -311,7 +303,7 @@ pub fn link_create_kprobe_multi_at(
 fn kprobe_multi_link(mut attr: KprobeMultiLinkAttr) -> SysResult<OwnedFd> {
     attr.attach_type = kernel_headers::bpf::attach_type::TRACE_KPROBE_MULTI;
     // SAFETY: `attr` outlives the call; the kernel reads the `cnt` entries
-    // its `syms`, `addrs` or `cookies` point to only through copy_from_user (an
+    // its `syms` or `addrs` point to only through copy_from_user (an
     // unmapped address fails with EFAULT), and the callers keep what they
     // point to alive across the call.
     let fd = unsafe {

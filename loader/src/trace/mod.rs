@@ -187,6 +187,7 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write, started: Instant) -> Result
     let compiled = compile_program(opts, &target)?;
     let count = lang::expand::bpftrace_probe_count(&opts.program, &tracepoints, kernel.abi);
     let compiled = target::without_missing_functions(compiled, report.tracefs.as_deref().ok())?;
+    symbols.set_functions(multi_functions(&compiled));
     if opts.verbose {
         say_multi(&compiled, kernel, multi_found.as_ref(), opts.attach);
         let lowered: Vec<_> = compiled
@@ -619,10 +620,6 @@ fn attach_point(point: &LangPoint, placed: &uprobes::Placed) -> AttachPoint {
         } => AttachPoint::KprobeMulti {
             written: written.clone(),
             functions: functions.clone(),
-            cookies: functions
-                .iter()
-                .map(|f| lang::symbols::func_cookie(f))
-                .collect(),
             ret: *ret,
         },
         LangPoint::Tracepoint { category, name } => AttachPoint::Tracepoint {
@@ -642,6 +639,20 @@ fn attach_point(point: &LangPoint, placed: &uprobes::Placed) -> AttachPoint {
             unreachable!("uprobes are placed before loading")
         }
     }
+}
+
+/// The functions of the programs on many functions: `func` there is an
+/// address, named from these.
+fn multi_functions(compiled: &Compiled) -> Vec<String> {
+    compiled
+        .probes
+        .iter()
+        .filter_map(|p| match &p.attach {
+            LangPoint::KprobeMulti { functions, .. } => Some(functions.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 /// For `-v`: whether probes on several functions are one program each
@@ -664,7 +675,7 @@ pub(crate) fn say_multi(
         .count();
     if multi > 0 {
         eprintln!(
-            "nobtf: {multi} program{} on several functions each, for kprobe_multi links (`func` is read as the link's cookie for the function)",
+            "nobtf: {multi} program{} on several functions each, for kprobe_multi links (`func` is read as the function's address)",
             if multi == 1 { "" } else { "s" }
         );
     }
