@@ -48,3 +48,9 @@ row read-path nobtf trace -e "kprobe:do_unlinkat { \$a = str($F->name); }"
 row printf nobtf trace -e 'kprobe:do_unlinkat { printf("x\n"); }'
 # The unlink probes: entry, then exit.
 row unlink nobtf run unlink
+# A keyless aggregation (a per-CPU array) against the same with a key
+# (a per-CPU hash of the same key size).
+row count-array nobtf trace -e 'kprobe:do_unlinkat { @c = count(); }'
+row count-hash nobtf trace -e 'kprobe:do_unlinkat { @c[0] = count(); }'
+row hist-array nobtf trace -e 'kprobe:do_unlinkat { @h = hist(5); }'
+row hist-hash nobtf trace -e 'kprobe:do_unlinkat { @h[0] = hist(5); }'
