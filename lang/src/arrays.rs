@@ -17,11 +17,7 @@ use crate::typed::{TProbe, TStmt};
 /// Marks the maps of `blocks` (all of the program's code) that are kept in
 /// arrays, with as many slots as their buckets.
 pub(crate) fn keyless_in_arrays(blocks: &[&TProbe], maps: &mut [MapSpec]) {
-    let mut deleted = vec![false; maps.len()];
-    for block in blocks {
-        mark_deletes(&block.body, &mut deleted);
-    }
-    for (map, deleted) in maps.iter_mut().zip(deleted) {
+    for (at, map) in maps.iter_mut().enumerate() {
         let slots = match map.kind {
             MapKind::Count | MapKind::Min { .. } | MapKind::Max { .. } | MapKind::Avg { .. } => {
                 Some(1)
@@ -32,33 +28,14 @@ pub(crate) fn keyless_in_arrays(blocks: &[&TProbe], maps: &mut [MapSpec]) {
             }
             MapKind::Sum { .. } | MapKind::Assign(_) | MapKind::Tuple => None,
         };
+        let deletes = |stmt: &TStmt| matches!(stmt, TStmt::Delete { map, .. } if *map == at);
         if let Some(slots) = slots
             && map.per_cpu
             && map.key.is_empty()
-            && !deleted
+            && !blocks.iter().any(|b| TStmt::any_in(&b.body, &deletes))
         {
             map.array = true;
             map.max_entries = slots as u32;
-        }
-    }
-}
-
-fn mark_deletes(stmts: &[TStmt], deleted: &mut [bool]) {
-    for stmt in stmts {
-        match stmt {
-            TStmt::Delete { map, .. } => deleted[*map] = true,
-            TStmt::If {
-                then, otherwise, ..
-            } => {
-                mark_deletes(then, deleted);
-                mark_deletes(otherwise, deleted);
-            }
-            TStmt::While { body, .. } | TStmt::Unroll { body, .. } => mark_deletes(body, deleted),
-            TStmt::AssignVar { .. }
-            | TStmt::MapAssign { .. }
-            | TStmt::MapAgg { .. }
-            | TStmt::Emit { .. }
-            | TStmt::Jump { .. } => {}
         }
     }
 }

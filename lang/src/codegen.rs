@@ -273,15 +273,11 @@ fn fixed_in_a_run(e: &TExpr) -> bool {
 /// Whether `stmts` may write `map` (assign, aggregate or delete), in any
 /// branch or loop.
 fn writes_map(stmts: &[TStmt], map: usize) -> bool {
-    stmts.iter().any(|stmt| match stmt {
+    TStmt::any_in(stmts, &|stmt| match stmt {
         TStmt::MapAssign { map: m, .. }
         | TStmt::MapAgg { map: m, .. }
         | TStmt::Delete { map: m, .. } => *m == map,
-        TStmt::If {
-            then, otherwise, ..
-        } => writes_map(then, map) || writes_map(otherwise, map),
-        TStmt::While { body, .. } | TStmt::Unroll { body, .. } => writes_map(body, map),
-        TStmt::AssignVar { .. } | TStmt::Emit { .. } | TStmt::Jump { .. } => false,
+        _ => false,
     })
 }
 

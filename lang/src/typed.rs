@@ -441,6 +441,30 @@ pub enum TStmt {
     },
 }
 
+impl TStmt {
+    /// Whether `test` holds for any of `stmts` or a statement nested in
+    /// them (in any branch or loop body).
+    pub fn any_in(stmts: &[TStmt], test: &dyn Fn(&TStmt) -> bool) -> bool {
+        stmts.iter().any(|stmt| {
+            test(stmt)
+                || match stmt {
+                    TStmt::If {
+                        then, otherwise, ..
+                    } => TStmt::any_in(then, test) || TStmt::any_in(otherwise, test),
+                    TStmt::While { body, .. } | TStmt::Unroll { body, .. } => {
+                        TStmt::any_in(body, test)
+                    }
+                    TStmt::AssignVar { .. }
+                    | TStmt::MapAssign { .. }
+                    | TStmt::MapAgg { .. }
+                    | TStmt::Delete { .. }
+                    | TStmt::Emit { .. }
+                    | TStmt::Jump { .. } => false,
+                }
+        })
+    }
+}
+
 /// One BPF program's worth of checked code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TProbe {

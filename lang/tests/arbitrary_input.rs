@@ -232,11 +232,8 @@ proptest! {
         let mut vm = probes::interp::Vm::new();
         vm.perf_map_fd = 100;
         for (i, m) in compiled.maps.iter().enumerate() {
-            if m.array {
-                vm.add_array_map(i as i32 + 1, m.value_size as usize, m.max_entries);
-            } else {
-                vm.add_hash_map(i as i32 + 1, m.key_size as usize, m.value_size as usize);
-            }
+            let (key, value) = (m.key_size as usize, m.value_size as usize);
+            vm.add_map(i as i32 + 1, m.map_type(), key, value, m.max_entries);
         }
         let names: Vec<String> = compiled.maps.iter().map(|m| m.name.clone()).collect();
         let fd = |name: &str| {

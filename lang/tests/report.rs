@@ -69,13 +69,9 @@ impl<'a> Kernelish<'a> {
         let spec = report::find_map(self.compiled, name).unwrap();
         let fd = self.next_fd;
         self.next_fd += 1;
-        if spec.array {
-            self.vm
-                .add_array_map(fd, spec.value_size as usize, spec.max_entries);
-        } else {
-            self.vm
-                .add_hash_map(fd, spec.key_size as usize, spec.value_size as usize);
-        }
+        let (key, value) = (spec.key_size as usize, spec.value_size as usize);
+        self.vm
+            .add_map(fd, spec.map_type(), key, value, spec.max_entries);
         self.fds.insert(name.to_string(), fd);
     }
 

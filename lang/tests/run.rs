@@ -222,8 +222,8 @@ fn map_named<'a>(compiled: &'a Compiled, name: &str) -> (i32, &'a MapSpec) {
 }
 
 fn map_values(compiled: &Compiled, vm: &Vm, name: &str) -> Vec<(Vec<Value>, MapValue)> {
-    let (fd, spec) = map_named(compiled, name);
-    vm.map_entries(fd)
+    let (_, spec) = map_named(compiled, name);
+    common::map_entries(compiled, vm, name)
         .into_iter()
         .map(|(k, v)| (spec.decode_key(&k).unwrap(), spec.combine(&[&v]).unwrap()))
         .collect()
@@ -293,9 +293,8 @@ fn histograms_use_bpftraces_buckets() {
         );
     }
     let buckets = |name: &str| {
-        let (fd, spec) = map_named(&compiled, name);
-        let mut out: Vec<(u64, u64)> = vm
-            .map_entries(fd)
+        let (_, spec) = map_named(&compiled, name);
+        let mut out: Vec<(u64, u64)> = common::map_entries(&compiled, &vm, name)
             .into_iter()
             .map(|(k, v)| {
                 let MapValue::Count(n) = spec.combine(&[&v]).unwrap() else {
@@ -1007,9 +1006,8 @@ fn join_prints_the_array() {
 
 /// A map printed as print() prints it, from the interpreter's table.
 fn print_map(compiled: &Compiled, vm: &Vm, name: &str, format: lang::report::Format) -> Vec<u8> {
-    let (fd, spec) = map_named(compiled, name);
-    let entries: Vec<_> = vm
-        .map_entries(fd)
+    let (_, spec) = map_named(compiled, name);
+    let entries: Vec<_> = common::map_entries(compiled, vm, name)
         .into_iter()
         .map(|(k, v)| (k, vec![v]))
         .collect();

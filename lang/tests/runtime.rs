@@ -48,11 +48,8 @@ impl<'a> Kernelish<'a> {
         let mut vm = Vm::new();
         vm.perf_map_fd = EVENTS_FD;
         for (i, m) in compiled.maps.iter().enumerate() {
-            if m.array {
-                vm.add_array_map(fd_of(i), m.value_size as usize, m.max_entries);
-            } else {
-                vm.add_hash_map(fd_of(i), m.key_size as usize, m.value_size as usize);
-            }
+            let (key, value) = (m.key_size as usize, m.value_size as usize);
+            vm.add_map(fd_of(i), m.map_type(), key, value, m.max_entries);
         }
         Kernelish { compiled, vm }
     }
@@ -718,7 +715,7 @@ fn keyless_aggregations_in_arrays_print_as_in_hashes() {
     let array = build(
         r#"kprobe:f { @n = count(); @us = hist(arg0); @l = lhist(arg0, 0, 100, 10);
     @lo = min(arg0); @hi = max(arg0); @a = avg(arg0); @s = sum(arg0); @k[1] = count(); }
-kprobe:g { @gone = count(); delete(@gone); }
+kprobe:g { @gone = count(); delete(@gone); @inner = count(); if (arg0 == 7) { delete(@inner); } }
 kprobe:never { @none = count(); @nh = hist(arg0); @nmin = min(arg0); @navg = stats(arg0); }
 END { printf("%d %d %d\n", @n, @lo, @none); clear(@l); print(@us); }"#,
     );
@@ -732,6 +729,7 @@ END { printf("%d %d %d\n", @n, @lo, @none); clear(@l); print(@us); }"#,
         .chain([("@l", PERCPU_ARRAY, 12), ("@lo", PERCPU_ARRAY, 1)])
         .chain([("@s", PERCPU_HASH, 4096), ("@k", PERCPU_HASH, 4096)])
         .chain([("@gone", PERCPU_HASH, 4096), ("@navg", PERCPU_ARRAY, 1)])
+        .chain([("@inner", PERCPU_HASH, 4096)])
     {
         assert!(kinds.contains(&(name, ty, entries)), "{name}: {kinds:?}");
     }

@@ -238,6 +238,25 @@ impl Vm {
         Ok(())
     }
 
+    /// Serve `fd` as the kernel serves a map of `map_type`
+    /// (`kernel_headers::bpf::map_type`): an array (plain or per-CPU: the
+    /// interpreter is one CPU) of `entries` zeroed values, else a hash.
+    pub fn add_map(
+        &mut self,
+        fd: i32,
+        map_type: u32,
+        key_size: usize,
+        value_size: usize,
+        entries: u32,
+    ) {
+        use kernel_headers::bpf::map_type::{ARRAY, PERCPU_ARRAY};
+        if matches!(map_type, ARRAY | PERCPU_ARRAY) {
+            self.add_array_map(fd, value_size, entries);
+        } else {
+            self.add_hash_map(fd, key_size, value_size);
+        }
+    }
+
     /// Serve `fd` as a hash map with these sizes.
     pub fn add_hash_map(&mut self, fd: i32, key_size: usize, value_size: usize) {
         self.hash_maps.push(HashMap {

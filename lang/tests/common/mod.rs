@@ -1,5 +1,7 @@
 //! What the tests that run compiled programs in probes' interpreter share:
 //! a VM serving every map of a program, and the records it sent.
+// Each test crate includes this module and uses only part of it.
+#![allow(dead_code)]
 
 use lang::Compiled;
 use lang::output::{Event, decode_event};
@@ -25,7 +27,8 @@ pub fn vm_for(compiled: &Compiled) -> (Vm, impl Fn(&str) -> Option<i32> + Clone 
     vm.cpu = 1;
     let names: Vec<String> = compiled.maps.iter().map(|m| m.name.clone()).collect();
     for (i, m) in compiled.maps.iter().enumerate() {
-        vm.add_hash_map(i as i32 + 1, m.key_size as usize, m.value_size as usize);
+        let (key, value) = (m.key_size as usize, m.value_size as usize);
+        vm.add_map(i as i32 + 1, m.map_type(), key, value, m.max_entries);
     }
     let fd = move |name: &str| {
         if name == lang::output::EVENTS_MAP {
@@ -37,6 +40,18 @@ pub fn vm_for(compiled: &Compiled) -> (Vm, impl Fn(&str) -> Option<i32> + Clone 
         names.iter().position(|n| n == name).map(|i| i as i32 + 1)
     };
     (vm, fd)
+}
+
+/// The entries of map `name` as the loader reads them: the program's
+/// keys, an array's slots of zeros left out.
+pub fn map_entries(compiled: &Compiled, vm: &Vm, name: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let at = compiled.maps.iter().position(|m| m.name == name).unwrap();
+    let spec = &compiled.maps[at];
+    vm.map_entries(at as i32 + 1)
+        .into_iter()
+        .filter(|(_, value)| spec.present(&[value]))
+        .map(|(key, value)| (spec.program_key(&key), value))
+        .collect()
 }
 
 /// The records of either sink (5.8+ kernels get the ring buffer).
